@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+//
+// DiST: a kernel-bypass VNF runtime on DPDK that moves live network-function
+// state between instances peer to peer.
+//
+// Module map (one concept each; only DistDataPlane and the executable touch DPDK):
+//   CDPDKShim      C wrappers for what Swift cannot import from DPDK (EAL, ports, mbufs).
+//   DistPacket     Frame parsing: Ethernet/VLAN/ARP/IPv4/IPv6/TCP/UDP/ICMP. No DPDK.
+//   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
+//   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
+//   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
+//   dist-vnf       The VNF process: argument parsing, statistics, signals.
+import PackageDescription
+
+let dpdkLibraries: [LinkerSetting] = [
+    "rte_eal", "rte_ethdev", "rte_mbuf", "rte_mempool", "rte_ring", "rte_net", "rte_kvargs",
+].map { .linkedLibrary($0) }
+
+let package = Package(
+    name: "dist",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "dist-vnf", targets: ["dist-vnf"]),
+        .library(name: "DistPacket", targets: ["DistPacket"]),
+        .library(name: "DistFlow", targets: ["DistFlow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+    ],
+    targets: [
+        .target(
+            name: "CDPDKShim",
+            cSettings: [
+                // SwiftPM cannot parse Debian's libdpdk.pc (multi-line Description), so the
+                // include paths are given by hand. Only the .c file sees DPDK headers: the public
+                // header is plain C with opaque types, so Swift never imports rte_*.h.
+                .unsafeFlags([
+                    "-I/usr/include/dpdk", "-I/usr/include/x86_64-linux-gnu/dpdk",
+                    "-include", "rte_config.h", "-O3",
+                    // DPDK 22.11 on x86_64 needs at least SSE4.2 (its "generic" machine is corei7).
+                    "-march=corei7",
+                ]),
+            ],
+            linkerSettings: dpdkLibraries
+        ),
+        .target(name: "DistPacket"),
+        .target(
+            name: "DistFlow",
+            dependencies: ["DistPacket", .product(name: "Atomics", package: "swift-atomics")]
+        ),
+        .target(name: "DistAdmin"),
+        .target(
+            name: "DistDataPlane",
+            dependencies: ["CDPDKShim", "DistPacket", "DistFlow",
+                           .product(name: "Atomics", package: "swift-atomics")]
+        ),
+        .executableTarget(
+            name: "dist-vnf",
+            dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket"]
+        ),
+        .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
+        .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
+        .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+    ]
+)

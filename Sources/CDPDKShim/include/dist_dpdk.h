@@ -1,0 +1,109 @@
+/*
+ * CDPDKShim: the few DPDK calls Swift cannot make itself.
+ *
+ * DPDK's fast-path functions are static inline and `struct rte_mbuf` does not import into
+ * Swift, so they are wrapped here. This header deliberately includes no DPDK header: the
+ * types are opaque, and only dist_dpdk.c is compiled against DPDK. Every function is
+ * prefixed `dist_`. Nothing but what Swift cannot do lives here.
+ */
+#ifndef DIST_DPDK_H
+#define DIST_DPDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rte_mbuf;
+struct rte_mempool;
+
+/* ---- EAL ---------------------------------------------------------------------------- */
+
+/** rte_eal_init. Returns the number of arguments consumed, or -1 with dist_errno() set. */
+int dist_eal_init(int argc, char **argv);
+int dist_eal_cleanup(void);
+/** rte_errno of the calling thread. */
+int dist_errno(void);
+/** rte_strerror: a readable message for a DPDK or libc error number. */
+const char *dist_strerror(int err);
+
+unsigned dist_lcore_id(void);
+unsigned dist_main_lcore(void);
+unsigned dist_lcore_count(void);
+/** Next enabled worker lcore after `prev` (pass -1 to start), or -1 when none is left. */
+int dist_next_worker_lcore(int prev);
+int dist_lcore_socket(unsigned lcore);
+/** rte_eal_remote_launch. Returns 0 or a negative errno. */
+int dist_lcore_launch(int (*fn)(void *), void *arg, unsigned lcore);
+/** rte_eal_wait_lcore: the function's return value. */
+int dist_lcore_wait(unsigned lcore);
+
+uint64_t dist_tsc(void);
+uint64_t dist_tsc_hz(void);
+void dist_pause(void);
+
+/* ---- mempools and mbufs ----------------------------------------------------------- */
+
+/** rte_pktmbuf_pool_create. NULL on failure with dist_errno() set. */
+struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, unsigned cache,
+                                             uint16_t data_room, int socket);
+void dist_mempool_free(struct rte_mempool *mp);
+unsigned dist_mempool_avail(const struct rte_mempool *mp);
+unsigned dist_mempool_in_use(const struct rte_mempool *mp);
+
+/**
+ * Fills, for each of the n mbufs, the address of its first byte, the bytes in the first
+ * segment (what can be parsed) and the packet's whole length; prefetches the headers.
+ */
+void dist_mbufs_meta(struct rte_mbuf *const *pkts, uint16_t n, const uint8_t **data,
+                     uint16_t *seg_len, uint32_t *pkt_len);
+uint8_t *dist_mbuf_data(struct rte_mbuf *m);
+uint16_t dist_mbuf_data_len(const struct rte_mbuf *m);
+uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m);
+void dist_mbuf_free(struct rte_mbuf *m);
+void dist_mbuf_free_bulk(struct rte_mbuf **pkts, unsigned n);
+void dist_prefetch(const void *p);
+
+/* ---- ports ------------------------------------------------------------------------ */
+
+struct dist_port_info {
+    char driver[32];
+    char name[64];
+    uint16_t max_rx_queues;
+    uint16_t max_tx_queues;
+    uint64_t rss_offloads;
+    uint32_t max_rx_pktlen;
+    int socket;
+    uint8_t mac[6];
+};
+
+struct dist_port_stats {
+    uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+};
+
+uint16_t dist_port_count(void);
+int dist_port_is_valid(uint16_t port);
+int dist_port_info(uint16_t port, struct dist_port_info *out);
+
+/**
+ * Configures a port with nrxq RX and ntxq TX queues (RSS with a symmetric key when nrxq > 1
+ * and the device supports it, so both directions of a flow reach the same queue), sets the
+ * queues up on `pool`, starts the port and enables promiscuous mode. On failure returns a
+ * negative errno and writes "step: reason" into err. *rss is set to 1 when RSS is on.
+ */
+int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, uint16_t ntxd,
+                    struct rte_mempool *pool, int *rss, char *err, size_t errlen);
+int dist_port_stop(uint16_t port);
+int dist_port_close(uint16_t port);
+int dist_port_stats(uint16_t port, struct dist_port_stats *out);
+
+uint16_t dist_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+uint16_t dist_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,152 @@
+import Atomics
+import CDPDKShim
+import DistFlow
+
+/// How the data plane is sized. Everything is allocated once, at start.
+public struct DataPlaneConfig: Sendable {
+    /// Flow table capacity of each worker.
+    public var flowsPerWorker = 1 << 20
+    /// mbufs in the pool; 0 picks a size from ports, queues and descriptors.
+    public var mbufs: UInt32 = 0
+    /// Bytes of data room per mbuf (headroom included).
+    public var mbufDataRoom: UInt16 = PacketPool.defaultDataRoom
+    public var rxDescriptors: UInt16 = 1024
+    public var txDescriptors: UInt16 = 1024
+    public var timeouts = FlowTimeouts()
+    public init() {}
+}
+
+/// The running data plane: ports, the mbuf pool, and one worker per worker lcore, each
+/// polling its own RX queue (queue i for worker i) on every port.
+public final class DataPlane: @unchecked Sendable {
+    public private(set) var ports: [Port] = []
+    public private(set) var workers: [Worker] = []
+    public let pool: PacketPool
+    public let config: DataPlaneConfig
+    public let clock = Clock()
+    let stopFlag = ManagedAtomic<Bool>(false)
+    let slotStride: Int
+    let slots: UnsafeMutableRawPointer
+    private var launched = false
+    private var portsStarted = false
+
+    /// Sets the data plane up after ``EAL/initialize(arguments:)``: finds the ports and worker
+    /// lcores, creates the pool and the flow tables, and starts every port.
+    public init(config: DataPlaneConfig) throws {
+        self.config = config
+        let lcores = EAL.workerLcores
+        guard !lcores.isEmpty else {
+            throw DataPlaneError("no worker lcore: give EAL at least two lcores (e.g. -l 0-1); the main lcore only controls")
+        }
+        let portCount = Port.count
+        guard portCount > 0 else {
+            throw DataPlaneError("no ports: give EAL a device (--vdev net_pcap0,rx_pcap=IN,tx_pcap=OUT, --vdev net_af_packet0,iface=IF, or -a PCI)")
+        }
+        var found: [Port] = []
+        for id in 0..<portCount { found.append(try Port(id: id)) }
+        let queues = UInt16(lcores.count)
+        for port in found where port.maxRxQueues < queues || port.maxTxQueues < queues {
+            throw DataPlaneError("port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX queues; \(queues) worker lcores need as many: give fewer lcores or more queues")
+        }
+        let burst = UInt32(Worker.burstSize)
+        let cache: UInt32 = 256
+        let needed = UInt32(portCount) * UInt32(queues) * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + burst)
+            + UInt32(queues) * cache + 2048
+        let count = config.mbufs > 0 ? config.mbufs : max(8191, needed)
+        pool = try PacketPool(name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
+                              socket: EAL.socket(of: lcores[0]), cacheSize: cache)
+
+        slotStride = (MemoryLayout<WorkerStats>.stride + 63) & ~63
+        slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
+
+        let routes = Route.pairs(portCount: portCount)
+        for (i, lcore) in lcores.enumerated() {
+            let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
+            slot.initialize(to: WorkerStats())
+            let table = FlowTable(capacity: config.flowsPerWorker, timeouts: config.timeouts)
+            workers.append(Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
+                                  statsSlot: slot, stopFlag: stopFlag, clock: clock))
+        }
+        for i in found.indices {
+            try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
+                               txDescriptors: config.txDescriptors, pool: pool)
+            portsStarted = true
+        }
+        ports = found
+    }
+
+    deinit {
+        slots.deallocate()
+    }
+
+    /// Bytes held by all flow tables.
+    public var flowTableBytes: Int { workers.reduce(0) { $0 + $1.table.memoryBytes } }
+
+    /// Starts every worker on its lcore.
+    public func launch() throws {
+        for worker in workers {
+            let rc = dist_lcore_launch(workerMain, Unmanaged.passUnretained(worker).toOpaque(), worker.lcore)
+            guard rc == 0 else { throw DataPlaneError.dpdk("rte_eal_remote_launch on lcore \(worker.lcore)", rc) }
+        }
+        launched = true
+    }
+
+    /// Tells the workers to stop, and waits for them to flush and return.
+    public func stopWorkers() {
+        stopFlag.store(true, ordering: .releasing)
+        if launched {
+            for worker in workers { _ = dist_lcore_wait(worker.lcore) }
+            launched = false
+        }
+    }
+
+    /// Stops and closes every port (net_pcap writes its output file completely on close).
+    public func closePorts() {
+        guard portsStarted else { return }
+        for port in ports { port.stop() }
+        for port in ports { port.close() }
+        portsStarted = false
+    }
+
+    /// A snapshot of each worker's counters.
+    public func workerStats() -> [WorkerStats] {
+        workers.map { $0.statsSlot.pointee }
+    }
+
+    public func totalStats() -> WorkerStats {
+        workerStats().reduce(WorkerStats(), +)
+    }
+
+    /// Up to `limit` flows, asked of each worker in turn (the workers copy them between bursts).
+    /// Workers that do not answer within `timeout` seconds are skipped.
+    public func flows(limit: Int, timeout: Double = 1.0) -> (flows: [(worker: Int, entry: FlowEntry)], complete: Bool) {
+        var result: [(worker: Int, entry: FlowEntry)] = []
+        var complete = true
+        for worker in workers where result.count < limit {
+            let answer: [FlowEntry]?
+            if launched {
+                answer = worker.mailbox.ask(.flows(limit: limit - result.count), timeout: timeout)
+            } else {
+                var local: [FlowEntry] = []
+                worker.table.forEach { _, e in
+                    guard local.count < limit - result.count else { return false }
+                    local.append(e)
+                    return true
+                }
+                answer = local
+            }
+            guard let entries = answer else {
+                complete = false
+                continue
+            }
+            result.append(contentsOf: entries.map { (worker.index, $0) })
+        }
+        return (result, complete)
+    }
+}
+
+/// The C entry point each worker lcore runs.
+private func workerMain(_ argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let argument else { return -1 }
+    return Unmanaged<Worker>.fromOpaque(argument).takeUnretainedValue().run()
+}

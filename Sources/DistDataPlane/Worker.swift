@@ -1,0 +1,135 @@
+import Atomics
+import CDPDKShim
+import DistFlow
+import DistPacket
+
+/// Where a worker's frames come from and go to: RX queue `queue` of `rx`, TX queue `queue` of `tx`.
+public struct Route: Sendable, Equatable {
+    public var rx: UInt16
+    public var tx: UInt16
+    public init(rx: UInt16, tx: UInt16) {
+        self.rx = rx
+        self.tx = tx
+    }
+
+    /// l2fwd's pairing: one port sends back out of itself; otherwise 0<->1, 2<->3, and an odd
+    /// last port back out of itself.
+    public static func pairs(portCount: UInt16) -> [Route] {
+        (0..<portCount).map { p in
+            let peer = p ^ 1
+            return Route(rx: p, tx: peer < portCount ? peer : p)
+        }
+    }
+}
+
+/// One worker lcore: polls its RX queue on every port, parses each frame, tracks its flow, and
+/// forwards every frame, in the order received, to the route's TX port. It owns its flow table
+/// and its statistics slot; it takes no lock and allocates nothing per packet.
+public final class Worker: @unchecked Sendable {
+    public let index: Int
+    public let lcore: UInt32
+    public let queue: UInt16
+    public let routes: [Route]
+    public let table: FlowTable
+    public let mailbox = WorkerMailbox()
+    /// Expiry looks at this many flow entries every `expiryInterval` loops.
+    public var expiryBudget = 64
+    public var expiryInterval: UInt64 = 16
+
+    /// This worker's statistics slot, read by the main lcore.
+    let statsSlot: UnsafeMutablePointer<WorkerStats>
+    let stopFlag: ManagedAtomic<Bool>
+    let clock: Clock
+
+    static let burstSize: UInt16 = 32
+    /// Attempts to hand a burst's remainder to a full TX queue before dropping (counted).
+    static let txRetries = 256
+
+    init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable,
+         statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: ManagedAtomic<Bool>, clock: Clock) {
+        self.index = index
+        self.lcore = lcore
+        self.queue = queue
+        self.routes = routes
+        self.table = table
+        self.statsSlot = statsSlot
+        self.stopFlag = stopFlag
+        self.clock = clock
+    }
+
+    /// The lcore's main loop; returns when the stop flag is set, after flushing.
+    func run() -> Int32 {
+        let burst = Int(Worker.burstSize)
+        let packets = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: burst)
+        let data = UnsafeMutablePointer<UnsafePointer<UInt8>?>.allocate(capacity: burst)
+        let segmentLengths = UnsafeMutablePointer<UInt16>.allocate(capacity: burst)
+        let packetLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: burst)
+        defer {
+            packets.deallocate()
+            data.deallocate()
+            segmentLengths.deallocate()
+            packetLengths.deallocate()
+        }
+        let routeList = routes
+        let table = self.table
+        let stats = statsSlot
+        let queue = self.queue
+        var info = PacketInfo()
+        var loops: UInt64 = 0
+
+        while !stopFlag.load(ordering: .relaxed) {
+            loops &+= 1
+            for route in routeList {
+                let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
+                if n == 0 { continue }
+                let now = clock.now()
+                dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
+                var bytes: UInt64 = 0
+                for i in 0..<Int(n) {
+                    PacketParser.parse(UnsafeRawPointer(data[i]!), length: Int(segmentLengths[i]), into: &info)
+                    let wireLength = packetLengths[i]
+                    bytes &+= UInt64(wireLength)
+                    stats.pointee.l3[Int(info.l3.rawValue)] &+= 1
+                    stats.pointee.l4[Int(info.l4.rawValue)] &+= 1
+                    stats.pointee.issues[Int(info.issue.rawValue)] &+= 1
+                    if info.hasFlow {
+                        var entry = 0
+                        _ = table.track(info, wireLength: wireLength, now: now, index: &entry)
+                    }
+                }
+                stats.pointee.rxPackets &+= UInt64(n)
+                stats.pointee.rxBytes &+= bytes
+                stats.pointee.bursts &+= 1
+                transmit(packets, count: n, port: route.tx)
+            }
+            if loops % expiryInterval == 0 {
+                table.expire(now: clock.now(), budget: expiryBudget)
+                mailbox.serve(table)
+                publish(loops: loops)
+            }
+        }
+        publish(loops: loops)
+        return 0
+    }
+
+    @inline(__always)
+    func transmit(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: UInt16, port: UInt16) {
+        var sent = dist_tx_burst(port, queue, packets, count)
+        var tries = 0
+        while sent < count && tries < Worker.txRetries {
+            sent += dist_tx_burst(port, queue, packets + Int(sent), count - sent)
+            tries += 1
+        }
+        statsSlot.pointee.txPackets &+= UInt64(sent)
+        if sent < count {
+            dist_mbuf_free_bulk(packets + Int(sent), UInt32(count - sent))
+            statsSlot.pointee.txDropped &+= UInt64(count - sent)
+        }
+    }
+
+    func publish(loops: UInt64) {
+        statsSlot.pointee.loops = loops
+        statsSlot.pointee.flows = table.counters
+        statsSlot.pointee.activeFlows = UInt64(table.count)
+    }
+}

@@ -1,0 +1,76 @@
+import DistFlow
+import DistPacket
+
+/// One worker's counters. Each worker writes only its own (cache-line aligned) copy; the main
+/// lcore reads all of them and sums (DPDK l2fwd style: no shared writes, no atomics). Every
+/// field is a naturally aligned 64-bit word, so a reader never sees a torn value.
+public struct WorkerStats: Sendable {
+    public var rxPackets: UInt64 = 0
+    public var rxBytes: UInt64 = 0
+    public var txPackets: UInt64 = 0
+    /// Frames the port would not take after retries: freed and counted, never silent.
+    public var txDropped: UInt64 = 0
+    public var bursts: UInt64 = 0
+    public var loops: UInt64 = 0
+    /// Frames by network layer (index: ``L3Kind`` raw value).
+    public var l3 = InlineArray<8, UInt64>(repeating: 0)
+    /// Frames by transport layer (index: ``L4Kind`` raw value).
+    public var l4 = InlineArray<8, UInt64>(repeating: 0)
+    /// Frames by parse outcome (index: ``ParseIssue`` raw value; 0 is "parsed whole").
+    public var issues = InlineArray<32, UInt64>(repeating: 0)
+    /// The flow table's own counters, copied by the worker every few loops.
+    public var flows = FlowTableCounters()
+    public var activeFlows: UInt64 = 0
+
+    public init() {}
+
+    /// Field-wise sum, for totals over workers.
+    public static func + (a: WorkerStats, b: WorkerStats) -> WorkerStats {
+        var s = a
+        s.rxPackets &+= b.rxPackets
+        s.rxBytes &+= b.rxBytes
+        s.txPackets &+= b.txPackets
+        s.txDropped &+= b.txDropped
+        s.bursts &+= b.bursts
+        s.loops &+= b.loops
+        for i in 0..<8 {
+            s.l3[i] &+= b.l3[i]
+            s.l4[i] &+= b.l4[i]
+        }
+        for i in 0..<32 { s.issues[i] &+= b.issues[i] }
+        s.flows.created &+= b.flows.created
+        s.flows.expired &+= b.flows.expired
+        s.flows.removed &+= b.flows.removed
+        s.flows.tableFull &+= b.flows.tableFull
+        s.flows.markedPackets &+= b.flows.markedPackets
+        s.activeFlows &+= b.activeFlows
+        return s
+    }
+
+    /// Frames that parsed with some issue (all reasons but "parsed whole").
+    public var framesWithIssues: UInt64 {
+        var total: UInt64 = 0
+        for i in 1..<32 { total &+= issues[i] }
+        return total
+    }
+
+    /// Named counters, for printing and the admin socket.
+    public var dictionary: [String: Any] {
+        var parse: [String: UInt64] = [:]
+        for issue in ParseIssue.allCases where issues[Int(issue.rawValue)] != 0 {
+            parse[issue.name] = issues[Int(issue.rawValue)]
+        }
+        var l3s: [String: UInt64] = [:]
+        for k in L3Kind.allCases { l3s["\(k)"] = l3[Int(k.rawValue)] }
+        var l4s: [String: UInt64] = [:]
+        for k in L4Kind.allCases { l4s["\(k)"] = l4[Int(k.rawValue)] }
+        return [
+            "rx_packets": rxPackets, "rx_bytes": rxBytes, "tx_packets": txPackets, "tx_dropped": txDropped,
+            "bursts": bursts, "loops": loops, "l3": l3s, "l4": l4s, "parse": parse,
+            "flows": [
+                "active": activeFlows, "created": flows.created, "expired": flows.expired,
+                "removed": flows.removed, "table_full": flows.tableFull, "marked_packets": flows.markedPackets,
+            ] as [String: UInt64],
+        ]
+    }
+}

@@ -1,0 +1,88 @@
+import DistPacket
+
+/// The canonical bidirectional key of a flow: protocol, both endpoints ordered so that the
+/// lower (address, port) comes first, and the VLAN tags. Both directions of a flow map to
+/// the same key; ``FlowKey/canonical(_:)`` also says which direction a packet travels.
+public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
+    public var loAddr: IPAddress
+    public var hiAddr: IPAddress
+    public var loPort: UInt16
+    public var hiPort: UInt16
+    public var proto: UInt8
+    /// Outer VLAN id in bits 12..23, inner in bits 0..11 (see ``PacketInfo/vlanKey``).
+    public var vlanKey: UInt32
+
+    @inlinable
+    public init(loAddr: IPAddress, hiAddr: IPAddress, loPort: UInt16, hiPort: UInt16, proto: UInt8, vlanKey: UInt32) {
+        self.loAddr = loAddr
+        self.hiAddr = hiAddr
+        self.loPort = loPort
+        self.hiPort = hiPort
+        self.proto = proto
+        self.vlanKey = vlanKey
+    }
+
+    /// The key of a parsed packet, and whether the packet goes from the low endpoint to the
+    /// high one. Only meaningful when `info.hasFlow`.
+    @inlinable
+    public static func canonical(_ info: PacketInfo) -> (key: FlowKey, fromLo: Bool) {
+        let srcFirst = info.src < info.dst || (info.src == info.dst && info.srcPort <= info.dstPort)
+        if srcFirst {
+            return (FlowKey(loAddr: info.src, hiAddr: info.dst, loPort: info.srcPort, hiPort: info.dstPort,
+                            proto: info.ipProto, vlanKey: info.vlanKey), true)
+        }
+        return (FlowKey(loAddr: info.dst, hiAddr: info.src, loPort: info.dstPort, hiPort: info.srcPort,
+                        proto: info.ipProto, vlanKey: info.vlanKey), false)
+    }
+
+    /// A 64-bit hash of the key. Symmetric by construction (the key is canonical), so both
+    /// directions land in the same slot. Three 64x64->128 multiplies, no table.
+    @inlinable
+    public var hashValue64: UInt64 {
+        @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let r = a.multipliedFullWidth(by: b)
+            return r.high ^ r.low
+        }
+        let tail = UInt64(loPort) << 48 | UInt64(hiPort) << 32 | UInt64(proto) << 24 | UInt64(vlanKey & 0xFF_FFFF)
+        let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
+        let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3)
+        return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    public var description: String {
+        "\(proto) \(FlowKey.format(loAddr)):\(loPort) <-> \(FlowKey.format(hiAddr)):\(hiPort) vlan \(vlanKey >> 12)/\(vlanKey & 0xFFF)"
+    }
+
+    /// Text form of an address: dotted quad for IPv4-mapped, full hex groups for IPv6.
+    public static func format(_ a: IPAddress) -> String {
+        if a.isIPv4Mapped {
+            let v = UInt32(truncatingIfNeeded: a.lo)
+            return "\(v >> 24).\((v >> 16) & 0xFF).\((v >> 8) & 0xFF).\(v & 0xFF)"
+        }
+        var groups: [String] = []
+        for word in [a.hi, a.lo] {
+            for shift in stride(from: 48, through: 0, by: -16) {
+                groups.append(String((word >> UInt64(shift)) & 0xFFFF, radix: 16))
+            }
+        }
+        return compressIPv6(groups)
+    }
+
+    /// RFC 5952 text: the longest run (two or more) of zero groups becomes "::".
+    static func compressIPv6(_ groups: [String]) -> String {
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for (i, g) in groups.enumerated() {
+            if g == "0" {
+                if runStart < 0 { runStart = i }
+                let length = i - runStart + 1
+                if length > bestLength { bestStart = runStart; bestLength = length }
+            } else {
+                runStart = -1
+            }
+        }
+        guard bestLength >= 2 else { return groups.joined(separator: ":") }
+        let head = groups[..<bestStart].joined(separator: ":")
+        let tail = groups[(bestStart + bestLength)...].joined(separator: ":")
+        return head + "::" + tail
+    }
+}

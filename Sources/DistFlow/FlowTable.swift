@@ -1,0 +1,326 @@
+import Atomics
+import DistPacket
+
+/// Idle timeouts, in nanoseconds, after which a flow is expired. The defaults are PRADS's:
+/// TCP 300 s idle, or 5 s after FIN from both sides or a RST; UDP and ICMP 60 s; other 300 s.
+public struct FlowTimeouts: Sendable, Equatable {
+    public var tcp: UInt64
+    public var tcpClosed: UInt64
+    public var udp: UInt64
+    public var icmp: UInt64
+    public var other: UInt64
+
+    public init(tcp: UInt64 = 300 * second, tcpClosed: UInt64 = 5 * second, udp: UInt64 = 60 * second,
+                icmp: UInt64 = 60 * second, other: UInt64 = 300 * second) {
+        self.tcp = tcp
+        self.tcpClosed = tcpClosed
+        self.udp = udp
+        self.icmp = icmp
+        self.other = other
+    }
+
+    public static let second: UInt64 = 1_000_000_000
+
+    @inlinable
+    func limit(for entry: FlowEntry) -> UInt64 {
+        switch entry.key.proto {
+        case 6: entry.tcpState == .closed || entry.tcpState == .reset ? tcpClosed : tcp
+        case 17: udp
+        case 1, 58: icmp
+        default: other
+        }
+    }
+}
+
+/// Counters a table keeps about itself. Plain values, owned by the table's worker.
+public struct FlowTableCounters: Sendable, Equatable {
+    public var created: UInt64 = 0
+    public var expired: UInt64 = 0
+    public var removed: UInt64 = 0
+    /// Packets of a new flow that found the table full (the packet is still forwarded).
+    public var tableFull: UInt64 = 0
+    /// Packets of flows marked moving or gone (state not updated locally).
+    public var markedPackets: UInt64 = 0
+    public init() {}
+}
+
+/// What ``FlowTable/track(_:wireLength:now:index:)`` did with a packet.
+public enum TrackOutcome: UInt8, Sendable {
+    /// An existing flow's state was updated.
+    case updated
+    /// A new flow was created and updated.
+    case created
+    /// The flow is marked moving or gone: its local state was not touched.
+    case marked
+    /// The flow is new and the table is full: counted, not tracked.
+    case tableFull
+}
+
+/// A worker's flow table: fixed capacity, open addressing, no allocation after `init`.
+///
+/// Layout: a dense pool of ``FlowEntry`` values (`capacity` of them) with a free list, and an
+/// index of 64-bit slots (a power of two, at least twice the capacity) probed linearly. A slot
+/// holds the upper 32 bits of the key's hash as a tag and the entry's position + 1, so a probe
+/// touches the entry only when the tag matches. Removal shifts later slots back (no tombstones).
+///
+/// Single writer: only the owning worker calls the mutating methods. Other threads may change
+/// a flow's mark through ``transitionMark(at:from:to:)``, which is atomic.
+public final class FlowTable {
+    public let capacity: Int
+    @usableFromInline let entries: UnsafeMutablePointer<FlowEntry>
+    @usableFromInline let slots: UnsafeMutablePointer<UInt64>
+    @usableFromInline let slotMask: Int
+    @usableFromInline let freeList: UnsafeMutablePointer<UInt32>
+    @usableFromInline var freeCount: Int
+    @usableFromInline let markOffset: Int
+    @usableFromInline var sweepCursor: Int = 0
+    public var timeouts: FlowTimeouts
+    public var counters = FlowTableCounters()
+
+    /// Bytes the table holds for `capacity` flows (entries, index, free list).
+    public static func memoryBytes(capacity: Int) -> Int {
+        capacity * MemoryLayout<FlowEntry>.stride + slotCount(for: capacity) * 8 + capacity * 4
+    }
+
+    static func slotCount(for capacity: Int) -> Int {
+        var n = 16
+        while n < capacity * 2 { n <<= 1 }
+        return n
+    }
+
+    public init(capacity: Int, timeouts: FlowTimeouts = FlowTimeouts()) {
+        precondition(capacity > 0 && capacity < Int(UInt32.max), "flow table capacity out of range")
+        self.capacity = capacity
+        self.timeouts = timeouts
+        let slotCount = FlowTable.slotCount(for: capacity)
+        slotMask = slotCount - 1
+        entries = .allocate(capacity: capacity)
+        entries.initialize(repeating: .empty, count: capacity)
+        slots = .allocate(capacity: slotCount)
+        slots.initialize(repeating: 0, count: slotCount)
+        freeList = .allocate(capacity: capacity)
+        // Hand out low positions first: entry i is free-list element capacity-1-i.
+        for i in 0..<capacity { freeList[i] = UInt32(capacity - 1 - i) }
+        freeCount = capacity
+        markOffset = MemoryLayout<FlowEntry>.offset(of: \FlowEntry.markStorage)!
+    }
+
+    deinit {
+        entries.deinitialize(count: capacity)
+        entries.deallocate()
+        slots.deallocate()
+        freeList.deallocate()
+    }
+
+    /// Flows in the table.
+    @inlinable public var count: Int { capacity - freeCount }
+
+    public var memoryBytes: Int { FlowTable.memoryBytes(capacity: capacity) }
+
+    // MARK: - The fast path
+
+    /// Finds or creates the flow of a parsed packet (which must have `hasFlow`) and updates its
+    /// state, unless the flow is marked. `index` receives the entry's position (-1 when full).
+    @inlinable
+    public func track(_ info: PacketInfo, wireLength: UInt32, now: UInt64, index: inout Int) -> TrackOutcome {
+        let (key, fromLo) = FlowKey.canonical(info)
+        let h = key.hashValue64
+        let tag = h >> 32
+        var slot = Int(truncatingIfNeeded: h) & slotMask
+        while true {
+            let value = slots[slot]
+            if value == 0 { break }
+            if value >> 32 == tag {
+                let e = Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1
+                if entries[e].key == key {
+                    index = e
+                    if markAtomic(e).load(ordering: .acquiring) != FlowMark.normal.rawValue {
+                        counters.markedPackets &+= 1
+                        return .marked
+                    }
+                    update(e, info: info, fromLo: fromLo, wireLength: wireLength, now: now)
+                    return .updated
+                }
+            }
+            slot = (slot &+ 1) & slotMask
+        }
+        guard freeCount > 0 else {
+            index = -1
+            counters.tableFull &+= 1
+            return .tableFull
+        }
+        freeCount -= 1
+        let e = Int(freeList[freeCount])
+        // The client is the sender of the first packet seen, unless that packet is a SYN-ACK.
+        let clientIsLo = (info.l4 == .tcp && info.tcpFlags & 0x12 == 0x12) ? !fromLo : fromLo
+        entries[e] = FlowEntry(key: key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
+        slots[slot] = tag << 32 | UInt64(e + 1)
+        counters.created &+= 1
+        index = e
+        update(e, info: info, fromLo: fromLo, wireLength: wireLength, now: now)
+        return .created
+    }
+
+    @inlinable @inline(__always)
+    func update(_ e: Int, info: PacketInfo, fromLo: Bool, wireLength: UInt32, now: UInt64) {
+        let entry = entries + e
+        if fromLo == entry.pointee.clientIsLo {
+            entry.pointee.packetsToServer &+= 1
+            entry.pointee.bytesToServer &+= UInt64(wireLength)
+            entry.pointee.flagsToServer |= info.tcpFlags
+        } else {
+            entry.pointee.packetsToClient &+= 1
+            entry.pointee.bytesToClient &+= UInt64(wireLength)
+            entry.pointee.flagsToClient |= info.tcpFlags
+        }
+        entry.pointee.lastSeen = now
+        if info.l4 == .tcp {
+            entry.pointee.tcpState = entry.pointee.tcpState.next(flags: info.tcpFlags)
+        }
+    }
+
+    /// The hash slot where a key's probe starts; callers may prefetch it.
+    @inlinable
+    public func slotAddress(for key: FlowKey) -> UnsafeRawPointer {
+        UnsafeRawPointer(slots + (Int(truncatingIfNeeded: key.hashValue64) & slotMask))
+    }
+
+    // MARK: - Lookup, insert, remove (owner only)
+
+    /// Position of the flow with this key, if it is in the table.
+    public func find(_ key: FlowKey) -> Int? {
+        let h = key.hashValue64
+        var slot = Int(truncatingIfNeeded: h) & slotMask
+        while true {
+            let value = slots[slot]
+            if value == 0 { return nil }
+            if value >> 32 == h >> 32 {
+                let e = Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1
+                if entries[e].key == key { return e }
+            }
+            slot = (slot + 1) & slotMask
+        }
+    }
+
+    /// A copy of the entry at `index`.
+    public func entry(at index: Int) -> FlowEntry {
+        precondition(index >= 0 && index < capacity, "flow index out of range")
+        var e = entries[index]
+        e.markStorage = markAtomic(index).load(ordering: .acquiring)
+        return e
+    }
+
+    /// Puts a whole entry in the table (as Move's import will), replacing a flow with the same
+    /// key. Returns its position, or nil when the table is full.
+    @discardableResult
+    public func insert(_ entry: FlowEntry) -> Int? {
+        var entry = entry
+        entry.inUse = true
+        entry.hash = UInt32(truncatingIfNeeded: entry.key.hashValue64)
+        if let e = find(entry.key) {
+            entries[e] = entry
+            return e
+        }
+        guard freeCount > 0 else { return nil }
+        let h = entry.key.hashValue64
+        var slot = Int(truncatingIfNeeded: h) & slotMask
+        while slots[slot] != 0 { slot = (slot + 1) & slotMask }
+        freeCount -= 1
+        let e = Int(freeList[freeCount])
+        entries[e] = entry
+        slots[slot] = (h >> 32) << 32 | UInt64(e + 1)
+        counters.created &+= 1
+        return e
+    }
+
+    /// Removes the flow at `index` from the table.
+    public func remove(at index: Int) {
+        precondition(index >= 0 && index < capacity && entries[index].inUse, "no flow at this index")
+        let wanted = UInt64(index + 1)
+        var hole = Int(entries[index].hash) & slotMask
+        while slots[hole] & 0xFFFF_FFFF != wanted { hole = (hole + 1) & slotMask }
+        // Backward-shift deletion: move later members of the probe run into the hole.
+        var probe = (hole + 1) & slotMask
+        while slots[probe] != 0 {
+            let member = Int(slots[probe] & 0xFFFF_FFFF) - 1
+            let home = Int(entries[member].hash) & slotMask
+            if (probe - home) & slotMask >= (probe - hole) & slotMask {
+                slots[hole] = slots[probe]
+                hole = probe
+            }
+            probe = (probe + 1) & slotMask
+        }
+        slots[hole] = 0
+        entries[index].inUse = false
+        markAtomic(index).store(FlowMark.normal.rawValue, ordering: .releasing)
+        freeList[freeCount] = UInt32(index)
+        freeCount += 1
+        counters.removed &+= 1
+    }
+
+    /// Removes every flow.
+    public func removeAll() {
+        for i in 0..<capacity where entries[i].inUse { remove(at: i) }
+    }
+
+    // MARK: - Expiry
+
+    /// Looks at up to `budget` entries from where the last call stopped and removes those idle
+    /// past their timeout at `now`, and those marked gone (their state lives elsewhere).
+    /// Flows marked moving are left alone. Returns the number removed.
+    @discardableResult
+    public func expire(now: UInt64, budget: Int) -> Int {
+        var removed = 0
+        var cursor = sweepCursor
+        for _ in 0..<min(budget, capacity) {
+            let e = entries + cursor
+            if e.pointee.inUse {
+                let mark = markAtomic(cursor).load(ordering: .acquiring)
+                if mark == FlowMark.gone.rawValue
+                    || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee)
+                        && now > e.pointee.lastSeen) {
+                    remove(at: cursor)
+                    counters.expired &+= 1
+                    removed += 1
+                }
+            }
+            cursor += 1
+            if cursor == capacity { cursor = 0 }
+        }
+        sweepCursor = cursor
+        return removed
+    }
+
+    // MARK: - Marks (any thread)
+
+    @inlinable @inline(__always)
+    func markAtomic(_ index: Int) -> UnsafeAtomic<UInt8> {
+        let raw = UnsafeMutableRawPointer(entries + index) + markOffset
+        return UnsafeAtomic(at: raw.assumingMemoryBound(to: UInt8.AtomicRepresentation.self))
+    }
+
+    /// The current mark of the flow at `index`.
+    public func mark(at index: Int) -> FlowMark {
+        FlowMark(rawValue: markAtomic(index).load(ordering: .acquiring)) ?? .normal
+    }
+
+    /// Atomically changes the mark from `expected` to `next` if that transition is allowed
+    /// (see ``FlowMark/canTransition(to:)``) and the mark still is `expected`.
+    @discardableResult
+    public func transitionMark(at index: Int, from expected: FlowMark, to next: FlowMark) -> Bool {
+        guard expected.canTransition(to: next), index >= 0, index < capacity else { return false }
+        return markAtomic(index).compareExchange(
+            expected: expected.rawValue, desired: next.rawValue, ordering: .acquiringAndReleasing
+        ).exchanged
+    }
+
+    // MARK: - Reading
+
+    /// Calls `body` with each flow in the table (owner thread only), in pool order, until it
+    /// returns false.
+    public func forEach(_ body: (Int, FlowEntry) -> Bool) {
+        for i in 0..<capacity where entries[i].inUse {
+            if !body(i, entry(at: i)) { return }
+        }
+    }
+}

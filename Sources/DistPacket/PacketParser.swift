@@ -1,0 +1,288 @@
+/// Parses Ethernet frames: Ethernet II, 802.1Q and QinQ, ARP, IPv4 (options, fragments),
+/// IPv6 (extension headers, fragments), TCP, UDP, ICMP and ICMPv6.
+///
+/// The parser never reads past `length`, never traps on any input, and never allocates. A frame
+/// it cannot parse whole still gets a ``PacketInfo`` saying how far it got and why it stopped
+/// (``ParseIssue``); the caller forwards every frame regardless.
+public enum PacketParser {
+    /// Largest number of VLAN tags parsed (802.1ad outer + 802.1Q inner).
+    public static let maxVLANTags = 2
+    /// Largest number of IPv6 extension headers followed before giving up.
+    public static let maxIPv6Extensions = 8
+
+    /// Parses `length` bytes at `base` into `info` (which is fully overwritten).
+    @inlinable
+    public static func parse(_ base: UnsafeRawPointer, length: Int, into info: inout PacketInfo) {
+        info = PacketInfo()
+        guard length >= 14 else {
+            info.issue = .truncatedEthernet
+            return
+        }
+        var offset = 12
+        var etherType = base.be16(12)
+        // VLAN tags: 802.1Q (0x8100), 802.1ad (0x88A8), and the old QinQ 0x9100.
+        while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
+            if Int(info.vlanCount) == maxVLANTags {
+                info.issue = .tooManyVLANTags
+                info.etherType = etherType
+                return
+            }
+            guard length >= offset + 6 else {
+                info.issue = .truncatedVLAN
+                return
+            }
+            let vid = UInt32(base.be16(offset + 2) & 0x0FFF)
+            info.vlanKey = (info.vlanKey << 12) | vid
+            info.vlanCount &+= 1
+            offset += 4
+            etherType = base.be16(offset)
+        }
+        // A single tag is the outer tag: keep the outer id in bits 12..23.
+        if info.vlanCount == 1 { info.vlanKey <<= 12 }
+        offset += 2
+        info.etherType = etherType
+        info.l3Offset = UInt16(truncatingIfNeeded: offset)
+
+        switch etherType {
+        case 0x0800:
+            parseIPv4(base, length: length, at: offset, into: &info)
+        case 0x86DD:
+            parseIPv6(base, length: length, at: offset, into: &info)
+        case 0x0806:
+            // ARP for Ethernet/IPv4 is 28 bytes; other hardware types are at least 8.
+            info.l3 = .arp
+            if length < offset + 8 {
+                info.issue = .truncatedARP
+            } else {
+                let hlen = Int(base.load(fromByteOffset: offset + 4, as: UInt8.self))
+                let plen = Int(base.load(fromByteOffset: offset + 5, as: UInt8.self))
+                if length < offset + 8 + 2 * (hlen + plen) { info.issue = .truncatedARP }
+            }
+        default:
+            info.l3 = .other
+            info.issue = etherType < 0x0600 ? .llcFrame : .unknownEtherType
+        }
+    }
+
+    /// Convenience for tests and tools: parses a byte array.
+    public static func parse(_ bytes: [UInt8]) -> PacketInfo {
+        var info = PacketInfo()
+        bytes.withUnsafeBytes { raw in
+            if let base = raw.baseAddress {
+                parse(base, length: raw.count, into: &info)
+            } else {
+                info.issue = .truncatedEthernet
+            }
+        }
+        return info
+    }
+
+    @inlinable
+    static func parseIPv4(_ base: UnsafeRawPointer, length: Int, at offset: Int, into info: inout PacketInfo) {
+        guard length >= offset + 20 else {
+            info.l3 = .other
+            info.issue = .truncatedIPv4
+            return
+        }
+        let vihl = base.load(fromByteOffset: offset, as: UInt8.self)
+        guard vihl >> 4 == 4 else {
+            info.l3 = .other
+            info.issue = .badIPv4Version
+            return
+        }
+        let headerLength = Int(vihl & 0x0F) * 4
+        guard headerLength >= 20, length >= offset + headerLength else {
+            info.l3 = .other
+            info.issue = .badIPv4HeaderLength
+            return
+        }
+        info.l3 = .ipv4
+        let totalLength = Int(base.be16(offset + 2))
+        info.ipLength = UInt16(truncatingIfNeeded: totalLength)
+        info.ttl = base.load(fromByteOffset: offset + 8, as: UInt8.self)
+        let proto = base.load(fromByteOffset: offset + 9, as: UInt8.self)
+        info.ipProto = proto
+        info.src = IPAddress(ipv4: base.be32(offset + 12))
+        info.dst = IPAddress(ipv4: base.be32(offset + 16))
+
+        // The transport layer ends where the IP packet says it ends (Ethernet pads short
+        // frames), or at the end of the frame when the header claims more than is there.
+        var end = offset + totalLength
+        if totalLength < headerLength || end > length {
+            info.issue = .badIPv4TotalLength
+            end = length
+        }
+        let fragmentField = base.be16(offset + 6)
+        let moreFragments = fragmentField & 0x2000 != 0
+        let fragmentOffset = fragmentField & 0x1FFF
+        if fragmentOffset != 0 {
+            info.fragment = .later
+            info.l4 = .fragment
+            let l4 = offset + headerLength
+            info.l4Offset = UInt16(truncatingIfNeeded: l4)
+            info.payloadOffset = info.l4Offset
+            info.payloadLength = UInt16(truncatingIfNeeded: max(0, end - l4))
+            return
+        }
+        if moreFragments { info.fragment = .first }
+        parseTransport(base, end: end, at: offset + headerLength, proto: proto, v6: false, into: &info)
+    }
+
+    @inlinable
+    static func parseIPv6(_ base: UnsafeRawPointer, length: Int, at offset: Int, into info: inout PacketInfo) {
+        guard length >= offset + 40 else {
+            info.l3 = .other
+            info.issue = .truncatedIPv6
+            return
+        }
+        guard base.load(fromByteOffset: offset, as: UInt8.self) >> 4 == 6 else {
+            info.l3 = .other
+            info.issue = .badIPv6Version
+            return
+        }
+        info.l3 = .ipv6
+        let payloadLength = Int(base.be16(offset + 4))
+        info.ipLength = UInt16(truncatingIfNeeded: payloadLength + 40)
+        info.ttl = base.load(fromByteOffset: offset + 7, as: UInt8.self)
+        info.src = IPAddress(hi: base.be64(offset + 8), lo: base.be64(offset + 16))
+        info.dst = IPAddress(hi: base.be64(offset + 24), lo: base.be64(offset + 32))
+        var end = offset + 40 + payloadLength
+        if end > length {
+            info.issue = .badIPv6PayloadLength
+            end = length
+        }
+        // Jumbograms (payload length 0 with a hop-by-hop option) run to the end of the frame.
+        if payloadLength == 0 { end = length }
+
+        var next = base.load(fromByteOffset: offset + 6, as: UInt8.self)
+        var cursor = offset + 40
+        var extensions = 0
+        while true {
+            switch next {
+            case 0, 43, 60, 135, 139, 140:
+                // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len + 1) * 8.
+                guard end >= cursor + 8 else {
+                    info.issue = .truncatedIPv6Extension
+                    info.ipProto = next
+                    return
+                }
+                next = base.load(fromByteOffset: cursor, as: UInt8.self)
+                cursor += (Int(base.load(fromByteOffset: cursor + 1, as: UInt8.self)) + 1) * 8
+            case 51:
+                // Authentication header: (len + 2) * 4.
+                guard end >= cursor + 8 else {
+                    info.issue = .truncatedIPv6Extension
+                    info.ipProto = next
+                    return
+                }
+                next = base.load(fromByteOffset: cursor, as: UInt8.self)
+                cursor += (Int(base.load(fromByteOffset: cursor + 1, as: UInt8.self)) + 2) * 4
+            case 44:
+                guard end >= cursor + 8 else {
+                    info.issue = .truncatedIPv6Extension
+                    info.ipProto = next
+                    return
+                }
+                let field = base.be16(cursor + 2)
+                let nextHeader = base.load(fromByteOffset: cursor, as: UInt8.self)
+                cursor += 8
+                if field & 0xFFF8 != 0 {
+                    info.fragment = .later
+                    info.ipProto = nextHeader
+                    info.l4 = .fragment
+                    info.l4Offset = UInt16(truncatingIfNeeded: cursor)
+                    info.payloadOffset = info.l4Offset
+                    info.payloadLength = UInt16(truncatingIfNeeded: max(0, end - cursor))
+                    return
+                }
+                if field & 1 != 0 { info.fragment = .first }
+                next = nextHeader
+            default:
+                info.ipProto = next
+                if next == 59 {  // No next header.
+                    info.l4Offset = UInt16(truncatingIfNeeded: min(cursor, end))
+                    return
+                }
+                guard cursor <= end else {
+                    info.issue = .truncatedIPv6Extension
+                    return
+                }
+                parseTransport(base, end: end, at: cursor, proto: next, v6: true, into: &info)
+                return
+            }
+            extensions += 1
+            if extensions > maxIPv6Extensions {
+                info.issue = .tooManyIPv6Extensions
+                info.ipProto = next
+                return
+            }
+        }
+    }
+
+    /// Parses the transport header at `offset`, where the IP packet ends at `end`.
+    /// Keeps an issue already found by the IP layer (the first issue wins).
+    @inlinable
+    static func parseTransport(
+        _ base: UnsafeRawPointer, end: Int, at offset: Int, proto: UInt8, v6: Bool,
+        into info: inout PacketInfo
+    ) {
+        info.l4Offset = UInt16(truncatingIfNeeded: offset)
+        let available = end - offset
+        @inline(__always) func flag(_ issue: ParseIssue) {
+            if info.issue == .none { info.issue = issue }
+        }
+        switch proto {
+        case 6:
+            guard available >= 20 else { return flag(.truncatedTCP) }
+            let dataOffset = Int(base.load(fromByteOffset: offset + 12, as: UInt8.self) >> 4) * 4
+            guard dataOffset >= 20, dataOffset <= available else { return flag(.badTCPDataOffset) }
+            info.l4 = .tcp
+            info.srcPort = base.be16(offset)
+            info.dstPort = base.be16(offset + 2)
+            info.tcpFlags = base.load(fromByteOffset: offset + 13, as: UInt8.self)
+            info.payloadOffset = UInt16(truncatingIfNeeded: offset + dataOffset)
+            info.payloadLength = UInt16(truncatingIfNeeded: available - dataOffset)
+        case 17:
+            guard available >= 8 else { return flag(.truncatedUDP) }
+            info.l4 = .udp
+            info.srcPort = base.be16(offset)
+            info.dstPort = base.be16(offset + 2)
+            info.payloadOffset = UInt16(truncatingIfNeeded: offset + 8)
+            let udpLength = Int(base.be16(offset + 4))
+            // A first fragment carries only part of the datagram its length describes.
+            if udpLength < 8 || (udpLength > available && info.fragment == .none) {
+                flag(.badUDPLength)
+                info.payloadLength = UInt16(truncatingIfNeeded: available - 8)
+            } else {
+                info.payloadLength = UInt16(truncatingIfNeeded: min(udpLength, available) - 8)
+            }
+        case 1, 58:
+            guard available >= 4 else { return flag(.truncatedICMP) }
+            info.l4 = v6 ? .icmpv6 : .icmp
+            if proto == 1 && v6 || proto == 58 && !v6 { info.l4 = .other }
+            info.payloadOffset = UInt16(truncatingIfNeeded: offset + 4)
+            info.payloadLength = UInt16(truncatingIfNeeded: available - 4)
+        default:
+            info.l4 = .other
+            info.payloadOffset = UInt16(truncatingIfNeeded: offset)
+            info.payloadLength = UInt16(truncatingIfNeeded: max(0, available))
+        }
+    }
+}
+
+extension UnsafeRawPointer {
+    @inlinable @inline(__always)
+    func be16(_ offset: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inlinable @inline(__always)
+    func be32(_ offset: Int) -> UInt32 {
+        UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inlinable @inline(__always)
+    func be64(_ offset: Int) -> UInt64 {
+        UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+}

@@ -1,0 +1,148 @@
+import DistDataPlane
+import DistFlow
+
+/// dist-vnf's own arguments (those after `--`).
+struct Options {
+    var id = "vnf"
+    var statsPeriod: Double = 0
+    var adminPath: String?
+    var data = DataPlaneConfig()
+    var help = false
+
+    static let usage = """
+        usage: dist-vnf <EAL options> -- [options]
+
+        A DiST VNF instance: a DPDK poll-mode data plane that parses every frame, tracks its
+        flow, and forwards it on in order (one port: back out of the same port; two ports:
+        0 <-> 1 as in l2fwd). The main lcore only controls; every other lcore is a worker
+        polling one RX queue per port.
+
+        Options:
+          --id NAME              instance name used in logs and replies (default: vnf)
+          --flows N              flow table capacity per worker (default: 1048576)
+          --stats-period SECS    print statistics every SECS seconds (default: 0, off)
+          --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
+          --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
+                                 net_pcap with infinite_rx=1 needs one per frame of its file)
+          --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
+          --rxd N, --txd N       RX / TX descriptors per queue (default: 1024)
+          --tcp-timeout SECS     idle TCP flow expiry (default: 300)
+          --closed-timeout SECS  expiry after FIN from both sides or RST (default: 5)
+          --udp-timeout SECS     idle UDP flow expiry (default: 60)
+          --icmp-timeout SECS    idle ICMP flow expiry (default: 60)
+          --other-timeout SECS   idle expiry for other protocols (default: 300)
+          -h, --help             this text, then DPDK's EAL options
+
+        Example (a pcap through one worker, no hugepages):
+          dist-vnf -l 0-1 --no-huge -m 512 --no-pci \\
+            --vdev net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap -- --stats-period 1
+
+        EAL options commonly used: -l CORES, --vdev DEVICE, -a PCI, --no-pci, --no-huge,
+        -m MB, --file-prefix NAME, --log-level LEVEL. DPDK's full list follows with --help.
+        """
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Parses the application arguments; throws with a one-line message naming the argument.
+    static func parse(_ arguments: [String]) throws -> Options {
+        var options = Options()
+        var i = 0
+        func value(_ name: String) throws -> String {
+            i += 1
+            guard i < arguments.count else { throw Failure(description: "\(name) needs a value") }
+            return arguments[i]
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int {
+            let text = try value(name)
+            guard let n = Int(text), range.contains(n) else {
+                throw Failure(description: "\(name): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            }
+            return n
+        }
+        func seconds(_ name: String, allowZero: Bool) throws -> Double {
+            let text = try value(name)
+            guard let s = Double(text), s.isFinite, s >= 0, allowZero || s > 0, s <= 86_400 * 365 else {
+                throw Failure(description: "\(name): expected a number of seconds, got '\(text)'")
+            }
+            return s
+        }
+        func nanoseconds(_ name: String) throws -> UInt64 {
+            UInt64(try seconds(name, allowZero: false) * 1e9)
+        }
+        while i < arguments.count {
+            let argument = arguments[i]
+            switch argument {
+            case "-h", "--help": options.help = true
+            case "--id":
+                options.id = try value(argument)
+                guard !options.id.isEmpty, options.id.count <= 64 else {
+                    throw Failure(description: "--id: expected 1 to 64 characters")
+                }
+            case "--flows": options.data.flowsPerWorker = try integer(argument, 16...(1 << 28))
+            case "--stats-period": options.statsPeriod = try seconds(argument, allowZero: true)
+            case "--admin":
+                let path = try value(argument)
+                guard !path.isEmpty, path.utf8.count < 108 else {
+                    throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
+                }
+                options.adminPath = path
+            case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
+            case "--mbuf-size":
+                options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)
+            case "--rxd": options.data.rxDescriptors = UInt16(try integer(argument, 32...32768))
+            case "--txd": options.data.txDescriptors = UInt16(try integer(argument, 32...32768))
+            case "--tcp-timeout": options.data.timeouts.tcp = try nanoseconds(argument)
+            case "--closed-timeout": options.data.timeouts.tcpClosed = try nanoseconds(argument)
+            case "--udp-timeout": options.data.timeouts.udp = try nanoseconds(argument)
+            case "--icmp-timeout": options.data.timeouts.icmp = try nanoseconds(argument)
+            case "--other-timeout": options.data.timeouts.other = try nanoseconds(argument)
+            default:
+                throw Failure(description: "unknown option '\(argument)' (see --help)")
+            }
+            i += 1
+        }
+        return options
+    }
+}
+
+/// DPDK 22.11's EAL options, to name a mistyped one in one line before EAL prints its usage.
+enum EALOptions {
+    /// Options that take a value (as the next argument, or after '=' for long ones).
+    static let withValue: Set<String> = [
+        "-c", "-l", "-n", "-r", "-a", "-b", "-d", "-m", "-s", "-S",
+        "--lcores", "--main-lcore", "--service-corelist", "--service-coremask", "--allow", "--block",
+        "--vdev", "--proc-type", "--file-prefix", "--base-virtaddr", "--socket-mem", "--socket-limit",
+        "--huge-dir", "--log-level", "--iova-mode", "--vfio-intr", "--vfio-vf-token",
+        "--mbuf-pool-ops-name", "--trace", "--trace-dir", "--trace-bufsz", "--trace-mode",
+        "--force-max-simd-bitwidth", "--huge-unlink", "--create-uio-dev",
+    ]
+    /// Flags, and options whose value is optional and attached with '='.
+    static let flags: Set<String> = [
+        "-v", "-h", "--help", "--no-huge", "--no-pci", "--no-hpet", "--no-shconf", "--in-memory",
+        "--legacy-mem", "--single-file-segments", "--match-allocations", "--no-telemetry",
+        "--telemetry", "--vmware-tsc-map", "--syslog", "--huge-worker-stack", "--create-uio-dev",
+        "--huge-unlink",
+    ]
+
+    /// The first argument EAL would not recognise, if any.
+    static func firstUnknown(in arguments: [String]) -> String? {
+        var i = 0
+        while i < arguments.count {
+            let argument = arguments[i]
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if withValue.contains(name) {
+                // Short options may carry their value attached (-l0-1).
+                if !argument.contains("=") { i += 1 }
+            } else if flags.contains(name) {
+            } else if argument.hasPrefix("-"), argument.count > 2, !argument.hasPrefix("--"),
+                      withValue.contains(String(argument.prefix(2))) {
+            } else {
+                return argument
+            }
+            i += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,257 @@
+// dist-vnf: one DiST VNF instance. `dist-vnf <EAL options> -- <options>`.
+import Atomics
+import DistAdmin
+import DistDataPlane
+import DistFlow
+import DistPacket
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes straight to a file descriptor (no stdio buffer: lines reach a pipe at once).
+func emit(_ text: String, to fd: Int32 = 1) {
+    var bytes = Array(text.utf8)
+    bytes.append(0x0A)
+    var sent = 0
+    while sent < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
+        if n <= 0 { return }
+        sent += n
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    emit("dist-vnf: \(message)", to: 2)
+    exit(code)
+}
+
+// ---- Arguments: EAL's before "--", ours after. --------------------------------------------
+
+let argv = CommandLine.arguments
+let separator = argv.firstIndex(of: "--")
+let ealArguments = Array(argv[1..<(separator ?? argv.count)])
+let appArguments = separator.map { Array(argv[($0 + 1)...]) } ?? []
+
+let options: Options
+do {
+    options = try Options.parse(appArguments)
+} catch {
+    fail("\(error)", code: 2)
+}
+if options.help || ealArguments.contains("-h") || ealArguments.contains("--help") {
+    emit(Options.usage)
+    emit("\nDPDK EAL options:")
+    // EAL prints its own usage for --help and exits.
+    _ = try? EAL.initialize(arguments: [argv[0], "--help"])
+    exit(0)
+}
+if let unknown = EALOptions.firstUnknown(in: ealArguments) {
+    fail("unknown EAL option '\(unknown)' (EAL options come before '--'; see --help)", code: 2)
+}
+
+// ---- EAL. Its output goes to a file while it starts: a failure becomes one line. --------
+
+func withCapturedOutput<T>(_ body: () throws -> T) rethrows -> (T, String) {
+    var template = Array("/tmp/dist-vnf-eal.XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { return (try body(), "") }
+    let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    unlink(path)
+    fflush(nil)
+    let savedOut = dup(1), savedErr = dup(2)
+    dup2(fd, 1)
+    dup2(fd, 2)
+    defer {
+        fflush(nil)
+        dup2(savedOut, 1)
+        dup2(savedErr, 2)
+        close(savedOut)
+        close(savedErr)
+    }
+    let result = try body()
+    fflush(nil)
+    lseek(fd, 0, SEEK_SET)
+    var captured = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        captured.append(contentsOf: buffer[0..<n])
+    }
+    close(fd)
+    return (result, String(decoding: captured, as: UTF8.self))
+}
+
+/// The line of EAL's output that says what was wrong, without its usage text.
+func ealReason(_ output: String) -> String? {
+    let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    let telling = ["invalid", "unrecognized", "requires an argument", "cannot", "error", "failed", "not "]
+    return lines.first { line in
+        let lower = line.lowercased()
+        return telling.contains { lower.contains($0) } && !lower.hasPrefix("usage")
+    }
+}
+
+let ealStart: Result<Int, Error>
+let ealOutput: String
+(ealStart, ealOutput) = withCapturedOutput { Result { try EAL.initialize(arguments: [argv[0]] + ealArguments) } }
+if case .failure(let error) = ealStart {
+    fail("EAL arguments rejected: \(ealReason(ealOutput) ?? "\(error)")", code: 2)
+}
+if !ealOutput.isEmpty { emit(String(ealOutput.dropLast(ealOutput.hasSuffix("\n") ? 1 : 0)), to: 2) }
+
+// ---- Data plane. ---------------------------------------------------------------------------
+
+let plane: DataPlane
+do {
+    plane = try DataPlane(config: options.data)
+} catch {
+    EAL.cleanup()
+    fail("\(error)", code: 1)
+}
+
+let name = options.id
+emit("[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes")
+for port in plane.ports {
+    let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]
+    emit("[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(port.rss ? ", symmetric RSS" : "")")
+}
+for worker in plane.workers {
+    emit("[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows")
+}
+let flowMiB = Double(plane.flowTableBytes) / 1_048_576
+emit("[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)")
+
+// ---- Signals: SIGINT/SIGTERM stop the process cleanly. -----------------------------------
+
+let stopRequested = ManagedAtomic<Bool>(false)
+_ = stopRequested.load(ordering: .relaxed)
+let onSignal: @convention(c) (Int32) -> Void = { _ in stopRequested.store(true, ordering: .relaxed) }
+signal(SIGINT, onSignal)
+signal(SIGTERM, onSignal)
+signal(SIGPIPE, SIG_IGN)
+
+// ---- Admin socket. ---------------------------------------------------------------------------
+
+let startTime = Date()
+
+func portsReply() -> [[String: Any]] {
+    plane.ports.map { port in
+        var entry: [String: Any] = ["id": Int(port.id), "name": port.name, "driver": port.driver,
+                                    "mac": port.macString, "rss": port.rss]
+        if let s = port.stats() {
+            entry["stats"] = ["rx_packets": s.rxPackets, "tx_packets": s.txPackets, "rx_bytes": s.rxBytes,
+                              "tx_bytes": s.txBytes, "rx_missed": s.rxMissed, "rx_errors": s.rxErrors,
+                              "tx_errors": s.txErrors, "rx_nombuf": s.rxNoMbuf]
+        }
+        return entry
+    }
+}
+
+func flowReply(worker: Int, entry e: FlowEntry) -> [String: Any] {
+    [
+        "worker": worker, "proto": Int(e.key.proto),
+        "client": FlowKey.format(e.client.addr), "client_port": Int(e.client.port),
+        "server": FlowKey.format(e.server.addr), "server_port": Int(e.server.port),
+        "vlan": Int(e.key.vlanKey >> 12), "inner_vlan": Int(e.key.vlanKey & 0xFFF),
+        "packets_to_server": e.packetsToServer, "packets_to_client": e.packetsToClient,
+        "bytes_to_server": e.bytesToServer, "bytes_to_client": e.bytesToClient,
+        "first_seen_ns": e.firstSeen, "last_seen_ns": e.lastSeen,
+        "tcp_state": "\(e.tcpState)", "mark": "\(FlowMark(rawValue: e.markStorage) ?? .normal)",
+    ]
+}
+
+func handle(_ request: AdminRequest) -> String {
+    do {
+        switch request.command {
+        case "stats":
+            var reply = plane.totalStats().dictionary
+            reply["ok"] = true
+            reply["id"] = name
+            reply["uptime_s"] = Date().timeIntervalSince(startTime)
+            reply["workers"] = plane.workerStats().map { $0.dictionary }
+            return AdminReply.encode(reply)
+        case "flows":
+            let limit = try request.integer("limit", default: 100, max: 100_000)
+            let (flows, complete) = plane.flows(limit: limit)
+            return AdminReply.encode(["ok": true, "id": name, "complete": complete, "count": flows.count,
+                                      "flows": flows.map { flowReply(worker: $0.worker, entry: $0.entry) }])
+        case "ports":
+            return AdminReply.encode(["ok": true, "id": name, "ports": portsReply()])
+        case "help":
+            return AdminReply.encode(["ok": true, "commands": ["stats", "flows [limit]", "ports", "help"]])
+        default:
+            return AdminReply.error("unknown command '\(request.command)' (try help)")
+        }
+    } catch {
+        return AdminReply.error("\(error)")
+    }
+}
+
+var admin: AdminServer?
+if let path = options.adminPath {
+    do {
+        admin = try AdminServer(path: path, handler: handle)
+        emit("[\(name)] admin socket \(path)")
+    } catch {
+        plane.closePorts()
+        EAL.cleanup()
+        fail("\(error)", code: 1)
+    }
+}
+
+// ---- Run. ----------------------------------------------------------------------------------
+
+func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?) -> String {
+    let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
+    return String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu",
+                  s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
+                  s.flows.tableFull, s.framesWithIssues)
+}
+
+do {
+    try plane.launch()
+} catch {
+    plane.stopWorkers()
+    plane.closePorts()
+    EAL.cleanup()
+    fail("\(error)", code: 1)
+}
+emit("[\(name)] running; SIGINT or SIGTERM stops")
+
+var lastPrint = Date()
+var lastStats: WorkerStats? = plane.totalStats()
+while !stopRequested.load(ordering: .relaxed) {
+    if let admin {
+        admin.poll(timeoutMilliseconds: 50)
+    } else {
+        usleep(50_000)
+    }
+    if options.statsPeriod > 0 {
+        let elapsed = Date().timeIntervalSince(lastPrint)
+        if elapsed >= options.statsPeriod {
+            let now = plane.totalStats()
+            emit("[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats))")
+            lastStats = now
+            lastPrint = Date()
+        }
+    }
+}
+
+// ---- Stop: workers flush and return, ports stop and close, then the final figures. ------
+
+plane.stopWorkers()
+let final = plane.totalStats()
+let portStats = portsReply()
+plane.closePorts()
+admin = nil
+emit("[\(name)] stopped after \(String(format: "%.1f", Date().timeIntervalSince(startTime))) s")
+emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil))")
+var finalReply = final.dictionary
+finalReply["id"] = name
+finalReply["ports"] = portStats
+emit("final-stats-json: \(AdminReply.encode(finalReply))")
+EAL.cleanup()
+exit(0)
