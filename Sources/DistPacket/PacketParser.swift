@@ -233,18 +233,20 @@ public enum PacketParser {
         }
         switch proto {
         case 6:
+            // The protocol is known even when its header is cut short (as tshark reports it);
+            // ports and flags are filled only from a whole header.
+            info.l4 = .tcp
             guard available >= 20 else { return flag(.truncatedTCP) }
             let dataOffset = Int(base.load(fromByteOffset: offset + 12, as: UInt8.self) >> 4) * 4
             guard dataOffset >= 20, dataOffset <= available else { return flag(.badTCPDataOffset) }
-            info.l4 = .tcp
             info.srcPort = base.be16(offset)
             info.dstPort = base.be16(offset + 2)
             info.tcpFlags = base.load(fromByteOffset: offset + 13, as: UInt8.self)
             info.payloadOffset = UInt16(truncatingIfNeeded: offset + dataOffset)
             info.payloadLength = UInt16(truncatingIfNeeded: available - dataOffset)
         case 17:
-            guard available >= 8 else { return flag(.truncatedUDP) }
             info.l4 = .udp
+            guard available >= 8 else { return flag(.truncatedUDP) }
             info.srcPort = base.be16(offset)
             info.dstPort = base.be16(offset + 2)
             info.payloadOffset = UInt16(truncatingIfNeeded: offset + 8)
@@ -257,9 +259,8 @@ public enum PacketParser {
                 info.payloadLength = UInt16(truncatingIfNeeded: min(udpLength, available) - 8)
             }
         case 1, 58:
+            info.l4 = proto == 58 ? (v6 ? .icmpv6 : .other) : (v6 ? .other : .icmp)
             guard available >= 4 else { return flag(.truncatedICMP) }
-            info.l4 = v6 ? .icmpv6 : .icmp
-            if proto == 1 && v6 || proto == 58 && !v6 { info.l4 = .other }
             info.payloadOffset = UInt16(truncatingIfNeeded: offset + 4)
             info.payloadLength = UInt16(truncatingIfNeeded: available - 4)
         default:
