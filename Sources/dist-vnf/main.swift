@@ -100,7 +100,6 @@ let ealOutput: String
 if case .failure(let error) = ealStart {
     fail("EAL arguments rejected: \(ealReason(ealOutput) ?? "\(error)")", code: 2)
 }
-if !ealOutput.isEmpty { emit(String(ealOutput.dropLast(ealOutput.hasSuffix("\n") ? 1 : 0)), to: 2) }
 
 // ---- Data plane. ---------------------------------------------------------------------------
 
@@ -109,9 +108,13 @@ do {
     plane = try DataPlane(config: options.data)
 } catch {
     EAL.cleanup()
-    fail("\(error)", code: 1)
+    // A device EAL could not create explains a missing port better than the absence does.
+    let deviceFailure = ealOutput.split(separator: "\n").first { $0.contains("Couldn't") || $0.contains("failed to initialize") }
+    fail("\(error)" + (deviceFailure.map { " [\($0)]" } ?? ""), code: 1)
 }
 
+// EAL's start-up log is shown once the data plane is up (a failure above is one line).
+if !ealOutput.isEmpty { emit(String(ealOutput.dropLast(ealOutput.hasSuffix("\n") ? 1 : 0))) }
 let name = options.id
 emit("[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes")
 for port in plane.ports {

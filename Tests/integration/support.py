@@ -1,0 +1,165 @@
+"""Shared helpers for the integration tests: paths, the dist-vnf process, pcap writing."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
+import pcapcheck  # noqa: E402  (the project's own checker)
+
+MIX_A = os.path.join(ROOT, 'traces', 'mix-a.pcap')
+SHARED_PCAPCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'pcapcmp.py')
+
+
+def binary():
+    path = os.environ.get('DIST_VNF') or os.path.join(ROOT, '.build', 'release', 'dist-vnf')
+    if not os.path.exists(path):
+        raise RuntimeError(f'{path} is missing: run swift build -c release first')
+    return path
+
+
+def write_pcap(path, frames):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(frames):
+            f.write(struct.pack('<IIII', i // 1000000, i % 1000000, len(frame), len(frame)))
+            f.write(frame)
+
+
+_prefix_counter = [0]
+
+
+def file_prefix():
+    _prefix_counter[0] += 1
+    return f'distit{os.getpid()}_{_prefix_counter[0]}'
+
+
+class VNF:
+    """A dist-vnf process started for a test, stopped by PID, with its admin socket."""
+
+    def __init__(self, eal, app=(), admin=True, timeout=60):
+        self.dir = tempfile.mkdtemp(prefix='dist-it-')
+        self.admin = os.path.join(self.dir, 'admin.sock') if admin else None
+        args = [binary()] + list(eal) + ['--file-prefix', file_prefix(), '--'] + list(app)
+        if self.admin:
+            args += ['--admin', self.admin]
+        self.log_path = os.path.join(self.dir, 'vnf.log')
+        self.log = open(self.log_path, 'w')
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.timeout = timeout
+        if self.admin:
+            deadline = time.time() + timeout
+            while not os.path.exists(self.admin):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f'dist-vnf exited early ({self.process.returncode}):\n{self.output()}')
+                if time.time() > deadline:
+                    self.kill()
+                    raise RuntimeError('dist-vnf did not open its admin socket')
+                time.sleep(0.05)
+
+    def request(self, obj):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.admin)
+            s.sendall((json.dumps(obj) + '\n').encode())
+            data = b''
+            while not data.endswith(b'\n'):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def wait_rx(self, count):
+        """Waits until the VNF has received `count` frames; returns the stats reply."""
+        deadline = time.time() + self.timeout
+        while True:
+            stats = self.request({'cmd': 'stats'})
+            if stats['rx_packets'] >= count or time.time() > deadline:
+                return stats
+            time.sleep(0.1)
+
+    def stop(self, sig=signal.SIGINT):
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self.log.close()
+        return code
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def final_stats(self):
+        for line in self.output().splitlines():
+            if line.startswith('final-stats-json: '):
+                return json.loads(line[len('final-stats-json: '):])
+        return None
+
+
+# ---- frame builders (independent of the Swift code) --------------------------------------
+
+def eth(etype, vlans=(), tpid_outer=0x8100):
+    f = bytes.fromhex('020000000001020000000002')
+    for i, v in enumerate(vlans):
+        tpid = tpid_outer if (i == 0 and len(vlans) > 1) else 0x8100
+        f += struct.pack('>HH', tpid, v)
+    return f + struct.pack('>H', etype)
+
+
+def ipv4(proto, src, dst, payload, frag=0, options=b''):
+    ihl = 20 + len(options)
+    return struct.pack('>BBHHHBBH4s4s', 0x40 | ihl // 4, 0, ihl + len(payload), 1, frag, 64, proto, 0,
+                       bytes(src), bytes(dst)) + options + payload
+
+
+def ipv6(nxt, src, dst, payload):
+    return struct.pack('>IHBB16s16s', 0x60000000, len(payload), nxt, 64, bytes(src), bytes(dst)) + payload
+
+
+def tcp(sport, dport, flags, payload=b''):
+    return struct.pack('>HHIIBBHHH', sport, dport, 1, 0, 0x50, flags, 65535, 0, 0) + payload
+
+
+def udp(sport, dport, payload=b''):
+    return struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
+
+
+def synthetic_frames():
+    """Frames exercising every parser path, in several interleaved flows, plus malformed ones."""
+    a, b, c = [198, 18, 0, 1], [198, 18, 0, 2], [198, 19, 7, 9]
+    v6a = [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [1]
+    v6b = [0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [2]
+    frames = []
+    for i in range(200):
+        frames.append(eth(0x0800) + ipv4(6, a, b, tcp(40000 + i % 7, 80, 0x18, b'x' * (i % 50))))
+        frames.append(eth(0x0800) + ipv4(6, b, a, tcp(80, 40000 + i % 7, 0x10)))
+        frames.append(eth(0x0800, [100]) + ipv4(17, a, c, udp(5000 + i % 3, 53, b'q' * 20)))
+        frames.append(eth(0x0800, [10, 20], 0x88A8) + ipv4(17, c, a, udp(53, 5000 + i % 3, b'r' * 30)))
+        frames.append(eth(0x86DD) + ipv6(0, v6a, v6b, bytes([6, 0, 1, 4, 0, 0, 0, 0]) + tcp(1234, 443, 0x02)))
+        frames.append(eth(0x86DD) + ipv6(44, v6b, v6a, bytes([17, 0, 0, 0x18, 0, 0, 0, i]) + b'frag' * 4))
+        frames.append(eth(0x0800) + ipv4(17, a, b, b'later-fragment', frag=0x0010 + i % 4))
+        frames.append(eth(0x0800) + ipv4(1, a, b, bytes([8, 0, 0, 0, 0, 1, 0, i % 256])))
+        frames.append(eth(0x0806) + bytes([0, 1, 8, 0, 6, 4, 0, 1]) + bytes(20))
+        if i % 10 == 0:
+            frames.append(eth(0x0800)[:10])                                  # truncated Ethernet
+            frames.append((eth(0x0800) + ipv4(6, a, b, tcp(1, 2, 2)))[:30])    # truncated IPv4 header
+            frames.append(eth(0x0800, [1, 2, 3]) + ipv4(6, a, b, tcp(1, 2, 2)))  # three VLAN tags
+            frames.append(eth(0x9999) + b'unknown ethertype payload')
+    return frames

@@ -1,0 +1,74 @@
+"""dist-vnf's command line: help, and one clear line for every kind of bad argument."""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from support import MIX_A, binary, file_prefix
+
+BASE = ['--no-huge', '-m', '256', '--no-pci']
+
+
+def run(args, timeout=60):
+    return subprocess.run([binary()] + args, capture_output=True, text=True, timeout=timeout)
+
+
+class CommandLineTests(unittest.TestCase):
+    def assertOneLineError(self, result, *words, code=None):
+        self.assertNotEqual(result.returncode, 0)
+        self.assertGreater(result.returncode, 0, 'killed by a signal (crash?)')
+        if code is not None:
+            self.assertEqual(result.returncode, code)
+        lines = [l for l in result.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, result.stderr)
+        self.assertTrue(lines[0].startswith('dist-vnf: '), lines[0])
+        for word in words:
+            self.assertIn(word, lines[0])
+
+    def test_help_prints_both_usages(self):
+        result = run(['--', '--help'])
+        self.assertEqual(result.returncode, 0)
+        self.assertIn('usage: dist-vnf <EAL options> -- [options]', result.stdout)
+        self.assertIn('--flows N', result.stdout)
+        self.assertIn('--vdev', result.stdout + result.stderr)      # DPDK's own EAL usage
+        self.assertIn('--lcores', result.stdout + result.stderr)
+
+    def test_bad_application_arguments_name_the_argument(self):
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--flows', 'many']), '--flows', "'many'", code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--flows']), '--flows', code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--bogus']), '--bogus', code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--stats-period', '-3']), '--stats-period', code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--mbuf-size', '99999999']), '--mbuf-size', code=2)
+
+    def test_bad_eal_arguments_name_the_argument(self):
+        self.assertOneLineError(run(['-l', '0-1', '--not-an-eal-option'] + BASE + ['--']), '--not-an-eal-option', code=2)
+        self.assertOneLineError(run(['-l', '0-999'] + BASE + ['--file-prefix', file_prefix(), '--']), 'EAL', code=2)
+
+    def test_missing_worker_or_port_is_explained(self):
+        self.assertOneLineError(run(['-l', '0'] + BASE + ['--file-prefix', file_prefix(), '--vdev', 'net_null0', '--']),
+                                'worker lcore', code=1)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--file-prefix', file_prefix(), '--']), 'no ports', code=1)
+
+    def test_an_unreadable_pcap_is_a_clear_error(self):
+        missing = os.path.join(tempfile.mkdtemp(), 'missing.pcap')
+        result = run(['-l', '0-1'] + BASE + ['--file-prefix', file_prefix(), '--vdev', f'net_pcap0,rx_pcap={missing}', '--'])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertGreater(result.returncode, 0)
+        self.assertOneLineError(result, "Couldn't open", missing, code=1)
+
+    def test_a_busy_admin_socket_is_refused(self):
+        import socket
+        path = os.path.join(tempfile.mkdtemp(), 'a.sock')
+        holder = socket.socket(socket.AF_UNIX)
+        holder.bind(path)
+        holder.listen(1)
+        try:
+            result = run(['-l', '0-1'] + BASE + ['--file-prefix', file_prefix(), '--vdev', 'net_null0', '--',
+                                                 '--admin', path, '--flows', '1024'])
+            self.assertOneLineError(result, 'in use', code=1)
+        finally:
+            holder.close()
+
+
+if __name__ == '__main__':
+    unittest.main()

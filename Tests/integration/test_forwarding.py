@@ -1,0 +1,146 @@
+"""dist-vnf end to end on net_pcap: every frame out once, in order, flows counted right.
+
+Set DIST_EXTRA_PCAPS=/a.pcap:/b.pcap to run the same checks on your own captures."""
+import os
+import signal
+import tempfile
+import unittest
+
+from support import MIX_A, VNF, pcapcheck, synthetic_frames, write_pcap
+
+EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
+
+
+def forward(testcase, trace, workers=1, sig=signal.SIGINT, eal=EAL):
+    """Runs the trace through dist-vnf and checks the output against it. Returns the final stats."""
+    frames = pcapcheck.read_pcap(trace)
+    out_dir = tempfile.mkdtemp(prefix='dist-fwd-')
+    if workers == 1:
+        out = os.path.join(out_dir, 'out.pcap')
+        vdev = f'net_pcap0,rx_pcap={trace},tx_pcap={out}'
+        outs = [out]
+    else:
+        # One RX/TX queue pair per worker: queue q reads and writes its own file.
+        outs = [os.path.join(out_dir, f'out{q}.pcap') for q in range(workers)]
+        vdev = 'net_pcap0,' + ','.join(f'rx_pcap={trace}' for _ in range(workers)) + ',' + \
+            ','.join(f'tx_pcap={o}' for o in outs)
+        eal = ['--lcores', '0@0,' + ','.join(f'{w + 1}@{1 + w % 1}' for w in range(workers)),
+               '--no-huge', '-m', '512', '--no-pci']
+    largest = max((len(f) for f in frames), default=60)
+    vnf = VNF(eal + ['--vdev', vdev], ['--flows', '65536', '--mbuf-size', str(max(2048, largest))])
+    try:
+        stats = vnf.wait_rx(len(frames) * workers)
+        testcase.assertEqual(stats['rx_packets'], len(frames) * workers, vnf.output())
+    finally:
+        code = vnf.stop(sig)
+    testcase.assertEqual(code, 0, vnf.output())
+    final = vnf.final_stats()
+    testcase.assertIsNotNone(final, vnf.output())
+    for out in outs:
+        result = pcapcheck.compare(frames, pcapcheck.read_pcap(out))
+        testcase.assertEqual((result['lost'], result['duplicated'], result['extra'], result['reordered']),
+                             (0, 0, 0, 0), f'{trace} -> {out}: {result}')
+    # Every frame accounted for: parse outcomes and layer counters add up to what was received.
+    testcase.assertEqual(sum(final['parse'].values()), final['rx_packets'])
+    testcase.assertEqual(sum(final['l3'].values()), final['rx_packets'])
+    testcase.assertEqual(final['tx_packets'], final['rx_packets'])
+    testcase.assertEqual(final['tx_dropped'], 0)
+    # The flow table saw as many flows as an independent count of the trace's 5-tuples.
+    distinct = {pcapcheck.flow_of(f) for f in frames} - {None}
+    testcase.assertEqual(final['flows']['created'], len(distinct) * workers)
+    testcase.assertEqual(final['flows']['active'], len(distinct) * workers)
+    testcase.assertEqual(final['flows']['table_full'], 0)
+    return final, vnf
+
+
+class ForwardingTests(unittest.TestCase):
+    def test_mix_a_comes_out_whole_in_order_with_every_flow_counted(self):
+        final, _ = forward(self, MIX_A)
+        self.assertEqual(final['rx_packets'], 54981)
+        self.assertEqual(final['flows']['created'], 5523)
+
+    def test_synthetic_edge_cases_are_forwarded_and_counted_by_reason(self):
+        path = os.path.join(tempfile.mkdtemp(), 'synthetic.pcap')
+        frames = synthetic_frames()
+        write_pcap(path, frames)
+        final, _ = forward(self, path, sig=signal.SIGTERM)
+        parse = final['parse']
+        self.assertEqual(parse.get('truncated_ethernet'), 20)
+        self.assertEqual(parse.get('truncated_ipv4'), 20)
+        self.assertEqual(parse.get('too_many_vlan_tags'), 20)
+        self.assertEqual(parse.get('unknown_ethertype'), 20)
+        self.assertEqual(final['l4']['fragment'], 400)
+
+    def test_two_workers_each_forward_their_queue_in_order(self):
+        path = os.path.join(tempfile.mkdtemp(), 'synthetic.pcap')
+        write_pcap(path, synthetic_frames())
+        final, vnf = forward(self, path, workers=2)
+        self.assertIn('worker 1 on lcore 2', vnf.output())
+
+    def test_two_ports_forward_to_each_other(self):
+        d = tempfile.mkdtemp()
+        a_in, b_in = os.path.join(d, 'a.pcap'), os.path.join(d, 'b.pcap')
+        a_out, b_out = os.path.join(d, 'a-out.pcap'), os.path.join(d, 'b-out.pcap')
+        synthetic = synthetic_frames()
+        write_pcap(a_in, synthetic[:900])
+        write_pcap(b_in, synthetic[900:])
+        vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={a_in},tx_pcap={a_out}',
+                         '--vdev', f'net_pcap1,rx_pcap={b_in},tx_pcap={b_out}'], ['--flows', '4096'])
+        try:
+            vnf.wait_rx(len(synthetic))
+        finally:
+            self.assertEqual(vnf.stop(), 0)
+        # Port 0's frames leave by port 1 and the other way round (l2fwd pairing).
+        self.assertEqual(pcapcheck.compare(synthetic[:900], pcapcheck.read_pcap(b_out))['lost'], 0)
+        self.assertEqual(pcapcheck.read_pcap(b_out), synthetic[:900])
+        self.assertEqual(pcapcheck.read_pcap(a_out), synthetic[900:])
+
+    def test_runs_on_hugepages_when_the_host_has_them(self):
+        free_path = '/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages'
+        def free_pages():
+            if not os.path.exists(free_path):
+                return 0
+            with open(free_path) as f:
+                return int(f.read())
+        free = free_pages()
+        if free < 160:
+            self.skipTest(f'{free} free 2 MB hugepages (run hugepage-setup.sh): covered by --no-huge runs')
+        # --in-memory: no hugepage files are left behind when the process ends.
+        forward(self, MIX_A, eal=['-l', '0-1', '--in-memory', '-m', '256', '--no-pci'])
+        self.assertGreaterEqual(free_pages(), free)
+
+    def test_user_captures(self):
+        for path in filter(None, os.environ.get('DIST_EXTRA_PCAPS', '').split(':')):
+            with self.subTest(capture=path):
+                forward(self, path)
+
+    def test_admin_socket_serves_stats_flows_and_ports(self):
+        path = os.path.join(tempfile.mkdtemp(), 'synthetic.pcap')
+        frames = synthetic_frames()
+        write_pcap(path, frames)
+        out = os.path.join(tempfile.mkdtemp(), 'out.pcap')
+        vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={path},tx_pcap={out}'], ['--flows', '1024', '--id', 'vnf7'])
+        try:
+            vnf.wait_rx(len(frames))
+            self.assertEqual(oct(os.stat(vnf.admin).st_mode & 0o777), '0o600')
+            stats = vnf.request({'cmd': 'stats'})
+            self.assertTrue(stats['ok'])
+            self.assertEqual(stats['id'], 'vnf7')
+            flows = vnf.request({'cmd': 'flows', 'limit': 3})
+            self.assertTrue(flows['ok'] and flows['complete'])
+            self.assertEqual(flows['count'], 3)
+            self.assertEqual({'client', 'server', 'proto', 'packets_to_server', 'tcp_state', 'mark'} -
+                             set(flows['flows'][0]), set())
+            everything = vnf.request({'cmd': 'flows', 'limit': 100000})
+            self.assertEqual(everything['count'], stats['flows']['active'])
+            ports = vnf.request({'cmd': 'ports'})
+            self.assertEqual(ports['ports'][0]['driver'], 'net_pcap')
+            self.assertEqual(ports['ports'][0]['stats']['rx_packets'], len(frames))
+            self.assertFalse(vnf.request({'cmd': 'nonsense'})['ok'])
+            self.assertFalse(vnf.request({'cmd': 'flows', 'limit': 'x'})['ok'])
+        finally:
+            self.assertEqual(vnf.stop(), 0)
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what DiST needs on Debian 12 and builds it (release). Used by the README's two
+# commands; safe to run again. Needs root for apt-get (or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev tshark python3 iproute2)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+echo "== installing Debian packages: ${PACKAGES[*]}"
+export DEBIAN_FRONTEND=noninteractive
+as_root apt-get update -qq
+as_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        export PATH=/opt/swift/usr/bin:$PATH
+    else
+        echo "setup: Swift 6.1 or newer is needed (swift not on PATH, none in /opt/swift)" >&2
+        exit 1
+    fi
+fi
+
+echo "== building (swift build -c release)"
+swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+test -x .build/release/dist-vnf || { echo "setup: build failed" >&2; exit 1; }
+echo "== built .build/release/dist-vnf"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's test command: installs, builds, runs the unit tests (swift test) and the
+# integration tests (dist-vnf on net_pcap, checked by deploy/tools/pcapcheck.py).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ -x /opt/swift/usr/bin/swift ] && export PATH=/opt/swift/usr/bin:$PATH
+
+deploy/setup.sh || exit 1
+# Hugepages where the host allows them (one integration test runs on them); fine if not.
+./hugepage-setup.sh 256 || echo "(continuing without hugepages)"
+log=$(mktemp -d)
+
+echo "== unit tests (swift test)"
+swift test 2>&1 | tee "$log/unit.txt" | grep -E '^(✘|✔ Suite|✔ Test run|✘ Test run)|error:' 
+unit_status=${PIPESTATUS[0]}
+unit_total=$(grep -oE 'Test run with [0-9]+ test' "$log/unit.txt" | grep -oE '[0-9]+' | tail -1)
+unit_failed=$(grep -cE '^✘ Test [^r].*failed' "$log/unit.txt")
+unit_total=${unit_total:-0}
+if [ "$unit_status" != 0 ] && [ "$unit_failed" = 0 ]; then unit_failed=1; fi
+
+echo "== integration tests (Tests/integration)"
+python3 -m unittest discover -s Tests/integration -p 'test_*.py' -v 2>&1 | tee "$log/integration.txt" | grep -E ' \.\.\. |^(FAIL|ERROR|Ran|OK)'
+integration_status=${PIPESTATUS[0]}
+integration_total=$(grep -oE '^Ran [0-9]+' "$log/integration.txt" | grep -oE '[0-9]+')
+integration_failed=$(grep -cE ' \.\.\. (FAIL|ERROR)$' "$log/integration.txt")
+integration_total=${integration_total:-0}
+if [ "$integration_status" != 0 ] && [ "$integration_failed" = 0 ]; then integration_failed=1; fi
+
+failed=$((unit_failed + integration_failed))
+passed=$((unit_total + integration_total - failed))
+echo
+echo "unit: $unit_total tests, $unit_failed failed; integration: $integration_total tests, $integration_failed failed"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$unit_status" = 0 ] && [ "$integration_status" = 0 ]

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""pcapcheck: loss, duplication and order of frames through a VNF, and flow counts.
+
+    pcapcheck.py compare SENT.pcap RECEIVED.pcap [--strict] [--json] [--detail N]
+    pcapcheck.py flows TRACE.pcap [--json]
+
+compare  matches every received frame to a sent frame with the same bytes (the earliest one
+         not matched yet) and reports, as one line (or JSON):
+           sent, received, lost (sent, never received), duplicated (received more often than
+           sent), extra (never sent), reordered (received after a frame sent later had
+           already arrived), reordered_within_flows (the same, per bidirectional flow).
+         Exit 0 when nothing is lost or duplicated and no flow is reordered; --strict also
+         fails on extra frames and on reordering across flows. Exit 1 on a failed check,
+         2 on unreadable input.
+flows    counts the distinct bidirectional flows of a trace the way dist-vnf keys them:
+         IP protocol, the two (address, port) endpoints in either order, and up to two VLAN
+         ids. Ports come from whole TCP/UDP headers only; later fragments have none.
+
+Written for the DiST test bed; it reads only the files it is given and knows nothing of
+dist-vnf's code, so it can judge it.
+"""
+import json
+import struct
+import sys
+from collections import defaultdict, deque
+
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+
+
+def read_pcap(path):
+    """Frames (bytes) of a classic pcap file, either byte order, us or ns resolution."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < 24:
+        raise ValueError(f'{path}: shorter than a pcap header')
+    magic = data[:4]
+    if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
+        order = '<'
+    elif magic in (b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
+        order = '>'
+    else:
+        raise ValueError(f'{path}: not a classic pcap file (pcapng is not read)')
+    record = struct.Struct(order + 'IIII')
+    frames = []
+    pos = 24
+    while pos + 16 <= len(data):
+        _, _, caplen, _ = record.unpack_from(data, pos)
+        pos += 16
+        if pos + caplen > len(data):
+            raise ValueError(f'{path}: record {len(frames)} runs past the end of the file')
+        frames.append(data[pos:pos + caplen])
+        pos += caplen
+    return frames
+
+
+def flow_of(frame):
+    """The bidirectional flow key of a frame, or None for frames outside any IP flow."""
+    n = len(frame)
+    if n < 14:
+        return None
+    pos = 12
+    etype = int.from_bytes(frame[12:14], 'big')
+    vlans = []
+    while etype in VLAN_TPIDS:
+        if len(vlans) == 2 or n < pos + 6:
+            return None
+        vlans.append(int.from_bytes(frame[pos + 2:pos + 4], 'big') & 0xFFF)
+        pos += 4
+        etype = int.from_bytes(frame[pos:pos + 2], 'big')
+    l3 = pos + 2
+    sport = dport = 0
+    if etype == 0x0800:
+        if n < l3 + 20 or frame[l3] >> 4 != 4:
+            return None
+        ihl = (frame[l3] & 15) * 4
+        if ihl < 20 or n < l3 + ihl:
+            return None
+        proto = frame[l3 + 9]
+        src, dst = frame[l3 + 12:l3 + 16], frame[l3 + 16:l3 + 20]
+        total = int.from_bytes(frame[l3 + 2:l3 + 4], 'big')
+        end = l3 + total
+        if total < ihl or end > n:
+            end = n
+        later_fragment = int.from_bytes(frame[l3 + 6:l3 + 8], 'big') & 0x1FFF != 0
+        l4 = l3 + ihl
+    elif etype == 0x86DD:
+        if n < l3 + 40 or frame[l3] >> 4 != 6:
+            return None
+        src, dst = frame[l3 + 8:l3 + 24], frame[l3 + 24:l3 + 40]
+        plen = int.from_bytes(frame[l3 + 4:l3 + 6], 'big')
+        end = l3 + 40 + plen
+        if end > n or plen == 0:
+            end = n
+        proto = frame[l3 + 6]
+        l4 = l3 + 40
+        later_fragment = False
+        hops = 0
+        while proto in (0, 43, 60, 135, 139, 140, 51, 44):
+            if end < l4 + 8:
+                l4 = None
+                break
+            if proto == 44:
+                later_fragment = int.from_bytes(frame[l4 + 2:l4 + 4], 'big') & 0xFFF8 != 0
+                proto, l4 = frame[l4], l4 + 8
+                if later_fragment:
+                    break
+            elif proto == 51:
+                proto, l4 = frame[l4], l4 + (frame[l4 + 1] + 2) * 4
+            else:
+                proto, l4 = frame[l4], l4 + (frame[l4 + 1] + 1) * 8
+            hops += 1
+            if hops > 8:
+                l4 = None
+                break
+        if l4 is not None and l4 > end:
+            l4 = None
+    else:
+        return None
+    if l4 is not None and not later_fragment:
+        room = end - l4
+        if proto == 6 and room >= 20:
+            offset = (frame[l4 + 12] >> 4) * 4
+            if 20 <= offset <= room:
+                sport, dport = frame[l4:l4 + 2], frame[l4 + 2:l4 + 4]
+        elif proto == 17 and room >= 8:
+            sport, dport = frame[l4:l4 + 2], frame[l4 + 2:l4 + 4]
+    a, b = (bytes(src), sport), (bytes(dst), dport)
+    return (proto, tuple(vlans)) + ((a, b) if a <= b else (b, a))
+
+
+def compare(sent, received):
+    pending = defaultdict(deque)            # frame bytes -> sent positions not matched yet
+    for i, frame in enumerate(sent):
+        pending[frame].append(i)
+    sent_set = set(pending)
+    last_copy = {}
+    matched = 0
+    duplicated = extra = 0
+    reordered = 0
+    newest = -1
+    newest_in_flow = {}
+    reordered_in_flow = defaultdict(int)
+    for frame in received:
+        queue = pending.get(frame)
+        if queue:
+            position = queue.popleft()
+            last_copy[frame] = position
+            matched += 1
+        elif frame in sent_set:
+            # A copy beyond those sent: counted, and placed (for order) where its last copy was sent.
+            duplicated += 1
+            position = last_copy[frame]
+        else:
+            extra += 1
+            continue
+        if position < newest:
+            reordered += 1
+        newest = max(newest, position)
+        key = flow_of(frame) or ('non-ip', frame[12:14])
+        last = newest_in_flow.get(key, -1)
+        if position < last:
+            reordered_in_flow[key] += 1
+        newest_in_flow[key] = max(last, position)
+    lost = len(sent) - matched
+    return {
+        'sent': len(sent), 'received': len(received), 'lost': lost, 'duplicated': duplicated,
+        'extra': extra, 'reordered': reordered,
+        'reordered_within_flows': sum(reordered_in_flow.values()),
+        'flows_reordered': len(reordered_in_flow),
+    }
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith('--')]
+    flags = [a for a in argv if a.startswith('--')]
+    as_json = '--json' in flags
+    try:
+        if len(args) == 3 and args[0] == 'compare':
+            result = compare(read_pcap(args[1]), read_pcap(args[2]))
+            strict = '--strict' in flags
+            ok = (result['lost'] == 0 and result['duplicated'] == 0 and result['reordered_within_flows'] == 0
+                  and (not strict or (result['extra'] == 0 and result['reordered'] == 0)))
+            result['verdict'] = 'PASS' if ok else 'FAIL'
+            result['strict'] = strict
+            if as_json:
+                print(json.dumps(result, sort_keys=True))
+            else:
+                print(' '.join(f'{k}={result[k]}' for k in (
+                    'sent', 'received', 'lost', 'duplicated', 'extra', 'reordered',
+                    'reordered_within_flows', 'verdict')))
+            return 0 if ok else 1
+        if len(args) == 2 and args[0] == 'flows':
+            frames = read_pcap(args[1])
+            keys = {flow_of(f) for f in frames}
+            keys.discard(None)
+            ip_frames = sum(1 for f in frames if flow_of(f) is not None)
+            result = {'frames': len(frames), 'ip_frames': ip_frames, 'flows': len(keys)}
+            print(json.dumps(result, sort_keys=True) if as_json else
+                  ' '.join(f'{k}={v}' for k, v in result.items()))
+            return 0
+    except (OSError, ValueError) as error:
+        print(f'pcapcheck: {error}', file=sys.stderr)
+        return 2
+    print(__doc__.strip().split('\n\n')[0], file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
