@@ -5,8 +5,10 @@
 //
 // Module map (one concept each; only DistDataPlane and the executable touch DPDK):
 //   CDPDKShim      C wrappers for what Swift cannot import from DPDK (EAL, ports, mbufs).
+//   CDistIntrinsics  Header-only CPU hints (prefetch) Swift cannot spell. No DPDK.
 //   DistPacket     Frame parsing: Ethernet/VLAN/ARP/IPv4/IPv6/TCP/UDP/ICMP. No DPDK.
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
+//   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
 //   dist-vnf       The VNF process: argument parsing, statistics, signals.
@@ -43,23 +45,31 @@ let package = Package(
             ],
             linkerSettings: dpdkLibraries
         ),
+        .target(name: "CDistIntrinsics"),
         .target(name: "DistPacket"),
         .target(
             name: "DistFlow",
-            dependencies: ["DistPacket", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(name: "DistAdmin"),
+        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow"]),
         .target(
             name: "DistDataPlane",
-            dependencies: ["CDPDKShim", "DistPacket", "DistFlow",
+            dependencies: ["CDPDKShim", "DistPacket", "DistFlow", "DistPipeline",
                            .product(name: "Atomics", package: "swift-atomics")]
         ),
         .executableTarget(
             name: "dist-vnf",
-            dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket"]
+            dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket", "DistPipeline"]
+        ),
+        .executableTarget(
+            name: "dist-fastpath-bench",
+            dependencies: ["DistPipeline", "DistFlow", "DistPacket"],
+            path: "Benchmarks/FastPath"
         ),
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket"]),
     ]
 )

@@ -1,6 +1,7 @@
 import Atomics
 import CDPDKShim
 import DistFlow
+import DistPipeline
 
 /// How the data plane is sized. Everything is allocated once, at start.
 public struct DataPlaneConfig: Sendable {
@@ -24,7 +25,7 @@ public final class DataPlane: @unchecked Sendable {
     public let pool: PacketPool
     public let config: DataPlaneConfig
     public let clock = Clock()
-    let stopFlag = ManagedAtomic<Bool>(false)
+    let stopFlag = UnsafeAtomic<Bool>.create(false)
     let slotStride: Int
     let slots: UnsafeMutableRawPointer
     private var launched = false
@@ -77,6 +78,7 @@ public final class DataPlane: @unchecked Sendable {
 
     deinit {
         slots.deallocate()
+        stopFlag.destroy()
     }
 
     /// Bytes held by all flow tables.

@@ -2,6 +2,7 @@ import Atomics
 import CDPDKShim
 import DistFlow
 import DistPacket
+import DistPipeline
 
 /// Where a worker's frames come from and go to: RX queue `queue` of `rx`, TX queue `queue` of `tx`.
 public struct Route: Sendable, Equatable {
@@ -22,9 +23,10 @@ public struct Route: Sendable, Equatable {
     }
 }
 
-/// One worker lcore: polls its RX queue on every port, parses each frame, tracks its flow, and
-/// forwards every frame, in the order received, to the route's TX port. It owns its flow table
-/// and its statistics slot; it takes no lock and allocates nothing per packet.
+/// One worker lcore: polls its RX queue on every port, runs each burst through the
+/// ``FastPath`` (parse, count, track the flow), and forwards every frame, in the order received,
+/// to the route's TX port. It owns its flow table and its statistics slot; it takes no lock and
+/// allocates nothing per packet.
 public final class Worker: @unchecked Sendable {
     public let index: Int
     public let lcore: UInt32
@@ -32,13 +34,13 @@ public final class Worker: @unchecked Sendable {
     public let routes: [Route]
     public let table: FlowTable
     public let mailbox = WorkerMailbox()
-    /// Expiry looks at this many flow entries every `expiryInterval` loops.
-    public var expiryBudget = 64
-    public var expiryInterval: UInt64 = 16
+    /// Housekeeping (expiry of `expiryBudget` entries, the mailbox, counters) every this many loops.
+    let housekeepingInterval: UInt64 = 32
+    let expiryBudget = 64
 
     /// This worker's statistics slot, read by the main lcore.
     let statsSlot: UnsafeMutablePointer<WorkerStats>
-    let stopFlag: ManagedAtomic<Bool>
+    let stopFlag: UnsafeAtomic<Bool>
     let clock: Clock
 
     static let burstSize: UInt16 = 32
@@ -46,7 +48,7 @@ public final class Worker: @unchecked Sendable {
     static let txRetries = 256
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable,
-         statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: ManagedAtomic<Bool>, clock: Clock) {
+         statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock) {
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -70,45 +72,35 @@ public final class Worker: @unchecked Sendable {
             segmentLengths.deallocate()
             packetLengths.deallocate()
         }
-        let routeList = routes
-        let table = self.table
-        let stats = statsSlot
+        let routeList = UnsafeMutableBufferPointer<Route>.allocate(capacity: routes.count)
+        _ = routeList.initialize(from: routes)
+        defer { routeList.deallocate() }
+        let fastPath = FastPath(table: table, stats: statsSlot)
         let queue = self.queue
-        var info = PacketInfo()
+        let stop = stopFlag
+        let clock = self.clock
+        let interval = housekeepingInterval
+        let budget = expiryBudget
         var loops: UInt64 = 0
 
-        while !stopFlag.load(ordering: .relaxed) {
+        while !stop.load(ordering: .relaxed) {
             loops &+= 1
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
-                let now = clock.now()
                 dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
-                var bytes: UInt64 = 0
-                for i in 0..<Int(n) {
-                    PacketParser.parse(UnsafeRawPointer(data[i]!), length: Int(segmentLengths[i]), into: &info)
-                    let wireLength = packetLengths[i]
-                    bytes &+= UInt64(wireLength)
-                    stats.pointee.l3[Int(info.l3.rawValue)] &+= 1
-                    stats.pointee.l4[Int(info.l4.rawValue)] &+= 1
-                    stats.pointee.issues[Int(info.issue.rawValue)] &+= 1
-                    if info.hasFlow {
-                        var entry = 0
-                        _ = table.track(info, wireLength: wireLength, now: now, index: &entry)
-                    }
-                }
-                stats.pointee.rxPackets &+= UInt64(n)
-                stats.pointee.rxBytes &+= bytes
-                stats.pointee.bursts &+= 1
+                fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
+                                 packetLengths: packetLengths, now: clock.now())
                 transmit(packets, count: n, port: route.tx)
             }
-            if loops % expiryInterval == 0 {
-                table.expire(now: clock.now(), budget: expiryBudget)
+            if loops % interval == 0 {
+                fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
                 mailbox.serve(table)
-                publish(loops: loops)
+                statsSlot.pointee.loops = loops
             }
         }
-        publish(loops: loops)
+        fastPath.housekeeping(now: clock.now(), expiryBudget: 0)
+        statsSlot.pointee.loops = loops
         return 0
     }
 
@@ -125,11 +117,5 @@ public final class Worker: @unchecked Sendable {
             dist_mbuf_free_bulk(packets + Int(sent), UInt32(count - sent))
             statsSlot.pointee.txDropped &+= UInt64(count - sent)
         }
-    }
-
-    func publish(loops: UInt64) {
-        statsSlot.pointee.loops = loops
-        statsSlot.pointee.flows = table.counters
-        statsSlot.pointee.activeFlows = UInt64(table.count)
     }
 }

@@ -59,7 +59,7 @@ public enum TCPState: UInt8, Sendable, CustomStringConvertible {
     }
 
     /// The state after a segment with `flags` (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
-    @inlinable
+    @inlinable @inline(__always)
     public func next(flags: UInt8) -> TCPState {
         if flags & 0x04 != 0 { return .reset }
         switch self {

@@ -24,7 +24,7 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
 
     /// The key of a parsed packet, and whether the packet goes from the low endpoint to the
     /// high one. Only meaningful when `info.hasFlow`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func canonical(_ info: PacketInfo) -> (key: FlowKey, fromLo: Bool) {
         let srcFirst = info.src < info.dst || (info.src == info.dst && info.srcPort <= info.dstPort)
         if srcFirst {
@@ -39,6 +39,7 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     /// directions land in the same slot. Three 64x64->128 multiplies, no table.
     @inlinable
     public var hashValue64: UInt64 {
+        @inline(__always) get {
         @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
             let r = a.multipliedFullWidth(by: b)
             return r.high ^ r.low
@@ -47,6 +48,17 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
         let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
         let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3)
         return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15)
+        }
+    }
+
+    /// Equality without branches: one OR of XORs over every word of the key.
+    @inlinable @inline(__always)
+    public static func == (a: FlowKey, b: FlowKey) -> Bool {
+        let addresses = (a.loAddr.hi ^ b.loAddr.hi) | (a.loAddr.lo ^ b.loAddr.lo)
+            | (a.hiAddr.hi ^ b.hiAddr.hi) | (a.hiAddr.lo ^ b.hiAddr.lo)
+        let rest = UInt64(a.loPort ^ b.loPort) | UInt64(a.hiPort ^ b.hiPort) << 16
+            | UInt64(a.proto ^ b.proto) << 32
+        return addresses | rest | UInt64(a.vlanKey ^ b.vlanKey) == 0
     }
 
     public var description: String {
@@ -84,5 +96,21 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
         let head = groups[..<bestStart].joined(separator: ":")
         let tail = groups[(bestStart + bestLength)...].joined(separator: ":")
         return head + "::" + tail
+    }
+}
+
+/// A packet's flow key, direction and hash, computed once per packet so that a burst can
+/// prefetch every packet's slot and entry before any lookup waits on memory.
+public struct FlowProbe: Sendable {
+    public var key: FlowKey
+    public var hash: UInt64
+    public var fromLo: Bool
+
+    @inlinable @inline(__always)
+    public init(_ info: PacketInfo) {
+        let (key, fromLo) = FlowKey.canonical(info)
+        self.key = key
+        self.fromLo = fromLo
+        hash = key.hashValue64
     }
 }

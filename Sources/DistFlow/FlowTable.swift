@@ -1,4 +1,5 @@
 import Atomics
+import CDistIntrinsics
 import DistPacket
 
 /// Idle timeouts, in nanoseconds, after which a flow is expired. The defaults are PRADS's:
@@ -71,11 +72,21 @@ public final class FlowTable {
     @usableFromInline let slots: UnsafeMutablePointer<UInt64>
     @usableFromInline let slotMask: Int
     @usableFromInline let freeList: UnsafeMutablePointer<UInt32>
-    @usableFromInline var freeCount: Int
     @usableFromInline let markOffset: Int
-    @usableFromInline var sweepCursor: Int = 0
-    public var timeouts: FlowTimeouts
-    public var counters = FlowTableCounters()
+    public let timeouts: FlowTimeouts
+    /// The table's mutable scalars live behind a pointer, not in class `var`s, so the fast
+    /// path pays no dynamic exclusivity check for them (the table has a single writer).
+    @usableFromInline let state: UnsafeMutablePointer<State>
+
+    @usableFromInline struct State {
+        @usableFromInline var freeCount: Int
+        @usableFromInline var sweepCursor = 0
+        @usableFromInline var counters = FlowTableCounters()
+        @usableFromInline init(freeCount: Int) { self.freeCount = freeCount }
+    }
+
+    /// What the table has done so far.
+    @inlinable public var counters: FlowTableCounters { state.pointee.counters }
 
     /// Bytes the table holds for `capacity` flows (entries, index, free list).
     public static func memoryBytes(capacity: Int) -> Int {
@@ -101,7 +112,8 @@ public final class FlowTable {
         freeList = .allocate(capacity: capacity)
         // Hand out low positions first: entry i is free-list element capacity-1-i.
         for i in 0..<capacity { freeList[i] = UInt32(capacity - 1 - i) }
-        freeCount = capacity
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(freeCount: capacity))
         markOffset = MemoryLayout<FlowEntry>.offset(of: \FlowEntry.markStorage)!
     }
 
@@ -110,10 +122,11 @@ public final class FlowTable {
         entries.deallocate()
         slots.deallocate()
         freeList.deallocate()
+        state.deallocate()
     }
 
     /// Flows in the table.
-    @inlinable public var count: Int { capacity - freeCount }
+    @inlinable public var count: Int { capacity - state.pointee.freeCount }
 
     public var memoryBytes: Int { FlowTable.memoryBytes(capacity: capacity) }
 
@@ -123,8 +136,15 @@ public final class FlowTable {
     /// state, unless the flow is marked. `index` receives the entry's position (-1 when full).
     @inlinable
     public func track(_ info: PacketInfo, wireLength: UInt32, now: UInt64, index: inout Int) -> TrackOutcome {
-        let (key, fromLo) = FlowKey.canonical(info)
-        let h = key.hashValue64
+        track(info, probe: FlowProbe(info), wireLength: wireLength, now: now, index: &index)
+    }
+
+    /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
+    /// first pass, which also prefetched the slot and entry).
+    @inlinable
+    public func track(_ info: PacketInfo, probe: FlowProbe, wireLength: UInt32, now: UInt64,
+                      index: inout Int) -> TrackOutcome {
+        let h = probe.hash
         let tag = h >> 32
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while true {
@@ -132,33 +152,48 @@ public final class FlowTable {
             if value == 0 { break }
             if value >> 32 == tag {
                 let e = Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1
-                if entries[e].key == key {
+                if entries[e].key == probe.key {
                     index = e
                     if markAtomic(e).load(ordering: .acquiring) != FlowMark.normal.rawValue {
-                        counters.markedPackets &+= 1
+                        state.pointee.counters.markedPackets &+= 1
                         return .marked
                     }
-                    update(e, info: info, fromLo: fromLo, wireLength: wireLength, now: now)
+                    update(e, info: info, fromLo: probe.fromLo, wireLength: wireLength, now: now)
                     return .updated
                 }
             }
             slot = (slot &+ 1) & slotMask
         }
-        guard freeCount > 0 else {
+        guard state.pointee.freeCount > 0 else {
             index = -1
-            counters.tableFull &+= 1
+            state.pointee.counters.tableFull &+= 1
             return .tableFull
         }
-        freeCount -= 1
-        let e = Int(freeList[freeCount])
+        state.pointee.freeCount -= 1
+        let e = Int(freeList[state.pointee.freeCount])
         // The client is the sender of the first packet seen, unless that packet is a SYN-ACK.
-        let clientIsLo = (info.l4 == .tcp && info.tcpFlags & 0x12 == 0x12) ? !fromLo : fromLo
-        entries[e] = FlowEntry(key: key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
+        let clientIsLo = (info.l4 == .tcp && info.tcpFlags & 0x12 == 0x12) ? !probe.fromLo : probe.fromLo
+        entries[e] = FlowEntry(key: probe.key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
         slots[slot] = tag << 32 | UInt64(e + 1)
-        counters.created &+= 1
+        state.pointee.counters.created &+= 1
         index = e
-        update(e, info: info, fromLo: fromLo, wireLength: wireLength, now: now)
+        update(e, info: info, fromLo: probe.fromLo, wireLength: wireLength, now: now)
         return .created
+    }
+
+    /// Starts loading the hash slot where a probe begins (first stage of a burst).
+    @inlinable @inline(__always)
+    public func prefetchSlot(_ probe: FlowProbe) {
+        dist_prefetch_read(slots + (Int(truncatingIfNeeded: probe.hash) & slotMask))
+    }
+
+    /// Starts loading the entry the probe's home slot points at, if any (second stage).
+    @inlinable @inline(__always)
+    public func prefetchEntry(_ probe: FlowProbe) {
+        let value = slots[Int(truncatingIfNeeded: probe.hash) & slotMask]
+        if value != 0 {
+            dist_prefetch_write(entries + (Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1))
+        }
     }
 
     @inlinable @inline(__always)
@@ -177,12 +212,6 @@ public final class FlowTable {
         if info.l4 == .tcp {
             entry.pointee.tcpState = entry.pointee.tcpState.next(flags: info.tcpFlags)
         }
-    }
-
-    /// The hash slot where a key's probe starts; callers may prefetch it.
-    @inlinable
-    public func slotAddress(for key: FlowKey) -> UnsafeRawPointer {
-        UnsafeRawPointer(slots + (Int(truncatingIfNeeded: key.hashValue64) & slotMask))
     }
 
     // MARK: - Lookup, insert, remove (owner only)
@@ -221,15 +250,15 @@ public final class FlowTable {
             entries[e] = entry
             return e
         }
-        guard freeCount > 0 else { return nil }
+        guard state.pointee.freeCount > 0 else { return nil }
         let h = entry.key.hashValue64
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while slots[slot] != 0 { slot = (slot + 1) & slotMask }
-        freeCount -= 1
-        let e = Int(freeList[freeCount])
+        state.pointee.freeCount -= 1
+        let e = Int(freeList[state.pointee.freeCount])
         entries[e] = entry
         slots[slot] = (h >> 32) << 32 | UInt64(e + 1)
-        counters.created &+= 1
+        state.pointee.counters.created &+= 1
         return e
     }
 
@@ -253,9 +282,9 @@ public final class FlowTable {
         slots[hole] = 0
         entries[index].inUse = false
         markAtomic(index).store(FlowMark.normal.rawValue, ordering: .releasing)
-        freeList[freeCount] = UInt32(index)
-        freeCount += 1
-        counters.removed &+= 1
+        freeList[state.pointee.freeCount] = UInt32(index)
+        state.pointee.freeCount += 1
+        state.pointee.counters.removed &+= 1
     }
 
     /// Removes every flow.
@@ -271,7 +300,7 @@ public final class FlowTable {
     @discardableResult
     public func expire(now: UInt64, budget: Int) -> Int {
         var removed = 0
-        var cursor = sweepCursor
+        var cursor = state.pointee.sweepCursor
         for _ in 0..<min(budget, capacity) {
             let e = entries + cursor
             if e.pointee.inUse {
@@ -280,14 +309,14 @@ public final class FlowTable {
                     || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee)
                         && now > e.pointee.lastSeen) {
                     remove(at: cursor)
-                    counters.expired &+= 1
+                    state.pointee.counters.expired &+= 1
                     removed += 1
                 }
             }
             cursor += 1
             if cursor == capacity { cursor = 0 }
         }
-        sweepCursor = cursor
+        state.pointee.sweepCursor = cursor
         return removed
     }
 

@@ -39,7 +39,7 @@ public struct PacketInfo: Sendable {
     /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE, CWR).
     public var tcpFlags: UInt8 = 0
 
-    public init() {}
+    @inlinable public init() {}
 
     /// True when the frame carries an IP header whole, so it belongs to a flow.
     @inlinable public var hasFlow: Bool { l3 == .ipv4 || l3 == .ipv6 }

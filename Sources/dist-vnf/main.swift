@@ -4,6 +4,7 @@ import DistAdmin
 import DistDataPlane
 import DistFlow
 import DistPacket
+import DistPipeline
 import Foundation
 
 #if canImport(Glibc)

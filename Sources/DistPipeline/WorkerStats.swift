@@ -24,6 +24,15 @@ public struct WorkerStats: Sendable {
 
     public init() {}
 
+    /// Counts one parsed frame by network layer, transport layer and parse outcome.
+    @inlinable @inline(__always)
+    public mutating func count(_ info: PacketInfo) {
+        // The enums' raw values are below the arrays' sizes by construction.
+        l3[unchecked: Int(info.l3.rawValue)] &+= 1
+        l4[unchecked: Int(info.l4.rawValue)] &+= 1
+        issues[unchecked: Int(info.issue.rawValue)] &+= 1
+    }
+
     /// Field-wise sum, for totals over workers.
     public static func + (a: WorkerStats, b: WorkerStats) -> WorkerStats {
         var s = a

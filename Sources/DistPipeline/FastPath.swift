@@ -1,0 +1,75 @@
+import DistFlow
+import DistPacket
+
+/// The per-packet work of a worker, without DPDK: parse each frame, count it, track its flow.
+/// The worker hands it each RX burst; benchmarks and tests hand it frames from memory, so the
+/// same code is measured and tested that runs on the lcore. Allocation-free and lock-free.
+///
+/// A burst goes through in three passes, as DPDK's l3fwd does with its hash lookups: parse
+/// every frame and prefetch its flow's hash slot; then prefetch each entry the slots point at;
+/// then update the flows, by which time their memory is in cache.
+public final class FastPath {
+    public let table: FlowTable
+    /// The worker's counters (its own cache-line aligned slot, read by the main lcore).
+    public let stats: UnsafeMutablePointer<WorkerStats>
+    /// Largest burst ``process(count:data:segmentLengths:packetLengths:now:)`` accepts.
+    public let maxBurst: Int
+    @usableFromInline let infos: UnsafeMutablePointer<PacketInfo>
+    @usableFromInline let probes: UnsafeMutablePointer<FlowProbe>
+
+    public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64) {
+        self.table = table
+        self.stats = stats
+        self.maxBurst = maxBurst
+        infos = .allocate(capacity: maxBurst)
+        infos.initialize(repeating: PacketInfo(), count: maxBurst)
+        probes = .allocate(capacity: maxBurst)
+        probes.initialize(repeating: FlowProbe(PacketInfo()), count: maxBurst)
+    }
+
+    deinit {
+        infos.deallocate()
+        probes.deallocate()
+    }
+
+    /// Processes `count` frames (at most `maxBurst`): `data[i]` points at frame i, of which
+    /// `segmentLengths[i]` bytes are contiguous (what the parser may read) and
+    /// `packetLengths[i]` is its whole length.
+    @inlinable
+    public func process(
+        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
+        packetLengths: UnsafePointer<UInt32>, now: UInt64
+    ) {
+        let stats = self.stats
+        let table = self.table
+        var bytes: UInt64 = 0
+        for i in 0..<count {
+            PacketParser.parse(UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
+                               into: &infos[i])
+            stats.pointee.count(infos[i])
+            bytes &+= UInt64(packetLengths[i])
+            if infos[i].hasFlow {
+                probes[i] = FlowProbe(infos[i])
+                table.prefetchSlot(probes[i])
+            }
+        }
+        for i in 0..<count where infos[i].hasFlow {
+            table.prefetchEntry(probes[i])
+        }
+        for i in 0..<count where infos[i].hasFlow {
+            var entry = 0
+            _ = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
+        }
+        stats.pointee.rxPackets &+= UInt64(count)
+        stats.pointee.rxBytes &+= bytes
+        stats.pointee.bursts &+= 1
+    }
+
+    /// Between bursts: expire a few idle flows and publish the table's counters.
+    @inlinable
+    public func housekeeping(now: UInt64, expiryBudget: Int) {
+        table.expire(now: now, budget: expiryBudget)
+        stats.pointee.flows = table.counters
+        stats.pointee.activeFlows = UInt64(table.count)
+    }
+}

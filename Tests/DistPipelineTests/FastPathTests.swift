@@ -1,0 +1,84 @@
+import DistFlow
+import DistPacket
+import DistPipeline
+import Foundation
+import Testing
+
+/// The worker's per-packet pipeline on the project's trace, fed in bursts from memory.
+@Suite struct FastPathTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let frames: [PcapFile.Frame] = {
+        let data = (try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap"))) ?? Data()
+        return (try? PcapFile(bytes: [UInt8](data)).frames) ?? []
+    }()
+
+    /// Runs `frames` through a FastPath in bursts of `burst`; returns it and its counters.
+    static func run(_ frames: [PcapFile.Frame], burst: Int, capacity: Int = 1 << 16,
+                    prepare: (FlowTable) -> Void = { _ in }) -> (FastPath, WorkerStats) {
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        stats.initialize(to: WorkerStats())
+        defer { stats.deallocate() }
+        let table = FlowTable(capacity: capacity)
+        prepare(table)
+        let path = FastPath(table: table, stats: stats, maxBurst: 64)
+        let storage = frames.map { $0.bytes }
+        var i = 0
+        var now: UInt64 = 1_000_000_000
+        while i < storage.count {
+            let n = min(burst, storage.count - i)
+            let buffers = (0..<n).map { j in UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, storage[i + j].count)) }
+            defer { buffers.forEach { $0.deallocate() } }
+            var data: [UnsafePointer<UInt8>?] = []
+            var segments: [UInt16] = []
+            var lengths: [UInt32] = []
+            for j in 0..<n {
+                _ = buffers[j].initialize(from: storage[i + j])
+                data.append(UnsafePointer(buffers[j].baseAddress))
+                segments.append(UInt16(storage[i + j].count))
+                lengths.append(UInt32(storage[i + j].count))
+            }
+            path.process(count: n, data: data, segmentLengths: segments, packetLengths: lengths, now: now)
+            path.housekeeping(now: now, expiryBudget: 0)
+            now += 1000
+            i += n
+        }
+        return (path, stats.pointee)
+    }
+
+    @Test func burstsCountEveryFrameAndTrackEveryFlow() throws {
+        try #require(Self.frames.count == 54_981)
+        let (path, stats) = Self.run(Self.frames, burst: 32)
+        #expect(stats.rxPackets == 54_981)
+        #expect(stats.bursts == UInt64((54_981 + 31) / 32))
+        var issues: UInt64 = 0
+        for i in 0..<32 { issues += stats.issues[i] }
+        #expect(issues == 54_981)
+        #expect(stats.l3[Int(L3Kind.ipv4.rawValue)] + stats.l3[Int(L3Kind.ipv6.rawValue)] == 54_417)
+        #expect(path.table.count == 5_523 && stats.flows.created == 5_523 && stats.activeFlows == 5_523)
+    }
+
+    @Test func burstSizeDoesNotChangeTheState() {
+        // The prefetching three-pass burst must leave exactly the state packet-at-a-time tracking does.
+        let sample = Array(Self.frames.prefix(6000))
+        let (single, _) = Self.run(sample, burst: 1)
+        let (bursts, _) = Self.run(sample, burst: 64)
+        var a: [FlowKey: FlowEntry] = [:], b: [FlowKey: FlowEntry] = [:]
+        single.table.forEach { _, e in a[e.key] = e; return true }
+        bursts.table.forEach { _, e in b[e.key] = e; return true }
+        #expect(a.count == b.count && a.count > 100)
+        for (key, e) in a {
+            guard let f = b[key] else { Issue.record("flow \(key) missing"); continue }
+            #expect(e.packetsToServer == f.packetsToServer && e.packetsToClient == f.packetsToClient)
+            #expect(e.bytesToServer == f.bytesToServer && e.bytesToClient == f.bytesToClient)
+            #expect(e.tcpState == f.tcpState && e.clientIsLo == f.clientIsLo)
+        }
+    }
+
+    @Test func aFullTableStillCountsEveryFrame() {
+        let (path, stats) = Self.run(Array(Self.frames.prefix(5000)), burst: 32, capacity: 100)
+        #expect(path.table.count == 100)
+        #expect(stats.flows.tableFull > 0)
+        #expect(stats.rxPackets == 5000)
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Instructions per frame of the worker's per-packet work (parse, count, track), counted by
+# callgrind on a fixed pcap: a figure machine noise does not move. It runs the fast-path
+# benchmark twice (2 and 12 passes over the trace) and divides the difference by the frames
+# of the 10 extra passes, so start-up and file loading cancel out.
+#   deploy/bench/fastpath-instructions.sh [TRACE.pcap]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+trace=${1:-traces/mix-a.pcap}
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 1; }
+swift build -c release --product dist-fastpath-bench 2>&1 | grep -E 'error|warning: ' || true
+work=$(mktemp -d)
+# valgrind cannot read the DWARF Swift emits; it needs no symbols to count instructions.
+cp .build/release/dist-fastpath-bench "$work/bench"
+strip --strip-debug "$work/bench"
+count() {
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" "$work/bench" "$trace" "$1" 2>&1 \
+        | sed -n 's/.*refs: *//p' | tr -d ,
+}
+frames=$("$work/bench" "$trace" 1 | sed -n 's/^frames \([0-9]*\).*/\1/p')
+low=$(count 2)
+high=$(count 12)
+echo "trace $trace: $frames frames"
+python3 -c "print(f'instructions_per_frame {($high - $low) / ($frames * 10):.1f}')"
+rm -rf "$work"

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Forwarding benchmark: dist-vnf against dpdk-testpmd on the same virtual devices.
+
+    deploy/bench/forwarding.py [--runs 3] [--seconds 8] [--skip-million]
+
+Both programs forward on one worker core from net_pcap (rx_pcap=TRACE, infinite_rx=1, so the
+trace is replayed from memory as fast as the core can take it) into net_null (no-rx=1). The
+reference is testpmd's io forwarding (no parsing, no state); dist-vnf parses every frame and
+tracks its flow. Runs alternate between the two programs; each run's rate is the median of
+SECONDS per-second rates taken after start-up and two warm-up seconds, and the figure is the
+median over runs.
+
+A second part does the same on a generated trace of 1,000,000 distinct UDP 5-tuples, so that
+dist-vnf holds 1M concurrent flows (its default flow table), and prints the table's memory.
+"""
+import argparse
+import os
+import re
+import select
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DIST_VNF = os.path.join(ROOT, '.build', 'release', 'dist-vnf')
+MIX_A = os.path.join(ROOT, 'traces', 'mix-a.pcap')
+WARMUP = 2
+
+
+def run_until(args, rates_of, samples, timeout=180):
+    """Runs a program until `rates_of(output)` yields `samples` per-second rates after the
+    warm-up (start-up time, e.g. net_pcap loading its file, is not counted), then stops it
+    with SIGINT. Returns (rates, output)."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         text=True, bufsize=1)
+    lines = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [], 1.0)
+            if ready:
+                line = p.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+                rates = [r for r in rates_of(lines) if r > 0]
+                if len(rates) >= WARMUP + samples:
+                    break
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=60)
+        lines.append(rest or '')
+    output = ''.join(lines)
+    rates = [r for r in rates_of(lines) if r > 0]
+    return rates[WARMUP:WARMUP + samples], output
+
+
+def testpmd_rates(lines):
+    rates, port = [], None
+    for line in lines:
+        m = re.search(r'statistics for port (\d+)', line)
+        if m:
+            port = int(m.group(1))
+        m = re.search(r'Rx-pps:\s+(\d+)', line)
+        if m and port == 0:
+            rates.append(float(m.group(1)))
+    return rates
+
+
+def dist_rates(lines):
+    return [float(m.group(1)) for line in lines for m in [re.search(r'stats: .*rx-pps (\d+)', line)] if m]
+
+
+def testpmd_rate(trace, samples, mbuf_size, mbufs, memory, prefix):
+    args = ['dpdk-testpmd', '-l', '0-1', '--no-huge', '-m', str(memory), '--no-pci', '--file-prefix', prefix,
+            '--vdev', f'net_pcap0,rx_pcap={trace},infinite_rx=1', '--vdev', 'net_null0,no-rx=1', '--',
+            '--forward-mode=io', '--stats-period', '1', f'--mbuf-size={mbuf_size}', f'--total-num-mbufs={mbufs}']
+    rates, out = run_until(args, testpmd_rates, samples)
+    if not rates:
+        sys.exit('testpmd printed no rate:\n' + out[-3000:])
+    return statistics.median(rates)
+
+
+def dist_rate(trace, samples, mbuf_size, mbufs, memory, prefix, flows=None):
+    args = [DIST_VNF, '-l', '0-1', '--no-huge', '-m', str(memory), '--no-pci', '--file-prefix', prefix,
+            '--vdev', f'net_pcap0,rx_pcap={trace},infinite_rx=1', '--vdev', 'net_null0,no-rx=1', '--',
+            '--id', 'bench', '--stats-period', '1', '--mbuf-size', str(mbuf_size), '--mbufs', str(mbufs)]
+    if flows:
+        args += ['--flows', str(flows)]
+    rates, out = run_until(args, dist_rates, samples)
+    memory_line = re.search(r'flow tables: ([\d.]+) MiB', out)
+    active = re.findall(r'stats: .* flows (\d+) ', out)
+    if not rates:
+        sys.exit('dist-vnf printed no rate:\n' + out[-3000:])
+    return statistics.median(rates), (float(memory_line.group(1)) if memory_line else None), \
+        (int(active[-1]) if active else 0)
+
+
+def million_flow_trace(path, count=1_000_000):
+    """A pcap of `count` 64-byte UDP frames, each its own 5-tuple (198.18.0.0/15 addresses)."""
+    eth = bytes.fromhex('020000000002020000000001') + b'\x08\x00'
+    header = struct.Struct('>BBHHHBBH4s4sHHHH')
+    record = struct.Struct('<IIII')
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        payload = b'\x00' * 18
+        for i in range(count):
+            src = bytes([198, 18 + (i >> 24 & 1), i >> 16 & 0xFF, i >> 8 & 0xFF])
+            dst = bytes([198, 19, i & 0xFF, 1])
+            ip = header.pack(0x45, 0, 20 + 8 + len(payload), 0, 0, 64, 17, 0, src, dst,
+                             1024 + (i & 0x7FFF), 53, 8 + len(payload), 0)
+            frame = eth + ip + payload
+            f.write(record.pack(0, 0, len(frame), len(frame)))
+            f.write(frame)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--seconds', type=int, default=5, help='seconds measured per run, after warm-up')
+    parser.add_argument('--skip-million', action='store_true')
+    options = parser.parse_args()
+    if not os.path.exists(DIST_VNF):
+        sys.exit(f'{DIST_VNF} is missing: run deploy/setup.sh (or swift build -c release)')
+
+    print(f'== mix-a ({MIX_A}), one worker core, net_pcap infinite_rx -> net_null, {options.runs} runs each')
+    reference, ours = [], []
+    for run in range(options.runs):
+        ref = testpmd_rate(MIX_A, options.seconds, 9344, 65535, 1536, f'bench-tp{run}')
+        dist, _, _ = dist_rate(MIX_A, options.seconds, 9216, 65535, 1536, f'bench-dv{run}', flows=65536)
+        reference.append(ref)
+        ours.append(dist)
+        print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps, dist-vnf {dist / 1e6:.2f} Mpps, ratio {dist / ref:.2f}')
+    ref_m, ours_m = statistics.median(reference), statistics.median(ours)
+    print(f'median: testpmd {ref_m / 1e6:.2f} Mpps, dist-vnf {ours_m / 1e6:.2f} Mpps, '
+          f'dist-vnf/testpmd {ours_m / ref_m:.2f} (target >= 0.60)')
+
+    if options.skip_million:
+        return
+    with tempfile.TemporaryDirectory() as d:
+        trace = os.path.join(d, 'million.pcap')
+        million_flow_trace(trace)
+        print('== 1,000,000 distinct UDP flows (generated), default flow table (1,048,576 flows)')
+        reference, ours = [], []
+        memory, active = None, 0
+        seconds = options.seconds
+        for run in range(options.runs):
+            ref = testpmd_rate(trace, seconds, 256, 1_100_000, 2048, f'bench-tpm{run}')
+            dist, memory, active = dist_rate(trace, seconds, 256, 1_100_000, 2048, f'bench-dvm{run}')
+            reference.append(ref)
+            ours.append(dist)
+            print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps, dist-vnf {dist / 1e6:.2f} Mpps '
+                  f'({active} flows active), ratio {dist / ref:.2f}')
+        ref_m, ours_m = statistics.median(reference), statistics.median(ours)
+        print(f'median: testpmd {ref_m / 1e6:.2f} Mpps, dist-vnf {ours_m / 1e6:.2f} Mpps with {active} flows, '
+              f'dist-vnf/testpmd {ours_m / ref_m:.2f}; flow table memory {memory} MiB (limit 256 MiB)')
+
+
+if __name__ == '__main__':
+    main()
