@@ -142,7 +142,7 @@ public final class FlowTable {
     /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
     /// first pass, which also prefetched the slot and entry).
     @inlinable
-    public func track(_ info: PacketInfo, probe: FlowProbe, wireLength: UInt32, now: UInt64,
+    public func track(_ info: borrowing PacketInfo, probe: borrowing FlowProbe, wireLength: UInt32, now: UInt64,
                       index: inout Int) -> TrackOutcome {
         let h = probe.hash
         let tag = h >> 32
@@ -172,7 +172,8 @@ public final class FlowTable {
         state.pointee.freeCount -= 1
         let e = Int(freeList[state.pointee.freeCount])
         // The client is the sender of the first packet seen, unless that packet is a SYN-ACK.
-        let clientIsLo = (info.l4 == .tcp && info.tcpFlags & 0x12 == 0x12) ? !probe.fromLo : probe.fromLo
+        let synAck = info.l4 == .tcp ? info.tcpFlags & 0x12 == 0x12 : false
+        let clientIsLo = synAck ? !probe.fromLo : probe.fromLo
         entries[e] = FlowEntry(key: probe.key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
         slots[slot] = tag << 32 | UInt64(e + 1)
         state.pointee.counters.created &+= 1
@@ -197,7 +198,7 @@ public final class FlowTable {
     }
 
     @inlinable @inline(__always)
-    func update(_ e: Int, info: PacketInfo, fromLo: Bool, wireLength: UInt32, now: UInt64) {
+    func update(_ e: Int, info: borrowing PacketInfo, fromLo: Bool, wireLength: UInt32, now: UInt64) {
         let entry = entries + e
         if fromLo == entry.pointee.clientIsLo {
             entry.pointee.packetsToServer &+= 1

@@ -20,6 +20,14 @@ count() {
 frames=$("$work/bench" "$trace" 1 | sed -n 's/^frames \([0-9]*\).*/\1/p')
 low=$(count 2)
 high=$(count 12)
+# Instructions spent in the allocator and in reference counting, per frame: both must be 0.
+runtime() {
+    callgrind_annotate "$work/cg.$1" 2>/dev/null \
+        | awk '/malloc|free|swift_retain|swift_release|swift_allocObject/ {gsub(",", "", $1); s += $1} END {print s + 0}'
+}
 echo "trace $trace: $frames frames"
-python3 -c "print(f'instructions_per_frame {($high - $low) / ($frames * 10):.1f}')"
+python3 -c "
+frames = $frames * 10
+print(f'instructions_per_frame {($high - $low) / frames:.1f}')
+print(f'allocator_and_refcount_instructions_per_frame {($(runtime 12) - $(runtime 2)) / frames:.2f}')"
 rm -rf "$work"
