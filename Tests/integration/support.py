@@ -43,12 +43,14 @@ def file_prefix():
 class VNF:
     """A dist-vnf process started for a test, stopped by PID, with its admin socket."""
 
-    def __init__(self, eal, app=(), admin=True, timeout=60):
+    def __init__(self, eal, app=(), admin=True, timeout=60, netns=None):
         self.dir = tempfile.mkdtemp(prefix='dist-it-')
         self.admin = os.path.join(self.dir, 'admin.sock') if admin else None
         args = [binary()] + list(eal) + ['--file-prefix', file_prefix(), '--'] + list(app)
         if self.admin:
             args += ['--admin', self.admin]
+        if netns:
+            args = ['ip', 'netns', 'exec', netns] + args
         self.log_path = os.path.join(self.dir, 'vnf.log')
         self.log = open(self.log_path, 'w')
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
