@@ -10,6 +10,8 @@
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
 //   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
+//   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
+//   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
 //   dist-vnf       The VNF process: argument parsing, statistics, signals.
 import PackageDescription
@@ -52,6 +54,8 @@ let package = Package(
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(name: "DistAdmin"),
+        .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
+        .target(name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"]),
         .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow"]),
         .target(
             name: "DistDataPlane",
@@ -70,6 +74,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
         .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket"]),
     ]
 )

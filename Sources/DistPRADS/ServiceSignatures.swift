@@ -1,0 +1,173 @@
+import Foundation
+
+/// One line of PRADS's `tcp-service.sig`, `tcp-clients.sig`, `udp-service.sig` or
+/// `web-application.sig`: `service,v/application/version/info/,regex`. The regex may itself
+/// contain commas; `$1`..`$9` in the title take the regex's groups.
+public struct ServiceSignature: Sendable {
+    public var service: String
+    public var application: String
+    public var version: String
+    public var info: String
+    public let regex: Regex
+    /// Where it came from, for messages: "file:line".
+    public var origin: String
+}
+
+/// A problem with one line of a signature file. The line is skipped; the rest still loads.
+public struct SignatureFileError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var file: String
+    public var line: Int
+    public var reason: String
+    public var description: String { "\(file):\(line): \(reason)" }
+}
+
+/// Reads service signature files.
+public enum ServiceSignatureFile {
+    /// Parses the text of a signature file. Blank lines and `#` comments are skipped; a malformed
+    /// line or a regex PCRE2 rejects becomes an error naming the file and line.
+    public static func parse(_ text: String, file: String) -> (signatures: [ServiceSignature], errors: [SignatureFileError]) {
+        var signatures: [ServiceSignature] = []
+        var errors: [SignatureFileError] = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            var line = Substring(rawLine)
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            if line.isEmpty || line.first == "#" { continue }
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            func fail(_ reason: String) { errors.append(SignatureFileError(file: file, line: number, reason: reason)) }
+            // service , title , regex (the regex keeps any further commas)
+            let fields = line.split(separator: ",", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else {
+                fail("expected 'service,v/application/version/info/,regex'")
+                continue
+            }
+            let service = String(fields[0])
+            let title = fields[1].split(separator: "/", omittingEmptySubsequences: false)
+            guard !service.isEmpty else {
+                fail("empty service name")
+                continue
+            }
+            guard title.count >= 4, title[0] == "v" else {
+                fail("title '\(fields[1])' is not 'v/application/version/info/'")
+                continue
+            }
+            let pattern = String(fields[2])
+            guard !pattern.isEmpty else {
+                fail("empty regular expression")
+                continue
+            }
+            do {
+                let regex = try Regex(pattern)
+                signatures.append(ServiceSignature(service: service, application: String(title[1]),
+                                                   version: String(title[2]), info: String(title[3]),
+                                                   regex: regex, origin: "\(file):\(number)"))
+            } catch {
+                fail("regular expression rejected by PCRE2: \(error)")
+            }
+        }
+        return (signatures, errors)
+    }
+
+    /// Reads and parses a file.
+    public static func load(_ path: String) throws -> (signatures: [ServiceSignature], errors: [SignatureFileError]) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+}
+
+/// Matches payloads against an ordered list of service signatures, as PRADS does: the first
+/// signature whose regex matches wins, and its title becomes the asset's service-info.
+public final class ServiceMatcher {
+    public let signatures: [ServiceSignature]
+    let matchers: [Regex.Matcher]
+
+    /// One matcher per worker: it owns the PCRE2 match state.
+    public init(_ signatures: [ServiceSignature], matchLimit: UInt32 = Regex.defaultMatchLimit) {
+        self.signatures = signatures
+        matchers = signatures.map { Regex.Matcher($0.regex, matchLimit: matchLimit) }
+    }
+
+    /// Matches that gave up at the match limit (pathological payloads), over all signatures.
+    public var limitHits: Int { matchers.reduce(0) { $0 + $1.limitHits } }
+
+    /// The first signature matching `payload`, and its service-info text.
+    public func match(_ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
+        for (i, matcher) in matchers.enumerated() where matcher.matches(payload) {
+            return (signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matcher, subject: payload))
+        }
+        return nil
+    }
+
+    public func match(_ payload: [UInt8]) -> (service: String, info: String)? {
+        payload.withUnsafeBytes { match($0) }
+    }
+
+    /// PRADS's application text: "application[ version][ (info)]", with `$N` replaced by group N
+    /// (an unset group by nothing). Each part is cut to PRADS's lengths (100, 25, 100 bytes) and
+    /// the result to 511 bytes.
+    static func expand(_ signature: ServiceSignature, matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String {
+        var template = Array(signature.application.utf8.prefix(100))
+        if !signature.version.isEmpty {
+            template += Array(" ".utf8) + Array(signature.version.utf8.prefix(25))
+        }
+        if !signature.info.isEmpty {
+            template += Array(" (".utf8) + Array(signature.info.utf8.prefix(100)) + Array(")".utf8)
+        }
+        var out: [UInt8] = []
+        var i = 0
+        let limit = 511
+        while i < template.count && out.count < limit {
+            if template[i] == UInt8(ascii: "$") {
+                i += 1
+                var n = 0
+                var digits = 0
+                while i + digits < template.count, let d = digit(template[i + digits]) {
+                    n = n * 10 + d
+                    digits += 1
+                    if n > 99 { break }
+                }
+                // PRADS skips exactly one character after '$' (its number), whatever it was.
+                i += 1
+                let group = matcher.group(n, in: subject) ?? []
+                for byte in group where out.count < limit {
+                    if byte == 0 { break }
+                    out.append(byte)
+                }
+            } else {
+                out.append(template[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func digit(_ byte: UInt8) -> Int? {
+        byte >= 0x30 && byte <= 0x39 ? Int(byte - 0x30) : nil
+    }
+}
+
+/// PRADS's built-in port names, used when no signature matches a flow's payload
+/// ("unknown:@https"). Protocol 6 is TCP, 17 UDP.
+public enum KnownPorts {
+    static let table: [(proto: UInt8, port: UInt16, name: String)] = [
+        (6, 20, "@ftp-data"), (6, 21, "@ftp"), (6, 22, "@ssh"), (6, 25, "@smtp"), (17, 53, "@domain"),
+        (6, 80, "@www"), (6, 110, "@pop3"), (6, 111, "@sunrpc"), (17, 111, "@sunrpc"), (6, 113, "@auth"),
+        (6, 115, "@sftp"), (6, 119, "@nntp"), (17, 123, "@ntp"), (6, 143, "@imap2"), (6, 161, "@snmp"),
+        (17, 161, "@snmp"), (6, 162, "@snmp-trap"), (17, 162, "@snmp-trap"), (6, 389, "@ldap"),
+        (6, 443, "@https"), (6, 445, "@microsoft-ds"), (17, 514, "@syslog"), (6, 554, "@rtsp"),
+        (17, 554, "@rtsp"), (6, 631, "@ipp"), (6, 990, "@ftps"), (6, 992, "@telnets"), (6, 993, "@imaps"),
+        (6, 995, "@pop3s"), (17, 1194, "@openvpn"), (6, 2049, "@nfs"), (17, 2049, "@nfs"),
+        (6, 3306, "@mysql"), (6, 6667, "@irc"),
+    ]
+
+    static let lookup: [UInt32: String] = {
+        var d: [UInt32: String] = [:]
+        for entry in table { d[UInt32(entry.proto) << 16 | UInt32(entry.port)] = entry.name }
+        return d
+    }()
+
+    /// The name of a well-known port for a protocol, if PRADS knows one.
+    public static func name(proto: UInt8, port: UInt16) -> String? {
+        lookup[UInt32(proto) << 16 | UInt32(port)]
+    }
+}
