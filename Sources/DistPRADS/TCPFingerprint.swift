@@ -1,0 +1,412 @@
+import Foundation
+
+/// Quirks of a TCP/IP header, as p0f and PRADS name them (one letter each in a fingerprint).
+public struct TCPQuirks: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let past = TCPQuirks(rawValue: 0x1)        // P: data past the end-of-options
+    public static let zeroID = TCPQuirks(rawValue: 0x2)      // Z: IP id 0 (IPv6: flow label 0)
+    public static let ipOptions = TCPQuirks(rawValue: 0x4)   // I
+    public static let urgent = TCPQuirks(rawValue: 0x8)      // U: urgent pointer set
+    public static let x2 = TCPQuirks(rawValue: 0x10)         // X: reserved bits set
+    public static let ack = TCPQuirks(rawValue: 0x20)        // A: ack number non-zero
+    public static let t2 = TCPQuirks(rawValue: 0x40)         // T: peer timestamp non-zero
+    public static let flags = TCPQuirks(rawValue: 0x80)      // F: unusual flags
+    public static let data = TCPQuirks(rawValue: 0x100)      // D: payload present
+    public static let broken = TCPQuirks(rawValue: 0x200)    // !: options cut short
+    public static let rstAck = TCPQuirks(rawValue: 0x400)    // K: RST with ACK
+    public static let seqEqualsAck = TCPQuirks(rawValue: 0x800)  // Q
+    public static let seqZero = TCPQuirks(rawValue: 0x1000)  // 0
+    public static let finAck = TCPQuirks(rawValue: 0x2000)   // N: FIN with ACK
+    public static let flowLabel = TCPQuirks(rawValue: 0x4000)  // L: IPv6 flow label set
+
+    /// PRADS's letters, in the order it writes them.
+    static let letters: [(TCPQuirks, Character)] = [
+        (.rstAck, "K"), (.seqEqualsAck, "Q"), (.seqZero, "0"), (.past, "P"), (.zeroID, "Z"),
+        (.ipOptions, "I"), (.urgent, "U"), (.x2, "X"), (.ack, "A"), (.t2, "T"), (.flags, "F"),
+        (.data, "D"), (.finAck, "N"), (.flowLabel, "L"), (.broken, "!"),
+    ]
+
+    /// The quirks field of a fingerprint: "." when there are none.
+    public var text: String {
+        if isEmpty { return "." }
+        return String(TCPQuirks.letters.compactMap { contains($0.0) ? $0.1 : nil })
+    }
+}
+
+/// Which packets a fingerprint describes; each kind has its own signature file.
+public enum FingerprintKind: String, Sendable, CaseIterable {
+    case syn = "SYN", synAck = "SYNACK", rst = "RST", fin = "FIN", ack = "ACK"
+
+    public var file: String {
+        switch self {
+        case .syn: "tcp-syn.fp"
+        case .synAck: "tcp-synack.fp"
+        case .rst: "tcp-rst.fp"
+        case .fin: "tcp-fin.fp"
+        case .ack: "tcp-stray-ack.fp"
+        }
+    }
+}
+
+/// The TCP option kinds a fingerprint spells out.
+enum TCPOption {
+    static let eol: UInt8 = 0, nop: UInt8 = 1, mss: UInt8 = 2, windowScale: UInt8 = 3, sackOK: UInt8 = 4
+    static let timestamp: UInt8 = 8
+}
+
+/// A fingerprint measured from one packet (p0f's `fp_entry`, packet side).
+public struct TCPFingerprint: Sendable, Equatable {
+    public var windowSize: UInt16 = 0
+    public var ttl: UInt8 = 0
+    public var dontFragment = false
+    /// IP total length (IPv6: payload length); 0 for stray ACKs.
+    public var size: UInt16 = 0
+    public var options: [UInt8] = []
+    public var mss: UInt16 = 0
+    public var windowScale: UInt8 = 0
+    public var quirks: TCPQuirks = []
+    /// The sender's TCP timestamp (0 when absent).
+    public var timestamp: UInt32 = 0
+
+    public init() {}
+
+    /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`.
+    public func text(uptime: UInt32) -> String {
+        var out = ""
+        let wss = Int(windowSize), mssValue = Int(mss)
+        if mssValue != 0 && wss != 0 && wss % mssValue == 0 {
+            out = "S\(wss / mssValue)"
+        } else if wss != 0 && wss % 1460 == 0 {
+            out = "S\(wss / 1460)"
+        } else if mssValue != 0 && wss != 0 && wss % (mssValue + 40) == 0 {
+            out = "T\(wss / (mssValue + 40))"
+        } else if wss != 0 && wss % 1500 == 0 {
+            out = "T\(wss / 1500)"
+        } else if wss == 12345 {
+            out = "*(12345)"
+        } else {
+            out = "\(wss)"
+        }
+        let df = dontFragment ? 1 : 0
+        if size < TCPFingerprintDatabase.bigPacket {
+            out += ":\(ttl):\(df):\(size):"
+        } else {
+            out += ":\(ttl):\(df):*(\(size)):"
+        }
+        var opts: [String] = []
+        for option in options {
+            switch option {
+            case TCPOption.nop: opts.append("N")
+            case TCPOption.windowScale: opts.append("W\(windowScale)")
+            case TCPOption.mss: opts.append("M\(mss)")
+            case TCPOption.timestamp: opts.append(uptime == 0 ? "T0" : "T")
+            case TCPOption.sackOK: opts.append("S")
+            case TCPOption.eol: opts.append("E")
+            default: opts.append("?\(option)")
+            }
+        }
+        let optionText = opts.joined(separator: ",")
+        out += optionText.utf8.count < 2 ? optionText + "." : optionText
+        return out + ":" + quirks.text
+    }
+}
+
+/// One line of a p0f-style signature file (`tcp-syn.fp` and friends):
+/// `wss:ttl:df:size:options:quirks:genre:description`.
+public struct TCPSignature: Sendable {
+    public enum Modulo: Sendable { case none, constant, mss, mtu }
+    public var windowSize: Int = 0
+    public var windowModulo: Modulo = .none
+    public var ttl: Int = 0
+    public var dontFragment = false
+    /// 0 stands for "*" (any size of at least 100 bytes).
+    public var size: Int = 0
+    public var options: [UInt8] = []
+    public var zeroStamp = true
+    public var mss: Int = 0
+    public var mssModulo = false
+    public var windowScale: Int = 0
+    public var windowScaleModulo = false
+    public var quirks: TCPQuirks = []
+    public var os: String = ""
+    public var description: String = ""
+    public var noDetail = false
+    public var generic = false
+    public var userland = false
+    public var line: Int = 0
+}
+
+/// The signatures of one fingerprint kind, looked up as PRADS does (p0f's hashed buckets: the
+/// bucket, and the order within it, decide which signature wins).
+public struct TCPFingerprintDatabase: Sendable {
+    public static let bigPacket: UInt16 = 100
+    static let hashSize = 241
+    static let maxDistance = 512
+    public private(set) var signatures: [TCPSignature] = []
+    var buckets: [[Int]] = Array(repeating: [], count: hashSize)
+
+    public init() {}
+
+    static func bucket(size: Int, optionCount: Int, quirks: TCPQuirks, df: Bool) -> Int {
+        Int(((UInt32(truncatingIfNeeded: size) << 2) ^ (UInt32(optionCount) << 1) ^ (df ? 1 : 0) ^ quirks.rawValue)
+            % UInt32(hashSize))
+    }
+
+    mutating func add(_ signature: TCPSignature) {
+        buckets[Self.bucket(size: signature.size, optionCount: signature.options.count,
+                            quirks: signature.quirks, df: signature.dontFragment)].append(signatures.count)
+        signatures.append(signature)
+    }
+
+    /// Parses a signature file's text; a malformed line is reported (file:line) and skipped.
+    public static func parse(_ text: String, file: String) -> (database: TCPFingerprintDatabase, errors: [SignatureFileError]) {
+        var db = TCPFingerprintDatabase()
+        var errors: [SignatureFileError] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            do {
+                var signature = try parseLine(line)
+                signature.line = index + 1
+                db.add(signature)
+            } catch let error as LineError {
+                errors.append(SignatureFileError(file: file, line: index + 1, reason: error.reason))
+            } catch {
+                errors.append(SignatureFileError(file: file, line: index + 1, reason: "\(error)"))
+            }
+        }
+        return (db, errors)
+    }
+
+    public static func load(_ path: String) throws -> (database: TCPFingerprintDatabase, errors: [SignatureFileError]) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    struct LineError: Error { var reason: String }
+
+    static func parseLine(_ line: String) throws -> TCPSignature {
+        let fields = line.split(separator: ":", maxSplits: 7, omittingEmptySubsequences: false).map(String.init)
+        guard fields.count == 8 else { throw LineError(reason: "expected 8 ':'-separated fields") }
+        var s = TCPSignature()
+        // Window size: *, %n, Sn, Tn or a number.
+        let w = fields[0]
+        guard let first = w.first else { throw LineError(reason: "empty window size") }
+        switch first {
+        case "*": s.windowSize = 1; s.windowModulo = .constant
+        case "S", "s":
+            guard let n = Int(w.dropFirst()) else { throw LineError(reason: "bad Snn window size '\(w)'") }
+            s.windowSize = n; s.windowModulo = .mss
+        case "T", "t":
+            guard let n = Int(w.dropFirst()) else { throw LineError(reason: "bad Tnn window size '\(w)'") }
+            s.windowSize = n; s.windowModulo = .mtu
+        case "%":
+            guard let n = Int(w.dropFirst()), n != 0 else { throw LineError(reason: "bad %nn window size '\(w)'") }
+            s.windowSize = n; s.windowModulo = .constant
+        default:
+            guard let n = Int(w) else { throw LineError(reason: "bad window size '\(w)'") }
+            s.windowSize = n
+        }
+        guard let ttl = Int(fields[1]), let df = Int(fields[2]), df == 0 || df == 1 else {
+            throw LineError(reason: "bad TTL or DF field")
+        }
+        s.ttl = ttl
+        s.dontFragment = df == 1
+        if fields[3] == "*" {
+            s.size = 0
+        } else {
+            guard let size = Int(fields[3]) else { throw LineError(reason: "bad size '\(fields[3])'") }
+            s.size = size
+        }
+        try parseOptions(fields[4], into: &s)
+        for q in fields[5].uppercased() {
+            switch q {
+            case "K": s.quirks.insert(.rstAck)
+            case "D": s.quirks.insert(.data)
+            case "Q": s.quirks.insert(.seqEqualsAck)
+            case "0": s.quirks.insert(.seqZero)
+            case "P": s.quirks.insert(.past)
+            case "Z": s.quirks.insert(.zeroID)
+            case "I": s.quirks.insert(.ipOptions)
+            case "U": s.quirks.insert(.urgent)
+            case "X": s.quirks.insert(.x2)
+            case "A": s.quirks.insert(.ack)
+            case "T": s.quirks.insert(.t2)
+            case "F": s.quirks.insert(.flags)
+            case "N": s.quirks.insert(.finAck)
+            case "L": s.quirks.insert(.flowLabel)
+            case "!": s.quirks.insert(.broken)
+            case ".": break
+            default: throw LineError(reason: "bad quirk '\(q)'")
+            }
+        }
+        var genre = Substring(fields[6])
+        while let c = genre.first, "-*@".contains(c) {
+            switch c {
+            case "-": s.userland = true
+            case "*": s.noDetail = true
+            default: s.generic = true
+            }
+            genre = genre.dropFirst()
+        }
+        guard !genre.isEmpty else { throw LineError(reason: "empty OS genre") }
+        s.os = String(genre)
+        s.description = fields[7]
+        return s
+    }
+
+    static func parseOptions(_ text: String, into s: inout TCPSignature) throws {
+        var chars = Array(text)
+        if chars.first == "." { chars.removeFirst() }
+        var i = 0
+        func number(from start: Int) -> Int? {
+            var j = start
+            var n = 0
+            var any = false
+            while j < chars.count, let d = chars[j].wholeNumberValue, chars[j].isASCII {
+                n = n * 10 + d
+                j += 1
+                any = true
+            }
+            return any ? n : nil
+        }
+        while i < chars.count {
+            let c = chars[i]
+            switch c.lowercased() {
+            case "n": s.options.append(TCPOption.nop)
+            case "e": s.options.append(TCPOption.eol)
+            case "s": s.options.append(TCPOption.sackOK)
+            case "t":
+                s.options.append(TCPOption.timestamp)
+                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
+                if next != "0" {
+                    s.zeroStamp = false
+                    if next.isNumber { throw LineError(reason: "bogus timestamp option") }
+                }
+            case "w":
+                s.options.append(TCPOption.windowScale)
+                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
+                if next == "*" {
+                    s.windowScale = 1; s.windowScaleModulo = true
+                } else if next == "%" {
+                    guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad W% value") }
+                    s.windowScale = n; s.windowScaleModulo = true
+                } else {
+                    guard let n = number(from: i + 1) else { throw LineError(reason: "bad W value") }
+                    s.windowScale = n
+                }
+            case "m":
+                s.options.append(TCPOption.mss)
+                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
+                if next == "*" {
+                    s.mss = 1; s.mssModulo = true
+                } else if next == "%" {
+                    guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad M% value") }
+                    s.mss = n; s.mssModulo = true
+                } else {
+                    guard let n = number(from: i + 1) else { throw LineError(reason: "bad M value") }
+                    s.mss = n
+                }
+            case "?":
+                guard let n = number(from: i + 1), n <= 255 else { throw LineError(reason: "bad ?nn option") }
+                s.options.append(UInt8(n))
+            default:
+                throw LineError(reason: "unknown TCP option '\(c)'")
+            }
+            if s.options.count >= 16 { throw LineError(reason: "too many TCP options") }
+            // Skip to the next option letter (or '?').
+            repeat { i += 1 } while i < chars.count && !chars[i].isLetter && chars[i] != "?"
+        }
+    }
+
+    /// The signature matching a fingerprint, following p0f's order of checks. `fingerprint`
+    /// may come back with DF set: like p0f, a packet without DF that matches nothing is
+    /// tried again as if DF were set (and stays so when nothing matches then either).
+    public func match(_ fingerprint: inout TCPFingerprint) -> Int? {
+        let e = fingerprint
+        for attempt in 0..<2 {
+            if attempt == 1 {
+                guard !fingerprint.dontFragment else { break }
+                fingerprint.dontFragment = true
+            }
+            let bucket = Self.bucket(size: Int(fingerprint.size), optionCount: fingerprint.options.count,
+                                     quirks: fingerprint.quirks, df: fingerprint.dontFragment)
+            for index in buckets[bucket] where matches(signatures[index], fingerprint) {
+                return index
+            }
+        }
+        _ = e
+        return nil
+    }
+
+    func matches(_ p: TCPSignature, _ e: TCPFingerprint) -> Bool {
+        let size = Int(e.size), wsize = Int(e.windowSize), mss = Int(e.mss), wsc = Int(e.windowScale)
+        if size != 0 {
+            if p.size != 0 {
+                if size != p.size { return false }
+            } else if e.size < Self.bigPacket {
+                return false
+            }
+        }
+        if e.options.count != p.options.count { return false }
+        if p.zeroStamp != (e.timestamp == 0) { return false }
+        if p.dontFragment != e.dontFragment { return false }
+        if p.quirks != e.quirks { return false }
+        if !p.mssModulo {
+            if mss != p.mss { return false }
+        } else if mss % p.mss != 0 { return false }
+        if !p.windowScaleModulo {
+            if wsc != p.windowScale { return false }
+        } else if wsc % p.windowScale != 0 { return false }
+        switch p.windowModulo {
+        case .none:
+            if wsize != p.windowSize { return false }
+        case .constant:
+            if wsize % p.windowSize != 0 { return false }
+        case .mss:
+            if mss != 0 && wsize % mss == 0 {
+                if wsize / mss != p.windowSize { return false }
+            } else if wsize % 1460 == 0 {
+                if wsize / 1460 != p.windowSize { return false }
+            } else { return false }
+        case .mtu:
+            if mss != 0 && wsize % (mss + 40) == 0 {
+                if wsize / (mss + 40) != p.windowSize { return false }
+            } else if wsize % 1500 == 0 {
+                if wsize / 1500 != p.windowSize { return false }
+            } else { return false }
+        }
+        for (a, b) in zip(p.options, e.options) where a != b { return false }
+        if p.ttl < Int(e.ttl) { return false }
+        if !p.noDetail && p.ttl - Int(e.ttl) > Self.maxDistance { return false }
+        return true
+    }
+}
+
+/// p0f's link types by MTU (MSS + 40), as PRADS 0.3.3 has them compiled in.
+public enum LinkTypes {
+    static let table: [(mtu: Int, name: String)] = [
+        (256, "radio modem"), (386, "ethernut"), (552, "SLIP line / encap ppp"), (576, "sometimes modem"),
+        (1280, "gif tunnel"), (1300, "PIX, SMC, sometimes wireless"), (1362, "sometimes DSL (1)"),
+        (1372, "cable modem"), (1400, "(Google/AOL)"), (1408, "virtualization"), (1415, "sometimes wireless"),
+        (1420, "GPRS, T1, FreeS/WAN"), (1423, "sometimes cable"), (1440, "sometimes DSL (2)"),
+        (1442, "IPIP tunnel"), (1450, "vtun"), (1452, "sometimes DSL (3)"), (1454, "sometimes DSL (4)"),
+        (1456, "ISDN ppp"), (1458, "BT DSL (?)"), (1460, "3G WAN"), (1462, "sometimes DSL (5)"),
+        (1470, "(Google 2)"), (1476, "IPSec/GRE"), (1480, "IPv6/IPIP"), (1492, "pppoe (DSL)"), (1496, "vLAN"),
+        (1500, "ethernet/modem"), (1656, "Ericsson HIS"), (2024, "wireless/IrDA"), (2048, "Cyclom X.25 WAN"),
+        (2250, "AiroNet wireless"), (3924, "loopback"), (4056, "token ring (1)"), (4096, "Sangoma X.25 WAN"),
+        (4352, "FDDI"), (4500, "token ring (2)"), (9180, "FORE ATM"), (16384, "sometimes loopback (1)"),
+        (16436, "sometimes loopback (2)"), (18000, "token ring x4"),
+    ]
+
+    /// The link name for an MSS, or "unknown-MTU".
+    public static func name(mss: UInt16) -> String {
+        let mtu = Int(mss) + 40
+        for entry in table {
+            if entry.mtu == mtu { return entry.name }
+            if mtu < entry.mtu { break }
+        }
+        return "unknown-\(UInt16(truncatingIfNeeded: mtu))"
+    }
+}
