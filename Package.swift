@@ -56,7 +56,8 @@ let package = Package(
         .target(name: "DistAdmin"),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"]),
-        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow"]),
+        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS",
+                                                     .product(name: "Atomics", package: "swift-atomics")]),
         .target(
             name: "DistDataPlane",
             dependencies: ["CDPDKShim", "DistPacket", "DistFlow", "DistPipeline",
@@ -65,6 +66,11 @@ let package = Package(
         .executableTarget(
             name: "dist-vnf",
             dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket", "DistPipeline"]
+        ),
+        .executableTarget(
+            name: "dist-detection-bench",
+            dependencies: ["DistPRADS", "DistPacket"],
+            path: "Benchmarks/Detection"
         ),
         .executableTarget(
             name: "dist-fastpath-bench",

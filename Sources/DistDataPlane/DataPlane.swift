@@ -1,6 +1,7 @@
 import Atomics
 import CDPDKShim
 import DistFlow
+import DistPRADS
 import DistPipeline
 
 /// How the data plane is sized. Everything is allocated once, at start.
@@ -14,6 +15,8 @@ public struct DataPlaneConfig: Sendable {
     public var rxDescriptors: UInt16 = 1024
     public var txDescriptors: UInt16 = 1024
     public var timeouts = FlowTimeouts()
+    /// PRADS signatures for the detection each worker runs; nil forwards and tracks only.
+    public var signatures: PRADSSignatures?
     public init() {}
 }
 
@@ -65,7 +68,14 @@ public final class DataPlane: @unchecked Sendable {
             let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
             slot.initialize(to: WorkerStats())
             let table = FlowTable(capacity: config.flowsPerWorker, timeouts: config.timeouts)
+            let records = RecordRing()
+            var detector: Detector?
+            if let signatures = config.signatures {
+                detector = Detector(signatures: signatures)
+                detector?.onRecord = { records.push($0) }
+            }
             workers.append(Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
+                                  detector: detector, records: records,
                                   statsSlot: slot, stopFlag: stopFlag, clock: clock))
         }
         for i in found.indices {
@@ -109,6 +119,14 @@ public final class DataPlane: @unchecked Sendable {
         for port in ports { port.close() }
         portsStarted = false
     }
+
+    /// Hands every asset record the workers queued since the last call to `body` (main lcore).
+    public func drainRecords(_ body: (AssetRecord) -> Void) {
+        for worker in workers { worker.records.drain(body) }
+    }
+
+    /// Records lost because a worker's ring was full.
+    public var droppedRecords: Int { workers.reduce(0) { $0 + $1.records.dropped } }
 
     /// A snapshot of each worker's counters.
     public func workerStats() -> [WorkerStats] {

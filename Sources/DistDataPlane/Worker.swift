@@ -2,6 +2,7 @@ import Atomics
 import CDPDKShim
 import DistFlow
 import DistPacket
+import DistPRADS
 import DistPipeline
 
 /// Where a worker's frames come from and go to: RX queue `queue` of `rx`, TX queue `queue` of `tx`.
@@ -33,6 +34,10 @@ public final class Worker: @unchecked Sendable {
     public let queue: UInt16
     public let routes: [Route]
     public let table: FlowTable
+    /// The PRADS detection this worker runs (its own asset table), if any.
+    public let detector: Detector?
+    /// Asset records on their way to the main lcore's log writer.
+    public let records: RecordRing
     public let mailbox = WorkerMailbox()
     /// Housekeeping (expiry of `expiryBudget` entries, the mailbox, counters) every this many loops.
     let housekeepingInterval: UInt64 = 32
@@ -47,8 +52,10 @@ public final class Worker: @unchecked Sendable {
     /// Attempts to hand a burst's remainder to a full TX queue before dropping (counted).
     static let txRetries = 256
 
-    init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable,
-         statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock) {
+    init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
+         records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock) {
+        self.detector = detector
+        self.records = records
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -75,7 +82,7 @@ public final class Worker: @unchecked Sendable {
         let routeList = UnsafeMutableBufferPointer<Route>.allocate(capacity: routes.count)
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }
-        let fastPath = FastPath(table: table, stats: statsSlot)
+        let fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
         let queue = self.queue
         let stop = stopFlag
         let clock = self.clock

@@ -90,9 +90,6 @@ public struct FlowEntry: Sendable {
     public var packetsToClient: UInt64
     public var bytesToServer: UInt64
     public var bytesToClient: UInt64
-    /// Payload bytes inspected so far per direction (how far detection got; used by the NF).
-    public var inspectedToServer: UInt32
-    public var inspectedToClient: UInt32
     /// The key's hash, kept so that removal and rehash need not recompute it.
     public var hash: UInt32
     /// TCP flags seen, OR-ed, per direction.
@@ -105,6 +102,9 @@ public struct FlowEntry: Sendable {
     public var markStorage: UInt8
     /// Whether this slot of the entry pool holds a flow.
     public var inUse: Bool
+    /// How far the network function's inspection of this flow got (for PRADS detection:
+    /// which payload checks are done). Opaque to the flow table.
+    public var inspection: UInt8
 
     public init(key: FlowKey, hash: UInt32, clientIsLo: Bool, now: UInt64) {
         self.key = key
@@ -114,8 +114,6 @@ public struct FlowEntry: Sendable {
         self.packetsToClient = 0
         self.bytesToServer = 0
         self.bytesToClient = 0
-        self.inspectedToServer = 0
-        self.inspectedToClient = 0
         self.hash = hash
         self.flagsToServer = 0
         self.flagsToClient = 0
@@ -123,6 +121,16 @@ public struct FlowEntry: Sendable {
         self.clientIsLo = clientIsLo
         self.markStorage = FlowMark.normal.rawValue
         self.inUse = true
+        self.inspection = 0
+    }
+
+    /// Makes the other side the client (PRADS reverses a flow when later packets show it had
+    /// the roles the wrong way round); per-direction counters follow their sides.
+    public mutating func swapRoles() {
+        clientIsLo.toggle()
+        swap(&packetsToServer, &packetsToClient)
+        swap(&bytesToServer, &bytesToClient)
+        swap(&flagsToServer, &flagsToClient)
     }
 
     static let empty = FlowEntry(

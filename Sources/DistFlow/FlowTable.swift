@@ -232,6 +232,12 @@ public final class FlowTable {
         }
     }
 
+    /// The entry at `index`, for its owner to change in place (never the key or the mark).
+    @inlinable
+    public func pointer(at index: Int) -> UnsafeMutablePointer<FlowEntry> {
+        entries + index
+    }
+
     /// A copy of the entry at `index`.
     public func entry(at index: Int) -> FlowEntry {
         precondition(index >= 0 && index < capacity, "flow index out of range")

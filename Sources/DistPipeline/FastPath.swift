@@ -1,5 +1,6 @@
 import DistFlow
 import DistPacket
+import DistPRADS
 
 /// The per-packet work of a worker, without DPDK: parse each frame, count it, track its flow.
 /// The worker hands it each RX burst; benchmarks and tests hand it frames from memory, so the
@@ -16,11 +17,15 @@ public final class FastPath {
     public let maxBurst: Int
     @usableFromInline let infos: UnsafeMutablePointer<PacketInfo>
     @usableFromInline let probes: UnsafeMutablePointer<FlowProbe>
+    /// The network function: PRADS detection on every tracked packet (nil: forwarding only).
+    public let detector: Detector?
 
-    public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64) {
+    public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
+                detector: Detector? = nil) {
         self.table = table
         self.stats = stats
         self.maxBurst = maxBurst
+        self.detector = detector
         infos = .allocate(capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = .allocate(capacity: maxBurst)
@@ -58,11 +63,40 @@ public final class FastPath {
         }
         for i in 0..<count where infos[i].hasFlow {
             var entry = 0
-            _ = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
+            let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
+            if let detector, outcome == .updated || outcome == .created {
+                detect(detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
+                       wireLength: Int(packetLengths[i]), info: infos[i], probe: probes[i], entry: entry,
+                       created: outcome == .created, now: now)
+            }
         }
         stats.pointee.rxPackets &+= UInt64(count)
         stats.pointee.rxBytes &+= bytes
         stats.pointee.bursts &+= 1
+    }
+
+    /// Runs the detection on one tracked packet, with the flow's roles and inspection state.
+    @inlinable
+    func detect(_ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, info: PacketInfo,
+                probe: FlowProbe, entry index: Int, created: Bool, now: UInt64) {
+        let bytes = UnsafeRawBufferPointer(start: frame, count: length)
+        guard var p = PRADSDecoder.decode(bytes, wireLength: wireLength, timestamp: now / 1_000_000_000),
+              p.l3 == Int(info.l3Offset)  // a tunnel's inner packet is not this flow
+        else { return }
+        let entry = table.pointer(at: index)
+        if !created {
+            let fromClient = probe.fromLo == entry.pointee.clientIsLo
+            p.role = fromClient ? .client : .server
+            let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
+            let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
+            p.inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
+        }
+        var state = FlowDetection(check: entry.pointee.inspection)
+        // A flow opened by a SYN+ACK already has its receiver as client (the table does what
+        // PRADS's reversal does), so only later reversals swap the roles.
+        let alreadyReversed = created && probe.fromLo != entry.pointee.clientIsLo
+        if detector.inspect(&p, flow: &state) && !alreadyReversed { entry.pointee.swapRoles() }
+        entry.pointee.inspection = state.check
     }
 
     /// Between bursts: expire a few idle flows and publish the table's counters.
@@ -71,5 +105,11 @@ public final class FastPath {
         table.expire(now: now, budget: expiryBudget)
         stats.pointee.flows = table.counters
         stats.pointee.activeFlows = UInt64(table.count)
+        if let detector {
+            stats.pointee.assetRecords = UInt64(detector.recordCount)
+            stats.pointee.signatureRuns = UInt64(detector.counters.regexRuns)
+            stats.pointee.matchLimitHits = UInt64(detector.matchLimitHits)
+            stats.pointee.assets = UInt64(detector.assets.count)
+        }
     }
 }

@@ -21,6 +21,12 @@ public struct WorkerStats: Sendable {
     /// The flow table's own counters, copied by the worker every few loops.
     public var flows = FlowTableCounters()
     public var activeFlows: UInt64 = 0
+    /// Detection: asset records learnt, payloads matched against signatures, matches cut at
+    /// the PCRE2 match limit, and hosts in this worker's asset table.
+    public var assetRecords: UInt64 = 0
+    public var signatureRuns: UInt64 = 0
+    public var matchLimitHits: UInt64 = 0
+    public var assets: UInt64 = 0
 
     public init() {}
 
@@ -53,6 +59,10 @@ public struct WorkerStats: Sendable {
         s.flows.tableFull &+= b.flows.tableFull
         s.flows.markedPackets &+= b.flows.markedPackets
         s.activeFlows &+= b.activeFlows
+        s.assetRecords &+= b.assetRecords
+        s.signatureRuns &+= b.signatureRuns
+        s.matchLimitHits &+= b.matchLimitHits
+        s.assets &+= b.assets
         return s
     }
 
@@ -79,6 +89,10 @@ public struct WorkerStats: Sendable {
             "flows": [
                 "active": activeFlows, "created": flows.created, "expired": flows.expired,
                 "removed": flows.removed, "table_full": flows.tableFull, "marked_packets": flows.markedPackets,
+            ] as [String: UInt64],
+            "detection": [
+                "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,
+                "assets": assets,
             ] as [String: UInt64],
         ]
     }

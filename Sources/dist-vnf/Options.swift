@@ -6,6 +6,9 @@ struct Options {
     var id = "vnf"
     var statsPeriod: Double = 0
     var adminPath: String?
+    var signatureDirectory = "/etc/prads"
+    var detection = true
+    var assetLogPath: String?
     var data = DataPlaneConfig()
     var help = false
 
@@ -13,8 +16,8 @@ struct Options {
         usage: dist-vnf <EAL options> -- [options]
 
         A DiST VNF instance: a DPDK poll-mode data plane that parses every frame, tracks its
-        flow, and forwards it on in order (one port: back out of the same port; two ports:
-        0 <-> 1 as in l2fwd). The main lcore only controls; every other lcore is a worker
+        flow, detects assets the way PRADS does, and forwards it on in order (one port: back
+        out of the same port; two ports: 0 <-> 1 as in l2fwd). The main lcore only controls; every other lcore is a worker
         polling one RX queue per port.
 
         Options:
@@ -22,6 +25,10 @@ struct Options {
           --flows N              flow table capacity per worker (default: 1048576)
           --stats-period SECS    print statistics every SECS seconds (default: 0, off)
           --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
+          --signatures DIR       PRADS signature files for asset detection (default: /etc/prads,
+                                 as Debian's prads package installs them)
+          --asset-log PATH       write detected assets in PRADS's log format to PATH
+          --no-detection         forward and track flows only (no asset detection)
           --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
@@ -88,6 +95,13 @@ struct Options {
                     throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
                 }
                 options.adminPath = path
+            case "--signatures":
+                options.signatureDirectory = try value(argument)
+                guard !options.signatureDirectory.isEmpty else { throw Failure(description: "--signatures: expected a directory") }
+            case "--asset-log":
+                options.assetLogPath = try value(argument)
+                guard options.assetLogPath?.isEmpty == false else { throw Failure(description: "--asset-log: expected a file path") }
+            case "--no-detection": options.detection = false
             case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
             case "--mbuf-size":
                 options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)

@@ -4,6 +4,7 @@ import DistAdmin
 import DistDataPlane
 import DistFlow
 import DistPacket
+import DistPRADS
 import DistPipeline
 import Foundation
 
@@ -50,6 +51,65 @@ if options.help || ealArguments.contains("-h") || ealArguments.contains("--help"
 }
 if let unknown = EALOptions.firstUnknown(in: ealArguments) {
     fail("unknown EAL option '\(unknown)' (EAL options come before '--'; see --help)", code: 2)
+}
+
+// ---- Signatures (before EAL: a bad directory costs nothing to report). --------------------
+
+var dataConfig = options.data
+var signatureWarnings: [SignatureFileError] = []
+if options.detection {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: options.signatureDirectory, isDirectory: &isDirectory),
+          isDirectory.boolValue else {
+        fail("--signatures: \(options.signatureDirectory) is not a directory (install Debian's prads, give another, or --no-detection)", code: 2)
+    }
+    do {
+        let signatures = try PRADSSignatures.load(directory: options.signatureDirectory)
+        signatureWarnings = signatures.errors
+        dataConfig.signatures = signatures
+    } catch {
+        fail("--signatures: \(error)", code: 2)
+    }
+} else if options.assetLogPath != nil {
+    fail("--asset-log needs detection (remove --no-detection)", code: 2)
+}
+
+/// The main lcore's side of detection: the asset log file and the merged view of all workers'
+/// assets, fed with the records the workers queue. Used from the main thread only.
+final class AssetCollector: @unchecked Sendable {
+    let view = AssetView()
+    var log: FileHandle?
+
+    init(logPath: String?) throws {
+        guard let path = logPath else { return }
+        guard FileManager.default.createFile(atPath: path, contents: Data((AssetRecord.header + "\n").utf8)),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw Options.Failure(description: "--asset-log: cannot write \(path)")
+        }
+        handle.seekToEndOfFile()
+        log = handle
+    }
+
+    func collect(from plane: DataPlane) {
+        var lines = ""
+        plane.drainRecords { record in
+            view.add(record)
+            if log != nil { lines += record.description + "\n" }
+        }
+        if !lines.isEmpty { log?.write(Data(lines.utf8)) }
+    }
+
+    func close() {
+        try? log?.close()
+        log = nil
+    }
+}
+
+let assets: AssetCollector
+do {
+    assets = try AssetCollector(logPath: options.assetLogPath)
+} catch {
+    fail("\(error)", code: 2)
 }
 
 // ---- EAL. Its output goes to a file while it starts: a failure becomes one line. --------
@@ -106,7 +166,7 @@ if case .failure(let error) = ealStart {
 
 let plane: DataPlane
 do {
-    plane = try DataPlane(config: options.data)
+    plane = try DataPlane(config: dataConfig)
 } catch {
     EAL.cleanup()
     // A device EAL could not create explains a missing port better than the absence does.
@@ -124,6 +184,13 @@ for port in plane.ports {
 }
 for worker in plane.workers {
     emit("[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows")
+}
+if let signatures = dataConfig.signatures {
+    let fingerprints = signatures.fingerprints.values.reduce(0) { $0 + $1.signatures.count }
+    emit("[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, \(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)")
+    for warning in signatureWarnings { emit("[\(name)] signature line skipped: \(warning)", to: 2) }
+} else {
+    emit("[\(name)] detection: off")
 }
 let flowMiB = Double(plane.flowTableBytes) / 1_048_576
 emit("[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)")
@@ -182,10 +249,22 @@ func handle(_ request: AdminRequest) -> String {
             let (flows, complete) = plane.flows(limit: limit)
             return AdminReply.encode(["ok": true, "id": name, "complete": complete, "count": flows.count,
                                       "flows": flows.map { flowReply(worker: $0.worker, entry: $0.entry) }])
+        case "assets":
+            let limit = try request.integer("limit", default: 1000, max: 1_000_000)
+            var prefix: IPPrefix?
+            if let text = try request.string("prefix") {
+                guard let parsed = IPPrefix(text) else { return AdminReply.error("prefix '\(text)' is not an IPv4 or IPv6 prefix") }
+                prefix = parsed
+            }
+            assets.collect(from: plane)
+            let found = assets.view.assets(within: prefix, limit: limit)
+            return AdminReply.encode(["ok": true, "id": name, "count": found.count, "assets": found.map { asset in
+                ["asset": asset.asset, "records": asset.records.map { $0.description }] as [String: Any]
+            }])
         case "ports":
             return AdminReply.encode(["ok": true, "id": name, "ports": portsReply()])
         case "help":
-            return AdminReply.encode(["ok": true, "commands": ["stats", "flows [limit]", "ports", "help"]])
+            return AdminReply.encode(["ok": true, "commands": ["stats", "flows [limit]", "assets [prefix] [limit]", "ports", "help"]])
         default:
             return AdminReply.error("unknown command '\(request.command)' (try help)")
         }
@@ -210,9 +289,9 @@ if let path = options.adminPath {
 
 func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?) -> String {
     let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
-    return String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu",
+    return String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
                   s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
-                  s.flows.tableFull, s.framesWithIssues)
+                  s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
 }
 
 do {
@@ -233,6 +312,7 @@ while !stopRequested.load(ordering: .relaxed) {
     } else {
         usleep(50_000)
     }
+    assets.collect(from: plane)
     if options.statsPeriod > 0 {
         let elapsed = Date().timeIntervalSince(lastPrint)
         if elapsed >= options.statsPeriod {
@@ -247,6 +327,8 @@ while !stopRequested.load(ordering: .relaxed) {
 // ---- Stop: workers flush and return, ports stop and close, then the final figures. ------
 
 plane.stopWorkers()
+assets.collect(from: plane)
+assets.close()
 let final = plane.totalStats()
 let portStats = portsReply()
 plane.closePorts()
@@ -256,6 +338,7 @@ emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil))")
 var finalReply = final.dictionary
 finalReply["id"] = name
 finalReply["ports"] = portStats
+finalReply["dropped_records"] = plane.droppedRecords
 emit("final-stats-json: \(AdminReply.encode(finalReply))")
 EAL.cleanup()
 exit(0)

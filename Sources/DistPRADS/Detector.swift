@@ -1,0 +1,346 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DistPacket
+
+/// A packet as PRADS's detection sees it: where its headers are, its endpoints and its role in
+/// its flow. Filled by ``PRADSDecoder`` (prads's own decoding) and the caller's flow tracking.
+public struct DetectionPacket {
+    public enum Role: Sendable { case none, client, server }
+
+    public var frame: UnsafeRawBufferPointer
+    /// PRADS's end of the frame: its wire length, cut at PRADS's 1604-byte snap length.
+    public var end: Int
+    public var timestamp: UInt64
+    /// The 802.1Q tag control field as PRADS prints it (priority bits included), or 0.
+    public var vlan: UInt16
+    public var l3: Int
+    public var v6 = false
+    public var source = IPAddress.zero
+    public var destination = IPAddress.zero
+    public var ttl: UInt8 = 0
+    /// 6, 17, 1 (ICMP, also for ICMPv6), or another IP protocol.
+    public var proto: UInt8 = 0
+    public var l4 = 0
+    public var sourcePort: UInt16 = 0
+    public var destinationPort: UInt16 = 0
+    public var payload = 0
+    /// Bytes from the payload to the end of the captured frame (Ethernet padding included, as PRADS counts).
+    public var payloadLength = 0
+    /// IP payload length as the header states it.
+    public var ipPayloadBytes = 0
+    /// Set by the caller from its flow: none for a flow's first packet.
+    public var role: Role = .none
+    /// Set by the caller: false once this direction of the flow is past the inspection limits.
+    public var inspect = true
+
+    @inlinable public var caplen: Int { frame.count }
+}
+
+/// Per-flow detection state (the part of PRADS's connection the detection needs): which checks
+/// are done. One byte, kept with the flow.
+public struct FlowDetection: Sendable, Equatable {
+    public var check: UInt8 = 0
+    public init(check: UInt8 = 0) { self.check = check }
+
+    static let serviceDone: UInt8 = 0x04, clientDone: UInt8 = 0x08
+    static let serviceUnknownSet: UInt8 = 0x10, clientUnknownSet: UInt8 = 0x20
+}
+
+/// The detection of one worker: PRADS 0.3.3's decisions for each packet (OS fingerprints from
+/// SYN, SYN+ACK, RST and FIN; TCP server and client, and UDP service signatures; well-known
+/// port fall-backs) and the multi-flow state they build, the asset of each host.
+///
+/// The fast path calls ``inspect(_:flow:)`` with the packet and its flow's ``FlowDetection``;
+/// nothing is allocated unless a packet teaches something new (a record), and a flow's
+/// payloads are matched only within PRADS's limits (10 packets, 500 kB per direction, 600
+/// bytes of each TCP payload), so the cost per packet stays bounded.
+///
+/// Lock-free by design: each worker owns its own Detector, so each keeps its own asset table;
+/// records flow to one log writer, which merges the views (see `AssetView`).
+public final class Detector {
+    public let signatures: PRADSSignatures
+    let tcpServiceMatcher: ServiceMatcher
+    let tcpClientMatcher: ServiceMatcher
+    let udpServiceMatcher: ServiceMatcher
+    public private(set) var assets: [IPAddress: Asset] = [:]
+    public private(set) var counters = Counters()
+    /// Receives each record the moment it is learnt (PRADS logs at discovery).
+    public var onRecord: ((AssetRecord) -> Void)?
+
+    static let tcpInspectLimit = 600
+    public static let inspectPackets = 10
+    public static let inspectBytes = 500_000
+    static let maxServiceAttempts = 200
+
+    public init(signatures: PRADSSignatures) {
+        self.signatures = signatures
+        tcpServiceMatcher = ServiceMatcher(signatures.tcpServices)
+        tcpClientMatcher = ServiceMatcher(signatures.tcpClients)
+        udpServiceMatcher = ServiceMatcher(signatures.udpServices)
+    }
+
+    public struct Counters: Sendable, Equatable {
+        public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0
+        /// Payloads run through a signature list.
+        public var regexRuns = 0
+    }
+
+    /// Matches abandoned at the PCRE2 match limit (counted as no match).
+    public var matchLimitHits: Int {
+        tcpServiceMatcher.limitHits + tcpClientMatcher.limitHits + udpServiceMatcher.limitHits
+    }
+
+    /// Records learnt so far.
+    public var recordCount: Int { counters.osRecords + counters.serverRecords + counters.clientRecords }
+
+    /// Multi-flow state: what is known about one host.
+    public struct Asset: Sendable {
+        public var vlan: UInt16
+        public var firstSeen: UInt64
+        public var lastSeen: UInt64
+        public var os: [OSEntry] = []
+        public var services: [ServiceEntry] = []
+    }
+
+    public struct OSEntry: Sendable {
+        public var kind: FingerprintKind
+        /// Index of the matching signature in its file's database; nil when none matched.
+        public var signature: Int?
+        public var text: String
+        public var port: UInt16
+        public var ttl: UInt8
+    }
+
+    public struct ServiceEntry: Sendable {
+        public var port: UInt16
+        public var proto: UInt8
+        public var service: String
+        public var application: String
+        public var server: Bool
+        public var attempts: Int
+        public var ttl: UInt8
+    }
+
+    // MARK: - Per packet
+
+    /// Runs the detection on one packet. Returns true when the flow's roles must be swapped
+    /// (PRADS reverses a flow first seen by its SYN+ACK, or whose UDP port says the other side
+    /// serves); `p.role` and `flow` are already updated.
+    @discardableResult
+    public func inspect(_ p: inout DetectionPacket, flow: inout FlowDetection) -> Bool {
+        counters.packets &+= 1
+        switch p.proto {
+        case 6: return tcp(&p, flow: &flow)
+        case 17: return udp(&p, flow: &flow)
+        default: return false
+        }
+    }
+
+    func tcp(_ p: inout DetectionPacket, flow: inout FlowDetection) -> Bool {
+        let flags = p.frame[p.l4 + 13]
+        if flags & 0x02 != 0 {
+            if flags & 0x10 == 0 {
+                fingerprint(p, kind: .syn)
+                return false
+            }
+            fingerprint(p, kind: .synAck)
+            if p.role != .server {
+                reverse(&p, flow: &flow)
+                return true
+            }
+            return false
+        }
+        switch p.role {
+        case .client:
+            if p.inspect && flow.check & FlowDetection.clientDone == 0 { tcpClient(p, flow: &flow) }
+        case .server:
+            if p.inspect && flow.check & FlowDetection.serviceDone == 0 { tcpServer(p, flow: &flow) }
+        case .none:
+            return false
+        }
+        if flags & 0x01 != 0 {
+            fingerprint(p, kind: .fin)
+        } else if flags & 0x04 != 0 {
+            fingerprint(p, kind: .rst)
+        }
+        return false
+    }
+
+    func reverse(_ p: inout DetectionPacket, flow: inout FlowDetection) {
+        flow.check = 0
+        p.role = p.role == .client ? .server : .client
+    }
+
+    func payload(_ p: DetectionPacket, limit: Int?) -> UnsafeRawBufferPointer {
+        guard p.payloadLength > 0, p.payload < p.caplen else { return UnsafeRawBufferPointer(rebasing: p.frame[0..<0]) }
+        let length = limit.map { min($0, p.payloadLength) } ?? p.payloadLength
+        return UnsafeRawBufferPointer(rebasing: p.frame[p.payload..<(p.payload + length)])
+    }
+
+    func tcpServer(_ p: DetectionPacket, flow: inout FlowDetection) {
+        guard p.payloadLength >= 10 else { return }
+        counters.regexRuns &+= 1
+        if let (service, info) = tcpServiceMatcher.match(payload(p, limit: Self.tcpInspectLimit)) {
+            updateService(p, service: service, application: info)
+            flow.check |= FlowDetection.serviceDone
+            return
+        }
+        if flow.check & FlowDetection.serviceUnknownSet == 0, let name = KnownPorts.name(proto: 6, port: p.sourcePort) {
+            updateService(p, service: "unknown", application: name)
+            flow.check |= FlowDetection.serviceUnknownSet
+        }
+    }
+
+    func tcpClient(_ p: DetectionPacket, flow: inout FlowDetection) {
+        guard p.payloadLength >= 10 else { return }
+        counters.regexRuns &+= 1
+        // PRADS reads 600 bytes of IPv4 client payloads and all of IPv6 ones.
+        if let (service, info) = tcpClientMatcher.match(payload(p, limit: p.v6 ? nil : Self.tcpInspectLimit)) {
+            updateService(p, service: service, application: info)
+            flow.check |= FlowDetection.clientDone
+            return
+        }
+        if flow.check & FlowDetection.clientUnknownSet == 0, let name = KnownPorts.name(proto: 6, port: p.destinationPort) {
+            updateService(p, service: "unknown", application: name)
+            flow.check |= FlowDetection.clientUnknownSet
+        }
+    }
+
+    func udp(_ p: inout DetectionPacket, flow: inout FlowDetection) -> Bool {
+        // PRADS's guess for DNS: towards port 53 is a client, from it a server.
+        if p.destinationPort == 53 {
+            p.role = .client
+        } else if p.sourcePort == 53 {
+            p.role = .server
+        }
+        guard p.payloadLength >= 5, p.inspect else { return false }
+        // PRADS matches IPv6 UDP payloads against its (empty) UDP client list.
+        if !p.v6 {
+            counters.regexRuns &+= 1
+            if let (service, info) = udpServiceMatcher.match(payload(p, limit: nil)) {
+                updateService(p, service: service, application: info)
+                flow.check |= FlowDetection.serviceDone
+                return false
+            }
+        }
+        switch p.role {
+        case .client where flow.check & FlowDetection.clientUnknownSet == 0:
+            if let name = KnownPorts.name(proto: 17, port: p.destinationPort) {
+                updateService(p, service: "unknown", application: name)
+                flow.check |= FlowDetection.clientUnknownSet
+            } else if let name = KnownPorts.name(proto: 17, port: p.sourcePort) {
+                reverse(&p, flow: &flow)
+                updateService(p, service: "unknown", application: name)
+                flow.check |= FlowDetection.clientUnknownSet
+                return true
+            }
+        case .server where flow.check & FlowDetection.serviceUnknownSet == 0:
+            if let name = KnownPorts.name(proto: 17, port: p.sourcePort) {
+                updateService(p, service: "unknown", application: name)
+                flow.check |= FlowDetection.serviceUnknownSet
+            } else if let name = KnownPorts.name(proto: 17, port: p.destinationPort) {
+                reverse(&p, flow: &flow)
+                updateService(p, service: "unknown", application: name)
+                flow.check |= FlowDetection.serviceUnknownSet
+                return true
+            }
+        default:
+            break
+        }
+        return false
+    }
+
+    // MARK: - Assets
+
+    /// The asset of the packet's sender, created if new; its VLAN and last-seen time follow the packet.
+    func touch(_ p: DetectionPacket) {
+        if assets[p.source] != nil {
+            assets[p.source]!.vlan = p.vlan
+            assets[p.source]!.lastSeen = p.timestamp
+        } else {
+            assets[p.source] = Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)
+        }
+    }
+
+    func updateService(_ p: DetectionPacket, service: String, application: String) {
+        touch(p)
+        let port = p.role == .client ? p.destinationPort : p.sourcePort
+        if let i = assets[p.source]!.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
+            var entry = assets[p.source]!.services[i]
+            var replaced = false
+            if application.first != "@" && entry.application.first == "@" {
+                replaced = true
+            } else if application != entry.application {
+                if entry.attempts > Self.maxServiceAttempts {
+                    replaced = true
+                } else {
+                    entry.attempts += 1
+                }
+            } else {
+                entry.attempts = 0
+            }
+            if replaced {
+                entry.attempts = 0
+                entry.service = service
+                entry.application = application
+            }
+            assets[p.source]!.services[i] = entry
+            if replaced { record(p, entry) }
+            return
+        }
+        let entry = ServiceEntry(port: port, proto: p.proto, service: service, application: application,
+                                 server: p.role == .server, attempts: 0, ttl: p.ttl)
+        assets[p.source]!.services.insert(entry, at: 0)
+        record(p, entry)
+    }
+
+    func record(_ p: DetectionPacket, _ entry: ServiceEntry) {
+        if entry.server { counters.serverRecords += 1 } else { counters.clientRecords += 1 }
+        onRecord?(AssetRecord(asset: Detector.format(p.source), vlan: p.vlan, port: entry.port, proto: entry.proto,
+                              kind: entry.server ? "SERVER" : "CLIENT", info: "\(entry.service):\(entry.application)",
+                              distance: Int(Detector.normalizedTTL(entry.ttl)) - Int(entry.ttl), discovered: p.timestamp))
+    }
+
+    static func normalizedTTL(_ ttl: UInt8) -> UInt8 {
+        ttl > 128 ? 255 : ttl > 64 ? 128 : ttl > 32 ? 64 : 32
+    }
+
+    /// Text of an address: dotted quad for IPv4 (stored IPv4-mapped), else as `inet_ntop` writes IPv6.
+    public static func format(_ address: IPAddress) -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: address.hi >> UInt64(56 - 8 * i))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: address.lo >> UInt64(56 - 8 * i))
+        }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let v4 = address.isIPv4Mapped
+        let ok = bytes.withUnsafeBytes { raw in
+            inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? raw.baseAddress! + 12 : raw.baseAddress, &buffer, socklen_t(buffer.count))
+        } != nil
+        guard ok else { return "?" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: - OS fingerprints
+
+    func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
+        guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
+        let matched = signatures.fingerprints[kind]?.match(&e)
+        touch(p)
+        if assets[p.source]!.os.contains(where: { $0.kind == kind && $0.signature == matched }) { return }
+        var text = e.text(uptime: e.timestamp) + ":"
+        if let matched, let signature = signatures.fingerprints[kind]?.signatures[matched] {
+            text += "\(signature.os):\(signature.description)"
+        } else {
+            text += "unknown:unknown"
+        }
+        if e.mss != 0 { text += ":link:\(LinkTypes.name(mss: e.mss))" }
+        if e.timestamp != 0 { text += ":uptime:\(e.timestamp / 360_000)hrs" }
+        assets[p.source]!.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
+        counters.osRecords += 1
+        onRecord?(AssetRecord(asset: Detector.format(p.source), vlan: p.vlan, port: p.sourcePort, proto: 6,
+                              kind: kind.rawValue, info: text,
+                              distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
+    }
+}

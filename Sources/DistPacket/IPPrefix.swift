@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a /32 or
+/// /128). IPv4 prefixes apply to IPv4-mapped addresses, as the flow table stores them.
+public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
+    public var address: IPAddress
+    /// Prefix length over the 128-bit form (an IPv4 /8 is 96 + 8).
+    public var length: Int
+    public let text: String
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let parsed = IPAddress(text: String(parts[0])) else { return nil }
+        let v4 = parsed.isIPv4Mapped
+        var bits = v4 ? 32 : 128
+        if parts.count == 2 {
+            guard let n = Int(parts[1]), n >= 0, n <= bits else { return nil }
+            bits = n
+        }
+        address = parsed
+        length = v4 ? 96 + bits : bits
+        self.text = text
+    }
+
+    public var description: String { text }
+
+    /// Whether `a` lies within the prefix.
+    public func contains(_ a: IPAddress) -> Bool {
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
+        let hiMask = mask(length), loMask = mask(length - 64)
+        return a.hi & hiMask == address.hi & hiMask && a.lo & loMask == address.lo & loMask
+    }
+}
+
+extension IPAddress {
+    /// Parses dotted-quad IPv4 (stored IPv4-mapped) or IPv6 text.
+    public init?(text: String) {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            self.init(ipv4: UInt32(bigEndian: v4.s_addr))
+            return
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        self.init(hi: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, lo: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+    }
+}
