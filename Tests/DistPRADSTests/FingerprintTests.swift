@@ -1,0 +1,80 @@
+import DistPacket
+import DistPRADS
+import Foundation
+import Testing
+
+/// p0f-style fingerprint files and each fingerprint kind, on frames from the project's trace.
+@Suite struct FingerprintTests {
+    @Test(arguments: FingerprintKind.allCases)
+    func debianFingerprintFilesLoadWhole(kind: FingerprintKind) throws {
+        let path = "/etc/prads/" + kind.file
+        try #require(FileManager.default.fileExists(atPath: path), "Debian's prads package provides \(path)")
+        let (db, errors) = try TCPFingerprintDatabase.load(path)
+        #expect(errors.isEmpty, "\(errors)")
+        #expect(db.signatures.count >= 9)  // tcp-stray-ack.fp is the smallest, with 9
+    }
+
+    @Test func malformedFingerprintLinesAreNamedAndTheRestLoads() {
+        let text = """
+            # comment
+            65535:64:1:60:M*,N,W1,N,N,T:.:FreeBSD:8.0
+            65535:64:1:60:M*,N,W1:.:only seven fields
+            nonsense:64:1:60:M*:.:Linux:2.6
+            65535:64:1:60:M*,Q:.:Linux:bad option
+            S4:64:1:60:M*,S,T,N,W7:.:Linux:3.x
+            5840:64:1:60:M*:Y:Linux:bad quirk
+            """
+        let (db, errors) = TCPFingerprintDatabase.parse(text, file: "x.fp")
+        #expect(db.signatures.map(\.os) == ["FreeBSD", "Linux"])
+        #expect(errors.map(\.line) == [3, 4, 5, 7])
+        #expect(errors[0].description.hasPrefix("x.fp:3: "))
+    }
+
+    @Test func quirksAndOptionsParseLikeP0f() throws {
+        let (db, errors) = TCPFingerprintDatabase.parse("%8192:128:1:*:M%1460,N,W*,T0,?30:ZPA!:@Windows:generic\n", file: "t")
+        try #require(errors.isEmpty)
+        let s = db.signatures[0]
+        #expect(s.windowModulo == .constant && s.windowSize == 8192 && s.size == 0)
+        #expect(s.options == [2, 1, 3, 8, 30] && s.mssModulo && s.mss == 1460 && s.windowScaleModulo && s.zeroStamp)
+        #expect(s.quirks == [.zeroID, .past, .ack, .broken])
+        #expect(s.generic && s.os == "Windows")
+    }
+
+    @Test func eachFingerprintKindOnTheTraceReadsAsPradsWritesIt() throws {
+        // The first frames of mix-a, and what Debian's prads logs for them.
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("traces/mix-a.pcap")
+        let file = try PcapFile(bytes: [UInt8](try Data(contentsOf: url)))
+        let engine = PRADSEngine(signatures: try PRADSSignatures.load(directory: "/etc/prads"))
+        var records: [String] = []
+        engine.onRecord = { records.append("\($0.asset),\($0.port),\($0.kind),[\($0.info)]") }
+        for frame in file.frames.prefix(120) {
+            engine.process(frame: frame.bytes, wireLength: Int(frame.originalLength), timestamp: UInt64(frame.seconds))
+        }
+        #expect(records.contains("192.168.1.13,55523,SYN,[65535:64:1:64:M1460,N,W5,N,N,T,S,E,E:PZ:unknown:unknown:link:ethernet/modem:uptime:1415hrs]"))
+        #expect(records.contains("178.62.197.130,443,SYNACK,[65160:52:1:60:M1452,S,T,N,W7:ZAT:unknown:unknown:link:pppoe (DSL):uptime:1743hrs]"))
+        #expect(records.contains("192.168.1.13,55523,FIN,[4096:64:1:52:N,N,T:ZATFN:unknown:unknown:uptime:1415hrs]"))
+        #expect(records.contains("192.168.1.13,55523,RST,[0:64:1:40:.:Z:Linux:recent 2.4/2.6 (dropped)]"))
+        #expect(records.contains("192.168.1.13,443,CLIENT,[unknown:@https]"))
+        #expect(records.contains("178.62.197.130,443,SERVER,[unknown:@https]"))
+    }
+
+    @Test func linkTypesFollowTheMSS() {
+        #expect(LinkTypes.name(mss: 1460) == "ethernet/modem")
+        #expect(LinkTypes.name(mss: 1452) == "pppoe (DSL)")
+        #expect(LinkTypes.name(mss: 1386) == "unknown-1426")
+        #expect(LinkTypes.name(mss: 65495) == "unknown-65535")
+    }
+
+    @Test func macVendorsTakeTheLongestPrefix() {
+        let (vendors, errors) = MACVendors.parse("""
+            00:50:C2\tIeee            # IEEE registration
+            00:50:C2:00:10:00/36\tJmbsDevelo # JMBS
+            zz:zz\tBroken
+            """, file: "mac.sig")
+        #expect(errors.count == 1 && errors[0].line == 3)
+        #expect(vendors.vendor(of: [0x00, 0x50, 0xC2, 0x00, 0x10, 0x05]) == "JmbsDevelo")
+        #expect(vendors.vendor(of: [0x00, 0x50, 0xC2, 0x99, 0x10, 0x05]) == "Ieee")
+        #expect(vendors.vendor(of: [0x01, 0x50, 0xC2, 0x99, 0x10, 0x05]) == nil)
+    }
+}

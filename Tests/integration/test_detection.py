@@ -1,0 +1,188 @@
+"""Asset detection in dist-vnf against Debian's prads on the same captures.
+
+Set DIST_EXTRA_PCAPS=/a.pcap:/b.pcap to hold your own captures to the same parity."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from support import MIX_A, ROOT, VNF, eth, ipv4, pcapcheck, tcp, udp, write_pcap
+
+ASSETCHECK = os.path.join(ROOT, 'deploy', 'tools', 'assetcheck.py')
+SHARED_ASSETCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'assetcmp.py')
+EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
+
+
+def prads_log(trace, directory):
+    log = os.path.join(directory, 'prads.log')
+    subprocess.run(['prads', '-r', trace, '-l', log], capture_output=True, check=True, timeout=300)
+    return log
+
+
+def dist_log(testcase, trace, directory, app=()):
+    """Runs the trace through dist-vnf with detection; returns (asset log, final stats, output)."""
+    frames = pcapcheck.read_pcap(trace)
+    out = os.path.join(directory, 'out.pcap')
+    log = os.path.join(directory, 'dist.log')
+    vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={trace},tx_pcap={out}'],
+              ['--flows', '65536', '--mbuf-size', '9216', '--asset-log', log] + list(app))
+    try:
+        vnf.wait_rx(len(frames))
+    finally:
+        testcase.assertEqual(vnf.stop(), 0, vnf.output())
+    result = pcapcheck.compare(frames, pcapcheck.read_pcap(out))
+    testcase.assertEqual((result['lost'], result['duplicated'], result['reordered']), (0, 0, 0), result)
+    return log, vnf.final_stats(), vnf.output()
+
+
+def check(reference, candidate, minimum='0.99'):
+    out = subprocess.run([sys.executable, ASSETCHECK, reference, candidate, '--min', minimum, '--show', '20'],
+                         capture_output=True, text=True)
+    return out.returncode, out.stdout
+
+
+def service_frames():
+    """A capture of our own: banners and handshakes PRADS has signatures and fingerprints for."""
+    c, s = [198, 18, 0, 10], [198, 18, 0, 20]
+    frames = []
+    syn_options = bytes([2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, 3, 7])
+    def tcp_opts(sport, dport, flags, options, payload=b''):
+        header = tcp(sport, dport, flags, b'')
+        offset = (20 + len(options)) // 4
+        return header[:12] + bytes([offset << 4]) + header[13:] + options + payload
+    banners = [(22, b'SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n'), (80, b'HTTP/1.1 200 OK\r\nServer: Apache/2.4.54 (Debian)\r\n\r\n'),
+               (25, b'220 mail.example.org ESMTP Postfix (Debian/GNU)\r\n'), (21, b'220 (vsFTPd 3.0.3)\r\n'),
+               (443, b'\x16\x03\x01\x00\x2a\x02\x00\x00\x26\x03\x01' + bytes(40))]
+    for i, (port, banner) in enumerate(banners):
+        cport = 40000 + i
+        frames.append(eth(0x0800) + ipv4(6, c, s, tcp_opts(cport, port, 0x02, syn_options)))
+        frames.append(eth(0x0800) + ipv4(6, s, c, tcp_opts(port, cport, 0x12, syn_options)))
+        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x10)))
+        frames.append(eth(0x0800) + ipv4(6, s, c, tcp(port, cport, 0x18, banner)))
+        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x18, b'GET / HTTP/1.1\r\nUser-Agent: curl/7.88.1\r\n\r\n')))
+        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x11)))
+        frames.append(eth(0x0800) + ipv4(6, s, c, tcp(port, cport, 0x14)))
+    dns = bytes.fromhex('abcd81800001000100000000') + b'\x07example\x03org\x00\x00\x01\x00\x01'
+    frames.append(eth(0x0800) + ipv4(17, c, s, udp(5353, 53, bytes.fromhex('abcd01000001000000000000') + b'\x07example\x03org\x00\x00\x01\x00\x01')))
+    frames.append(eth(0x0800) + ipv4(17, s, c, udp(53, 5353, dns)))
+    frames.append(eth(0x0800) + ipv4(17, c, s, udp(33000, 123, bytes(48))))
+    frames.append(eth(0x0800) + ipv4(17, s, c, udp(123, 33000, bytes(48))))
+    return frames
+
+
+@unittest.skipUnless(shutil.which('prads'), "Debian's prads is the reference: apt-get install -y prads")
+class DetectionParityTests(unittest.TestCase):
+    def parity(self, trace):
+        d = tempfile.mkdtemp(prefix='dist-detect-')
+        reference = prads_log(trace, d)
+        candidate, final, _ = dist_log(self, trace, d)
+        code, report = check(reference, candidate)
+        self.assertEqual(code, 0, report)
+        if os.path.exists(SHARED_ASSETCMP):
+            # The independent comparer must see the same figures.
+            shared = subprocess.run([sys.executable, SHARED_ASSETCMP, reference, candidate], capture_output=True, text=True)
+            ours = report.splitlines()[0].split(' verdict=')[0]
+            self.assertEqual(shared.stdout.strip(), ours)
+        return report, final
+
+    def test_mix_a_matches_prads(self):
+        report, final = self.parity(MIX_A)
+        print('\n  mix-a: ' + report.splitlines()[0], file=sys.stderr)
+        self.assertEqual(final['dropped_records'], 0)
+        self.assertGreater(final['detection']['records'], 1200)
+
+    def test_a_capture_of_our_own_matches_prads(self):
+        path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
+        write_pcap(path, service_frames())
+        report, _ = self.parity(path)
+        self.assertIn('precision=1.0000', report)
+        self.assertIn('recall=1.0000', report)
+
+    def test_user_captures(self):
+        for path in filter(None, os.environ.get('DIST_EXTRA_PCAPS', '').split(':')):
+            with self.subTest(capture=path):
+                self.parity(path)
+
+
+@unittest.skipUnless(os.path.isdir('/etc/prads'), "Debian's prads signature files: apt-get install -y prads")
+class DetectionBehaviourTests(unittest.TestCase):
+    def test_assets_are_served_by_prefix(self):
+        path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
+        frames = service_frames()
+        write_pcap(path, frames)
+        out = os.path.join(tempfile.mkdtemp(), 'out.pcap')
+        vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={path},tx_pcap={out}'], ['--flows', '1024'])
+        try:
+            vnf.wait_rx(len(frames))
+            every = vnf.request({'cmd': 'assets'})
+            some = vnf.request({'cmd': 'assets', 'prefix': '198.18.0.20/32'})
+            none = vnf.request({'cmd': 'assets', 'prefix': '10.0.0.0/8'})
+            bad = vnf.request({'cmd': 'assets', 'prefix': 'not-a-prefix'})
+        finally:
+            self.assertEqual(vnf.stop(), 0)
+        self.assertEqual(every['count'], 2)
+        self.assertEqual([a['asset'] for a in some['assets']], ['198.18.0.20'])
+        self.assertTrue(any('SERVER,[ssh:OpenSSH 8.4p1' in r for r in some['assets'][0]['records']), some)
+        self.assertEqual(none['count'], 0)
+        self.assertFalse(bad['ok'])
+
+    def test_a_missing_signature_directory_is_one_line(self):
+        from test_cli import run
+        result = run(['-l', '0-1', '--no-huge', '--', '--signatures', '/nonexistent/prads'])
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        self.assertIn('--signatures', result.stderr)
+
+    def test_malformed_signature_lines_are_named_and_the_rest_loads(self):
+        d = tempfile.mkdtemp()
+        signatures = os.path.join(d, 'prads')
+        shutil.copytree('/etc/prads', signatures)
+        with open(os.path.join(signatures, 'tcp-service.sig'), 'a') as f:
+            f.write('this line is not a signature\nhttp,v/Broken///,Server: (unclosed\n')
+        path = os.path.join(d, 'services.pcap')
+        frames = service_frames()
+        write_pcap(path, frames)
+        log, final, output = dist_log(self, path, d, ['--signatures', signatures])
+        warnings = [l for l in output.splitlines() if 'signature line skipped' in l]
+        self.assertEqual(len(warnings), 2, output)
+        self.assertIn('tcp-service.sig:', warnings[0])
+        self.assertGreater(final['detection']['records'], 5)
+
+    def test_payloads_built_to_be_slow_are_cut_at_the_match_limit_and_still_forwarded(self):
+        d = tempfile.mkdtemp()
+        signatures = os.path.join(d, 'prads')
+        shutil.copytree('/etc/prads', signatures)
+        with open(os.path.join(signatures, 'tcp-service.sig'), 'r+') as f:
+            rest = f.read()
+            f.seek(0)
+            # First in the list, so every server payload meets it.
+            f.write('evil,v/Evil///,^(a+)+$\n' + rest)
+        c, s = [198, 18, 0, 1], [198, 18, 0, 2]
+        frames = [eth(0x0800) + ipv4(6, c, s, tcp(50000, 8080, 0x02))]
+        for i in range(8):
+            frames.append(eth(0x0800) + ipv4(6, s, c, tcp(8080, 50000, 0x18, b'a' * 500 + b'!')))
+            frames.append(eth(0x0800) + ipv4(6, c, s, tcp(50000, 8080, 0x10, b'x' * (i + 1))))
+        path = os.path.join(d, 'slow.pcap')
+        write_pcap(path, frames)
+        _, final, _ = dist_log(self, path, d, ['--signatures', signatures])
+        self.assertGreater(final['detection']['match_limit_hits'], 0)
+        self.assertEqual(final['tx_packets'], len(frames))
+
+    def test_detection_can_be_turned_off(self):
+        path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
+        frames = service_frames()
+        write_pcap(path, frames)
+        out = os.path.join(tempfile.mkdtemp(), 'out.pcap')
+        vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={path},tx_pcap={out}'], ['--flows', '1024', '--no-detection'])
+        try:
+            vnf.wait_rx(len(frames))
+        finally:
+            self.assertEqual(vnf.stop(), 0)
+        self.assertEqual(vnf.final_stats()['detection']['records'], 0)
+        self.assertIn('detection: off', vnf.output())
+
+
+if __name__ == '__main__':
+    unittest.main()
