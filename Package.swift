@@ -55,7 +55,12 @@ let package = Package(
         ),
         .target(name: "DistAdmin"),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
-        .target(name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"]),
+        .target(
+            name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
+            // The detector's state has one owner (its worker); dynamic exclusivity checks on its
+            // class properties cost a thread-local lookup per access on the fast path.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+        ),
         .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS",
                                                      .product(name: "Atomics", package: "swift-atomics")]),
         .target(

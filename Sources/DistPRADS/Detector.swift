@@ -35,6 +35,15 @@ public struct DetectionPacket {
     public var inspect = true
 
     @inlinable public var caplen: Int { frame.count }
+
+    @inlinable
+    public init(frame: UnsafeRawBufferPointer, end: Int, timestamp: UInt64, vlan: UInt16, l3: Int) {
+        self.frame = frame
+        self.end = end
+        self.timestamp = timestamp
+        self.vlan = vlan
+        self.l3 = l3
+    }
 }
 
 /// Per-flow detection state (the part of PRADS's connection the detection needs): which checks
@@ -63,6 +72,8 @@ public final class Detector {
     let tcpServiceMatcher: ServiceMatcher
     let tcpClientMatcher: ServiceMatcher
     let udpServiceMatcher: ServiceMatcher
+    /// The fingerprint databases by kind (FingerprintKind's order), nil where no file was loaded.
+    let databases: [TCPFingerprintDatabase?]
     public private(set) var assets: [IPAddress: Asset] = [:]
     public private(set) var counters = Counters()
     /// Receives each record the moment it is learnt (PRADS logs at discovery).
@@ -78,6 +89,7 @@ public final class Detector {
         tcpServiceMatcher = ServiceMatcher(signatures.tcpServices)
         tcpClientMatcher = ServiceMatcher(signatures.tcpClients)
         udpServiceMatcher = ServiceMatcher(signatures.udpServices)
+        databases = FingerprintKind.allCases.map { signatures.fingerprints[$0] }
     }
 
     public struct Counters: Sendable, Equatable {
@@ -255,12 +267,22 @@ public final class Detector {
 
     /// The asset of the packet's sender, created if new; its VLAN and last-seen time follow the packet.
     func touch(_ p: DetectionPacket) {
-        if assets[p.source] != nil {
-            assets[p.source]!.vlan = p.vlan
-            assets[p.source]!.lastSeen = p.timestamp
-        } else {
-            assets[p.source] = Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)
-        }
+        withAsset(p) { _ in }
+    }
+
+    /// The sender's asset (created if new, VLAN and last-seen time from the packet), changed
+    /// in place with one hash lookup.
+    @inline(__always)
+    func withAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
+        let fresh = Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)
+        return Detector.follow(&assets[p.source, default: fresh], p, body)
+    }
+
+    @inline(__always)
+    static func follow<R>(_ asset: inout Asset, _ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
+        asset.vlan = p.vlan
+        asset.lastSeen = p.timestamp
+        return body(&asset)
     }
 
     func updateService(_ p: DetectionPacket, service: String, application: String) {
@@ -324,13 +346,38 @@ public final class Detector {
 
     // MARK: - OS fingerprints
 
+    /// Recent fingerprint lookups: the same fingerprint (a host's SYNs, a replayed capture)
+    /// gives the same match, so the signature scan runs once per distinct fingerprint.
+    struct CachedMatch {
+        var kind: FingerprintKind
+        var fingerprint: TCPFingerprint
+        var matched: Int?
+        var dontFragment: Bool
+    }
+    static let matchCacheSize = 1024
+    var matchCache = [CachedMatch?](repeating: nil, count: Detector.matchCacheSize)
+
+    func match(_ e: inout TCPFingerprint, kind: FingerprintKind) -> Int? {
+        var key = e
+        key.timestamp = e.timestamp == 0 ? 0 : 1  // only "zero or not" takes part in matching
+        let slot = Int(truncatingIfNeeded: key.cacheHash &+ UInt64(kind.index)) & (Detector.matchCacheSize - 1)
+        if let hit = matchCache[slot], hit.kind == kind, hit.fingerprint == key {
+            e.dontFragment = hit.dontFragment
+            return hit.matched
+        }
+        let matched = databases[kind.index]?.match(&e)
+        matchCache[slot] = CachedMatch(kind: kind, fingerprint: key, matched: matched, dontFragment: e.dontFragment)
+        return matched
+    }
+
     func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
         guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
-        let matched = signatures.fingerprints[kind]?.match(&e)
-        touch(p)
-        if assets[p.source]!.os.contains(where: { $0.kind == kind && $0.signature == matched }) { return }
+        let matched = match(&e, kind: kind)
+        let known = withAsset(p) { asset in asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) }
+        if known { return }
+        let database = databases[kind.index]
         var text = e.text(uptime: e.timestamp) + ":"
-        if let matched, let signature = signatures.fingerprints[kind]?.signatures[matched] {
+        if let matched, let signature = database?.signatures[matched] {
             text += "\(signature.os):\(signature.description)"
         } else {
             text += "unknown:unknown"

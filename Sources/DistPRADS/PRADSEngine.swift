@@ -6,38 +6,40 @@ import DistPacket
 /// decoded in place of the outer packet, and fragments are taken as they come.
 public enum PRADSDecoder {
     /// PRADS stops reading a frame after this many bytes (its snap length).
-    static let snapLength = 1604
+    @usableFromInline static let snapLength = 1604
 
-    /// The packet PRADS would inspect in `frame`, or nil when it inspects none (not IP,
-    /// truncated, or a protocol without detection).
-    public static func decode(_ frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64) -> DetectionPacket? {
-        guard frame.count >= 14 else { return nil }
+    /// Decodes `frame` into `p` (fully overwritten) as the packet PRADS would inspect; false when
+    /// it inspects none (not IP, truncated, or a protocol without detection).
+    @inlinable
+    public static func decode(_ frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64,
+                              into p: inout DetectionPacket) -> Bool {
+        guard frame.count >= 14 else { return false }
         let end = min(wireLength <= snapLength ? wireLength : snapLength, frame.count)
         var etherType = TCPFingerprint.be16(frame, 12)
         var l3 = 14
         var vlan: UInt16 = 0
         if etherType == 0x8100 {
-            guard frame.count >= 18 else { return nil }
+            guard frame.count >= 18 else { return false }
             vlan = TCPFingerprint.be16(frame, 14)
             etherType = TCPFingerprint.be16(frame, 16)
             l3 = 18
         }
-        var p = DetectionPacket(frame: frame, end: end, timestamp: timestamp, vlan: vlan, l3: l3)
+        p = DetectionPacket(frame: frame, end: end, timestamp: timestamp, vlan: vlan, l3: l3)
         switch etherType {
-        case 0x0800: return ip(&p, v6: false, depth: 0) ? p : nil
-        case 0x86DD: return ip(&p, v6: true, depth: 0) ? p : nil
-        default: return nil
+        case 0x0800: return ip(&p, v6: false, depth: 0)
+        case 0x86DD: return ip(&p, v6: true, depth: 0)
+        default: return false
         }
     }
 
-    static func address(_ f: UnsafeRawBufferPointer, _ o: Int, v6: Bool) -> IPAddress {
+    @usableFromInline static func address(_ f: UnsafeRawBufferPointer, _ o: Int, v6: Bool) -> IPAddress {
         if !v6 { return IPAddress(ipv4: TCPFingerprint.be32(f, o)) }
         let hi = UInt64(TCPFingerprint.be32(f, o)) << 32 | UInt64(TCPFingerprint.be32(f, o + 4))
         let lo = UInt64(TCPFingerprint.be32(f, o + 8)) << 32 | UInt64(TCPFingerprint.be32(f, o + 12))
         return IPAddress(hi: hi, lo: lo)
     }
 
-    static func ip(_ p: inout DetectionPacket, v6: Bool, depth: Int) -> Bool {
+    @usableFromInline static func ip(_ p: inout DetectionPacket, v6: Bool, depth: Int) -> Bool {
         let f = p.frame
         let proto: UInt8
         if v6 {
@@ -121,7 +123,8 @@ public final class PRADSEngine {
     public var connectionCount: Int { connections.count }
 
     public func process(frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64) {
-        guard var p = PRADSDecoder.decode(frame, wireLength: wireLength, timestamp: timestamp) else { return }
+        var p = DetectionPacket(frame: frame, end: 0, timestamp: timestamp, vlan: 0, l3: 0)
+        guard PRADSDecoder.decode(frame, wireLength: wireLength, timestamp: timestamp, into: &p) else { return }
         let srcFirst = p.source < p.destination || (p.source == p.destination && p.sourcePort <= p.destinationPort)
         let key = srcFirst
             ? ConnectionKey(a: p.source, b: p.destination, aPort: p.sourcePort, bPort: p.destinationPort)

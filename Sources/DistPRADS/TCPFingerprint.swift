@@ -38,6 +38,17 @@ public struct TCPQuirks: OptionSet, Sendable, Hashable {
 public enum FingerprintKind: String, Sendable, CaseIterable {
     case syn = "SYN", synAck = "SYNACK", rst = "RST", fin = "FIN", ack = "ACK"
 
+    /// Position in `allCases`.
+    var index: Int {
+        switch self {
+        case .syn: 0
+        case .synAck: 1
+        case .rst: 2
+        case .fin: 3
+        case .ack: 4
+        }
+    }
+
     public var file: String {
         switch self {
         case .syn: "tcp-syn.fp"
@@ -62,7 +73,7 @@ public struct TCPFingerprint: Sendable, Equatable {
     public var dontFragment = false
     /// IP total length (IPv6: payload length); 0 for stray ACKs.
     public var size: UInt16 = 0
-    public var options: [UInt8] = []
+    public var options = TCPOptionList()
     public var mss: UInt16 = 0
     public var windowScale: UInt8 = 0
     public var quirks: TCPQuirks = []
@@ -70,6 +81,16 @@ public struct TCPFingerprint: Sendable, Equatable {
     public var timestamp: UInt32 = 0
 
     public init() {}
+
+    /// A hash of every field, for the detector's match cache.
+    var cacheHash: UInt64 {
+        var h = UInt64(windowSize) | UInt64(ttl) << 16 | UInt64(dontFragment ? 1 : 0) << 24 | UInt64(size) << 32
+        h = (h ^ options.low) &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ options.high ^ UInt64(options.count) << 56) &* 0xC2B2_AE3D_27D4_EB4F
+        h = (h ^ UInt64(mss) ^ UInt64(windowScale) << 16 ^ UInt64(quirks.rawValue) << 24 ^ UInt64(timestamp) << 48)
+            &* 0x1656_67B1_9E37_79F9
+        return h ^ (h >> 29)
+    }
 
     /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`.
     public func text(uptime: UInt32) -> String {
@@ -95,7 +116,8 @@ public struct TCPFingerprint: Sendable, Equatable {
             out += ":\(ttl):\(df):*(\(size)):"
         }
         var opts: [String] = []
-        for option in options {
+        for i in 0..<options.count {
+            let option = options[i]
             switch option {
             case TCPOption.nop: opts.append("N")
             case TCPOption.windowScale: opts.append("W\(windowScale)")
@@ -122,7 +144,7 @@ public struct TCPSignature: Sendable {
     public var dontFragment = false
     /// 0 stands for "*" (any size of at least 100 bytes).
     public var size: Int = 0
-    public var options: [UInt8] = []
+    public var options = TCPOptionList()
     public var zeroStamp = true
     public var mss: Int = 0
     public var mssModulo = false
@@ -377,7 +399,7 @@ public struct TCPFingerprintDatabase: Sendable {
                 if wsize / 1500 != p.windowSize { return false }
             } else { return false }
         }
-        for (a, b) in zip(p.options, e.options) where a != b { return false }
+        if p.options != e.options { return false }
         if p.ttl < Int(e.ttl) { return false }
         if !p.noDetail && p.ttl - Int(e.ttl) > Self.maxDistance { return false }
         return true
@@ -408,5 +430,48 @@ public enum LinkTypes {
             if mtu < entry.mtu { break }
         }
         return "unknown-\(UInt16(truncatingIfNeeded: mtu))"
+    }
+}
+
+/// Up to 16 TCP option kinds in order, held inline (a fingerprint is measured on the fast path
+/// and must not allocate).
+public struct TCPOptionList: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
+    public static let capacity = 16
+    var low: UInt64 = 0
+    var high: UInt64 = 0
+    public private(set) var count = 0
+
+    public init() {}
+
+    public init(arrayLiteral elements: UInt8...) {
+        for e in elements { append(e) }
+    }
+
+    /// Appends an option kind; beyond 16 the list stays as it is.
+    @inline(__always)
+    public mutating func append(_ kind: UInt8) {
+        guard count < Self.capacity else { return }
+        if count < 8 {
+            low |= UInt64(kind) << UInt64(8 * count)
+        } else {
+            high |= UInt64(kind) << UInt64(8 * (count - 8))
+        }
+        count += 1
+    }
+
+    @inline(__always)
+    public subscript(i: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: (i < 8 ? low >> UInt64(8 * i) : high >> UInt64(8 * (i - 8))))
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public func makeIterator() -> AnyIterator<UInt8> {
+        var i = 0
+        return AnyIterator {
+            guard i < self.count else { return nil }
+            defer { i += 1 }
+            return self[i]
+        }
     }
 }

@@ -1,9 +1,9 @@
 import DistPacket
 
 extension TCPFingerprint {
-    @inline(__always)
+    @inlinable @inline(__always)
     static func be16(_ f: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { UInt16(f[o]) << 8 | UInt16(f[o + 1]) }
-    @inline(__always)
+    @inlinable @inline(__always)
     static func be32(_ f: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
         UInt32(f[o]) << 24 | UInt32(f[o + 1]) << 16 | UInt32(f[o + 2]) << 8 | UInt32(f[o + 3])
     }

@@ -17,6 +17,8 @@ public final class FastPath {
     public let maxBurst: Int
     @usableFromInline let infos: UnsafeMutablePointer<PacketInfo>
     @usableFromInline let probes: UnsafeMutablePointer<FlowProbe>
+    /// Scratch space for the packet the detection looks at (reused: no copy per packet).
+    @usableFromInline let detection: UnsafeMutablePointer<DetectionPacket>
     /// The network function: PRADS detection on every tracked packet (nil: forwarding only).
     public let detector: Detector?
 
@@ -30,11 +32,15 @@ public final class FastPath {
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = .allocate(capacity: maxBurst)
         probes.initialize(repeating: FlowProbe(PacketInfo()), count: maxBurst)
+        detection = .allocate(capacity: 1)
+        detection.initialize(to: DetectionPacket(frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
+                                                 timestamp: 0, vlan: 0, l3: 0))
     }
 
     deinit {
         infos.deallocate()
         probes.deallocate()
+        detection.deallocate()
     }
 
     /// Processes `count` frames (at most `maxBurst`): `data[i]` points at frame i, of which
@@ -66,8 +72,8 @@ public final class FastPath {
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
             if let detector, outcome == .updated || outcome == .created {
                 detect(detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
-                       wireLength: Int(packetLengths[i]), info: infos[i], probe: probes[i], entry: entry,
-                       created: outcome == .created, now: now)
+                       wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].l3Offset), fromLo: probes[i].fromLo,
+                       entry: entry, created: outcome == .created, now: now)
             }
         }
         stats.pointee.rxPackets &+= UInt64(count)
@@ -77,25 +83,25 @@ public final class FastPath {
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state.
     @inlinable
-    func detect(_ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, info: PacketInfo,
-                probe: FlowProbe, entry index: Int, created: Bool, now: UInt64) {
+    func detect(_ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
+                fromLo: Bool, entry index: Int, created: Bool, now: UInt64) {
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
-        guard var p = PRADSDecoder.decode(bytes, wireLength: wireLength, timestamp: now / 1_000_000_000),
-              p.l3 == Int(info.l3Offset)  // a tunnel's inner packet is not this flow
+        guard PRADSDecoder.decode(bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
+              detection.pointee.l3 == l3Offset  // a tunnel's inner packet is not this flow
         else { return }
         let entry = table.pointer(at: index)
         if !created {
-            let fromClient = probe.fromLo == entry.pointee.clientIsLo
-            p.role = fromClient ? .client : .server
+            let fromClient = fromLo == entry.pointee.clientIsLo
+            detection.pointee.role = fromClient ? .client : .server
             let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
             let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
-            p.inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
+            detection.pointee.inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
         }
         var state = FlowDetection(check: entry.pointee.inspection)
         // A flow opened by a SYN+ACK already has its receiver as client (the table does what
         // PRADS's reversal does), so only later reversals swap the roles.
-        let alreadyReversed = created && probe.fromLo != entry.pointee.clientIsLo
-        if detector.inspect(&p, flow: &state) && !alreadyReversed { entry.pointee.swapRoles() }
+        let alreadyReversed = created && fromLo != entry.pointee.clientIsLo
+        if detector.inspect(&detection.pointee, flow: &state) && !alreadyReversed { entry.pointee.swapRoles() }
         entry.pointee.inspection = state.check
     }
 

@@ -86,10 +86,11 @@ def testpmd_rate(trace, samples, mbuf_size, mbufs, memory, prefix):
     return statistics.median(rates)
 
 
-def dist_rate(trace, samples, mbuf_size, mbufs, memory, prefix, flows=None):
+def dist_rate(trace, samples, mbuf_size, mbufs, memory, prefix, flows=None, extra=('--no-detection',)):
     args = [DIST_VNF, '-l', '0-1', '--no-huge', '-m', str(memory), '--no-pci', '--file-prefix', prefix,
             '--vdev', f'net_pcap0,rx_pcap={trace},infinite_rx=1', '--vdev', 'net_null0,no-rx=1', '--',
             '--id', 'bench', '--stats-period', '1', '--mbuf-size', str(mbuf_size), '--mbufs', str(mbufs)]
+    args += list(extra)
     if flows:
         args += ['--flows', str(flows)]
     rates, out = run_until(args, dist_rates, samples)
