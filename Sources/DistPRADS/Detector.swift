@@ -236,31 +236,35 @@ public final class Detector {
                 return false
             }
         }
+        // No signature matched: name the service by port. A client's own port first names
+        // the service it uses, a server's its own; when only the other side's port is known,
+        // PRADS takes the roles to be the other way round.
         switch p.role {
         case .client where flow.check & FlowDetection.clientUnknownSet == 0:
-            if let name = KnownPorts.name(proto: 17, port: p.destinationPort) {
-                updateService(p, service: "unknown", application: name)
-                flow.check |= FlowDetection.clientUnknownSet
-            } else if let name = KnownPorts.name(proto: 17, port: p.sourcePort) {
-                reverse(&p, flow: &flow)
-                updateService(p, service: "unknown", application: name)
-                flow.check |= FlowDetection.clientUnknownSet
-                return true
-            }
+            return udpPortFallback(&p, flow: &flow, own: p.destinationPort, other: p.sourcePort,
+                                   bit: FlowDetection.clientUnknownSet)
         case .server where flow.check & FlowDetection.serviceUnknownSet == 0:
-            if let name = KnownPorts.name(proto: 17, port: p.sourcePort) {
-                updateService(p, service: "unknown", application: name)
-                flow.check |= FlowDetection.serviceUnknownSet
-            } else if let name = KnownPorts.name(proto: 17, port: p.destinationPort) {
-                reverse(&p, flow: &flow)
-                updateService(p, service: "unknown", application: name)
-                flow.check |= FlowDetection.serviceUnknownSet
-                return true
-            }
+            return udpPortFallback(&p, flow: &flow, own: p.sourcePort, other: p.destinationPort,
+                                   bit: FlowDetection.serviceUnknownSet)
         default:
             break
         }
         return false
+    }
+
+    /// Records "unknown:@port" from `own` port, else from `other` after reversing the flow;
+    /// returns whether it reversed.
+    func udpPortFallback(_ p: inout DetectionPacket, flow: inout FlowDetection, own: UInt16, other: UInt16,
+                         bit: UInt8) -> Bool {
+        var reversed = false
+        guard let name = KnownPorts.name(proto: 17, port: own) ?? KnownPorts.name(proto: 17, port: other).map({ name in
+            reversed = true
+            return name
+        }) else { return false }
+        if reversed { reverse(&p, flow: &flow) }
+        updateService(p, service: "unknown", application: name)
+        flow.check |= bit
+        return reversed
     }
 
     // MARK: - Assets

@@ -293,6 +293,17 @@ public struct TCPFingerprintDatabase: Sendable {
             }
             return any ? n : nil
         }
+        // The value after W or M: "*" (any: modulo 1), "%n" (a multiple of n) or a number.
+        func value(after i: Int, name: String) throws -> (Int, Bool) {
+            let next = i + 1 < chars.count ? chars[i + 1] : "\0"
+            if next == "*" { return (1, true) }
+            if next == "%" {
+                guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad \(name)% value") }
+                return (n, true)
+            }
+            guard let n = number(from: i + 1) else { throw LineError(reason: "bad \(name) value") }
+            return (n, false)
+        }
         while i < chars.count {
             let c = chars[i]
             switch c.lowercased() {
@@ -308,28 +319,10 @@ public struct TCPFingerprintDatabase: Sendable {
                 }
             case "w":
                 s.options.append(TCPOption.windowScale)
-                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
-                if next == "*" {
-                    s.windowScale = 1; s.windowScaleModulo = true
-                } else if next == "%" {
-                    guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad W% value") }
-                    s.windowScale = n; s.windowScaleModulo = true
-                } else {
-                    guard let n = number(from: i + 1) else { throw LineError(reason: "bad W value") }
-                    s.windowScale = n
-                }
+                (s.windowScale, s.windowScaleModulo) = try value(after: i, name: "W")
             case "m":
                 s.options.append(TCPOption.mss)
-                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
-                if next == "*" {
-                    s.mss = 1; s.mssModulo = true
-                } else if next == "%" {
-                    guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad M% value") }
-                    s.mss = n; s.mssModulo = true
-                } else {
-                    guard let n = number(from: i + 1) else { throw LineError(reason: "bad M value") }
-                    s.mss = n
-                }
+                (s.mss, s.mssModulo) = try value(after: i, name: "M")
             case "?":
                 guard let n = number(from: i + 1), n <= 255 else { throw LineError(reason: "bad ?nn option") }
                 s.options.append(UInt8(n))

@@ -31,10 +31,8 @@ import Glibc
         "/tmp/dist-admin-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
     }
 
-    /// A blocking client: connects, sends `text`, reads `lines` reply lines, serving the server meanwhile.
-    static func exchange(_ server: AdminServer, path: String, send text: String, lines: Int) throws -> [String] {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
+    /// Calls `body` with a Unix socket address for `path`, as bind and connect take it.
+    static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -42,9 +40,16 @@ import Glibc
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
+    }
+
+    /// A blocking client: connects, sends `text`, reads `lines` reply lines, serving the server meanwhile.
+    static func exchange(_ server: AdminServer, path: String, send text: String, lines: Int) throws -> [String] {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        let connected = withAddress(path) { connect(fd, $0, $1) }
         guard connected == 0 else { throw AdminError("connect failed") }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let bytes = Array(text.utf8)
@@ -100,16 +105,7 @@ import Glibc
         }
         // A socket file nobody listens on (left by a killed process).
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        _ = Self.withAddress(path) { bind(fd, $0, $1) }
         close(fd)
         let server = try AdminServer(path: path) { _ in AdminReply.encode(["ok": true]) }
         #expect(try Self.exchange(server, path: path, send: "x\n", lines: 1) == [#"{"ok":true}"#])

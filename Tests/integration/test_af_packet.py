@@ -93,15 +93,19 @@ pickle.dump(back, sys.stdout.buffer)
         eal = (['-l', '0-1'] if queues == 1 else ['--lcores', '0@0,1@1,2@1']) + eal
         return VNF(eal, ['--flows', '4096'], netns=self.vnf_ns)
 
-    def test_one_armed_forwarding_on_veth_is_whole_and_in_order(self):
-        frames = test_frames()
-        vnf = self.run_vnf(1)
+    def forward(self, frames, queues):
+        """Sends frames through a dist-vnf with `queues` workers; returns what came back and its stats."""
+        vnf = self.run_vnf(queues)
         try:
             back = self.send_and_capture(frames)
             stats = vnf.request({'cmd': 'stats'})
         finally:
             self.assertEqual(vnf.stop(), 0, vnf.output())
-        result = pcapcheck.compare(frames, back)
+        return pcapcheck.compare(frames, back), stats
+
+    def test_one_armed_forwarding_on_veth_is_whole_and_in_order(self):
+        frames = test_frames()
+        result, stats = self.forward(frames, 1)
         self.assertEqual((result['lost'], result['duplicated'], result['extra'], result['reordered']),
                          (0, 0, 0, 0), result)
         self.assertEqual(stats['rx_packets'], len(frames))
@@ -109,13 +113,7 @@ pickle.dump(back, sys.stdout.buffer)
 
     def test_two_queues_keep_both_directions_of_a_flow_on_one_worker(self):
         frames = test_frames()
-        vnf = self.run_vnf(2)
-        try:
-            back = self.send_and_capture(frames)
-            stats = vnf.request({'cmd': 'stats'})
-        finally:
-            self.assertEqual(vnf.stop(), 0, vnf.output())
-        result = pcapcheck.compare(frames, back)
+        result, stats = self.forward(frames, 2)
         self.assertEqual((result['lost'], result['duplicated'], result['reordered_within_flows']), (0, 0, 0), result)
         # Were a flow split across workers, each would create it: 40 flows would count more.
         self.assertEqual(stats['flows']['created'], 40, stats)
