@@ -386,7 +386,7 @@ public final class Detector {
         } else {
             text += "unknown:unknown"
         }
-        if e.mss != 0 { text += ":link:\(LinkTypes.name(mss: e.mss))" }
+        if e.mss != 0 { text += ":link:\(signatures.linkTypes.name(mss: e.mss))" }
         if e.timestamp != 0 { text += ":uptime:\(e.timestamp / 360_000)hrs" }
         assets[p.source]!.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
         counters.osRecords += 1

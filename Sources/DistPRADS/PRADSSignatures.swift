@@ -11,6 +11,7 @@ public struct PRADSSignatures: Sendable {
     public var webApplications: [ServiceSignature] = []
     public var fingerprints: [FingerprintKind: TCPFingerprintDatabase] = [:]
     public var macVendors = MACVendors()
+    public var linkTypes = LinkTypes.prads
     /// Every line that could not be used, with file and line.
     public var errors: [SignatureFileError] = []
 
@@ -35,6 +36,11 @@ public struct PRADSSignatures: Sendable {
         for kind in FingerprintKind.allCases where FileManager.default.fileExists(atPath: path(kind.file)) {
             let (db, errors) = try TCPFingerprintDatabase.load(path(kind.file))
             s.fingerprints[kind] = db
+            s.errors += errors
+        }
+        if FileManager.default.fileExists(atPath: path("mtu.sig")) {
+            let (links, errors) = try LinkTypes.load(path("mtu.sig"))
+            s.linkTypes = links
             s.errors += errors
         }
         if FileManager.default.fileExists(atPath: path("mac.sig")) {

@@ -60,10 +60,21 @@ import Testing
     }
 
     @Test func linkTypesFollowTheMSS() {
-        #expect(LinkTypes.name(mss: 1460) == "ethernet/modem")
-        #expect(LinkTypes.name(mss: 1452) == "pppoe (DSL)")
-        #expect(LinkTypes.name(mss: 1386) == "unknown-1426")
-        #expect(LinkTypes.name(mss: 65495) == "unknown-65535")
+        let links = LinkTypes.prads
+        #expect(links.name(mss: 1460) == "ethernet/modem")
+        #expect(links.name(mss: 1452) == "pppoe (DSL)")
+        #expect(links.name(mss: 1420) == "3G WAN")
+        #expect(links.name(mss: 1386) == "unknown-1426")
+        #expect(links.name(mss: 65495) == "unknown-65535")
+    }
+
+    @Test func mtuSigAddsWhatTheCompiledTableLacksAndNamesBadLines() throws {
+        let (links, errors) = LinkTypes.parse("# comment\n1408,\"OpenVPN\"\n1386,\"my tunnel\"\nnot a line\n", file: "mtu.sig")
+        #expect(errors.map(\.line) == [4])
+        #expect(links.name(mss: 1368) == "virtualization")  // prads prints its compiled-in name
+        #expect(links.name(mss: 1346) == "my tunnel")
+        let (debian, debianErrors) = try LinkTypes.load("/etc/prads/mtu.sig")
+        #expect(debianErrors.isEmpty && debian.count == LinkTypes.prads.count)
     }
 
     @Test func macVendorsTakeTheLongestPrefix() {

@@ -105,6 +105,16 @@ class DetectionParityTests(unittest.TestCase):
             with self.subTest(capture=path):
                 self.parity(path)
 
+    @unittest.skipUnless(shutil.which('prads-asset-report'), 'prads-asset-report comes with Debian\'s prads')
+    def test_prads_asset_report_reads_our_log(self):
+        path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
+        write_pcap(path, service_frames())
+        log, _, _ = dist_log(self, path, tempfile.mkdtemp())
+        report = subprocess.run(['prads-asset-report', '-r', log], capture_output=True, text=True, timeout=60)
+        self.assertEqual(report.returncode, 0, report.stderr)
+        self.assertIn('IP:   198.18.0.20', report.stdout)
+        self.assertIn('OpenSSH 8.4p1', report.stdout)
+
 
 @unittest.skipUnless(os.path.isdir('/etc/prads'), "Debian's prads signature files: apt-get install -y prads")
 class DetectionBehaviourTests(unittest.TestCase):
