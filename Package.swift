@@ -9,6 +9,7 @@
 //   DistPacket     Frame parsing: Ethernet/VLAN/ARP/IPv4/IPv6/TCP/UDP/ICMP. No DPDK.
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
 //   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
+//   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
@@ -61,6 +62,7 @@ let package = Package(
             // class properties cost a thread-local lookup per access on the fast path.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
+        .target(name: "DistState", dependencies: ["DistFlow", "DistPacket", "DistPRADS"]),
         .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS",
                                                      .product(name: "Atomics", package: "swift-atomics")]),
         .target(
@@ -71,6 +73,11 @@ let package = Package(
         .executableTarget(
             name: "dist-vnf",
             dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket", "DistPipeline"]
+        ),
+        .executableTarget(
+            name: "dist-state-bench",
+            dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"],
+            path: "Benchmarks/StateCodec"
         ),
         .executableTarget(
             name: "dist-detection-bench",
@@ -85,6 +92,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
         .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket"]),
     ]

@@ -31,7 +31,7 @@ public enum FlowMark: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// TCP connection state as far as a passive observer can tell.
-public enum TCPState: UInt8, Sendable, CustomStringConvertible {
+public enum TCPState: UInt8, Sendable, Codable, CustomStringConvertible {
     case none = 0
     /// A SYN was seen, no SYN-ACK yet.
     case synSent
@@ -81,7 +81,7 @@ public enum TCPState: UInt8, Sendable, CustomStringConvertible {
 /// Per-flow state (the "per-flow" scope of DESIGN.md). A plain value: Move's codec can copy
 /// it without reflection. Direction index 0 is client to server, 1 is server to client; the
 /// client is the side that sent the first packet seen (or the SYN's sender).
-public struct FlowEntry: Sendable {
+public struct FlowEntry: Sendable, Codable {
     public var key: FlowKey
     /// Nanoseconds since the Unix epoch.
     public var firstSeen: UInt64

@@ -3,7 +3,7 @@ import DistPacket
 /// The canonical bidirectional key of a flow: protocol, both endpoints ordered so that the
 /// lower (address, port) comes first, and the VLAN tags. Both directions of a flow map to
 /// the same key; ``FlowKey/canonical(_:)`` also says which direction a packet travels.
-public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
+public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible {
     public var loAddr: IPAddress
     public var hiAddr: IPAddress
     public var loPort: UInt16

@@ -107,24 +107,40 @@ public final class Detector {
     public var recordCount: Int { counters.osRecords + counters.serverRecords + counters.clientRecords }
 
     /// Multi-flow state: what is known about one host.
-    public struct Asset: Sendable {
+    public struct Asset: Sendable, Equatable, Codable {
         public var vlan: UInt16
         public var firstSeen: UInt64
         public var lastSeen: UInt64
         public var os: [OSEntry] = []
         public var services: [ServiceEntry] = []
+
+        public init(vlan: UInt16, firstSeen: UInt64, lastSeen: UInt64, os: [OSEntry] = [], services: [ServiceEntry] = []) {
+            self.vlan = vlan
+            self.firstSeen = firstSeen
+            self.lastSeen = lastSeen
+            self.os = os
+            self.services = services
+        }
     }
 
-    public struct OSEntry: Sendable {
+    public struct OSEntry: Sendable, Equatable, Codable {
         public var kind: FingerprintKind
         /// Index of the matching signature in its file's database; nil when none matched.
         public var signature: Int?
         public var text: String
         public var port: UInt16
         public var ttl: UInt8
+
+        public init(kind: FingerprintKind, signature: Int?, text: String, port: UInt16, ttl: UInt8) {
+            self.kind = kind
+            self.signature = signature
+            self.text = text
+            self.port = port
+            self.ttl = ttl
+        }
     }
 
-    public struct ServiceEntry: Sendable {
+    public struct ServiceEntry: Sendable, Equatable, Codable {
         public var port: UInt16
         public var proto: UInt8
         public var service: String
@@ -132,7 +148,29 @@ public final class Detector {
         public var server: Bool
         public var attempts: Int
         public var ttl: UInt8
+
+        public init(port: UInt16, proto: UInt8, service: String, application: String, server: Bool, attempts: Int, ttl: UInt8) {
+            self.port = port
+            self.proto = proto
+            self.service = service
+            self.application = application
+            self.server = server
+            self.attempts = attempts
+            self.ttl = ttl
+        }
     }
+
+    // MARK: - Multi-flow state in and out (Move)
+
+    /// The asset of a host, if this detector has one.
+    public func asset(at address: IPAddress) -> Asset? { assets[address] }
+
+    /// Puts a host's asset in place of what this detector had for it.
+    public func put(_ asset: Asset, at address: IPAddress) { assets[address] = asset }
+
+    /// Forgets a host.
+    @discardableResult
+    public func removeAsset(at address: IPAddress) -> Asset? { assets.removeValue(forKey: address) }
 
     // MARK: - Per packet
 

@@ -35,7 +35,7 @@ public struct TCPQuirks: OptionSet, Sendable, Hashable {
 }
 
 /// Which packets a fingerprint describes; each kind has its own signature file.
-public enum FingerprintKind: String, Sendable, CaseIterable {
+public enum FingerprintKind: String, Sendable, CaseIterable, Codable {
     case syn = "SYN", synAck = "SYNACK", rst = "RST", fin = "FIN", ack = "ACK"
 
     /// Position in `allCases`.

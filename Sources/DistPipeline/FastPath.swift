@@ -118,4 +118,26 @@ public final class FastPath {
             stats.pointee.assets = UInt64(detector.assets.count)
         }
     }
+
+    /// Runs a capture's frames through in bursts, as a worker would receive them (for tests,
+    /// benchmarks and offline runs; not the lcore's path). Frame i is seen at `start + i` µs.
+    public func process(frames: [PcapFile.Frame], burst: Int = 32, start: UInt64 = 1_000_000_000) {
+        let burst = max(1, min(burst, maxBurst))
+        var i = 0
+        while i < frames.count {
+            let n = min(burst, frames.count - i)
+            let buffers = (0..<n).map { j in
+                let b = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, frames[i + j].bytes.count))
+                _ = b.initialize(from: frames[i + j].bytes)
+                return b
+            }
+            let data = buffers.map { UnsafePointer($0.baseAddress) }
+            let segments = (0..<n).map { UInt16(clamping: frames[i + $0].bytes.count) }
+            let lengths = (0..<n).map { frames[i + $0].originalLength }
+            process(count: n, data: data, segmentLengths: segments, packetLengths: lengths, now: start + UInt64(i) * 1000)
+            buffers.forEach { $0.deallocate() }
+            i += n
+        }
+        housekeeping(now: start + UInt64(frames.count) * 1000, expiryBudget: 0)
+    }
 }

@@ -1,0 +1,367 @@
+import DistFlow
+import DistPacket
+import DistPRADS
+
+/// The three scopes of NF state (DESIGN.md, "State model").
+public enum StateScope: UInt8, Sendable, CaseIterable, Codable {
+    /// One flow: its key, counters, TCP state, roles and inspection progress.
+    case perFlow = 1
+    /// One host: its asset (OS fingerprints and services).
+    case multiFlow = 2
+    /// The instance's counters.
+    case allFlows = 3
+}
+
+/// A host's asset with its address: the multi-flow state of one host.
+public struct AssetState: Sendable, Equatable, Codable {
+    public var address: IPAddress
+    public var asset: Detector.Asset
+    public init(address: IPAddress, asset: Detector.Asset) {
+        self.address = address
+        self.asset = asset
+    }
+}
+
+/// The all-flows state: counters of the whole instance.
+public struct InstanceCounters: Sendable, Equatable, Codable {
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var flowsCreated: UInt64 = 0
+    public var flowsExpired: UInt64 = 0
+    public var assets: UInt64 = 0
+    public var records: UInt64 = 0
+    /// Packets by transport (index: DistPacket.L4Kind raw value).
+    public var byTransport: [UInt64] = Array(repeating: 0, count: 8)
+    public init() {}
+}
+
+/// One unit of state on the wire.
+public enum StateChunk: Sendable, Equatable {
+    case perFlow(FlowEntry)
+    case multiFlow(AssetState)
+    case allFlows(InstanceCounters)
+
+    public var scope: StateScope {
+        switch self {
+        case .perFlow: .perFlow
+        case .multiFlow: .multiFlow
+        case .allFlows: .allFlows
+        }
+    }
+}
+
+extension FlowEntry: Equatable {
+    /// Equal as state: the fields a Move carries (not the table's slot bookkeeping).
+    public static func == (a: FlowEntry, b: FlowEntry) -> Bool {
+        a.key == b.key && a.firstSeen == b.firstSeen && a.lastSeen == b.lastSeen
+            && a.packetsToServer == b.packetsToServer && a.packetsToClient == b.packetsToClient
+            && a.bytesToServer == b.bytesToServer && a.bytesToClient == b.bytesToClient
+            && a.flagsToServer == b.flagsToServer && a.flagsToClient == b.flagsToClient
+            && a.tcpState == b.tcpState && a.clientIsLo == b.clientIsLo && a.inspection == b.inspection
+    }
+}
+
+/// Why a chunk was refused. Nothing of a refused batch is applied.
+public enum StateCodecError: Error, Equatable, CustomStringConvertible {
+    case truncated(needed: Int, available: Int)
+    case badMagic
+    case wrongVersion(UInt8)
+    case unknownScope(UInt8)
+    case oversized(Int)
+    case checksumMismatch
+    case malformed(String)
+
+    public var description: String {
+        switch self {
+        case .truncated(let n, let a): "chunk truncated: \(n) bytes needed, \(a) available"
+        case .badMagic: "not a state chunk (bad magic)"
+        case .wrongVersion(let v): "state chunk version \(v), this build reads version \(StateCodec.version)"
+        case .unknownScope(let s): "unknown state scope \(s)"
+        case .oversized(let n): "state chunk of \(n) bytes exceeds the \(StateCodec.maxPayload)-byte limit"
+        case .checksumMismatch: "state chunk checksum mismatch (corrupted)"
+        case .malformed(let why): "malformed state chunk: \(why)"
+        }
+    }
+}
+
+/// The binary, versioned codec for state chunks, shared by the southbound API (base64 in
+/// JSON) and the DiST data-plane channel (many chunks packed per frame).
+///
+/// A chunk: magic "DS" (2 bytes), version (1), scope (1), payload length (4, little endian),
+/// CRC-32C of the payload (4), then the payload: fixed-width little-endian integers, and
+/// strings and lists as a 16-bit count followed by their contents. A chunk that is cut short,
+/// too long, of another version, or whose bytes do not match their checksum is refused.
+public enum StateCodec {
+    public static let version: UInt8 = 1
+    public static let headerSize = 12
+    /// Largest payload accepted (an asset with many services fits many times over).
+    public static let maxPayload = 60 * 1024
+
+    // MARK: Encoding
+
+    /// Appends one chunk to `out`.
+    public static func encode(_ chunk: StateChunk, into out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: [0x44, 0x53, version, chunk.scope.rawValue, 0, 0, 0, 0, 0, 0, 0, 0])
+        // Move the buffer into the writer and back (swap, never copy: appends stay in place).
+        var w = ByteWriter(out: [])
+        swap(&w.out, &out)
+        switch chunk {
+        case .perFlow(let e): writeFlow(e, &w)
+        case .multiFlow(let a): writeAsset(a, &w)
+        case .allFlows(let c): writeCounters(c, &w)
+        }
+        swap(&w.out, &out)
+        let length = out.count - start - headerSize
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + headerSize)...])) }
+        store32(UInt32(length), at: start + 4, in: &out)
+        store32(crc, at: start + 8, in: &out)
+    }
+
+    /// One chunk's bytes.
+    public static func encode(_ chunk: StateChunk) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(chunk, into: &out)
+        return out
+    }
+
+    static func store32(_ v: UInt32, at i: Int, in out: inout [UInt8]) {
+        out[i] = UInt8(truncatingIfNeeded: v)
+        out[i + 1] = UInt8(truncatingIfNeeded: v >> 8)
+        out[i + 2] = UInt8(truncatingIfNeeded: v >> 16)
+        out[i + 3] = UInt8(truncatingIfNeeded: v >> 24)
+    }
+
+    static func writeAddress(_ a: IPAddress, _ w: inout ByteWriter) {
+        w.u64(a.hi)
+        w.u64(a.lo)
+    }
+
+    static func writeFlow(_ e: FlowEntry, _ w: inout ByteWriter) {
+        writeAddress(e.key.loAddr, &w)
+        writeAddress(e.key.hiAddr, &w)
+        w.u16(e.key.loPort)
+        w.u16(e.key.hiPort)
+        w.u8(e.key.proto)
+        w.u32(e.key.vlanKey)
+        w.u64(e.firstSeen)
+        w.u64(e.lastSeen)
+        w.u64(e.packetsToServer)
+        w.u64(e.packetsToClient)
+        w.u64(e.bytesToServer)
+        w.u64(e.bytesToClient)
+        w.u8(e.flagsToServer)
+        w.u8(e.flagsToClient)
+        w.u8(e.tcpState.rawValue)
+        w.u8(e.clientIsLo ? 1 : 0)
+        w.u8(e.inspection)
+    }
+
+    static func writeAsset(_ a: AssetState, _ w: inout ByteWriter) {
+        writeAddress(a.address, &w)
+        w.u16(a.asset.vlan)
+        w.u64(a.asset.firstSeen)
+        w.u64(a.asset.lastSeen)
+        w.u16(UInt16(clamping: a.asset.os.count))
+        for os in a.asset.os.prefix(Int(UInt16.max)) {
+            w.u8(UInt8(FingerprintKind.allCases.firstIndex(of: os.kind)!))
+            w.u32(os.signature.map { UInt32(clamping: $0) } ?? UInt32.max)
+            w.string(os.text)
+            w.u16(os.port)
+            w.u8(os.ttl)
+        }
+        w.u16(UInt16(clamping: a.asset.services.count))
+        for s in a.asset.services.prefix(Int(UInt16.max)) {
+            w.u16(s.port)
+            w.u8(s.proto)
+            w.string(s.service)
+            w.string(s.application)
+            w.u8(s.server ? 1 : 0)
+            w.u32(UInt32(clamping: s.attempts))
+            w.u8(s.ttl)
+        }
+    }
+
+    static func writeCounters(_ c: InstanceCounters, _ w: inout ByteWriter) {
+        for v in [c.packets, c.bytes, c.flowsCreated, c.flowsExpired, c.assets, c.records] { w.u64(v) }
+        w.u16(UInt16(clamping: c.byTransport.count))
+        for v in c.byTransport.prefix(Int(UInt16.max)) { w.u64(v) }
+    }
+
+    // MARK: Decoding
+
+    /// Decodes the chunk at the start of `bytes`; returns it and how many bytes it took.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(StateCodecError) -> (chunk: StateChunk, size: Int) {
+        guard bytes.count >= headerSize else { throw .truncated(needed: headerSize, available: bytes.count) }
+        guard bytes[0] == 0x44, bytes[1] == 0x53 else { throw .badMagic }
+        guard bytes[2] == version else { throw .wrongVersion(bytes[2]) }
+        guard let scope = StateScope(rawValue: bytes[3]) else { throw .unknownScope(bytes[3]) }
+        let length = Int(bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
+        guard length <= maxPayload else { throw .oversized(length) }
+        guard bytes.count >= headerSize + length else {
+            throw .truncated(needed: headerSize + length, available: bytes.count)
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[headerSize..<(headerSize + length)])
+        guard CRC32C.checksum(payload) == bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian else {
+            throw .checksumMismatch
+        }
+        var r = ByteReader(bytes: payload)
+        let chunk: StateChunk
+        switch scope {
+        case .perFlow: chunk = .perFlow(try readFlow(&r))
+        case .multiFlow: chunk = .multiFlow(try readAsset(&r))
+        case .allFlows: chunk = .allFlows(try readCounters(&r))
+        }
+        guard r.remaining == 0 else { throw .malformed("\(r.remaining) bytes after the \(scope) state") }
+        return (chunk, headerSize + length)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(StateCodecError) -> StateChunk {
+        let result: Result<(chunk: StateChunk, size: Int), StateCodecError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(StateCodecError) in try decode(raw) }
+        }
+        let (chunk, size) = try result.get()
+        guard size == bytes.count else { throw .malformed("\(bytes.count - size) bytes after the chunk") }
+        return chunk
+    }
+
+    /// Decodes a batch of chunks laid end to end. All or nothing: one bad chunk refuses the batch.
+    public static func decodeAll(_ bytes: [UInt8]) throws(StateCodecError) -> [StateChunk] {
+        let result: Result<[StateChunk], StateCodecError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(StateCodecError) in
+                var chunks: [StateChunk] = []
+                var offset = 0
+                while offset < raw.count {
+                    let (chunk, size) = try decode(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                    chunks.append(chunk)
+                    offset += size
+                }
+                return chunks
+            }
+        }
+        return try result.get()
+    }
+
+    static func readAddress(_ r: inout ByteReader) throws(StateCodecError) -> IPAddress {
+        IPAddress(hi: try r.u64(), lo: try r.u64())
+    }
+
+    static func readFlow(_ r: inout ByteReader) throws(StateCodecError) -> FlowEntry {
+        let lo = try readAddress(&r), hi = try readAddress(&r)
+        let key = FlowKey(loAddr: lo, hiAddr: hi, loPort: try r.u16(), hiPort: try r.u16(), proto: try r.u8(),
+                          vlanKey: try r.u32())
+        guard key.vlanKey <= 0xFF_FFFF else { throw .malformed("VLAN key \(key.vlanKey) out of range") }
+        guard lo < hi || (lo == hi && key.loPort <= key.hiPort) else { throw .malformed("flow key not canonical") }
+        var e = FlowEntry(key: key, hash: 0, clientIsLo: true, now: 0)
+        e.firstSeen = try r.u64()
+        e.lastSeen = try r.u64()
+        e.packetsToServer = try r.u64()
+        e.packetsToClient = try r.u64()
+        e.bytesToServer = try r.u64()
+        e.bytesToClient = try r.u64()
+        e.flagsToServer = try r.u8()
+        e.flagsToClient = try r.u8()
+        guard let state = TCPState(rawValue: try r.u8()) else { throw .malformed("unknown TCP state") }
+        e.tcpState = state
+        let clientIsLo = try r.u8()
+        guard clientIsLo <= 1 else { throw .malformed("client side \(clientIsLo)") }
+        e.clientIsLo = clientIsLo == 1
+        e.inspection = try r.u8()
+        return e
+    }
+
+    static func readAsset(_ r: inout ByteReader) throws(StateCodecError) -> AssetState {
+        let address = try readAddress(&r)
+        var asset = Detector.Asset(vlan: try r.u16(), firstSeen: try r.u64(), lastSeen: try r.u64())
+        let osCount = Int(try r.u16())
+        for _ in 0..<osCount {
+            let kindIndex = Int(try r.u8())
+            guard kindIndex < FingerprintKind.allCases.count else { throw .malformed("fingerprint kind \(kindIndex)") }
+            let signature = try r.u32()
+            asset.os.append(Detector.OSEntry(kind: FingerprintKind.allCases[kindIndex],
+                                             signature: signature == UInt32.max ? nil : Int(signature),
+                                             text: try r.string(), port: try r.u16(), ttl: try r.u8()))
+        }
+        let serviceCount = Int(try r.u16())
+        for _ in 0..<serviceCount {
+            let port = try r.u16(), proto = try r.u8()
+            let service = try r.string(), application = try r.string()
+            let server = try r.u8()
+            guard server <= 1 else { throw .malformed("service role \(server)") }
+            asset.services.append(Detector.ServiceEntry(port: port, proto: proto, service: service, application: application,
+                                                        server: server == 1, attempts: Int(try r.u32()), ttl: try r.u8()))
+        }
+        return AssetState(address: address, asset: asset)
+    }
+
+    static func readCounters(_ r: inout ByteReader) throws(StateCodecError) -> InstanceCounters {
+        var c = InstanceCounters()
+        c.packets = try r.u64()
+        c.bytes = try r.u64()
+        c.flowsCreated = try r.u64()
+        c.flowsExpired = try r.u64()
+        c.assets = try r.u64()
+        c.records = try r.u64()
+        let n = Int(try r.u16())
+        c.byTransport = []
+        for _ in 0..<n { c.byTransport.append(try r.u64()) }
+        return c
+    }
+}
+
+/// Little-endian appender.
+struct ByteWriter {
+    var out: [UInt8]
+    @inline(__always) mutating func u8(_ v: UInt8) { out.append(v) }
+    @inline(__always) mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    @inline(__always) mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    @inline(__always) mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    mutating func string(_ s: String) {
+        let bytes = s.utf8.prefix(Int(UInt16.max))
+        u16(UInt16(bytes.count))
+        out.append(contentsOf: bytes)
+    }
+}
+
+/// Bounds-checked little-endian reader: every read past the end is an error, never a trap.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+    var remaining: Int { bytes.count - offset }
+
+    @inline(__always)
+    mutating func take(_ n: Int) throws(StateCodecError) -> Int {
+        guard remaining >= n else { throw .malformed("field runs past the end of the chunk") }
+        defer { offset += n }
+        return offset
+    }
+
+    mutating func u8() throws(StateCodecError) -> UInt8 { bytes[try take(1)] }
+    mutating func u16() throws(StateCodecError) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self)) }
+    mutating func u32() throws(StateCodecError) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
+    mutating func u64() throws(StateCodecError) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+    mutating func string() throws(StateCodecError) -> String {
+        let n = Int(try u16())
+        let at = try take(n)
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])
+        guard let s = String(validating: slice, as: UTF8.self) else { throw .malformed("string is not UTF-8") }
+        return s
+    }
+}
+
+/// CRC-32C (Castagnoli), table driven: detects corruption of a chunk's payload.
+public enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { t in
+            for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
