@@ -4,7 +4,7 @@ import DistPacket
 /// workers send (each worker keeps its own asset table; this is where they meet). Serves the
 /// admin socket's `assets` request.
 public final class AssetView {
-    struct Slot: Hashable { var kind: String; var port: UInt16; var proto: UInt8 }
+    struct Slot: Hashable { var kind: String; var port: UInt16; var proto: UInt8; var info: String }
     var byAsset: [String: [Slot: AssetRecord]] = [:]
     var addresses: [String: IPAddress] = [:]
     public private(set) var recordCount = 0
@@ -13,11 +13,29 @@ public final class AssetView {
 
     public var assetCount: Int { byAsset.count }
 
-    /// Takes a record; a later one for the same asset, kind, port and protocol replaces it.
-    public func add(_ record: AssetRecord) {
+    /// Takes a record. Returns false when it tells nothing new: another worker learnt it first
+    /// (each worker keeps its own asset table), or it is a port-name guess ("@https") for a
+    /// service already identified, which PRADS never lets replace the identification.
+    /// A service's newer identification replaces the older one; OS fingerprints accumulate.
+    @discardableResult
+    public func add(_ record: AssetRecord) -> Bool {
+        let service = record.kind == "SERVER" || record.kind == "CLIENT"
+        let slot = Slot(kind: record.kind, port: service ? record.port : 0, proto: record.proto,
+                        info: service ? "" : record.info)
+        if let known = byAsset[record.asset]?[slot] {
+            if known.info == record.info { return false }
+            if service && Self.isPortGuess(record.info) && !Self.isPortGuess(known.info) { return false }
+        }
         recordCount += 1
-        byAsset[record.asset, default: [:]][Slot(kind: record.kind, port: record.port, proto: record.proto)] = record
+        byAsset[record.asset, default: [:]][slot] = record
         if addresses[record.asset] == nil, let a = IPAddress(text: record.asset) { addresses[record.asset] = a }
+        return true
+    }
+
+    /// "service:@name": named after the port only.
+    static func isPortGuess(_ info: String) -> Bool {
+        guard let colon = info.firstIndex(of: ":") else { return false }
+        return info[info.index(after: colon)...].hasPrefix("@")
     }
 
     /// Assets (sorted by address text) with their current records, those within `prefix` if given.

@@ -64,6 +64,18 @@ public struct AssetRecord: Sendable, Equatable, CustomStringConvertible {
     public var distance: Int
     public var discovered: UInt64
 
+    public init(asset: String, vlan: UInt16, port: UInt16, proto: UInt8, kind: String, info: String,
+                distance: Int, discovered: UInt64) {
+        self.asset = asset
+        self.vlan = vlan
+        self.port = port
+        self.proto = proto
+        self.kind = kind
+        self.info = info
+        self.distance = distance
+        self.discovered = discovered
+    }
+
     /// The line as PRADS writes it: `asset,vlan,port,proto,service,[service-info],distance,discovered`.
     public var description: String {
         "\(asset),\(vlan),\(port),\(proto),\(kind),[\(info)],\(distance),\(discovered)"

@@ -93,8 +93,7 @@ final class AssetCollector: @unchecked Sendable {
     func collect(from plane: DataPlane) {
         var lines = ""
         plane.drainRecords { record in
-            view.add(record)
-            if log != nil { lines += record.description + "\n" }
+            if view.add(record) && log != nil { lines += record.description + "\n" }
         }
         if !lines.isEmpty { log?.write(Data(lines.utf8)) }
     }

@@ -105,6 +105,26 @@ class DetectionParityTests(unittest.TestCase):
             with self.subTest(capture=path):
                 self.parity(path)
 
+    def test_two_workers_log_each_thing_learnt_once(self):
+        # Both workers see all of mix-a (one queue each): each learns every asset on its own,
+        # and the log writer keeps one line per thing learnt.
+        d = tempfile.mkdtemp(prefix='dist-detect2-')
+        reference = prads_log(MIX_A, d)
+        log = os.path.join(d, 'dist.log')
+        outs = [os.path.join(d, f'out{q}.pcap') for q in range(2)]
+        vdev = f'net_pcap0,rx_pcap={MIX_A},rx_pcap={MIX_A},tx_pcap={outs[0]},tx_pcap={outs[1]}'
+        vnf = VNF(['--lcores', '0@0,1@1,2@1', '--no-huge', '-m', '1024', '--no-pci', '--vdev', vdev],
+                  ['--flows', '65536', '--mbuf-size', '9216', '--asset-log', log])
+        try:
+            vnf.wait_rx(2 * 54981)
+        finally:
+            self.assertEqual(vnf.stop(), 0, vnf.output())
+        with open(log) as f:
+            lines = [l.split(',[')[0] + l[l.index(',['):l.rindex('],')] for l in f.read().splitlines()[1:]]
+        self.assertEqual(len(lines), len(set(lines)), 'a record was logged twice')
+        code, report = check(reference, log)
+        self.assertEqual(code, 0, report)
+
     @unittest.skipUnless(shutil.which('prads-asset-report'), 'prads-asset-report comes with Debian\'s prads')
     def test_prads_asset_report_reads_our_log(self):
         path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
