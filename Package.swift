@@ -10,6 +10,7 @@
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
 //   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
 //   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
+//   DistControl    The southbound API (OpenNF's get/put/del of state, framed JSON). No DPDK.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
@@ -55,6 +56,7 @@ let package = Package(
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(name: "DistAdmin"),
+        .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
@@ -63,7 +65,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         .target(name: "DistState", dependencies: ["DistFlow", "DistPacket", "DistPRADS"]),
-        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS",
+        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS", "DistState",
                                                      .product(name: "Atomics", package: "swift-atomics")]),
         .target(
             name: "DistDataPlane",
@@ -72,7 +74,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-vnf",
-            dependencies: ["DistDataPlane", "DistAdmin", "DistFlow", "DistPacket", "DistPipeline"]
+            dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline"]
         ),
         .executableTarget(
             name: "dist-state-bench",
@@ -92,6 +94,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
         .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket"]),

@@ -137,25 +137,22 @@ public final class DataPlane: @unchecked Sendable {
         workerStats().reduce(WorkerStats(), +)
     }
 
-    /// Up to `limit` flows, asked of each worker in turn (the workers copy them between bursts).
-    /// Workers that do not answer within `timeout` seconds are skipped.
+    /// Performs a state request on every worker (between its bursts when running, directly
+    /// when not); a worker that does not answer within `timeout` seconds gives nil.
+    public func perform(_ request: StateRequest, timeout: Double = 2.0) -> [StateResponse?] {
+        workers.map { perform(request, on: $0, timeout: timeout) }
+    }
+
+    public func perform(_ request: StateRequest, on worker: Worker, timeout: Double = 2.0) -> StateResponse? {
+        launched ? worker.mailbox.ask(request, timeout: timeout) : worker.fastPath.perform(request)
+    }
+
+    /// Up to `limit` flows, asked of each worker in turn. Workers that do not answer in time are skipped.
     public func flows(limit: Int, timeout: Double = 1.0) -> (flows: [(worker: Int, entry: FlowEntry)], complete: Bool) {
         var result: [(worker: Int, entry: FlowEntry)] = []
         var complete = true
         for worker in workers where result.count < limit {
-            let answer: [FlowEntry]?
-            if launched {
-                answer = worker.mailbox.ask(.flows(limit: limit - result.count), timeout: timeout)
-            } else {
-                var local: [FlowEntry] = []
-                worker.table.forEach { _, e in
-                    guard local.count < limit - result.count else { return false }
-                    local.append(e)
-                    return true
-                }
-                answer = local
-            }
-            guard let entries = answer else {
+            guard case .flows(let entries)? = perform(.flows(limit: limit - result.count), on: worker, timeout: timeout) else {
                 complete = false
                 continue
             }

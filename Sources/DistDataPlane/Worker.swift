@@ -39,6 +39,8 @@ public final class Worker: @unchecked Sendable {
     /// Asset records on their way to the main lcore's log writer.
     public let records: RecordRing
     public let mailbox = WorkerMailbox()
+    /// The per-packet work, and the state operations the mailbox hands it.
+    public let fastPath: FastPath
     /// Housekeeping (expiry of `expiryBudget` entries, the mailbox, counters) every this many loops.
     let housekeepingInterval: UInt64 = 32
     let expiryBudget = 64
@@ -56,6 +58,7 @@ public final class Worker: @unchecked Sendable {
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock) {
         self.detector = detector
         self.records = records
+        fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -82,7 +85,7 @@ public final class Worker: @unchecked Sendable {
         let routeList = UnsafeMutableBufferPointer<Route>.allocate(capacity: routes.count)
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }
-        let fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
+        let fastPath = self.fastPath
         let queue = self.queue
         let stop = stopFlag
         let clock = self.clock
@@ -102,7 +105,7 @@ public final class Worker: @unchecked Sendable {
             }
             if loops % interval == 0 {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
-                mailbox.serve(table)
+                mailbox.serve(fastPath)
                 statsSlot.pointee.loops = loops
             }
         }

@@ -433,3 +433,27 @@ public final class Detector {
                               distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
     }
 }
+
+extension Detector.Asset {
+    /// This host as two workers saw it, together: fingerprints and services from both (for a
+    /// service both know, an identification beats a port-name guess), the wider time span.
+    public func merged(with other: Detector.Asset) -> Detector.Asset {
+        var m = self
+        m.firstSeen = min(firstSeen, other.firstSeen)
+        if other.lastSeen > lastSeen {
+            m.lastSeen = other.lastSeen
+            m.vlan = other.vlan
+        }
+        for os in other.os where !m.os.contains(where: { $0.kind == os.kind && $0.signature == os.signature && $0.text == os.text }) {
+            m.os.append(os)
+        }
+        for s in other.services {
+            if let i = m.services.firstIndex(where: { $0.port == s.port && $0.proto == s.proto }) {
+                if m.services[i].application.hasPrefix("@") && !s.application.hasPrefix("@") { m.services[i] = s }
+            } else {
+                m.services.append(s)
+            }
+        }
+        return m
+    }
+}

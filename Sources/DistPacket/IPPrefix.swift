@@ -26,6 +26,13 @@ public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// The prefix holding exactly one address.
+    public init(exactly a: IPAddress) {
+        address = a
+        length = 128
+        text = a.isIPv4Mapped ? "\(a.lo >> 24 & 0xFF).\(a.lo >> 16 & 0xFF).\(a.lo >> 8 & 0xFF).\(a.lo & 0xFF)/32" : "\(a.hi):\(a.lo)/128"
+    }
+
     /// Whether `a` lies within the prefix.
     public func contains(_ a: IPAddress) -> Bool {
         func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }

@@ -365,3 +365,56 @@ public enum CRC32C {
         return crc ^ 0xFFFF_FFFF
     }
 }
+
+/// Where the control plane reads and writes an instance's state, whatever holds it (the
+/// workers of a running data plane, or a single in-process pipeline). Each call applies
+/// wholly or not at all.
+public protocol StateStore: AnyObject {
+    func exportFlows(_ filter: FlowFilter) throws -> [FlowEntry]
+    func importFlows(_ entries: [FlowEntry]) throws -> Int
+    func deleteFlows(_ filter: FlowFilter) throws -> Int
+    func exportAssets(_ filter: FlowFilter) throws -> [AssetState]
+    func importAssets(_ assets: [AssetState]) throws -> Int
+    func deleteAssets(_ filter: FlowFilter) throws -> Int
+    func exportCounters() -> InstanceCounters
+    func importCounters(_ counters: InstanceCounters)
+    func resetCounters()
+}
+
+/// A store refused or could not complete a request.
+public struct StateStoreError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension InstanceCounters {
+    /// Field-wise sum.
+    public static func + (a: InstanceCounters, b: InstanceCounters) -> InstanceCounters {
+        var c = a
+        c.packets &+= b.packets
+        c.bytes &+= b.bytes
+        c.flowsCreated &+= b.flowsCreated
+        c.flowsExpired &+= b.flowsExpired
+        c.assets &+= b.assets
+        c.records &+= b.records
+        let n = max(a.byTransport.count, b.byTransport.count)
+        c.byTransport = (0..<n).map { i in
+            (i < a.byTransport.count ? a.byTransport[i] : 0) &+ (i < b.byTransport.count ? b.byTransport[i] : 0)
+        }
+        return c
+    }
+
+    /// Field-wise difference (never below zero).
+    public static func - (a: InstanceCounters, b: InstanceCounters) -> InstanceCounters {
+        func d(_ x: UInt64, _ y: UInt64) -> UInt64 { x > y ? x - y : 0 }
+        var c = a
+        c.packets = d(a.packets, b.packets)
+        c.bytes = d(a.bytes, b.bytes)
+        c.flowsCreated = d(a.flowsCreated, b.flowsCreated)
+        c.flowsExpired = d(a.flowsExpired, b.flowsExpired)
+        c.assets = d(a.assets, b.assets)
+        c.records = d(a.records, b.records)
+        c.byTransport = a.byTransport.enumerated().map { d($0.element, $0.offset < b.byTransport.count ? b.byTransport[$0.offset] : 0) }
+        return c
+    }
+}

@@ -1,0 +1,149 @@
+import DistFlow
+import DistState
+import Foundation
+
+/// The southbound API of a VNF (controller to VNF), with OpenNF's names: JSON objects, one per
+/// length-prefixed frame (see ``SouthboundFraming``). Every request carries a `type` and an
+/// `id` the replies repeat.
+///
+/// Requests: `getPerFlow`/`getMultiFlow` (`filter`), `getAllFlows`; `putPerFlow`/`putMultiFlow`/
+/// `putAllFlows` (`chunks`: base64 of ``StateCodec`` chunks); `delPerFlow`/`delMultiFlow`
+/// (`filter`), `delAllFlows`. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
+/// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
+/// A filter is the text form of ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`).
+public final class SouthboundService {
+    public let store: StateStore
+    /// Chunks per state message (large states are split across messages).
+    public var chunksPerMessage = 512
+
+    public init(store: StateStore) {
+        self.store = store
+    }
+
+    /// Answers one request frame's body with the bodies of the reply frames.
+    public func handle(_ body: [UInt8]) -> [[UInt8]] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)), let request = object as? [String: Any] else {
+            return [Self.error(nil, "request is not a JSON object")]
+        }
+        let id = request["id"] as? Int
+        guard let type = request["type"] as? String else { return [Self.error(id, "request has no \"type\"")] }
+        do {
+            switch type {
+            case "getPerFlow":
+                return state("statePerFlow", id, try store.exportFlows(try filter(request)).map { .perFlow($0) })
+            case "getMultiFlow":
+                return state("stateMultiFlow", id, try store.exportAssets(try filter(request)).map { .multiFlow($0) })
+            case "getAllFlows":
+                return state("stateAllFlows", id, [.allFlows(store.exportCounters())])
+            case "putPerFlow":
+                let flows = try chunks(request, .perFlow).map { chunk -> FlowEntry in
+                    guard case .perFlow(let e) = chunk else { throw SouthboundError("a putPerFlow chunk is not per-flow state") }
+                    return e
+                }
+                return [Self.ack(id, try store.importFlows(flows))]
+            case "putMultiFlow":
+                let assets = try chunks(request, .multiFlow).map { chunk -> AssetState in
+                    guard case .multiFlow(let a) = chunk else { throw SouthboundError("a putMultiFlow chunk is not multi-flow state") }
+                    return a
+                }
+                return [Self.ack(id, try store.importAssets(assets))]
+            case "putAllFlows":
+                let counters = try chunks(request, .allFlows).map { chunk -> InstanceCounters in
+                    guard case .allFlows(let c) = chunk else { throw SouthboundError("a putAllFlows chunk is not all-flows state") }
+                    return c
+                }
+                counters.forEach { store.importCounters($0) }
+                return [Self.ack(id, counters.count)]
+            case "delPerFlow":
+                return [Self.ack(id, try store.deleteFlows(try filter(request)))]
+            case "delMultiFlow":
+                return [Self.ack(id, try store.deleteAssets(try filter(request)))]
+            case "delAllFlows":
+                store.resetCounters()
+                return [Self.ack(id, 1)]
+            default:
+                return [Self.error(id, "unknown request type '\(type)'")]
+            }
+        } catch {
+            return [Self.error(id, "\(error)")]
+        }
+    }
+
+    func filter(_ request: [String: Any]) throws -> FlowFilter {
+        guard let value = request["filter"] else { return .all }
+        guard let text = value as? String else { throw SouthboundError("\"filter\" must be a string like nw_src=10.0.0.0/8") }
+        return try FlowFilter(parsing: text)
+    }
+
+    /// Decodes every chunk of a put before anything is applied.
+    func chunks(_ request: [String: Any], _ scope: StateScope) throws -> [StateChunk] {
+        guard let list = request["chunks"] as? [String] else { throw SouthboundError("\"chunks\" must be a list of base64 strings") }
+        return try list.enumerated().map { i, text in
+            guard let data = Data(base64Encoded: text) else { throw SouthboundError("chunk \(i) is not base64") }
+            do {
+                return try StateCodec.decode([UInt8](data))
+            } catch {
+                throw SouthboundError("chunk \(i): \(error)")
+            }
+        }
+    }
+
+    func state(_ type: String, _ id: Int?, _ chunks: [StateChunk]) -> [[UInt8]] {
+        var replies: [[UInt8]] = []
+        var start = 0
+        repeat {
+            let part = chunks[start..<min(chunks.count, start + chunksPerMessage)]
+            start += part.count
+            replies.append(Self.encode(["type": type, "count": part.count, "last": start >= chunks.count,
+                                        "chunks": part.map { Data(StateCodec.encode($0)).base64EncodedString() }], id: id))
+        } while start < chunks.count
+        return replies
+    }
+
+    static func ack(_ id: Int?, _ count: Int) -> [UInt8] {
+        encode(["type": "ack", "count": count], id: id)
+    }
+
+    static func error(_ id: Int?, _ reason: String) -> [UInt8] {
+        encode(["type": "error", "reason": reason], id: id)
+    }
+
+    static func encode(_ object: [String: Any], id: Int?) -> [UInt8] {
+        var object = object
+        object["id"] = id.map { $0 as Any } ?? NSNull()
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return [UInt8](data)
+    }
+}
+
+public struct SouthboundError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Frames of the southbound API: a 4-byte big-endian length, then that many bytes of JSON.
+public enum SouthboundFraming {
+    /// Largest frame accepted (a frame above it is refused and the connection closed).
+    public static let maxFrame = 16 << 20
+
+    public static func frame(_ body: [UInt8]) -> [UInt8] {
+        let n = UInt32(body.count)
+        return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + body
+    }
+
+    public enum Next: Equatable {
+        case frame(body: [UInt8], size: Int)
+        case needMore
+        case tooLarge(Int)
+    }
+
+    /// The first whole frame in `buffer`, if there is one.
+    public static func next(in buffer: ArraySlice<UInt8>) -> Next {
+        guard buffer.count >= 4 else { return .needMore }
+        let b = buffer.startIndex
+        let n = Int(buffer[b]) << 24 | Int(buffer[b + 1]) << 16 | Int(buffer[b + 2]) << 8 | Int(buffer[b + 3])
+        guard n <= maxFrame else { return .tooLarge(n) }
+        guard buffer.count >= 4 + n else { return .needMore }
+        return .frame(body: Array(buffer[(b + 4)..<(b + 4 + n)]), size: 4 + n)
+    }
+}

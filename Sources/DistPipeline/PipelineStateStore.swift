@@ -1,0 +1,138 @@
+import DistFlow
+import DistPacket
+import DistPRADS
+import DistState
+
+/// The state of an instance made of one or more workers, each holding its own flow table and
+/// asset table: reads gather from every worker (a host two workers know is merged), writes go
+/// where the state belongs (a flow to one worker, a host's asset to every worker, as any of
+/// them may see it), and a write refused by one worker is undone on the others.
+public final class PipelineStateStore: StateStore {
+    public let workers: Int
+    let perform: (StateRequest, Int) -> StateResponse?
+    let totals: () -> InstanceCounters
+    var imported = InstanceCounters()
+    var baseline = InstanceCounters()
+
+    /// `perform(request, worker)` runs a request on one worker (nil: it did not answer);
+    /// `totals` reads the instance's counters.
+    public init(workers: Int, perform: @escaping (StateRequest, Int) -> StateResponse?,
+                totals: @escaping () -> InstanceCounters) {
+        self.workers = workers
+        self.perform = perform
+        self.totals = totals
+    }
+
+    /// A store over one in-process pipeline.
+    public convenience init(_ fastPath: FastPath) {
+        self.init(workers: 1, perform: { request, _ in fastPath.perform(request) },
+                  totals: { InstanceCounters(fastPath.stats.pointee) })
+    }
+
+    func ask(_ request: StateRequest, _ worker: Int) throws -> StateResponse {
+        guard let response = perform(request, worker) else {
+            throw StateStoreError("worker \(worker) did not answer (stopped or stuck)")
+        }
+        if case .refused(let why) = response { throw StateStoreError("worker \(worker): \(why)") }
+        return response
+    }
+
+    func count(_ request: StateRequest, _ worker: Int) throws -> Int {
+        guard case .count(let n) = try ask(request, worker) else { throw StateStoreError("unexpected reply") }
+        return n
+    }
+
+    /// The worker a flow belongs to: one worker each, chosen from the flow's symmetric hash.
+    public func worker(for key: FlowKey) -> Int {
+        Int(key.hashValue64 % UInt64(workers))
+    }
+
+    public func exportFlows(_ filter: FlowFilter) throws -> [FlowEntry] {
+        var out: [FlowEntry] = []
+        for w in 0..<workers {
+            guard case .flows(let entries) = try ask(.exportFlows(filter), w) else { throw StateStoreError("unexpected reply") }
+            out += entries
+        }
+        return out
+    }
+
+    public func importFlows(_ entries: [FlowEntry]) throws -> Int {
+        var byWorker = [[FlowEntry]](repeating: [], count: workers)
+        for e in entries { byWorker[worker(for: e.key)].append(e) }
+        var done: [Int] = []
+        for w in 0..<workers where !byWorker[w].isEmpty {
+            do {
+                _ = try count(.importFlows(byWorker[w]), w)
+                done.append(w)
+            } catch {
+                // Undo what the other workers took: nothing half-imported.
+                for d in done {
+                    for e in byWorker[d] { _ = try? count(.deleteFlows(FlowFilter.exactly(e.key)), d) }
+                }
+                throw error
+            }
+        }
+        return entries.count
+    }
+
+    public func deleteFlows(_ filter: FlowFilter) throws -> Int {
+        try (0..<workers).reduce(0) { $0 + (try count(.deleteFlows(filter), $1)) }
+    }
+
+    public func exportAssets(_ filter: FlowFilter) throws -> [AssetState] {
+        var merged: [IPAddress: Detector.Asset] = [:]
+        for w in 0..<workers {
+            guard case .assets(let assets) = try ask(.exportAssets(filter), w) else { throw StateStoreError("unexpected reply") }
+            for a in assets { merged[a.address] = merged[a.address].map { $0.merged(with: a.asset) } ?? a.asset }
+        }
+        return merged.keys.sorted().map { AssetState(address: $0, asset: merged[$0]!) }
+    }
+
+    public func importAssets(_ assets: [AssetState]) throws -> Int {
+        for w in 0..<workers { _ = try count(.importAssets(assets), w) }
+        return assets.count
+    }
+
+    public func deleteAssets(_ filter: FlowFilter) throws -> Int {
+        var hosts = 0
+        for w in 0..<workers { hosts = max(hosts, try count(.deleteAssets(filter), w)) }
+        return hosts
+    }
+
+    public func exportCounters() -> InstanceCounters {
+        totals() - baseline + imported
+    }
+
+    public func importCounters(_ counters: InstanceCounters) {
+        imported = imported + counters
+    }
+
+    public func resetCounters() {
+        baseline = totals()
+        imported = InstanceCounters()
+    }
+}
+
+extension InstanceCounters {
+    /// The all-flows part of a worker's counters.
+    public init(_ s: WorkerStats) {
+        self.init()
+        packets = s.rxPackets
+        bytes = s.rxBytes
+        flowsCreated = s.flows.created
+        flowsExpired = s.flows.expired
+        assets = s.assets
+        records = s.assetRecords
+        byTransport = (0..<8).map { s.l4[$0] }
+    }
+}
+
+extension FlowFilter {
+    /// A filter matching exactly one flow.
+    public static func exactly(_ key: FlowKey) -> FlowFilter {
+        var f = FlowFilter(proto: key.proto, sourcePort: key.loPort, destinationPort: key.hiPort, vlan: UInt16(key.vlanKey >> 12))
+        f.source = IPPrefix(exactly: key.loAddr)
+        f.destination = IPPrefix(exactly: key.hiAddr)
+        return f
+    }
+}

@@ -1,0 +1,77 @@
+import DistFlow
+import DistPacket
+import DistPRADS
+import DistState
+
+/// What the control plane may ask of a worker's state (OpenNF's get/put/del for the per-flow
+/// and multi-flow scopes). The worker performs it between bursts, on its own thread, so the
+/// fast path takes no lock and no packet's update is lost or half-applied.
+public enum StateRequest: Sendable {
+    case flows(limit: Int)
+    case exportFlows(FlowFilter)
+    case importFlows([FlowEntry])
+    case deleteFlows(FlowFilter)
+    case exportAssets(FlowFilter)
+    case importAssets([AssetState])
+    case deleteAssets(FlowFilter)
+}
+
+public enum StateResponse: Sendable {
+    case flows([FlowEntry])
+    case assets([AssetState])
+    case count(Int)
+    /// The request was not applied at all, for this reason.
+    case refused(String)
+}
+
+extension FastPath {
+    /// Performs a state request on this worker's table and detector.
+    public func perform(_ request: StateRequest) -> StateResponse {
+        switch request {
+        case .flows(let limit):
+            var out: [FlowEntry] = []
+            table.forEach { _, e in
+                guard out.count < limit else { return false }
+                out.append(e)
+                return true
+            }
+            return .flows(out)
+        case .exportFlows(let filter):
+            var out: [FlowEntry] = []
+            table.forEach { _, e in
+                if filter.matches(e.key) { out.append(e) }
+                return true
+            }
+            return .flows(out)
+        case .importFlows(let entries):
+            // All or nothing: refuse up front what would not fit.
+            let fresh = entries.filter { table.find($0.key) == nil }.count
+            guard table.count + fresh <= table.capacity else {
+                return .refused("flow table has room for \(table.capacity - table.count) more flows, \(fresh) offered")
+            }
+            for entry in entries { table.insert(entry) }
+            return .count(entries.count)
+        case .deleteFlows(let filter):
+            var doomed: [Int] = []
+            table.forEach { i, e in
+                if filter.matches(e.key) { doomed.append(i) }
+                return true
+            }
+            for i in doomed { table.remove(at: i) }
+            return .count(doomed.count)
+        case .exportAssets(let filter):
+            guard let detector else { return .assets([]) }
+            let hosts = detector.assets.keys.filter { filter.matches(host: $0) }.sorted()
+            return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
+        case .importAssets(let assets):
+            guard let detector else { return .refused("detection is off on this instance") }
+            for a in assets { detector.put(a.asset, at: a.address) }
+            return .count(assets.count)
+        case .deleteAssets(let filter):
+            guard let detector else { return .count(0) }
+            let hosts = detector.assets.keys.filter { filter.matches(host: $0) }
+            for host in hosts { detector.removeAsset(at: host) }
+            return .count(hosts.count)
+        }
+    }
+}

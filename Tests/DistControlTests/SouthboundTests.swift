@@ -1,0 +1,134 @@
+import DistControl
+import DistFlow
+import DistPacket
+import DistPipeline
+import DistPRADS
+import DistState
+import Foundation
+import Testing
+
+/// The southbound API moving state between two real pipelines (flow table and detector each).
+@Suite struct SouthboundTests {
+    static let frames: [PcapFile.Frame] = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let data = (try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap"))) ?? Data()
+        return (try? PcapFile(bytes: [UInt8](data)).frames) ?? []
+    }()
+
+    static func pipeline(run frames: [PcapFile.Frame]) throws -> FastPath {
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        stats.initialize(to: WorkerStats())
+        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats,
+                            detector: Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads")))
+        path.process(frames: frames)
+        return path
+    }
+
+    static func request(_ service: SouthboundService, _ object: [String: Any]) throws -> [[String: Any]] {
+        let body = try JSONSerialization.data(withJSONObject: object)
+        return try service.handle([UInt8](body)).map { try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any] }
+    }
+
+    static func chunks(_ replies: [[String: Any]]) -> [String] {
+        replies.flatMap { $0["chunks"] as? [String] ?? [] }
+    }
+
+    @Test func perFlowStateMovesBetweenInstancesForAFilter() throws {
+        let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
+        let destinationPath = try Self.pipeline(run: [])
+        let destination = SouthboundService(store: PipelineStateStore(destinationPath))
+        source.chunksPerMessage = 100
+
+        let got = try Self.request(source, ["type": "getPerFlow", "id": 1, "filter": "nw_src=192.168.0.0/16"])
+        #expect(got.allSatisfy { $0["type"] as? String == "statePerFlow" && $0["id"] as? Int == 1 })
+        #expect(got.count > 1 && got.last?["last"] as? Bool == true)
+        let moved = Self.chunks(got)
+        let expected = try PipelineStateStore(try Self.pipeline(run: Self.frames))
+            .exportFlows(try FlowFilter(parsing: "nw_src=192.168.0.0/16"))
+        #expect(moved.count == expected.count && moved.count > 100)
+
+        let put = try Self.request(destination, ["type": "putPerFlow", "id": 2, "chunks": moved])
+        #expect(put.first?["type"] as? String == "ack" && put.first?["count"] as? Int == moved.count)
+        #expect(destinationPath.table.count == moved.count)
+        // What arrived equals what left, flow by flow.
+        let back = Self.chunks(try Self.request(destination, ["type": "getPerFlow", "id": 3]))
+        let sortedOut = Set(moved), sortedBack = Set(back)
+        #expect(sortedOut == sortedBack)
+
+        let deleted = try Self.request(source, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16"])
+        #expect(deleted.first?["count"] as? Int == moved.count)
+        #expect(Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 5, "filter": "nw_src=192.168.0.0/16"])).isEmpty)
+    }
+
+    @Test func multiFlowAndAllFlowsStateMoveToo() throws {
+        let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
+        let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
+        let assets = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=10.0.0.0/8"]))
+        #expect(assets.count > 10)
+        #expect(try Self.request(destination, ["type": "putMultiFlow", "id": 2, "chunks": assets]).first?["count"] as? Int == assets.count)
+        #expect(Set(Self.chunks(try Self.request(destination, ["type": "getMultiFlow", "id": 3]))) == Set(assets))
+
+        let counters = Self.chunks(try Self.request(source, ["type": "getAllFlows", "id": 4]))
+        #expect(counters.count == 1)
+        _ = try Self.request(destination, ["type": "putAllFlows", "id": 5, "chunks": counters])
+        let after = Self.chunks(try Self.request(destination, ["type": "getAllFlows", "id": 6]))
+        guard case .allFlows(let c)? = try? StateCodec.decode([UInt8](Data(base64Encoded: after[0])!)) else {
+            Issue.record("no all-flows state")
+            return
+        }
+        #expect(c.packets == 54_981)
+        _ = try Self.request(destination, ["type": "delAllFlows", "id": 7])
+        let reset = Self.chunks(try Self.request(destination, ["type": "getAllFlows", "id": 8]))
+        guard case .allFlows(let z)? = try? StateCodec.decode([UInt8](Data(base64Encoded: reset[0])!)) else { return }
+        #expect(z.packets == 0)
+    }
+
+    @Test func badRequestsGetAnErrorAndChangeNothing() throws {
+        let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Array(Self.frames.prefix(3000)))))
+        let destinationPath = try Self.pipeline(run: [])
+        let destination = SouthboundService(store: PipelineStateStore(destinationPath))
+        #expect(source.handle(Array("not json".utf8)).count == 1)
+        let garbage = try JSONSerialization.jsonObject(with: Data(source.handle(Array("not json".utf8))[0])) as! [String: Any]
+        #expect(garbage["type"] as? String == "error")
+        #expect(try Self.request(source, ["type": "fly", "id": 9]).first?["reason"] as? String == "unknown request type 'fly'")
+        #expect(try Self.request(source, ["type": "getPerFlow", "id": 9, "filter": "nw_src=nonsense"]).first?["type"] as? String == "error")
+
+        // A batch with one corrupted chunk: refused whole, nothing imported.
+        var moved = Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 1]))
+        var bytes = [UInt8](Data(base64Encoded: moved[moved.count / 2])!)
+        bytes[bytes.count - 3] ^= 0x10
+        moved[moved.count / 2] = Data(bytes).base64EncodedString()
+        let refused = try Self.request(destination, ["type": "putPerFlow", "id": 2, "chunks": moved])
+        #expect(refused.first?["type"] as? String == "error")
+        #expect((refused.first?["reason"] as? String)?.contains("checksum") == true)
+        #expect(destinationPath.table.count == 0)
+        // Multi-flow state offered as per-flow state is refused.
+        let assets = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 3]))
+        #expect(try Self.request(destination, ["type": "putPerFlow", "id": 4, "chunks": assets]).first?["type"] as? String == "error")
+        #expect(destinationPath.table.count == 0)
+    }
+
+    @Test func aFullTableRefusesTheWholeImport() throws {
+        let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        stats.initialize(to: WorkerStats())
+        let small = FastPath(table: FlowTable(capacity: 100), stats: stats)
+        let destination = SouthboundService(store: PipelineStateStore(small))
+        let moved = Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 1]))
+        let reply = try Self.request(destination, ["type": "putPerFlow", "id": 2, "chunks": moved])
+        #expect(reply.first?["type"] as? String == "error")
+        #expect(small.table.count == 0)
+    }
+
+    @Test func framesSplitAndJoin() {
+        let a = SouthboundFraming.frame(Array("{\"type\":\"getAllFlows\"}".utf8))
+        let b = SouthboundFraming.frame([1, 2, 3])
+        let stream = a + b
+        guard case .frame(let first, let size) = SouthboundFraming.next(in: stream[...]) else { Issue.record("no frame"); return }
+        #expect(String(decoding: first, as: UTF8.self) == "{\"type\":\"getAllFlows\"}")
+        #expect(SouthboundFraming.next(in: stream[size...]) == .frame(body: [1, 2, 3], size: 7))
+        #expect(SouthboundFraming.next(in: stream[0..<3]) == .needMore)
+        #expect(SouthboundFraming.next(in: [0x7F, 0, 0, 0][...]) == .tooLarge(0x7F00_0000))
+    }
+}
