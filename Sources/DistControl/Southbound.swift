@@ -104,7 +104,7 @@ public final class SouthboundService {
         encode(["type": "ack", "count": count], id: id)
     }
 
-    static func error(_ id: Int?, _ reason: String) -> [UInt8] {
+    public static func error(_ id: Int?, _ reason: String) -> [UInt8] {
         encode(["type": "error", "reason": reason], id: id)
     }
 

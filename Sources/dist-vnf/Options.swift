@@ -1,3 +1,4 @@
+import DistAdmin
 import DistDataPlane
 import DistFlow
 
@@ -6,6 +7,7 @@ struct Options {
     var id = "vnf"
     var statsPeriod: Double = 0
     var adminPath: String?
+    var control: SocketServer.Endpoint?
     var signatureDirectory = "/etc/prads"
     var detection = true
     var assetLogPath: String?
@@ -25,6 +27,8 @@ struct Options {
           --flows N              flow table capacity per worker (default: 1048576)
           --stats-period SECS    print statistics every SECS seconds (default: 0, off)
           --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
+          --control HOST:PORT    serve the southbound API (OpenNF's get/put/del of per-flow,
+                                 multi-flow and all-flows state; length-prefixed JSON over TCP)
           --signatures DIR       PRADS signature files for asset detection (default: /etc/prads,
                                  as Debian's prads package installs them)
           --asset-log PATH       write detected assets in PRADS's log format to PATH
@@ -95,6 +99,13 @@ struct Options {
                     throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
                 }
                 options.adminPath = path
+            case "--control":
+                let text = try value(argument)
+                do {
+                    options.control = try SocketServer.Endpoint.tcp(parsing: text)
+                } catch {
+                    throw Failure(description: "--control: \(error)")
+                }
             case "--signatures":
                 options.signatureDirectory = try value(argument)
                 guard !options.signatureDirectory.isEmpty else { throw Failure(description: "--signatures: expected a directory") }

@@ -1,11 +1,13 @@
 // dist-vnf: one DiST VNF instance. `dist-vnf <EAL options> -- <options>`.
 import Atomics
 import DistAdmin
+import DistControl
 import DistDataPlane
 import DistFlow
 import DistPacket
 import DistPRADS
 import DistPipeline
+import DistState
 import Foundation
 
 #if canImport(Glibc)
@@ -284,6 +286,27 @@ if let path = options.adminPath {
     }
 }
 
+// ---- Southbound API: the controller reads and writes state through the workers' mailboxes. --
+
+let stateStore = PipelineStateStore(
+    workers: plane.workers.count,
+    perform: { request, worker in plane.perform(request, on: plane.workers[worker]) },
+    totals: { InstanceCounters(plane.totalStats()) })
+var control: SocketServer?
+if let endpoint = options.control {
+    let service = SouthboundService(store: stateStore)
+    do {
+        control = try SocketServer(endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
+                                   tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
+                                   handler: service.handle)
+        emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort))")
+    } catch {
+        plane.closePorts()
+        EAL.cleanup()
+        fail("--control: \(error)", code: 1)
+    }
+}
+
 // ---- Run. ----------------------------------------------------------------------------------
 
 func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?) -> String {
@@ -307,8 +330,12 @@ var lastPrint = Date()
 var lastStats: WorkerStats? = plane.totalStats()
 while !stopRequested.load(ordering: .relaxed) {
     if let admin {
-        admin.poll(timeoutMilliseconds: 50)
-    } else {
+        admin.poll(timeoutMilliseconds: control == nil ? 50 : 25)
+    }
+    if let control {
+        control.poll(timeoutMilliseconds: admin == nil ? 50 : 25)
+    }
+    if admin == nil && control == nil {
         usleep(50_000)
     }
     assets.collect(from: plane)
@@ -332,6 +359,7 @@ let final = plane.totalStats()
 let portStats = portsReply()
 plane.closePorts()
 admin = nil
+control = nil
 emit("[\(name)] stopped after \(String(format: "%.1f", Date().timeIntervalSince(startTime))) s")
 emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil))")
 var finalReply = final.dictionary

@@ -1,0 +1,135 @@
+"""The southbound API of a running dist-vnf: state read from one instance and written into
+another while both run, and bad frames answered without harm."""
+import base64
+import json
+import os
+import re
+import socket
+import struct
+import tempfile
+import unittest
+
+from support import MIX_A, VNF, pcapcheck, synthetic_frames, write_pcap
+
+EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
+
+
+class Client:
+    def __init__(self, port):
+        self.s = socket.create_connection(('127.0.0.1', port), timeout=20)
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def request(self, obj):
+        body = json.dumps(obj).encode()
+        self.s.sendall(struct.pack('>I', len(body)) + body)
+        replies = [self.read()]
+        while replies[-1].get('type', '').startswith('state') and not replies[-1].get('last'):
+            replies.append(self.read())
+        return replies
+
+    def read(self):
+        header = self.exactly(4)
+        return json.loads(self.exactly(struct.unpack('>I', header)[0]))
+
+    def exactly(self, n):
+        data = b''
+        while len(data) < n:
+            chunk = self.s.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError('closed by the VNF')
+            data += chunk
+        return data
+
+    def close(self):
+        self.s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def start(trace, out):
+    vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={trace},tx_pcap={out}'],
+              ['--flows', '65536', '--mbuf-size', '9216', '--control', '127.0.0.1:0'])
+    match = re.search(r'southbound API on .* \(port (\d+)\)', vnf.output())
+    if not match:
+        vnf.kill()
+        raise AssertionError('no southbound port in:\n' + vnf.output())
+    return vnf, int(match.group(1))
+
+
+def chunks(replies):
+    return [c for r in replies for c in r.get('chunks', [])]
+
+
+class SouthboundTests(unittest.TestCase):
+    def setUp(self):
+        d = tempfile.mkdtemp(prefix='dist-sb-')
+        empty = os.path.join(d, 'empty.pcap')
+        write_pcap(empty, [])
+        self.source, self.source_port = start(MIX_A, os.path.join(d, 'a.pcap'))
+        self.destination, self.destination_port = start(empty, os.path.join(d, 'b.pcap'))
+        self.source.wait_rx(54981)
+
+    def tearDown(self):
+        self.assertEqual(self.source.stop(), 0, self.source.output())
+        self.assertEqual(self.destination.stop(), 0, self.destination.output())
+
+    def test_state_moves_from_one_running_instance_to_another(self):
+        src, dst = Client(self.source_port), Client(self.destination_port)
+        flows = chunks(src.request({'type': 'getPerFlow', 'id': 1, 'filter': 'nw_src=192.168.0.0/16'}))
+        self.assertGreater(len(flows), 100)
+        ack = dst.request({'type': 'putPerFlow', 'id': 2, 'chunks': flows})[0]
+        self.assertEqual((ack['type'], ack['id'], ack['count']), ('ack', 2, len(flows)))
+        self.assertEqual(sorted(chunks(dst.request({'type': 'getPerFlow', 'id': 3}))), sorted(flows))
+        self.assertEqual(self.destination.request({'cmd': 'stats'})['flows']['active'], len(flows))
+
+        assets = chunks(src.request({'type': 'getMultiFlow', 'id': 4, 'filter': 'nw_src=192.168.0.0/16'}))
+        self.assertGreater(len(assets), 5)
+        self.assertEqual(dst.request({'type': 'putMultiFlow', 'id': 5, 'chunks': assets})[0]['count'], len(assets))
+        self.assertEqual(sorted(chunks(dst.request({'type': 'getMultiFlow', 'id': 6}))), sorted(assets))
+
+        counters = chunks(src.request({'type': 'getAllFlows', 'id': 7}))
+        self.assertEqual(len(counters), 1)
+        self.assertEqual(dst.request({'type': 'putAllFlows', 'id': 8, 'chunks': counters})[0]['type'], 'ack')
+
+        deleted = src.request({'type': 'delPerFlow', 'id': 9, 'filter': 'nw_src=192.168.0.0/16'})[0]
+        self.assertEqual(deleted['count'], len(flows))
+        self.assertEqual(self.source.request({'cmd': 'stats'})['flows']['active'], 5523 - len(flows))
+        src.close()
+        dst.close()
+
+    def test_bad_frames_get_errors_and_the_vnf_keeps_its_state(self):
+        c = Client(self.source_port)
+        before = self.source.request({'cmd': 'stats'})['flows']['active']
+        c.send_raw(struct.pack('>I', 8) + b'not json')
+        self.assertEqual(c.read()['type'], 'error')
+        self.assertIn('unknown request type', c.request({'type': 'teleport', 'id': 1})[0]['reason'])
+        corrupt = chunks(c.request({'type': 'getPerFlow', 'id': 2, 'filter': 'nw_src=10.0.0.0/8'}))
+        raw = bytearray(base64.b64decode(corrupt[0]))
+        raw[-2] ^= 0x01
+        corrupt[0] = base64.b64encode(bytes(raw)).decode()
+        with Client(self.destination_port) as d:
+            self.assertIn('checksum', d.request({'type': 'putPerFlow', 'id': 3, 'chunks': corrupt})[0]['reason'])
+        self.assertEqual(self.destination.request({'cmd': 'stats'})['flows']['active'], 0)
+        # An oversized frame: error, then the VNF closes that connection only.
+        c.send_raw(struct.pack('>I', 64 << 20))
+        self.assertEqual(c.read()['type'], 'error')
+        with self.assertRaises((ConnectionError, OSError)):
+            c.read()
+        c.close()
+        # A controller that vanishes mid-frame leaves nothing half-done.
+        gone = Client(self.source_port)
+        gone.send_raw(struct.pack('>I', 1000) + b'{"type":"delPerFlow","filter":"')
+        gone.close()
+        self.assertEqual(self.source.request({'cmd': 'stats'})['flows']['active'], before)
+        with Client(self.source_port) as again:
+            self.assertEqual(again.request({'type': 'getAllFlows', 'id': 4})[0]['type'], 'stateAllFlows')
+
+
+if __name__ == '__main__':
+    unittest.main()
