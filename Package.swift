@@ -97,6 +97,6 @@ let package = Package(
         .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
-        .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket"]),
+        .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket", "DistState"]),
     ]
 )

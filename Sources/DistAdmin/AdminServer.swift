@@ -42,7 +42,8 @@ public final class SocketServer {
         case lengthPrefixed(max: Int)
     }
 
-    public typealias Handler = ([UInt8]) -> [[UInt8]]
+    /// Gets the client (an opaque number, stable while it is connected) and the request's bytes.
+    public typealias Handler = (Int32, [UInt8]) -> [[UInt8]]
 
     public let endpoint: Endpoint
     let framing: Framing
@@ -50,6 +51,8 @@ public final class SocketServer {
     var clients: [Int32: [UInt8]] = [:]
     let handler: Handler
     let tooLarge: [UInt8]
+    /// Called when a client goes away (closed, or dropped for a bad request).
+    public var onDisconnect: ((Int32) -> Void)?
     public static let maxClients = 64
     /// The port bound (useful with port 0).
     public private(set) var boundPort: UInt16 = 0
@@ -248,7 +251,7 @@ public final class SocketServer {
             guard let (request, size) = next else { break }
             clients[fd] = Array(buffer[size...])
             answered += 1
-            for reply in handler(request) where !send(fd, framed(reply)) {
+            for reply in handler(fd, request) where !send(fd, framed(reply)) {
                 drop(fd)
                 return answered
             }
@@ -259,6 +262,17 @@ public final class SocketServer {
     func drop(_ fd: Int32) {
         clients[fd] = nil
         close(fd)
+        onDisconnect?(fd)
+    }
+
+    /// Sends a message the server initiates (framed as replies are) to a connected client.
+    /// False when that client is gone (it is then dropped).
+    @discardableResult
+    public func push(_ message: [UInt8], to client: Int32) -> Bool {
+        guard clients[client] != nil else { return false }
+        if send(client, framed(message)) { return true }
+        drop(client)
+        return false
     }
 
     /// Writes all of `bytes`, waiting briefly for a slow reader; false if the client is gone.
@@ -295,7 +309,7 @@ public final class AdminServer {
         server = try SocketServer(
             .unix(path), framing: .lines(max: AdminServer.maxLineLength),
             tooLarge: Array(AdminReply.error("request longer than \(AdminServer.maxLineLength) bytes").utf8)
-        ) { bytes in
+        ) { _, bytes in
             let reply: String
             do {
                 reply = handler(try AdminRequest.parse(String(decoding: bytes, as: UTF8.self)))

@@ -16,12 +16,34 @@ public final class SouthboundService {
     /// Chunks per state message (large states are split across messages).
     public var chunksPerMessage = 512
 
+    /// The controller connection that enabled events: packet events go to it, and its going
+    /// away disables them.
+    public private(set) var eventsOwner: Int32?
+
     public init(store: StateStore) {
         self.store = store
     }
 
     /// Answers one request frame's body with the bodies of the reply frames.
     public func handle(_ body: [UInt8]) -> [[UInt8]] {
+        handle(client: 0, body)
+    }
+
+    /// A controller connection closed: if it had events enabled, they are disabled (held
+    /// packets are processed and forwarded), so the VNF is left as it was.
+    public func disconnected(_ client: Int32) {
+        guard client == eventsOwner else { return }
+        try? store.setEvents(nil)
+        eventsOwner = nil
+    }
+
+    /// A packet event message for the controller.
+    public static func packetEvent(_ frame: [UInt8], worker: Int) -> [UInt8] {
+        encode(["type": "packetEvent", "worker": worker, "frame": Data(frame).base64EncodedString()], id: nil)
+    }
+
+    /// Answers one request frame's body from `client` with the bodies of the reply frames.
+    public func handle(client: Int32, _ body: [UInt8]) -> [[UInt8]] {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)), let request = object as? [String: Any] else {
             return [Self.error(nil, "request is not a JSON object")]
         }
@@ -60,6 +82,20 @@ public final class SouthboundService {
                 return [Self.ack(id, try store.deleteAssets(try filter(request)))]
             case "delAllFlows":
                 store.resetCounters()
+                return [Self.ack(id, 1)]
+            case "enableEvents":
+                guard let name = request["action"] as? String, let action = EventAction(rawValue: name) else {
+                    throw SouthboundError("\"action\" must be drop, buffer or process")
+                }
+                if let owner = eventsOwner, owner != client {
+                    throw SouthboundError("events are enabled by another controller connection")
+                }
+                try store.setEvents(EventRule(filter: try filter(request), action: action))
+                eventsOwner = client
+                return [Self.ack(id, 1)]
+            case "disableEvents":
+                try store.setEvents(nil)
+                eventsOwner = nil
                 return [Self.ack(id, 1)]
             default:
                 return [Self.error(id, "unknown request type '\(type)'")]

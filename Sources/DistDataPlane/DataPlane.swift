@@ -125,6 +125,11 @@ public final class DataPlane: @unchecked Sendable {
         for worker in workers { worker.records.drain(body) }
     }
 
+    /// Hands every packet event the workers raised since the last call to `body` (main lcore).
+    public func drainEvents(_ body: (PacketEvent) -> Void) {
+        for worker in workers { worker.events.drain(body) }
+    }
+
     /// Records lost because a worker's ring was full.
     public var droppedRecords: Int { workers.reduce(0) { $0 + $1.records.dropped } }
 

@@ -5,6 +5,12 @@ import DistPacket
 import DistPRADS
 import DistPipeline
 
+/// A packet raised to the controller: its bytes and the worker that saw it.
+public struct PacketEvent: Sendable {
+    public var frame: [UInt8]
+    public var worker: Int
+}
+
 /// Where a worker's frames come from and go to: RX queue `queue` of `rx`, TX queue `queue` of `tx`.
 public struct Route: Sendable, Equatable {
     public var rx: UInt16
@@ -41,6 +47,12 @@ public final class Worker: @unchecked Sendable {
     public let mailbox = WorkerMailbox()
     /// The per-packet work, and the state operations the mailbox hands it.
     public let fastPath: FastPath
+    /// Packets raised as events, on their way to the main lcore (and the controller).
+    public let events = SPSCRing<PacketEvent>(capacity: 16384)
+    /// Packets held by a `buffer` event rule, in arrival order, until the rule goes.
+    let held: UnsafeMutablePointer<(mbuf: OpaquePointer?, port: UInt16)>
+    var heldCount = 0
+    public static let holdCapacity = 16384
     /// Housekeeping (expiry of `expiryBudget` entries, the mailbox, counters) every this many loops.
     let housekeepingInterval: UInt64 = 32
     let expiryBudget = 64
@@ -59,6 +71,7 @@ public final class Worker: @unchecked Sendable {
         self.detector = detector
         self.records = records
         fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
+        held = .allocate(capacity: Worker.holdCapacity)
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -67,6 +80,10 @@ public final class Worker: @unchecked Sendable {
         self.statsSlot = statsSlot
         self.stopFlag = stopFlag
         self.clock = clock
+    }
+
+    deinit {
+        held.deallocate()
     }
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
@@ -99,19 +116,81 @@ public final class Worker: @unchecked Sendable {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
                 dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
-                fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
-                                 packetLengths: packetLengths, now: clock.now())
-                transmit(packets, count: n, port: route.tx)
+                let events = fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
+                                              packetLengths: packetLengths, now: clock.now())
+                let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
+                transmit(packets, count: keep, port: route.tx)
             }
             if loops % interval == 0 {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
-                mailbox.serve(fastPath)
+                if let served = mailbox.serve(fastPath), case .events(let rule) = served, rule?.action != .buffer {
+                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                }
                 statsSlot.pointee.loops = loops
             }
         }
+        // Stopping: what events held goes on (nothing is dropped silently).
+        release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
         fastPath.housekeeping(now: clock.now(), expiryBudget: 0)
         statsSlot.pointee.loops = loops
         return 0
+    }
+
+    /// After a burst with events: raises event packets to the main lcore, drops or holds them
+    /// per their verdict, and packs the packets to forward at the front. Returns how many.
+    func sortOut(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: Int, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+                 lengths: UnsafeMutablePointer<UInt16>, port: UInt16) -> UInt16 {
+        var keep = 0
+        for i in 0..<count {
+            let verdict = fastPath.verdicts[i]
+            if verdict != .forward {
+                let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
+                if events.push(PacketEvent(frame: frame, worker: index)) {
+                    statsSlot.pointee.eventsRaised &+= 1
+                } else {
+                    statsSlot.pointee.eventsLost &+= 1
+                }
+            }
+            switch verdict {
+            case .forward, .raiseAndForward:
+                packets[keep] = packets[i]
+                keep += 1
+            case .raise:
+                dist_mbuf_free(packets[i])
+            case .hold:
+                if heldCount < Worker.holdCapacity {
+                    held[heldCount] = (packets[i], port)
+                    heldCount += 1
+                    statsSlot.pointee.eventsHeld &+= 1
+                } else {
+                    // The hold queue is full: the packet was raised; count it, and let the
+                    // controller's copy stand for it.
+                    statsSlot.pointee.holdOverflow &+= 1
+                    dist_mbuf_free(packets[i])
+                }
+            }
+        }
+        return UInt16(keep)
+    }
+
+    /// Processes and forwards every held packet, in the order they came (events are off now).
+    func release(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+                 segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+        var start = 0
+        while start < heldCount {
+            let port = held[start].port
+            var n = 0
+            while n < Int(Worker.burstSize) && start + n < heldCount && held[start + n].port == port {
+                packets[n] = held[start + n].mbuf
+                n += 1
+            }
+            dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
+            fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                             now: clock.now())
+            transmit(packets, count: UInt16(n), port: port)
+            start += n
+        }
+        heldCount = 0
     }
 
     @inline(__always)

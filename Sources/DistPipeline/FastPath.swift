@@ -1,6 +1,7 @@
 import DistFlow
 import DistPacket
 import DistPRADS
+import DistState
 
 /// The per-packet work of a worker, without DPDK: parse each frame, count it, track its flow.
 /// The worker hands it each RX burst; benchmarks and tests hand it frames from memory, so the
@@ -21,6 +22,22 @@ public final class FastPath {
     @usableFromInline let detection: UnsafeMutablePointer<DetectionPacket>
     /// The network function: PRADS detection on every tracked packet (nil: forwarding only).
     public let detector: Detector?
+    /// The event rule in force (OpenNF's enableEvents), set between bursts by the worker.
+    public var eventRule: EventRule?
+    /// What to do with each packet of the last burst (see ``Verdict``).
+    public let verdicts: UnsafeMutablePointer<Verdict>
+
+    /// A packet's fate after ``process(count:data:segmentLengths:packetLengths:now:)``.
+    public enum Verdict: UInt8, Sendable {
+        /// Processed; forward it.
+        case forward
+        /// Raise it as an event and drop it here (state untouched).
+        case raise
+        /// Raise it as an event and hold it until events are disabled (state untouched).
+        case hold
+        /// Processed; raise it as an event and forward it.
+        case raiseAndForward
+    }
 
     public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
                 detector: Detector? = nil) {
@@ -32,6 +49,8 @@ public final class FastPath {
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = .allocate(capacity: maxBurst)
         probes.initialize(repeating: FlowProbe(PacketInfo()), count: maxBurst)
+        verdicts = .allocate(capacity: maxBurst)
+        verdicts.initialize(repeating: .forward, count: maxBurst)
         detection = .allocate(capacity: 1)
         detection.initialize(to: DetectionPacket(frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
                                                  timestamp: 0, vlan: 0, l3: 0))
@@ -40,19 +59,23 @@ public final class FastPath {
     deinit {
         infos.deallocate()
         probes.deallocate()
+        verdicts.deallocate()
         detection.deallocate()
     }
 
     /// Processes `count` frames (at most `maxBurst`): `data[i]` points at frame i, of which
     /// `segmentLengths[i]` bytes are contiguous (what the parser may read) and
-    /// `packetLengths[i]` is its whole length.
-    @inlinable
+    /// `packetLengths[i]` is its whole length. Returns true when some packet matched the event
+    /// rule (its fate is then in ``verdicts``; otherwise every packet is to be forwarded).
+    @inlinable @discardableResult
     public func process(
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
         packetLengths: UnsafePointer<UInt32>, now: UInt64
-    ) {
+    ) -> Bool {
         let stats = self.stats
         let table = self.table
+        let rule = eventRule
+        var events = false
         var bytes: UInt64 = 0
         for i in 0..<count {
             PacketParser.parse(UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
@@ -62,12 +85,18 @@ public final class FastPath {
             if infos[i].hasFlow {
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
+                if let rule, rule.filter.matches(probes[i].key) {
+                    verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
+                    events = true
+                    continue
+                }
             }
+            verdicts[i] = .forward
         }
-        for i in 0..<count where infos[i].hasFlow {
+        for i in 0..<count where infos[i].hasFlow && Self.updatesState(verdicts[i]) {
             table.prefetchEntry(probes[i])
         }
-        for i in 0..<count where infos[i].hasFlow {
+        for i in 0..<count where infos[i].hasFlow && Self.updatesState(verdicts[i]) {
             var entry = 0
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
             if let detector, outcome == .updated || outcome == .created {
@@ -79,6 +108,14 @@ public final class FastPath {
         stats.pointee.rxPackets &+= UInt64(count)
         stats.pointee.rxBytes &+= bytes
         stats.pointee.bursts &+= 1
+        return events
+    }
+
+    /// Whether a packet with this verdict updates local state (raised-and-dropped or held
+    /// packets belong to the controller now).
+    @inlinable @inline(__always)
+    static func updatesState(_ verdict: Verdict) -> Bool {
+        verdict == .forward || verdict == .raiseAndForward
     }
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state.

@@ -111,6 +111,10 @@ public final class PipelineStateStore: StateStore {
         baseline = totals()
         imported = InstanceCounters()
     }
+
+    public func setEvents(_ rule: EventRule?) throws {
+        for w in 0..<workers { _ = try ask(.events(rule), w) }
+    }
 }
 
 extension InstanceCounters {

@@ -14,6 +14,8 @@ public enum StateRequest: Sendable {
     case exportAssets(FlowFilter)
     case importAssets([AssetState])
     case deleteAssets(FlowFilter)
+    /// Installs an event rule, or removes it (nil).
+    case events(EventRule?)
 }
 
 public enum StateResponse: Sendable {
@@ -67,6 +69,9 @@ extension FastPath {
             guard let detector else { return .refused("detection is off on this instance") }
             for a in assets { detector.put(a.asset, at: a.address) }
             return .count(assets.count)
+        case .events(let rule):
+            eventRule = rule
+            return .count(rule == nil ? 0 : 1)
         case .deleteAssets(let filter):
             guard let detector else { return .count(0) }
             let hosts = detector.assets.keys.filter { filter.matches(host: $0) }

@@ -27,6 +27,13 @@ public struct WorkerStats: Sendable {
     public var signatureRuns: UInt64 = 0
     public var matchLimitHits: UInt64 = 0
     public var assets: UInt64 = 0
+    /// Events: packets raised to the controller, packets held, packets that found the hold
+    /// queue full (raised, not held: counted, never silent), and events the ring to the main
+    /// lcore could not take.
+    public var eventsRaised: UInt64 = 0
+    public var eventsHeld: UInt64 = 0
+    public var holdOverflow: UInt64 = 0
+    public var eventsLost: UInt64 = 0
 
     public init() {}
 
@@ -63,6 +70,10 @@ public struct WorkerStats: Sendable {
         s.signatureRuns &+= b.signatureRuns
         s.matchLimitHits &+= b.matchLimitHits
         s.assets &+= b.assets
+        s.eventsRaised &+= b.eventsRaised
+        s.eventsHeld &+= b.eventsHeld
+        s.holdOverflow &+= b.holdOverflow
+        s.eventsLost &+= b.eventsLost
         return s
     }
 
@@ -89,6 +100,9 @@ public struct WorkerStats: Sendable {
             "flows": [
                 "active": activeFlows, "created": flows.created, "expired": flows.expired,
                 "removed": flows.removed, "table_full": flows.tableFull, "marked_packets": flows.markedPackets,
+            ] as [String: UInt64],
+            "events": [
+                "raised": eventsRaised, "held": eventsHeld, "hold_overflow": holdOverflow, "lost": eventsLost,
             ] as [String: UInt64],
             "detection": [
                 "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,

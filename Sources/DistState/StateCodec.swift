@@ -379,6 +379,8 @@ public protocol StateStore: AnyObject {
     func exportCounters() -> InstanceCounters
     func importCounters(_ counters: InstanceCounters)
     func resetCounters()
+    /// Installs (or with nil removes, releasing held packets) the event rule on every worker.
+    func setEvents(_ rule: EventRule?) throws
 }
 
 /// A store refused or could not complete a request.
@@ -416,5 +418,22 @@ extension InstanceCounters {
         c.records = d(a.records, b.records)
         c.byTransport = a.byTransport.enumerated().map { d($0.element, $0.offset < b.byTransport.count ? b.byTransport[$0.offset] : 0) }
         return c
+    }
+}
+
+/// What a VNF does with packets of flows matching an event filter (OpenNF's enableEvents):
+/// every matching packet is raised to the controller as a packet event, and then
+/// dropped locally (`drop`: the controller owns it now), held in order until the events are
+/// disabled (`buffer`), or processed as usual (`process`).
+public enum EventAction: String, Sendable, Codable, CaseIterable {
+    case drop, buffer, process
+}
+
+public struct EventRule: Sendable, Equatable {
+    public var filter: FlowFilter
+    public var action: EventAction
+    public init(filter: FlowFilter, action: EventAction) {
+        self.filter = filter
+        self.action = action
     }
 }

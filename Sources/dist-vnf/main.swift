@@ -293,12 +293,13 @@ let stateStore = PipelineStateStore(
     perform: { request, worker in plane.perform(request, on: plane.workers[worker]) },
     totals: { InstanceCounters(plane.totalStats()) })
 var control: SocketServer?
+let service = SouthboundService(store: stateStore)
 if let endpoint = options.control {
-    let service = SouthboundService(store: stateStore)
     do {
         control = try SocketServer(endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
                                    tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
-                                   handler: service.handle)
+                                   handler: service.handle(client:_:))
+        control?.onDisconnect = { service.disconnected($0) }
         emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort))")
     } catch {
         plane.closePorts()
@@ -337,6 +338,12 @@ while !stopRequested.load(ordering: .relaxed) {
     }
     if admin == nil && control == nil {
         usleep(50_000)
+    }
+    // Packet events go to the controller that asked for them.
+    plane.drainEvents { event in
+        if let owner = service.eventsOwner, let control {
+            control.push(SouthboundService.packetEvent(event.frame, worker: event.worker), to: owner)
+        }
     }
     assets.collect(from: plane)
     if options.statsPeriod > 0 {

@@ -1,6 +1,7 @@
 import DistFlow
 import DistPacket
 import DistPipeline
+import DistState
 import Foundation
 import Testing
 
@@ -80,5 +81,53 @@ import Testing
         #expect(path.table.count == 100)
         #expect(stats.flows.tableFull > 0)
         #expect(stats.rxPackets == 5000)
+    }
+}
+
+/// Event rules on the fast path: matching packets are raised, and dropped, held or processed.
+@Suite struct FastPathEventTests {
+    static func run(_ rule: EventRule?) throws -> (FastPath, raised: Int, held: Int, forwarded: Int) {
+        let frames = Array(FastPathTests.frames.prefix(4000))
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        stats.initialize(to: WorkerStats())
+        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
+        path.eventRule = rule
+        var raised = 0, held = 0, forwarded = 0
+        for frame in frames {
+            frame.bytes.withUnsafeBufferPointer { buffer in
+                var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
+                var seg = [UInt16(frame.bytes.count)]
+                var len = [frame.originalLength]
+                _ = path.process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: 1)
+                switch path.verdicts[0] {
+                case .forward: forwarded += 1
+                case .raise: raised += 1
+                case .hold: held += 1
+                case .raiseAndForward: raised += 1; forwarded += 1
+                }
+            }
+        }
+        return (path, raised, held, forwarded)
+    }
+
+    @Test func droppedAndHeldPacketsLeaveStateAloneProcessedOnesDoNot() throws {
+        let filter = try FlowFilter(parsing: "nw_src=192.168.1.0/24")
+        let plain = try Self.run(nil)
+        let dropped = try Self.run(EventRule(filter: filter, action: .drop))
+        let buffered = try Self.run(EventRule(filter: filter, action: .buffer))
+        let processed = try Self.run(EventRule(filter: filter, action: .process))
+        #expect(plain.raised == 0 && plain.forwarded == 4000)
+        #expect(dropped.raised > 100 && dropped.raised + dropped.forwarded == 4000 && dropped.held == 0)
+        #expect(buffered.held == dropped.raised && buffered.forwarded == dropped.forwarded)
+        #expect(processed.raised == dropped.raised && processed.forwarded == 4000)
+        // No flow of the filter is in the table when its packets were raised and not processed.
+        var matching = 0
+        dropped.0.table.forEach { _, e in
+            if filter.matches(e.key) { matching += 1 }
+            return true
+        }
+        #expect(matching == 0)
+        #expect(processed.0.table.count == plain.0.table.count)
+        #expect(dropped.0.table.count < plain.0.table.count)
     }
 }

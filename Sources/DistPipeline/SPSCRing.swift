@@ -1,12 +1,12 @@
 import Atomics
 import DistPRADS
 
-/// A bounded single-producer single-consumer queue of asset records, from a worker (which
-/// never waits: a full ring counts the record as dropped) to the main lcore's log writer.
-/// Records are rare (one per thing learnt), so the ring is small and the fast path untouched.
-public final class RecordRing: @unchecked Sendable {
+/// A bounded single-producer single-consumer queue from a worker (which never waits: a full
+/// ring counts the item as dropped) to the main lcore: asset records for the log writer,
+/// packet events for the controller.
+public final class SPSCRing<Element>: @unchecked Sendable {
     public let capacity: Int
-    let slots: UnsafeMutablePointer<AssetRecord?>
+    let slots: UnsafeMutablePointer<Element?>
     let head = ManagedAtomic<Int>(0)  // next slot the consumer reads
     let tail = ManagedAtomic<Int>(0)  // next slot the producer writes
     let droppedCount = ManagedAtomic<Int>(0)
@@ -24,32 +24,35 @@ public final class RecordRing: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// Records lost because the consumer fell behind.
+    /// Items lost because the consumer fell behind.
     public var dropped: Int { droppedCount.load(ordering: .relaxed) }
 
     /// Producer side. False (and counted) when the ring is full.
     @discardableResult
-    public func push(_ record: AssetRecord) -> Bool {
+    public func push(_ item: Element) -> Bool {
         let t = tail.load(ordering: .relaxed)
         if t - head.load(ordering: .acquiring) >= capacity {
             droppedCount.wrappingIncrement(ordering: .relaxed)
             return false
         }
-        slots[t & (capacity - 1)] = record
+        slots[t & (capacity - 1)] = item
         tail.store(t + 1, ordering: .releasing)
         return true
     }
 
-    /// Consumer side: hands every queued record to `body`, oldest first.
-    public func drain(_ body: (AssetRecord) -> Void) {
+    /// Consumer side: hands every queued item to `body`, oldest first.
+    public func drain(_ body: (Element) -> Void) {
         var h = head.load(ordering: .relaxed)
         let t = tail.load(ordering: .acquiring)
         while h < t {
             let slot = slots + (h & (capacity - 1))
-            if let record = slot.pointee { body(record) }
+            if let item = slot.pointee { body(item) }
             slot.pointee = nil
             h += 1
             head.store(h, ordering: .releasing)
         }
     }
 }
+
+/// Asset records on their way from a worker to the log writer (rare: one per thing learnt).
+public typealias RecordRing = SPSCRing<AssetRecord>
