@@ -11,6 +11,7 @@
 //   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
 //   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
 //   DistControl    The southbound API (OpenNF's get/put/del of state, framed JSON). No DPDK.
+//   DistOpenFlow   OpenFlow 1.3 messages on bytes (the controller's side of the switch). No I/O.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
@@ -57,6 +58,7 @@ let package = Package(
         ),
         .target(name: "DistAdmin"),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
+        .target(name: "DistOpenFlow"),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
@@ -94,6 +96,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"]),
         .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),

@@ -1,0 +1,362 @@
+/// Big-endian writer for OpenFlow messages.
+struct OFWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { bytes += [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xFFFF)) }
+    mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(v & 0xFFFF_FFFF)) }
+    mutating func pad(_ n: Int) { bytes += [UInt8](repeating: 0, count: n) }
+    mutating func padTo8(from start: Int) { pad((8 - (bytes.count - start) % 8) % 8) }
+    mutating func set16(_ v: UInt16, at i: Int) { bytes[i] = UInt8(v >> 8); bytes[i + 1] = UInt8(v & 0xFF) }
+}
+
+/// Bounds-checked big-endian reader: reading past the end is an error, never a trap.
+struct OFReader {
+    let bytes: [UInt8]
+    var at: Int
+    let end: Int
+    init(_ bytes: [UInt8], from: Int = 0, to: Int? = nil) {
+        self.bytes = bytes
+        at = from
+        end = to ?? bytes.count
+    }
+    var remaining: Int { end - at }
+    mutating func take(_ n: Int) throws -> Int {
+        guard n >= 0, remaining >= n else { throw OFDecodeError("message cut short") }
+        defer { at += n }
+        return at
+    }
+    mutating func u8() throws -> UInt8 { bytes[try take(1)] }
+    mutating func u16() throws -> UInt16 { let i = try take(2); return UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]) }
+    mutating func u32() throws -> UInt32 { UInt32(try u16()) << 16 | UInt32(try u16()) }
+    mutating func u64() throws -> UInt64 { UInt64(try u32()) << 32 | UInt64(try u32()) }
+    mutating func raw(_ n: Int) throws -> [UInt8] { let i = try take(n); return Array(bytes[i..<(i + n)]) }
+    mutating func skip(_ n: Int) throws { _ = try take(n) }
+}
+
+extension OFMessage {
+    /// The message's bytes on the wire.
+    public func encoded() -> [UInt8] {
+        var w = OFWriter()
+        w.u8(OpenFlow.version)
+        w.u8(type.rawValue)
+        w.u16(0)  // length, set below
+        w.u32(xid)
+        switch self {
+        case .hello(_, let body): w.bytes += body
+        case .error(_, let type, let code, let data): w.u16(type); w.u16(code); w.bytes += data
+        case .echoRequest(_, let data), .echoReply(_, let data): w.bytes += data
+        case .featuresRequest, .barrierRequest, .barrierReply: break
+        case .featuresReply(_, let dpid, let buffers, let tables, let aux, let caps):
+            w.u64(dpid); w.u32(buffers); w.u8(tables); w.u8(aux); w.pad(2); w.u32(caps); w.u32(0)
+        case .portDescriptionRequest:
+            w.u16(13); w.u16(0); w.pad(4)  // OFPMP_PORT_DESC
+        case .portDescriptionReply(_, let ports, let more):
+            w.u16(13); w.u16(more ? 1 : 0); w.pad(4)
+            for port in ports { OFCodec.writePort(port, &w) }
+        case .flowMod(_, let f):
+            w.u64(f.cookie); w.u64(f.cookieMask); w.u8(f.tableID); w.u8(f.command.rawValue)
+            w.u16(f.idleTimeout); w.u16(f.hardTimeout); w.u16(f.priority); w.u32(f.bufferID)
+            w.u32(f.outPort); w.u32(f.outGroup); w.u16(f.flags); w.pad(2)
+            OFCodec.writeMatch(f.match, &w)
+            for instruction in f.instructions { OFCodec.writeInstruction(instruction, &w) }
+        case .packetIn(_, let p):
+            w.u32(p.bufferID); w.u16(p.totalLength); w.u8(p.reason); w.u8(p.tableID); w.u64(p.cookie)
+            OFCodec.writeMatch(p.match, &w)
+            w.pad(2)
+            w.bytes += p.data
+        case .packetOut(_, let p):
+            w.u32(p.bufferID); w.u32(p.inPort)
+            let lengthAt = w.bytes.count
+            w.u16(0); w.pad(6)
+            let start = w.bytes.count
+            for action in p.actions { OFCodec.writeAction(action, &w) }
+            w.set16(UInt16(w.bytes.count - start), at: lengthAt)
+            w.bytes += p.data
+        case .other(_, _, let body): w.bytes += body
+        }
+        w.set16(UInt16(clamping: w.bytes.count), at: 2)
+        return w.bytes
+    }
+
+    var type: OFType {
+        switch self {
+        case .hello: .hello
+        case .error: .error
+        case .echoRequest: .echoRequest
+        case .echoReply: .echoReply
+        case .featuresRequest: .featuresRequest
+        case .featuresReply: .featuresReply
+        case .portDescriptionRequest: .multipartRequest
+        case .portDescriptionReply: .multipartReply
+        case .flowMod: .flowMod
+        case .packetIn: .packetIn
+        case .packetOut: .packetOut
+        case .barrierRequest: .barrierRequest
+        case .barrierReply: .barrierReply
+        case .other(_, let t, _): OFType(rawValue: t) ?? .hello
+        }
+    }
+
+    /// Decodes one whole message (header included).
+    public static func decode(_ bytes: [UInt8]) throws -> OFMessage {
+        var r = OFReader(bytes)
+        let version = try r.u8()
+        let typeCode = try r.u8()
+        let length = Int(try r.u16())
+        let xid = try r.u32()
+        guard length == bytes.count, length >= OpenFlow.headerSize else {
+            throw OFDecodeError("length field \(length) for \(bytes.count) bytes")
+        }
+        // HELLO is how versions are negotiated: accept any version's HELLO.
+        guard version == OpenFlow.version || typeCode == OFType.hello.rawValue else {
+            throw OFDecodeError("OpenFlow version \(version), not 1.3")
+        }
+        guard let type = OFType(rawValue: typeCode) else { return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining)) }
+        switch type {
+        case .hello: return .hello(xid: xid, body: try r.raw(r.remaining))
+        case .error: return .error(xid: xid, type: try r.u16(), code: try r.u16(), data: try r.raw(r.remaining))
+        case .echoRequest: return .echoRequest(xid: xid, data: try r.raw(r.remaining))
+        case .echoReply: return .echoReply(xid: xid, data: try r.raw(r.remaining))
+        case .featuresRequest: return .featuresRequest(xid: xid)
+        case .barrierRequest: return .barrierRequest(xid: xid)
+        case .barrierReply: return .barrierReply(xid: xid)
+        case .featuresReply:
+            let dpid = try r.u64(), buffers = try r.u32(), tables = try r.u8(), aux = try r.u8()
+            try r.skip(2)
+            let caps = try r.u32()
+            return .featuresReply(xid: xid, datapathID: dpid, buffers: buffers, tables: tables, auxiliaryID: aux, capabilities: caps)
+        case .multipartRequest, .multipartReply:
+            let kind = try r.u16(), flags = try r.u16()
+            try r.skip(4)
+            guard kind == 13 else { r.at = 8; return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining)) }
+            if type == .multipartRequest { return .portDescriptionRequest(xid: xid) }
+            var ports: [OFPort] = []
+            while r.remaining > 0 { ports.append(try OFCodec.readPort(&r)) }
+            return .portDescriptionReply(xid: xid, ports: ports, more: flags & 1 != 0)
+        case .flowMod:
+            var f = OFFlowMod()
+            f.cookie = try r.u64(); f.cookieMask = try r.u64(); f.tableID = try r.u8()
+            guard let command = OFFlowMod.Command(rawValue: try r.u8()) else { throw OFDecodeError("unknown flow-mod command") }
+            f.command = command
+            f.idleTimeout = try r.u16(); f.hardTimeout = try r.u16(); f.priority = try r.u16(); f.bufferID = try r.u32()
+            f.outPort = try r.u32(); f.outGroup = try r.u32(); f.flags = try r.u16()
+            try r.skip(2)
+            f.match = try OFCodec.readMatch(&r)
+            while r.remaining > 0 { f.instructions.append(try OFCodec.readInstruction(&r)) }
+            return .flowMod(xid: xid, f)
+        case .packetIn:
+            let buffer = try r.u32(), total = try r.u16(), reason = try r.u8(), table = try r.u8(), cookie = try r.u64()
+            let match = try OFCodec.readMatch(&r)
+            try r.skip(2)
+            return .packetIn(xid: xid, OFPacketIn(bufferID: buffer, totalLength: total, reason: reason, tableID: table,
+                                                  cookie: cookie, match: match, data: try r.raw(r.remaining)))
+        case .packetOut:
+            let buffer = try r.u32(), inPort = try r.u32()
+            let actionsLength = Int(try r.u16())
+            try r.skip(6)
+            var actionsReader = OFReader(bytes, from: r.at, to: r.at + actionsLength)
+            guard actionsReader.end <= r.end else { throw OFDecodeError("packet-out actions run past the message") }
+            var actions: [OFAction] = []
+            while actionsReader.remaining > 0 { actions.append(try OFCodec.readAction(&actionsReader)) }
+            try r.skip(actionsLength)
+            var p = OFPacketOut(inPort: inPort, actions: actions, data: try r.raw(r.remaining))
+            p.bufferID = buffer
+            return .packetOut(xid: xid, p)
+        case .setConfig, .portStatus:
+            return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining))
+        }
+    }
+}
+
+enum OFCodec {
+    // OXM, OpenFlow basic class.
+    static let oxmBasic: UInt16 = 0x8000
+
+    static func writeMatch(_ m: OFMatch, _ w: inout OFWriter) {
+        let start = w.bytes.count
+        w.u16(1)  // OFPMT_OXM
+        w.u16(0)
+        for field in m.fields { writeField(field, &w) }
+        w.set16(UInt16(w.bytes.count - start), at: start + 2)
+        w.padTo8(from: start)
+    }
+
+    static func oxm(_ field: UInt8, _ hasMask: Bool, _ value: [UInt8], _ w: inout OFWriter) {
+        w.u16(oxmBasic)
+        w.u8(field << 1 | (hasMask ? 1 : 0))
+        w.u8(UInt8(value.count))
+        w.bytes += value
+    }
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
+
+    static func writeField(_ f: OFMatchField, _ w: inout OFWriter) {
+        switch f {
+        case .inPort(let p): oxm(0, false, be32(p), &w)
+        case .ethType(let t): oxm(5, false, be16(t), &w)
+        case .ipProto(let p): oxm(10, false, [p], &w)
+        case .ipv4Source(let a, let m): oxm(11, m != nil, be32(a) + (m.map(be32) ?? []), &w)
+        case .ipv4Destination(let a, let m): oxm(12, m != nil, be32(a) + (m.map(be32) ?? []), &w)
+        case .tcpSource(let p): oxm(13, false, be16(p), &w)
+        case .tcpDestination(let p): oxm(14, false, be16(p), &w)
+        case .udpSource(let p): oxm(15, false, be16(p), &w)
+        case .udpDestination(let p): oxm(16, false, be16(p), &w)
+        case .ipv6Source(let a, let m): oxm(26, m != nil, a + (m ?? []), &w)
+        case .ipv6Destination(let a, let m): oxm(27, m != nil, a + (m ?? []), &w)
+        case .other(let field, let hasMask, let value): oxm(field, hasMask, value, &w)
+        }
+    }
+
+    static func readMatch(_ r: inout OFReader) throws -> OFMatch {
+        let start = r.at
+        let type = try r.u16()
+        let length = Int(try r.u16())
+        guard type == 1, length >= 4 else { throw OFDecodeError("match type \(type) length \(length)") }
+        var fields = OFReader(r.bytes, from: r.at, to: start + length)
+        guard fields.end <= r.end else { throw OFDecodeError("match runs past the message") }
+        var match = OFMatch()
+        while fields.remaining > 0 {
+            let cls = try fields.u16()
+            let header = try fields.u8()
+            let size = Int(try fields.u8())
+            let value = try fields.raw(size)
+            let field = header >> 1, hasMask = header & 1 == 1
+            guard cls == oxmBasic else {
+                match.fields.append(.other(field: field, hasMask: hasMask, value: value))
+                continue
+            }
+            match.fields.append(try decodeField(field, hasMask, value))
+        }
+        // Skip the match and its padding to 8 bytes.
+        try r.skip(length - 4 + (8 - length % 8) % 8)
+        return match
+    }
+
+    static func decodeField(_ field: UInt8, _ hasMask: Bool, _ v: [UInt8]) throws -> OFMatchField {
+        func u16() throws -> UInt16 {
+            guard v.count == 2 else { throw OFDecodeError("OXM field \(field) has \(v.count) bytes") }
+            return UInt16(v[0]) << 8 | UInt16(v[1])
+        }
+        func u32(_ at: Int) throws -> UInt32 {
+            guard v.count >= at + 4 else { throw OFDecodeError("OXM field \(field) has \(v.count) bytes") }
+            return UInt32(v[at]) << 24 | UInt32(v[at + 1]) << 16 | UInt32(v[at + 2]) << 8 | UInt32(v[at + 3])
+        }
+        switch (field, hasMask) {
+        case (0, false): return .inPort(try u32(0))
+        case (5, false): return .ethType(try u16())
+        case (10, false):
+            guard v.count == 1 else { throw OFDecodeError("OXM ip_proto has \(v.count) bytes") }
+            return .ipProto(v[0])
+        case (11, _): return .ipv4Source(try u32(0), mask: hasMask ? try u32(4) : nil)
+        case (12, _): return .ipv4Destination(try u32(0), mask: hasMask ? try u32(4) : nil)
+        case (13, false): return .tcpSource(try u16())
+        case (14, false): return .tcpDestination(try u16())
+        case (15, false): return .udpSource(try u16())
+        case (16, false): return .udpDestination(try u16())
+        case (26, _), (27, _):
+            guard v.count == (hasMask ? 32 : 16) else { throw OFDecodeError("OXM IPv6 address has \(v.count) bytes") }
+            let a = Array(v[0..<16]), m = hasMask ? Array(v[16..<32]) : nil
+            return field == 26 ? .ipv6Source(a, mask: m) : .ipv6Destination(a, mask: m)
+        default: return .other(field: field, hasMask: hasMask, value: v)
+        }
+    }
+
+    static func writeAction(_ a: OFAction, _ w: inout OFWriter) {
+        switch a {
+        case .output(let port, let maxLength):
+            w.u16(0); w.u16(16); w.u32(port); w.u16(maxLength); w.pad(6)
+        case .other(let type, let body):
+            w.u16(type); w.u16(UInt16(4 + body.count)); w.bytes += body
+        }
+    }
+
+    static func readAction(_ r: inout OFReader) throws -> OFAction {
+        let type = try r.u16()
+        let length = Int(try r.u16())
+        guard length >= 4, length % 8 == 0 else { throw OFDecodeError("action length \(length)") }
+        if type == 0 {
+            guard length == 16 else { throw OFDecodeError("output action length \(length)") }
+            let port = try r.u32(), max = try r.u16()
+            try r.skip(6)
+            return .output(port: port, maxLength: max)
+        }
+        return .other(type: type, body: try r.raw(length - 4))
+    }
+
+    static func writeInstruction(_ i: OFInstruction, _ w: inout OFWriter) {
+        switch i {
+        case .applyActions(let actions):
+            let start = w.bytes.count
+            w.u16(4); w.u16(0); w.pad(4)
+            for a in actions { writeAction(a, &w) }
+            w.set16(UInt16(w.bytes.count - start), at: start + 2)
+        case .other(let type, let body):
+            w.u16(type); w.u16(UInt16(4 + body.count)); w.bytes += body
+        }
+    }
+
+    static func readInstruction(_ r: inout OFReader) throws -> OFInstruction {
+        let start = r.at
+        let type = try r.u16()
+        let length = Int(try r.u16())
+        guard length >= 8, start + length <= r.end else { throw OFDecodeError("instruction length \(length)") }
+        if type == 4 {
+            try r.skip(4)
+            var actions = OFReader(r.bytes, from: r.at, to: start + length)
+            var list: [OFAction] = []
+            while actions.remaining > 0 { list.append(try readAction(&actions)) }
+            r.at = start + length
+            return .applyActions(list)
+        }
+        return .other(type: type, body: try r.raw(length - 4))
+    }
+
+    static func writePort(_ p: OFPort, _ w: inout OFWriter) {
+        w.u32(p.number); w.pad(4)
+        w.bytes += (p.hardwareAddress + [0, 0, 0, 0, 0, 0]).prefix(6)
+        w.pad(2)
+        var name = Array(p.name.utf8.prefix(15))
+        name += [UInt8](repeating: 0, count: 16 - name.count)
+        w.bytes += name
+        w.u32(p.config); w.u32(p.state)
+        for i in 0..<6 { w.u32(i < p.features.count ? p.features[i] : 0) }
+    }
+
+    static func readPort(_ r: inout OFReader) throws -> OFPort {
+        let number = try r.u32()
+        try r.skip(4)
+        let mac = try r.raw(6)
+        try r.skip(2)
+        let nameBytes = try r.raw(16)
+        let config = try r.u32(), state = try r.u32()
+        var features: [UInt32] = []
+        for _ in 0..<6 { features.append(try r.u32()) }
+        let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+        return OFPort(number: number, hardwareAddress: mac, name: name, config: config, state: state, features: features)
+    }
+}
+
+/// Cuts a TCP byte stream from a switch into OpenFlow messages.
+public struct OFStream {
+    var buffer: [UInt8] = []
+    /// Largest message accepted.
+    public static let maxMessage = 65535
+
+    public init() {}
+
+    public mutating func append(_ bytes: [UInt8]) { buffer += bytes }
+
+    /// The next whole message, nil when more bytes are needed; throws on a message that is not
+    /// OpenFlow 1.3 (the connection should be closed: the stream cannot be resynchronised).
+    public mutating func next() throws -> OFMessage? {
+        guard buffer.count >= OpenFlow.headerSize else { return nil }
+        let length = Int(buffer[2]) << 8 | Int(buffer[3])
+        guard length >= OpenFlow.headerSize else { throw OFDecodeError("message length \(length)") }
+        guard buffer.count >= length else { return nil }
+        let message = Array(buffer[0..<length])
+        buffer.removeFirst(length)
+        return try OFMessage.decode(message)
+    }
+}
