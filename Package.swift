@@ -28,6 +28,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "dist-vnf", targets: ["dist-vnf"]),
+        .executable(name: "dist-delayline", targets: ["dist-delayline"]),
         .library(name: "DistPacket", targets: ["DistPacket"]),
         .library(name: "DistFlow", targets: ["DistFlow"]),
     ],
@@ -78,6 +79,7 @@ let package = Package(
             name: "dist-vnf",
             dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline"]
         ),
+        .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
         .executableTarget(
             name: "dist-state-bench",
             dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"],
@@ -96,7 +98,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
-        .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"]),
+        .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"], exclude: ["Fixtures"]),
         .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),

@@ -91,3 +91,102 @@ class DelayProxyTests(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+DELAYLINE = os.path.join(ROOT, '.build', 'release', 'dist-delayline')
+
+SENDER = r'''
+import socket, struct, sys, time
+iface, count, gap, size, ports = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), [int(p) for p in sys.argv[5].split(',')]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+for i in range(count):
+    port = ports[i % len(ports)]
+    payload = struct.pack('>Id', i, time.monotonic()).ljust(max(12, size - 42), b'\0')
+    udp = struct.pack('>HHHH', 40000, port, 8 + len(payload), 0) + payload
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0, bytes([198, 18, 9, 1]), bytes([198, 18, 9, 2]))
+    s.send(bytes.fromhex('020000000902020000000901') + b'\x08\x00' + ip + udp)
+    if gap:
+        time.sleep(gap)
+'''
+
+RECEIVER = r'''
+import socket, struct, sys, time, json
+iface, count, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(0.5)
+print('ready', flush=True)
+seen = []
+deadline = time.time() + wait
+while len(seen) < count and time.time() < deadline:
+    try:
+        data, addr = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if addr[2] == socket.PACKET_OUTGOING or len(data) < 54 or data[12:14] != b'\x08\x00' or data[23] != 17:
+        continue
+    now = time.monotonic()
+    port = struct.unpack('>H', data[36:38])[0]
+    seq, sent = struct.unpack('>Id', data[42:54])
+    seen.append((seq, port, now - sent, now))
+print(json.dumps(seen))
+'''
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'needs root for network namespaces and raw sockets')
+class DelayLineTests(unittest.TestCase):
+    def setUp(self):
+        if not os.path.exists(DELAYLINE):
+            self.skipTest('build first: swift build -c release')
+        DelayLineTests.runs = getattr(DelayLineTests, 'runs', 0) + 1
+        tag = f'dl{os.getpid() % 10000}{DelayLineTests.runs}'
+        self.ns = [f'{tag}-a', f'{tag}-b']
+        self.inner = [f'{tag}a0', f'{tag}b0']
+        self.outer = [f'{tag}a1', f'{tag}b1']
+        for ns, inner, outer in zip(self.ns, self.inner, self.outer):
+            subprocess.run(['ip', 'netns', 'add', ns], check=True)
+            self.addCleanup(subprocess.run, ['ip', 'netns', 'delete', ns], capture_output=True)
+            subprocess.run(['ip', 'link', 'add', outer, 'type', 'veth', 'peer', 'name', inner, 'netns', ns], check=True)
+            self.addCleanup(subprocess.run, ['ip', 'link', 'delete', outer], capture_output=True)
+            subprocess.run(['sysctl', '-qw', f'net.ipv6.conf.{outer}.disable_ipv6=1'], check=True)
+            subprocess.run(['ip', 'link', 'set', outer, 'up'], check=True)
+            subprocess.run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', f'net.ipv6.conf.{inner}.disable_ipv6=1'], check=True)
+            subprocess.run(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', inner, 'up'], check=True)
+
+    def run_line(self, args, count, gap, size=100, ports='5000', wait=15):
+        line = subprocess.Popen([DELAYLINE, '--a', self.outer[0], '--b', self.outer[1]] + args,
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10)))
+        self.assertIn('dist-delayline:', line.stdout.readline())
+        receiver = subprocess.Popen(['ip', 'netns', 'exec', self.ns[1], sys.executable, '-c', RECEIVER, self.inner[1],
+                                     str(count), str(wait)], stdout=subprocess.PIPE, text=True)
+        self.assertEqual(receiver.stdout.readline().strip(), 'ready')
+        subprocess.run(['ip', 'netns', 'exec', self.ns[0], sys.executable, '-c', SENDER, self.inner[0], str(count),
+                        str(gap), str(size), ports], check=True, timeout=120)
+        import json
+        out, _ = receiver.communicate(timeout=wait + 30)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def test_it_adds_its_delay_in_order(self):
+        seen = self.run_line(['--delay-ms', '2', '--rate-mbit', '0'], count=200, gap=0.001)
+        self.assertEqual([s[0] for s in seen], list(range(200)))
+        latency = statistics.median(s[2] for s in seen) * 1000
+        self.assertGreater(latency, 1.9, f'{latency:.2f} ms')
+        self.assertLess(latency, 4.0, f'{latency:.2f} ms')
+
+    def test_it_paces_at_its_rate(self):
+        seen = self.run_line(['--delay-ms', '0', '--rate-mbit', '50'], count=1500, gap=0, size=1400)
+        self.assertEqual(len(seen), 1500)
+        span = seen[-1][3] - seen[0][3]
+        # 1500 frames of 1400 bytes at 50 Mbit/s take 0.34 s.
+        self.assertGreater(span, 0.30, f'{span:.3f} s')
+        self.assertLess(span, 0.60, f'{span:.3f} s')
+
+    def test_it_drops_a_share_of_one_udp_port_only(self):
+        seen = self.run_line(['--delay-ms', '0', '--rate-mbit', '0', '--drop-percent', '10', '--drop-udp-port', '9999'],
+                             count=2000, gap=0.0002, ports='9999,1234', wait=8)
+        kept = sum(1 for s in seen if s[1] == 9999)
+        self.assertEqual(sum(1 for s in seen if s[1] == 1234), 1000)
+        self.assertGreater(kept, 850)
+        self.assertLess(kept, 950)

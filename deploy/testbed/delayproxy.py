@@ -78,8 +78,11 @@ async def serve(options):
             client_writer.close()
             return
         delay = options.delay_ms / 1000
-        await asyncio.gather(Link(delay, rate).pump(client_reader, server_writer),
-                             Link(delay, rate).pump(server_reader, client_writer))
+        try:
+            await asyncio.gather(Link(delay, rate).pump(client_reader, server_writer),
+                                 Link(delay, rate).pump(server_reader, client_writer))
+        except asyncio.CancelledError:
+            pass  # shutting down
 
     host, port = endpoint(options.listen)
     server = await asyncio.start_server(handle, host, port)

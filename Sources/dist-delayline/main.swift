@@ -1,0 +1,199 @@
+// dist-delayline: the test bed's data-link element. Bridges two interfaces frame by frame
+// (AF_PACKET), holding each frame for a one-way delay and pacing at a rate, in order, per
+// direction; optionally drops a share of the frames of one UDP port (the DiST channel's), to
+// test the channel's recovery. This kernel has no netem; this does what the test bed needs of it.
+//
+//   dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100]
+//                  [--drop-percent P --drop-udp-port PORT] [--seed N]
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Failure: Error, CustomStringConvertible { var description: String }
+
+struct Options {
+    var a = "", b = ""
+    var delay = 0.001
+    var rate = 100e6 / 8  // bytes per second; 0: unlimited
+    var dropPercent = 0.0
+    var dropPort: UInt16?
+    var seed: UInt64 = 1
+
+    static func parse(_ args: [String]) throws -> Options {
+        var o = Options()
+        var i = 0
+        func value() throws -> String {
+            i += 1
+            guard i < args.count else { throw Failure(description: "\(args[i - 1]) needs a value") }
+            return args[i]
+        }
+        func number(_ name: String) throws -> Double {
+            let text = try value()
+            guard let n = Double(text), n >= 0, n.isFinite else { throw Failure(description: "\(name): '\(text)' is not a number") }
+            return n
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--a": o.a = try value()
+            case "--b": o.b = try value()
+            case "--delay-ms": o.delay = try number("--delay-ms") / 1000
+            case "--rate-mbit": o.rate = try number("--rate-mbit") * 1e6 / 8
+            case "--drop-percent":
+                o.dropPercent = try number("--drop-percent")
+                guard o.dropPercent <= 100 else { throw Failure(description: "--drop-percent: at most 100") }
+            case "--drop-udp-port":
+                let text = try value()
+                guard let p = UInt16(text) else { throw Failure(description: "--drop-udp-port: '\(text)' is not a port") }
+                o.dropPort = p
+            case "--seed":
+                let text = try value()
+                guard let s = UInt64(text) else { throw Failure(description: "--seed: '\(text)' is not a number") }
+                o.seed = max(1, s)
+            case "-h", "--help":
+                print("usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT] [--seed N]")
+                exit(0)
+            default: throw Failure(description: "unknown option '\(args[i])'")
+            }
+            i += 1
+        }
+        guard !o.a.isEmpty, !o.b.isEmpty else { throw Failure(description: "--a and --b name the two interfaces") }
+        if o.dropPercent > 0 && o.dropPort == nil { throw Failure(description: "--drop-percent needs --drop-udp-port") }
+        return o
+    }
+}
+
+/// Linux's `struct sockaddr_ll` (not imported by Glibc's module).
+struct LinkAddress {
+    var family: UInt16 = UInt16(AF_PACKET)
+    var protocolNumber: UInt16 = 0
+    var interfaceIndex: Int32 = 0
+    var hardwareType: UInt16 = 0
+    var packetType: UInt8 = 0
+    var addressLength: UInt8 = 0
+    var address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0)
+}
+
+/// A raw socket on one interface, seeing every frame arriving there and none of its own.
+func rawSocket(_ name: String) throws -> Int32 {
+    let protocolAll = UInt16(0x0003).bigEndian  // ETH_P_ALL
+    let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(protocolAll))
+    guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno))) (root needed)") }
+    let index = if_nametoindex(name)
+    guard index != 0 else { throw Failure(description: "no interface '\(name)'") }
+    var address = LinkAddress()
+    address.protocolNumber = protocolAll
+    address.interfaceIndex = Int32(index)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<LinkAddress>.size)) }
+    }
+    guard bound == 0 else { throw Failure(description: "bind \(name): \(String(cString: strerror(errno)))") }
+    var one: Int32 = 1
+    // PACKET_IGNORE_OUTGOING (23): frames we send are not read back.
+    setsockopt(fd, SOL_PACKET, 23, &one, socklen_t(MemoryLayout<Int32>.size))
+    var size: Int32 = 8 << 20
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    return fd
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// One direction: a reader thread queues frames with their arrival time; a writer thread sends
+/// each when it is due and the link is free.
+final class Direction: @unchecked Sendable {
+    let from: Int32, to: Int32
+    let options: Options
+    let lock = NSCondition()
+    var queue: [(due: Double, frame: [UInt8])] = []
+    var head = 0
+    var state: UInt64
+    var forwarded = 0, dropped = 0
+
+    init(from: Int32, to: Int32, options: Options, seed: UInt64) {
+        self.from = from
+        self.to = to
+        self.options = options
+        state = seed
+    }
+
+    /// Whether to drop this frame: a UDP datagram to or from the chosen port, by chance.
+    func shouldDrop(_ f: [UInt8]) -> Bool {
+        guard let port = options.dropPort, options.dropPercent > 0, f.count >= 14 else { return false }
+        var l3 = 14
+        var type = UInt16(f[12]) << 8 | UInt16(f[13])
+        if type == 0x8100, f.count >= 18 { type = UInt16(f[16]) << 8 | UInt16(f[17]); l3 = 18 }
+        var l4 = 0
+        if type == 0x0800, f.count >= l3 + 20, f[l3 + 9] == 17 { l4 = l3 + Int(f[l3] & 0x0F) * 4 }
+        else if type == 0x86DD, f.count >= l3 + 40, f[l3 + 6] == 17 { l4 = l3 + 40 }
+        guard l4 > 0, f.count >= l4 + 4 else { return false }
+        let sport = UInt16(f[l4]) << 8 | UInt16(f[l4 + 1]), dport = UInt16(f[l4 + 2]) << 8 | UInt16(f[l4 + 3])
+        guard sport == port || dport == port else { return false }
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Double(state % 1_000_000) / 10_000 < options.dropPercent
+    }
+
+    func read() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
+            if n < 0 { if errno == EINTR { continue } else { return } }
+            let frame = Array(buffer[0..<n])
+            if shouldDrop(frame) {
+                dropped += 1
+                continue
+            }
+            lock.lock()
+            queue.append((now() + options.delay, frame))
+            lock.signal()
+            lock.unlock()
+        }
+    }
+
+    func write() {
+        var linkFree = 0.0
+        while true {
+            lock.lock()
+            while head == queue.count { lock.wait() }
+            let (due, frame) = queue[head]
+            head += 1
+            if head > 4096 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            lock.unlock()
+            var t = max(due, linkFree)
+            if options.rate > 0 { linkFree = t + Double(frame.count) / options.rate; t = linkFree }
+            let wait = t - now()
+            if wait > 0 { usleep(useconds_t(wait * 1e6)) }
+            _ = frame.withUnsafeBytes { send(to, $0.baseAddress, $0.count, 0) }
+            forwarded += 1
+        }
+    }
+}
+
+do {
+    let options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
+    let a = try rawSocket(options.a), b = try rawSocket(options.b)
+    let ab = Direction(from: a, to: b, options: options, seed: options.seed)
+    let ba = Direction(from: b, to: a, options: options, seed: options.seed &* 31 &+ 7)
+    for direction in [ab, ba] {
+        Thread { direction.read() }.start()
+        Thread { direction.write() }.start()
+    }
+    print("dist-delayline: \(options.a) <-> \(options.b), \(options.delay * 1000) ms one way, "
+          + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
+          + (options.dropPort.map { ", dropping \(options.dropPercent)% of UDP port \($0)" } ?? ""))
+    fflush(nil)
+    signal(SIGINT) { _ in exit(0) }
+    signal(SIGTERM) { _ in exit(0) }
+    while true { pause() }
+} catch {
+    FileHandle.standardError.write(Data("dist-delayline: \(error)\n".utf8))
+    exit(2)
+}
