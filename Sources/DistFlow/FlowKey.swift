@@ -62,40 +62,7 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(proto) \(FlowKey.format(loAddr)):\(loPort) <-> \(FlowKey.format(hiAddr)):\(hiPort) vlan \(vlanKey >> 12)/\(vlanKey & 0xFFF)"
-    }
-
-    /// Text form of an address: dotted quad for IPv4-mapped, full hex groups for IPv6.
-    public static func format(_ a: IPAddress) -> String {
-        if a.isIPv4Mapped {
-            let v = UInt32(truncatingIfNeeded: a.lo)
-            return "\(v >> 24).\((v >> 16) & 0xFF).\((v >> 8) & 0xFF).\(v & 0xFF)"
-        }
-        var groups: [String] = []
-        for word in [a.hi, a.lo] {
-            for shift in stride(from: 48, through: 0, by: -16) {
-                groups.append(String((word >> UInt64(shift)) & 0xFFFF, radix: 16))
-            }
-        }
-        return compressIPv6(groups)
-    }
-
-    /// RFC 5952 text: the longest run (two or more) of zero groups becomes "::".
-    static func compressIPv6(_ groups: [String]) -> String {
-        var bestStart = -1, bestLength = 0, runStart = -1
-        for (i, g) in groups.enumerated() {
-            if g == "0" {
-                if runStart < 0 { runStart = i }
-                let length = i - runStart + 1
-                if length > bestLength { bestStart = runStart; bestLength = length }
-            } else {
-                runStart = -1
-            }
-        }
-        guard bestLength >= 2 else { return groups.joined(separator: ":") }
-        let head = groups[..<bestStart].joined(separator: ":")
-        let tail = groups[(bestStart + bestLength)...].joined(separator: ":")
-        return head + "::" + tail
+        "\(proto) \(loAddr.text):\(loPort) <-> \(hiAddr.text):\(hiPort) vlan \(vlanKey >> 12)/\(vlanKey & 0xFFF)"
     }
 }
 

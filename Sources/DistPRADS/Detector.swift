@@ -370,21 +370,8 @@ public final class Detector {
         ttl > 128 ? 255 : ttl > 64 ? 128 : ttl > 32 ? 64 : 32
     }
 
-    /// Text of an address: dotted quad for IPv4 (stored IPv4-mapped), else as `inet_ntop` writes IPv6.
-    public static func format(_ address: IPAddress) -> String {
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for i in 0..<8 {
-            bytes[i] = UInt8(truncatingIfNeeded: address.hi >> UInt64(56 - 8 * i))
-            bytes[8 + i] = UInt8(truncatingIfNeeded: address.lo >> UInt64(56 - 8 * i))
-        }
-        var buffer = [CChar](repeating: 0, count: 64)
-        let v4 = address.isIPv4Mapped
-        let ok = bytes.withUnsafeBytes { raw in
-            inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? raw.baseAddress! + 12 : raw.baseAddress, &buffer, socklen_t(buffer.count))
-        } != nil
-        guard ok else { return "?" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    /// Text of an address, as PRADS's log writes it.
+    public static func format(_ address: IPAddress) -> String { address.text }
 
     // MARK: - OS fingerprints
 

@@ -30,7 +30,7 @@ public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
     public init(exactly a: IPAddress) {
         address = a
         length = 128
-        text = a.isIPv4Mapped ? "\(a.lo >> 24 & 0xFF).\(a.lo >> 16 & 0xFF).\(a.lo >> 8 & 0xFF).\(a.lo & 0xFF)/32" : "\(a.hi):\(a.lo)/128"
+        text = "\(a.text)/\(a.isIPv4Mapped ? 32 : 128)"
     }
 
     /// Whether `a` lies within the prefix.
@@ -42,6 +42,22 @@ public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension IPAddress {
+    /// The address as text: dotted quad for IPv4 (stored IPv4-mapped), else IPv6 as
+    /// `inet_ntop` writes it (RFC 5952), as PRADS's log does.
+    public var text: String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: hi >> UInt64(56 - 8 * i))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: lo >> UInt64(56 - 8 * i))
+        }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let v4 = isIPv4Mapped
+        let ok = bytes.withUnsafeBytes { raw in
+            inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? raw.baseAddress! + 12 : raw.baseAddress, &buffer, socklen_t(buffer.count))
+        } != nil
+        return ok ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+    }
+
     /// Parses dotted-quad IPv4 (stored IPv4-mapped) or IPv6 text.
     public init?(text: String) {
         var v4 = in_addr()

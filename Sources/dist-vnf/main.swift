@@ -225,8 +225,8 @@ func portsReply() -> [[String: Any]] {
 func flowReply(worker: Int, entry e: FlowEntry) -> [String: Any] {
     [
         "worker": worker, "proto": Int(e.key.proto),
-        "client": FlowKey.format(e.client.addr), "client_port": Int(e.client.port),
-        "server": FlowKey.format(e.server.addr), "server_port": Int(e.server.port),
+        "client": e.client.addr.text, "client_port": Int(e.client.port),
+        "server": e.server.addr.text, "server_port": Int(e.server.port),
         "vlan": Int(e.key.vlanKey >> 12), "inner_vlan": Int(e.key.vlanKey & 0xFFF),
         "packets_to_server": e.packetsToServer, "packets_to_client": e.packetsToClient,
         "bytes_to_server": e.bytesToServer, "bytes_to_client": e.bytesToClient,

@@ -196,8 +196,8 @@ import Testing
     }
 
     @Test func addressesFormatAsText() {
-        #expect(FlowKey.format(IPAddress(ipv4: 0xC612_0001)) == "198.18.0.1")
-        #expect(FlowKey.format(IPAddress(hi: 0x2001_0db8_0000_0000, lo: 1)) == "2001:db8::1")
-        #expect(FlowKey.format(IPAddress(hi: 0xfe80_0000_0000_0000, lo: 0x0211_22ff_fe33_4455)) == "fe80::211:22ff:fe33:4455")
+        #expect(IPAddress(ipv4: 0xC612_0001).text == "198.18.0.1")
+        #expect(IPAddress(hi: 0x2001_0db8_0000_0000, lo: 1).text == "2001:db8::1")
+        #expect(IPAddress(hi: 0xfe80_0000_0000_0000, lo: 0x0211_22ff_fe33_4455).text == "fe80::211:22ff:fe33:4455")
     }
 }
