@@ -17,6 +17,8 @@ public struct DataPlaneConfig: Sendable {
     public var timeouts = FlowTimeouts()
     /// PRADS signatures for the detection each worker runs; nil forwards and tracks only.
     public var signatures: PRADSSignatures?
+    /// Learn hosts' Ethernet addresses from ARP replies (PRADS's `arp=1`).
+    public var arp = false
     public init() {}
 }
 
@@ -72,6 +74,7 @@ public final class DataPlane: @unchecked Sendable {
             var detector: Detector?
             if let signatures = config.signatures {
                 detector = Detector(signatures: signatures)
+                detector?.arp = config.arp
                 detector?.onRecord = { records.push($0) }
             }
             workers.append(Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,

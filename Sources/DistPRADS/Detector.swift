@@ -79,6 +79,9 @@ public final class Detector {
     /// Receives each record the moment it is learnt (PRADS logs at discovery).
     public var onRecord: ((AssetRecord) -> Void)?
 
+    /// Whether ARP replies are learnt (PRADS's `arp=1`; off by default, as in prads).
+    public var arp = false
+
     static let tcpInspectLimit = 600
     public static let inspectPackets = 10
     public static let inspectBytes = 500_000
@@ -93,7 +96,7 @@ public final class Detector {
     }
 
     public struct Counters: Sendable, Equatable {
-        public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0
+        public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0, arpRecords = 0
         /// Payloads run through a signature list.
         public var regexRuns = 0
     }
@@ -104,7 +107,7 @@ public final class Detector {
     }
 
     /// Records learnt so far.
-    public var recordCount: Int { counters.osRecords + counters.serverRecords + counters.clientRecords }
+    public var recordCount: Int { counters.osRecords + counters.serverRecords + counters.clientRecords + counters.arpRecords }
 
     /// Multi-flow state: what is known about one host.
     public struct Asset: Sendable, Equatable, Codable {
@@ -113,13 +116,19 @@ public final class Detector {
         public var lastSeen: UInt64
         public var os: [OSEntry] = []
         public var services: [ServiceEntry] = []
+        /// The host's Ethernet address from ARP (6 bytes), and its vendor from mac.sig.
+        public var mac: [UInt8]? = nil
+        public var vendor: String? = nil
 
-        public init(vlan: UInt16, firstSeen: UInt64, lastSeen: UInt64, os: [OSEntry] = [], services: [ServiceEntry] = []) {
+        public init(vlan: UInt16, firstSeen: UInt64, lastSeen: UInt64, os: [OSEntry] = [], services: [ServiceEntry] = [],
+                    mac: [UInt8]? = nil, vendor: String? = nil) {
             self.vlan = vlan
             self.firstSeen = firstSeen
             self.lastSeen = lastSeen
             self.os = os
             self.services = services
+            self.mac = mac
+            self.vendor = vendor
         }
     }
 
@@ -158,6 +167,30 @@ public final class Detector {
             self.attempts = attempts
             self.ttl = ttl
         }
+    }
+
+    // MARK: - ARP (PRADS's update_asset_arp)
+
+    /// Learns the sender of an ARP reply: its Ethernet address and vendor, logged when new or
+    /// changed. `arp` is the ARP header within the frame.
+    public func arp(_ frame: UnsafeRawBufferPointer, at arp: Int, vlan: UInt16, timestamp: UInt64) {
+        guard self.arp, frame.count >= arp + 28 else { return }
+        // Ethernet/IPv4 ARP replies only.
+        guard frame[arp] == 0, frame[arp + 1] == 1, frame[arp + 2] == 0x08, frame[arp + 3] == 0, frame[arp + 4] == 6,
+              frame[arp + 5] == 4, frame[arp + 6] == 0, frame[arp + 7] == 2 else { return }
+        let mac = Array(frame[(arp + 8)..<(arp + 14)])
+        let ip = IPAddress(ipv4: UInt32(frame[arp + 14]) << 24 | UInt32(frame[arp + 15]) << 16
+                           | UInt32(frame[arp + 16]) << 8 | UInt32(frame[arp + 17]))
+        var asset = assets[ip] ?? Asset(vlan: vlan, firstSeen: timestamp, lastSeen: timestamp)
+        asset.lastSeen = timestamp
+        defer { assets[ip] = asset }
+        guard asset.mac != mac else { return }
+        if asset.vendor == nil { asset.vendor = signatures.macVendors.vendor(of: mac) }
+        asset.mac = mac
+        counters.arpRecords += 1
+        let text = mac.map { String($0, radix: 16, uppercase: true).leftPadded(2) }.joined(separator: ":")
+        onRecord?(AssetRecord(asset: ip.text, vlan: asset.vlan, port: 0, proto: 0, kind: "ARP",
+                              info: asset.vendor.map { "\(text),(\($0))" } ?? text, distance: 0, discovered: timestamp))
     }
 
     // MARK: - Multi-flow state in and out (Move)
@@ -427,6 +460,8 @@ extension Detector.Asset {
     public func merged(with other: Detector.Asset) -> Detector.Asset {
         var m = self
         m.firstSeen = min(firstSeen, other.firstSeen)
+        if m.mac == nil { m.mac = other.mac }
+        if m.vendor == nil { m.vendor = other.vendor }
         if other.lastSeen > lastSeen {
             m.lastSeen = other.lastSeen
             m.vlan = other.vlan
@@ -442,5 +477,11 @@ extension Detector.Asset {
             }
         }
         return m
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -123,6 +123,14 @@ public final class PRADSEngine {
     public var connectionCount: Int { connections.count }
 
     public func process(frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64) {
+        if detector.arp, frame.count >= 14 {
+            let tagged = TCPFingerprint.be16(frame, 12) == 0x8100 && frame.count >= 18
+            let l3 = tagged ? 18 : 14
+            if TCPFingerprint.be16(frame, l3 - 2) == 0x0806 {
+                detector.arp(frame, at: l3, vlan: tagged ? TCPFingerprint.be16(frame, 14) : 0, timestamp: timestamp)
+                return
+            }
+        }
         var p = DetectionPacket(frame: frame, end: 0, timestamp: timestamp, vlan: 0, l3: 0)
         guard PRADSDecoder.decode(frame, wireLength: wireLength, timestamp: timestamp, into: &p) else { return }
         let srcFirst = p.source < p.destination || (p.source == p.destination && p.sourcePort <= p.destinationPort)

@@ -92,6 +92,10 @@ public final class FastPath {
                 }
             }
             verdicts[i] = .forward
+            if infos[i].l3 == .arp, let detector, detector.arp {
+                detector.arp(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
+                             vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12), timestamp: now / 1_000_000_000)
+            }
         }
         for i in 0..<count where infos[i].hasFlow && Self.updatesState(verdicts[i]) {
             table.prefetchEntry(probes[i])

@@ -180,6 +180,13 @@ public enum StateCodec {
             w.u32(UInt32(clamping: s.attempts))
             w.u8(s.ttl)
         }
+        if let mac = a.asset.mac, mac.count == 6 {
+            w.u8(1)
+            for b in mac { w.u8(b) }
+        } else {
+            w.u8(0)
+        }
+        w.string(a.asset.vendor ?? "")
     }
 
     static func writeCounters(_ c: InstanceCounters, _ w: inout ByteWriter) {
@@ -291,6 +298,13 @@ public enum StateCodec {
             asset.services.append(Detector.ServiceEntry(port: port, proto: proto, service: service, application: application,
                                                         server: server == 1, attempts: Int(try r.u32()), ttl: try r.u8()))
         }
+        switch try r.u8() {
+        case 0: break
+        case 1: asset.mac = [try r.u8(), try r.u8(), try r.u8(), try r.u8(), try r.u8(), try r.u8()]
+        case let flag: throw .malformed("MAC flag \(flag)")
+        }
+        let vendor = try r.string()
+        asset.vendor = vendor.isEmpty ? nil : vendor
         return AssetState(address: address, asset: asset)
     }
 

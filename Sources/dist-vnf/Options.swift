@@ -33,6 +33,8 @@ struct Options {
                                  as Debian's prads package installs them)
           --asset-log PATH       write detected assets in PRADS's log format to PATH
           --no-detection         forward and track flows only (no asset detection)
+          --arp                  also learn hosts' Ethernet addresses and vendors from ARP replies
+                                 (PRADS's arp=1; off by default, as in prads)
           --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
@@ -113,6 +115,7 @@ struct Options {
                 options.assetLogPath = try value(argument)
                 guard options.assetLogPath?.isEmpty == false else { throw Failure(description: "--asset-log: expected a file path") }
             case "--no-detection": options.detection = false
+            case "--arp": options.data.arp = true
             case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
             case "--mbuf-size":
                 options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)

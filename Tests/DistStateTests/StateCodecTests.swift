@@ -51,6 +51,12 @@ import Testing
         #expect(try StateCodec.decodeAll(batch) == Self.states)
     }
 
+    @Test func anAssetLearntFromARPKeepsItsAddressAndVendor() throws {
+        let asset = Detector.Asset(vlan: 7, firstSeen: 1, lastSeen: 2, mac: [0, 0x0C, 0x29, 1, 2, 3], vendor: "Vmware")
+        let chunk = StateChunk.multiFlow(AssetState(address: IPAddress(ipv4: 0xC612_0001), asset: asset))
+        #expect(try StateCodec.decode(StateCodec.encode(chunk)) == chunk)
+    }
+
     @Test func everyTruncationIsRefusedWithAReason() throws {
         let chunk = try #require(Self.states.first { if case .multiFlow(let a) = $0 { return !a.asset.services.isEmpty } else { return false } })
         let bytes = StateCodec.encode(chunk)

@@ -15,9 +15,16 @@ SHARED_ASSETCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'assetc
 EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
 
 
-def prads_log(trace, directory):
+def prads_log(trace, directory, arp=False):
     log = os.path.join(directory, 'prads.log')
-    subprocess.run(['prads', '-r', trace, '-l', log], capture_output=True, check=True, timeout=300)
+    command = ['prads', '-r', trace, '-l', log]
+    if arp:
+        # prads's own switch for ARP discovery: arp=1 in its configuration file.
+        conf = os.path.join(directory, 'prads.conf')
+        with open('/etc/prads/prads.conf') as source, open(conf, 'w') as target:
+            target.write(source.read() + '\narp=1\n')
+        command += ['-c', conf]
+    subprocess.run(command, capture_output=True, check=True, timeout=300)
     return log
 
 
@@ -92,6 +99,18 @@ class DetectionParityTests(unittest.TestCase):
         print('\n  mix-a: ' + report.splitlines()[0], file=sys.stderr)
         self.assertEqual(final['dropped_records'], 0)
         self.assertGreater(final['detection']['records'], 1200)
+
+    def test_arp_discovery_matches_prads_arp_mode(self):
+        d = tempfile.mkdtemp(prefix='dist-detect-arp-')
+        reference = prads_log(MIX_A, d, arp=True)
+        candidate, _, _ = dist_log(self, MIX_A, d, ['--arp'])
+        code, report = check(reference, candidate)
+        self.assertEqual(code, 0, report)
+        def arp(path):
+            with open(path) as f:
+                return sorted(l.rsplit(',', 1)[0] for l in f if ',ARP,' in l)
+        self.assertEqual(arp(candidate), arp(reference))
+        self.assertEqual(len(arp(candidate)), 20)
 
     def test_a_capture_of_our_own_matches_prads(self):
         path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
