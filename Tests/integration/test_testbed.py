@@ -190,3 +190,48 @@ class DelayLineTests(unittest.TestCase):
         self.assertEqual(sum(1 for s in seen if s[1] == 1234), 1000)
         self.assertGreater(kept, 850)
         self.assertLess(kept, 950)
+
+
+TESTBED = os.path.join(ROOT, 'deploy', 'testbed.sh')
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'needs root for namespaces, Open vSwitch and raw sockets')
+class TestBedTests(unittest.TestCase):
+    """deploy/testbed.sh: up, a replay through the switch and vnf1 to the sink, down."""
+
+    def run_testbed(self, *args, check=True):
+        env = dict(os.environ, DIST_TESTBED_DIR=self.dir)
+        return subprocess.run([TESTBED, *args], capture_output=True, text=True, env=env, check=check, timeout=300)
+
+    def setUp(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix='dist-testbed-')
+
+    def test_frames_cross_the_test_bed_whole_and_down_leaves_nothing(self):
+        import sys as _sys
+        sys_path = os.path.join(ROOT, 'deploy', 'tools')
+        if sys_path not in _sys.path:
+            _sys.path.insert(0, sys_path)
+        import pcapcheck
+        from support import MIX_A, write_pcap
+        trace = os.path.join(self.dir, 'part.pcap')
+        frames = pcapcheck.read_pcap(MIX_A)[:3000]
+        write_pcap(trace, frames)
+        try:
+            self.assertIn('up: 2 VNFs', self.run_testbed('up').stdout)
+            self.assertIn('already up', self.run_testbed('up', check=False).stderr)
+            status = self.run_testbed('status').stdout
+            self.assertIn('vnf1: running', status)
+            self.assertIn('ovs-vswitchd: running', status)
+            self.run_testbed('replay', trace, '2000')
+            time.sleep(1)
+        finally:
+            self.run_testbed('down')
+        result = pcapcheck.compare(frames, pcapcheck.read_pcap(os.path.join(self.dir, 'sink.pcap')))
+        self.assertEqual((result['lost'], result['duplicated'], result['extra'], result['reordered_within_flows']),
+                         (0, 0, 0, 0), result)
+        left = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout
+        self.assertNotIn('dtb-', left)
+        links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
+        self.assertNotIn('dtb-', links)
+        self.assertIn('down', self.run_testbed('status').stdout)
