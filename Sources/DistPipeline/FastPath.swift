@@ -82,25 +82,24 @@ public final class FastPath {
                                into: &infos[i])
             stats.pointee.count(infos[i])
             bytes &+= UInt64(packetLengths[i])
+            verdicts[i] = .forward
             if infos[i].hasFlow {
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
                 if let rule, rule.filter.matches(probes[i].key) {
                     verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
                     events = true
-                    continue
                 }
-            }
-            verdicts[i] = .forward
-            if infos[i].l3 == .arp, let detector, detector.arp {
+            } else if infos[i].l3 == .arp, let detector, detector.arp {
                 detector.arp(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
                              vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12), timestamp: now / 1_000_000_000)
             }
         }
-        for i in 0..<count where infos[i].hasFlow && Self.updatesState(verdicts[i]) {
+        // Without events every flow packet updates state; with them, only those not taken away.
+        for i in 0..<count where infos[i].hasFlow && (!events || Self.updatesState(verdicts[i])) {
             table.prefetchEntry(probes[i])
         }
-        for i in 0..<count where infos[i].hasFlow && Self.updatesState(verdicts[i]) {
+        for i in 0..<count where infos[i].hasFlow && (!events || Self.updatesState(verdicts[i])) {
             var entry = 0
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
             if let detector, outcome == .updated || outcome == .created {
