@@ -14,7 +14,6 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
-#include <rte_pause.h>
 #include <rte_prefetch.h>
 
 int dist_eal_init(int argc, char **argv) { return rte_eal_init(argc, argv); }
@@ -22,9 +21,7 @@ int dist_eal_cleanup(void) { return rte_eal_cleanup(); }
 int dist_errno(void) { return rte_errno; }
 const char *dist_strerror(int err) { return rte_strerror(err < 0 ? -err : err); }
 
-unsigned dist_lcore_id(void) { return rte_lcore_id(); }
 unsigned dist_main_lcore(void) { return rte_get_main_lcore(); }
-unsigned dist_lcore_count(void) { return rte_lcore_count(); }
 
 int dist_next_worker_lcore(int prev)
 {
@@ -48,7 +45,6 @@ int dist_lcore_wait(unsigned lcore) { return rte_eal_wait_lcore(lcore); }
 
 uint64_t dist_tsc(void) { return rte_rdtsc(); }
 uint64_t dist_tsc_hz(void) { return rte_get_tsc_hz(); }
-void dist_pause(void) { rte_pause(); }
 
 struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, unsigned cache,
                                              uint16_t data_room, int socket)
@@ -56,7 +52,6 @@ struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, u
     return rte_pktmbuf_pool_create(name, count, cache, 0, data_room, socket);
 }
 
-void dist_mempool_free(struct rte_mempool *mp) { rte_mempool_free(mp); }
 unsigned dist_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 unsigned dist_mempool_in_use(const struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }
 
@@ -73,15 +68,11 @@ void dist_mbufs_meta(struct rte_mbuf *const *pkts, uint16_t n, const uint8_t **d
     }
 }
 
-uint8_t *dist_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t *); }
-uint16_t dist_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
-uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 void dist_mbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 void dist_mbuf_free_bulk(struct rte_mbuf **pkts, unsigned n) { rte_pktmbuf_free_bulk(pkts, n); }
 void dist_prefetch(const void *p) { rte_prefetch0(p); }
 
 uint16_t dist_port_count(void) { return rte_eth_dev_count_avail(); }
-int dist_port_is_valid(uint16_t port) { return rte_eth_dev_is_valid_port(port); }
 
 int dist_port_info(uint16_t port, struct dist_port_info *out)
 {

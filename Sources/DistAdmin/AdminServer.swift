@@ -76,7 +76,7 @@ public final class SocketServer {
         if case .unix(let path) = endpoint { unlink(path) }
     }
 
-    static func errorText() -> String { String(decoding: Array(String(cString: strerror(errno)).utf8), as: UTF8.self) }
+    static func errorText() -> String { String(cString: strerror(errno)) }
 
     static func unixAddress(_ path: String) throws -> sockaddr_un {
         var address = sockaddr_un()

@@ -145,12 +145,8 @@ public final class DataPlane: @unchecked Sendable {
         workerStats().reduce(WorkerStats(), +)
     }
 
-    /// Performs a state request on every worker (between its bursts when running, directly
+    /// Performs a state request on one worker (between its bursts when running, directly
     /// when not); a worker that does not answer within `timeout` seconds gives nil.
-    public func perform(_ request: StateRequest, timeout: Double = 2.0) -> [StateResponse?] {
-        workers.map { perform(request, on: $0, timeout: timeout) }
-    }
-
     public func perform(_ request: StateRequest, on worker: Worker, timeout: Double = 2.0) -> StateResponse? {
         launched ? worker.mailbox.ask(request, timeout: timeout) : worker.fastPath.perform(request)
     }

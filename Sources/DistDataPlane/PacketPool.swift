@@ -25,6 +25,4 @@ public final class PacketPool: @unchecked Sendable {
 
     public var available: UInt32 { dist_mempool_avail(pointer) }
     public var inUse: UInt32 { dist_mempool_in_use(pointer) }
-
-    public func free() { dist_mempool_free(pointer) }
 }

@@ -39,14 +39,13 @@ public final class WorkerMailbox: @unchecked Sendable {
     }
 
     /// Worker side: answers a pending request, if any, and returns it (nil when there was
-    /// none). Cheap when there is none. `before` runs first, on the worker, with the request.
+    /// none). Cheap when there is none.
     @inline(__always) @discardableResult
-    func serve(_ fastPath: FastPath, before: (StateRequest) -> Void = { _ in }) -> StateRequest? {
+    func serve(_ fastPath: FastPath) -> StateRequest? {
         guard state.load(ordering: .relaxed) == WorkerMailbox.requested else { return nil }
         // Claim it, so that an asker giving up cannot withdraw it while the worker is at it.
         guard state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.working,
                                     ordering: .acquiringAndReleasing).exchanged else { return nil }
-        before(request)
         let served = request
         response = fastPath.perform(request)
         state.store(WorkerMailbox.done, ordering: .releasing)

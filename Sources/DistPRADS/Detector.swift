@@ -394,7 +394,7 @@ public final class Detector {
 
     func record(_ p: DetectionPacket, _ entry: ServiceEntry) {
         if entry.server { counters.serverRecords += 1 } else { counters.clientRecords += 1 }
-        onRecord?(AssetRecord(asset: Detector.format(p.source), vlan: p.vlan, port: entry.port, proto: entry.proto,
+        onRecord?(AssetRecord(asset: p.source.text, vlan: p.vlan, port: entry.port, proto: entry.proto,
                               kind: entry.server ? "SERVER" : "CLIENT", info: "\(entry.service):\(entry.application)",
                               distance: Int(Detector.normalizedTTL(entry.ttl)) - Int(entry.ttl), discovered: p.timestamp))
     }
@@ -402,9 +402,6 @@ public final class Detector {
     static func normalizedTTL(_ ttl: UInt8) -> UInt8 {
         ttl > 128 ? 255 : ttl > 64 ? 128 : ttl > 32 ? 64 : 32
     }
-
-    /// Text of an address, as PRADS's log writes it.
-    public static func format(_ address: IPAddress) -> String { address.text }
 
     // MARK: - OS fingerprints
 
@@ -448,7 +445,7 @@ public final class Detector {
         if e.timestamp != 0 { text += ":uptime:\(e.timestamp / 360_000)hrs" }
         assets[p.source]!.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
         counters.osRecords += 1
-        onRecord?(AssetRecord(asset: Detector.format(p.source), vlan: p.vlan, port: p.sourcePort, proto: 6,
+        onRecord?(AssetRecord(asset: p.source.text, vlan: p.vlan, port: p.sourcePort, proto: 6,
                               kind: kind.rawValue, info: text,
                               distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
     }

@@ -71,12 +71,10 @@ public final class Regex: @unchecked Sendable {
         /// Whether the pattern matches in `subject`; when it does, `captures` gives the groups.
         public func matches(_ subject: UnsafeRawBufferPointer) -> Bool {
             let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            let empty: [UInt8] = [0]
-            let rc: Int32
-            if let base {
-                rc = pcre2_match_8(regex.code, base, subject.count, 0, 0, data, context)
-            } else {
-                rc = empty.withUnsafeBufferPointer { pcre2_match_8(regex.code, $0.baseAddress, 0, 0, 0, data, context) }
+            // An empty subject still needs a valid pointer; a byte on the stack will do.
+            var byte: UInt8 = 0
+            let rc = withUnsafePointer(to: &byte) { empty in
+                pcre2_match_8(regex.code, base ?? empty, base == nil ? 0 : subject.count, 0, 0, data, context)
             }
             if rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT {
                 limitHits += 1

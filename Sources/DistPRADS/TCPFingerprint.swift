@@ -339,7 +339,6 @@ public struct TCPFingerprintDatabase: Sendable {
     /// may come back with DF set: like p0f, a packet without DF that matches nothing is
     /// tried again as if DF were set (and stays so when nothing matches then either).
     public func match(_ fingerprint: inout TCPFingerprint) -> Int? {
-        let e = fingerprint
         for attempt in 0..<2 {
             if attempt == 1 {
                 guard !fingerprint.dontFragment else { break }
@@ -351,7 +350,6 @@ public struct TCPFingerprintDatabase: Sendable {
                 return index
             }
         }
-        _ = e
         return nil
     }
 

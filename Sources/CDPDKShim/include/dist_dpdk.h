@@ -29,9 +29,7 @@ int dist_errno(void);
 /** rte_strerror: a readable message for a DPDK or libc error number. */
 const char *dist_strerror(int err);
 
-unsigned dist_lcore_id(void);
 unsigned dist_main_lcore(void);
-unsigned dist_lcore_count(void);
 /** Next enabled worker lcore after `prev` (pass -1 to start), or -1 when none is left. */
 int dist_next_worker_lcore(int prev);
 int dist_lcore_socket(unsigned lcore);
@@ -42,14 +40,12 @@ int dist_lcore_wait(unsigned lcore);
 
 uint64_t dist_tsc(void);
 uint64_t dist_tsc_hz(void);
-void dist_pause(void);
 
 /* ---- mempools and mbufs ----------------------------------------------------------- */
 
 /** rte_pktmbuf_pool_create. NULL on failure with dist_errno() set. */
 struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, unsigned cache,
                                              uint16_t data_room, int socket);
-void dist_mempool_free(struct rte_mempool *mp);
 unsigned dist_mempool_avail(const struct rte_mempool *mp);
 unsigned dist_mempool_in_use(const struct rte_mempool *mp);
 
@@ -59,9 +55,6 @@ unsigned dist_mempool_in_use(const struct rte_mempool *mp);
  */
 void dist_mbufs_meta(struct rte_mbuf *const *pkts, uint16_t n, const uint8_t **data,
                      uint16_t *seg_len, uint32_t *pkt_len);
-uint8_t *dist_mbuf_data(struct rte_mbuf *m);
-uint16_t dist_mbuf_data_len(const struct rte_mbuf *m);
-uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m);
 void dist_mbuf_free(struct rte_mbuf *m);
 void dist_mbuf_free_bulk(struct rte_mbuf **pkts, unsigned n);
 void dist_prefetch(const void *p);
@@ -84,7 +77,6 @@ struct dist_port_stats {
 };
 
 uint16_t dist_port_count(void);
-int dist_port_is_valid(uint16_t port);
 int dist_port_info(uint16_t port, struct dist_port_info *out);
 
 /**
