@@ -52,30 +52,36 @@ public final class SouthboundService {
         do {
             switch type {
             case "getPerFlow":
-                return state("statePerFlow", id, try store.exportFlows(try filter(request)).map { .perFlow($0) })
+                let lock = request["lock"] as? Bool ?? false
+                return state("statePerFlow", id, try store.exportFlows(try filter(request), lock: lock).map { .perFlow($0) },
+                             batch: try batch(request))
             case "getMultiFlow":
-                return state("stateMultiFlow", id, try store.exportAssets(try filter(request)).map { .multiFlow($0) })
+                return state("stateMultiFlow", id, try store.exportAssets(try filter(request)).map { .multiFlow($0) },
+                             batch: try batch(request))
             case "getAllFlows":
-                return state("stateAllFlows", id, [.allFlows(store.exportCounters())])
+                return state("stateAllFlows", id, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
             case "putPerFlow":
-                let flows = try chunks(request, .perFlow).map { chunk -> FlowEntry in
+                let (decoded, nanoseconds) = try chunks(request, .perFlow)
+                let flows = try decoded.map { chunk -> FlowEntry in
                     guard case .perFlow(let e) = chunk else { throw SouthboundError("a putPerFlow chunk is not per-flow state") }
                     return e
                 }
-                return [Self.ack(id, try store.importFlows(flows))]
+                return [Self.ack(id, try store.importFlows(flows), deserializeNanoseconds: nanoseconds)]
             case "putMultiFlow":
-                let assets = try chunks(request, .multiFlow).map { chunk -> AssetState in
+                let (decoded, nanoseconds) = try chunks(request, .multiFlow)
+                let assets = try decoded.map { chunk -> AssetState in
                     guard case .multiFlow(let a) = chunk else { throw SouthboundError("a putMultiFlow chunk is not multi-flow state") }
                     return a
                 }
-                return [Self.ack(id, try store.importAssets(assets))]
+                return [Self.ack(id, try store.importAssets(assets), deserializeNanoseconds: nanoseconds)]
             case "putAllFlows":
-                let counters = try chunks(request, .allFlows).map { chunk -> InstanceCounters in
+                let (decoded, nanoseconds) = try chunks(request, .allFlows)
+                let counters = try decoded.map { chunk -> InstanceCounters in
                     guard case .allFlows(let c) = chunk else { throw SouthboundError("a putAllFlows chunk is not all-flows state") }
                     return c
                 }
                 counters.forEach { store.importCounters($0) }
-                return [Self.ack(id, counters.count)]
+                return [Self.ack(id, counters.count, deserializeNanoseconds: nanoseconds)]
             case "delPerFlow":
                 return [Self.ack(id, try store.deleteFlows(try filter(request)))]
             case "delMultiFlow":
@@ -90,7 +96,8 @@ public final class SouthboundService {
                 if let owner = eventsOwner, owner != client {
                     throw SouthboundError("events are enabled by another controller connection")
                 }
-                try store.setEvents(EventRule(filter: try filter(request), action: action))
+                let late = request["lateLocking"] as? Bool ?? false
+                try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
                 eventsOwner = client
                 return [Self.ack(id, 1)]
             case "disableEvents":
@@ -111,10 +118,19 @@ public final class SouthboundService {
         return try FlowFilter(parsing: text)
     }
 
-    /// Decodes every chunk of a put before anything is applied.
-    func chunks(_ request: [String: Any], _ scope: StateScope) throws -> [StateChunk] {
+    /// Chunks per reply message a get asks for (`batch`), or the default.
+    func batch(_ request: [String: Any]) throws -> Int {
+        guard let value = request["batch"] else { return chunksPerMessage }
+        guard let n = value as? Int, n >= 1, n <= 65536 else { throw SouthboundError("\"batch\" must be an integer from 1 to 65536") }
+        return n
+    }
+
+    /// Decodes every chunk of a put before anything is applied; also how long decoding took
+    /// (base64 and the chunk codec: a Move's deserialization time).
+    func chunks(_ request: [String: Any], _ scope: StateScope) throws -> ([StateChunk], UInt64) {
         guard let list = request["chunks"] as? [String] else { throw SouthboundError("\"chunks\" must be a list of base64 strings") }
-        return try list.enumerated().map { i, text in
+        let start = DispatchTime.now().uptimeNanoseconds
+        let decoded = try list.enumerated().map { i, text in
             guard let data = Data(base64Encoded: text) else { throw SouthboundError("chunk \(i) is not base64") }
             do {
                 return try StateCodec.decode([UInt8](data))
@@ -122,22 +138,30 @@ public final class SouthboundService {
                 throw SouthboundError("chunk \(i): \(error)")
             }
         }
+        return (decoded, DispatchTime.now().uptimeNanoseconds - start)
     }
 
-    func state(_ type: String, _ id: Int?, _ chunks: [StateChunk]) -> [[UInt8]] {
+    /// State replies of `batch` chunks each; each says how long encoding its chunks took
+    /// (`serialize_ns`: the chunk codec and base64, a Move's serialization time).
+    func state(_ type: String, _ id: Int?, _ chunks: [StateChunk], batch: Int) -> [[UInt8]] {
         var replies: [[UInt8]] = []
         var start = 0
         repeat {
-            let part = chunks[start..<min(chunks.count, start + chunksPerMessage)]
+            let part = chunks[start..<min(chunks.count, start + batch)]
             start += part.count
+            let began = DispatchTime.now().uptimeNanoseconds
+            let encoded = part.map { Data(StateCodec.encode($0)).base64EncodedString() }
+            let took = DispatchTime.now().uptimeNanoseconds - began
             replies.append(Self.encode(["type": type, "count": part.count, "last": start >= chunks.count,
-                                        "chunks": part.map { Data(StateCodec.encode($0)).base64EncodedString() }], id: id))
+                                        "serialize_ns": took, "chunks": encoded], id: id))
         } while start < chunks.count
         return replies
     }
 
-    static func ack(_ id: Int?, _ count: Int) -> [UInt8] {
-        encode(["type": "ack", "count": count], id: id)
+    static func ack(_ id: Int?, _ count: Int, deserializeNanoseconds: UInt64? = nil) -> [UInt8] {
+        var reply: [String: Any] = ["type": "ack", "count": count]
+        if let ns = deserializeNanoseconds { reply["deserialize_ns"] = ns }
+        return encode(reply, id: id)
     }
 
     public static func error(_ id: Int?, _ reason: String) -> [UInt8] {

@@ -86,7 +86,7 @@ public final class FastPath {
             if infos[i].hasFlow {
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
-                if let rule, rule.filter.matches(probes[i].key) {
+                if let rule, rule.filter.matches(probes[i].key), !rule.lateLocking || lockedOrUnknown(probes[i].key) {
                     verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
                     events = true
                 }
@@ -112,6 +112,15 @@ public final class FastPath {
         stats.pointee.rxBytes &+= bytes
         stats.pointee.bursts &+= 1
         return events
+    }
+
+    /// Under late locking, whether a flow's packets are raised: its state was exported with a
+    /// lock, or there is no state for it here (a flow that starts during the Move belongs to
+    /// the destination).
+    @usableFromInline
+    func lockedOrUnknown(_ key: FlowKey) -> Bool {
+        guard let index = table.find(key) else { return true }
+        return table.mark(at: index) == .moving
     }
 
     /// Whether a packet with this verdict updates local state (raised-and-dropped or held

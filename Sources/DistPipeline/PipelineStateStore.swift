@@ -47,10 +47,10 @@ public final class PipelineStateStore: StateStore {
         Int(key.hashValue64 % UInt64(workers))
     }
 
-    public func exportFlows(_ filter: FlowFilter) throws -> [FlowEntry] {
+    public func exportFlows(_ filter: FlowFilter, lock: Bool = false) throws -> [FlowEntry] {
         var out: [FlowEntry] = []
         for w in 0..<workers {
-            guard case .flows(let entries) = try ask(.exportFlows(filter), w) else { throw StateStoreError("unexpected reply") }
+            guard case .flows(let entries) = try ask(.exportFlows(filter, lock: lock), w) else { throw StateStoreError("unexpected reply") }
             out += entries
         }
         return out

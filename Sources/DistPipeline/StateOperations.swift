@@ -8,7 +8,8 @@ import DistState
 /// fast path takes no lock and no packet's update is lost or half-applied.
 public enum StateRequest: Sendable {
     case flows(limit: Int)
-    case exportFlows(FlowFilter)
+    /// With `lock`, exported flows are marked moving (late locking).
+    case exportFlows(FlowFilter, lock: Bool)
     case importFlows([FlowEntry])
     case deleteFlows(FlowFilter)
     case exportAssets(FlowFilter)
@@ -38,10 +39,12 @@ extension FastPath {
                 return true
             }
             return .flows(out)
-        case .exportFlows(let filter):
+        case .exportFlows(let filter, let lock):
             var out: [FlowEntry] = []
-            table.forEach { _, e in
-                if filter.matches(e.key) { out.append(e) }
+            table.forEach { i, e in
+                guard filter.matches(e.key) else { return true }
+                if lock { _ = table.transitionMark(at: i, from: .normal, to: .moving) }
+                out.append(e)
                 return true
             }
             return .flows(out)
@@ -70,6 +73,14 @@ extension FastPath {
             for a in assets { detector.put(a.asset, at: a.address) }
             return .count(assets.count)
         case .events(let rule):
+            // Flows locked for a Move that did not take them (the rule goes without their
+            // state having been deleted) are this instance's again.
+            if let old = eventRule, old.lateLocking, old.filter != rule?.filter || rule?.lateLocking != true {
+                table.forEach { i, e in
+                    if old.filter.matches(e.key) { _ = table.transitionMark(at: i, from: .moving, to: .normal) }
+                    return true
+                }
+            }
             eventRule = rule
             return .count(rule == nil ? 0 : 1)
         case .deleteAssets(let filter):

@@ -384,7 +384,9 @@ public enum CRC32C {
 /// workers of a running data plane, or a single in-process pipeline). Each call applies
 /// wholly or not at all.
 public protocol StateStore: AnyObject {
-    func exportFlows(_ filter: FlowFilter) throws -> [FlowEntry]
+    /// The flows matching `filter`; with `lock`, each exported flow is also marked moving, so a
+    /// late-locking event rule raises its packets from then on (OpenNF's LL).
+    func exportFlows(_ filter: FlowFilter, lock: Bool) throws -> [FlowEntry]
     func importFlows(_ entries: [FlowEntry]) throws -> Int
     func deleteFlows(_ filter: FlowFilter) throws -> Int
     func exportAssets(_ filter: FlowFilter) throws -> [AssetState]
@@ -446,8 +448,13 @@ public enum EventAction: String, Sendable, Codable, CaseIterable {
 public struct EventRule: Sendable, Equatable {
     public var filter: FlowFilter
     public var action: EventAction
-    public init(filter: FlowFilter, action: EventAction) {
+    /// Late locking (OpenNF's LL): only packets of flows whose state was exported with a lock
+    /// (marked moving), or of flows this instance has no state for, are raised; the others are
+    /// still processed here until their state leaves.
+    public var lateLocking: Bool
+    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false) {
         self.filter = filter
         self.action = action
+        self.lateLocking = lateLocking
     }
 }

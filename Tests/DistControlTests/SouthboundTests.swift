@@ -45,7 +45,7 @@ import Testing
         #expect(got.count > 1 && got.last?["last"] as? Bool == true)
         let moved = Self.chunks(got)
         let expected = try PipelineStateStore(try Self.pipeline(run: Self.frames))
-            .exportFlows(try FlowFilter(parsing: "nw_src=192.168.0.0/16"))
+            .exportFlows(try FlowFilter(parsing: "nw_src=192.168.0.0/16"), lock: false)
         #expect(moved.count == expected.count && moved.count > 100)
 
         let put = try Self.request(destination, ["type": "putPerFlow", "id": 2, "chunks": moved])

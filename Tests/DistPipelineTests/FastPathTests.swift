@@ -130,4 +130,73 @@ import Testing
         #expect(processed.0.table.count == plain.0.table.count)
         #expect(dropped.0.table.count < plain.0.table.count)
     }
+
+    static func key(_ frame: PcapFile.Frame) -> FlowKey? {
+        var info = PacketInfo()
+        frame.bytes.withUnsafeBytes { PacketParser.parse($0.baseAddress!, length: $0.count, into: &info) }
+        return info.hasFlow ? FlowProbe(info).key : nil
+    }
+
+    /// Late locking: flows present and not exported keep being processed here; an export with
+    /// a lock raises their packets from then on; a flow with no state here is raised at once;
+    /// removing the rule gives locked flows back.
+    @Test func lateLockingRaisesOnlyLockedOrUnknownFlows() throws {
+        let filter = try FlowFilter(parsing: "nw_src=192.168.1.0/24")
+        let frames = Array(FastPathTests.frames.prefix(4000))
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        defer { stats.deallocate() }
+        stats.initialize(to: WorkerStats())
+        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
+        path.process(frames: Array(frames.prefix(2000)))
+        var known = 0
+        path.table.forEach { _, e in
+            if filter.matches(e.key) { known += 1 }
+            return true
+        }
+        #expect(known > 0)
+        _ = path.perform(.events(EventRule(filter: filter, action: .drop, lateLocking: true)))
+        func raised(_ part: ArraySlice<PcapFile.Frame>) -> (raised: Int, ofKnown: Int) {
+            var raised = 0, ofKnown = 0
+            for frame in part {
+                let known = Self.key(frame).map { path.table.find($0) != nil } ?? false
+                frame.bytes.withUnsafeBufferPointer { buffer in
+                    var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
+                    var seg = [UInt16(frame.bytes.count)]
+                    var len = [frame.originalLength]
+                    _ = path.process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: 2)
+                    if path.verdicts[0] == .raise {
+                        raised += 1
+                        if known { ofKnown += 1 }
+                    }
+                }
+            }
+            return (raised, ofKnown)
+        }
+        // Before the export: packets of flows known here are processed, not raised...
+        let matchingKnown = frames[0..<1000].filter { f in Self.key(f).map { filter.matches($0) } ?? false }.count
+        #expect(matchingKnown > 0)
+        #expect(raised(frames[0..<1000]).raised == 0)
+        // ...and only those of flows unknown here are.
+        let before = raised(frames[2000..<3000])
+        #expect(before.ofKnown == 0)
+        guard case .flows(let exported) = path.perform(.exportFlows(filter, lock: true)) else { Issue.record("no flows"); return }
+        #expect(exported.count == known)
+        var locked = 0
+        path.table.forEach { i, e in
+            if filter.matches(e.key) && path.table.mark(at: i) == .moving { locked += 1 }
+            return true
+        }
+        #expect(locked == known)
+        // After it: every packet of the filter is raised.
+        let after = raised(frames[0..<1000])
+        #expect(after.raised == matchingKnown && after.ofKnown == matchingKnown)
+        // The rule goes without the state being deleted: the flows are this instance's again.
+        _ = path.perform(.events(nil))
+        var stillLocked = 0
+        path.table.forEach { i, _ in
+            if path.table.mark(at: i) != .normal { stillLocked += 1 }
+            return true
+        }
+        #expect(stillLocked == 0)
+    }
 }
