@@ -12,6 +12,8 @@
 //   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
 //   DistControl    The southbound API (OpenNF's get/put/del of state, framed JSON). No DPDK.
 //   DistOpenFlow   OpenFlow 1.3 messages on bytes (the controller's side of the switch). No I/O.
+//   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
+//                  the controller's redirect buffer. No I/O.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
@@ -60,6 +62,7 @@ let package = Package(
         .target(name: "DistAdmin"),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow"),
+        .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
@@ -98,6 +101,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistMoveTests", dependencies: ["DistMove", "DistFlow", "DistPacket", "DistOpenFlow"]),
         .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"], exclude: ["Fixtures"]),
         .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),

@@ -1,0 +1,109 @@
+import DistFlow
+import DistPacket
+
+/// The in-band control packet (IBC) of a Move: a frame that matches the Move's filter, so it
+/// takes the same path as the moved flows' packets (the same switch rule, link and worker
+/// queue), and that carries a marker no user packet has, so whoever receives it can tell it
+/// from traffic and never count or forward it. Its arrival says every packet sent before it on
+/// that path has arrived too.
+public enum InBandControl {
+    /// The marker: "DiST-IBC" then the Move id and a phase number (big-endian).
+    static let magic: [UInt8] = Array("DiST-IBC".utf8)
+    static let sourceMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01]
+    static let destinationMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x02]
+
+    /// A frame matching `filter` (in its first direction) that carries `moveID` and `phase`.
+    public static func frame(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0) -> [UInt8] {
+        let v4 = filter.source.map { $0.address.isIPv4Mapped } ?? filter.destination.map { $0.address.isIPv4Mapped } ?? true
+        let proto = filter.proto ?? 17
+        var payload = magic
+        for i in (0..<8).reversed() { payload.append(UInt8(truncatingIfNeeded: moveID >> UInt64(8 * i))) }
+        for i in (0..<4).reversed() { payload.append(UInt8(truncatingIfNeeded: phase >> UInt32(8 * i))) }
+        let sport = filter.sourcePort ?? 9, dport = filter.destinationPort ?? 9
+        var l4: [UInt8]
+        switch proto {
+        case 6:
+            l4 = be16(sport) + be16(dport) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10] + be16(1024) + [0, 0, 0, 0] + payload
+        case 17:
+            l4 = be16(sport) + be16(dport) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
+        default:
+            l4 = payload
+        }
+        var frame = destinationMAC + sourceMAC
+        if let vlan = filter.vlan { frame += [0x81, 0x00] + be16(vlan & 0xFFF) }
+        if v4 {
+            let src = address(filter.source, fallback: IPAddress(ipv4: 0xC613_FF01))  // 198.19.255.1
+            let dst = address(filter.destination, fallback: IPAddress(ipv4: 0xC613_FF02))
+            var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + l4.count)) + [0, 0, 0x40, 0, 64, proto, 0, 0]
+            ip += be32(UInt32(truncatingIfNeeded: src.lo)) + be32(UInt32(truncatingIfNeeded: dst.lo))
+            let sum = checksum(ip)
+            ip[10] = UInt8(sum >> 8)
+            ip[11] = UInt8(sum & 0xFF)
+            if proto == 6 || proto == 17 {
+                let pseudo = Array(ip[12..<20]) + [0, proto] + be16(UInt16(l4.count))
+                let c = checksum(pseudo + l4)
+                let at = proto == 6 ? 16 : 6
+                l4[at] = UInt8(c >> 8)
+                l4[at + 1] = UInt8(c & 0xFF)
+            }
+            frame += [0x08, 0x00] + ip + l4
+        } else {
+            let src = address(filter.source, fallback: IPAddress(hi: 0xFD00_0000_0000_0000, lo: 0xD157_0001))
+            let dst = address(filter.destination, fallback: IPAddress(hi: 0xFD00_0000_0000_0000, lo: 0xD157_0002))
+            let addrs = be64(src.hi) + be64(src.lo) + be64(dst.hi) + be64(dst.lo)
+            if proto == 6 || proto == 17 {
+                let pseudo = addrs + be32(UInt32(l4.count)) + [0, 0, 0, proto]
+                let c = checksum(pseudo + l4)
+                let at = proto == 6 ? 16 : 6
+                l4[at] = UInt8(c >> 8)
+                l4[at + 1] = UInt8(c & 0xFF)
+            }
+            frame += [0x86, 0xDD, 0x60, 0, 0, 0] + be16(UInt16(l4.count)) + [proto, 64] + addrs + l4
+        }
+        return frame
+    }
+
+    /// The Move id and phase an IBC frame carries, or nil for any other frame.
+    public static func marker(in frame: [UInt8]) -> (moveID: UInt64, phase: UInt32)? {
+        guard frame.count >= magic.count + 12, frame.starts(with: destinationMAC) else { return nil }
+        var i = 14
+        let limit = frame.count - magic.count - 12
+        while i <= limit {
+            if frame[i] == magic[0] && Array(frame[i..<(i + magic.count)]) == magic {
+                let at = i + magic.count
+                let id = frame[at..<(at + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                let phase = frame[(at + 8)..<(at + 12)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                return (id, phase)
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The prefix's first address, or `fallback` without a prefix.
+    static func address(_ p: IPPrefix?, fallback: IPAddress) -> IPAddress {
+        guard let p else { return fallback }
+        let hiBits = max(0, min(64, p.length)), loBits = max(0, min(64, p.length - 64))
+        let hiMask: UInt64 = hiBits == 0 ? 0 : hiBits == 64 ? ~0 : ~0 << UInt64(64 - hiBits)
+        let loMask: UInt64 = loBits == 0 ? 0 : loBits == 64 ? ~0 : ~0 << UInt64(64 - loBits)
+        var a = IPAddress(hi: p.address.hi & hiMask, lo: p.address.lo & loMask)
+        if p.address.isIPv4Mapped { a.lo |= 0x0000_FFFF_0000_0000 }
+        return a
+    }
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
+    static func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(v & 0xFFFF_FFFF)) }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt16 {
+        var sum: UInt32 = 0
+        var i = 0
+        while i + 1 < bytes.count {
+            sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1])
+            i += 2
+        }
+        if i < bytes.count { sum += UInt32(bytes[i]) << 8 }
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        return ~UInt16(sum)
+    }
+}

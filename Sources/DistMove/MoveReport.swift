@@ -1,0 +1,69 @@
+import Foundation
+
+/// What a Move did, measured at the controller (the paper's Table 1 columns and more).
+public struct MoveReport: Codable, Sendable, Equatable {
+    public var id: UInt64 = 0
+    public var move = ""
+    /// `completed` or `aborted`.
+    public var outcome = "completed"
+    /// Why it aborted, or nil.
+    public var reason: String?
+    /// Start to the barrier reply of the final switch update.
+    public var moveTime = 0.0
+    /// Start of the state transfer to the last redirected packet sent on (0: none).
+    public var redirTime = 0.0
+    public var perFlowStates = 0
+    public var multiFlowStates = 0
+    public var allFlowsStates = 0
+    /// Packets the source raised to the controller (OpenNF) or sent to the peer (DiST).
+    public var packetsRedirected = 0
+    /// Of those, how many had to wait for their state before going on.
+    public var packetsBuffered = 0
+    /// Packets the switch sent to the controller during OP's two-phase update.
+    public var packetsFromSwitch = 0
+    /// Of those, how many arrived after the final update's barrier reply.
+    public var latePacketsFromSwitch = 0
+    /// Redirected packets sent on to the destination.
+    public var packetsReleased = 0
+    /// Bytes the controller sent and received during the Move (southbound and OpenFlow).
+    public var bytesSent = 0
+    public var bytesReceived = 0
+    /// Time the VNFs spent serializing (export) and deserializing (import) state.
+    public var serializeSeconds = 0.0
+    public var deserializeSeconds = 0.0
+    /// Messages the controller sent and received during the Move.
+    public var messagesSent = 0
+    public var messagesReceived = 0
+    /// Retransmitted data-plane frames (DiST's channel; 0 in opennf mode).
+    public var retransmissions = 0
+    public var warnings: [String] = []
+
+    public init() {}
+
+    public var serializePercent: Double { moveTime > 0 ? 100 * serializeSeconds / moveTime : 0 }
+    public var deserializePercent: Double { moveTime > 0 ? 100 * deserializeSeconds / moveTime : 0 }
+
+    /// The report as a two-column table.
+    public var table: String {
+        let rows: [(String, String)] = [
+            ("Move", move),
+            ("Outcome", outcome + (reason.map { ": \($0)" } ?? "")),
+            ("MoveTime", String(format: "%.4f s", moveTime)),
+            ("RedirTime", String(format: "%.4f s", redirTime)),
+            ("States per-flow / multi-flow / all-flows", "\(perFlowStates) / \(multiFlowStates) / \(allFlowsStates)"),
+            ("Packets redirected", "\(packetsRedirected)"),
+            ("Packets buffered", "\(packetsBuffered)"),
+            ("Packets released to destination", "\(packetsReleased)"),
+            ("Packets from switch (OP) / late", "\(packetsFromSwitch) / \(latePacketsFromSwitch)"),
+            ("Bytes sent / received", "\(bytesSent) / \(bytesReceived)"),
+            ("Serialize", String(format: "%.4f s (%.2f%% of MoveTime)", serializeSeconds, serializePercent)),
+            ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
+            ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
+            ("Retransmissions", "\(retransmissions)"),
+        ] + warnings.map { ("Warning", $0) }
+        let width = rows.map { $0.0.count }.max() ?? 0
+        let line = String(repeating: "-", count: width + 2) + "+" + String(repeating: "-", count: 44)
+        return ([line] + rows.map { " " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " | " + $0.1 } + [line])
+            .joined(separator: "\n")
+    }
+}

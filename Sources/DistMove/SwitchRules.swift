@@ -1,0 +1,95 @@
+import DistFlow
+import DistOpenFlow
+import DistPacket
+
+/// OpenFlow matches for a Move's filter. A filter matches both directions of a flow, an
+/// OpenFlow match one: each direction becomes its own match (the same one when the filter is
+/// symmetric). OpenFlow's prerequisites are met: an address needs its EtherType, a port its IP
+/// protocol, so a filter without a family or with ports but no protocol becomes one match per
+/// family or per protocol (TCP and UDP).
+public enum SwitchRules {
+    public struct Unsupported: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The matches covering `filter` for packets entering on `inPort`.
+    public static func matches(for filter: FlowFilter, inPort: UInt32) throws -> [OFMatch] {
+        let families: [Bool]  // true: IPv4
+        switch (filter.source?.address.isIPv4Mapped, filter.destination?.address.isIPv4Mapped) {
+        case (let a?, let b?) where a != b:
+            throw Unsupported(description: "filter \(filter) mixes an IPv4 and an IPv6 prefix: no packet can match it")
+        case (let a?, _), (nil, let a?): families = [a]
+        case (nil, nil): families = [true, false]
+        }
+        let protocols: [UInt8?]
+        if let p = filter.proto {
+            if (filter.sourcePort != nil || filter.destinationPort != nil) && p != 6 && p != 17 {
+                throw Unsupported(description: "filter \(filter) has ports but protocol \(p) has none (use 6 or 17)")
+            }
+            protocols = [p]
+        } else {
+            protocols = filter.sourcePort != nil || filter.destinationPort != nil ? [6, 17] : [nil]
+        }
+        var out: [OFMatch] = []
+        for v4 in families {
+            for proto in protocols {
+                for reversed in [false, true] {
+                    let match = direction(filter, v4: v4, proto: proto, reversed: reversed, inPort: inPort)
+                    if !out.contains(match) { out.append(match) }
+                }
+            }
+        }
+        return out
+    }
+
+    static func direction(_ f: FlowFilter, v4: Bool, proto: UInt8?, reversed: Bool, inPort: UInt32) -> OFMatch {
+        var fields: [OFMatchField] = [.inPort(inPort)]
+        if let vlan = f.vlan {
+            // OFPXMT_OFB_VLAN_VID with OFPVID_PRESENT.
+            fields.append(.other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)]))
+        }
+        fields.append(.ethType(v4 ? 0x0800 : 0x86DD))
+        if let proto { fields.append(.ipProto(proto)) }
+        let (src, dst) = reversed ? (f.destination, f.source) : (f.source, f.destination)
+        let (sport, dport) = reversed ? (f.destinationPort, f.sourcePort) : (f.sourcePort, f.destinationPort)
+        if let src, let field = addressField(src, v4: v4, source: true) { fields.append(field) }
+        if let dst, let field = addressField(dst, v4: v4, source: false) { fields.append(field) }
+        if let sport { fields.append(proto == 6 ? .tcpSource(sport) : .udpSource(sport)) }
+        if let dport { fields.append(proto == 6 ? .tcpDestination(dport) : .udpDestination(dport)) }
+        return OFMatch(fields)
+    }
+
+    static func addressField(_ p: IPPrefix, v4: Bool, source: Bool) -> OFMatchField? {
+        if v4 {
+            let bits = p.length - 96
+            guard bits > 0 else { return nil }
+            let mask: UInt32 = bits >= 32 ? ~0 : ~0 << UInt32(32 - bits)
+            let value = UInt32(truncatingIfNeeded: p.address.lo) & mask
+            return source ? .ipv4Source(value, mask: bits >= 32 ? nil : mask) : .ipv4Destination(value, mask: bits >= 32 ? nil : mask)
+        }
+        guard p.length > 0 else { return nil }
+        var value = [UInt8](repeating: 0, count: 16), mask = [UInt8](repeating: 0, count: 16)
+        for i in 0..<16 {
+            let word = i < 8 ? p.address.hi : p.address.lo
+            let byte = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * (i % 8)))
+            let bitsHere = max(0, min(8, p.length - 8 * i))
+            let m: UInt8 = bitsHere == 0 ? 0 : ~0 << UInt8(8 - bitsHere)
+            mask[i] = m
+            value[i] = byte & m
+        }
+        let exact = p.length == 128
+        return source ? .ipv6Source(value, mask: exact ? nil : mask) : .ipv6Destination(value, mask: exact ? nil : mask)
+    }
+
+    /// A FLOW_MOD adding (or replacing) a rule that sends `match` to `ports` (the controller is
+    /// ``OpenFlow/portController``).
+    public static func flowMod(_ match: OFMatch, to ports: [UInt32], priority: UInt16, cookie: UInt64) -> OFFlowMod {
+        var mod = OFFlowMod()
+        mod.command = .add
+        mod.priority = priority
+        mod.cookie = cookie
+        mod.match = match
+        mod.instructions = [.applyActions(ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) })]
+        return mod
+    }
+}

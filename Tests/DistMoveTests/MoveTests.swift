@@ -1,0 +1,170 @@
+import DistFlow
+import DistMove
+import DistOpenFlow
+import DistPacket
+import Foundation
+import Testing
+
+let traceFrames: [PcapFile.Frame] = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let data = (try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap"))) ?? Data()
+    return (try? PcapFile(bytes: [UInt8](data)).frames) ?? []
+}()
+
+@Suite struct MoveSpecTests {
+    @Test func parsesWhatDistctlTakes() throws {
+        let spec = try MoveSpec(source: "vnf1", destination: "vnf2", filter: "nw_src=10.0.0.0/8", scope: "per,multi,all",
+                                guarantee: "OP", optimizations: "pz,ll,er", mode: "opennf")
+        #expect(spec.guarantee == .op && spec.optimizations == [.pz, .ll, .er] && spec.scopes.count == 3)
+        #expect(spec.configuration == "OP PZ|LL|ER")
+        #expect(try MoveSpec(source: "a", destination: "b", filter: "*", optimizations: "none").optimizations.isEmpty)
+        #expect(try MoveSpec(source: "a", destination: "b", filter: "", guarantee: "ng").configuration == "NG")
+    }
+
+    @Test func refusesWhatIsWrongWithAReason() {
+        let cases: [(String, () throws -> MoveSpec)] = [
+            ("not one of ng, lf, op", { try MoveSpec(source: "a", destination: "b", filter: "*", guarantee: "xx") }),
+            ("optimization 'zz'", { try MoveSpec(source: "a", destination: "b", filter: "*", optimizations: "pz,zz") }),
+            ("scope 'flows'", { try MoveSpec(source: "a", destination: "b", filter: "*", scope: "flows") }),
+            ("the same VNF", { try MoveSpec(source: "a", destination: "a", filter: "*") }),
+            ("not an IP prefix", { try MoveSpec(source: "a", destination: "b", filter: "nw_src=10.0.0.300/8") }),
+            ("mode 'p2p'", { try MoveSpec(source: "a", destination: "b", filter: "*", mode: "p2p") }),
+            ("at least one scope", { try MoveSpec(source: "a", destination: "b", filter: "*", scope: ",") }),
+        ]
+        for (expected, make) in cases {
+            #expect(throws: MoveSpec.Invalid.self) { _ = try make() }
+            do { _ = try make() } catch { #expect("\(error)".contains(expected), "\(error)") }
+        }
+    }
+
+    @Test func reportTableHasEveryFigure() {
+        var r = MoveReport()
+        r.move = "opennf LF PZ vnf1 -> vnf2"
+        r.moveTime = 0.5
+        r.serializeSeconds = 0.05
+        r.perFlowStates = 12
+        r.warnings = ["a warning"]
+        let t = r.table
+        for word in ["MoveTime", "RedirTime", "12 / 0 / 0", "10.00% of MoveTime", "messages sent", "a warning", "Retransmissions"] {
+            #expect(t.contains(word), "\(word)")
+        }
+        let decoded = try? JSONDecoder().decode(MoveReport.self, from: JSONEncoder().encode(r))
+        #expect(decoded == r)
+    }
+}
+
+@Suite struct SwitchRulesTests {
+    @Test func aPrefixBecomesOneMatchPerDirection() throws {
+        let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_src=10.1.0.0/16"), inPort: 1)
+        #expect(m == [
+            OFMatch([.inPort(1), .ethType(0x0800), .ipv4Source(0x0A01_0000, mask: 0xFFFF_0000)]),
+            OFMatch([.inPort(1), .ethType(0x0800), .ipv4Destination(0x0A01_0000, mask: 0xFFFF_0000)]),
+        ])
+    }
+
+    @Test func portsWithoutProtocolCoverTCPAndUDP() throws {
+        let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_dst=198.18.0.9,tp_dst=53"), inPort: 3)
+        #expect(m.count == 4)
+        #expect(m.contains(OFMatch([.inPort(3), .ethType(0x0800), .ipProto(17), .ipv4Destination(0xC612_0009, mask: nil), .udpDestination(53)])))
+        #expect(m.contains(OFMatch([.inPort(3), .ethType(0x0800), .ipProto(6), .ipv4Source(0xC612_0009, mask: nil), .tcpSource(53)])))
+    }
+
+    @Test func noPrefixMeansBothFamiliesAndIPv6MasksAreBytes() throws {
+        #expect(try SwitchRules.matches(for: .all, inPort: 1).count == 2)
+        let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_src=2001:db8::/33"), inPort: 1)
+        guard case .ipv6Source(let value, let mask?) = m[0].fields.last else { Issue.record("\(m)"); return }
+        #expect(value[0..<5] == [0x20, 0x01, 0x0d, 0xb8, 0] && mask[0..<6] == [255, 255, 255, 255, 0x80, 0])
+    }
+
+    @Test func impossibleFiltersAreRefused() throws {
+        #expect(throws: SwitchRules.Unsupported.self) {
+            try SwitchRules.matches(for: FlowFilter(parsing: "nw_src=10.0.0.0/8,nw_dst=2001:db8::/32"), inPort: 1)
+        }
+        #expect(throws: SwitchRules.Unsupported.self) {
+            try SwitchRules.matches(for: FlowFilter(parsing: "nw_proto=1,tp_dst=80"), inPort: 1)
+        }
+    }
+
+    @Test func flowModsRoundTripThroughTheCodec() throws {
+        for filter in ["nw_src=10.0.0.0/8,nw_proto=6,tp_dst=80", "nw_dst=2001:db8::/48", "dl_vlan=7,nw_src=192.168.1.0/24"] {
+            for match in try SwitchRules.matches(for: FlowFilter(parsing: filter), inPort: 1) {
+                let mod = SwitchRules.flowMod(match, to: [12, OpenFlow.portController], priority: 200, cookie: 7)
+                let decoded = try OFMessage.decode(OFMessage.flowMod(xid: 9, mod).encoded())
+                #expect(decoded == .flowMod(xid: 9, mod))
+            }
+        }
+    }
+}
+
+@Suite struct InBandControlTests {
+    static func key(_ frame: [UInt8]) -> FlowKey? { RedirectBuffer.key(of: frame) }
+
+    @Test func theIBCMatchesItsFilterAndCarriesItsMarker() throws {
+        for text in ["nw_src=10.0.0.0/8", "nw_dst=192.168.1.7,nw_proto=6,tp_dst=80", "nw_src=2001:db8::/32,nw_proto=17,tp_src=53",
+                     "dl_vlan=12,nw_src=172.16.0.0/12", "*", "nw_proto=1"] {
+            let filter = try FlowFilter(parsing: text)
+            let frame = InBandControl.frame(for: filter, moveID: 0x0102_0304_0506_0708, phase: 3)
+            let key = try #require(Self.key(frame), "\(text)")
+            #expect(filter.matches(key), "\(text)")
+            let marker = try #require(InBandControl.marker(in: frame))
+            #expect(marker.moveID == 0x0102_0304_0506_0708 && marker.phase == 3)
+        }
+    }
+
+    @Test func anIPv4IBCHasAValidHeaderChecksum() {
+        let f = InBandControl.frame(for: .all, moveID: 1)
+        var sum: UInt32 = 0
+        for i in stride(from: 14, to: 34, by: 2) { sum += UInt32(f[i]) << 8 | UInt32(f[i + 1]) }
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        #expect(sum == 0xFFFF)
+    }
+
+    @Test func noFrameOfTheTraceIsTakenForAnIBC() {
+        #expect(traceFrames.count > 50_000)
+        #expect(traceFrames.allSatisfy { InBandControl.marker(in: $0.bytes) == nil })
+    }
+}
+
+@Suite struct RedirectBufferTests {
+    /// Frames of mix-a from its three busiest flows, in trace order.
+    static let sample: [(key: FlowKey, frame: [UInt8])] = {
+        var counts: [FlowKey: Int] = [:]
+        let keyed = traceFrames.compactMap { f in RedirectBuffer.key(of: f.bytes).map { ($0, f.bytes) } }
+        for (k, _) in keyed { counts[k, default: 0] += 1 }
+        let top = Set(counts.sorted { $0.value > $1.value }.prefix(3).map { $0.key })
+        var taken: [FlowKey: Int] = [:]
+        return keyed.filter { k, _ in
+            guard top.contains(k), taken[k, default: 0] < 100 else { return false }
+            taken[k, default: 0] += 1
+            return true
+        }.map { (key: $0.0, frame: $0.1) }
+    }()
+
+    @Test func withoutEarlyReleaseAllWaitThenGoInArrivalOrder() {
+        var b = RedirectBuffer(earlyRelease: false)
+        for s in Self.sample { #expect(b.arrived(s.frame, key: s.key).isEmpty) }
+        #expect(b.stateIn([Self.sample[0].key]).isEmpty)
+        #expect(b.waitingCount == Self.sample.count)
+        #expect(b.releaseAll() == Self.sample.map { $0.frame })
+        #expect(b.arrived([1, 2, 3], key: nil) == [[1, 2, 3]])
+        #expect(b.buffered == Self.sample.count)
+    }
+
+    @Test func earlyReleaseLetsEachFlowGoWhenItsStateIsIn() {
+        var b = RedirectBuffer(earlyRelease: true)
+        let keys = Array(Set(Self.sample.map { $0.key }))
+        #expect(keys.count == 3)
+        for s in Self.sample { _ = b.arrived(s.frame, key: s.key) }
+        let first = b.stateIn([keys[0]])
+        #expect(first == Self.sample.filter { $0.key == keys[0] }.map { $0.frame })
+        // A later packet of that flow goes at once; of another flow, it waits.
+        #expect(b.arrived([9], key: keys[0]) == [[9]])
+        #expect(b.arrived([8], key: keys[1]).isEmpty)
+        // The export is complete and did not hold keys[2]: that flow began during the Move.
+        let second = b.exportComplete([keys[0], keys[1]])
+        #expect(second == Self.sample.filter { $0.key == keys[2] }.map { $0.frame })
+        let rest = b.releaseAll()
+        #expect(rest == Self.sample.filter { $0.key == keys[1] }.map { $0.frame } + [[8]])
+        #expect(b.waitingCount == 0)
+    }
+}
