@@ -14,6 +14,7 @@
 //   DistOpenFlow   OpenFlow 1.3 messages on bytes (the controller's side of the switch). No I/O.
 //   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
 //                  the controller's redirect buffer. No I/O.
+//   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
 //   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
@@ -31,11 +32,15 @@ let package = Package(
     products: [
         .executable(name: "dist-vnf", targets: ["dist-vnf"]),
         .executable(name: "dist-delayline", targets: ["dist-delayline"]),
+        .executable(name: "dist-controller", targets: ["dist-controller"]),
+        .executable(name: "distctl", targets: ["distctl"]),
         .library(name: "DistPacket", targets: ["DistPacket"]),
         .library(name: "DistFlow", targets: ["DistFlow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .target(
@@ -83,6 +88,24 @@ let package = Package(
             dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline"]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
+        .target(
+            name: "DistController",
+            dependencies: ["DistMove", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
+            // NIO's closures the Sendable annotations that would say so again.
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "dist-controller",
+            dependencies: ["DistController", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "distctl",
+            dependencies: ["DistMove", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "dist-state-bench",
             dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"],

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# testbed.sh up|down|status|replay: the DiST test bed on one machine.
+# testbed.sh up|down|status|replay|move|ctl: the DiST test bed on one machine.
 #
-#   up [--vnfs N]        source and sink namespaces, Open vSwitch (userspace datapath, private
+#   up [--vnfs N] [--profile none|paper]
+#                        source and sink namespaces, Open vSwitch (userspace datapath, private
 #                        run dir) with one port each for the source, the sink and N dist-vnf
-#                        instances (default 2) on veths through DPDK's net_af_packet; OpenFlow
-#                        rules send the source's frames to vnf1 and every VNF's output to the
-#                        sink; the sink records what arrives (tcpdump); the switch copies what
-#                        it sends towards the VNFs to a capture too (the checker's reference).
+#                        instances (default 2) on veths through DPDK's net_af_packet; a separate
+#                        control network (a veth per VNF, 198.19.I.0/24) to dist-controller, which
+#                        the switch connects to (OpenFlow 1.3) and which installs the forwarding:
+#                        source to vnf1, every VNF to the sink. The sink records what arrives.
+#                        --profile paper: control links 10 Mbit/s (tbf) and 10 ms one way (a TCP
+#                        delay proxy on every control connection, the switch's included), data
+#                        links 100 Mbit/s (tbf). none (the default): no shaping.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
+#   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
+#   ctl ARGS...          any distctl command against the test bed's controller
 #   status               what runs
 #   down                 removes everything `up` made, and only that
 #
@@ -19,6 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 dir=${DIST_TESTBED_DIR:-/tmp/dist-testbed}
 vnf_bin=${DIST_VNF:-$root/.build/release/dist-vnf}
+ctl_bin=${DIST_CONTROLLER:-$root/.build/release/dist-controller}
+distctl_bin=${DISTCTL:-$root/.build/release/distctl}
 prefix=dtb
 
 say() { echo "testbed: $*"; }
@@ -33,13 +41,35 @@ link() {  # link NAME_IN_NS NS NAME_ON_SWITCH
     ip link set "$3" mtu 9000 up
 }
 
+shape() {  # shape LINK [NS] RATE: a tbf rate limit on LINK's egress
+    local cmd=(tc qdisc replace dev "$1" root tbf rate "$3" burst 32kbit latency 50ms)
+    if [ -n "$2" ]; then ip netns exec "$2" "${cmd[@]}"; else "${cmd[@]}"; fi
+}
+
+proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper profile)
+    python3 "$here/testbed/delayproxy.py" "$2" "$3" --delay-ms 10 --rate-mbit 10 >"$dir/$1.log" 2>&1 &
+    echo $! >"$dir/$1.pid"
+    for _ in $(seq 1 50); do grep -q "^delayproxy:" "$dir/$1.log" 2>/dev/null && return 0; sleep 0.1; done
+    say "delay proxy $1 did not start: $(cat "$dir/$1.log")" >&2
+    return 1
+}
+
 up() {
-    local vnfs=2
-    [ "${1:-}" = "--vnfs" ] && vnfs=$2
+    local vnfs=2 profile=none
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --vnfs) vnfs=$2; shift 2 ;;
+        --profile) profile=$2; shift 2 ;;
+        *) say "unknown option $1 (--vnfs N, --profile none|paper)" >&2; exit 2 ;;
+        esac
+    done
+    case "$profile" in none|paper) ;; *) say "profile '$profile' is not none or paper" >&2; exit 2 ;; esac
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
-    [ -x "$vnf_bin" ] || { say "$vnf_bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
+    for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin"; do
+        [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
+    done
     mkdir -p "$dir"
-    rm -rf "$dir/ovs" "$dir/sink.pcap"
+    rm -rf "$dir/ovs" "$dir/sink.pcap" "$dir"/*.log
     touch "$dir/up"
     # A failure half way leaves nothing behind.
     trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
@@ -48,40 +78,73 @@ up() {
     link sink0 "$prefix-sink" "$prefix-sink"
     ip netns exec "$prefix-src" ip addr add 198.18.0.1/24 dev src0
     ip netns exec "$prefix-sink" ip addr add 198.18.0.2/24 dev sink0
+    local vnf_args=()
     for i in $(seq 1 "$vnfs"); do
         ip netns add "$prefix-vnf$i"
         ip netns exec "$prefix-vnf$i" ip link set lo up
         link "vnf$i" "$prefix-vnf$i" "$prefix-v$i"
+        # The control network: a link of its own per VNF.
+        link ctl0 "$prefix-vnf$i" "$prefix-c$i"
+        ip addr add "198.19.$i.1/24" dev "$prefix-c$i"
+        ip netns exec "$prefix-vnf$i" ip addr add "198.19.$i.2/24" dev ctl0
+        if [ "$profile" = paper ]; then
+            shape "$prefix-v$i" "" 100mbit
+            shape "vnf$i" "$prefix-vnf$i" 100mbit
+            shape "$prefix-c$i" "" 10mbit
+            shape ctl0 "$prefix-vnf$i" 10mbit
+            proxy "control-vnf$i" "127.0.0.1:$((7100 + i))" "198.19.$i.2:7001"
+            vnf_args+=(--vnf "vnf$i=127.0.0.1:$((7100 + i))@$((10 + i))")
+        else
+            vnf_args+=(--vnf "vnf$i=198.19.$i.2:7001@$((10 + i))")
+        fi
     done
+    echo "$profile" >"$dir/profile"
+    "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
+        --ingress 1 --egress 2 --default vnf1 >"$dir/controller.log" 2>&1 &
+    echo $! >"$dir/controller.pid"
+    local of_target=tcp:127.0.0.1:6653
+    if [ "$profile" = paper ]; then
+        proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
+        of_target=tcp:127.0.0.1:6654
+    fi
     ovs start "$dir/ovs" >/dev/null
     ovs_env
-    ovs-vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow13 fail_mode=secure
+    ovs-vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow13 fail_mode=secure \
+        other-config:disable-in-band=true
     ovs-vsctl add-port br0 "$prefix-src" -- set interface "$prefix-src" ofport_request=1
     ovs-vsctl add-port br0 "$prefix-sink" -- set interface "$prefix-sink" ofport_request=2
     for i in $(seq 1 "$vnfs"); do
         ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" ofport_request=$((10 + i))
     done
-    ovs-ofctl -O OpenFlow13 add-flow br0 "priority=10,in_port=1,actions=output:11"
-    for i in $(seq 1 "$vnfs"); do
-        ovs-ofctl -O OpenFlow13 add-flow br0 "priority=10,in_port=$((10 + i)),actions=output:2"
-    done
-    # What leaves the switch towards the VNFs, and what reaches the sink.
+    ovs-vsctl set-controller br0 "$of_target"
+    # What reaches the sink.
     ip netns exec "$prefix-sink" tcpdump -i sink0 -U -w "$dir/sink.pcap" -s 0 >"$dir/sink-tcpdump.log" 2>&1 &
     echo $! >"$dir/sink-tcpdump.pid"
     for i in $(seq 1 "$vnfs"); do
         ip netns exec "$prefix-vnf$i" "$vnf_bin" -l 0-1 --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
             --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 \
-            --admin "$dir/vnf$i.sock" --asset-log "$dir/vnf$i-assets.log" >"$dir/vnf$i.log" 2>&1 &
+            --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do
         for _ in $(seq 1 100); do [ -S "$dir/vnf$i.sock" ] && break; sleep 0.1; done
         [ -S "$dir/vnf$i.sock" ] || { say "vnf$i did not start:" >&2; cat "$dir/vnf$i.log" >&2; down >/dev/null; exit 1; }
     done
+    # The controller has the switch's rules in, and every VNF connected.
+    local ready=
+    for _ in $(seq 1 150); do
+        if ovs-ofctl -O OpenFlow13 dump-flows br0 2>/dev/null | grep -q "in_port=$((10 + vnfs))" \
+            && [ "$("$distctl_bin" vnf list --socket "$dir/controller.sock" 2>/dev/null | grep -c ' yes$')" = "$vnfs" ]; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ready" ] || { say "the controller did not take over the switch and the VNFs:" >&2; cat "$dir/controller.log" >&2; down >/dev/null; exit 1; }
     for _ in $(seq 1 50); do grep -q "listening on" "$dir/sink-tcpdump.log" 2>/dev/null && break; sleep 0.1; done
     echo "$vnfs" >"$dir/vnfs"
     trap - ERR
-    say "up: $vnfs VNFs, switch br0 (userspace), source $prefix-src, sink $prefix-sink; state in $dir"
+    say "up: $vnfs VNFs, switch br0 (userspace) under dist-controller, profile $profile, source $prefix-src, sink $prefix-sink; state in $dir"
 }
 
 replay() {
@@ -89,6 +152,11 @@ replay() {
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
     ip netns exec "$prefix-src" tcpreplay -q --pps="$pps" -i src0 "$pcap" >"$dir/tcpreplay.log" 2>&1
     say "replayed $pcap at $pps pps"
+}
+
+ctl() {
+    [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
+    "$distctl_bin" "$@" --socket "$dir/controller.sock"
 }
 
 status() {
@@ -126,5 +194,7 @@ up) shift; up "$@" ;;
 down) down ;;
 status) status ;;
 replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }; replay "$@" ;;
-*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+move) shift; ctl move "$@" ;;
+ctl) shift; ctl "$@" ;;
+*) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -1,0 +1,370 @@
+import DistFlow
+import DistMove
+import DistOpenFlow
+import DistPacket
+import DistState
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// What the controller manages: the VNFs (southbound address and switch port each) and the
+/// switch's forwarding roles in the test bed (where traffic comes in, where the VNFs' output
+/// goes, which VNF serves by default).
+public struct ControllerConfig: Sendable {
+    public struct VNF: Sendable, Equatable {
+        public var name: String
+        public var host: String
+        public var port: Int
+        public var switchPort: UInt32
+        public init(name: String, host: String, port: Int, switchPort: UInt32) {
+            self.name = name
+            self.host = host
+            self.port = port
+            self.switchPort = switchPort
+        }
+
+        /// `NAME=HOST:PORT@SWITCHPORT`, e.g. `vnf1=198.19.1.2:7001@11`.
+        public init(parsing text: String) throws {
+            let bad = ControllerError("--vnf '\(text)' is not NAME=HOST:PORT@SWITCHPORT (e.g. vnf1=127.0.0.1:7001@11)")
+            guard let eq = text.firstIndex(of: "="), let at = text.lastIndex(of: "@"), eq < at else { throw bad }
+            let name = String(text[..<eq])
+            let address = String(text[text.index(after: eq)..<at])
+            guard !name.isEmpty, let colon = address.lastIndex(of: ":"),
+                  let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+                  let switchPort = UInt32(text[text.index(after: at)...]), switchPort > 0, switchPort < 0xFFFF_FF00
+            else { throw bad }
+            var host = String(address[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { throw bad }
+            self.init(name: name, host: host, port: port, switchPort: switchPort)
+        }
+    }
+
+    public var vnfs: [VNF]
+    public var openflowHost: String
+    public var openflowPort: Int
+    public var northboundPath: String
+    /// The switch port traffic enters on (the test bed's source).
+    public var ingressPort: UInt32?
+    /// The switch port the VNFs' output goes to (the test bed's sink).
+    public var egressPort: UInt32?
+    /// The VNF traffic goes to before any Move.
+    public var defaultVNF: String?
+    public var requestTimeout: Double
+
+    public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
+                ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5) {
+        self.vnfs = vnfs
+        self.openflowHost = openflowHost
+        self.openflowPort = openflowPort
+        self.northboundPath = northboundPath
+        self.ingressPort = ingressPort
+        self.egressPort = egressPort
+        self.defaultVNF = defaultVNF
+        self.requestTimeout = requestTimeout
+    }
+}
+
+/// The controller daemon: OpenFlow 1.3 server for the switch, southbound client of every VNF,
+/// northbound JSON-lines server on a Unix socket (what distctl talks to). One event loop
+/// thread runs all of it, so no state here needs a lock.
+public final class Controller {
+    public let config: ControllerConfig
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop: EventLoop
+    var vnfs: [VNFClient] = []
+    var sw: SwitchConnection?
+    var openflowServer: Channel?
+    var northboundServer: Channel?
+    var moving: OpenNFMove?
+    var moves: UInt64 = 0
+    let log: (String) -> Void
+
+    public init(config: ControllerConfig, log: @escaping (String) -> Void) throws {
+        var names = Set<String>()
+        for v in config.vnfs where !names.insert(v.name).inserted { throw ControllerError("VNF name \(v.name) given twice") }
+        if let d = config.defaultVNF, !names.contains(d) { throw ControllerError("--default \(d) is not one of the VNFs") }
+        self.config = config
+        self.loop = group.next()
+        self.log = log
+    }
+
+    /// Starts the servers and the VNF connections; returns the bound OpenFlow port.
+    public func start() throws -> Int {
+        let of = try ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let connection = SwitchConnection(channel: channel, log: self.log)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(OpenFlowDecoder()),
+                        SwitchHandler(connection: connection, onClose: { self.switchGone($0) }),
+                    ])
+                    self.switchArrived(connection)
+                }
+            }
+            .bind(host: config.openflowHost, port: config.openflowPort).wait()
+        openflowServer = of
+        northboundServer = try ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(LineDecoder()), NorthboundHandler(controller: self)])
+                }
+            }
+            .bind(unixDomainSocketPath: config.northboundPath, cleanupExistingSocketFile: true).wait()
+        try loop.submit {
+            for v in self.config.vnfs {
+                let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
+                                       requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
+                self.vnfs.append(client)
+                client.start()
+            }
+        }.wait()
+        return of.localAddress?.port ?? config.openflowPort
+    }
+
+    public func shutdown() {
+        try? loop.submit {
+            self.vnfs.forEach { $0.stop() }
+            self.sw?.channel.close(promise: nil)
+        }.wait()
+        try? openflowServer?.close().wait()
+        try? northboundServer?.close().wait()
+        try? group.syncShutdownGracefully()
+        try? FileManager.default.removeItem(atPath: config.northboundPath)
+    }
+
+    // MARK: - Switch
+
+    func switchArrived(_ connection: SwitchConnection) {
+        if let old = sw, !old.closed {
+            log("switch: a second switch connected; the newer one is used")
+        }
+        sw = connection
+        connection.onReady = { self.installBaseRules(connection) }
+    }
+
+    func switchGone(_ connection: SwitchConnection) {
+        if sw === connection {
+            log("switch: disconnected")
+            sw = nil
+        }
+    }
+
+    /// The test bed's forwarding: ingress to the default VNF, every VNF's output to egress.
+    func installBaseRules(_ connection: SwitchConnection) {
+        var xids: [UInt32] = []
+        func rule(_ inPort: UInt32, _ out: UInt32) {
+            var mod = OFFlowMod()
+            mod.priority = 10
+            mod.match = OFMatch([.inPort(inPort)])
+            mod.instructions = [.applyActions([.output(port: out)])]
+            xids.append(connection.flowMod(mod))
+        }
+        if let ingress = config.ingressPort, let name = config.defaultVNF, let v = config.vnfs.first(where: { $0.name == name }) {
+            rule(ingress, v.switchPort)
+        }
+        if let egress = config.egressPort {
+            for v in config.vnfs { rule(v.switchPort, egress) }
+        }
+        guard !xids.isEmpty else { return }
+        connection.barrier(covering: xids).whenComplete { result in
+            switch result {
+            case .success: self.log("switch: test bed rules installed (\(xids.count))")
+            case .failure(let e): self.log("switch: installing the test bed rules failed: \(e)")
+            }
+        }
+    }
+
+    // MARK: - Northbound
+
+    func vnf(_ request: [String: Any], _ key: String = "vnf") throws -> VNFClient {
+        guard let name = request[key] as? String else { throw ControllerError("\"\(key)\" (a VNF name) is missing") }
+        guard let v = vnfs.first(where: { $0.name == name }) else {
+            throw ControllerError("no VNF named \(name) (known: \(vnfs.map { $0.name }.joined(separator: ", ")))")
+        }
+        return v
+    }
+
+    static func line(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func failure(_ error: Error) -> String { line(["ok": false, "error": "\(error)"]) }
+
+    /// Answers one northbound request: `write` sends a line (progress lines may precede the
+    /// answer), `done` ends the exchange. Runs on the event loop.
+    func handle(_ text: String, write: @escaping (String) -> Void, done: @escaping () -> Void) {
+        func answer(_ f: EventLoopFuture<[String: Any]>) {
+            f.whenComplete { result in
+                switch result {
+                case .success(var reply):
+                    reply["ok"] = true
+                    write(Self.line(reply))
+                case .failure(let e):
+                    write(Self.failure(e))
+                }
+                done()
+            }
+        }
+        do {
+            guard let request = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw ControllerError("a request is one JSON object per line")
+            }
+            guard let command = request["command"] as? String else { throw ControllerError("\"command\" is missing") }
+            switch command {
+            case "vnfs":
+                var reply: [String: Any] = ["vnfs": vnfs.map { v -> [String: Any] in
+                    ["name": v.name, "control": v.endpoint, "switch_port": Int(v.switchPort), "connected": v.connected,
+                     "last_error": v.lastError ?? NSNull()]
+                }]
+                if let sw, let dpid = sw.datapathID {
+                    reply["switch"] = ["datapath": String(dpid, radix: 16), "ports": sw.ports.map { ["number": Int($0.number), "name": $0.name] }]
+                } else {
+                    reply["switch"] = NSNull()
+                }
+                answer(loop.makeSucceededFuture(reply))
+            case "stats":
+                let v = try vnf(request)
+                var counters: InstanceCounters?
+                answer(v.request(["type": "getAllFlows"]) { reply in
+                    for chunk in try Self.chunks(reply) { if case .allFlows(let c) = chunk { counters = c } }
+                    return reply["last"] as? Bool ?? true
+                }.flatMapThrowing {
+                    guard let c = counters else { throw ControllerError("\(v.name) sent no counters") }
+                    return ["vnf": v.name, "counters": try Self.json(c)]
+                })
+            case "flows":
+                let v = try vnf(request)
+                let filter = request["filter"] as? String ?? "*"
+                let limit = request["limit"] as? Int ?? 100
+                var flows: [[String: Any]] = []
+                var total = 0
+                answer(v.request(["type": "getPerFlow", "filter": filter]) { reply in
+                    for chunk in try Self.chunks(reply) {
+                        guard case .perFlow(let e) = chunk else { continue }
+                        total += 1
+                        if flows.count < limit { flows.append(Self.flow(e)) }
+                    }
+                    return reply["last"] as? Bool ?? true
+                }.map { ["vnf": v.name, "count": total, "flows": flows] })
+            case "assets":
+                let v = try vnf(request)
+                let filter = request["filter"] as? String ?? "*"
+                var assets: [[String: Any]] = []
+                answer(v.request(["type": "getMultiFlow", "filter": filter]) { reply in
+                    for chunk in try Self.chunks(reply) {
+                        guard case .multiFlow(let a) = chunk else { continue }
+                        var entry = try Self.json(a.asset)
+                        entry["address"] = a.address.text
+                        assets.append(entry)
+                    }
+                    return reply["last"] as? Bool ?? true
+                }.map { ["vnf": v.name, "count": assets.count, "assets": assets] })
+            case "move":
+                try move(request, write: write, done: done)
+            default:
+                throw ControllerError("unknown command '\(command)' (vnfs, stats, flows, assets, move)")
+            }
+        } catch {
+            write(Self.failure(error))
+            done()
+        }
+    }
+
+    func move(_ request: [String: Any], write: @escaping (String) -> Void, done: @escaping () -> Void) throws {
+        let spec = try MoveSpec(source: request["from"] as? String ?? "", destination: request["to"] as? String ?? "",
+                                filter: request["filter"] as? String ?? "*", scope: request["scope"] as? String ?? "per,multi",
+                                guarantee: request["guarantee"] as? String ?? "lf", optimizations: request["opt"] as? String ?? "",
+                                mode: request["mode"] as? String ?? "opennf")
+        let src = try vnf(request, "from"), dst = try vnf(request, "to")
+        guard spec.mode == .opennf else {
+            throw ControllerError("mode dist (peer-to-peer Move) is not available in this build; use --mode opennf")
+        }
+        guard moving == nil else { throw ControllerError("a Move is already running (\(moving!.spec))") }
+        guard let sw, sw.datapathID != nil, !sw.closed else { throw ControllerError("no switch is connected") }
+        guard let ingress = config.ingressPort else { throw ControllerError("the controller was started without --ingress") }
+        guard src.connected else { throw ControllerError("\(src.name) is not connected (\(src.lastError ?? "connecting"))") }
+        guard dst.connected else { throw ControllerError("\(dst.name) is not connected (\(dst.lastError ?? "connecting"))") }
+        moves += 1
+        let started = Date()
+        let run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress) { text in
+            write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)]))
+        }
+        moving = run
+        log("move \(moves): \(spec)")
+        run.run().whenComplete { result in
+            self.moving = nil
+            switch result {
+            case .success(let report):
+                self.log("move \(report.id): \(report.outcome)\(report.reason.map { " (\($0))" } ?? "") MoveTime \(report.moveTime) s")
+                let data = (try? JSONEncoder().encode(report)) ?? Data()
+                let object = (try? JSONSerialization.jsonObject(with: data)) ?? [:]
+                write(Self.line(["ok": report.outcome == "completed", "report": object]))
+            case .failure(let e):
+                write(Self.failure(e))
+            }
+            done()
+        }
+    }
+
+    static func chunks(_ reply: [String: Any]) throws -> [StateChunk] {
+        try (reply["chunks"] as? [String] ?? []).map { text in
+            guard let data = Data(base64Encoded: text) else { throw ControllerError("a state chunk that is not base64") }
+            return try StateCodec.decode([UInt8](data))
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
+    }
+
+    static func flow(_ e: FlowEntry) -> [String: Any] {
+        ["proto": Int(e.key.proto), "client": e.client.addr.text, "client_port": Int(e.client.port),
+         "server": e.server.addr.text, "server_port": Int(e.server.port),
+         "packets_to_server": e.packetsToServer, "packets_to_client": e.packetsToClient,
+         "bytes_to_server": e.bytesToServer, "bytes_to_client": e.bytesToClient,
+         "tcp_state": "\(e.tcpState)"]
+    }
+}
+
+final class NorthboundHandler: ChannelInboundHandler {
+    typealias InboundIn = String
+    typealias OutboundOut = ByteBuffer
+    let controller: Controller
+    /// Requests on one connection are answered one after another.
+    var queue: [String] = []
+    var busy = false
+
+    init(controller: Controller) { self.controller = controller }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return }
+        queue.append(line)
+        next(context: context)
+    }
+
+    func next(context: ChannelHandlerContext) {
+        guard !busy, !queue.isEmpty else { return }
+        busy = true
+        let line = queue.removeFirst()
+        let channel = context.channel
+        controller.handle(line, write: { text in
+            var buffer = channel.allocator.buffer(capacity: text.utf8.count + 1)
+            buffer.writeString(text + "\n")
+            channel.writeAndFlush(buffer, promise: nil)
+        }, done: {
+            self.busy = false
+            if channel.isActive { self.next(context: context) }
+        })
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        buffer.writeString(Controller.failure(error) + "\n")
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+}

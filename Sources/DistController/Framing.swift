@@ -1,0 +1,73 @@
+import DistOpenFlow
+import NIOCore
+
+/// Cuts the southbound byte stream into frames: a 4-byte big-endian length, then the body.
+/// A frame over the limit is an error (the connection closes: the stream cannot resynchronise).
+struct LengthPrefixedDecoder: ByteToMessageDecoder {
+    typealias InboundOut = [UInt8]
+    let maxFrame: Int
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= maxFrame else { throw ControllerError("peer sent a frame of \(length) bytes (limit \(maxFrame))") }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readBytes(length: Int(length))!))
+        return .continue
+    }
+}
+
+/// Cuts an OpenFlow connection's byte stream into messages (length at offset 2).
+struct OpenFlowDecoder: ByteToMessageDecoder {
+    typealias InboundOut = OFMessage
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return .needMoreData }
+        guard Int(length) >= OpenFlow.headerSize else { throw ControllerError("OpenFlow message of length \(length)") }
+        guard buffer.readableBytes >= Int(length) else { return .needMoreData }
+        let bytes = buffer.readBytes(length: Int(length))!
+        context.fireChannelRead(wrapInboundOut(try OFMessage.decode(bytes)))
+        return .continue
+    }
+}
+
+/// Cuts a byte stream into lines (the northbound socket: one JSON object per line).
+struct LineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = String
+    static let maxLine = 1 << 20
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let newline = buffer.readableBytesView.firstIndex(of: 0x0A) else {
+            if buffer.readableBytes > Self.maxLine { throw ControllerError("request line over \(Self.maxLine) bytes") }
+            return .needMoreData
+        }
+        let length = newline - buffer.readerIndex
+        let line = buffer.readString(length: length)!
+        buffer.moveReaderIndex(forwardBy: 1)
+        context.fireChannelRead(wrapInboundOut(line))
+        return .continue
+    }
+}
+
+public struct ControllerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Messages and bytes one connection has carried, for a Move's report.
+struct TrafficCounters {
+    var messagesSent = 0
+    var messagesReceived = 0
+    var bytesSent = 0
+    var bytesReceived = 0
+
+    static func - (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
+        TrafficCounters(messagesSent: a.messagesSent - b.messagesSent, messagesReceived: a.messagesReceived - b.messagesReceived,
+                        bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived)
+    }
+
+    static func + (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
+        TrafficCounters(messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
+                        bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived)
+    }
+}

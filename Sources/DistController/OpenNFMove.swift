@@ -1,0 +1,381 @@
+import DistFlow
+import DistMove
+import DistOpenFlow
+import DistState
+import Foundation
+import NIOCore
+
+/// A Move in `opennf` mode, as the paper's section 2 describes OpenNF's: state goes from the
+/// source to the controller and on to the destination; while it moves, the source raises the
+/// moved flows' packets to the controller, which holds them until their state is in and sends
+/// them to the destination with PACKET_OUT; then the switch is updated.
+///
+/// - NG: get, put, switch update, delete at the source; packets meanwhile stay at the source.
+/// - LF: events (drop) at the source first; after the switch update an in-band control packet
+///   (IBC) sent to the source through the switch comes back as its last event, so every packet
+///   the source got has reached the controller before its copy of the state is deleted.
+/// - OP: LF with a two-phase switch update: first the moved traffic goes to the controller;
+///   the IBC drains the source; then the controller sends what the switch gave it, in order,
+///   and the rule sends the traffic to the destination. Every packet reaches the destination
+///   in the order the switch saw them (packets the switch still hands the controller after the
+///   final barrier are counted as late).
+/// - PZ: each state message goes on to the destination as it comes, and the three scopes are
+///   fetched at once. LL: the source raises a flow's packets only once its state is exported
+///   (or when it has none). ER: a flow's packets go on as soon as its state is in.
+///
+/// Everything runs on the controller's event loop.
+final class OpenNFMove {
+    let id: UInt64
+    let spec: MoveSpec
+    let src: VNFClient
+    let dst: VNFClient
+    let sw: SwitchConnection
+    let ingressPort: UInt32
+    let loop: EventLoop
+    let progress: (String) -> Void
+
+    var report = MoveReport()
+    var buffer: RedirectBuffer
+    let matches: [OFMatch]
+    let started = DispatchTime.now().uptimeNanoseconds
+    var stateStarted: UInt64?
+    var lastRedirect: UInt64?
+    var eventsOn = false
+    var ibcWaiters: [UInt32: EventLoopPromise<Void>] = [:]
+
+    enum Route { case source, controller, destination }
+    /// Where the switch sends the moved traffic (as far as barriers have confirmed).
+    var route = Route.source
+    /// OP: packets the switch gave the controller, waiting for the source to drain.
+    var fromSwitch: [[UInt8]] = []
+    var sourceDrained = false
+    var switchUpdated = false
+    var serializeNanoseconds: UInt64 = 0
+    var deserializeNanoseconds: UInt64 = 0
+    var trafficAtStart: TrafficCounters
+    // Early release waits for the hosts' (multi-flow) state as well as the flow's.
+    var multiFlowIn: Bool
+    var flowsInBeforeHosts: [FlowKey] = []
+    var exported: Set<FlowKey>?
+    var exportReported = false
+    var putAnything = false
+
+    static let movePriority: UInt16 = 100
+    static let ibcTimeout = TimeAmount.seconds(3)
+
+    init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
+         ingressPort: UInt32, progress: @escaping (String) -> Void) throws {
+        self.id = id
+        self.spec = spec
+        self.src = source
+        self.dst = destination
+        self.sw = sw
+        self.ingressPort = ingressPort
+        self.loop = sw.loop
+        self.progress = progress
+        buffer = RedirectBuffer(earlyRelease: spec.optimizations.contains(.er))
+        matches = try SwitchRules.matches(for: spec.filter, inPort: ingressPort)
+        multiFlowIn = !spec.scopes.contains(.multiFlow)
+        trafficAtStart = source.counters + destination.counters + sw.counters
+        report.id = id
+        report.move = spec.description
+    }
+
+    var guarded: Bool { spec.guarantee != .ng }
+    var pz: Bool { spec.optimizations.contains(.pz) }
+    var ll: Bool { spec.optimizations.contains(.ll) }
+    var er: Bool { spec.optimizations.contains(.er) }
+
+    static func seconds(_ from: UInt64, _ to: UInt64) -> Double { Double(to &- from) / 1e9 }
+    var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    // MARK: - The Move
+
+    func run() -> EventLoopFuture<MoveReport> {
+        loop.preconditionInEventLoop()
+        src.onEvent = { [weak self] frame in self?.redirected(frame) }
+        sw.onPacketIn = { [weak self] p in self?.fromSwitch(p) }
+        var steps = loop.makeSucceededVoidFuture()
+        if guarded {
+            steps = steps.flatMap {
+                self.progress("events (drop\(self.ll ? ", late locking" : "")) on at \(self.src.name)")
+                return self.src.request(["type": "enableEvents", "filter": "\(self.spec.filter)", "action": "drop",
+                                         "lateLocking": self.ll]).map { _ in self.eventsOn = true }
+            }
+        }
+        steps = steps.flatMap { self.transferState() }
+        steps = steps.flatMap {
+            self.send(self.buffer.releaseAll())
+            self.progress("state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow, \(self.report.allFlowsStates) all-flows")
+            return self.spec.guarantee == .op ? self.twoPhaseUpdate() : self.updateSwitch()
+        }
+        if spec.guarantee == .lf {
+            steps = steps.flatMap { self.drainSource(phase: 2) }
+        }
+        steps = steps.flatMap { self.deleteAtSource() }
+        if guarded {
+            steps = steps.flatMap {
+                self.src.request(["type": "disableEvents"]).map { _ in self.eventsOn = false }
+            }
+        }
+        return steps.map { self.finish() }.flatMapError { self.abort($0) }
+    }
+
+    /// Gets state from the source and puts it at the destination, per the scopes and PZ.
+    func transferState() -> EventLoopFuture<Void> {
+        stateStarted = now
+        progress("state transfer from \(src.name) to \(dst.name)\(pz ? " (parallel)" : "")")
+        var puts: [EventLoopFuture<Void>] = []
+        var held: [(scope: MoveSpec.Scope, chunks: [String], keys: [FlowKey])] = []
+        let batch = er ? 64 : 512
+        func take(_ scope: MoveSpec.Scope, _ reply: [String: Any]) throws -> Bool {
+            let chunks = reply["chunks"] as? [String] ?? []
+            serializeNanoseconds += UInt64(reply["serialize_ns"] as? Int ?? 0)
+            var keys: [FlowKey] = []
+            if scope == .perFlow {
+                for text in chunks {
+                    guard let data = Data(base64Encoded: text), case .perFlow(let e)? = try? StateCodec.decode([UInt8](data)) else {
+                        throw ControllerError("\(src.name) sent a per-flow chunk that does not decode")
+                    }
+                    keys.append(e.key)
+                }
+                exported = (exported ?? []).union(keys)
+            }
+            let last = reply["last"] as? Bool ?? true
+            if pz {
+                if !chunks.isEmpty { puts.append(put(scope, chunks, keys)) }
+            } else {
+                held.append((scope, chunks, keys))
+            }
+            if scope == .perFlow && last { exportComplete() }
+            return last
+        }
+        func get(_ scope: MoveSpec.Scope) -> EventLoopFuture<Void> {
+            switch scope {
+            case .perFlow:
+                exported = []
+                return src.request(["type": "getPerFlow", "filter": "\(spec.filter)", "batch": batch, "lock": ll]) { try take(.perFlow, $0) }
+            case .multiFlow:
+                return src.request(["type": "getMultiFlow", "filter": "\(spec.filter)", "batch": 512]) { try take(.multiFlow, $0) }
+            case .allFlows:
+                return src.request(["type": "getAllFlows"]) { try take(.allFlows, $0) }
+            }
+        }
+        let scopes = spec.scopes.sorted()
+        let gets: EventLoopFuture<Void>
+        if pz {
+            gets = EventLoopFuture.andAllSucceed(scopes.map { get($0) }, on: loop)
+        } else {
+            gets = scopes.reduce(loop.makeSucceededVoidFuture()) { chain, scope in chain.flatMap { get(scope) } }
+        }
+        return gets.flatMap {
+            if !self.pz {
+                // Hosts first (early release waits for them), then flows, then counters.
+                let order: [MoveSpec.Scope] = [.multiFlow, .perFlow, .allFlows]
+                let ordered = held.sorted { order.firstIndex(of: $0.scope)! < order.firstIndex(of: $1.scope)! }
+                return ordered.reduce(self.loop.makeSucceededVoidFuture()) { chain, part in
+                    chain.flatMap { part.chunks.isEmpty ? self.loop.makeSucceededVoidFuture() : self.put(part.scope, part.chunks, part.keys) }
+                }
+            }
+            return EventLoopFuture.andAllSucceed(puts, on: self.loop)
+        }.map {
+            if !self.multiFlowIn { self.hostsIn() }
+        }
+    }
+
+    func put(_ scope: MoveSpec.Scope, _ chunks: [String], _ keys: [FlowKey]) -> EventLoopFuture<Void> {
+        let type = ["per": "putPerFlow", "multi": "putMultiFlow", "all": "putAllFlows"][scope.rawValue]!
+        putAnything = true
+        return dst.request(["type": type, "chunks": chunks]).map { ack in
+            self.deserializeNanoseconds += UInt64(ack["deserialize_ns"] as? Int ?? 0)
+            let n = ack["count"] as? Int ?? chunks.count
+            switch scope {
+            case .perFlow:
+                self.report.perFlowStates += n
+                if self.er {
+                    if self.multiFlowIn { self.send(self.buffer.stateIn(keys)) } else { self.flowsInBeforeHosts += keys }
+                }
+            case .multiFlow:
+                self.report.multiFlowStates += n
+                self.hostsIn()
+            case .allFlows:
+                self.report.allFlowsStates += n
+            }
+        }
+    }
+
+    /// The hosts' state is in: flows held back only for it may go (early release).
+    func hostsIn() {
+        guard !multiFlowIn else { return }
+        multiFlowIn = true
+        if er {
+            send(buffer.stateIn(flowsInBeforeHosts))
+            flowsInBeforeHosts = []
+            exportComplete()
+        }
+    }
+
+    /// The export is whole: flows outside it began during the Move and wait for nothing.
+    func exportComplete() {
+        guard er, multiFlowIn, !exportReported, let exported else { return }
+        exportReported = true
+        send(buffer.exportComplete(exported))
+    }
+
+    func install(to ports: [UInt32]) -> EventLoopFuture<Void> {
+        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: ports, priority: Self.movePriority, cookie: id)) }
+        return sw.barrier(covering: xids)
+    }
+
+    /// NG and LF: one update, the moved traffic to the destination.
+    func updateSwitch() -> EventLoopFuture<Void> {
+        install(to: [dst.switchPort]).map {
+            self.route = .destination
+            self.switchUpdated = true
+            self.report.moveTime = Self.seconds(self.started, self.now)
+            self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+        }
+    }
+
+    /// OP: to the controller, drain the source, send what the switch gave, to the destination.
+    func twoPhaseUpdate() -> EventLoopFuture<Void> {
+        install(to: [OpenFlow.portController]).flatMap {
+            self.route = .controller
+            self.progress("switch phase 1: \(self.spec.filter) -> controller")
+            return self.drainSource(phase: 1)
+        }.flatMap {
+            self.sourceDrained = true
+            let waiting = self.fromSwitch
+            self.fromSwitch = []
+            for frame in waiting { self.sw.packetOut(frame, port: self.dst.switchPort) }
+            return self.install(to: [self.dst.switchPort])
+        }.map {
+            self.route = .destination
+            self.switchUpdated = true
+            self.report.moveTime = Self.seconds(self.started, self.now)
+            self.progress(String(format: "switch phase 2: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+        }
+    }
+
+    /// Sends an IBC to the source through the switch and waits for it to come back as an
+    /// event: every packet the source received before it has then been raised.
+    func drainSource(phase: UInt32) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        ibcWaiters[phase] = promise
+        sw.packetOut(InBandControl.frame(for: spec.filter, moveID: id, phase: phase), port: src.switchPort)
+        let timeout = loop.scheduleTask(in: Self.ibcTimeout) {
+            if let p = self.ibcWaiters.removeValue(forKey: phase) {
+                self.report.warnings.append("the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s")
+                p.succeed(())
+            }
+        }
+        return promise.futureResult.map { timeout.cancel() }
+    }
+
+    func deleteAtSource() -> EventLoopFuture<Void> {
+        var requests: [[String: Any]] = []
+        if spec.scopes.contains(.perFlow) { requests.append(["type": "delPerFlow", "filter": "\(spec.filter)"]) }
+        if spec.scopes.contains(.multiFlow) { requests.append(["type": "delMultiFlow", "filter": "\(spec.filter)"]) }
+        if spec.scopes.contains(.allFlows) { requests.append(["type": "delAllFlows"]) }
+        return requests.reduce(loop.makeSucceededVoidFuture()) { chain, r in chain.flatMap { self.src.request(r).map { _ in } } }
+    }
+
+    // MARK: - Packets
+
+    /// A packet the source raised.
+    func redirected(_ frame: [UInt8]) {
+        if let marker = InBandControl.marker(in: frame) {
+            if marker.moveID == id { ibcWaiters.removeValue(forKey: marker.phase)?.succeed(()) }
+            return
+        }
+        report.packetsRedirected += 1
+        send(buffer.arrived(frame, key: RedirectBuffer.key(of: frame)))
+    }
+
+    /// OP: a packet the switch sent to the controller.
+    func fromSwitch(_ p: OFPacketIn) {
+        guard p.inPort == ingressPort, spec.guarantee == .op else { return }
+        guard InBandControl.marker(in: p.data) == nil else { return }
+        report.packetsFromSwitch += 1
+        if switchUpdated { report.latePacketsFromSwitch += 1 }
+        if sourceDrained {
+            sw.packetOut(p.data, port: dst.switchPort)
+        } else {
+            fromSwitch.append(p.data)
+        }
+    }
+
+    func send(_ frames: [[UInt8]]) {
+        guard !frames.isEmpty else { return }
+        for frame in frames { sw.packetOut(frame, port: dst.switchPort) }
+        report.packetsReleased += frames.count
+        lastRedirect = now
+    }
+
+    // MARK: - End
+
+    func finish() -> MoveReport {
+        src.onEvent = nil
+        sw.onPacketIn = nil
+        report.packetsBuffered = buffer.buffered
+        if let s = stateStarted, let r = lastRedirect { report.redirTime = Self.seconds(s, r) }
+        report.serializeSeconds = Double(serializeNanoseconds) / 1e9
+        report.deserializeSeconds = Double(deserializeNanoseconds) / 1e9
+        let traffic = src.counters + dst.counters + sw.counters - trafficAtStart
+        report.messagesSent = traffic.messagesSent
+        report.messagesReceived = traffic.messagesReceived
+        report.bytesSent = traffic.bytesSent
+        report.bytesReceived = traffic.bytesReceived
+        progress("\(report.outcome)")
+        return report
+    }
+
+    /// Something failed. Before the switch update: the traffic stays with (or goes back to)
+    /// the source, packets the controller holds go back to it, the events go, and what reached
+    /// the destination is deleted there. After it: the Move is done; the report says what
+    /// was left behind.
+    func abort(_ error: Error) -> EventLoopFuture<MoveReport> {
+        if switchUpdated {
+            report.warnings.append("after the switch update: \(error)")
+            return loop.makeSucceededFuture(finish())
+        }
+        report.outcome = "aborted"
+        report.reason = "\(error)"
+        progress("aborting: \(error)")
+        for p in ibcWaiters.values { p.fail(ControllerError("Move aborted")) }
+        ibcWaiters = [:]
+        var steps = loop.makeSucceededVoidFuture()
+        if route == .controller {
+            steps = steps.flatMap { self.install(to: [self.src.switchPort]).map { self.route = .source } }
+                .flatMapErrorThrowing { self.report.warnings.append("could not send the traffic back to \(self.src.name): \($0)") }
+        }
+        steps = steps.flatMap {
+            guard self.eventsOn else { return self.loop.makeSucceededVoidFuture() }
+            return self.src.request(["type": "disableEvents"]).map { _ in self.eventsOn = false }
+                .flatMapErrorThrowing { self.report.warnings.append("could not turn events off at \(self.src.name): \($0)") }
+        }.map {
+            // What the source raised and the controller still holds was not processed anywhere.
+            let back = self.buffer.releaseAll() + self.fromSwitch
+            self.fromSwitch = []
+            if !back.isEmpty {
+                if self.src.connected && !self.sw.closed {
+                    for frame in back { self.sw.packetOut(frame, port: self.src.switchPort) }
+                    self.report.warnings.append("\(back.count) held packets sent back to \(self.src.name)")
+                } else {
+                    self.report.warnings.append("\(back.count) held packets could not go back (\(self.src.name) or the switch is gone)")
+                }
+            }
+            if self.report.packetsReleased > 0 {
+                self.report.warnings.append("\(self.report.packetsReleased) packets were processed at \(self.dst.name) before the abort")
+            }
+        }
+        if putAnything && spec.scopes.contains(.perFlow) {
+            steps = steps.flatMap {
+                guard self.dst.connected else { return self.loop.makeSucceededVoidFuture() }
+                return self.dst.request(["type": "delPerFlow", "filter": "\(self.spec.filter)"]).map { _ in }
+                    .flatMapErrorThrowing { self.report.warnings.append("could not delete the partial copy at \(self.dst.name): \($0)") }
+            }
+        }
+        return steps.map { self.finish() }
+    }
+}

@@ -1,0 +1,155 @@
+import DistOpenFlow
+import NIOCore
+import NIOPosix
+
+/// One OpenFlow 1.3 switch connected to the controller. Lives on the controller's event loop.
+/// Answers echoes, learns the datapath and its ports, and gives the Move what it needs:
+/// FLOW_MODs, PACKET_OUTs, barriers that fail when a FLOW_MOD before them was refused, and
+/// PACKET_INs.
+final class SwitchConnection {
+    let channel: Channel
+    let loop: EventLoop
+    let log: (String) -> Void
+    private(set) var datapathID: UInt64?
+    private(set) var ports: [OFPort] = []
+    private var nextXid: UInt32 = 1
+    private var barriers: [UInt32: (promise: EventLoopPromise<Void>, covers: [UInt32], timeout: Scheduled<Void>)] = [:]
+    /// FLOW_MODs the switch refused, by xid (reason).
+    private var refused: [UInt32: String] = [:]
+    var onPacketIn: ((OFPacketIn) -> Void)?
+    /// Called once the switch has said who it is (FEATURES_REPLY).
+    var onReady: (() -> Void)?
+    private(set) var counters = TrafficCounters()
+    private(set) var closed = false
+
+    init(channel: Channel, log: @escaping (String) -> Void) {
+        self.channel = channel
+        self.loop = channel.eventLoop
+        self.log = log
+    }
+
+    func start() {
+        send(.hello(xid: xid(), body: []))
+        send(.featuresRequest(xid: xid()))
+        send(.portDescriptionRequest(xid: xid()))
+    }
+
+    func xid() -> UInt32 {
+        defer { nextXid &+= 1 }
+        return nextXid
+    }
+
+    @discardableResult
+    func send(_ message: OFMessage) -> UInt32 {
+        loop.preconditionInEventLoop()
+        let bytes = message.encoded()
+        counters.messagesSent += 1
+        counters.bytesSent += bytes.count
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(buffer, promise: nil)
+        return message.xid
+    }
+
+    @discardableResult
+    func flowMod(_ mod: OFFlowMod) -> UInt32 {
+        send(.flowMod(xid: xid(), mod))
+    }
+
+    /// Sends `frame` out of `port`.
+    func packetOut(_ frame: [UInt8], port: UInt32) {
+        send(.packetOut(xid: xid(), OFPacketOut(actions: [.output(port: port, maxLength: OpenFlow.maxLengthNoBuffer)], data: frame)))
+    }
+
+    /// A barrier: succeeds when the switch has applied everything sent before it, fails when
+    /// one of the FLOW_MODs `covers` names was refused, the switch goes away, or no reply comes.
+    func barrier(covering covers: [UInt32] = [], timeout: TimeAmount = .seconds(5)) -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        guard !closed else { return loop.makeFailedFuture(ControllerError("the switch is not connected")) }
+        let x = xid()
+        let promise = loop.makePromise(of: Void.self)
+        let t = loop.scheduleTask(in: timeout) {
+            if let b = self.barriers.removeValue(forKey: x) { b.promise.fail(ControllerError("the switch did not answer a barrier")) }
+        }
+        barriers[x] = (promise, covers, t)
+        send(.barrierRequest(xid: x))
+        return promise.futureResult
+    }
+
+    func received(_ message: OFMessage) {
+        counters.messagesReceived += 1
+        counters.bytesReceived += message.encoded().count
+        switch message {
+        case .hello:
+            break
+        case .echoRequest(let x, let data):
+            send(.echoReply(xid: x, data: data))
+        case .featuresReply(_, let dpid, _, _, _, _):
+            let first = datapathID == nil
+            datapathID = dpid
+            if first {
+                log("switch: datapath \(String(dpid, radix: 16)) connected")
+                onReady?()
+            }
+        case .portDescriptionReply(_, let list, let more):
+            ports += list
+            if !more { log("switch: ports " + ports.map { "\($0.number)=\($0.name)" }.joined(separator: " ")) }
+        case .packetIn(_, let p):
+            onPacketIn?(p)
+        case .barrierReply(let x):
+            guard let b = barriers.removeValue(forKey: x) else { return }
+            b.timeout.cancel()
+            if let bad = b.covers.compactMap({ refused[$0] }).first {
+                b.promise.fail(ControllerError("the switch refused a rule: \(bad)"))
+            } else {
+                b.promise.succeed(())
+            }
+        case .error(let x, let type, let code, _):
+            refused[x] = "OpenFlow error type \(type) code \(code)"
+            log("switch: error type \(type) code \(code) for xid \(x)")
+        default:
+            break
+        }
+    }
+
+    func wentAway(_ why: String) {
+        closed = true
+        let pending = barriers
+        barriers = [:]
+        for b in pending.values {
+            b.timeout.cancel()
+            b.promise.fail(ControllerError("the switch went away (\(why))"))
+        }
+    }
+}
+
+final class SwitchHandler: ChannelInboundHandler {
+    typealias InboundIn = OFMessage
+    let connection: SwitchConnection
+    let onClose: (SwitchConnection) -> Void
+    var why = "closed by the switch"
+
+    init(connection: SwitchConnection, onClose: @escaping (SwitchConnection) -> Void) {
+        self.connection = connection
+        self.onClose = onClose
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connection.start()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connection.received(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        why = "\(error)"
+        connection.log("switch: \(error); closing")
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.wentAway(why)
+        onClose(connection)
+    }
+}

@@ -1,0 +1,203 @@
+import DistControl
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// The controller's connection to one VNF's southbound API (length-prefixed JSON). Lives on
+/// the controller's event loop: every method is called there. It connects, and reconnects
+/// after the VNF goes away; requests carry ids and wait for their replies (a state reply may
+/// come in several messages); `packetEvent`s go to ``onEvent``.
+final class VNFClient {
+    let name: String
+    let host: String
+    let port: Int
+    /// The switch port the VNF's data port is attached to.
+    let switchPort: UInt32
+    let loop: EventLoop
+    let requestTimeout: TimeAmount
+    let log: (String) -> Void
+
+    private(set) var channel: Channel?
+    private var nextID = 1
+    private struct Pending {
+        let type: String
+        /// Takes one reply; true when it was the last one.
+        let onReply: ([String: Any]) throws -> Bool
+        let promise: EventLoopPromise<Void>
+        let timeout: Scheduled<Void>
+    }
+    private var pending: [Int: Pending] = [:]
+    /// Frames of `packetEvent`s (OpenNF mode: packets the VNF raised).
+    var onEvent: (([UInt8]) -> Void)?
+    /// Called when the connection goes away (after pending requests have failed).
+    var onDisconnect: (() -> Void)?
+    private(set) var counters = TrafficCounters()
+    private(set) var lastError: String?
+    private var stopped = false
+
+    var connected: Bool { channel != nil }
+    var endpoint: String { "\(host):\(port)" }
+
+    init(name: String, host: String, port: Int, switchPort: UInt32, loop: EventLoop,
+         requestTimeout: TimeAmount = .seconds(5), log: @escaping (String) -> Void) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.switchPort = switchPort
+        self.loop = loop
+        self.requestTimeout = requestTimeout
+        self.log = log
+    }
+
+    func start() {
+        loop.preconditionInEventLoop()
+        connect()
+    }
+
+    func stop() {
+        stopped = true
+        channel?.close(promise: nil)
+    }
+
+    private func connect() {
+        guard !stopped, channel == nil else { return }
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(2))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(LengthPrefixedDecoder(maxFrame: SouthboundFraming.maxFrame)),
+                        VNFHandler(client: self),
+                    ])
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.channel = channel
+                    self.lastError = nil
+                    self.log("\(self.name): connected to \(self.endpoint)")
+                case .failure(let error):
+                    if self.lastError != "\(error)" { self.log("\(self.name): cannot connect to \(self.endpoint): \(error); retrying") }
+                    self.lastError = "\(error)"
+                    self.loop.scheduleTask(in: .seconds(1)) { self.connect() }
+                }
+            }
+    }
+
+    /// Sends a request and hands each reply to `onReply` until it says the last has come.
+    /// Fails on an `error` reply, a timeout, or the VNF going away.
+    func request(_ body: [String: Any], onReply: @escaping ([String: Any]) throws -> Bool) -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        let type = body["type"] as? String ?? "?"
+        guard let channel else {
+            return loop.makeFailedFuture(ControllerError("\(name) is not connected (\(lastError ?? "connecting"))"))
+        }
+        let id = nextID
+        nextID += 1
+        var message = body
+        message["id"] = id
+        guard let json = try? JSONSerialization.data(withJSONObject: message) else {
+            return loop.makeFailedFuture(ControllerError("cannot encode \(type) for \(name)"))
+        }
+        let promise = loop.makePromise(of: Void.self)
+        let timeout = loop.scheduleTask(in: requestTimeout) {
+            if let p = self.pending.removeValue(forKey: id) {
+                p.promise.fail(ControllerError("\(self.name) did not answer \(type) within \(self.requestTimeout.nanoseconds / 1_000_000_000) s"))
+            }
+        }
+        pending[id] = Pending(type: type, onReply: onReply, promise: promise, timeout: timeout)
+        var buffer = channel.allocator.buffer(capacity: 4 + json.count)
+        buffer.writeInteger(UInt32(json.count))
+        buffer.writeBytes(json)
+        counters.messagesSent += 1
+        counters.bytesSent += 4 + json.count
+        channel.writeAndFlush(buffer, promise: nil)
+        return promise.futureResult
+    }
+
+    /// A request with one reply.
+    func request(_ body: [String: Any]) -> EventLoopFuture<[String: Any]> {
+        var reply: [String: Any] = [:]
+        return request(body) { r in
+            reply = r
+            return true
+        }.map { reply }
+    }
+
+    fileprivate func received(_ frame: [UInt8]) {
+        counters.messagesReceived += 1
+        counters.bytesReceived += 4 + frame.count
+        guard let object = try? JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any] else {
+            log("\(name): a reply that is not a JSON object (ignored)")
+            return
+        }
+        if object["type"] as? String == "packetEvent" {
+            guard let text = object["frame"] as? String, let data = Data(base64Encoded: text) else {
+                log("\(name): a packet event without a frame (ignored)")
+                return
+            }
+            onEvent?([UInt8](data))
+            return
+        }
+        guard let id = object["id"] as? Int, let p = pending[id] else {
+            if object["type"] as? String == "error" { log("\(name): error: \(object["reason"] ?? "?")") }
+            return
+        }
+        if object["type"] as? String == "error" {
+            pending[id] = nil
+            p.timeout.cancel()
+            p.promise.fail(ControllerError("\(name) refused \(p.type): \(object["reason"] as? String ?? "no reason given")"))
+            return
+        }
+        do {
+            if try p.onReply(object) {
+                pending[id] = nil
+                p.timeout.cancel()
+                p.promise.succeed(())
+            }
+        } catch {
+            pending[id] = nil
+            p.timeout.cancel()
+            p.promise.fail(error)
+        }
+    }
+
+    fileprivate func closed(_ why: String) {
+        channel = nil
+        lastError = why
+        let failed = pending
+        pending = [:]
+        for p in failed.values {
+            p.timeout.cancel()
+            p.promise.fail(ControllerError("\(name) went away during \(p.type) (\(why))"))
+        }
+        if !stopped {
+            log("\(name): connection closed (\(why)); reconnecting")
+            loop.scheduleTask(in: .seconds(1)) { self.connect() }
+        }
+        onDisconnect?()
+    }
+}
+
+private final class VNFHandler: ChannelInboundHandler {
+    typealias InboundIn = [UInt8]
+    let client: VNFClient
+    var why = "closed by the VNF"
+    init(client: VNFClient) { self.client = client }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        client.received(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        why = "\(error)"
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        client.closed(why)
+    }
+}

@@ -1,0 +1,93 @@
+// dist-controller: the DiST controller daemon. OpenFlow 1.3 to the switch, the southbound API to
+// every VNF, a northbound JSON-lines API on a Unix socket for distctl.
+import ArgumentParser
+import DistController
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data(("dist-controller: " + text + "\n").utf8))
+}
+
+struct DistControllerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dist-controller",
+        abstract: "The DiST controller: OpenFlow 1.3 to the switch, southbound to the VNFs, northbound for distctl.",
+        discussion: """
+            Example (the test bed's):
+              dist-controller --openflow 127.0.0.1:6653 --northbound /tmp/dist-testbed/controller.sock \\
+                --vnf vnf1=198.19.1.2:7001@11 --vnf vnf2=198.19.2.2:7001@12 --ingress 1 --egress 2 --default vnf1
+            """)
+
+    @Option(name: .long, help: "Where the switch connects (HOST:PORT).")
+    var openflow = "127.0.0.1:6653"
+
+    @Option(name: .long, help: "The northbound Unix socket distctl talks to.")
+    var northbound = "/run/dist/controller.sock"
+
+    @Option(name: .long, help: "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat per VNF.")
+    var vnf: [String] = []
+
+    @Option(name: .long, help: "The switch port traffic enters on.")
+    var ingress: UInt32?
+
+    @Option(name: .long, help: "The switch port the VNFs' output goes to.")
+    var egress: UInt32?
+
+    @Option(name: .customLong("default"), help: "The VNF traffic goes to before any Move.")
+    var defaultVNF: String?
+
+    @Option(name: .long, help: "Seconds a VNF may take to answer a request.")
+    var requestTimeout: Double = 5
+
+    func validate() throws {
+        guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
+        guard requestTimeout > 0, requestTimeout <= 600 else { throw ValidationError("--request-timeout must be in (0, 600] seconds") }
+        guard Self.endpoint(openflow) != nil else { throw ValidationError("--openflow '\(openflow)' is not HOST:PORT") }
+    }
+
+    static func endpoint(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (String(text[..<colon]), port)
+    }
+
+    func run() throws {
+        let vnfs = try vnf.map { try ControllerConfig.VNF(parsing: $0) }
+        let (host, port) = Self.endpoint(openflow)!
+        let config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
+                                      ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout)
+        let controller: Controller
+        do {
+            controller = try Controller(config: config, log: say)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let bound: Int
+        do {
+            bound = try controller.start()
+        } catch {
+            say("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        say("OpenFlow on \(host):\(bound), northbound \(northbound), VNFs " + vnfs.map { "\($0.name)=\($0.host):\($0.port)@\($0.switchPort)" }.joined(separator: " "))
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { stop.signal() }
+            s.resume()
+            sources.append(s)
+        }
+        stop.wait()
+        say("stopping")
+        controller.shutdown()
+    }
+}
+
+DistControllerCommand.main()
