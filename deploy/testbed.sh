@@ -14,6 +14,9 @@
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
+#   check SENT.pcap [--moved PREFIX] [--order all]
+#                        the checker's verdict on what crossed the test bed: loss and duplication
+#                        against SENT, order against what left the switch towards the VNFs
 #   status               what runs
 #   down                 removes everything `up` made, and only that
 #
@@ -69,7 +72,7 @@ up() {
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
     done
     mkdir -p "$dir"
-    rm -rf "$dir/ovs" "$dir/sink.pcap" "$dir"/*.log
+    rm -rf "$dir/ovs" "$dir"/*.pcap "$dir"/*.log
     touch "$dir/up"
     # A failure half way leaves nothing behind.
     trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
@@ -117,12 +120,20 @@ up() {
         ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" ofport_request=$((10 + i))
     done
     ovs-vsctl set-controller br0 "$of_target"
-    # What reaches the sink.
+    # What reaches the sink, and what leaves the switch towards each VNF (the order reference).
     ip netns exec "$prefix-sink" tcpdump -i sink0 -U -w "$dir/sink.pcap" -s 0 >"$dir/sink-tcpdump.log" 2>&1 &
     echo $! >"$dir/sink-tcpdump.pid"
     for i in $(seq 1 "$vnfs"); do
-        ip netns exec "$prefix-vnf$i" "$vnf_bin" -l 0-1 --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
-            --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 \
+        ip netns exec "$prefix-vnf$i" tcpdump -i "vnf$i" -Q in -U -w "$dir/to-vnf$i.pcap" -s 0 --time-stamp-precision=nano \
+            >"$dir/to-vnf$i-tcpdump.log" 2>&1 &
+        echo $! >"$dir/to-vnf$i-tcpdump.pid"
+    done
+    for i in $(seq 1 "$vnfs"); do
+        # Two CPUs on the test machine: each VNF's worker gets its own, spread across VNFs, and
+        # yields it when idle (OVS, tcpreplay and the other VNF share them).
+        local cores="0@$((i % 2)),1@$(((i + 1) % 2))"
+        ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
+            --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
@@ -141,7 +152,9 @@ up() {
         sleep 0.1
     done
     [ -n "$ready" ] || { say "the controller did not take over the switch and the VNFs:" >&2; cat "$dir/controller.log" >&2; down >/dev/null; exit 1; }
-    for _ in $(seq 1 50); do grep -q "listening on" "$dir/sink-tcpdump.log" 2>/dev/null && break; sleep 0.1; done
+    for log in "$dir"/*tcpdump.log; do
+        for _ in $(seq 1 50); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
+    done
     echo "$vnfs" >"$dir/vnfs"
     trap - ERR
     say "up: $vnfs VNFs, switch br0 (userspace) under dist-controller, profile $profile, source $prefix-src, sink $prefix-sink; state in $dir"
@@ -152,6 +165,14 @@ replay() {
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
     ip netns exec "$prefix-src" tcpreplay -q --pps="$pps" -i src0 "$pcap" >"$dir/tcpreplay.log" 2>&1
     say "replayed $pcap at $pps pps"
+}
+
+check() {  # check SENT.pcap [pcapcheck testbed options]: the loss-and-order verdict of a run
+    [ -e "$dir/vnfs" ] || { say "no run to check in $dir" >&2; exit 1; }
+    local sent=$1
+    shift
+    sleep 0.5  # the last frames reach the captures
+    python3 "$here/tools/pcapcheck.py" testbed "$sent" "$dir/sink.pcap" "$dir"/to-vnf*.pcap "$@"
 }
 
 ctl() {
@@ -196,5 +217,6 @@ status) status ;;
 replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }; replay "$@" ;;
 move) shift; ctl move "$@" ;;
 ctl) shift; ctl "$@" ;;
-*) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+check) shift; [ $# -ge 1 ] || { echo "usage: $0 check SENT.pcap [--moved PREFIX] [--order all]" >&2; exit 2; }; check "$@" ;;
+*) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -169,16 +169,31 @@ public final class SocketServer {
     /// requests answered.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32) -> Int {
-        var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-        for fd in clients.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        SocketServer.poll([self], timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    var descriptors: [Int32] { [listener] + Array(clients.keys) }
+
+    /// Waits up to `timeoutMilliseconds` for activity on any of `servers` and serves it (one
+    /// wait for all: a request on one is not held up by a wait on another).
+    @discardableResult
+    public static func poll(_ servers: [SocketServer], timeoutMilliseconds: Int32) -> Int {
+        var fds: [pollfd] = []
+        var owners: [SocketServer] = []
+        for server in servers {
+            for fd in server.descriptors {
+                fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                owners.append(server)
+            }
+        }
         let ready = Glibc.poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
         guard ready > 0 else { return 0 }
         var answered = 0
-        for entry in fds where entry.revents != 0 {
-            if entry.fd == listener {
-                acceptAll()
+        for (entry, server) in zip(fds, owners) where entry.revents != 0 {
+            if entry.fd == server.listener {
+                server.acceptAll()
             } else {
-                answered += serve(entry.fd)
+                answered += server.serve(entry.fd)
             }
         }
         return answered
@@ -190,6 +205,10 @@ public final class SocketServer {
             if fd < 0 { return }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            // Replies go out at once: with Nagle, a second reply waits for the peer's delayed
+            // ACK (up to 40 ms). Fails harmlessly on a Unix socket.
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             if clients.count >= SocketServer.maxClients {
                 close(fd)
                 continue
@@ -322,4 +341,6 @@ public final class AdminServer {
 
     @discardableResult
     public func poll(timeoutMilliseconds: Int32) -> Int { server.poll(timeoutMilliseconds: timeoutMilliseconds) }
+    /// The socket server underneath (to wait on it together with others).
+    public var socketServer: SocketServer { server }
 }

@@ -142,6 +142,7 @@ final class OpenNFMove {
                 exported = (exported ?? []).union(keys)
             }
             let last = reply["last"] as? Bool ?? true
+            progress("\(src.name): \(chunks.count) \(scope.rawValue)-flow states\(last ? " (last)" : "")")
             if pz {
                 if !chunks.isEmpty { puts.append(put(scope, chunks, keys)) }
             } else {
@@ -189,6 +190,7 @@ final class OpenNFMove {
         return dst.request(["type": type, "chunks": chunks]).map { ack in
             self.deserializeNanoseconds += UInt64(ack["deserialize_ns"] as? Int ?? 0)
             let n = ack["count"] as? Int ?? chunks.count
+            self.progress("\(self.dst.name): took \(n) \(scope.rawValue)-flow states")
             switch scope {
             case .perFlow:
                 self.report.perFlowStates += n

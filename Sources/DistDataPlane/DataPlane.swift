@@ -19,6 +19,10 @@ public struct DataPlaneConfig: Sendable {
     public var signatures: PRADSSignatures?
     /// Learn hosts' Ethernet addresses from ARP replies (PRADS's `arp=1`).
     public var arp = false
+    /// Workers give their CPU up (sched_yield) after a poll round that found nothing: for hosts
+    /// where lcores share CPUs with other busy threads (the one-machine test bed). Off: pure
+    /// busy polling, as on dedicated cores.
+    public var idleYield = false
     public init() {}
 }
 
@@ -79,7 +83,7 @@ public final class DataPlane: @unchecked Sendable {
             }
             workers.append(Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
                                   detector: detector, records: records,
-                                  statsSlot: slot, stopFlag: stopFlag, clock: clock))
+                                  statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield))
         }
         for i in found.indices {
             try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,

@@ -62,12 +62,17 @@ public final class Worker: @unchecked Sendable {
     let stopFlag: UnsafeAtomic<Bool>
     let clock: Clock
 
+    /// Yield the CPU after a poll round that received nothing (shared-CPU hosts).
+    let idleYield: Bool
+
     static let burstSize: UInt16 = 32
     /// Attempts to hand a burst's remainder to a full TX queue before dropping (counted).
     static let txRetries = 256
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
-         records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock) {
+         records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
+         idleYield: Bool = false) {
+        self.idleYield = idleYield
         self.detector = detector
         self.records = records
         fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
@@ -112,22 +117,27 @@ public final class Worker: @unchecked Sendable {
 
         while !stop.load(ordering: .relaxed) {
             loops &+= 1
+            var received = false
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
+                received = true
                 dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
                 let events = fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
                                               packetLengths: packetLengths, now: clock.now())
                 let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
                 transmit(packets, count: keep, port: route.tx)
             }
+            // The mailbox is looked at every round (one relaxed load): a control-plane request
+            // waits for one burst at most, however rounds are paced.
+            if let served = mailbox.serve(fastPath), case .events(let rule) = served, rule?.action != .buffer {
+                release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+            }
             if loops % interval == 0 {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
-                if let served = mailbox.serve(fastPath), case .events(let rule) = served, rule?.action != .buffer {
-                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
-                }
                 statsSlot.pointee.loops = loops
             }
+            if idleYield && !received { sched_yield() }
         }
         // Stopping: what events held goes on (nothing is dropped silently).
         release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
@@ -208,3 +218,7 @@ public final class Worker: @unchecked Sendable {
         }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,4 +1,5 @@
 import Atomics
+import Dispatch
 import DistFlow
 import DistPipeline
 
@@ -20,8 +21,12 @@ public final class WorkerMailbox: @unchecked Sendable {
         guard state.load(ordering: .acquiring) == WorkerMailbox.idle else { return nil }
         self.request = request
         state.store(WorkerMailbox.requested, ordering: .releasing)
-        var waited = 0.0
+        // A worker answers within one housekeeping interval (microseconds): yield first, and
+        // only then sleep in short steps (a sleep is rounded up to the scheduler's tick).
+        let start = DispatchTime.now().uptimeNanoseconds
+        var spins = 0
         while state.load(ordering: .acquiring) != WorkerMailbox.done {
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if waited >= timeout {
                 // Take the request back unless the worker has claimed it (then it will finish).
                 if state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.idle,
@@ -29,8 +34,8 @@ public final class WorkerMailbox: @unchecked Sendable {
                     return nil
                 }
             }
-            usleep(1000)
-            waited += 0.001
+            spins += 1
+            if spins < 1000 { sched_yield() } else { usleep(100) }
         }
         let result = response
         response = .count(0)

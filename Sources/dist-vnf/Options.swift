@@ -39,6 +39,8 @@ struct Options {
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
           --rxd N, --txd N       RX / TX descriptors per queue (default: 1024)
+          --idle-yield           workers yield their CPU after a poll that found nothing (for
+                                 hosts where lcores share CPUs with other busy programs)
           --tcp-timeout SECS     idle TCP flow expiry (default: 300)
           --closed-timeout SECS  expiry after FIN from both sides or RST (default: 5)
           --udp-timeout SECS     idle UDP flow expiry (default: 60)
@@ -116,6 +118,7 @@ struct Options {
                 guard options.assetLogPath?.isEmpty == false else { throw Failure(description: "--asset-log: expected a file path") }
             case "--no-detection": options.detection = false
             case "--arp": options.data.arp = true
+            case "--idle-yield": options.data.idleYield = true
             case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
             case "--mbuf-size":
                 options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)

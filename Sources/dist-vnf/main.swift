@@ -330,14 +330,14 @@ emit("[\(name)] running; SIGINT or SIGTERM stops")
 var lastPrint = Date()
 var lastStats: WorkerStats? = plane.totalStats()
 while !stopRequested.load(ordering: .relaxed) {
-    if let admin {
-        admin.poll(timeoutMilliseconds: control == nil ? 50 : 25)
-    }
-    if let control {
-        control.poll(timeoutMilliseconds: admin == nil ? 50 : 25)
-    }
-    if admin == nil && control == nil {
-        usleep(50_000)
+    // One wait for both sockets; a short one while events flow, so raised packets reach the
+    // controller within a millisecond.
+    let servers = [admin?.socketServer, control].compactMap { $0 }
+    let wait: Int32 = service.eventsOwner != nil ? 1 : 20
+    if servers.isEmpty {
+        usleep(UInt32(wait) * 1000)
+    } else {
+        SocketServer.poll(servers, timeoutMilliseconds: wait)
     }
     // Packet events go to the controller that asked for them.
     plane.drainEvents { event in

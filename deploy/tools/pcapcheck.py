@@ -3,6 +3,8 @@
 
     pcapcheck.py compare SENT.pcap RECEIVED.pcap [--strict] [--json] [--detail N]
     pcapcheck.py flows TRACE.pcap [--json]
+    pcapcheck.py testbed SENT.pcap SINK.pcap TO_VNF.pcap... [--moved PREFIX] [--order none|flows|all]
+                         [--reference OUT.pcap] [--json]
 
 compare  matches every received frame to a sent frame with the same bytes (the earliest one
          not matched yet) and reports, as one line (or JSON):
@@ -12,6 +14,20 @@ compare  matches every received frame to a sent frame with the same bytes (the e
          Exit 0 when nothing is lost or duplicated and no flow is reordered; --strict also
          fails on extra frames and on reordering across flows. Exit 1 on a failed check,
          2 on unreadable input.
+testbed  judges a run of the test bed (a Move included): loss, duplication and extra frames
+         against SENT (what the source replayed); order against what left the switch towards
+         the VNFs (the TO_VNF captures, merged by time), because the userspace switch itself
+         reorders frames around flow set-up, within flows too. Frames a VNF received twice
+         (raised at the source, sent again to the destination) count where they first left the
+         switch; Move's in-band control packets are left out. Exit 0 when nothing is lost or
+         duplicated and no flow is reordered. --moved PREFIX: the frames with an address in
+         PREFIX (a Move's flows) are also judged across flows among themselves (moved_reordered);
+         --order all makes that part of the verdict (an order-preserving Move); --order none
+         judges loss and duplication only (a loss-free Move in OpenNF's way may reorder a flow's
+         packets that were in flight at the switch update; they are still counted). Frames of
+         different VNFs interleave at the sink as the VNFs run, so order across all flows is
+         reported (reordered) but never judged.
+         --reference writes the merged switch order as a pcap (for other checkers).
 flows    counts the distinct bidirectional flows of a trace the way dist-vnf keys them:
          IP protocol, the two (address, port) endpoints in either order, and up to two VLAN
          ids. Ports come from whole TCP/UDP headers only; later fragments have none.
@@ -22,6 +38,7 @@ dist-vnf's code, so it can judge it.
 import json
 import struct
 import sys
+import ipaddress
 from collections import defaultdict, deque
 
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
@@ -51,6 +68,96 @@ def read_pcap(path):
         frames.append(data[pos:pos + caplen])
         pos += caplen
     return frames
+
+
+def read_pcap_records(path):
+    """(timestamp in seconds, frame) of a classic pcap file, µs or ns resolution."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < 24:
+        raise ValueError(f'{path}: shorter than a pcap header')
+    magic = data[:4]
+    order = '<' if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
+    if magic not in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1', b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
+        raise ValueError(f'{path}: not a classic pcap file (pcapng is not read)')
+    scale = 1e-9 if magic in (b'\x4d\x3c\xb2\xa1', b'\xa1\xb2\x3c\x4d') else 1e-6
+    record = struct.Struct(order + 'IIII')
+    out = []
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, frac, caplen, _ = record.unpack_from(data, pos)
+        pos += 16
+        if pos + caplen > len(data):
+            raise ValueError(f'{path}: record {len(out)} runs past the end of the file')
+        out.append((sec + frac * scale, data[pos:pos + caplen]))
+        pos += caplen
+    return out
+
+
+IBC_MARK = b'DiST-IBC'
+
+
+def switch_order(sent, captures):
+    """Frames in the order the switch sent them towards the VNFs: the captures merged by
+    time; in-band control packets out; a frame seen more often than it was sent (a redirected
+    packet delivered again) kept only where it was first seen."""
+    merged = sorted((t, n, i, f) for n, records in enumerate(captures) for i, (t, f) in enumerate(records))
+    allowed = defaultdict(int)
+    for f in sent:
+        allowed[f] += 1
+    out = []
+    for _, _, _, f in merged:
+        if IBC_MARK in f:
+            continue
+        if allowed.get(f, 0) > 0:
+            allowed[f] -= 1
+            out.append(f)
+        elif f not in allowed:
+            out.append(f)       # never sent: the comparison counts it as extra
+    return out
+
+
+def write_pcap(path, frames):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(frames):
+            f.write(struct.pack('<IIII', i // 1000000, i % 1000000, len(frame), len(frame)))
+            f.write(frame)
+
+
+def ip_addresses(frame):
+    """The IPv4/IPv6 source and destination of a frame (after up to two VLAN tags), or ()."""
+    pos = 12
+    etype = int.from_bytes(frame[12:14], 'big') if len(frame) >= 14 else 0
+    for _ in range(2):
+        if etype in VLAN_TPIDS and len(frame) >= pos + 6:
+            pos += 4
+            etype = int.from_bytes(frame[pos:pos + 2], 'big')
+    l3 = pos + 2
+    if etype == 0x0800 and len(frame) >= l3 + 20:
+        return (ipaddress.IPv4Address(frame[l3 + 12:l3 + 16]), ipaddress.IPv4Address(frame[l3 + 16:l3 + 20]))
+    if etype == 0x86DD and len(frame) >= l3 + 40:
+        return (ipaddress.IPv6Address(frame[l3 + 8:l3 + 24]), ipaddress.IPv6Address(frame[l3 + 24:l3 + 40]))
+    return ()
+
+
+def judge_testbed(sent, sink, captures, moved=None):
+    reference = switch_order(sent, captures)
+    delivery = compare(sent, sink)
+    order = compare(reference, sink)
+    switch = compare(sent, reference)
+    moved_reordered = 0
+    if moved is not None:
+        def of_move(frames):
+            return [f for f in frames if any(a.version == moved.version and a in moved for a in ip_addresses(f))]
+        moved_reordered = compare(of_move(reference), of_move(sink))['reordered']
+    return reference, {
+        'moved_reordered': moved_reordered,
+        'sent': delivery['sent'], 'received': delivery['received'], 'lost': delivery['lost'],
+        'duplicated': delivery['duplicated'], 'extra': delivery['extra'],
+        'reordered': order['reordered'], 'reordered_within_flows': order['reordered_within_flows'],
+        'switch_reordered': switch['reordered'], 'switch_reordered_within_flows': switch['reordered_within_flows'],
+    }
 
 
 def flow_of(frame):
@@ -171,6 +278,16 @@ def compare(sent, received):
 
 
 def main(argv):
+    argv = list(argv)
+    options = {}
+    for name in ('--order', '--reference', '--moved'):
+        while name in argv:
+            i = argv.index(name)
+            if i + 1 >= len(argv):
+                print(f'pcapcheck: {name} needs a value', file=sys.stderr)
+                return 2
+            options[name] = argv[i + 1]
+            del argv[i:i + 2]
     args = [a for a in argv if not a.startswith('--')]
     flags = [a for a in argv if a.startswith('--')]
     as_json = '--json' in flags
@@ -188,6 +305,31 @@ def main(argv):
                 print(' '.join(f'{k}={result[k]}' for k in (
                     'sent', 'received', 'lost', 'duplicated', 'extra', 'reordered',
                     'reordered_within_flows', 'verdict')))
+            return 0 if ok else 1
+        if len(args) >= 4 and args[0] == 'testbed':
+            sink = read_pcap(args[2])
+            sent = read_pcap(args[1])
+            captures = [read_pcap_records(p) for p in args[3:]]
+            moved = ipaddress.ip_network(options['--moved'], strict=False) if '--moved' in options else None
+            reference, result = judge_testbed(sent, [f for f in sink if IBC_MARK not in f], captures, moved)
+            every = options.get('--order', 'flows') == 'all'
+            if '--reference' in options:
+                write_pcap(options['--reference'], reference)
+            judged = options.get('--order', 'flows')
+            if judged not in ('none', 'flows', 'all'):
+                print('pcapcheck: --order is none, flows or all', file=sys.stderr)
+                return 2
+            ok = (result['lost'] == 0 and result['duplicated'] == 0
+                  and (judged == 'none' or result['reordered_within_flows'] == 0)
+                  and (not every or result['moved_reordered'] == 0))
+            result['verdict'] = 'PASS' if ok else 'FAIL'
+            result['order'] = judged
+            if as_json:
+                print(json.dumps(result, sort_keys=True))
+            else:
+                print(' '.join(f'{k}={result[k]}' for k in (
+                    'sent', 'received', 'lost', 'duplicated', 'extra', 'reordered', 'reordered_within_flows',
+                    'moved_reordered', 'switch_reordered', 'switch_reordered_within_flows', 'order', 'verdict')))
             return 0 if ok else 1
         if len(args) == 2 and args[0] == 'flows':
             frames = read_pcap(args[1])
