@@ -103,7 +103,8 @@ up() {
     done
     echo "$profile" >"$dir/profile"
     "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
-        --ingress 1 --egress 2 --default vnf1 >"$dir/controller.log" 2>&1 &
+        --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
+        --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" >"$dir/controller.log" 2>&1 &
     echo $! >"$dir/controller.pid"
     local of_target=tcp:127.0.0.1:6653
     if [ "$profile" = paper ]; then

@@ -51,9 +51,13 @@ public struct ControllerConfig: Sendable {
     /// The VNF traffic goes to before any Move.
     public var defaultVNF: String?
     public var requestTimeout: Double
+    /// PACKET_OUTs per second at most (redirected packets re-injected through the switch).
+    public var packetOutRate: Int
 
     public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
-                ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5) {
+                ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
+                packetOutRate: Int = 10_000) {
+        self.packetOutRate = packetOutRate
         self.vnfs = vnfs
         self.openflowHost = openflowHost
         self.openflowPort = openflowPort
@@ -142,6 +146,7 @@ public final class Controller {
             log("switch: a second switch connected; the newer one is used")
         }
         sw = connection
+        connection.packetOutRate = config.packetOutRate
         connection.onReady = { self.installBaseRules(connection) }
     }
 

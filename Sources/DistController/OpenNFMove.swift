@@ -118,7 +118,16 @@ final class OpenNFMove {
                 self.src.request(["type": "disableEvents"]).map { _ in self.eventsOn = false }
             }
         }
-        return steps.map { self.finish() }.flatMapError { self.abort($0) }
+        return steps.flatMap { self.packetsOut() }.map { self.finish() }.flatMapError { self.abort($0) }
+    }
+
+    /// Waits until every packet queued for the switch has gone (the last redirected packet
+    /// leaves then: RedirTime ends there).
+    func packetsOut() -> EventLoopFuture<Void> {
+        let queued = sw.queuedPacketOuts > 0
+        return sw.packetOutsSent().map {
+            if queued && self.report.packetsReleased > 0 { self.lastRedirect = self.now }
+        }
     }
 
     /// Gets state from the source and puts it at the destination, per the scopes and PZ.
@@ -224,9 +233,13 @@ final class OpenNFMove {
         send(buffer.exportComplete(exported))
     }
 
+    /// Points the moved traffic at `ports`, once every packet queued for the switch before has
+    /// gone (so none is overtaken by the traffic the new rule sends), and waits for the barrier.
     func install(to ports: [UInt32]) -> EventLoopFuture<Void> {
-        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: ports, priority: Self.movePriority, cookie: id)) }
-        return sw.barrier(covering: xids)
+        sw.packetOutsSent().flatMap {
+            let xids = self.matches.map { self.sw.flowMod(SwitchRules.flowMod($0, to: ports, priority: Self.movePriority, cookie: self.id)) }
+            return self.sw.barrier(covering: xids)
+        }
     }
 
     /// NG and LF: one update, the moved traffic to the destination.
@@ -370,6 +383,8 @@ final class OpenNFMove {
             if self.report.packetsReleased > 0 {
                 self.report.warnings.append("\(self.report.packetsReleased) packets were processed at \(self.dst.name) before the abort")
             }
+        }.flatMap {
+            self.sw.packetOutsSent().flatMapErrorThrowing { self.report.warnings.append("\($0)") }
         }
         if putAnything && spec.scopes.contains(.perFlow) {
             steps = steps.flatMap {

@@ -56,9 +56,54 @@ final class SwitchConnection {
         send(.flowMod(xid: xid(), mod))
     }
 
-    /// Sends `frame` out of `port`.
+    /// PACKET_OUTs waiting to go, in order: they are paced (``packetOutRate``), because a
+    /// burst of thousands re-injected at once overflows the switch's port queues and is lost.
+    private var packetOuts: [(frame: [UInt8], port: UInt32)] = []
+    private var packetOutHead = 0
+    private var pacing: Scheduled<Void>?
+    private var drained: [EventLoopPromise<Void>] = []
+    /// PACKET_OUTs per second at most (sent in slices every millisecond).
+    var packetOutRate = 10_000
+
+    /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
     func packetOut(_ frame: [UInt8], port: UInt32) {
-        send(.packetOut(xid: xid(), OFPacketOut(actions: [.output(port: port, maxLength: OpenFlow.maxLengthNoBuffer)], data: frame)))
+        loop.preconditionInEventLoop()
+        packetOuts.append((frame, port))
+        if pacing == nil { pace() }
+    }
+
+    private func pace() {
+        pacing = nil
+        let slice = max(1, packetOutRate / 1000)
+        var n = 0
+        while packetOutHead < packetOuts.count && n < slice {
+            let p = packetOuts[packetOutHead]
+            packetOuts[packetOutHead].frame = []
+            packetOutHead += 1
+            n += 1
+            send(.packetOut(xid: xid(), OFPacketOut(actions: [.output(port: p.port, maxLength: OpenFlow.maxLengthNoBuffer)], data: p.frame)))
+        }
+        if packetOutHead < packetOuts.count {
+            pacing = loop.scheduleTask(in: .milliseconds(1)) { self.pace() }
+        } else {
+            packetOuts = []
+            packetOutHead = 0
+            let waiting = drained
+            drained = []
+            waiting.forEach { $0.succeed(()) }
+        }
+    }
+
+    /// PACKET_OUTs still queued.
+    var queuedPacketOuts: Int { packetOuts.count - packetOutHead }
+
+    /// Succeeds once every PACKET_OUT queued so far has been handed to the switch.
+    func packetOutsSent() -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        guard queuedPacketOuts > 0 else { return loop.makeSucceededVoidFuture() }
+        let p = loop.makePromise(of: Void.self)
+        drained.append(p)
+        return p.futureResult
     }
 
     /// A barrier: succeeds when the switch has applied everything sent before it, fails when
@@ -114,6 +159,11 @@ final class SwitchConnection {
 
     func wentAway(_ why: String) {
         closed = true
+        pacing?.cancel()
+        pacing = nil
+        let waiting = drained
+        drained = []
+        waiting.forEach { $0.fail(ControllerError("the switch went away (\(why)) with \(queuedPacketOuts) packets to send")) }
         let pending = barriers
         barriers = [:]
         for b in pending.values {

@@ -43,7 +43,11 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds a VNF may take to answer a request.")
     var requestTimeout: Double = 5
 
+    @Option(name: .long, help: "PACKET_OUTs per second at most (re-injected packets are paced so the switch does not drop a burst).")
+    var packetOutRate = 10_000
+
     func validate() throws {
+        guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else { throw ValidationError("--packet-out-rate must be 1000 to 1000000") }
         guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
         guard requestTimeout > 0, requestTimeout <= 600 else { throw ValidationError("--request-timeout must be in (0, 600] seconds") }
         guard Self.endpoint(openflow) != nil else { throw ValidationError("--openflow '\(openflow)' is not HOST:PORT") }
@@ -58,7 +62,8 @@ struct DistControllerCommand: ParsableCommand {
         let vnfs = try vnf.map { try ControllerConfig.VNF(parsing: $0) }
         let (host, port) = Self.endpoint(openflow)!
         let config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
-                                      ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout)
+                                      ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
+                                      packetOutRate: packetOutRate)
         let controller: Controller
         do {
             controller = try Controller(config: config, log: say)
