@@ -45,7 +45,7 @@ link() {  # link NAME_IN_NS NS NAME_ON_SWITCH
 }
 
 shape() {  # shape LINK [NS] RATE: a tbf rate limit on LINK's egress
-    local cmd=(tc qdisc replace dev "$1" root tbf rate "$3" burst 32kbit latency 50ms)
+    local cmd=(tc qdisc replace dev "$1" root tbf rate "$3" burst 96kb latency 50ms)  # burst above the largest (GSO) packet
     if [ -n "$2" ]; then ip netns exec "$2" "${cmd[@]}"; else "${cmd[@]}"; fi
 }
 

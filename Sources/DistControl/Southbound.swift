@@ -6,7 +6,9 @@ import Foundation
 /// length-prefixed frame (see ``SouthboundFraming``). Every request carries a `type` and an
 /// `id` the replies repeat.
 ///
-/// Requests: `getPerFlow`/`getMultiFlow` (`filter`), `getAllFlows`; `putPerFlow`/`putMultiFlow`/
+/// Requests: `getPerFlow` (`filter`, `batch`: chunks per reply, `lock`: late locking),
+/// `getMultiFlow` (`filter`, `peers`: hosts at the other end of the filter's flows too),
+/// `getAllFlows`; `putPerFlow`/`putMultiFlow`/
 /// `putAllFlows` (`chunks`: base64 of ``StateCodec`` chunks); `delPerFlow`/`delMultiFlow`
 /// (`filter`), `delAllFlows`. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
 /// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
@@ -56,7 +58,8 @@ public final class SouthboundService {
                 return state("statePerFlow", id, try store.exportFlows(try filter(request), lock: lock).map { .perFlow($0) },
                              batch: try batch(request))
             case "getMultiFlow":
-                return state("stateMultiFlow", id, try store.exportAssets(try filter(request)).map { .multiFlow($0) },
+                let peers = request["peers"] as? Bool ?? false
+                return state("stateMultiFlow", id, try store.exportAssets(try filter(request), peers: peers).map { .multiFlow($0) },
                              batch: try batch(request))
             case "getAllFlows":
                 return state("stateAllFlows", id, [.allFlows(store.exportCounters())], batch: chunksPerMessage)

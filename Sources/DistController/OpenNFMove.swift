@@ -166,7 +166,10 @@ final class OpenNFMove {
                 exported = []
                 return src.request(["type": "getPerFlow", "filter": "\(spec.filter)", "batch": batch, "lock": ll]) { try take(.perFlow, $0) }
             case .multiFlow:
-                return src.request(["type": "getMultiFlow", "filter": "\(spec.filter)", "batch": 512]) { try take(.multiFlow, $0) }
+                // The hosts the moved flows talk to go along (copied: other flows may use them).
+                return src.request(["type": "getMultiFlow", "filter": "\(spec.filter)", "batch": 512, "peers": true]) {
+                    try take(.multiFlow, $0)
+                }
             case .allFlows:
                 return src.request(["type": "getAllFlows"]) { try take(.allFlows, $0) }
             }

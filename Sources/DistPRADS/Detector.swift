@@ -199,7 +199,10 @@ public final class Detector {
     public func asset(at address: IPAddress) -> Asset? { assets[address] }
 
     /// Puts a host's asset in place of what this detector had for it.
-    public func put(_ asset: Asset, at address: IPAddress) { assets[address] = asset }
+    /// Imports what another instance knows of a host, merged with what this one knows.
+    public func put(_ asset: Asset, at address: IPAddress) {
+        assets[address] = assets[address].map { $0.merged(with: asset) } ?? asset
+    }
 
     /// Forgets a host.
     @discardableResult

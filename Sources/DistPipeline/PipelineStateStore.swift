@@ -79,10 +79,10 @@ public final class PipelineStateStore: StateStore {
         try (0..<workers).reduce(0) { $0 + (try count(.deleteFlows(filter), $1)) }
     }
 
-    public func exportAssets(_ filter: FlowFilter) throws -> [AssetState] {
+    public func exportAssets(_ filter: FlowFilter, peers: Bool = false) throws -> [AssetState] {
         var merged: [IPAddress: Detector.Asset] = [:]
         for w in 0..<workers {
-            guard case .assets(let assets) = try ask(.exportAssets(filter), w) else { throw StateStoreError("unexpected reply") }
+            guard case .assets(let assets) = try ask(.exportAssets(filter, peers: peers), w) else { throw StateStoreError("unexpected reply") }
             for a in assets { merged[a.address] = merged[a.address].map { $0.merged(with: a.asset) } ?? a.asset }
         }
         return merged.keys.sorted().map { AssetState(address: $0, asset: merged[$0]!) }

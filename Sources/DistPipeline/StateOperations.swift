@@ -12,7 +12,8 @@ public enum StateRequest: Sendable {
     case exportFlows(FlowFilter, lock: Bool)
     case importFlows([FlowEntry])
     case deleteFlows(FlowFilter)
-    case exportAssets(FlowFilter)
+    /// With `peers`, hosts at the other end of the filter's flows too.
+    case exportAssets(FlowFilter, peers: Bool)
     case importAssets([AssetState])
     case deleteAssets(FlowFilter)
     /// Installs an event rule, or removes it (nil).
@@ -64,9 +65,19 @@ extension FastPath {
             }
             for i in doomed { table.remove(at: i) }
             return .count(doomed.count)
-        case .exportAssets(let filter):
+        case .exportAssets(let filter, let peers):
             guard let detector else { return .assets([]) }
-            let hosts = detector.assets.keys.filter { filter.matches(host: $0) }.sorted()
+            var wanted = Set(detector.assets.keys.filter { filter.matches(host: $0) })
+            if peers {
+                table.forEach { _, e in
+                    if filter.matches(e.key) {
+                        wanted.insert(e.key.loAddr)
+                        wanted.insert(e.key.hiAddr)
+                    }
+                    return true
+                }
+            }
+            let hosts = wanted.filter { detector.assets[$0] != nil }.sorted()
             return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
         case .importAssets(let assets):
             guard let detector else { return .refused("detection is off on this instance") }

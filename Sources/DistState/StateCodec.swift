@@ -389,7 +389,10 @@ public protocol StateStore: AnyObject {
     func exportFlows(_ filter: FlowFilter, lock: Bool) throws -> [FlowEntry]
     func importFlows(_ entries: [FlowEntry]) throws -> Int
     func deleteFlows(_ filter: FlowFilter) throws -> Int
-    func exportAssets(_ filter: FlowFilter) throws -> [AssetState]
+    /// The assets of hosts within the filter's prefixes; with `peers`, also of every host at
+    /// the other end of a flow the filter matches (their traffic with the moved flows goes
+    /// where those flows go, so a Move copies what is known of them).
+    func exportAssets(_ filter: FlowFilter, peers: Bool) throws -> [AssetState]
     func importAssets(_ assets: [AssetState]) throws -> Int
     func deleteAssets(_ filter: FlowFilter) throws -> Int
     func exportCounters() -> InstanceCounters

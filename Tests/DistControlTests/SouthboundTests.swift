@@ -84,6 +84,41 @@ import Testing
         #expect(z.packets == 0)
     }
 
+    /// With `peers`, the hosts at the other end of the filter's flows come along; an import
+    /// merges with what the destination already knows of a host.
+    @Test func peersOfMovedFlowsComeWithTheirHosts() throws {
+        let path = try Self.pipeline(run: Self.frames)
+        let source = SouthboundService(store: PipelineStateStore(path))
+        let own = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=192.168.0.0/16"]))
+        let withPeers = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 2, "filter": "nw_src=192.168.0.0/16",
+                                                               "peers": true]))
+        #expect(Set(own).isSubset(of: Set(withPeers)) && withPeers.count > own.count)
+        let prefix = IPPrefix("192.168.0.0/16")!
+        let outside = withPeers.compactMap { text -> IPAddress? in
+            guard case .multiFlow(let a)? = try? StateCodec.decode([UInt8](Data(base64Encoded: text)!)) else { return nil }
+            return prefix.contains(a.address) ? nil : a.address
+        }
+        // Every outside host has a flow with an inside host.
+        var talking = Set<IPAddress>()
+        path.table.forEach { _, e in
+            if prefix.contains(e.key.loAddr) { talking.insert(e.key.hiAddr) }
+            if prefix.contains(e.key.hiAddr) { talking.insert(e.key.loAddr) }
+            return true
+        }
+        #expect(!outside.isEmpty && Set(outside).isSubset(of: talking))
+
+        // Merge on import: a destination that knows a host keeps what it knew.
+        let detector = Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads"))
+        guard case .multiFlow(let first)? = try? StateCodec.decode([UInt8](Data(base64Encoded: withPeers[0])!)) else { return }
+        var known = first.asset
+        known.services = []
+        known.os = [Detector.OSEntry(kind: .syn, signature: nil, text: "known-here", port: 1, ttl: 64)] + known.os
+        detector.put(known, at: first.address)
+        detector.put(first.asset, at: first.address)
+        #expect(detector.asset(at: first.address)?.os.contains { $0.text == "known-here" } == true)
+        #expect(detector.asset(at: first.address)?.services.count == first.asset.services.count)
+    }
+
     @Test func badRequestsGetAnErrorAndChangeNothing() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Array(Self.frames.prefix(3000)))))
         let destinationPath = try Self.pipeline(run: [])

@@ -3,6 +3,7 @@
 
     pcapcheck.py compare SENT.pcap RECEIVED.pcap [--strict] [--json] [--detail N]
     pcapcheck.py flows TRACE.pcap [--json]
+    pcapcheck.py cut TRACE.pcap OUT.pcap [--frames N] [--no-fragments]
     pcapcheck.py testbed SENT.pcap SINK.pcap TO_VNF.pcap... [--moved PREFIX] [--order none|flows|all]
                          [--reference OUT.pcap] [--json]
 
@@ -28,6 +29,9 @@ testbed  judges a run of the test bed (a Move included): loss, duplication and e
          different VNFs interleave at the sink as the VNFs run, so order across all flows is
          reported (reordered) but never judged.
          --reference writes the merged switch order as a pcap (for other checkers).
+cut      writes the first N frames of TRACE (all by default) to OUT; --no-fragments leaves IP
+         fragments out (the test bed's net_af_packet reassembles them: DPDK 22.11's packet
+         socket fanout asks the kernel to defragment, so they cannot cross it unchanged).
 flows    counts the distinct bidirectional flows of a trace the way dist-vnf keys them:
          IP protocol, the two (address, port) endpoints in either order, and up to two VLAN
          ids. Ports come from whole TCP/UDP headers only; later fragments have none.
@@ -160,6 +164,21 @@ def judge_testbed(sent, sink, captures, moved=None):
     }
 
 
+def is_fragment(frame):
+    """Whether a frame is an IPv4 fragment or carries an IPv6 fragment header (first one)."""
+    pos = 12
+    etype = int.from_bytes(frame[12:14], 'big') if len(frame) >= 14 else 0
+    while etype in VLAN_TPIDS and len(frame) >= pos + 6:
+        pos += 4
+        etype = int.from_bytes(frame[pos:pos + 2], 'big')
+    l3 = pos + 2
+    if etype == 0x0800 and len(frame) >= l3 + 20:
+        return int.from_bytes(frame[l3 + 6:l3 + 8], 'big') & 0x3FFF != 0
+    if etype == 0x86DD and len(frame) >= l3 + 40:
+        return frame[l3 + 6] == 44
+    return False
+
+
 def flow_of(frame):
     """The bidirectional flow key of a frame, or None for frames outside any IP flow."""
     n = len(frame)
@@ -280,7 +299,7 @@ def compare(sent, received):
 def main(argv):
     argv = list(argv)
     options = {}
-    for name in ('--order', '--reference', '--moved'):
+    for name in ('--order', '--reference', '--moved', '--frames'):
         while name in argv:
             i = argv.index(name)
             if i + 1 >= len(argv):
@@ -331,6 +350,14 @@ def main(argv):
                     'sent', 'received', 'lost', 'duplicated', 'extra', 'reordered', 'reordered_within_flows',
                     'moved_reordered', 'switch_reordered', 'switch_reordered_within_flows', 'order', 'verdict')))
             return 0 if ok else 1
+        if len(args) == 3 and args[0] == 'cut':
+            frames = read_pcap(args[1])
+            if '--frames' in options:
+                frames = frames[:int(options['--frames'])]
+            kept = [f for f in frames if not ('--no-fragments' in flags and is_fragment(f))]
+            write_pcap(args[2], kept)
+            print(f'cut: {len(kept)} frames to {args[2]} ({len(frames) - len(kept)} IP fragments left out)')
+            return 0
         if len(args) == 2 and args[0] == 'flows':
             frames = read_pcap(args[1])
             keys = {flow_of(f) for f in frames}
