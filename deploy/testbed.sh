@@ -10,7 +10,8 @@
 #                        source to vnf1, every VNF to the sink. The sink records what arrives.
 #                        --profile paper: control links 10 Mbit/s (tbf) and 10 ms one way (a TCP
 #                        delay proxy on every control connection, the switch's included), data
-#                        links 100 Mbit/s (tbf). none (the default): no shaping.
+#                        links 100 Mbit/s and 1 ms one way (dist-delayline between the switch
+#                        and each VNF). none (the default): no shaping.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
@@ -30,6 +31,7 @@ dir=${DIST_TESTBED_DIR:-/tmp/dist-testbed}
 vnf_bin=${DIST_VNF:-$root/.build/release/dist-vnf}
 ctl_bin=${DIST_CONTROLLER:-$root/.build/release/dist-controller}
 distctl_bin=${DISTCTL:-$root/.build/release/distctl}
+delayline_bin=${DIST_DELAYLINE:-$root/.build/release/dist-delayline}
 prefix=dtb
 
 say() { echo "testbed: $*"; }
@@ -68,7 +70,7 @@ up() {
     done
     case "$profile" in none|paper) ;; *) say "profile '$profile' is not none or paper" >&2; exit 2 ;; esac
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
-    for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin"; do
+    for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin"; do
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
     done
     mkdir -p "$dir"
@@ -85,14 +87,24 @@ up() {
     for i in $(seq 1 "$vnfs"); do
         ip netns add "$prefix-vnf$i"
         ip netns exec "$prefix-vnf$i" ip link set lo up
-        link "vnf$i" "$prefix-vnf$i" "$prefix-v$i"
+        if [ "$profile" = paper ]; then
+            # The data link through a delay line: switch port <-> dist-delayline <-> VNF.
+            ip link add "$prefix-v$i" type veth peer name "$prefix-da$i"
+            for l in "$prefix-v$i" "$prefix-da$i"; do
+                sysctl -qw "net.ipv6.conf.$l.disable_ipv6=1"
+                ip link set "$l" mtu 9000 up
+            done
+            link "vnf$i" "$prefix-vnf$i" "$prefix-db$i"
+            "$delayline_bin" --a "$prefix-da$i" --b "$prefix-db$i" --delay-ms 1 --rate-mbit 100 >"$dir/delayline-vnf$i.log" 2>&1 &
+            echo $! >"$dir/delayline-vnf$i.pid"
+        else
+            link "vnf$i" "$prefix-vnf$i" "$prefix-v$i"
+        fi
         # The control network: a link of its own per VNF.
         link ctl0 "$prefix-vnf$i" "$prefix-c$i"
         ip addr add "198.19.$i.1/24" dev "$prefix-c$i"
         ip netns exec "$prefix-vnf$i" ip addr add "198.19.$i.2/24" dev ctl0
         if [ "$profile" = paper ]; then
-            shape "$prefix-v$i" "" 100mbit
-            shape "vnf$i" "$prefix-vnf$i" 100mbit
             shape "$prefix-c$i" "" 10mbit
             shape ctl0 "$prefix-vnf$i" 10mbit
             proxy "control-vnf$i" "127.0.0.1:$((7100 + i))" "198.19.$i.2:7001"

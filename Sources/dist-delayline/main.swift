@@ -92,6 +92,9 @@ func rawSocket(_ name: String) throws -> Int32 {
     var one: Int32 = 1
     // PACKET_IGNORE_OUTGOING (23): frames we send are not read back.
     setsockopt(fd, SOL_PACKET, 23, &one, socklen_t(MemoryLayout<Int32>.size))
+    // PACKET_AUXDATA (8): the kernel takes VLAN tags off before packet sockets see a frame and
+    // reports them beside it; the reader puts them back, so tagged frames cross unchanged.
+    setsockopt(fd, SOL_PACKET, 8, &one, socklen_t(MemoryLayout<Int32>.size))
     var size: Int32 = 8 << 20
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -138,12 +141,56 @@ final class Direction: @unchecked Sendable {
         return Double(state % 1_000_000) / 10_000 < options.dropPercent
     }
 
+    /// Receives one frame with its VLAN tag back in place (from PACKET_AUXDATA); nil on error.
+    func receive(_ buffer: inout [UInt8], _ control: inout [UInt8]) -> [UInt8]? {
+        while true {
+            var n = 0
+            var controlLength = 0
+            buffer.withUnsafeMutableBytes { data in
+                control.withUnsafeMutableBytes { ctl in
+                    var iov = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                    withUnsafeMutablePointer(to: &iov) { iovp in
+                        var msg = msghdr()
+                        msg.msg_iov = iovp
+                        msg.msg_iovlen = 1
+                        msg.msg_control = ctl.baseAddress
+                        msg.msg_controllen = ctl.count
+                        n = recvmsg(from, &msg, 0)
+                        controlLength = Int(msg.msg_controllen)
+                    }
+                }
+            }
+            if n < 0 { if errno == EINTR { continue } else { return nil } }
+            var frame = Array(buffer[0..<n])
+            // cmsghdr: len (8 bytes), level (4), type (4), then tpacket_auxdata: status, len,
+            // snaplen (4 each), mac, net, vlan_tci, vlan_tpid (2 each).
+            var at = 0
+            while at + 16 <= controlLength {
+                let length = control[at..<(at + 8)].withUnsafeBytes { $0.loadUnaligned(as: Int.self) }
+                let level = control[(at + 8)..<(at + 12)].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+                let type = control[(at + 12)..<(at + 16)].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+                guard length >= 16, at + length <= controlLength else { break }
+                if level == SOL_PACKET && type == 8 && length >= 16 + 20 && frame.count >= 12 {
+                    let aux = Array(control[(at + 16)..<(at + 36)])
+                    let status = aux[0..<4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+                    let tci = aux[16..<18].withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }
+                    let tpid = aux[18..<20].withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }
+                    if status & 0x10 != 0 {  // TP_STATUS_VLAN_VALID
+                        let proto: UInt16 = status & 0x40 != 0 && tpid != 0 ? tpid : 0x8100  // TP_STATUS_VLAN_TPID_VALID
+                        frame.insert(contentsOf: [UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(tci >> 8), UInt8(tci & 0xFF)], at: 12)
+                    }
+                }
+                at += (length + 7) & ~7
+            }
+            return frame
+        }
+    }
+
     func read() {
         var buffer = [UInt8](repeating: 0, count: 65536)
+        var control = [UInt8](repeating: 0, count: 256)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
-            if n < 0 { if errno == EINTR { continue } else { return } }
-            let frame = Array(buffer[0..<n])
+            guard let frame = receive(&buffer, &control) else { return }
             if shouldDrop(frame) {
                 dropped += 1
                 continue

@@ -168,6 +168,29 @@ class DelayLineTests(unittest.TestCase):
         out, _ = receiver.communicate(timeout=wait + 30)
         return json.loads(out.strip().splitlines()[-1])
 
+    def test_vlan_tagged_frames_cross_unchanged(self):
+        """The kernel takes VLAN tags off before packet sockets see frames; the line puts them back."""
+        line = subprocess.Popen([DELAYLINE, '--a', self.outer[0], '--b', self.outer[1], '--delay-ms', '0', '--rate-mbit', '0'],
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10)))
+        self.assertIn('dist-delayline:', line.stdout.readline())
+        import tempfile
+        capture = os.path.join(tempfile.mkdtemp(prefix='dl-vlan-'), 'b.pcap')
+        dump = subprocess.Popen(['ip', 'netns', 'exec', self.ns[1], 'tcpdump', '-i', self.inner[1], '-Q', 'in', '-U', '-c', '2',
+                                 '-w', capture, '-s', '0'], stderr=subprocess.PIPE, text=True)
+        self.assertIn('listening', dump.stderr.readline())
+        ip = bytes.fromhex('4500001c000100004011') + b'\0\0' + bytes([198, 18, 9, 1, 198, 18, 9, 2]) + bytes.fromhex('9c4013880008') + b'\0\0'
+        tagged = bytes.fromhex('020000000902020000000901') + bytes.fromhex('8100a00c0800') + ip
+        qinq = bytes.fromhex('020000000902020000000901') + bytes.fromhex('88a80064810000070800') + ip
+        sender = 'import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0)); ' \
+                 '[s.send(bytes.fromhex(h)) for h in sys.argv[2:]]'
+        subprocess.run(['ip', 'netns', 'exec', self.ns[0], sys.executable, '-c', sender, self.inner[0], tagged.hex(), qinq.hex()],
+                       check=True)
+        dump.wait(timeout=10)
+        sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
+        import pcapcheck
+        self.assertEqual(pcapcheck.read_pcap(capture), [tagged, qinq])
+
     def test_it_adds_its_delay_in_order(self):
         seen = self.run_line(['--delay-ms', '2', '--rate-mbit', '0'], count=200, gap=0.001)
         self.assertEqual([s[0] for s in seen], list(range(200)))

@@ -1,0 +1,76 @@
+@testable import DistController
+import DistOpenFlow
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@Suite struct ControllerConfigTests {
+    @Test func aVNFIsNameAddressAndSwitchPort() throws {
+        let v = try ControllerConfig.VNF(parsing: "vnf1=198.19.1.2:7001@11")
+        #expect(v == ControllerConfig.VNF(name: "vnf1", host: "198.19.1.2", port: 7001, switchPort: 11))
+        let v6 = try ControllerConfig.VNF(parsing: "b=[2001:db8::1]:7002@12")
+        #expect(v6.host == "2001:db8::1" && v6.port == 7002)
+        for bad in ["vnf1", "vnf1=host@11", "=1.2.3.4:7001@11", "a=1.2.3.4:0@11", "a=1.2.3.4:7001@x", "a=1.2.3.4:70000@1", "a=:7001@3"] {
+            #expect(throws: ControllerError.self, "\(bad)") { try ControllerConfig.VNF(parsing: bad) }
+        }
+    }
+
+    @Test func namesAreUniqueAndTheDefaultExists() {
+        let a = ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)
+        #expect(throws: ControllerError.self) {
+            try Controller(config: ControllerConfig(vnfs: [a, a], northboundPath: "/tmp/x"), log: { _ in })
+        }
+        #expect(throws: ControllerError.self) {
+            try Controller(config: ControllerConfig(vnfs: [a], northboundPath: "/tmp/x", defaultVNF: "b"), log: { _ in })
+        }
+    }
+}
+
+@Suite struct FramingTests {
+    @Test func southboundFramesComeWholeWhateverTheSegments() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixedDecoder(maxFrame: 1000)))
+        let bodies: [[UInt8]] = [Array("{\"type\":\"ack\"}".utf8), [], Array(repeating: 0x41, count: 999)]
+        var stream: [UInt8] = []
+        for b in bodies { stream += [0, 0, UInt8(b.count >> 8), UInt8(b.count & 0xFF)] + b }
+        // Fed a byte or a few at a time.
+        var at = 0, step = 1
+        while at < stream.count {
+            let end = min(stream.count, at + step)
+            try channel.writeInbound(ByteBuffer(bytes: stream[at..<end]))
+            at = end
+            step = step % 7 + 1
+        }
+        for b in bodies { #expect(try channel.readInbound(as: [UInt8].self) == b) }
+        #expect(try channel.readInbound(as: [UInt8].self) == nil)
+    }
+
+    @Test func anOversizedSouthboundFrameIsAnError() {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LengthPrefixedDecoder(maxFrame: 10)))
+        #expect(throws: ControllerError.self) { try channel.writeInbound(ByteBuffer(bytes: [0, 0, 0, 11])) }
+    }
+
+    @Test func openFlowMessagesAreCutAtTheirLength() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(OpenFlowDecoder()))
+        let messages: [OFMessage] = [.hello(xid: 1, body: []), .echoRequest(xid: 2, data: [1, 2, 3]), .barrierReply(xid: 3)]
+        let bytes = messages.flatMap { $0.encoded() }
+        try channel.writeInbound(ByteBuffer(bytes: bytes[0..<5]))
+        #expect(try channel.readInbound(as: OFMessage.self) == nil)
+        try channel.writeInbound(ByteBuffer(bytes: bytes[5...]))
+        for m in messages { #expect(try channel.readInbound(as: OFMessage.self) == m) }
+        // A length below the header's is not OpenFlow: the connection cannot go on.
+        #expect(throws: ControllerError.self) { try channel.writeInbound(ByteBuffer(bytes: [4, 0, 0, 4, 0, 0, 0, 1])) }
+    }
+
+    @Test func northboundLinesAndTheirLimit() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder()))
+        try channel.writeInbound(ByteBuffer(string: "{\"command\":\"vnfs\"}\n{\"comm"))
+        #expect(try channel.readInbound(as: String.self) == "{\"command\":\"vnfs\"}")
+        #expect(try channel.readInbound(as: String.self) == nil)
+        try channel.writeInbound(ByteBuffer(string: "and\":1}\n"))
+        #expect(try channel.readInbound(as: String.self) == "{\"command\":1}")
+        let long = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder()))
+        #expect(throws: ControllerError.self) {
+            try long.writeInbound(ByteBuffer(bytes: [UInt8](repeating: 0x61, count: LineDecoder.maxLine + 1)))
+        }
+    }
+}
