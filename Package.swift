@@ -12,6 +12,7 @@
 //   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
 //   DistControl    The southbound API (OpenNF's get/put/del of state, framed JSON). No DPDK.
 //   DistOpenFlow   OpenFlow 1.3 messages on bytes (the controller's side of the switch). No I/O.
+//   DistChannel    DiST's VNF-to-VNF channel: frames, HMAC tags, window, retransmission. No I/O.
 //   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
 //                  the controller's redirect buffer. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
@@ -41,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -67,6 +69,7 @@ let package = Package(
         .target(name: "DistAdmin"),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow"),
+        .target(name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
@@ -128,6 +131,7 @@ let package = Package(
                     dependencies: ["DistController", "DistOpenFlow", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "DistChannelTests", dependencies: ["DistChannel", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "DistMoveTests", dependencies: ["DistMove", "DistFlow", "DistPacket", "DistOpenFlow"]),
         .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"], exclude: ["Fixtures"]),
         .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),

@@ -76,6 +76,11 @@ up() {
     mkdir -p "$dir"
     rm -rf "$dir/ovs" "$dir"/*.pcap "$dir"/*.log
     touch "$dir/up"
+    # Open vSwitch reads its (non-DPDK) ports through packet sockets of the default receive
+    # buffer size; while its main thread executes a burst of PACKET_OUTs, frames arriving on a
+    # port overflow it. A larger default while the test bed is up; down restores it.
+    sysctl -n net.core.rmem_default >"$dir/rmem_default"
+    sysctl -qw net.core.rmem_default=4194304
     # A failure half way leaves nothing behind.
     trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
     for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
@@ -219,6 +224,10 @@ down() {
     rm -rf "$dir/ovs"
     for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-" || true); do ip netns delete "$ns"; done
     for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$prefix-" || true); do ip link delete "$l" 2>/dev/null || true; done
+    if [ -s "$dir/rmem_default" ]; then
+        sysctl -qw "net.core.rmem_default=$(cat "$dir/rmem_default")"
+        rm -f "$dir/rmem_default"
+    fi
     rm -f "$dir/up"
     say "down"
 }

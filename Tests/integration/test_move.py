@@ -135,6 +135,46 @@ class MoveTests(unittest.TestCase):
         report, result = self.moved('op', 'pz,ll,er', 'all')
         self.assertEqual((result['reordered_within_flows'], result['moved_reordered']), (0, 0), result)
 
+    def test_every_guarantee_with_every_optimization(self):
+        """NG, LF and OP with each of the eight combinations of PZ, LL and ER: 24 Moves back and
+        forth between the VNFs during one replay. Each completes, and nothing is lost or
+        duplicated in the whole run (NG keeps packets at the source, so it loses none either)."""
+        import itertools
+        configs = [(g, ','.join(o) or 'none') for g in ('ng', 'lf', 'op')
+                   for n in range(4) for o in itertools.combinations(('pz', 'll', 'er'), n)]
+        self.assertEqual(len(configs), 24)
+        trace = os.path.join(self.tmp, 'long.pcap')
+        subprocess.run([sys.executable, os.path.join(ROOT, 'deploy', 'tools', 'pcapcheck.py'), 'cut', MIX_A, trace,
+                        '--frames', '30000', '--no-fragments'], check=True, capture_output=True)
+        bed = self.session('combinations')
+        reports = []
+        try:
+            replay = threading.Thread(target=bed.run, args=('replay', trace, '1000'), kwargs={'timeout': 120})
+            replay.start()
+            time.sleep(1)
+            for i, (guarantee, opt) in enumerate(configs):
+                src, dst = ('vnf1', 'vnf2') if i % 2 == 0 else ('vnf2', 'vnf1')
+                out = bed.run('move', '--from', src, '--to', dst, '--filter', 'nw_src=192.168.0.0/16', '--json',
+                              '--guarantee', guarantee, '--opt', opt, check=False)
+                reports.append((guarantee, opt, json.loads(out.stdout[out.stdout.index('{'):])['report']))
+                time.sleep(0.3)
+            replay.join()
+        finally:
+            bed.run('down')
+        for guarantee, opt, report in reports:
+            self.assertEqual(report['outcome'], 'completed', (guarantee, opt, report))
+            self.assertGreater(report['perFlowStates'], 0, (guarantee, opt))
+            if guarantee == 'ng':
+                self.assertEqual(report['packetsRedirected'], 0)
+        self.assertTrue(any(r['packetsRedirected'] > 0 for g, _, r in reports if g != 'ng'))
+        self.assertTrue(any(r['packetsFromSwitch'] > 0 for g, _, r in reports if g == 'op'))
+        result = self.verdict_of(bed, trace)
+        self.assertEqual((result['lost'], result['duplicated'], result['extra']), (0, 0, 0), result)
+
+    def verdict_of(self, bed, trace):
+        out = bed.run('check', trace, '--order', 'none', '--json', check=False)
+        return json.loads(out.stdout)
+
     def test_a_destination_that_stops_answering_aborts_the_move(self):
         bed = self.session('stalled', DIST_REQUEST_TIMEOUT='1')
         try:

@@ -112,6 +112,8 @@ def main():
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
     parser.add_argument('--quick', action='store_true', help='one run per point, fewer points (a smoke test)')
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
+    parser.add_argument('--parts', default='ceiling,table1,figure5,loss',
+                        help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
     if options.plot:
         with open(options.plot) as f:
@@ -120,13 +122,38 @@ def main():
     runs = 1 if options.quick else options.runs
     os.makedirs(options.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix='dist-bench-move-')
-    results = {'profile': options.profile, 'runs': runs}
+    parts = set(options.parts.split(','))
+    results = {}
+    previous = os.path.join(options.out, 'results.json')
+    if parts != {'ceiling', 'table1', 'figure5', 'loss'} and os.path.exists(previous):
+        with open(previous) as f:
+            results = json.load(f)
+    results.update({'profile': options.profile, 'runs': runs})
 
-    rates = [1000, 5000, 10000, 20000, 30000] if not options.quick else [1000, 10000]
-    results['ceiling'], results['ceiling_runs'] = ceiling(work, options.profile, rates, 1 if options.quick else 2)
-    print(f'ceiling: {results["ceiling"]} pps with nothing lost', flush=True)
+    if 'ceiling' in parts:
+        rates = [1000, 5000, 10000, 20000, 30000] if not options.quick else [1000, 10000]
+        results['ceiling'], results['ceiling_runs'] = ceiling(work, options.profile, rates, 1 if options.quick else 2)
+        print(f'ceiling: {results["ceiling"]} pps with nothing lost', flush=True)
+    if 'table1' in parts:
+        table1(work, options, runs, results)
+    if 'figure5' in parts:
+        figure5(work, options, runs, results)
+    if 'loss' in parts:
+        loss_against_rate(work, options, runs, results)
 
-    # Table 1 (and Figure 6 from its LF PZ|LL|ER runs).
+    with open(os.path.join(options.out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    markdown = table_markdown(results)
+    with open(os.path.join(options.out, 'table1.md'), 'w') as f:
+        f.write(markdown)
+    plots(results, options.out)
+    print()
+    print(markdown)
+    print(f'results and plots in {options.out}; runs in {work}')
+
+
+def table1(work, options, runs, results):
+    """Table 1 (and Figure 6 from its LF PZ|LL|ER runs)."""
     at = 20 if not options.quick else 8
     trace = cut(work, 1000 * (at + 6))
     table = []
@@ -152,7 +179,9 @@ def main():
             results['figure6'] = figure6_series(points[0])
     results['table1'] = table
 
-    # Figure 5: MoveTime against states, several rates.
+
+def figure5(work, options, runs, results):
+    """MoveTime against states, several rates."""
     prefixes = ['nw_src=10.0.0.0/8', 'nw_src=192.168.0.0/16', ALL_V4] if not options.quick else ['nw_src=10.0.0.0/8', ALL_V4]
     fig5 = []
     for pps in ([500, 1000, 2500] if not options.quick else [1000]):
@@ -167,7 +196,8 @@ def main():
                     print('figure5:', json.dumps(fig5[-1]), flush=True)
     results['figure5'] = fig5
 
-    # Loss against rate.
+
+def loss_against_rate(work, options, runs, results):
     loss = []
     for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
         trace = cut(work, min(50000, pps * 8))
@@ -180,16 +210,6 @@ def main():
         loss.append(entry)
         print('loss:', json.dumps(entry), flush=True)
     results['loss'] = loss
-
-    with open(os.path.join(options.out, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    markdown = table_markdown(results)
-    with open(os.path.join(options.out, 'table1.md'), 'w') as f:
-        f.write(markdown)
-    plots(results, options.out)
-    print()
-    print(markdown)
-    print(f'results and plots in {options.out}; runs in {work}')
 
 
 def figure6_series(point):
