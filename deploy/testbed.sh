@@ -74,7 +74,7 @@ up() {
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
     done
     mkdir -p "$dir"
-    rm -rf "$dir/ovs" "$dir"/*.pcap "$dir"/*.log
+    rm -rf "$dir/ovs" "$dir/sink.pcap" "$dir"/to-vnf*.pcap "$dir"/*.log
     touch "$dir/up"
     # Open vSwitch reads its (non-DPDK) ports through packet sockets of the default receive
     # buffer size; while its main thread executes a burst of PACKET_OUTs, frames arriving on a

@@ -294,11 +294,31 @@ let stateStore = PipelineStateStore(
     totals: { InstanceCounters(plane.totalStats()) })
 var control: SocketServer?
 let service = SouthboundService(store: stateStore)
+
+/// Sends the packets the workers raised to the controller connection that enabled events.
+@MainActor func forwardEvents(to owner: Int32?) {
+    let server = control
+    plane.drainEvents { event in
+        if let owner, let server {
+            server.push(SouthboundService.packetEvent(event.frame, worker: event.worker), to: owner)
+        }
+    }
+}
 if let endpoint = options.control {
     do {
         control = try SocketServer(endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
                                    tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
-                                   handler: service.handle(client:_:))
+                                   handler: { client, body in
+                                       // Packets raised before a request took effect reach the
+                                       // controller before its reply (a disableEvents' ack says
+                                       // every event is in). Requests are served on the main thread.
+                                       MainActor.assumeIsolated {
+                                           let owner = service.eventsOwner
+                                           let replies = service.handle(client: client, body)
+                                           forwardEvents(to: owner)
+                                           return replies
+                                       }
+                                   })
         control?.onDisconnect = { service.disconnected($0) }
         emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort))")
     } catch {
@@ -340,11 +360,7 @@ while !stopRequested.load(ordering: .relaxed) {
         SocketServer.poll(servers, timeoutMilliseconds: wait)
     }
     // Packet events go to the controller that asked for them.
-    plane.drainEvents { event in
-        if let owner = service.eventsOwner, let control {
-            control.push(SouthboundService.packetEvent(event.frame, worker: event.worker), to: owner)
-        }
-    }
+    forwardEvents(to: service.eventsOwner)
     assets.collect(from: plane)
     if options.statsPeriod > 0 {
         let elapsed = Date().timeIntervalSince(lastPrint)
