@@ -23,12 +23,13 @@ python3 -m unittest discover -s Tests/integration -p 'test_*.py' -v 2>&1 | tee "
 integration_status=${PIPESTATUS[0]}
 integration_total=$(grep -oE '^Ran [0-9]+' "$log/integration.txt" | grep -oE '[0-9]+')
 integration_failed=$(grep -cE ' \.\.\. (FAIL|ERROR)$' "$log/integration.txt")
+integration_skipped=$(grep -cE ' \.\.\. skipped' "$log/integration.txt")
 integration_total=${integration_total:-0}
 if [ "$integration_status" != 0 ] && [ "$integration_failed" = 0 ]; then integration_failed=1; fi
 
 failed=$((unit_failed + integration_failed))
-passed=$((unit_total + integration_total - failed))
+passed=$((unit_total + integration_total - failed - integration_skipped))
 echo
-echo "unit: $unit_total tests, $unit_failed failed; integration: $integration_total tests, $integration_failed failed"
-echo "tests: $passed passed, $failed failed"
+echo "unit: $unit_total tests, $unit_failed failed; integration: $integration_total tests, $integration_failed failed, $integration_skipped skipped"
+echo "tests: $passed passed, $failed failed, $integration_skipped skipped"
 [ "$failed" = 0 ] && [ "$unit_status" = 0 ] && [ "$integration_status" = 0 ]
