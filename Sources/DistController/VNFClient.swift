@@ -32,6 +32,8 @@ final class VNFClient {
     /// Called when the connection goes away (after pending requests have failed).
     var onDisconnect: (() -> Void)?
     private(set) var counters = TrafficCounters()
+    /// Packet events that came while no Move was running (dropped).
+    private(set) var strayEvents = 0
     private(set) var lastError: String?
     private var stopped = false
 
@@ -139,7 +141,13 @@ final class VNFClient {
                 log("\(name): a packet event without a frame (ignored)")
                 return
             }
-            onEvent?([UInt8](data))
+            if let onEvent {
+                onEvent([UInt8](data))
+            } else {
+                // Events belong to a Move; one arriving outside any is dropped here, and said so.
+                strayEvents += 1
+                log("\(name): a packet event outside any Move (dropped; \(strayEvents) so far)")
+            }
             return
         }
         guard let id = object["id"] as? Int, let p = pending[id] else {
