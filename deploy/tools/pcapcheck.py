@@ -50,28 +50,7 @@ VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 
 def read_pcap(path):
     """Frames (bytes) of a classic pcap file, either byte order, us or ns resolution."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    if len(data) < 24:
-        raise ValueError(f'{path}: shorter than a pcap header')
-    magic = data[:4]
-    if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
-        order = '<'
-    elif magic in (b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
-        order = '>'
-    else:
-        raise ValueError(f'{path}: not a classic pcap file (pcapng is not read)')
-    record = struct.Struct(order + 'IIII')
-    frames = []
-    pos = 24
-    while pos + 16 <= len(data):
-        _, _, caplen, _ = record.unpack_from(data, pos)
-        pos += 16
-        if pos + caplen > len(data):
-            raise ValueError(f'{path}: record {len(frames)} runs past the end of the file')
-        frames.append(data[pos:pos + caplen])
-        pos += caplen
-    return frames
+    return [frame for _, frame in read_pcap_records(path)]
 
 
 def read_pcap_records(path):
