@@ -71,6 +71,8 @@ let package = Package(
         .target(name: "DistOpenFlow"),
         .target(name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
+        .target(name: "DistTransfer", dependencies: ["DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove",
+                                                     .product(name: "Crypto", package: "swift-crypto")]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
@@ -131,6 +133,8 @@ let package = Package(
                     dependencies: ["DistController", "DistOpenFlow", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket",
+                                                              "DistPRADS", "DistPipeline", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "DistChannelTests", dependencies: ["DistChannel", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "DistMoveTests", dependencies: ["DistMove", "DistFlow", "DistPacket", "DistOpenFlow"]),
         .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"], exclude: ["Fixtures"]),

@@ -88,6 +88,8 @@ public final class ChannelEndpoint {
     /// Nothing queued, nothing unacknowledged.
     public var idle: Bool { waitingHead == waiting.count && inFlight.isEmpty }
     public var unacknowledged: Int { inFlight.count }
+    /// Every message up to this sequence number has reached the peer (cumulative ack).
+    public var acknowledgedThrough: UInt32 { lowestUnacked &- 1 }
     /// The smoothed round-trip time, once measured (ns).
     public var smoothedRTT: UInt64? { srtt.map { UInt64($0) } }
 

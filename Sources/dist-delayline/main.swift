@@ -117,6 +117,8 @@ final class Direction: @unchecked Sendable {
     var head = 0
     var state: UInt64
     var forwarded = 0, dropped = 0
+    /// Frames the kernel refused to send even after retries (the far side's queue stayed full).
+    var sendFailed = 0, sendRetries = 0
 
     init(from: Int32, to: Int32, options: Options, seed: UInt64) {
         self.from = from
@@ -218,11 +220,27 @@ final class Direction: @unchecked Sendable {
             if options.rate > 0 { linkFree = t + Double(frame.count) / options.rate; t = linkFree }
             let wait = t - now()
             if wait > 0 { usleep(useconds_t(wait * 1e6)) }
-            _ = frame.withUnsafeBytes { send(to, $0.baseAddress, $0.count, 0) }
-            forwarded += 1
+            // A full queue on the far side (ENOBUFS/EAGAIN) is waited out briefly, not ignored:
+            // a frame the link accepted is never lost silently.
+            var tries = 0
+            var sent = true
+            while frame.withUnsafeBytes({ send(to, $0.baseAddress, $0.count, 0) }) < 0 {
+                let e = errno
+                guard (e == ENOBUFS || e == EAGAIN || e == EINTR) && tries < 200 else {
+                    sendFailed += 1
+                    sent = false
+                    break
+                }
+                tries += 1
+                sendRetries += 1
+                usleep(50)
+            }
+            if sent { forwarded += 1 }
         }
     }
 }
+
+nonisolated(unsafe) var stopping: sig_atomic_t = 0
 
 do {
     let options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
@@ -237,9 +255,15 @@ do {
           + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
           + (options.dropPort.map { ", dropping \(options.dropPercent)% of UDP port \($0)" } ?? ""))
     fflush(nil)
-    signal(SIGINT) { _ in exit(0) }
-    signal(SIGTERM) { _ in exit(0) }
-    while true { pause() }
+    // On SIGINT/SIGTERM: say what went through each way, then exit.
+    signal(SIGINT) { _ in stopping = 1 }
+    signal(SIGTERM) { _ in stopping = 1 }
+    while stopping == 0 { pause() }
+    for (name, d) in [("\(options.a)->\(options.b)", ab), ("\(options.b)->\(options.a)", ba)] {
+        print("dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries \(d.sendRetries) send-failed \(d.sendFailed)")
+    }
+    fflush(nil)
+    exit(0)
 } catch {
     FileHandle.standardError.write(Data("dist-delayline: \(error)\n".utf8))
     exit(2)

@@ -1,0 +1,284 @@
+import Crypto
+import DistChannel
+import DistFlow
+import DistMove
+import DistState
+import Foundation
+
+/// What one Move's destination reports back to its source at the end (in the channel's last
+/// message), and the source on to the controller.
+public struct DestinationSummary: Sendable, Equatable {
+    public var perFlowStates = 0
+    public var multiFlowStates = 0
+    public var allFlowsStates = 0
+    public var packets = 0
+    /// Packets that waited for the release (or for a state) before being processed.
+    public var buffered = 0
+    /// Most packets waiting at once.
+    public var maxBuffered = 0
+    /// Packets that found the buffer full: processed at once, out of turn (never dropped).
+    public var overflow = 0
+    public var deserializeNanoseconds: UInt64 = 0
+
+    public init() {}
+
+    var fields: [UInt64] {
+        [UInt64(perFlowStates), UInt64(multiFlowStates), UInt64(allFlowsStates), UInt64(packets), UInt64(buffered),
+         UInt64(maxBuffered), UInt64(overflow), deserializeNanoseconds]
+    }
+
+    public func encoded() -> [UInt8] {
+        fields.flatMap { v in (0..<8).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) } }
+    }
+
+    public init?(decoding bytes: [UInt8]) {
+        guard bytes.count == 64 else { return nil }
+        let v = (0..<8).map { i in bytes[(i * 8)..<(i * 8 + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        guard v[0..<7].allSatisfy({ $0 <= UInt64(Int32.max) }) else { return nil }
+        perFlowStates = Int(v[0]); multiFlowStates = Int(v[1]); allFlowsStates = Int(v[2]); packets = Int(v[3])
+        buffered = Int(v[4]); maxBuffered = Int(v[5]); overflow = Int(v[6]); deserializeNanoseconds = v[7]
+    }
+}
+
+/// State chunks packed into channel payloads: `u16 length` then the chunk, repeated.
+public enum StatePacking {
+    public static func unpack(_ payload: [UInt8]) throws -> [StateChunk] {
+        var out: [StateChunk] = []
+        var at = 0
+        while at < payload.count {
+            guard at + 2 <= payload.count else { throw StateCodecError.truncated(needed: 2, available: payload.count - at) }
+            let n = Int(payload[at]) << 8 | Int(payload[at + 1])
+            at += 2
+            guard at + n <= payload.count else { throw StateCodecError.truncated(needed: n, available: payload.count - at) }
+            out.append(try StateCodec.decode(Array(payload[at..<(at + n)])))
+            at += n
+        }
+        return out
+    }
+}
+
+/// The source's side of one Move over the channel: it packs state chunks into frames up to
+/// the payload limit, sends redirected packets in the same sequence space (after every state
+/// queued before them), tells the destination when it may process what it buffered, and
+/// ends the Move. No I/O and no clock: the transfer lcore (or a test) moves the bytes.
+public final class TransferSource {
+    public let endpoint: ChannelEndpoint
+    public let maxPayload: Int
+    var pending: [UInt8] = []
+    /// Messages handed to the channel so far (message n goes out with sequence n + 1).
+    var messages: UInt32 = 0
+    /// The sequence number of the release message (0: not sent).
+    public private(set) var releaseSequence: UInt32 = 0
+    public private(set) var endSent = false
+    public private(set) var summary: DestinationSummary?
+    /// Every redirected packet with its sequence number, until the Move ends (an abort gives
+    /// back those the destination did not process).
+    var redirected: [(sequence: UInt32, frame: [UInt8])] = []
+
+    public struct Counters: Sendable, Equatable {
+        public var perFlowStates = 0
+        public var multiFlowStates = 0
+        public var allFlowsStates = 0
+        public var stateFrames = 0
+        public var stateBytes = 0
+        public var packetsRedirected = 0
+        public var redirectedBytes = 0
+        /// Redirected packets too large for one channel frame (processed at the source).
+        public var packetsTooLarge = 0
+        public var serializeNanoseconds: UInt64 = 0
+    }
+    public private(set) var counters = Counters()
+
+    public init(moveID: UInt64, key: SymmetricKey, maxPayload: Int = ChannelFrame.maxPayload,
+                config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
+        endpoint = ChannelEndpoint(moveID: moveID, key: key, config: config)
+        self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
+    }
+
+    /// Queues one state (serialized now, packed with the next ones).
+    public func add(_ chunk: StateChunk) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let bytes = StateCodec.encode(chunk)
+        if pending.count + 2 + bytes.count > maxPayload { flushState() }
+        pending.append(UInt8(bytes.count >> 8))
+        pending.append(UInt8(bytes.count & 0xFF))
+        pending += bytes
+        counters.serializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+        switch chunk {
+        case .perFlow: counters.perFlowStates += 1
+        case .multiFlow: counters.multiFlowStates += 1
+        case .allFlows: counters.allFlowsStates += 1
+        }
+    }
+
+    /// Sends the states packed so far.
+    public func flushState() {
+        guard !pending.isEmpty else { return }
+        counters.stateFrames += 1
+        counters.stateBytes += pending.count
+        queue(.state, pending)
+        pending = []
+    }
+
+    func queue(_ kind: ChannelFrame.Kind, _ payload: [UInt8]) {
+        endpoint.send(kind, payload)
+        messages += 1
+    }
+
+    /// Sends a packet of a moved flow to the destination, after every state queued before it.
+    /// Returns false when it cannot go (too large for a frame, or the Move has ended).
+    @discardableResult
+    public func redirect(_ frame: [UInt8]) -> Bool {
+        guard !endSent, endpoint.state == .open else { return false }
+        guard frame.count <= maxPayload else {
+            counters.packetsTooLarge += 1
+            return false
+        }
+        flushState()
+        queue(.packet, frame)
+        redirected.append((messages, frame))
+        counters.packetsRedirected += 1
+        counters.redirectedBytes += frame.count
+        return true
+    }
+
+    /// The destination may process the packets it holds, and those that follow, as they come.
+    public func release() {
+        guard releaseSequence == 0 else { return }
+        flushState()
+        queue(.release, [])
+        releaseSequence = messages
+    }
+
+    /// Nothing more comes: the destination answers with its summary.
+    public func end() {
+        guard !endSent else { return }
+        flushState()
+        release()
+        queue(.end, [])
+        endSent = true
+    }
+
+    /// Every message delivered and the destination's summary in.
+    public var complete: Bool { endSent && endpoint.idle && summary != nil }
+
+    public func receive(_ bytes: [UInt8], now: UInt64) {
+        for frame in endpoint.receive(bytes, now: now) where frame.kind == .end {
+            summary = DestinationSummary(decoding: frame.payload)
+        }
+    }
+
+    public func poll(now: UInt64) -> [[UInt8]] { endpoint.poll(now: now) }
+
+    /// After an abort: the redirected packets the destination did not process (not delivered,
+    /// or delivered before the release and so only buffered there), in order.
+    public func unprocessed() -> [[UInt8]] {
+        let delivered = endpoint.acknowledgedThrough
+        // The destination processes what it got once the release is in; before, it only holds.
+        let releaseIn = releaseSequence != 0 && releaseSequence <= delivered
+        return redirected.filter { !(releaseIn && $0.sequence <= delivered) }.map { $0.frame }
+    }
+}
+
+/// The destination's side of one Move: authenticates and orders what the source sends,
+/// decodes state, and holds redirected packets until the release (then hands each on as it
+/// comes). Its output goes to the workers in order, so no packet of a flow is processed
+/// before the flow's state.
+public final class TransferDestination {
+    public enum Delivery: Sendable, Equatable {
+        case flows([FlowEntry])
+        case assets([AssetState])
+        case counters(InstanceCounters)
+        case packet([UInt8])
+    }
+
+    public let endpoint: ChannelEndpoint
+    public let bufferLimit: Int
+    public private(set) var summary = DestinationSummary()
+    public private(set) var released = false
+    public private(set) var ended = false
+    /// A state that did not decode: the Move cannot go on (why).
+    public private(set) var failure: String?
+    var held: [[UInt8]] = []
+    /// Flows imported so far (deleted again if the Move aborts).
+    public private(set) var importedFlows: [FlowKey] = []
+
+    public init(moveID: UInt64, key: SymmetricKey, bufferLimit: Int = 65536,
+                config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
+        endpoint = ChannelEndpoint(moveID: moveID, key: key, config: config)
+        self.bufferLimit = bufferLimit
+    }
+
+    public func receive(_ bytes: [UInt8], now: UInt64) -> [Delivery] {
+        var out: [Delivery] = []
+        for frame in endpoint.receive(bytes, now: now) {
+            guard failure == nil else { break }
+            switch frame.kind {
+            case .state:
+                let start = DispatchTime.now().uptimeNanoseconds
+                let chunks: [StateChunk]
+                do {
+                    chunks = try StatePacking.unpack(frame.payload)
+                } catch {
+                    failure = "a state frame from the source does not decode: \(error)"
+                    continue
+                }
+                var flows: [FlowEntry] = [], assets: [AssetState] = []
+                for chunk in chunks {
+                    switch chunk {
+                    case .perFlow(let e): flows.append(e)
+                    case .multiFlow(let a): assets.append(a)
+                    case .allFlows(let c): out.append(.counters(c)); summary.allFlowsStates += 1
+                    }
+                }
+                summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                if !assets.isEmpty { out.append(.assets(assets)); summary.multiFlowStates += assets.count }
+                if !flows.isEmpty {
+                    out.append(.flows(flows))
+                    summary.perFlowStates += flows.count
+                    importedFlows += flows.map { $0.key }
+                }
+            case .packet:
+                summary.packets += 1
+                if released {
+                    out.append(.packet(frame.payload))
+                } else if held.count < bufferLimit {
+                    held.append(frame.payload)
+                    summary.buffered += 1
+                    summary.maxBuffered = max(summary.maxBuffered, held.count)
+                } else {
+                    // Full: this packet is processed now rather than dropped (counted; the
+                    // report says so).
+                    summary.overflow += 1
+                    out.append(.packet(frame.payload))
+                }
+            case .release:
+                released = true
+                out += held.map { .packet($0) }
+                held = []
+            case .end:
+                released = true
+                out += held.map { .packet($0) }
+                held = []
+                if !ended {
+                    ended = true
+                    endpoint.send(.end, summary.encoded())
+                }
+            case .ack, .abort:
+                break
+            }
+        }
+        return out
+    }
+
+    /// Packets held when the Move aborts: not processed here (the source takes them back).
+    public func discardHeld() -> Int {
+        defer { held = [] }
+        return held.count
+    }
+
+    public func poll(now: UInt64) -> [[UInt8]] { endpoint.poll(now: now) }
+
+    /// The summary went out and was acknowledged: nothing more to do.
+    public var complete: Bool { ended && endpoint.idle }
+}

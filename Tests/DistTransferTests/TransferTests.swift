@@ -1,0 +1,215 @@
+import Crypto
+import DistChannel
+import DistFlow
+import DistPacket
+import DistPipeline
+import DistPRADS
+import DistState
+import DistTransfer
+import Foundation
+import Testing
+
+var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 3, count: 32)) }
+
+/// The states the detection builds from the first 6000 frames of mix-a, and those frames.
+enum Trace {
+    static let loaded: (frames: [PcapFile.Frame], chunks: [StateChunk]) = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        guard let data = try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap")),
+              let file = try? PcapFile(bytes: [UInt8](data)),
+              let signatures = try? PRADSSignatures.load(directory: "/etc/prads") else { return ([], []) }
+        let frames = Array(file.frames.prefix(6000))
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        stats.initialize(to: WorkerStats())
+        let detector = Detector(signatures: signatures)
+        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats, detector: detector)
+        path.process(frames: frames)
+        var chunks: [StateChunk] = []
+        path.table.forEach { _, e in chunks.append(.perFlow(e)); return true }
+        for address in detector.assets.keys.sorted() {
+            chunks.append(.multiFlow(AssetState(address: address, asset: detector.asset(at: address)!)))
+        }
+        return (frames, chunks)
+    }()
+}
+
+/// Frames between the two ends: loss, duplication, late delivery and corruption by chance.
+struct Wire {
+    var drop = 0.0, duplicate = 0.0, late = 0.0, corrupt = 0.0
+    var alive = true
+    var seed: UInt64
+    var queue: [(at: UInt64, bytes: [UInt8])] = []
+
+    mutating func chance() -> Double {
+        seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+        return Double(seed % 1_000_000) / 1_000_000
+    }
+
+    mutating func put(_ frames: [[UInt8]], now: UInt64) {
+        for var f in frames where alive && chance() >= drop {
+            if chance() < corrupt { f[Int(chance() * Double(f.count))] ^= 0x21 }
+            queue.append((now + 300_000 + (chance() < late ? 2_000_000 : 0), f))
+            if chance() < duplicate { queue.append((now + 1_000_000, f)) }
+        }
+    }
+
+    mutating func take(_ now: UInt64) -> [[UInt8]] {
+        let due = queue.filter { $0.at <= now }.sorted { $0.at < $1.at }.map { $0.bytes }
+        queue.removeAll { $0.at <= now }
+        return due
+    }
+}
+
+@Suite struct ChannelDatagramTests {
+    let a = ChannelAddress(mac: [2, 0, 0, 0, 0, 1], ip: 0xC612_6401, port: 7400)
+    let b = ChannelAddress(mac: [2, 0, 0, 0, 0, 2], ip: 0xC612_6402, port: 7400)
+
+    @Test func aDatagramRoundTripsAndParsesAsUDP() throws {
+        let payload = Array(0..<200).map { UInt8($0) }
+        let frame = ChannelDatagram.build(from: a, to: b, payload: payload)
+        let parsed = try #require(ChannelDatagram.parse(frame, to: b))
+        #expect(parsed.payload == payload)
+        #expect(parsed.from == a)
+        let info = PacketParser.parse(frame)
+        #expect(info.l4 == .udp && info.dstPort == 7400 && info.issue == .none)
+        #expect(ChannelDatagram.parse(frame, to: a) == nil)  // not to us
+        var otherPort = b
+        otherPort.port = 7401
+        #expect(ChannelDatagram.parse(frame, to: otherPort) == nil)
+        var badSum = frame
+        badSum[24] ^= 1
+        #expect(ChannelDatagram.parse(badSum, to: b) == nil)
+        #expect(ChannelDatagram.parse(Array(frame.prefix(40)), to: b) == nil)
+        var tagged = frame
+        tagged.insert(contentsOf: [0x81, 0x00, 0x00, 0x05], at: 12)
+        #expect(ChannelDatagram.parse(tagged, to: b)?.payload == payload)
+    }
+
+    @Test func addressesParseFromText() {
+        #expect(ChannelAddress("198.18.100.1:7400")?.ip == 0xC612_6401)
+        #expect(ChannelAddress("198.18.100.1:7400@02:00:00:00:00:09")?.mac == [2, 0, 0, 0, 0, 9])
+        for bad in ["198.18.100.1", "198.18.100:7400", "198.18.100.1:0", "1.2.3.4:7400@zz", "x:1"] {
+            #expect(ChannelAddress(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite struct TransferSessionTests {
+    /// Runs one Move: states, then packets interleaved with more states (as late locking sends
+    /// them), the release at `releaseAt` (or at the end), and the end. Returns what the
+    /// destination delivered, in order.
+    static func move(_ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
+                     src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000) -> [TransferDestination.Delivery] {
+        var delivered: [TransferDestination.Delivery] = []
+        let perPacket = max(1, chunks.count / max(1, packets.count))
+        var c = 0
+        for (i, p) in packets.enumerated() {
+            if i == releaseAt { src.release() }
+            for chunk in chunks[c..<min(chunks.count, c + perPacket)] { src.add(chunk) }
+            c = min(chunks.count, c + perPacket)
+            src.redirect(p)
+        }
+        for chunk in chunks[c...] { src.add(chunk) }
+        src.end()
+        var now: UInt64 = 0
+        while now < limit && !(src.complete && dst.complete) {
+            ab.put(src.poll(now: now), now: now)
+            ba.put(dst.poll(now: now), now: now)
+            for f in ab.take(now) { delivered += dst.receive(f, now: now) }
+            for f in ba.take(now) { src.receive(f, now: now) }
+            if src.endpoint.state != .open || dst.endpoint.state != .open { break }
+            now += 100_000
+        }
+        return delivered
+    }
+
+    @Test(arguments: [(0.0, 0.0, 0.0, 0.0), (0.1, 0.0, 0.0, 0.0), (0.1, 0.1, 0.2, 0.05), (0.3, 0.05, 0.1, 0.02)])
+    func everyStateAndPacketArrivesOnceAndPacketsNeverPrecedeTheirState(drop: Double, duplicate: Double, late: Double, corrupt: Double) throws {
+        let chunks = Trace.loaded.chunks
+        try #require(chunks.count > 100, "mix-a and /etc/prads are needed")
+        let packets = Array(Trace.loaded.frames.map { $0.bytes }.filter { $0.count <= 1400 }.prefix(800))
+        for release in [nil, 0, 400] as [Int?] {
+            var ab = Wire(drop: drop, duplicate: duplicate, late: late, corrupt: corrupt, seed: 11)
+            var ba = Wire(drop: drop, duplicate: duplicate, late: late, corrupt: corrupt, seed: 29)
+            let src = TransferSource(moveID: 9, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 9, key: key)
+            let got = Self.move(chunks, packets: packets, releaseAt: release, wire: &ab, &ba, src: src, dst: dst)
+            #expect(src.complete && dst.complete,
+                    "release \(String(describing: release)) drop \(drop): \(src.endpoint.state) \(dst.endpoint.state) \(src.endpoint.counters) \(dst.endpoint.counters)")
+            var flows: [FlowEntry] = [], assets: [AssetState] = [], out: [[UInt8]] = []
+            for d in got {
+                switch d {
+                case .flows(let f): flows += f
+                case .assets(let a): assets += a
+                case .packet(let p): out.append(p)
+                case .counters: break
+                }
+            }
+            // Every state once, bit for bit; every packet once, in the order redirected.
+            #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })
+            let sentAssets = chunks.filter { $0.scope == .multiFlow }
+            #expect(assets.count == sentAssets.count && assets.map { StateChunk.multiFlow($0) } == sentAssets,
+                    "\(assets.count) of \(sentAssets.count) assets; differ at \(String(describing: zip(assets.map { StateChunk.multiFlow($0) }, sentAssets).enumerated().first { $0.element.0 != $0.element.1 }?.offset)), sizes \(sentAssets.map { StateCodec.encode($0).count }.max() ?? 0)")
+            #expect(out.count == packets.count && out == packets, "\(out.count) of \(packets.count) packets, in order: \(out == Array(packets.prefix(out.count)))")
+            // Before the release nothing is processed: the packets come after the release point.
+            if let release {
+                let firstPacket = got.firstIndex { if case .packet = $0 { return true } else { return false } }
+                #expect(firstPacket != nil)
+                #expect(dst.summary.buffered == release)
+            } else {
+                let lastState = got.lastIndex { if case .packet = $0 { return false } else { return true } }!
+                #expect(got[(lastState + 1)...].count == packets.count)
+            }
+            #expect(src.summary == dst.summary)
+            #expect(src.summary?.perFlowStates == flows.count)
+            #expect(src.counters.stateFrames < src.counters.perFlowStates + src.counters.multiFlowStates)  // several states per frame
+            if drop > 0 { #expect(src.endpoint.counters.retransmissions > 0) }
+        }
+    }
+
+    @Test func theBufferBoundIsCountedAndNothingIsDropped() {
+        var ab = Wire(seed: 5), ba = Wire(seed: 6)
+        let src = TransferSource(moveID: 2, key: key), dst = TransferDestination(moveID: 2, key: key, bufferLimit: 10)
+        let packets = (0..<25).map { [UInt8](repeating: UInt8($0), count: 60) }
+        let got = Self.move([], packets: packets, releaseAt: nil, wire: &ab, &ba, src: src, dst: dst)
+        #expect(got.compactMap { if case .packet(let p) = $0 { p } else { nil } }.count == 25)
+        #expect(dst.summary.overflow == 15 && dst.summary.maxBuffered == 10)
+        #expect(src.summary?.overflow == 15)
+    }
+
+    @Test func aDeadPeerAbortsAndTheSourceGetsBackWhatWasNotProcessed() {
+        var ab = Wire(seed: 7), ba = Wire(seed: 8)
+        let src = TransferSource(moveID: 4, key: key), dst = TransferDestination(moveID: 4, key: key)
+        let packets = (0..<40).map { [UInt8](repeating: UInt8($0), count: 80) }
+        // The destination goes away after the first 20 packets are through (released at 10).
+        var now: UInt64 = 0
+        for (i, p) in packets.prefix(20).enumerated() {
+            if i == 10 { src.release() }
+            src.redirect(p)
+        }
+        var processed: [[UInt8]] = []
+        while now < 50_000_000 {
+            ab.put(src.poll(now: now), now: now)
+            ba.put(dst.poll(now: now), now: now)
+            for f in ab.take(now) { processed += dst.receive(f, now: now).compactMap { if case .packet(let p) = $0 { p } else { nil } } }
+            for f in ba.take(now) { src.receive(f, now: now) }
+            now += 100_000
+        }
+        #expect(processed == Array(packets.prefix(20)))
+        ab.alive = false
+        for p in packets[20...] { src.redirect(p) }
+        while src.endpoint.state == .open && now < 120_000_000_000 {
+            ab.put(src.poll(now: now), now: now)
+            now += 1_000_000
+        }
+        guard case .aborted = src.endpoint.state else { Issue.record("no abort"); return }
+        #expect(src.unprocessed() == Array(packets[20...]))
+        #expect(!src.redirect(packets[0]))
+    }
+
+    @Test func aStateThatDoesNotDecodeStopsTheDestination() {
+        let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        src.send(.state, [0, 4, 1, 2, 3, 4])
+        for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
+        #expect(dst.failure?.contains("does not decode") == true)
+    }
+}
