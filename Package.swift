@@ -85,8 +85,8 @@ let package = Package(
                                                      .product(name: "Atomics", package: "swift-atomics")]),
         .target(
             name: "DistDataPlane",
-            dependencies: ["CDPDKShim", "DistPacket", "DistFlow", "DistPipeline",
-                           .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CDPDKShim", "DistPacket", "DistFlow", "DistPipeline", "DistState", "DistTransfer", "DistChannel", "DistMove",
+                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "dist-vnf",

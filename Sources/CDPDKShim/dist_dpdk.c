@@ -13,6 +13,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_memcpy.h>
 #include <rte_mempool.h>
 #include <rte_prefetch.h>
 
@@ -200,4 +201,31 @@ uint16_t dist_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, ui
 uint16_t dist_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {
     return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+struct rte_mbuf *dist_mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *data, uint32_t len)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+    if (m == NULL)
+        return NULL;
+    if (len > rte_pktmbuf_tailroom(m) || len > UINT16_MAX) {
+        rte_pktmbuf_free(m);
+        return NULL;
+    }
+    char *at = rte_pktmbuf_append(m, (uint16_t)len);
+    rte_memcpy(at, data, len);
+    return m;
+}
+
+uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap)
+{
+    uint32_t len = rte_pktmbuf_pkt_len(m);
+    if (len > cap)
+        return 0;
+    const void *p = rte_pktmbuf_read(m, 0, len, out);
+    if (p == NULL)
+        return 0;
+    if (p != out)
+        rte_memcpy(out, p, len);
+    return len;
 }

@@ -26,6 +26,21 @@ public final class SouthboundService {
         self.store = store
     }
 
+    /// DiST's Move out of this instance (`movePerFlow`), peer to peer over the data port; nil
+    /// where the instance has no channel. It throws when the Move cannot start.
+    public var startMove: ((MoveRequest) throws -> Void)?
+    /// Which controller connection ordered each Move (its notices go there).
+    public private(set) var moveOwners: [UInt64: Int32] = [:]
+
+    /// A notice about a Move, for the connection that ordered it (nil: it is gone).
+    public func moveNotice(_ moveID: UInt64, _ fields: [String: Any], last: Bool) -> (client: Int32, body: [UInt8])? {
+        guard let client = moveOwners[moveID] else { return nil }
+        if last { moveOwners[moveID] = nil }
+        var object = fields
+        object["moveID"] = Int(moveID)
+        return (client, Self.encode(object, id: nil))
+    }
+
     /// Answers one request frame's body with the bodies of the reply frames.
     public func handle(_ body: [UInt8]) -> [[UInt8]] {
         handle(client: 0, body)
@@ -103,6 +118,15 @@ public final class SouthboundService {
                 try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
                 eventsOwner = client
                 return [Self.ack(id, 1)]
+            case "movePerFlow":
+                guard let startMove else {
+                    throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")
+                }
+                let move = try MoveRequest(request, filter: try filter(request))
+                guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
+                try startMove(move)
+                moveOwners[move.moveID] = client
+                return [Self.ack(id, 1)]
             case "disableEvents":
                 try store.setEvents(nil)
                 eventsOwner = nil
@@ -176,6 +200,38 @@ public final class SouthboundService {
         object["id"] = id.map { $0 as Any } ?? NSNull()
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return [UInt8](data)
+    }
+}
+
+/// `movePerFlow`: `moveID`, `filter`, `scopes` (["per", "multi"]), `guarantee` (ng|lf|op),
+/// `lateLocking`, `earlyRelease`, and `dst`, the destination's channel address (IP:PORT@MAC).
+public struct MoveRequest: Sendable {
+    public var moveID: UInt64
+    public var filter: FlowFilter
+    public var perFlow: Bool
+    public var multiFlow: Bool
+    public var guarantee: String
+    public var lateLocking: Bool
+    public var earlyRelease: Bool
+    public var destination: String
+
+    init(_ r: [String: Any], filter: FlowFilter) throws {
+        guard let id = r["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
+        guard let dst = r["dst"] as? String, !dst.isEmpty else { throw SouthboundError("\"dst\" must be the destination's channel address") }
+        let scopes = r["scopes"] as? [String] ?? ["per", "multi"]
+        guard scopes.allSatisfy({ $0 == "per" || $0 == "multi" }) else {
+            throw SouthboundError("\"scopes\": per and multi move over the channel (all-flows counters do not)")
+        }
+        let guarantee = r["guarantee"] as? String ?? "lf"
+        guard ["ng", "lf"].contains(guarantee) else { throw SouthboundError("\"guarantee\" must be ng or lf over the channel") }
+        moveID = UInt64(id)
+        self.filter = filter
+        perFlow = scopes.contains("per")
+        multiFlow = scopes.contains("multi")
+        self.guarantee = guarantee
+        lateLocking = r["lateLocking"] as? Bool ?? false
+        earlyRelease = r["earlyRelease"] as? Bool ?? false
+        destination = dst
     }
 }
 

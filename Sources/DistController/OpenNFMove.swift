@@ -94,7 +94,7 @@ final class OpenNFMove {
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onEvent = { [weak self] frame in self?.redirected(frame) }
-        sw.onPacketIn = { [weak self] p in self?.fromSwitch(p) }
+        sw.onPacketIn = { [weak self] p in self?.fromSwitch(p) ?? false }
         var steps = loop.makeSucceededVoidFuture()
         if guarded {
             steps = steps.flatMap {
@@ -311,9 +311,9 @@ final class OpenNFMove {
     }
 
     /// OP: a packet the switch sent to the controller.
-    func fromSwitch(_ p: OFPacketIn) {
-        guard p.inPort == ingressPort, spec.guarantee == .op else { return }
-        guard InBandControl.marker(in: p.data) == nil else { return }
+    func fromSwitch(_ p: OFPacketIn) -> Bool {
+        guard p.inPort == ingressPort, spec.guarantee == .op else { return false }
+        guard InBandControl.marker(in: p.data) == nil else { return true }
         report.packetsFromSwitch += 1
         if switchUpdated { report.latePacketsFromSwitch += 1 }
         if sourceDrained {
@@ -321,6 +321,7 @@ final class OpenNFMove {
         } else {
             fromSwitch.append(p.data)
         }
+        return true
     }
 
     func send(_ frames: [[UInt8]]) {

@@ -1,3 +1,4 @@
+import DistMove
 import DistOpenFlow
 import NIOCore
 import NIOPosix
@@ -16,7 +17,11 @@ final class SwitchConnection {
     private var barriers: [UInt32: (promise: EventLoopPromise<Void>, covers: [UInt32], timeout: Scheduled<Void>)] = [:]
     /// FLOW_MODs the switch refused, by xid (reason).
     private var refused: [UInt32: String] = [:]
-    var onPacketIn: ((OFPacketIn) -> Void)?
+    /// The running Move's handler of PACKET_INs; true when it took the packet.
+    var onPacketIn: ((OFPacketIn) -> Bool)?
+    /// PACKET_INs no Move took (late ones, after the Move that routed them here ended): sent
+    /// back through the flow table from their port, so they go where the rules send them now.
+    private(set) var packetInsReinjected = 0
     /// Called once the switch has said who it is (FEATURES_REPLY).
     var onReady: (() -> Void)?
     private(set) var counters = TrafficCounters()
@@ -58,7 +63,7 @@ final class SwitchConnection {
 
     /// PACKET_OUTs waiting to go, in order: they are paced (``packetOutRate``), because a
     /// burst of thousands re-injected at once overflows the switch's port queues and is lost.
-    private var packetOuts: [(frame: [UInt8], port: UInt32)] = []
+    private var packetOuts: [(frame: [UInt8], port: UInt32, inPort: UInt32)] = []
     private var packetOutHead = 0
     private var pacing: Scheduled<Void>?
     private var drained: [EventLoopPromise<Void>] = []
@@ -66,9 +71,9 @@ final class SwitchConnection {
     var packetOutRate = 10_000
 
     /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
-    func packetOut(_ frame: [UInt8], port: UInt32) {
+    func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32 = OpenFlow.portController) {
         loop.preconditionInEventLoop()
-        packetOuts.append((frame, port))
+        packetOuts.append((frame, port, inPort))
         if pacing == nil { pace() }
     }
 
@@ -81,7 +86,7 @@ final class SwitchConnection {
             packetOuts[packetOutHead].frame = []
             packetOutHead += 1
             n += 1
-            send(.packetOut(xid: xid(), OFPacketOut(actions: [.output(port: p.port, maxLength: OpenFlow.maxLengthNoBuffer)], data: p.frame)))
+            send(.packetOut(xid: xid(), OFPacketOut(inPort: p.inPort, actions: [.output(port: p.port, maxLength: OpenFlow.maxLengthNoBuffer)], data: p.frame)))
         }
         if packetOutHead < packetOuts.count {
             pacing = loop.scheduleTask(in: .milliseconds(1)) { self.pace() }
@@ -140,7 +145,11 @@ final class SwitchConnection {
             ports += list
             if !more { log("switch: ports " + ports.map { "\($0.number)=\($0.name)" }.joined(separator: " ")) }
         case .packetIn(_, let p):
-            onPacketIn?(p)
+            if onPacketIn?(p) != true, InBandControl.marker(in: p.data) == nil, p.inPort != nil {
+                packetInsReinjected += 1
+                log("switch: a packet-in no Move took, sent back through the table (\(packetInsReinjected) so far)")
+                packetOut(p.data, port: OpenFlow.portTable, inPort: p.inPort!)
+            }
         case .barrierReply(let x):
             guard let b = barriers.removeValue(forKey: x) else { return }
             b.timeout.cancel()

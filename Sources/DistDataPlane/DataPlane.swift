@@ -23,6 +23,8 @@ public struct DataPlaneConfig: Sendable {
     /// where lcores share CPUs with other busy threads (the one-machine test bed). Off: pure
     /// busy polling, as on dedicated cores.
     public var idleYield = false
+    /// Reserve the last worker lcore for the transfer lcore (DiST's Move over the data port).
+    public var transferLcore = false
     public init() {}
 }
 
@@ -38,13 +40,22 @@ public final class DataPlane: @unchecked Sendable {
     let slotStride: Int
     let slots: UnsafeMutableRawPointer
     private var launched = false
+    /// The lcore reserved for the transfer lcore, if any, and what runs there once launched.
+    public private(set) var transferLcore: UInt32?
+    private var agent: TransferAgent?
     private var portsStarted = false
 
     /// Sets the data plane up after ``EAL/initialize(arguments:)``: finds the ports and worker
     /// lcores, creates the pool and the flow tables, and starts every port.
     public init(config: DataPlaneConfig) throws {
         self.config = config
-        let lcores = EAL.workerLcores
+        var lcores = EAL.workerLcores
+        if config.transferLcore {
+            guard lcores.count >= 2 else {
+                throw DataPlaneError("the channel needs a transfer lcore besides a worker: give EAL at least three lcores (e.g. -l 0-2)")
+            }
+            transferLcore = lcores.removeLast()
+        }
         guard !lcores.isEmpty else {
             throw DataPlaneError("no worker lcore: give EAL at least two lcores (e.g. -l 0-1); the main lcore only controls")
         }
@@ -81,9 +92,11 @@ public final class DataPlane: @unchecked Sendable {
                 detector?.arp = config.arp
                 detector?.onRecord = { records.push($0) }
             }
-            workers.append(Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
-                                  detector: detector, records: records,
-                                  statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield))
+            let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
+                                detector: detector, records: records,
+                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield)
+            if config.transferLcore { worker.transfer = TransferLink() }
+            workers.append(worker)
         }
         for i in found.indices {
             try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
@@ -110,11 +123,20 @@ public final class DataPlane: @unchecked Sendable {
         launched = true
     }
 
+    /// Starts the transfer lcore (after ``launch()``).
+    public func launch(_ agent: TransferAgent) throws {
+        let rc = dist_lcore_launch(transferMain, Unmanaged.passUnretained(agent).toOpaque(), agent.lcore)
+        guard rc == 0 else { throw DataPlaneError.dpdk("rte_eal_remote_launch on lcore \(agent.lcore)", rc) }
+        self.agent = agent
+    }
+
     /// Tells the workers to stop, and waits for them to flush and return.
     public func stopWorkers() {
         stopFlag.store(true, ordering: .releasing)
         if launched {
             for worker in workers { _ = dist_lcore_wait(worker.lcore) }
+            if let agent { _ = dist_lcore_wait(agent.lcore) }
+            agent = nil
             launched = false
         }
     }
@@ -168,6 +190,12 @@ public final class DataPlane: @unchecked Sendable {
         }
         return (result, complete)
     }
+}
+
+/// The C entry point of the transfer lcore.
+private func transferMain(_ argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let argument else { return -1 }
+    return Unmanaged<TransferAgent>.fromOpaque(argument).takeUnretainedValue().run()
 }
 
 /// The C entry point each worker lcore runs.

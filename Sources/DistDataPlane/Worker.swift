@@ -49,6 +49,8 @@ public final class Worker: @unchecked Sendable {
     public let fastPath: FastPath
     /// Packets raised as events, on their way to the main lcore (and the controller).
     public let events = SPSCRing<PacketEvent>(capacity: 16384)
+    /// The link to the transfer lcore (DiST's Move), when there is one.
+    public var transfer: TransferLink?
     /// Packets held by a `buffer` event rule, in arrival order, until the rule goes.
     let held: UnsafeMutablePointer<(mbuf: OpaquePointer?, port: UInt16)>
     var heldCount = 0
@@ -115,9 +117,12 @@ public final class Worker: @unchecked Sendable {
         let budget = expiryBudget
         var loops: UInt64 = 0
 
+        let link = transfer
         while !stop.load(ordering: .relaxed) {
             loops &+= 1
+            link?.quiescent(loops)
             var received = false
+            if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
@@ -153,6 +158,15 @@ public final class Worker: @unchecked Sendable {
         var keep = 0
         for i in 0..<count {
             let verdict = fastPath.verdicts[i]
+            if verdict == .divert || verdict == .redirect {
+                if let link = transfer, let m = packets[i], link.toTransfer.push(TransferFrame(mbuf: m, redirected: verdict == .redirect)) {
+                    if verdict == .redirect { statsSlot.pointee.redirected &+= 1 }
+                } else {
+                    statsSlot.pointee.transferDropped &+= 1
+                    dist_mbuf_free(packets[i])
+                }
+                continue
+            }
             if verdict != .forward {
                 let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
                 if events.push(PacketEvent(frame: frame, worker: index)) {
@@ -165,6 +179,8 @@ public final class Worker: @unchecked Sendable {
             case .forward, .raiseAndForward:
                 packets[keep] = packets[i]
                 keep += 1
+            case .divert, .redirect:
+                break
             case .raise:
                 dist_mbuf_free(packets[i])
             case .hold:
@@ -201,6 +217,46 @@ public final class Worker: @unchecked Sendable {
             start += n
         }
         heldCount = 0
+    }
+
+    /// Applies what the transfer lcore handed this worker, in order: state in, packets to
+    /// process and forward (as if received), channel frames out. Returns whether there was any.
+    func deliver(_ link: TransferLink, packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+                 segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+        let port = routes[0].tx
+        var pending = 0
+        var any = false
+        func flush() {
+            guard pending > 0 else { return }
+            dist_mbufs_meta(packets, UInt16(pending), data, segmentLengths, packetLengths)
+            let events = fastPath.process(count: pending, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                                          now: clock.now())
+            let keep = events ? sortOut(packets, count: pending, data: data, lengths: segmentLengths, port: port) : UInt16(pending)
+            transmit(packets, count: keep, port: port)
+            pending = 0
+        }
+        link.toWorker.drain { item in
+            any = true
+            switch item {
+            case .process(let m):
+                packets[pending] = m
+                pending += 1
+                if pending == Int(Worker.burstSize) { flush() }
+            case .transmit(let m):
+                flush()
+                var one: OpaquePointer? = m
+                transmit(&one, count: 1, port: port)
+                statsSlot.pointee.channelFramesSent &+= 1
+            case .flows(let entries):
+                flush()
+                if case .refused = fastPath.perform(.importFlows(entries)) { statsSlot.pointee.importRefused &+= UInt64(entries.count) }
+            case .assets(let assets):
+                flush()
+                _ = fastPath.perform(.importAssets(assets))
+            }
+        }
+        flush()
+        return any
     }
 
     @inline(__always)

@@ -26,6 +26,9 @@ public final class FastPath {
     public var eventRule: EventRule?
     /// What to do with each packet of the last burst (see ``Verdict``).
     public let verdicts: UnsafeMutablePointer<Verdict>
+    /// This instance's end of the DiST channel (UDP to this address and port): such frames go
+    /// to the transfer lcore, never through the network function.
+    public var channel: (address: IPAddress, port: UInt16)?
 
     /// A packet's fate after ``process(count:data:segmentLengths:packetLengths:now:)``.
     public enum Verdict: UInt8, Sendable {
@@ -37,6 +40,11 @@ public final class FastPath {
         case hold
         /// Processed; raise it as an event and forward it.
         case raiseAndForward
+        /// A frame of the DiST channel for this instance: to the transfer lcore (not processed).
+        case divert
+        /// A packet of a flow moving away (or unknown here) under a redirect rule: to the
+        /// transfer lcore, which sends it to the peer (state untouched).
+        case redirect
     }
 
     public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
@@ -84,11 +92,24 @@ public final class FastPath {
             bytes &+= UInt64(packetLengths[i])
             verdicts[i] = .forward
             if infos[i].hasFlow {
+                if let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port, infos[i].dst == channel.address {
+                    verdicts[i] = .divert
+                    events = true
+                    continue
+                }
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
-                if let rule, rule.filter.matches(probes[i].key), !rule.lateLocking || lockedOrUnknown(probes[i].key) {
-                    verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
-                    events = true
+                if let rule, rule.filter.matches(probes[i].key) {
+                    if rule.action == .redirect {
+                        // Marked flows are the peer's now; unknown ones start there.
+                        if lockedOrUnknown(probes[i].key) {
+                            verdicts[i] = .redirect
+                            events = true
+                        }
+                    } else if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
+                        verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
+                        events = true
+                    }
                 }
             } else if infos[i].l3 == .arp, let detector, detector.arp {
                 detector.arp(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
@@ -157,7 +178,9 @@ public final class FastPath {
     /// Between bursts: expire a few idle flows and publish the table's counters.
     @inlinable
     public func housekeeping(now: UInt64, expiryBudget: Int) {
-        table.expire(now: now, budget: expiryBudget)
+        // While flows move out (a redirect rule), no entry goes: the transfer lcore holds their
+        // positions.
+        if eventRule?.action != .redirect { table.expire(now: now, budget: expiryBudget) }
         stats.pointee.flows = table.counters
         stats.pointee.activeFlows = UInt64(table.count)
         if let detector {

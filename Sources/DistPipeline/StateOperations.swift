@@ -8,6 +8,8 @@ import DistState
 /// fast path takes no lock and no packet's update is lost or half-applied.
 public enum StateRequest: Sendable {
     case flows(limit: Int)
+    /// Where the filter's flows are in the table (for the transfer lcore, which marks them).
+    case locate(FlowFilter)
     /// With `lock`, exported flows are marked moving (late locking).
     case exportFlows(FlowFilter, lock: Bool)
     case importFlows([FlowEntry])
@@ -24,6 +26,7 @@ public enum StateResponse: Sendable {
     case flows([FlowEntry])
     case assets([AssetState])
     case count(Int)
+    case located([(index: Int, key: FlowKey)])
     /// The request was not applied at all, for this reason.
     case refused(String)
 }
@@ -40,6 +43,13 @@ extension FastPath {
                 return true
             }
             return .flows(out)
+        case .locate(let filter):
+            var out: [(index: Int, key: FlowKey)] = []
+            table.forEach { i, e in
+                if filter.matches(e.key) { out.append((i, e.key)) }
+                return true
+            }
+            return .located(out)
         case .exportFlows(let filter, let lock):
             var out: [FlowEntry] = []
             table.forEach { i, e in

@@ -34,6 +34,13 @@ public struct WorkerStats: Sendable {
     public var eventsHeld: UInt64 = 0
     public var holdOverflow: UInt64 = 0
     public var eventsLost: UInt64 = 0
+    /// DiST's Move: packets handed to the transfer lcore for the peer, frames the transfer ring
+    /// could not take (freed, counted), channel frames sent, and imported flows refused (table
+    /// full).
+    public var redirected: UInt64 = 0
+    public var transferDropped: UInt64 = 0
+    public var channelFramesSent: UInt64 = 0
+    public var importRefused: UInt64 = 0
 
     public init() {}
 
@@ -74,6 +81,10 @@ public struct WorkerStats: Sendable {
         s.eventsHeld &+= b.eventsHeld
         s.holdOverflow &+= b.holdOverflow
         s.eventsLost &+= b.eventsLost
+        s.redirected &+= b.redirected
+        s.transferDropped &+= b.transferDropped
+        s.channelFramesSent &+= b.channelFramesSent
+        s.importRefused &+= b.importRefused
         return s
     }
 
@@ -103,6 +114,10 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "events": [
                 "raised": eventsRaised, "held": eventsHeld, "hold_overflow": holdOverflow, "lost": eventsLost,
+            ] as [String: UInt64],
+            "transfer": [
+                "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
+                "import_refused": importRefused,
             ] as [String: UInt64],
             "detection": [
                 "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,

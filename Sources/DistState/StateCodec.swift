@@ -446,6 +446,9 @@ extension InstanceCounters {
 /// disabled (`buffer`), or processed as usual (`process`).
 public enum EventAction: String, Sendable, Codable, CaseIterable {
     case drop, buffer, process
+    /// DiST's Move: packets of flows marked moving (or unknown here) go to the transfer lcore
+    /// and over the channel to the peer; the others are processed here.
+    case redirect
 }
 
 public struct EventRule: Sendable, Equatable {

@@ -161,6 +161,8 @@ public final class TransferSource {
 
     /// Every message delivered and the destination's summary in.
     public var complete: Bool { endSent && endpoint.idle && summary != nil }
+    /// Messages handed to the channel so far (the last one's sequence number).
+    public var messagesQueued: UInt32 { messages }
 
     public func receive(_ bytes: [UInt8], now: UInt64) {
         for frame in endpoint.receive(bytes, now: now) where frame.kind == .end {

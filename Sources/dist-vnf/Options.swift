@@ -1,6 +1,7 @@
 import DistAdmin
 import DistDataPlane
 import DistFlow
+import DistTransfer
 
 /// dist-vnf's own arguments (those after `--`).
 struct Options {
@@ -13,6 +14,10 @@ struct Options {
     var assetLogPath: String?
     var data = DataPlaneConfig()
     var help = false
+    /// DiST's channel: this instance's UDP address on its data port, the key file, the MTU.
+    var channel: ChannelAddress?
+    var channelKeyPath: String?
+    var channelMTU = 9000
 
     static let usage = """
         usage: dist-vnf <EAL options> -- [options]
@@ -39,6 +44,12 @@ struct Options {
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
           --rxd N, --txd N       RX / TX descriptors per queue (default: 1024)
+          --channel IP:PORT      this instance's end of DiST's channel on its data port (UDP,
+                                 built and parsed here); the last lcore becomes the transfer
+                                 lcore, so give EAL at least three (e.g. -l 0-2)
+          --channel-key FILE     the channel's key (32 bytes or more, mode 0600; needed with
+                                 --channel, the same file on every instance)
+          --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
           --idle-yield           workers yield their CPU after a poll that found nothing (for
                                  hosts where lcores share CPUs with other busy programs)
           --tcp-timeout SECS     idle TCP flow expiry (default: 300)
@@ -119,6 +130,17 @@ struct Options {
             case "--no-detection": options.detection = false
             case "--arp": options.data.arp = true
             case "--idle-yield": options.data.idleYield = true
+            case "--channel":
+                let text = try value(argument)
+                guard let address = ChannelAddress(text), !text.contains("@") else {
+                    throw Failure(description: "--channel: expected IPv4:PORT (e.g. 198.18.100.1:7400), got '\(text)'")
+                }
+                options.channel = address
+                options.data.transferLcore = true
+            case "--channel-key":
+                options.channelKeyPath = try value(argument)
+            case "--channel-mtu":
+                options.channelMTU = try integer(argument, 576...9216)
             case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
             case "--mbuf-size":
                 options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)
@@ -133,6 +155,9 @@ struct Options {
                 throw Failure(description: "unknown option '\(argument)' (see --help)")
             }
             i += 1
+        }
+        if (options.channel == nil) != (options.channelKeyPath == nil) {
+            throw Failure(description: "--channel and --channel-key go together")
         }
         return options
     }

@@ -8,6 +8,8 @@ import DistPacket
 import DistPRADS
 import DistPipeline
 import DistState
+import DistChannel
+import DistTransfer
 import Foundation
 
 #if canImport(Glibc)
@@ -53,6 +55,12 @@ if options.help || ealArguments.contains("-h") || ealArguments.contains("--help"
 }
 if let unknown = EALOptions.firstUnknown(in: ealArguments) {
     fail("unknown EAL option '\(unknown)' (EAL options come before '--'; see --help)", code: 2)
+}
+
+// ---- The channel's key (before EAL: a bad file costs nothing to report). ----------------------
+
+let channelKey = options.channelKeyPath.map { path in
+    do { return try ChannelKey.load(path: path) } catch { fail("--channel-key: \(error)", code: 2) }
 }
 
 // ---- Signatures (before EAL: a bad directory costs nothing to report). --------------------
@@ -193,6 +201,13 @@ if let signatures = dataConfig.signatures {
 } else {
     emit("[\(name)] detection: off")
 }
+var agent: TransferAgent?
+if let address = options.channel, let key = channelKey, let lcore = plane.transferLcore {
+    let local = ChannelAddress(mac: plane.ports[0].mac, ip: address.ip, port: address.port)
+    agent = TransferAgent(plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU)
+    for worker in plane.workers { worker.fastPath.channel = (IPAddress(ipv4: local.ip), local.port) }
+    emit("[\(name)] DiST channel \(local) on port 0; transfer lcore \(lcore); MTU \(options.channelMTU)")
+}
 let flowMiB = Double(plane.flowTableBytes) / 1_048_576
 emit("[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)")
 
@@ -294,6 +309,35 @@ let stateStore = PipelineStateStore(
     totals: { InstanceCounters(plane.totalStats()) })
 var control: SocketServer?
 let service = SouthboundService(store: stateStore)
+if let agent {
+    service.startMove = { request in
+        guard let dst = ChannelAddress(request.destination) else {
+            throw SouthboundError("\"dst\": '\(request.destination)' is not IP:PORT@MAC")
+        }
+        guard dst.ip != agent.local.ip || dst.port != agent.local.port else { throw SouthboundError("\"dst\" is this instance") }
+        var order = MoveOrder(moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
+        order.perFlow = request.perFlow
+        order.multiFlow = request.multiFlow
+        order.lateLocking = request.lateLocking
+        order.earlyRelease = request.earlyRelease
+        guard agent.orders.push(order) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
+    }
+}
+
+/// Passes the transfer lcore's notices on to the controller connections that ordered the Moves.
+@MainActor func forwardNotices() {
+    agent?.notices.drain { n in
+        var fields: [String: Any] = ["type": n.type, "outcome": n.outcome, "counters": n.counters]
+        if let reason = n.reason { fields["reason"] = reason }
+        if let (client, body) = service.moveNotice(n.moveID, fields, last: n.type == "moveComplete" || n.outcome == "refused"),
+           let control {
+            control.push(body, to: client)
+        }
+    }
+}
+
+/// Packets raised while no controller connection owned the events (it went away): counted.
+nonisolated(unsafe) var unclaimedEvents = 0
 
 /// Sends the packets the workers raised to the controller connection that enabled events.
 @MainActor func forwardEvents(to owner: Int32?) {
@@ -301,6 +345,9 @@ let service = SouthboundService(store: stateStore)
     plane.drainEvents { event in
         if let owner, let server {
             server.push(SouthboundService.packetEvent(event.frame, worker: event.worker), to: owner)
+        } else {
+            unclaimedEvents += 1
+            emit("[\(name)] a packet raised with no controller to take it (\(unclaimedEvents) so far)", to: 2)
         }
     }
 }
@@ -315,7 +362,10 @@ if let endpoint = options.control {
                                        MainActor.assumeIsolated {
                                            let owner = service.eventsOwner
                                            let replies = service.handle(client: client, body)
-                                           forwardEvents(to: owner)
+                                           // Raised under the rule in force before the request:
+                                           // its owner's; with none before, the rule this request
+                                           // set raised them (enableEvents), so its owner's.
+                                           forwardEvents(to: owner ?? service.eventsOwner)
                                            return replies
                                        }
                                    })
@@ -345,6 +395,16 @@ do {
     EAL.cleanup()
     fail("\(error)", code: 1)
 }
+if let agent {
+    do {
+        try plane.launch(agent)
+    } catch {
+        plane.stopWorkers()
+        plane.closePorts()
+        EAL.cleanup()
+        fail("\(error)", code: 1)
+    }
+}
 emit("[\(name)] running; SIGINT or SIGTERM stops")
 
 var lastPrint = Date()
@@ -353,7 +413,7 @@ while !stopRequested.load(ordering: .relaxed) {
     // One wait for both sockets; a short one while events flow, so raised packets reach the
     // controller within a millisecond.
     let servers = [admin?.socketServer, control].compactMap { $0 }
-    let wait: Int32 = service.eventsOwner != nil ? 1 : 20
+    let wait: Int32 = service.eventsOwner != nil || !service.moveOwners.isEmpty ? 1 : 20
     if servers.isEmpty {
         usleep(UInt32(wait) * 1000)
     } else {
@@ -361,6 +421,7 @@ while !stopRequested.load(ordering: .relaxed) {
     }
     // Packet events go to the controller that asked for them.
     forwardEvents(to: service.eventsOwner)
+    forwardNotices()
     assets.collect(from: plane)
     if options.statsPeriod > 0 {
         let elapsed = Date().timeIntervalSince(lastPrint)
@@ -389,6 +450,7 @@ var finalReply = final.dictionary
 finalReply["id"] = name
 finalReply["ports"] = portStats
 finalReply["dropped_records"] = plane.droppedRecords
+finalReply["unclaimed_events"] = unclaimedEvents
 emit("final-stats-json: \(AdminReply.encode(finalReply))")
 EAL.cleanup()
 exit(0)

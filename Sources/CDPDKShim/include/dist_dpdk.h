@@ -58,6 +58,12 @@ void dist_mbufs_meta(struct rte_mbuf *const *pkts, uint16_t n, const uint8_t **d
 void dist_mbuf_free(struct rte_mbuf *m);
 void dist_mbuf_free_bulk(struct rte_mbuf **pkts, unsigned n);
 void dist_prefetch(const void *p);
+/** A new single-segment mbuf from `pool` holding a copy of `len` bytes; NULL when the pool is
+ *  empty or the bytes do not fit one segment. */
+struct rte_mbuf *dist_mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *data, uint32_t len);
+/** Copies the whole packet (every segment) into `out` (up to `cap` bytes); returns its length,
+ *  or 0 when it does not fit. */
+uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap);
 
 /* ---- ports ------------------------------------------------------------------------ */
 

@@ -1,0 +1,426 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Atomics
+import CDPDKShim
+import Crypto
+import DistChannel
+import DistFlow
+import DistMove
+import DistPacket
+import DistPipeline
+import DistState
+import DistTransfer
+
+/// One Move out of this instance, as the controller ordered it (`movePerFlow`).
+public struct MoveOrder: Sendable {
+    public var moveID: UInt64
+    public var filter: FlowFilter
+    public var perFlow = true
+    public var multiFlow = true
+    /// "ng", "lf" or "op".
+    public var guarantee: String
+    public var lateLocking = false
+    public var earlyRelease = false
+    public var destination: ChannelAddress
+
+    public init(moveID: UInt64, filter: FlowFilter, guarantee: String, destination: ChannelAddress) {
+        self.moveID = moveID
+        self.filter = filter
+        self.guarantee = guarantee
+        self.destination = destination
+    }
+}
+
+/// What the transfer lcore tells the controller about a Move (through the main lcore):
+/// `moveStateSent` once every state is at the destination, `moveComplete` at the end.
+public struct MoveNotice: Sendable {
+    public var moveID: UInt64
+    public var type: String
+    public var outcome: String
+    public var reason: String?
+    public var counters: [String: Int]
+}
+
+/// The transfer lcore: DiST's Move, peer to peer over the data port. As the source it marks the
+/// moved flows (per-worker quiescent-state counters tell when every worker has seen a mark),
+/// reads and serializes their state, and sends it with the flows' redirected packets over the
+/// channel; as the destination it authenticates, orders and decodes what comes, and hands
+/// state and packets to the workers in that order. The workers never wait for it.
+public final class TransferAgent: @unchecked Sendable {
+    public let local: ChannelAddress
+    let key: SymmetricKey
+    let plane: DataPlane
+    let links: [TransferLink]
+    public let lcore: UInt32
+    public let maxPayload: Int
+    /// Orders from the main lcore, and notices back to it.
+    public let orders = SPSCRing<MoveOrder>(capacity: 64)
+    public let notices = SPSCRing<MoveNotice>(capacity: 256)
+    /// Frames that were not channel frames of a known Move, or did not authenticate.
+    public private(set) var rejectedFrames = 0
+
+    final class Outgoing {
+        let order: MoveOrder
+        let session: TransferSource
+        var candidates: [(worker: Int, index: Int, key: FlowKey)] = []
+        var next = 0
+        var stateSequence: UInt32 = 0
+        var stateSentNotified = false
+        var ibcSeen = false
+        var lateRedirects = 0
+        let started: UInt64
+        var markWaitNanoseconds: UInt64 = 0
+        init(order: MoveOrder, session: TransferSource, started: UInt64) {
+            self.order = order
+            self.session = session
+            self.started = started
+        }
+        var guarded: Bool { order.guarantee != "ng" }
+    }
+
+    final class Incoming {
+        let session: TransferDestination
+        var finishedAt: UInt64?
+        var peer: ChannelAddress?
+        init(_ s: TransferDestination) { session = s }
+    }
+
+    var outgoing: Outgoing?
+    var incoming: [UInt64: Incoming] = [:]
+    let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
+    static let batch = 64
+
+    public init(plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000) {
+        self.plane = plane
+        self.lcore = lcore
+        self.local = local
+        self.key = key
+        links = plane.workers.map { $0.transfer! }
+        maxPayload = min(ChannelFrame.maxPayload, mtu - 28 - ChannelFrame.overhead)
+    }
+
+    deinit { scratch.deallocate() }
+
+    // MARK: - The loop
+
+    func run() -> Int32 {
+        let clock = plane.clock
+        while !plane.stopFlag.load(ordering: .relaxed) {
+            var busy = false
+            orders.drain { order in
+                busy = true
+                start(order, now: clock.now())
+            }
+            for (w, link) in links.enumerated() {
+                link.toTransfer.drain { frame in
+                    busy = true
+                    take(frame, from: w, now: clock.now())
+                }
+            }
+            if let move = outgoing { busy = advance(move, now: clock.now()) || busy }
+            busy = pollSessions(now: clock.now()) || busy
+            if !busy && plane.config.idleYield { sched_yield() }
+        }
+        return 0
+    }
+
+    // MARK: - Source
+
+    func start(_ order: MoveOrder, now: UInt64) {
+        guard outgoing == nil else {
+            notice(order.moveID, "moveComplete", "refused", "another Move is leaving this instance", [:])
+            return
+        }
+        let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
+        let move = Outgoing(order: order, session: session, started: now)
+        outgoing = move
+        if move.guarded {
+            // Redirect from now on the filter's marked flows and the flows unknown here.
+            let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
+            guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
+        }
+        if order.earlyRelease || !move.guarded { session.release() }
+        if order.multiFlow {
+            var merged: [IPAddress: AssetState] = [:]
+            for w in links.indices {
+                guard case .assets(let assets)? = ask(.exportAssets(order.filter, peers: true), worker: w) else {
+                    return abort(move, "worker \(w) did not export its hosts", now: now)
+                }
+                for a in assets { merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a }
+            }
+            for address in merged.keys.sorted() { session.add(.multiFlow(merged[address]!)) }
+        }
+        if order.perFlow {
+            for w in links.indices {
+                guard case .located(let found)? = ask(.locate(order.filter), worker: w) else {
+                    return abort(move, "worker \(w) did not list its flows", now: now)
+                }
+                move.candidates += found.map { (w, $0.index, $0.key) }
+            }
+        }
+        // Without late locking every flow is marked at once; with it, a batch at a time.
+        if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
+    }
+
+    /// Marks up to `count` flows, waits until every worker has seen the marks, and serializes
+    /// their state. Packets of these flows the workers redirect from now on come after it.
+    func exportBatch(_ move: Outgoing, count: Int, now: UInt64) {
+        let end = min(move.candidates.count, move.next + count)
+        guard move.next < end else { return }
+        let part = move.candidates[move.next..<end]
+        move.next = end
+        let table = { (w: Int) in self.plane.workers[w].table }
+        if move.guarded {
+            var marked = [Bool](repeating: false, count: part.count)
+            for (i, c) in part.enumerated() { marked[i] = table(c.worker).transitionMark(at: c.index, from: .normal, to: .moving) }
+            guard waitForWorkers(move, now: now) else { return abort(move, "a worker did not pass a quiescent point within 1 s", now: now) }
+            for (i, c) in part.enumerated() where marked[i] {
+                let e = table(c.worker).entry(at: c.index)
+                if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
+            }
+        } else {
+            // NG: a snapshot the worker takes itself; its packets go on being processed here.
+            for w in Set(part.map { $0.worker }) {
+                if case .flows(let entries)? = ask(.exportFlows(move.order.filter, lock: false), worker: w) {
+                    for e in entries { move.session.add(.perFlow(e)) }
+                }
+            }
+            move.next = move.candidates.count
+        }
+    }
+
+    /// Waits until every worker has started a new poll round (each burst after that sees the
+    /// marks set before). False after 1 s (a worker stopped or stuck).
+    func waitForWorkers(_ move: Outgoing, now: UInt64) -> Bool {
+        let before = links.map { $0.rounds }
+        let start = plane.clock.now()
+        var spins = 0
+        while zip(links, before).contains(where: { $0.rounds == $1 }) {
+            if plane.clock.now() &- start > 1_000_000_000 { return false }
+            spins += 1
+            if spins > 64 { sched_yield() }
+        }
+        move.markWaitNanoseconds += plane.clock.now() &- start
+        return true
+    }
+
+    /// One step of the Move out. Returns whether it did anything.
+    func advance(_ move: Outgoing, now: UInt64) -> Bool {
+        let session = move.session
+        if case .aborted(let why) = session.endpoint.state {
+            abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
+            return true
+        }
+        if move.next < move.candidates.count {
+            exportBatch(move, count: Self.batch, now: now)
+            if move.next == move.candidates.count { finishExport(move) }
+            return true
+        }
+        if move.stateSequence == 0 { finishExport(move) }
+        if !move.stateSentNotified && session.endpoint.acknowledgedThrough >= move.stateSequence {
+            if !move.guarded {
+                // NG: nothing more comes; the report waits for the destination's summary.
+                session.end()
+                guard session.complete else { return false }
+            }
+            move.stateSentNotified = true
+            notice(move.order.moveID, "moveStateSent", "state-sent", nil, counters(move, now: now))
+            if !move.guarded { outgoing = nil }
+            return true
+        }
+        if move.ibcSeen && session.complete {
+            // Every packet the source got is at the destination: the flows are gone from here.
+            _ = everyWorker(.deleteFlows(move.order.filter))
+            if move.order.multiFlow { _ = everyWorker(.deleteAssets(move.order.filter)) }
+            _ = everyWorker(.events(nil))
+            notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
+            outgoing = nil
+            return true
+        }
+        return false
+    }
+
+    func finishExport(_ move: Outgoing) {
+        move.session.flushState()
+        move.session.release()
+        move.stateSequence = move.session.messagesQueued
+    }
+
+    /// Gives the Move up: the flows are this instance's again (unmarked, the rule gone), and
+    /// the packets the destination did not process are processed here.
+    func abort(_ move: Outgoing, _ reason: String, now: UInt64) {
+        if move.session.endpoint.state == .open {
+            let bye = move.session.endpoint.abort(reason, now: now)
+            transmit(ChannelDatagram.build(from: local, to: move.order.destination, payload: bye))
+        }
+        _ = everyWorker(.events(nil))
+        var back = 0
+        for frame in move.session.unprocessed() where process(frame) { back += 1 }
+        var c = counters(move, now: now)
+        c["packetsReprocessed"] = back
+        notice(move.order.moveID, "moveComplete", "aborted", reason, c)
+        outgoing = nil
+    }
+
+    func counters(_ move: Outgoing, now: UInt64) -> [String: Int] {
+        let s = move.session.counters, e = move.session.endpoint.counters
+        var c: [String: Int] = [
+            "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "stateFrames": s.stateFrames,
+            "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected, "redirectedBytes": s.redirectedBytes,
+            "packetsTooLarge": s.packetsTooLarge, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
+            "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
+            "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
+            "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
+        ]
+        if let d = move.session.summary {
+            c["dstPerFlowStates"] = d.perFlowStates
+            c["dstMultiFlowStates"] = d.multiFlowStates
+            c["dstPackets"] = d.packets
+            c["dstBuffered"] = d.buffered
+            c["dstMaxBuffered"] = d.maxBuffered
+            c["dstOverflow"] = d.overflow
+            c["deserializeNs"] = Int(d.deserializeNanoseconds)
+        }
+        return c
+    }
+
+    // MARK: - Frames from the workers
+
+    func take(_ frame: TransferFrame, from worker: Int, now: UInt64) {
+        let n = Int(dist_mbuf_copy(frame.mbuf, scratch, 65536))
+        dist_mbuf_free(frame.mbuf)
+        let bytes = Array(UnsafeBufferPointer(start: scratch, count: n))
+        if frame.redirected {
+            redirected(bytes, now: now)
+        } else {
+            channel(bytes, now: now)
+        }
+    }
+
+    func redirected(_ bytes: [UInt8], now: UInt64) {
+        guard let move = outgoing, move.guarded else {
+            // A redirect rule left behind by nothing: process it here rather than lose it.
+            rejectedFrames += 1
+            return
+        }
+        if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
+            // The switch sends the moved traffic elsewhere now, and this was the last of it here.
+            move.ibcSeen = true
+            move.session.end()
+            return
+        }
+        if !move.session.redirect(bytes) { move.lateRedirects += 1 }
+    }
+
+    func channel(_ bytes: [UInt8], now: UInt64) {
+        guard let (from, payload) = ChannelDatagram.parse(bytes, to: local), payload.count >= 12 else {
+            rejectedFrames += 1
+            return
+        }
+        let moveID = payload[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        if let move = outgoing, move.order.moveID == moveID {
+            move.session.receive(payload, now: now)
+            return
+        }
+        if incoming[moveID] == nil {
+            // A Move this instance has not seen: only a frame that authenticates opens it.
+            guard let f = try? ChannelFrame.decode(payload, key: key), f.kind != .ack, f.kind != .abort else {
+                rejectedFrames += 1
+                return
+            }
+            incoming[moveID] = Incoming(TransferDestination(moveID: moveID, key: key))
+        }
+        guard let move = incoming[moveID] else { return }
+        move.peer = from
+        for delivery in move.session.receive(payload, now: now) { hand(delivery) }
+    }
+
+    /// Destination: state and packets to the workers they belong to, in order.
+    func hand(_ delivery: TransferDestination.Delivery) {
+        switch delivery {
+        case .flows(let entries):
+            var byWorker = [[FlowEntry]](repeating: [], count: links.count)
+            for e in entries { byWorker[owner(e.key)].append(e) }
+            for (w, part) in byWorker.enumerated() where !part.isEmpty { push(.flows(part), to: w) }
+        case .assets(let assets):
+            for w in links.indices { push(.assets(assets), to: w) }
+        case .counters:
+            break
+        case .packet(let frame):
+            _ = process(frame)
+        }
+    }
+
+    /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
+    @discardableResult
+    func process(_ frame: [UInt8]) -> Bool {
+        guard let m = frame.withUnsafeBufferPointer({ dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }) else {
+            rejectedFrames += 1
+            return false
+        }
+        push(.process(m), to: RedirectBuffer.key(of: frame).map(owner) ?? 0)
+        return true
+    }
+
+    func owner(_ key: FlowKey) -> Int { Int(key.hashValue64 % UInt64(links.count)) }
+
+    /// Waits for room: the worker empties its ring every round.
+    func push(_ item: WorkerDelivery, to worker: Int) {
+        var spins = 0
+        while !links[worker].toWorker.push(item) {
+            spins += 1
+            if spins > 1_000_000 { return }
+            sched_yield()
+        }
+    }
+
+    func transmit(_ frame: [UInt8]) {
+        guard let m = frame.withUnsafeBufferPointer({ dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }) else { return }
+        push(.transmit(m), to: 0)
+    }
+
+    func pollSessions(now: UInt64) -> Bool {
+        var any = false
+        if let move = outgoing {
+            for f in move.session.poll(now: now) {
+                transmit(ChannelDatagram.build(from: local, to: move.order.destination, payload: f))
+                any = true
+            }
+        }
+        for (id, move) in incoming {
+            // Replies go back where the source is (the channel's first frame said).
+            for f in move.session.poll(now: now) {
+                if let peer = move.peer { transmit(ChannelDatagram.build(from: local, to: peer, payload: f)) }
+                any = true
+            }
+            if move.session.complete || move.session.endpoint.state != .open || move.session.failure != nil {
+                if move.finishedAt == nil { move.finishedAt = now }
+                // Kept a while to answer retransmissions of the end, then forgotten.
+                if now &- move.finishedAt! > 2_000_000_000 { incoming[id] = nil }
+            }
+        }
+        return any
+    }
+
+    // MARK: - Workers
+
+    func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
+        plane.perform(request, on: plane.workers[worker], timeout: 1.0)
+    }
+
+    func everyWorker(_ request: StateRequest) -> Bool {
+        var ok = true
+        for w in links.indices {
+            switch ask(request, worker: w) {
+            case nil, .refused?: ok = false
+            default: break
+            }
+        }
+        return ok
+    }
+
+    func notice(_ id: UInt64, _ type: String, _ outcome: String, _ reason: String?, _ counters: [String: Int]) {
+        _ = notices.push(MoveNotice(moveID: id, type: type, outcome: outcome, reason: reason, counters: counters))
+    }
+}

@@ -1,0 +1,44 @@
+import Atomics
+import CDPDKShim
+import DistFlow
+import DistPipeline
+import DistState
+
+/// A frame a worker hands the transfer lcore: a channel frame for this instance, or a packet
+/// of a flow moving away. The transfer lcore owns the mbuf from then on.
+public struct TransferFrame: @unchecked Sendable {
+    public var mbuf: OpaquePointer
+    public var redirected: Bool
+}
+
+/// What the transfer lcore hands a worker, applied in this order: state coming in, packets to
+/// process (redirected here by a peer, or given back after an aborted Move), and channel
+/// frames to put on the wire.
+public enum WorkerDelivery: @unchecked Sendable {
+    case flows([FlowEntry])
+    case assets([AssetState])
+    case process(OpaquePointer)
+    case transmit(OpaquePointer)
+}
+
+/// The lock-free link between one worker and the transfer lcore: a ring each way and the
+/// worker's quiescent-state counter (it goes up once per poll round, between bursts; a flow
+/// marked before the counter moved is seen marked by every later burst).
+public final class TransferLink: @unchecked Sendable {
+    public let toTransfer = SPSCRing<TransferFrame>(capacity: 16384)
+    public let toWorker = SPSCRing<WorkerDelivery>(capacity: 16384)
+    let counter = UnsafeAtomic<UInt64>.create(0)
+
+    public init() {}
+    deinit { counter.destroy() }
+
+    /// The worker's rounds so far.
+    public var rounds: UInt64 { counter.load(ordering: .sequentiallyConsistent) }
+
+    /// Worker side, once per round: a full fence with the marks the transfer lcore set, so a
+    /// mark set before the transfer lcore read this counter is seen in every later burst.
+    @inline(__always)
+    func quiescent(_ round: UInt64) {
+        counter.store(round, ordering: .sequentiallyConsistent)
+    }
+}
