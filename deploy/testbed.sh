@@ -12,6 +12,9 @@
 #                        delay proxy on every control connection, the switch's included), data
 #                        links 100 Mbit/s and 1 ms one way (dist-delayline between the switch
 #                        and each VNF). none (the default): no shaping.
+#                        Every VNF has an end of DiST's channel on its data port
+#                        (198.18.100.I:7400, key $DIST_TESTBED_DIR/channel.key, made by up);
+#                        --channel-drop P (paper profile): the delay lines drop P% of it.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
@@ -60,15 +63,19 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper profile
 }
 
 up() {
-    local vnfs=2 profile=none
+    local vnfs=2 profile=none channel_drop=0
     while [ $# -gt 0 ]; do
         case "$1" in
         --vnfs) vnfs=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
-        *) say "unknown option $1 (--vnfs N, --profile none|paper)" >&2; exit 2 ;;
+        --channel-drop) channel_drop=$2; shift 2 ;;
+        *) say "unknown option $1 (--vnfs N, --profile none|paper, --channel-drop PERCENT)" >&2; exit 2 ;;
         esac
     done
     case "$profile" in none|paper) ;; *) say "profile '$profile' is not none or paper" >&2; exit 2 ;; esac
+    if [ "$channel_drop" != 0 ] && [ "$profile" != paper ]; then
+        say "--channel-drop needs --profile paper (the delay lines drop the frames)" >&2; exit 2
+    fi
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
     for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin"; do
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
@@ -76,6 +83,8 @@ up() {
     mkdir -p "$dir"
     rm -rf "$dir/ovs" "$dir/sink.pcap" "$dir"/to-vnf*.pcap "$dir"/*.log
     touch "$dir/up"
+    # DiST's channel key: the same 32 random bytes for every VNF, readable by root only.
+    (umask 077; head -c 32 /dev/urandom >"$dir/channel.key")
     # Open vSwitch reads its (non-DPDK) ports through packet sockets of the default receive
     # buffer size; while its main thread executes a burst of PACKET_OUTs, frames arriving on a
     # port overflow it. A larger default while the test bed is up; down restores it.
@@ -100,7 +109,9 @@ up() {
                 ip link set "$l" mtu 9000 up
             done
             link "vnf$i" "$prefix-vnf$i" "$prefix-db$i"
-            "$delayline_bin" --a "$prefix-da$i" --b "$prefix-db$i" --delay-ms 1 --rate-mbit 100 >"$dir/delayline-vnf$i.log" 2>&1 &
+            local drop=()
+            [ "$channel_drop" != 0 ] && drop=(--drop-percent "$channel_drop" --drop-udp-port 7400 --seed "$i")
+            "$delayline_bin" --a "$prefix-da$i" --b "$prefix-db$i" --delay-ms 1 --rate-mbit 100 "${drop[@]}" >"$dir/delayline-vnf$i.log" 2>&1 &
             echo $! >"$dir/delayline-vnf$i.pid"
         else
             link "vnf$i" "$prefix-vnf$i" "$prefix-v$i"
@@ -149,10 +160,12 @@ up() {
     for i in $(seq 1 "$vnfs"); do
         # Two CPUs on the test machine: each VNF's worker gets its own, spread across VNFs, and
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
-        local cores="0@$((i % 2)),1@$(((i + 1) % 2))"
+        # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
+        local cores="0@$((i % 2)),1@$(((i + 1) % 2)),2@$((i % 2))"
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
             --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
-            --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" >"$dir/vnf$i.log" 2>&1 &
+            --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
+            --channel "198.18.100.$i:7400" --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do

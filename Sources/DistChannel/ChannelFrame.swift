@@ -23,6 +23,8 @@ public struct ChannelFrame: Equatable, Sendable {
         case ack = 5
         /// The sender gave the move up (the payload says why).
         case abort = 6
+        /// The move's first message: what moves (flags, then the filter's text).
+        case open = 7
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"

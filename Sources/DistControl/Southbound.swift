@@ -10,7 +10,9 @@ import Foundation
 /// `getMultiFlow` (`filter`, `peers`: hosts at the other end of the filter's flows too),
 /// `getAllFlows`; `putPerFlow`/`putMultiFlow`/
 /// `putAllFlows` (`chunks`: base64 of ``StateCodec`` chunks); `delPerFlow`/`delMultiFlow`
-/// (`filter`), `delAllFlows`. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
+/// (`filter`; `delPerFlow` with `hosts` deletes both), `delAllFlows`; `info` (the instance's
+/// DiST channel address); `movePerFlow` (DiST's Move, see ``MoveRequest``), whose notices
+/// `moveStateSent` and `moveComplete` come later on the same connection. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
 /// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
 /// A filter is the text form of ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`).
 public final class SouthboundService {
@@ -29,6 +31,8 @@ public final class SouthboundService {
     /// DiST's Move out of this instance (`movePerFlow`), peer to peer over the data port; nil
     /// where the instance has no channel. It throws when the Move cannot start.
     public var startMove: ((MoveRequest) throws -> Void)?
+    /// This instance's end of DiST's channel (`IP:PORT@MAC`), told in `info` replies.
+    public var channelAddress: String?
     /// Which controller connection ordered each Move (its notices go there).
     public private(set) var moveOwners: [UInt64: Int32] = [:]
 
@@ -101,7 +105,11 @@ public final class SouthboundService {
                 counters.forEach { store.importCounters($0) }
                 return [Self.ack(id, counters.count, deserializeNanoseconds: nanoseconds)]
             case "delPerFlow":
-                return [Self.ack(id, try store.deleteFlows(try filter(request)))]
+                // With `hosts`, the filter's multi-flow state goes too (one message instead of two).
+                let f = try filter(request)
+                let flows = try store.deleteFlows(f)
+                if request["hosts"] as? Bool == true { _ = try store.deleteAssets(f) }
+                return [Self.ack(id, flows)]
             case "delMultiFlow":
                 return [Self.ack(id, try store.deleteAssets(try filter(request)))]
             case "delAllFlows":
@@ -118,6 +126,10 @@ public final class SouthboundService {
                 try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
                 eventsOwner = client
                 return [Self.ack(id, 1)]
+            case "info":
+                var reply: [String: Any] = ["type": "info"]
+                if let channelAddress { reply["channel"] = channelAddress }
+                return [Self.encode(reply, id: id)]
             case "movePerFlow":
                 guard let startMove else {
                     throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")

@@ -80,7 +80,7 @@ public final class Controller {
     var sw: SwitchConnection?
     var openflowServer: Channel?
     var northboundServer: Channel?
-    var moving: OpenNFMove?
+    var moving: MoveRun?
     var moves: UInt64 = 0
     let log: (String) -> Void
 
@@ -122,6 +122,7 @@ public final class Controller {
                 let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
                                        requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
                 self.vnfs.append(client)
+                client.onInfo = { [weak client] in if let client, let sw = self.sw, sw.datapathID != nil { self.installChannelRule(client, sw) } }
                 client.start()
             }
         }.wait()
@@ -147,7 +148,10 @@ public final class Controller {
         }
         sw = connection
         connection.packetOutRate = config.packetOutRate
-        connection.onReady = { self.installBaseRules(connection) }
+        connection.onReady = {
+            self.installBaseRules(connection)
+            for v in self.vnfs { self.installChannelRule(v, connection) }
+        }
     }
 
     func switchGone(_ connection: SwitchConnection) {
@@ -180,6 +184,34 @@ public final class Controller {
             case .failure(let e): self.log("switch: installing the test bed rules failed: \(e)")
             }
         }
+    }
+
+    /// DiST's channel: UDP to a VNF's channel address goes to its switch port, whoever sends it
+    /// (above the test bed's rules, so a VNF's channel frames do not go to the sink).
+    func installChannelRule(_ v: VNFClient, _ connection: SwitchConnection) {
+        guard let text = v.channelAddress, let (ip, port) = Self.channelIPPort(text) else { return }
+        var mod = OFFlowMod()
+        mod.priority = 200
+        mod.cookie = 0xD157
+        mod.match = OFMatch([.ethType(0x0800), .ipProto(17), .ipv4Destination(ip, mask: nil), .udpDestination(port)])
+        mod.instructions = [.applyActions([.output(port: v.switchPort)])]
+        let xid = connection.flowMod(mod)
+        connection.barrier(covering: [xid]).whenComplete { result in
+            switch result {
+            case .success: self.log("switch: channel rule for \(v.name) (\(text)) installed")
+            case .failure(let e): self.log("switch: the channel rule for \(v.name) failed: \(e)")
+            }
+        }
+    }
+
+    /// The IPv4 address (host order) and UDP port of a channel address `IP:PORT@MAC`.
+    static func channelIPPort(_ text: String) -> (UInt32, UInt16)? {
+        let hostPort = text.split(separator: "@").first.map(String.init) ?? text
+        let parts = hostPort.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
+        let octets = parts[0].split(separator: ".").compactMap { UInt8($0) }
+        guard octets.count == 4 else { return nil }
+        return (octets.reduce(0) { $0 << 8 | UInt32($1) }, port)
     }
 
     // MARK: - Northbound
@@ -285,9 +317,6 @@ public final class Controller {
                                 guarantee: request["guarantee"] as? String ?? "lf", optimizations: request["opt"] as? String ?? "",
                                 mode: request["mode"] as? String ?? "opennf")
         let src = try vnf(request, "from"), dst = try vnf(request, "to")
-        guard spec.mode == .opennf else {
-            throw ControllerError("mode dist (peer-to-peer Move) is not available in this build; use --mode opennf")
-        }
         guard moving == nil else { throw ControllerError("a Move is already running (\(moving!.spec))") }
         guard let sw, sw.datapathID != nil, !sw.closed else { throw ControllerError("no switch is connected") }
         guard let ingress = config.ingressPort else { throw ControllerError("the controller was started without --ingress") }
@@ -295,8 +324,12 @@ public final class Controller {
         guard dst.connected else { throw ControllerError("\(dst.name) is not connected (\(dst.lastError ?? "connecting"))") }
         moves += 1
         let started = Date()
-        let run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress) { text in
-            write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)]))
+        let progress = { (text: String) in write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)])) }
+        let run: MoveRun
+        if spec.mode == .dist {
+            run = try DistModeMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress, progress: progress)
+        } else {
+            run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress, progress: progress)
         }
         moving = run
         log("move \(moves): \(spec)")

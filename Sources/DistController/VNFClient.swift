@@ -31,6 +31,12 @@ final class VNFClient {
     var onEvent: (([UInt8]) -> Void)?
     /// Called when the connection goes away (after pending requests have failed).
     var onDisconnect: (() -> Void)?
+    /// Notices about DiST Moves this VNF is the source of (`moveStateSent`, `moveComplete`).
+    var onNotice: (([String: Any]) -> Void)?
+    /// The VNF's end of DiST's channel (`IP:PORT@MAC`), learnt when it connects; nil: none.
+    private(set) var channelAddress: String?
+    /// Called once the VNF has said who it is (after each connection).
+    var onInfo: (() -> Void)?
     private(set) var counters = TrafficCounters()
     /// Packet events that came while no Move was running (dropped).
     private(set) var strayEvents = 0
@@ -81,6 +87,11 @@ final class VNFClient {
                     self.channel = channel
                     self.lastError = nil
                     self.log("\(self.name): connected to \(self.endpoint)")
+                    self.request(["type": "info"]).whenSuccess { reply in
+                        self.channelAddress = reply["channel"] as? String
+                        if let c = self.channelAddress { self.log("\(self.name): DiST channel at \(c)") }
+                        self.onInfo?()
+                    }
                 case .failure(let error):
                     if self.lastError != "\(error)" { self.log("\(self.name): cannot connect to \(self.endpoint): \(error); retrying") }
                     self.lastError = "\(error)"
@@ -148,6 +159,10 @@ final class VNFClient {
                 strayEvents += 1
                 log("\(name): a packet event outside any Move (dropped; \(strayEvents) so far)")
             }
+            return
+        }
+        if let type = object["type"] as? String, type == "moveStateSent" || type == "moveComplete" {
+            if let onNotice { onNotice(object) } else { log("\(name): \(type) for no Move running (ignored)") }
             return
         }
         guard let id = object["id"] as? Int, let p = pending[id] else {

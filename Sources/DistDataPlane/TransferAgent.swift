@@ -83,6 +83,8 @@ public final class TransferAgent: @unchecked Sendable {
         let session: TransferDestination
         var finishedAt: UInt64?
         var peer: ChannelAddress?
+        /// The workers hold the switch's packets of the Move's flows until its end.
+        var holding = false
         init(_ s: TransferDestination) { session = s }
     }
 
@@ -135,6 +137,7 @@ public final class TransferAgent: @unchecked Sendable {
         let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
         let move = Outgoing(order: order, session: session, started: now)
         outgoing = move
+        session.open(filter: "\(order.filter)", hold: move.guarded)
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
             let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
@@ -225,7 +228,9 @@ public final class TransferAgent: @unchecked Sendable {
                 guard session.complete else { return false }
             }
             move.stateSentNotified = true
-            notice(move.order.moveID, "moveStateSent", "state-sent", nil, counters(move, now: now))
+            // NG ends here for the source (the controller deletes the state after the update).
+            notice(move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete", move.guarded ? "state-sent" : "completed",
+                   nil, counters(move, now: now))
             if !move.guarded { outgoing = nil }
             return true
         }
@@ -333,12 +338,18 @@ public final class TransferAgent: @unchecked Sendable {
         }
         guard let move = incoming[moveID] else { return }
         move.peer = from
-        for delivery in move.session.receive(payload, now: now) { hand(delivery) }
+        for delivery in move.session.receive(payload, now: now) { hand(delivery, move) }
     }
 
     /// Destination: state and packets to the workers they belong to, in order.
-    func hand(_ delivery: TransferDestination.Delivery) {
+    func hand(_ delivery: TransferDestination.Delivery, _ move: Incoming) {
         switch delivery {
+        case .open(let text, let hold):
+            guard hold, let filter = try? FlowFilter(parsing: text) else { return }
+            move.holding = true
+            for w in links.indices { push(.rule(EventRule(filter: filter, action: .hold)), to: w) }
+        case .end:
+            unhold(move)
         case .flows(let entries):
             var byWorker = [[FlowEntry]](repeating: [], count: links.count)
             for e in entries { byWorker[owner(e.key)].append(e) }
@@ -350,6 +361,13 @@ public final class TransferAgent: @unchecked Sendable {
         case .packet(let frame):
             _ = process(frame)
         }
+    }
+
+    /// The switch's packets of the Move's flows go on (after every redirected one).
+    func unhold(_ move: Incoming) {
+        guard move.holding else { return }
+        move.holding = false
+        for w in links.indices { push(.rule(nil), to: w) }
     }
 
     /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
@@ -395,7 +413,12 @@ public final class TransferAgent: @unchecked Sendable {
                 any = true
             }
             if move.session.complete || move.session.endpoint.state != .open || move.session.failure != nil {
-                if move.finishedAt == nil { move.finishedAt = now }
+                if move.finishedAt == nil {
+                    move.finishedAt = now
+                    // Aborted or broken: what the switch sent here goes on (the end does this otherwise).
+                    if move.session.endpoint.state != .open || move.session.failure != nil { _ = move.session.discardHeld() }
+                    unhold(move)
+                }
                 // Kept a while to answer retransmissions of the end, then forgotten.
                 if now &- move.finishedAt! > 2_000_000_000 { incoming[id] = nil }
             }

@@ -19,6 +19,8 @@ public enum WorkerDelivery: @unchecked Sendable {
     case assets([AssetState])
     case process(OpaquePointer)
     case transmit(OpaquePointer)
+    /// An event rule to install (nil: none), in order with the rest.
+    case rule(EventRule?)
 }
 
 /// The lock-free link between one worker and the transfer lcore: a ring each way and the

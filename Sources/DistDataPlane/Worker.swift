@@ -135,7 +135,8 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
-            if let served = mailbox.serve(fastPath), case .events(let rule) = served, rule?.action != .buffer {
+            if let served = mailbox.serve(fastPath), case .events(let rule) = served,
+               rule?.action != .buffer && rule?.action != .hold {
                 release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
             if loops % interval == 0 {
@@ -167,6 +168,19 @@ public final class Worker: @unchecked Sendable {
                 }
                 continue
             }
+            if verdict == .keep {
+                if heldCount < Worker.holdCapacity {
+                    held[heldCount] = (packets[i], port)
+                    heldCount += 1
+                    statsSlot.pointee.eventsHeld &+= 1
+                } else {
+                    // Full: it goes on unprocessed rather than being dropped (counted).
+                    statsSlot.pointee.holdOverflow &+= 1
+                    packets[keep] = packets[i]
+                    keep += 1
+                }
+                continue
+            }
             if verdict != .forward {
                 let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
                 if events.push(PacketEvent(frame: frame, worker: index)) {
@@ -179,7 +193,7 @@ public final class Worker: @unchecked Sendable {
             case .forward, .raiseAndForward:
                 packets[keep] = packets[i]
                 keep += 1
-            case .divert, .redirect:
+            case .divert, .redirect, .keep:
                 break
             case .raise:
                 dist_mbuf_free(packets[i])
@@ -229,6 +243,10 @@ public final class Worker: @unchecked Sendable {
         func flush() {
             guard pending > 0 else { return }
             dist_mbufs_meta(packets, UInt16(pending), data, segmentLengths, packetLengths)
+            // Packets handed over by the transfer lcore are past every rule here.
+            let rule = fastPath.eventRule
+            fastPath.eventRule = nil
+            defer { fastPath.eventRule = rule }
             let events = fastPath.process(count: pending, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
                                           now: clock.now())
             let keep = events ? sortOut(packets, count: pending, data: data, lengths: segmentLengths, port: port) : UInt16(pending)
@@ -253,6 +271,13 @@ public final class Worker: @unchecked Sendable {
             case .assets(let assets):
                 flush()
                 _ = fastPath.perform(.importAssets(assets))
+            case .rule(let rule):
+                // In order with the packets: a hold ends after the last redirected one.
+                flush()
+                _ = fastPath.perform(.events(rule))
+                if rule?.action != .hold && rule?.action != .buffer {
+                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                }
             }
         }
         flush()

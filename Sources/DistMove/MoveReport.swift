@@ -36,6 +36,9 @@ public struct MoveReport: Codable, Sendable, Equatable {
     public var messagesReceived = 0
     /// Retransmitted data-plane frames (DiST's channel; 0 in opennf mode).
     public var retransmissions = 0
+    /// DiST's channel: frames the source sent, and bytes of state and redirected packets.
+    public var channelFrames = 0
+    public var channelBytes = 0
     public var warnings: [String] = []
 
     public init() {}
@@ -59,6 +62,7 @@ public struct MoveReport: Codable, Sendable, Equatable {
             ("Serialize", String(format: "%.4f s (%.2f%% of MoveTime)", serializeSeconds, serializePercent)),
             ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
             ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
+            ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
             ("Retransmissions", "\(retransmissions)"),
         ] + warnings.map { ("Warning", $0) }
         let width = rows.map { $0.0.count }.max() ?? 0

@@ -40,6 +40,8 @@ public final class FastPath {
         case hold
         /// Processed; raise it as an event and forward it.
         case raiseAndForward
+        /// Held until the rule goes, not raised (state untouched).
+        case keep
         /// A frame of the DiST channel for this instance: to the transfer lcore (not processed).
         case divert
         /// A packet of a flow moving away (or unknown here) under a redirect rule: to the
@@ -106,6 +108,9 @@ public final class FastPath {
                             verdicts[i] = .redirect
                             events = true
                         }
+                    } else if rule.action == .hold {
+                        verdicts[i] = .keep
+                        events = true
                     } else if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
                         verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
                         events = true

@@ -449,6 +449,9 @@ public enum EventAction: String, Sendable, Codable, CaseIterable {
     /// DiST's Move: packets of flows marked moving (or unknown here) go to the transfer lcore
     /// and over the channel to the peer; the others are processed here.
     case redirect
+    /// DiST's destination during a Move: packets of the filter's flows from the switch wait
+    /// here, unprocessed and not raised, until the redirected ones have all come.
+    case hold
 }
 
 public struct EventRule: Sendable, Equatable {

@@ -95,6 +95,12 @@ public final class TransferSource {
         self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
     }
 
+    /// The Move's first message: the filter, and whether the destination holds the packets the
+    /// switch sends it for these flows until the end (so none overtakes a redirected one).
+    public func open(filter: String, hold: Bool) {
+        queue(.open, [hold ? 1 : 0] + Array(filter.utf8))
+    }
+
     /// Queues one state (serialized now, packed with the next ones).
     public func add(_ chunk: StateChunk) {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -188,6 +194,10 @@ public final class TransferSource {
 /// before the flow's state.
 public final class TransferDestination {
     public enum Delivery: Sendable, Equatable {
+        /// The Move's filter, and whether to hold the switch's packets of it until `end`.
+        case open(filter: String, hold: Bool)
+        /// Every redirected packet has been handed on.
+        case end
         case flows([FlowEntry])
         case assets([AssetState])
         case counters(InstanceCounters)
@@ -258,10 +268,14 @@ public final class TransferDestination {
                 released = true
                 out += held.map { .packet($0) }
                 held = []
+            case .open:
+                guard let flags = frame.payload.first else { continue }
+                out.append(.open(filter: String(decoding: frame.payload.dropFirst(), as: UTF8.self), hold: flags & 1 != 0))
             case .end:
                 released = true
                 out += held.map { .packet($0) }
                 held = []
+                out.append(.end)
                 if !ended {
                     ended = true
                     endpoint.send(.end, summary.encoded())

@@ -310,6 +310,7 @@ let stateStore = PipelineStateStore(
 var control: SocketServer?
 let service = SouthboundService(store: stateStore)
 if let agent {
+    service.channelAddress = agent.local.description
     service.startMove = { request in
         guard let dst = ChannelAddress(request.destination) else {
             throw SouthboundError("\"dst\": '\(request.destination)' is not IP:PORT@MAC")

@@ -104,6 +104,7 @@ import Testing
                 case .raise: raised += 1
                 case .hold: held += 1
                 case .raiseAndForward: raised += 1; forwarded += 1
+                case .divert, .redirect, .keep: Issue.record("no channel and no redirect or hold rule here")
                 }
             }
         }
@@ -198,5 +199,74 @@ import Testing
             return true
         }
         #expect(stillLocked == 0)
+    }
+}
+
+/// DiST's verdicts: channel frames for this instance go to the transfer lcore untouched; under
+/// a redirect rule, packets of flows marked moving (and of flows unknown here) go to the peer,
+/// the others are processed here; nothing expires while flows move out.
+@Suite struct RedirectTests {
+    static func key(_ frame: [UInt8]) -> FlowKey? {
+        let info = PacketParser.parse(frame)
+        return info.hasFlow ? FlowProbe(info).key : nil
+    }
+
+    static func verdict(_ path: FastPath, _ frame: [UInt8], now: UInt64 = 2) -> FastPath.Verdict {
+        frame.withUnsafeBufferPointer { buffer in
+            var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
+            var seg = [UInt16(frame.count)]
+            var len = [UInt32(frame.count)]
+            _ = path.process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: now)
+            return path.verdicts[0]
+        }
+    }
+
+    @Test func channelFramesAndMovingFlowsLeaveTheNetworkFunctionAlone() throws {
+        let filter = try FlowFilter(parsing: "nw_src=192.168.1.0/24")
+        let frames = Array(FastPathTests.frames.prefix(3000)).map { $0.bytes }
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        defer { stats.deallocate() }
+        stats.initialize(to: WorkerStats())
+        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
+        for f in frames.prefix(1500) { _ = Self.verdict(path, f) }
+        // A UDP datagram to the channel's address and port: diverted, not tracked.
+        var udp = frames.first { PacketParser.parse($0).l4 == .udp }!
+        let info = PacketParser.parse(udp)
+        path.channel = (info.dst, info.dstPort)
+        let flows = path.table.count
+        #expect(Self.verdict(path, udp) == .divert)
+        udp[Int(info.l4Offset) + 3] ^= 1  // another port: ordinary traffic
+        #expect(Self.verdict(path, udp) != .divert)
+        path.channel = nil
+        #expect(path.table.count >= flows)
+
+        guard case .located(let located) = path.perform(.locate(filter)) else { Issue.record("no answer"); return }
+        #expect(!located.isEmpty)
+        _ = path.perform(.events(EventRule(filter: filter, action: .redirect, lateLocking: true)))
+        let known = located[0]
+        let ofKnown = frames.filter { Self.key($0) == known.key }
+        #expect(!ofKnown.isEmpty)
+        let before = path.table.entry(at: known.index)
+        // Unmarked: processed here. Marked: redirected, its state frozen.
+        #expect(Self.verdict(path, ofKnown[0]) == .forward)
+        #expect(path.table.transitionMark(at: known.index, from: .normal, to: .moving))
+        let frozen = path.table.entry(at: known.index)
+        for f in ofKnown { #expect(Self.verdict(path, f) == .redirect) }
+        #expect(path.table.entry(at: known.index).packetsToServer + path.table.entry(at: known.index).packetsToClient
+                == frozen.packetsToServer + frozen.packetsToClient)
+        #expect(frozen.packetsToServer + frozen.packetsToClient > before.packetsToServer + before.packetsToClient)
+        // A flow of the filter this instance never saw starts at the peer.
+        let unknown = frames.suffix(1500).first { f in
+            Self.key(f).map { filter.matches($0) && path.table.find($0) == nil } ?? false
+        }
+        if let unknown { #expect(Self.verdict(path, unknown) == .redirect) }
+        // Nothing expires under the rule, even far past every timeout.
+        let count = path.table.count
+        path.housekeeping(now: 1 << 62, expiryBudget: 1 << 20)
+        #expect(path.table.count == count)
+        // The rule goes: the marked flow is this instance's again.
+        _ = path.perform(.events(nil))
+        #expect(path.table.mark(at: known.index) == .normal)
+        #expect(Self.verdict(path, ofKnown[0]) == .forward)
     }
 }

@@ -101,6 +101,7 @@ struct Wire {
     static func move(_ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
                      src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000) -> [TransferDestination.Delivery] {
         var delivered: [TransferDestination.Delivery] = []
+        src.open(filter: "nw_src=10.0.0.0/8", hold: true)
         let perPacket = max(1, chunks.count / max(1, packets.count))
         var c = 0
         for (i, p) in packets.enumerated() {
@@ -141,9 +142,12 @@ struct Wire {
                 case .flows(let f): flows += f
                 case .assets(let a): assets += a
                 case .packet(let p): out.append(p)
-                case .counters: break
+                case .counters, .open, .end: break
                 }
             }
+            // The filter opens the Move; the end comes after the last packet.
+            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", hold: true))
+            #expect(got.last == .end)
             // Every state once, bit for bit; every packet once, in the order redirected.
             #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })
             let sentAssets = chunks.filter { $0.scope == .multiFlow }
@@ -156,8 +160,8 @@ struct Wire {
                 #expect(firstPacket != nil)
                 #expect(dst.summary.buffered == release)
             } else {
-                let lastState = got.lastIndex { if case .packet = $0 { return false } else { return true } }!
-                #expect(got[(lastState + 1)...].count == packets.count)
+                let lastState = got.lastIndex { if case .flows = $0 { return true } else if case .assets = $0 { return true } else { return false } }!
+                #expect(got[(lastState + 1)...].count == packets.count + 1)
             }
             #expect(src.summary == dst.summary)
             #expect(src.summary?.perFlowStates == flows.count)

@@ -55,9 +55,9 @@ class MoveTests(unittest.TestCase):
         write_pcap(cls.trace, cls.frames)
         cls.baseline = None
 
-    def session(self, name, **env):
+    def session(self, name, *up, **env):
         bed = TestBed(os.path.join(self.tmp, name), **env)
-        out = bed.run('up')
+        out = bed.run('up', *up)
         self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
         return bed
 
@@ -100,13 +100,13 @@ class MoveTests(unittest.TestCase):
             self.assertGreater(len(MoveTests.baseline), 20)
         return MoveTests.baseline
 
-    def moved(self, guarantee, opt, order):
+    def moved(self, guarantee, opt, order, mode='opennf', up=()):
         expected = self.baseline_records()
-        bed = self.session(f'{guarantee}-{opt.replace(",", "")}')
+        bed = self.session(f'{mode}-{guarantee}-{opt.replace(",", "")}-{len(up)}', *up)
         try:
             replay = self.replay(bed)
             time.sleep(MOVE_AT)
-            report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt)
+            report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt, '--mode', mode)
             replay.join()
             flows_after = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
         finally:
@@ -130,6 +130,31 @@ class MoveTests(unittest.TestCase):
     def test_loss_free_without_optimizations(self):
         report, _ = self.moved('lf', 'none', 'none')
         self.assertGreater(report['packetsBuffered'], 0, report)
+
+    def dist_moved(self, guarantee, opt, up=()):
+        report, result = self.moved(guarantee, opt, 'flows' if guarantee == 'lf' else 'none', mode='dist', up=up)
+        # The controller only signals: a handful of messages whatever the flows and packets.
+        self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], 10, report)
+        self.assertGreater(report['channelFrames'], 0, report)
+        self.assertEqual(result['reordered_within_flows'], 0, result)
+        return report, result
+
+    def test_dist_loss_free_with_every_optimization(self):
+        report, _ = self.dist_moved('lf', 'pz,ll,er')
+        self.assertGreater(report['packetsRedirected'], 0, report)
+        self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
+
+    def test_dist_loss_free_without_optimizations(self):
+        report, _ = self.dist_moved('lf', 'none')
+        self.assertGreater(report['packetsBuffered'], 0, report)
+
+    def test_dist_no_guarantee(self):
+        report, _ = self.dist_moved('ng', 'none')
+        self.assertEqual(report['packetsRedirected'], 0, report)
+
+    def test_dist_with_a_tenth_of_the_channel_dropped(self):
+        report, _ = self.dist_moved('lf', 'pz,ll,er', up=('--profile', 'paper', '--channel-drop', '10'))
+        self.assertGreater(report['retransmissions'], 0, report)
 
     def test_order_preserving(self):
         report, result = self.moved('op', 'pz,ll,er', 'all')

@@ -1,0 +1,205 @@
+import DistFlow
+import DistMove
+import DistOpenFlow
+import Foundation
+import NIOCore
+
+/// A Move the controller runs: `opennf` (``OpenNFMove``) or `dist` (``DistModeMove``).
+protocol MoveRun: AnyObject {
+    var spec: MoveSpec { get }
+    func run() -> EventLoopFuture<MoveReport>
+}
+
+extension OpenNFMove: MoveRun {}
+
+/// A Move in `dist` mode, as the paper's section 3 describes DiST's: the controller only
+/// signals. The source's transfer lcore sends the state and the moved flows' packets straight
+/// to the destination over the data plane; the controller hears once that the state is there,
+/// updates the switch, and (LF) sends the in-band control packet to the source through the
+/// switch: it is the last packet of the moved traffic there, so when it has crossed the
+/// channel the source deletes what it moved and says the Move is complete.
+///
+/// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
+/// ack, moveStateSent, FLOW_MOD, BARRIER and its reply, then for LF the IBC PACKET_OUT and
+/// moveComplete (8 with one rule per direction: 9); for NG one delPerFlow and its ack instead.
+final class DistModeMove: MoveRun {
+    let id: UInt64
+    let spec: MoveSpec
+    let src: VNFClient
+    let dst: VNFClient
+    let sw: SwitchConnection
+    let loop: EventLoop
+    let progress: (String) -> Void
+    let matches: [OFMatch]
+    var report = MoveReport()
+    let started = DispatchTime.now().uptimeNanoseconds
+    let trafficAtStart: TrafficCounters
+    var stateSent: EventLoopPromise<[String: Any]>?
+    var completed: EventLoopPromise<[String: Any]>?
+    var switchUpdated = false
+
+    /// How long the source may take to send its state, and to finish after the switch update.
+    static let stateTimeout = TimeAmount.seconds(30)
+    static let finishTimeout = TimeAmount.seconds(10)
+
+    init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
+         ingressPort: UInt32, progress: @escaping (String) -> Void) throws {
+        guard spec.guarantee != .op else {
+            throw ControllerError("order-preserving Moves over the channel (dist OP) are not built yet; use --guarantee lf or ng, or --mode opennf")
+        }
+        guard !spec.scopes.contains(.allFlows) else {
+            throw ControllerError("all-flows counters do not move over the channel; use --scope per,multi or --mode opennf")
+        }
+        guard let channel = destination.channelAddress else {
+            throw ControllerError("\(destination.name) has no DiST channel (start it with --channel and --channel-key)")
+        }
+        guard source.channelAddress != nil else {
+            throw ControllerError("\(source.name) has no DiST channel (start it with --channel and --channel-key)")
+        }
+        _ = channel
+        self.id = id
+        self.spec = spec
+        self.src = source
+        self.dst = destination
+        self.sw = sw
+        self.loop = sw.loop
+        self.progress = progress
+        matches = try SwitchRules.matches(for: spec.filter, inPort: ingressPort)
+        trafficAtStart = source.counters + destination.counters + sw.counters
+        report.id = id
+        report.move = spec.description
+    }
+
+    var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func run() -> EventLoopFuture<MoveReport> {
+        loop.preconditionInEventLoop()
+        src.onNotice = { [weak self] n in self?.notice(n) }
+        let stateSent = loop.makePromise(of: [String: Any].self)
+        self.stateSent = stateSent
+        let order: [String: Any] = [
+            "type": "movePerFlow", "moveID": Int(id), "filter": "\(spec.filter)",
+            "scopes": spec.scopes.sorted().map { $0.rawValue }, "guarantee": spec.guarantee.rawValue,
+            "lateLocking": spec.optimizations.contains(.ll), "earlyRelease": spec.optimizations.contains(.er),
+            "dst": dst.channelAddress ?? "",
+        ]
+        progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
+        var steps = src.request(order).flatMap { _ in
+            self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
+        }.flatMap { counters in
+            self.take(counters)
+            self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
+            return self.updateSwitch()
+        }
+        if spec.guarantee == .lf {
+            steps = steps.flatMap {
+                let completed = self.loop.makePromise(of: [String: Any].self)
+                self.completed = completed
+                // The last packet of the moved traffic at the source: once it has crossed, so has everything.
+                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), port: self.src.switchPort)
+                return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
+                    .map { self.take($0) }
+            }
+        } else {
+            steps = steps.flatMap {
+                // One request deletes what moved at the source.
+                let multi = self.spec.scopes.contains(.multiFlow)
+                let request: [String: Any] = self.spec.scopes.contains(.perFlow)
+                    ? ["type": "delPerFlow", "filter": "\(self.spec.filter)", "hosts": multi]
+                    : ["type": "delMultiFlow", "filter": "\(self.spec.filter)"]
+                return self.src.request(request).map { _ in }
+            }
+        }
+        return steps.map { self.finish() }.flatMapError { self.abort($0) }
+    }
+
+    /// A future that fails with `why` after `timeout`, or when the source goes away.
+    func waiting(_ future: EventLoopFuture<[String: Any]>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<[String: Any]> {
+        let promise = loop.makePromise(of: [String: Any].self)
+        let timer = loop.scheduleTask(in: timeout) { promise.fail(ControllerError(why)) }
+        let previous = src.onDisconnect
+        src.onDisconnect = { [weak self] in
+            previous?()
+            promise.fail(ControllerError("\(self?.src.name ?? "the source") went away during the Move"))
+        }
+        future.whenComplete { promise.completeWith($0) }
+        return promise.futureResult.always { _ in
+            timer.cancel()
+            self.src.onDisconnect = previous
+        }
+    }
+
+    func notice(_ n: [String: Any]) {
+        guard n["moveID"] as? Int == Int(id), let type = n["type"] as? String else { return }
+        let outcome = n["outcome"] as? String ?? ""
+        if outcome == "aborted" || outcome == "refused" {
+            if let c = n["counters"] as? [String: Int] { take(["counters": c]) }
+            let why = ControllerError("\(src.name): \(n["reason"] as? String ?? outcome)")
+            stateSent?.fail(why)
+            completed?.fail(why)
+            return
+        }
+        if type == "moveStateSent" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
+        if type == "moveComplete" { completed?.succeed(n) }
+    }
+
+    /// The source's counters (and the destination's, from its summary) into the report.
+    func take(_ n: [String: Any]) {
+        guard let c = n["counters"] as? [String: Int] else { return }
+        report.perFlowStates = c["perFlowStates"] ?? report.perFlowStates
+        report.multiFlowStates = c["multiFlowStates"] ?? report.multiFlowStates
+        report.packetsRedirected = c["packetsRedirected"] ?? report.packetsRedirected
+        report.packetsReleased = c["dstPackets"] ?? report.packetsReleased
+        report.packetsBuffered = c["dstBuffered"] ?? report.packetsBuffered
+        report.serializeSeconds = Double(c["serializeNs"] ?? 0) / 1e9
+        report.deserializeSeconds = Double(c["deserializeNs"] ?? 0) / 1e9
+        report.retransmissions = c["retransmissions"] ?? report.retransmissions
+        report.channelBytes = (c["stateBytes"] ?? 0) + (c["redirectedBytes"] ?? 0)
+        report.channelFrames = c["framesSent"] ?? report.channelFrames
+        if let o = c["dstOverflow"], o > 0 {
+            report.warnings.append("\(o) packets found \(dst.name)'s buffer full and were processed before the release")
+        }
+        if let late = c["lateRedirects"], late > 0 {
+            report.warnings.append("\(late) packets reached \(src.name) after the Move's end and could not follow")
+        }
+        if let back = c["packetsReprocessed"], back > 0 {
+            report.warnings.append("\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
+        }
+        if c["dstPackets"] != nil, let elapsed = c["elapsedNs"], report.packetsRedirected > 0 {
+            report.redirTime = Double(elapsed) / 1e9
+        }
+    }
+
+    func updateSwitch() -> EventLoopFuture<Void> {
+        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: OpenNFMove.movePriority, cookie: id)) }
+        return sw.barrier(covering: xids).map {
+            self.switchUpdated = true
+            self.report.moveTime = Double(self.now - self.started) / 1e9
+            self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+        }
+    }
+
+    func finish() -> MoveReport {
+        src.onNotice = nil
+        let traffic = src.counters + dst.counters + sw.counters - trafficAtStart
+        report.messagesSent = traffic.messagesSent
+        report.messagesReceived = traffic.messagesReceived
+        report.bytesSent = traffic.bytesSent
+        report.bytesReceived = traffic.bytesReceived
+        progress(report.outcome)
+        return report
+    }
+
+    /// Before the switch update the traffic never left the source, and the source has taken
+    /// its flows back (it does so itself when the channel fails): the report says why.
+    func abort(_ error: Error) -> EventLoopFuture<MoveReport> {
+        if switchUpdated {
+            report.warnings.append("after the switch update: \(error)")
+            return loop.makeSucceededFuture(finish())
+        }
+        report.outcome = "aborted"
+        report.reason = "\(error)"
+        progress("aborting: \(error)")
+        return loop.makeSucceededFuture(finish())
+    }
+}
