@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The README's main command: the end-to-end Move demo on the local test bed. Installs and
 # builds, brings the test bed up (two dist-vnf, Open vSwitch, dist-controller; the paper's
-# link profile on the control plane), replays mix-a at 1000 pps, moves a prefix from vnf1 to
-# vnf2 half way through (OpenNF's loss-free Move with PZ, LL and ER), prints the Move's report,
-# the checker's verdict on what reached the sink, and whether the two VNFs together learnt
-# what one VNF learns from the same trace without a Move; then takes the test bed down.
+# link profile), replays mix-a at 1000 pps, moves a prefix from vnf1 to vnf2 a third of the way
+# through the OpenNF way (state and packets through the controller), and back from vnf2 to
+# vnf1 two thirds through the DiST way (peer to peer over the data plane, the controller only
+# signalling), both loss-free with PZ, LL and ER; prints both reports side by side, the
+# checker's verdict on what reached the sink, and whether the two VNFs together learnt what one
+# VNF learns from the same trace without a Move; then takes the test bed down.
 #
 # Environment: DEMO_FILTER (nw_src=192.168.0.0/16), DEMO_GUARANTEE (lf), DEMO_OPT (pz,ll,er),
 # DEMO_PPS (1000), DEMO_PROFILE (paper), DEMO_FRAMES (all of mix-a).
@@ -24,23 +26,58 @@ trace=$work/trace.pcap
 # IP fragments cannot cross the test bed unchanged (net_af_packet reassembles them): left out.
 python3 deploy/tools/pcapcheck.py cut traces/mix-a.pcap "$trace" --no-fragments ${DEMO_FRAMES:+--frames "$DEMO_FRAMES"}
 frames=$(python3 -c "import sys; sys.path.insert(0,'deploy/tools'); import pcapcheck; print(len(pcapcheck.read_pcap('$trace')))")
-half=$(python3 -c "print(round($frames / $pps / 2, 1))")
+third=$(python3 -c "print(round($frames / $pps / 3, 1))")
 
 echo "== test bed up (profile $profile)"
 deploy/testbed.sh up --profile "$profile"
 trap 'deploy/testbed.sh down >/dev/null 2>&1 || true' EXIT
 deploy/testbed.sh ctl vnf list
 
-echo "== replaying $frames frames of mix-a at $pps pps; the Move starts after ${half} s"
+echo "== replaying $frames frames of mix-a at $pps pps; Moves after ${third} s (opennf) and $(python3 -c "print(2 * $third)") s (dist)"
 deploy/testbed.sh replay "$trace" "$pps" &
 replay=$!
-sleep "$half"
-echo "== distctl move --from vnf1 --to vnf2 --filter $filter --guarantee $guarantee --opt $opt --mode opennf"
 status=0
-deploy/testbed.sh move --from vnf1 --to vnf2 --filter "$filter" --guarantee "$guarantee" --opt "$opt" --mode opennf || status=$?
+move() {  # move FROM TO MODE: one Move, its report kept for the side-by-side table
+    echo "== distctl move --from $1 --to $2 --filter $filter --guarantee $guarantee --opt $opt --mode $3"
+    deploy/testbed.sh move --from "$1" --to "$2" --filter "$filter" --guarantee "$guarantee" --opt "$opt" --mode "$3" \
+        --json >"$work/move-$3.json" || status=$?
+    python3 - "$work/move-$3.json" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+report = json.loads(text[text.index('{'):])['report']
+print(f"{report['move']}: {report['outcome']}{': ' + report['reason'] if report.get('reason') else ''}, "
+      f"MoveTime {report['moveTime']:.4f} s, {report['perFlowStates']} states, {report['packetsRedirected']} packets redirected")
+PY
+}
+sleep "$third"
+move vnf1 vnf2 opennf
+sleep "$third"
+move vnf2 vnf1 dist
 wait $replay
 sleep 1
-echo "== after the Move"
+echo "== the two Moves side by side"
+python3 - "$work/move-opennf.json" "$work/move-dist.json" <<'PY'
+import json, sys
+reports = []
+for path in sys.argv[1:]:
+    text = open(path).read()
+    reports.append(json.loads(text[text.index('{'):])['report'])
+rows = [('Move', lambda r: r['move'].split(' filter')[0]), ('Outcome', lambda r: r['outcome']),
+        ('MoveTime', lambda r: f"{r['moveTime']:.4f} s"), ('RedirTime', lambda r: f"{r['redirTime']:.4f} s"),
+        ('States per-flow / multi-flow', lambda r: f"{r['perFlowStates']} / {r['multiFlowStates']}"),
+        ('Packets redirected / buffered', lambda r: f"{r['packetsRedirected']} / {r['packetsBuffered']}"),
+        ('Serialize + deserialize', lambda r: f"{r['serializeSeconds'] + r['deserializeSeconds']:.4f} s"),
+        ('Controller messages sent / received', lambda r: f"{r['messagesSent']} / {r['messagesReceived']}"),
+        ('Controller bytes sent / received', lambda r: f"{r['bytesSent']} / {r['bytesReceived']}"),
+        ('Channel frames / retransmissions', lambda r: f"{r.get('channelFrames', 0)} / {r.get('retransmissions', 0)}")]
+width = max(len(name) for name, _ in rows)
+print(f"{'':{width}} | {'opennf':<34} | dist")
+for name, cell in rows:
+    print(f"{name:{width}} | {cell(reports[0]):<34} | {cell(reports[1])}")
+if reports[0]['moveTime'] and reports[1]['moveTime']:
+    print(f"MoveTime opennf / dist: {reports[0]['moveTime'] / reports[1]['moveTime']:.1f}x")
+PY
+echo "== after the Moves (the prefix is back at vnf1)"
 deploy/testbed.sh ctl flows vnf1 --filter "$filter" --limit 0 | head -1 | sed 's/^/vnf1: /'
 deploy/testbed.sh ctl flows vnf2 --filter "$filter" --limit 0 | head -1 | sed 's/^/vnf2: /'
 deploy/testbed.sh down
@@ -48,7 +85,7 @@ trap - EXIT
 
 order=flows
 [ "$guarantee" = op ] && order=all
-[ "$guarantee" = lf ] && order=none   # OpenNF's LF keeps no order for packets in flight at the switch update
+[ "$guarantee" != op ] && order=none   # OpenNF's LF keeps no order for packets in flight at the switch update
 moved=$(echo "$filter" | sed -n 's/.*nw_[sd][rs][ct]=\([^,]*\).*/\1/p')
 echo "== checker: sink against the trace (loss, duplication) and against the switch's output (order)"
 verdict=0
@@ -86,7 +123,7 @@ for r in list(extra)[:5]: print('  extra:  ', r)
 sys.exit(0 if not missing and not extra else 1)
 PY
 echo
-echo "demo: Move $([ $status = 0 ] && echo completed || echo FAILED), checker $([ $verdict = 0 ] && echo PASS || echo FAIL), state $([ $parity = 0 ] && echo 'equal to a run without a Move' || echo 'differs from a run without a Move (records above)'); files in $work"
+echo "demo: Moves $([ $status = 0 ] && echo completed || echo FAILED), checker $([ $verdict = 0 ] && echo PASS || echo FAIL), state $([ $parity = 0 ] && echo 'equal to a run without a Move' || echo 'differs from a run without a Move (records above)'); files in $work"
 # The exit status is the Move's and the checker's. The state comparison is against one dist-vnf
 # reading the file, whose frames no switch reorders across flows; which packet first shows a
 # host's service can differ then (README, "Figures").

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # testbed.sh up|down|status|replay|move|ctl: the DiST test bed on one machine.
 #
-#   up [--vnfs N] [--profile none|paper]
+#   up [--vnfs N] [--profile none|paper|fast-control] [--channel-drop P]
 #                        source and sink namespaces, Open vSwitch (userspace datapath, private
 #                        run dir) with one port each for the source, the sink and N dist-vnf
 #                        instances (default 2) on veths through DPDK's net_af_packet; a separate
@@ -11,7 +11,9 @@
 #                        --profile paper: control links 10 Mbit/s (tbf) and 10 ms one way (a TCP
 #                        delay proxy on every control connection, the switch's included), data
 #                        links 100 Mbit/s and 1 ms one way (dist-delayline between the switch
-#                        and each VNF). none (the default): no shaping.
+#                        and each VNF). fast-control: the same data plane, and the control
+#                        plane as fast (100 Mbit/s, 1 ms: the paper's OpenNF*). none (the
+#                        default): no shaping.
 #                        Every VNF has an end of DiST's channel on its data port
 #                        (198.18.100.I:7400, key $DIST_TESTBED_DIR/channel.key, made by up);
 #                        --channel-drop P (paper profile): the delay lines drop P% of it.
@@ -54,8 +56,8 @@ shape() {  # shape LINK [NS] RATE: a tbf rate limit on LINK's egress
     if [ -n "$2" ]; then ip netns exec "$2" "${cmd[@]}"; else "${cmd[@]}"; fi
 }
 
-proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper profile)
-    python3 "$here/testbed/delayproxy.py" "$2" "$3" --delay-ms 10 --rate-mbit 10 >"$dir/$1.log" 2>&1 &
+proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fast-control profiles)
+    python3 "$here/testbed/delayproxy.py" "$2" "$3" --delay-ms "$control_delay_ms" --rate-mbit "$control_mbit" >"$dir/$1.log" 2>&1 &
     echo $! >"$dir/$1.pid"
     for _ in $(seq 1 50); do grep -q "^delayproxy:" "$dir/$1.log" 2>/dev/null && return 0; sleep 0.1; done
     say "delay proxy $1 did not start: $(cat "$dir/$1.log")" >&2
@@ -63,18 +65,26 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper profile
 }
 
 up() {
-    local vnfs=2 profile=none channel_drop=0
+    local vnfs=2 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0
     while [ $# -gt 0 ]; do
         case "$1" in
         --vnfs) vnfs=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --channel-drop) channel_drop=$2; shift 2 ;;
-        *) say "unknown option $1 (--vnfs N, --profile none|paper, --channel-drop PERCENT)" >&2; exit 2 ;;
+        *) say "unknown option $1 (--vnfs N, --profile none|paper|fast-control, --channel-drop PERCENT)" >&2; exit 2 ;;
         esac
     done
-    case "$profile" in none|paper) ;; *) say "profile '$profile' is not none or paper" >&2; exit 2 ;; esac
-    if [ "$channel_drop" != 0 ] && [ "$profile" != paper ]; then
-        say "--channel-drop needs --profile paper (the delay lines drop the frames)" >&2; exit 2
+    # paper: control plane 10 Mbit/s and 10 ms one way; fast-control (the paper's OpenNF*):
+    # the control plane as fast as the data plane, 100 Mbit/s and 1 ms. Both: data plane
+    # 100 Mbit/s and 1 ms.
+    case "$profile" in
+    none) ;;
+    paper) control_mbit=10 control_delay_ms=10 ;;
+    fast-control) control_mbit=100 control_delay_ms=1 ;;
+    *) say "profile '$profile' is not none, paper or fast-control" >&2; exit 2 ;;
+    esac
+    if [ "$channel_drop" != 0 ] && [ "$profile" = none ]; then
+        say "--channel-drop needs --profile paper or fast-control (the delay lines drop the frames)" >&2; exit 2
     fi
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
     for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin"; do
@@ -101,7 +111,7 @@ up() {
     for i in $(seq 1 "$vnfs"); do
         ip netns add "$prefix-vnf$i"
         ip netns exec "$prefix-vnf$i" ip link set lo up
-        if [ "$profile" = paper ]; then
+        if [ "$profile" != none ]; then
             # The data link through a delay line: switch port <-> dist-delayline <-> VNF.
             ip link add "$prefix-v$i" type veth peer name "$prefix-da$i"
             for l in "$prefix-v$i" "$prefix-da$i"; do
@@ -120,9 +130,9 @@ up() {
         link ctl0 "$prefix-vnf$i" "$prefix-c$i"
         ip addr add "198.19.$i.1/24" dev "$prefix-c$i"
         ip netns exec "$prefix-vnf$i" ip addr add "198.19.$i.2/24" dev ctl0
-        if [ "$profile" = paper ]; then
-            shape "$prefix-c$i" "" 10mbit
-            shape ctl0 "$prefix-vnf$i" 10mbit
+        if [ "$profile" != none ]; then
+            shape "$prefix-c$i" "" "${control_mbit}mbit"
+            shape ctl0 "$prefix-vnf$i" "${control_mbit}mbit"
             proxy "control-vnf$i" "127.0.0.1:$((7100 + i))" "198.19.$i.2:7001"
             vnf_args+=(--vnf "vnf$i=127.0.0.1:$((7100 + i))@$((10 + i))")
         else
@@ -135,7 +145,7 @@ up() {
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" >"$dir/controller.log" 2>&1 &
     echo $! >"$dir/controller.pid"
     local of_target=tcp:127.0.0.1:6653
-    if [ "$profile" = paper ]; then
+    if [ "$profile" != none ]; then
         proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
         of_target=tcp:127.0.0.1:6654
     fi

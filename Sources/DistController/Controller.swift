@@ -186,14 +186,17 @@ public final class Controller {
         }
     }
 
-    /// DiST's channel: UDP to a VNF's channel address goes to its switch port, whoever sends it
-    /// (above the test bed's rules, so a VNF's channel frames do not go to the sink).
+    /// DiST's channel: frames to a VNF's channel address go to its switch port, whoever sends
+    /// them (above the test bed's rules, so a VNF's channel frames do not go to the sink). The
+    /// rule matches the Ethernet destination only: a rule on IP and UDP fields would make the
+    /// switch's userspace datapath tell every other packet apart by those fields too (a new
+    /// cache entry, and an upcall that lets later packets overtake, per destination).
     func installChannelRule(_ v: VNFClient, _ connection: SwitchConnection) {
-        guard let text = v.channelAddress, let (ip, port) = Self.channelIPPort(text) else { return }
+        guard let text = v.channelAddress, let mac = Self.channelMAC(text) else { return }
         var mod = OFFlowMod()
         mod.priority = 200
         mod.cookie = 0xD157
-        mod.match = OFMatch([.ethType(0x0800), .ipProto(17), .ipv4Destination(ip, mask: nil), .udpDestination(port)])
+        mod.match = OFMatch([.other(field: 3, hasMask: false, value: mac)])  // OFPXMT_OFB_ETH_DST
         mod.instructions = [.applyActions([.output(port: v.switchPort)])]
         let xid = connection.flowMod(mod)
         connection.barrier(covering: [xid]).whenComplete { result in
@@ -204,14 +207,11 @@ public final class Controller {
         }
     }
 
-    /// The IPv4 address (host order) and UDP port of a channel address `IP:PORT@MAC`.
-    static func channelIPPort(_ text: String) -> (UInt32, UInt16)? {
-        let hostPort = text.split(separator: "@").first.map(String.init) ?? text
-        let parts = hostPort.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
-        let octets = parts[0].split(separator: ".").compactMap { UInt8($0) }
-        guard octets.count == 4 else { return nil }
-        return (octets.reduce(0) { $0 << 8 | UInt32($1) }, port)
+    /// The Ethernet address of a channel address `IP:PORT@MAC`.
+    static func channelMAC(_ text: String) -> [UInt8]? {
+        guard let at = text.firstIndex(of: "@") else { return nil }
+        let bytes = text[text.index(after: at)...].split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        return bytes.count == 6 ? bytes : nil
     }
 
     // MARK: - Northbound

@@ -61,6 +61,42 @@ import Testing
         #expect(Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 5, "filter": "nw_src=192.168.0.0/16"])).isEmpty)
     }
 
+    /// DiST's Move: `info` tells the channel address, `movePerFlow` hands a checked order to the
+    /// transfer lcore and names its owner for the notices, bad orders get an error, and
+    /// `delPerFlow` with `hosts` deletes both scopes.
+    @Test func movePerFlowIsCheckedAndItsNoticesGoToItsOwner() throws {
+        let path = try Self.pipeline(run: Self.frames)
+        let service = SouthboundService(store: PipelineStateStore(path))
+        #expect(try Self.request(service, ["type": "info", "id": 1]).first?["channel"] == nil)
+        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 7, "filter": "nw_src=10.0.0.0/8",
+                                    "guarantee": "lf", "lateLocking": true, "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        #expect(try Self.request(service, order).first?["type"] as? String == "error")  // no channel here
+        var started: [MoveRequest] = []
+        service.channelAddress = "198.18.100.1:7400@02:00:00:00:00:01"
+        service.startMove = { started.append($0) }
+        #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
+        #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
+        #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
+        #expect(started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow && started[0].multiFlow)
+        // The same Move again, an OP order, a missing destination, all-flows: refused.
+        for bad: [String: Any] in [order, order.merging(["moveID": 8, "guarantee": "op"]) { $1 },
+                                   order.merging(["moveID": 9, "dst": ""]) { $1 },
+                                   order.merging(["moveID": 10, "scopes": ["per", "all"]]) { $1 },
+                                   order.merging(["moveID": 0]) { $1}] {
+            #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
+        }
+        #expect(started.count == 1)
+        let notice = service.moveNotice(7, ["type": "moveComplete", "outcome": "completed"], last: true)
+        #expect(notice?.client == 9)
+        #expect(service.moveNotice(7, ["type": "moveComplete"], last: true) == nil)  // gone after the last
+
+        let before = path.detector!.assets.count
+        let deleted = try Self.request(service, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16", "hosts": true])
+        #expect((deleted.first?["count"] as? Int ?? 0) > 0)
+        #expect(path.detector!.assets.count < before)
+        #expect(path.detector!.assets.keys.allSatisfy { !(try! FlowFilter(parsing: "nw_src=192.168.0.0/16")).matches(host: $0) })
+    }
+
     @Test func multiFlowAndAllFlowsStateMoveToo() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
         let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Move benchmark on the test bed: the paper's Table 1, Figures 5 and 6, loss against rate, and
-the test bed's ceiling, in one invocation (opennf mode; median of --runs per point).
+the test bed's ceiling, in one invocation, for both modes side by side (opennf: through the
+controller; dist: peer to peer over the data plane), median of --runs per point.
 
-    deploy/bench/move.py [--runs 3] [--profile paper] [--out deploy/bench/results] [--quick]
+    deploy/bench/move.py [--runs 3] [--profile paper] [--modes opennf,dist] [--out deploy/bench/results] [--quick]
 
 Every point is one run of the test bed (deploy/testbed.sh): up with the link profile, replay
 of mix-a (IP fragments left out: the test bed's net_af_packet reassembles them) at a rate, a
@@ -11,8 +12,10 @@ against the trace, order against what left the switch).
 
 - Ceiling: replays without a Move at rising rates; the highest rate with nothing lost.
 - Table 1: 1000 pps, a Move of every IPv4 flow (about 2,000 states after 20 s, as the paper's)
-  20 s into the replay, for LF PZ, LF PZ|LL|ER and OP PZ|LL|ER: states, redirected packets,
-  MoveTime, RedirTime, Ser% and Deser% (medians), and what the checker found.
+  20 s into the replay, for LF PZ, LF PZ|LL|ER and OP PZ|LL|ER in each mode (dist: LF only so
+  far), and OpenNF* (opennf LF PZ|LL|ER with the control plane as fast as the data plane, the
+  fast-control profile): states, redirected packets, MoveTime, RedirTime, Ser% and Deser%
+  (medians), controller messages, and what the checker found; the opennf/dist MoveTime ratio.
 - Figure 5: MoveTime against the number of states moved (prefixes of different sizes) at
   500, 1000 and 2500 pps, LF PZ|LL|ER.
 - Figure 6: the sink's packet rate over time around a Move at 1000 pps, LF PZ|LL|ER.
@@ -37,7 +40,9 @@ sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402
 
 ALL_V4 = 'nw_src=0.0.0.0/0'
-TABLE1 = [('lf', 'pz'), ('lf', 'pz,ll,er'), ('op', 'pz,ll,er')]
+# (mode, guarantee, optimizations); 'opennf*' is opennf on the fast-control profile.
+TABLE1 = [('opennf', 'lf', 'pz'), ('opennf', 'lf', 'pz,ll,er'), ('opennf', 'op', 'pz,ll,er'), ('opennf*', 'lf', 'pz,ll,er'),
+          ('dist', 'lf', 'pz'), ('dist', 'lf', 'pz,ll,er')]
 
 
 def testbed(directory, *args, check=True, timeout=300):
@@ -65,10 +70,10 @@ def run(work, name, trace, pps, profile, move=None, at=None):
         replay.start()
         if move:
             time.sleep(at)
-            guarantee, opt, flt = move
+            guarantee, opt, flt, mode = move if len(move) == 4 else (*move, 'opennf')
             started = time.time()
             out = testbed(directory, 'move', '--from', 'vnf1', '--to', 'vnf2', '--filter', flt, '--guarantee', guarantee,
-                          '--opt', opt, '--json', check=False)
+                          '--opt', opt, '--mode', mode, '--json', check=False)
             ended = time.time()
             try:
                 report = json.loads(out.stdout[out.stdout.index('{'):])['report']
@@ -109,6 +114,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--profile', default='paper', choices=['paper', 'none'])
+    parser.add_argument('--modes', default='opennf,dist', help='Move modes to measure (opennf, dist)')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
     parser.add_argument('--quick', action='store_true', help='one run per point, fewer points (a smoke test)')
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
@@ -153,15 +159,23 @@ def main():
 
 
 def table1(work, options, runs, results):
-    """Table 1 (and Figure 6 from its LF PZ|LL|ER runs)."""
+    """Table 1 (and Figure 6 from its LF PZ|LL|ER runs), for each mode."""
     at = 20 if not options.quick else 8
     trace = cut(work, 1000 * (at + 6))
+    modes = options.modes.split(',')
     table = []
-    for guarantee, opt in TABLE1:
-        points = [run(work, f'table1-{guarantee}-{opt.replace(",", "")}-{i}', trace, 1000, options.profile,
-                      (guarantee, opt, ALL_V4), at) for i in range(runs)]
+    results['figure6'] = {}
+    for mode, guarantee, opt in TABLE1:
+        if mode.rstrip('*') not in modes:
+            continue
+        profile = 'fast-control' if mode == 'opennf*' else options.profile
+        if mode == 'opennf*' and options.profile == 'none':
+            continue
+        points = [run(work, f'table1-{mode.rstrip("*")}{"x" if mode.endswith("*") else ""}-{guarantee}-{opt.replace(",", "")}-{i}',
+                      trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*')), at) for i in range(runs)]
         reports = [p['report'] for p in points if p['report'] and p['report'].get('outcome') == 'completed']
-        row = {'config': f'OpenNF {guarantee.upper()} {opt.upper().replace(",", " ")}', 'runs': len(points),
+        label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
+        row = {'mode': mode, 'config': f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}', 'runs': len(points),
                'completed': len(reports),
                'states': median([r['perFlowStates'] for r in reports]),
                'redirected': median([r['packetsRedirected'] for r in reports]),
@@ -170,49 +184,56 @@ def table1(work, options, runs, results):
                'ser': median([r['serializeSeconds'] / r['moveTime'] * 100 for r in reports if r['moveTime']]),
                'deser': median([r['deserializeSeconds'] / r['moveTime'] * 100 for r in reports if r['moveTime']]),
                'messages': median([r['messagesSent'] + r['messagesReceived'] for r in reports]),
+               'retransmissions': median([r.get('retransmissions', 0) for r in reports]),
                'lost': max(p['check']['lost'] for p in points),
                'reordered_within_flows': max(p['check']['reordered_within_flows'] for p in points),
                'moved_reordered': max(p['check']['moved_reordered'] for p in points)}
         table.append(row)
         print('table1:', json.dumps(row), flush=True)
-        if (guarantee, opt) == ('lf', 'pz,ll,er'):
-            results['figure6'] = figure6_series(points[0])
+        if (guarantee, opt) == ('lf', 'pz,ll,er') and mode in ('opennf', 'dist'):
+            results['figure6'][mode] = figure6_series(points[0])
     results['table1'] = table
+    results['table1_runs'] = runs
 
 
 def figure5(work, options, runs, results):
-    """MoveTime against states, several rates."""
+    """MoveTime against states, several rates, each mode."""
     prefixes = ['nw_src=10.0.0.0/8', 'nw_src=192.168.0.0/16', ALL_V4] if not options.quick else ['nw_src=10.0.0.0/8', ALL_V4]
     fig5 = []
-    for pps in ([500, 1000, 2500] if not options.quick else [1000]):
-        trace = cut(work, min(50000, pps * 16))
-        for flt in prefixes:
-            for i in range(runs):
-                p = run(work, f'fig5-{pps}-{flt.split("=")[1].replace("/", "_")}-{i}', trace, pps, options.profile,
-                        ('lf', 'pz,ll,er', flt), 10)
-                r = p['report'] or {}
-                if r.get('outcome') == 'completed':
-                    fig5.append({'pps': pps, 'filter': flt, 'states': r['perFlowStates'], 'move_time': r['moveTime']})
-                    print('figure5:', json.dumps(fig5[-1]), flush=True)
+    for mode in options.modes.split(','):
+        for pps in ([500, 1000, 2500] if not options.quick else [1000]):
+            trace = cut(work, min(50000, pps * 16))
+            for flt in prefixes:
+                for i in range(runs):
+                    p = run(work, f'fig5-{mode}-{pps}-{flt.split("=")[1].replace("/", "_")}-{i}', trace, pps, options.profile,
+                            ('lf', 'pz,ll,er', flt, mode), 10)
+                    r = p['report'] or {}
+                    if r.get('outcome') == 'completed':
+                        fig5.append({'mode': mode, 'pps': pps, 'filter': flt, 'states': r['perFlowStates'], 'move_time': r['moveTime']})
+                        print('figure5:', json.dumps(fig5[-1]), flush=True)
     results['figure5'] = fig5
 
 
 def loss_against_rate(work, options, runs, results):
     loss = []
-    for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
-        frames = min(50000, pps * 8)
-        trace = cut(work, frames)
-        # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
-        at = min(4.0, frames / pps / 2)
-        points = [run(work, f'loss-{pps}-{i}', trace, pps, options.profile, ('lf', 'pz,ll,er', ALL_V4), at) for i in range(runs)]
-        entry = {'pps': pps, 'lost': median([p['check']['lost'] for p in points]),
-                 'reordered_within_flows': median([p['check']['reordered_within_flows'] for p in points]),
-                 'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
-                 'redirected': median([(p['report'] or {}).get('packetsRedirected') for p in points]),
-                 'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed')}
-        loss.append(entry)
-        print('loss:', json.dumps(entry), flush=True)
+    for mode in options.modes.split(','):
+        for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
+            frames = min(50000, pps * 8)
+            trace = cut(work, frames)
+            # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
+            at = min(4.0, frames / pps / 2)
+            points = [run(work, f'loss-{mode}-{pps}-{i}', trace, pps, options.profile, ('lf', 'pz,ll,er', ALL_V4, mode), at)
+                      for i in range(runs)]
+            entry = {'mode': mode, 'pps': pps, 'lost': median([p['check']['lost'] for p in points]),
+                     'duplicated': max(p['check']['duplicated'] for p in points),
+                     'reordered_within_flows': median([p['check']['reordered_within_flows'] for p in points]),
+                     'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
+                     'redirected': median([(p['report'] or {}).get('packetsRedirected') for p in points]),
+                     'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed')}
+            loss.append(entry)
+            print('loss:', json.dumps(entry), flush=True)
     results['loss'] = loss
+    results['loss_runs'] = runs
 
 
 def figure6_series(point):
@@ -234,19 +255,26 @@ def table_markdown(results):
     def f(v, fmt):
         return '-' if v is None else format(v, fmt)
     lines = [f'Test bed profile `{results["profile"]}`, 1000 pps, every IPv4 flow moved 20 s into mix-a, '
-             f'median of {results["runs"]} runs (`deploy/bench/move.py`). Ceiling of the test bed (no Move, '
-             f'nothing lost): {results["ceiling"]} pps.', '',
-             '| Config | # States | # Redirected | MoveTime (s) | RedirTime (s) | Ser% | Deser% | Controller msgs | Lost | Reordered in flows |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
-    for r in results['table1']:
+             f'median of {results.get("table1_runs", results["runs"])} runs (`deploy/bench/move.py`). Ceiling of the test bed (no Move, '
+             f'nothing lost): {results.get("ceiling", "-")} pps. OpenNF*: opennf with the control plane as fast as the data plane.', '',
+             '| Config | # States | # Redirected | MoveTime (s) | RedirTime (s) | Ser% | Deser% | Controller msgs | Retransmissions | Lost | Reordered in flows |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+    for r in results.get('table1', []):
         lines.append(f'| {r["config"]} | {f(r["states"], ".0f")} | {f(r["redirected"], ".0f")} | {f(r["move_time"], ".3f")} | '
                      f'{f(r["redir_time"], ".3f")} | {f(r["ser"], ".2f")} | {f(r["deser"], ".2f")} | {f(r["messages"], ".0f")} | '
-                     f'{r["lost"]} | {r["reordered_within_flows"]} |')
-    lines += ['', '| Rate (pps) | Lost (median) | Reordered in flows | Redirected | MoveTime (s) | Moves completed |',
-              '| ---: | ---: | ---: | ---: | ---: | ---: |']
-    for e in results['loss']:
-        lines.append(f'| {e["pps"]} | {f(e["lost"], ".0f")} | {f(e["reordered_within_flows"], ".0f")} | '
-                     f'{f(e["redirected"], ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} |')
+                     f'{f(r.get("retransmissions"), ".0f")} | {r["lost"]} | {r["reordered_within_flows"]} |')
+    rows = {r['config']: r for r in results.get('table1', [])}
+    a, b = rows.get('OpenNF LF PZ LL ER'), rows.get('DiST LF PZ LL ER')
+    if a and b and a['move_time'] and b['move_time']:
+        lines += ['', f'LF PZ|LL|ER MoveTime, opennf / dist: {a["move_time"] / b["move_time"]:.1f}x.']
+    if results.get('loss'):
+        lines += ['', f'Loss against rate, LF PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
+                  f'{results.get("loss_runs", results["runs"])} run(s):', '',
+                  '| Mode | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | MoveTime (s) | Moves completed |',
+                  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+        for e in results['loss']:
+            lines.append(f'| {e.get("mode", "opennf")} | {e["pps"]} | {f(e["lost"], ".0f")} | {e.get("duplicated", "-")} | '
+                         f'{f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -264,37 +292,52 @@ def plots(results, out):
             print('(matplotlib missing: no plots; apt-get install python3-matplotlib)')
         return
     fig, ax = plt.subplots(figsize=(6, 4))
-    for pps in sorted({p['pps'] for p in results['figure5']}):
-        pts = sorted((p['states'], p['move_time']) for p in results['figure5'] if p['pps'] == pps)
-        ax.plot([s for s, _ in pts], [t for _, t in pts], 'o-', label=f'{pps} pps')
+    for mode in sorted({p.get('mode', 'opennf') for p in results.get('figure5', [])}):
+        for pps in sorted({p['pps'] for p in results['figure5']}):
+            pts = sorted((p['states'], p['move_time']) for p in results['figure5'] if p['pps'] == pps and p.get('mode', 'opennf') == mode)
+            if pts:
+                ax.plot([s for s, _ in pts], [t for _, t in pts], 'o-' if mode == 'opennf' else 's--', label=f'{mode} {pps} pps')
     ax.set_xlabel('states moved (per-flow)')
     ax.set_ylabel('MoveTime (s)')
-    ax.set_title('OpenNF LF PZ|LL|ER: MoveTime against states')
-    ax.legend()
+    ratios = []
+    for p in results.get('figure5', []):
+        if p.get('mode') == 'dist':
+            same = [q['move_time'] for q in results['figure5'] if q.get('mode', 'opennf') == 'opennf' and q['pps'] == p['pps'] and q['filter'] == p['filter']]
+            if same and p['move_time']:
+                ratios.append(statistics.median(same) / p['move_time'])
+    ratio = f' (opennf/dist median {statistics.median(ratios):.1f}x)' if ratios else ''
+    ax.set_title('LF PZ|LL|ER: MoveTime against states' + ratio, fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out, 'figure5-movetime.png'), dpi=120)
-    if 'figure6' in results:
-        f6 = results['figure6']
-        fig, ax = plt.subplots(figsize=(6, 3))
-        ax.plot([t for t, _ in f6['series']], [r for _, r in f6['series']], lw=1)
-        ax.axvspan(f6['move_start'], f6['redir_end'], color='orange', alpha=0.3, label='Move')
-        ax.set_xlabel('time since the replay began (s)')
-        ax.set_ylabel('packets/s at the sink')
-        ax.set_title('Sink rate around an OpenNF LF PZ|LL|ER Move, 1000 pps')
-        ax.legend()
+    f6s = results.get('figure6') or {}
+    if 'series' in f6s:
+        f6s = {'opennf': f6s}
+    if f6s:
+        fig, axes = plt.subplots(len(f6s), 1, figsize=(6, 2.6 * len(f6s)), squeeze=False)
+        for ax, (mode, f6) in zip(axes[:, 0], sorted(f6s.items())):
+            ax.plot([t for t, _ in f6['series']], [r for _, r in f6['series']], lw=1)
+            ax.axvspan(f6['move_start'], f6['redir_end'], color='orange', alpha=0.3, label='Move')
+            ax.set_ylabel('packets/s at the sink', fontsize=8)
+            ax.set_title(f'Sink rate around a {mode} LF PZ|LL|ER Move, 1000 pps', fontsize=9)
+            ax.legend(fontsize=7)
+        axes[-1, 0].set_xlabel('time since the replay began (s)')
         fig.tight_layout()
         fig.savefig(os.path.join(out, 'figure6-sink-rate.png'), dpi=120)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [e['pps'] for e in results['loss']]
-    ax.plot(xs, [e['lost'] or 0 for e in results['loss']], 'o-', label='lost')
-    ax.plot(xs, [e['reordered_within_flows'] or 0 for e in results['loss']], 's--', label='reordered within flows')
-    ax.set_xscale('log')
-    ax.set_xlabel('replay rate (pps)')
-    ax.set_ylabel('packets (median)')
-    ax.set_title('OpenNF LF PZ|LL|ER Move: loss against rate')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, 'loss-vs-rate.png'), dpi=120)
+    if results.get('loss'):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for mode in sorted({e.get('mode', 'opennf') for e in results['loss']}):
+            pts = [e for e in results['loss'] if e.get('mode', 'opennf') == mode]
+            xs = [e['pps'] for e in pts]
+            ax.plot(xs, [e['lost'] or 0 for e in pts], 'o-', label=f'{mode}: lost')
+            ax.plot(xs, [e['reordered_within_flows'] or 0 for e in pts], 's--', label=f'{mode}: reordered within flows')
+        ax.set_xscale('log')
+        ax.set_xlabel('replay rate (pps)')
+        ax.set_ylabel('packets (median)')
+        ax.set_title('LF PZ|LL|ER Move: loss against rate')
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, 'loss-vs-rate.png'), dpi=120)
 
 
 if __name__ == '__main__':
