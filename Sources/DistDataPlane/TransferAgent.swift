@@ -196,14 +196,8 @@ public final class TransferAgent: @unchecked Sendable {
     /// Waits until every worker has started a new poll round (each burst after that sees the
     /// marks set before). False after 1 s (a worker stopped or stuck).
     func waitForWorkers(_ move: Outgoing, now: UInt64) -> Bool {
-        let before = links.map { $0.rounds }
         let start = plane.clock.now()
-        var spins = 0
-        while zip(links, before).contains(where: { $0.rounds == $1 }) {
-            if plane.clock.now() &- start > 1_000_000_000 { return false }
-            spins += 1
-            if spins > 64 { sched_yield() }
-        }
+        guard QuiescentCounter.waitForAll(links.map { $0.quiescent }, timeout: 1_000_000_000) else { return false }
         move.markWaitNanoseconds += plane.clock.now() &- start
         return true
     }

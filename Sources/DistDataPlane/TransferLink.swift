@@ -29,18 +29,7 @@ public enum WorkerDelivery: @unchecked Sendable {
 public final class TransferLink: @unchecked Sendable {
     public let toTransfer = SPSCRing<TransferFrame>(capacity: 16384)
     public let toWorker = SPSCRing<WorkerDelivery>(capacity: 16384)
-    let counter = UnsafeAtomic<UInt64>.create(0)
+    public let quiescent = QuiescentCounter()
 
     public init() {}
-    deinit { counter.destroy() }
-
-    /// The worker's rounds so far.
-    public var rounds: UInt64 { counter.load(ordering: .sequentiallyConsistent) }
-
-    /// Worker side, once per round: a full fence with the marks the transfer lcore set, so a
-    /// mark set before the transfer lcore read this counter is seen in every later burst.
-    @inline(__always)
-    func quiescent(_ round: UInt64) {
-        counter.store(round, ordering: .sequentiallyConsistent)
-    }
 }

@@ -120,7 +120,7 @@ public final class Worker: @unchecked Sendable {
         let link = transfer
         while !stop.load(ordering: .relaxed) {
             loops &+= 1
-            link?.quiescent(loops)
+            link?.quiescent.quiescent(loops)
             var received = false
             if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
             for route in routeList {

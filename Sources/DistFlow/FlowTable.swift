@@ -252,6 +252,8 @@ public final class FlowTable {
     public func insert(_ entry: FlowEntry) -> Int? {
         var entry = entry
         entry.inUse = true
+        // A flow comes in unmarked: marks belong to the table that sets them.
+        entry.markStorage = FlowMark.normal.rawValue
         entry.hash = UInt32(truncatingIfNeeded: entry.key.hashValue64)
         if let e = find(entry.key) {
             entries[e] = entry
