@@ -15,7 +15,8 @@
 #                        plane as fast (100 Mbit/s, 1 ms: the paper's OpenNF*). none (the
 #                        default): no shaping.
 #                        Every VNF has an end of DiST's channel on its data port
-#                        (198.18.100.I:7400, key $DIST_TESTBED_DIR/channel.key, made by up);
+#                        (198.18.100.I:7400 on VLAN 390I, the switch forwarding by the tag;
+#                        key $DIST_TESTBED_DIR/channel.key, made by up);
 #                        --channel-drop P (paper profile): the delay lines drop P% of it.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
@@ -175,7 +176,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
             --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
-            --channel "198.18.100.$i:7400" --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
+            --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do

@@ -109,6 +109,11 @@ public final class ChannelEndpoint {
         counters.framesReceived += 1
         acknowledged(frame.ack, sack: frame.sack, now: now)
         guard frame.kind != .ack else { return [] }
+        if frame.kind == .abort {
+            // Authenticated: it counts at once, whatever came before it was lost.
+            if state == .open { state = .aborted("the peer gave up: " + String(decoding: frame.payload, as: UTF8.self)) }
+            return []
+        }
         ackOwed = true
         if frame.sequence <= received || early[frame.sequence] != nil {
             counters.duplicates += 1
@@ -123,9 +128,6 @@ public final class ChannelEndpoint {
         while let next = early.removeValue(forKey: received &+ 1) {
             received &+= 1
             out.append(next)
-            if next.kind == .abort, state == .open {
-                state = .aborted("the peer gave up: " + String(decoding: next.payload, as: UTF8.self))
-            }
         }
         counters.delivered += out.count
         return out

@@ -187,16 +187,25 @@ public final class Controller {
     }
 
     /// DiST's channel: frames to a VNF's channel address go to its switch port, whoever sends
-    /// them (above the test bed's rules, so a VNF's channel frames do not go to the sink). The
-    /// rule matches the Ethernet destination only: a rule on IP and UDP fields would make the
-    /// switch's userspace datapath tell every other packet apart by those fields too (a new
-    /// cache entry, and an upcall that lets later packets overtake, per destination).
+    /// them (above the test bed's rules, so a VNF's channel frames do not go to the sink). With
+    /// a channel VLAN the rule matches the tag alone; without, the Ethernet destination. (A rule
+    /// on any field makes Open vSwitch's userspace datapath tell every other frame apart by it
+    /// too: the two directions of a flow differ in their Ethernet and IP destinations, so such
+    /// a rule splits them into separate cache entries, and a new entry's first frame, going
+    /// through the slow path, can be overtaken by the other direction's. The tag is the same
+    /// both ways.)
     func installChannelRule(_ v: VNFClient, _ connection: SwitchConnection) {
-        guard let text = v.channelAddress, let mac = Self.channelMAC(text) else { return }
+        guard let text = v.channelAddress else { return }
         var mod = OFFlowMod()
         mod.priority = 200
         mod.cookie = 0xD157
-        mod.match = OFMatch([.other(field: 3, hasMask: false, value: mac)])  // OFPXMT_OFB_ETH_DST
+        if let hash = text.firstIndex(of: "#"), let vlan = UInt16(text[text.index(after: hash)...]) {
+            mod.match = OFMatch([.other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])])  // VLAN_VID
+        } else if let mac = Self.channelMAC(text) {
+            mod.match = OFMatch([.other(field: 3, hasMask: false, value: mac)])  // ETH_DST
+        } else {
+            return
+        }
         mod.instructions = [.applyActions([.output(port: v.switchPort)])]
         let xid = connection.flowMod(mod)
         connection.barrier(covering: [xid]).whenComplete { result in
@@ -210,7 +219,8 @@ public final class Controller {
     /// The Ethernet address of a channel address `IP:PORT@MAC`.
     static func channelMAC(_ text: String) -> [UInt8]? {
         guard let at = text.firstIndex(of: "@") else { return nil }
-        let bytes = text[text.index(after: at)...].split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        let end = text.firstIndex(of: "#") ?? text.endIndex
+        let bytes = text[text.index(after: at)..<end].split(separator: ":").compactMap { UInt8($0, radix: 16) }
         return bytes.count == 6 ? bytes : nil
     }
 

@@ -85,6 +85,10 @@ public final class TransferAgent: @unchecked Sendable {
         var peer: ChannelAddress?
         /// The workers hold the switch's packets of the Move's flows until its end.
         var holding = false
+        /// When the source was last heard (a Move whose source went silent is given up).
+        var lastHeard: UInt64 = 0
+        /// The opening message came (and `peer` is the address it gave).
+        var opened = false
         init(_ s: TransferDestination) { session = s }
     }
 
@@ -137,7 +141,7 @@ public final class TransferAgent: @unchecked Sendable {
         let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
         let move = Outgoing(order: order, session: session, started: now)
         outgoing = move
-        session.open(filter: "\(order.filter)", hold: move.guarded)
+        session.open(filter: "\(order.filter)", hold: move.guarded, replyTo: local.description)
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
             let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
@@ -331,14 +335,21 @@ public final class TransferAgent: @unchecked Sendable {
             incoming[moveID] = Incoming(TransferDestination(moveID: moveID, key: key))
         }
         guard let move = incoming[moveID] else { return }
-        move.peer = from
+        // Until the opening message says where the source listens (its VLAN, say), replies go
+        // where the frame came from.
+        if move.peer == nil || !move.opened { move.peer = from }
+        move.lastHeard = now
         for delivery in move.session.receive(payload, now: now) { hand(delivery, move) }
     }
 
     /// Destination: state and packets to the workers they belong to, in order.
     func hand(_ delivery: TransferDestination.Delivery, _ move: Incoming) {
         switch delivery {
-        case .open(let text, let hold):
+        case .open(let text, let hold, let replyTo):
+            if let address = ChannelAddress(replyTo) {
+                move.peer = address
+                move.opened = true
+            }
             guard hold, let filter = try? FlowFilter(parsing: text) else { return }
             move.holding = true
             for w in links.indices { push(.rule(EventRule(filter: filter, action: .hold)), to: w) }
@@ -402,9 +413,16 @@ public final class TransferAgent: @unchecked Sendable {
         }
         for (id, move) in incoming {
             // Replies go back where the source is (the channel's first frame said).
-            for f in move.session.poll(now: now) {
-                if let peer = move.peer { transmit(ChannelDatagram.build(from: local, to: peer, payload: f)) }
-                any = true
+            // Replies wait for the opening message when the source's VLAN is not known yet.
+            if move.opened || local.vlan == nil {
+                for f in move.session.poll(now: now) {
+                    if let peer = move.peer { transmit(ChannelDatagram.build(from: local, to: peer, payload: f)) }
+                    any = true
+                }
+            }
+            // A source silent for 5 s mid-Move is gone: what it sent here is given up.
+            if !move.session.complete && move.session.endpoint.state == .open && now &- move.lastHeard > 5_000_000_000 {
+                _ = move.session.endpoint.abort("the source fell silent", now: now)
             }
             if move.session.complete || move.session.endpoint.state != .open || move.session.failure != nil {
                 if move.finishedAt == nil {

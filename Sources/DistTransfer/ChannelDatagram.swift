@@ -8,15 +8,26 @@ public struct ChannelAddress: Sendable, Equatable, CustomStringConvertible {
     /// IPv4, host order.
     public var ip: UInt32
     public var port: UInt16
+    /// The VLAN the channel's frames to this end carry (nil: untagged). A VLAN of its own lets a
+    /// switch send them on by the tag alone, without looking into anyone else's frames.
+    public var vlan: UInt16?
 
-    public init(mac: [UInt8], ip: UInt32, port: UInt16) {
+    public init(mac: [UInt8], ip: UInt32, port: UInt16, vlan: UInt16? = nil) {
         self.mac = mac.count == 6 ? mac : [UInt8](repeating: 0, count: 6)
         self.ip = ip
         self.port = port
+        self.vlan = vlan
     }
 
-    /// `A.B.C.D:PORT` (and optionally `@aa:bb:cc:dd:ee:ff`).
+    /// `A.B.C.D:PORT`, optionally `@aa:bb:cc:dd:ee:ff`, then optionally `#VLAN` (1-4094).
     public init?(_ text: String) {
+        var text = Substring(text)
+        var vlan: UInt16?
+        if let hash = text.firstIndex(of: "#") {
+            guard let v = UInt16(text[text.index(after: hash)...]), (1...4094).contains(v) else { return nil }
+            vlan = v
+            text = text[..<hash]
+        }
         let parts = text.split(separator: "@", maxSplits: 1).map(String.init)
         let hostPort = parts[0].split(separator: ":").map(String.init)
         guard hostPort.count == 2, let ip = ChannelAddress.ipv4(hostPort[0]), let port = UInt16(hostPort[1]), port > 0 else { return nil }
@@ -26,7 +37,7 @@ public struct ChannelAddress: Sendable, Equatable, CustomStringConvertible {
             guard bytes.count == 6 else { return nil }
             mac = bytes
         }
-        self.init(mac: mac, ip: ip, port: port)
+        self.init(mac: mac, ip: ip, port: port, vlan: vlan)
     }
 
     public static func ipv4(_ text: String) -> UInt32? {
@@ -37,12 +48,12 @@ public struct ChannelAddress: Sendable, Equatable, CustomStringConvertible {
 
     public var ipText: String { (0..<4).map { String(ip >> UInt32(24 - 8 * $0) & 0xFF) }.joined(separator: ".") }
     public var macText: String { mac.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":") }
-    public var description: String { "\(ipText):\(port)@\(macText)" }
+    public var description: String { "\(ipText):\(port)@\(macText)" + (vlan.map { "#\($0)" } ?? "") }
 }
 
 /// Ethernet + IPv4 + UDP around a channel frame, built and parsed on bytes.
 public enum ChannelDatagram {
-    /// Ethernet (14) + IPv4 (20) + UDP (8).
+    /// Ethernet (14) + IPv4 (20) + UDP (8), without a VLAN tag.
     public static let headerSize = 42
 
     /// The whole Ethernet frame carrying `payload` from `source` to `destination`.
@@ -51,6 +62,7 @@ public enum ChannelDatagram {
         f.reserveCapacity(headerSize + payload.count)
         f += destination.mac
         f += source.mac
+        if let vlan = destination.vlan { f += [0x81, 0x00, UInt8(vlan >> 8 & 0x0F), UInt8(vlan & 0xFF)] }
         f += [0x08, 0x00]
         let total = 20 + 8 + payload.count
         var ip: [UInt8] = [0x45, 0x00, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0, 0, 0x40, 0x00, 64, 17, 0, 0]

@@ -97,8 +97,10 @@ public final class TransferSource {
 
     /// The Move's first message: the filter, and whether the destination holds the packets the
     /// switch sends it for these flows until the end (so none overtakes a redirected one).
-    public func open(filter: String, hold: Bool) {
-        queue(.open, [hold ? 1 : 0] + Array(filter.utf8))
+    /// `replyTo` is where the destination answers (the source's channel address, VLAN included).
+    public func open(filter: String, hold: Bool, replyTo: String = "") {
+        let from = Array(replyTo.utf8.prefix(255))
+        queue(.open, [hold ? 1 : 0, UInt8(from.count)] + from + Array(filter.utf8))
     }
 
     /// Queues one state (serialized now, packed with the next ones).
@@ -194,8 +196,9 @@ public final class TransferSource {
 /// before the flow's state.
 public final class TransferDestination {
     public enum Delivery: Sendable, Equatable {
-        /// The Move's filter, and whether to hold the switch's packets of it until `end`.
-        case open(filter: String, hold: Bool)
+        /// The Move's filter, whether to hold the switch's packets of it until `end`, and where
+        /// the source takes answers.
+        case open(filter: String, hold: Bool, replyTo: String)
         /// Every redirected packet has been handed on.
         case end
         case flows([FlowEntry])
@@ -269,8 +272,13 @@ public final class TransferDestination {
                 out += held.map { .packet($0) }
                 held = []
             case .open:
-                guard let flags = frame.payload.first else { continue }
-                out.append(.open(filter: String(decoding: frame.payload.dropFirst(), as: UTF8.self), hold: flags & 1 != 0))
+                let p = frame.payload
+                guard p.count >= 2, p.count >= 2 + Int(p[1]) else {
+                    failure = "the source's opening message is malformed"
+                    continue
+                }
+                let replyTo = String(decoding: p[2..<(2 + Int(p[1]))], as: UTF8.self)
+                out.append(.open(filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), hold: p[0] & 1 != 0, replyTo: replyTo))
             case .end:
                 released = true
                 out += held.map { .packet($0) }

@@ -18,6 +18,7 @@ struct Options {
     var channel: ChannelAddress?
     var channelKeyPath: String?
     var channelMTU = 9000
+    var channelVLAN: UInt16?
 
     static let usage = """
         usage: dist-vnf <EAL options> -- [options]
@@ -50,6 +51,8 @@ struct Options {
           --channel-key FILE     the channel's key (32 bytes or more, mode 0600; needed with
                                  --channel, the same file on every instance)
           --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
+          --channel-vlan N       the VLAN peers tag this instance's channel frames with, so the
+                                 switch can forward them by the tag alone (default: untagged)
           --idle-yield           workers yield their CPU after a poll that found nothing (for
                                  hosts where lcores share CPUs with other busy programs)
           --tcp-timeout SECS     idle TCP flow expiry (default: 300)
@@ -139,6 +142,8 @@ struct Options {
                 options.data.transferLcore = true
             case "--channel-key":
                 options.channelKeyPath = try value(argument)
+            case "--channel-vlan":
+                options.channelVLAN = UInt16(try integer(argument, 1...4094))
             case "--channel-mtu":
                 options.channelMTU = try integer(argument, 576...9216)
             case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
@@ -156,6 +161,7 @@ struct Options {
             }
             i += 1
         }
+        if options.channelVLAN != nil && options.channel == nil { throw Failure(description: "--channel-vlan needs --channel") }
         if (options.channel == nil) != (options.channelKeyPath == nil) {
             throw Failure(description: "--channel and --channel-key go together")
         }

@@ -159,5 +159,11 @@ struct Link {
         let frame = a.abort("state table full", now: 0)
         _ = b.receive(frame, now: 1)
         #expect(b.state == .aborted("the peer gave up: state table full"))
+        // Even when what came before it never arrived.
+        let c = ChannelEndpoint(moveID: 2, key: key), d = ChannelEndpoint(moveID: 2, key: key)
+        for i in 0..<5 { c.send(.state, [UInt8(i)]) }
+        _ = c.poll(now: 0)  // lost on the way
+        _ = d.receive(c.abort("the destination stopped answering", now: 1), now: 2)
+        #expect(d.state == .aborted("the peer gave up: the destination stopped answering"))
     }
 }

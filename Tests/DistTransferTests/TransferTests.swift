@@ -83,11 +83,21 @@ struct Wire {
         var tagged = frame
         tagged.insert(contentsOf: [0x81, 0x00, 0x00, 0x05], at: 12)
         #expect(ChannelDatagram.parse(tagged, to: b)?.payload == payload)
+        // To an end with a VLAN, the frame carries its tag (and still parses).
+        var onVLAN = b
+        onVLAN.vlan = 3902
+        let viaVLAN = ChannelDatagram.build(from: a, to: onVLAN, payload: payload)
+        #expect(Array(viaVLAN[12..<16]) == [0x81, 0x00, 0x0F, 0x3E])
+        #expect(ChannelDatagram.parse(viaVLAN, to: b)?.payload == payload)
+        #expect(PacketParser.parse(viaVLAN).dstPort == 7400)
     }
 
     @Test func addressesParseFromText() {
         #expect(ChannelAddress("198.18.100.1:7400")?.ip == 0xC612_6401)
         #expect(ChannelAddress("198.18.100.1:7400@02:00:00:00:00:09")?.mac == [2, 0, 0, 0, 0, 9])
+        let tagged = ChannelAddress("198.18.100.1:7400@02:00:00:00:00:09#3901")
+        #expect(tagged?.vlan == 3901 && tagged?.description == "198.18.100.1:7400@02:00:00:00:00:09#3901")
+        #expect(ChannelAddress("198.18.100.1:7400#0") == nil && ChannelAddress("198.18.100.1:7400#4095") == nil)
         for bad in ["198.18.100.1", "198.18.100:7400", "198.18.100.1:0", "1.2.3.4:7400@zz", "x:1"] {
             #expect(ChannelAddress(bad) == nil, "\(bad)")
         }
@@ -101,7 +111,7 @@ struct Wire {
     static func move(_ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
                      src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000) -> [TransferDestination.Delivery] {
         var delivered: [TransferDestination.Delivery] = []
-        src.open(filter: "nw_src=10.0.0.0/8", hold: true)
+        src.open(filter: "nw_src=10.0.0.0/8", hold: true, replyTo: "198.18.100.1:7400#3901")
         let perPacket = max(1, chunks.count / max(1, packets.count))
         var c = 0
         for (i, p) in packets.enumerated() {
@@ -146,7 +156,7 @@ struct Wire {
                 }
             }
             // The filter opens the Move; the end comes after the last packet.
-            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", hold: true))
+            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", hold: true, replyTo: "198.18.100.1:7400#3901"))
             #expect(got.last == .end)
             // Every state once, bit for bit; every packet once, in the order redirected.
             #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })

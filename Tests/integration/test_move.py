@@ -258,6 +258,32 @@ class MoveTests(unittest.TestCase):
         # The switch was never pointed at vnf2: no frame went down with it.
         self.assertNoLossBeyondReturned(bed, report)
 
+    def test_dist_a_destination_that_stops_answering_aborts_the_move(self):
+        """DiST: the destination stops mid-Move; the channel gets no acknowledgement, the
+        source gives the Move up by itself, keeps its flows and processes the packets it had
+        redirected; the controller reports why; nothing is lost or duplicated."""
+        bed = self.session('dist-stalled')
+        try:
+            replay = self.replay(bed)
+            time.sleep(MOVE_AT)
+            before = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
+            os.kill(bed.pid('vnf2'), signal.SIGSTOP)
+            try:
+                report, out = self.move(bed, '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist')
+            finally:
+                os.kill(bed.pid('vnf2'), signal.SIGCONT)
+            replay.join()
+            after = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
+        finally:
+            bed.run('down')
+        self.assertEqual(out.returncode, 3, out.stdout)
+        self.assertEqual(report['outcome'], 'aborted', report)
+        self.assertIn('channel', report['reason'])
+        self.assertGreater(report['retransmissions'], 0, report)
+        self.assertGreaterEqual(int(after.split()[0]), int(before.split()[0]))
+        result = self.verdict(bed, 'none')
+        self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
+
 
 if __name__ == '__main__':
     unittest.main()
