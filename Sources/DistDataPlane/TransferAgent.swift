@@ -149,14 +149,7 @@ public final class TransferAgent: @unchecked Sendable {
         }
         if order.earlyRelease || !move.guarded { session.release() }
         if order.multiFlow {
-            var merged: [IPAddress: AssetState] = [:]
-            for w in links.indices {
-                guard case .assets(let assets)? = ask(.exportAssets(order.filter, peers: true), worker: w) else {
-                    return abort(move, "worker \(w) did not export its hosts", now: now)
-                }
-                for a in assets { merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a }
-            }
-            for address in merged.keys.sorted() { session.add(.multiFlow(merged[address]!)) }
+            guard sendHosts(move, peers: true) else { return abort(move, "a worker did not export its hosts", now: now) }
         }
         if order.perFlow {
             for w in links.indices {
@@ -244,7 +237,23 @@ public final class TransferAgent: @unchecked Sendable {
         return false
     }
 
+    /// The hosts of the filter (and, with `peers`, those at the other end of its flows),
+    /// merged across workers, to the destination.
+    func sendHosts(_ move: Outgoing, peers: Bool) -> Bool {
+        var merged: [IPAddress: AssetState] = [:]
+        for w in links.indices {
+            guard case .assets(let assets)? = ask(.exportAssets(move.order.filter, peers: peers), worker: w) else { return false }
+            for a in assets { merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a }
+        }
+        for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
+        return true
+    }
+
     func finishExport(_ move: Outgoing) {
+        // With late locking, flows went on updating their hosts here until marked: the hosts
+        // within the filter go again, final now (every flow touching them is marked; the
+        // destination merges).
+        if move.order.multiFlow && move.order.lateLocking && move.guarded { _ = sendHosts(move, peers: false) }
         move.session.flushState()
         move.session.release()
         move.stateSequence = move.session.messagesQueued
