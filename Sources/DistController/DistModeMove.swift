@@ -159,6 +159,9 @@ final class DistModeMove: MoveRun {
         if let o = c["dstOverflow"], o > 0 {
             report.warnings.append("\(o) packets found \(dst.name)'s buffer full and were processed before the release")
         }
+        if let full = c["ringFull"], full > 0 {
+            report.warnings.append("\(full) packets found \(src.name)'s ring to its transfer lcore full and were dropped there")
+        }
         if let late = c["lateRedirects"], late > 0 {
             report.warnings.append("\(late) packets reached \(src.name) after the Move's end and could not follow")
         }

@@ -71,6 +71,8 @@ public final class TransferAgent: @unchecked Sendable {
         var lateRedirects = 0
         let started: UInt64
         var markWaitNanoseconds: UInt64 = 0
+        /// The workers' count of frames the ring to the transfer lcore could not take, at start.
+        var ringFullAtStart: UInt64 = 0
         init(order: MoveOrder, session: TransferSource, started: UInt64) {
             self.order = order
             self.session = session
@@ -140,6 +142,7 @@ public final class TransferAgent: @unchecked Sendable {
         }
         let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
         let move = Outgoing(order: order, session: session, started: now)
+        move.ringFullAtStart = ringFull
         outgoing = move
         session.open(filter: "\(order.filter)", hold: move.guarded, replyTo: local.description)
         if move.guarded {
@@ -275,6 +278,9 @@ public final class TransferAgent: @unchecked Sendable {
         outgoing = nil
     }
 
+    /// Frames the workers' rings to this lcore could not take (dropped there, counted).
+    var ringFull: UInt64 { plane.workers.reduce(0) { $0 &+ $1.statsSlot.pointee.transferDropped } }
+
     func counters(_ move: Outgoing, now: UInt64) -> [String: Int] {
         let s = move.session.counters, e = move.session.endpoint.counters
         var c: [String: Int] = [
@@ -284,6 +290,7 @@ public final class TransferAgent: @unchecked Sendable {
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
+            "ringFull": Int(ringFull &- move.ringFullAtStart),
         ]
         if let d = move.session.summary {
             c["dstPerFlowStates"] = d.perFlowStates
