@@ -15,6 +15,8 @@ public final class ChannelEndpoint {
         public var maxRTO: UInt64 = 1_000_000_000
         /// Retransmissions of one frame before the channel gives up.
         public var maxRetransmissions = 12
+        /// A frame unacknowledged this long (ns) since it was first sent: the channel gives up.
+        public var giveUpAfter: UInt64 = 2_000_000_000
         /// Later frames acknowledged before a missing one is sent again (fast retransmit).
         public var gapThreshold = 3
         public init() {}
@@ -54,6 +56,7 @@ public final class ChannelEndpoint {
     struct InFlight {
         var frame: ChannelFrame
         var sentAt: UInt64
+        var firstSentAt: UInt64
         var retries: Int
         var sacked: Bool
         var fastRetransmitted: Bool
@@ -88,6 +91,8 @@ public final class ChannelEndpoint {
     /// Nothing queued, nothing unacknowledged.
     public var idle: Bool { waitingHead == waiting.count && inFlight.isEmpty }
     public var unacknowledged: Int { inFlight.count }
+    /// Every message up to this sequence number has gone out at least once.
+    public var sentThrough: UInt32 { nextSequence &- 1 }
     /// Every message up to this sequence number has reached the peer (cumulative ack).
     public var acknowledgedThrough: UInt32 { lowestUnacked &- 1 }
     /// The smoothed round-trip time, once measured (ns).
@@ -180,8 +185,8 @@ public final class ChannelEndpoint {
             guard var f = inFlight[seq], !f.sacked else { continue }
             let due = f.resendNow || now &- f.sentAt >= rto << UInt64(min(f.retries, 6))
             guard due else { continue }
-            if f.retries >= config.maxRetransmissions {
-                state = .aborted("the peer acknowledged nothing of frame \(seq) after \(f.retries) retransmissions")
+            if f.retries >= config.maxRetransmissions || now &- f.firstSentAt >= config.giveUpAfter {
+                state = .aborted("the peer acknowledged nothing of frame \(seq) after \(f.retries) retransmissions in \((now &- f.firstSentAt) / 1_000_000) ms")
                 return []
             }
             f.retries += 1
@@ -198,7 +203,8 @@ public final class ChannelEndpoint {
             waiting[waitingHead].payload = []
             waitingHead += 1
             let frame = ChannelFrame(kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
-            inFlight[nextSequence] = InFlight(frame: frame, sentAt: now, retries: 0, sacked: false, fastRetransmitted: false)
+            inFlight[nextSequence] = InFlight(frame: frame, sentAt: now, firstSentAt: now, retries: 0, sacked: false,
+                                              fastRetransmitted: false)
             nextSequence &+= 1
             out.append(frame.encoded(key: key))
         }
@@ -228,9 +234,14 @@ public final class ChannelEndpoint {
     /// Gives the move up: tells the peer why (best effort) and stops.
     public func abort(_ reason: String, now: UInt64) -> [UInt8] {
         state = .aborted(reason)
+        return abortFrame(reason)
+    }
+
+    /// An abort frame for the peer (also once this end has given up for another reason).
+    public func abortFrame(_ reason: String) -> [UInt8] {
         let frame = ChannelFrame(kind: .abort, moveID: moveID, sequence: nextSequence, ack: received, sack: sackBitmap(),
                                  payload: Array(reason.utf8.prefix(512)))
-        nextSequence &+= 1
+        // It takes no sequence number of its own (the peer acts on it at once).
         return frame.encoded(key: key)
     }
 }

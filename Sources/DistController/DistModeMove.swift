@@ -165,6 +165,9 @@ final class DistModeMove: MoveRun {
         if let late = c["lateRedirects"], late > 0 {
             report.warnings.append("\(late) packets reached \(src.name) after the Move's end and could not follow")
         }
+        if let doubt = c["packetsInDoubt"], doubt > 0 {
+            report.warnings.append("\(doubt) packets redirected to \(dst.name) were not acknowledged: it processes them if it comes back, they are lost if it died")
+        }
         if let back = c["packetsReprocessed"], back > 0 {
             report.warnings.append("\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
         }

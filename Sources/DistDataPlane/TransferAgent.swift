@@ -262,18 +262,36 @@ public final class TransferAgent: @unchecked Sendable {
         move.stateSequence = move.session.messagesQueued
     }
 
-    /// Gives the Move up: the flows are this instance's again (unmarked, the rule gone), and
-    /// the packets the destination did not process are processed here.
+    /// Gives the Move up: the flows are this instance's again (unmarked, the rule gone). Who
+    /// processes the packets already redirected depends on why:
+    /// - the destination stopped answering: it may only be slow, and would process late what
+    ///   it has; taking them back could apply them twice. They stay its ("keep"), and the
+    ///   report counts them as in doubt (lost only if it really died);
+    /// - anything else (the destination gave up, a worker here failed): the destination drops
+    ///   what it holds ("discard") and the source processes every packet the destination had
+    ///   not, so each is processed once.
     func abort(_ move: Outgoing, _ reason: String, now: UInt64) {
-        if move.session.endpoint.state == .open {
-            let bye = move.session.endpoint.abort(reason, now: now)
+        var peerGaveUp = false
+        if case .aborted(let why) = move.session.endpoint.state { peerGaveUp = why.hasPrefix("the peer gave up") }
+        let silent = move.session.endpoint.state != .open && !peerGaveUp
+        if move.session.endpoint.state == .open || silent {
+            // Sent even to a silent peer: if it comes back, it learns the Move is over.
+            let bye = move.session.endpoint.abortFrame((silent ? "keep: " : "discard: ") + reason)
             transmit(ChannelDatagram.build(from: local, to: move.order.destination, payload: bye))
         }
         _ = everyWorker(.events(nil))
-        var back = 0
-        for frame in move.session.unprocessed() where process(frame) { back += 1 }
         var c = counters(move, now: now)
-        c["packetsReprocessed"] = back
+        if silent {
+            // What never went out is this instance's to process; what went out is in doubt.
+            c["packetsInDoubt"] = move.session.inDoubt
+            var back = 0
+            for frame in move.session.unsent() where process(frame) { back += 1 }
+            c["packetsReprocessed"] = back
+        } else {
+            var back = 0
+            for frame in move.session.unprocessed() where process(frame) { back += 1 }
+            c["packetsReprocessed"] = back
+        }
         notice(move.order.moveID, "moveComplete", "aborted", reason, c)
         outgoing = nil
     }
@@ -443,8 +461,14 @@ public final class TransferAgent: @unchecked Sendable {
             if move.session.complete || move.session.endpoint.state != .open || move.session.failure != nil {
                 if move.finishedAt == nil {
                     move.finishedAt = now
-                    // Aborted or broken: what the switch sent here goes on (the end does this otherwise).
-                    if move.session.endpoint.state != .open || move.session.failure != nil { _ = move.session.discardHeld() }
+                    // Aborted or broken. Redirected packets held here: processed when the source
+                    // gave up on hearing from us ("keep"), dropped when it takes them back. Then
+                    // what the switch sent here goes on (the end does this otherwise).
+                    if case .aborted(let why) = move.session.endpoint.state, why.hasPrefix("the peer gave up: keep") {
+                        for frame in move.session.takeHeld() { _ = process(frame) }
+                    } else if move.session.endpoint.state != .open || move.session.failure != nil {
+                        _ = move.session.takeHeld()
+                    }
                     unhold(move)
                 }
                 // Kept a while to answer retransmissions of the end, then forgotten.

@@ -180,6 +180,20 @@ public final class TransferSource {
 
     public func poll(now: UInt64) -> [[UInt8]] { endpoint.poll(now: now) }
 
+    /// After the destination fell silent: redirected packets that went out and whose fate this
+    /// end cannot know (not known to be processed there).
+    public var inDoubt: Int {
+        let sent = endpoint.sentThrough
+        return unprocessed().count - redirected.filter { $0.sequence > sent }.count
+    }
+
+    /// Redirected packets that never went out (still queued when the Move ended): only this end
+    /// can process them.
+    public func unsent() -> [[UInt8]] {
+        let sent = endpoint.sentThrough
+        return redirected.filter { $0.sequence > sent }.map { $0.frame }
+    }
+
     /// After an abort: the redirected packets the destination did not process (not delivered,
     /// or delivered before the release and so only buffered there), in order.
     public func unprocessed() -> [[UInt8]] {
@@ -295,10 +309,11 @@ public final class TransferDestination {
         return out
     }
 
-    /// Packets held when the Move aborts: not processed here (the source takes them back).
-    public func discardHeld() -> Int {
+    /// The packets held (not yet released), handed over once: after an abort, the caller
+    /// processes them or drops them.
+    public func takeHeld() -> [[UInt8]] {
         defer { held = [] }
-        return held.count
+        return held
     }
 
     public func poll(now: UInt64) -> [[UInt8]] { endpoint.poll(now: now) }

@@ -98,6 +98,19 @@ class VNF:
             self.process.kill()
             self.process.wait()
 
+    def southbound_port(self, timeout=10):
+        """The southbound API's port, once the VNF has said it (the line comes just after the
+        admin socket appears)."""
+        import re
+        deadline = time.time() + timeout
+        while True:
+            match = re.search(r'southbound API on .* \(port (\d+)\)', self.output())
+            if match:
+                return int(match.group(1))
+            if time.time() > deadline or self.process.poll() is not None:
+                raise AssertionError('no southbound port in:\n' + self.output())
+            time.sleep(0.05)
+
     def output(self):
         if not self.log.closed:
             self.log.flush()

@@ -155,14 +155,13 @@ class EventTests(AfPacketTests):
     def test_events_raise_drop_hold_and_release_in_order(self):
         from test_southbound import Client
         import base64
-        import re
         frames = test_frames(flows=10, per_flow=6)
         tcp_frames = [f for f in frames if f[23] == 6]
         udp_frames = [f for f in frames if f[23] == 17]
         vnf = VNF(['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--vdev', f'net_af_packet0,iface={self.vnf_if}'],
                   ['--flows', '4096', '--control', '127.0.0.1:0'])
         try:
-            port = int(re.search(r'southbound API on .* \(port (\d+)\)', vnf.output()).group(1))
+            port = vnf.southbound_port()
             controller = Client(port)
             # drop: TCP flows (tp_dst=80, either direction) go to the controller, in order.
             self.assertEqual(controller.request({'type': 'enableEvents', 'id': 1, 'filter': 'tp_dst=80', 'action': 'drop'})[0]['type'], 'ack')

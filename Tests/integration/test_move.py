@@ -148,7 +148,9 @@ class MoveTests(unittest.TestCase):
 
     def test_dist_loss_free_without_optimizations(self):
         report, _ = self.dist_moved('lf', 'none')
-        self.assertGreater(report['packetsBuffered'], 0, report)
+        # Without ER the destination holds redirected packets until every state is in (the
+        # export takes one pass here, so often none has to wait).
+        self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
 
     def test_dist_no_guarantee(self):
         report, _ = self.dist_moved('ng', 'none')
@@ -260,8 +262,9 @@ class MoveTests(unittest.TestCase):
 
     def test_dist_a_destination_that_stops_answering_aborts_the_move(self):
         """DiST: the destination stops mid-Move; the channel gets no acknowledgement, the
-        source gives the Move up by itself, keeps its flows and processes the packets it had
-        redirected; the controller reports why; nothing is lost or duplicated."""
+        source gives the Move up by itself and keeps its flows; the packets it had redirected
+        stay the destination's (in doubt), which processes them once it runs again, so nothing
+        is lost or duplicated; the controller reports why."""
         bed = self.session('dist-stalled')
         try:
             replay = self.replay(bed)
@@ -280,6 +283,8 @@ class MoveTests(unittest.TestCase):
         self.assertEqual(report['outcome'], 'aborted', report)
         self.assertIn('channel', report['reason'])
         self.assertGreater(report['retransmissions'], 0, report)
+        if report['packetsRedirected']:
+            self.assertTrue(any('not acknowledged' in w for w in report['warnings']), report)
         self.assertGreaterEqual(int(after.split()[0]), int(before.split()[0]))
         result = self.verdict(bed, 'none')
         self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)

@@ -3,7 +3,6 @@ another while both run, and bad frames answered without harm."""
 import base64
 import json
 import os
-import re
 import socket
 import struct
 import tempfile
@@ -55,11 +54,11 @@ class Client:
 def start(trace, out):
     vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={trace},tx_pcap={out}'],
               ['--flows', '65536', '--mbuf-size', '9216', '--control', '127.0.0.1:0'])
-    match = re.search(r'southbound API on .* \(port (\d+)\)', vnf.output())
-    if not match:
+    try:
+        return vnf, vnf.southbound_port()
+    except AssertionError:
         vnf.kill()
-        raise AssertionError('no southbound port in:\n' + vnf.output())
-    return vnf, int(match.group(1))
+        raise
 
 
 def chunks(replies):
