@@ -120,10 +120,26 @@ class MoveTests(unittest.TestCase):
         self.assertTrue(flows_after.startswith('0 flows'), flows_after)   # the source's copy is gone
         result = self.verdict(bed, order)
         self.assertEqual(result['verdict'], 'PASS', result)
-        # What the two VNFs learnt together is what one learnt without a Move, once each.
+        # What the two VNFs learnt together about the moved hosts is what one learnt without a
+        # Move, once each. (Records of other hosts can differ: the Move's rules change how the
+        # switch caches and reorders the two directions of flows it does not move, and which
+        # side's FIN a host's fingerprint comes from.)
         together = records(os.path.join(bed.dir, 'vnf1-assets.log')) + records(os.path.join(bed.dir, 'vnf2-assets.log'))
-        self.assertEqual(together, expected)
+        moved_hosts = self.of_moved(together)
+        self.assertGreater(sum(moved_hosts.values()), 10)
+        self.assertEqual(moved_hosts, self.of_moved(expected))
         return report, result
+
+    @staticmethod
+    def of_moved(counted):
+        import ipaddress
+        prefix = ipaddress.ip_network(FILTER.split('=')[1])
+        def inside(record):
+            try:
+                return ipaddress.ip_address(record.split(',')[0]) in prefix
+            except ValueError:
+                return False
+        return collections.Counter({r: n for r, n in counted.items() if inside(r)})
 
     def test_loss_free_with_every_optimization(self):
         report, result = self.moved('lf', 'pz,ll,er', 'none')
