@@ -50,13 +50,9 @@ final class DistModeMove: MoveRun {
         guard !spec.scopes.contains(.allFlows) else {
             throw ControllerError("all-flows counters do not move over the channel; use --scope per,multi or --mode opennf")
         }
-        guard let channel = destination.channelAddress else {
-            throw ControllerError("\(destination.name) has no DiST channel (start it with --channel and --channel-key)")
+        for v in [source, destination] where v.channelAddress == nil {
+            throw ControllerError("\(v.name) has no DiST channel (start it with --channel and --channel-key)")
         }
-        guard source.channelAddress != nil else {
-            throw ControllerError("\(source.name) has no DiST channel (start it with --channel and --channel-key)")
-        }
-        _ = channel
         self.id = id
         self.spec = spec
         self.src = source
@@ -187,11 +183,7 @@ final class DistModeMove: MoveRun {
 
     func finish() -> MoveReport {
         src.onNotice = nil
-        let traffic = src.counters + dst.counters + sw.counters - trafficAtStart
-        report.messagesSent = traffic.messagesSent
-        report.messagesReceived = traffic.messagesReceived
-        report.bytesSent = traffic.bytesSent
-        report.bytesReceived = traffic.bytesReceived
+        report.count(src.counters + dst.counters + sw.counters - trafficAtStart)
         progress(report.outcome)
         return report
     }

@@ -1,3 +1,4 @@
+import DistMove
 import DistOpenFlow
 import NIOCore
 
@@ -69,5 +70,15 @@ struct TrafficCounters {
     static func + (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
         TrafficCounters(messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
                         bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived)
+    }
+}
+
+extension MoveReport {
+    /// The controller's messages and bytes during a Move, into the report.
+    mutating func count(_ traffic: TrafficCounters) {
+        messagesSent = traffic.messagesSent
+        messagesReceived = traffic.messagesReceived
+        bytesSent = traffic.bytesSent
+        bytesReceived = traffic.bytesReceived
     }
 }

@@ -340,11 +340,7 @@ final class OpenNFMove {
         if let s = stateStarted, let r = lastRedirect { report.redirTime = Self.seconds(s, r) }
         report.serializeSeconds = Double(serializeNanoseconds) / 1e9
         report.deserializeSeconds = Double(deserializeNanoseconds) / 1e9
-        let traffic = src.counters + dst.counters + sw.counters - trafficAtStart
-        report.messagesSent = traffic.messagesSent
-        report.messagesReceived = traffic.messagesReceived
-        report.bytesSent = traffic.bytesSent
-        report.bytesReceived = traffic.bytesReceived
+        report.count(src.counters + dst.counters + sw.counters - trafficAtStart)
         progress("\(report.outcome)")
         return report
     }

@@ -59,6 +59,8 @@ public final class TransferAgent: @unchecked Sendable {
     public let notices = SPSCRing<MoveNotice>(capacity: 256)
     /// Frames that were not channel frames of a known Move, or did not authenticate.
     public private(set) var rejectedFrames = 0
+    /// Redirected packets that reached this lcore after their Move ended (processed here).
+    public private(set) var strayRedirects = 0
 
     final class Outgoing {
         let order: MoveOrder
@@ -337,8 +339,10 @@ public final class TransferAgent: @unchecked Sendable {
 
     func redirected(_ bytes: [UInt8], now: UInt64) {
         guard let move = outgoing, move.guarded else {
-            // A redirect rule left behind by nothing: process it here rather than lose it.
-            rejectedFrames += 1
+            // Redirected before the Move's rule went (it ended or aborted) and still in the
+            // ring: this instance's to process, the rule being gone.
+            strayRedirects += 1
+            _ = process(bytes)
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {

@@ -169,13 +169,9 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             if verdict == .keep {
-                if heldCount < Worker.holdCapacity {
-                    held[heldCount] = (packets[i], port)
-                    heldCount += 1
-                    statsSlot.pointee.eventsHeld &+= 1
-                } else {
-                    // Full: it goes on unprocessed rather than being dropped (counted).
-                    statsSlot.pointee.holdOverflow &+= 1
+                // Not raised: when the hold queue is full it goes on unprocessed rather than
+                // being dropped (counted).
+                if !hold(packets[i], port: port) {
                     packets[keep] = packets[i]
                     keep += 1
                 }
@@ -198,19 +194,24 @@ public final class Worker: @unchecked Sendable {
             case .raise:
                 dist_mbuf_free(packets[i])
             case .hold:
-                if heldCount < Worker.holdCapacity {
-                    held[heldCount] = (packets[i], port)
-                    heldCount += 1
-                    statsSlot.pointee.eventsHeld &+= 1
-                } else {
-                    // The hold queue is full: the packet was raised; count it, and let the
-                    // controller's copy stand for it.
-                    statsSlot.pointee.holdOverflow &+= 1
-                    dist_mbuf_free(packets[i])
-                }
+                // The hold queue full: the packet was raised; the controller's copy stands for it.
+                if !hold(packets[i], port: port) { dist_mbuf_free(packets[i]) }
             }
         }
         return UInt16(keep)
+    }
+
+    /// Appends a packet to the hold queue; false (counted) when the queue is full.
+    @inline(__always)
+    func hold(_ mbuf: OpaquePointer?, port: UInt16) -> Bool {
+        guard heldCount < Worker.holdCapacity else {
+            statsSlot.pointee.holdOverflow &+= 1
+            return false
+        }
+        held[heldCount] = (mbuf, port)
+        heldCount += 1
+        statsSlot.pointee.eventsHeld &+= 1
+        return true
     }
 
     /// Processes and forwards every held packet, in the order they came (events are off now).
@@ -237,6 +238,8 @@ public final class Worker: @unchecked Sendable {
     /// process and forward (as if received), channel frames out. Returns whether there was any.
     func deliver(_ link: TransferLink, packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
                  segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+        // Every poll round comes here: nothing but two loads when there is nothing.
+        guard !link.toWorker.isEmpty else { return false }
         let port = routes[0].tx
         var pending = 0
         var any = false

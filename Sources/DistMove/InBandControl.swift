@@ -95,7 +95,8 @@ public enum InBandControl {
     static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
     static func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(v & 0xFFFF_FFFF)) }
 
-    static func checksum(_ bytes: [UInt8]) -> UInt16 {
+    /// The Internet checksum (RFC 1071); 0 over a header that carries a right one.
+    public static func checksum(_ bytes: [UInt8]) -> UInt16 {
         var sum: UInt32 = 0
         var i = 0
         while i + 1 < bytes.count {

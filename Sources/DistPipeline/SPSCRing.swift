@@ -40,6 +40,10 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         return true
     }
 
+    /// Consumer side: nothing queued (a cheap check before ``drain(_:)``).
+    @inline(__always)
+    public var isEmpty: Bool { head.load(ordering: .relaxed) == tail.load(ordering: .acquiring) }
+
     /// Consumer side: hands every queued item to `body`, oldest first.
     public func drain(_ body: (Element) -> Void) {
         var h = head.load(ordering: .relaxed)

@@ -1,3 +1,4 @@
+import DistMove
 import DistPacket
 
 /// Where one end of the DiST channel lives on the data network: its port's Ethernet address,
@@ -67,7 +68,7 @@ public enum ChannelDatagram {
         let total = 20 + 8 + payload.count
         var ip: [UInt8] = [0x45, 0x00, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0, 0, 0x40, 0x00, 64, 17, 0, 0]
         ip += be32(source.ip) + be32(destination.ip)
-        let sum = checksum(ip)
+        let sum = InBandControl.checksum(ip)
         ip[10] = UInt8(sum >> 8)
         ip[11] = UInt8(sum & 0xFF)
         f += ip
@@ -99,7 +100,7 @@ public enum ChannelDatagram {
         let l4 = l3 + ihl
         let dport = UInt16(frame[l4 + 2]) << 8 | UInt16(frame[l4 + 3])
         guard dst == local.ip, dport == local.port else { return nil }
-        guard checksum(Array(frame[l3..<(l3 + ihl)])) == 0 else { return nil }
+        guard InBandControl.checksum(Array(frame[l3..<(l3 + ihl)])) == 0 else { return nil }
         let udpLength = Int(frame[l4 + 4]) << 8 | Int(frame[l4 + 5])
         guard udpLength >= 8, l4 + udpLength <= l3 + total else { return nil }
         let from = ChannelAddress(mac: Array(frame[6..<12]), ip: be32(frame, l3 + 12),
@@ -114,18 +115,5 @@ public enum ChannelDatagram {
     static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     static func be32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
         UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
-    }
-
-    /// The Internet checksum (RFC 1071); 0 over a header that carries a right one.
-    static func checksum(_ bytes: [UInt8]) -> UInt16 {
-        var sum: UInt32 = 0
-        var i = 0
-        while i + 1 < bytes.count {
-            sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1])
-            i += 2
-        }
-        if i < bytes.count { sum += UInt32(bytes[i]) << 8 }
-        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
-        return ~UInt16(sum)
     }
 }

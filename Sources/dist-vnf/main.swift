@@ -452,6 +452,10 @@ finalReply["id"] = name
 finalReply["ports"] = portStats
 finalReply["dropped_records"] = plane.droppedRecords
 finalReply["unclaimed_events"] = unclaimedEvents
+if let agent {
+    // Read after the transfer lcore has returned.
+    finalReply["channel"] = ["rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects]
+}
 emit("final-stats-json: \(AdminReply.encode(finalReply))")
 EAL.cleanup()
 exit(0)
