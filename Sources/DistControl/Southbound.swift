@@ -116,7 +116,8 @@ public final class SouthboundService {
                 store.resetCounters()
                 return [Self.ack(id, 1)]
             case "enableEvents":
-                guard let name = request["action"] as? String, let action = EventAction(rawValue: name) else {
+                guard let name = request["action"] as? String, let action = EventAction(rawValue: name),
+                      EventAction.southbound.contains(action) else {
                     throw SouthboundError("\"action\" must be drop, buffer or process")
                 }
                 if let owner = eventsOwner, owner != client {
@@ -235,7 +236,7 @@ public struct MoveRequest: Sendable {
             throw SouthboundError("\"scopes\": per and multi move over the channel (all-flows counters do not)")
         }
         let guarantee = r["guarantee"] as? String ?? "lf"
-        guard ["ng", "lf"].contains(guarantee) else { throw SouthboundError("\"guarantee\" must be ng or lf over the channel") }
+        guard ["ng", "lf", "op"].contains(guarantee) else { throw SouthboundError("\"guarantee\" must be ng, lf or op") }
         moveID = UInt64(id)
         self.filter = filter
         perFlow = scopes.contains("per")

@@ -19,9 +19,19 @@ extension OpenNFMove: MoveRun {}
 /// switch: it is the last packet of the moved traffic there, so when it has crossed the
 /// channel the source deletes what it moved and says the Move is complete.
 ///
+/// OP adds the paper's two-phase switch update (section 3.1): the moved traffic first goes to
+/// both VNFs, then the IBC goes to both in one PACKET_OUT, then the traffic goes to the
+/// destination only. The destination drops the switch's copies until its IBC (the source
+/// redirects the same packets) and holds those after it until the source's end, so it
+/// processes every packet once, in the order the switch saw them.
+///
 /// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
-/// ack, moveStateSent, FLOW_MOD, BARRIER and its reply, then for LF the IBC PACKET_OUT and
-/// moveComplete (8 with one rule per direction: 9); for NG one delPerFlow and its ack instead.
+/// ack, moveStateSent, FLOW_MOD (one per direction), BARRIER and its reply, then
+/// - LF: the IBC PACKET_OUT to the source and moveComplete (9 with two directions);
+/// - NG: one delPerFlow and its ack (9);
+/// - OP: the IBC PACKET_OUT to both, one MODIFY of the Move's rules (by cookie) and
+///   moveComplete (10). Its MoveTime ends at moveComplete, when the source has seen its IBC
+///   and the destination every packet before it.
 final class DistModeMove: MoveRun {
     let id: UInt64
     let spec: MoveSpec
@@ -31,22 +41,24 @@ final class DistModeMove: MoveRun {
     let loop: EventLoop
     let progress: (String) -> Void
     let matches: [OFMatch]
+    /// How long the switch's datapath is given to catch up with a rule change (see
+    /// ``ControllerConfig/settleMilliseconds``) before an in-band control packet goes.
+    let settle: TimeAmount
     var report = MoveReport()
     let started = DispatchTime.now().uptimeNanoseconds
     let trafficAtStart: TrafficCounters
     var stateSent: EventLoopPromise<[String: Any]>?
     var completed: EventLoopPromise<[String: Any]>?
     var switchUpdated = false
+    /// OP: the switch sends the moved traffic to both VNFs.
+    var duplicating = false
 
     /// How long the source may take to send its state, and to finish after the switch update.
     static let stateTimeout = TimeAmount.seconds(30)
     static let finishTimeout = TimeAmount.seconds(10)
 
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
-         ingressPort: UInt32, progress: @escaping (String) -> Void) throws {
-        guard spec.guarantee != .op else {
-            throw ControllerError("order-preserving Moves over the channel (dist OP) are not built yet; use --guarantee lf or ng, or --mode opennf")
-        }
+         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void) throws {
         guard !spec.scopes.contains(.allFlows) else {
             throw ControllerError("all-flows counters do not move over the channel; use --scope per,multi or --mode opennf")
         }
@@ -60,6 +72,7 @@ final class DistModeMove: MoveRun {
         self.sw = sw
         self.loop = sw.loop
         self.progress = progress
+        self.settle = settle
         matches = try SwitchRules.matches(for: spec.filter, inPort: ingressPort)
         trafficAtStart = source.counters + destination.counters + sw.counters
         report.id = id
@@ -87,8 +100,25 @@ final class DistModeMove: MoveRun {
             self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
             return self.updateSwitch()
         }
-        if spec.guarantee == .lf {
+        if spec.guarantee == .op {
             steps = steps.flatMap {
+                let completed = self.loop.makePromise(of: [String: Any].self)
+                self.completed = completed
+                // Phase 2: after the IBC (the same place in both copies of the traffic), the
+                // destination only. The PACKET_OUT and the MODIFY leave in this order.
+                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), ports: [self.src.switchPort, self.dst.switchPort])
+                return self.sw.packetOutsSent().flatMap {
+                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.id, to: [self.dst.switchPort]))
+                    self.switchUpdated = true
+                    self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
+                    return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
+                }.map {
+                    self.take($0)
+                    self.report.moveTime = Double(self.now - self.started) / 1e9
+                }
+            }
+        } else if spec.guarantee == .lf {
+            steps = steps.flatMap { self.settled() }.flatMap {
                 let completed = self.loop.makePromise(of: [String: Any].self)
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
@@ -173,12 +203,28 @@ final class DistModeMove: MoveRun {
     }
 
     func updateSwitch() -> EventLoopFuture<Void> {
+        if spec.guarantee == .op {
+            // Phase 1: to both; the barrier makes it in force before the IBC goes.
+            let xids = matches.map {
+                sw.flowMod(SwitchRules.flowMod($0, to: [src.switchPort, dst.switchPort], priority: OpenNFMove.movePriority, cookie: id))
+            }
+            duplicating = true
+            return sw.barrier(covering: xids).flatMap {
+                self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)")
+                return self.settled()
+            }
+        }
         let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: OpenNFMove.movePriority, cookie: id)) }
         return sw.barrier(covering: xids).map {
             self.switchUpdated = true
             self.report.moveTime = Double(self.now - self.started) / 1e9
             self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
         }
+    }
+
+    /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
+    func settled() -> EventLoopFuture<Void> {
+        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
     }
 
     func finish() -> MoveReport {
@@ -194,6 +240,12 @@ final class DistModeMove: MoveRun {
         if switchUpdated {
             report.warnings.append("after the switch update: \(error)")
             return loop.makeSucceededFuture(finish())
+        }
+        if duplicating {
+            // OP between its phases: the traffic goes back to the source alone (the source has
+            // taken its flows back; the destination drops its gate and processes what it gets).
+            _ = sw.flowMod(SwitchRules.redirect(cookie: id, to: [src.switchPort]))
+            report.warnings.append("the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both")
         }
         report.outcome = "aborted"
         report.reason = "\(error)"

@@ -63,7 +63,7 @@ final class SwitchConnection {
 
     /// PACKET_OUTs waiting to go, in order: they are paced (``packetOutRate``), because a
     /// burst of thousands re-injected at once overflows the switch's port queues and is lost.
-    private var packetOuts: [(frame: [UInt8], port: UInt32, inPort: UInt32)] = []
+    private var packetOuts: [(frame: [UInt8], ports: [UInt32], inPort: UInt32)] = []
     private var packetOutHead = 0
     private var pacing: Scheduled<Void>?
     private var drained: [EventLoopPromise<Void>] = []
@@ -72,8 +72,14 @@ final class SwitchConnection {
 
     /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32 = OpenFlow.portController) {
+        packetOut(frame, ports: [port], inPort: inPort)
+    }
+
+    /// One PACKET_OUT sending `frame` out of each of `ports`, in that order (OP's in-band
+    /// control packet goes to both VNFs at once).
+    func packetOut(_ frame: [UInt8], ports: [UInt32], inPort: UInt32 = OpenFlow.portController) {
         loop.preconditionInEventLoop()
-        packetOuts.append((frame, port, inPort))
+        packetOuts.append((frame, ports, inPort))
         if pacing == nil { pace() }
     }
 
@@ -86,7 +92,7 @@ final class SwitchConnection {
             packetOuts[packetOutHead].frame = []
             packetOutHead += 1
             n += 1
-            send(.packetOut(xid: xid(), OFPacketOut(inPort: p.inPort, actions: [.output(port: p.port, maxLength: OpenFlow.maxLengthNoBuffer)], data: p.frame)))
+            send(.packetOut(xid: xid(), OFPacketOut(inPort: p.inPort, actions: p.ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) }, data: p.frame)))
         }
         if packetOutHead < packetOuts.count {
             pacing = loop.scheduleTask(in: .milliseconds(1)) { self.pace() }

@@ -61,6 +61,9 @@ public final class TransferAgent: @unchecked Sendable {
     public private(set) var rejectedFrames = 0
     /// Redirected packets that reached this lcore after their Move ended (processed here).
     public private(set) var strayRedirects = 0
+    /// Redirected packets that reached it after an order-preserving Move ended (copies of what
+    /// the destination got from the switch: dropped).
+    public private(set) var duplicatesDropped = 0
 
     final class Outgoing {
         let order: MoveOrder
@@ -71,6 +74,9 @@ public final class TransferAgent: @unchecked Sendable {
         var stateSentNotified = false
         var ibcSeen = false
         var lateRedirects = 0
+        /// OP: packets redirected after the in-band control packet (copies the destination
+        /// gets from the switch), dropped here.
+        var duplicatesDropped = 0
         let started: UInt64
         var markWaitNanoseconds: UInt64 = 0
         /// The workers' count of frames the ring to the transfer lcore could not take, at start.
@@ -81,14 +87,17 @@ public final class TransferAgent: @unchecked Sendable {
             self.started = started
         }
         var guarded: Bool { order.guarantee != "ng" }
+        var ordered: Bool { order.guarantee == "op" }
     }
 
     final class Incoming {
         let session: TransferDestination
         var finishedAt: UInt64?
         var peer: ChannelAddress?
-        /// The workers hold the switch's packets of the Move's flows until its end.
+        /// The workers hold the switch's packets of the Move's flows until its end (`gated`:
+        /// drop them until the switch's in-band control packet, and hold those after it).
         var holding = false
+        var gated = false
         /// When the source was last heard (a Move whose source went silent is given up).
         var lastHeard: UInt64 = 0
         /// The opening message came (and `peer` is the address it gave).
@@ -97,6 +106,9 @@ public final class TransferAgent: @unchecked Sendable {
     }
 
     var outgoing: Outgoing?
+    /// The last Move out was order-preserving and completed: what the workers redirected
+    /// before its rule went are copies the destination got from the switch.
+    var completedOrdered = false
     var incoming: [UInt64: Incoming] = [:]
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     static let batch = 64
@@ -146,7 +158,9 @@ public final class TransferAgent: @unchecked Sendable {
         let move = Outgoing(order: order, session: session, started: now)
         move.ringFullAtStart = ringFull
         outgoing = move
-        session.open(filter: "\(order.filter)", hold: move.guarded, replyTo: local.description)
+        completedOrdered = false
+        session.open(filter: "\(order.filter)", switchTraffic: move.ordered ? .gate : move.guarded ? .hold : .process,
+                     replyTo: local.description)
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
             let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
@@ -234,7 +248,10 @@ public final class TransferAgent: @unchecked Sendable {
             // Every packet the source got is at the destination: the flows are gone from here.
             _ = everyWorker(.deleteFlows(move.order.filter))
             if move.order.multiFlow { _ = everyWorker(.deleteAssets(move.order.filter)) }
-            _ = everyWorker(.events(nil))
+            // OP: the switch may still send copies here (its first phase sends to both); the
+            // destination processes them.
+            _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID) : nil))
+            completedOrdered = move.ordered
             notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
             outgoing = nil
             return true
@@ -310,7 +327,7 @@ public final class TransferAgent: @unchecked Sendable {
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
-            "ringFull": Int(ringFull &- move.ringFullAtStart),
+            "ringFull": Int(ringFull &- move.ringFullAtStart), "duplicatesDropped": move.duplicatesDropped,
         ]
         if let d = move.session.summary {
             c["dstPerFlowStates"] = d.perFlowStates
@@ -338,6 +355,10 @@ public final class TransferAgent: @unchecked Sendable {
     }
 
     func redirected(_ bytes: [UInt8], now: UInt64) {
+        if outgoing == nil && completedOrdered {
+            duplicatesDropped += 1
+            return
+        }
         guard let move = outgoing, move.guarded else {
             // Redirected before the Move's rule went (it ended or aborted) and still in the
             // ring: this instance's to process, the rule being gone.
@@ -349,6 +370,11 @@ public final class TransferAgent: @unchecked Sendable {
             // The switch sends the moved traffic elsewhere now, and this was the last of it here.
             move.ibcSeen = true
             move.session.end()
+            return
+        }
+        if move.ibcSeen && move.ordered {
+            // After the marker, the switch sends the destination these packets itself.
+            move.duplicatesDropped += 1
             return
         }
         if !move.session.redirect(bytes) { move.lateRedirects += 1 }
@@ -383,15 +409,22 @@ public final class TransferAgent: @unchecked Sendable {
     /// Destination: state and packets to the workers they belong to, in order.
     func hand(_ delivery: TransferDestination.Delivery, _ move: Incoming) {
         switch delivery {
-        case .open(let text, let hold, let replyTo):
+        case .open(let text, let traffic, let replyTo):
             if let address = ChannelAddress(replyTo) {
                 move.peer = address
                 move.opened = true
             }
-            guard hold, let filter = try? FlowFilter(parsing: text) else { return }
+            guard traffic != .process, let filter = try? FlowFilter(parsing: text) else { return }
             move.holding = true
-            for w in links.indices { push(.rule(EventRule(filter: filter, action: .hold)), to: w) }
+            move.gated = traffic == .gate
+            let rule = EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.session.endpoint.moveID)
+            for w in links.indices { push(.rule(rule), to: w) }
         case .end:
+            if move.gated && move.holding {
+                // The switch's packets go on after its in-band control packet (now, or when it comes).
+                move.holding = false
+                for w in links.indices { push(.sourceEnded(move.session.endpoint.moveID), to: w) }
+            }
             unhold(move)
         case .flows(let entries):
             var byWorker = [[FlowEntry]](repeating: [], count: links.count)
@@ -475,8 +508,12 @@ public final class TransferAgent: @unchecked Sendable {
                     }
                     unhold(move)
                 }
-                // Kept a while to answer retransmissions of the end, then forgotten.
-                if now &- move.finishedAt! > 2_000_000_000 { incoming[id] = nil }
+                // Kept a while to answer retransmissions of the end, then forgotten (with an
+                // order-preserving gate whose in-band control packet was lost on the way).
+                if now &- move.finishedAt! > 2_000_000_000 {
+                    if move.gated { for w in links.indices { push(.closeGate(id), to: w) } }
+                    incoming[id] = nil
+                }
             }
         }
         return any

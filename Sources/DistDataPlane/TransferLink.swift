@@ -21,6 +21,13 @@ public enum WorkerDelivery: @unchecked Sendable {
     case transmit(OpaquePointer)
     /// An event rule to install (nil: none), in order with the rest.
     case rule(EventRule?)
+    /// The last packet the source of order-preserving Move `id` redirected is processed:
+    /// the `gate` rule opens for the switch's packets (at once if its in-band control packet
+    /// came, else when it comes).
+    case sourceEnded(UInt64)
+    /// Order-preserving Move `id` is over here: a `gate` rule of it still in force (its
+    /// in-band control packet never came) goes, and the switch's packets go on.
+    case closeGate(UInt64)
 }
 
 /// The lock-free link between one worker and the transfer lcore: a ring each way and the

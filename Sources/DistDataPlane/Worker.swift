@@ -4,6 +4,7 @@ import DistFlow
 import DistPacket
 import DistPRADS
 import DistPipeline
+import DistState
 
 /// A packet raised to the controller: its bytes and the worker that saw it.
 public struct PacketEvent: Sendable {
@@ -135,8 +136,7 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
-            if let served = mailbox.serve(fastPath), case .events(let rule) = served,
-               rule?.action != .buffer && rule?.action != .hold {
+            if let served = mailbox.serve(fastPath), case .events(let rule) = served, !Worker.holds(rule) {
                 release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
             if loops % interval == 0 {
@@ -177,7 +177,7 @@ public final class Worker: @unchecked Sendable {
                 }
                 continue
             }
-            if verdict != .forward {
+            if verdict != .forward && verdict != .discard {
                 let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
                 if events.push(PacketEvent(frame: frame, worker: index)) {
                     statsSlot.pointee.eventsRaised &+= 1
@@ -191,6 +191,8 @@ public final class Worker: @unchecked Sendable {
                 keep += 1
             case .divert, .redirect, .keep:
                 break
+            case .discard:
+                dist_mbuf_free(packets[i])
             case .raise:
                 dist_mbuf_free(packets[i])
             case .hold:
@@ -278,13 +280,30 @@ public final class Worker: @unchecked Sendable {
                 // In order with the packets: a hold ends after the last redirected one.
                 flush()
                 _ = fastPath.perform(.events(rule))
-                if rule?.action != .hold && rule?.action != .buffer {
+                if !Worker.holds(rule) {
+                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                }
+            case .sourceEnded(let id):
+                flush()
+                if fastPath.sourceEnded(moveID: id) {
+                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                }
+            case .closeGate(let id):
+                flush()
+                if let rule = fastPath.eventRule, rule.action == .gate, rule.moveID == id {
+                    statsSlot.pointee.gatesClosedLate &+= 1
+                    _ = fastPath.perform(.events(nil))
                     release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
             }
         }
         flush()
         return any
+    }
+
+    /// Whether a rule keeps the packets the worker holds (else they go on when it comes in).
+    static func holds(_ rule: EventRule?) -> Bool {
+        rule?.action == .buffer || rule?.action == .hold || rule?.action == .gate
     }
 
     @inline(__always)

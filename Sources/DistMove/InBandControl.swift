@@ -8,9 +8,9 @@ import DistPacket
 /// that path has arrived too.
 public enum InBandControl {
     /// The marker: "DiST-IBC" then the Move id and a phase number (big-endian).
-    static let magic: [UInt8] = Array("DiST-IBC".utf8)
+    static let magic = InBandMarker.magic
     static let sourceMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01]
-    static let destinationMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x02]
+    static let destinationMAC = InBandMarker.destinationMAC
 
     /// A frame matching `filter` (in its first direction) that carries `moveID` and `phase`.
     public static func frame(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0) -> [UInt8] {
@@ -65,19 +65,7 @@ public enum InBandControl {
 
     /// The Move id and phase an IBC frame carries, or nil for any other frame.
     public static func marker(in frame: [UInt8]) -> (moveID: UInt64, phase: UInt32)? {
-        guard frame.count >= magic.count + 12, frame.starts(with: destinationMAC) else { return nil }
-        var i = 14
-        let limit = frame.count - magic.count - 12
-        while i <= limit {
-            if frame[i] == magic[0] && Array(frame[i..<(i + magic.count)]) == magic {
-                let at = i + magic.count
-                let id = frame[at..<(at + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                let phase = frame[(at + 8)..<(at + 12)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                return (id, phase)
-            }
-            i += 1
-        }
-        return nil
+        frame.withUnsafeBytes { InBandMarker.find(in: $0) }
     }
 
     /// The prefix's first address, or `fallback` without a prefix.

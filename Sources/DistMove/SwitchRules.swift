@@ -92,4 +92,16 @@ public enum SwitchRules {
         mod.instructions = [.applyActions(ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) })]
         return mod
     }
+
+    /// A FLOW_MOD that sends everything the rules with `cookie` match to `ports` instead: one
+    /// message for all the directions of a filter (non-strict MODIFY, every field wildcarded,
+    /// selected by the whole cookie).
+    public static func redirect(cookie: UInt64, to ports: [UInt32]) -> OFFlowMod {
+        var mod = OFFlowMod()
+        mod.command = .modify
+        mod.cookie = cookie
+        mod.cookieMask = ~0
+        mod.instructions = [.applyActions(ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) })]
+        return mod
+    }
 }

@@ -47,6 +47,9 @@ public final class FastPath {
         /// A packet of a flow moving away (or unknown here) under a redirect rule: to the
         /// transfer lcore, which sends it to the peer (state untouched).
         case redirect
+        /// Dropped here, not raised (state untouched): a copy the other end of an
+        /// order-preserving Move processes, or that Move's in-band control packet.
+        case discard
     }
 
     public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
@@ -84,7 +87,7 @@ public final class FastPath {
     ) -> Bool {
         let stats = self.stats
         let table = self.table
-        let rule = eventRule
+        var current = eventRule
         var events = false
         var bytes: UInt64 = 0
         for i in 0..<count {
@@ -101,7 +104,7 @@ public final class FastPath {
                 }
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
-                if let rule, rule.filter.matches(probes[i].key) {
+                if let rule = current, rule.filter.matches(probes[i].key) {
                     if rule.action == .redirect {
                         // Marked flows are the peer's now; unknown ones start there.
                         if lockedOrUnknown(probes[i].key) {
@@ -111,6 +114,10 @@ public final class FastPath {
                     } else if rule.action == .hold {
                         verdicts[i] = .keep
                         events = true
+                    } else if rule.action == .gate || rule.action == .discard {
+                        verdicts[i] = gate(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])))
+                        events = true
+                        current = eventRule
                     } else if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
                         verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
                         events = true
@@ -138,6 +145,40 @@ public final class FastPath {
         stats.pointee.rxBytes &+= bytes
         stats.pointee.bursts &+= 1
         return events
+    }
+
+    /// A packet of an order-preserving Move's filter under a `gate` or `discard` rule: the
+    /// Move's in-band control packet opens the gate (what follows waits for the source's end,
+    /// or goes on when that end is in already); anything else before it is a copy the other
+    /// instance processes. Both are dropped here.
+    @usableFromInline
+    func gate(_ frame: UnsafeRawBufferPointer) -> Verdict {
+        guard var rule = eventRule else { return .forward }
+        if rule.action == .gate && rule.markerSeen { return .keep }
+        if let marker = InBandMarker.find(in: frame), marker.moveID == rule.moveID {
+            stats.pointee.markers &+= 1
+            if rule.action == .gate {
+                rule.markerSeen = true
+                eventRule = rule.sourceEnded ? nil : rule
+            }
+        } else {
+            stats.pointee.duplicatesDropped &+= 1
+        }
+        return .discard
+    }
+
+    /// The source's last redirected packet of Move `moveID` is processed: a gate whose
+    /// in-band control packet came goes (true: release what it held); one still waiting for it
+    /// will open for good when it comes.
+    public func sourceEnded(moveID: UInt64) -> Bool {
+        guard var rule = eventRule, rule.action == .gate, rule.moveID == moveID else { return false }
+        if rule.markerSeen {
+            eventRule = nil
+            return true
+        }
+        rule.sourceEnded = true
+        eventRule = rule
+        return false
     }
 
     /// Under late locking, whether a flow's packets are raised: its state was exported with a

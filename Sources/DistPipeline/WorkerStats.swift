@@ -41,6 +41,12 @@ public struct WorkerStats: Sendable {
     public var transferDropped: UInt64 = 0
     public var channelFramesSent: UInt64 = 0
     public var importRefused: UInt64 = 0
+    /// Copies an order-preserving Move dropped (the other instance processes the packet), and
+    /// in-band control packets taken off the wire.
+    public var duplicatesDropped: UInt64 = 0
+    public var markers: UInt64 = 0
+    /// Order-preserving gates whose in-band control packet never came (opened at the Move's end).
+    public var gatesClosedLate: UInt64 = 0
 
     public init() {}
 
@@ -85,6 +91,9 @@ public struct WorkerStats: Sendable {
         s.transferDropped &+= b.transferDropped
         s.channelFramesSent &+= b.channelFramesSent
         s.importRefused &+= b.importRefused
+        s.duplicatesDropped &+= b.duplicatesDropped
+        s.markers &+= b.markers
+        s.gatesClosedLate &+= b.gatesClosedLate
         return s
     }
 
@@ -117,7 +126,8 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "transfer": [
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
-                "import_refused": importRefused,
+                "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
+                "gates_closed_late": gatesClosedLate,
             ] as [String: UInt64],
             "detection": [
                 "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,

@@ -452,6 +452,18 @@ public enum EventAction: String, Sendable, Codable, CaseIterable {
     /// DiST's destination during a Move: packets of the filter's flows from the switch wait
     /// here, unprocessed and not raised, until the redirected ones have all come.
     case hold
+    /// DiST's destination during an order-preserving Move (the two-phase switch update): the
+    /// switch's packets of the filter are copies of what the source redirects, and are
+    /// dropped here, until the switch's in-band control packet for `moveID` comes; from it on
+    /// they wait as with `hold` until the source's last redirected packet has come.
+    case gate
+    /// Packets of the filter are dropped here, not raised (counted): the source of an
+    /// order-preserving Move after its in-band control packet, when whatever the switch still
+    /// sends it is a copy of what the destination gets.
+    case discard
+
+    /// The actions a controller may ask for with enableEvents (the others belong to DiST's Move).
+    public static let southbound: [EventAction] = [.drop, .buffer, .process]
 }
 
 public struct EventRule: Sendable, Equatable {
@@ -461,9 +473,15 @@ public struct EventRule: Sendable, Equatable {
     /// (marked moving), or of flows this instance has no state for, are raised; the others are
     /// still processed here until their state leaves.
     public var lateLocking: Bool
-    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false) {
+    /// `gate`: the Move whose in-band control packet opens it; whether that packet came from
+    /// the switch; whether the source's last redirected packet came.
+    public var moveID: UInt64
+    public var markerSeen = false
+    public var sourceEnded = false
+    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0) {
         self.filter = filter
         self.action = action
         self.lateLocking = lateLocking
+        self.moveID = moveID
     }
 }

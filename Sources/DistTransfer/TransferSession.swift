@@ -95,12 +95,12 @@ public final class TransferSource {
         self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
     }
 
-    /// The Move's first message: the filter, and whether the destination holds the packets the
-    /// switch sends it for these flows until the end (so none overtakes a redirected one).
-    /// `replyTo` is where the destination answers (the source's channel address, VLAN included).
-    public func open(filter: String, hold: Bool, replyTo: String = "") {
+    /// The Move's first message: the filter, and what the destination does with the packets
+    /// the switch sends it for these flows until the end. `replyTo` is where the destination
+    /// answers (the source's channel address, VLAN included).
+    public func open(filter: String, switchTraffic: SwitchTraffic, replyTo: String = "") {
         let from = Array(replyTo.utf8.prefix(255))
-        queue(.open, [hold ? 1 : 0, UInt8(from.count)] + from + Array(filter.utf8))
+        queue(.open, [switchTraffic.rawValue, UInt8(from.count)] + from + Array(filter.utf8))
     }
 
     /// Queues one state (serialized now, packed with the next ones).
@@ -204,15 +204,27 @@ public final class TransferSource {
     }
 }
 
+/// What the destination of a Move does with the packets the switch sends it of the moved
+/// flows, until the source's last redirected packet has been processed.
+public enum SwitchTraffic: UInt8, Sendable {
+    /// No guarantee: processes them as they come.
+    case process = 0
+    /// Loss-free: holds them, so none overtakes a redirected packet of its flow.
+    case hold = 1
+    /// Order-preserving (the two-phase switch update): drops them until the switch's in-band
+    /// control packet (the source redirects a copy of each), and holds those after it.
+    case gate = 2
+}
+
 /// The destination's side of one Move: authenticates and orders what the source sends,
 /// decodes state, and holds redirected packets until the release (then hands each on as it
 /// comes). Its output goes to the workers in order, so no packet of a flow is processed
 /// before the flow's state.
 public final class TransferDestination {
     public enum Delivery: Sendable, Equatable {
-        /// The Move's filter, whether to hold the switch's packets of it until `end`, and where
-        /// the source takes answers.
-        case open(filter: String, hold: Bool, replyTo: String)
+        /// The Move's filter, what to do with the switch's packets of it until `end`, and
+        /// where the source takes answers.
+        case open(filter: String, switchTraffic: SwitchTraffic, replyTo: String)
         /// Every redirected packet has been handed on.
         case end
         case flows([FlowEntry])
@@ -292,7 +304,11 @@ public final class TransferDestination {
                     continue
                 }
                 let replyTo = String(decoding: p[2..<(2 + Int(p[1]))], as: UTF8.self)
-                out.append(.open(filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), hold: p[0] & 1 != 0, replyTo: replyTo))
+                guard let traffic = SwitchTraffic(rawValue: p[0]) else {
+                    failure = "the source's opening message asks for an unknown treatment of the switch's packets (\(p[0]))"
+                    continue
+                }
+                out.append(.open(filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), switchTraffic: traffic, replyTo: replyTo))
             case .end:
                 released = true
                 out += held.map { .packet($0) }

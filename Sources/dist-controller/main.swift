@@ -46,7 +46,11 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "PACKET_OUTs per second at most (re-injected packets are paced so the switch does not drop a burst).")
     var packetOutRate = 10_000
 
+    @Option(name: .long, help: "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply).")
+    var settle = 10
+
     func validate() throws {
+        guard settle >= 0, settle <= 1000 else { throw ValidationError("--settle must be 0 to 1000 milliseconds") }
         guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else { throw ValidationError("--packet-out-rate must be 1000 to 1000000") }
         guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
         guard requestTimeout > 0, requestTimeout <= 600 else { throw ValidationError("--request-timeout must be in (0, 600] seconds") }
@@ -63,7 +67,7 @@ struct DistControllerCommand: ParsableCommand {
         let (host, port) = Self.endpoint(openflow)!
         let config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
                                       ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
-                                      packetOutRate: packetOutRate)
+                                      packetOutRate: packetOutRate, settleMilliseconds: settle)
         let controller: Controller
         do {
             controller = try Controller(config: config, log: say)

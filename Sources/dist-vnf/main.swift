@@ -454,7 +454,8 @@ finalReply["dropped_records"] = plane.droppedRecords
 finalReply["unclaimed_events"] = unclaimedEvents
 if let agent {
     // Read after the transfer lcore has returned.
-    finalReply["channel"] = ["rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects]
+    finalReply["channel"] = ["rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects,
+                             "duplicates_dropped": agent.duplicatesDropped]
 }
 emit("final-stats-json: \(AdminReply.encode(finalReply))")
 EAL.cleanup()

@@ -78,8 +78,8 @@ import Testing
         #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
         #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
         #expect(started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow && started[0].multiFlow)
-        // The same Move again, an OP order, a missing destination, all-flows: refused.
-        for bad: [String: Any] in [order, order.merging(["moveID": 8, "guarantee": "op"]) { $1 },
+        // The same Move again, an unknown guarantee, a missing destination, all-flows: refused.
+        for bad: [String: Any] in [order, order.merging(["moveID": 8, "guarantee": "xp"]) { $1 },
                                    order.merging(["moveID": 9, "dst": ""]) { $1 },
                                    order.merging(["moveID": 10, "scopes": ["per", "all"]]) { $1 },
                                    order.merging(["moveID": 0]) { $1}] {
@@ -164,6 +164,11 @@ import Testing
         #expect(garbage["type"] as? String == "error")
         #expect(try Self.request(source, ["type": "fly", "id": 9]).first?["reason"] as? String == "unknown request type 'fly'")
         #expect(try Self.request(source, ["type": "getPerFlow", "id": 9, "filter": "nw_src=nonsense"]).first?["type"] as? String == "error")
+        // The actions of DiST's own Move are not the controller's to set.
+        for action in ["redirect", "hold", "gate", "discard", "nonsense"] {
+            let reply = try Self.request(source, ["type": "enableEvents", "id": 9, "filter": "nw_src=10.0.0.0/8", "action": action])
+            #expect(reply.first?["reason"] as? String == "\"action\" must be drop, buffer or process", "\(action)")
+        }
 
         // A batch with one corrupted chunk: refused whole, nothing imported.
         var moved = Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 1]))

@@ -94,6 +94,16 @@ let traceFrames: [PcapFile.Frame] = {
             }
         }
     }
+
+    @Test func oneModifyRedirectsEveryRuleOfAMoveByItsCookie() throws {
+        let mod = SwitchRules.redirect(cookie: 0xD157_0000_0000_0042, to: [3])
+        #expect(mod.command == .modify)
+        #expect(mod.cookie == 0xD157_0000_0000_0042 && mod.cookieMask == ~0)
+        #expect(mod.match.fields.isEmpty)
+        #expect(mod.instructions == [.applyActions([.output(port: 3, maxLength: OpenFlow.maxLengthNoBuffer)])])
+        let decoded = try OFMessage.decode(OFMessage.flowMod(xid: 4, mod).encoded())
+        #expect(decoded == .flowMod(xid: 4, mod))
+    }
 }
 
 @Suite struct InBandControlTests {

@@ -111,7 +111,7 @@ struct Wire {
     static func move(_ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
                      src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000) -> [TransferDestination.Delivery] {
         var delivered: [TransferDestination.Delivery] = []
-        src.open(filter: "nw_src=10.0.0.0/8", hold: true, replyTo: "198.18.100.1:7400#3901")
+        src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate, replyTo: "198.18.100.1:7400#3901")
         let perPacket = max(1, chunks.count / max(1, packets.count))
         var c = 0
         for (i, p) in packets.enumerated() {
@@ -156,7 +156,7 @@ struct Wire {
                 }
             }
             // The filter opens the Move; the end comes after the last packet.
-            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", hold: true, replyTo: "198.18.100.1:7400#3901"))
+            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate, replyTo: "198.18.100.1:7400#3901"))
             #expect(got.last == .end)
             // Every state once, bit for bit; every packet once, in the order redirected.
             #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })
@@ -218,6 +218,13 @@ struct Wire {
         guard case .aborted = src.endpoint.state else { Issue.record("no abort"); return }
         #expect(src.unprocessed() == Array(packets[20...]))
         #expect(!src.redirect(packets[0]))
+    }
+
+    @Test func anOpeningWithAnUnknownTreatmentStopsTheDestination() {
+        let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        src.send(.open, [9, 0] + Array("nw_src=10.0.0.0/8".utf8))
+        for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
+        #expect(dst.failure?.contains("unknown treatment") == true)
     }
 
     @Test func aStateThatDoesNotDecodeStopsTheDestination() {

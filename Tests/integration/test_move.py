@@ -151,14 +151,28 @@ class MoveTests(unittest.TestCase):
         self.assertGreater(report['packetsBuffered'], 0, report)
 
     def dist_moved(self, guarantee, opt, up=()):
-        report, result = self.moved(guarantee, opt, 'flows' if guarantee == 'lf' else 'none', mode='dist', up=up)
+        order = {'lf': 'flows', 'op': 'all' if 'll' not in opt else 'flows'}.get(guarantee, 'none')
+        report, result = self.moved(guarantee, opt, order, mode='dist', up=up)
         # The controller only signals: a handful of messages whatever the flows and packets.
         self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], 10, report)
         self.assertGreater(report['channelFrames'], 0, report)
-        if guarantee == 'lf':
+        if guarantee != 'ng':
             # Redirected packets and the switch's meet at the destination in order.
             self.assertEqual(result['reordered_within_flows'], 0, result)
         return report, result
+
+    def test_dist_order_preserving(self):
+        """The two-phase switch update: the switch's copies before the in-band control packet
+        are dropped at the destination, those after it wait for the source's last redirected
+        packet. Without late locking the moved traffic keeps its order across flows too."""
+        report, result = self.dist_moved('op', 'pz')
+        self.assertEqual(result['moved_reordered'], 0, result)
+        self.assertGreater(report['packetsRedirected'], 0, report)
+
+    def test_dist_order_preserving_with_every_optimization(self):
+        # Late locking and early release keep the order within flows only (the paper, 2.3).
+        report, _ = self.dist_moved('op', 'pz,ll,er')
+        self.assertGreater(report['packetsRedirected'], 0, report)
 
     def test_dist_loss_free_with_every_optimization(self):
         report, _ = self.dist_moved('lf', 'pz,ll,er')

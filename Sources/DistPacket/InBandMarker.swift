@@ -1,0 +1,29 @@
+/// How an in-band control packet (a Move's IBC) is told from traffic: it is sent to a
+/// locally administered Ethernet address no host has, and carries "DiST-IBC", the Move id and a
+/// phase number (big-endian) after its headers. Building it is ``DistMove``'s; recognising it is
+/// here, so the fast path can do it on the frame in place.
+public enum InBandMarker {
+    public static let magic: [UInt8] = Array("DiST-IBC".utf8)
+    public static let destinationMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x02]
+
+    /// The Move id and phase a frame carries, or nil for any other frame (one comparison of
+    /// the Ethernet destination for almost all of them).
+    public static func find(in frame: UnsafeRawBufferPointer) -> (moveID: UInt64, phase: UInt32)? {
+        let need = magic.count + 12
+        guard frame.count >= 14 + need else { return nil }
+        for i in 0..<6 where frame[i] != destinationMAC[i] { return nil }
+        var i = 14
+        while i <= frame.count - need {
+            if frame[i] == magic[0], (1..<magic.count).allSatisfy({ frame[i + $0] == magic[$0] }) {
+                let at = i + magic.count
+                var id: UInt64 = 0
+                for k in 0..<8 { id = id << 8 | UInt64(frame[at + k]) }
+                var phase: UInt32 = 0
+                for k in 8..<12 { phase = phase << 8 | UInt32(frame[at + k]) }
+                return (id, phase)
+            }
+            i += 1
+        }
+        return nil
+    }
+}
