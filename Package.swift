@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
         .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistOpenFlow", .product(name: "NIOCore", package: "swift-nio"),
+                    dependencies: ["DistController", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket",

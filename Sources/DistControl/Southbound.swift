@@ -127,6 +127,18 @@ public final class SouthboundService {
                 try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
                 eventsOwner = client
                 return [Self.ack(id, 1)]
+            case "flowGroups":
+                // A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an
+                // IPv4 prefix, 0-128 for IPv6), with the packets they have seen.
+                let f = try filter(request)
+                guard let prefix = f.splitPrefix else { throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else") }
+                guard let length = request["length"] as? Int, length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
+                    throw SouthboundError("\"length\" must be a prefix length of the filter's family")
+                }
+                let groups = try store.flowGroups(f, length: length + (prefix.address.isIPv4Mapped ? 96 : 0))
+                return [Self.encode(["type": "flowGroups", "groups": groups.map {
+                    ["prefix": $0.prefix.text, "flows": $0.flows, "packets": Int(clamping: $0.packets)] as [String: Any]
+                }], id: id)]
             case "info":
                 var reply: [String: Any] = ["type": "info"]
                 if let channelAddress { reply["channel"] = channelAddress }
@@ -217,7 +229,8 @@ public final class SouthboundService {
 }
 
 /// `movePerFlow`: `moveID`, `filter`, `scopes` (["per", "multi"]), `guarantee` (ng|lf|op),
-/// `lateLocking`, `earlyRelease`, and `dst`, the destination's channel address (IP:PORT@MAC).
+/// `lateLocking`, `earlyRelease`, `redirectFirst`, and `dst`, the destination's channel address
+/// (IP:PORT@MAC).
 public struct MoveRequest: Sendable {
     public var moveID: UInt64
     public var filter: FlowFilter
@@ -226,6 +239,9 @@ public struct MoveRequest: Sendable {
     public var guarantee: String
     public var lateLocking: Bool
     public var earlyRelease: Bool
+    /// The switch is updated first; the state moves when the in-band control packet says the
+    /// source has had its last packet (`redirectFirst`, LF only).
+    public var redirectFirst: Bool
     public var destination: String
 
     init(_ r: [String: Any], filter: FlowFilter) throws {
@@ -244,6 +260,8 @@ public struct MoveRequest: Sendable {
         self.guarantee = guarantee
         lateLocking = r["lateLocking"] as? Bool ?? false
         earlyRelease = r["earlyRelease"] as? Bool ?? false
+        redirectFirst = r["redirectFirst"] as? Bool ?? false
+        guard !redirectFirst || guarantee == "lf" else { throw SouthboundError("\"redirectFirst\" Moves are loss-free: \"guarantee\" must be lf") }
         destination = dst
     }
 }

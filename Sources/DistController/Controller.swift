@@ -329,10 +329,12 @@ public final class Controller {
     }
 
     func move(_ request: [String: Any], write: @escaping (String) -> Void, done: @escaping () -> Void) throws {
-        let spec = try MoveSpec(source: request["from"] as? String ?? "", destination: request["to"] as? String ?? "",
+        var spec = try MoveSpec(source: request["from"] as? String ?? "", destination: request["to"] as? String ?? "",
                                 filter: request["filter"] as? String ?? "*", scope: request["scope"] as? String ?? "per,multi",
                                 guarantee: request["guarantee"] as? String ?? "lf", optimizations: request["opt"] as? String ?? "",
                                 mode: request["mode"] as? String ?? "opennf")
+        try spec.arrange(plan: request["plan"] as? String ?? "state-first", split: request["split"] as? Int,
+                         splitOrder: request["splitOrder"] as? String ?? "state")
         let src = try vnf(request, "from"), dst = try vnf(request, "to")
         guard moving == nil else { throw ControllerError("a Move is already running (\(moving!.spec))") }
         guard let sw, sw.datapathID != nil, !sw.closed else { throw ControllerError("no switch is connected") }
@@ -343,7 +345,11 @@ public final class Controller {
         let started = Date()
         let progress = { (text: String) in write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)])) }
         let run: MoveRun
-        if spec.mode == .dist {
+        if spec.split != nil {
+            run = try SplitMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                                settle: .milliseconds(Int64(config.settleMilliseconds)),
+                                nextID: { [unowned self] in self.moves += 1; return self.moves }, progress: progress)
+        } else if spec.mode == .dist {
             run = try DistModeMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
                                        settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
         } else {

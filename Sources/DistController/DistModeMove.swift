@@ -44,6 +44,9 @@ final class DistModeMove: MoveRun {
     /// How long the switch's datapath is given to catch up with a rule change (see
     /// ``ControllerConfig/settleMilliseconds``) before an in-band control packet goes.
     let settle: TimeAmount
+    /// The switch rules' priority and cookie (a split Move's parts sit above the whole filter's).
+    let priority: UInt16
+    let cookie: UInt64
     var report = MoveReport()
     let started = DispatchTime.now().uptimeNanoseconds
     let trafficAtStart: TrafficCounters
@@ -58,7 +61,8 @@ final class DistModeMove: MoveRun {
     static let finishTimeout = TimeAmount.seconds(10)
 
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
-         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void) throws {
+         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
+         cookie: UInt64? = nil, progress: @escaping (String) -> Void) throws {
         guard !spec.scopes.contains(.allFlows) else {
             throw ControllerError("all-flows counters do not move over the channel; use --scope per,multi or --mode opennf")
         }
@@ -73,6 +77,8 @@ final class DistModeMove: MoveRun {
         self.loop = sw.loop
         self.progress = progress
         self.settle = settle
+        self.priority = priority
+        self.cookie = cookie ?? id
         matches = try SwitchRules.matches(for: spec.filter, inPort: ingressPort)
         trafficAtStart = source.counters + destination.counters + sw.counters
         report.id = id
@@ -90,8 +96,9 @@ final class DistModeMove: MoveRun {
             "type": "movePerFlow", "moveID": Int(id), "filter": "\(spec.filter)",
             "scopes": spec.scopes.sorted().map { $0.rawValue }, "guarantee": spec.guarantee.rawValue,
             "lateLocking": spec.optimizations.contains(.ll), "earlyRelease": spec.optimizations.contains(.er),
-            "dst": dst.channelAddress ?? "",
+            "redirectFirst": spec.plan == .redirectFirst, "dst": dst.channelAddress ?? "",
         ]
+        if spec.plan == .redirectFirst { return redirectFirst(order) }
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
         var steps = src.request(order).flatMap { _ in
             self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
@@ -108,7 +115,7 @@ final class DistModeMove: MoveRun {
                 // destination only. The PACKET_OUT and the MODIFY leave in this order.
                 self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), ports: [self.src.switchPort, self.dst.switchPort])
                 return self.sw.packetOutsSent().flatMap {
-                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.id, to: [self.dst.switchPort]))
+                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
                     self.switchUpdated = true
                     self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
                     return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
@@ -139,6 +146,36 @@ final class DistModeMove: MoveRun {
         return steps.map { self.finish() }.flatMapError { self.abort($0) }
     }
 
+    /// Redirect-first (beyond the paper, its section 6): the source opens the channel and the
+    /// destination holds the filter's packets from the switch; the switch goes to the
+    /// destination; the IBC to the source says it has had its last packet, and only then does
+    /// the state move (nothing is redirected but packets of flows the source does not know).
+    /// The controller: movePerFlow and its ack, moveReady, FLOW_MOD per direction, BARRIER and
+    /// its reply, the IBC PACKET_OUT, moveComplete (9 with two directions). MoveTime ends at
+    /// moveComplete, when the destination has every state.
+    func redirectFirst(_ order: [String: Any]) -> EventLoopFuture<MoveReport> {
+        let ready = loop.makePromise(of: [String: Any].self)
+        stateSent = ready
+        progress("\(dst.name) holds the switch's packets of \(spec.filter); the switch goes first")
+        return src.request(order).flatMap { _ in
+            self.waiting(ready.futureResult, Self.stateTimeout, "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
+        }.flatMap { _ in
+            self.updateSwitch()
+        }.flatMap {
+            self.settled()
+        }.flatMap {
+            let completed = self.loop.makePromise(of: [String: Any].self)
+            self.completed = completed
+            self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), port: self.src.switchPort)
+            return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
+        }.map {
+            self.take($0)
+            self.report.moveTime = Double(self.now - self.started) / 1e9
+            self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
+            return self.finish()
+        }.flatMapError { self.abort($0) }
+    }
+
     /// A future that fails with `why` after `timeout`, or when the source goes away.
     func waiting(_ future: EventLoopFuture<[String: Any]>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<[String: Any]> {
         let promise = loop.makePromise(of: [String: Any].self)
@@ -165,7 +202,7 @@ final class DistModeMove: MoveRun {
             completed?.fail(why)
             return
         }
-        if type == "moveStateSent" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
+        if type == "moveStateSent" || type == "moveReady" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
         if type == "moveComplete" { completed?.succeed(n) }
     }
 
@@ -206,7 +243,7 @@ final class DistModeMove: MoveRun {
         if spec.guarantee == .op {
             // Phase 1: to both; the barrier makes it in force before the IBC goes.
             let xids = matches.map {
-                sw.flowMod(SwitchRules.flowMod($0, to: [src.switchPort, dst.switchPort], priority: OpenNFMove.movePriority, cookie: id))
+                sw.flowMod(SwitchRules.flowMod($0, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
             duplicating = true
             return sw.barrier(covering: xids).flatMap {
@@ -214,7 +251,7 @@ final class DistModeMove: MoveRun {
                 return self.settled()
             }
         }
-        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: OpenNFMove.movePriority, cookie: id)) }
+        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie)) }
         return sw.barrier(covering: xids).map {
             self.switchUpdated = true
             self.report.moveTime = Double(self.now - self.started) / 1e9
@@ -244,7 +281,7 @@ final class DistModeMove: MoveRun {
         if duplicating {
             // OP between its phases: the traffic goes back to the source alone (the source has
             // taken its flows back; the destination drops its gate and processes what it gets).
-            _ = sw.flowMod(SwitchRules.redirect(cookie: id, to: [src.switchPort]))
+            _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
             report.warnings.append("the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both")
         }
         report.outcome = "aborted"

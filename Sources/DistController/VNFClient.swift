@@ -31,8 +31,9 @@ final class VNFClient {
     var onEvent: (([UInt8]) -> Void)?
     /// Called when the connection goes away (after pending requests have failed).
     var onDisconnect: (() -> Void)?
-    /// Notices about DiST Moves this VNF is the source of (`moveStateSent`, `moveComplete`).
+    /// Notices about DiST Moves this VNF is the source of (``VNFClient/noticeTypes``).
     var onNotice: (([String: Any]) -> Void)?
+    static let noticeTypes: Set<String> = ["moveReady", "moveStateSent", "moveComplete"]
     /// The VNF's end of DiST's channel (`IP:PORT@MAC`), learnt when it connects; nil: none.
     private(set) var channelAddress: String?
     /// Called once the VNF has said who it is (after each connection).
@@ -161,7 +162,7 @@ final class VNFClient {
             }
             return
         }
-        if let type = object["type"] as? String, type == "moveStateSent" || type == "moveComplete" {
+        if let type = object["type"] as? String, Self.noticeTypes.contains(type) {
             if let onNotice { onNotice(object) } else { log("\(name): \(type) for no Move running (ignored)") }
             return
         }

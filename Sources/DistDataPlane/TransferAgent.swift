@@ -22,6 +22,9 @@ public struct MoveOrder: Sendable {
     public var guarantee: String
     public var lateLocking = false
     public var earlyRelease = false
+    /// The switch goes first: the flows stay here until the in-band control packet, then their
+    /// state moves (the destination holds the switch's packets meanwhile).
+    public var redirectFirst = false
     public var destination: ChannelAddress
 
     public init(moveID: UInt64, filter: FlowFilter, guarantee: String, destination: ChannelAddress) {
@@ -72,6 +75,11 @@ public final class TransferAgent: @unchecked Sendable {
         var next = 0
         var stateSequence: UInt32 = 0
         var stateSentNotified = false
+        /// Redirect-first: the opening message's sequence number, whether the controller heard
+        /// the destination holds, whether the export began (at the IBC).
+        var openSequence: UInt32 = 0
+        var readyNotified = false
+        var exportStarted = false
         var ibcSeen = false
         var lateRedirects = 0
         /// OP: packets redirected after the in-band control packet (copies the destination
@@ -161,12 +169,21 @@ public final class TransferAgent: @unchecked Sendable {
         completedOrdered = false
         session.open(filter: "\(order.filter)", switchTraffic: move.ordered ? .gate : move.guarded ? .hold : .process,
                      replyTo: local.description)
+        move.openSequence = session.messagesQueued
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
             let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
             guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
         }
         if order.earlyRelease || !move.guarded { session.release() }
+        // Redirect-first: the flows stay here until the switch has moved their traffic.
+        if !order.redirectFirst { beginExport(move, now: now) }
+    }
+
+    /// Lists the flows to move (and sends the hosts); without late locking marks and reads them all.
+    func beginExport(_ move: Outgoing, now: UInt64) {
+        let order = move.order
+        move.exportStarted = true
         if order.multiFlow {
             guard sendHosts(move, peers: true) else { return abort(move, "a worker did not export its hosts", now: now) }
         }
@@ -225,6 +242,13 @@ public final class TransferAgent: @unchecked Sendable {
             abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
             return true
         }
+        if !move.exportStarted {
+            // Redirect-first: once the destination holds, the controller may update the switch.
+            guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }
+            move.readyNotified = true
+            notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
+            return true
+        }
         if move.next < move.candidates.count {
             exportBatch(move, count: Self.batch, now: now)
             if move.next == move.candidates.count { finishExport(move) }
@@ -238,6 +262,8 @@ public final class TransferAgent: @unchecked Sendable {
                 guard session.complete else { return false }
             }
             move.stateSentNotified = true
+            // Redirect-first: the controller is waiting for the end, not for this.
+            if move.order.redirectFirst { return true }
             // NG ends here for the source (the controller deletes the state after the update).
             notice(move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete", move.guarded ? "state-sent" : "completed",
                    nil, counters(move, now: now))
@@ -279,6 +305,8 @@ public final class TransferAgent: @unchecked Sendable {
         move.session.flushState()
         move.session.release()
         move.stateSequence = move.session.messagesQueued
+        // Redirect-first: the IBC came before the export began; nothing follows the state.
+        if move.order.redirectFirst { move.session.end() }
     }
 
     /// Gives the Move up: the flows are this instance's again (unmarked, the rule gone). Who
@@ -369,7 +397,12 @@ public final class TransferAgent: @unchecked Sendable {
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
             // The switch sends the moved traffic elsewhere now, and this was the last of it here.
             move.ibcSeen = true
-            move.session.end()
+            if move.order.redirectFirst {
+                // Every packet of the flows before it was processed here: their state is final.
+                if !move.exportStarted { beginExport(move, now: now) }
+            } else {
+                move.session.end()
+            }
             return
         }
         if move.ibcSeen && move.ordered {

@@ -103,4 +103,14 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
         if source == nil && destination == nil { return true }
         return source?.contains(host) == true || destination?.contains(host) == true
     }
+
+    /// The filter's one prefix when it has a prefix and no other field (a split Move's parts
+    /// are sub-prefixes of it).
+    public var splitPrefix: IPPrefix? {
+        guard proto == nil, sourcePort == nil, destinationPort == nil, vlan == nil else { return nil }
+        switch (source, destination) {
+        case (let p?, nil), (nil, let p?): return p
+        default: return nil
+        }
+    }
 }

@@ -40,6 +40,8 @@ public struct MoveReport: Codable, Sendable, Equatable {
     public var channelFrames = 0
     public var channelBytes = 0
     public var warnings: [String] = []
+    /// A split Move's parts, in the order they moved (empty otherwise).
+    public var parts: [MovePart] = []
 
     public init() {}
 
@@ -64,10 +66,31 @@ public struct MoveReport: Codable, Sendable, Equatable {
             ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
             ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
             ("Retransmissions", "\(retransmissions)"),
-        ] + warnings.map { ("Warning", $0) }
+        ] + parts.map { p in
+            ("Part \(p.filter)", String(format: "%@, %d states, %d packets seen, MoveTime %.4f s, %d messages", p.outcome, p.states, p.packets, p.moveTime, p.messages))
+        } + warnings.map { ("Warning", $0) }
         let width = rows.map { $0.0.count }.max() ?? 0
         let line = String(repeating: "-", count: width + 2) + "+" + String(repeating: "-", count: 44)
         return ([line] + rows.map { " " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " | " + $0.1 } + [line])
             .joined(separator: "\n")
+    }
+}
+
+/// One part of a split Move.
+public struct MovePart: Codable, Sendable, Equatable {
+    public var filter: String
+    public var outcome: String
+    public var states: Int
+    /// Packets the part's flows had seen at the source when the parts were ordered.
+    public var packets: Int
+    public var moveTime: Double
+    public var messages: Int
+    public init(filter: String, outcome: String, states: Int, packets: Int, moveTime: Double, messages: Int) {
+        self.filter = filter
+        self.outcome = outcome
+        self.states = states
+        self.packets = packets
+        self.moveTime = moveTime
+        self.messages = messages
     }
 }

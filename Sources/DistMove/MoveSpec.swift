@@ -41,6 +41,34 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
         case dist
     }
 
+    /// Beyond the paper (its section 6): which comes first, the state or the switch update.
+    public enum Plan: String, Sendable, CaseIterable {
+        /// The paper's: the state moves (packets of moved flows redirected to the
+        /// destination), then the switch is updated.
+        case stateFirst = "state-first"
+        /// The switch is updated first: the destination holds the switch's packets while the
+        /// state comes, the source processes what it got until then (dist, LF).
+        case redirectFirst = "redirect-first"
+    }
+
+    /// Beyond the paper (its section 6): one large Move as smaller ones, one per sub-prefix
+    /// of the filter's prefix that has flows, in an order, then one for the rest.
+    public struct Split: Sendable, Equatable {
+        public enum Order: String, Sendable, CaseIterable {
+            /// Fewest states first: small parts move and reroute quickly.
+            case state
+            /// Most packets first: the source sheds its load soonest.
+            case traffic
+        }
+        /// The length of the sub-prefixes (longer than the filter's prefix).
+        public var prefixLength: Int
+        public var order: Order
+        public init(prefixLength: Int, order: Order) {
+            self.prefixLength = prefixLength
+            self.order = order
+        }
+    }
+
     public var source: String
     public var destination: String
     public var filter: FlowFilter
@@ -48,6 +76,8 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
     public var guarantee: Guarantee
     public var optimizations: Set<Optimization>
     public var mode: Mode
+    public var plan: Plan = .stateFirst
+    public var split: Split?
 
     public init(source: String, destination: String, filter: FlowFilter, scopes: Set<Scope> = [.perFlow, .multiFlow],
                 guarantee: Guarantee = .lf, optimizations: Set<Optimization> = [], mode: Mode = .opennf) {
@@ -102,10 +132,41 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
         text.lowercased().split(whereSeparator: { $0 == "," || $0 == "|" || $0 == " " }).map(String.init)
     }
 
+    /// Sets the plan and the split from distctl's `--plan state-first|redirect-first` and
+    /// `--split LENGTH --split-order state|traffic`, and checks they fit the rest.
+    public mutating func arrange(plan: String = "state-first", split: Int? = nil, splitOrder: String = "state") throws {
+        guard let p = Plan(rawValue: plan.lowercased()) else { throw Invalid("plan '\(plan)' is not one of state-first, redirect-first") }
+        if p == .redirectFirst {
+            guard mode == .dist else { throw Invalid("a redirect-first Move runs peer to peer: use --mode dist") }
+            guard guarantee == .lf else { throw Invalid("a redirect-first Move is loss-free: use --guarantee lf") }
+        }
+        self.plan = p
+        guard let length = split else {
+            self.split = nil
+            return
+        }
+        guard let order = Split.Order(rawValue: splitOrder.lowercased()) else {
+            throw Invalid("split order '\(splitOrder)' is not one of state, traffic")
+        }
+        guard mode == .dist else { throw Invalid("a split Move runs its parts peer to peer: use --mode dist") }
+        guard let prefix = filter.splitPrefix else {
+            throw Invalid("a split Move needs a filter with one IP prefix (nw_src or nw_dst) and nothing else")
+        }
+        let family = prefix.address.isIPv4Mapped ? 32 : 128
+        let current = prefix.length - (family == 32 ? 96 : 0)
+        guard length > current, length <= family, length - current <= 16 else {
+            throw Invalid("--split \(length): the parts' prefix must be longer than the filter's (/\(current)), at most /\(family), and at most 16 bits longer")
+        }
+        self.split = Split(prefixLength: length, order: order)
+    }
+
     /// `lf pz|ll|er`, as the paper's tables name a configuration.
     public var configuration: String {
         let opts = optimizations.sorted().map { $0.rawValue }.joined(separator: "|")
-        return guarantee.rawValue.uppercased() + (opts.isEmpty ? "" : " " + opts.uppercased())
+        var text = guarantee.rawValue.uppercased() + (opts.isEmpty ? "" : " " + opts.uppercased())
+        if plan == .redirectFirst { text += " redirect-first" }
+        if let split { text += " split /\(split.prefixLength) by \(split.order.rawValue)" }
+        return text
     }
 
     public var description: String {

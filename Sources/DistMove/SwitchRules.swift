@@ -104,4 +104,14 @@ public enum SwitchRules {
         mod.instructions = [.applyActions(ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) })]
         return mod
     }
+
+    /// A FLOW_MOD deleting every rule whose cookie matches `cookie` under `mask` (a split
+    /// Move's part rules, all at once).
+    public static func delete(cookie: UInt64, mask: UInt64) -> OFFlowMod {
+        var mod = OFFlowMod()
+        mod.command = .delete
+        mod.cookie = cookie
+        mod.cookieMask = mask
+        return mod
+    }
 }

@@ -4,7 +4,7 @@ import Glibc
 
 /// An IPv4 or IPv6 prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a /32 or
 /// /128). IPv4 prefixes apply to IPv4-mapped addresses, as the flow table stores them.
-public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
+public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public var address: IPAddress
     /// Prefix length over the 128-bit form (an IPv4 /8 is 96 + 8).
     public var length: Int
@@ -31,6 +31,20 @@ public struct IPPrefix: Sendable, Equatable, CustomStringConvertible {
         address = a
         length = 128
         text = "\(a.text)/\(a.isIPv4Mapped ? 32 : 128)"
+    }
+
+    /// The prefix of `length` bits (over the 128-bit form) that holds `a`, in canonical text.
+    public init(covering a: IPAddress, length: Int) {
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
+        let bits = max(0, min(128, length))
+        var masked = IPAddress(hi: a.hi & mask(bits), lo: a.lo & mask(bits - 64))
+        if a.isIPv4Mapped {
+            masked.hi = a.hi
+            masked.lo = (a.lo & 0xFFFF_FFFF_0000_0000) | (a.lo & 0xFFFF_FFFF & mask(bits - 64))
+        }
+        address = masked
+        self.length = bits
+        text = a.isIPv4Mapped ? "\(masked.text)/\(max(0, bits - 96))" : "\(masked.text)/\(bits)"
     }
 
     /// Whether `a` lies within the prefix.

@@ -112,6 +112,24 @@ public final class PipelineStateStore: StateStore {
         imported = InstanceCounters()
     }
 
+    public func flowGroups(_ filter: FlowFilter, length: Int) throws -> [FlowGroup] {
+        guard let prefix = filter.splitPrefix else { throw StateStoreError("the filter has not one IP prefix and nothing else") }
+        guard length > prefix.length, length <= 128 else { throw StateStoreError("the parts' prefix length is not longer than the filter's") }
+        var merged: [IPPrefix: FlowGroup] = [:]
+        for w in 0..<workers {
+            guard case .groups(let found) = try ask(.groups(filter, prefix: prefix, length: length), w) else {
+                throw StateStoreError("unexpected reply")
+            }
+            for g in found {
+                var sum = merged[g.prefix] ?? FlowGroup(prefix: g.prefix, flows: 0, packets: 0)
+                sum.flows += g.flows
+                sum.packets &+= g.packets
+                merged[g.prefix] = sum
+            }
+        }
+        return merged.values.sorted { $0.prefix.address < $1.prefix.address }
+    }
+
     public func setEvents(_ rule: EventRule?) throws {
         for w in 0..<workers { _ = try ask(.events(rule), w) }
     }

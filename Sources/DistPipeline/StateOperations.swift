@@ -20,6 +20,9 @@ public enum StateRequest: Sendable {
     case deleteAssets(FlowFilter)
     /// Installs an event rule, or removes it (nil).
     case events(EventRule?)
+    /// The filter's flows grouped by the sub-prefix of `length` bits (over the 128-bit form)
+    /// their address within `prefix` falls in (a split Move's parts).
+    case groups(FlowFilter, prefix: IPPrefix, length: Int)
 }
 
 public enum StateResponse: Sendable {
@@ -27,6 +30,7 @@ public enum StateResponse: Sendable {
     case assets([AssetState])
     case count(Int)
     case located([(index: Int, key: FlowKey)])
+    case groups([FlowGroup])
     /// The request was not applied at all, for this reason.
     case refused(String)
 }
@@ -43,6 +47,18 @@ extension FastPath {
                 return true
             }
             return .flows(out)
+        case .groups(let filter, let prefix, let length):
+            var found: [IPPrefix: (flows: Int, packets: UInt64)] = [:]
+            table.forEach { _, e in
+                guard filter.matches(e.key) else { return true }
+                // A flow with both ends within the prefix counts in its lower end's part.
+                let at = prefix.contains(e.key.loAddr) ? e.key.loAddr : e.key.hiAddr
+                let part = IPPrefix(covering: at, length: length)
+                let sum = found[part] ?? (0, 0)
+                found[part] = (sum.flows + 1, sum.packets &+ e.packetsToServer &+ e.packetsToClient)
+                return true
+            }
+            return .groups(found.map { FlowGroup(prefix: $0.key, flows: $0.value.flows, packets: $0.value.packets) })
         case .locate(let filter):
             var out: [(index: Int, key: FlowKey)] = []
             table.forEach { i, e in

@@ -400,7 +400,22 @@ public protocol StateStore: AnyObject {
     func resetCounters()
     /// Installs (or with nil removes, releasing held packets) the event rule on every worker.
     func setEvents(_ rule: EventRule?) throws
+    /// The filter's flows by sub-prefix of `length` bits of its one prefix (a split Move's parts).
+    func flowGroups(_ filter: FlowFilter, length: Int) throws -> [FlowGroup]
 }
+
+/// Flows of one sub-prefix, and the packets they have seen.
+public struct FlowGroup: Sendable, Equatable {
+    public var prefix: IPPrefix
+    public var flows: Int
+    public var packets: UInt64
+    public init(prefix: IPPrefix, flows: Int, packets: UInt64) {
+        self.prefix = prefix
+        self.flows = flows
+        self.packets = packets
+    }
+}
+
 
 /// A store refused or could not complete a request.
 public struct StateStoreError: Error, CustomStringConvertible {

@@ -321,6 +321,7 @@ if let agent {
         order.multiFlow = request.multiFlow
         order.lateLocking = request.lateLocking
         order.earlyRelease = request.earlyRelease
+        order.redirectFirst = request.redirectFirst
         guard agent.orders.push(order) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
     }
 }

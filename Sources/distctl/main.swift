@@ -118,11 +118,18 @@ struct Move: ParsableCommand {
     @Option(name: .long, help: "ng (none), lf (loss-free), op (order-preserving).") var guarantee = "lf"
     @Option(name: .long, help: "Optimizations: pz, ll, er (comma-separated) or none.") var opt = "none"
     @Option(name: .long, help: "opennf (through the controller) or dist (peer to peer).") var mode = "opennf"
+    @Option(name: .long, help: "state-first (the paper's) or redirect-first (the switch first, then the state; dist, lf).")
+    var plan = "state-first"
+    @Option(name: .long, help: "Move the filter's prefix as parts of this prefix length, one Move each, then the rest (dist).")
+    var split: Int?
+    @Option(name: .long, help: "The parts' order: state (fewest states first) or traffic (most packets first).")
+    var splitOrder = "state"
 
     func validate() throws {
         do {
-            _ = try MoveSpec(source: from, destination: to, filter: filter, scope: scope, guarantee: guarantee,
-                             optimizations: opt, mode: mode)
+            var spec = try MoveSpec(source: from, destination: to, filter: filter, scope: scope, guarantee: guarantee,
+                                    optimizations: opt, mode: mode)
+            try spec.arrange(plan: plan, split: split, splitOrder: splitOrder)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -130,7 +137,8 @@ struct Move: ParsableCommand {
 
     func run() throws {
         let reply = try connection.ask(["command": "move", "from": from, "to": to, "filter": filter, "scope": scope,
-                                        "guarantee": guarantee, "opt": opt, "mode": mode], progress: true)
+                                        "guarantee": guarantee, "opt": opt, "mode": mode, "plan": plan,
+                                        "split": split as Any? ?? NSNull(), "splitOrder": splitOrder], progress: true)
         guard let object = reply["report"],
               let report = try? JSONDecoder().decode(MoveReport.self, from: JSONSerialization.data(withJSONObject: object))
         else { throw ValidationError("the controller's answer has no report") }

@@ -164,6 +164,15 @@ import Testing
         #expect(garbage["type"] as? String == "error")
         #expect(try Self.request(source, ["type": "fly", "id": 9]).first?["reason"] as? String == "unknown request type 'fly'")
         #expect(try Self.request(source, ["type": "getPerFlow", "id": 9, "filter": "nw_src=nonsense"]).first?["type"] as? String == "error")
+        // A split Move's parts.
+        let groups = try Self.request(source, ["type": "flowGroups", "id": 9, "filter": "nw_src=192.168.0.0/16", "length": 24])
+        let listed = groups.first?["groups"] as? [[String: Any]] ?? []
+        #expect(!listed.isEmpty && listed.allSatisfy { ($0["prefix"] as? String)?.hasSuffix("/24") == true && ($0["flows"] as? Int ?? 0) > 0 })
+        for bad: [String: Any] in [["filter": "*", "length": 24], ["filter": "nw_src=192.168.0.0/16", "length": 40],
+                                   ["filter": "nw_src=192.168.0.0/16,nw_proto=6", "length": 24], ["filter": "nw_src=192.168.0.0/16"]] {
+            let reply = try Self.request(source, bad.merging(["type": "flowGroups", "id": 9]) { $1 })
+            #expect(reply.first?["type"] as? String == "error", "\(bad)")
+        }
         // The actions of DiST's own Move are not the controller's to set.
         for action in ["redirect", "hold", "gate", "discard", "nonsense"] {
             let reply = try Self.request(source, ["type": "enableEvents", "id": 9, "filter": "nw_src=10.0.0.0/8", "action": action])

@@ -1,4 +1,5 @@
 @testable import DistController
+import DistFlow
 import DistOpenFlow
 import NIOCore
 import NIOEmbedded
@@ -71,6 +72,30 @@ import Testing
         let long = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder()))
         #expect(throws: ControllerError.self) {
             try long.writeInbound(ByteBuffer(bytes: [UInt8](repeating: 0x61, count: LineDecoder.maxLine + 1)))
+        }
+    }
+}
+
+@Suite struct SplitMoveTests {
+    static let groups: [[String: Any]] = [
+        ["prefix": "10.0.0.0/16", "flows": 40, "packets": 900],
+        ["prefix": "10.1.0.0/16", "flows": 3, "packets": 5000],
+        ["prefix": "10.2.0.0/16", "flows": 3, "packets": 70],
+        ["prefix": "10.9.0.0/16", "flows": 12, "packets": 70],
+    ]
+
+    @Test func partsGoFewestStatesOrMostPacketsFirst() throws {
+        let filter = try FlowFilter(parsing: "nw_src=10.0.0.0/8")
+        let byState = try SplitMove.order(Self.groups, of: filter, by: .state)
+        #expect(byState.map { "\($0.filter)" } == ["nw_src=10.1.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16", "nw_src=10.0.0.0/16"])
+        let byTraffic = try SplitMove.order(Self.groups, of: filter, by: .traffic)
+        #expect(byTraffic.map { "\($0.filter)" } == ["nw_src=10.1.0.0/16", "nw_src=10.0.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16"])
+        // A destination prefix stays a destination prefix.
+        let dst = try SplitMove.order([Self.groups[0]], of: FlowFilter(parsing: "nw_dst=10.0.0.0/8"), by: .state)
+        #expect("\(dst[0].filter)" == "nw_dst=10.0.0.0/16")
+        for bad: [String: Any] in [["prefix": "10.0.0.300/16", "flows": 1, "packets": 1], ["prefix": "10.0.0.0/16", "flows": -1, "packets": 1],
+                                   ["flows": 1, "packets": 1]] {
+            #expect(throws: ControllerError.self) { try SplitMove.order([bad], of: filter, by: .state) }
         }
     }
 }

@@ -21,6 +21,42 @@ let traceFrames: [PcapFile.Frame] = {
         #expect(try MoveSpec(source: "a", destination: "b", filter: "", guarantee: "ng").configuration == "NG")
     }
 
+    @Test func plansAndSplitsFitTheRestOfTheMove() throws {
+        var spec = try MoveSpec(source: "a", destination: "b", filter: "nw_src=10.0.0.0/8", optimizations: "pz,ll,er", mode: "dist")
+        try spec.arrange(plan: "redirect-first")
+        #expect(spec.plan == .redirectFirst && spec.configuration == "LF PZ|LL|ER redirect-first")
+        try spec.arrange(split: 16, splitOrder: "traffic")
+        #expect(spec.plan == .stateFirst && spec.split == MoveSpec.Split(prefixLength: 16, order: .traffic))
+        #expect(spec.configuration == "LF PZ|LL|ER split /16 by traffic")
+        var v6 = try MoveSpec(source: "a", destination: "b", filter: "nw_dst=2001:db8::/32", mode: "dist")
+        try v6.arrange(split: 48)
+        #expect(v6.split?.prefixLength == 48)
+        let refused: [(String, String, String, Int?, String)] = [
+            // (filter, mode/guarantee, plan, split, what the reason says)
+            ("nw_src=10.0.0.0/8", "opennf/lf", "redirect-first", nil, "--mode dist"),
+            ("nw_src=10.0.0.0/8", "dist/op", "redirect-first", nil, "--guarantee lf"),
+            ("nw_src=10.0.0.0/8", "dist/lf", "sideways", nil, "plan 'sideways'"),
+            ("nw_src=10.0.0.0/8", "opennf/lf", "state-first", 16, "--mode dist"),
+            ("nw_src=10.0.0.0/8,tp_dst=80", "dist/lf", "state-first", 16, "one IP prefix"),
+            ("*", "dist/lf", "state-first", 16, "one IP prefix"),
+            ("nw_src=10.0.0.0/8", "dist/lf", "state-first", 8, "longer than the filter's (/8)"),
+            ("nw_src=10.0.0.0/8", "dist/lf", "state-first", 33, "at most /32"),
+            ("nw_src=10.0.0.0/8", "dist/lf", "state-first", 25, "at most 16 bits longer"),
+        ]
+        for (filter, how, plan, split, reason) in refused {
+            let parts = how.split(separator: "/").map(String.init)
+            var spec = try MoveSpec(source: "a", destination: "b", filter: filter, guarantee: parts[1], mode: parts[0])
+            #expect(throws: MoveSpec.Invalid.self) { try spec.arrange(plan: plan, split: split) }
+            do {
+                try spec.arrange(plan: plan, split: split)
+            } catch {
+                #expect("\(error)".contains(reason), "\(error)")
+            }
+        }
+        var spec2 = try MoveSpec(source: "a", destination: "b", filter: "nw_src=10.0.0.0/8", mode: "dist")
+        #expect(throws: MoveSpec.Invalid.self) { try spec2.arrange(split: 16, splitOrder: "size") }
+    }
+
     @Test func refusesWhatIsWrongWithAReason() {
         let cases: [(String, () throws -> MoveSpec)] = [
             ("not one of ng, lf, op", { try MoveSpec(source: "a", destination: "b", filter: "*", guarantee: "xx") }),

@@ -460,3 +460,35 @@ import Testing
         #expect(RedirectTests.verdict(path, other) == .forward)
     }
 }
+
+/// A split Move's parts: the filter's flows by sub-prefix, counted where their address within
+/// the filter's prefix falls.
+@Suite struct FlowGroupTests {
+    @Test func groupsCoverEveryFlowOfTheFilterOnce() throws {
+        let (path, _) = FastPathTests.run(FastPathTests.frames, burst: 32)
+        let store = PipelineStateStore(path)
+        let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
+        let groups = try store.flowGroups(filter, length: 96 + 24)
+        guard case .located(let flows) = path.perform(.locate(filter)) else { Issue.record("no answer"); return }
+        #expect(groups.count > 1)
+        #expect(groups.reduce(0) { $0 + $1.flows } == flows.count)
+        #expect(groups.allSatisfy { $0.prefix.length == 120 && $0.prefix.text.hasSuffix("/24") && $0.prefix.text.hasPrefix("192.168.") })
+        #expect(groups.map { $0.prefix.address } == groups.map { $0.prefix.address }.sorted())
+        // Each flow is in the part holding its address within 192.168.0.0/16.
+        for g in groups {
+            let part = try FlowFilter(parsing: "nw_src=\(g.prefix.text)")
+            guard case .located(let inPart) = path.perform(.locate(part)) else { continue }
+            #expect(inPart.count >= g.flows)
+        }
+        #expect(throws: StateStoreError.self) { try store.flowGroups(FlowFilter(parsing: "nw_src=10.0.0.0/8,tp_dst=80"), length: 112) }
+        #expect(throws: StateStoreError.self) { try store.flowGroups(filter, length: 104) }
+    }
+
+    @Test func aPrefixCoveringAnAddressIsCanonical() {
+        let a = IPAddress(text: "10.1.2.3")!
+        #expect(IPPrefix(covering: a, length: 96 + 16).text == "10.1.0.0/16")
+        #expect(IPPrefix(covering: a, length: 96 + 16).contains(IPAddress(text: "10.1.255.1")!))
+        #expect(!IPPrefix(covering: a, length: 96 + 16).contains(IPAddress(text: "10.2.0.1")!))
+        #expect(IPPrefix(covering: IPAddress(text: "2001:db8:1:2::5")!, length: 48).text == "2001:db8:1::/48")
+    }
+}

@@ -103,13 +103,13 @@ class MoveTests(unittest.TestCase):
             self.assertGreater(len(MoveTests.baseline[profile]), 20)
         return MoveTests.baseline[profile]
 
-    def moved(self, guarantee, opt, order, mode='opennf', up=()):
+    def moved(self, guarantee, opt, order, mode='opennf', up=(), extra=()):
         expected = self.baseline_records(up)
-        bed = self.session(f'{mode}-{guarantee}-{opt.replace(",", "")}-{len(up)}', *up)
+        bed = self.session(f'{mode}-{guarantee}-{opt.replace(",", "")}-{len(up)}{"".join(extra).replace("-", "")}', *up)
         try:
             replay = self.replay(bed)
             time.sleep(MOVE_AT)
-            report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt, '--mode', mode)
+            report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt, '--mode', mode, *extra)
             replay.join()
             flows_after = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
         finally:
@@ -150,9 +150,9 @@ class MoveTests(unittest.TestCase):
         report, _ = self.moved('lf', 'none', 'none')
         self.assertGreater(report['packetsBuffered'], 0, report)
 
-    def dist_moved(self, guarantee, opt, up=()):
+    def dist_moved(self, guarantee, opt, up=(), extra=()):
         order = {'lf': 'flows', 'op': 'all' if 'll' not in opt else 'flows'}.get(guarantee, 'none')
-        report, result = self.moved(guarantee, opt, order, mode='dist', up=up)
+        report, result = self.moved(guarantee, opt, order, mode='dist', up=up, extra=extra)
         # The controller only signals: a handful of messages whatever the flows and packets.
         self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], 10, report)
         self.assertGreater(report['channelFrames'], 0, report)
@@ -160,6 +160,30 @@ class MoveTests(unittest.TestCase):
             # Redirected packets and the switch's meet at the destination in order.
             self.assertEqual(result['reordered_within_flows'], 0, result)
         return report, result
+
+    def test_dist_redirect_first(self):
+        """The switch goes first: the destination holds its packets while the state comes after
+        the IBC; the source processes what it got until then and redirects next to nothing."""
+        report, result = self.dist_moved('lf', 'pz,er', extra=('--plan', 'redirect-first'))
+        self.assertIn('redirect-first', report['move'])
+        # The source had every packet before the switch update, the destination every one
+        # after: the moved traffic keeps its order across flows too.
+        self.assertEqual(result['moved_reordered'], 0, result)
+
+    def test_dist_split_by_traffic(self):
+        """One Move of 10.0.0.0/8 as a Move per /16 with flows, busiest first, then the rest."""
+        report, result = self.moved('lf', 'pz,ll,er', 'flows', mode='dist',
+                                    extra=('--split', '16', '--split-order', 'traffic'))
+        parts = report['parts']
+        self.assertGreater(len(parts), 2, report)
+        self.assertEqual(parts[-1]['filter'], FILTER)   # the rest, last
+        seen = [p['packets'] for p in parts[:-1]]
+        self.assertEqual(seen, sorted(seen, reverse=True))
+        for p in parts:
+            self.assertEqual(p['outcome'], 'completed', p)
+            self.assertLessEqual(p['messages'], 10, p)
+        self.assertEqual(sum(p['states'] for p in parts), report['perFlowStates'])
+        self.assertEqual(result['reordered_within_flows'], 0, result)
 
     def test_dist_order_preserving(self):
         """The two-phase switch update: the switch's copies before the in-band control packet

@@ -12,14 +12,19 @@ against the trace, order against what left the switch).
 
 - Ceiling: replays without a Move at rising rates; the highest rate with nothing lost.
 - Table 1: 1000 pps, a Move of every IPv4 flow (about 2,000 states after 20 s, as the paper's)
-  20 s into the replay, for LF PZ, LF PZ|LL|ER and OP PZ|LL|ER in each mode (dist: LF only so
-  far), and OpenNF* (opennf LF PZ|LL|ER with the control plane as fast as the data plane, the
-  fast-control profile): states, redirected packets, MoveTime, RedirTime, Ser% and Deser%
-  (medians), controller messages, and what the checker found; the opennf/dist MoveTime ratio.
+  20 s into the replay, for LF PZ, LF PZ|LL|ER and OP PZ|LL|ER in each mode (dist: OP PZ too,
+  which keeps the order across the moved flows), and OpenNF* (opennf LF PZ|LL|ER with the
+  control plane as fast as the data plane, the fast-control profile): states, redirected
+  packets, MoveTime, RedirTime, Ser% and Deser% (medians), controller messages, and what the
+  checker found; the opennf/dist MoveTime ratio.
 - Figure 5: MoveTime against the number of states moved (prefixes of different sizes) at
   500, 1000 and 2500 pps, LF PZ|LL|ER.
-- Figure 6: the sink's packet rate over time around a Move at 1000 pps, LF PZ|LL|ER.
-- Loss against rate: LF PZ|LL|ER at 500 to 20,000 pps: packets lost and reordered (median).
+- Figure 6: the sink's packet rate over time around a Move at 1000 pps, LF PZ|LL|ER, and the
+  latency of each moved packet (first seen at a VNF's port to seen at the sink) over time.
+- Loss against rate: LF PZ|LL|ER (and dist OP PZ|LL|ER) at 500 to 20,000 pps: packets lost,
+  duplicated and reordered (median).
+- Channel drop: dist LF and OP PZ|LL|ER at the same rates with 10% of the channel's frames
+  dropped by the test bed's delay lines (--parts drop).
 
 Writes results.json, table1.md, and PNG plots (matplotlib) to --out; prints the Markdown.
 """
@@ -41,8 +46,16 @@ import pcapcheck  # noqa: E402
 
 ALL_V4 = 'nw_src=0.0.0.0/0'
 # (mode, guarantee, optimizations); 'opennf*' is opennf on the fast-control profile.
+# Beyond the paper (dist): redirect-first, and the Move split per /4 of the address space.
+REDIRECT_FIRST = ('--plan', 'redirect-first')
+SPLIT_STATE = ('--split', '4', '--split-order', 'state')
+SPLIT_TRAFFIC = ('--split', '4', '--split-order', 'traffic')
 TABLE1 = [('opennf', 'lf', 'pz'), ('opennf', 'lf', 'pz,ll,er'), ('opennf', 'op', 'pz,ll,er'), ('opennf*', 'lf', 'pz,ll,er'),
-          ('dist', 'lf', 'pz'), ('dist', 'lf', 'pz,ll,er')]
+          ('dist', 'lf', 'pz'), ('dist', 'lf', 'pz,ll,er'), ('dist', 'op', 'pz'), ('dist', 'op', 'pz,ll,er'),
+          ('dist', 'lf', 'pz,ll,er', REDIRECT_FIRST), ('dist', 'lf', 'pz,ll,er', SPLIT_STATE), ('dist', 'lf', 'pz,ll,er', SPLIT_TRAFFIC)]
+EXTRA_LABEL = {REDIRECT_FIRST: ' redirect-first', SPLIT_STATE: ' split /4 by state', SPLIT_TRAFFIC: ' split /4 by traffic'}
+# Loss against rate: the guarantees measured per mode.
+GUARANTEES = {'opennf': ['lf'], 'dist': ['lf', 'op']}
 
 
 def testbed(directory, *args, check=True, timeout=300):
@@ -59,10 +72,10 @@ def cut(work, frames):
     return path
 
 
-def run(work, name, trace, pps, profile, move=None, at=None):
+def run(work, name, trace, pps, profile, move=None, at=None, up=()):
     """One test bed run; returns the Move's report (or None), the checker's result, times."""
     directory = os.path.join(work, name)
-    testbed(directory, 'up', '--profile', profile)
+    testbed(directory, 'up', '--profile', profile, *up)
     report, started, ended = None, None, None
     try:
         replay = threading.Thread(target=testbed, args=(directory, 'replay', trace, str(pps)), kwargs={'timeout': 900})
@@ -70,10 +83,12 @@ def run(work, name, trace, pps, profile, move=None, at=None):
         replay.start()
         if move:
             time.sleep(at)
-            guarantee, opt, flt, mode = move if len(move) == 4 else (*move, 'opennf')
+            guarantee, opt, flt = move[:3]
+            mode = move[3] if len(move) > 3 else 'opennf'
+            extra = move[4] if len(move) > 4 else ()
             started = time.time()
             out = testbed(directory, 'move', '--from', 'vnf1', '--to', 'vnf2', '--filter', flt, '--guarantee', guarantee,
-                          '--opt', opt, '--mode', mode, '--json', check=False)
+                          '--opt', opt, '--mode', mode, '--json', *extra, check=False)
             ended = time.time()
             try:
                 report = json.loads(out.stdout[out.stdout.index('{'):])['report']
@@ -83,7 +98,8 @@ def run(work, name, trace, pps, profile, move=None, at=None):
         time.sleep(1)
     finally:
         testbed(directory, 'down', check=False)
-    order = 'all' if move and move[0] == 'op' else 'none'
+    # OP without late locking keeps the moved traffic's order across flows; with it, within flows.
+    order = ('all' if 'll' not in move[1] else 'flows') if move and move[0] == 'op' else 'none'
     out = testbed(directory, 'check', trace, '--order', order, '--json', check=False)
     result = json.loads(out.stdout)
     return {'name': name, 'pps': pps, 'report': report, 'check': result, 'replay_start': t0,
@@ -118,7 +134,7 @@ def main():
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
     parser.add_argument('--quick', action='store_true', help='one run per point, fewer points (a smoke test)')
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
-    parser.add_argument('--parts', default='ceiling,table1,figure5,loss',
+    parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
     if options.plot:
@@ -131,7 +147,7 @@ def main():
     parts = set(options.parts.split(','))
     results = {}
     previous = os.path.join(options.out, 'results.json')
-    if parts != {'ceiling', 'table1', 'figure5', 'loss'} and os.path.exists(previous):
+    if parts != {'ceiling', 'table1', 'figure5', 'loss', 'drop'} and os.path.exists(previous):
         with open(previous) as f:
             results = json.load(f)
     results.update({'profile': options.profile, 'runs': runs})
@@ -146,6 +162,8 @@ def main():
         figure5(work, options, runs, results)
     if 'loss' in parts:
         loss_against_rate(work, options, runs, results)
+    if 'drop' in parts:
+        loss_against_rate(work, options, runs, results, drop=10)
 
     with open(os.path.join(options.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
@@ -165,17 +183,21 @@ def table1(work, options, runs, results):
     modes = options.modes.split(',')
     table = []
     results['figure6'] = {}
-    for mode, guarantee, opt in TABLE1:
+    for mode, guarantee, opt, *more in TABLE1:
+        extra = more[0] if more else ()
         if mode.rstrip('*') not in modes:
             continue
         profile = 'fast-control' if mode == 'opennf*' else options.profile
         if mode == 'opennf*' and options.profile == 'none':
             continue
-        points = [run(work, f'table1-{mode.rstrip("*")}{"x" if mode.endswith("*") else ""}-{guarantee}-{opt.replace(",", "")}-{i}',
-                      trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*')), at) for i in range(runs)]
+        tag = ''.join(a.strip('-')[:6] for a in extra)
+        points = [run(work, f'table1-{mode.rstrip("*")}{"x" if mode.endswith("*") else ""}-{guarantee}-{opt.replace(",", "")}{tag}-{i}',
+                      trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*'), extra), at) for i in range(runs)]
         reports = [p['report'] for p in points if p['report'] and p['report'].get('outcome') == 'completed']
         label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
-        row = {'mode': mode, 'config': f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}', 'runs': len(points),
+        row = {'mode': mode, 'config': f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}{EXTRA_LABEL.get(extra, "")}',
+               'parts': median([len(r.get('parts', [])) for r in reports]) if extra in (SPLIT_STATE, SPLIT_TRAFFIC) else None,
+               'runs': len(points),
                'completed': len(reports),
                'states': median([r['perFlowStates'] for r in reports]),
                'redirected': median([r['packetsRedirected'] for r in reports]),
@@ -190,7 +212,7 @@ def table1(work, options, runs, results):
                'moved_reordered': max(p['check']['moved_reordered'] for p in points)}
         table.append(row)
         print('table1:', json.dumps(row), flush=True)
-        if (guarantee, opt) == ('lf', 'pz,ll,er') and mode in ('opennf', 'dist'):
+        if (guarantee, opt, extra) == ('lf', 'pz,ll,er', ()) and mode in ('opennf', 'dist'):
             results['figure6'][mode] = figure6_series(points[0])
     results['table1'] = table
     results['table1_runs'] = runs
@@ -214,30 +236,38 @@ def figure5(work, options, runs, results):
     results['figure5'] = fig5
 
 
-def loss_against_rate(work, options, runs, results):
+def loss_against_rate(work, options, runs, results, drop=0):
+    """Each mode's guarantees at rising rates (dist only, with `drop`% of the channel dropped)."""
     loss = []
-    for mode in options.modes.split(','):
-        for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
-            frames = min(50000, pps * 8)
-            trace = cut(work, frames)
-            # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
-            at = min(4.0, frames / pps / 2)
-            points = [run(work, f'loss-{mode}-{pps}-{i}', trace, pps, options.profile, ('lf', 'pz,ll,er', ALL_V4, mode), at)
-                      for i in range(runs)]
-            entry = {'mode': mode, 'pps': pps, 'lost': median([p['check']['lost'] for p in points]),
-                     'duplicated': max(p['check']['duplicated'] for p in points),
-                     'reordered_within_flows': median([p['check']['reordered_within_flows'] for p in points]),
-                     'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
-                     'redirected': median([(p['report'] or {}).get('packetsRedirected') for p in points]),
-                     'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed')}
-            loss.append(entry)
-            print('loss:', json.dumps(entry), flush=True)
-    results['loss'] = loss
-    results['loss_runs'] = runs
+    modes = [m for m in options.modes.split(',') if not drop or m == 'dist']
+    up = ('--channel-drop', str(drop)) if drop else ()
+    for mode in modes:
+        for guarantee in GUARANTEES[mode]:
+            for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
+                frames = min(50000, pps * 8)
+                trace = cut(work, frames)
+                # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
+                at = min(4.0, frames / pps / 2)
+                points = [run(work, f'{"drop" if drop else "loss"}-{mode}-{guarantee}-{pps}-{i}', trace, pps, options.profile,
+                              (guarantee, 'pz,ll,er', ALL_V4, mode), at, up) for i in range(runs)]
+                entry = {'mode': mode, 'guarantee': guarantee, 'pps': pps, 'drop': drop,
+                         'lost': median([p['check']['lost'] for p in points]),
+                         'duplicated': max(p['check']['duplicated'] for p in points),
+                         'reordered_within_flows': median([p['check']['reordered_within_flows'] for p in points]),
+                         'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
+                         'redirected': median([(p['report'] or {}).get('packetsRedirected') for p in points]),
+                         'retransmissions': median([(p['report'] or {}).get('retransmissions', 0) for p in points]),
+                         'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed')}
+                loss.append(entry)
+                print('drop:' if drop else 'loss:', json.dumps(entry), flush=True)
+    results['drop' if drop else 'loss'] = loss
+    results['drop_runs' if drop else 'loss_runs'] = runs
 
 
 def figure6_series(point):
-    """The sink's packets per 100 ms, with the Move's start and end, relative to the replay."""
+    """The sink's packets per 100 ms, with the Move's start and end, relative to the replay; and
+    each packet's latency through the VNFs (first seen on a VNF's port, then at the sink) in
+    the 3 s around the Move."""
     records = pcapcheck.read_pcap_records(os.path.join(point['dir'], 'sink.pcap'))
     t0 = point['replay_start']
     bins = {}
@@ -247,8 +277,19 @@ def figure6_series(point):
     series = [(k / 10, bins.get(k, 0) * 10) for k in range(min(bins), max(bins) + 1)] if bins else []
     report = point['report'] or {}
     start = (point['move_start'] or t0) - t0
+    arrived = {}
+    for port in ('to-vnf1.pcap', 'to-vnf2.pcap'):
+        path = os.path.join(point['dir'], port)
+        if os.path.exists(path):
+            for t, frame in pcapcheck.read_pcap_records(path):
+                if frame not in arrived or t < arrived[frame]:
+                    arrived[frame] = t
+    latency = []
+    for t, frame in records:
+        if frame in arrived and start - 1 <= t - t0 <= start + 2:
+            latency.append((round(t - t0, 6), round((t - arrived[frame]) * 1000, 3)))
     return {'series': series, 'move_start': start, 'move_end': start + report.get('moveTime', 0),
-            'redir_end': start + max(report.get('moveTime', 0), report.get('redirTime', 0))}
+            'redir_end': start + max(report.get('moveTime', 0), report.get('redirTime', 0)), 'latency': latency}
 
 
 def table_markdown(results):
@@ -257,25 +298,43 @@ def table_markdown(results):
     lines = [f'Test bed profile `{results["profile"]}`, 1000 pps, every IPv4 flow moved 20 s into mix-a, '
              f'median of {results.get("table1_runs", results["runs"])} runs (`deploy/bench/move.py`). Ceiling of the test bed (no Move, '
              f'nothing lost): {results.get("ceiling", "-")} pps. OpenNF*: opennf with the control plane as fast as the data plane.', '',
-             '| Config | # States | # Redirected | MoveTime (s) | RedirTime (s) | Ser% | Deser% | Controller msgs | Retransmissions | Lost | Reordered in flows |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+             '| Config | # States | # Redirected | MoveTime (s) | RedirTime (s) | Ser% | Deser% | Controller msgs | Retransmissions | Lost | Reordered in flows | Reordered across moved flows |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for r in results.get('table1', []):
-        lines.append(f'| {r["config"]} | {f(r["states"], ".0f")} | {f(r["redirected"], ".0f")} | {f(r["move_time"], ".3f")} | '
+        parts = f' ({r["parts"]:.0f} parts)' if r.get('parts') else ''
+        lines.append(f'| {r["config"]}{parts} | {f(r["states"], ".0f")} | {f(r["redirected"], ".0f")} | {f(r["move_time"], ".3f")} | '
                      f'{f(r["redir_time"], ".3f")} | {f(r["ser"], ".2f")} | {f(r["deser"], ".2f")} | {f(r["messages"], ".0f")} | '
-                     f'{f(r.get("retransmissions"), ".0f")} | {r["lost"]} | {r["reordered_within_flows"]} |')
+                     f'{f(r.get("retransmissions"), ".0f")} | {r["lost"]} | {r["reordered_within_flows"]} | {r.get("moved_reordered", "-")} |')
     rows = {r['config']: r for r in results.get('table1', [])}
     a, b = rows.get('OpenNF LF PZ LL ER'), rows.get('DiST LF PZ LL ER')
     if a and b and a['move_time'] and b['move_time']:
         lines += ['', f'LF PZ|LL|ER MoveTime, opennf / dist: {a["move_time"] / b["move_time"]:.1f}x.']
-    if results.get('loss'):
-        lines += ['', f'Loss against rate, LF PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
-                  f'{results.get("loss_runs", results["runs"])} run(s):', '',
-                  '| Mode | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | MoveTime (s) | Moves completed |',
-                  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
-        for e in results['loss']:
-            lines.append(f'| {e.get("mode", "opennf")} | {e["pps"]} | {f(e["lost"], ".0f")} | {e.get("duplicated", "-")} | '
-                         f'{f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} |')
+    for key, title in (('loss', 'Loss against rate'), ('drop', 'With 10% of the channel\'s frames dropped')):
+        if not results.get(key):
+            continue
+        lines += ['', f'{title}, PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
+                  f'{results.get(key + "_runs", results["runs"])} run(s):', '',
+                  '| Mode | Guarantee | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed |',
+                  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+        for e in results[key]:
+            lines.append(f'| {e.get("mode", "opennf")} | {e.get("guarantee", "lf").upper()} | {e["pps"]} | {f(e["lost"], ".0f")} | '
+                         f'{e.get("duplicated", "-")} | {f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | '
+                         f'{f(e.get("retransmissions"), ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} |')
     return '\n'.join(lines) + '\n'
+
+
+def stacked(plt, by_mode, key, path, ylabel, title, draw):
+    """One panel per mode of a time series around a Move, the Move shaded."""
+    fig, axes = plt.subplots(len(by_mode), 1, figsize=(6, 2.6 * len(by_mode)), squeeze=False)
+    for ax, (mode, f6) in zip(axes[:, 0], sorted(by_mode.items())):
+        draw(ax, [t for t, _ in f6[key]], [v for _, v in f6[key]])
+        ax.axvspan(f6['move_start'], f6['redir_end'], color='orange', alpha=0.3, label='Move')
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(title.format(mode), fontsize=9)
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel('time since the replay began (s)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def plots(results, out):
@@ -314,28 +373,29 @@ def plots(results, out):
     if 'series' in f6s:
         f6s = {'opennf': f6s}
     if f6s:
-        fig, axes = plt.subplots(len(f6s), 1, figsize=(6, 2.6 * len(f6s)), squeeze=False)
-        for ax, (mode, f6) in zip(axes[:, 0], sorted(f6s.items())):
-            ax.plot([t for t, _ in f6['series']], [r for _, r in f6['series']], lw=1)
-            ax.axvspan(f6['move_start'], f6['redir_end'], color='orange', alpha=0.3, label='Move')
-            ax.set_ylabel('packets/s at the sink', fontsize=8)
-            ax.set_title(f'Sink rate around a {mode} LF PZ|LL|ER Move, 1000 pps', fontsize=9)
-            ax.legend(fontsize=7)
-        axes[-1, 0].set_xlabel('time since the replay began (s)')
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, 'figure6-sink-rate.png'), dpi=120)
-    if results.get('loss'):
+        stacked(plt, f6s, 'series', os.path.join(out, 'figure6-sink-rate.png'), 'packets/s at the sink',
+                'Sink rate around a {} LF PZ|LL|ER Move, 1000 pps', lambda ax, xs, ys: ax.plot(xs, ys, lw=1))
+        with_latency = {m: f6 for m, f6 in f6s.items() if f6.get('latency')}
+        if with_latency:
+            def dots(ax, xs, ys):
+                ax.plot(xs, ys, '.', ms=2)
+                ax.set_yscale('log')
+            stacked(plt, with_latency, 'latency', os.path.join(out, 'latency-during-move.png'), 'latency (ms)',
+                    'Per-packet latency of moved flows through the VNFs, {} LF PZ|LL|ER, 1000 pps', dots)
+    if results.get('loss') or results.get('drop'):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for mode in sorted({e.get('mode', 'opennf') for e in results['loss']}):
-            pts = [e for e in results['loss'] if e.get('mode', 'opennf') == mode]
+        entries = results.get('loss', []) + results.get('drop', [])
+        for key in sorted({(e.get('mode', 'opennf'), e.get('guarantee', 'lf'), e.get('drop', 0)) for e in entries}):
+            pts = [e for e in entries if (e.get('mode', 'opennf'), e.get('guarantee', 'lf'), e.get('drop', 0)) == key]
+            label = f'{key[0]} {key[1].upper()}' + (f' {key[2]}% channel drop' if key[2] else '')
             xs = [e['pps'] for e in pts]
-            ax.plot(xs, [e['lost'] or 0 for e in pts], 'o-', label=f'{mode}: lost')
-            ax.plot(xs, [e['reordered_within_flows'] or 0 for e in pts], 's--', label=f'{mode}: reordered within flows')
+            ax.plot(xs, [e['lost'] or 0 for e in pts], 'o-', label=f'{label}: lost')
+            ax.plot(xs, [e['reordered_within_flows'] or 0 for e in pts], 's--', label=f'{label}: reordered within flows')
         ax.set_xscale('log')
         ax.set_xlabel('replay rate (pps)')
         ax.set_ylabel('packets (median)')
-        ax.set_title('LF PZ|LL|ER Move: loss against rate')
-        ax.legend(fontsize=7)
+        ax.set_title('PZ|LL|ER Move: loss against rate')
+        ax.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(os.path.join(out, 'loss-vs-rate.png'), dpi=120)
 
