@@ -228,7 +228,7 @@ public final class SouthboundService {
     }
 }
 
-/// `movePerFlow`: `moveID`, `filter`, `scopes` (["per", "multi"]), `guarantee` (ng|lf|op),
+/// `movePerFlow`: `moveID`, `filter`, `scopes` (some of "per", "multi", "all"), `guarantee` (ng|lf|op),
 /// `lateLocking`, `earlyRelease`, `redirectFirst`, and `dst`, the destination's channel address
 /// (IP:PORT@MAC).
 public struct MoveRequest: Sendable {
@@ -236,6 +236,8 @@ public struct MoveRequest: Sendable {
     public var filter: FlowFilter
     public var perFlow: Bool
     public var multiFlow: Bool
+    /// The instance's counters go too (added at the destination, taken off here).
+    public var allFlows: Bool
     public var guarantee: String
     public var lateLocking: Bool
     public var earlyRelease: Bool
@@ -248,8 +250,8 @@ public struct MoveRequest: Sendable {
         guard let id = r["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
         guard let dst = r["dst"] as? String, !dst.isEmpty else { throw SouthboundError("\"dst\" must be the destination's channel address") }
         let scopes = r["scopes"] as? [String] ?? ["per", "multi"]
-        guard scopes.allSatisfy({ $0 == "per" || $0 == "multi" }) else {
-            throw SouthboundError("\"scopes\": per and multi move over the channel (all-flows counters do not)")
+        guard !scopes.isEmpty, scopes.allSatisfy({ ["per", "multi", "all"].contains($0) }) else {
+            throw SouthboundError("\"scopes\" must be some of per, multi and all")
         }
         let guarantee = r["guarantee"] as? String ?? "lf"
         guard ["ng", "lf", "op"].contains(guarantee) else { throw SouthboundError("\"guarantee\" must be ng, lf or op") }
@@ -257,6 +259,7 @@ public struct MoveRequest: Sendable {
         self.filter = filter
         perFlow = scopes.contains("per")
         multiFlow = scopes.contains("multi")
+        allFlows = scopes.contains("all")
         self.guarantee = guarantee
         lateLocking = r["lateLocking"] as? Bool ?? false
         earlyRelease = r["earlyRelease"] as? Bool ?? false

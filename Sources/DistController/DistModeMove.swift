@@ -63,9 +63,6 @@ final class DistModeMove: MoveRun {
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
          ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
          cookie: UInt64? = nil, progress: @escaping (String) -> Void) throws {
-        guard !spec.scopes.contains(.allFlows) else {
-            throw ControllerError("all-flows counters do not move over the channel; use --scope per,multi or --mode opennf")
-        }
         for v in [source, destination] where v.channelAddress == nil {
             throw ControllerError("\(v.name) has no DiST channel (start it with --channel and --channel-key)")
         }
@@ -135,8 +132,9 @@ final class DistModeMove: MoveRun {
             }
         } else {
             steps = steps.flatMap {
-                // One request deletes what moved at the source.
+                // One request deletes what moved at the source (its counters it took off itself).
                 let multi = self.spec.scopes.contains(.multiFlow)
+                guard self.spec.scopes.contains(.perFlow) || multi else { return self.loop.makeSucceededVoidFuture() }
                 let request: [String: Any] = self.spec.scopes.contains(.perFlow)
                     ? ["type": "delPerFlow", "filter": "\(self.spec.filter)", "hosts": multi]
                     : ["type": "delMultiFlow", "filter": "\(self.spec.filter)"]
@@ -211,6 +209,7 @@ final class DistModeMove: MoveRun {
         guard let c = n["counters"] as? [String: Int] else { return }
         report.perFlowStates = c["perFlowStates"] ?? report.perFlowStates
         report.multiFlowStates = c["multiFlowStates"] ?? report.multiFlowStates
+        report.allFlowsStates = c["allFlowsStates"] ?? report.allFlowsStates
         report.packetsRedirected = c["packetsRedirected"] ?? report.packetsRedirected
         report.packetsReleased = c["dstPackets"] ?? report.packetsReleased
         report.packetsBuffered = c["dstBuffered"] ?? report.packetsBuffered

@@ -18,6 +18,8 @@ public struct MoveOrder: Sendable {
     public var filter: FlowFilter
     public var perFlow = true
     public var multiFlow = true
+    /// The instance's counters as the Move began (all-flows state), or nil.
+    public var counters: InstanceCounters?
     /// "ng", "lf" or "op".
     public var guarantee: String
     public var lateLocking = false
@@ -60,6 +62,8 @@ public final class TransferAgent: @unchecked Sendable {
     /// Orders from the main lcore, and notices back to it.
     public let orders = SPSCRing<MoveOrder>(capacity: 64)
     public let notices = SPSCRing<MoveNotice>(capacity: 256)
+    /// All-flows counters a Move brought here, for the main lcore to add.
+    public let importedCounters = SPSCRing<InstanceCounters>(capacity: 64)
     /// Frames that were not channel frames of a known Move, or did not authenticate.
     public private(set) var rejectedFrames = 0
     /// Redirected packets that reached this lcore after their Move ended (processed here).
@@ -184,6 +188,7 @@ public final class TransferAgent: @unchecked Sendable {
     func beginExport(_ move: Outgoing, now: UInt64) {
         let order = move.order
         move.exportStarted = true
+        if let c = order.counters { move.session.add(.allFlows(c)) }
         if order.multiFlow {
             guard sendHosts(move, peers: true) else { return abort(move, "a worker did not export its hosts", now: now) }
         }
@@ -349,7 +354,8 @@ public final class TransferAgent: @unchecked Sendable {
     func counters(_ move: Outgoing, now: UInt64) -> [String: Int] {
         let s = move.session.counters, e = move.session.endpoint.counters
         var c: [String: Int] = [
-            "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "stateFrames": s.stateFrames,
+            "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
+            "stateFrames": s.stateFrames,
             "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected, "redirectedBytes": s.redirectedBytes,
             "packetsTooLarge": s.packetsTooLarge, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
@@ -465,8 +471,8 @@ public final class TransferAgent: @unchecked Sendable {
             for (w, part) in byWorker.enumerated() where !part.isEmpty { push(.flows(part), to: w) }
         case .assets(let assets):
             for w in links.indices { push(.assets(assets), to: w) }
-        case .counters:
-            break
+        case .counters(let c):
+            if !importedCounters.push(c) { rejectedFrames += 1 }
         case .packet(let frame):
             _ = process(frame)
         }

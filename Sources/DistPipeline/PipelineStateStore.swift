@@ -107,6 +107,12 @@ public final class PipelineStateStore: StateStore {
         imported = imported + counters
     }
 
+    /// `counters` left this instance (a Move took them): they no longer count here; what came
+    /// since stays.
+    public func exportedCounters(_ counters: InstanceCounters) {
+        baseline = baseline + counters
+    }
+
     public func resetCounters() {
         baseline = totals()
         imported = InstanceCounters()

@@ -322,13 +322,22 @@ if let agent {
         order.lateLocking = request.lateLocking
         order.earlyRelease = request.earlyRelease
         order.redirectFirst = request.redirectFirst
+        if request.allFlows { order.counters = stateStore.exportCounters() }
         guard agent.orders.push(order) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
+        if let c = order.counters { countersMoving[request.moveID] = c }
     }
 }
 
 /// Passes the transfer lcore's notices on to the controller connections that ordered the Moves.
+/// All-flows counters on their way out, by Move: taken off this instance when the Move completes.
+nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
+
 @MainActor func forwardNotices() {
+    agent?.importedCounters.drain { stateStore.importCounters($0) }
     agent?.notices.drain { n in
+        if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed" {
+            stateStore.exportedCounters(c)
+        }
         var fields: [String: Any] = ["type": n.type, "outcome": n.outcome, "counters": n.counters]
         if let reason = n.reason { fields["reason"] = reason }
         if let (client, body) = service.moveNotice(n.moveID, fields, last: n.type == "moveComplete" || n.outcome == "refused"),

@@ -77,15 +77,22 @@ import Testing
         #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
         #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
         #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
+        #expect(!started[0].allFlows && !started[0].redirectFirst)
         #expect(started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow && started[0].multiFlow)
-        // The same Move again, an unknown guarantee, a missing destination, all-flows: refused.
+        // The same Move again, an unknown guarantee, a missing destination, an unknown scope: refused.
         for bad: [String: Any] in [order, order.merging(["moveID": 8, "guarantee": "xp"]) { $1 },
                                    order.merging(["moveID": 9, "dst": ""]) { $1 },
-                                   order.merging(["moveID": 10, "scopes": ["per", "all"]]) { $1 },
+                                   order.merging(["moveID": 10, "scopes": ["per", "everything"]]) { $1 },
                                    order.merging(["moveID": 0]) { $1}] {
             #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
         }
         #expect(started.count == 1)
+        // The counters may go too; redirect-first is a loss-free Move.
+        let all = order.merging(["moveID": 11, "scopes": ["all"], "redirectFirst": true]) { $1 }
+        #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: all).map { $0 }).count == 1)
+        #expect(started.count == 2 && started[1].allFlows && !started[1].perFlow && started[1].redirectFirst)
+        let opFirst = order.merging(["moveID": 12, "guarantee": "op", "redirectFirst": true]) { $1 }
+        #expect(try Self.request(service, opFirst).first?["type"] as? String == "error")
         let notice = service.moveNotice(7, ["type": "moveComplete", "outcome": "completed"], last: true)
         #expect(notice?.client == 9)
         #expect(service.moveNotice(7, ["type": "moveComplete"], last: true) == nil)  // gone after the last

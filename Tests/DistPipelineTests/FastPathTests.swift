@@ -492,3 +492,21 @@ import Testing
         #expect(IPPrefix(covering: IPAddress(text: "2001:db8:1:2::5")!, length: 48).text == "2001:db8:1::/48")
     }
 }
+
+/// All-flows state leaving with a Move: the counters as the Move began go, what came since stays.
+@Suite struct CounterExportTests {
+    @Test func exportedCountersNoLongerCountHere() {
+        var total = InstanceCounters()
+        total.packets = 100
+        let store = PipelineStateStore(workers: 0, perform: { _, _ in nil }, totals: { total })
+        let snapshot = store.exportCounters()
+        #expect(snapshot.packets == 100)
+        total.packets = 130
+        store.exportedCounters(snapshot)
+        #expect(store.exportCounters().packets == 30)
+        var brought = InstanceCounters()
+        brought.packets = 7
+        store.importCounters(brought)
+        #expect(store.exportCounters().packets == 37)
+    }
+}

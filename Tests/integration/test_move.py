@@ -185,6 +185,37 @@ class MoveTests(unittest.TestCase):
         self.assertEqual(sum(p['states'] for p in parts), report['perFlowStates'])
         self.assertEqual(result['reordered_within_flows'], 0, result)
 
+    def test_dist_moves_the_counters_too(self):
+        """All-flows state over the channel: the destination adds the source's counters as the
+        Move began, the source takes them off and keeps what came since: nothing is counted
+        twice or lost."""
+        bed = self.session('dist-all-flows')
+        try:
+            replay = self.replay(bed)
+            time.sleep(MOVE_AT)
+            report, out = self.move(bed, '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', '--scope', 'per,multi,all')
+            replay.join()
+            time.sleep(0.5)
+            views = [self.counter(bed.run('ctl', 'vnf', 'stats', v).stdout, 'packets') for v in ('vnf1', 'vnf2')]
+        finally:
+            bed.run('down')
+        self.assertEqual(report['outcome'], 'completed', out.stdout + out.stderr)
+        self.assertEqual(report['allFlowsStates'], 1, report)
+        totals = []
+        for v in ('vnf1', 'vnf2'):
+            with open(os.path.join(bed.dir, f'{v}.log')) as f:
+                final = json.loads([line for line in f if line.startswith('final-stats-json: ')][-1].split(': ', 1)[1])
+            totals.append(final['rx_packets'])
+        self.assertEqual(sum(views), sum(totals), (views, totals))
+        self.assertGreater(views[1] - totals[1], 1000, (views, totals))   # what vnf1 had counted
+
+    @staticmethod
+    def counter(text, name):
+        for line in text.splitlines():
+            if line.startswith(name + ': '):
+                return int(line.split(': ')[1])
+        raise AssertionError(f'no {name} in {text!r}')
+
     def test_dist_order_preserving(self):
         """The two-phase switch update: the switch's copies before the in-band control packet
         are dropped at the destination, those after it wait for the source's last redirected
