@@ -114,6 +114,8 @@ public final class TransferAgent: @unchecked Sendable {
         var lastHeard: UInt64 = 0
         /// The opening message came (and `peer` is the address it gave).
         var opened = false
+        /// The flows imported so far, by worker (forgotten if the Move is given up).
+        var imported: [[FlowKey]] = []
         init(_ s: TransferDestination) { session = s }
     }
 
@@ -468,7 +470,11 @@ public final class TransferAgent: @unchecked Sendable {
         case .flows(let entries):
             var byWorker = [[FlowEntry]](repeating: [], count: links.count)
             for e in entries { byWorker[owner(e.key)].append(e) }
-            for (w, part) in byWorker.enumerated() where !part.isEmpty { push(.flows(part), to: w) }
+            if move.imported.isEmpty { move.imported = Array(repeating: [], count: links.count) }
+            for (w, part) in byWorker.enumerated() where !part.isEmpty {
+                push(.flows(part), to: w)
+                move.imported[w] += part.map { $0.key }
+            }
         case .assets(let assets):
             for w in links.indices { push(.assets(assets), to: w) }
         case .counters(let c):
@@ -544,6 +550,11 @@ public final class TransferAgent: @unchecked Sendable {
                         for frame in move.session.takeHeld() { _ = process(frame) }
                     } else if move.session.endpoint.state != .open || move.session.failure != nil {
                         _ = move.session.takeHeld()
+                    }
+                    if !move.session.complete {
+                        // Given up: the source has its flows back; copies here would go stale.
+                        for (w, keys) in move.imported.enumerated() where !keys.isEmpty { push(.forget(keys), to: w) }
+                        move.imported = []
                     }
                     unhold(move)
                 }

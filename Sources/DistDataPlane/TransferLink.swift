@@ -28,6 +28,8 @@ public enum WorkerDelivery: @unchecked Sendable {
     /// Order-preserving Move `id` is over here: a `gate` rule of it still in force (its
     /// in-band control packet never came) goes, and the switch's packets go on.
     case closeGate(UInt64)
+    /// Flows a Move brought that was given up: the source has them back.
+    case forget([FlowKey])
 }
 
 /// The lock-free link between one worker and the transfer lcore: a ring each way and the

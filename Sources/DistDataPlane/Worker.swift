@@ -288,6 +288,9 @@ public final class Worker: @unchecked Sendable {
                 if fastPath.sourceEnded(moveID: id) {
                     release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
+            case .forget(let keys):
+                flush()
+                _ = fastPath.perform(.forgetFlows(keys))
             case .closeGate(let id):
                 flush()
                 if let rule = fastPath.eventRule, rule.action == .gate, rule.moveID == id {

@@ -14,6 +14,8 @@ public enum StateRequest: Sendable {
     case exportFlows(FlowFilter, lock: Bool)
     case importFlows([FlowEntry])
     case deleteFlows(FlowFilter)
+    /// Removes these flows (a Move that brought them was given up).
+    case forgetFlows([FlowKey])
     /// With `peers`, hosts at the other end of the filter's flows too.
     case exportAssets(FlowFilter, peers: Bool)
     case importAssets([AssetState])
@@ -91,6 +93,15 @@ extension FastPath {
             }
             for i in doomed { table.remove(at: i) }
             return .count(doomed.count)
+        case .forgetFlows(let keys):
+            var n = 0
+            for key in keys {
+                if let i = table.find(key) {
+                    table.remove(at: i)
+                    n += 1
+                }
+            }
+            return .count(n)
         case .exportAssets(let filter, let peers):
             guard let detector else { return .assets([]) }
             var wanted = Set(detector.assets.keys.filter { filter.matches(host: $0) })

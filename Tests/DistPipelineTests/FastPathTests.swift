@@ -510,3 +510,17 @@ import Testing
         #expect(store.exportCounters().packets == 37)
     }
 }
+
+/// The destination of a Move given up forgets exactly the flows it had imported.
+@Suite struct ForgetFlowsTests {
+    @Test func onlyTheNamedFlowsGo() {
+        let (path, _) = FastPathTests.run(Array(FastPathTests.frames.prefix(2000)), burst: 32)
+        guard case .flows(let all) = path.perform(.flows(limit: 1 << 20)) else { Issue.record("no answer"); return }
+        let doomed = all.prefix(5).map { $0.key }
+        let unknown = FlowKey(loAddr: IPAddress(text: "198.18.0.1")!, hiAddr: IPAddress(text: "198.18.0.2")!, loPort: 1, hiPort: 2, proto: 17, vlanKey: 0)
+        guard case .count(let n) = path.perform(.forgetFlows(doomed + [unknown])) else { Issue.record("no answer"); return }
+        #expect(n == 5)
+        #expect(doomed.allSatisfy { path.table.find($0) == nil })
+        #expect(path.table.count == all.count - 5)
+    }
+}
