@@ -256,6 +256,17 @@ class MoveTests(unittest.TestCase):
         """NG, LF and OP with each of the eight combinations of PZ, LL and ER: 24 Moves back and
         forth between the VNFs during one replay. Each completes, and nothing is lost or
         duplicated in the whole run (NG keeps packets at the source, so it loses none either)."""
+        reports = self.back_and_forth('opennf')
+        self.assertTrue(any(r['packetsFromSwitch'] > 0 for g, _, r in reports if g == 'op'))
+
+    def test_dist_every_guarantee_with_every_optimization(self):
+        """The same 24 Moves back and forth in dist mode: each instance is in turn the source
+        (its rule after an OP Move drops the switch's last copies) and the destination."""
+        reports = self.back_and_forth('dist')
+        for guarantee, opt, report in reports:
+            self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], 10, (guarantee, opt, report))
+
+    def back_and_forth(self, mode):
         import itertools
         configs = [(g, ','.join(o) or 'none') for g in ('ng', 'lf', 'op')
                    for n in range(4) for o in itertools.combinations(('pz', 'll', 'er'), n)]
@@ -263,7 +274,7 @@ class MoveTests(unittest.TestCase):
         trace = os.path.join(self.tmp, 'long.pcap')
         subprocess.run([sys.executable, os.path.join(ROOT, 'deploy', 'tools', 'pcapcheck.py'), 'cut', MIX_A, trace,
                         '--frames', '30000', '--no-fragments'], check=True, capture_output=True)
-        bed = self.session('combinations')
+        bed = self.session(f'combinations-{mode}')
         reports = []
         try:
             replay = threading.Thread(target=bed.run, args=('replay', trace, '1000'), kwargs={'timeout': 120})
@@ -272,7 +283,7 @@ class MoveTests(unittest.TestCase):
             for i, (guarantee, opt) in enumerate(configs):
                 src, dst = ('vnf1', 'vnf2') if i % 2 == 0 else ('vnf2', 'vnf1')
                 out = bed.run('move', '--from', src, '--to', dst, '--filter', 'nw_src=192.168.0.0/16', '--json',
-                              '--guarantee', guarantee, '--opt', opt, check=False)
+                              '--guarantee', guarantee, '--opt', opt, '--mode', mode, check=False)
                 reports.append((guarantee, opt, json.loads(out.stdout[out.stdout.index('{'):])['report']))
                 time.sleep(0.3)
             replay.join()
@@ -284,9 +295,9 @@ class MoveTests(unittest.TestCase):
             if guarantee == 'ng':
                 self.assertEqual(report['packetsRedirected'], 0)
         self.assertTrue(any(r['packetsRedirected'] > 0 for g, _, r in reports if g != 'ng'))
-        self.assertTrue(any(r['packetsFromSwitch'] > 0 for g, _, r in reports if g == 'op'))
         result = self.verdict_of(bed, trace)
         self.assertEqual((result['lost'], result['duplicated'], result['extra']), (0, 0, 0), result)
+        return reports
 
     def verdict_of(self, bed, trace):
         out = bed.run('check', trace, '--order', 'none', '--json', check=False)

@@ -102,8 +102,19 @@ def run(work, name, trace, pps, profile, move=None, at=None, up=()):
     order = ('all' if 'll' not in move[1] else 'flows') if move and move[0] == 'op' else 'none'
     out = testbed(directory, 'check', trace, '--order', order, '--json', check=False)
     result = json.loads(out.stdout)
+    result['pcapcmp_agrees'] = pcapcmp_agrees(trace, os.path.join(directory, 'sink.pcap'), result)
     return {'name': name, 'pps': pps, 'report': report, 'check': result, 'replay_start': t0,
             'move_start': started, 'move_end': ended, 'dir': directory}
+
+
+def pcapcmp_agrees(trace, sink, result):
+    """Whether the independent checker beside the project (../shared/tools/pcapcmp.py) counts
+    the same loss and duplication; None where it is not there (a user's clone)."""
+    shared = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'pcapcmp.py')
+    if not os.path.exists(shared):
+        return None
+    out = subprocess.run([sys.executable, shared, trace, sink], capture_output=True, text=True).stdout
+    return all(f'{key}={result[key]}' in out for key in ('lost', 'duplicated'))
 
 
 def median(values):
@@ -257,7 +268,9 @@ def loss_against_rate(work, options, runs, results, drop=0):
                          'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
                          'redirected': median([(p['report'] or {}).get('packetsRedirected') for p in points]),
                          'retransmissions': median([(p['report'] or {}).get('retransmissions', 0) for p in points]),
-                         'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed')}
+                         'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed'),
+                         'pcapcmp_agrees': None if any(p['check'].get('pcapcmp_agrees') is None for p in points)
+                         else all(p['check']['pcapcmp_agrees'] for p in points)}
                 loss.append(entry)
                 print('drop:' if drop else 'loss:', json.dumps(entry), flush=True)
     results['drop' if drop else 'loss'] = loss
@@ -314,12 +327,13 @@ def table_markdown(results):
             continue
         lines += ['', f'{title}, PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
                   f'{results.get(key + "_runs", results["runs"])} run(s):', '',
-                  '| Mode | Guarantee | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed |',
-                  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+                  '| Mode | Guarantee | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed | pcapcmp agrees |',
+                  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
         for e in results[key]:
             lines.append(f'| {e.get("mode", "opennf")} | {e.get("guarantee", "lf").upper()} | {e["pps"]} | {f(e["lost"], ".0f")} | '
                          f'{e.get("duplicated", "-")} | {f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | '
-                         f'{f(e.get("retransmissions"), ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} |')
+                         f'{f(e.get("retransmissions"), ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} | '
+                         f'{ {True: "yes", False: "NO", None: "-"}[e.get("pcapcmp_agrees")] } |')
     return '\n'.join(lines) + '\n'
 
 
