@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # testbed.sh up|down|status|replay|move|ctl: the DiST test bed on one machine.
 #
-#   up [--vnfs N] [--profile none|paper|fast-control] [--channel-drop P]
+#   up [--vnfs N] [--workers W] [--profile none|paper|fast-control] [--channel-drop P]
 #                        source and sink namespaces, Open vSwitch (userspace datapath, private
 #                        run dir) with one port each for the source, the sink and N dist-vnf
 #                        instances (default 2) on veths through DPDK's net_af_packet; a separate
@@ -18,6 +18,8 @@
 #                        (198.18.100.I:7400 on VLAN 390I, the switch forwarding by the tag;
 #                        key $DIST_TESTBED_DIR/channel.key, made by up);
 #                        --channel-drop P (paper profile): the delay lines drop P% of it.
+#                        --workers W: worker lcores per VNF (default 1), each with its own
+#                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout).
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
@@ -66,15 +68,20 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fas
 }
 
 up() {
-    local vnfs=2 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0
+    local vnfs=2 workers=1 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0
     while [ $# -gt 0 ]; do
         case "$1" in
         --vnfs) vnfs=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --channel-drop) channel_drop=$2; shift 2 ;;
-        *) say "unknown option $1 (--vnfs N, --profile none|paper|fast-control, --channel-drop PERCENT)" >&2; exit 2 ;;
+        *) say "unknown option $1 (--vnfs N, --workers W, --profile none|paper|fast-control, --channel-drop PERCENT)" >&2; exit 2 ;;
         esac
     done
+    case "$workers" in
+    1|2|3|4) ;;
+    *) say "--workers must be 1 to 4" >&2; exit 2 ;;
+    esac
     # paper: control plane 10 Mbit/s and 10 ms one way; fast-control (the paper's OpenNF*):
     # the control plane as fast as the data plane, 100 Mbit/s and 1 ms. Both: data plane
     # 100 Mbit/s and 1 ms.
@@ -172,9 +179,12 @@ up() {
         # Two CPUs on the test machine: each VNF's worker gets its own, spread across VNFs, and
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
         # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
-        local cores="0@$((i % 2)),1@$(((i + 1) % 2)),2@$((i % 2))"
+        # With several workers, worker k takes CPU (i + k) % 2.
+        local cores="0@$((i % 2))" k
+        for k in $(seq 1 "$workers"); do cores="$cores,$k@$(((i + k) % 2))"; done
+        cores="$cores,$((workers + 1))@$((i % 2))"
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
-            --vdev "net_af_packet0,iface=vnf$i,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
+            --vdev "net_af_packet0,iface=vnf$i,qpairs=$workers,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"

@@ -140,7 +140,7 @@ public final class SouthboundService {
                     ["prefix": $0.prefix.text, "flows": $0.flows, "packets": Int(clamping: $0.packets)] as [String: Any]
                 }], id: id)]
             case "info":
-                var reply: [String: Any] = ["type": "info"]
+                var reply: [String: Any] = ["type": "info", "workers": store.workerCount]
                 if let channelAddress { reply["channel"] = channelAddress }
                 return [Self.encode(reply, id: id)]
             case "movePerFlow":

@@ -66,6 +66,11 @@ final class DistModeMove: MoveRun {
         for v in [source, destination] where v.channelAddress == nil {
             throw ControllerError("\(v.name) has no DiST channel (start it with --channel and --channel-key)")
         }
+        // One IBC reaches one worker: with several, the others' packets cannot be placed
+        // before or after it, and the order (and each packet's single processing) is lost.
+        for v in [source, destination] where spec.guarantee == .op && v.workers > 1 {
+            throw ControllerError("\(v.name) has \(v.workers) workers: an order-preserving dist Move needs one worker at each end (use --guarantee lf)")
+        }
         self.id = id
         self.spec = spec
         self.src = source

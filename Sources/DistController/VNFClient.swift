@@ -36,6 +36,8 @@ final class VNFClient {
     static let noticeTypes: Set<String> = ["moveReady", "moveStateSent", "moveComplete"]
     /// The VNF's end of DiST's channel (`IP:PORT@MAC`), learnt when it connects; nil: none.
     private(set) var channelAddress: String?
+    /// The VNF's worker cores (from `info`; 1 until it says).
+    private(set) var workers = 1
     /// Called once the VNF has said who it is (after each connection).
     var onInfo: (() -> Void)?
     private(set) var counters = TrafficCounters()
@@ -90,6 +92,7 @@ final class VNFClient {
                     self.log("\(self.name): connected to \(self.endpoint)")
                     self.request(["type": "info"]).whenSuccess { reply in
                         self.channelAddress = reply["channel"] as? String
+                        self.workers = reply["workers"] as? Int ?? 1
                         if let c = self.channelAddress { self.log("\(self.name): DiST channel at \(c)") }
                         self.onInfo?()
                     }

@@ -85,6 +85,9 @@ public final class TransferAgent: @unchecked Sendable {
         var readyNotified = false
         var exportStarted = false
         var ibcSeen = false
+        /// With several workers, the IBC came through one: each worker's round then; the IBC
+        /// counts once every worker has had a later round that drained its queues.
+        var ibcDrain: [UInt64]?
         var lateRedirects = 0
         /// OP: packets redirected after the in-band control packet (copies the destination
         /// gets from the switch), dropped here.
@@ -249,6 +252,11 @@ public final class TransferAgent: @unchecked Sendable {
             abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
             return true
         }
+        if let seen = move.ibcDrain, links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) {
+            for (w, link) in links.enumerated() { link.toTransfer.drain { take($0, from: w, now: now) } }
+            passed(move, now: now)
+            return true
+        }
         if !move.exportStarted {
             // Redirect-first: once the destination holds, the controller may update the switch.
             guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }
@@ -403,13 +411,12 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
-            // The switch sends the moved traffic elsewhere now, and this was the last of it here.
-            move.ibcSeen = true
-            if move.order.redirectFirst {
-                // Every packet of the flows before it was processed here: their state is final.
-                if !move.exportStarted { beginExport(move, now: now) }
+            if links.count > 1 {
+                // Packets the switch sent before it may still wait in the other workers' queues:
+                // wait for a round begun after now that found no queue full.
+                move.ibcDrain = links.map { $0.quiescent.rounds }
             } else {
-                move.session.end()
+                passed(move, now: now)
             }
             return
         }
@@ -419,6 +426,19 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         if !move.session.redirect(bytes) { move.lateRedirects += 1 }
+    }
+
+    /// The IBC has come (through every worker): the switch sends the moved traffic elsewhere
+    /// now, and every packet of it this instance will get is here.
+    func passed(_ move: Outgoing, now: UInt64) {
+        move.ibcDrain = nil
+        move.ibcSeen = true
+        if move.order.redirectFirst {
+            // Every packet of the flows before it was processed here: their state is final.
+            if !move.exportStarted { beginExport(move, now: now) }
+        } else {
+            move.session.end()
+        }
     }
 
     func channel(_ bytes: [UInt8], now: UInt64) {

@@ -39,6 +39,9 @@ public final class TransferLink: @unchecked Sendable {
     public let toTransfer = SPSCRing<TransferFrame>(capacity: 16384)
     public let toWorker = SPSCRing<WorkerDelivery>(capacity: 16384)
     public let quiescent = QuiescentCounter()
+    /// Poll rounds in which no RX queue of the worker had a full burst waiting: after one, the
+    /// worker has received every packet that reached its queues before the round began.
+    public let drained = ManagedAtomic<UInt64>(0)
 
     public init() {}
 }

@@ -123,11 +123,13 @@ public final class Worker: @unchecked Sendable {
             loops &+= 1
             link?.quiescent.quiescent(loops)
             var received = false
+            var full = false
             if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
                 received = true
+                if n == Worker.burstSize { full = true }
                 dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
                 let events = fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
                                               packetLengths: packetLengths, now: clock.now())
@@ -143,6 +145,7 @@ public final class Worker: @unchecked Sendable {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
                 statsSlot.pointee.loops = loops
             }
+            if !full, let link { link.drained.store(loops, ordering: .releasing) }
             if idleYield && !received { sched_yield() }
         }
         // Stopping: what events held goes on (nothing is dropped silently).

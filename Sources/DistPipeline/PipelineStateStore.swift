@@ -9,6 +9,7 @@ import DistState
 /// them may see it), and a write refused by one worker is undone on the others.
 public final class PipelineStateStore: StateStore {
     public let workers: Int
+    public var workerCount: Int { workers }
     let perform: (StateRequest, Int) -> StateResponse?
     let totals: () -> InstanceCounters
     var imported = InstanceCounters()

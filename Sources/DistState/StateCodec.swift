@@ -402,6 +402,8 @@ public protocol StateStore: AnyObject {
     func setEvents(_ rule: EventRule?) throws
     /// The filter's flows by sub-prefix of `length` bits of its one prefix (a split Move's parts).
     func flowGroups(_ filter: FlowFilter, length: Int) throws -> [FlowGroup]
+    /// Worker cores, each with its own tables (an order-preserving Move needs one).
+    var workerCount: Int { get }
 }
 
 /// Flows of one sub-prefix, and the packets they have seen.
