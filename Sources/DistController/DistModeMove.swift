@@ -92,8 +92,6 @@ final class DistModeMove: MoveRun {
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
-        let stateSent = loop.makePromise(of: [String: Any].self)
-        self.stateSent = stateSent
         let order: [String: Any] = [
             "type": "movePerFlow", "moveID": Int(id), "filter": "\(spec.filter)",
             "scopes": spec.scopes.sorted().map { $0.rawValue }, "guarantee": spec.guarantee.rawValue,
@@ -101,6 +99,8 @@ final class DistModeMove: MoveRun {
             "redirectFirst": spec.plan == .redirectFirst, "dst": dst.channelAddress ?? "",
         ]
         if spec.plan == .redirectFirst { return redirectFirst(order) }
+        let stateSent = loop.makePromise(of: [String: Any].self)
+        self.stateSent = stateSent
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
         var steps = src.request(order).flatMap { _ in
             self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
@@ -278,6 +278,13 @@ final class DistModeMove: MoveRun {
     /// Before the switch update the traffic never left the source, and the source has taken
     /// its flows back (it does so itself when the channel fails): the report says why.
     func abort(_ error: Error) -> EventLoopFuture<MoveReport> {
+        if switchUpdated && spec.plan == .redirectFirst {
+            // The traffic is at the destination already; the state may not be.
+            report.outcome = "aborted"
+            report.reason = "after the switch update: \(error) (the traffic goes to \(dst.name); flows whose state did not reach it start afresh there)"
+            progress("aborting: \(error)")
+            return loop.makeSucceededFuture(finish())
+        }
         if switchUpdated {
             report.warnings.append("after the switch update: \(error)")
             return loop.makeSucceededFuture(finish())

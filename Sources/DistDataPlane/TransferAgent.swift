@@ -88,6 +88,7 @@ public final class TransferAgent: @unchecked Sendable {
         /// With several workers, the IBC came through one: each worker's round then; the IBC
         /// counts once every worker has had a later round that drained its queues.
         var ibcDrain: [UInt64]?
+        var ibcDrainSince: UInt64 = 0
         var lateRedirects = 0
         /// OP: packets redirected after the in-band control packet (copies the destination
         /// gets from the switch), dropped here.
@@ -252,7 +253,9 @@ public final class TransferAgent: @unchecked Sendable {
             abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
             return true
         }
-        if let seen = move.ibcDrain, links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) {
+        if let seen = move.ibcDrain,
+           links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) || now &- move.ibcDrainSince > 1_000_000_000 {
+            // (A worker that never drains in 1 s is stuck or flooded: the Move goes on without it.)
             for (w, link) in links.enumerated() { link.toTransfer.drain { take($0, from: w, now: now) } }
             passed(move, now: now)
             return true
@@ -415,6 +418,7 @@ public final class TransferAgent: @unchecked Sendable {
                 // Packets the switch sent before it may still wait in the other workers' queues:
                 // wait for a round begun after now that found no queue full.
                 move.ibcDrain = links.map { $0.quiescent.rounds }
+                move.ibcDrainSince = now
             } else {
                 passed(move, now: now)
             }
