@@ -127,6 +127,9 @@ public final class TransferAgent: @unchecked Sendable {
     /// The last Move out was order-preserving and completed: what the workers redirected
     /// before its rule went are copies the destination got from the switch.
     var completedOrdered = false
+    /// That Move, and when it completed: its `discard` rule goes 2 s later (the switch's
+    /// second phase is long in force by then), so traffic sent here again is processed.
+    var discarding: (moveID: UInt64, since: UInt64)?
     var incoming: [UInt64: Incoming] = [:]
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     static let batch = 64
@@ -296,6 +299,7 @@ public final class TransferAgent: @unchecked Sendable {
             // destination processes them.
             _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID) : nil))
             completedOrdered = move.ordered
+            if move.ordered { discarding = (move.order.moveID, now) }
             notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
             outgoing = nil
             return true
@@ -545,6 +549,10 @@ public final class TransferAgent: @unchecked Sendable {
 
     func pollSessions(now: UInt64) -> Bool {
         var any = false
+        if let d = discarding, now &- d.since > 2_000_000_000 {
+            discarding = nil
+            for w in links.indices { push(.closeGate(d.moveID), to: w) }
+        }
         if let move = outgoing {
             for f in move.session.poll(now: now) {
                 transmit(ChannelDatagram.build(from: local, to: move.order.destination, payload: f))

@@ -26,7 +26,8 @@ public enum WorkerDelivery: @unchecked Sendable {
     /// came, else when it comes).
     case sourceEnded(UInt64)
     /// Order-preserving Move `id` is over here: a `gate` rule of it still in force (its
-    /// in-band control packet never came) goes, and the switch's packets go on.
+    /// in-band control packet never came) goes, and the switch's packets go on; so does the
+    /// source's `discard` rule, once the switch's copies have stopped.
     case closeGate(UInt64)
     /// Flows a Move brought that was given up: the source has them back.
     case forget([FlowKey])

@@ -296,8 +296,8 @@ public final class Worker: @unchecked Sendable {
                 _ = fastPath.perform(.forgetFlows(keys))
             case .closeGate(let id):
                 flush()
-                if let rule = fastPath.eventRule, rule.action == .gate, rule.moveID == id {
-                    statsSlot.pointee.gatesClosedLate &+= 1
+                if let rule = fastPath.eventRule, rule.action == .gate || rule.action == .discard, rule.moveID == id {
+                    if rule.action == .gate { statsSlot.pointee.gatesClosedLate &+= 1 }
                     _ = fastPath.perform(.events(nil))
                     release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
