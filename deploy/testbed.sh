@@ -159,6 +159,11 @@ up() {
     fi
     ovs start "$dir/ovs" >/dev/null
     ovs_env
+    # The switch classifies frames as the VNFs do: mix-a has IPv4 behind two 802.1Q tags, which
+    # dist-vnf (like PRADS) parses and a Move's filter takes; with Open vSwitch's default of
+    # one tag, the Move's rules (ip, nw_src=...) would not take them, and an order-preserving
+    # Move's source would drop them as copies the destination got.
+    ovs-vsctl set Open_vSwitch . other_config:vlan-limit=2
     ovs-vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow13 fail_mode=secure \
         other-config:disable-in-band=true
     ovs-vsctl add-port br0 "$prefix-src" -- set interface "$prefix-src" ofport_request=1

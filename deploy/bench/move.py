@@ -145,6 +145,8 @@ def main():
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
     parser.add_argument('--quick', action='store_true', help='one run per point, fewer points (a smoke test)')
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
+    parser.add_argument('--rows', help='Table 1: only the rows whose name contains one of these (comma-separated, '
+                        'e.g. "DiST OP"); the others are kept from an earlier results.json in --out')
     parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
@@ -193,7 +195,10 @@ def table1(work, options, runs, results):
     trace = cut(work, 1000 * (at + 6))
     modes = options.modes.split(',')
     table = []
-    results['figure6'] = {}
+    wanted = [w.strip() for w in options.rows.split(',')] if options.rows else None
+    kept = {r['config']: r for r in results.get('table1', [])} if wanted else {}
+    if not wanted:
+        results['figure6'] = {}
     for mode, guarantee, opt, *more in TABLE1:
         extra = more[0] if more else ()
         if mode.rstrip('*') not in modes:
@@ -201,12 +206,17 @@ def table1(work, options, runs, results):
         profile = 'fast-control' if mode == 'opennf*' else options.profile
         if mode == 'opennf*' and options.profile == 'none':
             continue
+        label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
+        config = f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}{EXTRA_LABEL.get(extra, "")}'
+        if wanted and not any(w in config for w in wanted):
+            if config in kept:
+                table.append(kept[config])
+            continue
         tag = ''.join(a.strip('-')[:6] for a in extra)
         points = [run(work, f'table1-{mode.rstrip("*")}{"x" if mode.endswith("*") else ""}-{guarantee}-{opt.replace(",", "")}{tag}-{i}',
                       trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*'), extra), at) for i in range(runs)]
         reports = [p['report'] for p in points if p['report'] and p['report'].get('outcome') == 'completed']
-        label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
-        row = {'mode': mode, 'config': f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}{EXTRA_LABEL.get(extra, "")}',
+        row = {'mode': mode, 'config': config,
                'parts': median([len(r.get('parts', [])) for r in reports]) if extra in (SPLIT_STATE, SPLIT_TRAFFIC) else None,
                'runs': len(points),
                'completed': len(reports),
@@ -223,7 +233,7 @@ def table1(work, options, runs, results):
                'moved_reordered': max(p['check']['moved_reordered'] for p in points)}
         table.append(row)
         print('table1:', json.dumps(row), flush=True)
-        if (guarantee, opt, extra) == ('lf', 'pz,ll,er', ()) and mode in ('opennf', 'dist'):
+        if (guarantee, opt, extra) == ('lf', 'pz,ll,er', ()) and mode in ('opennf', 'dist') and not wanted:
             results['figure6'][mode] = figure6_series(points[0])
     results['table1'] = table
     results['table1_runs'] = runs
