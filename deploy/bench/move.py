@@ -145,8 +145,8 @@ def main():
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
     parser.add_argument('--quick', action='store_true', help='one run per point, fewer points (a smoke test)')
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
-    parser.add_argument('--rows', help='Table 1: only the rows whose name contains one of these (comma-separated, '
-                        'e.g. "DiST OP"); the others are kept from an earlier results.json in --out')
+    parser.add_argument('--rows', help='Table 1: only these rows (their names, comma-separated, e.g. "DiST OP PZ,DiST OP PZ LL ER"); '
+                        'the others are kept from an earlier results.json in --out')
     parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
@@ -208,7 +208,7 @@ def table1(work, options, runs, results):
             continue
         label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
         config = f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}{EXTRA_LABEL.get(extra, "")}'
-        if wanted and not any(w in config for w in wanted):
+        if wanted and config not in wanted:
             if config in kept:
                 table.append(kept[config])
             continue
