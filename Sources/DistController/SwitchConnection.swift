@@ -44,12 +44,16 @@ final class SwitchConnection {
         return nextXid
     }
 
+    /// Sends a message; `counted` false for the connection's keepalive (echo), which is no
+    /// Move's traffic.
     @discardableResult
-    func send(_ message: OFMessage) -> UInt32 {
+    func send(_ message: OFMessage, counted: Bool = true) -> UInt32 {
         loop.preconditionInEventLoop()
         let bytes = message.encoded()
-        counters.messagesSent += 1
-        counters.bytesSent += bytes.count
+        if counted {
+            counters.messagesSent += 1
+            counters.bytesSent += bytes.count
+        }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         channel.writeAndFlush(buffer, promise: nil)
@@ -133,13 +137,17 @@ final class SwitchConnection {
     }
 
     func received(_ message: OFMessage) {
+        if case .echoRequest(let x, let data) = message {
+            send(.echoReply(xid: x, data: data), counted: false)
+            return
+        }
         counters.messagesReceived += 1
         counters.bytesReceived += message.encoded().count
         switch message {
         case .hello:
             break
-        case .echoRequest(let x, let data):
-            send(.echoReply(xid: x, data: data))
+        case .echoRequest:
+            break
         case .featuresReply(_, let dpid, _, _, _, _):
             let first = datapathID == nil
             datapathID = dpid

@@ -99,3 +99,18 @@ import Testing
         }
     }
 }
+
+/// The switch connection's keepalive is no Move's traffic: a Move's report counts only what it
+/// caused.
+@Suite struct SwitchKeepaliveTests {
+    @Test func echoesAreAnsweredAndNotCounted() throws {
+        let channel = EmbeddedChannel()
+        let sw = SwitchConnection(channel: channel, log: { _ in })
+        sw.received(.echoRequest(xid: 7, data: [1, 2]))
+        #expect(sw.counters.messagesReceived == 0 && sw.counters.messagesSent == 0)
+        let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(try OFMessage.decode(Array(written.readableBytesView)) == .echoReply(xid: 7, data: [1, 2]))
+        sw.received(.barrierReply(xid: 9))
+        #expect(sw.counters.messagesReceived == 1)
+    }
+}
