@@ -99,7 +99,7 @@ class MoveTests(unittest.TestCase):
             vnf.stop()
         return records(log)
 
-    def moved(self, guarantee, opt, order, mode='opennf', up=(), extra=()):
+    def moved(self, guarantee, opt, order, mode='opennf', up=(), extra=(), parity=True):
         bed = self.session(f'{mode}-{guarantee}-{opt.replace(",", "")}-{len(up)}{"".join(extra).replace("-", "")}', *up)
         try:
             replay = self.replay(bed)
@@ -120,6 +120,8 @@ class MoveTests(unittest.TestCase):
         # reorders frames of different flows, and a host's fingerprint record can depend on
         # which of its flows' FIN comes first). Records of other hosts can differ: the Move's
         # rules change how the switch orders the two directions of flows it does not move.
+        if not parity:
+            return report, result
         expected = self.offline_records(os.path.join(bed.dir, 'reference.pcap'))
         together = records(os.path.join(bed.dir, 'vnf1-assets.log')) + records(os.path.join(bed.dir, 'vnf2-assets.log'))
         moved_hosts = self.of_moved(together)
@@ -147,9 +149,9 @@ class MoveTests(unittest.TestCase):
         report, _ = self.moved('lf', 'none', 'none')
         self.assertGreater(report['packetsBuffered'], 0, report)
 
-    def dist_moved(self, guarantee, opt, up=(), extra=()):
+    def dist_moved(self, guarantee, opt, up=(), extra=(), parity=True):
         order = {'lf': 'flows', 'op': 'all' if 'll' not in opt else 'flows'}.get(guarantee, 'none')
-        report, result = self.moved(guarantee, opt, order, mode='dist', up=up, extra=extra)
+        report, result = self.moved(guarantee, opt, order, mode='dist', up=up, extra=extra, parity=parity)
         # The controller only signals: a handful of messages whatever the flows and packets.
         self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], 10, report)
         self.assertGreater(report['channelFrames'], 0, report)
@@ -216,8 +218,10 @@ class MoveTests(unittest.TestCase):
     def test_dist_with_two_workers_per_vnf(self):
         """Two workers per VNF (the kernel's fanout spreads the flows over two queues). The IBC
         reaches the source through one of them; the source ends the channel only once the other
-        has drained its queue, so none of its packets comes too late to follow."""
-        self.dist_moved('lf', 'pz,ll,er', up=('--workers', '2'))
+        has drained its queue, so none of its packets comes too late to follow. (No asset
+        parity here: each worker keeps its own hosts, and the destination places an imported
+        flow on the worker its own hash names, which the kernel's fanout need not agree with.)"""
+        self.dist_moved('lf', 'pz,ll,er', up=('--workers', '2'), parity=False)
 
     def test_dist_order_preserving_needs_one_worker(self):
         bed = self.session('dist-op-two-workers', '--workers', '2')
