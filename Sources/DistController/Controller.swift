@@ -353,7 +353,8 @@ public final class Controller {
             run = try DistModeMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
                                        settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
         } else {
-            run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress, progress: progress)
+            run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                                 settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
         }
         moving = run
         log("move \(moves): \(spec)")

@@ -63,9 +63,13 @@ final class OpenNFMove {
     static let movePriority: UInt16 = 100
     static let ibcTimeout = TimeAmount.seconds(3)
 
+    /// How long the switch's datapath is given to follow a rule change before an IBC goes.
+    let settle: TimeAmount
+
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
-         ingressPort: UInt32, progress: @escaping (String) -> Void) throws {
+         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void) throws {
         self.id = id
+        self.settle = settle
         self.spec = spec
         self.src = source
         self.dst = destination
@@ -280,7 +284,14 @@ final class OpenNFMove {
     func drainSource(phase: UInt32) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
         ibcWaiters[phase] = promise
-        sw.packetOut(InBandControl.frame(for: spec.filter, moveID: id, phase: phase), port: src.switchPort)
+        // After a switch update the datapath may still send a packet the old way for a moment
+        // (see ``ControllerConfig/settleMilliseconds``): the IBC waits for that to pass.
+        let frame = InBandControl.frame(for: spec.filter, moveID: id, phase: phase)
+        if settle.nanoseconds > 0 {
+            loop.scheduleTask(in: settle) { self.sw.packetOut(frame, port: self.src.switchPort) }
+        } else {
+            sw.packetOut(frame, port: src.switchPort)
+        }
         let timeout = loop.scheduleTask(in: Self.ibcTimeout) {
             if let p = self.ibcWaiters.removeValue(forKey: phase) {
                 self.report.warnings.append("the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s")
