@@ -80,12 +80,10 @@ final class SplitMove: MoveRun {
     }
 
     func run() -> EventLoopFuture<MoveReport> {
-        let prefix = spec.filter.splitPrefix!
         let length = split.prefixLength
         progress("\(src.name): flows of \(spec.filter) by /\(length)")
         return src.request(["type": "flowGroups", "filter": "\(spec.filter)", "length": length]).flatMapThrowing { reply in
             guard let groups = reply["groups"] as? [[String: Any]] else { throw ControllerError("\(self.src.name) sent no flow groups") }
-            _ = prefix
             return try Self.order(groups, of: self.spec.filter, by: self.split.order)
         }.flatMap { parts in
             self.progress("\(parts.count) parts by \(self.split.order.rawValue), then the rest")
