@@ -8,16 +8,31 @@ import Crypto
 /// the same code runs on the transfer lcore and in tests on bytes.
 public final class ChannelEndpoint {
     public struct Config: Sendable {
-        /// Frames in flight at most.
+        /// Frames in flight at most (the receiver's window).
         public var window = 256
+        /// Congestion control: bytes in flight at the start, at least, and at most. The data
+        /// link is shared with the VNFs' traffic, and a link's queue may be long (or, on the test
+        /// bed, unbounded) and lose nothing; so the window follows the queueing delay (TCP
+        /// Vegas) as well as loss (RFC 5681 with SACK loss recovery, RFC 6675).
+        public var initialCongestionWindow = 36_000
+        public var minimumCongestionWindow = 9_000
+        public var maximumCongestionWindow = 4 << 20
+        /// Bytes of its own the channel keeps queued on the path, once per round trip measured
+        /// from the least round-trip time seen: below the low mark the window grows by a frame,
+        /// above the high one it shrinks by one; slow start ends above the low mark.
+        public var queuedLow = 18_000
+        public var queuedHigh = 36_000
+        /// Spreads the frames of a window over a round trip (at 2x cwnd/RTT in slow start,
+        /// 1.25x after) instead of sending them back to back into the link's queue.
+        public var pacing = true
         public var initialRTO: UInt64 = 20_000_000
-        public var minRTO: UInt64 = 2_000_000
+        public var minRTO: UInt64 = 5_000_000
         public var maxRTO: UInt64 = 1_000_000_000
         /// Retransmissions of one frame before the channel gives up.
         public var maxRetransmissions = 12
         /// A frame unacknowledged this long (ns) since it was first sent: the channel gives up.
         public var giveUpAfter: UInt64 = 2_000_000_000
-        /// Later frames acknowledged before a missing one is sent again (fast retransmit).
+        /// Later frames acknowledged before a missing one is taken as lost (fast retransmit).
         public var gapThreshold = 3
         public init() {}
     }
@@ -31,6 +46,10 @@ public final class ChannelEndpoint {
     public struct Counters: Equatable, Sendable {
         public var framesSent = 0
         public var retransmissions = 0
+        /// Retransmission timeouts (each one shrinks the congestion window to one frame).
+        public var timeouts = 0
+        /// Losses found from the peer's selective acks (each episode halves the window).
+        public var fastRecoveries = 0
         public var framesReceived = 0
         public var delivered = 0
         /// Data frames received again (their sequence number was already in): a duplicate or a replay.
@@ -55,16 +74,36 @@ public final class ChannelEndpoint {
     var waitingHead = 0
     struct InFlight {
         var frame: ChannelFrame
+        /// Bytes on the wire (the channel's header and tag included).
+        var size: Int
         var sentAt: UInt64
         var firstSentAt: UInt64
         var retries: Int
         var sacked: Bool
-        var fastRetransmitted: Bool
-        /// Send again at the next poll (a gap the peer's selective acks showed).
-        var resendNow = false
+        /// Taken as lost and waiting to go again (not counted in the pipe meanwhile).
+        var lost = false
     }
     var inFlight: [UInt32: InFlight] = [:]
     var lowestUnacked: UInt32 = 1
+    /// Lost frames waiting to go again, lowest first.
+    var lostQueue: [UInt32] = []
+    /// Bytes sent and neither acknowledged nor taken as lost (RFC 6675's pipe).
+    public private(set) var pipe = 0
+    public private(set) var congestionWindow: Double
+    var slowStartThreshold = Double.infinity
+    /// Until the cumulative ack passes this, a loss does not shrink the window again.
+    var recoveryPoint: UInt32 = 0
+    /// The retransmission timer: started when the oldest frame went, restarted by progress.
+    var timerStart: UInt64 = 0
+    /// Timeouts in a row: the timer runs for `rto << backoff`.
+    var backoff = 0
+    var nextSendAt: UInt64 = 0
+    /// The least round-trip time seen (the path with nothing of ours queued), the least in
+    /// this round, and the sequence number whose acknowledgement ends the round.
+    var baseRTT = UInt64.max
+    var roundRTT = UInt64.max
+    var roundEnd: UInt32 = 0
+    var roundSamples = 0
     var srtt: Double?
     var rttvar = 0.0
     public private(set) var rto: UInt64
@@ -80,6 +119,7 @@ public final class ChannelEndpoint {
         self.key = key
         self.config = config
         rto = config.initialRTO
+        congestionWindow = Double(max(config.initialCongestionWindow, config.minimumCongestionWindow))
     }
 
     /// Queues a message for the peer (sent as the window allows, in order).
@@ -97,6 +137,7 @@ public final class ChannelEndpoint {
     public var acknowledgedThrough: UInt32 { lowestUnacked &- 1 }
     /// The smoothed round-trip time, once measured (ns).
     public var smoothedRTT: UInt64? { srtt.map { UInt64($0) } }
+    var inRecovery: Bool { lowestUnacked <= recoveryPoint }
 
     /// Takes a frame from the wire; returns the messages it completes, in order, each once.
     public func receive(_ bytes: [UInt8], now: UInt64) -> [ChannelFrame] {
@@ -139,31 +180,113 @@ public final class ChannelEndpoint {
     }
 
     func acknowledged(_ ack: UInt32, sack: UInt64, now: UInt64) {
-        var newest: UInt32 = 0
-        for seq in Array(inFlight.keys) {
-            let covered = seq <= ack || (seq > ack && seq &- ack <= 64 && sack & (1 << UInt64(seq &- ack &- 1)) != 0)
-            guard covered, let f = inFlight[seq] else { continue }
-            if seq <= ack {
-                inFlight[seq] = nil
-            } else {
-                inFlight[seq]?.sacked = true
+        // An ack of what was never sent acknowledges nothing beyond what was.
+        let ack = min(ack, nextSequence &- 1)
+        var newly = 0
+        if ack >= lowestUnacked {
+            for seq in lowestUnacked...ack {
+                guard let f = inFlight.removeValue(forKey: seq) else { continue }
+                if f.lost { lostQueue.removeAll { $0 == seq } }
+                guard !f.sacked else { continue }
+                newly += f.size
+                if !f.lost { pipe -= f.size }
+                if f.retries == 0 { sample(now &- f.sentAt) }  // Karn: no samples from retransmissions
             }
-            if !f.sacked && f.retries == 0 { sample(now &- f.sentAt) }  // Karn: no samples from retransmissions
-            newest = max(newest, seq)
+            lowestUnacked = ack &+ 1
+            timerStart = now
+            backoff = 0
         }
-        if ack >= lowestUnacked { lowestUnacked = ack &+ 1 }
-        // A frame several later ones overtook is lost, most likely: send it again now.
-        guard newest > 0 else { return }
-        for (seq, f) in inFlight where seq < newest && !f.sacked && !f.fastRetransmitted {
-            let later = inFlight.values.filter { $0.sacked && $0.frame.sequence > seq }.count
-            if later >= config.gapThreshold {
-                inFlight[seq]?.fastRetransmitted = true
-                inFlight[seq]?.resendNow = true
+        var highestSacked: UInt32 = 0
+        var bits = sack
+        while bits != 0 {
+            let i = UInt32(bits.trailingZeroBitCount)
+            bits &= bits &- 1
+            let seq = ack &+ 1 &+ i
+            guard seq < nextSequence, var f = inFlight[seq] else { continue }
+            highestSacked = seq
+            guard !f.sacked else { continue }
+            f.sacked = true
+            newly += f.size
+            if f.lost {
+                f.lost = false
+                lostQueue.removeAll { $0 == seq }
+            } else {
+                pipe -= f.size
             }
+            if f.retries == 0 { sample(now &- f.sentAt) }
+            inFlight[seq] = f
+        }
+        if newly > 0 && !inRecovery && congestionWindow < slowStartThreshold {
+            // Slow start (counting bytes, RFC 3465).
+            congestionWindow = min(congestionWindow + Double(newly), Double(config.maximumCongestionWindow))
+        }
+        if ack >= roundEnd && roundEnd > 0 { endOfRound() }
+        guard highestSacked > 0 else { return }
+        // A frame that several later ones overtook is lost, most likely (RFC 6675): once per
+        // loss episode the window halves, and the frame goes again at the next poll.
+        var sackedAbove = 0
+        let flightBefore = pipe
+        var found = false
+        var seq = highestSacked
+        while seq >= lowestUnacked && seq > 0 {
+            if let f = inFlight[seq] {
+                if f.sacked {
+                    sackedAbove += 1
+                } else if !f.lost && f.retries == 0 && sackedAbove >= config.gapThreshold {
+                    inFlight[seq]!.lost = true
+                    pipe -= f.size
+                    lostQueue.append(seq)
+                    found = true
+                }
+            }
+            seq &-= 1
+        }
+        guard found else { return }
+        lostQueue.sort()
+        if !inRecovery {
+            counters.fastRecoveries += 1
+            slowStartThreshold = max(Double(flightBefore) / 2, 2 * Double(config.minimumCongestionWindow))
+            congestionWindow = slowStartThreshold
+            recoveryPoint = nextSequence &- 1
         }
     }
 
+    /// Once per round trip, after slow start: a frame more while little is queued, a frame
+    /// less while much is.
+    func endOfRound() {
+        defer {
+            roundEnd = nextSequence &- 1
+            roundRTT = .max
+            roundSamples = 0
+        }
+        guard roundRTT != .max, baseRTT != .max, !inRecovery, congestionWindow >= slowStartThreshold else { return }
+        let queued = queuedEstimate
+        let frame = Double(config.minimumCongestionWindow)
+        if queued < Double(config.queuedLow) {
+            congestionWindow = min(congestionWindow + frame, Double(config.maximumCongestionWindow))
+        } else if queued > Double(config.queuedHigh) {
+            congestionWindow = max(frame, congestionWindow - frame)
+        }
+    }
+
+    /// Bytes of the window in the path's queues, by the least round-trip time of the round
+    /// against the least ever (TCP Vegas's estimate).
+    var queuedEstimate: Double {
+        guard roundRTT != .max, baseRTT != .max, roundRTT > 0 else { return 0 }
+        return congestionWindow * Double(roundRTT - min(baseRTT, roundRTT)) / Double(roundRTT)
+    }
+
     func sample(_ rtt: UInt64) {
+        baseRTT = min(baseRTT, rtt)
+        roundRTT = min(roundRTT, rtt)
+        roundSamples += 1
+        // Slow start ends as soon as the queue builds (as HyStart's delay test), not a round
+        // later, when the window has doubled again.
+        if congestionWindow < slowStartThreshold && roundSamples >= 2 && queuedEstimate > Double(config.queuedLow) {
+            congestionWindow = max(Double(config.minimumCongestionWindow),
+                                   congestionWindow - queuedEstimate + Double(config.queuedLow))
+            slowStartThreshold = congestionWindow
+        }
         let r = Double(rtt)
         if let s = srtt {
             rttvar = 0.75 * rttvar + 0.25 * abs(s - r)
@@ -175,37 +298,87 @@ public final class ChannelEndpoint {
         rto = min(config.maxRTO, max(config.minRTO, UInt64(srtt! + 4 * rttvar)))
     }
 
-    /// What to put on the wire now: retransmissions that are due, new frames the window allows,
-    /// and an ack if one is owed and no data frame carries it.
+    /// The oldest frame neither acknowledged nor selectively acknowledged (the first gap,
+    /// found at once unless a late ack selectively acknowledged it).
+    var oldestOutstanding: (seq: UInt32, frame: InFlight)? {
+        var seq = lowestUnacked
+        while seq < nextSequence {
+            if let f = inFlight[seq], !f.sacked { return (seq, f) }
+            seq &+= 1
+        }
+        return nil
+    }
+
+    /// A frame of `size` bytes may go: the congestion window has room (one frame always may),
+    /// and pacing allows it.
+    func maysend(_ size: Int, now: UInt64) -> Bool {
+        guard pipe == 0 || Double(pipe + size) <= congestionWindow else { return false }
+        return !config.pacing || now >= nextSendAt
+    }
+
+    func sent(_ size: Int, now: UInt64) {
+        if pipe == 0 && inFlight.count <= 1 { timerStart = now }
+        if roundEnd == 0 { roundEnd = nextSequence &- 1 }
+        pipe += size
+        guard config.pacing, let s = srtt, s > 0 else { return }
+        let gain = congestionWindow < slowStartThreshold ? 2.0 : 1.25
+        let bytesPerNanosecond = gain * congestionWindow / s
+        // Up to 100 us of sending that polls came late for may go at once.
+        nextSendAt = max(nextSendAt, now &- min(now, 100_000)) &+ UInt64(Double(size) / bytesPerNanosecond)
+    }
+
+    /// What to put on the wire now: retransmissions that are due, new frames the windows and
+    /// the pacing allow, and an ack if one is owed and no data frame carries it.
     public func poll(now: UInt64) -> [[UInt8]] {
         guard state == .open else { return [] }
-        var out: [[UInt8]] = []
-        let sack = sackBitmap()
-        for seq in inFlight.keys.sorted() {
-            guard var f = inFlight[seq], !f.sacked else { continue }
-            let due = f.resendNow || now &- f.sentAt >= rto << UInt64(min(f.retries, 6))
-            guard due else { continue }
-            if f.retries >= config.maxRetransmissions || now &- f.firstSentAt >= config.giveUpAfter {
-                state = .aborted("the peer acknowledged nothing of frame \(seq) after \(f.retries) retransmissions in \((now &- f.firstSentAt) / 1_000_000) ms")
+        if let (seq, oldest) = oldestOutstanding, now &- timerStart >= rto << UInt64(backoff) {
+            if oldest.retries >= config.maxRetransmissions || now &- oldest.firstSentAt >= config.giveUpAfter {
+                state = .aborted("the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms")
                 return []
             }
+            // Timeout: everything outstanding is taken as lost, the window starts again from
+            // one frame, and the timer backs off for the whole channel (RFC 6298, 5681).
+            counters.timeouts += 1
+            slowStartThreshold = max(Double(pipe) / 2, 2 * Double(config.minimumCongestionWindow))
+            congestionWindow = Double(config.minimumCongestionWindow)
+            backoff = min(backoff + 1, 6)
+            recoveryPoint = nextSequence &- 1
+            timerStart = now
+            nextSendAt = now
+            for (s, f) in inFlight where !f.sacked && !f.lost {
+                inFlight[s]!.lost = true
+                pipe -= f.size
+                lostQueue.append(s)
+            }
+            lostQueue.sort()
+        }
+        var out: [[UInt8]] = []
+        let sack = sackBitmap()
+        while let seq = lostQueue.first {
+            guard var f = inFlight[seq] else { lostQueue.removeFirst(); continue }
+            guard maysend(f.size, now: now) else { break }
+            lostQueue.removeFirst()
+            f.lost = false
             f.retries += 1
-            f.resendNow = false
             f.sentAt = now
+            if seq == lowestUnacked { timerStart = now }
             f.frame.ack = received
             f.frame.sack = sack
             inFlight[seq] = f
             counters.retransmissions += 1
+            sent(f.size, now: now)
             out.append(f.frame.encoded(key: key))
         }
         while waitingHead < waiting.count && inFlight.count < config.window {
+            let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
+            guard lostQueue.isEmpty, maysend(size, now: now) else { break }
             let (kind, payload) = waiting[waitingHead]
             waiting[waitingHead].payload = []
             waitingHead += 1
             let frame = ChannelFrame(kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
-            inFlight[nextSequence] = InFlight(frame: frame, sentAt: now, firstSentAt: now, retries: 0, sacked: false,
-                                              fastRetransmitted: false)
+            inFlight[nextSequence] = InFlight(frame: frame, size: size, sentAt: now, firstSentAt: now, retries: 0, sacked: false)
             nextSequence &+= 1
+            sent(size, now: now)
             out.append(frame.encoded(key: key))
         }
         if waitingHead == waiting.count {

@@ -221,6 +221,7 @@ final class DistModeMove: MoveRun {
         report.serializeSeconds = Double(c["serializeNs"] ?? 0) / 1e9
         report.deserializeSeconds = Double(c["deserializeNs"] ?? 0) / 1e9
         report.retransmissions = c["retransmissions"] ?? report.retransmissions
+        report.channelTimeouts = c["timeouts"] ?? report.channelTimeouts
         report.channelBytes = (c["stateBytes"] ?? 0) + (c["redirectedBytes"] ?? 0)
         report.channelFrames = c["framesSent"] ?? report.channelFrames
         if let o = c["dstOverflow"], o > 0 {

@@ -145,6 +145,7 @@ final class SplitMove: MoveRun {
         report.serializeSeconds += r.serializeSeconds
         report.deserializeSeconds += r.deserializeSeconds
         report.retransmissions += r.retransmissions
+        report.channelTimeouts += r.channelTimeouts
         report.channelFrames += r.channelFrames
         report.channelBytes += r.channelBytes
         report.redirTime = max(report.redirTime, r.redirTime)

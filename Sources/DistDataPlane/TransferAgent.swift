@@ -376,6 +376,8 @@ public final class TransferAgent: @unchecked Sendable {
             "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected, "redirectedBytes": s.redirectedBytes,
             "packetsTooLarge": s.packetsTooLarge, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
+            "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
+            "congestionWindow": Int(move.session.endpoint.congestionWindow),
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
             "ringFull": Int(ringFull &- move.ringFullAtStart), "duplicatesDropped": move.duplicatesDropped,

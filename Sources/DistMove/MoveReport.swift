@@ -36,6 +36,8 @@ public struct MoveReport: Codable, Sendable, Equatable {
     public var messagesReceived = 0
     /// Retransmitted data-plane frames (DiST's channel; 0 in opennf mode).
     public var retransmissions = 0
+    /// DiST's channel: retransmission timeouts (the congestion window back to one frame).
+    public var channelTimeouts = 0
     /// DiST's channel: frames the source sent, and bytes of state and redirected packets.
     public var channelFrames = 0
     public var channelBytes = 0
@@ -65,7 +67,7 @@ public struct MoveReport: Codable, Sendable, Equatable {
             ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
             ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
             ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
-            ("Retransmissions", "\(retransmissions)"),
+            ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
         ] + parts.map { p in
             ("Part \(p.filter)", String(format: "%@, %d states, %d packets seen, MoveTime %.4f s, %d messages", p.outcome, p.states, p.packets, p.moveTime, p.messages))
         } + warnings.map { ("Warning", $0) }

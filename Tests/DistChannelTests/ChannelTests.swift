@@ -37,10 +37,17 @@ var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 7, count: 32)) }
     }
 }
 
-/// A link with loss, duplication, reordering and corruption, driven by a seeded generator.
+/// A link with loss, duplication, reordering and corruption, driven by a seeded generator;
+/// optionally a bottleneck: frames leave one after the other at `rate` (bytes per ns) from a
+/// queue of `queueLimit` bytes, and a frame that finds the queue full is dropped.
 struct Link {
     var drop = 0.0, duplicate = 0.0, reorder = 0.0, corrupt = 0.0
     var delay: UInt64 = 500_000
+    var rate = 0.0
+    var queueLimit = Int.max
+    var linkFree: UInt64 = 0
+    /// Frames the full queue dropped, and the most bytes queued at once.
+    var overflowed = 0, mostQueued = 0
     var alive = true
     var state: UInt64
     var inTransit: [(at: UInt64, bytes: [UInt8])] = []
@@ -55,10 +62,18 @@ struct Link {
     mutating func carry(_ frames: [[UInt8]], now: UInt64) {
         for var f in frames where alive {
             if random() < drop { continue }
+            var leaves = now
+            if rate > 0 {
+                let queued = linkFree > now ? Int(Double(linkFree - now) * rate) : 0
+                guard queued + f.count <= queueLimit else { overflowed += 1; continue }
+                mostQueued = max(mostQueued, queued + f.count)
+                linkFree = max(linkFree, now) + UInt64(Double(f.count) / rate)
+                leaves = linkFree
+            }
             if random() < corrupt { f[Int(random() * Double(f.count))] ^= 0x5A }
             let extra = random() < reorder ? UInt64(random() * 3_000_000) : 0
-            inTransit.append((now + delay + extra, f))
-            if random() < duplicate { inTransit.append((now + delay + UInt64(random() * 2_000_000), f)) }
+            inTransit.append((leaves + delay + extra, f))
+            if random() < duplicate { inTransit.append((leaves + delay + UInt64(random() * 2_000_000), f)) }
         }
     }
 
@@ -73,10 +88,17 @@ struct Link {
     /// Runs a move's messages from a to b over the links until both ends are idle, one gives
     /// up, or `limit` ns pass. Returns what b delivered, in order.
     static func run(_ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
-                    a: ChannelEndpoint, b: ChannelEndpoint) -> [[UInt8]] {
+                    a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000) -> [[UInt8]] {
+        var end: UInt64 = 0
+        return run(messages, ab: &ab, ba: &ba, limit: limit, a: a, b: b, tick: tick, end: &end)
+    }
+
+    static func run(_ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
+                    a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000, end: inout UInt64) -> [[UInt8]] {
         for m in messages { a.send(.state, m) }
         var delivered: [[UInt8]] = []
         var now: UInt64 = 0
+        defer { end = now }
         while now < limit {
             ab.carry(a.poll(now: now), now: now)
             ba.carry(b.poll(now: now), now: now)
@@ -84,7 +106,7 @@ struct Link {
             for f in ba.due(now) { _ = a.receive(f, now: now) }
             if a.idle && ab.inTransit.isEmpty { break }
             if a.state != .open || b.state != .open { break }
-            now += 100_000
+            now += tick
         }
         return delivered
     }
@@ -165,5 +187,75 @@ struct Link {
         _ = c.poll(now: 0)  // lost on the way
         _ = d.receive(c.abort("the destination stopped answering", now: 1), now: 2)
         #expect(d.state == .aborted("the peer gave up: the destination stopped answering"))
+    }
+
+    /// State frames of up to 8.9 kB through a 100 Mbit/s link with 1 ms each way and a queue of
+    /// 64 kB (a switch port's): the channel finds the rate the link gives instead of filling the
+    /// queue, so it neither overflows it nor times out, and still keeps the link busy.
+    @Test(arguments: [false, true])
+    func theChannelTakesWhatABottleneckGives(pacing: Bool) {
+        var ab = Link(seed: 21), ba = Link(seed: 22)
+        (ab.rate, ab.queueLimit, ab.delay, ba.delay) = (12.5e6 / 1e9, 64_000, 1_000_000, 1_000_000)
+        var config = ChannelEndpoint.Config()
+        config.pacing = pacing
+        let a = ChannelEndpoint(moveID: 3, key: key, config: config), b = ChannelEndpoint(moveID: 3, key: key, config: config)
+        let sent = (0..<400).map { i in [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: UInt8(i % 251), count: 8_000) }
+        var end: UInt64 = 0
+        let got = Self.run(sent, ab: &ab, ba: &ba, a: a, b: b, tick: 20_000, end: &end)
+        #expect(got == sent)
+        // Slow start overshoots the queue once, at most: a few frames go again, none times out.
+        #expect(ab.overflowed <= 8, "the queue overflowed \(ab.overflowed) times")
+        #expect(a.counters.retransmissions <= 10 && a.counters.timeouts == 0,
+                "\(a.counters.retransmissions) retransmissions, \(a.counters.timeouts) timeouts")
+        // 3.2 MB at 12.5 MB/s is 257 ms on the wire: the channel keeps the link busy.
+        #expect(end < 400_000_000, "took \(end / 1_000_000) ms")
+    }
+
+    /// With the link shared, a Move must not queue the VNFs' packets behind its own for long:
+    /// what the channel keeps queued at the bottleneck stays near the path's bandwidth-delay
+    /// product, not its window (256 frames, 2.3 MB).
+    @Test func theChannelKeepsTheBottlenecksQueueShort() {
+        var ab = Link(seed: 31), ba = Link(seed: 32)
+        (ab.rate, ab.delay, ba.delay) = (12.5e6 / 1e9, 1_000_000, 1_000_000)
+        let a = ChannelEndpoint(moveID: 4, key: key), b = ChannelEndpoint(moveID: 4, key: key)
+        let sent = (0..<300).map { i in [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 8_000) }
+        let got = Self.run(sent, ab: &ab, ba: &ba, a: a, b: b, tick: 20_000)
+        #expect(got == sent)
+        #expect(ab.mostQueued < 150_000, "\(ab.mostQueued) bytes queued at once")
+        #expect(a.counters.timeouts == 0 && a.counters.retransmissions == 0)
+    }
+
+    /// A loss found from selective acks halves the window once for the episode; a timeout
+    /// shrinks it to one frame and backs the timer off for every frame, not each on its own.
+    @Test func lossShrinksTheWindow() {
+        let a = ChannelEndpoint(moveID: 9, key: key), b = ChannelEndpoint(moveID: 9, key: key)
+        for i in 0..<8 { a.send(.state, [UInt8](repeating: UInt8(i), count: 4_000)) }
+        let frames = a.poll(now: 0)
+        #expect(frames.count == 8)
+        let before = a.congestionWindow
+        // The first is lost; the peer's acks for the next ones show the gap.
+        var ack: [UInt8] = []
+        for f in frames.dropFirst() {
+            _ = b.receive(f, now: 4_000_000)
+            ack = b.poll(now: 4_000_000)[0]
+        }
+        _ = a.receive(ack, now: 4_000_000)
+        #expect(a.counters.fastRecoveries == 1)
+        #expect(a.congestionWindow < before && a.congestionWindow >= Double(a.config.minimumCongestionWindow * 2))
+        let again = a.poll(now: 4_000_001)
+        #expect(again.count == 1 && a.counters.retransmissions == 1)
+        // That one is lost too: the timer runs out, once for the channel.
+        let rto = a.rto
+        #expect(a.poll(now: 4_000_001 + rto / 2).isEmpty)
+        let timedOut = a.poll(now: 4_000_001 + rto)
+        #expect(timedOut.count == 1 && a.counters.timeouts == 1)
+        #expect(a.congestionWindow == Double(a.config.minimumCongestionWindow))
+        // The next timeout comes after twice the time.
+        #expect(a.poll(now: 4_000_001 + rto + rto + rto / 2).isEmpty)
+        #expect(a.poll(now: 4_000_001 + rto + 2 * rto).count == 1 && a.counters.timeouts == 2)
+        // Its arrival repairs everything, and the window grows again.
+        _ = b.receive(timedOut[0], now: 30_000_000)
+        _ = a.receive(b.poll(now: 30_000_000)[0], now: 31_000_000)
+        #expect(a.idle && a.acknowledgedThrough == 8)
     }
 }
