@@ -32,7 +32,10 @@ public final class ChannelEndpoint {
         public var maxRetransmissions = 12
         /// A frame unacknowledged this long (ns) since it was first sent: the channel gives up.
         public var giveUpAfter: UInt64 = 2_000_000_000
-        /// Later frames acknowledged before a missing one is taken as lost (fast retransmit).
+        /// A frame still unacknowledged when one sent this long (ns; a quarter of the round trip
+        /// when that is more) after it has arrived is taken as lost and goes again.
+        public var reorderingWindow: UInt64 = 500_000
+        /// Or when this many frames after it have arrived (for frames sent together).
         public var gapThreshold = 3
         public init() {}
     }
@@ -98,6 +101,8 @@ public final class ChannelEndpoint {
     /// Timeouts in a row: the timer runs for `rto << backoff`.
     var backoff = 0
     var nextSendAt: UInt64 = 0
+    /// The send time of the latest-sent frame known to have arrived.
+    var latestDeliveredSentAt: UInt64 = 0
     /// The least round-trip time seen (the path with nothing of ours queued), the least in
     /// this round, and the sequence number whose acknowledgement ends the round.
     var baseRTT = UInt64.max
@@ -183,14 +188,20 @@ public final class ChannelEndpoint {
         // An ack of what was never sent acknowledges nothing beyond what was.
         let ack = min(ack, nextSequence &- 1)
         var newly = 0
+        /// When the last-sent of the frames this ack delivers went (RACK's clock, RFC 8985).
+        var deliveredSentAt: UInt64 = 0
+        /// One round-trip sample per ack, from the frame sent last (an ack that was lost makes
+        /// the next one cover frames sent long before), and none from retransmissions (Karn).
+        var rtt = UInt64.max
         if ack >= lowestUnacked {
             for seq in lowestUnacked...ack {
                 guard let f = inFlight.removeValue(forKey: seq) else { continue }
                 if f.lost { lostQueue.removeAll { $0 == seq } }
                 guard !f.sacked else { continue }
                 newly += f.size
+                deliveredSentAt = max(deliveredSentAt, f.sentAt)
                 if !f.lost { pipe -= f.size }
-                if f.retries == 0 { sample(now &- f.sentAt) }  // Karn: no samples from retransmissions
+                if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) }
             }
             lowestUnacked = ack &+ 1
             timerStart = now
@@ -207,40 +218,53 @@ public final class ChannelEndpoint {
             guard !f.sacked else { continue }
             f.sacked = true
             newly += f.size
+            deliveredSentAt = max(deliveredSentAt, f.sentAt)
             if f.lost {
                 f.lost = false
                 lostQueue.removeAll { $0 == seq }
             } else {
                 pipe -= f.size
             }
-            if f.retries == 0 { sample(now &- f.sentAt) }
+            if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) }
             inFlight[seq] = f
         }
+        if rtt != .max { sample(rtt) }
         if newly > 0 && !inRecovery && congestionWindow < slowStartThreshold {
             // Slow start (counting bytes, RFC 3465).
             congestionWindow = min(congestionWindow + Double(newly), Double(config.maximumCongestionWindow))
         }
         if ack >= roundEnd && roundEnd > 0 { endOfRound() }
-        guard highestSacked > 0 else { return }
-        // A frame that several later ones overtook is lost, most likely (RFC 6675): once per
-        // loss episode the window halves, and the frame goes again at the next poll.
-        var sackedAbove = 0
         let flightBefore = pipe
         var found = false
+        func lose(_ seq: UInt32, _ f: InFlight) {
+            inFlight[seq]!.lost = true
+            pipe -= f.size
+            lostQueue.append(seq)
+            found = true
+        }
+        // A frame sent a while before one that has arrived is lost, most likely (RACK, RFC
+        // 8985): a first transmission or a retransmission alike, so a lost retransmission costs
+        // a round trip, not a timeout.
+        if deliveredSentAt > latestDeliveredSentAt {
+            latestDeliveredSentAt = deliveredSentAt
+            let reordering = max(UInt64((srtt ?? 0) / 4), config.reorderingWindow)
+            for (seq, f) in inFlight where !f.sacked && !f.lost && f.sentAt &+ reordering < latestDeliveredSentAt { lose(seq, f) }
+        }
+        // And a frame that several later ones overtook (RFC 6675; for frames that went out
+        // together).
+        var sackedAbove = 0
         var seq = highestSacked
         while seq >= lowestUnacked && seq > 0 {
             if let f = inFlight[seq] {
                 if f.sacked {
                     sackedAbove += 1
                 } else if !f.lost && f.retries == 0 && sackedAbove >= config.gapThreshold {
-                    inFlight[seq]!.lost = true
-                    pipe -= f.size
-                    lostQueue.append(seq)
-                    found = true
+                    lose(seq, f)
                 }
             }
             seq &-= 1
         }
+        // Once per loss episode the window halves; the lost frames go again at the next poll.
         guard found else { return }
         lostQueue.sort()
         if !inRecovery {
@@ -331,28 +355,39 @@ public final class ChannelEndpoint {
     /// the pacing allow, and an ack if one is owed and no data frame carries it.
     public func poll(now: UInt64) -> [[UInt8]] {
         guard state == .open else { return [] }
+        var timeoutFrame: [UInt8]?
         if let (seq, oldest) = oldestOutstanding, now &- timerStart >= rto << UInt64(backoff) {
             if oldest.retries >= config.maxRetransmissions || now &- oldest.firstSentAt >= config.giveUpAfter {
                 state = .aborted("the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms")
                 return []
             }
-            // Timeout: everything outstanding is taken as lost, the window starts again from
-            // one frame, and the timer backs off for the whole channel (RFC 6298, 5681).
+            // Timeout: the window starts again from one frame, the timer backs off for the whole
+            // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
+            // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
             counters.timeouts += 1
             slowStartThreshold = max(Double(pipe) / 2, 2 * Double(config.minimumCongestionWindow))
             congestionWindow = Double(config.minimumCongestionWindow)
-            backoff = min(backoff + 1, 6)
+            backoff = min(backoff + 1, 3)
             recoveryPoint = nextSequence &- 1
             timerStart = now
             nextSendAt = now
-            for (s, f) in inFlight where !f.sacked && !f.lost {
-                inFlight[s]!.lost = true
+            var f = oldest
+            if f.lost {
+                lostQueue.removeAll { $0 == seq }
+            } else {
                 pipe -= f.size
-                lostQueue.append(s)
             }
-            lostQueue.sort()
+            f.lost = false
+            f.retries += 1
+            f.sentAt = now
+            f.frame.ack = received
+            f.frame.sack = sackBitmap()
+            inFlight[seq] = f
+            counters.retransmissions += 1
+            sent(f.size, now: now)
+            timeoutFrame = f.frame.encoded(key: key)
         }
-        var out: [[UInt8]] = []
+        var out: [[UInt8]] = timeoutFrame.map { [$0] } ?? []
         let sack = sackBitmap()
         while let seq = lostQueue.first {
             guard var f = inFlight[seq] else { lostQueue.removeFirst(); continue }

@@ -95,6 +95,7 @@ public final class DataPlane: @unchecked Sendable {
             let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
                                 detector: detector, records: records,
                                 statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield)
+            worker.pool = pool.pointer
             if config.transferLcore { worker.transfer = TransferLink() }
             workers.append(worker)
         }

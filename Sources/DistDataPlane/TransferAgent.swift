@@ -124,6 +124,10 @@ public final class TransferAgent: @unchecked Sendable {
     }
 
     var outgoing: Outgoing?
+    /// Moves out that completed, and when: kept 2 s to acknowledge the destination's summary
+    /// again (the acknowledgement that went with the completion may be lost on the way, and a
+    /// destination that never hears it would give the Move up).
+    var finished: [UInt64: (move: Outgoing, since: UInt64)] = [:]
     /// The last Move out was order-preserving and completed: what the workers redirected
     /// before its rule went are copies the destination got from the switch.
     var completedOrdered = false
@@ -131,6 +135,8 @@ public final class TransferAgent: @unchecked Sendable {
     /// second phase is long in force by then), so traffic sent here again is processed.
     var discarding: (moveID: UInt64, since: UInt64)?
     var incoming: [UInt64: Incoming] = [:]
+    /// Deliveries a worker's ring did not take within a million tries (a worker stuck).
+    var pushDropped = 0
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     static let batch = 64
 
@@ -288,7 +294,7 @@ public final class TransferAgent: @unchecked Sendable {
             // NG ends here for the source (the controller deletes the state after the update).
             notice(move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete", move.guarded ? "state-sent" : "completed",
                    nil, counters(move, now: now))
-            if !move.guarded { outgoing = nil }
+            if !move.guarded { finish(move, now: now) }
             return true
         }
         if move.ibcSeen && session.complete {
@@ -301,10 +307,16 @@ public final class TransferAgent: @unchecked Sendable {
             completedOrdered = move.ordered
             if move.ordered { discarding = (move.order.moveID, now) }
             notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
-            outgoing = nil
+            finish(move, now: now)
             return true
         }
         return false
+    }
+
+    /// The Move out is done; its channel lingers to answer the destination.
+    func finish(_ move: Outgoing, now: UInt64) {
+        outgoing = nil
+        finished[move.order.moveID] = (move, now)
     }
 
     /// The hosts of the filter (and, with `peers`, those at the other end of its flows),
@@ -457,7 +469,7 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         let moveID = payload[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        if let move = outgoing, move.order.moveID == moveID {
+        if let move = outgoing.flatMap({ $0.order.moveID == moveID ? $0 : nil }) ?? finished[moveID]?.move {
             move.session.receive(payload, now: now)
             return
         }
@@ -539,7 +551,10 @@ public final class TransferAgent: @unchecked Sendable {
         var spins = 0
         while !links[worker].toWorker.push(item) {
             spins += 1
-            if spins > 1_000_000 { return }
+            if spins > 1_000_000 {
+                pushDropped += 1
+                return
+            }
             sched_yield()
         }
     }
@@ -555,12 +570,13 @@ public final class TransferAgent: @unchecked Sendable {
             discarding = nil
             for w in links.indices { push(.closeGate(d.moveID), to: w) }
         }
-        if let move = outgoing {
+        for move in [outgoing].compactMap({ $0 }) + finished.values.map({ $0.move }) {
             for f in move.session.poll(now: now) {
                 transmit(ChannelDatagram.build(from: local, to: move.order.destination, payload: f))
                 any = true
             }
         }
+        for (id, f) in finished where now &- f.since > 2_000_000_000 { finished[id] = nil }
         for (id, move) in incoming {
             // Replies go back where the source is (the channel's first frame said).
             // Replies wait for the opening message when the source's VLAN is not known yet.
@@ -577,6 +593,7 @@ public final class TransferAgent: @unchecked Sendable {
             if move.session.complete || move.session.endpoint.state != .open || move.session.failure != nil {
                 if move.finishedAt == nil {
                     move.finishedAt = now
+                    incomingEnded(id, move)
                     // Aborted or broken. Redirected packets held here: processed when the source
                     // gave up on hearing from us ("keep"), dropped when it takes them back. Then
                     // what the switch sent here goes on (the end does this otherwise).
@@ -585,8 +602,13 @@ public final class TransferAgent: @unchecked Sendable {
                     } else if move.session.endpoint.state != .open || move.session.failure != nil {
                         _ = move.session.takeHeld()
                     }
-                    if !move.session.complete {
+                    var peerGaveUp = false
+                    if case .aborted(let why) = move.session.endpoint.state { peerGaveUp = why.hasPrefix("the peer gave up") }
+                    if !move.session.complete && (!move.session.ended || peerGaveUp) {
                         // Given up: the source has its flows back; copies here would go stale.
+                        // (After the source's end and this end's summary, the flows are this
+                        // instance's unless the source says otherwise: its acknowledgement of the
+                        // summary may be all that was lost.)
                         for (w, keys) in move.imported.enumerated() where !keys.isEmpty { push(.forget(keys), to: w) }
                         move.imported = []
                     }
@@ -618,6 +640,18 @@ public final class TransferAgent: @unchecked Sendable {
             }
         }
         return ok
+    }
+
+    /// A Move in has ended: how (for the instance's log; the controller hears from the source).
+    func incomingEnded(_ id: UInt64, _ move: Incoming) {
+        var reason: String?
+        if case .aborted(let why) = move.session.endpoint.state { reason = why }
+        if let failure = move.session.failure { reason = failure }
+        let e = move.session.endpoint.counters
+        notice(id, "incomingEnded", move.session.complete ? "completed" : move.session.ended ? "ended" : "given up", reason,
+               ["framesReceived": e.framesReceived, "delivered": e.delivered, "duplicates": e.duplicates,
+                "rejected": e.rejected, "outOfWindow": e.outOfWindow, "retransmissions": e.retransmissions,
+                "pushDropped": pushDropped])
     }
 
     func notice(_ id: UInt64, _ type: String, _ outcome: String, _ reason: String?, _ counters: [String: Int]) {

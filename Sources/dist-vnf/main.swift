@@ -335,6 +335,11 @@ nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
 @MainActor func forwardNotices() {
     agent?.importedCounters.drain { stateStore.importCounters($0) }
     agent?.notices.drain { n in
+        if n.type == "incomingEnded" {
+            let counts = n.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            emit("[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(counts)")
+            return
+        }
         if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed" {
             stateStore.exportedCounters(c)
         }

@@ -229,8 +229,12 @@ struct Link {
     /// shrinks it to one frame and backs the timer off for every frame, not each on its own.
     @Test func lossShrinksTheWindow() {
         let a = ChannelEndpoint(moveID: 9, key: key), b = ChannelEndpoint(moveID: 9, key: key)
-        for i in 0..<8 { a.send(.state, [UInt8](repeating: UInt8(i), count: 4_000)) }
-        let frames = a.poll(now: 0)
+        // One frame every half millisecond.
+        var frames: [[UInt8]] = []
+        for i in 0..<8 {
+            a.send(.state, [UInt8](repeating: UInt8(i), count: 4_000))
+            frames += a.poll(now: UInt64(i) * 500_000)
+        }
         #expect(frames.count == 8)
         let before = a.congestionWindow
         // The first is lost; the peer's acks for the next ones show the gap.
@@ -254,8 +258,8 @@ struct Link {
         #expect(a.poll(now: 4_000_001 + rto + rto + rto / 2).isEmpty)
         #expect(a.poll(now: 4_000_001 + rto + 2 * rto).count == 1 && a.counters.timeouts == 2)
         // Its arrival repairs everything, and the window grows again.
-        _ = b.receive(timedOut[0], now: 30_000_000)
-        _ = a.receive(b.poll(now: 30_000_000)[0], now: 31_000_000)
+        _ = b.receive(timedOut[0], now: 900_000_000)
+        _ = a.receive(b.poll(now: 900_000_000)[0], now: 901_000_000)
         #expect(a.idle && a.acknowledgedThrough == 8)
     }
 }

@@ -107,8 +107,13 @@ class MoveTests(unittest.TestCase):
             report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt, '--mode', mode, *extra)
             replay.join()
             flows_after = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
+            ended_in = self.destination_said(bed) if mode == 'dist' and report.get('outcome') == 'completed' else None
         finally:
             bed.run('down')
+        if ended_in is not None:
+            # The destination kept what it imported: its side of the Move completed too (it
+            # did not give the Move up, forgetting the flows, for want of the source's last ack).
+            self.assertIn('in: completed', ended_in)
         self.assertEqual(report['outcome'], 'completed', out.stdout + out.stderr)
         self.assertGreater(report['perFlowStates'], 10)
         self.assertGreater(report['moveTime'], 0)
@@ -128,6 +133,18 @@ class MoveTests(unittest.TestCase):
         self.assertGreater(sum(moved_hosts.values()), 10)
         self.assertEqual(moved_hosts, self.of_moved(expected))
         return report, result
+
+    @staticmethod
+    def destination_said(bed, timeout=8):
+        """The destination's log line on how the Move in ended (waits for it)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(os.path.join(bed.dir, 'vnf2.log'), errors='replace') as f:
+                lines = [line for line in f if ' in: ' in line and '] move ' in line]
+            if lines:
+                return lines[-1]
+            time.sleep(0.2)
+        return 'no line in vnf2.log on the Move in'
 
     @staticmethod
     def of_moved(counted):
