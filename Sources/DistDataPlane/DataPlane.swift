@@ -25,6 +25,9 @@ public struct DataPlaneConfig: Sendable {
     public var idleYield = false
     /// Reserve the last worker lcore for the transfer lcore (DiST's Move over the data port).
     public var transferLcore = false
+    /// How packets a rule held go on when it ends (a Move's destination): paced at a multiple of
+    /// the rate they came at, so a long hold does not leave as one burst.
+    public var holdPacing = HoldQueue.Pacing()
     public init() {}
 }
 
@@ -94,7 +97,8 @@ public final class DataPlane: @unchecked Sendable {
             }
             let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
                                 detector: detector, records: records,
-                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield)
+                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield,
+                                pacing: config.holdPacing)
             worker.pool = pool.pointer
             if config.transferLcore { worker.transfer = TransferLink() }
             workers.append(worker)

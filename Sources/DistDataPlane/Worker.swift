@@ -56,12 +56,12 @@ public final class Worker: @unchecked Sendable {
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
     /// included. (Holding the mbufs did: 8,191 mbufs held at 10,000 pps, and the port stopped.)
-    let held: UnsafeMutablePointer<(offset: Int, length: Int, port: UInt16)>
-    let heldBytes: UnsafeMutablePointer<UInt8>
-    var heldCount = 0
-    var heldUsed = 0
+    /// Released paced (see ``HoldQueue``).
+    let held = HoldQueue(capacity: Worker.holdCapacity, byteCapacity: Worker.holdBytes)
     public static let holdCapacity = 131_072
     public static let holdBytes = 64 << 20
+    /// How held packets go once their rule goes.
+    let pacing: HoldQueue.Pacing
     /// The pool held packets go back into mbufs from.
     var pool: OpaquePointer?
     /// Housekeeping (expiry of `expiryBudget` entries, the mailbox, counters) every this many loops.
@@ -82,13 +82,12 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
-         idleYield: Bool = false) {
+         idleYield: Bool = false, pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
         self.idleYield = idleYield
+        self.pacing = pacing
         self.detector = detector
         self.records = records
         fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
-        held = .allocate(capacity: Worker.holdCapacity)
-        heldBytes = .allocate(capacity: Worker.holdBytes)
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -97,11 +96,6 @@ public final class Worker: @unchecked Sendable {
         self.statsSlot = statsSlot
         self.stopFlag = stopFlag
         self.clock = clock
-    }
-
-    deinit {
-        held.deallocate()
-        heldBytes.deallocate()
     }
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
@@ -148,8 +142,12 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
-            if let served = mailbox.serve(fastPath), case .events(let rule) = served, !Worker.holds(rule) {
-                release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+            let before = fastPath.eventRule
+            if let served = mailbox.serve(fastPath), case .events(let rule) = served {
+                ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+            }
+            if held.draining {
+                drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
             if loops % interval == 0 {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
@@ -220,47 +218,77 @@ public final class Worker: @unchecked Sendable {
     /// the caller) when the queue is full.
     @inline(__always)
     func hold(_ mbuf: OpaquePointer?, port: UInt16) -> Bool {
-        let length = heldCount < Worker.holdCapacity
-            ? Int(dist_mbuf_copy(mbuf, heldBytes + heldUsed, UInt32(Worker.holdBytes - heldUsed))) : 0
+        let room = held.room()
+        let length = room.map { Int(dist_mbuf_copy(mbuf, $0.baseAddress, UInt32(clamping: $0.count))) } ?? 0
         guard length > 0 else {
             statsSlot.pointee.holdOverflow &+= 1
             return false
         }
-        held[heldCount] = (heldUsed, length, port)
-        heldCount += 1
-        heldUsed += length
+        held.commit(length: length, port: port, now: clock.now())
         dist_mbuf_free(mbuf)
         statsSlot.pointee.eventsHeld &+= 1
         return true
     }
 
-    /// Processes and forwards every held packet, in the order they came (events are off now).
+    /// The event rule `before` gave way to `after`: when `after` holds nothing, what was held
+    /// goes on, paced (``HoldQueue``) when no rule takes its place (the end of a Move's hold),
+    /// at once when one does (its packets must not pass what was held).
+    func ruleChanged(from before: EventRule?, to after: EventRule?, packets: UnsafeMutablePointer<OpaquePointer?>,
+                     data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
+                     packetLengths: UnsafeMutablePointer<UInt32>) {
+        guard !Worker.holds(after) else { return }
+        if after == nil, let before, Worker.holds(before), pacing.factor > 0,
+           !held.draining || fastPath.drainFilter == before.filter {
+            if held.startRelease(now: clock.now(), pacing: pacing) {
+                fastPath.drainFilter = before.filter
+                statsSlot.pointee.pacedReleases &+= 1
+                drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+            }
+            return
+        }
+        release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+    }
+
+    /// Processes and forwards every held packet, in the order they came, at once.
     func release(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
                  segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
-        var start = 0
-        while start < heldCount {
-            let port = held[start].port
-            var n = 0
-            while n < Int(Worker.burstSize) && start + n < heldCount && held[start + n].port == port {
-                let h = held[start + n]
-                guard let m = dist_mbuf_from_bytes(pool, heldBytes + h.offset, UInt32(h.length)) else { break }
-                packets[n] = m
-                n += 1
-            }
-            if n == 0 {
-                // The pool is empty (it refills as the port sends): this one is dropped, counted.
-                statsSlot.pointee.txDropped &+= 1
-                start += 1
-                continue
-            }
+        if !held.isEmpty { _ = held.startRelease(now: clock.now(), pacing: .immediate) }
+        while held.draining {
+            drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+        }
+        fastPath.drainFilter = nil
+    }
+
+    /// Processes and forwards the held packets the pace lets go now (one burst at most).
+    func drain(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+               segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+        let allowed = held.releasable(now: clock.now(), limit: Int(Worker.burstSize))
+        guard allowed > 0, let port = held.first?.port else { return }
+        var n = 0
+        while n < allowed && held.entry(n).port == port {
+            let h = held.entry(n)
+            guard let m = dist_mbuf_from_bytes(pool, held.bytes + h.offset, UInt32(h.length)) else { break }
+            packets[n] = m
+            n += 1
+        }
+        if n == 0 {
+            // The pool is empty (it refills as the port sends): this one is dropped, counted.
+            statsSlot.pointee.txDropped &+= 1
+            held.dropFirst(1)
+        } else {
+            // These are past every rule (the one that held them went), the drain's filter too.
+            let filter = fastPath.drainFilter, rule = fastPath.eventRule
+            fastPath.drainFilter = nil
+            fastPath.eventRule = nil
             dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
             fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
                              now: clock.now())
+            fastPath.drainFilter = filter
+            fastPath.eventRule = rule
             transmit(packets, count: UInt16(n), port: port)
-            start += n
+            held.dropFirst(n)
         }
-        heldCount = 0
-        heldUsed = 0
+        if !held.draining { fastPath.drainFilter = nil }
     }
 
     /// Applies what the transfer lcore handed this worker, in order: state in, packets to
@@ -276,9 +304,13 @@ public final class Worker: @unchecked Sendable {
             guard pending > 0 else { return }
             dist_mbufs_meta(packets, UInt16(pending), data, segmentLengths, packetLengths)
             // Packets handed over by the transfer lcore are past every rule here.
-            let rule = fastPath.eventRule
+            let rule = fastPath.eventRule, drain = fastPath.drainFilter
             fastPath.eventRule = nil
-            defer { fastPath.eventRule = rule }
+            fastPath.drainFilter = nil
+            defer {
+                fastPath.eventRule = rule
+                fastPath.drainFilter = drain
+            }
             let events = fastPath.process(count: pending, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
                                           now: clock.now())
             let keep = events ? sortOut(packets, count: pending, data: data, lengths: segmentLengths, port: port) : UInt16(pending)
@@ -306,14 +338,14 @@ public final class Worker: @unchecked Sendable {
             case .rule(let rule):
                 // In order with the packets: a hold ends after the last redirected one.
                 flush()
+                let before = fastPath.eventRule
                 _ = fastPath.perform(.events(rule))
-                if !Worker.holds(rule) {
-                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
-                }
+                ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             case .sourceEnded(let id):
                 flush()
+                let before = fastPath.eventRule
                 if fastPath.sourceEnded(moveID: id) {
-                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                    ruleChanged(from: before, to: nil, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
             case .forget(let keys):
                 flush()
@@ -323,7 +355,7 @@ public final class Worker: @unchecked Sendable {
                 if let rule = fastPath.eventRule, rule.action == .gate || rule.action == .discard, rule.moveID == id {
                     if rule.action == .gate { statsSlot.pointee.gatesClosedLate &+= 1 }
                     _ = fastPath.perform(.events(nil))
-                    release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                    ruleChanged(from: rule, to: nil, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
             }
         }

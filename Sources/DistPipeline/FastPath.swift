@@ -24,6 +24,9 @@ public final class FastPath {
     public let detector: Detector?
     /// The event rule in force (OpenNF's enableEvents), set between bursts by the worker.
     public var eventRule: EventRule?
+    /// While a worker's held packets drain (see ``HoldQueue``): the filter of the rule that held
+    /// them. Packets it matches are kept too, behind them, whatever the event rule says.
+    public var drainFilter: FlowFilter?
     /// What to do with each packet of the last burst (see ``Verdict``).
     public let verdicts: UnsafeMutablePointer<Verdict>
     /// This instance's end of the DiST channel (UDP to this address and port): such frames go
@@ -88,6 +91,7 @@ public final class FastPath {
         let stats = self.stats
         let table = self.table
         var current = eventRule
+        let drain = drainFilter
         var events = false
         var bytes: UInt64 = 0
         for i in 0..<count {
@@ -104,7 +108,10 @@ public final class FastPath {
                 }
                 probes[i] = FlowProbe(infos[i])
                 table.prefetchSlot(probes[i])
-                if let rule = current, rule.filter.matches(probes[i].key) {
+                if let drain, drain.matches(probes[i].key) {
+                    verdicts[i] = .keep
+                    events = true
+                } else if let rule = current, rule.filter.matches(probes[i].key) {
                     if rule.action == .redirect {
                         // Marked flows are the peer's now; unknown ones start there.
                         if lockedOrUnknown(probes[i].key) {

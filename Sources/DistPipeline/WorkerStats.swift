@@ -34,6 +34,8 @@ public struct WorkerStats: Sendable {
     public var eventsHeld: UInt64 = 0
     public var holdOverflow: UInt64 = 0
     public var eventsLost: UInt64 = 0
+    /// Holds that ended in a paced release (``HoldQueue``).
+    public var pacedReleases: UInt64 = 0
     /// DiST's Move: packets handed to the transfer lcore for the peer, frames the transfer ring
     /// could not take (freed, counted), channel frames sent, and imported flows refused (table
     /// full).
@@ -87,6 +89,7 @@ public struct WorkerStats: Sendable {
         s.eventsHeld &+= b.eventsHeld
         s.holdOverflow &+= b.holdOverflow
         s.eventsLost &+= b.eventsLost
+        s.pacedReleases &+= b.pacedReleases
         s.redirected &+= b.redirected
         s.transferDropped &+= b.transferDropped
         s.channelFramesSent &+= b.channelFramesSent
@@ -123,6 +126,7 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "events": [
                 "raised": eventsRaised, "held": eventsHeld, "hold_overflow": holdOverflow, "lost": eventsLost,
+                "paced_releases": pacedReleases,
             ] as [String: UInt64],
             "transfer": [
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,

@@ -53,6 +53,11 @@ struct Options {
           --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
           --channel-vlan N       the VLAN peers tag this instance's channel frames with, so the
                                  switch can forward them by the tag alone (default: untagged)
+          --release-pace FACTOR  packets held during a Move (at its destination) go on at FACTOR
+                                 times the rate they came at once the hold ends, after a
+                                 256 kB burst, so a long hold does not leave as one burst that
+                                 overflows the next slow link; 0 sends them all at once
+                                 (default: 2)
           --idle-yield           workers yield their CPU after a poll that found nothing (for
                                  hosts where lcores share CPUs with other busy programs)
           --tcp-timeout SECS     idle TCP flow expiry (default: 300)
@@ -133,6 +138,12 @@ struct Options {
             case "--no-detection": options.detection = false
             case "--arp": options.data.arp = true
             case "--idle-yield": options.data.idleYield = true
+            case "--release-pace":
+                let text = try value(argument)
+                guard let factor = Double(text), factor.isFinite, factor == 0 || (1.1...1000).contains(factor) else {
+                    throw Failure(description: "--release-pace: expected 0 (at once) or a factor from 1.1 to 1000, got '\(text)'")
+                }
+                options.data.holdPacing.factor = factor
             case "--channel":
                 let text = try value(argument)
                 guard let address = ChannelAddress(text), !text.contains("@") else {
