@@ -89,6 +89,11 @@ final class DistModeMove: MoveRun {
 
     var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// Notes a step of the Move in the report's phases.
+    func phase(_ name: String, at seconds: Double? = nil) {
+        report.phases.append(MovePhase(name: name, at: seconds ?? Double(now - started) / 1e9))
+    }
+
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
@@ -103,8 +108,10 @@ final class DistModeMove: MoveRun {
         self.stateSent = stateSent
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
         var steps = src.request(order).flatMap { _ in
-            self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
+            self.phase("source-accepted")
+            return self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
         }.flatMap { counters in
+            self.phase("state-sent")
             self.take(counters)
             self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
             return self.updateSwitch()
@@ -116,6 +123,7 @@ final class DistModeMove: MoveRun {
                 // Phase 2: after the IBC (the same place in both copies of the traffic), the
                 // destination only. The PACKET_OUT and the MODIFY leave in this order.
                 self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), ports: [self.src.switchPort, self.dst.switchPort])
+                self.phase("ibc-sent")
                 return self.sw.packetOutsSent().flatMap {
                     _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
                     self.switchUpdated = true
@@ -124,6 +132,7 @@ final class DistModeMove: MoveRun {
                 }.map {
                     self.take($0)
                     self.report.moveTime = Double(self.now - self.started) / 1e9
+                    self.phase("complete", at: self.report.moveTime)
                 }
             }
         } else if spec.guarantee == .lf {
@@ -132,8 +141,12 @@ final class DistModeMove: MoveRun {
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
                 self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), port: self.src.switchPort)
+                self.phase("ibc-sent")
                 return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
-                    .map { self.take($0) }
+                    .map {
+                        self.phase("complete")
+                        self.take($0)
+                    }
             }
         } else {
             steps = steps.flatMap {
@@ -239,6 +252,10 @@ final class DistModeMove: MoveRun {
         if let back = c["packetsReprocessed"], back > 0 {
             report.warnings.append("\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
         }
+        if let elapsed = c["elapsedNs"], n["type"] as? String == "moveStateSent" {
+            report.sourcePhases = [("export-began", c["exportBeganNs"]), ("state-queued", c["stateQueuedNs"]), ("state-acked", elapsed)]
+                .compactMap { name, ns in ns.map { MovePhase(name: name, at: Double($0) / 1e9) } }
+        }
         if c["dstPackets"] != nil, let elapsed = c["elapsedNs"], report.packetsRedirected > 0 {
             report.redirTime = Double(elapsed) / 1e9
         }
@@ -252,6 +269,7 @@ final class DistModeMove: MoveRun {
             }
             duplicating = true
             return sw.barrier(covering: xids).flatMap {
+                self.phase("switch-duplicating")
                 self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)")
                 return self.settled()
             }
@@ -260,6 +278,7 @@ final class DistModeMove: MoveRun {
         return sw.barrier(covering: xids).map {
             self.switchUpdated = true
             self.report.moveTime = Double(self.now - self.started) / 1e9
+            self.phase("switch-updated", at: self.report.moveTime)
             self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
         }
     }

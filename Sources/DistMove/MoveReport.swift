@@ -44,6 +44,12 @@ public struct MoveReport: Codable, Sendable, Equatable {
     public var warnings: [String] = []
     /// A split Move's parts, in the order they moved (empty otherwise).
     public var parts: [MovePart] = []
+    /// Where the time went: the Move's steps as the controller saw them, in order, in seconds
+    /// from its start (dist mode: also the source's own time to get its state acknowledged).
+    public var phases: [MovePhase] = []
+    /// dist mode: the source's steps, on its own clock, from when its order came (the export
+    /// began, the last state was queued on the channel, the destination acknowledged it all).
+    public var sourcePhases: [MovePhase] = []
 
     public init() {}
 
@@ -68,7 +74,9 @@ public struct MoveReport: Codable, Sendable, Equatable {
             ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
             ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
             ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
-        ] + parts.map { p in
+        ] + (phases.isEmpty ? [] : [("Phases (s from start)", phases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", "))])
+          + (sourcePhases.isEmpty ? [] : [("Source (s from its order)", sourcePhases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", "))])
+          + parts.map { p in
             ("Part \(p.filter)", String(format: "%@, %d states, %d packets seen, MoveTime %.4f s, %d messages", p.outcome, p.states, p.packets, p.moveTime, p.messages))
         } + warnings.map { ("Warning", $0) }
         let width = rows.map { $0.0.count }.max() ?? 0
@@ -94,5 +102,15 @@ public struct MovePart: Codable, Sendable, Equatable {
         self.packets = packets
         self.moveTime = moveTime
         self.messages = messages
+    }
+}
+
+/// One step of a Move and when it happened, in seconds from the Move's start.
+public struct MovePhase: Codable, Sendable, Equatable {
+    public var name: String
+    public var at: Double
+    public init(name: String, at: Double) {
+        self.name = name
+        self.at = at
     }
 }

@@ -340,6 +340,11 @@ nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
             emit("[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(counts)")
             return
         }
+        if n.type == "moveStateSent" || n.type == "moveComplete" {
+            // The source's side of a Move, for the instance's log (the controller gets it too).
+            let counts = n.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            emit("[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(counts)")
+        }
         if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed" {
             stateStore.exportedCounters(c)
         }
