@@ -53,6 +53,9 @@ public final class ChannelEndpoint {
         public var timeouts = 0
         /// Losses found from the peer's selective acks (each episode halves the window).
         public var fastRecoveries = 0
+        /// Timeouts found spurious (the original frame's acknowledgement came back sooner than
+        /// any round trip after its retransmission could have): the window they took was given back.
+        public var spuriousTimeouts = 0
         public var framesReceived = 0
         public var delivered = 0
         /// Data frames received again (their sequence number was already in): a duplicate or a replay.
@@ -100,6 +103,10 @@ public final class ChannelEndpoint {
     var timerStart: UInt64 = 0
     /// Timeouts in a row: the timer runs for `rto << backoff`.
     var backoff = 0
+    /// The first timeout of an episode: the frame it resent, when, and the window and
+    /// threshold before it, to give back if the frame's acknowledgement shows the original had
+    /// arrived (a peer or a path that stalled for a moment, not a loss).
+    var undo: (seq: UInt32, at: UInt64, window: Double, threshold: Double, recoveryPoint: UInt32)?
     var nextSendAt: UInt64 = 0
     /// The send time of the latest-sent frame known to have arrived.
     var latestDeliveredSentAt: UInt64 = 0
@@ -193,6 +200,11 @@ public final class ChannelEndpoint {
         /// One round-trip sample per ack, from the frame sent last (an ack that was lost makes
         /// the next one cover frames sent long before), and none from retransmissions (Karn).
         var rtt = UInt64.max
+        /// An ack that acknowledges a retransmitted frame gives no sample at all (Karn, as
+        /// Linux applies it): the frames it acknowledges with it waited behind the lost one,
+        /// and a sample from them would count the recovery's time as the path's, inflating the
+        /// timer, which slows the recovery, which inflates the next sample.
+        var retransmittedAcked = false
         if ack >= lowestUnacked {
             for seq in lowestUnacked...ack {
                 guard let f = inFlight.removeValue(forKey: seq) else { continue }
@@ -201,7 +213,7 @@ public final class ChannelEndpoint {
                 newly += f.size
                 deliveredSentAt = max(deliveredSentAt, f.sentAt)
                 if !f.lost { pipe -= f.size }
-                if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) }
+                if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) } else { retransmittedAcked = true }
             }
             lowestUnacked = ack &+ 1
             timerStart = now
@@ -228,7 +240,18 @@ public final class ChannelEndpoint {
             if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) }
             inFlight[seq] = f
         }
-        if rtt != .max { sample(rtt) }
+        if let u = undo, ack >= u.seq || inFlight[u.seq]?.sacked == true {
+            undo = nil
+            // Sooner than the quickest round trip seen: the original had arrived, not the copy.
+            if baseRTT != .max && now &- u.at < baseRTT {
+                counters.spuriousTimeouts += 1
+                congestionWindow = max(congestionWindow, u.window)
+                slowStartThreshold = u.threshold
+                recoveryPoint = u.recoveryPoint
+                backoff = 0
+            }
+        }
+        if rtt != .max && !retransmittedAcked { sample(rtt) }
         if newly > 0 && !inRecovery && congestionWindow < slowStartThreshold {
             // Slow start (counting bytes, RFC 3465).
             congestionWindow = min(congestionWindow + Double(newly), Double(config.maximumCongestionWindow))
@@ -365,6 +388,9 @@ public final class ChannelEndpoint {
             // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
             // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
             counters.timeouts += 1
+            if backoff == 0 && oldest.retries == 0 {
+                undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)
+            }
             slowStartThreshold = max(Double(pipe) / 2, 2 * Double(config.minimumCongestionWindow))
             congestionWindow = Double(config.minimumCongestionWindow)
             backoff = min(backoff + 1, 3)

@@ -262,4 +262,47 @@ struct Link {
         _ = a.receive(b.poll(now: 900_000_000)[0], now: 901_000_000)
         #expect(a.idle && a.acknowledgedThrough == 8)
     }
+
+    /// A peer (or path) that stalls past the timer is not a loss: when the original frames'
+    /// acknowledgement comes back sooner than any round trip after the retransmission could
+    /// have, the window the timeout took is given back. An acknowledgement that could be the
+    /// retransmission's is not taken for that.
+    @Test(arguments: [(100_000 as UInt64, true), (3_000_000 as UInt64, false)])
+    func aTimeoutThatWasNotALossIsUndone(ackAfterRetransmission: UInt64, spurious: Bool) {
+        let a = ChannelEndpoint(moveID: 10, key: key), b = ChannelEndpoint(moveID: 10, key: key)
+        // A first exchange: the path's round trip is 2 ms.
+        a.send(.state, [1])
+        for f in a.poll(now: 0) { _ = b.receive(f, now: 1_000_000) }
+        for f in b.poll(now: 1_000_000) { _ = a.receive(f, now: 2_000_000) }
+        #expect(a.idle)
+        // Eight frames; the peer gets them and its acknowledgements stall.
+        var frames: [[UInt8]] = []
+        for i in 0..<8 {
+            a.send(.state, [UInt8](repeating: UInt8(i), count: 4_000))
+        }
+        var t: UInt64 = 3_000_000
+        while frames.count < 8 {
+            frames += a.poll(now: t)
+            t += 100_000
+        }
+        var acks: [[UInt8]] = []
+        for f in frames {
+            _ = b.receive(f, now: 4_000_000)
+            acks += b.poll(now: 4_000_000)
+        }
+        let rto = a.rto
+        var at = t
+        var resent: [[UInt8]] = []
+        while resent.isEmpty && at < t + 10 * rto {
+            at += 100_000
+            resent = a.poll(now: at)
+        }
+        #expect(a.counters.timeouts == 1 && resent.count == 1)
+        #expect(a.congestionWindow == Double(a.config.minimumCongestionWindow))
+        for ack in acks { _ = a.receive(ack, now: at + ackAfterRetransmission) }
+        #expect(a.idle && a.acknowledgedThrough == 9)
+        #expect(a.counters.spuriousTimeouts == (spurious ? 1 : 0))
+        // Given back (less what the stall's queueing delay trims off a window in slow start).
+        if spurious { #expect(a.congestionWindow >= 3 * Double(a.config.minimumCongestionWindow)) }
+    }
 }
