@@ -95,6 +95,10 @@ public final class TransferAgent: @unchecked Sendable {
         var duplicatesDropped = 0
         let started: UInt64
         var markWaitNanoseconds: UInt64 = 0
+        /// When (since `started`) the flows were listed and the export began, and when the
+        /// last state was queued on the channel (0: not yet).
+        var exportBegan: UInt64 = 0
+        var stateQueued: UInt64 = 0
         /// The workers' count of frames the ring to the transfer lcore could not take, at start.
         var ringFullAtStart: UInt64 = 0
         init(order: MoveOrder, session: TransferSource, started: UInt64) {
@@ -138,7 +142,7 @@ public final class TransferAgent: @unchecked Sendable {
     /// Deliveries a worker's ring did not take within a million tries (a worker stuck).
     var pushDropped = 0
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
-    static let batch = 64
+    static let batch = 256
 
     public init(plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000) {
         self.plane = plane
@@ -215,6 +219,7 @@ public final class TransferAgent: @unchecked Sendable {
                 move.candidates += found.map { (w, $0.index, $0.key) }
             }
         }
+        move.exportBegan = plane.clock.now() &- move.started
         // Without late locking every flow is marked at once; with it, a batch at a time.
         if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
     }
@@ -339,6 +344,7 @@ public final class TransferAgent: @unchecked Sendable {
         move.session.flushState()
         move.session.release()
         move.stateSequence = move.session.messagesQueued
+        move.stateQueued = plane.clock.now() &- move.started
         // Redirect-first: the IBC came before the export began; nothing follows the state.
         if move.order.redirectFirst { move.session.end() }
     }
@@ -388,9 +394,10 @@ public final class TransferAgent: @unchecked Sendable {
             "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected, "redirectedBytes": s.redirectedBytes,
             "packetsTooLarge": s.packetsTooLarge, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
-            "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
+            "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries, "spuriousTimeouts": e.spuriousTimeouts,
             "congestionWindow": Int(move.session.endpoint.congestionWindow),
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
+            "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
             "ringFull": Int(ringFull &- move.ringFullAtStart), "duplicatesDropped": move.duplicatesDropped,
         ]

@@ -51,6 +51,57 @@ import Testing
         #expect(try StateCodec.decodeAll(batch) == Self.states)
     }
 
+    /// Version 2 halves a per-flow state; version 1 (an instance not yet upgraded) still reads.
+    @Test func perFlowStatesAreCompactAndTheFixedWidthVersionStillReads() throws {
+        let flows = Self.states.filter { $0.scope == .perFlow }
+        var compact = 0, fixed = 0
+        for chunk in flows {
+            let v2 = StateCodec.encode(chunk), v1 = StateCodec.encode(chunk, format: 1)
+            #expect(v2[2] == 2 && v1[2] == 1)
+            #expect(try StateCodec.decode(v1) == chunk)
+            compact += v2.count
+            fixed += v1.count
+        }
+        #expect(fixed == flows.count * 106)
+        #expect(compact * 2 < fixed, "\(compact) bytes against \(fixed)")
+        // IPv6 flows, times that run backwards and counters at their limits round-trip too.
+        let v6 = FlowKey(loAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 1), hiAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 2),
+                         loPort: 1, hiPort: 2, proto: 17, vlanKey: 0xFF_FFFF)
+        var e = FlowEntry(key: v6, hash: 0, clientIsLo: false, now: 9)
+        e.firstSeen = .max
+        e.lastSeen = 3
+        e.packetsToServer = .max
+        e.bytesToClient = 1 << 63
+        #expect(try StateCodec.decode(StateCodec.encode(.perFlow(e))) == .perFlow(e))
+        e.lastSeen = .max
+        e.firstSeen = 0
+        #expect(try StateCodec.decode(StateCodec.encode(.perFlow(e))) == .perFlow(e))
+    }
+
+    /// A varint longer than its value needs, or past 64 bits, is refused (one value, one form).
+    @Test func oddVarintsAreRefused() throws {
+        let good = StateCodec.encode(Self.states.first { $0.scope == .perFlow }!)
+        // The payload of a v4 flow: flags, 8 bytes of addresses, 5 of ports and protocol, then
+        // the VLAN key's varint (one byte: the key is small). Stretch it to two bytes.
+        #expect(good[12] & 1 == 1 && good[26] < 0x80)
+        func resealed(_ payload: [UInt8]) -> [UInt8] {
+            var chunk = Array(good[0..<12]) + payload
+            let length = UInt32(payload.count), crc = payload.withUnsafeBytes { CRC32C.checksum($0) }
+            for i in 0..<4 {
+                chunk[4 + i] = UInt8(truncatingIfNeeded: length >> (8 * UInt32(i)))
+                chunk[8 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i)))
+            }
+            return chunk
+        }
+        var payload = Array(good[12...])
+        #expect(try StateCodec.decode(resealed(payload)) == StateCodec.decode(good))
+        payload.replaceSubrange(14...14, with: [payload[14] | 0x80, 0])
+        #expect(throws: StateCodecError.malformed("varint not in its shortest form")) { try StateCodec.decode(resealed(payload)) }
+        payload = Array(good[12...])
+        payload.replaceSubrange(14...14, with: [UInt8](repeating: 0xFF, count: 9) + [0x02])
+        #expect(throws: StateCodecError.malformed("varint past 64 bits")) { try StateCodec.decode(resealed(payload)) }
+    }
+
     @Test func anAssetLearntFromARPKeepsItsAddressAndVendor() throws {
         let asset = Detector.Asset(vlan: 7, firstSeen: 1, lastSeen: 2, mac: [0, 0x0C, 0x29, 1, 2, 3], vendor: "Vmware")
         let chunk = StateChunk.multiFlow(AssetState(address: IPAddress(ipv4: 0xC612_0001), asset: asset))
@@ -79,8 +130,10 @@ import Testing
 
     @Test func wrongVersionOversizedAndForeignBytesAreRefused() {
         var bytes = StateCodec.encode(Self.states[0])
-        bytes[2] = 2
-        #expect(throws: StateCodecError.wrongVersion(2)) { try StateCodec.decode(bytes) }
+        bytes[2] = 3
+        #expect(throws: StateCodecError.wrongVersion(3)) { try StateCodec.decode(bytes) }
+        bytes[2] = 0
+        #expect(throws: StateCodecError.wrongVersion(0)) { try StateCodec.decode(bytes) }
         bytes = StateCodec.encode(Self.states[0])
         bytes[4] = 0xFF; bytes[5] = 0xFF; bytes[6] = 0xFF; bytes[7] = 0x00
         #expect(throws: StateCodecError.oversized(0xFF_FFFF)) { try StateCodec.decode(bytes) }
