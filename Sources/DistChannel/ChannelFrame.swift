@@ -25,6 +25,9 @@ public struct ChannelFrame: Equatable, Sendable {
         case abort = 6
         /// The move's first message: what moves (flags, then the filter's text).
         case open = 7
+        /// Destination to source, order-preserving Moves: the switch's copies of the moved
+        /// traffic have begun to arrive here (its first phase is in force in the datapath).
+        case copies = 8
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"

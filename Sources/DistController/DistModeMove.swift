@@ -25,13 +25,22 @@ extension OpenNFMove: MoveRun {}
 /// redirects the same packets) and holds those after it until the source's end, so it
 /// processes every packet once, in the order the switch saw them.
 ///
+/// The IBC must not go before the switch's datapath duplicates the traffic: a packet that then
+/// still went to the source alone, after the source's IBC, would be taken there for a copy the
+/// destination processes, and be lost (34 packets were, once, with a fixed 10 ms wait after the
+/// BARRIER reply: a BARRIER says the flow table has the rule, not that Open vSwitch's datapath
+/// cache applies it). So the destination says when the copies arrive (over the channel to the
+/// source, which tells the controller: `moveDuplicating`), and the IBC goes ``settle`` after
+/// that; without traffic to copy, after ``copiesTimeout``.
+///
 /// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
-/// ack, moveStateSent, FLOW_MOD (one per direction), BARRIER and its reply, then
-/// - LF: the IBC PACKET_OUT to the source and moveComplete (9 with two directions);
-/// - NG: one delPerFlow and its ack (9);
-/// - OP: the IBC PACKET_OUT to both, one MODIFY of the Move's rules (by cookie) and
-///   moveComplete (10). Its MoveTime ends at moveComplete, when the source has seen its IBC
-///   and the destination every packet before it.
+/// ack, moveStateSent, FLOW_MOD (one per direction), then
+/// - LF: BARRIER and its reply, the IBC PACKET_OUT to the source and moveComplete (9 with two
+///   directions);
+/// - NG: BARRIER and its reply, one delPerFlow and its ack (9);
+/// - OP: moveDuplicating, the IBC PACKET_OUT to both, one MODIFY of the Move's rules (by
+///   cookie) and moveComplete (9). Its MoveTime ends at moveComplete, when the source has seen
+///   its IBC and the destination every packet before it.
 final class DistModeMove: MoveRun {
     let id: UInt64
     let spec: MoveSpec
@@ -52,6 +61,8 @@ final class DistModeMove: MoveRun {
     let trafficAtStart: TrafficCounters
     var stateSent: EventLoopPromise<[String: Any]>?
     var completed: EventLoopPromise<[String: Any]>?
+    /// OP: the destination gets the switch's copies.
+    var copiesArrive: EventLoopPromise<[String: Any]>?
     var switchUpdated = false
     /// OP: the switch sends the moved traffic to both VNFs.
     var duplicating = false
@@ -59,6 +70,9 @@ final class DistModeMove: MoveRun {
     /// How long the source may take to send its state, and to finish after the switch update.
     static let stateTimeout = TimeAmount.seconds(30)
     static let finishTimeout = TimeAmount.seconds(10)
+    /// OP: how long the first phase waits for the destination to see a copy (traffic of the
+    /// filter) before the IBC goes anyway.
+    static let copiesTimeout = TimeAmount.milliseconds(250)
 
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
          ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
@@ -219,6 +233,13 @@ final class DistModeMove: MoveRun {
             return
         }
         if type == "moveStateSent" || type == "moveReady" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
+        if type == "moveDuplicating" {
+            // Once, on the Move's loop (the timeout may have completed it already).
+            loop.execute {
+                self.copiesArrive?.succeed(n)
+                self.copiesArrive = nil
+            }
+        }
         if type == "moveComplete" { completed?.succeed(n) }
     }
 
@@ -263,14 +284,23 @@ final class DistModeMove: MoveRun {
 
     func updateSwitch() -> EventLoopFuture<Void> {
         if spec.guarantee == .op {
-            // Phase 1: to both; the barrier makes it in force before the IBC goes.
-            let xids = matches.map {
-                sw.flowMod(SwitchRules.flowMod($0, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
+            // Phase 1: to both; in force once the destination sees the copies (see above).
+            let copies = loop.makePromise(of: [String: Any].self)
+            copiesArrive = copies
+            for m in matches {
+                _ = sw.flowMod(SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
             duplicating = true
-            return sw.barrier(covering: xids).flatMap {
-                self.phase("switch-duplicating")
-                self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)")
+            let timer = loop.scheduleTask(in: Self.copiesTimeout) {
+                self.copiesArrive?.succeed([:])
+                self.copiesArrive = nil
+            }
+            return copies.futureResult.flatMap { n in
+                timer.cancel()
+                let seen = n["type"] as? String == "moveDuplicating"
+                self.phase(seen ? "copies-at-destination" : "no-copies-within-timeout")
+                self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
+                    + (seen ? " (copies reach \(self.dst.name))" : " (no copies seen at \(self.dst.name) within 250 ms)"))
                 return self.settled()
             }
         }

@@ -85,6 +85,8 @@ public final class TransferAgent: @unchecked Sendable {
         var readyNotified = false
         var exportStarted = false
         var ibcSeen = false
+        /// OP: the controller heard that the destination gets the switch's copies.
+        var copiesNotified = false
         /// With several workers, the IBC came through one: each worker's round then; the IBC
         /// counts once every worker has had a later round that drained its queues.
         var ibcDrain: [UInt64]?
@@ -118,6 +120,9 @@ public final class TransferAgent: @unchecked Sendable {
         /// drop them until the switch's in-band control packet, and hold those after it).
         var holding = false
         var gated = false
+        /// `gated`: the workers' count of copies dropped before the gate went up; more than it
+        /// means the switch's copies arrive (the source hears so, and tells the controller).
+        var copiesBefore: UInt64?
         /// When the source was last heard (a Move whose source went silent is given up).
         var lastHeard: UInt64 = 0
         /// The opening message came (and `peer` is the address it gave).
@@ -266,6 +271,10 @@ public final class TransferAgent: @unchecked Sendable {
         if case .aborted(let why) = session.endpoint.state {
             abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
             return true
+        }
+        if move.ordered && !move.copiesNotified && session.copiesArrive {
+            move.copiesNotified = true
+            notice(move.order.moveID, "moveDuplicating", "duplicating", nil, [:])
         }
         if let seen = move.ibcDrain,
            links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) || now &- move.ibcDrainSince > 1_000_000_000 {
@@ -507,6 +516,7 @@ public final class TransferAgent: @unchecked Sendable {
             guard traffic != .process, let filter = try? FlowFilter(parsing: text) else { return }
             move.holding = true
             move.gated = traffic == .gate
+            if move.gated { move.copiesBefore = copiesDropped }
             let rule = EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.session.endpoint.moveID)
             for w in links.indices { push(.rule(rule), to: w) }
         case .end:
@@ -585,6 +595,10 @@ public final class TransferAgent: @unchecked Sendable {
         }
         for (id, f) in finished where now &- f.since > 2_000_000_000 { finished[id] = nil }
         for (id, move) in incoming {
+            if let before = move.copiesBefore, copiesDropped > before {
+                move.copiesBefore = nil
+                move.session.copiesArriving()
+            }
             // Replies go back where the source is (the channel's first frame said).
             // Replies wait for the opening message when the source's VLAN is not known yet.
             if move.opened || local.vlan == nil {
@@ -647,6 +661,12 @@ public final class TransferAgent: @unchecked Sendable {
             }
         }
         return ok
+    }
+
+    /// Copies of an order-preserving Move's traffic the workers dropped before its in-band
+    /// control packet, so far (their counters, read as the main lcore reads them).
+    var copiesDropped: UInt64 {
+        plane.workers.reduce(0) { $0 &+ $1.statsSlot.pointee.duplicatesDropped }
     }
 
     /// A Move in has ended: how (for the instance's log; the controller hears from the source).

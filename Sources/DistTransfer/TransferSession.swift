@@ -71,6 +71,8 @@ public final class TransferSource {
     public private(set) var releaseSequence: UInt32 = 0
     public private(set) var endSent = false
     public private(set) var summary: DestinationSummary?
+    /// Order-preserving Moves: the destination said the switch's copies reach it.
+    public private(set) var copiesArrive = false
     /// Every redirected packet with its sequence number, until the Move ends (an abort gives
     /// back those the destination did not process).
     var redirected: [(sequence: UInt32, frame: [UInt8])] = []
@@ -173,8 +175,9 @@ public final class TransferSource {
     public var messagesQueued: UInt32 { messages }
 
     public func receive(_ bytes: [UInt8], now: UInt64) {
-        for frame in endpoint.receive(bytes, now: now) where frame.kind == .end {
-            summary = DestinationSummary(decoding: frame.payload)
+        for frame in endpoint.receive(bytes, now: now) {
+            if frame.kind == .end { summary = DestinationSummary(decoding: frame.payload) }
+            if frame.kind == .copies { copiesArrive = true }
         }
     }
 
@@ -318,12 +321,22 @@ public final class TransferDestination {
                     ended = true
                     endpoint.send(.end, summary.encoded())
                 }
-            case .ack, .abort:
+            case .ack, .abort, .copies:
                 break
             }
         }
         return out
     }
+
+    /// Order-preserving Moves: tells the source (once) that the switch's copies of the moved
+    /// traffic reach this end, so the controller knows the switch's first phase is in force in
+    /// its datapath, not only in its flow table, before the in-band control packet goes.
+    public func copiesArriving() {
+        guard !copiesReported, !ended else { return }
+        copiesReported = true
+        endpoint.send(.copies, [])
+    }
+    public private(set) var copiesReported = false
 
     /// The packets held (not yet released), handed over once: after an abort, the caller
     /// processes them or drops them.

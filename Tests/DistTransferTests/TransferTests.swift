@@ -190,6 +190,30 @@ struct Wire {
         #expect(src.summary?.overflow == 15)
     }
 
+    /// The destination tells the source, once and reliably, that the switch's copies reach it.
+    @Test func theCopiesNoticeReachesTheSourceOnce() {
+        var ab = Wire(drop: 0.3, seed: 15), ba = Wire(drop: 0.3, seed: 16)
+        let src = TransferSource(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate)
+        var now: UInt64 = 0
+        var told = false
+        while now < 5_000_000_000 && !(src.copiesArrive && dst.endpoint.idle) {
+            ab.put(src.poll(now: now), now: now)
+            ba.put(dst.poll(now: now), now: now)
+            for f in ab.take(now) { _ = dst.receive(f, now: now) }
+            for f in ba.take(now) { src.receive(f, now: now) }
+            if !told && now > 3_000_000 {
+                dst.copiesArriving()
+                dst.copiesArriving()
+                told = true
+            }
+            now += 100_000
+        }
+        #expect(src.copiesArrive && dst.copiesReported)
+        #expect(dst.endpoint.sentThrough == 1, "one message, sent once")
+        #expect(src.summary == nil)
+    }
+
     @Test func aDeadPeerAbortsAndTheSourceGetsBackWhatWasNotProcessed() {
         var ab = Wire(seed: 7), ba = Wire(seed: 8)
         let src = TransferSource(moveID: 4, key: key), dst = TransferDestination(moveID: 4, key: key)

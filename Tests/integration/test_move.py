@@ -257,6 +257,11 @@ class MoveTests(unittest.TestCase):
         report, result = self.dist_moved('op', 'pz')
         self.assertEqual(result['moved_reordered'], 0, result)
         self.assertGreater(report['packetsRedirected'], 0, report)
+        # The in-band control packet went once the destination saw the switch's copies (its
+        # datapath duplicating), not on a guess after the flow table's BARRIER.
+        names = [p['name'] for p in report['phases']]
+        self.assertIn('copies-at-destination', names, report['phases'])
+        self.assertLess(names.index('copies-at-destination'), names.index('ibc-sent'), report['phases'])
 
     def test_dist_order_preserving_with_every_optimization(self):
         # Late locking and early release keep the order within flows only (the paper, 2.3).
