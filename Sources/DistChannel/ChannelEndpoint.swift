@@ -30,8 +30,13 @@ public final class ChannelEndpoint {
         public var maxRTO: UInt64 = 1_000_000_000
         /// Retransmissions of one frame before the channel gives up.
         public var maxRetransmissions = 12
-        /// A frame unacknowledged this long (ns) since it was first sent: the channel gives up.
+        /// A frame unacknowledged this long (ns) since it was first sent, and retransmitted at
+        /// least `minimumRetransmissions` times: the channel gives up. (The count matters on a
+        /// path whose round trip grew long under load: its backed-off timer may resend a frame
+        /// only three or four times in two seconds, and one unlucky frame at 10% loss then
+        /// ended a Move whose peer was there all along.)
         public var giveUpAfter: UInt64 = 2_000_000_000
+        public var minimumRetransmissions = 6
         /// A frame still unacknowledged when one sent this long (ns; a quarter of the round trip
         /// when that is more) after it has arrived is taken as lost and goes again.
         public var reorderingWindow: UInt64 = 500_000
@@ -380,7 +385,8 @@ public final class ChannelEndpoint {
         guard state == .open else { return [] }
         var timeoutFrame: [UInt8]?
         if let (seq, oldest) = oldestOutstanding, now &- timerStart >= rto << UInt64(backoff) {
-            if oldest.retries >= config.maxRetransmissions || now &- oldest.firstSentAt >= config.giveUpAfter {
+            if oldest.retries >= config.maxRetransmissions
+                || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions) {
                 state = .aborted("the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms")
                 return []
             }

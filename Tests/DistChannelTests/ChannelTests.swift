@@ -305,4 +305,44 @@ struct Link {
         // Given back (less what the stall's queueing delay trims off a window in slow start).
         if spurious { #expect(a.congestionWindow >= 3 * Double(a.config.minimumCongestionWindow)) }
     }
+
+    /// On a path whose round trip is long (here 300 ms), a lone frame lost three times in a row
+    /// takes its backed-off timer past two seconds: the channel goes on until it has resent the
+    /// frame enough times, and gets it through.
+    @Test func aSlowPathIsNotTakenForADeadPeer() throws {
+        var ab = Link(seed: 41), ba = Link(seed: 42)
+        (ab.delay, ba.delay) = (150_000_000, 150_000_000)
+        var config = ChannelEndpoint.Config()
+        config.initialRTO = 1_000_000_000  // no timeout before the first round trip's sample
+        let a = ChannelEndpoint(moveID: 12, key: key, config: config), b = ChannelEndpoint(moveID: 12, key: key)
+        let sent = Self.messages(2, seed: 12)
+        var delivered: [[UInt8]] = []
+        var lostCopies = 0
+        var now: UInt64 = 0
+        // The first message measures the round trip (the timer then starts near a second);
+        // the next one's first three copies are lost.
+        a.send(.state, sent[0])
+        var queuedRest = false
+        while now < 30_000_000_000 && !(queuedRest && a.idle && ab.inTransit.isEmpty) && a.state == .open {
+            if !queuedRest && a.idle && now > 0 {
+                for m in sent.dropFirst() { a.send(.state, m) }
+                queuedRest = true
+            }
+            let out = a.poll(now: now).filter { bytes in
+                guard let f = try? ChannelFrame.decode(bytes, key: key), f.sequence == 2, lostCopies < 3 else { return true }
+                lostCopies += 1
+                return false
+            }
+            ab.carry(out, now: now)
+            ba.carry(b.poll(now: now), now: now)
+            for f in ab.due(now) { delivered += b.receive(f, now: now).map { $0.payload } }
+            for f in ba.due(now) { _ = a.receive(f, now: now) }
+            now += 1_000_000
+        }
+        #expect(a.state == .open, "\(a.state)")
+        #expect(delivered == sent)
+        #expect(lostCopies == 3 && a.counters.timeouts == 3)
+        // It took more than the two seconds after which a frame alone used to end the channel.
+        #expect(now > 2_500_000_000, "\(now / 1_000_000) ms")
+    }
 }
