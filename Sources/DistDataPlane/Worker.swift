@@ -142,8 +142,7 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
-            let before = fastPath.eventRule
-            if let served = mailbox.serve(fastPath), case .events(let rule) = served {
+            if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
                 ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
             if held.draining {

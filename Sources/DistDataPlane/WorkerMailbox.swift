@@ -2,6 +2,7 @@ import Atomics
 import Dispatch
 import DistFlow
 import DistPipeline
+import DistState
 
 /// How another thread asks a worker for something only the worker may touch (its flow table,
 /// its assets), without a lock: the asker writes the request and flips `state` to `requested`;
@@ -46,15 +47,16 @@ public final class WorkerMailbox: @unchecked Sendable {
     /// Worker side: answers a pending request, if any, and returns it (nil when there was
     /// none). Cheap when there is none.
     @inline(__always) @discardableResult
-    func serve(_ fastPath: FastPath) -> StateRequest? {
+    /// Returns the request served and the event rule in force before it.
+    func serve(_ fastPath: FastPath) -> (request: StateRequest, ruleBefore: EventRule?)? {
         guard state.load(ordering: .relaxed) == WorkerMailbox.requested else { return nil }
         // Claim it, so that an asker giving up cannot withdraw it while the worker is at it.
         guard state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.working,
                                     ordering: .acquiringAndReleasing).exchanged else { return nil }
-        let served = request
+        let served = request, before = fastPath.eventRule
         response = fastPath.perform(request)
         state.store(WorkerMailbox.done, ordering: .releasing)
-        return served
+        return (served, before)
     }
 }
 

@@ -44,8 +44,8 @@ public struct MoveReport: Codable, Sendable, Equatable {
     public var warnings: [String] = []
     /// A split Move's parts, in the order they moved (empty otherwise).
     public var parts: [MovePart] = []
-    /// Where the time went: the Move's steps as the controller saw them, in order, in seconds
-    /// from its start (dist mode: also the source's own time to get its state acknowledged).
+    /// Where the time went (dist mode): the Move's steps as the controller saw them, in order,
+    /// in seconds from its start.
     public var phases: [MovePhase] = []
     /// dist mode: the source's steps, on its own clock, from when its order came (the export
     /// began, the last state was queued on the channel, the destination acknowledged it all).

@@ -301,14 +301,7 @@ public enum StateCodec {
         var e = FlowEntry(key: key, hash: 0, clientIsLo: true, now: 0)
         e.firstSeen = try r.u64()
         e.lastSeen = try r.u64()
-        e.packetsToServer = try r.u64()
-        e.packetsToClient = try r.u64()
-        e.bytesToServer = try r.u64()
-        e.bytesToClient = try r.u64()
-        e.flagsToServer = try r.u8()
-        e.flagsToClient = try r.u8()
-        guard let state = TCPState(rawValue: try r.u8()) else { throw .malformed("unknown TCP state") }
-        e.tcpState = state
+        try readActivity(&e, &r, varints: false)
         let clientIsLo = try r.u8()
         guard clientIsLo <= 1 else { throw .malformed("client side \(clientIsLo)") }
         e.clientIsLo = clientIsLo == 1
@@ -342,16 +335,23 @@ public enum StateCodec {
             guard !overflow else { throw .malformed("last seen past the end of time") }
             e.lastSeen = sum
         }
-        e.packetsToServer = try r.varint()
-        e.packetsToClient = try r.varint()
-        e.bytesToServer = try r.varint()
-        e.bytesToClient = try r.varint()
+        try readActivity(&e, &r, varints: true)
+        e.inspection = try r.u8()
+        return e
+    }
+
+    /// What both per-flow layouts carry alike, in this order: packets and bytes each way
+    /// (fixed-width in version 1, varints in version 2), the TCP flags each way, the TCP state.
+    static func readActivity(_ e: inout FlowEntry, _ r: inout ByteReader, varints: Bool) throws(StateCodecError) {
+        func count() throws(StateCodecError) -> UInt64 { varints ? try r.varint() : try r.u64() }
+        e.packetsToServer = try count()
+        e.packetsToClient = try count()
+        e.bytesToServer = try count()
+        e.bytesToClient = try count()
         e.flagsToServer = try r.u8()
         e.flagsToClient = try r.u8()
         guard let state = TCPState(rawValue: try r.u8()) else { throw .malformed("unknown TCP state") }
         e.tcpState = state
-        e.inspection = try r.u8()
-        return e
     }
 
     static func readAsset(_ r: inout ByteReader) throws(StateCodecError) -> AssetState {
