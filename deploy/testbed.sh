@@ -189,7 +189,7 @@ up() {
         for k in $(seq 1 "$workers"); do cores="$cores,$k@$(((i + k) % 2))"; done
         cores="$cores,$((workers + 1))@$((i % 2))"
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
-            --vdev "net_af_packet0,iface=vnf$i,qpairs=$workers,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-yield \
+            --vdev "net_af_packet0,iface=vnf$i,qpairs=$workers,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"

@@ -25,8 +25,9 @@ public struct ChannelFrame: Equatable, Sendable {
         case abort = 6
         /// The move's first message: what moves (flags, then the filter's text).
         case open = 7
-        /// Destination to source, order-preserving Moves: the switch's copies of the moved
-        /// traffic have begun to arrive here (its first phase is in force in the datapath).
+        /// Destination to source: the switch's packets of the moved traffic have begun to
+        /// arrive here (the update is in force in its datapath; order-preserving Moves: its
+        /// first phase, the copies).
         case copies = 8
     }
 

@@ -31,12 +31,14 @@ extension OpenNFMove: MoveRun {}
 /// BARRIER reply: a BARRIER says the flow table has the rule, not that Open vSwitch's datapath
 /// cache applies it). So the destination says when the copies arrive (over the channel to the
 /// source, which tells the controller: `moveDuplicating`), and the IBC goes ``settle`` after
-/// that; without traffic to copy, after ``copiesTimeout``.
+/// that; without traffic to copy, after ``copiesTimeout``. LF (and redirect-first) wait the
+/// same way for the moved traffic to reach the destination (`moveSwitched`) before the IBC
+/// goes to the source: a packet the source got after it could not follow and was lost.
 ///
 /// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
 /// ack, moveStateSent, FLOW_MOD (one per direction), then
-/// - LF: BARRIER and its reply, the IBC PACKET_OUT to the source and moveComplete (9 with two
-///   directions);
+/// - LF: BARRIER and its reply, moveSwitched (none without traffic), the IBC PACKET_OUT to the
+///   source and moveComplete (10 with two directions);
 /// - NG: BARRIER and its reply, one delPerFlow and its ack (9);
 /// - OP: moveDuplicating, the IBC PACKET_OUT to both, one MODIFY of the Move's rules (by
 ///   cookie) and moveComplete (9). Its MoveTime ends at moveComplete, when the source has seen
@@ -63,6 +65,9 @@ final class DistModeMove: MoveRun {
     var completed: EventLoopPromise<[String: Any]>?
     /// OP: the destination gets the switch's copies.
     var copiesArrive: EventLoopPromise<[String: Any]>?
+    /// LF and redirect-first: the switch's packets of the moved flows reach the destination.
+    var trafficArrives: EventLoopFuture<[String: Any]>?
+    var trafficTimer: Scheduled<Void>?
     var switchUpdated = false
     /// OP: the switch sends the moved traffic to both VNFs.
     var duplicating = false
@@ -150,7 +155,7 @@ final class DistModeMove: MoveRun {
                 }
             }
         } else if spec.guarantee == .lf {
-            steps = steps.flatMap { self.settled() }.flatMap {
+            steps = steps.flatMap { self.switchTrafficArrives() }.flatMap {
                 let completed = self.loop.makePromise(of: [String: Any].self)
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
@@ -181,7 +186,8 @@ final class DistModeMove: MoveRun {
     /// destination; the IBC to the source says it has had its last packet, and only then does
     /// the state move (nothing is redirected but packets of flows the source does not know).
     /// The controller: movePerFlow and its ack, moveReady, FLOW_MOD per direction, BARRIER and
-    /// its reply, the IBC PACKET_OUT, moveComplete (9 with two directions). MoveTime ends at
+    /// its reply, moveSwitched (none without traffic), the IBC PACKET_OUT, moveComplete (10 with
+    /// two directions). MoveTime ends at
     /// moveComplete, when the destination has every state.
     func redirectFirst(_ order: [String: Any]) -> EventLoopFuture<MoveReport> {
         let ready = loop.makePromise(of: [String: Any].self)
@@ -192,7 +198,7 @@ final class DistModeMove: MoveRun {
         }.flatMap { _ in
             self.updateSwitch()
         }.flatMap {
-            self.settled()
+            self.switchTrafficArrives()
         }.flatMap {
             let completed = self.loop.makePromise(of: [String: Any].self)
             self.completed = completed
@@ -233,7 +239,7 @@ final class DistModeMove: MoveRun {
             return
         }
         if type == "moveStateSent" || type == "moveReady" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
-        if type == "moveDuplicating" {
+        if type == "moveDuplicating" || type == "moveSwitched" {
             // Once, on the Move's loop (the timeout may have completed it already).
             loop.execute {
                 self.copiesArrive?.succeed(n)
@@ -304,12 +310,39 @@ final class DistModeMove: MoveRun {
                 return self.settled()
             }
         }
+        if spec.guarantee != .ng {
+            // Heard before or after the BARRIER reply (the datapath may be quicker than the
+            // reply); without such traffic, the timeout.
+            let arrives = loop.makePromise(of: [String: Any].self)
+            copiesArrive = arrives
+            trafficArrives = arrives.futureResult
+            trafficTimer = loop.scheduleTask(in: Self.copiesTimeout) {
+                self.copiesArrive?.succeed([:])
+                self.copiesArrive = nil
+            }
+        }
         let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie)) }
         return sw.barrier(covering: xids).map {
             self.switchUpdated = true
             self.report.moveTime = Double(self.now - self.started) / 1e9
             self.phase("switch-updated", at: self.report.moveTime)
             self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+        }
+    }
+
+    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the destination
+    /// said the switch's packets of the moved flows reach it (`moveSwitched`), or after
+    /// ``copiesTimeout`` without (no such traffic: no packet can pass the IBC either). The IBC
+    /// must be the last packet the source gets of them; a BARRIER reply says Open vSwitch's
+    /// flow table has the new rule, not that its datapath applies it: once, packets still went
+    /// to the source 25 ms after an IBC sent 10 ms after the reply, and 6 were lost.
+    func switchTrafficArrives() -> EventLoopFuture<Void> {
+        guard let arrives = trafficArrives else { return settled() }
+        return arrives.flatMap { n in
+            self.trafficTimer?.cancel()
+            let seen = n["type"] as? String == "moveSwitched"
+            self.phase(seen ? "traffic-at-destination" : "no-traffic-within-timeout")
+            return self.settled()
         }
     }
 

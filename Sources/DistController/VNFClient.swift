@@ -33,7 +33,7 @@ final class VNFClient {
     var onDisconnect: (() -> Void)?
     /// Notices about DiST Moves this VNF is the source of (``VNFClient/noticeTypes``).
     var onNotice: (([String: Any]) -> Void)?
-    static let noticeTypes: Set<String> = ["moveReady", "moveStateSent", "moveDuplicating", "moveComplete"]
+    static let noticeTypes: Set<String> = ["moveReady", "moveStateSent", "moveDuplicating", "moveSwitched", "moveComplete"]
     /// The VNF's end of DiST's channel (`IP:PORT@MAC`), learnt when it connects; nil: none.
     private(set) var channelAddress: String?
     /// The VNF's worker cores (from `info`; 1 until it says).

@@ -23,6 +23,12 @@ public struct DataPlaneConfig: Sendable {
     /// where lcores share CPUs with other busy threads (the one-machine test bed). Off: pure
     /// busy polling, as on dedicated cores.
     public var idleYield = false
+    /// And after 32 rounds in a row that found nothing, sleep this long (µs; 0: never). See
+    /// ``IdleBackoff``.
+    public var idleSleepMicroseconds: UInt32 = 0
+    var idleBackoff: IdleBackoff {
+        IdleBackoff(yield: idleYield, sleepNanoseconds: UInt64(idleSleepMicroseconds) * 1000)
+    }
     /// Reserve the last worker lcore for the transfer lcore (DiST's Move over the data port).
     public var transferLcore = false
     /// How packets a rule held go on when it ends (a Move's destination): paced at a multiple of
@@ -97,7 +103,7 @@ public final class DataPlane: @unchecked Sendable {
             }
             let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
                                 detector: detector, records: records,
-                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idleYield: config.idleYield,
+                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idle: config.idleBackoff,
                                 pacing: config.holdPacing)
             worker.pool = pool.pointer
             if config.transferLcore { worker.transfer = TransferLink() }

@@ -120,8 +120,9 @@ public final class TransferAgent: @unchecked Sendable {
         /// drop them until the switch's in-band control packet, and hold those after it).
         var holding = false
         var gated = false
-        /// `gated`: the workers' count of copies dropped before the gate went up; more than it
-        /// means the switch's copies arrive (the source hears so, and tells the controller).
+        /// The workers' count of the switch's packets of the Move's flows (`gated`: copies
+        /// dropped; else held) when the rule went up; more than it means the switch's datapath
+        /// sends them here (the source hears so, and tells the controller).
         var copiesBefore: UInt64?
         /// When the source was last heard (a Move whose source went silent is given up).
         var lastHeard: UInt64 = 0
@@ -145,7 +146,15 @@ public final class TransferAgent: @unchecked Sendable {
     var discarding: (moveID: UInt64, since: UInt64)?
     var incoming: [UInt64: Incoming] = [:]
     /// Deliveries a worker's ring did not take within a million tries (a worker stuck).
-    var pushDropped = 0
+    public private(set) var pushDropped = 0
+    /// The longest a delivery waited for room in a worker's ring (ns).
+    public private(set) var pushWaitMaxNs: UInt64 = 0
+    /// Channel frames not sent, and packets not handed to a worker, because the mbuf pool was
+    /// empty (counted: the channel retransmits a frame; a packet is lost and said so).
+    public private(set) var transmitNoMbuf = 0
+    public private(set) var processNoMbuf = 0
+    /// The fewest free mbufs seen in the pool while a Move was under way here.
+    public private(set) var poolLowWater: UInt32 = .max
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     static let batch = 256
 
@@ -164,6 +173,7 @@ public final class TransferAgent: @unchecked Sendable {
 
     func run() -> Int32 {
         let clock = plane.clock
+        var idle = plane.config.idleBackoff
         while !plane.stopFlag.load(ordering: .relaxed) {
             var busy = false
             orders.drain { order in
@@ -177,8 +187,10 @@ public final class TransferAgent: @unchecked Sendable {
                 }
             }
             if let move = outgoing { busy = advance(move, now: clock.now()) || busy }
+            if outgoing != nil || !incoming.isEmpty { samplePool() }
             busy = pollSessions(now: clock.now()) || busy
-            if !busy && plane.config.idleYield { sched_yield() }
+            // (A sleep of tens of microseconds is far below the channel's pacing and timers.)
+            idle.pause(busy: busy)
         }
         return 0
     }
@@ -214,7 +226,12 @@ public final class TransferAgent: @unchecked Sendable {
         move.exportStarted = true
         if let c = order.counters { move.session.add(.allFlows(c)) }
         if order.multiFlow {
-            guard sendHosts(move, peers: true) else { return abort(move, "a worker did not export its hosts", now: now) }
+            // With late locking the filter's own hosts go once, final, when every flow is
+            // marked (``finishExport``); now only those at the other end of its flows.
+            let lateHosts = order.lateLocking && move.guarded
+            guard sendHosts(move, request: lateHosts ? .exportPeers(order.filter) : .exportAssets(order.filter, peers: true)) else {
+                return abort(move, "a worker did not export its hosts", now: now)
+            }
         }
         if order.perFlow {
             for w in links.indices {
@@ -272,9 +289,11 @@ public final class TransferAgent: @unchecked Sendable {
             abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
             return true
         }
-        if move.ordered && !move.copiesNotified && session.copiesArrive {
+        if move.guarded && !move.copiesNotified && session.copiesArrive {
+            // The switch's datapath sends the moved traffic to the destination now (OP: a copy
+            // of it): the in-band control packet may go.
             move.copiesNotified = true
-            notice(move.order.moveID, "moveDuplicating", "duplicating", nil, [:])
+            notice(move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched", move.ordered ? "duplicating" : "switched", nil, [:])
         }
         if let seen = move.ibcDrain,
            links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) || now &- move.ibcDrainSince > 1_000_000_000 {
@@ -333,12 +352,12 @@ public final class TransferAgent: @unchecked Sendable {
         finished[move.order.moveID] = (move, now)
     }
 
-    /// The hosts of the filter (and, with `peers`, those at the other end of its flows),
-    /// merged across workers, to the destination.
-    func sendHosts(_ move: Outgoing, peers: Bool) -> Bool {
+    /// Hosts (`request`: the filter's, those at the other end of its flows), merged across
+    /// workers, to the destination.
+    func sendHosts(_ move: Outgoing, request: StateRequest) -> Bool {
         var merged: [IPAddress: AssetState] = [:]
         for w in links.indices {
-            guard case .assets(let assets)? = ask(.exportAssets(move.order.filter, peers: peers), worker: w) else { return false }
+            guard case .assets(let assets)? = ask(request, worker: w) else { return false }
             for a in assets { merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a }
         }
         for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
@@ -347,9 +366,11 @@ public final class TransferAgent: @unchecked Sendable {
 
     func finishExport(_ move: Outgoing) {
         // With late locking, flows went on updating their hosts here until marked: the hosts
-        // within the filter go again, final now (every flow touching them is marked; the
-        // destination merges).
-        if move.order.multiFlow && move.order.lateLocking && move.guarded { _ = sendHosts(move, peers: false) }
+        // within the filter go now, final (every flow touching them is marked; the
+        // destination merges them with what its early-released flows found).
+        if move.order.multiFlow && move.order.lateLocking && move.guarded {
+            _ = sendHosts(move, request: .exportAssets(move.order.filter, peers: false))
+        }
         move.session.flushState()
         move.session.release()
         move.stateSequence = move.session.messagesQueued
@@ -409,6 +430,7 @@ public final class TransferAgent: @unchecked Sendable {
             "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
             "ringFull": Int(ringFull &- move.ringFullAtStart), "duplicatesDropped": move.duplicatesDropped,
+            "transmitNoMbuf": transmitNoMbuf, "processNoMbuf": processNoMbuf, "pushWaitMaxNs": Int(pushWaitMaxNs),
         ]
         if let d = move.session.summary {
             c["dstPerFlowStates"] = d.perFlowStates
@@ -516,7 +538,7 @@ public final class TransferAgent: @unchecked Sendable {
             guard traffic != .process, let filter = try? FlowFilter(parsing: text) else { return }
             move.holding = true
             move.gated = traffic == .gate
-            if move.gated { move.copiesBefore = copiesDropped }
+            move.copiesBefore = switchArrivals(gated: move.gated)
             let rule = EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.session.endpoint.moveID)
             for w in links.indices { push(.rule(rule), to: w) }
         case .end:
@@ -554,7 +576,7 @@ public final class TransferAgent: @unchecked Sendable {
     @discardableResult
     func process(_ frame: [UInt8]) -> Bool {
         guard let m = frame.withUnsafeBufferPointer({ dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }) else {
-            rejectedFrames += 1
+            processNoMbuf += 1
             return false
         }
         push(.process(m), to: RedirectBuffer.key(of: frame).map(owner) ?? 0)
@@ -565,6 +587,9 @@ public final class TransferAgent: @unchecked Sendable {
 
     /// Waits for room: the worker empties its ring every round.
     func push(_ item: WorkerDelivery, to worker: Int) {
+        guard !links[worker].toWorker.push(item) else { return }
+        let since = plane.clock.now()
+        defer { pushWaitMaxNs = max(pushWaitMaxNs, plane.clock.now() &- since) }
         var spins = 0
         while !links[worker].toWorker.push(item) {
             spins += 1
@@ -577,8 +602,16 @@ public final class TransferAgent: @unchecked Sendable {
     }
 
     func transmit(_ frame: [UInt8]) {
-        guard let m = frame.withUnsafeBufferPointer({ dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }) else { return }
+        guard let m = frame.withUnsafeBufferPointer({ dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }) else {
+            transmitNoMbuf += 1
+            return
+        }
         push(.transmit(m), to: 0)
+    }
+
+    /// Notes how many mbufs the pool has left (while a Move is under way).
+    func samplePool() {
+        poolLowWater = min(poolLowWater, plane.pool.available)
     }
 
     func pollSessions(now: UInt64) -> Bool {
@@ -595,7 +628,7 @@ public final class TransferAgent: @unchecked Sendable {
         }
         for (id, f) in finished where now &- f.since > 2_000_000_000 { finished[id] = nil }
         for (id, move) in incoming {
-            if let before = move.copiesBefore, copiesDropped > before {
+            if let before = move.copiesBefore, move.holding, switchArrivals(gated: move.gated) > before {
                 move.copiesBefore = nil
                 move.session.copiesArriving()
             }
@@ -663,10 +696,11 @@ public final class TransferAgent: @unchecked Sendable {
         return ok
     }
 
-    /// Copies of an order-preserving Move's traffic the workers dropped before its in-band
-    /// control packet, so far (their counters, read as the main lcore reads them).
-    var copiesDropped: UInt64 {
-        plane.workers.reduce(0) { $0 &+ $1.statsSlot.pointee.duplicatesDropped }
+    /// The switch's packets of a Move in the workers took so far (their counters, read as the
+    /// main lcore reads them): `gated`, the copies of an order-preserving Move's traffic they
+    /// dropped before its in-band control packet; else the packets they held.
+    func switchArrivals(gated: Bool) -> UInt64 {
+        plane.workers.reduce(0) { $0 &+ (gated ? $1.statsSlot.pointee.duplicatesDropped : $1.statsSlot.pointee.eventsHeld) }
     }
 
     /// A Move in has ended: how (for the instance's log; the controller hears from the source).
@@ -678,7 +712,8 @@ public final class TransferAgent: @unchecked Sendable {
         notice(id, "incomingEnded", move.session.complete ? "completed" : move.session.ended ? "ended" : "given up", reason,
                ["framesReceived": e.framesReceived, "delivered": e.delivered, "duplicates": e.duplicates,
                 "rejected": e.rejected, "outOfWindow": e.outOfWindow, "retransmissions": e.retransmissions,
-                "pushDropped": pushDropped])
+                "pushDropped": pushDropped, "pushWaitMaxNs": Int(pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
+                "processNoMbuf": processNoMbuf, "poolLowWater": Int(poolLowWater == .max ? plane.pool.available : poolLowWater)])
     }
 
     func notice(_ id: UInt64, _ type: String, _ outcome: String, _ reason: String?, _ counters: [String: Int]) {

@@ -73,8 +73,8 @@ public final class Worker: @unchecked Sendable {
     let stopFlag: UnsafeAtomic<Bool>
     let clock: Clock
 
-    /// Yield the CPU after a poll round that received nothing (shared-CPU hosts).
-    let idleYield: Bool
+    /// What to do after a poll round that found nothing (shared-CPU hosts: yield, or sleep).
+    let idle: IdleBackoff
 
     static let burstSize: UInt16 = 32
     /// Attempts to hand a burst's remainder to a full TX queue before dropping (counted).
@@ -82,8 +82,8 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
-         idleYield: Bool = false, pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
-        self.idleYield = idleYield
+         idle: IdleBackoff = IdleBackoff(yield: false), pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
+        self.idle = idle
         self.pacing = pacing
         self.detector = detector
         self.records = records
@@ -121,6 +121,7 @@ public final class Worker: @unchecked Sendable {
         let interval = housekeepingInterval
         let budget = expiryBudget
         var loops: UInt64 = 0
+        var idle = self.idle
 
         let link = transfer
         while !stop.load(ordering: .relaxed) {
@@ -153,7 +154,8 @@ public final class Worker: @unchecked Sendable {
                 statsSlot.pointee.loops = loops
             }
             if !full, let link { link.drained.store(loops, ordering: .releasing) }
-            if idleYield && !received { sched_yield() }
+            // (A paced release counts as work: its next packets are due within microseconds.)
+            idle.pause(busy: received || held.draining)
         }
         // Stopping: what events held goes on (nothing is dropped silently).
         release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)

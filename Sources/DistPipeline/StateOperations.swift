@@ -18,6 +18,9 @@ public enum StateRequest: Sendable {
     case forgetFlows([FlowKey])
     /// With `peers`, hosts at the other end of the filter's flows too.
     case exportAssets(FlowFilter, peers: Bool)
+    /// Only the hosts at the other end of the filter's flows that the filter does not match
+    /// (a late-locking Move sends the filter's own hosts once, final, at its end).
+    case exportPeers(FlowFilter)
     case importAssets([AssetState])
     case deleteAssets(FlowFilter)
     /// Installs an event rule, or removes it (nil).
@@ -113,6 +116,17 @@ extension FastPath {
                     }
                     return true
                 }
+            }
+            let hosts = wanted.filter { detector.assets[$0] != nil }.sorted()
+            return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
+        case .exportPeers(let filter):
+            guard let detector else { return .assets([]) }
+            var wanted = Set<IPAddress>()
+            table.forEach { _, e in
+                if filter.matches(e.key) {
+                    for a in [e.key.loAddr, e.key.hiAddr] where !filter.matches(host: a) { wanted.insert(a) }
+                }
+                return true
             }
             let hosts = wanted.filter { detector.assets[$0] != nil }.sorted()
             return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })

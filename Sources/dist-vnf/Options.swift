@@ -60,6 +60,9 @@ struct Options {
                                  (default: 2)
           --idle-yield           workers yield their CPU after a poll that found nothing (for
                                  hosts where lcores share CPUs with other busy programs)
+          --idle-sleep USECS     and after 32 such polls in a row, sleep USECS microseconds
+                                 (1 to 1000; a packet waits that long at most; implies
+                                 --idle-yield; default: never sleep)
           --tcp-timeout SECS     idle TCP flow expiry (default: 300)
           --closed-timeout SECS  expiry after FIN from both sides or RST (default: 5)
           --udp-timeout SECS     idle UDP flow expiry (default: 60)
@@ -138,6 +141,13 @@ struct Options {
             case "--no-detection": options.detection = false
             case "--arp": options.data.arp = true
             case "--idle-yield": options.data.idleYield = true
+            case "--idle-sleep":
+                let text = try value(argument)
+                guard let us = UInt32(text), (1...1000).contains(us) else {
+                    throw Failure(description: "--idle-sleep: expected microseconds from 1 to 1000, got '\(text)'")
+                }
+                options.data.idleSleepMicroseconds = us
+                options.data.idleYield = true
             case "--release-pace":
                 let text = try value(argument)
                 guard let factor = Double(text), factor.isFinite, factor == 0 || (1.1...1000).contains(factor) else {

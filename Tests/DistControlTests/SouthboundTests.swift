@@ -162,6 +162,24 @@ import Testing
         #expect(detector.asset(at: first.address)?.services.count == first.asset.services.count)
     }
 
+    /// A late-locking Move sends the filter's own hosts once, at its end: what it sends first
+    /// is only the peers outside the filter, and the two together are the hosts with peers.
+    @Test func peersAloneAreTheHostsWithPeersLessTheFiltersOwn() throws {
+        let path = try Self.pipeline(run: Self.frames)
+        let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
+        func hosts(_ request: StateRequest) -> [IPAddress] {
+            guard case .assets(let a) = path.perform(request) else { return [] }
+            return a.map { $0.address }
+        }
+        let own = hosts(.exportAssets(filter, peers: false))
+        let all = hosts(.exportAssets(filter, peers: true))
+        let peers = hosts(.exportPeers(filter))
+        #expect(!own.isEmpty && !peers.isEmpty)
+        #expect(Set(own).isDisjoint(with: peers))
+        #expect(Set(own).union(peers) == Set(all))
+        #expect(own.count + peers.count == all.count)
+    }
+
     @Test func badRequestsGetAnErrorAndChangeNothing() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Array(Self.frames.prefix(3000)))))
         let destinationPath = try Self.pipeline(run: [])

@@ -39,6 +39,7 @@ class CommandLineTests(unittest.TestCase):
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--bogus']), '--bogus', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--stats-period', '-3']), '--stats-period', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--mbuf-size', '99999999']), '--mbuf-size', code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--idle-sleep', '0']), '--idle-sleep', "'0'", code=2)
 
     def test_bad_eal_arguments_name_the_argument(self):
         self.assertOneLineError(run(['-l', '0-1', '--not-an-eal-option'] + BASE + ['--']), '--not-an-eal-option', code=2)

@@ -182,6 +182,7 @@ class MoveTests(unittest.TestCase):
         the IBC; the source processes what it got until then and redirects next to nothing."""
         report, result = self.dist_moved('lf', 'pz,er', extra=('--plan', 'redirect-first'))
         self.assertIn('redirect-first', report['move'])
+        self.assertIn('traffic-at-destination', [p['name'] for p in report['phases']], report['phases'])
         # The source had every packet before the switch update, the destination every one
         # after: the moved traffic keeps its order across flows too.
         self.assertEqual(result['moved_reordered'], 0, result)
@@ -272,6 +273,12 @@ class MoveTests(unittest.TestCase):
         report, _ = self.dist_moved('lf', 'pz,ll,er')
         self.assertGreater(report['packetsRedirected'], 0, report)
         self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
+        # The in-band control packet went to the source once the destination got the switch's
+        # packets (the datapath applying the update), not on a guess after the BARRIER.
+        names = [p['name'] for p in report['phases']]
+        self.assertIn('traffic-at-destination', names, report['phases'])
+        self.assertLess(names.index('switch-updated'), names.index('ibc-sent'), report['phases'])
+        self.assertLess(names.index('traffic-at-destination'), names.index('ibc-sent'), report['phases'])
 
     def test_dist_loss_free_without_optimizations(self):
         report, _ = self.dist_moved('lf', 'none')
