@@ -29,6 +29,9 @@ public struct ChannelFrame: Equatable, Sendable {
         /// arrive here (the update is in force in its datapath; order-preserving Moves: its
         /// first phase, the copies).
         case copies = 8
+        /// Packets redirected to the peer, several in one frame: `u16 length` then the packet,
+        /// repeated (those the source took from its workers in one round).
+        case packets = 9
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"

@@ -40,6 +40,23 @@ public struct DestinationSummary: Sendable, Equatable {
     }
 }
 
+/// Redirected packets packed into one channel payload: `u16 length` then the packet, repeated.
+public enum PacketPacking {
+    public static func unpack(_ payload: [UInt8]) -> [[UInt8]]? {
+        var out: [[UInt8]] = []
+        var at = 0
+        while at < payload.count {
+            guard at + 2 <= payload.count else { return nil }
+            let n = Int(payload[at]) << 8 | Int(payload[at + 1])
+            at += 2
+            guard n > 0, at + n <= payload.count else { return nil }
+            out.append(Array(payload[at..<(at + n)]))
+            at += n
+        }
+        return out.isEmpty ? nil : out
+    }
+}
+
 /// State chunks packed into channel payloads: `u16 length` then the chunk, repeated.
 public enum StatePacking {
     public static func unpack(_ payload: [UInt8]) throws -> [StateChunk] {
@@ -65,6 +82,9 @@ public final class TransferSource {
     public let endpoint: ChannelEndpoint
     public let maxPayload: Int
     var pending: [UInt8] = []
+    /// Redirected packets not yet handed to the channel (`PacketPacking`), and how many.
+    var pendingPackets: [UInt8] = []
+    var pendingPacketCount = 0
     /// Messages handed to the channel so far (message n goes out with sequence n + 1).
     var messages: UInt32 = 0
     /// The sequence number of the release message (0: not sent).
@@ -87,6 +107,8 @@ public final class TransferSource {
         public var redirectedBytes = 0
         /// Redirected packets too large for one channel frame (processed at the source).
         public var packetsTooLarge = 0
+        /// Frames the redirected packets went in.
+        public var packetFrames = 0
         public var serializeNanoseconds: UInt64 = 0
     }
     public private(set) var counters = Counters()
@@ -131,25 +153,45 @@ public final class TransferSource {
     }
 
     func queue(_ kind: ChannelFrame.Kind, _ payload: [UInt8]) {
+        // Redirected packets still packing go first: they came before this message.
+        if kind != .packets { flushPackets() }
         endpoint.send(kind, payload)
         messages += 1
     }
 
     /// Sends a packet of a moved flow to the destination, after every state queued before it.
-    /// Returns false when it cannot go (too large for a frame, or the Move has ended).
+    /// Packets redirected between two polls share a frame (``flushPackets()``): at 10,000
+    /// packets a second a
+    /// frame each was more frames than the channel could carry over a path that drops 10% of
+    /// them. Returns false when it cannot go (too large for a frame, or the Move has ended).
     @discardableResult
     public func redirect(_ frame: [UInt8]) -> Bool {
         guard !endSent, endpoint.state == .open else { return false }
-        guard frame.count <= maxPayload else {
+        guard frame.count <= maxPayload - 2, frame.count > 0 else {
             counters.packetsTooLarge += 1
             return false
         }
         flushState()
-        queue(.packet, frame)
-        redirected.append((messages, frame))
+        if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
+        pendingPackets.append(UInt8(frame.count >> 8))
+        pendingPackets.append(UInt8(frame.count & 0xFF))
+        pendingPackets += frame
+        pendingPacketCount += 1
+        // The frame it goes in: the next message.
+        redirected.append((messages &+ 1, frame))
         counters.packetsRedirected += 1
         counters.redirectedBytes += frame.count
         return true
+    }
+
+    /// Hands the redirected packets packed so far to the channel, as one frame.
+    public func flushPackets() {
+        guard pendingPacketCount > 0 else { return }
+        let payload = pendingPackets
+        pendingPackets = []
+        pendingPacketCount = 0
+        counters.packetFrames += 1
+        queue(.packets, payload)
     }
 
     /// The destination may process the packets it holds, and those that follow, as they come.
@@ -181,7 +223,12 @@ public final class TransferSource {
         }
     }
 
-    public func poll(now: UInt64) -> [[UInt8]] { endpoint.poll(now: now) }
+    /// What to put on the wire now; the packets redirected since the last poll go in one frame
+    /// (or as few as they fit in).
+    public func poll(now: UInt64) -> [[UInt8]] {
+        flushPackets()
+        return endpoint.poll(now: now)
+    }
 
     /// After the destination fell silent: redirected packets that went out and whose fate this
     /// end cannot know (not known to be processed there).
@@ -283,19 +330,13 @@ public final class TransferDestination {
                     importedFlows += flows.map { $0.key }
                 }
             case .packet:
-                summary.packets += 1
-                if released {
-                    out.append(.packet(frame.payload))
-                } else if held.count < bufferLimit {
-                    held.append(frame.payload)
-                    summary.buffered += 1
-                    summary.maxBuffered = max(summary.maxBuffered, held.count)
-                } else {
-                    // Full: this packet is processed now rather than dropped (counted; the
-                    // report says so).
-                    summary.overflow += 1
-                    out.append(.packet(frame.payload))
+                take(frame.payload, into: &out)
+            case .packets:
+                guard let packets = PacketPacking.unpack(frame.payload) else {
+                    failure = "a frame of redirected packets from the source does not decode"
+                    continue
                 }
+                for p in packets { take(p, into: &out) }
             case .release:
                 released = true
                 out += held.map { .packet($0) }
@@ -326,6 +367,23 @@ public final class TransferDestination {
             }
         }
         return out
+    }
+
+    /// A redirected packet: on to the workers once the release is in, held until then.
+    func take(_ packet: [UInt8], into out: inout [Delivery]) {
+        summary.packets += 1
+        if released {
+            out.append(.packet(packet))
+        } else if held.count < bufferLimit {
+            held.append(packet)
+            summary.buffered += 1
+            summary.maxBuffered = max(summary.maxBuffered, held.count)
+        } else {
+            // Full: this packet is processed now rather than dropped (counted; the report
+            // says so).
+            summary.overflow += 1
+            out.append(.packet(packet))
+        }
     }
 
     /// Order-preserving Moves: tells the source (once) that the switch's copies of the moved

@@ -251,6 +251,37 @@ struct Wire {
         #expect(dst.failure?.contains("unknown treatment") == true)
     }
 
+    /// Packets redirected between two polls travel together, as many as fit in a frame, and
+    /// come out one by one, in order.
+    @Test func packetsRedirectedTogetherShareAFrame() {
+        let src = TransferSource(moveID: 3, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 3, key: key)
+        src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
+        src.release()
+        let packets = (0..<30).map { i in [UInt8](repeating: UInt8(i), count: 100) }
+        for p in packets { #expect(src.redirect(p)) }
+        // 13 packets of 100 bytes and their lengths fit in 1,400 bytes: three frames.
+        var got: [[UInt8]] = []
+        for f in src.poll(now: 0) {
+            for d in dst.receive(f, now: 0) { if case .packet(let p) = d { got.append(p) } }
+        }
+        #expect(src.counters.packetFrames == 3)
+        #expect(src.endpoint.sentThrough == 2 + 3)
+        #expect(got == packets)
+        #expect(dst.summary.packets == 30)
+        // A packet too large for a frame with its length stays at the source (counted).
+        #expect(!src.redirect([UInt8](repeating: 1, count: 1399)))
+        #expect(src.counters.packetsTooLarge == 1)
+    }
+
+    @Test func aFrameOfPacketsThatDoesNotDecodeStopsTheDestination() {
+        for bad: [UInt8] in [[0, 9, 1, 2], [0, 0], [0]] {
+            let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+            src.send(.packets, bad)
+            for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
+            #expect(dst.failure?.contains("redirected packets") == true)
+        }
+    }
+
     @Test func aStateThatDoesNotDecodeStopsTheDestination() {
         let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
         src.send(.state, [0, 4, 1, 2, 3, 4])
