@@ -35,7 +35,10 @@ public struct ChannelFrame: Equatable, Sendable {
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"
-    public static let version: UInt8 = 1
+    /// 2: the `copies` and `packets` kinds. A peer of another version fails every frame's
+    /// decoding (counted as rejected) from the first, before anything has moved; the
+    /// controller refuses a Move between instances that report different versions.
+    public static let version: UInt8 = 2
     public static let headerSize = 30
     public static let tagSize = 16
     public static let overhead = headerSize + tagSize

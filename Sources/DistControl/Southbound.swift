@@ -33,6 +33,8 @@ public final class SouthboundService {
     public var startMove: ((MoveRequest) throws -> Void)?
     /// This instance's end of DiST's channel (`IP:PORT@MAC`), told in `info` replies.
     public var channelAddress: String?
+    /// The version of the DiST channel this instance speaks (with `channelAddress`).
+    public var channelVersion: Int?
     /// Which controller connection ordered each Move (its notices go there).
     public private(set) var moveOwners: [UInt64: Int32] = [:]
 
@@ -142,6 +144,7 @@ public final class SouthboundService {
             case "info":
                 var reply: [String: Any] = ["type": "info", "workers": store.workerCount]
                 if let channelAddress { reply["channel"] = channelAddress }
+                if let channelVersion { reply["channelVersion"] = channelVersion }
                 return [Self.encode(reply, id: id)]
             case "movePerFlow":
                 guard let startMove else {

@@ -85,6 +85,9 @@ final class DistModeMove: MoveRun {
         for v in [source, destination] where v.channelAddress == nil {
             throw ControllerError("\(v.name) has no DiST channel (start it with --channel and --channel-key)")
         }
+        if let why = Self.channelMismatch((source.name, source.channelVersion), (destination.name, destination.channelVersion)) {
+            throw ControllerError(why)
+        }
         // One IBC reaches one worker: with several, the others' packets cannot be placed
         // before or after it, and the order (and each packet's single processing) is lost.
         for v in [source, destination] where spec.guarantee == .op && v.workers > 1 {
@@ -107,6 +110,14 @@ final class DistModeMove: MoveRun {
     }
 
     var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Why two instances cannot Move between them over the channel (nil: they can): they speak
+    /// different versions of it, and would reject each other's frames.
+    static func channelMismatch(_ a: (name: String, version: Int?), _ b: (name: String, version: Int?)) -> String? {
+        let va = a.version ?? 1, vb = b.version ?? 1
+        guard va != vb else { return nil }
+        return "\(a.name) speaks DiST channel version \(va) and \(b.name) version \(vb): run the same dist-vnf build at both ends"
+    }
 
     /// Notes a step of the Move in the report's phases.
     func phase(_ name: String, at seconds: Double? = nil) {

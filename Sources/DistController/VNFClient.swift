@@ -38,6 +38,8 @@ final class VNFClient {
     private(set) var channelAddress: String?
     /// The VNF's worker cores (from `info`; 1 until it says).
     private(set) var workers = 1
+    /// The DiST channel version the VNF speaks (with `channelAddress`).
+    private(set) var channelVersion: Int?
     /// Called once the VNF has said who it is (after each connection).
     var onInfo: (() -> Void)?
     private(set) var counters = TrafficCounters()
@@ -92,6 +94,8 @@ final class VNFClient {
                     self.log("\(self.name): connected to \(self.endpoint)")
                     self.request(["type": "info"]).whenSuccess { reply in
                         self.channelAddress = reply["channel"] as? String
+                        // Builds before version 2 did not say: they speak version 1.
+                        self.channelVersion = self.channelAddress == nil ? nil : reply["channelVersion"] as? Int ?? 1
                         self.workers = reply["workers"] as? Int ?? 1
                         if let c = self.channelAddress { self.log("\(self.name): DiST channel at \(c)") }
                         self.onInfo?()

@@ -311,6 +311,7 @@ var control: SocketServer?
 let service = SouthboundService(store: stateStore)
 if let agent {
     service.channelAddress = agent.local.description
+    service.channelVersion = Int(ChannelFrame.version)
     service.startMove = { request in
         guard let dst = ChannelAddress(request.destination) else {
             throw SouthboundError("\"dst\": '\(request.destination)' is not IP:PORT@MAC")

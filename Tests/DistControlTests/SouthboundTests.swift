@@ -75,6 +75,8 @@ import Testing
         service.channelAddress = "198.18.100.1:7400@02:00:00:00:00:01"
         service.startMove = { started.append($0) }
         #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
+        service.channelVersion = 2
+        #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channelVersion"] as? Int == 2)
         #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
         #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
         #expect(!started[0].allFlows && !started[0].redirectFirst)

@@ -114,3 +114,12 @@ import Testing
         #expect(sw.counters.messagesReceived == 1)
     }
 }
+
+/// A dist Move between instances of different channel versions is refused before it starts.
+@Suite struct ChannelVersionTests {
+    @Test func differentVersionsAreRefusedWithBothNames() {
+        #expect(DistModeMove.channelMismatch(("vnf1", 2), ("vnf2", 2)) == nil)
+        let why = DistModeMove.channelMismatch(("vnf1", 2), ("vnf2", nil))
+        #expect(why?.contains("vnf1 speaks DiST channel version 2 and vnf2 version 1") == true)
+    }
+}
