@@ -80,6 +80,9 @@ def read_pcap_records(path):
 IBC_MARK = b'DiST-IBC'
 
 
+COPY_WINDOW = 0.002
+
+
 def switch_order(sent, captures):
     """Frames in the order the switch sent them towards the VNFs: the captures merged by
     time; in-band control packets out; a frame seen more often than it was sent (a redirected
@@ -89,7 +92,24 @@ def switch_order(sent, captures):
     for f in sent:
         allowed[f] += 1
     out = []
-    for _, _, _, f in merged:
+    # One packet the switch sent to two VNFs at once (an order-preserving Move's first phase)
+    # is seen once in each capture: it left the switch once. The later sighting is dropped when
+    # the same bytes were seen, unpaired, in another capture within COPY_WINDOW seconds (a
+    # trace that repeats a frame would otherwise spend its repeats' allowance on the copies,
+    # and place the later repeats too early).
+    recent = defaultdict(list)          # frame -> [(time, capture)] kept and not yet paired
+    kept = []
+    for t, n, _, f in merged:
+        candidates = recent[f]
+        while candidates and t - candidates[0][0] > COPY_WINDOW:
+            candidates.pop(0)
+        partner = next((c for c in candidates if c[1] != n), None)
+        if partner is not None:
+            candidates.remove(partner)
+            continue
+        candidates.append((t, n))
+        kept.append(f)
+    for f in kept:
         if IBC_MARK in f:
             continue
         if allowed.get(f, 0) > 0:
