@@ -154,6 +154,8 @@ public final class ChannelEndpoint {
 
     /// Nothing queued, nothing unacknowledged.
     public var idle: Bool { waitingHead == waiting.count && inFlight.isEmpty }
+    /// Messages queued that the windows have not let out yet.
+    public var backlog: Int { waiting.count - waitingHead }
     public var unacknowledged: Int { inFlight.count }
     /// Every message up to this sequence number has gone out at least once.
     public var sentThrough: UInt32 { nextSequence &- 1 }

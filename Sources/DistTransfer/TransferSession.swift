@@ -223,11 +223,19 @@ public final class TransferSource {
         }
     }
 
-    /// What to put on the wire now; the packets redirected since the last poll go in one frame
-    /// (or as few as they fit in).
+    /// What to put on the wire now. The packets redirected since the last poll go in one frame
+    /// when the channel has nothing else waiting; while it has (its window is full), they
+    /// keep packing until a frame is full, so that a channel that cannot keep up carries full
+    /// frames rather than a queue of small ones (at 10,000 packets a second over a path that
+    /// drops 10% of its frames, a frame per poll carried 4 packets on average, and the
+    /// backlog held the Move for seconds).
     public func poll(now: UInt64) -> [[UInt8]] {
-        flushPackets()
-        return endpoint.poll(now: now)
+        var out = endpoint.poll(now: now)
+        if pendingPacketCount > 0 && endpoint.backlog == 0 {
+            flushPackets()
+            out += endpoint.poll(now: now)
+        }
+        return out
     }
 
     /// After the destination fell silent: redirected packets that went out and whose fate this

@@ -273,6 +273,45 @@ struct Wire {
         #expect(src.counters.packetsTooLarge == 1)
     }
 
+    /// While the channel's window is full, redirected packets keep packing into full frames
+    /// instead of queueing a small frame per poll; once it drains they go at the next poll.
+    @Test func aBlockedChannelCarriesFullFrames() {
+        let src = TransferSource(moveID: 5, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 5, key: key)
+        src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
+        src.release()
+        // Fill the window (256 frames) with state frames not acknowledged yet.
+        for i in 0..<300 {
+            var c = InstanceCounters()
+            c.packets = UInt64(i)
+            src.add(.allFlows(c))
+            src.flushState()
+        }
+        _ = src.poll(now: 0)
+        #expect(src.endpoint.backlog > 0)
+        var packets: [[UInt8]] = []
+        for i in 0..<130 {
+            let p = [UInt8](repeating: UInt8(i & 0xFF), count: 98)
+            packets.append(p)
+            #expect(src.redirect(p))
+            _ = src.poll(now: UInt64(i) * 1000)
+        }
+        // 130 packets of 100 bytes with their lengths: 14 to a 1,400-byte frame, 9 frames
+        // full and one packing, not 130 frames.
+        #expect(src.counters.packetFrames == 9)
+        // Delivered in order once acknowledgements come.
+        var got: [[UInt8]] = []
+        var now: UInt64 = 1_000_000
+        while now < 5_000_000_000 && got.count < packets.count {
+            for f in src.poll(now: now) {
+                for d in dst.receive(f, now: now) { if case .packet(let p) = d { got.append(p) } }
+            }
+            for f in dst.poll(now: now) { src.receive(f, now: now) }
+            now += 100_000
+        }
+        #expect(got == packets)
+        #expect(src.counters.packetFrames == 10)
+    }
+
     @Test func aFrameOfPacketsThatDoesNotDecodeStopsTheDestination() {
         for bad: [UInt8] in [[0, 9, 1, 2], [0, 0], [0]] {
             let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
