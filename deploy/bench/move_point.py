@@ -33,7 +33,7 @@ def main():
                           'duplicated': c['duplicated'], 'reordered_within_flows': c['reordered_within_flows'],
                           'outcome': r.get('outcome'), 'move_time': r.get('moveTime'), 'redirected': r.get('packetsRedirected'),
                           'retransmissions': r.get('retransmissions'), 'timeouts': r.get('channelTimeouts'),
-                          'pcapcmp_agrees': c.get('pcapcmp_agrees'), 'dir': p['dir']}), flush=True)
+                          'pcapcmp_agrees': c.get('pcapcmp_agrees'), 'phases': r.get('phases'), 'source_phases': r.get('sourcePhases'), 'dir': p['dir']}), flush=True)
 
 
 if __name__ == '__main__':
