@@ -13,8 +13,7 @@ public struct ChannelFrame: Equatable, Sendable {
     public enum Kind: UInt8, Sendable, CaseIterable {
         /// State chunks (many per frame).
         case state = 1
-        /// A packet redirected to the peer.
-        case packet = 2
+        // 2 was version 1's frame of one redirected packet (`packets` carries them since).
         /// The peer may process what it buffered for the move.
         case release = 3
         /// Nothing more comes for this move.

@@ -63,9 +63,9 @@ final class DistModeMove: MoveRun {
     let trafficAtStart: TrafficCounters
     var stateSent: EventLoopPromise<[String: Any]>?
     var completed: EventLoopPromise<[String: Any]>?
-    /// OP: the destination gets the switch's copies.
+    /// The destination gets the switch's packets of the moved flows (OP: the copies): completed
+    /// by its notice or by the timeout, whichever comes first.
     var copiesArrive: EventLoopPromise<[String: Any]>?
-    /// LF and redirect-first: the switch's packets of the moved flows reach the destination.
     var trafficArrives: EventLoopFuture<[String: Any]>?
     var trafficTimer: Scheduled<Void>?
     var switchUpdated = false
@@ -75,8 +75,8 @@ final class DistModeMove: MoveRun {
     /// How long the source may take to send its state, and to finish after the switch update.
     static let stateTimeout = TimeAmount.seconds(30)
     static let finishTimeout = TimeAmount.seconds(10)
-    /// OP: how long the first phase waits for the destination to see a copy (traffic of the
-    /// filter) before the IBC goes anyway.
+    /// How long the controller waits for the destination to see the switch's packets of the
+    /// moved flows (OP: a copy) before the IBC goes anyway.
     static let copiesTimeout = TimeAmount.milliseconds(250)
 
     init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
@@ -300,36 +300,18 @@ final class DistModeMove: MoveRun {
     }
 
     func updateSwitch() -> EventLoopFuture<Void> {
+        // Heard before or after a BARRIER reply (the datapath may be quicker than the reply).
+        if spec.guarantee != .ng { expectSwitchTraffic() }
         if spec.guarantee == .op {
             // Phase 1: to both; in force once the destination sees the copies (see above).
-            let copies = loop.makePromise(of: [String: Any].self)
-            copiesArrive = copies
             for m in matches {
                 _ = sw.flowMod(SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
             duplicating = true
-            let timer = loop.scheduleTask(in: Self.copiesTimeout) {
-                self.copiesArrive?.succeed([:])
-                self.copiesArrive = nil
-            }
-            return copies.futureResult.flatMap { n in
-                timer.cancel()
-                let seen = n["type"] as? String == "moveDuplicating"
-                self.phase(seen ? "copies-at-destination" : "no-copies-within-timeout")
+            return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
                 self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
                     + (seen ? " (copies reach \(self.dst.name))" : " (no copies seen at \(self.dst.name) within 250 ms)"))
                 return self.settled()
-            }
-        }
-        if spec.guarantee != .ng {
-            // Heard before or after the BARRIER reply (the datapath may be quicker than the
-            // reply); without such traffic, the timeout.
-            let arrives = loop.makePromise(of: [String: Any].self)
-            copiesArrive = arrives
-            trafficArrives = arrives.futureResult
-            trafficTimer = loop.scheduleTask(in: Self.copiesTimeout) {
-                self.copiesArrive?.succeed([:])
-                self.copiesArrive = nil
             }
         }
         let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie)) }
@@ -341,20 +323,38 @@ final class DistModeMove: MoveRun {
         }
     }
 
-    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the destination
-    /// said the switch's packets of the moved flows reach it (`moveSwitched`), or after
-    /// ``copiesTimeout`` without (no such traffic: no packet can pass the IBC either). The IBC
-    /// must be the last packet the source gets of them; a BARRIER reply says Open vSwitch's
-    /// flow table has the new rule, not that its datapath applies it: once, packets still went
-    /// to the source 25 ms after an IBC sent 10 ms after the reply, and 6 were lost.
-    func switchTrafficArrives() -> EventLoopFuture<Void> {
-        guard let arrives = trafficArrives else { return settled() }
-        return arrives.flatMap { n in
-            self.trafficTimer?.cancel()
-            let seen = n["type"] as? String == "moveSwitched"
-            self.phase(seen ? "traffic-at-destination" : "no-traffic-within-timeout")
-            return self.settled()
+    /// Starts waiting for the destination to say the switch's packets of the moved flows reach
+    /// it (OP: `moveDuplicating`, the copies; else `moveSwitched`), for ``copiesTimeout`` at most.
+    func expectSwitchTraffic() {
+        let arrives = loop.makePromise(of: [String: Any].self)
+        copiesArrive = arrives
+        trafficArrives = arrives.futureResult
+        trafficTimer = loop.scheduleTask(in: Self.copiesTimeout) {
+            self.copiesArrive?.succeed([:])
+            self.copiesArrive = nil
         }
+    }
+
+    /// Succeeds when the destination said so (true) or the timeout passed (false: no such
+    /// traffic), noting which in the phases.
+    func switchTraffic(seen: String, unseen: String) -> EventLoopFuture<Bool> {
+        guard let arrives = trafficArrives else { return loop.makeSucceededFuture(false) }
+        return arrives.map { n in
+            self.trafficTimer?.cancel()
+            let heard = !n.isEmpty
+            self.phase(heard ? seen : unseen)
+            return heard
+        }
+    }
+
+    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the moved
+    /// traffic reaches the destination, or after ``copiesTimeout`` without (no such traffic:
+    /// no packet can pass the IBC either). The IBC must be the last packet the source gets of
+    /// them; a BARRIER reply says Open vSwitch's flow table has the new rule, not that its
+    /// datapath applies it: once, packets still went to the source 25 ms after an IBC sent
+    /// 10 ms after the reply, and 6 were lost.
+    func switchTrafficArrives() -> EventLoopFuture<Void> {
+        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled() }
     }
 
     /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.

@@ -187,7 +187,8 @@ public final class TransferAgent: @unchecked Sendable {
                 }
             }
             if let move = outgoing { busy = advance(move, now: clock.now()) || busy }
-            if outgoing != nil || !incoming.isEmpty { samplePool() }
+            // (Only after work: a read of the pool's count walks every lcore's cache.)
+            if busy && (outgoing != nil || !incoming.isEmpty) { samplePool() }
             busy = pollSessions(now: clock.now()) || busy
             // (A sleep of tens of microseconds is far below the channel's pacing and timers.)
             idle.pause(busy: busy)

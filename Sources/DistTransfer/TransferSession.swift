@@ -337,8 +337,6 @@ public final class TransferDestination {
                     summary.perFlowStates += flows.count
                     importedFlows += flows.map { $0.key }
                 }
-            case .packet:
-                take(frame.payload, into: &out)
             case .packets:
                 guard let packets = PacketPacking.unpack(frame.payload) else {
                     failure = "a frame of redirected packets from the source does not decode"

@@ -152,17 +152,17 @@ struct Link {
 
     @Test func replayedAndForeignFramesAreCountedNotDelivered() {
         let a = ChannelEndpoint(moveID: 1, key: key), b = ChannelEndpoint(moveID: 1, key: key)
-        a.send(.packet, [1, 2, 3])
+        a.send(.packets, [1, 2, 3])
         let frames = a.poll(now: 0)
         #expect(b.receive(frames[0], now: 1).map { $0.payload } == [[1, 2, 3]])
         #expect(b.receive(frames[0], now: 2).isEmpty)
         #expect(b.counters.duplicates == 1)
         let other = ChannelEndpoint(moveID: 2, key: key)
-        other.send(.packet, [9])
+        other.send(.packets, [9])
         #expect(b.receive(other.poll(now: 0)[0], now: 3).isEmpty)
         #expect(b.counters.foreign == 1)
         let stranger = ChannelEndpoint(moveID: 1, key: SymmetricKey(data: [UInt8](repeating: 1, count: 32)))
-        stranger.send(.packet, [9])
+        stranger.send(.packets, [9])
         #expect(b.receive(stranger.poll(now: 0)[0], now: 4).isEmpty)
         #expect(b.counters.rejected == 1 && b.counters.delivered == 1)
     }
