@@ -122,6 +122,12 @@ let package = Package(
             path: "Benchmarks/Detection"
         ),
         .executableTarget(
+            name: "dist-channel-bench",
+            dependencies: ["DistChannel", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Benchmarks/Channel",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
             name: "dist-fastpath-bench",
             dependencies: ["DistPipeline", "DistFlow", "DistPacket"],
             path: "Benchmarks/FastPath"

@@ -17,7 +17,8 @@
 #                        Every VNF has an end of DiST's channel on its data port
 #                        (198.18.100.I:7400 on VLAN 390I, the switch forwarding by the tag;
 #                        key $DIST_TESTBED_DIR/channel.key, made by up);
-#                        --channel-drop P (paper profile): the delay lines drop P% of it.
+#                        --channel-drop P (paper profile): the delay lines drop P% of it (each
+#                        line what its VNF sends, so every frame runs the chance once).
 #                        --workers W: worker lcores per VNF (default 1), each with its own
 #                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout).
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
@@ -30,6 +31,7 @@
 #   down                 removes everything `up` made, and only that
 #
 # State (pid files, captures, logs, OVS's files) lives in $DIST_TESTBED_DIR (/tmp/dist-testbed).
+# DIST_CHANNEL_TRACE=1 (up): every VNF writes its channel's decisions to vnfI-channel.trace there.
 # Addresses come from 198.18.0.0/15; IPv6 is off on every test link (no stray neighbour
 # discovery) and MTUs are raised for jumbo frames.
 set -euo pipefail
@@ -128,7 +130,9 @@ up() {
             done
             link "vnf$i" "$prefix-vnf$i" "$prefix-db$i"
             local drop=()
-            [ "$channel_drop" != 0 ] && drop=(--drop-percent "$channel_drop" --drop-udp-port 7400 --seed "$i")
+            # Each line drops only what its VNF sends: a frame from VNF to VNF crosses two lines
+            # and runs the chance once.
+            [ "$channel_drop" != 0 ] && drop=(--drop-percent "$channel_drop" --drop-udp-port 7400 --drop-from b --seed "$i")
             "$delayline_bin" --a "$prefix-da$i" --b "$prefix-db$i" --delay-ms 1 --rate-mbit 100 "${drop[@]}" >"$dir/delayline-vnf$i.log" 2>&1 &
             echo $! >"$dir/delayline-vnf$i.pid"
         else
@@ -180,7 +184,9 @@ up() {
             >"$dir/to-vnf$i-tcpdump.log" 2>&1 &
         echo $! >"$dir/to-vnf$i-tcpdump.pid"
     done
+    local trace=()
     for i in $(seq 1 "$vnfs"); do
+        [ -n "${DIST_CHANNEL_TRACE:-}" ] && trace=(--channel-trace "$dir/vnf$i-channel.trace")
         # Two CPUs on the test machine: each VNF's worker gets its own, spread across VNFs, and
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
         # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
@@ -191,7 +197,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
             --vdev "net_af_packet0,iface=vnf$i,qpairs=$workers,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
-            --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" >"$dir/vnf$i.log" 2>&1 &
+            --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do

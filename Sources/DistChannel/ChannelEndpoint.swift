@@ -26,12 +26,31 @@ public final class ChannelEndpoint {
         /// above the high one it shrinks by one; slow start ends above the low mark.
         public var queuedLow = 18_000
         public var queuedHigh = 36_000
+        /// A loss while the path queues less than `queuedHigh` of ours is taken as random (a
+        /// corrupted or dropped frame on a path that is not full), not as congestion: the window
+        /// shrinks to this share of itself, not to half the flight (TCP Veno's 4/5). On a path
+        /// that drops one frame in ten at random, halving at each loss kept the window at two
+        /// frames, below the rate of the packets a Move redirects, and the backlog grew for
+        /// seconds. A queue that overflows is full: its losses still halve.
+        public var randomLossFactor = 0.8
         /// Spreads the frames of a window over a round trip (at 2x cwnd/RTT in slow start,
         /// 1.25x after) instead of sending them back to back into the link's queue.
         public var pacing = true
-        public var initialRTO: UInt64 = 20_000_000
+        /// Before the first round trip is measured. The first frames of a Move take the
+        /// switch's slow path (a new flow: Open vSwitch's upcall), and the peer's lcore may be
+        /// busy: on the test bed the first round trip took up to 29 ms where later ones took 7,
+        /// and a 20 ms timer fired for nothing.
+        public var initialRTO: UInt64 = 100_000_000
         public var minRTO: UInt64 = 5_000_000
         public var maxRTO: UInt64 = 1_000_000_000
+        /// Timeouts in a row double the timer up to this (or the RTO itself, when that is
+        /// longer). The channel's path is a data-center or test bed link; after a timeout it
+        /// sends one frame per timer, so a longer wait spares the path nothing, while on a path
+        /// that drops frames at random, a chain of lost copies backed off to 8x the RTO held a
+        /// Move's last frames for over half a second.
+        public var maxBackedOffRTO: UInt64 = 100_000_000
+        /// Tail-loss probes (see ``tailLossProbe(now:)``).
+        public var tailLossProbes = true
         /// Retransmissions of one frame before the channel gives up, however little time they
         /// took. Over a lossy path every try of a frame can fail: at 30% loss each way, 12 tries
         /// all fail for about one frame in 3,000 (a Move's worth, in the channel's tests), 24
@@ -63,8 +82,13 @@ public final class ChannelEndpoint {
         public var retransmissions = 0
         /// Retransmission timeouts (each one shrinks the congestion window to one frame).
         public var timeouts = 0
-        /// Losses found from the peer's selective acks (each episode halves the window).
+        /// Tail-loss probes: frames sent (a new one, or the last again) when nothing was
+        /// acknowledged for two round trips, before the timer ran out.
+        public var probes = 0
+        /// Losses found from the peer's selective acks (each episode halves the window, or takes
+        /// a fifth off it when the path was not queueing: `randomLosses` of them).
         public var fastRecoveries = 0
+        public var randomLosses = 0
         /// Timeouts found spurious (the original frame's acknowledgement came back sooner than
         /// any round trip after its retransmission could have): the window they took was given back.
         public var spuriousTimeouts = 0
@@ -82,6 +106,12 @@ public final class ChannelEndpoint {
 
     public let moveID: UInt64
     public let config: Config
+    /// Every decision of the sender as it is taken, with the time: acknowledgements and what
+    /// they showed, frames sent and resent and why, timeouts, and what held new frames back
+    /// (for diagnosis: `dist-vnf --channel-trace`). Nil: none, and no cost but the check.
+    public var trace: ((_ now: UInt64, _ event: String) -> Void)?
+    /// What last held new frames back (traced when it changes).
+    var heldBy = ""
     let key: SymmetricKey
     public private(set) var state = State.open
     public private(set) var counters = Counters()
@@ -120,12 +150,18 @@ public final class ChannelEndpoint {
     /// arrived (a peer or a path that stalled for a moment, not a loss).
     var undo: (seq: UInt32, at: UInt64, window: Double, threshold: Double, recoveryPoint: UInt32)?
     var nextSendAt: UInt64 = 0
+    /// The last acknowledgement that delivered something, or the last new frame, whichever is
+    /// later (the tail-loss probe's clock), and whether the probe went since.
+    var lastProgress: UInt64 = 0
+    var probed = false
     /// The send time of the latest-sent frame known to have arrived.
     var latestDeliveredSentAt: UInt64 = 0
     /// The least round-trip time seen (the path with nothing of ours queued), the least in
     /// this round, and the sequence number whose acknowledgement ends the round.
     var baseRTT = UInt64.max
     var roundRTT = UInt64.max
+    /// Bytes of ours the path queued by the last round's least round trip (nil: not measured).
+    var lastRoundQueued: Double?
     var roundEnd: UInt32 = 0
     var roundSamples = 0
     var srtt: Double?
@@ -225,7 +261,7 @@ public final class ChannelEndpoint {
                 if f.lost { lostQueue.removeAll { $0 == seq } }
                 guard !f.sacked else { continue }
                 newly += f.size
-                deliveredSentAt = max(deliveredSentAt, f.sentAt)
+                if unambiguous(f, now: now) { deliveredSentAt = max(deliveredSentAt, f.sentAt) }
                 if !f.lost { pipe -= f.size }
                 if f.retries == 0 { rtt = min(rtt, now &- f.sentAt) } else { retransmittedAcked = true }
             }
@@ -244,7 +280,7 @@ public final class ChannelEndpoint {
             guard !f.sacked else { continue }
             f.sacked = true
             newly += f.size
-            deliveredSentAt = max(deliveredSentAt, f.sentAt)
+            if unambiguous(f, now: now) { deliveredSentAt = max(deliveredSentAt, f.sentAt) }
             if f.lost {
                 f.lost = false
                 lostQueue.removeAll { $0 == seq }
@@ -266,6 +302,16 @@ public final class ChannelEndpoint {
             }
         }
         if rtt != .max && !retransmittedAcked { sample(rtt) }
+        if newly > 0 {
+            lastProgress = now
+            probed = false
+        }
+        defer {
+            if let trace {
+                trace(now, "ack \(ack) sack \(String(sack, radix: 16)) newly \(newly) rtt \(rtt == .max ? -1 : Int(rtt / 1000))us\(retransmittedAcked ? " (a resent frame's)" : "")"
+                    + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us rto \(rto / 1000)us lost \(lostQueue)")
+            }
+        }
         if newly > 0 && !inRecovery && congestionWindow < slowStartThreshold {
             // Slow start (counting bytes, RFC 3465).
             congestionWindow = min(congestionWindow + Double(newly), Double(config.maximumCongestionWindow))
@@ -273,7 +319,8 @@ public final class ChannelEndpoint {
         if ack >= roundEnd && roundEnd > 0 { endOfRound() }
         let flightBefore = pipe
         var found = false
-        func lose(_ seq: UInt32, _ f: InFlight) {
+        func lose(_ seq: UInt32, _ f: InFlight, _ why: String) {
+            trace?(now, "lost \(seq) (\(why); sent \((now &- f.sentAt) / 1000)us ago, tries \(f.retries + 1))")
             inFlight[seq]!.lost = true
             pipe -= f.size
             lostQueue.append(seq)
@@ -285,7 +332,7 @@ public final class ChannelEndpoint {
         if deliveredSentAt > latestDeliveredSentAt {
             latestDeliveredSentAt = deliveredSentAt
             let reordering = max(UInt64((srtt ?? 0) / 4), config.reorderingWindow)
-            for (seq, f) in inFlight where !f.sacked && !f.lost && f.sentAt &+ reordering < latestDeliveredSentAt { lose(seq, f) }
+            for (seq, f) in inFlight where !f.sacked && !f.lost && f.sentAt &+ reordering < latestDeliveredSentAt { lose(seq, f, "sent before one that arrived") }
         }
         // And a frame that several later ones overtook (RFC 6675; for frames that went out
         // together).
@@ -296,7 +343,7 @@ public final class ChannelEndpoint {
                 if f.sacked {
                     sackedAbove += 1
                 } else if !f.lost && f.retries == 0 && sackedAbove >= config.gapThreshold {
-                    lose(seq, f)
+                    lose(seq, f, "\(sackedAbove) later frames arrived")
                 }
             }
             seq &-= 1
@@ -306,15 +353,34 @@ public final class ChannelEndpoint {
         lostQueue.sort()
         if !inRecovery {
             counters.fastRecoveries += 1
-            slowStartThreshold = max(Double(flightBefore) / 2, 2 * Double(config.minimumCongestionWindow))
+            let queued = roundRTT != .max && baseRTT != .max ? queuedEstimate : lastRoundQueued
+            if let queued, queued < Double(config.queuedHigh) {
+                counters.randomLosses += 1
+                slowStartThreshold = max(congestionWindow * config.randomLossFactor, 2 * Double(config.minimumCongestionWindow))
+            } else {
+                slowStartThreshold = max(Double(flightBefore) / 2, 2 * Double(config.minimumCongestionWindow))
+            }
             congestionWindow = slowStartThreshold
             recoveryPoint = nextSequence &- 1
+            trace?(now, "window \(Int(congestionWindow)) after a loss (\(queued.map { "\(Int($0)) bytes queued" } ?? "queue not measured"))")
         }
+    }
+
+    /// Whether a frame that arrived tells when it was sent: a first transmission does; a
+    /// retransmission not if its acknowledgement came sooner after the copy went than the least
+    /// round trip seen (it was the original that arrived, sent long before). RACK (RFC 8985,
+    /// step 2) takes the send time of what arrived as its clock: a copy's send time, taken for
+    /// an original's, makes every frame sent before the copy look lost. (Before any round trip
+    /// is measured there is nothing to tell them apart by: the copy is believed, and the initial
+    /// timer is long enough that it is a copy of a frame really lost.)
+    func unambiguous(_ f: InFlight, now: UInt64) -> Bool {
+        f.retries == 0 || baseRTT == .max || now &- f.sentAt >= baseRTT
     }
 
     /// Once per round trip, after slow start: a frame more while little is queued, a frame
     /// less while much is.
     func endOfRound() {
+        if roundRTT != .max && baseRTT != .max { lastRoundQueued = queuedEstimate }
         defer {
             roundEnd = nextSequence &- 1
             roundRTT = .max
@@ -359,6 +425,9 @@ public final class ChannelEndpoint {
         rto = min(config.maxRTO, max(config.minRTO, UInt64(srtt! + 4 * rttvar)))
     }
 
+    /// The retransmission timer's length: the RTO, backed off by timeouts in a row.
+    var timer: UInt64 { backoff == 0 ? rto : max(rto, min(rto << UInt64(backoff), config.maxBackedOffRTO)) }
+
     /// The oldest frame neither acknowledged nor selectively acknowledged (the first gap,
     /// found at once unless a late ack selectively acknowledged it).
     var oldestOutstanding: (seq: UInt32, frame: InFlight)? {
@@ -393,7 +462,7 @@ public final class ChannelEndpoint {
     public func poll(now: UInt64) -> [[UInt8]] {
         guard state == .open else { return [] }
         var timeoutFrame: [UInt8]?
-        if let (seq, oldest) = oldestOutstanding, now &- timerStart >= rto << UInt64(backoff) {
+        if let (seq, oldest) = oldestOutstanding, now &- timerStart >= timer {
             if oldest.retries >= config.maxRetransmissions
                 || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions) {
                 state = .aborted("the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms")
@@ -403,6 +472,7 @@ public final class ChannelEndpoint {
             // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
             // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
             counters.timeouts += 1
+            trace?(now, "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)")
             if backoff == 0 && oldest.retries == 0 {
                 undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)
             }
@@ -412,50 +482,41 @@ public final class ChannelEndpoint {
             recoveryPoint = nextSequence &- 1
             timerStart = now
             nextSendAt = now
-            var f = oldest
-            if f.lost {
-                lostQueue.removeAll { $0 == seq }
-            } else {
-                pipe -= f.size
-            }
-            f.lost = false
-            f.retries += 1
-            f.sentAt = now
-            f.frame.ack = received
-            f.frame.sack = sackBitmap()
-            inFlight[seq] = f
-            counters.retransmissions += 1
-            sent(f.size, now: now)
-            timeoutFrame = f.frame.encoded(key: key)
+            timeoutFrame = resend(seq, now: now, sack: sackBitmap())
         }
         var out: [[UInt8]] = timeoutFrame.map { [$0] } ?? []
+        if timeoutFrame == nil, let probe = tailLossProbe(now: now) { out.append(probe) }
         let sack = sackBitmap()
         while let seq = lostQueue.first {
-            guard var f = inFlight[seq] else { lostQueue.removeFirst(); continue }
-            guard maysend(f.size, now: now) else { break }
+            guard let f = inFlight[seq] else { lostQueue.removeFirst(); continue }
+            // (The window, not the pacing: a frame found lost goes at once, as RFC 6675's first
+            // retransmission does.)
+            guard pipe == 0 || Double(pipe + f.size) <= congestionWindow else { break }
             lostQueue.removeFirst()
-            f.lost = false
-            f.retries += 1
-            f.sentAt = now
             if seq == lowestUnacked { timerStart = now }
-            f.frame.ack = received
-            f.frame.sack = sack
-            inFlight[seq] = f
-            counters.retransmissions += 1
-            sent(f.size, now: now)
-            out.append(f.frame.encoded(key: key))
+            out.append(resend(seq, now: now, sack: sack))
+            trace?(now, "resend \(seq) (lost), tries \(f.retries + 1), pipe \(pipe) cwnd \(Int(congestionWindow))")
         }
         while waitingHead < waiting.count && inFlight.count < config.window {
             let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
             guard lostQueue.isEmpty, maysend(size, now: now) else { break }
-            let (kind, payload) = waiting[waitingHead]
-            waiting[waitingHead].payload = []
-            waitingHead += 1
-            let frame = ChannelFrame(kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
-            inFlight[nextSequence] = InFlight(frame: frame, size: size, sentAt: now, firstSentAt: now, retries: 0, sacked: false)
-            nextSequence &+= 1
-            sent(size, now: now)
-            out.append(frame.encoded(key: key))
+            out.append(sendNext(now: now, sack: sack))
+            lastProgress = now
+            probed = false
+        }
+        if let trace {
+            // What holds the next frame back, when that changes.
+            var by = ""
+            if let seq = lostQueue.first, let f = inFlight[seq] {
+                by = pipe != 0 && Double(pipe + f.size) > congestionWindow ? "a resend: window" : ""
+            } else if waitingHead < waiting.count {
+                let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
+                by = inFlight.count >= config.window ? "receive window" : pipe != 0 && Double(pipe + size) > congestionWindow ? "window" : !maysend(size, now: now) ? "pacing" : ""
+            }
+            if by != heldBy {
+                heldBy = by
+                trace(now, by.isEmpty ? "not held" : "held by \(by) (pipe \(pipe) cwnd \(Int(congestionWindow)), \(backlog) waiting)")
+            }
         }
         if waitingHead == waiting.count {
             waiting = []
@@ -469,6 +530,67 @@ public final class ChannelEndpoint {
         }
         counters.framesSent += out.count
         return out
+    }
+
+    /// A tail-loss probe (RFC 8985, section 7), if one is due: frames are out, none is known lost,
+    /// and nothing was acknowledged (and nothing new sent) for two smoothed round trips. A new
+    /// frame goes if one waits and the receive window allows (whatever the congestion window),
+    /// else the last frame sent goes again; the acknowledgement it draws shows what is missing,
+    /// and RACK resends that. Without it, a lost frame that no later frame follows (a window of
+    /// one or two after losses, or the Move's last frames) waited for the timer, and a
+    /// timeout shrinks the window to one frame and backs the timer off: on a path that drops
+    /// one frame in ten, such chains held a Move's last frames for hundreds of milliseconds.
+    func tailLossProbe(now: UInt64) -> [UInt8]? {
+        guard config.tailLossProbes, !probed, lostQueue.isEmpty, !inFlight.isEmpty, let s = srtt else { return nil }
+        let pto = min(UInt64(2 * s) &+ (inFlight.count == 1 ? config.minRTO : 0), timer)
+        guard now &- max(lastProgress, timerStart) >= pto else { return nil }
+        probed = true
+        counters.probes += 1
+        // The timer runs again from the probe (RFC 8985, 7.3): its ack is a round trip away.
+        let waited = now &- max(lastProgress, timerStart)
+        timerStart = now
+        if waitingHead < waiting.count && inFlight.count < config.window {
+            trace?(now, "probe: a new frame after \(waited / 1000)us without an ack")
+            return sendNext(now: now, sack: sackBitmap())
+        }
+        var seq = nextSequence &- 1
+        while seq >= lowestUnacked, seq > 0 {
+            if let f = inFlight[seq], !f.sacked {
+                trace?(now, "probe: resend \(seq) after \(waited / 1000)us without an ack")
+                return resend(seq, now: now, sack: sackBitmap())
+            }
+            seq &-= 1
+        }
+        return nil
+    }
+
+    /// The next waiting message, as a new frame on its way.
+    func sendNext(now: UInt64, sack: UInt64) -> [UInt8] {
+        let (kind, payload) = waiting[waitingHead]
+        waiting[waitingHead].payload = []
+        waitingHead += 1
+        let size = ChannelFrame.overhead + payload.count
+        let frame = ChannelFrame(kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
+        inFlight[nextSequence] = InFlight(frame: frame, size: size, sentAt: now, firstSentAt: now, retries: 0, sacked: false)
+        nextSequence &+= 1
+        sent(size, now: now)
+        trace?(now, "send \(frame.sequence) \(kind) \(size) bytes, pipe \(pipe) cwnd \(Int(congestionWindow))")
+        return frame.encoded(key: key)
+    }
+
+    /// Frame `seq` again, now, with the latest acknowledgement: counted, back in the pipe.
+    func resend(_ seq: UInt32, now: UInt64, sack: UInt64) -> [UInt8] {
+        var f = inFlight[seq]!
+        if f.lost { lostQueue.removeAll { $0 == seq } } else { pipe -= f.size }
+        f.lost = false
+        f.retries += 1
+        f.sentAt = now
+        f.frame.ack = received
+        f.frame.sack = sack
+        inFlight[seq] = f
+        counters.retransmissions += 1
+        sent(f.size, now: now)
+        return f.frame.encoded(key: key)
     }
 
     /// Bit i: sequence `received + 1 + i` is in (held early).

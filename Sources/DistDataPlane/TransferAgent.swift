@@ -157,8 +157,20 @@ public final class TransferAgent: @unchecked Sendable {
     public private(set) var poolLowWater: UInt32 = .max
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     static let batch = 256
+    /// Where every Move's channel decisions go, line by line (``ChannelEndpoint/trace``), if anywhere.
+    let traceFile: UnsafeMutablePointer<FILE>?
 
-    public init(plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000) {
+    /// `traceFile`: a file to append every Move's channel trace to (see ``ChannelEndpoint/trace``).
+    public init(plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000,
+                traceFile path: String? = nil) throws {
+        if let path {
+            guard let file = fopen(path, "a") else {
+                throw TransferAgentError.traceFile(path, String(cString: strerror(errno)))
+            }
+            traceFile = file
+        } else {
+            traceFile = nil
+        }
         self.plane = plane
         self.lcore = lcore
         self.local = local
@@ -167,7 +179,19 @@ public final class TransferAgent: @unchecked Sendable {
         maxPayload = min(ChannelFrame.maxPayload, mtu - 28 - ChannelFrame.overhead)
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        if let traceFile { fclose(traceFile) }
+    }
+
+    /// The trace of one Move's end of the channel: lines `move ID in|out MS EVENT`, MS since it began here.
+    func tracer(_ moveID: UInt64, _ direction: String, since: UInt64) -> ((UInt64, String) -> Void)? {
+        guard let file = traceFile else { return nil }
+        return { now, event in
+            let us = (now &- since) / 1000, fraction = String(us % 1000)
+            fputs("move \(moveID) \(direction) \(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)\n", file)
+        }
+    }
 
     // MARK: - The loop
 
@@ -204,6 +228,7 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
+        session.endpoint.trace = tracer(order.moveID, "out", since: now)
         let move = Outgoing(order: order, session: session, started: now)
         move.ringFullAtStart = ringFull
         outgoing = move
@@ -518,7 +543,9 @@ public final class TransferAgent: @unchecked Sendable {
                 rejectedFrames += 1
                 return
             }
-            incoming[moveID] = Incoming(TransferDestination(moveID: moveID, key: key))
+            let session = TransferDestination(moveID: moveID, key: key)
+            session.endpoint.trace = tracer(moveID, "in", since: now)
+            incoming[moveID] = Incoming(session)
         }
         guard let move = incoming[moveID] else { return }
         // Until the opening message says where the source listens (its VLAN, say), replies go
@@ -718,6 +745,19 @@ public final class TransferAgent: @unchecked Sendable {
     }
 
     func notice(_ id: UInt64, _ type: String, _ outcome: String, _ reason: String?, _ counters: [String: Int]) {
+        if let traceFile {
+            fputs("move \(id) notice \(type) \(outcome)\(reason.map { ": " + $0 } ?? "")\n", traceFile)
+            fflush(traceFile)
+        }
         _ = notices.push(MoveNotice(moveID: id, type: type, outcome: outcome, reason: reason, counters: counters))
+    }
+}
+
+public enum TransferAgentError: Error, CustomStringConvertible {
+    case traceFile(String, String)
+    public var description: String {
+        switch self {
+        case .traceFile(let path, let why): "--channel-trace: cannot open \(path): \(why)"
+        }
     }
 }

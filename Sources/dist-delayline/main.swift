@@ -4,7 +4,11 @@
 // test the channel's recovery. This kernel has no netem; this does what the test bed needs of it.
 //
 //   dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100]
-//                  [--drop-percent P --drop-udp-port PORT] [--seed N]
+//                  [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]
+//
+// --drop-from: drop only frames that came in on that side (default: both). On the test bed a
+// frame from VNF to VNF crosses two lines, its sender's and its receiver's: each drops only what
+// its own VNF sends, so every channel frame runs the chance once.
 import Foundation
 
 #if canImport(Glibc)
@@ -19,6 +23,8 @@ struct Options {
     var rate = 100e6 / 8  // bytes per second; 0: unlimited
     var dropPercent = 0.0
     var dropPort: UInt16?
+    /// Which side's incoming frames may be dropped: "a", "b" or "both".
+    var dropFrom = "both"
     var seed: UInt64 = 1
 
     static func parse(_ args: [String]) throws -> Options {
@@ -47,12 +53,16 @@ struct Options {
                 let text = try value()
                 guard let p = UInt16(text) else { throw Failure(description: "--drop-udp-port: '\(text)' is not a port") }
                 o.dropPort = p
+            case "--drop-from":
+                let text = try value()
+                guard ["a", "b", "both"].contains(text) else { throw Failure(description: "--drop-from: expected a, b or both, got '\(text)'") }
+                o.dropFrom = text
             case "--seed":
                 let text = try value()
                 guard let s = UInt64(text) else { throw Failure(description: "--seed: '\(text)' is not a number") }
                 o.seed = max(1, s)
             case "-h", "--help":
-                print("usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT] [--seed N]")
+                print("usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]")
                 exit(0)
             default: throw Failure(description: "unknown option '\(args[i])'")
             }
@@ -120,16 +130,20 @@ final class Direction: @unchecked Sendable {
     /// Frames the kernel refused to send even after retries (the far side's queue stayed full).
     var sendFailed = 0, sendRetries = 0
 
-    init(from: Int32, to: Int32, options: Options, seed: UInt64) {
+    /// Whether this direction drops (frames of the chosen port, by chance) at all.
+    let drops: Bool
+
+    init(from: Int32, to: Int32, options: Options, seed: UInt64, drops: Bool) {
         self.from = from
         self.to = to
         self.options = options
+        self.drops = drops
         state = seed
     }
 
     /// Whether to drop this frame: a UDP datagram to or from the chosen port, by chance.
     func shouldDrop(_ f: [UInt8]) -> Bool {
-        guard let port = options.dropPort, options.dropPercent > 0, f.count >= 14 else { return false }
+        guard drops, let port = options.dropPort, options.dropPercent > 0, f.count >= 14 else { return false }
         var l3 = 14
         var type = UInt16(f[12]) << 8 | UInt16(f[13])
         if type == 0x8100, f.count >= 18 { type = UInt16(f[16]) << 8 | UInt16(f[17]); l3 = 18 }
@@ -245,15 +259,15 @@ nonisolated(unsafe) var stopping: sig_atomic_t = 0
 do {
     let options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
     let a = try rawSocket(options.a), b = try rawSocket(options.b)
-    let ab = Direction(from: a, to: b, options: options, seed: options.seed)
-    let ba = Direction(from: b, to: a, options: options, seed: options.seed &* 31 &+ 7)
+    let ab = Direction(from: a, to: b, options: options, seed: options.seed, drops: options.dropFrom != "b")
+    let ba = Direction(from: b, to: a, options: options, seed: options.seed &* 31 &+ 7, drops: options.dropFrom != "a")
     for direction in [ab, ba] {
         Thread { direction.read() }.start()
         Thread { direction.write() }.start()
     }
     print("dist-delayline: \(options.a) <-> \(options.b), \(options.delay * 1000) ms one way, "
           + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
-          + (options.dropPort.map { ", dropping \(options.dropPercent)% of UDP port \($0)" } ?? ""))
+          + (options.dropPort.map { ", dropping \(options.dropPercent)% of UDP port \($0)" + (options.dropFrom == "both" ? "" : " from \(options.dropFrom == "a" ? options.a : options.b)") } ?? ""))
     fflush(nil)
     // On SIGINT/SIGTERM: say what went through each way, then exit.
     signal(SIGINT) { _ in stopping = 1 }

@@ -17,6 +17,7 @@ struct Options {
     /// DiST's channel: this instance's UDP address on its data port, the key file, the MTU.
     var channel: ChannelAddress?
     var channelKeyPath: String?
+    var channelTracePath: String?
     var channelMTU = 9000
     var channelVLAN: UInt16?
 
@@ -50,6 +51,8 @@ struct Options {
                                  lcore, so give EAL at least three (e.g. -l 0-2)
           --channel-key FILE     the channel's key (32 bytes or more, mode 0600; needed with
                                  --channel, the same file on every instance)
+          --channel-trace FILE   append every Move's channel decisions to FILE, a line each (acks,
+                                 losses, frames sent and resent, timeouts; for diagnosis)
           --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
           --channel-vlan N       the VLAN peers tag this instance's channel frames with, so the
                                  switch can forward them by the tag alone (default: untagged)
@@ -163,6 +166,9 @@ struct Options {
                 options.data.transferLcore = true
             case "--channel-key":
                 options.channelKeyPath = try value(argument)
+            case "--channel-trace":
+                options.channelTracePath = try value(argument)
+                guard options.channelTracePath?.isEmpty == false else { throw Failure(description: "--channel-trace: expected a file path") }
             case "--channel-vlan":
                 options.channelVLAN = UInt16(try integer(argument, 1...4094))
             case "--channel-mtu":
@@ -183,6 +189,7 @@ struct Options {
             i += 1
         }
         if options.channelVLAN != nil && options.channel == nil { throw Failure(description: "--channel-vlan needs --channel") }
+        if options.channelTracePath != nil && options.channel == nil { throw Failure(description: "--channel-trace needs --channel") }
         if (options.channel == nil) != (options.channelKeyPath == nil) {
             throw Failure(description: "--channel and --channel-key go together")
         }

@@ -204,7 +204,12 @@ if let signatures = dataConfig.signatures {
 var agent: TransferAgent?
 if let address = options.channel, let key = channelKey, let lcore = plane.transferLcore {
     let local = ChannelAddress(mac: plane.ports[0].mac, ip: address.ip, port: address.port, vlan: options.channelVLAN)
-    agent = TransferAgent(plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU)
+    do {
+        agent = try TransferAgent(plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU,
+                                  traceFile: options.channelTracePath)
+    } catch {
+        fail("\(error)", code: 2)
+    }
     for worker in plane.workers { worker.fastPath.channel = (IPAddress(ipv4: local.ip), local.port) }
     emit("[\(name)] DiST channel \(local) on port 0; transfer lcore \(lcore); MTU \(options.channelMTU)")
 }

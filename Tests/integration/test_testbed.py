@@ -214,6 +214,19 @@ class DelayLineTests(unittest.TestCase):
         self.assertGreater(kept, 850)
         self.assertLess(kept, 950)
 
+    DROP_10 = ['--delay-ms', '0', '--rate-mbit', '0', '--drop-percent', '10', '--drop-udp-port', '9999']
+
+    def test_it_drops_nothing_that_comes_in_on_the_other_side(self):
+        """--drop-from: on the test bed each line drops what its own VNF sends, so a frame from
+        VNF to VNF, which crosses two lines, runs the chance once. (These frames come in on a.)"""
+        seen = self.run_line(self.DROP_10 + ['--drop-from', 'b'], count=1000, gap=0.0002, ports='9999', wait=6)
+        self.assertEqual(len(seen), 1000)
+
+    def test_it_drops_a_share_of_what_comes_in_on_the_chosen_side(self):
+        seen = self.run_line(self.DROP_10 + ['--drop-from', 'a'], count=1000, gap=0.0002, ports='9999', wait=6)
+        self.assertGreater(len(seen), 850)
+        self.assertLess(len(seen), 950)
+
 
 TESTBED = os.path.join(ROOT, 'deploy', 'testbed.sh')
 
