@@ -31,13 +31,16 @@ public struct ChannelFrame: Equatable, Sendable {
         /// Packets redirected to the peer, several in one frame: `u16 length` then the packet,
         /// repeated (those the source took from its workers in one round).
         case packets = 9
+        /// A part of one redirected packet too large for a frame: a flags byte (bit 0: the last
+        /// part) then the part's bytes. The parts of a packet go in consecutive frames.
+        case packetPart = 10
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"
-    /// 2: the `copies` and `packets` kinds. A peer of another version fails every frame's
+    /// 2: the `copies` and `packets` kinds; 3: `packetPart`. A peer of another version fails every frame's
     /// decoding (counted as rejected) from the first, before anything has moved; the
     /// controller refuses a Move between instances that report different versions.
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     public static let headerSize = 30
     public static let tagSize = 16
     public static let overhead = headerSize + tagSize

@@ -105,7 +105,10 @@ public final class TransferSource {
         public var stateBytes = 0
         public var packetsRedirected = 0
         public var redirectedBytes = 0
-        /// Redirected packets too large for one channel frame (processed at the source).
+        /// Redirected packets too large for one channel frame, sent in parts (``ChannelFrame/Kind/packetPart``).
+        public var packetsInParts = 0
+        /// Redirected packets that could not go at all (over 65,535 bytes; none of the data
+        /// plane's mbufs holds one).
         public var packetsTooLarge = 0
         /// Frames the redirected packets went in.
         public var packetFrames = 0
@@ -163,15 +166,32 @@ public final class TransferSource {
     /// Packets redirected between two polls share a frame (``flushPackets()``): at 10,000
     /// packets a second a
     /// frame each was more frames than the channel could carry over a path that drops 10% of
-    /// them. Returns false when it cannot go (too large for a frame, or the Move has ended).
+    /// them. A packet too large for a frame goes in parts, in frames of their own. Returns
+    /// false when it cannot go (empty, over 65,535 bytes, or the Move has ended).
     @discardableResult
     public func redirect(_ frame: [UInt8]) -> Bool {
         guard !endSent, endpoint.state == .open else { return false }
-        guard frame.count <= maxPayload - 2, frame.count > 0 else {
+        guard frame.count <= Self.largestPacket, frame.count > 0 else {
             counters.packetsTooLarge += 1
             return false
         }
         flushState()
+        if frame.count > maxPayload - 2 {
+            // (`queue` sends the packets packed so far first.)
+            var at = 0
+            while at < frame.count {
+                let end = min(frame.count, at + maxPayload - 1)
+                queue(.packetPart, [end == frame.count ? 1 : 0] + frame[at..<end])
+                counters.packetFrames += 1
+                at = end
+            }
+            // Processed at the destination once its last part is in.
+            redirected.append((messages, frame))
+            counters.packetsInParts += 1
+            counters.packetsRedirected += 1
+            counters.redirectedBytes += frame.count
+            return true
+        }
         if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
         pendingPackets.append(UInt8(frame.count >> 8))
         pendingPackets.append(UInt8(frame.count & 0xFF))
@@ -183,6 +203,10 @@ public final class TransferSource {
         counters.redirectedBytes += frame.count
         return true
     }
+
+    /// The largest packet the channel takes (an IPv4 packet's limit with its link header, and
+    /// more than one mbuf of the data plane holds).
+    public static let largestPacket = 65_535
 
     /// Hands the redirected packets packed so far to the channel, as one frame.
     public func flushPackets() {
@@ -299,6 +323,9 @@ public final class TransferDestination {
     /// A state that did not decode: the Move cannot go on (why).
     public private(set) var failure: String?
     var held: [[UInt8]] = []
+    /// The parts of a redirected packet received so far (``ChannelFrame/Kind/packetPart``).
+    var partial: [UInt8] = []
+    var partsPending = false
     /// Flows imported so far (deleted again if the Move aborts).
     public private(set) var importedFlows: [FlowKey] = []
 
@@ -312,6 +339,10 @@ public final class TransferDestination {
         var out: [Delivery] = []
         for frame in endpoint.receive(bytes, now: now) {
             guard failure == nil else { break }
+            if partsPending && frame.kind != .packetPart {
+                failure = "a redirected packet's parts from the source end before its last"
+                continue
+            }
             switch frame.kind {
             case .state:
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -343,6 +374,18 @@ public final class TransferDestination {
                     continue
                 }
                 for p in packets { take(p, into: &out) }
+            case .packetPart:
+                let p = frame.payload
+                guard p.count >= 2, p[0] & ~1 == 0, partial.count + p.count - 1 <= TransferSource.largestPacket else {
+                    failure = "a part of a redirected packet from the source is malformed or makes it over \(TransferSource.largestPacket) bytes"
+                    continue
+                }
+                partial += p[1...]
+                partsPending = p[0] & 1 == 0
+                if !partsPending {
+                    take(partial, into: &out)
+                    partial = []
+                }
             case .release:
                 released = true
                 out += held.map { .packet($0) }

@@ -268,9 +268,69 @@ struct Wire {
         #expect(src.endpoint.sentThrough == 2 + 3)
         #expect(got == packets)
         #expect(dst.summary.packets == 30)
-        // A packet too large for a frame with its length stays at the source (counted).
-        #expect(!src.redirect([UInt8](repeating: 1, count: 1399)))
+        // One no mbuf could hold cannot go (counted).
+        #expect(!src.redirect([UInt8](repeating: 1, count: TransferSource.largestPacket + 1)))
         #expect(src.counters.packetsTooLarge == 1)
+    }
+
+    /// A packet too large for a frame goes in parts, in frames of their own, and comes out
+    /// whole, in its place among the others, over a path that loses, duplicates and reorders.
+    @Test func aPacketTooLargeForAFrameGoesInParts() {
+        let sizes = [100, 3_000, 100, 1_398, 1_399, 50, 9_000, 1_399 * 3]
+        let packets = sizes.enumerated().map { i, n in (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) } }
+        for seed: UInt64 in [3, 17, 99] {
+            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 7, key: key)
+            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed), ba = Wire(drop: 0.1, seed: seed &* 3)
+            let delivered = Self.move([], packets: packets, releaseAt: 0, wire: &ab, &ba, src: src, dst: dst)
+            #expect(dst.failure == nil)
+            #expect(delivered.compactMap { if case .packet(let p) = $0 { p } else { nil } } == packets)
+            // 1,398 bytes and their length fill a frame; 1,399 do not.
+            #expect(src.counters.packetsInParts == 4 && src.counters.packetsRedirected == sizes.count)
+            #expect(dst.summary.packets == sizes.count)
+        }
+    }
+
+    /// Until its last part is acknowledged, a packet in parts is the source's to process if the
+    /// Move gives up.
+    @Test func aPacketInPartsIsProcessedOnceItsLastPartIsIn() {
+        let src = TransferSource(moveID: 8, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 8, key: key)
+        src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
+        src.release()
+        let big = [UInt8](repeating: 5, count: 4_000)
+        #expect(src.redirect(big))
+        let frames = src.poll(now: 0)
+        #expect(frames.count == 2 + 3)
+        // All but the last part arrive, and are acknowledged.
+        var got: [TransferDestination.Delivery] = []
+        for f in frames.dropLast() { got += dst.receive(f, now: 1) }
+        for f in dst.poll(now: 1) { src.receive(f, now: 2) }
+        #expect(got.allSatisfy { if case .packet = $0 { false } else { true } })
+        #expect(src.endpoint.acknowledgedThrough == 4 && src.unprocessed() == [big])
+        got = dst.receive(frames.last!, now: 3)
+        #expect(got == [.packet(big)])
+        for f in dst.poll(now: 3) { src.receive(f, now: 4) }
+        #expect(src.unprocessed().isEmpty)
+    }
+
+    /// Parts that are malformed, that stop before the last, or that add up to more than any
+    /// packet: the destination stops with a reason.
+    @Test(arguments: [
+        ([[UInt8]([2, 1, 2])], "malformed"),
+        ([[UInt8]([1])], "malformed"),
+        ([[UInt8]([0, 1, 2])], "end before its last"),
+        ([[UInt8]([0] + [UInt8](repeating: 1, count: 8_000))] + [[UInt8]](repeating: [0] + [UInt8](repeating: 1, count: 8_000), count: 8), "over 65535"),
+    ])
+    func badPartsStopTheDestination(parts: [[UInt8]], why: String) {
+        let src = ChannelEndpoint(moveID: 9, key: key), dst = TransferDestination(moveID: 9, key: key)
+        for p in parts { src.send(.packetPart, p) }
+        src.send(.packets, [0, 1, 7])
+        var t: UInt64 = 0
+        while !src.idle && t < 1_000_000_000 {
+            for f in src.poll(now: t) { #expect(dst.receive(f, now: t).isEmpty) }
+            for f in dst.poll(now: t) { _ = src.receive(f, now: t) }
+            t += 100_000
+        }
+        #expect(dst.failure?.contains(why) == true, "\(dst.failure ?? "no failure")")
     }
 
     /// While the channel's window is full, redirected packets keep packing into full frames

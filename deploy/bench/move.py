@@ -273,6 +273,7 @@ def loss_against_rate(work, options, runs, results, drop=0):
                               (guarantee, 'pz,ll,er', ALL_V4, mode), at, up) for i in range(runs)]
                 entry = {'mode': mode, 'guarantee': guarantee, 'pps': pps, 'drop': drop,
                          'lost': median([p['check']['lost'] for p in points]),
+                         'lost_worst': max(p['check']['lost'] for p in points),
                          'duplicated': max(p['check']['duplicated'] for p in points),
                          'reordered_within_flows': median([p['check']['reordered_within_flows'] for p in points]),
                          'move_time': median([(p['report'] or {}).get('moveTime') for p in points]),
@@ -337,10 +338,10 @@ def table_markdown(results):
             continue
         lines += ['', f'{title}, PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
                   f'{results.get(key + "_runs", results["runs"])} run(s):', '',
-                  '| Mode | Guarantee | Rate (pps) | Lost (median) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed | pcapcmp agrees |',
+                  '| Mode | Guarantee | Rate (pps) | Lost (median / worst) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed | pcapcmp agrees |',
                   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
         for e in results[key]:
-            lines.append(f'| {e.get("mode", "opennf")} | {e.get("guarantee", "lf").upper()} | {e["pps"]} | {f(e["lost"], ".0f")} | '
+            lines.append(f'| {e.get("mode", "opennf")} | {e.get("guarantee", "lf").upper()} | {e["pps"]} | {f(e["lost"], ".0f")} / {f(e.get("lost_worst"), ".0f")} | '
                          f'{e.get("duplicated", "-")} | {f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | '
                          f'{f(e.get("retransmissions"), ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} | '
                          f'{ {True: "yes", False: "NO", None: "-"}[e.get("pcapcmp_agrees")] } |')
