@@ -179,8 +179,13 @@ up() {
     # What reaches the sink, and what leaves the switch towards each VNF (the order reference).
     ip netns exec "$prefix-sink" tcpdump -i sink0 -U -w "$dir/sink.pcap" -s 0 >"$dir/sink-tcpdump.log" 2>&1 &
     echo $! >"$dir/sink-tcpdump.pid"
+    # (Where the switch sends, before the data link's delay line: the two lines queue
+    # differently, so frames sent to two VNFs after it seem out of the order the switch sent
+    # them in. An order-preserving Move's first phase sends one flow to both.)
     for i in $(seq 1 "$vnfs"); do
-        ip netns exec "$prefix-vnf$i" tcpdump -i "vnf$i" -Q in -U -w "$dir/to-vnf$i.pcap" -s 0 --time-stamp-precision=nano \
+        local at=(ip netns exec "$prefix-vnf$i" tcpdump -i "vnf$i")
+        [ "$profile" != none ] && at=(tcpdump -i "$prefix-da$i")
+        "${at[@]}" -Q in -U -w "$dir/to-vnf$i.pcap" -s 0 --time-stamp-precision=nano \
             >"$dir/to-vnf$i-tcpdump.log" 2>&1 &
         echo $! >"$dir/to-vnf$i-tcpdump.pid"
     done

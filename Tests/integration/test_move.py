@@ -280,6 +280,25 @@ class MoveTests(unittest.TestCase):
         self.assertLess(names.index('switch-updated'), names.index('ibc-sent'), report['phases'])
         self.assertLess(names.index('traffic-at-destination'), names.index('ibc-sent'), report['phases'])
 
+    def test_dist_quiet_flows_wait_briefly_for_the_switch(self):
+        """With no moved traffic for the destination to see, the IBC goes a short wait after the
+        BARRIER reply (60 ms, then the settle), not a quarter of a second after the FLOW_MOD."""
+        bed = self.session('dist-lf-quiet')
+        try:
+            replay = self.replay(bed)
+            time.sleep(MOVE_AT)
+            out = bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', 'nw_src=198.51.100.0/24', '--json',
+                          '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            replay.join()
+        finally:
+            bed.run('down')
+        report = json.loads(out.stdout[out.stdout.index('{'):])['report']
+        self.assertEqual(report['outcome'], 'completed', report)
+        at = {p['name']: p['at'] for p in report['phases']}
+        self.assertIn('no-traffic-within-timeout', at, report['phases'])
+        self.assertGreater(at['ibc-sent'] - at['switch-updated'], 0.06, report['phases'])
+        self.assertLess(at['ibc-sent'] - at['switch-updated'], 0.15, report['phases'])
+
     def test_dist_loss_free_without_optimizations(self):
         report, _ = self.dist_moved('lf', 'none')
         # Without ER the destination holds redirected packets until every state is in (the

@@ -271,3 +271,27 @@ class TestBedTests(unittest.TestCase):
         links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
         self.assertNotIn('dtb-', links)
         self.assertIn('down', self.run_testbed('status').stdout)
+
+    def test_the_order_reference_is_taken_where_the_switch_sends(self):
+        """With delay lines, what left the switch towards a VNF is captured before the line:
+        frames reach the sink two lines (2 ms) later, not one."""
+        import sys as _sys
+        sys_path = os.path.join(ROOT, 'deploy', 'tools')
+        if sys_path not in _sys.path:
+            _sys.path.insert(0, sys_path)
+        import pcapcheck
+        from support import MIX_A, write_pcap
+        trace = os.path.join(self.dir, 'part.pcap')
+        write_pcap(trace, pcapcheck.read_pcap(MIX_A)[:500])
+        try:
+            self.assertIn('up: 2 VNFs', self.run_testbed('up', '--profile', 'paper').stdout)
+            self.run_testbed('replay', trace, '1000')
+            time.sleep(1)
+        finally:
+            self.run_testbed('down')
+        sent = {}
+        for t, f in pcapcheck.read_pcap_records(os.path.join(self.dir, 'to-vnf1.pcap')):
+            sent.setdefault(f, t)
+        gaps = [t - sent[f] for t, f in pcapcheck.read_pcap_records(os.path.join(self.dir, 'sink.pcap')) if f in sent]
+        self.assertGreater(len(gaps), 400)
+        self.assertGreater(min(gaps), 0.0019, f'{min(gaps) * 1000:.2f} ms')
