@@ -319,8 +319,8 @@ public final class ChannelEndpoint {
         if ack >= roundEnd && roundEnd > 0 { endOfRound() }
         let flightBefore = pipe
         var found = false
-        func lose(_ seq: UInt32, _ f: InFlight, _ why: String) {
-            trace?(now, "lost \(seq) (\(why); sent \((now &- f.sentAt) / 1000)us ago, tries \(f.retries + 1))")
+        func lose(_ seq: UInt32, _ f: InFlight, _ why: @autoclosure () -> String) {
+            trace?(now, "lost \(seq) (\(why()); sent \((now &- f.sentAt) / 1000)us ago, tries \(f.retries + 1))")
             inFlight[seq]!.lost = true
             pipe -= f.size
             lostQueue.append(seq)

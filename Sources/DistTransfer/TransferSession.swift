@@ -188,17 +188,15 @@ public final class TransferSource {
             // Processed at the destination once its last part is in.
             redirected.append((messages, frame))
             counters.packetsInParts += 1
-            counters.packetsRedirected += 1
-            counters.redirectedBytes += frame.count
-            return true
+        } else {
+            if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
+            pendingPackets.append(UInt8(frame.count >> 8))
+            pendingPackets.append(UInt8(frame.count & 0xFF))
+            pendingPackets += frame
+            pendingPacketCount += 1
+            // The frame it goes in: the next message.
+            redirected.append((messages &+ 1, frame))
         }
-        if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
-        pendingPackets.append(UInt8(frame.count >> 8))
-        pendingPackets.append(UInt8(frame.count & 0xFF))
-        pendingPackets += frame
-        pendingPacketCount += 1
-        // The frame it goes in: the next message.
-        redirected.append((messages &+ 1, frame))
         counters.packetsRedirected += 1
         counters.redirectedBytes += frame.count
         return true
@@ -323,9 +321,9 @@ public final class TransferDestination {
     /// A state that did not decode: the Move cannot go on (why).
     public private(set) var failure: String?
     var held: [[UInt8]] = []
-    /// The parts of a redirected packet received so far (``ChannelFrame/Kind/packetPart``).
+    /// The parts of a redirected packet received so far (``ChannelFrame/Kind/packetPart``;
+    /// every part holds a byte at least, so empty: none pending).
     var partial: [UInt8] = []
-    var partsPending = false
     /// Flows imported so far (deleted again if the Move aborts).
     public private(set) var importedFlows: [FlowKey] = []
 
@@ -339,7 +337,7 @@ public final class TransferDestination {
         var out: [Delivery] = []
         for frame in endpoint.receive(bytes, now: now) {
             guard failure == nil else { break }
-            if partsPending && frame.kind != .packetPart {
+            if !partial.isEmpty && frame.kind != .packetPart {
                 failure = "a redirected packet's parts from the source end before its last"
                 continue
             }
@@ -381,8 +379,7 @@ public final class TransferDestination {
                     continue
                 }
                 partial += p[1...]
-                partsPending = p[0] & 1 == 0
-                if !partsPending {
+                if p[0] & 1 == 1 {
                     take(partial, into: &out)
                     partial = []
                 }
