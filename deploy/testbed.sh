@@ -20,7 +20,8 @@
 #                        --channel-drop P (paper profile): the delay lines drop P% of it (each
 #                        line what its VNF sends, so every frame runs the chance once).
 #                        --workers W: worker lcores per VNF (default 1), each with its own
-#                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout).
+#                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout;
+#                        packets a worker does not own go to their owner); W,W2,...: per VNF.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
@@ -80,10 +81,14 @@ up() {
         *) say "unknown option $1 (--vnfs N, --workers W, --profile none|paper|fast-control, --channel-drop PERCENT)" >&2; exit 2 ;;
         esac
     done
-    case "$workers" in
-    1|2|3|4) ;;
-    *) say "--workers must be 1 to 4" >&2; exit 2 ;;
-    esac
+    # One count for every VNF, or one per VNF (2,1: two at vnf1, one at vnf2).
+    local w
+    for w in ${workers//,/ }; do
+        case "$w" in
+        1|2|3|4) ;;
+        *) say "--workers must be 1 to 4, or a list of them (2,1)" >&2; exit 2 ;;
+        esac
+    done
     # paper: control plane 10 Mbit/s and 10 ms one way; fast-control (the paper's OpenNF*):
     # the control plane as fast as the data plane, 100 Mbit/s and 1 ms. Both: data plane
     # 100 Mbit/s and 1 ms.
@@ -196,11 +201,13 @@ up() {
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
         # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
         # With several workers, worker k takes CPU (i + k) % 2.
+        local counts=(${workers//,/ }) n
+        n=${counts[$(( (i - 1) < ${#counts[@]} ? i - 1 : ${#counts[@]} - 1 ))]}
         local cores="0@$((i % 2))" k
-        for k in $(seq 1 "$workers"); do cores="$cores,$k@$(((i + k) % 2))"; done
-        cores="$cores,$((workers + 1))@$((i % 2))"
+        for k in $(seq 1 "$n"); do cores="$cores,$k@$(((i + k) % 2))"; done
+        cores="$cores,$((n + 1))@$((i % 2))"
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
-            --vdev "net_af_packet0,iface=vnf$i,qpairs=$workers,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
+            --vdev "net_af_packet0,iface=vnf$i,qpairs=$n,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"

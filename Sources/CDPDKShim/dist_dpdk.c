@@ -16,6 +16,7 @@
 #include <rte_memcpy.h>
 #include <rte_mempool.h>
 #include <rte_prefetch.h>
+#include <rte_thash.h>
 
 int dist_eal_init(int argc, char **argv) { return rte_eal_init(argc, argv); }
 int dist_eal_cleanup(void) { return rte_eal_cleanup(); }
@@ -170,6 +171,62 @@ int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, 
     if (rc != 0 && rc != -ENOTSUP)
         return fail(err, errlen, "rte_eth_promiscuous_enable", rc);
     return 0;
+}
+
+int dist_port_program_rss(uint16_t port, const uint16_t *table, uint16_t table_len, uint16_t *reta_out,
+                          uint16_t reta_cap, uint16_t *reta_size, uint8_t *key_out, uint8_t key_cap,
+                          uint8_t *key_len, char *err, size_t errlen)
+{
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(port, &info);
+    if (rc != 0)
+        return fail(err, errlen, "rte_eth_dev_info_get", rc);
+    uint16_t size = info.reta_size;
+    if (size == 0 || table_len == 0 || size % table_len != 0 || size > reta_cap) {
+        snprintf(err, errlen, "redirection table of %u entries (needs a multiple of %u, at most %u)", size,
+                 table_len, reta_cap);
+        return -ENOTSUP;
+    }
+    uint16_t groups = (uint16_t)((size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE);
+    struct rte_eth_rss_reta_entry64 conf[groups];
+    memset(conf, 0, sizeof(conf));
+    for (uint16_t i = 0; i < size; i++) {
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = table[i % table_len];
+    }
+    rc = rte_eth_dev_rss_reta_update(port, conf, size);
+    if (rc != 0)
+        return fail(err, errlen, "rte_eth_dev_rss_reta_update", rc);
+    memset(conf, 0, sizeof(conf));
+    for (uint16_t g = 0; g < groups; g++)
+        conf[g].mask = ~0ULL;
+    rc = rte_eth_dev_rss_reta_query(port, conf, size);
+    if (rc != 0)
+        return fail(err, errlen, "rte_eth_dev_rss_reta_query", rc);
+    for (uint16_t i = 0; i < size; i++)
+        reta_out[i] = conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
+    *reta_size = size;
+    uint8_t key[256];
+    struct rte_eth_rss_conf rss = {.rss_key = key, .rss_key_len = sizeof(key)};
+    if (info.hash_key_size > 0 && info.hash_key_size < sizeof(key))
+        rss.rss_key_len = info.hash_key_size;
+    rc = rte_eth_dev_rss_hash_conf_get(port, &rss);
+    if (rc != 0)
+        return fail(err, errlen, "rte_eth_dev_rss_hash_conf_get", rc);
+    uint8_t n = rss.rss_key_len < key_cap ? (uint8_t)rss.rss_key_len : key_cap;
+    memcpy(key_out, key, n);
+    *key_len = n;
+    return 0;
+}
+
+uint32_t dist_softrss(const uint8_t *input, uint32_t len, const uint8_t *key)
+{
+    uint32_t words[16];
+    uint32_t n = len / 4 < 16 ? len / 4 : 16;
+    for (uint32_t i = 0; i < n; i++)
+        words[i] = (uint32_t)input[4 * i] << 24 | (uint32_t)input[4 * i + 1] << 16 |
+                   (uint32_t)input[4 * i + 2] << 8 | input[4 * i + 3];
+    return rte_softrss(words, n, key);
 }
 
 int dist_port_stop(uint16_t port) { return rte_eth_dev_stop(port); }

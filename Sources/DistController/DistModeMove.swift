@@ -96,11 +96,6 @@ final class DistModeMove: MoveRun {
         if let why = Self.channelMismatch((source.name, source.channelVersion), (destination.name, destination.channelVersion)) {
             throw ControllerError(why)
         }
-        // One IBC reaches one worker: with several, the others' packets cannot be placed
-        // before or after it, and the order (and each packet's single processing) is lost.
-        for v in [source, destination] where spec.guarantee == .op && v.workers > 1 {
-            throw ControllerError("\(v.name) has \(v.workers) workers: an order-preserving dist Move needs one worker at each end (use --guarantee lf)")
-        }
         self.id = id
         self.spec = spec
         self.src = source
@@ -160,7 +155,10 @@ final class DistModeMove: MoveRun {
                 self.completed = completed
                 // Phase 2: after the IBC (the same place in both copies of the traffic), the
                 // destination only. The PACKET_OUT and the MODIFY leave in this order.
-                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), ports: [self.src.switchPort, self.dst.switchPort])
+                // With several workers, a copy for every receiving queue (each cuts its own order).
+                for frame in InBandControl.frames(for: self.spec.filter, moveID: self.id, workers: [self.src.workers, self.dst.workers]) {
+                    self.sw.packetOut(frame, ports: [self.src.switchPort, self.dst.switchPort])
+                }
                 self.phase("ibc-sent")
                 return self.sw.packetOutsSent().flatMap {
                     _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))

@@ -44,6 +44,8 @@ public final class DataPlane: @unchecked Sendable {
     public private(set) var workers: [Worker] = []
     public let pool: PacketPool
     public let config: DataPlaneConfig
+    /// Which worker owns each flow (the fast path, imports and Moves all ask it).
+    public private(set) var ownership = FlowOwnership(workers: 1)
     public let clock = Clock()
     let stopFlag = UnsafeAtomic<Bool>.create(false)
     let slotStride: Int
@@ -109,10 +111,19 @@ public final class DataPlane: @unchecked Sendable {
             if config.transferLcore { worker.transfer = TransferLink() }
             workers.append(worker)
         }
+        let ownership = FlowOwnership(workers: workers.count)
+        let mesh = HandoffLinks<Handoff>.mesh(workers: workers.count, capacity: Worker.handoffRingSize)
+        for worker in workers {
+            worker.fastPath.ownership = ownership
+            worker.fastPath.index = worker.index
+            worker.handoff = mesh[worker.index]
+        }
+        self.ownership = ownership
         for i in found.indices {
             try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
                                txDescriptors: config.txDescriptors, pool: pool)
             portsStarted = true
+            found[i].steer(ownership, queues: queues)
         }
         ports = found
     }

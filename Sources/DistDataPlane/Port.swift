@@ -1,4 +1,6 @@
 import CDPDKShim
+import DistFlow
+import DistPacket
 
 /// One DPDK ethernet port: what it is, and its set-up, statistics and shutdown.
 public struct Port: Sendable {
@@ -10,6 +12,28 @@ public struct Port: Sendable {
     public let socket: Int32
     public let mac: [UInt8]
     public private(set) var rss = false
+    /// How the port's queues meet flow ownership (see ``steer(_:queues:)``).
+    public private(set) var steering = Steering.oneQueue
+
+    /// Whether packets reach the worker that owns their flow.
+    public enum Steering: Sendable, Equatable, CustomStringConvertible {
+        /// One RX queue: its worker hands each packet to the flow's owner.
+        case oneQueue
+        /// RSS under the symmetric key with a redirection table of `tableSize` entries that
+        /// agrees with ``FlowOwnership`` (checked in software): packets arrive at their owner.
+        case hardwareAgrees(tableSize: Int)
+        /// The device or the kernel spreads packets by a choice of its own (why, said): the
+        /// receiving worker hands each packet that is not its own to the owner.
+        case handoff(String)
+
+        public var description: String {
+            switch self {
+            case .oneQueue: "one RX queue, flows handed to their owners"
+            case .hardwareAgrees(let size): "RSS agrees with flow ownership (symmetric Toeplitz key, \(size)-entry redirection table, checked)"
+            case .handoff(let why): "\(why); packets handed to their flows' owners"
+            }
+        }
+    }
 
     public static var count: UInt16 { dist_port_count() }
 
@@ -38,6 +62,76 @@ public struct Port: Sendable {
             throw DataPlaneError("port \(id) (\(name)): \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         rss = rssOn != 0
+    }
+
+    /// Programs RSS so the port's choice of queue is ``FlowOwnership``'s owner, and checks it in
+    /// software (DPDK's `rte_softrss` under the key and table the port reports) on sample flows.
+    public mutating func steer(_ ownership: FlowOwnership, queues: UInt16) {
+        guard queues > 1 else {
+            steering = .oneQueue
+            return
+        }
+        guard rss else {
+            steering = .handoff("\(driver) has no programmable RSS")
+            return
+        }
+        let table = ownership.redirectionTable(size: FlowOwnership.tableEntries)!
+        var reta = [UInt16](repeating: 0, count: 4096)
+        var size: UInt16 = 0
+        var key = [UInt8](repeating: 0, count: 255)
+        var keyLength: UInt8 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = dist_port_program_rss(id, table, UInt16(table.count), &reta, UInt16(reta.count), &size, &key,
+                                       UInt8(key.count), &keyLength, &message, message.count)
+        guard rc == 0 else {
+            steering = .handoff("RSS not programmable (\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))")
+            return
+        }
+        let portKey = Array(key.prefix(Int(keyLength)))
+        for flow in Port.sampleFlows() {
+            let input = FlowOwnership.rssInput(flow)
+            guard portKey.count >= input.count + 4 else {
+                steering = .handoff("RSS key of \(portKey.count) bytes")
+                return
+            }
+            let queue = Int(reta[Int(dist_softrss(input, UInt32(input.count), portKey) % UInt32(size))])
+            if queue != ownership.owner(of: flow) {
+                steering = .handoff("RSS picks queue \(queue) for \(flow), its owner is worker \(ownership.owner(of: flow))")
+                return
+            }
+        }
+        steering = .hardwareAgrees(tableSize: Int(size))
+    }
+
+    /// Checks ``FlowOwnership/hash(_:)`` against DPDK's `rte_softrss` under the symmetric key on
+    /// sample flows of every kind; the first disagreement, or nil.
+    public static func checkOwnerFunction() -> String? {
+        for flow in sampleFlows() {
+            let input = FlowOwnership.rssInput(flow)
+            let expected = dist_softrss(input, UInt32(input.count), FlowOwnership.symmetricKey)
+            if FlowOwnership.hash(flow) != expected {
+                return "\(flow): owner hash \(FlowOwnership.hash(flow)), rte_softrss \(expected)"
+            }
+        }
+        return nil
+    }
+
+    /// 512 flows of TCP, UDP and ICMP over IPv4 and IPv6, from a fixed seed.
+    static func sampleFlows() -> [FlowKey] {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state ^ (state >> 29)
+        }
+        return (0..<512).map { i in
+            let v6 = i % 4 == 3
+            let a = v6 ? IPAddress(hi: next(), lo: next()) : IPAddress(ipv4: UInt32(truncatingIfNeeded: next()))
+            let b = v6 ? IPAddress(hi: next(), lo: next()) : IPAddress(ipv4: UInt32(truncatingIfNeeded: next()))
+            let (lo, hi) = a < b ? (a, b) : (b, a)
+            let proto: UInt8 = [6, 17, 1][i % 3]
+            let ports = proto == 1 ? (UInt16(0), UInt16(0)) : (UInt16(truncatingIfNeeded: next()), UInt16(truncatingIfNeeded: next()))
+            return FlowKey(loAddr: lo, hiAddr: hi, loPort: ports.0, hiPort: ports.1, proto: proto, vlanKey: 0)
+        }
     }
 
     public func stop() { _ = dist_port_stop(id) }

@@ -87,10 +87,19 @@ public final class TransferAgent: @unchecked Sendable {
         var ibcSeen = false
         /// OP: the controller heard that the destination gets the switch's copies.
         var copiesNotified = false
-        /// With several workers, the IBC came through one: each worker's round then; the IBC
-        /// counts once every worker has had a later round that drained its queues.
+        /// With several workers, once the IBC has come: each worker's round then; it counts
+        /// once every worker has had two later rounds that drained their queues (the first
+        /// takes in what reached a queue before the IBC, the second what that round handed to
+        /// another worker).
         var ibcDrain: [UInt64]?
         var ibcDrainSince: UInt64 = 0
+        var ibcDrainGeneration = 0
+        /// OP with several workers: the workers whose queue had its copy of the IBC (each
+        /// queue is cut in its own order), and when the first came.
+        var ibcWorkers = Set<Int>()
+        var ibcFirstAt: UInt64 = 0
+        /// Queues whose copy had not come 1 s after the first (the Move went on without it).
+        var ibcQueuesMissing = 0
         var lateRedirects = 0
         /// OP: packets redirected after the in-band control packet (copies the destination
         /// gets from the switch), dropped here.
@@ -238,7 +247,8 @@ public final class TransferAgent: @unchecked Sendable {
         move.openSequence = session.messagesQueued
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
-            let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true)
+            let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true, moveID: order.moveID,
+                                 ordered: move.ordered)
             guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
         }
         if order.earlyRelease || !move.guarded { session.release() }
@@ -321,8 +331,18 @@ public final class TransferAgent: @unchecked Sendable {
             move.copiesNotified = true
             notice(move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched", move.ordered ? "duplicating" : "switched", nil, [:])
         }
+        if move.ibcDrain == nil && !move.ibcSeen && move.ibcFirstAt != 0 && now &- move.ibcFirstAt > 1_000_000_000 {
+            // A queue that got no copy of the IBC in 1 s (no copy hashed to it): go on without it.
+            move.ibcQueuesMissing = links.count - move.ibcWorkers.count
+            startDrain(move, now: now)
+        }
         if let seen = move.ibcDrain,
            links.indices.allSatisfy({ links[$0].drained.load(ordering: .acquiring) > seen[$0] }) || now &- move.ibcDrainSince > 1_000_000_000 {
+            if move.ibcDrainGeneration == 0 && now &- move.ibcDrainSince <= 1_000_000_000 {
+                move.ibcDrainGeneration = 1
+                move.ibcDrain = links.map { $0.quiescent.rounds }
+                return true
+            }
             // (A worker that never drains in 1 s is stuck or flooded: the Move goes on without it.)
             for (w, link) in links.enumerated() { link.toTransfer.drain { take($0, from: w, now: now) } }
             passed(move, now: now)
@@ -455,7 +475,7 @@ public final class TransferAgent: @unchecked Sendable {
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
             "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
-            "ringFull": Int(ringFull &- move.ringFullAtStart), "duplicatesDropped": move.duplicatesDropped,
+            "ringFull": Int(ringFull &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "duplicatesDropped": move.duplicatesDropped,
             "transmitNoMbuf": transmitNoMbuf, "processNoMbuf": processNoMbuf, "pushWaitMaxNs": Int(pushWaitMaxNs),
         ]
         if let d = move.session.summary {
@@ -477,13 +497,13 @@ public final class TransferAgent: @unchecked Sendable {
         dist_mbuf_free(frame.mbuf)
         let bytes = Array(UnsafeBufferPointer(start: scratch, count: n))
         if frame.redirected {
-            redirected(bytes, now: now)
+            redirected(bytes, from: worker, now: now)
         } else {
             channel(bytes, now: now)
         }
     }
 
-    func redirected(_ bytes: [UInt8], now: UInt64) {
+    func redirected(_ bytes: [UInt8], from worker: Int, now: UInt64) {
         if outgoing == nil && completedOrdered {
             duplicatesDropped += 1
             return
@@ -496,14 +516,17 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
-            if links.count > 1 {
-                // Packets the switch sent before it may still wait in the other workers' queues:
-                // wait for a round begun after now that found no queue full.
-                move.ibcDrain = links.map { $0.quiescent.rounds }
-                move.ibcDrainSince = now
-            } else {
-                passed(move, now: now)
+            // (Further copies of it change nothing.)
+            guard !move.ibcSeen && move.ibcDrain == nil else { return }
+            if links.count == 1 { return passed(move, now: now) }
+            if move.ordered {
+                // Each queue is cut at its own copy: the workers drop what comes after it.
+                move.ibcWorkers.insert(worker)
+                if move.ibcFirstAt == 0 { move.ibcFirstAt = now }
+                guard move.ibcWorkers.count == links.count else { return }
             }
+            // Packets the switch sent before it may still wait in the other workers' queues.
+            startDrain(move, now: now)
             return
         }
         if move.ibcSeen && move.ordered {
@@ -512,6 +535,13 @@ public final class TransferAgent: @unchecked Sendable {
             return
         }
         if !move.session.redirect(bytes) { move.lateRedirects += 1 }
+    }
+
+    /// Waits for rounds of every worker that found no queue full (see ``Outgoing/ibcDrain``).
+    func startDrain(_ move: Outgoing, now: UInt64) {
+        move.ibcDrain = links.map { $0.quiescent.rounds }
+        move.ibcDrainSince = now
+        move.ibcDrainGeneration = 0
     }
 
     /// The IBC has come (through every worker): the switch sends the moved traffic elsewhere
@@ -611,7 +641,7 @@ public final class TransferAgent: @unchecked Sendable {
         return true
     }
 
-    func owner(_ key: FlowKey) -> Int { Int(key.hashValue64 % UInt64(links.count)) }
+    func owner(_ key: FlowKey) -> Int { plane.ownership.owner(of: key) }
 
     /// Waits for room: the worker empties its ring every round.
     func push(_ item: WorkerDelivery, to worker: Int) {

@@ -31,6 +31,13 @@ public struct Route: Sendable, Equatable {
     }
 }
 
+/// A packet on its way to the worker that owns its flow (VPP's worker handoff), and the port
+/// it leaves by.
+public struct Handoff: @unchecked Sendable {
+    public var mbuf: OpaquePointer
+    public var port: UInt16
+}
+
 /// One worker lcore: polls its RX queue on every port, runs each burst through the
 /// ``FastPath`` (parse, count, track the flow), and forwards every frame, in the order received,
 /// to the route's TX port. It owns its flow table and its statistics slot; it takes no lock and
@@ -52,6 +59,9 @@ public final class Worker: @unchecked Sendable {
     public let events = SPSCRing<PacketEvent>(capacity: 16384)
     /// The link to the transfer lcore (DiST's Move), when there is one.
     public var transfer: TransferLink?
+    /// Worker handoff: the rings to and from every other worker.
+    var handoff = HandoffLinks<Handoff>.mesh(workers: 1, capacity: 2)[0]
+    public static let handoffRingSize = 4096
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
@@ -141,6 +151,11 @@ public final class Worker: @unchecked Sendable {
                 let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
                 transmit(packets, count: keep, port: route.tx)
             }
+            for ring in handoff.incoming where !ring.isEmpty {
+                received = true
+                if receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
+                                   packetLengths: packetLengths) { full = true }
+            }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
             if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
@@ -171,6 +186,13 @@ public final class Worker: @unchecked Sendable {
         var keep = 0
         for i in 0..<count {
             let verdict = fastPath.verdicts[i]
+            if verdict == .handoff {
+                // A full ring: no state was touched anywhere, as if the port had dropped it.
+                if let m = packets[i], !handoff.send(Handoff(mbuf: m, port: port), to: Int(fastPath.owners[i]), stats: statsSlot) {
+                    dist_mbuf_free(m)
+                }
+                continue
+            }
             if verdict == .divert || verdict == .redirect {
                 if let link = transfer, let m = packets[i], link.toTransfer.push(TransferFrame(mbuf: m, redirected: verdict == .redirect)) {
                     if verdict == .redirect { statsSlot.pointee.redirected &+= 1 }
@@ -201,7 +223,7 @@ public final class Worker: @unchecked Sendable {
             case .forward, .raiseAndForward:
                 packets[keep] = packets[i]
                 keep += 1
-            case .divert, .redirect, .keep:
+            case .divert, .redirect, .keep, .handoff:
                 break
             case .discard:
                 dist_mbuf_free(packets[i])
@@ -238,7 +260,9 @@ public final class Worker: @unchecked Sendable {
                      data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
                      packetLengths: UnsafeMutablePointer<UInt32>) {
         guard !Worker.holds(after) else { return }
-        if after == nil, let before, Worker.holds(before), pacing.factor > 0,
+        // (A gate past its source's end holds nothing more: it only drops copies before its
+        // queue's in-band control packet, which are not the held packets' to follow.)
+        if after == nil || after?.action == .gate, let before, Worker.holds(before), pacing.factor > 0,
            !held.draining || fastPath.drainFilter == before.filter {
             if held.startRelease(now: clock.now(), pacing: pacing) {
                 fastPath.drainFilter = before.filter
@@ -346,7 +370,7 @@ public final class Worker: @unchecked Sendable {
                 flush()
                 let before = fastPath.eventRule
                 if fastPath.sourceEnded(moveID: id) {
-                    ruleChanged(from: before, to: nil, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                    ruleChanged(from: before, to: fastPath.eventRule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
                 }
             case .forget(let keys):
                 flush()
@@ -366,7 +390,34 @@ public final class Worker: @unchecked Sendable {
 
     /// Whether a rule keeps the packets the worker holds (else they go on when it comes in).
     static func holds(_ rule: EventRule?) -> Bool {
-        rule?.action == .buffer || rule?.action == .hold || rule?.action == .gate
+        rule?.holds ?? false
+    }
+
+    /// Processes and forwards up to a burst of the packets another worker handed this one (it
+    /// owns their flows); returns whether more than a burst was waiting.
+    func receiveHandoffs(_ ring: SPSCRing<Handoff>, packets: UnsafeMutablePointer<OpaquePointer?>,
+                         data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
+                         packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+        let burst = Int(Worker.burstSize)
+        var n = 0
+        var port: UInt16 = 0
+        func flush() {
+            guard n > 0 else { return }
+            dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
+            let events = fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                                          now: clock.now(), handedOff: true)
+            let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
+            transmit(packets, count: keep, port: port)
+            n = 0
+        }
+        ring.drain(limit: burst) { item in
+            if n > 0 && item.port != port { flush() }
+            port = item.port
+            packets[n] = item.mbuf
+            n += 1
+        }
+        flush()
+        return !ring.isEmpty
     }
 
     @inline(__always)

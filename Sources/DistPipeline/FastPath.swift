@@ -32,6 +32,12 @@ public final class FastPath {
     /// This instance's end of the DiST channel (UDP to this address and port): such frames go
     /// to the transfer lcore, never through the network function.
     public var channel: (address: IPAddress, port: UInt16)?
+    /// Which worker owns each flow, and which one this is: packets of flows another worker
+    /// owns are handed to it (``Verdict/handoff``).
+    public var ownership = FlowOwnership(workers: 1)
+    public var index = 0
+    /// For each ``Verdict/handoff`` packet of the last burst, the worker that owns it.
+    public let owners: UnsafeMutablePointer<UInt16>
 
     /// A packet's fate after ``process(count:data:segmentLengths:packetLengths:now:)``.
     public enum Verdict: UInt8, Sendable {
@@ -53,6 +59,9 @@ public final class FastPath {
         /// Dropped here, not raised (state untouched): a copy the other end of an
         /// order-preserving Move processes, or that Move's in-band control packet.
         case discard
+        /// Another worker owns the packet's flow (``owners`` says which): it goes there through
+        /// the worker handoff, unprocessed here.
+        case handoff
     }
 
     public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
@@ -67,6 +76,8 @@ public final class FastPath {
         probes.initialize(repeating: FlowProbe(PacketInfo()), count: maxBurst)
         verdicts = .allocate(capacity: maxBurst)
         verdicts.initialize(repeating: .forward, count: maxBurst)
+        owners = .allocate(capacity: maxBurst)
+        owners.initialize(repeating: 0, count: maxBurst)
         detection = .allocate(capacity: 1)
         detection.initialize(to: DetectionPacket(frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
                                                  timestamp: 0, vlan: 0, l3: 0))
@@ -76,6 +87,7 @@ public final class FastPath {
         infos.deallocate()
         probes.deallocate()
         verdicts.deallocate()
+        owners.deallocate()
         detection.deallocate()
     }
 
@@ -88,8 +100,22 @@ public final class FastPath {
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
         packetLengths: UnsafePointer<UInt32>, now: UInt64
     ) -> Bool {
+        process(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+                handedOff: false)
+    }
+
+    /// As ``process(count:data:segmentLengths:packetLengths:now:)``; `handedOff`: the frames came
+    /// from another worker's queue (``Verdict/handoff``), which counted them and cut them at any
+    /// in-band control packet already: this worker owns their flows and applies the rest.
+    @inlinable @discardableResult
+    public func process(
+        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
+        packetLengths: UnsafePointer<UInt32>, now: UInt64, handedOff: Bool
+    ) -> Bool {
         let stats = self.stats
         let table = self.table
+        let ownership = self.ownership
+        let index = self.index
         var current = eventRule
         let drain = drainFilter
         var events = false
@@ -97,37 +123,61 @@ public final class FastPath {
         for i in 0..<count {
             PacketParser.parse(UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
                                into: &infos[i])
-            stats.pointee.count(infos[i])
+            if !handedOff { stats.pointee.count(infos[i]) }
             bytes &+= UInt64(packetLengths[i])
             verdicts[i] = .forward
             if infos[i].hasFlow {
-                if let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port, infos[i].dst == channel.address {
+                if !handedOff, let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port,
+                   infos[i].dst == channel.address {
                     verdicts[i] = .divert
                     events = true
                     continue
                 }
                 probes[i] = FlowProbe(infos[i])
+                if !handedOff, let rule = current, rule.cutsAtMarker, rule.filter.matches(probes[i].key),
+                   let verdict = cut(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i]))) {
+                    verdicts[i] = verdict
+                    events = true
+                    current = eventRule
+                    continue
+                }
+                if !handedOff && ownership.workers > 1 {
+                    let owner = ownership.owner(of: probes[i].key)
+                    if owner != index {
+                        verdicts[i] = .handoff
+                        owners[i] = UInt16(truncatingIfNeeded: owner)
+                        events = true
+                        continue
+                    }
+                }
                 table.prefetchSlot(probes[i])
                 if let drain, drain.matches(probes[i].key) {
                     verdicts[i] = .keep
                     events = true
                 } else if let rule = current, rule.filter.matches(probes[i].key) {
-                    if rule.action == .redirect {
+                    switch rule.action {
+                    case .redirect:
                         // Marked flows are the peer's now; unknown ones start there.
                         if lockedOrUnknown(probes[i].key) {
                             verdicts[i] = .redirect
                             events = true
                         }
-                    } else if rule.action == .hold {
+                    case .hold:
                         verdicts[i] = .keep
                         events = true
-                    } else if rule.action == .gate || rule.action == .discard {
-                        verdicts[i] = gate(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])))
-                        events = true
-                        current = eventRule
-                    } else if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
-                        verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
-                        events = true
+                    case .gate:
+                        // Past its queue's cut: waits for the source's last redirected packet.
+                        if !rule.sourceEnded {
+                            verdicts[i] = .keep
+                            events = true
+                        }
+                    case .discard:
+                        break
+                    case .drop, .buffer, .process:
+                        if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
+                            verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
+                            events = true
+                        }
                     }
                 }
             } else if infos[i].l3 == .arp, let detector, detector.arp {
@@ -148,44 +198,57 @@ public final class FastPath {
                        entry: entry, created: outcome == .created, now: now)
             }
         }
-        stats.pointee.rxPackets &+= UInt64(count)
-        stats.pointee.rxBytes &+= bytes
-        stats.pointee.bursts &+= 1
+        if handedOff {
+            stats.pointee.handoffReceived &+= UInt64(count)
+        } else {
+            stats.pointee.rxPackets &+= UInt64(count)
+            stats.pointee.rxBytes &+= bytes
+            stats.pointee.bursts &+= 1
+        }
         return events
     }
 
-    /// A packet of an order-preserving Move's filter under a `gate` or `discard` rule: the
-    /// Move's in-band control packet opens the gate (what follows waits for the source's end,
-    /// or goes on when that end is in already); anything else before it is a copy the other
-    /// instance processes. Both are dropped here.
+    /// A packet of a rule that cuts its queue at the Move's in-band control packet, on the
+    /// worker that received it. Returns its verdict, or nil when it is past the cut and goes on
+    /// to its flow's owner like any other.
+    /// - `discard` (an order-preserving Move's source, after it): every packet is a copy the
+    ///   destination processes; dropped.
+    /// - `gate` (its destination): before this queue's copy of the control packet, packets are
+    ///   copies the source redirects, dropped; after it they wait at their owner for the
+    ///   source's end.
+    /// - ordered `redirect` (its source): before the control packet the owner redirects them;
+    ///   after it they are copies, dropped. The control packet itself goes to the transfer lcore,
+    ///   which waits for every worker's.
     @usableFromInline
-    func gate(_ frame: UnsafeRawBufferPointer) -> Verdict {
-        guard var rule = eventRule else { return .forward }
-        if rule.action == .gate && rule.markerSeen { return .keep }
+    func cut(_ frame: UnsafeRawBufferPointer) -> Verdict? {
+        guard var rule = eventRule else { return nil }
         if let marker = InBandMarker.find(in: frame), marker.moveID == rule.moveID {
             stats.pointee.markers &+= 1
-            if rule.action == .gate {
+            if !rule.markerSeen && rule.action != .discard {
                 rule.markerSeen = true
-                eventRule = rule.sourceEnded ? nil : rule
+                // A gate whose source has ended has nothing left to hold.
+                eventRule = rule.action == .gate && rule.sourceEnded ? nil : rule
             }
-        } else {
-            stats.pointee.duplicatesDropped &+= 1
+            return rule.action == .redirect ? .redirect : .discard
         }
+        if rule.markerSeen && rule.action == .gate { return nil }
+        if !rule.markerSeen && rule.action == .redirect { return nil }
+        stats.pointee.duplicatesDropped &+= 1
         return .discard
     }
 
-    /// The source's last redirected packet of Move `moveID` is processed: a gate whose
-    /// in-band control packet came goes (true: release what it held); one still waiting for it
-    /// will open for good when it comes.
+    /// The source's last redirected packet of Move `moveID` is processed: what a `gate` held
+    /// may go (true: release it). The rule goes too once this worker's queue had its in-band
+    /// control packet; until then it still drops the copies that come before it.
     public func sourceEnded(moveID: UInt64) -> Bool {
         guard var rule = eventRule, rule.action == .gate, rule.moveID == moveID else { return false }
         if rule.markerSeen {
             eventRule = nil
-            return true
+        } else {
+            rule.sourceEnded = true
+            eventRule = rule
         }
-        rule.sourceEnded = true
-        eventRule = rule
-        return false
+        return true
     }
 
     /// Under late locking, whether a flow's packets are raised: its state was exported with a

@@ -10,6 +10,7 @@ import DistState
 public final class PipelineStateStore: StateStore {
     public let workers: Int
     public var workerCount: Int { workers }
+    let ownership: FlowOwnership
     let perform: (StateRequest, Int) -> StateResponse?
     let totals: () -> InstanceCounters
     var imported = InstanceCounters()
@@ -20,6 +21,7 @@ public final class PipelineStateStore: StateStore {
     public init(workers: Int, perform: @escaping (StateRequest, Int) -> StateResponse?,
                 totals: @escaping () -> InstanceCounters) {
         self.workers = workers
+        ownership = FlowOwnership(workers: workers)
         self.perform = perform
         self.totals = totals
     }
@@ -43,9 +45,9 @@ public final class PipelineStateStore: StateStore {
         return n
     }
 
-    /// The worker a flow belongs to: one worker each, chosen from the flow's symmetric hash.
+    /// The worker a flow belongs to (``FlowOwnership``, as the fast path and Moves decide).
     public func worker(for key: FlowKey) -> Int {
-        Int(key.hashValue64 % UInt64(workers))
+        ownership.owner(of: key)
     }
 
     public func exportFlows(_ filter: FlowFilter, lock: Bool = false) throws -> [FlowEntry] {

@@ -49,6 +49,12 @@ public struct WorkerStats: Sendable {
     public var markers: UInt64 = 0
     /// Order-preserving gates whose in-band control packet never came (opened at the Move's end).
     public var gatesClosedLate: UInt64 = 0
+    /// Worker handoff: packets this worker received for flows another worker owns and handed
+    /// to it, packets other workers handed to this one, and packets dropped because the ring
+    /// to their owner was full (counted; no state touched, as if the port had dropped them).
+    public var handedOff: UInt64 = 0
+    public var handoffReceived: UInt64 = 0
+    public var handoffRingFull: UInt64 = 0
 
     public init() {}
 
@@ -97,6 +103,9 @@ public struct WorkerStats: Sendable {
         s.duplicatesDropped &+= b.duplicatesDropped
         s.markers &+= b.markers
         s.gatesClosedLate &+= b.gatesClosedLate
+        s.handedOff &+= b.handedOff
+        s.handoffReceived &+= b.handoffReceived
+        s.handoffRingFull &+= b.handoffRingFull
         return s
     }
 
@@ -132,6 +141,9 @@ public struct WorkerStats: Sendable {
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
                 "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
                 "gates_closed_late": gatesClosedLate,
+            ] as [String: UInt64],
+            "handoff": [
+                "handed_off": handedOff, "received": handoffReceived, "ring_full": handoffRingFull,
             ] as [String: UInt64],
             "detection": [
                 "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,

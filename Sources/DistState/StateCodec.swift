@@ -593,12 +593,32 @@ public struct EventRule: Sendable, Equatable {
     /// `gate`: the Move whose in-band control packet opens it; whether that packet came from
     /// the switch; whether the source's last redirected packet came.
     public var moveID: UInt64
+    ///
+    /// With several workers the in-band control packet is a cut in each receiving queue's own
+    /// order: `markerSeen` is the receiving worker's (its queue's copy came), `sourceEnded` the
+    /// owner's (the held packets may go).
     public var markerSeen = false
     public var sourceEnded = false
-    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0) {
+    /// `redirect` for an order-preserving Move: after the in-band control packet `moveID` on a
+    /// worker's queue, the switch's packets there are copies the destination processes
+    /// (dropped, counted).
+    public var ordered = false
+    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0, ordered: Bool = false) {
         self.filter = filter
         self.action = action
         self.lateLocking = lateLocking
         self.moveID = moveID
+        self.ordered = ordered
     }
+
+    /// Whether the rule cuts each receiving queue at the Move's in-band control packet, before
+    /// a packet goes to its flow's owner (the cut is in the queue's order, which only the
+    /// receiving worker sees).
+    @inlinable
+    public var cutsAtMarker: Bool { action == .gate || action == .discard || (action == .redirect && ordered) }
+
+    /// Whether the rule keeps the packets it matches until it goes (or, for `gate`, until the
+    /// source's end).
+    @inlinable
+    public var holds: Bool { action == .buffer || action == .hold || (action == .gate && !sourceEnded) }
 }

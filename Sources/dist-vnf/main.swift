@@ -189,8 +189,12 @@ let name = options.id
 emit("[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes")
 for port in plane.ports {
     let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]
-    emit("[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(port.rss ? ", symmetric RSS" : "")")
+    emit("[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")")
 }
+if let disagreement = Port.checkOwnerFunction() {
+    fail("flow ownership: the owner hash disagrees with DPDK's rte_softrss: \(disagreement)", code: 1)
+}
+emit("[\(name)] flow ownership: \(plane.workers.count) worker(s), owner hash checked against rte_softrss on \(512) flows")
 for worker in plane.workers {
     emit("[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows")
 }
@@ -409,9 +413,16 @@ if let endpoint = options.control {
 
 func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?) -> String {
     let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
-    return String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
-                  s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
-                  s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
+    var line = String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
+                      s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
+                      s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
+    let workers = plane.workerStats()
+    if workers.count > 1 {
+        // Per worker: handed off to other workers / received from them / dropped at a full ring.
+        line += " handoff " + workers.enumerated().map { "w\($0.offset) \($0.element.handedOff)/\($0.element.handoffReceived)/\($0.element.handoffRingFull)" }
+            .joined(separator: " ")
+    }
+    return line
 }
 
 do {
@@ -476,6 +487,7 @@ emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil))")
 var finalReply = final.dictionary
 finalReply["id"] = name
 finalReply["ports"] = portStats
+finalReply["workers"] = plane.workerStats().map { $0.dictionary }
 finalReply["dropped_records"] = plane.droppedRecords
 finalReply["unclaimed_events"] = unclaimedEvents
 if let agent {

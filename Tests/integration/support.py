@@ -174,3 +174,29 @@ def synthetic_frames():
             frames.append(eth(0x0800, [1, 2, 3]) + ipv4(6, a, b, tcp(1, 2, 2)))  # three VLAN tags
             frames.append(eth(0x9999) + b'unknown ethertype payload')
     return frames
+
+
+SYMMETRIC_RSS_KEY = bytes([0x6d, 0x5a] * 20)
+
+
+def toeplitz(data, key=SYMMETRIC_RSS_KEY):
+    """The Toeplitz hash of `data` under `key`, bit by bit (Microsoft's RSS specification)."""
+    k = int.from_bytes(key, 'big')
+    width = len(key) * 8
+    h = 0
+    for i, byte in enumerate(data):
+        for bit in range(8):
+            if byte & (0x80 >> bit):
+                h ^= (k >> (width - 32 - (8 * i + bit))) & 0xFFFFFFFF
+    return h
+
+
+def flow_owner(src, dst, sport, dport, proto, workers):
+    """The worker of `workers` that owns a flow (dist-vnf's FlowOwnership, computed apart):
+    Toeplitz under the symmetric key over the addresses and, for TCP and UDP, the ports; entry
+    hash % 64 of a table whose entry i is worker i % workers."""
+    import ipaddress
+    data = ipaddress.ip_address(src).packed + ipaddress.ip_address(dst).packed
+    if proto in (6, 17):
+        data += sport.to_bytes(2, 'big') + dport.to_bytes(2, 'big')
+    return (toeplitz(data) % 64) % workers

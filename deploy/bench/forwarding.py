@@ -10,7 +10,13 @@ tracks its flow. Runs alternate between the two programs; each run's rate is the
 SECONDS per-second rates taken after start-up and two warm-up seconds, and the figure is the
 median over runs.
 
-A second part does the same on a generated trace of 1,000,000 distinct UDP 5-tuples, so that
+A two-worker part measures the worker handoff: two RX queues (net_pcap with two rx_pcap
+files) and two workers, once with each queue replaying only the flows its worker owns (no
+handoff possible), once with both replaying the whole trace (about half of each queue's frames
+belong to the other worker and go to it through the handoff ring). The ratio of the two rates
+is what handoff costs; testpmd forwards the same two queues on two cores as the reference.
+
+A further part does the same on a generated trace of 1,000,000 distinct UDP 5-tuples, so that
 dist-vnf holds 1M concurrent flows (its default flow table), and prints the table's memory.
 """
 import argparse
@@ -102,6 +108,74 @@ def dist_rate(trace, samples, mbuf_size, mbufs, memory, prefix, flows=None, extr
         (int(active[-1]) if active else 0)
 
 
+def owned_traces(directory, workers=2):
+    """mix-a split by flow owner (dist-vnf's owner function, computed apart): one pcap per worker."""
+    sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
+    sys.path.insert(0, os.path.join(ROOT, 'Tests', 'integration'))
+    import ipaddress
+    import pcapcheck
+    from support import flow_owner
+    parts = [[] for _ in range(workers)]
+    for frame in pcapcheck.read_pcap(MIX_A):
+        key = pcapcheck.flow_of(frame)
+        owner = 0
+        if key:
+            proto, _, a, b = key
+            ends = [(ipaddress.ip_address(e[0]), int.from_bytes(e[1], 'big') if isinstance(e[1], bytes) else e[1]) for e in (a, b)]
+            owner = flow_owner(str(ends[0][0]), str(ends[1][0]), ends[0][1], ends[1][1], proto, workers)
+        parts[owner].append(frame)
+    paths = []
+    for w, frames in enumerate(parts):
+        path = os.path.join(directory, f'owned-{w}.pcap')
+        pcapcheck.write_pcap(path, frames)
+        paths.append(path)
+    return paths
+
+
+def two_queue_args(traces):
+    return ['--vdev', 'net_pcap0,' + ','.join(f'rx_pcap={t}' for t in traces) + ',infinite_rx=1',
+            '--vdev', 'net_null0,no-rx=1']
+
+
+def testpmd_two(traces, samples, prefix):
+    args = ['dpdk-testpmd', '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '2048', '--no-pci', '--file-prefix', prefix,
+            *two_queue_args(traces), '--', '--forward-mode=io', '--stats-period', '1', '--mbuf-size=9344',
+            '--total-num-mbufs=65535', '--rxq=2', '--txq=2', '--nb-cores=2']
+    rates, out = run_until(args, testpmd_rates, samples)
+    if not rates:
+        sys.exit('testpmd printed no rate:\n' + out[-3000:])
+    return statistics.median(rates)
+
+
+def dist_two(traces, samples, prefix):
+    args = [DIST_VNF, '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '2048', '--no-pci', '--file-prefix', prefix,
+            *two_queue_args(traces), '--', '--id', 'bench', '--stats-period', '1', '--mbuf-size', '9216',
+            '--mbufs', '65535', '--flows', '65536', '--no-detection']
+    rates, out = run_until(args, dist_rates, samples)
+    if not rates:
+        sys.exit('dist-vnf printed no rate:\n' + out[-3000:])
+    handoff = re.findall(r'handoff (w0 \d+/\d+/\d+ w1 \d+/\d+/\d+)', out)
+    return statistics.median(rates), (handoff[-1] if handoff else '')
+
+
+def two_workers(options):
+    with tempfile.TemporaryDirectory() as d:
+        owned = owned_traces(d)
+        print(f'== mix-a on two RX queues and two workers (net_pcap -> net_null), {options.runs} runs each')
+        ratios, costs = [], []
+        for run in range(options.runs):
+            ref = testpmd_two([MIX_A, MIX_A], options.seconds, f'bench-tp2{run}')
+            alone, _ = dist_two(owned, options.seconds, f'bench-dvo{run}')
+            spread, handoff = dist_two([MIX_A, MIX_A], options.seconds, f'bench-dvs{run}')
+            ratios.append(spread / ref)
+            costs.append(1 - spread / alone)
+            print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps; dist-vnf each queue its own flows {alone / 1e6:.2f} Mpps, '
+                  f'half handed off {spread / 1e6:.2f} Mpps (handed off/received/ring full per worker: {handoff}); '
+                  f'handoff costs {100 * (1 - spread / alone):.1f}%')
+        print(f'median: handoff costs {100 * statistics.median(costs):.1f}% of the rate (target <= 20%); '
+              f'dist-vnf with handoff / testpmd {statistics.median(ratios):.2f}')
+
+
 def million_flow_trace(path, count=1_000_000):
     """A pcap of `count` 64-byte UDP frames, each its own 5-tuple (198.18.0.0/15 addresses)."""
     eth = bytes.fromhex('020000000002020000000001') + b'\x08\x00'
@@ -125,10 +199,21 @@ def main():
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--seconds', type=int, default=5, help='seconds measured per run, after warm-up')
     parser.add_argument('--skip-million', action='store_true')
+    parser.add_argument('--skip-one-worker', action='store_true')
+    parser.add_argument('--skip-two-workers', action='store_true')
     options = parser.parse_args()
     if not os.path.exists(DIST_VNF):
         sys.exit(f'{DIST_VNF} is missing: run deploy/setup.sh (or swift build -c release)')
 
+    if not options.skip_two_workers:
+        two_workers(options)
+    if not options.skip_one_worker:
+        one_worker(options)
+    if not options.skip_million:
+        million(options)
+
+
+def one_worker(options):
     print(f'== mix-a ({MIX_A}), one worker core, net_pcap infinite_rx -> net_null, {options.runs} runs each')
     reference, ours = [], []
     for run in range(options.runs):
@@ -141,8 +226,8 @@ def main():
     print(f'median: testpmd {ref_m / 1e6:.2f} Mpps, dist-vnf {ours_m / 1e6:.2f} Mpps, '
           f'dist-vnf/testpmd {ours_m / ref_m:.2f} (target >= 0.60)')
 
-    if options.skip_million:
-        return
+
+def million(options):
     with tempfile.TemporaryDirectory() as d:
         trace = os.path.join(d, 'million.pcap')
         million_flow_trace(trace)

@@ -93,6 +93,19 @@ int dist_port_info(uint16_t port, struct dist_port_info *out);
  */
 int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, uint16_t ntxd,
                     struct rte_mempool *pool, int *rss, char *err, size_t errlen);
+/**
+ * Programs the port's RSS redirection table with `table` (`table_len` entries, repeated over
+ * the port's table) and reads back what the port uses: its table (`reta_out`, up to `reta_cap`
+ * entries; `*reta_size` is its size) and its hash key (`key_out`, up to `key_cap` bytes;
+ * `*key_len`). Returns 0, or a negative errno with "step: reason" in err (no RSS, a table size
+ * that is not a multiple of `table_len`, or a call the driver refused).
+ */
+int dist_port_program_rss(uint16_t port, const uint16_t *table, uint16_t table_len, uint16_t *reta_out,
+                          uint16_t reta_cap, uint16_t *reta_size, uint8_t *key_out, uint8_t key_cap,
+                          uint8_t *key_len, char *err, size_t errlen);
+/** DPDK's software Toeplitz hash (rte_softrss) of `len` bytes (a multiple of 4, network order)
+ *  under `key`: what a NIC computes, to check the owner function against at start-up. */
+uint32_t dist_softrss(const uint8_t *input, uint32_t len, const uint8_t *key);
 int dist_port_stop(uint16_t port);
 int dist_port_close(uint16_t port);
 int dist_port_stats(uint16_t port, struct dist_port_stats *out);

@@ -1,0 +1,221 @@
+import DistFlow
+import DistMove
+import DistPacket
+import DistPipeline
+import DistState
+import Testing
+
+/// Several workers of one instance: each flow's state lives at its owner whichever worker
+/// receives its packets (worker handoff), and an order-preserving Move cuts each receiving
+/// queue at its own copy of the in-band control packet.
+@Suite struct HandoffTests {
+    /// Workers of one instance, each with its fast path, joined by the handoff rings.
+    final class Instance {
+        let paths: [FastPath]
+        let stats: [UnsafeMutablePointer<WorkerStats>]
+        let links: [HandoffLinks<[UInt8]>]
+
+        init(workers: Int, ringCapacity: Int = 64) {
+            let stats = (0..<workers).map { _ in
+                let s = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+                s.initialize(to: WorkerStats())
+                return s
+            }
+            self.stats = stats
+            paths = (0..<workers).map { i in
+                let p = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats[i])
+                p.ownership = FlowOwnership(workers: workers)
+                p.index = i
+                return p
+            }
+            links = HandoffLinks<[UInt8]>.mesh(workers: workers, capacity: ringCapacity)
+        }
+
+        deinit { stats.forEach { $0.deallocate() } }
+
+        /// `frame` arrives at worker `w`: its verdict there, and (for a handoff) the packet's
+        /// verdict at the owner, which takes it at once.
+        @discardableResult
+        func receive(_ frame: [UInt8], at w: Int, now: UInt64 = 2) -> FastPath.Verdict {
+            let v = RedirectTests.verdict(paths[w], frame, now: now)
+            guard v == .handoff else { return v }
+            let owner = Int(paths[w].owners[0])
+            #expect(links[w].send(frame, to: owner, stats: stats[w]))
+            return takeHandoffs(at: owner, now: now).last ?? .forward
+        }
+
+        /// Worker `w` takes what the others handed it; the verdicts.
+        func takeHandoffs(at w: Int, now: UInt64 = 2) -> [FastPath.Verdict] {
+            var verdicts: [FastPath.Verdict] = []
+            for ring in links[w].incoming {
+                ring.drain(limit: 1 << 20) { frame in
+                    frame.withUnsafeBufferPointer { buffer in
+                        var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
+                        var seg = [UInt16(frame.count)]
+                        var len = [UInt32(frame.count)]
+                        _ = paths[w].process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: now,
+                                             handedOff: true)
+                    }
+                    verdicts.append(paths[w].verdicts[0])
+                }
+            }
+            return verdicts
+        }
+
+        var flows: [FlowKey: (worker: Int, entry: FlowEntry)] {
+            var out: [FlowKey: (Int, FlowEntry)] = [:]
+            for (w, p) in paths.enumerated() {
+                p.table.forEach { _, e in
+                    #expect(out[e.key] == nil, "flow \(e.key) at two workers")
+                    out[e.key] = (w, e)
+                    return true
+                }
+            }
+            return out
+        }
+    }
+
+    static let frames = Array(FastPathTests.frames.prefix(8000)).map { $0.bytes }
+
+    @Test func framesOfOneFlowArrivingAtTwoWorkersKeepOneState() throws {
+        // Every other frame at each worker (a flow's packets on both queues, the worst a port
+        // can do): each flow is at its owner only, with the state one worker would have.
+        let two = Instance(workers: 2)
+        for (i, f) in Self.frames.enumerated() { two.receive(f, at: i % 2, now: UInt64(1_000 + i)) }
+        let one = Instance(workers: 1)
+        for (i, f) in Self.frames.enumerated() { one.receive(f, at: 0, now: UInt64(1_000 + i)) }
+        let a = one.flows, b = two.flows
+        #expect(a.count == b.count && a.count > 500)
+        let ownership = FlowOwnership(workers: 2)
+        var atEach = [0, 0]
+        for (key, single) in a {
+            guard let (w, e) = b[key] else {
+                Issue.record("flow \(key) missing")
+                continue
+            }
+            atEach[w] += 1
+            #expect(w == ownership.owner(of: key))
+            #expect(e.packetsToServer == single.entry.packetsToServer && e.packetsToClient == single.entry.packetsToClient)
+            #expect(e.bytesToServer == single.entry.bytesToServer && e.tcpState == single.entry.tcpState)
+            #expect(e.clientIsLo == single.entry.clientIsLo && e.lastSeen == single.entry.lastSeen)
+        }
+        #expect(atEach.allSatisfy { $0 > a.count / 4 }, "\(atEach)")
+        // Received once, counted once where received; handed off and taken in alike.
+        let s = two.stats.map { $0.pointee }
+        #expect(s[0].rxPackets + s[1].rxPackets == UInt64(Self.frames.count))
+        #expect(s[0].handedOff == s[1].handoffReceived && s[1].handedOff == s[0].handoffReceived)
+        #expect(s[0].handedOff > 1000 && s[1].handedOff > 1000)
+        #expect(s[0].handoffRingFull == 0 && s[1].handoffRingFull == 0)
+    }
+
+    @Test func aFullHandoffRingIsCountedAndTouchesNoState() throws {
+        let two = Instance(workers: 2, ringCapacity: 4)
+        let ownership = FlowOwnership(workers: 2)
+        let theirs = Self.frames.filter { RedirectTests.key($0).map { ownership.owner(of: $0) == 1 } ?? false }
+        var sent = 0
+        for f in theirs.prefix(10) {
+            #expect(RedirectTests.verdict(two.paths[0], f) == .handoff)
+            if two.links[0].send(f, to: 1, stats: two.stats[0]) { sent += 1 }
+        }
+        #expect(sent == 4)
+        #expect(two.stats[0].pointee.handedOff == 4 && two.stats[0].pointee.handoffRingFull == 6)
+        #expect(two.paths[0].table.count == 0 && two.paths[1].table.count == 0)
+        // The owner takes them in the order they were handed off.
+        var order: [[UInt8]] = []
+        two.links[1].incoming[0].drain(limit: 100) { order.append($0) }
+        #expect(order == Array(theirs.prefix(4)))
+    }
+
+    static let filter = try! FlowFilter(parsing: "nw_src=192.168.1.0/24")
+
+    /// The filter's frames, split by owner under two workers.
+    static func filterFrames() -> (mine: [[UInt8]], theirs: [[UInt8]]) {
+        let ownership = FlowOwnership(workers: 2)
+        let all = FastPathTests.frames.map { $0.bytes }.filter { RedirectTests.key($0).map(filter.matches) ?? false }
+        return (all.filter { ownership.owner(of: RedirectTests.key($0)!) == 0 },
+                all.filter { ownership.owner(of: RedirectTests.key($0)!) == 1 })
+    }
+
+    @Test func eachQueueOfAnOrderPreservingDestinationIsCutAtItsOwnMarker() throws {
+        let two = Instance(workers: 2)
+        let (mine, theirs) = Self.filterFrames()
+        try #require(mine.count > 20 && theirs.count > 20)
+        for p in two.paths { _ = p.perform(.events(EventRule(filter: Self.filter, action: .gate, moveID: 7))) }
+        let marker = InBandControl.frame(for: Self.filter, moveID: 7)
+        // Queue 0 has its copy of the IBC; queue 1 not yet: what queue 1 gets are copies still.
+        #expect(two.receive(marker, at: 0) == .discard)
+        #expect(two.receive(theirs[0], at: 1) == .discard)
+        #expect(two.receive(mine[0], at: 1) == .discard)
+        // Past queue 0's cut: held at the owner, whichever worker that is.
+        #expect(two.receive(theirs[1], at: 0) == .keep)
+        #expect(two.receive(mine[1], at: 0) == .keep)
+        // Queue 1's copy: from now on its packets wait at their owners too.
+        #expect(two.receive(marker, at: 1) == .discard)
+        #expect(two.receive(mine[2], at: 1) == .keep)
+        #expect(two.receive(theirs[2], at: 1) == .keep)
+        #expect(two.paths.allSatisfy { $0.table.count == 0 })
+        // The source's end reaches both: the gates go and every packet is processed.
+        #expect(two.paths[0].sourceEnded(moveID: 7) && two.paths[1].sourceEnded(moveID: 7))
+        #expect(two.paths[0].eventRule == nil && two.paths[1].eventRule == nil)
+        #expect(two.receive(theirs[3], at: 0) == .forward)
+        #expect(two.paths[1].table.count == 1 && two.paths[0].table.count == 0)
+        #expect(two.stats[1].pointee.duplicatesDropped == 2 && two.stats[0].pointee.markers == 1)
+    }
+
+    @Test func aDestinationWorkerWhoseSourceEndedBeforeItsMarkerReleasesWhatOthersHandedIt() throws {
+        let two = Instance(workers: 2)
+        let (_, theirs) = Self.filterFrames()
+        for p in two.paths { _ = p.perform(.events(EventRule(filter: Self.filter, action: .gate, moveID: 7))) }
+        let marker = InBandControl.frame(for: Self.filter, moveID: 7)
+        #expect(two.receive(marker, at: 0) == .discard)
+        #expect(two.receive(theirs[0], at: 0) == .keep)
+        // Worker 1 held a packet queue 0 handed it; its own queue's copy has not come.
+        #expect(two.paths[1].sourceEnded(moveID: 7) == true)
+        #expect(two.paths[1].eventRule?.sourceEnded == true)
+        #expect(!(two.paths[1].eventRule?.holds ?? true))
+        // Its own queue's copies are still dropped until its marker; handed-off packets go on.
+        #expect(two.receive(theirs[1], at: 1) == .discard)
+        #expect(two.receive(theirs[2], at: 0) == .forward)
+        #expect(two.receive(marker, at: 1) == .discard)
+        #expect(two.paths[1].eventRule == nil)
+        #expect(two.receive(theirs[3], at: 1) == .forward)
+    }
+
+    @Test func anOrderPreservingSourceDropsCopiesPerQueueAfterItsMarker() throws {
+        let two = Instance(workers: 2)
+        let (mine, theirs) = Self.filterFrames()
+        let rule = EventRule(filter: Self.filter, action: .redirect, lateLocking: true, moveID: 9, ordered: true)
+        for p in two.paths { _ = p.perform(.events(rule)) }
+        let marker = InBandControl.frame(for: Self.filter, moveID: 9)
+        // Unknown flows are redirected by their owner before the cut.
+        #expect(two.receive(theirs[0], at: 0) == .redirect)
+        // The marker goes to the transfer lcore from the queue that got it.
+        #expect(two.receive(marker, at: 0) == .redirect)
+        #expect(two.receive(theirs[1], at: 0) == .discard)
+        #expect(two.receive(mine[1], at: 0) == .discard)
+        // Queue 1 is not cut yet.
+        #expect(two.receive(mine[2], at: 1) == .redirect)
+        #expect(two.receive(marker, at: 1) == .redirect)
+        #expect(two.receive(mine[3], at: 1) == .discard)
+        #expect(two.stats[0].pointee.duplicatesDropped == 2 && two.stats[1].pointee.duplicatesDropped == 1)
+    }
+
+    @Test func ibcCopiesReachEveryOwnerOfEveryInstance() {
+        for workers in [[1, 2], [2, 2], [3, 2], [4, 1]] {
+            let frames = InBandControl.frames(for: Self.filter, moveID: 3, workers: workers)
+            #expect(frames.count >= 16 * workers.max()!)
+            for w in workers {
+                let ownership = FlowOwnership(workers: w)
+                let owners = Set(frames.map { ownership.owner(of: RedirectTests.key($0)!) })
+                #expect(owners.count == w)
+            }
+            #expect(frames.allSatisfy { InBandControl.marker(in: $0)?.moveID == 3 && Self.filter.matches(RedirectTests.key($0)!) })
+            #expect(Set(frames).count == frames.count)
+        }
+        #expect(InBandControl.frames(for: Self.filter, moveID: 3, workers: [1, 1]).count == 1)
+        // A filter naming one flow's ports varies the address within its prefix.
+        let pinned = try! FlowFilter(parsing: "nw_src=10.0.0.0/8,nw_proto=6,tp_src=1000,tp_dst=80")
+        let copies = InBandControl.frames(for: pinned, moveID: 3, workers: [2, 2])
+        #expect(copies.count >= 32 && copies.allSatisfy { pinned.matches(RedirectTests.key($0)!) })
+    }
+}
