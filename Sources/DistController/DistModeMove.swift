@@ -156,9 +156,9 @@ final class DistModeMove: MoveRun {
                 // Phase 2: after the IBC (the same place in both copies of the traffic), the
                 // destination only. The PACKET_OUT and the MODIFY leave in this order.
                 // With several workers, a copy for every receiving queue (each cuts its own order).
-                for frame in InBandControl.frames(for: self.spec.filter, moveID: self.id, workers: [self.src.workers, self.dst.workers]) {
-                    self.sw.packetOut(frame, ports: [self.src.switchPort, self.dst.switchPort])
-                }
+                let copies = InBandControl.frames(for: self.spec.filter, moveID: self.id, workers: [self.src.workers, self.dst.workers])
+                for frame in copies { self.sw.packetOut(frame, ports: [self.src.switchPort, self.dst.switchPort]) }
+                self.report.ibcCopies = copies.count
                 self.phase("ibc-sent")
                 return self.sw.packetOutsSent().flatMap {
                     _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))

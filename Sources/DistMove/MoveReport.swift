@@ -34,6 +34,9 @@ public struct MoveReport: Codable, Sendable, Equatable {
     /// Messages the controller sent and received during the Move.
     public var messagesSent = 0
     public var messagesReceived = 0
+    /// In-band control packets the controller sent (PACKET_OUTs, among the messages): copies,
+    /// one per receiving queue and more, when a VNF has several workers.
+    public var ibcCopies = 0
     /// Retransmitted data-plane frames (DiST's channel; 0 in opennf mode).
     public var retransmissions = 0
     /// DiST's channel: retransmission timeouts (the congestion window back to one frame).
