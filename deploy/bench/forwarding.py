@@ -138,9 +138,10 @@ def two_queue_args(traces):
 
 
 def testpmd_two(traces, samples, prefix):
-    args = ['dpdk-testpmd', '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '2048', '--no-pci', '--file-prefix', prefix,
+    # (infinite_rx keeps each queue's copy of the trace in mbufs: two copies of mix-a.)
+    args = ['dpdk-testpmd', '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '3072', '--no-pci', '--file-prefix', prefix,
             *two_queue_args(traces), '--', '--forward-mode=io', '--stats-period', '1', '--mbuf-size=9344',
-            '--total-num-mbufs=65535', '--rxq=2', '--txq=2', '--nb-cores=2']
+            '--total-num-mbufs=150000', '--rxq=2', '--txq=2', '--nb-cores=2']
     rates, out = run_until(args, testpmd_rates, samples)
     if not rates:
         sys.exit('testpmd printed no rate:\n' + out[-3000:])
@@ -148,9 +149,9 @@ def testpmd_two(traces, samples, prefix):
 
 
 def dist_two(traces, samples, prefix):
-    args = [DIST_VNF, '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '2048', '--no-pci', '--file-prefix', prefix,
+    args = [DIST_VNF, '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '3072', '--no-pci', '--file-prefix', prefix,
             *two_queue_args(traces), '--', '--id', 'bench', '--stats-period', '1', '--mbuf-size', '9216',
-            '--mbufs', '65535', '--flows', '65536', '--no-detection']
+            '--mbufs', '150000', '--flows', '65536', '--no-detection']
     rates, out = run_until(args, dist_rates, samples)
     if not rates:
         sys.exit('dist-vnf printed no rate:\n' + out[-3000:])
