@@ -33,7 +33,7 @@ public struct Route: Sendable, Equatable {
 
 /// A packet on its way to the worker that owns its flow (VPP's worker handoff), and the port
 /// it leaves by.
-public struct Handoff: @unchecked Sendable {
+public struct Handoff: @unchecked Sendable, BitwiseCopyable {
     public var mbuf: OpaquePointer
     public var port: UInt16
 }
@@ -62,6 +62,7 @@ public final class Worker: @unchecked Sendable {
     /// Worker handoff: the rings to and from every other worker.
     var handoff = HandoffLinks<Handoff>.mesh(workers: 1, capacity: 2)[0]
     public static let handoffRingSize = 4096
+    let handoffScratch = UnsafeMutablePointer<Handoff>.allocate(capacity: Int(Worker.burstSize))
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
@@ -107,6 +108,8 @@ public final class Worker: @unchecked Sendable {
         self.stopFlag = stopFlag
         self.clock = clock
     }
+
+    deinit { handoffScratch.deallocate() }
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
     func run() -> Int32 {
@@ -187,8 +190,8 @@ public final class Worker: @unchecked Sendable {
         for i in 0..<count {
             let verdict = fastPath.verdicts[i]
             if verdict == .handoff {
-                // A full ring: no state was touched anywhere, as if the port had dropped it.
-                if let m = packets[i], !handoff.send(Handoff(mbuf: m, port: port), to: Int(fastPath.owners[i]), stats: statsSlot) {
+                if let m = packets[i], !handoff.stage(Handoff(mbuf: m, port: port), to: Int(fastPath.owners[i])) {
+                    statsSlot.pointee.handoffRingFull &+= 1
                     dist_mbuf_free(m)
                 }
                 continue
@@ -234,6 +237,9 @@ public final class Worker: @unchecked Sendable {
                 if !hold(packets[i], port: port) { dist_mbuf_free(packets[i]) }
             }
         }
+        // What a full ring does not take: no state was touched anywhere, as if the port had
+        // dropped it.
+        handoff.flush(stats: statsSlot) { dist_mbuf_free($0.mbuf) }
         return UInt16(keep)
     }
 
@@ -395,29 +401,27 @@ public final class Worker: @unchecked Sendable {
 
     /// Processes and forwards up to a burst of the packets another worker handed this one (it
     /// owns their flows); returns whether more than a burst was waiting.
-    func receiveHandoffs(_ ring: SPSCRing<Handoff>, packets: UnsafeMutablePointer<OpaquePointer?>,
+    func receiveHandoffs(_ ring: HandoffRing<Handoff>, packets: UnsafeMutablePointer<OpaquePointer?>,
                          data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
                          packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
-        let burst = Int(Worker.burstSize)
-        var n = 0
-        var port: UInt16 = 0
-        func flush() {
-            guard n > 0 else { return }
+        let taken = ring.dequeue(into: handoffScratch, limit: Int(Worker.burstSize))
+        var start = 0
+        while start < taken {
+            // One port's run at a time (they leave by the port their receiver routed them to).
+            let port = handoffScratch[start].port
+            var n = 0
+            while start + n < taken && handoffScratch[start + n].port == port {
+                packets[n] = handoffScratch[start + n].mbuf
+                n += 1
+            }
+            start += n
             dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
             let events = fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
                                           now: clock.now(), handedOff: true)
             let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
             transmit(packets, count: keep, port: port)
-            n = 0
         }
-        ring.drain(limit: burst) { item in
-            if n > 0 && item.port != port { flush() }
-            port = item.port
-            packets[n] = item.mbuf
-            n += 1
-        }
-        flush()
-        return !ring.isEmpty
+        return taken == Int(Worker.burstSize)
     }
 
     @inline(__always)

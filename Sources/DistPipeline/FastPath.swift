@@ -172,7 +172,10 @@ public final class FastPath {
                             events = true
                         }
                     case .discard:
-                        break
+                        // Handed over by a worker whose queue had no cut: a copy all the same.
+                        verdicts[i] = .discard
+                        stats.pointee.duplicatesDropped &+= 1
+                        events = true
                     case .drop, .buffer, .process:
                         if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
                             verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward

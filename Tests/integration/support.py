@@ -200,3 +200,69 @@ def flow_owner(src, dst, sport, dport, proto, workers):
     if proto in (6, 17):
         data += sport.to_bytes(2, 'big') + dport.to_bytes(2, 'big')
     return (toeplitz(data) % 64) % workers
+
+
+def canonical_flow(frame):
+    """(proto, (address, port), (address, port)) of a frame's flow, lower end first, addresses as
+    text; None outside any IP flow (pcapcheck's parse)."""
+    import ipaddress
+    import pcapcheck
+    key = pcapcheck.flow_of(frame)
+    if not key:
+        return None
+    proto, _, a, b = key
+    a, b = [(str(ipaddress.ip_address(e[0])), int.from_bytes(e[1], 'big') if isinstance(e[1], bytes) else e[1])
+            for e in (a, b)]
+    return (proto, a, b) if a <= b else (proto, b, a)
+
+
+def frame_owner(frame, workers, receiver=0):
+    """The worker that processes and sends a frame: its flow's owner, or for frames outside any
+    flow the worker that received it."""
+    flow = canonical_flow(frame)
+    if flow is None:
+        return receiver
+    proto, (a, pa), (b, pb) = flow
+    return flow_owner(a, b, pa, pb, proto, workers)
+
+
+def split_by_flow(frames, queues):
+    """The frames spread over `queues` as a kernel's fanout spreads them: each flow (both
+    directions) to one queue by a hash of its own (not dist-vnf's owner), frames outside any
+    flow to queue 0; each queue in the trace's order."""
+    import zlib
+    out = [[] for _ in range(queues)]
+    for frame in frames:
+        flow = canonical_flow(frame)
+        out[zlib.crc32(repr(flow).encode()) % queues if flow else 0].append(frame)
+    return out
+
+
+FINGERPRINT_KINDS = ('SYN', 'SYNACK', 'FIN', 'RST', 'ACK')
+
+
+def asset_facts(lines):
+    """What an asset log says, without what depends on the order flows were seen in: for an OS
+    fingerprint, the host, its kind and the OS it matched ('unknown' when none), not which
+    flow's port showed it first or which unmatched fingerprint came first; services as they are.
+    PRADS records a host's first sighting of each; with several workers the first one is any
+    worker's first."""
+    out = set()
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith('asset,') or ',[' not in line:
+            continue
+        host, vlan, port, proto, kind = line.split(',')[:5]
+        info = line[line.index(',[') + 2:line.rindex(']')]
+        if kind in FINGERPRINT_KINDS:
+            fields = info.split(':')
+            out.add((host, vlan, kind, ':'.join(fields[7:9]) if len(fields) > 8 else 'unknown'))
+        else:
+            out.add((host, vlan, port, proto, kind, info))
+    return out
+
+
+def facts_agreement(reference, candidate):
+    """(precision, recall) of a candidate's asset facts against a reference's."""
+    common = len(reference & candidate)
+    return common / max(1, len(candidate)), common / max(1, len(reference))

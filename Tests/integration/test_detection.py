@@ -8,7 +8,7 @@ import sys
 import tempfile
 import unittest
 
-from support import MIX_A, ROOT, VNF, eth, ipv4, pcapcheck, tcp, udp, write_pcap
+from support import MIX_A, ROOT, VNF, asset_facts, eth, facts_agreement, ipv4, pcapcheck, split_by_flow, tcp, udp, write_pcap
 
 ASSETCHECK = os.path.join(ROOT, 'deploy', 'tools', 'assetcheck.py')
 SHARED_ASSETCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'assetcmp.py')
@@ -125,24 +125,33 @@ class DetectionParityTests(unittest.TestCase):
                 self.parity(path)
 
     def test_two_workers_log_each_thing_learnt_once(self):
-        # Both workers see all of mix-a (one queue each): each learns every asset on its own,
-        # and the log writer keeps one line per thing learnt.
+        # mix-a's flows spread over two queues as a kernel's fanout would; each flow is
+        # processed by its owner (handed there when the other worker received it). Each worker
+        # learns the hosts its flows touch; the log writer keeps one line per thing learnt.
+        # PRADS logs a host's first sighting of each thing (the first flow's port, the first
+        # unmatched fingerprint of a kind); two workers reading at their own pace see a host's
+        # flows in another order than the trace's, so the log agrees with PRADS's on what was
+        # learnt (asset_facts), not record for record.
         d = tempfile.mkdtemp(prefix='dist-detect2-')
         reference = prads_log(MIX_A, d)
         log = os.path.join(d, 'dist.log')
+        ins = [os.path.join(d, f'in{q}.pcap') for q in range(2)]
+        for path, part in zip(ins, split_by_flow(pcapcheck.read_pcap(MIX_A), 2)):
+            write_pcap(path, part)
         outs = [os.path.join(d, f'out{q}.pcap') for q in range(2)]
-        vdev = f'net_pcap0,rx_pcap={MIX_A},rx_pcap={MIX_A},tx_pcap={outs[0]},tx_pcap={outs[1]}'
+        vdev = f'net_pcap0,rx_pcap={ins[0]},rx_pcap={ins[1]},tx_pcap={outs[0]},tx_pcap={outs[1]}'
         vnf = VNF(['--lcores', '0@0,1@1,2@1', '--no-huge', '-m', '1024', '--no-pci', '--vdev', vdev],
                   ['--flows', '65536', '--mbuf-size', '9216', '--asset-log', log])
         try:
-            vnf.wait_rx(2 * 54981)
+            vnf.wait_rx(54981)
         finally:
             self.assertEqual(vnf.stop(), 0, vnf.output())
         with open(log) as f:
             lines = [l.split(',[')[0] + l[l.index(',['):l.rindex('],')] for l in f.read().splitlines()[1:]]
         self.assertEqual(len(lines), len(set(lines)), 'a record was logged twice')
-        code, report = check(reference, log)
-        self.assertEqual(code, 0, report)
+        with open(reference) as a, open(log) as b:
+            precision, recall = facts_agreement(asset_facts(a), asset_facts(b))
+        self.assertGreaterEqual(min(precision, recall), 0.99, (precision, recall))
 
     @unittest.skipUnless(shutil.which('prads-asset-report'), 'prads-asset-report comes with Debian\'s prads')
     def test_prads_asset_report_reads_our_log(self):

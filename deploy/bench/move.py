@@ -140,6 +140,7 @@ def ceiling(work, profile, rates, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--workers', default='1', help='Table 1: worker lcores per VNF (testbed.sh up --workers)')
     parser.add_argument('--profile', default='paper', choices=['paper', 'none'])
     parser.add_argument('--modes', default='opennf,dist', help='Move modes to measure (opennf, dist)')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'))
@@ -208,13 +209,16 @@ def table1(work, options, runs, results):
             continue
         label = {'opennf': 'OpenNF', 'opennf*': 'OpenNF*', 'dist': 'DiST'}[mode]
         config = f'{label} {guarantee.upper()} {opt.upper().replace(",", " ")}{EXTRA_LABEL.get(extra, "")}'
+        if options.workers != '1':
+            config += f' ({options.workers} workers)'
         if wanted and config not in wanted:
             if config in kept:
                 table.append(kept[config])
             continue
         tag = ''.join(a.strip('-')[:6] for a in extra)
         points = [run(work, f'table1-{mode.rstrip("*")}{"x" if mode.endswith("*") else ""}-{guarantee}-{opt.replace(",", "")}{tag}-{i}',
-                      trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*'), extra), at) for i in range(runs)]
+                      trace, 1000, profile, (guarantee, opt, ALL_V4, mode.rstrip('*'), extra), at,
+                      up=('--workers', options.workers)) for i in range(runs)]
         reports = [p['report'] for p in points if p['report'] and p['report'].get('outcome') == 'completed']
         row = {'mode': mode, 'config': config,
                'parts': median([len(r.get('parts', [])) for r in reports]) if extra in (SPLIT_STATE, SPLIT_TRAFFIC) else None,
