@@ -100,8 +100,8 @@ public final class FastPath {
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
         packetLengths: UnsafePointer<UInt32>, now: UInt64
     ) -> Bool {
-        process(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
-                handedOff: false)
+        processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+                      handedOff: false)
     }
 
     /// As ``process(count:data:segmentLengths:packetLengths:now:)``; `handedOff`: the frames came
@@ -109,6 +109,19 @@ public final class FastPath {
     /// in-band control packet already: this worker owns their flows and applies the rest.
     @inlinable @discardableResult
     public func process(
+        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
+        packetLengths: UnsafePointer<UInt32>, now: UInt64, handedOff: Bool
+    ) -> Bool {
+        // Two copies of the loop, each with its branches on `handedOff` folded away.
+        handedOff
+            ? processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+                            handedOff: true)
+            : processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+                            handedOff: false)
+    }
+
+    @inlinable @inline(__always)
+    func processFrames(
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
         packetLengths: UnsafePointer<UInt32>, now: UInt64, handedOff: Bool
     ) -> Bool {

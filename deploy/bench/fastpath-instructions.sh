@@ -16,12 +16,16 @@ strip --strip-debug "$work/bench"
 # Deterministic hashing: both runs then allocate alike while setting up, and cancel out.
 export SWIFT_DETERMINISTIC_HASHING=1
 count() {
-    valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" "$work/bench" "$trace" "$1" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1${2:-}" "$work/bench" "$trace" "$1" ${2:-} 2>&1 \
         | sed -n 's/.*refs: *//p' | tr -d ,
 }
 frames=$("$work/bench" "$trace" 1 | sed -n 's/^frames \([0-9]*\).*/\1/p')
 low=$(count 2)
 high=$(count 12)
+# Two workers, every frame received by worker 0, worker 1's flows handed to it.
+handed=$("$work/bench" "$trace" 1 --handoff | sed -n 's/.*handed_off \([0-9]*\).*/\1/p')
+handoff_low=$(count 2 --handoff)
+handoff_high=$(count 12 --handoff)
 # Instructions spent in the allocator and in reference counting, per frame: both must be 0.
 runtime() {
     callgrind_annotate --threshold=100 "$work/cg.$1" 2>/dev/null \
@@ -31,5 +35,7 @@ echo "trace $trace: $frames frames"
 python3 -c "
 frames = $frames * 10
 print(f'instructions_per_frame {($high - $low) / frames:.1f}')
-print(f'allocator_and_refcount_instructions_per_frame {($(runtime 12) - $(runtime 2)) / frames:.2f}')"
+print(f'allocator_and_refcount_instructions_per_frame {($(runtime 12) - $(runtime 2)) / frames:.2f}')
+extra = ($handoff_high - $handoff_low) - ($high - $low)
+print(f'two workers: {$handed} of {$frames} frames handed off; instructions per handed-off frame, over its own processing: {extra / ($handed * 10):.1f}')"
 rm -rf "$work"
