@@ -143,6 +143,12 @@ public final class Worker: @unchecked Sendable {
             var received = false
             var full = false
             if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
+            // What other workers handed over came in before this round's own packets: taken first.
+            for ring in handoff.incoming where !ring.isEmpty {
+                received = true
+                if receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
+                                   packetLengths: packetLengths) { full = true }
+            }
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
                 if n == 0 { continue }
@@ -153,11 +159,6 @@ public final class Worker: @unchecked Sendable {
                                               packetLengths: packetLengths, now: clock.now())
                 let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
                 transmit(packets, count: keep, port: route.tx)
-            }
-            for ring in handoff.incoming where !ring.isEmpty {
-                received = true
-                if receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
-                                   packetLengths: packetLengths) { full = true }
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.

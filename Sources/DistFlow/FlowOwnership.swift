@@ -13,9 +13,11 @@ import DistPacket
 /// VLAN ids are part of a flow's key but not of its owner: NICs do not hash VLAN tags, and an
 /// owner they cannot compute would send every tagged flow through a handoff. Two flows that
 /// differ only in their VLAN have the same owner, each its own state there.
-public struct FlowOwnership: Sendable, Equatable {
+public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// Workers of the instance (at least 1).
     public let workers: Int
+    /// ``sharedTable``, held here so the fast path reads it without a lazy global's check.
+    @usableFromInline let table: UnsafePointer<UInt32>
 
     /// Entries of the logical redirection table. Every NIC's table size in use is a multiple of
     /// it (64, 128, 512), so one table programmed with `entry i = (i % 64) % workers` agrees
@@ -24,7 +26,10 @@ public struct FlowOwnership: Sendable, Equatable {
 
     public init(workers: Int) {
         self.workers = max(1, workers)
+        table = Self.sharedTable
     }
+
+    public static func == (a: FlowOwnership, b: FlowOwnership) -> Bool { a.workers == b.workers }
 
     /// The 40-byte RSS key `6d 5a` repeated: with a key whose bits repeat every 16, the Toeplitz
     /// hash is the same for (a, b, p, q) and (b, a, q, p), so both directions of a flow reach
@@ -34,7 +39,7 @@ public struct FlowOwnership: Sendable, Equatable {
     /// The worker that owns `key`'s flow.
     @inlinable @inline(__always)
     public func owner(of key: FlowKey) -> Int {
-        workers == 1 ? 0 : Int(Self.hash(key) & UInt32(Self.tableEntries - 1)) % workers
+        workers == 1 ? 0 : Int(Self.hash(key, table: table) & UInt32(Self.tableEntries - 1)) % workers
     }
 
     /// The Toeplitz hash a NIC computes under ``symmetricKey`` for a packet of `key`'s flow (in
@@ -43,8 +48,12 @@ public struct FlowOwnership: Sendable, Equatable {
     /// Toeplitz is linear over GF(2), and under a key of period 16 bits every 16-bit word of the
     /// input meets the same 32-bit windows of the key, so the hash is that of the XOR of all the
     /// input's 16-bit words: two table lookups.
-    @inlinable @inline(__always)
     public static func hash(_ key: FlowKey) -> UInt32 {
+        hash(key, table: sharedTable)
+    }
+
+    @inlinable @inline(__always)
+    static func hash(_ key: FlowKey, table: UnsafePointer<UInt32>) -> UInt32 {
         var fold = key.loAddr.hi ^ key.loAddr.lo ^ key.hiAddr.hi ^ key.hiAddr.lo
         if key.loAddr.isIPv4Mapped && key.hiAddr.isIPv4Mapped {
             // Only the 32-bit addresses are hashed, not the ::ffff: of their mapping (which
@@ -55,12 +64,17 @@ public struct FlowOwnership: Sendable, Equatable {
         fold ^= fold >> 32
         fold ^= fold >> 16
         let word = Int(truncatingIfNeeded: fold & 0xFFFF)
-        return highByteTable[word >> 8] ^ lowByteTable[word & 0xFF]
+        return table[word >> 8] ^ table[256 + (word & 0xFF)]
     }
 
-    /// The hash of one 16-bit input word under the symmetric key, split by byte.
-    @usableFromInline static let highByteTable: [UInt32] = wordTable(high: true)
-    @usableFromInline static let lowByteTable: [UInt32] = wordTable(high: false)
+    /// The hash of one 16-bit input word under the symmetric key, split by byte: its high byte's
+    /// at 0-255, its low byte's at 256-511. Written once as it is made, only read after (so
+    /// shared without isolation), never freed.
+    nonisolated(unsafe) static let sharedTable: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 512)
+        for (i, v) in (wordTable(high: true) + wordTable(high: false)).enumerated() { t[i] = v }
+        return UnsafePointer(t)
+    }()
 
     static func wordTable(high: Bool) -> [UInt32] {
         (0..<256).map { byte in

@@ -206,8 +206,12 @@ class MoveTests(unittest.TestCase):
     def dist_moved(self, guarantee, opt, up=(), extra=(), parity=True):
         # Across flows, order holds only where one worker sends them all: several workers send
         # on queues of their own, and the sink sees their frames interleaved, Move or not.
+        # Within a flow, the kernel's fanout can put its two directions on two queues (it did
+        # with an IPv4-in-IPv6 tunnel of the trace, outside any Move): the two workers then
+        # send them in the order they run, and only each direction keeps its order.
         one_worker = not any('2' in u or '3' in u or '4' in u for u in up[1:2]) if '--workers' in up else True
-        order = {'lf': 'flows', 'op': 'all' if 'll' not in opt and one_worker else 'flows'}.get(guarantee, 'none')
+        within = 'flows' if one_worker else 'directions'
+        order = {'lf': within, 'op': 'all' if 'll' not in opt and one_worker else within}.get(guarantee, 'none')
         report, result = self.moved(guarantee, opt, order, mode='dist', up=up, extra=extra, parity=parity)
         # The controller only signals: a handful of messages whatever the flows and packets
         # (and the in-band control packet's copies, with several workers).
@@ -216,7 +220,8 @@ class MoveTests(unittest.TestCase):
         self.assertGreater(report['channelFrames'], 0, report)
         if guarantee != 'ng':
             # Redirected packets and the switch's meet at the destination in order.
-            self.assertEqual(result['reordered_within_flows'], 0, result)
+            self.assertEqual(result['reordered_within_directions' if within == 'directions' else 'reordered_within_flows'],
+                             0, result)
         return report, result
 
     def test_dist_redirect_first(self):
@@ -320,6 +325,10 @@ class MoveTests(unittest.TestCase):
 
     def test_dist_from_two_workers_to_one(self):
         self.dist_moved('lf', 'pz,ll,er', up=('--workers', '2,1'), parity='workers')
+        self.assert_flows_at_their_owners(1)
+
+    def test_dist_order_preserving_from_two_workers_to_one(self):
+        self.dist_moved('op', 'pz,ll,er', up=('--workers', '2,1'), parity='workers')
         self.assert_flows_at_their_owners(1)
 
     def test_dist_no_guarantee_with_two_workers_per_vnf(self):

@@ -4,7 +4,7 @@
     pcapcheck.py compare SENT.pcap RECEIVED.pcap [--strict] [--json] [--detail N]
     pcapcheck.py flows TRACE.pcap [--json]
     pcapcheck.py cut TRACE.pcap OUT.pcap [--frames N] [--no-fragments]
-    pcapcheck.py testbed SENT.pcap SINK.pcap TO_VNF.pcap... [--moved PREFIX] [--order none|flows|all]
+    pcapcheck.py testbed SENT.pcap SINK.pcap TO_VNF.pcap... [--moved PREFIX] [--order none|directions|flows|all]
                          [--reference OUT.pcap] [--json]
 
 compare  matches every received frame to a sent frame with the same bytes (the earliest one
@@ -24,6 +24,9 @@ testbed  judges a run of the test bed (a Move included): loss, duplication and e
          duplicated and no flow is reordered. --moved PREFIX: the frames with an address in
          PREFIX (a Move's flows) are also judged across flows among themselves (moved_reordered);
          --order all makes that part of the verdict (an order-preserving Move); --order none
+         judges order within each direction of a flow only (VNFs with several workers on a port
+         that spreads a flow's two directions over two queues: nothing orders one direction
+         against the other); --order none
          judges loss and duplication only (a loss-free Move in OpenNF's way may reorder a flow's
          packets that were in flight at the switch update; they are still counted). Frames of
          different VNFs interleave at the sink as the VNFs run, so order across all flows is
@@ -159,6 +162,7 @@ def judge_testbed(sent, sink, captures, moved=None):
         'sent': delivery['sent'], 'received': delivery['received'], 'lost': delivery['lost'],
         'duplicated': delivery['duplicated'], 'extra': delivery['extra'],
         'reordered': order['reordered'], 'reordered_within_flows': order['reordered_within_flows'],
+        'reordered_within_directions': order['reordered_within_directions'],
         'switch_reordered': switch['reordered'], 'switch_reordered_within_flows': switch['reordered_within_flows'],
     }
 
@@ -265,6 +269,8 @@ def compare(sent, received):
     newest = -1
     newest_in_flow = {}
     reordered_in_flow = defaultdict(int)
+    newest_in_direction = {}
+    reordered_in_direction = 0
     for frame in received:
         queue = pending.get(frame)
         if queue:
@@ -286,12 +292,21 @@ def compare(sent, received):
         if position < last:
             reordered_in_flow[key] += 1
         newest_in_flow[key] = max(last, position)
+        addresses = ip_addresses(frame)
+        direction = (key, addresses[0] if addresses else None)
+        last = newest_in_direction.get(direction, -1)
+        if position < last:
+            reordered_in_direction += 1
+        newest_in_direction[direction] = max(last, position)
     lost = len(sent) - matched
     return {
         'sent': len(sent), 'received': len(received), 'lost': lost, 'duplicated': duplicated,
         'extra': extra, 'reordered': reordered,
         'reordered_within_flows': sum(reordered_in_flow.values()),
         'flows_reordered': len(reordered_in_flow),
+        # Each direction of a flow on its own (a host sees one): where a port spreads a flow's
+        # two directions over two queues, nothing orders one direction against the other.
+        'reordered_within_directions': reordered_in_direction,
     }
 
 
@@ -334,11 +349,12 @@ def main(argv):
             if '--reference' in options:
                 write_pcap(options['--reference'], reference)
             judged = options.get('--order', 'flows')
-            if judged not in ('none', 'flows', 'all'):
-                print('pcapcheck: --order is none, flows or all', file=sys.stderr)
+            if judged not in ('none', 'directions', 'flows', 'all'):
+                print('pcapcheck: --order is none, directions, flows or all', file=sys.stderr)
                 return 2
+            within = 'reordered_within_directions' if judged == 'directions' else 'reordered_within_flows'
             ok = (result['lost'] == 0 and result['duplicated'] == 0
-                  and (judged == 'none' or result['reordered_within_flows'] == 0)
+                  and (judged == 'none' or result[within] == 0)
                   and (not every or result['moved_reordered'] == 0))
             result['verdict'] = 'PASS' if ok else 'FAIL'
             result['order'] = judged
