@@ -45,7 +45,7 @@ public final class DataPlane: @unchecked Sendable {
     public let pool: PacketPool
     public let config: DataPlaneConfig
     /// Which worker owns each flow (the fast path, imports and Moves all ask it).
-    public private(set) var ownership = FlowOwnership(workers: 1)
+    public let ownership: FlowOwnership
     public let clock = Clock()
     let stopFlag = UnsafeAtomic<Bool>.create(false)
     let slotStride: Int
@@ -92,6 +92,9 @@ public final class DataPlane: @unchecked Sendable {
         slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
 
         let routes = Route.pairs(portCount: portCount)
+        let ownership = FlowOwnership(workers: lcores.count)
+        self.ownership = ownership
+        let mesh = HandoffLinks<Handoff>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
         for (i, lcore) in lcores.enumerated() {
             let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
             slot.initialize(to: WorkerStats())
@@ -105,20 +108,14 @@ public final class DataPlane: @unchecked Sendable {
             }
             let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
                                 detector: detector, records: records,
-                                statsSlot: slot, stopFlag: stopFlag, clock: clock, idle: config.idleBackoff,
+                                statsSlot: slot, stopFlag: stopFlag, clock: clock, handoff: mesh[i], idle: config.idleBackoff,
                                 pacing: config.holdPacing)
             worker.pool = pool.pointer
+            worker.fastPath.ownership = ownership
+            worker.fastPath.index = i
             if config.transferLcore { worker.transfer = TransferLink() }
             workers.append(worker)
         }
-        let ownership = FlowOwnership(workers: workers.count)
-        let mesh = HandoffLinks<Handoff>.mesh(workers: workers.count, capacity: Worker.handoffRingSize)
-        for worker in workers {
-            worker.fastPath.ownership = ownership
-            worker.fastPath.index = worker.index
-            worker.handoff = mesh[worker.index]
-        }
-        self.ownership = ownership
         for i in found.indices {
             try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
                                txDescriptors: config.txDescriptors, pool: pool)

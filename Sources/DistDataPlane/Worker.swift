@@ -59,8 +59,9 @@ public final class Worker: @unchecked Sendable {
     public let events = SPSCRing<PacketEvent>(capacity: 16384)
     /// The link to the transfer lcore (DiST's Move), when there is one.
     public var transfer: TransferLink?
-    /// Worker handoff: the rings to and from every other worker.
-    var handoff = HandoffLinks<Handoff>.mesh(workers: 1, capacity: 2)[0]
+    /// Worker handoff: the rings to and from every other worker (a constant: read per packet
+    /// without an exclusivity check).
+    let handoff: HandoffLinks<Handoff>
     public static let handoffRingSize = 4096
     let handoffScratch = UnsafeMutablePointer<Handoff>.allocate(capacity: Int(Worker.burstSize))
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
@@ -93,7 +94,9 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
-         idle: IdleBackoff = IdleBackoff(yield: false), pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
+         handoff: HandoffLinks<Handoff>, idle: IdleBackoff = IdleBackoff(yield: false),
+         pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
+        self.handoff = handoff
         self.idle = idle
         self.pacing = pacing
         self.detector = detector

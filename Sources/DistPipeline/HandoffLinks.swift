@@ -92,14 +92,15 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The ring to each worker (nil at this worker's own index).
     public let outgoing: [HandoffRing<Element>?]
     /// The rings from the other workers.
-    public private(set) var incoming: [HandoffRing<Element>] = []
+    public let incoming: [HandoffRing<Element>]
     /// Per owner, what this burst hands it.
     @usableFromInline let staged: UnsafeMutablePointer<Element>
     @usableFromInline let stagedCounts: UnsafeMutablePointer<Int>
     public let burst: Int
 
-    init(outgoing: [HandoffRing<Element>?], burst: Int) {
+    init(outgoing: [HandoffRing<Element>?], incoming: [HandoffRing<Element>], burst: Int) {
         self.outgoing = outgoing
+        self.incoming = incoming
         self.burst = burst
         staged = .allocate(capacity: max(1, outgoing.count * burst))
         stagedCounts = .allocate(capacity: max(1, outgoing.count))
@@ -114,13 +115,13 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The links of `workers` workers, each pair joined by a ring of `capacity` each way; at most
     /// `burst` items staged per owner between flushes.
     public static func mesh(workers: Int, capacity: Int, burst: Int = 64) -> [HandoffLinks<Element>] {
-        let links = (0..<workers).map { i in
-            HandoffLinks(outgoing: (0..<workers).map { $0 == i ? nil : HandoffRing<Element>(capacity: capacity) }, burst: burst)
+        // rings[i][j]: from worker i to worker j.
+        let rings: [[HandoffRing<Element>?]] = (0..<workers).map { i in
+            (0..<workers).map { j in i == j ? nil : HandoffRing<Element>(capacity: capacity) }
         }
-        for (i, link) in links.enumerated() {
-            link.incoming = links.compactMap { $0.outgoing[i] }
+        return (0..<workers).map { i in
+            HandoffLinks(outgoing: rings[i], incoming: (0..<workers).compactMap { rings[$0][i] }, burst: burst)
         }
-        return links
     }
 
     /// Stages `item` for worker `owner` (sent at the next ``flush(stats:dropped:)``). False when

@@ -44,23 +44,6 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     @inline(__always)
     public var isEmpty: Bool { head.load(ordering: .relaxed) == tail.load(ordering: .acquiring) }
 
-    /// Consumer side: hands at most `limit` queued items to `body`, oldest first; returns how
-    /// many.
-    @discardableResult
-    public func drain(limit: Int, _ body: (Element) -> Void) -> Int {
-        var h = head.load(ordering: .relaxed)
-        let t = min(tail.load(ordering: .acquiring), h + limit)
-        let first = h
-        while h < t {
-            let slot = slots + (h & (capacity - 1))
-            if let item = slot.pointee { body(item) }
-            slot.pointee = nil
-            h += 1
-        }
-        head.store(h, ordering: .releasing)
-        return h - first
-    }
-
     /// Consumer side: hands every queued item to `body`, oldest first.
     public func drain(_ body: (Element) -> Void) {
         var h = head.load(ordering: .relaxed)

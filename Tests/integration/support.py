@@ -17,6 +17,21 @@ MIX_A = os.path.join(ROOT, 'traces', 'mix-a.pcap')
 SHARED_PCAPCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'pcapcmp.py')
 
 
+def admin_request(path, obj):
+    """One request to a dist-vnf admin socket (a JSON line), and its reply."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall((json.dumps(obj) + '\n').encode())
+        data = b''
+        while not data.endswith(b'\n'):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
 def binary():
     path = os.environ.get('DIST_VNF') or os.path.join(ROOT, '.build', 'release', 'dist-vnf')
     if not os.path.exists(path):
@@ -62,17 +77,7 @@ class VNF:
                 time.sleep(0.05)
 
     def request(self, obj):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(self.admin)
-            s.sendall((json.dumps(obj) + '\n').encode())
-            data = b''
-            while not data.endswith(b'\n'):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        return admin_request(self.admin, obj)
 
     def wait_rx(self, count):
         """Waits until the VNF has received `count` frames; returns the stats reply."""

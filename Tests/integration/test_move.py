@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from support import MIX_A, ROOT, SHARED_PCAPCMP, VNF, asset_facts, facts_agreement, flow_owner, write_pcap
+from support import MIX_A, ROOT, SHARED_PCAPCMP, VNF, admin_request, asset_facts, facts_agreement, flow_owner, write_pcap
 
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402
@@ -108,7 +108,7 @@ class MoveTests(unittest.TestCase):
             report, out = self.move(bed, '--guarantee', guarantee, '--opt', opt, '--mode', mode, *extra)
             replay.join()
             flows_after = bed.run('ctl', 'flows', 'vnf1', '--filter', FILTER).stdout
-            reply = self.admin(bed, 'vnf2', {'cmd': 'flows', 'limit': 100000})
+            reply = admin_request(os.path.join(bed.dir, 'vnf2.sock'), {'cmd': 'flows', 'limit': 100000})
             self.destination_flows = reply.get('flows', [])
             self.assertIn('flows', reply, reply)
             ended_in = self.destination_said(bed) if mode == 'dist' and report.get('outcome') == 'completed' else None
@@ -147,21 +147,6 @@ class MoveTests(unittest.TestCase):
         else:
             self.assertEqual(moved_hosts, self.of_moved(expected))
         return report, result
-
-    @staticmethod
-    def admin(bed, vnf, request):
-        import socket
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(os.path.join(bed.dir, f'{vnf}.sock'))
-            s.sendall((json.dumps(request) + '\n').encode())
-            data = b''
-            while not data.endswith(b'\n'):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
 
     def assert_flows_at_their_owners(self, workers):
         """Every flow at the destination sits at the worker the owner function names."""
@@ -209,7 +194,8 @@ class MoveTests(unittest.TestCase):
         # Within a flow, the kernel's fanout can put its two directions on two queues (it did
         # with an IPv4-in-IPv6 tunnel of the trace, outside any Move): the two workers then
         # send them in the order they run, and only each direction keeps its order.
-        one_worker = not any('2' in u or '3' in u or '4' in u for u in up[1:2]) if '--workers' in up else True
+        counts = up[up.index('--workers') + 1].split(',') if '--workers' in up else ['1']
+        one_worker = all(c == '1' for c in counts)
         within = 'flows' if one_worker else 'directions'
         order = {'lf': within, 'op': 'all' if 'll' not in opt and one_worker else within}.get(guarantee, 'none')
         report, result = self.moved(guarantee, opt, order, mode='dist', up=up, extra=extra, parity=parity)
