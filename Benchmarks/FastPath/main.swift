@@ -54,17 +54,14 @@ let fastPath = FastPath(table: table, stats: stats)
 let ownerStats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
 ownerStats.initialize(to: WorkerStats())
 let owner = FastPath(table: FlowTable(capacity: 1 << 20), stats: ownerStats)
-let links = HandoffLinks<Int32>.mesh(workers: 2, capacity: 4096)
+let links = HandoffLinks<HandoffPacket>.mesh(workers: 2, capacity: 4096)
 if handoff {
     fastPath.ownership = FlowOwnership(workers: 2)
+    fastPath.handoff = links[0]
     owner.ownership = fastPath.ownership
     owner.index = 1
+    owner.handoff = links[1]
 }
-// What worker 1 takes from its ring, as dist-vnf's worker lays a burst out.
-let taken = UnsafeMutablePointer<Int32>.allocate(capacity: 32)
-let takenData = UnsafeMutablePointer<UnsafePointer<UInt8>?>.allocate(capacity: 32)
-let takenSegments = UnsafeMutablePointer<UInt16>.allocate(capacity: 32)
-let takenLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 32)
 
 let start = DispatchTime.now().uptimeNanoseconds
 var now: UInt64 = 1_000_000_000
@@ -75,19 +72,10 @@ for _ in 0..<passes {
         let events = fastPath.process(count: n, data: data + i, segmentLengths: segmentLengths + i,
                                       packetLengths: packetLengths + i, now: now)
         if handoff && events {
-            for j in 0..<n where fastPath.verdicts[j] == .handoff {
-                _ = links[0].stage(Int32(i + j), to: Int(fastPath.owners[j]))
-            }
-            links[0].flush(stats: stats) { _ in }
-            let m = links[1].incoming[0].dequeue(into: taken, limit: 32)
-            for k in 0..<m {
-                let at = Int(taken[k])
-                takenData[k] = data[at]
-                takenSegments[k] = segmentLengths[at]
-                takenLengths[k] = packetLengths[at]
-            }
-            owner.process(count: m, data: takenData, segmentLengths: takenSegments, packetLengths: takenLengths,
-                          now: now, handedOff: true)
+            links[0].flush(stats: stats)
+            let (items, m) = links[1].incoming[0].peek(limit: 64)
+            owner.processHandedOff(items, count: m, now: now)
+            links[1].incoming[0].consume(m)
         }
         i += n
         now &+= 1000

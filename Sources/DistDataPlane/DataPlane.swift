@@ -94,7 +94,7 @@ public final class DataPlane: @unchecked Sendable {
         let routes = Route.pairs(portCount: portCount)
         let ownership = FlowOwnership(workers: lcores.count)
         self.ownership = ownership
-        let mesh = HandoffLinks<Handoff>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
+        let mesh = HandoffLinks<HandoffPacket>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
         for (i, lcore) in lcores.enumerated() {
             let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
             slot.initialize(to: WorkerStats())

@@ -31,13 +31,6 @@ public struct Route: Sendable, Equatable {
     }
 }
 
-/// A packet on its way to the worker that owns its flow (VPP's worker handoff), and the port
-/// it leaves by.
-public struct Handoff: @unchecked Sendable, BitwiseCopyable {
-    public var mbuf: OpaquePointer
-    public var port: UInt16
-}
-
 /// One worker lcore: polls its RX queue on every port, runs each burst through the
 /// ``FastPath`` (parse, count, track the flow), and forwards every frame, in the order received,
 /// to the route's TX port. It owns its flow table and its statistics slot; it takes no lock and
@@ -61,9 +54,8 @@ public final class Worker: @unchecked Sendable {
     public var transfer: TransferLink?
     /// Worker handoff: the rings to and from every other worker (a constant: read per packet
     /// without an exclusivity check).
-    let handoff: HandoffLinks<Handoff>
+    let handoff: HandoffLinks<HandoffPacket>
     public static let handoffRingSize = 4096
-    let handoffScratch = UnsafeMutablePointer<Handoff>.allocate(capacity: Int(Worker.burstSize))
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
@@ -94,7 +86,7 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
-         handoff: HandoffLinks<Handoff>, idle: IdleBackoff = IdleBackoff(yield: false),
+         handoff: HandoffLinks<HandoffPacket>, idle: IdleBackoff = IdleBackoff(yield: false),
          pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
         self.handoff = handoff
         self.idle = idle
@@ -102,6 +94,7 @@ public final class Worker: @unchecked Sendable {
         self.detector = detector
         self.records = records
         fastPath = FastPath(table: table, stats: statsSlot, detector: detector)
+        fastPath.handoff = handoff
         self.index = index
         self.lcore = lcore
         self.queue = queue
@@ -111,8 +104,6 @@ public final class Worker: @unchecked Sendable {
         self.stopFlag = stopFlag
         self.clock = clock
     }
-
-    deinit { handoffScratch.deallocate() }
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
     func run() -> Int32 {
@@ -159,7 +150,8 @@ public final class Worker: @unchecked Sendable {
                 if n == Worker.burstSize { full = true }
                 dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
                 let events = fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
-                                              packetLengths: packetLengths, now: clock.now())
+                                              packetLengths: packetLengths, now: clock.now(), packets: packets,
+                                              port: route.tx)
                 let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
                 transmit(packets, count: keep, port: route.tx)
             }
@@ -193,13 +185,8 @@ public final class Worker: @unchecked Sendable {
         var keep = 0
         for i in 0..<count {
             let verdict = fastPath.verdicts[i]
-            if verdict == .handoff {
-                if let m = packets[i], !handoff.stage(Handoff(mbuf: m, port: port), to: Int(fastPath.owners[i])) {
-                    statsSlot.pointee.handoffRingFull &+= 1
-                    dist_mbuf_free(m)
-                }
-                continue
-            }
+            // Staged for its owner by the fast path.
+            if verdict == .handoff { continue }
             if verdict == .divert || verdict == .redirect {
                 if let link = transfer, let m = packets[i], link.toTransfer.push(TransferFrame(mbuf: m, redirected: verdict == .redirect)) {
                     if verdict == .redirect { statsSlot.pointee.redirected &+= 1 }
@@ -241,9 +228,7 @@ public final class Worker: @unchecked Sendable {
                 if !hold(packets[i], port: port) { dist_mbuf_free(packets[i]) }
             }
         }
-        // What a full ring does not take: no state was touched anywhere, as if the port had
-        // dropped it.
-        handoff.flush(stats: statsSlot) { dist_mbuf_free($0.mbuf) }
+        handoff.flush(stats: statsSlot)
         return UInt16(keep)
     }
 
@@ -316,11 +301,14 @@ public final class Worker: @unchecked Sendable {
             fastPath.drainFilter = nil
             fastPath.eventRule = nil
             dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
-            fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                             now: clock.now())
+            // They were held at their flows' owner: nothing is handed off, but should a packet
+            // be, sortOut sees it go.
+            let events = fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                                          now: clock.now(), packets: packets, port: port)
             fastPath.drainFilter = filter
             fastPath.eventRule = rule
-            transmit(packets, count: UInt16(n), port: port)
+            let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
+            transmit(packets, count: keep, port: port)
             held.dropFirst(n)
         }
         if !held.draining { fastPath.drainFilter = nil }
@@ -347,7 +335,7 @@ public final class Worker: @unchecked Sendable {
                 fastPath.drainFilter = drain
             }
             let events = fastPath.process(count: pending, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                                          now: clock.now())
+                                          now: clock.now(), packets: packets, port: port)
             let keep = events ? sortOut(packets, count: pending, data: data, lengths: segmentLengths, port: port) : UInt16(pending)
             transmit(packets, count: keep, port: port)
             pending = 0
@@ -405,26 +393,31 @@ public final class Worker: @unchecked Sendable {
 
     /// Processes and forwards up to a burst of the packets another worker handed this one (it
     /// owns their flows); returns whether more than a burst was waiting.
-    func receiveHandoffs(_ ring: HandoffRing<Handoff>, packets: UnsafeMutablePointer<OpaquePointer?>,
+    func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, packets: UnsafeMutablePointer<OpaquePointer?>,
                          data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
                          packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
-        let taken = ring.dequeue(into: handoffScratch, limit: Int(Worker.burstSize))
+        // The packets are processed where they lie in the ring; their slots go back after.
+        let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
         var start = 0
         while start < taken {
             // One port's run at a time (they leave by the port their receiver routed them to).
-            let port = handoffScratch[start].port
+            let run = items + start
+            let port = run[0].port
             var n = 0
-            while start + n < taken && handoffScratch[start + n].port == port {
-                packets[n] = handoffScratch[start + n].mbuf
+            while start + n < taken && run[n].port == port {
+                // The receiver's core wrote the mbuf last; sending it reads and frees it here.
+                dist_prefetch(UnsafeRawPointer(run[n].packet))
+                packets[n] = run[n].packet
+                data[n] = run[n].frame
+                segmentLengths[n] = run[n].segmentLength
                 n += 1
             }
             start += n
-            dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
-            let events = fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                                          now: clock.now(), handedOff: true)
+            let events = fastPath.processHandedOff(run, count: n, now: clock.now())
             let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
             transmit(packets, count: keep, port: port)
         }
+        ring.consume(taken)
         return taken == Int(Worker.burstSize)
     }
 

@@ -3,7 +3,7 @@ import DistPacket
 /// The canonical bidirectional key of a flow: protocol, both endpoints ordered so that the
 /// lower (address, port) comes first, and the VLAN tags. Both directions of a flow map to
 /// the same key; ``FlowKey/canonical(_:)`` also says which direction a packet travels.
-public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible, BitwiseCopyable {
     public var loAddr: IPAddress
     public var hiAddr: IPAddress
     public var loPort: UInt16
@@ -68,7 +68,7 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible {
 
 /// A packet's flow key, direction and hash, computed once per packet so that a burst can
 /// prefetch every packet's slot and entry before any lookup waits on memory.
-public struct FlowProbe: Sendable {
+public struct FlowProbe: Sendable, BitwiseCopyable {
     public var key: FlowKey
     public var hash: UInt64
     public var fromLo: Bool

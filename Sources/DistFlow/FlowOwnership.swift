@@ -24,10 +24,25 @@ public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// with ``owner(of:)`` whatever the port's size.
     public static let tableEntries = 64
 
+    /// The redirection table's 64 entries for this many workers (``redirectionRows``' row):
+    /// the owner without a division per packet.
+    @usableFromInline let redirection: UnsafePointer<UInt8>
+
     public init(workers: Int) {
         self.workers = max(1, workers)
         table = Self.sharedTable
+        redirection = Self.redirectionRows + (min(self.workers, Self.tableEntries) - 1) * Self.tableEntries
     }
+
+    /// Row `w - 1` is the redirection table of `w` workers (entry `i` is `i % w`); from 64
+    /// workers on, entry `i` is `i`.
+    nonisolated(unsafe) static let redirectionRows: UnsafePointer<UInt8> = {
+        let rows = UnsafeMutablePointer<UInt8>.allocate(capacity: tableEntries * tableEntries)
+        for w in 1...tableEntries {
+            for i in 0..<tableEntries { rows[(w - 1) * tableEntries + i] = UInt8(i % w) }
+        }
+        return UnsafePointer(rows)
+    }()
 
     public static func == (a: FlowOwnership, b: FlowOwnership) -> Bool { a.workers == b.workers }
 
@@ -39,7 +54,7 @@ public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// The worker that owns `key`'s flow.
     @inlinable @inline(__always)
     public func owner(of key: FlowKey) -> Int {
-        workers == 1 ? 0 : Int(Self.hash(key, table: table) & UInt32(Self.tableEntries - 1)) % workers
+        workers == 1 ? 0 : Int(redirection[Int(Self.hash(key, table: table) & UInt32(Self.tableEntries - 1))])
     }
 
     /// The Toeplitz hash a NIC computes under ``symmetricKey`` for a packet of `key`'s flow (in

@@ -141,8 +141,17 @@ public final class FlowTable {
 
     /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
     /// first pass, which also prefetched the slot and entry).
-    @inlinable
+    @inlinable @inline(__always)
     public func track(_ info: borrowing PacketInfo, probe: borrowing FlowProbe, wireLength: UInt32, now: UInt64,
+                      index: inout Int) -> TrackOutcome {
+        track(probe: probe, tcpFlags: info.l4 == .tcp ? info.tcpFlags : nil, wireLength: wireLength, now: now,
+              index: &index)
+    }
+
+    /// ``track(_:probe:wireLength:now:index:)`` given only what it reads of a parse: the TCP flags
+    /// (nil for other transports). A packet another worker parsed comes with no more than this.
+    @inlinable
+    public func track(probe: borrowing FlowProbe, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
                       index: inout Int) -> TrackOutcome {
         let h = probe.hash
         let tag = h >> 32
@@ -158,7 +167,7 @@ public final class FlowTable {
                         state.pointee.counters.markedPackets &+= 1
                         return .marked
                     }
-                    update(e, info: info, fromLo: probe.fromLo, wireLength: wireLength, now: now)
+                    update(e, tcpFlags: tcpFlags, fromLo: probe.fromLo, wireLength: wireLength, now: now)
                     return .updated
                 }
             }
@@ -172,13 +181,13 @@ public final class FlowTable {
         state.pointee.freeCount -= 1
         let e = Int(freeList[state.pointee.freeCount])
         // The client is the sender of the first packet seen, unless that packet is a SYN-ACK.
-        let synAck = info.l4 == .tcp ? info.tcpFlags & 0x12 == 0x12 : false
+        let synAck = tcpFlags.map { $0 & 0x12 == 0x12 } ?? false
         let clientIsLo = synAck ? !probe.fromLo : probe.fromLo
         entries[e] = FlowEntry(key: probe.key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
         slots[slot] = tag << 32 | UInt64(e + 1)
         state.pointee.counters.created &+= 1
         index = e
-        update(e, info: info, fromLo: probe.fromLo, wireLength: wireLength, now: now)
+        update(e, tcpFlags: tcpFlags, fromLo: probe.fromLo, wireLength: wireLength, now: now)
         return .created
     }
 
@@ -198,20 +207,21 @@ public final class FlowTable {
     }
 
     @inlinable @inline(__always)
-    func update(_ e: Int, info: borrowing PacketInfo, fromLo: Bool, wireLength: UInt32, now: UInt64) {
+    func update(_ e: Int, tcpFlags: UInt8?, fromLo: Bool, wireLength: UInt32, now: UInt64) {
         let entry = entries + e
+        let flags = tcpFlags ?? 0
         if fromLo == entry.pointee.clientIsLo {
             entry.pointee.packetsToServer &+= 1
             entry.pointee.bytesToServer &+= UInt64(wireLength)
-            entry.pointee.flagsToServer |= info.tcpFlags
+            entry.pointee.flagsToServer |= flags
         } else {
             entry.pointee.packetsToClient &+= 1
             entry.pointee.bytesToClient &+= UInt64(wireLength)
-            entry.pointee.flagsToClient |= info.tcpFlags
+            entry.pointee.flagsToClient |= flags
         }
         entry.pointee.lastSeen = now
-        if info.l4 == .tcp {
-            entry.pointee.tcpState = entry.pointee.tcpState.next(flags: info.tcpFlags)
+        if let tcpFlags {
+            entry.pointee.tcpState = entry.pointee.tcpState.next(flags: tcpFlags)
         }
     }
 

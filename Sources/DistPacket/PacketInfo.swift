@@ -46,7 +46,7 @@ public struct PacketInfo: Sendable {
 }
 
 /// A 128-bit address, big-endian number order (so comparisons follow the textual order).
-public struct IPAddress: Hashable, Comparable, Sendable, Codable {
+public struct IPAddress: Hashable, Comparable, Sendable, Codable, BitwiseCopyable {
     public var hi: UInt64
     public var lo: UInt64
 

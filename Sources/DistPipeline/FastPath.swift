@@ -33,11 +33,13 @@ public final class FastPath {
     /// to the transfer lcore, never through the network function.
     public var channel: (address: IPAddress, port: UInt16)?
     /// Which worker owns each flow, and which one this is: packets of flows another worker
-    /// owns are handed to it (``Verdict/handoff``).
+    /// owns are handed to it (``Verdict/handoff``) through ``handoff``.
     public var ownership = FlowOwnership(workers: 1)
     public var index = 0
+    /// This worker's ends of the worker handoff (with several workers).
+    public var handoff: HandoffLinks<HandoffPacket>?
     /// For each ``Verdict/handoff`` packet of the last burst, the worker that owns it.
-    public let owners: UnsafeMutablePointer<UInt16>
+    @usableFromInline let owners: UnsafeMutablePointer<UInt16>
 
     /// A packet's fate after ``process(count:data:segmentLengths:packetLengths:now:)``.
     public enum Verdict: UInt8, Sendable {
@@ -59,8 +61,8 @@ public final class FastPath {
         /// Dropped here, not raised (state untouched): a copy the other end of an
         /// order-preserving Move processes, or that Move's in-band control packet.
         case discard
-        /// Another worker owns the packet's flow (``owners`` says which): it goes there through
-        /// the worker handoff, unprocessed here.
+        /// Another worker owns the packet's flow: it is staged on ``handoff`` for that worker,
+        /// unprocessed here.
         case handoff
     }
 
@@ -93,42 +95,25 @@ public final class FastPath {
 
     /// Processes `count` frames (at most `maxBurst`): `data[i]` points at frame i, of which
     /// `segmentLengths[i]` bytes are contiguous (what the parser may read) and
-    /// `packetLengths[i]` is its whole length. Returns true when some packet matched the event
-    /// rule (its fate is then in ``verdicts``; otherwise every packet is to be forwarded).
+    /// `packetLengths[i]` is its whole length. Returns true when some packet did not simply go
+    /// on (its fate is then in ``verdicts``; otherwise every packet is to be forwarded).
+    ///
+    /// With several workers, a packet whose flow another worker owns is staged on ``handoff``
+    /// (verdict ``Verdict/handoff``) with its parse, `packets[i]` as its handle and `port` as
+    /// the port it leaves by; the caller flushes the links after the burst. When the owner's
+    /// ring is full it is counted (``WorkerStats/handoffRingFull``) and its verdict is
+    /// ``Verdict/discard``.
     @inlinable @discardableResult
     public func process(
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
-        packetLengths: UnsafePointer<UInt32>, now: UInt64
-    ) -> Bool {
-        processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
-                      handedOff: false)
-    }
-
-    /// As ``process(count:data:segmentLengths:packetLengths:now:)``; `handedOff`: the frames came
-    /// from another worker's queue (``Verdict/handoff``), which counted them and cut them at any
-    /// in-band control packet already: this worker owns their flows and applies the rest.
-    @inlinable @discardableResult
-    public func process(
-        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
-        packetLengths: UnsafePointer<UInt32>, now: UInt64, handedOff: Bool
-    ) -> Bool {
-        // Two copies of the loop, each with its branches on `handedOff` folded away.
-        handedOff
-            ? processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
-                            handedOff: true)
-            : processFrames(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
-                            handedOff: false)
-    }
-
-    @inlinable @inline(__always)
-    func processFrames(
-        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
-        packetLengths: UnsafePointer<UInt32>, now: UInt64, handedOff: Bool
+        packetLengths: UnsafePointer<UInt32>, now: UInt64, packets: UnsafePointer<OpaquePointer?>? = nil,
+        port: UInt16 = 0
     ) -> Bool {
         let stats = self.stats
-        let table = self.table
         let ownership = self.ownership
         let index = self.index
+        let several = ownership.workers > 1
+        var handoffs = false
         var current = eventRule
         let drain = drainFilter
         var events = false
@@ -136,65 +121,37 @@ public final class FastPath {
         for i in 0..<count {
             PacketParser.parse(UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
                                into: &infos[i])
-            if !handedOff { stats.pointee.count(infos[i]) }
+            stats.pointee.count(infos[i])
             bytes &+= UInt64(packetLengths[i])
             verdicts[i] = .forward
             if infos[i].hasFlow {
-                if !handedOff, let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port,
-                   infos[i].dst == channel.address {
+                if let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port, infos[i].dst == channel.address {
                     verdicts[i] = .divert
                     events = true
                     continue
                 }
                 probes[i] = FlowProbe(infos[i])
-                if !handedOff, let rule = current, rule.cutsAtMarker, rule.filter.matches(probes[i].key),
+                if let rule = current, rule.cutsAtMarker, rule.filter.matches(probes[i].key),
                    let verdict = cut(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i]))) {
                     verdicts[i] = verdict
                     events = true
                     current = eventRule
                     continue
                 }
-                if !handedOff && ownership.workers > 1 {
+                if several {
                     let owner = ownership.owner(of: probes[i].key)
                     if owner != index {
                         verdicts[i] = .handoff
                         owners[i] = UInt16(truncatingIfNeeded: owner)
+                        handoffs = true
                         events = true
                         continue
                     }
                 }
                 table.prefetchSlot(probes[i])
-                if let drain, drain.matches(probes[i].key) {
-                    verdicts[i] = .keep
+                if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
+                    verdicts[i] = verdict
                     events = true
-                } else if let rule = current, rule.filter.matches(probes[i].key) {
-                    switch rule.action {
-                    case .redirect:
-                        // Marked flows are the peer's now; unknown ones start there.
-                        if lockedOrUnknown(probes[i].key) {
-                            verdicts[i] = .redirect
-                            events = true
-                        }
-                    case .hold:
-                        verdicts[i] = .keep
-                        events = true
-                    case .gate:
-                        // Past its queue's cut: waits for the source's last redirected packet.
-                        if !rule.sourceEnded {
-                            verdicts[i] = .keep
-                            events = true
-                        }
-                    case .discard:
-                        // Handed over by a worker whose queue had no cut: a copy all the same.
-                        verdicts[i] = .discard
-                        stats.pointee.duplicatesDropped &+= 1
-                        events = true
-                    case .drop, .buffer, .process:
-                        if !rule.lateLocking || lockedOrUnknown(probes[i].key) {
-                            verdicts[i] = rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
-                            events = true
-                        }
-                    }
                 }
             } else if infos[i].l3 == .arp, let detector, detector.arp {
                 detector.arp(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
@@ -214,14 +171,96 @@ public final class FastPath {
                        entry: entry, created: outcome == .created, now: now)
             }
         }
-        if handedOff {
-            stats.pointee.handoffReceived &+= UInt64(count)
-        } else {
-            stats.pointee.rxPackets &+= UInt64(count)
-            stats.pointee.rxBytes &+= bytes
-            stats.pointee.bursts &+= 1
+        if handoffs {
+            stageHandoffs(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                          packets: packets, port: port)
         }
+        stats.pointee.rxPackets &+= UInt64(count)
+        stats.pointee.rxBytes &+= bytes
+        stats.pointee.bursts &+= 1
         return events
+    }
+
+    /// Stages the last burst's ``Verdict/handoff`` packets for their owners, with their parse.
+    @usableFromInline
+    func stageHandoffs(count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
+                       packetLengths: UnsafePointer<UInt32>, packets: UnsafePointer<OpaquePointer?>?, port: UInt16) {
+        guard let handoff else {
+            for i in 0..<count where verdicts[i] == .handoff { verdicts[i] = .discard }
+            return
+        }
+        for i in 0..<count where verdicts[i] == .handoff {
+            let packet = HandoffPacket(probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
+                                       packet: packets?[i], packetLength: packetLengths[i],
+                                       segmentLength: segmentLengths[i], port: port)
+            if !handoff.stage(packet, to: Int(owners[i])) {
+                // The owner's ring is full: dropped here, as if the port had dropped it (no
+                // state was touched anywhere).
+                stats.pointee.handoffRingFull &+= 1
+                verdicts[i] = .discard
+            }
+        }
+    }
+
+    /// Processes `count` packets other workers handed this one (``Verdict/handoff``): it owns
+    /// their flows. Their receivers parsed and counted them and cut them at any in-band control
+    /// packet already; this applies the rest of the event rule and tracks them, as
+    /// ``process(count:data:segmentLengths:packetLengths:now:packets:port:)`` does, with
+    /// ``verdicts`` and the result alike.
+    @inlinable @discardableResult
+    public func processHandedOff(_ packets: UnsafePointer<HandoffPacket>, count: Int, now: UInt64) -> Bool {
+        let current = eventRule
+        let drain = drainFilter
+        var events = false
+        for i in 0..<count {
+            verdicts[i] = .forward
+            probes[i] = packets[i].probe
+            table.prefetchSlot(probes[i])
+            if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
+                verdicts[i] = verdict
+                events = true
+            }
+        }
+        for i in 0..<count where !events || Self.updatesState(verdicts[i]) {
+            table.prefetchEntry(probes[i])
+        }
+        for i in 0..<count where !events || Self.updatesState(verdicts[i]) {
+            var entry = 0
+            let outcome = table.track(probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
+                                      wireLength: packets[i].packetLength, now: now, index: &entry)
+            if let detector, outcome == .updated || outcome == .created {
+                detect(detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
+                       wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
+                       fromLo: probes[i].fromLo, entry: entry, created: outcome == .created, now: now)
+            }
+        }
+        stats.pointee.handoffReceived &+= UInt64(count)
+        return events
+    }
+
+    /// What the event rule (or a drain) does with a packet of this flow on the worker that owns
+    /// it; nil: it is processed and forwarded.
+    @inlinable @inline(__always)
+    func ruleVerdict(_ key: FlowKey, rule current: EventRule?, drain: FlowFilter?) -> Verdict? {
+        if let drain, drain.matches(key) { return .keep }
+        guard let rule = current, rule.filter.matches(key) else { return nil }
+        switch rule.action {
+        case .redirect:
+            // Marked flows are the peer's now; unknown ones start there.
+            return lockedOrUnknown(key) ? .redirect : nil
+        case .hold:
+            return .keep
+        case .gate:
+            // Past its queue's cut: waits for the source's last redirected packet.
+            return rule.sourceEnded ? nil : .keep
+        case .discard:
+            // Handed over by a worker whose queue had no cut: a copy all the same.
+            stats.pointee.duplicatesDropped &+= 1
+            return .discard
+        case .drop, .buffer, .process:
+            guard !rule.lateLocking || lockedOrUnknown(key) else { return nil }
+            return rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
+        }
     }
 
     /// A packet of a rule that cuts its queue at the Move's in-band control packet, on the

@@ -1,21 +1,59 @@
 import Atomics
+import DistFlow
+import DistPacket
+
+/// A packet on its way to the worker that owns its flow, with what the receiver's parse found
+/// that the owner needs (its flow, direction and hash, TCP flags, where its IP header starts),
+/// so that the owner neither parses it again nor reads its buffer's header to find the frame.
+public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
+    public var probe: FlowProbe
+    public var frame: UnsafePointer<UInt8>
+    /// The receiver's handle for the packet (dist-vnf: its mbuf), returned to it untouched.
+    public var packet: OpaquePointer?
+    public var packetLength: UInt32
+    public var segmentLength: UInt16
+    /// The port it leaves by (the receiver's route).
+    public var port: UInt16
+    public var l3Offset: UInt16
+    /// TCP flags, for a TCP packet.
+    public var tcpFlags: UInt8
+    public var isTCP: Bool
+
+    @inlinable @inline(__always)
+    public init(probe: FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
+                packetLength: UInt32, segmentLength: UInt16, port: UInt16) {
+        self.probe = probe
+        self.frame = frame
+        self.packet = packet
+        self.packetLength = packetLength
+        self.segmentLength = segmentLength
+        self.port = port
+        l3Offset = info.l3Offset
+        tcpFlags = info.tcpFlags
+        isTCP = info.l4 == .tcp
+    }
+}
 
 /// A bounded single-producer single-consumer ring of plain values between two workers, moved in
-/// bursts: one release store of the tail per burst enqueued and of the head per burst taken.
-/// The two indices sit on cache lines of their own, and each side keeps a copy of the other's
-/// index that it reloads only when the ring looks full (or empty), so a burst usually costs one
-/// cache-line transfer each way, as DPDK's `rte_ring` does.
+/// bursts. The producer writes each item straight into its slot (``stage(_:)``) and makes a
+/// burst visible with one release store of the tail (``publish()``); the consumer works on the
+/// items where they lie (``peek(limit:)``) and frees their slots with one release store of the
+/// head (``consume(_:)``). The two indices sit on cache lines of their own, and each side keeps
+/// a copy of the other's index that it reloads only when the ring looks full (or empty), so a
+/// burst usually costs one cache-line transfer each way, as DPDK's `rte_ring` does.
 public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     public let capacity: Int
     @usableFromInline let mask: Int
     @usableFromInline let slots: UnsafeMutablePointer<Element>
-    /// Three cache lines: the consumer's head, the producer's tail, each side's cached copy.
+    /// Three cache lines: the consumer's head, the producer's tail, each side's own state.
     let indices: UnsafeMutableRawPointer
     @usableFromInline let head: UnsafeAtomic<Int>
     @usableFromInline let tail: UnsafeAtomic<Int>
-    /// The producer's view of the head, and the consumer's of the tail (each side's own line).
-    @usableFromInline var producerHead: UnsafeMutablePointer<Int>
-    @usableFromInline var consumerTail: UnsafeMutablePointer<Int>
+    /// The producer's view of the head and its staged items (written, not yet published).
+    @usableFromInline let producerHead: UnsafeMutablePointer<Int>
+    @usableFromInline let staged: UnsafeMutablePointer<Int>
+    /// The consumer's view of the tail.
+    @usableFromInline let consumerTail: UnsafeMutablePointer<Int>
 
     public init(capacity: Int) {
         var size = 2
@@ -30,8 +68,10 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         tailStorage.initialize(to: .init(0))
         head = UnsafeAtomic(at: headStorage)
         tail = UnsafeAtomic(at: tailStorage)
-        producerHead = (indices + 128).bindMemory(to: Int.self, capacity: 1)
-        producerHead.initialize(to: 0)
+        let producer = (indices + 128).bindMemory(to: Int.self, capacity: 2)
+        producer.initialize(repeating: 0, count: 2)
+        producerHead = producer
+        staged = producer + 1
         consumerTail = (indices + 192).bindMemory(to: Int.self, capacity: 1)
         consumerTail.initialize(to: 0)
     }
@@ -41,33 +81,72 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         indices.deallocate()
     }
 
-    /// Producer side: appends up to `count` items, oldest first; returns how many it took (the
-    /// rest did not fit).
+    /// Producer side: writes `item` after what is queued and staged, unseen by the consumer until
+    /// ``publish()``. False when the ring is full (the item stays the caller's).
     @inlinable @inline(__always)
-    public func enqueue(_ items: UnsafePointer<Element>, count: Int) -> Int {
-        let t = tail.load(ordering: .relaxed)
-        if t + count - producerHead.pointee > capacity {
+    public func stage(_ item: Element) -> Bool {
+        let t = tail.load(ordering: .relaxed) + staged.pointee
+        if t - producerHead.pointee >= capacity {
             producerHead.pointee = head.load(ordering: .acquiring)
+            if t - producerHead.pointee >= capacity { return false }
         }
-        let n = min(count, capacity - (t - producerHead.pointee))
+        (slots + (t & mask)).initialize(to: item)
+        staged.pointee += 1
+        return true
+    }
+
+    /// Producer side: makes the staged items visible to the consumer; returns how many.
+    @inlinable @inline(__always) @discardableResult
+    public func publish() -> Int {
+        let n = staged.pointee
         guard n > 0 else { return 0 }
-        for i in 0..<n { slots[(t + i) & mask] = items[i] }
-        tail.store(t + n, ordering: .releasing)
+        tail.store(tail.load(ordering: .relaxed) + n, ordering: .releasing)
+        staged.pointee = 0
         return n
     }
 
-    /// Consumer side: takes up to `limit` items into `out`, oldest first; returns how many.
+    /// Producer side: stages and publishes up to `count` items, oldest first; returns how many
+    /// it took (the rest did not fit).
+    @inlinable
+    public func enqueue(_ items: UnsafePointer<Element>, count: Int) -> Int {
+        var n = 0
+        while n < count && stage(items[n]) { n += 1 }
+        publish()
+        return n
+    }
+
+    /// Consumer side: the oldest queued items, at most `limit`, where they lie (the run stops at
+    /// the end of the ring's storage: a later call gets the rest). They stay valid until
+    /// ``consume(_:)``.
     @inlinable @inline(__always)
-    public func dequeue(into out: UnsafeMutablePointer<Element>, limit: Int) -> Int {
+    public func peek(limit: Int) -> (items: UnsafePointer<Element>, count: Int) {
         let h = head.load(ordering: .relaxed)
         if consumerTail.pointee - h < limit {
             consumerTail.pointee = tail.load(ordering: .acquiring)
         }
-        let n = min(limit, consumerTail.pointee - h)
-        guard n > 0 else { return 0 }
-        for i in 0..<n { out[i] = slots[(h + i) & mask] }
-        head.store(h + n, ordering: .releasing)
-        return n
+        let at = h & mask
+        return (UnsafePointer(slots + at), min(limit, consumerTail.pointee - h, capacity - at))
+    }
+
+    /// Consumer side: frees the slots of the oldest `count` items (after ``peek(limit:)``).
+    @inlinable @inline(__always)
+    public func consume(_ count: Int) {
+        guard count > 0 else { return }
+        head.store(head.load(ordering: .relaxed) + count, ordering: .releasing)
+    }
+
+    /// Consumer side: takes up to `limit` items into `out`, oldest first; returns how many.
+    @inlinable
+    public func dequeue(into out: UnsafeMutablePointer<Element>, limit: Int) -> Int {
+        var taken = 0
+        while taken < limit {
+            let (items, n) = peek(limit: limit - taken)
+            guard n > 0 else { break }
+            (out + taken).update(from: items, count: n)
+            consume(n)
+            taken += n
+        }
+        return taken
     }
 
     /// Consumer side: whether nothing is queued (one load when the cached tail says so).
@@ -82,72 +161,57 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
 
 /// One worker's ends of the worker handoff (VPP's pattern): a single-producer single-consumer
 /// ring to each other worker, and the rings from them. A packet whose flow another worker owns
-/// goes to that worker's ring, in the order received, so a flow's packets keep their order; the
-/// owner takes them between its own bursts. Nothing waits: what a full ring does not take is
-/// counted and the caller's to drop (no state has been touched anywhere, as when a port drops).
-///
-/// Packets are staged per owner while a burst is sorted and enqueued once at its end
-/// (``stage(_:to:)``, ``flush(stats:dropped:)``).
+/// goes into that worker's ring, in the order received, so a flow's packets keep their order;
+/// the owner takes them between its own bursts. Nothing waits: a packet a full ring does not take
+/// is counted and the caller's to drop (no state has been touched anywhere, as when a port
+/// drops). Packets are written into the rings as a burst is sorted (``stage(_:to:)``) and
+/// published once at its end (``flush(stats:)``).
 public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The ring to each worker (nil at this worker's own index).
     public let outgoing: [HandoffRing<Element>?]
     /// The rings from the other workers.
     public let incoming: [HandoffRing<Element>]
-    /// Per owner, what this burst hands it.
-    @usableFromInline let staged: UnsafeMutablePointer<Element>
-    @usableFromInline let stagedCounts: UnsafeMutablePointer<Int>
-    public let burst: Int
+    /// `outgoing`, where the fast path reads it without touching the array's reference count.
+    @usableFromInline let rings: UnsafeMutablePointer<Unmanaged<HandoffRing<Element>>?>
+    @usableFromInline let workers: Int
 
-    init(outgoing: [HandoffRing<Element>?], incoming: [HandoffRing<Element>], burst: Int) {
+    init(outgoing: [HandoffRing<Element>?], incoming: [HandoffRing<Element>]) {
         self.outgoing = outgoing
         self.incoming = incoming
-        self.burst = burst
-        staged = .allocate(capacity: max(1, outgoing.count * burst))
-        stagedCounts = .allocate(capacity: max(1, outgoing.count))
-        stagedCounts.initialize(repeating: 0, count: max(1, outgoing.count))
+        workers = outgoing.count
+        rings = .allocate(capacity: max(1, outgoing.count))
+        for (i, ring) in outgoing.enumerated() { (rings + i).initialize(to: ring.map { Unmanaged.passUnretained($0) }) }
     }
 
-    deinit {
-        staged.deallocate()
-        stagedCounts.deallocate()
-    }
+    deinit { rings.deallocate() }
 
-    /// The links of `workers` workers, each pair joined by a ring of `capacity` each way; at most
-    /// `burst` items staged per owner between flushes.
-    public static func mesh(workers: Int, capacity: Int, burst: Int = 64) -> [HandoffLinks<Element>] {
+    /// The links of `workers` workers, each pair joined by a ring of `capacity` each way.
+    public static func mesh(workers: Int, capacity: Int) -> [HandoffLinks<Element>] {
         // rings[i][j]: from worker i to worker j.
         let rings: [[HandoffRing<Element>?]] = (0..<workers).map { i in
             (0..<workers).map { j in i == j ? nil : HandoffRing<Element>(capacity: capacity) }
         }
         return (0..<workers).map { i in
-            HandoffLinks(outgoing: rings[i], incoming: (0..<workers).compactMap { rings[$0][i] }, burst: burst)
+            HandoffLinks(outgoing: rings[i], incoming: (0..<workers).compactMap { rings[$0][i] })
         }
     }
 
-    /// Stages `item` for worker `owner` (sent at the next ``flush(stats:dropped:)``). False when
-    /// `owner` is not another worker or its stage is full: the item stays the caller's.
+    /// Writes `item` into worker `owner`'s ring (seen there after the next
+    /// ``flush(stats:)``). False when `owner` is not another worker or its ring is full: the
+    /// item stays the caller's, to drop and count as ``WorkerStats/handoffRingFull``.
     @inlinable @inline(__always)
     public func stage(_ item: Element, to owner: Int) -> Bool {
-        guard owner < outgoing.count, outgoing[owner] != nil, stagedCounts[owner] < burst else { return false }
-        staged[owner * burst + stagedCounts[owner]] = item
-        stagedCounts[owner] += 1
-        return true
+        guard owner >= 0, owner < workers, let ring = rings[owner] else { return false }
+        return ring._withUnsafeGuaranteedRef { $0.stage(item) }
     }
 
-    /// Enqueues what was staged, counting in `stats` what went (handed off) and what a full ring
-    /// did not take (handed to `dropped`, oldest first, and counted as ring full).
+    /// Publishes what was staged, counting in `stats` what went (handed off).
     @inlinable
-    public func flush(stats: UnsafeMutablePointer<WorkerStats>, dropped: (Element) -> Void) {
-        for owner in 0..<outgoing.count where stagedCounts[owner] > 0 {
-            let count = stagedCounts[owner]
-            stagedCounts[owner] = 0
-            let base = staged + owner * burst
-            let sent = outgoing[owner]!.enqueue(base, count: count)
-            stats.pointee.handedOff &+= UInt64(sent)
-            if sent < count {
-                stats.pointee.handoffRingFull &+= UInt64(count - sent)
-                for i in sent..<count { dropped(base[i]) }
-            }
+    public func flush(stats: UnsafeMutablePointer<WorkerStats>) {
+        for owner in 0..<workers {
+            guard let ring = rings[owner] else { continue }
+            let n = ring._withUnsafeGuaranteedRef { $0.publish() }
+            stats.pointee.handedOff &+= UInt64(n)
         }
     }
 }

@@ -13,9 +13,11 @@ import Testing
     final class Instance {
         let paths: [FastPath]
         let stats: [UnsafeMutablePointer<WorkerStats>]
-        /// Frames travel the rings as indices into `frames`.
-        let links: [HandoffLinks<Int>]
-        var frames: [[UInt8]] = []
+        let links: [HandoffLinks<HandoffPacket>]
+        let ownership: FlowOwnership
+        /// Every frame received, where it stays: an owner reads a handed-off frame's bytes after
+        /// its receiver is done with it.
+        var buffers: [UnsafeMutableBufferPointer<UInt8>] = []
 
         init(workers: Int, ringCapacity: Int = 64) {
             let stats = (0..<workers).map { _ in
@@ -24,58 +26,71 @@ import Testing
                 return s
             }
             self.stats = stats
+            ownership = FlowOwnership(workers: workers)
+            let links = HandoffLinks<HandoffPacket>.mesh(workers: workers, capacity: ringCapacity)
+            self.links = links
             paths = (0..<workers).map { i in
                 let p = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats[i])
                 p.ownership = FlowOwnership(workers: workers)
                 p.index = i
+                p.handoff = links[i]
                 return p
             }
-            links = HandoffLinks<Int>.mesh(workers: workers, capacity: ringCapacity)
         }
 
-        deinit { stats.forEach { $0.deallocate() } }
+        deinit {
+            stats.forEach { $0.deallocate() }
+            buffers.forEach { $0.deallocate() }
+        }
 
         /// `frame` arrives at worker `w`: its verdict there, and (for a handoff) the packet's
         /// verdict at the owner, which takes it at once.
         @discardableResult
         func receive(_ frame: [UInt8], at w: Int, now: UInt64 = 2) -> FastPath.Verdict {
-            let v = RedirectTests.verdict(paths[w], frame, now: now)
+            let v = burst([frame], at: w, now: now)[0]
             guard v == .handoff else { return v }
-            let owner = Int(paths[w].owners[0])
-            #expect(send(frame, from: w, to: owner) == 1)
-            return takeHandoffs(at: owner, now: now).last ?? .forward
+            return takeHandoffs(at: ownership.owner(of: RedirectTests.key(frame)!), now: now).last ?? .forward
         }
 
-        /// Hands `frames` from worker `w` to `owner` as a worker does a burst's; how many went.
-        func send(_ batch: [UInt8]..., from w: Int, to owner: Int) -> Int {
-            let before = stats[w].pointee.handedOff
-            for frame in batch {
-                frames.append(frame)
-                #expect(links[w].stage(frames.count - 1, to: owner))
+        /// `frames` arrive at worker `w` as one burst, which then flushes its handoffs; their
+        /// verdicts there.
+        func burst(_ frames: [[UInt8]], at w: Int, now: UInt64 = 2) -> [FastPath.Verdict] {
+            var data: [UnsafePointer<UInt8>?] = []
+            for frame in frames {
+                let b = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: frame.count)
+                _ = b.initialize(from: frame)
+                buffers.append(b)
+                data.append(UnsafePointer(b.baseAddress))
             }
-            links[w].flush(stats: stats[w]) { _ in }
-            return Int(stats[w].pointee.handedOff - before)
+            var seg = frames.map { UInt16($0.count) }
+            var len = frames.map { UInt32($0.count) }
+            paths[w].process(count: frames.count, data: &data, segmentLengths: &seg, packetLengths: &len, now: now)
+            links[w].flush(stats: stats[w])
+            return (0..<frames.count).map { paths[w].verdicts[$0] }
         }
 
-        /// Worker `w` takes what the others handed it; the verdicts.
+        /// Worker `w` takes what the others handed it, one packet at a time; their verdicts, and
+        /// the frames as it found them.
+        @discardableResult
         func takeHandoffs(at w: Int, now: UInt64 = 2) -> [FastPath.Verdict] {
-            var verdicts: [FastPath.Verdict] = []
-            let taken = UnsafeMutablePointer<Int>.allocate(capacity: 64)
-            defer { taken.deallocate() }
+            taken(at: w, now: now).map(\.verdict)
+        }
+
+        func taken(at w: Int, now: UInt64 = 2) -> [(verdict: FastPath.Verdict, frame: [UInt8])] {
+            var out: [(FastPath.Verdict, [UInt8])] = []
             for ring in links[w].incoming {
-                let n = ring.dequeue(into: taken, limit: 64)
-                for frame in (0..<n).map({ frames[taken[$0]] }) {
-                    frame.withUnsafeBufferPointer { buffer in
-                        var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
-                        var seg = [UInt16(frame.count)]
-                        var len = [UInt32(frame.count)]
-                        _ = paths[w].process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: now,
-                                             handedOff: true)
+                while true {
+                    let (items, n) = ring.peek(limit: 64)
+                    if n == 0 { break }
+                    for k in 0..<n {
+                        paths[w].processHandedOff(items + k, count: 1, now: now)
+                        out.append((paths[w].verdicts[0],
+                                    Array(UnsafeBufferPointer(start: items[k].frame, count: Int(items[k].segmentLength)))))
                     }
-                    verdicts.append(paths[w].verdicts[0])
+                    ring.consume(n)
                 }
             }
-            return verdicts
+            return out
         }
 
         var flows: [FlowKey: (worker: Int, entry: FlowEntry)] {
@@ -126,27 +141,50 @@ import Testing
 
     @Test func aFullHandoffRingIsCountedAndTouchesNoState() throws {
         let two = Instance(workers: 2, ringCapacity: 4)
-        let ownership = FlowOwnership(workers: 2)
-        let theirs = Self.frames.filter { RedirectTests.key($0).map { ownership.owner(of: $0) == 1 } ?? false }
-        for f in theirs.prefix(10) { #expect(RedirectTests.verdict(two.paths[0], f) == .handoff) }
-        // One burst of ten for a ring of four: four go, six are counted as dropped.
-        var dropped: [Int] = []
-        for f in theirs.prefix(10) {
-            two.frames.append(f)
-            #expect(two.links[0].stage(two.frames.count - 1, to: 1))
-        }
-        #expect(!two.links[0].stage(0, to: 0))  // not to itself
-        two.links[0].flush(stats: two.stats[0]) { dropped.append($0) }
+        let theirs = Self.frames.filter { RedirectTests.key($0).map { two.ownership.owner(of: $0) == 1 } ?? false }
+        // One burst of ten for a ring of four: four go, six are dropped and counted.
+        let verdicts = two.burst(Array(theirs.prefix(10)), at: 0)
+        #expect(verdicts == Array(repeating: .handoff, count: 4) + Array(repeating: .discard, count: 6))
         #expect(two.stats[0].pointee.handedOff == 4 && two.stats[0].pointee.handoffRingFull == 6)
-        #expect(dropped == Array(4..<10))
         #expect(two.paths[0].table.count == 0 && two.paths[1].table.count == 0)
-        // The owner takes them in the order they were handed off; then there is room again.
+        // The owner takes them in the order they were handed off, with their bytes; then there
+        // is room again.
+        let taken = two.taken(at: 1)
+        #expect(taken.map(\.frame) == Array(theirs.prefix(4)))
+        #expect(taken.allSatisfy { $0.verdict == .forward })
+        #expect(two.links[1].incoming[0].isEmpty)
+        #expect(two.receive(theirs[4], at: 0) == .forward)
+        #expect(two.stats[0].pointee.handedOff == 5 && two.stats[1].pointee.handoffReceived == 5)
+    }
+
+    @Test func theRingHandsItemsOverInOrderAcrossItsEnd() {
+        // A ring of 8 filled and emptied unevenly, so runs wrap around its storage: every item
+        // comes out once, in order; a full ring takes nothing until the consumer frees slots.
+        let ring = HandoffRing<Int>(capacity: 8)
+        var next = 0, expected = 0
+        for round in 0..<50 {
+            let add = round % 7 + 1
+            for _ in 0..<add where ring.stage(next) { next += 1 }
+            ring.publish()
+            var want = round % 5 + 1
+            while want > 0 {
+                let (items, n) = ring.peek(limit: want)
+                if n == 0 { break }
+                for k in 0..<n {
+                    #expect(items[k] == expected)
+                    expected += 1
+                }
+                ring.consume(n)
+                want -= n
+            }
+        }
+        #expect(expected > 50 && next - expected <= 8)
+        while ring.stage(-1) {}
+        #expect(!ring.stage(-1))
+        ring.publish()
         let out = UnsafeMutablePointer<Int>.allocate(capacity: 16)
         defer { out.deallocate() }
-        #expect(two.links[1].incoming[0].dequeue(into: out, limit: 16) == 4)
-        #expect((0..<4).map { two.frames[out[$0]] } == Array(theirs.prefix(4)))
-        #expect(two.links[1].incoming[0].isEmpty)
-        #expect(two.send(theirs[4], from: 0, to: 1) == 1)
+        #expect(ring.dequeue(into: out, limit: 16) == 8)
     }
 
     static let filter = try! FlowFilter(parsing: "nw_src=192.168.1.0/24")
