@@ -125,7 +125,10 @@ import Testing
         #expect(c.packets == 54_981)
         _ = try Self.request(destination, ["type": "delAllFlows", "id": 7])
         let reset = Self.chunks(try Self.request(destination, ["type": "getAllFlows", "id": 8]))
-        guard case .allFlows(let z)? = try? StateCodec.decode([UInt8](Data(base64Encoded: reset[0])!)) else { return }
+        guard case .allFlows(let z)? = try? StateCodec.decode([UInt8](Data(base64Encoded: reset[0])!)) else {
+            Issue.record("no all-flows state after the reset")
+            return
+        }
         #expect(z.packets == 0)
     }
 
@@ -154,7 +157,10 @@ import Testing
 
         // Merge on import: a destination that knows a host keeps what it knew.
         let detector = Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads"))
-        guard case .multiFlow(let first)? = try? StateCodec.decode([UInt8](Data(base64Encoded: withPeers[0])!)) else { return }
+        guard case .multiFlow(let first)? = try? StateCodec.decode([UInt8](Data(base64Encoded: withPeers[0])!)) else {
+            Issue.record("the first chunk is not a host's state")
+            return
+        }
         var known = first.asset
         known.services = []
         known.os = [Detector.OSEntry(kind: .syn, signature: nil, text: "known-here", port: 1, ttl: 64)] + known.os
@@ -170,7 +176,10 @@ import Testing
         let path = try Self.pipeline(run: Self.frames)
         let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
         func hosts(_ request: StateRequest) -> [IPAddress] {
-            guard case .assets(let a) = path.perform(request) else { return [] }
+            guard case .assets(let a) = path.perform(request) else {
+                Issue.record("\(request) gave no hosts")
+                return []
+            }
             return a.map { $0.address }
         }
         let own = hosts(.exportAssets(filter, peers: false))

@@ -21,7 +21,7 @@ def sh(*args, ns=None):
     return subprocess.run(command, check=True, capture_output=True, text=True)
 
 
-def test_frames(flows=40, per_flow=12):
+def make_frames(flows=40, per_flow=12):
     """Both directions of `flows` TCP and UDP flows, interleaved, with distinct payloads."""
     frames = []
     for n in range(per_flow):
@@ -115,7 +115,7 @@ pickle.dump(back, sys.stdout.buffer)
         return pcapcheck.compare(frames, back), stats
 
     def test_one_armed_forwarding_on_veth_is_whole_and_in_order(self):
-        frames = test_frames()
+        frames = make_frames()
         result, stats = self.forward(frames, 1)
         self.assertEqual((result['lost'], result['duplicated'], result['extra'], result['reordered']),
                          (0, 0, 0, 0), result)
@@ -123,7 +123,7 @@ pickle.dump(back, sys.stdout.buffer)
         self.assertEqual(stats['flows']['created'], 40)
 
     def test_two_queues_keep_both_directions_of_a_flow_on_one_worker(self):
-        frames = test_frames()
+        frames = make_frames()
         result, stats = self.forward(frames, 2)
         self.assertEqual((result['lost'], result['duplicated'], result['reordered_within_flows']), (0, 0, 0), result)
         # Were a flow split across workers, each would create it: 40 flows would count more.
@@ -155,7 +155,7 @@ class EventTests(AfPacketTests):
     def test_events_raise_drop_hold_and_release_in_order(self):
         from test_southbound import Client
         import base64
-        frames = test_frames(flows=10, per_flow=6)
+        frames = make_frames(flows=10, per_flow=6)
         tcp_frames = [f for f in frames if f[23] == 6]
         udp_frames = [f for f in frames if f[23] == 17]
         vnf = VNF(['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--vdev', f'net_af_packet0,iface={self.vnf_if}'],

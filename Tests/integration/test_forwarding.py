@@ -136,7 +136,10 @@ class ForwardingTests(unittest.TestCase):
         self.assertGreaterEqual(free_pages(), free)
 
     def test_user_captures(self):
-        for path in filter(None, os.environ.get('DIST_EXTRA_PCAPS', '').split(':')):
+        paths = [p for p in os.environ.get('DIST_EXTRA_PCAPS', '').split(':') if p]
+        if not paths:
+            self.skipTest('no captures of your own: set DIST_EXTRA_PCAPS=/a.pcap:/b.pcap')
+        for path in paths:
             with self.subTest(capture=path):
                 forward(self, path)
 
