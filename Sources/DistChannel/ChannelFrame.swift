@@ -34,13 +34,16 @@ public struct ChannelFrame: Equatable, Sendable {
         /// A part of one redirected packet too large for a frame: a flags byte (bit 0: the last
         /// part) then the part's bytes. The parts of a packet go in consecutive frames.
         case packetPart = 10
+        /// A part of one state chunk too large for a frame (a host with many services): a flags
+        /// byte (bit 0: the last part) then the part's bytes. The parts go in consecutive frames.
+        case statePart = 11
     }
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"
-    /// 2: the `copies` and `packets` kinds; 3: `packetPart`. A peer of another version fails every frame's
+    /// 2: the `copies` and `packets` kinds; 3: `packetPart`; 4: `statePart`. A peer of another version fails every frame's
     /// decoding (counted as rejected) from the first, before anything has moved; the
     /// controller refuses a Move between instances that report different versions.
-    public static let version: UInt8 = 3
+    public static let version: UInt8 = 4
     public static let headerSize = 30
     public static let tagSize = 16
     public static let overhead = headerSize + tagSize

@@ -468,7 +468,7 @@ public final class TransferAgent: @unchecked Sendable {
             "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
             "stateFrames": s.stateFrames,
             "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected, "redirectedBytes": s.redirectedBytes,
-            "packetsTooLarge": s.packetsTooLarge, "packetsInParts": s.packetsInParts, "packetFrames": s.packetFrames, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
+            "packetsTooLarge": s.packetsTooLarge, "packetsInParts": s.packetsInParts, "statesInParts": s.statesInParts, "packetFrames": s.packetFrames, "serializeNs": Int(s.serializeNanoseconds), "framesSent": e.framesSent,
             "framesReceived": e.framesReceived, "retransmissions": e.retransmissions, "rejected": e.rejected,
             "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries, "spuriousTimeouts": e.spuriousTimeouts,
             "congestionWindow": Int(move.session.endpoint.congestionWindow),

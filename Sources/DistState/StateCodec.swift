@@ -100,8 +100,9 @@ public enum StateCodec {
     /// Versions this build reads.
     public static let versions: ClosedRange<UInt8> = 1...2
     public static let headerSize = 12
-    /// Largest payload accepted (an asset with many services fits many times over).
-    public static let maxPayload = 60 * 1024
+    /// Largest payload accepted: a bound on what a forged length can make a reader wait for,
+    /// far above any real state (a host's service takes about 40 bytes: 1 MiB is over 25,000).
+    public static let maxPayload = 1 << 20
 
     // MARK: Encoding
 

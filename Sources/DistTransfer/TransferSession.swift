@@ -105,6 +105,8 @@ public final class TransferSource {
         public var stateBytes = 0
         public var packetsRedirected = 0
         public var redirectedBytes = 0
+        /// States too large for one channel frame, sent in parts (``ChannelFrame/Kind/statePart``).
+        public var statesInParts = 0
         /// Redirected packets too large for one channel frame, sent in parts (``ChannelFrame/Kind/packetPart``).
         public var packetsInParts = 0
         /// Redirected packets that could not go at all (over 65,535 bytes; none of the data
@@ -130,14 +132,27 @@ public final class TransferSource {
         queue(.open, [switchTraffic.rawValue, UInt8(from.count)] + from + Array(filter.utf8))
     }
 
-    /// Queues one state (serialized now, packed with the next ones).
+    /// Queues one state (serialized now, packed with the next ones). A state too large for a
+    /// frame goes in parts, in frames of their own (``ChannelFrame/Kind/statePart``).
     public func add(_ chunk: StateChunk) {
         let start = DispatchTime.now().uptimeNanoseconds
         let bytes = StateCodec.encode(chunk)
         if pending.count + 2 + bytes.count > maxPayload { flushState() }
-        pending.append(UInt8(bytes.count >> 8))
-        pending.append(UInt8(bytes.count & 0xFF))
-        pending += bytes
+        if 2 + bytes.count > maxPayload {
+            var at = 0
+            while at < bytes.count {
+                let end = min(bytes.count, at + maxPayload - 1)
+                queue(.statePart, [end == bytes.count ? 1 : 0] + bytes[at..<end])
+                counters.stateFrames += 1
+                counters.stateBytes += end - at + 1
+                at = end
+            }
+            counters.statesInParts += 1
+        } else {
+            pending.append(UInt8(bytes.count >> 8))
+            pending.append(UInt8(bytes.count & 0xFF))
+            pending += bytes
+        }
         counters.serializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
         switch chunk {
         case .perFlow: counters.perFlowStates += 1
@@ -321,9 +336,11 @@ public final class TransferDestination {
     /// A state that did not decode: the Move cannot go on (why).
     public private(set) var failure: String?
     var held: [[UInt8]] = []
-    /// The parts of a redirected packet received so far (``ChannelFrame/Kind/packetPart``;
-    /// every part holds a byte at least, so empty: none pending).
+    /// The parts of a redirected packet or a state received so far
+    /// (``ChannelFrame/Kind/packetPart``, ``ChannelFrame/Kind/statePart``; every part holds a
+    /// byte at least, so empty: none pending), and of which kind.
     var partial: [UInt8] = []
+    var partialKind = ChannelFrame.Kind.packetPart
     /// Flows imported so far (deleted again if the Move aborts).
     public private(set) var importedFlows: [FlowKey] = []
 
@@ -337,35 +354,40 @@ public final class TransferDestination {
         var out: [Delivery] = []
         for frame in endpoint.receive(bytes, now: now) {
             guard failure == nil else { break }
-            if !partial.isEmpty && frame.kind != .packetPart {
-                failure = "a redirected packet's parts from the source end before its last"
+            if !partial.isEmpty && frame.kind != partialKind {
+                failure = partialKind == .packetPart ? "a redirected packet's parts from the source end before its last"
+                    : "a state's parts from the source end before its last"
                 continue
             }
             switch frame.kind {
             case .state:
                 let start = DispatchTime.now().uptimeNanoseconds
-                let chunks: [StateChunk]
                 do {
-                    chunks = try StatePacking.unpack(frame.payload)
+                    apply(try StatePacking.unpack(frame.payload), into: &out)
                 } catch {
                     failure = "a state frame from the source does not decode: \(error)"
                     continue
                 }
-                var flows: [FlowEntry] = [], assets: [AssetState] = []
-                for chunk in chunks {
-                    switch chunk {
-                    case .perFlow(let e): flows.append(e)
-                    case .multiFlow(let a): assets.append(a)
-                    case .allFlows(let c): out.append(.counters(c)); summary.allFlowsStates += 1
-                    }
+                summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+            case .statePart:
+                let p = frame.payload
+                guard p.count >= 2, p[0] & ~1 == 0,
+                      partial.count + p.count - 1 <= StateCodec.headerSize + StateCodec.maxPayload else {
+                    failure = "a part of a state from the source is malformed or makes it over the \(StateCodec.maxPayload)-byte limit"
+                    continue
+                }
+                partialKind = .statePart
+                partial += p[1...]
+                guard p[0] & 1 == 1 else { continue }
+                let start = DispatchTime.now().uptimeNanoseconds
+                defer { partial = [] }
+                do {
+                    apply([try StateCodec.decode(partial)], into: &out)
+                } catch {
+                    failure = "a state in parts from the source does not decode: \(error)"
+                    continue
                 }
                 summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
-                if !assets.isEmpty { out.append(.assets(assets)); summary.multiFlowStates += assets.count }
-                if !flows.isEmpty {
-                    out.append(.flows(flows))
-                    summary.perFlowStates += flows.count
-                    importedFlows += flows.map { $0.key }
-                }
             case .packets:
                 guard let packets = PacketPacking.unpack(frame.payload) else {
                     failure = "a frame of redirected packets from the source does not decode"
@@ -378,6 +400,7 @@ public final class TransferDestination {
                     failure = "a part of a redirected packet from the source is malformed or makes it over \(TransferSource.largestPacket) bytes"
                     continue
                 }
+                partialKind = .packetPart
                 partial += p[1...]
                 if p[0] & 1 == 1 {
                     take(partial, into: &out)
@@ -413,6 +436,24 @@ public final class TransferDestination {
             }
         }
         return out
+    }
+
+    /// Decoded states: flows and hosts to import, all-flows counters to add.
+    func apply(_ chunks: [StateChunk], into out: inout [Delivery]) {
+        var flows: [FlowEntry] = [], assets: [AssetState] = []
+        for chunk in chunks {
+            switch chunk {
+            case .perFlow(let e): flows.append(e)
+            case .multiFlow(let a): assets.append(a)
+            case .allFlows(let c): out.append(.counters(c)); summary.allFlowsStates += 1
+            }
+        }
+        if !assets.isEmpty { out.append(.assets(assets)); summary.multiFlowStates += assets.count }
+        if !flows.isEmpty {
+            out.append(.flows(flows))
+            summary.perFlowStates += flows.count
+            importedFlows += flows.map { $0.key }
+        }
     }
 
     /// A redirected packet: on to the workers once the release is in, held until then.

@@ -290,6 +290,62 @@ struct Wire {
         }
     }
 
+    /// A host with `services` services: its state is about 40 bytes a service.
+    static func host(_ services: Int, last octet: UInt8 = 9) -> StateChunk {
+        let entries = (0..<services).map { (i: Int) -> Detector.ServiceEntry in
+            let proto: UInt8 = i % 2 == 0 ? 6 : 17
+            return Detector.ServiceEntry(port: UInt16(1 + i % 65_000), proto: proto, service: "SERVER",
+                                         application: "app-\(i) version \(i * 7)", server: true, attempts: 1, ttl: 64)
+        }
+        let asset = Detector.Asset(vlan: 0, firstSeen: 1, lastSeen: 2, services: entries)
+        return .multiFlow(AssetState(address: IPAddress(ipv4: 0x0A00_0000 | UInt32(octet)), asset: asset))
+    }
+
+    /// A state too large for a frame (a host with many services, over 65,535 bytes too) goes in
+    /// parts and arrives whole, in its place among the others, over a path that loses,
+    /// duplicates and reorders; states that fit still share frames.
+    @Test func aStateTooLargeForAFrameGoesInParts() throws {
+        let flows = Trace.loaded.chunks.filter { if case .perFlow = $0 { true } else { false } }.prefix(200)
+        let big = [Self.host(300, last: 1), Self.host(2_000, last: 2)]
+        #expect(StateCodec.encode(big[1]).count > 65_535)
+        let chunks = Array(flows.prefix(100)) + [big[0]] + Array(flows.suffix(100)) + [big[1]]
+        for seed: UInt64 in [4, 21] {
+            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 7, key: key)
+            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed), ba = Wire(drop: 0.1, seed: seed &* 5)
+            let delivered = Self.move(chunks, packets: [], releaseAt: nil, wire: &ab, &ba, src: src, dst: dst)
+            #expect(dst.failure == nil)
+            var hosts: [StateChunk] = [], moved = 0
+            for d in delivered {
+                if case .assets(let a) = d { hosts += a.map { StateChunk.multiFlow($0) } }
+                if case .flows(let f) = d { moved += f.count }
+            }
+            #expect(hosts == big)
+            #expect(moved == flows.count)
+            #expect(src.counters.statesInParts == 2 && dst.summary.multiFlowStates == 2)
+            #expect(src.counters.stateFrames < flows.count)
+        }
+    }
+
+    /// A state's parts that stop before the last, or that add up to more than any state: the
+    /// destination stops with a reason.
+    @Test(arguments: [
+        ([[UInt8]([0, 1, 2])], "end before its last"),
+        ([[UInt8]](repeating: [0] + [UInt8](repeating: 1, count: 8_800), count: 120), "limit"),
+        ([[UInt8]([1, 1, 2, 3])], "does not decode"),
+    ])
+    func badStatePartsStopTheDestination(parts: [[UInt8]], why: String) {
+        let src = ChannelEndpoint(moveID: 9, key: key), dst = TransferDestination(moveID: 9, key: key)
+        for p in parts { src.send(.statePart, p) }
+        src.send(.packets, [0, 1, 7])
+        var t: UInt64 = 0
+        while !src.idle && t < 1_000_000_000 {
+            for f in src.poll(now: t) { #expect(dst.receive(f, now: t).isEmpty) }
+            for f in dst.poll(now: t) { _ = src.receive(f, now: t) }
+            t += 100_000
+        }
+        #expect(dst.failure?.contains(why) == true, "\(dst.failure ?? "no failure")")
+    }
+
     /// Until its last part is acknowledged, a packet in parts is the source's to process if the
     /// Move gives up.
     @Test func aPacketInPartsIsProcessedOnceItsLastPartIsIn() {
