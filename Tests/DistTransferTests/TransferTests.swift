@@ -334,16 +334,7 @@ struct Wire {
         ([[UInt8]([1, 1, 2, 3])], "does not decode"),
     ])
     func badStatePartsStopTheDestination(parts: [[UInt8]], why: String) {
-        let src = ChannelEndpoint(moveID: 9, key: key), dst = TransferDestination(moveID: 9, key: key)
-        for p in parts { src.send(.statePart, p) }
-        src.send(.packets, [0, 1, 7])
-        var t: UInt64 = 0
-        while !src.idle && t < 1_000_000_000 {
-            for f in src.poll(now: t) { #expect(dst.receive(f, now: t).isEmpty) }
-            for f in dst.poll(now: t) { _ = src.receive(f, now: t) }
-            t += 100_000
-        }
-        #expect(dst.failure?.contains(why) == true, "\(dst.failure ?? "no failure")")
+        Self.partsStopTheDestination(.statePart, parts: parts, why: why)
     }
 
     /// Until its last part is acknowledged, a packet in parts is the source's to process if the
@@ -377,8 +368,14 @@ struct Wire {
         ([[UInt8]([0] + [UInt8](repeating: 1, count: 8_000))] + [[UInt8]](repeating: [0] + [UInt8](repeating: 1, count: 8_000), count: 8), "over 65535"),
     ])
     func badPartsStopTheDestination(parts: [[UInt8]], why: String) {
+        Self.partsStopTheDestination(.packetPart, parts: parts, why: why)
+    }
+
+    /// Sends `parts` of `kind` then a frame of packets; the destination delivers nothing and
+    /// stops saying `why`.
+    static func partsStopTheDestination(_ kind: ChannelFrame.Kind, parts: [[UInt8]], why: String) {
         let src = ChannelEndpoint(moveID: 9, key: key), dst = TransferDestination(moveID: 9, key: key)
-        for p in parts { src.send(.packetPart, p) }
+        for p in parts { src.send(kind, p) }
         src.send(.packets, [0, 1, 7])
         var t: UInt64 = 0
         while !src.idle && t < 1_000_000_000 {
