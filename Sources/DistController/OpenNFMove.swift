@@ -12,8 +12,9 @@ import NIOCore
 ///
 /// - NG: get, put, switch update, delete at the source; packets meanwhile stay at the source.
 /// - LF: events (drop) at the source first; after the switch update an in-band control packet
-///   (IBC) sent to the source through the switch comes back as its last event, so every packet
-///   the source got has reached the controller before its copy of the state is deleted.
+///   (IBC) sent to the source through the switch comes back as an event, and the source's events
+///   stop only once it has raised nothing for a while after it (``sourceQuiet()``), so every
+///   packet the source got has reached the controller before its copy of the state is deleted.
 /// - OP: LF with a two-phase switch update: first the moved traffic goes to the controller;
 ///   the IBC drains the source; then the controller sends what the switch gave it, in order,
 ///   and the rule sends the traffic to the destination. Every packet reaches the destination
@@ -41,6 +42,8 @@ final class OpenNFMove {
     var stateStarted: UInt64?
     var lastRedirect: UInt64?
     var eventsOn = false
+    /// When the source last raised a packet of the Move (not an IBC).
+    var lastEventAt: UInt64 = 0
     var ibcWaiters: [UInt32: EventLoopPromise<Void>] = [:]
 
     enum Route { case source, controller, destination }
@@ -62,6 +65,10 @@ final class OpenNFMove {
 
     static let movePriority: UInt16 = 100
     static let ibcTimeout = TimeAmount.seconds(3)
+    /// LF: after its IBC the source must have raised nothing for this long before its events
+    /// stop (at most ``quietLimit``).
+    static let quietPeriod: UInt64 = 30_000_000
+    static let quietLimit: UInt64 = 1_000_000_000
 
     /// How long the switch's datapath is given to follow a rule change before an IBC goes.
     let settle: TimeAmount
@@ -114,7 +121,7 @@ final class OpenNFMove {
             return self.spec.guarantee == .op ? self.twoPhaseUpdate() : self.updateSwitch()
         }
         if spec.guarantee == .lf {
-            steps = steps.flatMap { self.drainSource(phase: 2) }
+            steps = steps.flatMap { self.drainSource(phase: 2) }.flatMap { self.sourceQuiet() }
         }
         steps = steps.flatMap { self.deleteAtSource() }
         if guarded {
@@ -301,6 +308,30 @@ final class OpenNFMove {
         return promise.futureResult.map { timeout.cancel() }
     }
 
+    /// LF: waits until the source has raised nothing for ``quietPeriod`` (at most
+    /// ``quietLimit``) before its events stop. The IBC overtakes a packet that Open vSwitch's
+    /// datapath cache still sends the old way after the BARRIER and the settle (seen: 25 packets
+    /// over 25 ms on a loaded host); such a packet, raised, reaches the destination like the
+    /// others, where once events are off it would start its flow again at the source.
+    func sourceQuiet() -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        let since = now
+        lastEventAt = max(lastEventAt, since)
+        func check() {
+            let t = now
+            if t &- lastEventAt >= Self.quietPeriod || t &- since >= Self.quietLimit {
+                if t &- since >= Self.quietLimit {
+                    report.warnings.append("\(src.name) still raised packets of the Move 1 s after its in-band control packet")
+                }
+                promise.succeed(())
+            } else {
+                loop.scheduleTask(in: .milliseconds(5)) { check() }
+            }
+        }
+        loop.scheduleTask(in: .milliseconds(5)) { check() }
+        return promise.futureResult
+    }
+
     func deleteAtSource() -> EventLoopFuture<Void> {
         var requests: [[String: Any]] = []
         if spec.scopes.contains(.perFlow) { requests.append(["type": "delPerFlow", "filter": "\(spec.filter)"]) }
@@ -318,6 +349,7 @@ final class OpenNFMove {
             return
         }
         report.packetsRedirected += 1
+        lastEventAt = now
         send(buffer.arrived(frame, key: RedirectBuffer.key(of: frame)))
     }
 
