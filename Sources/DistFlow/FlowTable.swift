@@ -324,9 +324,11 @@ public final class FlowTable {
             let e = entries + cursor
             if e.pointee.inUse {
                 let mark = markAtomic(cursor).load(ordering: .acquiring)
+                // A last sighting in the future (an imported flow from a peer whose clock runs
+                // ahead, or forged state) counts from now: otherwise it would never expire.
+                if mark == FlowMark.normal.rawValue && e.pointee.lastSeen > now { e.pointee.lastSeen = now }
                 if mark == FlowMark.gone.rawValue
-                    || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee)
-                        && now > e.pointee.lastSeen) {
+                    || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee)) {
                     remove(at: cursor)
                     state.pointee.counters.expired &+= 1
                     removed += 1

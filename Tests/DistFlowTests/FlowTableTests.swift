@@ -94,6 +94,22 @@ import Testing
         #expect(table.count == 0 && table.counters.expired == 3)
     }
 
+    @Test func aFlowLastSeenInTheFutureExpiresOnItsTimeoutFromNow() {
+        // An imported flow whose last sighting lies ahead (a peer's clock, or forged state).
+        let table = FlowTable(capacity: 32, timeouts: FlowTimeouts(udp: second))
+        var index = -1
+        _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: 1, index: &index)
+        var entry = table.entry(at: index)
+        table.remove(at: index)
+        entry.lastSeen = .max - 5
+        table.insert(entry)
+        let t0: UInt64 = 1_000 * second
+        #expect(table.expire(now: t0, budget: 32) == 0)
+        #expect(table.expire(now: t0 + second / 2, budget: 32) == 0)
+        #expect(table.expire(now: t0 + 2 * second, budget: 32) == 1)
+        #expect(table.count == 0)
+    }
+
     @Test func expiryWorksInBoundedSteps() {
         let table = FlowTable(capacity: 100, timeouts: FlowTimeouts(udp: second))
         var index = -1
