@@ -1,4 +1,5 @@
 import CDPDKShim
+import DistPipeline
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,6 +68,6 @@ public struct Clock: Sendable {
 
     @inline(__always)
     public func now() -> UInt64 {
-        baseNanoseconds &+ UInt64(Double(dist_tsc() &- baseTSC) * nanosecondsPerTick)
+        baseNanoseconds &+ TickConversion.nanoseconds(ticks: dist_tsc() &- baseTSC, perTick: nanosecondsPerTick)
     }
 }
