@@ -85,7 +85,7 @@ let package = Package(
                                                      .product(name: "Atomics", package: "swift-atomics")]),
         .target(
             name: "DistDataPlane",
-            dependencies: ["CDPDKShim", "DistPacket", "DistFlow", "DistPipeline", "DistState", "DistTransfer", "DistChannel", "DistMove",
+            dependencies: ["CDPDKShim", "CDistIntrinsics", "DistPacket", "DistFlow", "DistPipeline", "DistState", "DistTransfer", "DistChannel", "DistMove",
                            .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(

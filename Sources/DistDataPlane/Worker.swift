@@ -1,5 +1,6 @@
 import Atomics
 import CDPDKShim
+import CDistIntrinsics
 import DistFlow
 import DistPacket
 import DistPRADS
@@ -401,7 +402,7 @@ public final class Worker: @unchecked Sendable {
         // The slots were written on the receiver's core: ask for all their lines at once.
         let bytes = UnsafeRawPointer(items)
         for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
-            dist_prefetch(bytes + offset)
+            dist_prefetch_read(bytes + offset)
         }
         var start = 0
         while start < taken {
@@ -411,7 +412,7 @@ public final class Worker: @unchecked Sendable {
             var n = 0
             while start + n < taken && run[n].port == port {
                 // The receiver's core wrote the mbuf last; sending it reads and frees it here.
-                dist_prefetch(UnsafeRawPointer(run[n].packet))
+                dist_prefetch_write(UnsafeRawPointer(run[n].packet))
                 packets[n] = run[n].packet
                 data[n] = run[n].frame
                 segmentLengths[n] = run[n].segmentLength

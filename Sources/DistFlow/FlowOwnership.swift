@@ -132,6 +132,6 @@ public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// ``tableEntries``: the port cannot agree, and handoff covers it).
     public func redirectionTable(size: Int) -> [UInt16]? {
         guard size >= Self.tableEntries, size % Self.tableEntries == 0 else { return nil }
-        return (0..<size).map { UInt16(($0 % Self.tableEntries) % workers) }
+        return (0..<size).map { UInt16(redirection[$0 % Self.tableEntries]) }
     }
 }

@@ -105,16 +105,6 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         return n
     }
 
-    /// Producer side: stages and publishes up to `count` items, oldest first; returns how many
-    /// it took (the rest did not fit).
-    @inlinable
-    public func enqueue(_ items: UnsafePointer<Element>, count: Int) -> Int {
-        var n = 0
-        while n < count && stage(items[n]) { n += 1 }
-        publish()
-        return n
-    }
-
     /// Consumer side: the oldest queued items, at most `limit`, where they lie (the run stops at
     /// the end of the ring's storage: a later call gets the rest). They stay valid until
     /// ``consume(_:)``.
@@ -135,20 +125,6 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         head.store(head.load(ordering: .relaxed) + count, ordering: .releasing)
     }
 
-    /// Consumer side: takes up to `limit` items into `out`, oldest first; returns how many.
-    @inlinable
-    public func dequeue(into out: UnsafeMutablePointer<Element>, limit: Int) -> Int {
-        var taken = 0
-        while taken < limit {
-            let (items, n) = peek(limit: limit - taken)
-            guard n > 0 else { break }
-            (out + taken).update(from: items, count: n)
-            consume(n)
-            taken += n
-        }
-        return taken
-    }
-
     /// Consumer side: whether nothing is queued (one load when the cached tail says so).
     @inlinable @inline(__always)
     public var isEmpty: Bool {
@@ -167,11 +143,12 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
 /// drops). Packets are written into the rings as a burst is sorted (``stage(_:to:)``) and
 /// published once at its end (``flush(stats:)``).
 public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
-    /// The ring to each worker (nil at this worker's own index).
-    public let outgoing: [HandoffRing<Element>?]
+    /// The rings to the other workers, held by this array; the fast path reads them through
+    /// ``rings`` without touching its reference count.
+    let outgoing: [HandoffRing<Element>?]
     /// The rings from the other workers.
     public let incoming: [HandoffRing<Element>]
-    /// `outgoing`, where the fast path reads it without touching the array's reference count.
+    /// The ring to each worker (nil at this worker's own index).
     @usableFromInline let rings: UnsafeMutablePointer<Unmanaged<HandoffRing<Element>>?>
     @usableFromInline let workers: Int
 

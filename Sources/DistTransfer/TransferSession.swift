@@ -139,14 +139,8 @@ public final class TransferSource {
         let bytes = StateCodec.encode(chunk)
         if pending.count + 2 + bytes.count > maxPayload { flushState() }
         if 2 + bytes.count > maxPayload {
-            var at = 0
-            while at < bytes.count {
-                let end = min(bytes.count, at + maxPayload - 1)
-                queue(.statePart, [end == bytes.count ? 1 : 0] + bytes[at..<end])
-                counters.stateFrames += 1
-                counters.stateBytes += end - at + 1
-                at = end
-            }
+            counters.stateFrames += queueInParts(.statePart, bytes)
+            counters.stateBytes += bytes.count
             counters.statesInParts += 1
         } else {
             pending.append(UInt8(bytes.count >> 8))
@@ -168,6 +162,19 @@ public final class TransferSource {
         counters.stateBytes += pending.count
         queue(.state, pending)
         pending = []
+    }
+
+    /// Queues `bytes` in consecutive frames of `kind`, each a flags byte (bit 0: the last part)
+    /// and as much as fits; returns how many frames.
+    func queueInParts(_ kind: ChannelFrame.Kind, _ bytes: [UInt8]) -> Int {
+        var at = 0, frames = 0
+        while at < bytes.count {
+            let end = min(bytes.count, at + maxPayload - 1)
+            queue(kind, [end == bytes.count ? 1 : 0] + bytes[at..<end])
+            frames += 1
+            at = end
+        }
+        return frames
     }
 
     func queue(_ kind: ChannelFrame.Kind, _ payload: [UInt8]) {
@@ -193,13 +200,7 @@ public final class TransferSource {
         flushState()
         if frame.count > maxPayload - 2 {
             // (`queue` sends the packets packed so far first.)
-            var at = 0
-            while at < frame.count {
-                let end = min(frame.count, at + maxPayload - 1)
-                queue(.packetPart, [end == frame.count ? 1 : 0] + frame[at..<end])
-                counters.packetFrames += 1
-                at = end
-            }
+            counters.packetFrames += queueInParts(.packetPart, frame)
             // Processed at the destination once its last part is in.
             redirected.append((messages, frame))
             counters.packetsInParts += 1
@@ -370,19 +371,11 @@ public final class TransferDestination {
                 }
                 summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             case .statePart:
-                let p = frame.payload
-                guard p.count >= 2, p[0] & ~1 == 0,
-                      partial.count + p.count - 1 <= StateCodec.headerSize + StateCodec.maxPayload else {
-                    failure = "a part of a state from the source is malformed or makes it over the \(StateCodec.maxPayload)-byte limit"
-                    continue
-                }
-                partialKind = .statePart
-                partial += p[1...]
-                guard p[0] & 1 == 1 else { continue }
+                guard let whole = assemble(frame.payload, of: .statePart, limit: StateCodec.headerSize + StateCodec.maxPayload,
+                                           what: "a state", limitText: "the \(StateCodec.maxPayload)-byte limit") else { continue }
                 let start = DispatchTime.now().uptimeNanoseconds
-                defer { partial = [] }
                 do {
-                    apply([try StateCodec.decode(partial)], into: &out)
+                    apply([try StateCodec.decode(whole)], into: &out)
                 } catch {
                     failure = "a state in parts from the source does not decode: \(error)"
                     continue
@@ -395,16 +388,9 @@ public final class TransferDestination {
                 }
                 for p in packets { take(p, into: &out) }
             case .packetPart:
-                let p = frame.payload
-                guard p.count >= 2, p[0] & ~1 == 0, partial.count + p.count - 1 <= TransferSource.largestPacket else {
-                    failure = "a part of a redirected packet from the source is malformed or makes it over \(TransferSource.largestPacket) bytes"
-                    continue
-                }
-                partialKind = .packetPart
-                partial += p[1...]
-                if p[0] & 1 == 1 {
-                    take(partial, into: &out)
-                    partial = []
+                if let whole = assemble(frame.payload, of: .packetPart, limit: TransferSource.largestPacket,
+                                        what: "a redirected packet", limitText: "\(TransferSource.largestPacket) bytes") {
+                    take(whole, into: &out)
                 }
             case .release:
                 released = true
@@ -436,6 +422,21 @@ public final class TransferDestination {
             }
         }
         return out
+    }
+
+    /// Adds a part (a flags byte, bit 0: the last, then bytes) of a packet or state sent in
+    /// parts; returns the whole once its last part is in. A malformed part, or one that makes it
+    /// longer than `limit`, stops the Move (``failure``) and gives nil.
+    func assemble(_ part: [UInt8], of kind: ChannelFrame.Kind, limit: Int, what: String, limitText: String) -> [UInt8]? {
+        guard part.count >= 2, part[0] & ~1 == 0, partial.count + part.count - 1 <= limit else {
+            failure = "a part of \(what) from the source is malformed or makes it over \(limitText)"
+            return nil
+        }
+        partialKind = kind
+        partial += part[1...]
+        guard part[0] & 1 == 1 else { return nil }
+        defer { partial = [] }
+        return partial
     }
 
     /// Decoded states: flows and hosts to import, all-flows counters to add.
