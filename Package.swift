@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "DistOpenFlow"),
         .target(name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
-        .target(name: "DistTransfer", dependencies: ["DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove",
+        .target(name: "DistTransfer", dependencies: ["DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove", "DistPipeline",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
@@ -90,7 +90,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-vnf",
-            dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline"]
+            dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
+                           "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
         .target(

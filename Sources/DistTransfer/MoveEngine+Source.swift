@@ -1,0 +1,398 @@
+import DistChannel
+import DistFlow
+import DistMove
+import DistPacket
+import DistPipeline
+import DistState
+
+extension MoveEngine {
+    /// A Move out of this instance.
+    final class Outgoing {
+        let order: MoveOrder
+        let session: TransferSource
+        var candidates: [(worker: Int, index: Int, key: FlowKey)] = []
+        var next = 0
+        var stateSequence: UInt32 = 0
+        var stateSentNotified = false
+        /// Redirect-first: the opening message's sequence number, whether the controller heard
+        /// the destination holds, whether the export began (at the IBC).
+        var openSequence: UInt32 = 0
+        var readyNotified = false
+        var exportStarted = false
+        var ibcSeen = false
+        /// OP: the controller heard that the destination gets the switch's copies.
+        var copiesNotified = false
+        /// With several workers, once the IBC has come: each worker's round then; it counts
+        /// once every worker has had two later rounds that drained their queues (the first
+        /// takes in what reached a queue before the IBC, the second what that round handed to
+        /// another worker).
+        var ibcDrain: [UInt64]?
+        var ibcDrainSince: UInt64 = 0
+        var ibcDrainGeneration = 0
+        /// OP with several workers: the workers whose queue had its copy of the IBC (each
+        /// queue is cut in its own order), and when the first came.
+        var ibcWorkers = Set<Int>()
+        var ibcFirstAt: UInt64 = 0
+        /// Queues whose copy had not come 1 s after the first (the Move went on without it).
+        var ibcQueuesMissing = 0
+        var lateRedirects = 0
+        /// OP: packets redirected after the in-band control packet (copies the destination
+        /// gets from the switch), dropped here.
+        var duplicatesDropped = 0
+        let started: UInt64
+        var markWaitNanoseconds: UInt64 = 0
+        /// When (since `started`) the flows were listed and the export began, and when the
+        /// last state was queued on the channel (0: not yet).
+        var exportBegan: UInt64 = 0
+        var stateQueued: UInt64 = 0
+        /// The workers' count of frames the ring to the engine could not take, at start.
+        var ringFullAtStart: UInt64 = 0
+        init(order: MoveOrder, session: TransferSource, started: UInt64) {
+            self.order = order
+            self.session = session
+            self.started = started
+        }
+        var guarded: Bool { order.guarantee != "ng" }
+        var ordered: Bool { order.guarantee == "op" }
+    }
+
+    /// Starts a Move out (one at a time: a second is refused, said so in a notice).
+    public func start(_ order: MoveOrder, now: UInt64) {
+        guard outgoing == nil else {
+            notice(order.moveID, "moveComplete", "refused", "another Move is leaving this instance", [:])
+            return
+        }
+        let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
+        session.endpoint.trace = tracer(order.moveID, "out", since: now)
+        let move = Outgoing(order: order, session: session, started: now)
+        move.ringFullAtStart = host.ringFull()
+        outgoing = move
+        completedOrdered = false
+        session.open(filter: "\(order.filter)", switchTraffic: move.ordered ? .gate : move.guarded ? .hold : .process,
+                     replyTo: local.description)
+        move.openSequence = session.messagesQueued
+        if move.guarded {
+            // Redirect from now on the filter's marked flows and the flows unknown here.
+            let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true, moveID: order.moveID,
+                                 ordered: move.ordered)
+            guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
+        }
+        if order.earlyRelease || !move.guarded { session.release() }
+        // Redirect-first: the flows stay here until the switch has moved their traffic.
+        if !order.redirectFirst { beginExport(move, now: now) }
+    }
+
+    /// Lists the flows to move (and sends the hosts); without late locking marks and reads them all.
+    func beginExport(_ move: Outgoing, now: UInt64) {
+        let order = move.order
+        move.exportStarted = true
+        if let c = order.counters { move.session.add(.allFlows(c)) }
+        if order.multiFlow {
+            // With late locking the filter's own hosts go once, final, when every flow is
+            // marked (``finishExport``); now only those at the other end of its flows.
+            let lateHosts = order.lateLocking && move.guarded
+            guard sendHosts(move, request: lateHosts ? .exportPeers(order.filter) : .exportAssets(order.filter, peers: true)) else {
+                return abort(move, "a worker did not export its hosts", now: now)
+            }
+        }
+        if order.perFlow {
+            for w in 0..<host.workerCount {
+                guard case .located(let found)? = host.ask(.locate(order.filter), worker: w) else {
+                    return abort(move, "worker \(w) did not list its flows", now: now)
+                }
+                move.candidates += found.map { (w, $0.index, $0.key) }
+            }
+        }
+        move.exportBegan = host.now() &- move.started
+        // Without late locking every flow is marked at once; with it, a batch at a time.
+        if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
+    }
+
+    /// Marks up to `count` flows, waits until every worker has seen the marks, and serializes
+    /// their state. Packets of these flows the workers redirect from now on come after it.
+    func exportBatch(_ move: Outgoing, count: Int, now: UInt64) {
+        let end = min(move.candidates.count, move.next + count)
+        guard move.next < end else { return }
+        let part = move.candidates[move.next..<end]
+        move.next = end
+        if move.guarded {
+            var marked = [Bool](repeating: false, count: part.count)
+            for (i, c) in part.enumerated() {
+                marked[i] = host.table(c.worker).transitionMark(at: c.index, from: .normal, to: .moving)
+            }
+            let waitStart = host.now()
+            guard host.waitForQuiescence(timeout: Self.workerPatience) else {
+                return abort(move, "a worker did not pass a quiescent point within 1 s", now: now)
+            }
+            move.markWaitNanoseconds += host.now() &- waitStart
+            for (i, c) in part.enumerated() where marked[i] {
+                let e = host.table(c.worker).entry(at: c.index)
+                if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
+            }
+        } else {
+            // NG: a snapshot the worker takes itself; its packets go on being processed here.
+            for w in Set(part.map { $0.worker }) {
+                if case .flows(let entries)? = host.ask(.exportFlows(move.order.filter, lock: false), worker: w) {
+                    for e in entries { move.session.add(.perFlow(e)) }
+                }
+            }
+            move.next = move.candidates.count
+        }
+    }
+
+    /// One step of the Move out. Returns whether it did anything.
+    func advance(_ move: Outgoing, now: UInt64) -> Bool {
+        let session = move.session
+        if abortIfChannelBroke(move, now: now) { return true }
+        if move.guarded && !move.copiesNotified && session.copiesArrive {
+            // The switch's datapath sends the moved traffic to the destination now (OP: a copy
+            // of it): the in-band control packet may go.
+            move.copiesNotified = true
+            notice(move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched", move.ordered ? "duplicating" : "switched", nil, [:])
+        }
+        if advanceDrain(move, now: now) { return true }
+        if !move.exportStarted {
+            // Redirect-first: once the destination holds, the controller may update the switch.
+            guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }
+            move.readyNotified = true
+            notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
+            return true
+        }
+        if move.next < move.candidates.count {
+            exportBatch(move, count: Self.batch, now: now)
+            if move.next == move.candidates.count { finishExport(move) }
+            return true
+        }
+        if move.stateSequence == 0 { finishExport(move) }
+        if !move.stateSentNotified && session.endpoint.acknowledgedThrough >= move.stateSequence {
+            return stateSent(move, now: now)
+        }
+        if move.ibcSeen && session.complete {
+            completed(move, now: now)
+            return true
+        }
+        return false
+    }
+
+    /// Gives the Move up if its channel did (the destination fell silent or gave up).
+    func abortIfChannelBroke(_ move: Outgoing, now: UInt64) -> Bool {
+        guard case .aborted(let why) = move.session.endpoint.state else { return false }
+        abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
+        return true
+    }
+
+    /// With several workers, after the IBC: the wait for every worker's queues to drain (and,
+    /// OP, for every queue's copy of the IBC). Returns whether it did anything.
+    func advanceDrain(_ move: Outgoing, now: UInt64) -> Bool {
+        if move.ibcDrain == nil && !move.ibcSeen && move.ibcFirstAt != 0 && now &- move.ibcFirstAt > Self.workerPatience {
+            // A queue that got no copy of the IBC in 1 s (no copy hashed to it): go on without it.
+            move.ibcQueuesMissing = host.workerCount - move.ibcWorkers.count
+            startDrain(move, now: now)
+        }
+        guard let seen = move.ibcDrain else { return false }
+        let drained = host.drainedRounds()
+        let late = now &- move.ibcDrainSince > Self.workerPatience
+        guard late || drained.indices.allSatisfy({ drained[$0] > seen[$0] }) else { return false }
+        if move.ibcDrainGeneration == 0 && !late {
+            move.ibcDrainGeneration = 1
+            move.ibcDrain = host.rounds()
+            return true
+        }
+        // (A worker that never drains in 1 s is stuck or flooded: the Move goes on without it.)
+        host.takeWorkerFrames(self, now: now)
+        passed(move, now: now)
+        return true
+    }
+
+    /// Every state is at the destination. Returns whether the step did anything.
+    func stateSent(_ move: Outgoing, now: UInt64) -> Bool {
+        if !move.guarded {
+            // NG: nothing more comes; the report waits for the destination's summary.
+            move.session.end()
+            guard move.session.complete else { return false }
+        }
+        move.stateSentNotified = true
+        // Redirect-first: the controller is waiting for the end, not for this.
+        if move.order.redirectFirst { return true }
+        // NG ends here for the source (the controller deletes the state after the update).
+        notice(move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete", move.guarded ? "state-sent" : "completed",
+               nil, counters(move, now: now))
+        if !move.guarded { finish(move, now: now) }
+        return true
+    }
+
+    /// Every packet the source got is at the destination: the flows are gone from here.
+    func completed(_ move: Outgoing, now: UInt64) {
+        _ = everyWorker(.deleteFlows(move.order.filter))
+        if move.order.multiFlow { _ = everyWorker(.deleteAssets(move.order.filter)) }
+        // OP: the switch may still send copies here (its first phase sends to both); the
+        // destination processes them.
+        _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID) : nil))
+        completedOrdered = move.ordered
+        if move.ordered { discarding = (move.order.moveID, now) }
+        notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
+        finish(move, now: now)
+    }
+
+    /// The Move out is done; its channel lingers to answer the destination.
+    func finish(_ move: Outgoing, now: UInt64) {
+        outgoing = nil
+        finished[move.order.moveID] = (move, now)
+    }
+
+    /// Hosts (`request`: the filter's, those at the other end of its flows), merged across
+    /// workers, to the destination.
+    func sendHosts(_ move: Outgoing, request: StateRequest) -> Bool {
+        var merged: [IPAddress: AssetState] = [:]
+        for w in 0..<host.workerCount {
+            guard case .assets(let assets)? = host.ask(request, worker: w) else { return false }
+            for a in assets {
+                merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a
+            }
+        }
+        for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
+        return true
+    }
+
+    func finishExport(_ move: Outgoing) {
+        // With late locking, flows went on updating their hosts here until marked: the hosts
+        // within the filter go now, final (every flow touching them is marked; the
+        // destination merges them with what its early-released flows found).
+        if move.order.multiFlow && move.order.lateLocking && move.guarded {
+            _ = sendHosts(move, request: .exportAssets(move.order.filter, peers: false))
+        }
+        move.session.flushState()
+        move.session.release()
+        move.stateSequence = move.session.messagesQueued
+        move.stateQueued = host.now() &- move.started
+        // Redirect-first: the IBC came before the export began; nothing follows the state.
+        if move.order.redirectFirst { move.session.end() }
+    }
+
+    /// Gives the Move up: the flows are this instance's again (unmarked, the rule gone). Who
+    /// processes the packets already redirected depends on why:
+    /// - the destination stopped answering: it may only be slow, and would process late what
+    ///   it has; taking them back could apply them twice. They stay its ("keep"), and the
+    ///   report counts them as in doubt (lost only if it really died);
+    /// - anything else (the destination gave up, a worker here failed): the destination drops
+    ///   what it holds ("discard") and the source processes every packet the destination had
+    ///   not, so each is processed once.
+    func abort(_ move: Outgoing, _ reason: String, now: UInt64) {
+        var peerGaveUp = false
+        if case .aborted(let why) = move.session.endpoint.state { peerGaveUp = why.hasPrefix("the peer gave up") }
+        let silent = move.session.endpoint.state != .open && !peerGaveUp
+        if move.session.endpoint.state == .open || silent {
+            // Sent even to a silent peer: if it comes back, it learns the Move is over.
+            transmit(move.session.endpoint.abortFrame((silent ? "keep: " : "discard: ") + reason), to: move.order.destination)
+        }
+        _ = everyWorker(.events(nil))
+        var c = counters(move, now: now)
+        var back = 0
+        if silent {
+            // What never went out is this instance's to process; what went out is in doubt.
+            c["packetsInDoubt"] = move.session.inDoubt
+            for frame in move.session.unsent() where process(frame) { back += 1 }
+        } else {
+            for frame in move.session.unprocessed() where process(frame) { back += 1 }
+        }
+        c["packetsReprocessed"] = back
+        notice(move.order.moveID, "moveComplete", "aborted", reason, c)
+        outgoing = nil
+    }
+
+    /// A packet of a moving flow a worker redirected here (or the Move's in-band control packet).
+    public func redirected(_ bytes: [UInt8], from worker: Int, now: UInt64) {
+        if outgoing == nil && completedOrdered {
+            duplicatesDropped += 1
+            return
+        }
+        guard let move = outgoing, move.guarded else {
+            // Redirected before the Move's rule went (it ended or aborted) and still in the
+            // ring: this instance's to process, the rule being gone.
+            strayRedirects += 1
+            _ = process(bytes)
+            return
+        }
+        if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
+            ibc(move, from: worker, now: now)
+            return
+        }
+        if abortIfChannelBroke(move, now: now) {
+            // The channel takes nothing more: this packet is this instance's again, after
+            // those the abort gave back.
+            strayRedirects += 1
+            _ = process(bytes)
+            return
+        }
+        if move.ibcSeen && move.ordered {
+            // After the marker, the switch sends the destination these packets itself.
+            move.duplicatesDropped += 1
+            return
+        }
+        if !move.session.redirect(bytes) { move.lateRedirects += 1 }
+    }
+
+    /// The Move's in-band control packet came through worker `worker`.
+    func ibc(_ move: Outgoing, from worker: Int, now: UInt64) {
+        // (Further copies of it change nothing.)
+        guard !move.ibcSeen && move.ibcDrain == nil else { return }
+        if host.workerCount == 1 { return passed(move, now: now) }
+        if move.ordered {
+            // Each queue is cut at its own copy: the workers drop what comes after it.
+            move.ibcWorkers.insert(worker)
+            if move.ibcFirstAt == 0 { move.ibcFirstAt = now }
+            guard move.ibcWorkers.count == host.workerCount else { return }
+        }
+        // Packets the switch sent before it may still wait in the other workers' queues.
+        startDrain(move, now: now)
+    }
+
+    /// Waits for rounds of every worker that found no queue full (see ``Outgoing/ibcDrain``).
+    func startDrain(_ move: Outgoing, now: UInt64) {
+        move.ibcDrain = host.rounds()
+        move.ibcDrainSince = now
+        move.ibcDrainGeneration = 0
+    }
+
+    /// The IBC has come (through every worker): the switch sends the moved traffic elsewhere
+    /// now, and every packet of it this instance will get is here.
+    func passed(_ move: Outgoing, now: UInt64) {
+        move.ibcDrain = nil
+        move.ibcSeen = true
+        if move.order.redirectFirst {
+            // Every packet of the flows before it was processed here: their state is final.
+            if !move.exportStarted { beginExport(move, now: now) }
+        } else {
+            move.session.end()
+        }
+    }
+
+    func counters(_ move: Outgoing, now: UInt64) -> [String: Int] {
+        let s = move.session.counters, e = move.session.endpoint.counters
+        var c: [String: Int] = [
+            "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
+            "stateFrames": s.stateFrames, "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected,
+            "redirectedBytes": s.redirectedBytes, "packetsTooLarge": s.packetsTooLarge, "packetsInParts": s.packetsInParts,
+            "statesInParts": s.statesInParts, "packetFrames": s.packetFrames, "serializeNs": Int(s.serializeNanoseconds),
+            "framesSent": e.framesSent, "framesReceived": e.framesReceived, "retransmissions": e.retransmissions,
+            "rejected": e.rejected, "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
+            "spuriousTimeouts": e.spuriousTimeouts, "congestionWindow": Int(move.session.endpoint.congestionWindow),
+            "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
+            "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
+            "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
+            "ringFull": Int(host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing,
+            "duplicatesDropped": move.duplicatesDropped,
+        ]
+        c.merge(host.diagnostics()) { mine, _ in mine }
+        if let d = move.session.summary {
+            c["dstPerFlowStates"] = d.perFlowStates
+            c["dstMultiFlowStates"] = d.multiFlowStates
+            c["dstPackets"] = d.packets
+            c["dstBuffered"] = d.buffered
+            c["dstMaxBuffered"] = d.maxBuffered
+            c["dstOverflow"] = d.overflow
+            c["deserializeNs"] = Int(d.deserializeNanoseconds)
+        }
+        return c
+    }
+}

@@ -1,0 +1,127 @@
+import Crypto
+import DistChannel
+import DistFlow
+import DistMove
+import DistPacket
+import DistPipeline
+import DistState
+
+/// The VNF's side of DiST's Move, on bytes: as the source it marks the moved flows (each
+/// worker's quiescent point tells when every worker has seen a mark), reads and serializes
+/// their state, and sends it with the flows' redirected packets over the channel; as the
+/// destination it authenticates, orders and decodes what comes, and hands state and packets to
+/// the workers in that order. The workers never wait for it.
+///
+/// Frames, times and orders in (``start(_:now:)``, ``redirected(_:from:now:)``,
+/// ``channel(_:now:)``, ``step(now:)``); what it does goes through its ``MoveHost``. One
+/// thread drives it (dist-vnf's transfer lcore).
+public final class MoveEngine {
+    public let local: ChannelAddress
+    let key: SymmetricKey
+    public let maxPayload: Int
+    /// (Unowned: the host owns its engine.)
+    unowned let host: MoveHost
+    /// Frames that were not channel frames of a known Move, or did not authenticate.
+    public internal(set) var rejectedFrames = 0
+    /// Redirected packets that reached the engine after their Move ended (processed here).
+    public internal(set) var strayRedirects = 0
+    /// Redirected packets that reached it after an order-preserving Move ended (copies of what
+    /// the destination got from the switch: dropped).
+    public internal(set) var duplicatesDropped = 0
+    /// Where each Move's channel decisions go, line by line (``ChannelEndpoint/trace``), if anywhere.
+    let traceLine: ((String) -> Void)?
+
+    var outgoing: Outgoing?
+    /// Moves out that completed, and when: kept 2 s to acknowledge the destination's summary
+    /// again (the acknowledgement that went with the completion may be lost on the way, and a
+    /// destination that never hears it would give the Move up).
+    var finished: [UInt64: (move: Outgoing, since: UInt64)] = [:]
+    /// The last Move out was order-preserving and completed: what the workers redirected
+    /// before its rule went are copies the destination got from the switch.
+    var completedOrdered = false
+    /// That Move, and when it completed: its `discard` rule goes 2 s later (the switch's
+    /// second phase is long in force by then), so traffic sent here again is processed.
+    var discarding: (moveID: UInt64, since: UInt64)?
+    var incoming: [UInt64: Incoming] = [:]
+    /// Flows marked and read per step of a late-locking export.
+    static let batch = 256
+    /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
+    static let workerPatience: UInt64 = 1_000_000_000
+    /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.
+    static let silence: UInt64 = 5_000_000_000
+    static let linger: UInt64 = 2_000_000_000
+
+    /// `traceLine`: receives the channel trace of every Move (see ``ChannelEndpoint/trace``).
+    public init(local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000, host: MoveHost,
+                traceLine: ((String) -> Void)? = nil) {
+        self.local = local
+        self.key = key
+        self.host = host
+        self.traceLine = traceLine
+        maxPayload = min(ChannelFrame.maxPayload, mtu - 28 - ChannelFrame.overhead)
+    }
+
+    /// Whether a Move is under way here, either way.
+    public var busy: Bool { outgoing != nil || !incoming.isEmpty }
+
+    /// The trace of one Move's end of the channel: lines `move ID in|out MS EVENT`, MS since it began here.
+    func tracer(_ moveID: UInt64, _ direction: String, since: UInt64) -> ((UInt64, String) -> Void)? {
+        guard let traceLine else { return nil }
+        return { now, event in
+            let us = (now &- since) / 1000, fraction = String(us % 1000)
+            traceLine("move \(moveID) \(direction) \(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)")
+        }
+    }
+
+    /// Advances the Moves: the one out, then every channel's timers and frames. Returns whether
+    /// it did anything.
+    public func step(now: UInt64) -> Bool {
+        var busy = false
+        if let move = outgoing { busy = advance(move, now: now) }
+        return pollSessions(now: now) || busy
+    }
+
+    /// A frame a worker diverted here: the DiST channel's, for this instance.
+    public func channel(_ bytes: [UInt8], now: UInt64) {
+        guard let (from, payload) = ChannelDatagram.parse(bytes, to: local), payload.count >= 12 else {
+            rejectedFrames += 1
+            return
+        }
+        let moveID = payload[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        if let move = outgoing.flatMap({ $0.order.moveID == moveID ? $0 : nil }) ?? finished[moveID]?.move {
+            move.session.receive(payload, now: now)
+            return
+        }
+        received(payload, moveID: moveID, from: from, now: now)
+    }
+
+    func notice(_ id: UInt64, _ type: String, _ outcome: String, _ reason: String?, _ counters: [String: Int]) {
+        traceLine?("move \(id) notice \(type) \(outcome)\(reason.map { ": " + $0 } ?? "")")
+        host.notify(MoveNotice(moveID: id, type: type, outcome: outcome, reason: reason, counters: counters))
+    }
+
+    /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
+    @discardableResult
+    func process(_ frame: [UInt8]) -> Bool {
+        host.deliver(.process(frame), to: RedirectBuffer.key(of: frame).map(host.owner) ?? 0)
+    }
+
+    func everyWorker(_ request: StateRequest) -> Bool {
+        var ok = true
+        for w in 0..<host.workerCount {
+            switch host.ask(request, worker: w) {
+            case nil, .refused?: ok = false
+            default: break
+            }
+        }
+        return ok
+    }
+
+    func toEveryWorker(_ delivery: MoveDelivery) {
+        for w in 0..<host.workerCount { host.deliver(delivery, to: w) }
+    }
+
+    func transmit(_ payload: [UInt8], to peer: ChannelAddress) {
+        host.transmit(ChannelDatagram.build(from: local, to: peer, payload: payload))
+    }
+}

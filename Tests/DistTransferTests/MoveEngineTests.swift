@@ -1,0 +1,263 @@
+import DistChannel
+import DistFlow
+import DistMove
+import DistPacket
+import DistPipeline
+import DistTransfer
+import Testing
+
+/// Two instances, each a ``MoveEngine`` over real fast-path workers, a switch the test plays
+/// (where each packet goes, and when the in-band control packet comes) and a channel between
+/// them that can lose, reorder or cut frames.
+struct MoveBed {
+    let a: MoveInstance
+    let b: MoveInstance
+    let filter = try! FlowFilter(parsing: "nw_src=198.18.1.0/24")
+    static let flowCount = 8
+    /// The next sequence number of each flow (it travels in the packet's payload).
+    var sent = [UInt32](repeating: 0, count: MoveBed.flowCount)
+    /// The channel: each frame is lost with this chance; each round's frames arrive reversed.
+    var loss = 0.0
+    var reorder = false
+    var cutAToB = false, cutBToA = false
+    var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    init(workersA: Int = 1, workersB: Int = 1) {
+        a = MoveInstance(workers: workersA, address: "198.18.0.1:7700@02:00:00:00:00:01")
+        b = MoveInstance(workers: workersB, address: "198.18.0.2:7700@02:00:00:00:00:02")
+    }
+
+    /// Packet `sent[flow]` of a UDP flow from 198.18.1.(flow+1) to 198.18.2.1.
+    mutating func packet(_ flow: Int) -> [UInt8] {
+        let seq = sent[flow]
+        sent[flow] += 1
+        let payload = [0xD1, 0x57, UInt8(flow)] + (0..<4).map { UInt8(truncatingIfNeeded: seq >> (24 - 8 * UInt32($0))) }
+        let udp = be16(UInt16(4000 + flow)) + be16(5000) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
+        var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + udp.count)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
+        ip += [198, 18, 1, UInt8(flow + 1), 198, 18, 2, 1]
+        let sum = InBandControl.checksum(ip)
+        ip[10] = UInt8(sum >> 8)
+        ip[11] = UInt8(sum & 0xFF)
+        return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
+    }
+
+    func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+
+    /// One packet of every flow, to `to` (or, duplicated, to both).
+    mutating func traffic(to targets: [MoveInstance]) {
+        for flow in 0..<MoveBed.flowCount {
+            let p = packet(flow)
+            for t in targets { t.receive(p) }
+        }
+    }
+
+    mutating func chance() -> Double {
+        seed ^= seed << 13
+        seed ^= seed >> 7
+        seed ^= seed << 17
+        return Double(seed % 1_000_000) / 1_000_000
+    }
+
+    /// A round at both ends, then the channel carries what they sent (to worker 0: a channel
+    /// frame may reach any worker, which diverts it).
+    mutating func round() {
+        a.round()
+        b.round()
+        carry(from: a, to: b, cut: cutAToB)
+        carry(from: b, to: a, cut: cutBToA)
+    }
+
+    mutating func carry(from: MoveInstance, to: MoveInstance, cut: Bool) {
+        var frames = from.wire
+        from.wire = []
+        if cut { return }
+        frames = frames.filter { _ in chance() >= loss }
+        if reorder { frames.reverse() }
+        for f in frames { to.receive(f, worker: 0) }
+    }
+
+    /// Rounds until `done` (false after `limit` rounds, 1 ms each).
+    @discardableResult
+    mutating func run(limit: Int = 60_000, sending: [MoveInstance] = [], until done: (MoveBed) -> Bool) -> Bool {
+        for _ in 0..<limit {
+            if done(self) { return true }
+            if !sending.isEmpty { traffic(to: sending) }
+            round()
+        }
+        return done(self)
+    }
+
+    func order(_ guarantee: String, lateLocking: Bool = true, earlyRelease: Bool = true) -> MoveOrder {
+        var order = MoveOrder(moveID: 1, filter: filter, guarantee: guarantee, destination: b.address)
+        order.multiFlow = false
+        order.lateLocking = lateLocking
+        order.earlyRelease = earlyRelease
+        return order
+    }
+
+    /// The in-band control packet, one copy per worker queue of `to`.
+    func ibc(to target: MoveInstance) {
+        let copies = InBandControl.frames(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount])
+        for w in 0..<target.workerCount {
+            let copy = copies.first { target.key(of: $0).map(target.owner) == w } ?? copies[0]
+            target.receive(copy, worker: w)
+        }
+    }
+
+    /// Sequence numbers of each flow as the two network functions forwarded them: A's, then B's.
+    func forwarded() -> [[UInt32]] {
+        var seqs = [[UInt32]](repeating: [], count: MoveBed.flowCount)
+        for frame in a.out + b.out where frame.count >= 49 && frame[42] == 0xD1 && frame[43] == 0x57 {
+            let seq = frame[45..<49].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            seqs[Int(frame[44])].append(seq)
+        }
+        return seqs
+    }
+
+    /// What holds after a completed Move: the flows are at B only, each one state whose counts
+    /// go on from A's, and every packet was forwarded once, in order within its flow.
+    func expectMovedWhole(_ comment: Comment? = nil) {
+        #expect(a.notice("moveComplete")?.outcome == "completed", comment)
+        #expect(b.notice("incomingEnded")?.outcome == "completed", comment)
+        #expect(a.flows(matching: filter).isEmpty, comment)
+        let moved = b.flows(matching: filter)
+        #expect(moved.count == MoveBed.flowCount, comment)
+        for e in moved {
+            let flow = Int(e.key.loAddr.lo & 0xFF) - 1
+            #expect(e.packetsToServer + e.packetsToClient == UInt64(sent[flow]), comment)
+            #expect(b.owner(of: e.key) == b.paths.firstIndex { $0.table.find(e.key) != nil }, comment)
+        }
+        for (flow, seqs) in forwarded().enumerated() {
+            #expect(seqs == Array(0..<sent[flow]), "flow \(flow): \(comment?.description ?? "")")
+        }
+        #expect(b.held.allSatisfy { $0.isEmpty }, comment)
+    }
+}
+
+/// The VNF side of a Move, on bytes: source and destination engines over real fast-path
+/// workers, the switch played by the test.
+@Suite struct MoveEngineTests {
+    /// LF: state first, the flows' packets redirected meanwhile; the switch moves the traffic,
+    /// the in-band control packet closes the source's side.
+    static func lossFree(_ bed: inout MoveBed) {
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        let sent = bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil }
+        #expect(sent, "state never reached the destination")
+        for _ in 0..<3 { bed.traffic(to: [bed.a]) }
+        // The switch's update: from now on to B (which holds them), then the IBC at A.
+        for _ in 0..<4 { bed.traffic(to: [bed.b]) }
+        bed.ibc(to: bed.a)
+        let done = bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil }
+        #expect(done, "the Move did not end")
+        for _ in 0..<3 { bed.traffic(to: [bed.b]) }
+    }
+
+    @Test(arguments: [(1, 1), (2, 2), (2, 1), (1, 3)])
+    func aLossFreeMoveLeavesOneStatePerFlowAndEveryPacketOnce(workers: (Int, Int)) {
+        var bed = MoveBed(workersA: workers.0, workersB: workers.1)
+        Self.lossFree(&bed)
+        bed.expectMovedWhole("\(workers)")
+        #expect((bed.a.notice("moveComplete")?.counters["packetsRedirected"] ?? 0) > 0)
+    }
+
+    @Test func aLossFreeMoveSurvivesALossyReorderingChannel() {
+        var bed = MoveBed(workersA: 2, workersB: 2)
+        bed.loss = 0.15
+        bed.reorder = true
+        Self.lossFree(&bed)
+        bed.expectMovedWhole()
+        #expect((bed.a.notice("moveComplete")?.counters["retransmissions"] ?? 0) > 0)
+    }
+
+    /// OP: the switch first sends to both (B drops its copies before its queue's IBC, A drops
+    /// those after), then to B only; B's packets after the IBC wait for A's last redirected one.
+    @Test(arguments: [(1, 1), (2, 2)])
+    func anOrderPreservingMoveForwardsEachPacketOnceInOrder(workers: (Int, Int)) {
+        var bed = MoveBed(workersA: workers.0, workersB: workers.1)
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("op"), now: bed.a.clock)
+        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil })
+        // Phase one: copies to both; the IBC to both; phase two: to B only.
+        for _ in 0..<3 { bed.traffic(to: [bed.a, bed.b]) }
+        bed.round()
+        #expect(bed.run(limit: 100) { $0.a.notice("moveDuplicating") != nil }, "B never said the copies arrive")
+        bed.ibc(to: bed.a)
+        bed.ibc(to: bed.b)
+        for _ in 0..<3 { bed.traffic(to: [bed.b]) }
+        #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil })
+        bed.expectMovedWhole("\(workers)")
+    }
+
+    /// The destination falls silent mid-Move: the source gives up and has its flows back,
+    /// unmarked and counted on (what it redirected but never sent is processed here).
+    @Test func aSourceWhoseDestinationFallsSilentTakesItsFlowsBack() {
+        var bed = MoveBed(workersA: 2, workersB: 1)
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        bed.cutAToB = true
+        bed.cutBToA = true
+        let ended = bed.run(sending: [bed.a]) { $0.a.notice("moveComplete") != nil }
+        #expect(ended)
+        #expect(bed.a.notice("moveComplete")?.outcome == "aborted")
+        let flows = bed.a.flows(matching: bed.filter)
+        #expect(flows.count == MoveBed.flowCount)
+        #expect(flows.allSatisfy { e in bed.a.paths.allSatisfy { p in p.table.find(e.key).map { p.table.mark(at: $0) == .normal } ?? true } })
+        #expect(bed.a.paths.allSatisfy { $0.eventRule == nil })
+        // Afterwards the flows are A's again: processed and counted there (what the workers
+        // redirected before the rule went too, as it reaches the engine).
+        bed.round()
+        bed.traffic(to: [bed.a])
+        let total = bed.a.flows(matching: bed.filter).reduce(UInt64(0)) { $0 + $1.packetsToServer + $1.packetsToClient }
+        let inDoubt = UInt64(bed.a.notice("moveComplete")?.counters["packetsInDoubt"] ?? 0)
+        #expect(total + inDoubt == UInt64(bed.sent.reduce(0, +)))
+    }
+
+    /// The source falls silent after the state went: the destination gives the Move up, forgets
+    /// what it imported (the source may have its flows back) and lets the switch's packets go
+    /// on, which start their flows afresh here.
+    @Test func aDestinationWhoseSourceFallsSilentForgetsWhatItImported() {
+        var bed = MoveBed(workersA: 1, workersB: 2)
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf", lateLocking: false), now: bed.a.clock)
+        #expect(bed.run { $0.b.flows(matching: $0.filter).count == MoveBed.flowCount })
+        bed.cutAToB = true
+        bed.cutBToA = true
+        for _ in 0..<2 { bed.traffic(to: [bed.b]) }
+        #expect(bed.b.held.joined().count == 2 * MoveBed.flowCount)
+        #expect(bed.run(limit: 10_000) { $0.b.notice("incomingEnded") != nil })
+        #expect(bed.b.notice("incomingEnded")?.outcome == "given up")
+        let restarted = bed.b.flows(matching: bed.filter)
+        #expect(restarted.count == MoveBed.flowCount)
+        #expect(restarted.allSatisfy { $0.packetsToServer + $0.packetsToClient == 2 })
+        #expect(bed.b.held.allSatisfy { $0.isEmpty })
+        #expect(bed.b.paths.allSatisfy { $0.eventRule == nil })
+    }
+
+    /// A second Move out while one is under way is refused, said so; the first goes on.
+    @Test func aSecondMoveOutIsRefused() {
+        var bed = MoveBed()
+        for _ in 0..<2 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        var second = bed.order("lf")
+        second.moveID = 2
+        bed.a.engine.start(second, now: bed.a.clock)
+        #expect(bed.a.notices.first?.moveID == 2)
+        #expect(bed.a.notices.first?.outcome == "refused")
+        #expect(bed.run { $0.a.notice("moveStateSent") != nil })
+    }
+
+    /// Frames that are not of a Move this instance knows, or do not authenticate, are counted
+    /// and change nothing.
+    @Test func forgedChannelFramesAreRejected() {
+        let bed = MoveBed()
+        var bytes = ChannelDatagram.build(from: bed.a.address, to: bed.b.address, payload: [UInt8](repeating: 0x42, count: 64))
+        bed.b.receive(bytes, worker: 0)
+        bytes[bytes.count - 1] ^= 0xFF
+        bed.b.receive(bytes, worker: 0)
+        bed.b.round()
+        #expect(bed.b.engine.rejectedFrames == 2)
+        #expect(!bed.b.engine.busy)
+        #expect(bed.b.wire.isEmpty)
+    }
+}

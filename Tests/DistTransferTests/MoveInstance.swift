@@ -1,0 +1,171 @@
+import Crypto
+import DistChannel
+import DistFlow
+import DistPacket
+import DistPipeline
+import DistState
+import DistTransfer
+
+/// A DiST instance in one thread: real ``FastPath`` workers (their tables, rules and verdicts),
+/// and a ``MoveEngine`` whose host this is. What the workers would do with each verdict on the
+/// lcore is done here in place: forwarded frames are kept in `out` (in order), packets a rule
+/// keeps wait in `held` until the rule lets them go, redirected and diverted frames go to the
+/// engine at the next round, datagrams the engine sends wait in `wire` for the test to carry.
+final class MoveInstance: MoveHost {
+    let paths: [FastPath]
+    let stats: UnsafeMutablePointer<WorkerStats>
+    let ownership: FlowOwnership
+    let address: ChannelAddress
+    var clock: UInt64 = 1_000_000_000
+    var roundCount: UInt64 = 0
+    /// Frames the network function forwarded, in the order it did.
+    var out: [[UInt8]] = []
+    /// Per worker, what a hold or gate rule keeps, in arrival order.
+    var held: [[[UInt8]]]
+    var heldTotal: UInt64 = 0
+    /// Channel datagrams the engine put on the wire.
+    var wire: [[UInt8]] = []
+    var notices: [MoveNotice] = []
+    var toEngine: [(frame: [UInt8], worker: Int, redirected: Bool)] = []
+    var engine: MoveEngine!
+
+    init(workers: Int, address: String) {
+        let local = ChannelAddress(address)!
+        self.address = local
+        ownership = FlowOwnership(workers: workers)
+        let slots = UnsafeMutablePointer<WorkerStats>.allocate(capacity: workers)
+        slots.initialize(repeating: WorkerStats(), count: workers)
+        stats = slots
+        let channel = (IPAddress(ipv4: local.ip), local.port)
+        paths = (0..<workers).map { w in
+            let path = FastPath(table: FlowTable(capacity: 1 << 12), stats: slots + w)
+            path.channel = channel
+            return path
+        }
+        held = Array(repeating: [], count: workers)
+        engine = MoveEngine(local: self.address, key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), host: self)
+    }
+
+    deinit { stats.deallocate() }
+
+    /// A frame from the switch, received by the worker that owns its flow (a NIC whose RSS
+    /// agrees with the owner function), or by `worker`.
+    func receive(_ frame: [UInt8], worker: Int? = nil) {
+        run(frame, on: worker ?? key(of: frame).map(owner) ?? 0, pastRules: false)
+    }
+
+    /// One poll round of every worker, then a step of the engine; the clock moves 1 ms.
+    func round() {
+        clock += 1_000_000
+        roundCount += 1
+        takeWorkerFrames(engine, now: clock)
+        _ = engine.step(now: clock)
+    }
+
+    func key(of frame: [UInt8]) -> FlowKey? {
+        let info = PacketParser.parse(frame)
+        return info.hasFlow ? FlowProbe(info).key : nil
+    }
+
+    func run(_ frame: [UInt8], on w: Int, pastRules: Bool) {
+        let path = paths[w]
+        let rule = path.eventRule
+        if pastRules { path.eventRule = nil }
+        defer { if pastRules { path.eventRule = rule } }
+        let verdict = frame.withUnsafeBufferPointer { buffer -> FastPath.Verdict in
+            var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
+            var segment = [UInt16(frame.count)]
+            var length = [UInt32(frame.count)]
+            _ = path.process(count: 1, data: &data, segmentLengths: &segment, packetLengths: &length, now: clock)
+            return path.verdicts[0]
+        }
+        switch verdict {
+        case .forward, .raiseAndForward: out.append(frame)
+        case .redirect, .divert: toEngine.append((frame, w, verdict == .redirect))
+        case .keep:
+            held[w].append(frame)
+            heldTotal += 1
+        case .discard, .raise, .hold, .handoff: break
+        }
+    }
+
+    /// What a worker does when its rule changes: held packets go on, past every rule, once
+    /// the rule in force holds nothing.
+    func ruleChanged(_ w: Int) {
+        guard !(paths[w].eventRule?.holds ?? false) else { return }
+        let frames = held[w]
+        held[w] = []
+        for f in frames { run(f, on: w, pastRules: true) }
+    }
+
+    // MARK: - MoveHost
+
+    var workerCount: Int { paths.count }
+    func now() -> UInt64 { clock }
+
+    func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
+        let response = paths[worker].perform(request)
+        if case .events = request { ruleChanged(worker) }
+        return response
+    }
+
+    func deliver(_ delivery: MoveDelivery, to w: Int) -> Bool {
+        let path = paths[w]
+        switch delivery {
+        case .flows(let entries): _ = path.perform(.importFlows(entries))
+        case .assets(let assets): _ = path.perform(.importAssets(assets))
+        case .process(let frame): run(frame, on: w, pastRules: true)
+        case .rule(let rule):
+            _ = path.perform(.events(rule))
+            ruleChanged(w)
+        case .sourceEnded(let id):
+            if path.sourceEnded(moveID: id) { ruleChanged(w) }
+        case .closeGate(let id):
+            if let rule = path.eventRule, rule.action == .gate || rule.action == .discard, rule.moveID == id {
+                _ = path.perform(.events(nil))
+                ruleChanged(w)
+            }
+        case .forget(let keys): _ = path.perform(.forgetFlows(keys))
+        }
+        return true
+    }
+
+    func transmit(_ datagram: [UInt8]) { wire.append(datagram) }
+    func table(_ worker: Int) -> FlowTable { paths[worker].table }
+    /// The workers run between the engine's steps: every later packet sees the marks.
+    func waitForQuiescence(timeout: UInt64) -> Bool { true }
+    func rounds() -> [UInt64] { Array(repeating: roundCount, count: paths.count) }
+    func drainedRounds() -> [UInt64] { rounds() }
+
+    func takeWorkerFrames(_ engine: MoveEngine, now: UInt64) {
+        let frames = toEngine
+        toEngine = []
+        for f in frames {
+            if f.redirected { engine.redirected(f.frame, from: f.worker, now: now) } else { engine.channel(f.frame, now: now) }
+        }
+    }
+
+    func ringFull() -> UInt64 { 0 }
+    func switchArrivals(gated: Bool) -> UInt64 {
+        gated ? (0..<paths.count).reduce(0) { $0 + stats[$1].duplicatesDropped } : heldTotal
+    }
+    func owner(of key: FlowKey) -> Int { ownership.owner(of: key) }
+    func diagnostics() -> [String: Int] { [:] }
+    func notify(_ notice: MoveNotice) { notices.append(notice) }
+    func importCounters(_ counters: InstanceCounters) -> Bool { true }
+
+    // MARK: - What the test reads
+
+    func flows(matching filter: FlowFilter) -> [FlowEntry] {
+        var found: [FlowEntry] = []
+        for path in paths {
+            path.table.forEach { _, e in
+                if filter.matches(e.key) { found.append(e) }
+                return true
+            }
+        }
+        return found
+    }
+
+    func notice(_ type: String) -> MoveNotice? { notices.first { $0.type == type } }
+}
