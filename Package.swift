@@ -21,6 +21,7 @@
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
 //   dist-vnf       The VNF process: argument parsing, statistics, signals.
+//   dist-wire      The DPDK test bed's traffic ends: a paced pcap replayer and a recorder.
 import PackageDescription
 
 let dpdkLibraries: [LinkerSetting] = [
@@ -33,6 +34,7 @@ let package = Package(
     products: [
         .executable(name: "dist-vnf", targets: ["dist-vnf"]),
         .executable(name: "dist-delayline", targets: ["dist-delayline"]),
+        .executable(name: "dist-wire", targets: ["dist-wire"]),
         .executable(name: "dist-controller", targets: ["dist-controller"]),
         .executable(name: "distctl", targets: ["distctl"]),
         .library(name: "DistPacket", targets: ["DistPacket"]),
@@ -94,6 +96,8 @@ let package = Package(
                            "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
+        .executableTarget(name: "dist-wire", dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline"],
+                          swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "DistController",
             dependencies: ["DistMove", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # testbed.sh up|down|status|replay|move|ctl: the DiST test bed on one machine.
 #
-#   up [--vnfs N] [--workers W] [--profile none|paper|fast-control] [--channel-drop P]
+#   up [--vnfs N] [--workers W] [--profile none|paper|fast-control] [--channel-drop P] [--switch kernel|dpdk]
 #                        source and sink namespaces, Open vSwitch (userspace datapath, private
 #                        run dir) with one port each for the source, the sink and N dist-vnf
 #                        instances (default 2) on veths through DPDK's net_af_packet; a separate
@@ -22,6 +22,12 @@
 #                        --workers W: worker lcores per VNF (default 1), each with its own
 #                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout;
 #                        packets a worker does not own go to their owner); W,W2,...: per VNF.
+#                        --switch dpdk: Open vSwitch's DPDK datapath (openvswitch-switch-dpdk,
+#                        one PMD thread on CPU 1) with every VNF on a vhost-user port
+#                        (dist-vnf's net_virtio_user in server mode, a socket in the state
+#                        directory, W queues); source and sink stay veths the switch reads; the
+#                        replayed trace is the order reference. Needs 2 MB hugepages (up reserves 1024 if fewer are free,
+#                        down gives back what it reserved); profile none only.
 #   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
@@ -43,6 +49,7 @@ vnf_bin=${DIST_VNF:-$root/.build/release/dist-vnf}
 ctl_bin=${DIST_CONTROLLER:-$root/.build/release/dist-controller}
 distctl_bin=${DISTCTL:-$root/.build/release/distctl}
 delayline_bin=${DIST_DELAYLINE:-$root/.build/release/dist-delayline}
+wire_bin=${DIST_WIRE:-$root/.build/release/dist-wire}
 prefix=dtb
 
 say() { echo "testbed: $*"; }
@@ -70,15 +77,41 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fas
     return 1
 }
 
+hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 256 MB, dist-wire 160
+    local free total
+    free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
+    total=$(awk '/^HugePages_Total/ {print $2}' /proc/meminfo)
+    [ "$free" -ge 1200 ] && return 0
+    echo "$total" >"$dir/hugepages"
+    "$root/hugepage-setup.sh" $((total - free + 1200)) >/dev/null
+}
+
+record() {  # record N: dist-wire records the sink and, mirrored, what the switch sends each VNF
+    local vdevs=(--vdev "net_virtio_user0,path=$dir/sink.vhost,server=1,queue_size=1024") outs=$dir/sink.pcap i
+    for i in $(seq 1 "$1"); do
+        ovs-vsctl add-port br0 "$prefix-m$i" -- set interface "$prefix-m$i" type=dpdkvhostuserclient \
+            "options:vhost-server-path=$dir/mirror$i.vhost" mtu_request=9000 ofport_request=$((20 + i)) \
+            -- --id=@v get port "$prefix-v$i" -- --id=@m get port "$prefix-m$i" \
+            -- --id=@r create mirror name="to-vnf$i" select-dst-port=@v output-port=@m \
+            -- add bridge br0 mirrors @r >/dev/null
+        vdevs+=(--vdev "net_virtio_user$i,path=$dir/mirror$i.vhost,server=1,queue_size=1024")
+        outs=$outs,$dir/to-vnf$i.pcap
+    done
+    "$wire_bin" --lcores 0@0 --in-memory --single-file-segments -m 160 --no-pci --file-prefix "$prefix-recorder" "${vdevs[@]}" \
+        -- record --out "$outs" >"$dir/recorder.log" 2>&1 &
+    echo $! >"$dir/recorder.pid"
+}
+
 up() {
-    local vnfs=2 workers=1 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0
+    local vnfs=2 workers=1 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0 switch=kernel
     while [ $# -gt 0 ]; do
         case "$1" in
         --vnfs) vnfs=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --channel-drop) channel_drop=$2; shift 2 ;;
-        *) say "unknown option $1 (--vnfs N, --workers W, --profile none|paper|fast-control, --channel-drop PERCENT)" >&2; exit 2 ;;
+        --switch) switch=$2; shift 2 ;;
+        *) say "unknown option $1 (--vnfs N, --workers W, --profile none|paper|fast-control, --channel-drop PERCENT, --switch kernel|dpdk)" >&2; exit 2 ;;
         esac
     done
     # One count for every VNF, or one per VNF (2,1: two at vnf1, one at vnf2).
@@ -98,11 +131,16 @@ up() {
     fast-control) control_mbit=100 control_delay_ms=1 ;;
     *) say "profile '$profile' is not none, paper or fast-control" >&2; exit 2 ;;
     esac
+    case "$switch" in
+    kernel) ;;
+    dpdk) [ "$profile" = none ] || { say "--switch dpdk runs with --profile none only (its data links are vhost-user rings, with no delay line)" >&2; exit 2; } ;;
+    *) say "switch '$switch' is not kernel or dpdk" >&2; exit 2 ;;
+    esac
     if [ "$channel_drop" != 0 ] && [ "$profile" = none ]; then
         say "--channel-drop needs --profile paper or fast-control (the delay lines drop the frames)" >&2; exit 2
     fi
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
-    for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin"; do
+    for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin" "$wire_bin"; do
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
     done
     mkdir -p "$dir"
@@ -115,18 +153,25 @@ up() {
     # port overflow it. A larger default while the test bed is up; down restores it.
     sysctl -n net.core.rmem_default >"$dir/rmem_default"
     sysctl -qw net.core.rmem_default=4194304
+    echo "$switch" >"$dir/switch"
+    [ "$switch" = dpdk ] && hugepages
     # A failure half way leaves nothing behind.
     trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
-    for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
-    link src0 "$prefix-src" "$prefix-src"
-    link sink0 "$prefix-sink" "$prefix-sink"
-    ip netns exec "$prefix-src" ip addr add 198.18.0.1/24 dev src0
-    ip netns exec "$prefix-sink" ip addr add 198.18.0.2/24 dev sink0
+    if [ "$switch" = kernel ]; then
+        for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
+        link src0 "$prefix-src" "$prefix-src"
+        link sink0 "$prefix-sink" "$prefix-sink"
+        ip netns exec "$prefix-src" ip addr add 198.18.0.1/24 dev src0
+        ip netns exec "$prefix-sink" ip addr add 198.18.0.2/24 dev sink0
+    fi
     local vnf_args=()
     for i in $(seq 1 "$vnfs"); do
         ip netns add "$prefix-vnf$i"
         ip netns exec "$prefix-vnf$i" ip link set lo up
-        if [ "$profile" != none ]; then
+        if [ "$switch" = dpdk ]; then
+            # The data link is a vhost-user socket; the VNF's namespace keeps its control link.
+            :
+        elif [ "$profile" != none ]; then
             # The data link through a delay line: switch port <-> dist-delayline <-> VNF.
             ip link add "$prefix-v$i" type veth peer name "$prefix-da$i"
             for l in "$prefix-v$i" "$prefix-da$i"; do
@@ -166,7 +211,7 @@ up() {
         proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
         of_target=tcp:127.0.0.1:6654
     fi
-    ovs start "$dir/ovs" >/dev/null
+    ovs start "$dir/ovs" $([ "$switch" = dpdk ] && echo dpdk) >/dev/null
     ovs_env
     # The switch classifies frames as the VNFs do: mix-a has IPv4 behind two 802.1Q tags, which
     # dist-vnf (like PRADS) parses and a Move's filter takes; with Open vSwitch's default of
@@ -175,19 +220,38 @@ up() {
     ovs-vsctl set Open_vSwitch . other_config:vlan-limit=2
     ovs-vsctl add-br br0 -- set bridge br0 datapath_type=netdev protocols=OpenFlow13 fail_mode=secure \
         other-config:disable-in-band=true
-    ovs-vsctl add-port br0 "$prefix-src" -- set interface "$prefix-src" ofport_request=1
-    ovs-vsctl add-port br0 "$prefix-sink" -- set interface "$prefix-sink" ofport_request=2
+    if [ "$switch" = dpdk ]; then
+        # The source is a vhost-user server port of the switch (each replay connects to it);
+        # the sink is dist-wire's recorder, as is the mirror of what the switch sends each VNF.
+        ovs-vsctl add-port br0 "$prefix-src" -- set interface "$prefix-src" type=dpdkvhostuser mtu_request=9000 ofport_request=1
+        ovs-vsctl add-port br0 "$prefix-sink" -- set interface "$prefix-sink" type=dpdkvhostuserclient \
+            "options:vhost-server-path=$dir/sink.vhost" mtu_request=9000 ofport_request=2
+    else
+        ovs-vsctl add-port br0 "$prefix-src" -- set interface "$prefix-src" ofport_request=1
+        ovs-vsctl add-port br0 "$prefix-sink" -- set interface "$prefix-sink" ofport_request=2
+    fi
     for i in $(seq 1 "$vnfs"); do
-        ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" ofport_request=$((10 + i))
+        if [ "$switch" = dpdk ]; then
+            # (The MTU is set with the port: a later change reconnects the vhost-user socket.)
+            ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" type=dpdkvhostuserclient \
+                "options:vhost-server-path=$dir/vnf$i.vhost" mtu_request=9000 ofport_request=$((10 + i))
+        else
+            ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" ofport_request=$((10 + i))
+        fi
     done
     ovs-vsctl set-controller br0 "$of_target"
     # What reaches the sink, and what leaves the switch towards each VNF (the order reference).
-    ip netns exec "$prefix-sink" tcpdump -i sink0 -U -w "$dir/sink.pcap" -s 0 >"$dir/sink-tcpdump.log" 2>&1 &
-    echo $! >"$dir/sink-tcpdump.pid"
+    if [ "$switch" = dpdk ]; then
+        record "$vnfs"
+    else
+        ip netns exec "$prefix-sink" tcpdump -i sink0 -U -w "$dir/sink.pcap" -s 0 >"$dir/sink-tcpdump.log" 2>&1 &
+        echo $! >"$dir/sink-tcpdump.pid"
+    fi
     # (Where the switch sends, before the data link's delay line: the two lines queue
     # differently, so frames sent to two VNFs after it seem out of the order the switch sent
     # them in. An order-preserving Move's first phase sends one flow to both.)
     for i in $(seq 1 "$vnfs"); do
+        [ "$switch" = dpdk ] && break
         local at=(ip netns exec "$prefix-vnf$i" tcpdump -i "vnf$i")
         [ "$profile" != none ] && at=(tcpdump -i "$prefix-da$i")
         "${at[@]}" -Q in -U -w "$dir/to-vnf$i.pcap" -s 0 --time-stamp-precision=nano \
@@ -206,8 +270,15 @@ up() {
         local cores="0@$((i % 2))" k
         for k in $(seq 1 "$n"); do cores="$cores,$k@$(((i + k) % 2))"; done
         cores="$cores,$((n + 1))@$((i % 2))"
-        ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" --no-huge -m 512 --no-pci --file-prefix "$prefix-vnf$i" \
-            --vdev "net_af_packet0,iface=vnf$i,qpairs=$n,blocksz=12288,framesz=12288,framecnt=1024" -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
+        # DPDK switch: its PMD thread has CPU 1 to itself; every VNF lcore shares CPU 0.
+        [ "$switch" = dpdk ] && cores="(0-$((n + 1)))@0"
+        local eal=(--no-huge -m 512 --vdev "net_af_packet0,iface=vnf$i,qpairs=$n,blocksz=12288,framesz=12288,framecnt=1024")
+        # (vhost-user shares the VNF's packet memory with the switch: hugepages, in one file
+        # per segment list, as a vhost-user device takes only a few memory regions.)
+        [ "$switch" = dpdk ] && eal=(--in-memory --single-file-segments -m 256
+            --vdev "net_virtio_user0,path=$dir/vnf$i.vhost,server=1,queues=$n,queue_size=1024")
+        ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
+            -- --id "vnf$i" --flows 65536 --mbuf-size 12288 --idle-sleep 50 \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
@@ -232,13 +303,26 @@ up() {
     done
     echo "$vnfs" >"$dir/vnfs"
     trap - ERR
-    say "up: $vnfs VNFs, switch br0 (userspace) under dist-controller, profile $profile, source $prefix-src, sink $prefix-sink; state in $dir"
+    if [ "$switch" = dpdk ]; then
+        local port
+        for port in "$prefix-sink" $(for i in $(seq 1 "$vnfs"); do echo "$prefix-v$i $prefix-m$i"; done); do
+            for _ in $(seq 1 100); do [ "$(ovs-vsctl get interface "$port" link_state)" = up ] && break; sleep 0.1; done
+            [ "$(ovs-vsctl get interface "$port" link_state)" = up ] || { say "vhost-user port $port did not come up" >&2; down >/dev/null; exit 1; }
+        done
+    fi
+    say "up: $vnfs VNFs, switch br0 ($switch) under dist-controller, profile $profile, source $prefix-src, sink $prefix-sink; state in $dir"
 }
 
 replay() {
     local pcap=$1 pps=$2
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
-    ip netns exec "$prefix-src" tcpreplay -q --pps="$pps" -i src0 "$pcap" >"$dir/tcpreplay.log" 2>&1
+    if [ "$(cat "$dir/switch")" = dpdk ]; then
+        "$wire_bin" --lcores 0@0 --in-memory --single-file-segments -m 128 --no-pci --file-prefix "$prefix-replay" \
+            --vdev "net_virtio_user0,path=$dir/ovs/$prefix-src,queue_size=1024" -- replay --pcap "$pcap" --pps "$pps" \
+            >"$dir/replay.log" 2>&1 || { say "replay failed: $(tail -3 "$dir/replay.log")" >&2; exit 1; }
+    else
+        ip netns exec "$prefix-src" tcpreplay -q --pps="$pps" -i src0 "$pcap" >"$dir/tcpreplay.log" 2>&1
+    fi
     say "replayed $pcap at $pps pps"
 }
 
@@ -247,7 +331,19 @@ check() {  # check SENT.pcap [pcapcheck testbed options]: the loss-and-order ver
     local sent=$1
     shift
     sleep 0.5  # the last frames reach the captures
-    python3 "$here/tools/pcapcheck.py" testbed "$sent" "$dir/sink.pcap" "$dir"/to-vnf*.pcap "$@"
+    if [ "$(cat "$dir/switch" 2>/dev/null)" = dpdk ]; then
+        # The recorder writes in blocks: flushed (SIGUSR2), then read once the sizes hold.
+        kill -USR2 "$(cat "$dir/recorder.pid")"
+        local size=-1
+        for _ in $(seq 1 50); do
+            sleep 0.2
+            [ "$(cat "$dir"/*.pcap | wc -c)" = "$size" ] && break
+            size=$(cat "$dir"/*.pcap | wc -c)
+        done
+    fi
+    local captures=()
+    for f in "$dir"/to-vnf*.pcap; do [ -e "$f" ] && captures+=("$f"); done
+    python3 "$here/tools/pcapcheck.py" testbed "$sent" "$dir/sink.pcap" "${captures[@]}" "$@"
 }
 
 ctl() {
@@ -281,6 +377,11 @@ down() {
     rm -rf "$dir/ovs"
     for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-" || true); do ip netns delete "$ns"; done
     for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$prefix-" || true); do ip link delete "$l" 2>/dev/null || true; done
+    rm -f "$dir"/*.vhost "$dir/switch"
+    if [ -s "$dir/hugepages" ]; then
+        echo "$(cat "$dir/hugepages")" >/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages || true
+        rm -f "$dir/hugepages"
+    fi
     if [ -s "$dir/rmem_default" ]; then
         sysctl -qw "net.core.rmem_default=$(cat "$dir/rmem_default")"
         rm -f "$dir/rmem_default"
@@ -297,5 +398,5 @@ replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }
 move) shift; ctl move "$@" ;;
 ctl) shift; ctl "$@" ;;
 check) shift; [ $# -ge 1 ] || { echo "usage: $0 check SENT.pcap [--moved PREFIX] [--order all]" >&2; exit 2; }; check "$@" ;;
-*) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -206,7 +206,8 @@ int dist_port_program_rss(uint16_t port, const uint16_t *table, uint16_t table_l
     for (uint16_t i = 0; i < size; i++)
         reta_out[i] = conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
     *reta_size = size;
-    uint8_t key[256];
+    /* (rss_key_len is a uint8_t: the buffer's size must fit it.) */
+    uint8_t key[255];
     struct rte_eth_rss_conf rss = {.rss_key = key, .rss_key_len = sizeof(key)};
     if (info.hash_key_size > 0 && info.hash_key_size < sizeof(key))
         rss.rss_key_len = info.hash_key_size;
@@ -227,6 +228,13 @@ uint32_t dist_softrss(const uint8_t *input, uint32_t len, const uint8_t *key)
         words[i] = (uint32_t)input[4 * i] << 24 | (uint32_t)input[4 * i + 1] << 16 |
                    (uint32_t)input[4 * i + 2] << 8 | input[4 * i + 3];
     return rte_softrss(words, n, key);
+}
+
+int dist_port_link_up(uint16_t port)
+{
+    struct rte_eth_link link;
+    int rc = rte_eth_link_get_nowait(port, &link);
+    return rc != 0 ? rc : link.link_status == RTE_ETH_LINK_UP;
 }
 
 int dist_port_stop(uint16_t port) { return rte_eth_dev_stop(port); }

@@ -5,7 +5,7 @@ public final class PacketPool: @unchecked Sendable {
     public let name: String
     public let count: UInt32
     public let dataRoom: UInt16
-    let pointer: OpaquePointer
+    public let pointer: OpaquePointer
 
     /// Default data room: 2048 bytes of packet plus DPDK's 128-byte headroom.
     public static let defaultDataRoom: UInt16 = 2048 + 128

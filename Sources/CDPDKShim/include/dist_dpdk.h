@@ -106,6 +106,8 @@ int dist_port_program_rss(uint16_t port, const uint16_t *table, uint16_t table_l
 /** DPDK's software Toeplitz hash (rte_softrss) of `len` bytes (a multiple of 4, network order)
  *  under `key`: what a NIC computes, to check the owner function against at start-up. */
 uint32_t dist_softrss(const uint8_t *input, uint32_t len, const uint8_t *key);
+/** 1 when the port's link is up, 0 when down, a negative errno on failure (does not wait). */
+int dist_port_link_up(uint16_t port);
 int dist_port_stop(uint16_t port);
 int dist_port_close(uint16_t port);
 int dist_port_stats(uint16_t port, struct dist_port_stats *out);
