@@ -4,6 +4,7 @@ the test bed's ceiling, in one invocation, for both modes side by side (opennf: 
 controller; dist: peer to peer over the data plane), median of --runs per point.
 
     deploy/bench/move.py [--runs 3] [--profile paper] [--modes opennf,dist] [--out deploy/bench/results] [--quick]
+                         [--switch kernel|dpdk]
 
 Every point is one run of the test bed (deploy/testbed.sh): up with the link profile, replay
 of mix-a (IP fragments left out: the test bed's net_af_packet reassembles them) at a rate, a
@@ -25,6 +26,10 @@ against the trace, order against what left the switch).
   duplicated and reordered (median).
 - Channel drop: dist LF and OP PZ|LL|ER at the same rates with 10% of the channel's frames
   dropped by the test bed's delay lines (--parts drop).
+
+--switch dpdk runs every point on the test bed on Open vSwitch's DPDK datapath (profile none),
+at the rates it exists for: the ceiling from 20,000 pps up, loss against rate at 10,000 to
+100,000 pps and the ceiling.
 
 Writes results.json, table1.md, and PNG plots (matplotlib) to --out; prints the Markdown.
 """
@@ -72,10 +77,14 @@ def cut(work, frames):
     return path
 
 
+# testbed.sh up's --switch for every run (--switch).
+SWITCH = ['--switch', 'kernel']
+
+
 def run(work, name, trace, pps, profile, move=None, at=None, up=()):
     """One test bed run; returns the Move's report (or None), the checker's result, times."""
     directory = os.path.join(work, name)
-    testbed(directory, 'up', '--profile', profile, *up)
+    testbed(directory, 'up', '--profile', profile, *SWITCH, *up)
     report, started, ended = None, None, None
     try:
         replay = threading.Thread(target=testbed, args=(directory, 'replay', trace, str(pps)), kwargs={'timeout': 900})
@@ -122,12 +131,12 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def ceiling(work, profile, rates, runs):
+def ceiling(work, profile, rates, runs, up=()):
     best = 0
     found = []
     for pps in rates:
         trace = cut(work, min(pps * 4, 50000))
-        lost = [run(work, f'ceiling-{pps}-{i}', trace, pps, profile)['check']['lost'] for i in range(runs)]
+        lost = [run(work, f'ceiling-{pps}-{i}', trace, pps, profile, up=up)['check']['lost'] for i in range(runs)]
         found.append({'pps': pps, 'lost': lost})
         print(f'ceiling: {pps} pps lost {lost}', flush=True)
         if max(lost) == 0:
@@ -148,6 +157,7 @@ def main():
     parser.add_argument('--plot', metavar='RESULTS_JSON', help='only draw the plots of an earlier run')
     parser.add_argument('--rows', help='Table 1: only these rows (their names, comma-separated, e.g. "DiST OP PZ,DiST OP PZ LL ER"); '
                         'the others are kept from an earlier results.json in --out')
+    parser.add_argument('--switch', default='kernel', choices=['kernel', 'dpdk'], help='the test bed\'s switch (testbed.sh up --switch)')
     parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
@@ -156,6 +166,9 @@ def main():
             plots(json.load(f), options.out)
         return
     runs = 1 if options.quick else options.runs
+    if options.switch == 'dpdk' and options.profile != 'none':
+        parser.error('--switch dpdk runs with --profile none (its data links have no delay line)')
+    SWITCH[1] = options.switch
     os.makedirs(options.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix='dist-bench-move-')
     parts = set(options.parts.split(','))
@@ -164,11 +177,14 @@ def main():
     if parts != {'ceiling', 'table1', 'figure5', 'loss', 'drop'} and os.path.exists(previous):
         with open(previous) as f:
             results = json.load(f)
-    results.update({'profile': options.profile, 'runs': runs})
+    results.update({'profile': options.profile, 'runs': runs, 'switch': options.switch, 'workers': options.workers})
 
     if 'ceiling' in parts:
         rates = [1000, 5000, 10000, 20000, 30000] if not options.quick else [1000, 10000]
-        results['ceiling'], results['ceiling_runs'] = ceiling(work, options.profile, rates, 1 if options.quick else 2)
+        if options.switch == 'dpdk':
+            rates = [20000, 50000, 75000, 100000, 150000, 200000] if not options.quick else [20000, 50000]
+        results['ceiling'], results['ceiling_runs'] = ceiling(work, options.profile, rates, 1 if options.quick else 2,
+                                                              up=('--workers', options.workers))
         print(f'ceiling: {results["ceiling"]} pps with nothing lost', flush=True)
     if 'table1' in parts:
         table1(work, options, runs, results)
@@ -261,6 +277,13 @@ def figure5(work, options, runs, results):
     results['figure5'] = fig5
 
 
+def loss_rates(options, results):
+    if options.switch == 'dpdk':
+        rates = [10000, 20000, 50000, 100000] if not options.quick else [20000, 50000]
+        return sorted(set(rates + ([results['ceiling']] if results.get('ceiling') else [])))
+    return [500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]
+
+
 def loss_against_rate(work, options, runs, results, drop=0):
     """Each mode's guarantees at rising rates (dist only, with `drop`% of the channel dropped)."""
     loss = []
@@ -268,7 +291,7 @@ def loss_against_rate(work, options, runs, results, drop=0):
     up = ('--channel-drop', str(drop)) if drop else ()
     for mode in modes:
         for guarantee in GUARANTEES[mode]:
-            for pps in ([500, 1000, 2500, 5000, 10000, 20000] if not options.quick else [1000, 5000]):
+            for pps in loss_rates(options, results):
                 frames = min(50000, pps * 8)
                 trace = cut(work, frames)
                 # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
@@ -323,7 +346,7 @@ def figure6_series(point):
 def table_markdown(results):
     def f(v, fmt):
         return '-' if v is None else format(v, fmt)
-    lines = [f'Test bed profile `{results["profile"]}`, 1000 pps, every IPv4 flow moved 20 s into mix-a, '
+    lines = [f'Test bed switch `{results.get("switch", "kernel")}`, profile `{results["profile"]}`, 1000 pps, every IPv4 flow moved 20 s into mix-a, '
              f'median of {results.get("table1_runs", results["runs"])} runs (`deploy/bench/move.py`). Ceiling of the test bed (no Move, '
              f'nothing lost): {results.get("ceiling", "-")} pps. OpenNF*: opennf with the control plane as fast as the data plane.', '',
              '| Config | # States | # Redirected | MoveTime (s) | RedirTime (s) | Ser% | Deser% | Controller msgs | Retransmissions | Lost | Reordered in flows | Reordered across moved flows |',
