@@ -126,5 +126,5 @@ echo
 echo "demo: Moves $([ $status = 0 ] && echo completed || echo FAILED), checker $([ $verdict = 0 ] && echo PASS || echo FAIL), state $([ $parity = 0 ] && echo 'equal to a run without a Move' || echo 'differs from a run without a Move (records above)'); files in $work"
 # The exit status is the Move's and the checker's. The state comparison is against one dist-vnf
 # reading the file, whose frames no switch reorders across flows; which packet first shows a
-# host's service can differ then (README, "Figures").
+# host's service can differ then (docs/benchmarks.md).
 [ $status = 0 ] && [ $verdict = 0 ]

@@ -82,6 +82,9 @@ func replay() {
     }
     waitForLinks()
     let total = frames.count * loops
+    // (Callers time what they do during the replay from this line.)
+    print("dist-wire: sending \(total) frames at \(Int(pps)) pps")
+    fflush(stdout)
     let interval = 1e9 / pps
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
     var sent = 0, retries = 0, noMbuf = 0

@@ -314,6 +314,8 @@ class DPDKTestBedTests(unittest.TestCase):
         import tempfile
         if not os.path.exists('/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk'):
             self.fail('openvswitch-switch-dpdk is not installed (deploy/setup.sh installs it)')
+        if not os.access('/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages', os.W_OK):
+            self.skipTest('this kernel offers no 2 MB hugepages to reserve: the DPDK test bed cannot run here')
         self.dir = tempfile.mkdtemp(prefix='dist-testbed-dpdk-')
 
     def test_a_move_at_20000_pps_loses_nothing_and_down_leaves_nothing(self):

@@ -24,6 +24,9 @@ against the trace, order against what left the switch).
   latency of each moved packet (first seen at a VNF's port to seen at the sink) over time.
 - Loss against rate: LF PZ|LL|ER (and dist OP PZ|LL|ER) at 500 to 20,000 pps: packets lost,
   duplicated and reordered (median).
+- Move cost as state grows (--parts cost): deploy/tools/flowtrace.py's 1,000, 10,000 and
+  100,000 concurrent TCP flows, all moved (LF PZ|LL|ER) while each sends one more packet:
+  MoveTime, Ser%, Deser%, bytes on the channel, controller messages, lost (opennf up to 10,000).
 - Channel drop: dist LF and OP PZ|LL|ER at the same rates with 10% of the channel's frames
   dropped by the test bed's delay lines (--parts drop).
 
@@ -90,6 +93,14 @@ def run(work, name, trace, pps, profile, move=None, at=None, up=()):
         replay = threading.Thread(target=testbed, args=(directory, 'replay', trace, str(pps)), kwargs={'timeout': 900})
         t0 = time.time()
         replay.start()
+        if SWITCH[1] == 'dpdk':
+            # dist-wire starts DPDK and waits for its port before the first frame: time from then.
+            log = os.path.join(directory, 'replay.log')
+            for _ in range(200):
+                if os.path.exists(log) and 'sending' in open(log).read():
+                    break
+                time.sleep(0.05)
+            t0 = time.time()
         if move:
             time.sleep(at)
             guarantee, opt, flt = move[:3]
@@ -158,7 +169,7 @@ def main():
     parser.add_argument('--rows', help='Table 1: only these rows (their names, comma-separated, e.g. "DiST OP PZ,DiST OP PZ LL ER"); '
                         'the others are kept from an earlier results.json in --out')
     parser.add_argument('--switch', default='kernel', choices=['kernel', 'dpdk'], help='the test bed\'s switch (testbed.sh up --switch)')
-    parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',
+    parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',  # and cost
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
     if options.plot:
@@ -188,6 +199,8 @@ def main():
         print(f'ceiling: {results["ceiling"]} pps with nothing lost', flush=True)
     if 'table1' in parts:
         table1(work, options, runs, results)
+    if 'cost' in parts:
+        move_cost(work, options, runs, results)
     if 'figure5' in parts:
         figure5(work, options, runs, results)
     if 'loss' in parts:
@@ -257,6 +270,41 @@ def table1(work, options, runs, results):
             results['figure6'][mode] = figure6_series(points[0])
     results['table1'] = table
     results['table1_runs'] = runs
+
+
+def move_cost(work, options, runs, results):
+    """MoveTime as the states grow: every flow of flowtrace.py's N concurrent TCP flows moved
+    (LF PZ|LL|ER) while each sends one more packet (the Move starts 0.3 s into that round)."""
+    rate = 50000 if options.switch == 'dpdk' else 5000
+    cost = []
+    for n in ([1000, 10000, 100000] if not options.quick else [1000, 10000]):
+        trace = os.path.join(work, f'flows-{n}.pcap')
+        if not os.path.exists(trace):
+            subprocess.run([sys.executable, os.path.join(ROOT, 'deploy', 'tools', 'flowtrace.py'), '--flows', str(n),
+                            '--out', trace], check=True, capture_output=True)
+        # (opennf moves every state through the controller: past 10,000 it does not finish in
+        # the test bed's time.)
+        for mode in [m for m in options.modes.split(',') if m == 'dist' or n <= 10000]:
+            points = [run(work, f'cost-{mode}-{n}-{i}', trace, rate, options.profile,
+                          ('lf', 'pz,ll,er', 'nw_src=198.18.0.0/16', mode), 5 * n / rate + 0.3,
+                          up=('--flows', str(max(65536, 2 * n)))) for i in range(runs)]
+            reports = [p['report'] or {} for p in points]
+            entry = {'mode': mode, 'flows': n, 'pps': rate,
+                     'states': median([r.get('perFlowStates') for r in reports]),
+                     'move_time': median([r.get('moveTime') for r in reports]),
+                     'ser': median([100 * r['serializeSeconds'] / r['moveTime'] for r in reports
+                                    if r.get('moveTime') and r.get('serializeSeconds') is not None]),
+                     'deser': median([100 * r['deserializeSeconds'] / r['moveTime'] for r in reports
+                                      if r.get('moveTime') and r.get('deserializeSeconds') is not None]),
+                     'channel_bytes': median([r.get('channelBytes') for r in reports]),
+                     'messages': median([(r.get('messagesSent') or 0) + (r.get('messagesReceived') or 0) for r in reports]),
+                     'lost': median([p['check']['lost'] for p in points]),
+                     'lost_worst': max(p['check']['lost'] for p in points),
+                     'completed': sum(1 for r in reports if r.get('outcome') == 'completed')}
+            cost.append(entry)
+            print('cost:', json.dumps(entry), flush=True)
+    results['cost'] = cost
+    results['cost_runs'] = runs
 
 
 def figure5(work, options, runs, results):
@@ -360,6 +408,15 @@ def table_markdown(results):
     a, b = rows.get('OpenNF LF PZ LL ER'), rows.get('DiST LF PZ LL ER')
     if a and b and a['move_time'] and b['move_time']:
         lines += ['', f'LF PZ|LL|ER MoveTime, opennf / dist: {a["move_time"] / b["move_time"]:.1f}x.']
+    if results.get('cost'):
+        lines += ['', f'Move cost as state grows: every flow of N concurrent TCP flows moved (LF PZ|LL|ER) at '
+                  f'{results["cost"][0]["pps"]} pps, median of {results.get("cost_runs", results["runs"])} run(s):', '',
+                  '| Mode | Flows | # States | MoveTime (s) | Ser% | Deser% | Channel bytes | Controller msgs | Lost (median / worst) | Completed |',
+                  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+        for e in results['cost']:
+            lines.append(f'| {e["mode"]} | {e["flows"]} | {f(e["states"], ".0f")} | {f(e["move_time"], ".3f")} | {f(e["ser"], ".2f")} | '
+                         f'{f(e["deser"], ".2f")} | {f(e["channel_bytes"], ".0f")} | {f(e["messages"], ".0f")} | '
+                         f'{f(e["lost"], ".0f")} / {e["lost_worst"]} | {e["completed"]} |')
     for key, title in (('loss', 'Loss against rate'), ('drop', 'With 10% of the channel\'s frames dropped')):
         if not results.get(key):
             continue
