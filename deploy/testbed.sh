@@ -26,10 +26,13 @@
 #                        --switch dpdk: Open vSwitch's DPDK datapath (openvswitch-switch-dpdk,
 #                        one PMD thread on CPU 1) with every VNF on a vhost-user port
 #                        (dist-vnf's net_virtio_user in server mode, a socket in the state
-#                        directory, W queues); source and sink stay veths the switch reads; the
-#                        replayed trace is the order reference. Needs 2 MB hugepages (up reserves 1024 if fewer are free,
-#                        down gives back what it reserved); profile none only.
-#   replay PCAP PPS      replays a capture from the source namespace at PPS frames/s (tcpreplay)
+#                        directory, W queues); dist-wire replays into the switch's port 1 and
+#                        records its port 2 and mirrors of what it sends each VNF, all on
+#                        vhost-user ports. Needs 2 MB hugepages (up reserves them when fewer
+#                        than 1,200 are free, down gives back what it reserved); profile none
+#                        only. docs/testbed-dpdk.md says why.
+#   replay PCAP PPS      replays a capture at PPS frames/s (tcpreplay from the source namespace;
+#                        DPDK switch: dist-wire replay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
 #   check SENT.pcap [--moved PREFIX] [--order all]
@@ -159,9 +162,9 @@ up() {
     sysctl -n net.core.rmem_default >"$dir/rmem_default"
     sysctl -qw net.core.rmem_default=4194304
     echo "$switch" >"$dir/switch"
-    [ "$switch" = dpdk ] && hugepages
     # A failure half way leaves nothing behind.
     trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
+    [ "$switch" = dpdk ] && hugepages
     if [ "$switch" = kernel ]; then
         for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
         link src0 "$prefix-src" "$prefix-src"
