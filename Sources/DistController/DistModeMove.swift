@@ -20,10 +20,15 @@ extension OpenNFMove: MoveRun {}
 /// channel the source deletes what it moved and says the Move is complete.
 ///
 /// OP adds the paper's two-phase switch update (section 3.1): the moved traffic first goes to
-/// both VNFs, then the IBC goes to both in one PACKET_OUT, then the traffic goes to the
-/// destination only. The destination drops the switch's copies until its IBC (the source
-/// redirects the same packets) and holds those after it until the source's end, so it
-/// processes every packet once, in the order the switch saw them.
+/// both VNFs, then the IBC goes to both, then the traffic goes to the destination only. The
+/// destination drops the switch's copies until its IBC (the source redirects the same packets)
+/// and holds those after it until the source's end, so it processes every packet once, in the
+/// order the switch saw them. The IBC must sit at the same place in both copies of the
+/// traffic, which a PACKET_OUT to two ports does not promise (Open vSwitch's userspace datapath
+/// sends it from its main thread, one port after the other, while its forwarding thread sends
+/// the copies): the controller sends it to the source as a request to reflect, the source
+/// sends it back, and a reflector rule sends it on to both, through the datapath. Phase two
+/// comes when the source has seen every copy come back (at moveComplete).
 ///
 /// The IBC must not go before the switch's datapath duplicates the traffic: a packet that then
 /// still went to the source alone, after the source's IBC, would be taken there for a copy the
@@ -41,9 +46,10 @@ extension OpenNFMove: MoveRun {}
 /// - LF: BARRIER and its reply, moveSwitched (none without traffic), the IBC PACKET_OUT to the
 ///   source and moveComplete (10 with two directions);
 /// - NG: BARRIER and its reply, one delPerFlow and its ack (9);
-/// - OP: moveDuplicating, the IBC PACKET_OUT to both, one MODIFY of the Move's rules (by
-///   cookie) and moveComplete (9). Its MoveTime ends at moveComplete, when the source has seen
-///   its IBC and the destination every packet before it.
+/// - OP: the reflector's FLOW_MOD, moveDuplicating, the IBC PACKET_OUT to the source,
+///   moveComplete, one MODIFY of the Move's rules (by cookie) and the reflector's DELETE (11).
+///   Its MoveTime ends at moveComplete, when the source has seen every copy of its IBC and the
+///   destination every packet before it.
 final class DistModeMove: MoveRun {
     let id: UInt64
     let spec: MoveSpec
@@ -72,6 +78,10 @@ final class DistModeMove: MoveRun {
     var switchUpdated = false
     /// OP: the switch sends the moved traffic to both VNFs.
     var duplicating = false
+    /// OP: the switch holds the Move's reflector (see ``SwitchRules/reflector(from:vlan:to:priority:cookie:)``).
+    var reflecting = false
+    /// Above the test bed's rules and the channel's (200).
+    static let reflectorPriority: UInt16 = 300
 
     /// How long the source may take to send its state, and to finish after the switch update.
     static let stateTimeout = TimeAmount.seconds(30)
@@ -153,23 +163,26 @@ final class DistModeMove: MoveRun {
             steps = steps.flatMap {
                 let completed = self.loop.makePromise(of: [String: Any].self)
                 self.completed = completed
-                // Phase 2: after the IBC (the same place in both copies of the traffic), the
-                // destination only. The PACKET_OUT and the MODIFY leave in this order.
-                // With several workers, a copy for every receiving queue (each cuts its own order).
-                let copies = InBandControl.frames(for: self.spec.filter, moveID: self.id, workers: [self.src.workers, self.dst.workers])
-                for frame in copies { self.sw.packetOut(frame, ports: [self.src.switchPort, self.dst.switchPort]) }
-                self.report.ibcCopies = copies.count
+                // The IBC, at the same place in both copies of the traffic: the source reflects
+                // it and the switch's reflector sends it on to both VNFs. With several workers,
+                // a copy for every receiving queue (each cuts its own order).
+                let requests = InBandControl.orderedCut(for: self.spec.filter, moveID: self.id,
+                                                        workers: [self.src.workers, self.dst.workers], vlan: self.src.channelVLAN)
+                for frame in requests { self.sw.packetOut(frame, port: self.src.switchPort) }
+                self.report.ibcCopies = requests.count
                 self.phase("ibc-sent")
-                return self.sw.packetOutsSent().flatMap {
-                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
-                    self.switchUpdated = true
-                    self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
-                    return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
-                }.map {
-                    self.take($0)
-                    self.report.moveTime = Double(self.now - self.started) / 1e9
-                    self.phase("complete", at: self.report.moveTime)
-                }
+                return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the in-band control packet")
+                    .map {
+                        self.take($0)
+                        self.report.moveTime = Double(self.now - self.started) / 1e9
+                        self.phase("complete", at: self.report.moveTime)
+                        // Phase 2: the source saw every copy of the IBC come back, so the switch
+                        // sent each on to the destination too: the destination only, from now
+                        // (the source drops the copies it still gets meanwhile).
+                        _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
+                        self.switchUpdated = true
+                        self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
+                    }
             }
         } else if spec.guarantee == .lf {
             steps = steps.flatMap { self.switchTrafficArrives() }.flatMap {
@@ -287,6 +300,12 @@ final class DistModeMove: MoveRun {
         if let full = c["ringFull"], full > 0 {
             report.warnings.append("\(full) packets found \(src.name)'s ring to its transfer lcore full and were dropped there")
         }
+        if let missing = c["ibcQueuesMissing"], missing > 0 {
+            report.warnings.append("\(missing) of \(src.name)'s queues got no copy of the in-band control packet within 1 s")
+        }
+        if let missing = c["ibcCopiesMissing"], missing > 0 {
+            report.warnings.append("\(missing) copies of the in-band control packet did not come back from the switch within 1 s")
+        }
         if let late = c["lateRedirects"], late > 0 {
             report.warnings.append("\(late) packets reached \(src.name) after the Move's end and could not follow")
         }
@@ -313,6 +332,11 @@ final class DistModeMove: MoveRun {
             for m in matches {
                 _ = sw.flowMod(SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
+            // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
+            // before the IBC goes (above the channel's rules: it matches the source's VLAN).
+            _ = sw.flowMod(SwitchRules.reflector(from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
+                                                 priority: Self.reflectorPriority, cookie: cookie))
+            reflecting = true
             duplicating = true
             return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
                 self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
@@ -385,6 +409,10 @@ final class DistModeMove: MoveRun {
 
     func finish() -> MoveReport {
         src.onNotice = nil
+        if reflecting {
+            _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(cookie), mask: ~0))
+            reflecting = false
+        }
         // (An abort before the BARRIER reply leaves the wait for the switch's traffic open.)
         trafficTimer?.cancel()
         copiesArrive?.succeed([:])

@@ -38,6 +38,11 @@ final class VNFClient {
     private(set) var channelAddress: String?
     /// The VNF's worker cores (from `info`; 1 until it says).
     private(set) var workers = 1
+    /// The VLAN of the VNF's channel address (`IP:PORT@MAC#VLAN`), if it has one.
+    var channelVLAN: UInt16? {
+        guard let text = channelAddress, let hash = text.firstIndex(of: "#") else { return nil }
+        return UInt16(text[text.index(after: hash)...])
+    }
     /// The DiST channel version the VNF speaks (with `channelAddress`).
     private(set) var channelVersion: Int?
     /// Called once the VNF has said who it is (after each connection).

@@ -206,7 +206,7 @@ public final class Worker: @unchecked Sendable {
                 }
                 continue
             }
-            if verdict != .forward && verdict != .discard {
+            if verdict != .forward && verdict != .discard && verdict != .pass {
                 let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
                 if events.push(PacketEvent(frame: frame, worker: index)) {
                     statsSlot.pointee.eventsRaised &+= 1
@@ -215,7 +215,7 @@ public final class Worker: @unchecked Sendable {
                 }
             }
             switch verdict {
-            case .forward, .raiseAndForward:
+            case .forward, .raiseAndForward, .pass:
                 packets[keep] = packets[i]
                 keep += 1
             case .divert, .redirect, .keep, .handoff:

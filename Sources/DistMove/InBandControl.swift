@@ -9,7 +9,7 @@ import DistPacket
 public enum InBandControl {
     /// The marker: "DiST-IBC" then the Move id and a phase number (big-endian).
     static let magic = InBandMarker.magic
-    static let sourceMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01]
+    static let sourceMAC = InBandMarker.sourceMAC
     static let destinationMAC = InBandMarker.destinationMAC
 
     /// A frame matching `filter` (in its first direction) that carries `moveID` and `phase`.
@@ -109,6 +109,31 @@ public enum InBandControl {
             out.append(bytes)
         }
         return out.isEmpty ? [base] : out
+    }
+
+    /// An order-preserving Move's cut: the IBC copies (see ``frames(for:moveID:phase:workers:)``)
+    /// as requests for the source to reflect (``reflectRequest(_:vlan:)``), each carrying how
+    /// many copies there are in its phase field, so that the source knows when the switch has
+    /// sent on every one.
+    ///
+    /// Why reflected: a copy must reach both VNFs at the same place in the stream of packets
+    /// the switch duplicates. Open vSwitch's userspace datapath runs a PACKET_OUT on its main
+    /// thread, one output after the other, while its forwarding thread sends the duplicated
+    /// packets: those it sends between the two outputs come after the IBC at one VNF and
+    /// before it at the other, and both drop them. A frame the switch receives on a port goes
+    /// through the forwarding thread like the traffic, so its outputs keep their place.
+    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, workers: [Int], vlan: UInt16?) -> [[UInt8]] {
+        let count = frames(for: filter, moveID: moveID, workers: workers).count
+        return frames(for: filter, moveID: moveID, phase: UInt32(count), workers: workers).map { reflectRequest($0, vlan: vlan) }
+    }
+
+    /// `frame` (an IBC) as a request to reflect it: its Ethernet source says so, and, with
+    /// `vlan`, an outer tag lets the switch tell it by a field its rules already match on (a
+    /// channel VLAN; a rule on a field no rule used before splits the switch's cached flows).
+    public static func reflectRequest(_ frame: [UInt8], vlan: UInt16?) -> [UInt8] {
+        var out = Array(frame[0..<6]) + InBandMarker.reflectMAC
+        if let vlan { out += [0x81, 0x00] + be16(vlan & 0xFFF) }
+        return out + frame[12...]
     }
 
     static func flowKey(of frame: [UInt8]) -> FlowKey? {

@@ -105,6 +105,35 @@ public enum SwitchRules {
         return mod
     }
 
+    /// The cookie of an order-preserving Move's reflector (``reflector(from:vlan:to:priority:cookie:)``):
+    /// apart from its Move's, so that the phase-two MODIFY by cookie leaves it alone.
+    public static func reflectorCookie(_ cookie: UInt64) -> UInt64 { cookie | 1 << 31 }
+
+    /// A FLOW_MOD adding the rule that sends an IBC the source VNF reflects (entering on
+    /// `source` with the source's channel VLAN `vlan`, or without a channel VLAN to the IBC's
+    /// Ethernet destination) on to `source` and `destination` at once, untagged and with the
+    /// Ethernet source of an IBC (see `InBandControl.orderedCut`).
+    public static func reflector(from source: UInt32, vlan: UInt16?, to destination: UInt32, priority: UInt16,
+                                 cookie: UInt64) -> OFFlowMod {
+        var mod = OFFlowMod()
+        mod.command = .add
+        mod.priority = priority
+        mod.cookie = reflectorCookie(cookie)
+        var actions: [OFAction] = []
+        if let vlan {
+            // OFPXMT_OFB_VLAN_VID with OFPVID_PRESENT; OFPAT_POP_VLAN.
+            mod.match = OFMatch([.inPort(source), .other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])])
+            actions.append(.other(type: 18, body: [0, 0, 0, 0]))
+        } else {
+            mod.match = OFMatch([.inPort(source), .other(field: 3, hasMask: false, value: InBandMarker.destinationMAC)])  // ETH_DST
+        }
+        // OFPAT_SET_FIELD of ETH_SRC (an OXM TLV, padded to 8 bytes).
+        actions.append(.other(type: 25, body: [0x80, 0x00, 4 << 1, 6] + InBandMarker.sourceMAC + [0, 0]))
+        actions += [.output(port: OpenFlow.portInPort), .output(port: destination)]
+        mod.instructions = [.applyActions(actions)]
+        return mod
+    }
+
     /// A FLOW_MOD deleting every rule whose cookie matches `cookie` under `mask` (a split
     /// Move's part rules, all at once).
     public static func delete(cookie: UInt64, mask: UInt64) -> OFFlowMod {

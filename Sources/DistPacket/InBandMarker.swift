@@ -5,6 +5,21 @@
 public enum InBandMarker {
     public static let magic: [UInt8] = Array("DiST-IBC".utf8)
     public static let destinationMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x02]
+    /// The Ethernet source of an IBC the switch sends the VNFs.
+    public static let sourceMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01]
+    /// The Ethernet source of a request to reflect an IBC: an order-preserving Move's source
+    /// sends it back to the switch unprocessed, and the switch sends it on to both VNFs at once
+    /// through its datapath, with ``sourceMAC`` (see `InBandControl.reflectRequest`).
+    public static let reflectMAC: [UInt8] = [0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x03]
+
+    /// Whether a frame is a request to reflect an IBC (its Ethernet addresses say so; the
+    /// marker is checked by whoever acts on it).
+    @inlinable
+    public static func isReflectRequest(_ frame: UnsafeRawBufferPointer) -> Bool {
+        guard frame.count >= 14 else { return false }
+        for i in 0..<6 where frame[i] != destinationMAC[i] || frame[6 + i] != reflectMAC[i] { return false }
+        return true
+    }
 
     /// The Move id and phase a frame carries, or nil for any other frame (one comparison of
     /// the Ethernet destination for almost all of them).

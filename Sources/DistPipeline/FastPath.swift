@@ -64,6 +64,9 @@ public final class FastPath {
         /// Another worker owns the packet's flow: it is staged on ``handoff`` for that worker,
         /// unprocessed here.
         case handoff
+        /// The source of an order-preserving Move got the request to reflect its in-band
+        /// control packet: it goes back out as it came, not processed (state untouched).
+        case pass
     }
 
     public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
@@ -131,12 +134,19 @@ public final class FastPath {
                     continue
                 }
                 probes[i] = FlowProbe(infos[i])
-                if let rule = current, rule.cutsAtMarker, rule.filter.matches(probes[i].key),
-                   let verdict = cut(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i]))) {
-                    verdicts[i] = verdict
-                    events = true
-                    current = eventRule
-                    continue
+                if let rule = current, rule.cutsAtMarker {
+                    let frame = UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i]))
+                    if InBandMarker.isReflectRequest(frame) {
+                        verdicts[i] = reflect(frame, rule: rule)
+                        events = true
+                        continue
+                    }
+                    if rule.filter.matches(probes[i].key), let verdict = cut(frame) {
+                        verdicts[i] = verdict
+                        events = true
+                        current = eventRule
+                        continue
+                    }
                 }
                 if several {
                     let owner = ownership.owner(of: probes[i].key)
@@ -290,6 +300,20 @@ public final class FastPath {
         if !rule.markerSeen && rule.action == .redirect { return nil }
         stats.pointee.duplicatesDropped &+= 1
         return .discard
+    }
+
+    /// What becomes of a request to reflect an in-band control packet: the source of that
+    /// order-preserving Move sends it back out (the switch sends it on to both VNFs); anywhere
+    /// else it is dropped (it is no cut).
+    @usableFromInline
+    func reflect(_ frame: UnsafeRawBufferPointer, rule: EventRule) -> Verdict {
+        guard rule.action == .redirect, rule.ordered, let marker = InBandMarker.find(in: frame),
+              marker.moveID == rule.moveID else {
+            stats.pointee.duplicatesDropped &+= 1
+            return .discard
+        }
+        stats.pointee.markers &+= 1
+        return .pass
     }
 
     /// The source's last redirected packet of Move `moveID` is processed: what a `gate` held

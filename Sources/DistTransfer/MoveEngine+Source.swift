@@ -35,6 +35,11 @@ extension MoveEngine {
         var ibcFirstAt: UInt64 = 0
         /// Queues whose copy had not come 1 s after the first (the Move went on without it).
         var ibcQueuesMissing = 0
+        /// OP: the copies of the IBC seen (each the switch sent on to both VNFs at once), of
+        /// how many (their marker says).
+        var ibcCopiesSeen = 0
+        var ibcCopies = 1
+        var ibcCopiesMissing = 0
         var lateRedirects = 0
         /// OP: packets redirected after the in-band control packet (copies the destination
         /// gets from the switch), dropped here.
@@ -185,8 +190,10 @@ extension MoveEngine {
     /// OP, for every queue's copy of the IBC). Returns whether it did anything.
     func advanceDrain(_ move: Outgoing, now: UInt64) -> Bool {
         if move.ibcDrain == nil && !move.ibcSeen && move.ibcFirstAt != 0 && now &- move.ibcFirstAt > Self.workerPatience {
-            // A queue that got no copy of the IBC in 1 s (no copy hashed to it): go on without it.
+            // A queue that got no copy of the IBC in 1 s (no copy hashed to it), or a copy that
+            // never came back from the switch: go on without it.
             move.ibcQueuesMissing = host.workerCount - move.ibcWorkers.count
+            move.ibcCopiesMissing = move.ibcCopies - move.ibcCopiesSeen
             startDrain(move, now: now)
         }
         guard let seen = move.ibcDrain else { return false }
@@ -314,7 +321,7 @@ extension MoveEngine {
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
-            ibc(move, from: worker, now: now)
+            ibc(move, from: worker, copies: Int(marker.phase), now: now)
             return
         }
         if abortIfChannelBroke(move, now: now) {
@@ -332,17 +339,22 @@ extension MoveEngine {
         if !move.session.redirect(bytes) { move.lateRedirects += 1 }
     }
 
-    /// The Move's in-band control packet came through worker `worker`.
-    func ibc(_ move: Outgoing, from worker: Int, now: UInt64) {
+    /// The Move's in-band control packet came through worker `worker` (OP: one of `copies`).
+    func ibc(_ move: Outgoing, from worker: Int, copies: Int, now: UInt64) {
         // (Further copies of it change nothing.)
         guard !move.ibcSeen && move.ibcDrain == nil else { return }
-        if host.workerCount == 1 { return passed(move, now: now) }
         if move.ordered {
-            // Each queue is cut at its own copy: the workers drop what comes after it.
+            // Each queue is cut at its own copy: the workers drop what comes after it. The
+            // Move ends only once the switch has sent on every copy: until then a queue of the
+            // destination may still wait for its own, and the switch must go on sending it the
+            // packets before that copy (the controller changes the switch's rules at the end).
             move.ibcWorkers.insert(worker)
+            move.ibcCopiesSeen += 1
+            move.ibcCopies = max(1, copies)
             if move.ibcFirstAt == 0 { move.ibcFirstAt = now }
-            guard move.ibcWorkers.count == host.workerCount else { return }
+            guard move.ibcWorkers.count == host.workerCount && move.ibcCopiesSeen >= move.ibcCopies else { return }
         }
+        if host.workerCount == 1 { return passed(move, now: now) }
         // Packets the switch sent before it may still wait in the other workers' queues.
         startDrain(move, now: now)
     }
@@ -380,7 +392,7 @@ extension MoveEngine {
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
             "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
-            "ringFull": Int(host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing,
+            "ringFull": Int(host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
             "duplicatesDropped": move.duplicatesDropped,
         ]
         c.merge(host.diagnostics()) { mine, _ in mine }

@@ -142,6 +142,50 @@ let traceFrames: [PcapFile.Frame] = {
     }
 }
 
+@Suite struct ReflectorTests {
+    /// The rule that sends an IBC the source reflects on to both VNFs: it matches the source's
+    /// port and VLAN, pops the tag, writes an IBC's Ethernet source, outputs to the source's
+    /// own port and the destination's; as bytes Open vSwitch reads (a set-field action padded
+    /// to 16 bytes), and through the codec.
+    @Test func theReflectorSendsTheRequestOnToBothUntagged() throws {
+        let mod = SwitchRules.reflector(from: 2, vlan: 3901, to: 3, priority: 300, cookie: 0x42)
+        #expect(mod.cookie == SwitchRules.reflectorCookie(0x42) && mod.cookie != 0x42)
+        #expect(mod.match.fields == [.inPort(2), .other(field: 6, hasMask: false, value: [0x1F, 0x3D])])
+        guard case .applyActions(let actions)? = mod.instructions.first else { Issue.record("no actions"); return }
+        #expect(actions.count == 4)
+        #expect(actions[0] == .other(type: 18, body: [0, 0, 0, 0]))
+        #expect(actions[1] == .other(type: 25, body: [0x80, 0x00, 0x08, 6, 0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01, 0, 0]))
+        #expect(actions[2...] == [.output(port: OpenFlow.portInPort), .output(port: 3)])
+        #expect(try OFMessage.decode(OFMessage.flowMod(xid: 5, mod).encoded()) == .flowMod(xid: 5, mod))
+        // Without a channel VLAN: the IBC's Ethernet destination, nothing to pop.
+        let plain = SwitchRules.reflector(from: 2, vlan: nil, to: 3, priority: 300, cookie: 0x42)
+        #expect(plain.match.fields == [.inPort(2), .other(field: 3, hasMask: false, value: InBandMarker.destinationMAC)])
+        guard case .applyActions(let plainActions)? = plain.instructions.first else { Issue.record("no actions"); return }
+        #expect(plainActions.count == 3)
+    }
+
+    /// The controller's cut for an order-preserving Move: requests (tagged, with the reflect
+    /// Ethernet source) that each say how many there are, and that are IBCs of the filter's
+    /// flows once the switch has reflected them.
+    @Test func theOrderedCutIsRequestsThatCountThemselves() throws {
+        let filter = try FlowFilter(parsing: "nw_src=10.0.0.0/8")
+        let requests = InBandControl.orderedCut(for: filter, moveID: 9, workers: [2, 1], vlan: 3901)
+        #expect(requests.count == InBandControl.frames(for: filter, moveID: 9, workers: [2, 1]).count)
+        #expect(requests.count > 1)
+        for r in requests {
+            #expect(r.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
+            #expect(Array(r[12..<16]) == [0x81, 0x00, 0x0F, 0x3D])
+            let copy = Array(r[0..<6]) + InBandMarker.sourceMAC + r[16...]
+            #expect(!copy.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
+            let key = try #require(RedirectBuffer.key(of: copy))
+            #expect(filter.matches(key))
+            #expect(InBandControl.marker(in: copy).map { $0.moveID == 9 && $0.phase == UInt32(requests.count) } == true)
+        }
+        #expect(InBandControl.orderedCut(for: filter, moveID: 9, workers: [1, 1], vlan: nil).map { Array($0[6..<14]) }
+                == [InBandMarker.reflectMAC + [0x08, 0x00]])
+    }
+}
+
 @Suite struct InBandControlTests {
     static func key(_ frame: [UInt8]) -> FlowKey? { RedirectBuffer.key(of: frame) }
 

@@ -106,7 +106,7 @@ import Testing
                 case .raise: raised += 1
                 case .hold: held += 1
                 case .raiseAndForward: raised += 1; forwarded += 1
-                case .divert, .redirect, .keep, .discard, .handoff: Issue.record("no channel, no DiST rule and one worker here")
+                case .divert, .redirect, .keep, .discard, .handoff, .pass: Issue.record("no channel, no DiST rule and one worker here")
                 }
             }
         }
@@ -459,6 +459,32 @@ import Testing
         // Traffic outside the filter goes on.
         let other = FastPathTests.frames.map { $0.bytes }.first { RedirectTests.key($0).map { !Self.filter.matches($0) } ?? false }!
         #expect(RedirectTests.verdict(path, other) == .forward)
+    }
+
+    /// The source of an order-preserving Move sends a request to reflect its IBC back out as it
+    /// came, before its cut and after it, without taking it for the cut or tracking it; a
+    /// request for another Move, or at a destination, is dropped and no cut either.
+    @Test func onlyTheSourceReflectsItsMovesRequests() throws {
+        let (path, frames, stats) = Self.setUp()
+        defer { stats.deallocate() }
+        let request = InBandControl.reflectRequest(InBandControl.frame(for: Self.filter, moveID: 7), vlan: 3901)
+        let untagged = InBandControl.reflectRequest(InBandControl.frame(for: Self.filter, moveID: 7), vlan: nil)
+        // At the destination (the gate): dropped, the gate still shut.
+        #expect(RedirectTests.verdict(path, request) == .discard)
+        #expect(path.eventRule?.markerSeen == false)
+        _ = path.perform(.events(EventRule(filter: Self.filter, action: .redirect, moveID: 7, ordered: true)))
+        for r in [request, untagged] { #expect(RedirectTests.verdict(path, r) == .pass) }
+        #expect(path.eventRule?.markerSeen == false)
+        #expect(path.table.count == 0)
+        #expect(RedirectTests.verdict(path, InBandControl.reflectRequest(InBandControl.frame(for: Self.filter, moveID: 8), vlan: nil)) == .discard)
+        // The reflected copy is the cut; requests still go back out after it.
+        #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7)) == .redirect)
+        #expect(path.eventRule?.markerSeen == true)
+        #expect(RedirectTests.verdict(path, request) == .pass)
+        #expect(RedirectTests.verdict(path, frames[0]) == .discard)
+        // Under an LF redirect no request is reflected.
+        _ = path.perform(.events(EventRule(filter: Self.filter, action: .redirect, moveID: 7)))
+        #expect(RedirectTests.verdict(path, request) != .pass)
     }
 }
 

@@ -20,6 +20,9 @@ struct MoveBed {
     var loss = 0.0
     var reorder = false
     var cutAToB = false, cutBToA = false
+    /// The switch's reflector of an order-preserving Move (A the source): what A sends back
+    /// of the requests to reflect its in-band control packet goes on to A and B at once.
+    var reflector = false
     var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
 
     init(workersA: Int = 1, workersB: Int = 1) {
@@ -63,6 +66,7 @@ struct MoveBed {
     mutating func round() {
         a.round()
         b.round()
+        if reflector { reflect() }
         carry(from: a, to: b, cut: cutAToB)
         carry(from: b, to: a, cut: cutBToA)
     }
@@ -102,6 +106,43 @@ struct MoveBed {
             let copy = copies.first { target.key(of: $0).map(target.owner) == w } ?? copies[0]
             target.receive(copy, worker: w)
         }
+    }
+
+    /// An OP Move from A to B whose state is at B and whose traffic the switch sends to both.
+    static func duplicating(_ workers: (Int, Int)) -> MoveBed {
+        var bed = MoveBed(workersA: workers.0, workersB: workers.1)
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("op"), now: bed.a.clock)
+        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil })
+        for _ in 0..<3 { bed.traffic(to: [bed.a, bed.b]) }
+        bed.round()
+        #expect(bed.run(limit: 100) { $0.a.notice("moveDuplicating") != nil }, "B never said the copies arrive")
+        return bed
+    }
+
+    /// OP's cut as the controller sends it: requests to reflect the in-band control packet, to A
+    /// (each to the queue of its flow's owner), tagged with A's channel VLAN.
+    func requestCut() {
+        for request in InBandControl.orderedCut(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount], vlan: 3901) {
+            a.receive(request, worker: a.key(of: MoveBed.reflected(request)).map(a.owner) ?? 0)
+        }
+    }
+
+    /// The switch's reflector: the requests A sent back go on to both, untagged, with an
+    /// IBC's Ethernet source.
+    func reflect() {
+        let requests = a.out.filter { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
+        a.out.removeAll { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
+        for request in requests {
+            let copy = MoveBed.reflected(request)
+            a.receive(copy)
+            b.receive(copy)
+        }
+    }
+
+    static func reflected(_ request: [UInt8]) -> [UInt8] {
+        let tagged = request[12] == 0x81 && request[13] == 0x00
+        return Array(request[0..<6]) + InBandMarker.sourceMAC + request[(tagged ? 16 : 12)...]
     }
 
     /// Sequence numbers of each flow as the two network functions forwarded them: A's, then B's.
@@ -174,18 +215,28 @@ struct MoveBed {
     /// those after), then to B only; B's packets after the IBC wait for A's last redirected one.
     @Test(arguments: [(1, 1), (2, 2)])
     func anOrderPreservingMoveForwardsEachPacketOnceInOrder(workers: (Int, Int)) {
-        var bed = MoveBed(workersA: workers.0, workersB: workers.1)
-        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
-        bed.a.engine.start(bed.order("op"), now: bed.a.clock)
-        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil })
         // Phase one: copies to both; the IBC to both; phase two: to B only.
-        for _ in 0..<3 { bed.traffic(to: [bed.a, bed.b]) }
-        bed.round()
-        #expect(bed.run(limit: 100) { $0.a.notice("moveDuplicating") != nil }, "B never said the copies arrive")
+        var bed = MoveBed.duplicating(workers)
         bed.ibc(to: bed.a)
         bed.ibc(to: bed.b)
         for _ in 0..<3 { bed.traffic(to: [bed.b]) }
         #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil })
+        bed.expectMovedWhole("\(workers)")
+    }
+
+    /// OP as the controller runs it: A reflects the requests to reflect its IBC (out, as they
+    /// came, not taken for the cut), the switch sends each on to both at once while it copies
+    /// the traffic to both, and A's Move ends only when every copy has come back; then the
+    /// switch sends to B only. Every packet is forwarded once, in order, by one of them.
+    @Test(arguments: [(1, 1), (2, 2), (1, 2)])
+    func anOrderPreservingMoveCutsAtTheReflectedControlPacket(workers: (Int, Int)) {
+        var bed = MoveBed.duplicating(workers)
+        bed.reflector = true
+        bed.requestCut()
+        #expect(bed.run(sending: [bed.a, bed.b]) { $0.a.notice("moveComplete") != nil })
+        #expect(bed.a.notice("moveComplete")?.counters["ibcCopiesMissing"] == 0)
+        for _ in 0..<3 { bed.traffic(to: [bed.b]) }
+        #expect(bed.run(sending: [bed.b]) { $0.b.notice("incomingEnded") != nil })
         bed.expectMovedWhole("\(workers)")
     }
 

@@ -80,7 +80,7 @@ final class MoveInstance: MoveHost {
             return path.verdicts[0]
         }
         switch verdict {
-        case .forward, .raiseAndForward: out.append(frame)
+        case .forward, .raiseAndForward, .pass: out.append(frame)
         case .redirect, .divert: toEngine.append((frame, w, verdict == .redirect))
         case .keep:
             held[w].append(frame)
