@@ -372,6 +372,11 @@ status() {
 }
 
 down() {
+    # What each switch port sent, received and dropped, for finding where a run lost frames.
+    if [ -S "$dir/ovs/db.sock" ]; then
+        ovs-vsctl --db="unix:$dir/ovs/db.sock" --timeout=5 --columns=name,statistics list interface \
+            >"$dir/switch-ports.txt" 2>/dev/null || true
+    fi
     for f in "$dir"/*.pid; do
         [ -e "$f" ] || continue
         local pid

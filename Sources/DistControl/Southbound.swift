@@ -85,24 +85,18 @@ public final class SouthboundService {
             case "getAllFlows":
                 return state("stateAllFlows", id, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
             case "putPerFlow":
-                let (decoded, nanoseconds) = try chunks(request, .perFlow)
-                let flows = try decoded.map { chunk -> FlowEntry in
-                    guard case .perFlow(let e) = chunk else { throw SouthboundError("a putPerFlow chunk is not per-flow state") }
-                    return e
+                let (flows, nanoseconds) = try put(request, .perFlow) { chunk -> FlowEntry? in
+                    if case .perFlow(let e) = chunk { return e } else { return nil }
                 }
                 return [Self.ack(id, try store.importFlows(flows), deserializeNanoseconds: nanoseconds)]
             case "putMultiFlow":
-                let (decoded, nanoseconds) = try chunks(request, .multiFlow)
-                let assets = try decoded.map { chunk -> AssetState in
-                    guard case .multiFlow(let a) = chunk else { throw SouthboundError("a putMultiFlow chunk is not multi-flow state") }
-                    return a
+                let (assets, nanoseconds) = try put(request, .multiFlow) { chunk -> AssetState? in
+                    if case .multiFlow(let a) = chunk { return a } else { return nil }
                 }
                 return [Self.ack(id, try store.importAssets(assets), deserializeNanoseconds: nanoseconds)]
             case "putAllFlows":
-                let (decoded, nanoseconds) = try chunks(request, .allFlows)
-                let counters = try decoded.map { chunk -> InstanceCounters in
-                    guard case .allFlows(let c) = chunk else { throw SouthboundError("a putAllFlows chunk is not all-flows state") }
-                    return c
+                let (counters, nanoseconds) = try put(request, .allFlows) { chunk -> InstanceCounters? in
+                    if case .allFlows(let c) = chunk { return c } else { return nil }
                 }
                 counters.forEach { store.importCounters($0) }
                 return [Self.ack(id, counters.count, deserializeNanoseconds: nanoseconds)]
@@ -118,42 +112,17 @@ public final class SouthboundService {
                 store.resetCounters()
                 return [Self.ack(id, 1)]
             case "enableEvents":
-                guard let name = request["action"] as? String, let action = EventAction(rawValue: name),
-                      EventAction.southbound.contains(action) else {
-                    throw SouthboundError("\"action\" must be drop, buffer or process")
-                }
-                if let owner = eventsOwner, owner != client {
-                    throw SouthboundError("events are enabled by another controller connection")
-                }
-                let late = request["lateLocking"] as? Bool ?? false
-                try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
-                eventsOwner = client
+                try enableEvents(request, client: client)
                 return [Self.ack(id, 1)]
             case "flowGroups":
-                // A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an
-                // IPv4 prefix, 0-128 for IPv6), with the packets they have seen.
-                let f = try filter(request)
-                guard let prefix = f.splitPrefix else { throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else") }
-                guard let length = request["length"] as? Int, length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
-                    throw SouthboundError("\"length\" must be a prefix length of the filter's family")
-                }
-                let groups = try store.flowGroups(f, length: length + (prefix.address.isIPv4Mapped ? 96 : 0))
-                return [Self.encode(["type": "flowGroups", "groups": groups.map {
-                    ["prefix": $0.prefix.text, "flows": $0.flows, "packets": Int(clamping: $0.packets)] as [String: Any]
-                }], id: id)]
+                return [Self.encode(["type": "flowGroups", "groups": try flowGroups(request)], id: id)]
             case "info":
                 var reply: [String: Any] = ["type": "info", "workers": store.workerCount]
                 if let channelAddress { reply["channel"] = channelAddress }
                 if let channelVersion { reply["channelVersion"] = channelVersion }
                 return [Self.encode(reply, id: id)]
             case "movePerFlow":
-                guard let startMove else {
-                    throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")
-                }
-                let move = try MoveRequest(request, filter: try filter(request))
-                guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
-                try startMove(move)
-                moveOwners[move.moveID] = client
+                try movePerFlow(request, client: client)
                 return [Self.ack(id, 1)]
             case "disableEvents":
                 try store.setEvents(nil)
@@ -165,6 +134,54 @@ public final class SouthboundService {
         } catch {
             return [Self.error(id, "\(error)")]
         }
+    }
+
+    /// A put request's chunks of `scope`, each what `take` finds in it (nil: a chunk of
+    /// another scope, refused), and the time decoding them took.
+    func put<T>(_ request: [String: Any], _ scope: StateScope, _ take: (StateChunk) -> T?) throws -> ([T], UInt64) {
+        let (decoded, nanoseconds) = try chunks(request, scope)
+        let taken = try decoded.map { chunk -> T in
+            guard let t = take(chunk) else { throw SouthboundError("a put chunk is not \(scope) state") }
+            return t
+        }
+        return (taken, nanoseconds)
+    }
+
+    /// OpenNF's enableEvents: one connection's at a time.
+    func enableEvents(_ request: [String: Any], client: Int32) throws {
+        guard let name = request["action"] as? String, let action = EventAction(rawValue: name),
+              EventAction.southbound.contains(action) else {
+            throw SouthboundError("\"action\" must be drop, buffer or process")
+        }
+        if let owner = eventsOwner, owner != client {
+            throw SouthboundError("events are enabled by another controller connection")
+        }
+        let late = request["lateLocking"] as? Bool ?? false
+        try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
+        eventsOwner = client
+    }
+
+    /// A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an IPv4
+    /// prefix, 0-128 for IPv6), with the packets they have seen.
+    func flowGroups(_ request: [String: Any]) throws -> [[String: Any]] {
+        let f = try filter(request)
+        guard let prefix = f.splitPrefix else { throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else") }
+        guard let length = request["length"] as? Int, length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
+            throw SouthboundError("\"length\" must be a prefix length of the filter's family")
+        }
+        let groups = try store.flowGroups(f, length: length + (prefix.address.isIPv4Mapped ? 96 : 0))
+        return groups.map { ["prefix": $0.prefix.text, "flows": $0.flows, "packets": Int(clamping: $0.packets)] as [String: Any] }
+    }
+
+    /// A DiST Move out, started on this instance's channel.
+    func movePerFlow(_ request: [String: Any], client: Int32) throws {
+        guard let startMove else {
+            throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")
+        }
+        let move = try MoveRequest(request, filter: try filter(request))
+        guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
+        try startMove(move)
+        moveOwners[move.moveID] = client
     }
 
     func filter(_ request: [String: Any]) throws -> FlowFilter {

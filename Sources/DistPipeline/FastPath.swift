@@ -134,19 +134,13 @@ public final class FastPath {
                     continue
                 }
                 probes[i] = FlowProbe(infos[i])
-                if let rule = current, rule.cutsAtMarker {
-                    let frame = UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i]))
-                    if InBandMarker.isReflectRequest(frame) {
-                        verdicts[i] = reflect(frame, rule: rule)
-                        events = true
-                        continue
-                    }
-                    if rule.filter.matches(probes[i].key), let verdict = cut(frame) {
-                        verdicts[i] = verdict
-                        events = true
-                        current = eventRule
-                        continue
-                    }
+                if let rule = current, rule.cutsAtMarker,
+                   let verdict = markerVerdict(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),
+                                               rule: rule, key: probes[i].key) {
+                    verdicts[i] = verdict
+                    events = true
+                    current = eventRule
+                    continue
                 }
                 if several {
                     let owner = ownership.owner(of: probes[i].key)
@@ -300,6 +294,14 @@ public final class FastPath {
         if !rule.markerSeen && rule.action == .redirect { return nil }
         stats.pointee.duplicatesDropped &+= 1
         return .discard
+    }
+
+    /// Under a rule that cuts at a Move's in-band control packet: what becomes of a request to
+    /// reflect one, or of a packet of the rule's filter (nil: it goes on as usual).
+    @inlinable @inline(__always)
+    func markerVerdict(_ frame: UnsafeRawBufferPointer, rule: EventRule, key: FlowKey) -> Verdict? {
+        if InBandMarker.isReflectRequest(frame) { return reflect(frame, rule: rule) }
+        return rule.filter.matches(key) ? cut(frame) : nil
     }
 
     /// What becomes of a request to reflect an in-band control packet: the source of that

@@ -52,98 +52,39 @@ extension FastPath {
                 return true
             }
             return .flows(out)
-        case .groups(let filter, let prefix, let length):
-            var found: [IPPrefix: (flows: Int, packets: UInt64)] = [:]
-            table.forEach { _, e in
-                guard filter.matches(e.key) else { return true }
-                // A flow with both ends within the prefix counts in its lower end's part.
-                let at = prefix.contains(e.key.loAddr) ? e.key.loAddr : e.key.hiAddr
-                let part = IPPrefix(covering: at, length: length)
-                let sum = found[part] ?? (0, 0)
-                found[part] = (sum.flows + 1, sum.packets &+ e.packetsToServer &+ e.packetsToClient)
-                return true
-            }
-            return .groups(found.map { FlowGroup(prefix: $0.key, flows: $0.value.flows, packets: $0.value.packets) })
-        case .locate(let filter):
-            var out: [(index: Int, key: FlowKey)] = []
-            table.forEach { i, e in
-                if filter.matches(e.key) { out.append((i, e.key)) }
-                return true
-            }
-            return .located(out)
+        case .groups(let filter, let prefix, let length): return .groups(groups(filter, within: prefix, length: length))
+        case .locate(let filter): return .located(matching(filter).map { ($0, table.entry(at: $0).key) })
         case .exportFlows(let filter, let lock):
-            var out: [FlowEntry] = []
-            table.forEach { i, e in
-                guard filter.matches(e.key) else { return true }
-                if lock { _ = table.transitionMark(at: i, from: .normal, to: .moving) }
-                out.append(e)
-                return true
-            }
-            return .flows(out)
-        case .importFlows(let entries):
-            // All or nothing: refuse up front what would not fit.
-            let fresh = entries.filter { table.find($0.key) == nil }.count
-            guard table.count + fresh <= table.capacity else {
-                return .refused("flow table has room for \(table.capacity - table.count) more flows, \(fresh) offered")
-            }
-            for entry in entries { table.insert(entry) }
-            return .count(entries.count)
+            let found = matching(filter)
+            let entries = found.map { table.entry(at: $0) }
+            if lock { for i in found { _ = table.transitionMark(at: i, from: .normal, to: .moving) } }
+            return .flows(entries)
+        case .importFlows(let entries): return importFlows(entries)
         case .deleteFlows(let filter):
-            var doomed: [Int] = []
-            table.forEach { i, e in
-                if filter.matches(e.key) { doomed.append(i) }
-                return true
-            }
+            let doomed = matching(filter)
             for i in doomed { table.remove(at: i) }
             return .count(doomed.count)
         case .forgetFlows(let keys):
-            var n = 0
-            for key in keys {
-                if let i = table.find(key) {
-                    table.remove(at: i)
-                    n += 1
-                }
-            }
-            return .count(n)
+            let found = Set(keys.compactMap { table.find($0) })
+            for i in found { table.remove(at: i) }
+            return .count(found.count)
         case .exportAssets(let filter, let peers):
-            guard let detector else { return .assets([]) }
-            var wanted = Set(detector.assets.keys.filter { filter.matches(host: $0) })
-            if peers {
-                table.forEach { _, e in
-                    if filter.matches(e.key) {
-                        wanted.insert(e.key.loAddr)
-                        wanted.insert(e.key.hiAddr)
-                    }
-                    return true
-                }
-            }
-            let hosts = wanted.filter { detector.assets[$0] != nil }.sorted()
-            return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
+            guard detector != nil else { return .assets([]) }
+            return .assets(assets(hostsMatching(filter, peers: peers)))
         case .exportPeers(let filter):
-            guard let detector else { return .assets([]) }
+            guard detector != nil else { return .assets([]) }
             var wanted = Set<IPAddress>()
-            table.forEach { _, e in
-                if filter.matches(e.key) {
-                    for a in [e.key.loAddr, e.key.hiAddr] where !filter.matches(host: a) { wanted.insert(a) }
-                }
-                return true
+            for i in matching(filter) {
+                let key = table.entry(at: i).key
+                for a in [key.loAddr, key.hiAddr] where !filter.matches(host: a) { wanted.insert(a) }
             }
-            let hosts = wanted.filter { detector.assets[$0] != nil }.sorted()
-            return .assets(hosts.map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
+            return .assets(assets(wanted))
         case .importAssets(let assets):
             guard let detector else { return .refused("detection is off on this instance") }
             for a in assets { detector.put(a.asset, at: a.address) }
             return .count(assets.count)
         case .events(let rule):
-            // Flows locked for a Move that did not take them (the rule goes without their
-            // state having been deleted) are this instance's again.
-            if let old = eventRule, old.lateLocking, old.filter != rule?.filter || rule?.lateLocking != true {
-                table.forEach { i, e in
-                    if old.filter.matches(e.key) { _ = table.transitionMark(at: i, from: .moving, to: .normal) }
-                    return true
-                }
-            }
-            eventRule = rule
+            setEventRule(rule)
             return .count(rule == nil ? 0 : 1)
         case .deleteAssets(let filter):
             guard let detector else { return .count(0) }
@@ -151,5 +92,68 @@ extension FastPath {
             for host in hosts { detector.removeAsset(at: host) }
             return .count(hosts.count)
         }
+    }
+
+    /// The table indices of the flows `filter` matches.
+    func matching(_ filter: FlowFilter) -> [Int] {
+        var out: [Int] = []
+        table.forEach { i, e in
+            if filter.matches(e.key) { out.append(i) }
+            return true
+        }
+        return out
+    }
+
+    /// The flows `filter` matches, counted by the part (of `length` bits) of `prefix` they fall in.
+    func groups(_ filter: FlowFilter, within prefix: IPPrefix, length: Int) -> [FlowGroup] {
+        var found: [IPPrefix: (flows: Int, packets: UInt64)] = [:]
+        for i in matching(filter) {
+            let e = table.entry(at: i)
+            // A flow with both ends within the prefix counts in its lower end's part.
+            let at = prefix.contains(e.key.loAddr) ? e.key.loAddr : e.key.hiAddr
+            let part = IPPrefix(covering: at, length: length)
+            let sum = found[part] ?? (0, 0)
+            found[part] = (sum.flows + 1, sum.packets &+ e.packetsToServer &+ e.packetsToClient)
+        }
+        return found.map { FlowGroup(prefix: $0.key, flows: $0.value.flows, packets: $0.value.packets) }
+    }
+
+    /// All or nothing: what would not fit is refused up front.
+    func importFlows(_ entries: [FlowEntry]) -> StateResponse {
+        let fresh = entries.filter { table.find($0.key) == nil }.count
+        guard table.count + fresh <= table.capacity else {
+            return .refused("flow table has room for \(table.capacity - table.count) more flows, \(fresh) offered")
+        }
+        for entry in entries { table.insert(entry) }
+        return .count(entries.count)
+    }
+
+    /// The hosts `filter` names, and with `peers` the ends of the flows it matches.
+    func hostsMatching(_ filter: FlowFilter, peers: Bool) -> Set<IPAddress> {
+        guard let detector else { return [] }
+        var wanted = Set(detector.assets.keys.filter { filter.matches(host: $0) })
+        if peers {
+            for i in matching(filter) {
+                let key = table.entry(at: i).key
+                wanted.insert(key.loAddr)
+                wanted.insert(key.hiAddr)
+            }
+        }
+        return wanted
+    }
+
+    /// The detector's state of those of `hosts` it knows, in address order.
+    func assets(_ hosts: Set<IPAddress>) -> [AssetState] {
+        guard let detector else { return [] }
+        return hosts.filter { detector.assets[$0] != nil }.sorted().map { AssetState(address: $0, asset: detector.asset(at: $0)!) }
+    }
+
+    /// Flows locked for a Move that did not take them (the rule goes without their state having
+    /// been deleted) are this instance's again.
+    func setEventRule(_ rule: EventRule?) {
+        if let old = eventRule, old.lateLocking, old.filter != rule?.filter || rule?.lateLocking != true {
+            for i in matching(old.filter) { _ = table.transitionMark(at: i, from: .moving, to: .normal) }
+        }
+        eventRule = rule
     }
 }

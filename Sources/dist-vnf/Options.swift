@@ -85,108 +85,56 @@ struct Options {
         var description: String
     }
 
-    /// Parses the application arguments; throws with a one-line message naming the argument.
-    static func parse(_ arguments: [String]) throws -> Options {
-        var options = Options()
+    /// Reads an argument's value, naming the argument in what it throws.
+    struct Reader {
+        let arguments: [String]
         var i = 0
-        func value(_ name: String) throws -> String {
+
+        mutating func value(_ name: String) throws -> String {
             i += 1
             guard i < arguments.count else { throw Failure(description: "\(name) needs a value") }
             return arguments[i]
         }
-        func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int {
+
+        mutating func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int {
             let text = try value(name)
             guard let n = Int(text), range.contains(n) else {
                 throw Failure(description: "\(name): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
             }
             return n
         }
-        func seconds(_ name: String, allowZero: Bool) throws -> Double {
+
+        mutating func seconds(_ name: String, allowZero: Bool) throws -> Double {
             let text = try value(name)
             guard let s = Double(text), s.isFinite, s >= 0, allowZero || s > 0, s <= 86_400 * 365 else {
                 throw Failure(description: "\(name): expected a number of seconds, got '\(text)'")
             }
             return s
         }
-        func nanoseconds(_ name: String) throws -> UInt64 {
+
+        mutating func nanoseconds(_ name: String) throws -> UInt64 {
             UInt64(try seconds(name, allowZero: false) * 1e9)
         }
-        while i < arguments.count {
-            let argument = arguments[i]
-            switch argument {
-            case "-h", "--help": options.help = true
-            case "--id":
-                options.id = try value(argument)
-                guard !options.id.isEmpty, options.id.count <= 64 else {
-                    throw Failure(description: "--id: expected 1 to 64 characters")
-                }
-            case "--flows": options.data.flowsPerWorker = try integer(argument, 16...(1 << 28))
-            case "--stats-period": options.statsPeriod = try seconds(argument, allowZero: true)
-            case "--admin":
-                let path = try value(argument)
-                guard !path.isEmpty, path.utf8.count < 108 else {
-                    throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
-                }
-                options.adminPath = path
-            case "--control":
-                let text = try value(argument)
-                do {
-                    options.control = try SocketServer.Endpoint.tcp(parsing: text)
-                } catch {
-                    throw Failure(description: "--control: \(error)")
-                }
-            case "--signatures":
-                options.signatureDirectory = try value(argument)
-                guard !options.signatureDirectory.isEmpty else { throw Failure(description: "--signatures: expected a directory") }
-            case "--asset-log":
-                options.assetLogPath = try value(argument)
-                guard options.assetLogPath?.isEmpty == false else { throw Failure(description: "--asset-log: expected a file path") }
-            case "--no-detection": options.detection = false
-            case "--arp": options.data.arp = true
-            case "--idle-yield": options.data.idleYield = true
-            case "--idle-sleep":
-                let text = try value(argument)
-                guard let us = UInt32(text), (1...1000).contains(us) else {
-                    throw Failure(description: "--idle-sleep: expected microseconds from 1 to 1000, got '\(text)'")
-                }
-                options.data.idleSleepMicroseconds = us
-                options.data.idleYield = true
-            case "--release-pace":
-                let text = try value(argument)
-                guard let factor = Double(text), factor.isFinite, factor == 0 || (1.1...1000).contains(factor) else {
-                    throw Failure(description: "--release-pace: expected 0 (at once) or a factor from 1.1 to 1000, got '\(text)'")
-                }
-                options.data.holdPacing.factor = factor
-            case "--channel":
-                let text = try value(argument)
-                guard let address = ChannelAddress(text), !text.contains("@") else {
-                    throw Failure(description: "--channel: expected IPv4:PORT (e.g. 198.18.100.1:7400), got '\(text)'")
-                }
-                options.channel = address
-                options.data.transferLcore = true
-            case "--channel-key":
-                options.channelKeyPath = try value(argument)
-            case "--channel-trace":
-                options.channelTracePath = try value(argument)
-                guard options.channelTracePath?.isEmpty == false else { throw Failure(description: "--channel-trace: expected a file path") }
-            case "--channel-vlan":
-                options.channelVLAN = UInt16(try integer(argument, 1...4094))
-            case "--channel-mtu":
-                options.channelMTU = try integer(argument, 576...9216)
-            case "--mbufs": options.data.mbufs = UInt32(try integer(argument, 1023...(1 << 26)))
-            case "--mbuf-size":
-                options.data.mbufDataRoom = UInt16(try integer(argument, 256...(65535 - 128)) + 128)
-            case "--rxd": options.data.rxDescriptors = UInt16(try integer(argument, 32...32768))
-            case "--txd": options.data.txDescriptors = UInt16(try integer(argument, 32...32768))
-            case "--tcp-timeout": options.data.timeouts.tcp = try nanoseconds(argument)
-            case "--closed-timeout": options.data.timeouts.tcpClosed = try nanoseconds(argument)
-            case "--udp-timeout": options.data.timeouts.udp = try nanoseconds(argument)
-            case "--icmp-timeout": options.data.timeouts.icmp = try nanoseconds(argument)
-            case "--other-timeout": options.data.timeouts.other = try nanoseconds(argument)
-            default:
+
+        /// A non-empty value.
+        mutating func text(_ name: String, _ what: String) throws -> String {
+            let text = try value(name)
+            guard !text.isEmpty else { throw Failure(description: "\(name): expected \(what)") }
+            return text
+        }
+    }
+
+    /// Parses the application arguments; throws with a one-line message naming the argument.
+    static func parse(_ arguments: [String]) throws -> Options {
+        var options = Options()
+        var reader = Reader(arguments: arguments)
+        while reader.i < arguments.count {
+            let argument = arguments[reader.i]
+            if try !options.takeGeneral(argument, &reader) && !options.takeChannel(argument, &reader)
+                && !options.data.take(argument, &reader) {
                 throw Failure(description: "unknown option '\(argument)' (see --help)")
             }
-            i += 1
+            reader.i += 1
         }
         if options.channelVLAN != nil && options.channel == nil { throw Failure(description: "--channel-vlan needs --channel") }
         if options.channelTracePath != nil && options.channel == nil { throw Failure(description: "--channel-trace needs --channel") }
@@ -194,6 +142,89 @@ struct Options {
             throw Failure(description: "--channel and --channel-key go together")
         }
         return options
+    }
+
+    /// The instance's own options; false for another's.
+    mutating func takeGeneral(_ argument: String, _ reader: inout Reader) throws -> Bool {
+        switch argument {
+        case "-h", "--help": help = true
+        case "--id":
+            id = try reader.value(argument)
+            guard !id.isEmpty, id.count <= 64 else { throw Failure(description: "--id: expected 1 to 64 characters") }
+        case "--stats-period": statsPeriod = try reader.seconds(argument, allowZero: true)
+        case "--admin":
+            let path = try reader.value(argument)
+            guard !path.isEmpty, path.utf8.count < 108 else {
+                throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
+            }
+            adminPath = path
+        case "--control":
+            let text = try reader.value(argument)
+            do {
+                control = try SocketServer.Endpoint.tcp(parsing: text)
+            } catch {
+                throw Failure(description: "--control: \(error)")
+            }
+        case "--signatures": signatureDirectory = try reader.text(argument, "a directory")
+        case "--asset-log": assetLogPath = try reader.text(argument, "a file path")
+        case "--no-detection": detection = false
+        default: return false
+        }
+        return true
+    }
+
+    /// The DiST channel's options; false for another's.
+    mutating func takeChannel(_ argument: String, _ reader: inout Reader) throws -> Bool {
+        switch argument {
+        case "--channel":
+            let text = try reader.value(argument)
+            guard let address = ChannelAddress(text), !text.contains("@") else {
+                throw Failure(description: "--channel: expected IPv4:PORT (e.g. 198.18.100.1:7400), got '\(text)'")
+            }
+            channel = address
+            data.transferLcore = true
+        case "--channel-key": channelKeyPath = try reader.value(argument)
+        case "--channel-trace": channelTracePath = try reader.text(argument, "a file path")
+        case "--channel-vlan": channelVLAN = UInt16(try reader.integer(argument, 1...4094))
+        case "--channel-mtu": channelMTU = try reader.integer(argument, 576...9216)
+        default: return false
+        }
+        return true
+    }
+}
+
+extension DataPlaneConfig {
+    /// The data plane's options; false for another's.
+    mutating func take(_ argument: String, _ reader: inout Options.Reader) throws -> Bool {
+        switch argument {
+        case "--flows": flowsPerWorker = try reader.integer(argument, 16...(1 << 28))
+        case "--arp": arp = true
+        case "--idle-yield": idleYield = true
+        case "--idle-sleep":
+            let text = try reader.value(argument)
+            guard let us = UInt32(text), (1...1000).contains(us) else {
+                throw Options.Failure(description: "--idle-sleep: expected microseconds from 1 to 1000, got '\(text)'")
+            }
+            idleSleepMicroseconds = us
+            idleYield = true
+        case "--release-pace":
+            let text = try reader.value(argument)
+            guard let factor = Double(text), factor.isFinite, factor == 0 || (1.1...1000).contains(factor) else {
+                throw Options.Failure(description: "--release-pace: expected 0 (at once) or a factor from 1.1 to 1000, got '\(text)'")
+            }
+            holdPacing.factor = factor
+        case "--mbufs": mbufs = UInt32(try reader.integer(argument, 1023...(1 << 26)))
+        case "--mbuf-size": mbufDataRoom = UInt16(try reader.integer(argument, 256...(65535 - 128)) + 128)
+        case "--rxd": rxDescriptors = UInt16(try reader.integer(argument, 32...32768))
+        case "--txd": txDescriptors = UInt16(try reader.integer(argument, 32...32768))
+        case "--tcp-timeout": timeouts.tcp = try reader.nanoseconds(argument)
+        case "--closed-timeout": timeouts.tcpClosed = try reader.nanoseconds(argument)
+        case "--udp-timeout": timeouts.udp = try reader.nanoseconds(argument)
+        case "--icmp-timeout": timeouts.icmp = try reader.nanoseconds(argument)
+        case "--other-timeout": timeouts.other = try reader.nanoseconds(argument)
+        default: return false
+        }
+        return true
     }
 }
 

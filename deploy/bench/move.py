@@ -123,8 +123,29 @@ def run(work, name, trace, pps, profile, move=None, at=None, up=()):
     out = testbed(directory, 'check', trace, '--order', order, '--json', check=False)
     result = json.loads(out.stdout)
     result['pcapcmp_agrees'] = pcapcmp_agrees(trace, os.path.join(directory, 'sink.pcap'), result)
+    result['switch_drops'] = switch_drops(directory)
     return {'name': name, 'pps': pps, 'report': report, 'check': result, 'replay_start': t0,
             'move_start': started, 'move_end': ended, 'dir': directory}
+
+
+def switch_drops(directory):
+    """The switch's drop counters that are not zero, per port (what `down` saved): where a run's
+    lost frames went, when the switch dropped them."""
+    drops, name = {}, None
+    try:
+        with open(os.path.join(directory, 'switch-ports.txt')) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'name':
+                    name = value.strip().strip('"')
+                elif key.strip() == 'statistics' and name:
+                    for item in value.strip().strip('{}').split(', '):
+                        stat, _, n = item.partition('=')
+                        if ('drop' in stat or 'error' in stat or 'missed' in stat) and n.isdigit() and int(n) > 0:
+                            drops.setdefault(name, {})[stat] = int(n)
+    except OSError:
+        return None
+    return drops
 
 
 def pcapcmp_agrees(trace, sink, result):
@@ -169,6 +190,8 @@ def main():
     parser.add_argument('--rows', help='Table 1: only these rows (their names, comma-separated, e.g. "DiST OP PZ,DiST OP PZ LL ER"); '
                         'the others are kept from an earlier results.json in --out')
     parser.add_argument('--switch', default='kernel', choices=['kernel', 'dpdk'], help='the test bed\'s switch (testbed.sh up --switch)')
+    parser.add_argument('--rates', help='loss against rate: only these rates (pps, comma-separated)')
+    parser.add_argument('--guarantees', help='loss against rate: only these guarantees (lf, op)')
     parser.add_argument('--parts', default='ceiling,table1,figure5,loss,drop',  # and cost
                         help='what to measure (others are kept from an earlier results.json in --out)')
     options = parser.parse_args()
@@ -326,6 +349,8 @@ def figure5(work, options, runs, results):
 
 
 def loss_rates(options, results):
+    if options.rates:
+        return [int(r) for r in options.rates.split(',')]
     if options.switch == 'dpdk':
         rates = [10000, 20000, 50000, 100000] if not options.quick else [20000, 50000]
         return sorted(set(rates + ([results['ceiling']] if results.get('ceiling') else [])))
@@ -339,6 +364,8 @@ def loss_against_rate(work, options, runs, results, drop=0):
     up = ('--channel-drop', str(drop)) if drop else ()
     for mode in modes:
         for guarantee in GUARANTEES[mode]:
+            if options.guarantees and guarantee not in options.guarantees.split(','):
+                continue
             for pps in loss_rates(options, results):
                 frames = min(50000, pps * 8)
                 trace = cut(work, frames)
@@ -356,7 +383,10 @@ def loss_against_rate(work, options, runs, results, drop=0):
                          'retransmissions': median([(p['report'] or {}).get('retransmissions', 0) for p in points]),
                          'completed': sum(1 for p in points if (p['report'] or {}).get('outcome') == 'completed'),
                          'pcapcmp_agrees': None if any(p['check'].get('pcapcmp_agrees') is None for p in points)
-                         else all(p['check']['pcapcmp_agrees'] for p in points)}
+                         else all(p['check']['pcapcmp_agrees'] for p in points),
+                         # Each run's loss, what the switch's ports dropped and what the Move warned of.
+                         'runs': [{'lost': p['check']['lost'], 'switch_drops': p['check'].get('switch_drops'),
+                                   'warnings': (p['report'] or {}).get('warnings', [])} for p in points]}
                 loss.append(entry)
                 print('drop:' if drop else 'loss:', json.dumps(entry), flush=True)
     results['drop' if drop else 'loss'] = loss

@@ -1,0 +1,79 @@
+/// Little-endian appender.
+struct ByteWriter {
+    var out: [UInt8]
+    @inline(__always) mutating func u8(_ v: UInt8) { out.append(v) }
+    @inline(__always) mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    @inline(__always) mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    @inline(__always) mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    /// LEB128: seven bits a byte, low first, the top bit set on every byte but the last.
+    mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+    mutating func string(_ s: String) {
+        let bytes = s.utf8.prefix(Int(UInt16.max))
+        u16(UInt16(bytes.count))
+        out.append(contentsOf: bytes)
+    }
+}
+
+/// Bounds-checked little-endian reader: every read past the end is an error, never a trap.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+    var remaining: Int { bytes.count - offset }
+
+    @inline(__always)
+    mutating func take(_ n: Int) throws(StateCodecError) -> Int {
+        guard remaining >= n else { throw .malformed("field runs past the end of the chunk") }
+        defer { offset += n }
+        return offset
+    }
+
+    mutating func u8() throws(StateCodecError) -> UInt8 { bytes[try take(1)] }
+    mutating func u16() throws(StateCodecError) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self)) }
+    mutating func u32() throws(StateCodecError) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
+    mutating func u64() throws(StateCodecError) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+    /// A LEB128 varint of at most 10 bytes that fits 64 bits, in its shortest form.
+    mutating func varint() throws(StateCodecError) -> UInt64 {
+        var value: UInt64 = 0
+        for i in 0..<10 {
+            let byte = try u8()
+            if i == 9 && byte > 1 { throw .malformed("varint past 64 bits") }
+            value |= UInt64(byte & 0x7F) << UInt64(7 * i)
+            if byte & 0x80 == 0 {
+                guard byte != 0 || i == 0 else { throw .malformed("varint not in its shortest form") }
+                return value
+            }
+        }
+        throw .malformed("varint longer than 10 bytes")
+    }
+    mutating func string() throws(StateCodecError) -> String {
+        let n = Int(try u16())
+        let at = try take(n)
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])
+        guard let s = String(validating: slice, as: UTF8.self) else { throw .malformed("string is not UTF-8") }
+        return s
+    }
+}
+
+/// CRC-32C (Castagnoli), table driven: detects corruption of a chunk's payload.
+public enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { t in
+            for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
