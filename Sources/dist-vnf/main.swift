@@ -16,23 +16,6 @@ import Foundation
 import Glibc
 #endif
 
-/// Writes straight to a file descriptor (no stdio buffer: lines reach a pipe at once).
-func emit(_ text: String, to fd: Int32 = 1) {
-    var bytes = Array(text.utf8)
-    bytes.append(0x0A)
-    var sent = 0
-    while sent < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
-        if n <= 0 { return }
-        sent += n
-    }
-}
-
-func fail(_ message: String, code: Int32) -> Never {
-    emit("dist-vnf: \(message)", to: 2)
-    exit(code)
-}
-
 // ---- Arguments: EAL's before "--", ours after. --------------------------------------------
 
 let argv = CommandLine.arguments
@@ -84,36 +67,6 @@ if options.detection {
     fail("--asset-log needs detection (remove --no-detection)", code: 2)
 }
 
-/// The main lcore's side of detection: the asset log file and the merged view of all workers'
-/// assets, fed with the records the workers queue. Used from the main thread only.
-final class AssetCollector: @unchecked Sendable {
-    let view = AssetView()
-    var log: FileHandle?
-
-    init(logPath: String?) throws {
-        guard let path = logPath else { return }
-        guard FileManager.default.createFile(atPath: path, contents: Data((AssetRecord.header + "\n").utf8)),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw Options.Failure(description: "--asset-log: cannot write \(path)")
-        }
-        handle.seekToEndOfFile()
-        log = handle
-    }
-
-    func collect(from plane: DataPlane) {
-        var lines = ""
-        plane.drainRecords { record in
-            if view.add(record) && log != nil { lines += record.description + "\n" }
-        }
-        if !lines.isEmpty { log?.write(Data(lines.utf8)) }
-    }
-
-    func close() {
-        try? log?.close()
-        log = nil
-    }
-}
-
 let assets: AssetCollector
 do {
     assets = try AssetCollector(logPath: options.assetLogPath)
@@ -122,47 +75,6 @@ do {
 }
 
 // ---- EAL. Its output goes to a file while it starts: a failure becomes one line. --------
-
-func withCapturedOutput<T>(_ body: () throws -> T) rethrows -> (T, String) {
-    var template = Array("/tmp/dist-vnf-eal.XXXXXX".utf8CString)
-    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    guard fd >= 0 else { return (try body(), "") }
-    let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    unlink(path)
-    fflush(nil)
-    let savedOut = dup(1), savedErr = dup(2)
-    dup2(fd, 1)
-    dup2(fd, 2)
-    defer {
-        fflush(nil)
-        dup2(savedOut, 1)
-        dup2(savedErr, 2)
-        close(savedOut)
-        close(savedErr)
-    }
-    let result = try body()
-    fflush(nil)
-    lseek(fd, 0, SEEK_SET)
-    var captured = Data()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        captured.append(contentsOf: buffer[0..<n])
-    }
-    close(fd)
-    return (result, String(decoding: captured, as: UTF8.self))
-}
-
-/// The line of EAL's output that says what was wrong, without its usage text.
-func ealReason(_ output: String) -> String? {
-    let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-    let telling = ["invalid", "unrecognized", "requires an argument", "cannot", "error", "failed", "not "]
-    return lines.first { line in
-        let lower = line.lowercased()
-        return telling.contains { lower.contains($0) } && !lower.hasPrefix("usage")
-    }
-}
 
 let ealStart: Result<Int, Error>
 let ealOutput: String
@@ -411,20 +323,6 @@ if let endpoint = options.control {
 
 // ---- Run. ----------------------------------------------------------------------------------
 
-func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?) -> String {
-    let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
-    var line = String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
-                      s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
-                      s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
-    let workers = plane.workerStats()
-    if workers.count > 1 {
-        // Per worker: handed off to other workers / received from them / dropped at a full ring.
-        line += " handoff " + workers.enumerated().map { "w\($0.offset) \($0.element.handedOff)/\($0.element.handoffReceived)/\($0.element.handoffRingFull)" }
-            .joined(separator: " ")
-    }
-    return line
-}
-
 do {
     try plane.launch()
 } catch {
@@ -465,7 +363,7 @@ while !stopRequested.load(ordering: .relaxed) {
         let elapsed = Date().timeIntervalSince(lastPrint)
         if elapsed >= options.statsPeriod {
             let now = plane.totalStats()
-            emit("[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats))")
+            emit("[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats, workers: plane.workerStats()))")
             lastStats = now
             lastPrint = Date()
         }
@@ -483,7 +381,7 @@ plane.closePorts()
 admin = nil
 control = nil
 emit("[\(name)] stopped after \(String(format: "%.1f", Date().timeIntervalSince(startTime))) s")
-emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil))")
+emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil, workers: plane.workerStats()))")
 var finalReply = final.dictionary
 finalReply["id"] = name
 finalReply["ports"] = portStats

@@ -1,0 +1,82 @@
+import DistDataPlane
+import DistPipeline
+import DistPRADS
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes straight to a file descriptor (no stdio buffer: lines reach a pipe at once).
+func emit(_ text: String, to fd: Int32 = 1) {
+    var bytes = Array(text.utf8)
+    bytes.append(0x0A)
+    var sent = 0
+    while sent < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
+        if n <= 0 { return }
+        sent += n
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    emit("dist-vnf: \(message)", to: 2)
+    exit(code)
+}
+
+/// Runs `body` with standard output and error going to a file (EAL's output while it starts:
+/// a failure becomes one line); returns what they got.
+func withCapturedOutput<T>(_ body: () throws -> T) rethrows -> (T, String) {
+    var template = Array("/tmp/dist-vnf-eal.XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { return (try body(), "") }
+    let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    unlink(path)
+    fflush(nil)
+    let savedOut = dup(1), savedErr = dup(2)
+    dup2(fd, 1)
+    dup2(fd, 2)
+    defer {
+        fflush(nil)
+        dup2(savedOut, 1)
+        dup2(savedErr, 2)
+        close(savedOut)
+        close(savedErr)
+    }
+    let result = try body()
+    fflush(nil)
+    lseek(fd, 0, SEEK_SET)
+    var captured = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        captured.append(contentsOf: buffer[0..<n])
+    }
+    close(fd)
+    return (result, String(decoding: captured, as: UTF8.self))
+}
+
+/// The line of EAL's output that says what was wrong, without its usage text.
+func ealReason(_ output: String) -> String? {
+    let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    let telling = ["invalid", "unrecognized", "requires an argument", "cannot", "error", "failed", "not "]
+    return lines.first { line in
+        let lower = line.lowercased()
+        return telling.contains { lower.contains($0) } && !lower.hasPrefix("usage")
+    }
+}
+
+/// The statistics line: totals, the rate since the last line, and per worker the handoff.
+func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?, workers: [WorkerStats]) -> String {
+    let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
+    var line = String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
+                      s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
+                      s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
+    if workers.count > 1 {
+        // Per worker: handed off to other workers / received from them / dropped at a full ring.
+        line += " handoff " + workers.enumerated().map { "w\($0.offset) \($0.element.handedOff)/\($0.element.handoffReceived)/\($0.element.handoffRingFull)" }
+            .joined(separator: " ")
+    }
+    return line
+}
