@@ -24,7 +24,7 @@ fi
 
 echo "== building (swift build -c release)"
 swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
-for bin in dist-vnf dist-controller distctl dist-delayline; do
+for bin in dist-vnf dist-controller distctl dist-delayline dist-wire; do
     test -x ".build/release/$bin" || { echo "setup: build failed ($bin missing)" >&2; exit 1; }
 done
-echo "== built .build/release/{dist-vnf,dist-controller,distctl,dist-delayline}"
+echo "== built .build/release/{dist-vnf,dist-controller,distctl,dist-delayline,dist-wire}"

@@ -82,8 +82,21 @@ public final class Worker: @unchecked Sendable {
     let idle: IdleBackoff
 
     static let burstSize: UInt16 = 32
-    /// Attempts to hand a burst's remainder to a full TX queue before dropping (counted).
-    static let txRetries = 256
+    /// Attempts to hand a burst's remainder to a full TX queue before it waits in ``backlog``.
+    static let txRetries = 8
+    /// What the TX queue had no room for (see ``TransmitBacklog``): 4,096 packets, four times a
+    /// virtio or NIC queue, so that a Move's release of what it held is not dropped.
+    let backlog = TransmitBacklog(capacity: 4096)
+    /// The TX burst ``backlog`` sends with (this worker's queue, a few attempts).
+    lazy var txSend: TransmitBacklog.Send = { [queue] port, packets, count in
+        var sent = dist_tx_burst(port, queue, packets, UInt16(count))
+        var tries = 0
+        while Int(sent) < count && tries < Worker.txRetries {
+            sent += dist_tx_burst(port, queue, packets + Int(sent), UInt16(count) - sent)
+            tries += 1
+        }
+        return Int(sent)
+    }
 
     init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
          records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
@@ -135,6 +148,7 @@ public final class Worker: @unchecked Sendable {
         while !stop.load(ordering: .relaxed) {
             loops &+= 1
             link?.quiescent.quiescent(loops)
+            if !backlog.isEmpty { flushBacklog() }
             var received = false
             var full = false
             if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
@@ -161,7 +175,8 @@ public final class Worker: @unchecked Sendable {
             if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
                 ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
-            if held.draining {
+            // (Held packets go once the TX queue has taken what waited for it.)
+            if held.draining && backlog.isEmpty {
                 drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
             }
             if loops % interval == 0 {
@@ -170,10 +185,15 @@ public final class Worker: @unchecked Sendable {
             }
             if !full, let link { link.drained.store(loops, ordering: .releasing) }
             // (A paced release counts as work: its next packets are due within microseconds.)
-            idle.pause(busy: received || held.draining)
+            idle.pause(busy: received || held.draining || !backlog.isEmpty)
         }
         // Stopping: what events held goes on (nothing is dropped silently).
         release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+        for _ in 0..<1000 where !backlog.isEmpty {
+            flushBacklog()
+            usleep(100)
+        }
+        dropBacklog()
         fastPath.housekeeping(now: clock.now(), expiryBudget: 0)
         statsSlot.pointee.loops = loops
         return 0
@@ -427,19 +447,41 @@ public final class Worker: @unchecked Sendable {
         return taken == Int(Worker.burstSize)
     }
 
+    /// Sends a burst on `port`, after what waits in ``backlog``; what the queue does not take
+    /// waits there (dropped, counted, only past its room).
     @inline(__always)
     func transmit(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: UInt16, port: UInt16) {
-        var sent = dist_tx_burst(port, queue, packets, count)
-        var tries = 0
-        while sent < count && tries < Worker.txRetries {
-            sent += dist_tx_burst(port, queue, packets + Int(sent), count - sent)
-            tries += 1
+        if backlog.isEmpty {
+            let sent = dist_tx_burst(port, queue, packets, count)
+            statsSlot.pointee.txPackets &+= UInt64(sent)
+            if sent == count { return }
+            keepBack(packets + Int(sent), count: Int(count - sent), port: port)
+        } else {
+            keepBack(packets, count: Int(count), port: port)
         }
-        statsSlot.pointee.txPackets &+= UInt64(sent)
-        if sent < count {
-            dist_mbuf_free_bulk(packets + Int(sent), UInt32(count - sent))
-            statsSlot.pointee.txDropped &+= UInt64(count - sent)
+    }
+
+    func keepBack(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: Int, port: UInt16) {
+        let result = backlog.send(packets, count: count, port: port, txSend)
+        statsSlot.pointee.txPackets &+= UInt64(result.sent)
+        if result.dropped > 0 {
+            dist_mbuf_free_bulk(packets + (count - result.dropped), UInt32(result.dropped))
+            statsSlot.pointee.txDropped &+= UInt64(result.dropped)
         }
+        statsSlot.pointee.txBacklogHigh = UInt64(backlog.highWater)
+    }
+
+    func flushBacklog() {
+        statsSlot.pointee.txPackets &+= UInt64(backlog.flush(txSend))
+    }
+
+    /// Stopping: what still waits is dropped, counted.
+    func dropBacklog() {
+        let freed = backlog.flush { _, waiting, count in
+            dist_mbuf_free_bulk(waiting, UInt32(count))
+            return count
+        }
+        statsSlot.pointee.txDropped &+= UInt64(freed)
     }
 }
 

@@ -8,8 +8,11 @@ public struct WorkerStats: Sendable {
     public var rxPackets: UInt64 = 0
     public var rxBytes: UInt64 = 0
     public var txPackets: UInt64 = 0
-    /// Frames the port would not take after retries: freed and counted, never silent.
+    /// Frames the port would not take and its TX backlog had no room for: freed and counted,
+    /// never silent.
     public var txDropped: UInt64 = 0
+    /// The most frames that waited at once for room in the port's TX queue.
+    public var txBacklogHigh: UInt64 = 0
     public var bursts: UInt64 = 0
     public var loops: UInt64 = 0
     /// Frames by network layer (index: ``L3Kind`` raw value).
@@ -74,6 +77,7 @@ public struct WorkerStats: Sendable {
         s.rxBytes &+= b.rxBytes
         s.txPackets &+= b.txPackets
         s.txDropped &+= b.txDropped
+        s.txBacklogHigh = max(s.txBacklogHigh, b.txBacklogHigh)
         s.bursts &+= b.bursts
         s.loops &+= b.loops
         for i in 0..<8 {
@@ -128,6 +132,7 @@ public struct WorkerStats: Sendable {
         for k in L4Kind.allCases { l4s["\(k)"] = l4[Int(k.rawValue)] }
         return [
             "rx_packets": rxPackets, "rx_bytes": rxBytes, "tx_packets": txPackets, "tx_dropped": txDropped,
+            "tx_backlog_high": txBacklogHigh,
             "bursts": bursts, "loops": loops, "l3": l3s, "l4": l4s, "parse": parse,
             "flows": [
                 "active": activeFlows, "created": flows.created, "expired": flows.expired,

@@ -39,6 +39,7 @@ Writes results.json, table1.md, and PNG plots (matplotlib) to --out; prints the 
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -129,20 +130,20 @@ def run(work, name, trace, pps, profile, move=None, at=None, up=()):
 
 
 def switch_drops(directory):
-    """The switch's drop counters that are not zero, per port (what `down` saved): where a run's
-    lost frames went, when the switch dropped them."""
+    """The switch's port counters of frames dropped, where not zero (`down` saves them from the
+    datapath): where a run's lost frames went, when the switch dropped them."""
     drops, name = {}, None
     try:
         with open(os.path.join(directory, 'switch-ports.txt')) as f:
             for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'name':
-                    name = value.strip().strip('"')
-                elif key.strip() == 'statistics' and name:
-                    for item in value.strip().strip('{}').split(', '):
-                        stat, _, n = item.partition('=')
-                        if ('drop' in stat or 'error' in stat or 'missed' in stat) and n.isdigit() and int(n) > 0:
-                            drops.setdefault(name, {})[stat] = int(n)
+                m = re.search(r'port \d+: (\S+)', line)
+                if m:
+                    name = m.group(1)
+                    continue
+                m = re.match(r'\s*(RX|TX) packets:\d+ errors:(\d+|\?) dropped:(\d+)', line)
+                lost = (int(m.group(2)) if m and m.group(2).isdigit() else 0) + (int(m.group(3)) if m else 0)
+                if name and lost > 0:
+                    drops.setdefault(name, {})[m.group(1)] = lost
     except OSError:
         return None
     return drops
