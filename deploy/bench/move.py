@@ -453,14 +453,27 @@ def table_markdown(results):
             continue
         lines += ['', f'{title}, PZ|LL|ER Move of every IPv4 flow half way through the replay, median of '
                   f'{results.get(key + "_runs", results["runs"])} run(s):', '',
-                  '| Mode | Guarantee | Rate (pps) | Lost (median / worst) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed | pcapcmp agrees |',
-                  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
+                  '| Mode | Guarantee | Rate (pps) | Lost (median / worst) | Duplicated | Reordered in flows | Redirected | Retransmissions | MoveTime (s) | Moves completed | pcapcmp agrees | Switch dropped (runs\' sum) |',
+                  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |']
         for e in results[key]:
             lines.append(f'| {e.get("mode", "opennf")} | {e.get("guarantee", "lf").upper()} | {e["pps"]} | {f(e["lost"], ".0f")} / {f(e.get("lost_worst"), ".0f")} | '
                          f'{e.get("duplicated", "-")} | {f(e["reordered_within_flows"], ".0f")} | {f(e["redirected"], ".0f")} | '
                          f'{f(e.get("retransmissions"), ".0f")} | {f(e["move_time"], ".3f")} | {e["completed"]} | '
-                         f'{ {True: "yes", False: "NO", None: "-"}[e.get("pcapcmp_agrees")] } |')
+                         f'{ {True: "yes", False: "NO", None: "-"}[e.get("pcapcmp_agrees")] } | {switch_dropped(e)} |')
     return '\n'.join(lines) + '\n'
+
+
+def switch_dropped(entry):
+    """What the switch's ports dropped in a point's runs, summed per port and direction (the
+    switch's own view: TX to a port whose ring was full, RX it could not take)."""
+    total = {}
+    for r in entry.get('runs', []):
+        for port, counts in (r.get('switch_drops') or {}).items():
+            for direction, n in counts.items():
+                total[f'{port} {direction}'] = total.get(f'{port} {direction}', 0) + n
+    if not entry.get('runs'):
+        return '-'
+    return ', '.join(f'{k} {v}' for k, v in sorted(total.items())) or '0'
 
 
 def stacked(plt, by_mode, key, path, ylabel, title, draw):
@@ -508,7 +521,9 @@ def plots(results, out):
     ax.set_title('LF PZ|LL|ER: MoveTime against states' + ratio, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, 'figure5-movetime.png'), dpi=120)
+    if results.get('figure5'):
+        fig.savefig(os.path.join(out, 'figure5-movetime.png'), dpi=120)
+    plt.close(fig)
     f6s = results.get('figure6') or {}
     if 'series' in f6s:
         f6s = {'opennf': f6s}
