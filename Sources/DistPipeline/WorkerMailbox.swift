@@ -1,15 +1,17 @@
 import Atomics
 import Dispatch
 import DistFlow
-import DistPipeline
 import DistState
 
 /// How another thread asks a worker for something only the worker may touch (its flow table,
-/// its assets), without a lock: the asker writes the request and flips `state` to `requested`;
-/// the worker sees it between bursts (one relaxed load per loop), does the work, and flips it
-/// to `done`.
+/// its assets), without a lock: the asker claims the mailbox (`idle` to `posting`, one
+/// compare-exchange, so that of two askers only one writes its request), writes the request and
+/// flips `state` to `requested`; the worker sees it between bursts (one relaxed load per loop),
+/// does the work, and flips it to `done`; the asker takes the answer and frees the mailbox.
+/// Several threads ask (the main lcore for the southbound API, the transfer lcore for a Move):
+/// each waits its turn, within its timeout.
 public final class WorkerMailbox: @unchecked Sendable {
-    static let idle = 0, requested = 1, working = 2, done = 3
+    static let idle = 0, requested = 1, working = 2, done = 3, posting = 4
     let state = ManagedAtomic<Int>(0)
     var request: StateRequest = .flows(limit: 0)
     var response: StateResponse = .count(0)
@@ -19,13 +21,20 @@ public final class WorkerMailbox: @unchecked Sendable {
     /// Asker side: posts `request` and waits (sleeping) up to `timeout` seconds for the answer.
     /// Returns nil if the worker did not answer in time (it is stopped or stuck).
     public func ask(_ request: StateRequest, timeout: Double) -> StateResponse? {
-        guard state.load(ordering: .acquiring) == WorkerMailbox.idle else { return nil }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var spins = 0
+        // Another asker's request goes first.
+        while !state.compareExchange(expected: WorkerMailbox.idle, desired: WorkerMailbox.posting,
+                                     ordering: .acquiring).exchanged {
+            if Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 >= timeout { return nil }
+            spins += 1
+            if spins < 1000 { sched_yield() } else { usleep(100) }
+        }
         self.request = request
         state.store(WorkerMailbox.requested, ordering: .releasing)
         // A worker answers within one housekeeping interval (microseconds): yield first, and
         // only then sleep in short steps (a sleep is rounded up to the scheduler's tick).
-        let start = DispatchTime.now().uptimeNanoseconds
-        var spins = 0
+        spins = 0
         while state.load(ordering: .acquiring) != WorkerMailbox.done {
             let waited = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if waited >= timeout {
@@ -46,9 +55,9 @@ public final class WorkerMailbox: @unchecked Sendable {
 
     /// Worker side: answers a pending request, if any, and returns it (nil when there was
     /// none). Cheap when there is none.
-    @inline(__always) @discardableResult
     /// Returns the request served and the event rule in force before it.
-    func serve(_ fastPath: FastPath) -> (request: StateRequest, ruleBefore: EventRule?)? {
+    @inline(__always) @discardableResult
+    public func serve(_ fastPath: FastPath) -> (request: StateRequest, ruleBefore: EventRule?)? {
         guard state.load(ordering: .relaxed) == WorkerMailbox.requested else { return nil }
         // Claim it, so that an asker giving up cannot withdraw it while the worker is at it.
         guard state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.working,
