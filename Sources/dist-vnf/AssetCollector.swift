@@ -6,28 +6,35 @@ import Foundation
 /// assets, fed with the records the workers queue. Used from the main thread only.
 final class AssetCollector: @unchecked Sendable {
     let view = AssetView()
-    var log: FileHandle?
+    var log: AssetLog?
+    let name: String
 
-    init(logPath: String?) throws {
+    init(logPath: String?, name: String) throws {
+        self.name = name
         guard let path = logPath else { return }
-        guard FileManager.default.createFile(atPath: path, contents: Data((AssetRecord.header + "\n").utf8)),
-              let handle = FileHandle(forWritingAtPath: path) else {
+        do {
+            log = try AssetLog(path: path)
+        } catch {
             throw Options.Failure(description: "--asset-log: cannot write \(path)")
         }
-        handle.seekToEndOfFile()
-        log = handle
+        if let failure = log?.failure { throw Options.Failure(description: "--asset-log: \(path): \(failure)") }
     }
 
     func collect(from plane: DataPlane) {
-        var lines = ""
+        var lines: [String] = []
         plane.drainRecords { record in
-            if view.add(record) && log != nil { lines += record.description + "\n" }
+            if view.add(record) && log != nil { lines.append(record.description) }
         }
-        if !lines.isEmpty { log?.write(Data(lines.utf8)) }
+        guard let log, !lines.isEmpty else { return }
+        let stopped = log.failure != nil
+        if !log.write(lines, records: lines.count) && !stopped {
+            emit("[\(name)] asset log \(log.path) stopped: \(log.failure ?? "write failed"); records stay in the admin socket's view", to: 2)
+        }
     }
 
     func close() {
-        try? log?.close()
+        if let log, log.lost > 0 { emit("[\(name)] asset log: \(log.lost) records not written (\(log.failure ?? ""))", to: 2) }
+        log?.close()
         log = nil
     }
 }

@@ -69,7 +69,7 @@ if options.detection {
 
 let assets: AssetCollector
 do {
-    assets = try AssetCollector(logPath: options.assetLogPath)
+    assets = try AssetCollector(logPath: options.assetLogPath, name: options.id)
 } catch {
     fail("\(error)", code: 2)
 }
