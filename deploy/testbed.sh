@@ -299,7 +299,9 @@ up() {
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do
-        for _ in $(seq 1 100); do [ -S "$dir/vnf$i.sock" ] && break; sleep 0.1; done
+        # (Up to 30 s: dist-vnf holds EAL's output until EAL is up, and on the DPDK switch one
+        # VNF in about twenty took over 10 s to get there, its log still empty.)
+        for _ in $(seq 1 300); do [ -S "$dir/vnf$i.sock" ] && break; sleep 0.1; done
         [ -S "$dir/vnf$i.sock" ] || { say "vnf$i did not start:" >&2; cat "$dir/vnf$i.log" >&2; down >/dev/null; exit 1; }
     done
     # The controller has the switch's rules in, and every VNF connected.
