@@ -185,8 +185,12 @@ class MoveTests(unittest.TestCase):
         self.assertEqual(report['packetsReleased'], report['packetsRedirected'])
 
     def test_loss_free_without_optimizations(self):
+        # Every packet of the moved flows raised during the Move went through the controller to
+        # the destination. (How many the controller had to buffer, waiting for the state, depends
+        # on the machine's speed: on a fast one a whole Move took 6 ms and buffered none.)
         report, _ = self.moved('lf', 'none', 'none')
-        self.assertGreater(report['packetsBuffered'], 0, report)
+        self.assertGreater(report['packetsRedirected'], 0, report)
+        self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
 
     def dist_moved(self, guarantee, opt, up=(), extra=(), parity=True):
         # Across flows, order holds only where one worker sends them all: several workers send
