@@ -27,6 +27,17 @@ integration_skipped=$(grep -cE ' \.\.\. skipped' "$log/integration.txt")
 integration_total=${integration_total:-0}
 if [ "$integration_status" != 0 ] && [ "$integration_failed" = 0 ]; then integration_failed=1; fi
 
+# What failed and why, last, where a CI log's tail shows it: each failing test's assertion.
+if [ "$integration_failed" != 0 ]; then
+    echo "== why the integration tests failed"
+    awk '/^==========/ {on=1} /^Ran [0-9]+ test/ {on=0} on' "$log/integration.txt" \
+        | grep -vE 'ResourceWarning|^\s*$' | cut -c1-400 | tail -n 120
+fi
+if [ "$unit_failed" != 0 ]; then
+    echo "== why the unit tests failed"
+    grep -E '^✘ |recorded an issue|error:' "$log/unit.txt" | cut -c1-400 | tail -n 60
+fi
+
 failed=$((unit_failed + integration_failed))
 passed=$((unit_total + integration_total - failed - integration_skipped))
 echo

@@ -48,6 +48,8 @@ public final class DataPlane: @unchecked Sendable {
     public let ownership: FlowOwnership
     public let clock = Clock()
     let stopFlag = UnsafeAtomic<Bool>.create(false)
+    /// Workers still receiving, while they stop (see ``Worker/finishHandoffs``).
+    let receiving = UnsafeAtomic<Int>.create(0)
     let slotStride: Int
     let slots: UnsafeMutableRawPointer
     private var launched = false
@@ -114,8 +116,10 @@ public final class DataPlane: @unchecked Sendable {
             worker.fastPath.ownership = ownership
             worker.fastPath.index = i
             if config.transferLcore { worker.transfer = TransferLink() }
+            if lcores.count > 1 { worker.receiving = receiving }
             workers.append(worker)
         }
+        receiving.store(lcores.count, ordering: .relaxed)
         for i in found.indices {
             try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
                                txDescriptors: config.txDescriptors, pool: pool)
@@ -128,6 +132,7 @@ public final class DataPlane: @unchecked Sendable {
     deinit {
         slots.deallocate()
         stopFlag.destroy()
+        receiving.destroy()
     }
 
     /// Bytes held by all flow tables.

@@ -57,6 +57,9 @@ public final class Worker: @unchecked Sendable {
     /// without an exclusivity check).
     let handoff: HandoffLinks<HandoffPacket>
     public static let handoffRingSize = 4096
+    /// How many workers still receive from their ports (each takes one off as it stops); with
+    /// several workers, a stopping worker serves its incoming rings until this is zero.
+    var receiving: UnsafeAtomic<Int>?
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
@@ -187,7 +190,9 @@ public final class Worker: @unchecked Sendable {
             // (A paced release counts as work: its next packets are due within microseconds.)
             idle.pause(busy: received || held.draining || !backlog.isEmpty)
         }
-        // Stopping: what events held goes on (nothing is dropped silently).
+        // Stopping: what other workers handed over, then what events held, goes on (nothing
+        // is dropped silently).
+        finishHandoffs(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
         release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
         for _ in 0..<1000 where !backlog.isEmpty {
             flushBacklog()
@@ -410,6 +415,29 @@ public final class Worker: @unchecked Sendable {
     /// Whether a rule keeps the packets the worker holds (else they go on when it comes in).
     static func holds(_ rule: EventRule?) -> Bool {
         rule?.holds ?? false
+    }
+
+    /// Stopping: says this worker receives no more, then processes what the others hand it
+    /// until every one of them has said so and the rings are empty. A frame a port took in is
+    /// sent by its flow's owner, not left in a ring, however the workers' stops interleave.
+    /// (Bounded: a worker that never stops is waited for about a second.)
+    func finishHandoffs(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+                        segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+        guard let receiving else { return }
+        // (Releasing: what this worker staged is published before the others see it stop.)
+        receiving.wrappingDecrement(ordering: .releasing)
+        for _ in 0..<100_000 {
+            // Read before the rings: once it says none receives, what the rings hold is all.
+            let others = receiving.load(ordering: .acquiring)
+            var any = false
+            for ring in handoff.incoming where !ring.isEmpty {
+                any = true
+                _ = receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
+                                    packetLengths: packetLengths)
+            }
+            if others <= 0 && !any { return }
+            if !any { usleep(10) }
+        }
     }
 
     /// Processes and forwards up to a burst of the packets another worker handed this one (it

@@ -6,7 +6,8 @@ import signal
 import tempfile
 import unittest
 
-from support import MIX_A, VNF, frame_owner, pcapcheck, split_by_flow, synthetic_frames, write_pcap
+from support import (MIX_A, VNF, eth, flow_owner, frame_owner, ipv4, pcapcheck, split_by_flow, synthetic_frames, udp,
+                     write_pcap)
 
 EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
 
@@ -102,6 +103,34 @@ class ForwardingTests(unittest.TestCase):
         write_pcap(path, synthetic_frames())
         final, vnf = forward(self, path, workers=2)
         self.assertIn('worker 1 on lcore 2', vnf.output())
+
+    def test_what_was_handed_off_is_sent_when_the_vnf_stops(self):
+        """Worker 0 receives frames of flows worker 1 owns, without pause, until a stop: every
+        frame it received is sent by worker 1 or counted dropped (a full ring), none is left in
+        a ring. The workers share a core, so that the ring holds frames when the stop comes."""
+        d = tempfile.mkdtemp()
+        frames = []
+        for port in range(5000, 5400):
+            if flow_owner('198.18.0.1', '198.18.0.2', port, 53, 17, 2) == 1:
+                frames.append(eth(0x0800) + ipv4(17, [198, 18, 0, 1], [198, 18, 0, 2], udp(port, 53, b'q' * 20)))
+        self.assertGreater(len(frames), 100)
+        q0, q1 = os.path.join(d, 'q0.pcap'), os.path.join(d, 'q1.pcap')
+        write_pcap(q0, frames)
+        write_pcap(q1, frames[:1])
+        vnf = VNF(['--lcores', '0@0,1@1,2@1', '--no-huge', '-m', '512', '--no-pci',
+                   '--vdev', f'net_pcap0,rx_pcap={q0},rx_pcap={q1},infinite_rx=1', '--vdev', 'net_null0,no-rx=1'],
+                  ['--flows', '4096'])
+        try:
+            vnf.wait_rx(200_000)
+        finally:
+            code = vnf.stop()
+        self.assertEqual(code, 0, vnf.output())
+        final = vnf.final_stats()
+        self.assertIsNotNone(final, vnf.output())
+        self.assertGreater(final['handoff']['handed_off'], 1000, final)
+        self.assertEqual(final['handoff']['received'], final['handoff']['handed_off'], final)
+        self.assertEqual(final['tx_packets'] + final['tx_dropped'] + final['handoff']['ring_full'],
+                         final['rx_packets'], final)
 
     def test_two_ports_forward_to_each_other(self):
         d = tempfile.mkdtemp()
