@@ -78,8 +78,11 @@ final class DistModeMove: MoveRun {
     var switchUpdated = false
     /// OP: the switch sends the moved traffic to both VNFs.
     var duplicating = false
-    /// OP: the switch holds the Move's reflector (see ``SwitchRules/reflector(from:vlan:to:priority:cookie:)``).
+    /// OP: the switch holds the Move's reflector (see ``SwitchRules/reflector(from:vlan:to:priority:cookie:cut:)``).
     var reflecting = false
+    /// OP: the request the source reflects and the copies the reflector makes of it.
+    lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, workers: [src.workers, dst.workers],
+                                                   vlan: src.channelVLAN)
     /// Above the test bed's rules and the channel's (200).
     static let reflectorPriority: UInt16 = 300
 
@@ -165,11 +168,10 @@ final class DistModeMove: MoveRun {
                 self.completed = completed
                 // The IBC, at the same place in both copies of the traffic: the source reflects
                 // it and the switch's reflector sends it on to both VNFs. With several workers,
-                // a copy for every receiving queue (each cuts its own order).
-                let requests = InBandControl.orderedCut(for: self.spec.filter, moveID: self.id,
-                                                        workers: [self.src.workers, self.dst.workers], vlan: self.src.channelVLAN)
-                for frame in requests { self.sw.packetOut(frame, port: self.src.switchPort) }
-                self.report.ibcCopies = requests.count
+                // the reflector makes a copy for every receiving queue (each cuts its own order).
+                let cut = self.orderedCut
+                self.sw.packetOut(cut.request, port: self.src.switchPort)
+                self.report.ibcCopies = max(1, cut.copies.count)
                 self.phase("ibc-sent")
                 return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the in-band control packet")
                     .map {
@@ -335,7 +337,7 @@ final class DistModeMove: MoveRun {
             // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
             // before the IBC goes (above the channel's rules: it matches the source's VLAN).
             _ = sw.flowMod(SwitchRules.reflector(from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
-                                                 priority: Self.reflectorPriority, cookie: cookie))
+                                                 priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
             reflecting = true
             duplicating = true
             return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in

@@ -14,7 +14,7 @@ public enum InBandControl {
 
     /// A frame matching `filter` (in its first direction) that carries `moveID` and `phase`.
     public static func frame(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0) -> [UInt8] {
-        let v4 = filter.source.map { $0.address.isIPv4Mapped } ?? filter.destination.map { $0.address.isIPv4Mapped } ?? true
+        let v4 = isIPv4(filter)
         let proto = filter.proto ?? 17
         var payload = magic
         for i in (0..<8).reversed() { payload.append(UInt8(truncatingIfNeeded: moveID >> UInt64(8 * i))) }
@@ -63,6 +63,14 @@ public enum InBandControl {
         return frame
     }
 
+    /// How one copy of the IBC differs from the filter's own IBC: the field a switch writes to
+    /// make it (see ``orderedCut(for:moveID:workers:vlan:)``).
+    public enum CopyField: Equatable, Sendable {
+        case sourcePort(UInt16)
+        case destinationPort(UInt16)
+        case source(IPAddress)
+    }
+
     /// Copies of the IBC for VNFs with several workers, each of another flow of the filter (its
     /// source port varied, or its destination port, or its source address within the prefix),
     /// so that every receiving queue of each VNF gets one: the IBC is a cut in each queue's own
@@ -72,16 +80,31 @@ public enum InBandControl {
     /// queue misses all of them with odds of 4 in 10^9 at 2 queues, 4 in 10^8 at 4).
     /// One frame when every VNF has one worker, or when the filter names a single flow.
     public static func frames(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, workers: [Int]) -> [[UInt8]] {
-        let base = frame(for: filter, moveID: moveID, phase: phase)
+        copies(for: filter, workers: workers).map { frame(for: $0.filter, moveID: moveID, phase: phase) }
+    }
+
+    /// The copies ``frames(for:moveID:phase:workers:)`` sends: each one's filter (a single
+    /// flow of `filter`, or `filter` itself for the only copy) and the field that makes it.
+    public static func copies(for filter: FlowFilter, workers: [Int]) -> [(filter: FlowFilter, field: CopyField?)] {
         let most = workers.max() ?? 1
-        guard most > 1 else { return [base] }
+        guard most > 1 else { return [(filter, nil)] }
         let proto = filter.proto ?? 17
         let portsVary = proto == 6 || proto == 17
-        var vary: ((Int) -> FlowFilter)?
+        var vary: ((Int) -> (FlowFilter, CopyField))?
         if portsVary && filter.sourcePort == nil {
-            vary = { var f = filter; f.sourcePort = UInt16(truncatingIfNeeded: 49152 + $0); return f }
+            vary = { i in
+                var f = filter
+                let port = UInt16(truncatingIfNeeded: 49152 + i)
+                f.sourcePort = port
+                return (f, .sourcePort(port))
+            }
         } else if portsVary && filter.destinationPort == nil {
-            vary = { var f = filter; f.destinationPort = UInt16(truncatingIfNeeded: 49152 + $0); return f }
+            vary = { i in
+                var f = filter
+                let port = UInt16(truncatingIfNeeded: 49152 + i)
+                f.destinationPort = port
+                return (f, .destinationPort(port))
+            }
         } else if let source = filter.source, source.length < 128 {
             let room = 128 - source.length, first = address(source, fallback: .zero)
             vary = { i in
@@ -89,32 +112,33 @@ public enum InBandControl {
                 var a = first
                 a.lo = a.lo &+ (UInt64(i + 1) & (room >= 64 ? ~0 : (1 << UInt64(room)) - 1))
                 f.source = IPPrefix(a.text + (a.isIPv4Mapped ? "/32" : "/128"))
-                return f
+                return (f, .source(a))
             }
         }
-        guard let vary else { return [base] }
+        guard let vary else { return [(filter, nil)] }
         let ownerships = workers.map { FlowOwnership(workers: $0) }
         var covered = ownerships.map { Set<Int>(minimumCapacity: $0.workers) }
-        var out: [[UInt8]] = []
+        var out: [(filter: FlowFilter, field: CopyField?)] = []
         var i = 0
         while i < 4096 && (out.count < 16 * most || zip(covered, ownerships).contains { $0.count < $1.workers }) {
-            let f = vary(i)
+            let (f, field) = vary(i)
             i += 1
-            let bytes = frame(for: f, moveID: moveID, phase: phase)
-            guard let key = flowKey(of: bytes), filter.matches(key) else { continue }
+            guard let key = flowKey(of: frame(for: f, moveID: 0)), filter.matches(key) else { continue }
             let owners = ownerships.map { $0.owner(of: key) }
             let new = zip(covered, owners).contains { !$0.contains($1) }
             guard new || out.count < 16 * most else { continue }
             for (k, o) in owners.enumerated() { covered[k].insert(o) }
-            out.append(bytes)
+            out.append((f, field))
         }
-        return out.isEmpty ? [base] : out
+        return out.isEmpty ? [(filter, nil)] : out
     }
 
-    /// An order-preserving Move's cut: the IBC copies (see ``frames(for:moveID:phase:workers:)``)
-    /// as requests for the source to reflect (``reflectRequest(_:vlan:)``), each carrying how
-    /// many copies there are in its phase field, so that the source knows when the switch has
-    /// sent on every one.
+    /// An order-preserving Move's cut: one request for the source to reflect (see
+    /// ``reflectRequest(_:vlan:)``), the IBC of the first copy, and the fields of every copy
+    /// (see ``copies(for:workers:)``), which the switch's reflector writes one after the
+    /// other, sending each copy on to both VNFs as it goes. The request carries the number
+    /// of copies in its phase field, so that the source knows when the switch has sent on
+    /// every one.
     ///
     /// Why reflected: a copy must reach both VNFs at the same place in the stream of packets
     /// the switch duplicates. Open vSwitch's userspace datapath runs a PACKET_OUT on its main
@@ -122,9 +146,33 @@ public enum InBandControl {
     /// packets: those it sends between the two outputs come after the IBC at one VNF and
     /// before it at the other, and both drop them. A frame the switch receives on a port goes
     /// through the forwarding thread like the traffic, so its outputs keep their place.
-    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, workers: [Int], vlan: UInt16?) -> [[UInt8]] {
-        let count = frames(for: filter, moveID: moveID, workers: workers).count
-        return frames(for: filter, moveID: moveID, phase: UInt32(count), workers: workers).map { reflectRequest($0, vlan: vlan) }
+    ///
+    /// Why one request: the copies must be together in that stream too. Every queue of each
+    /// VNF cuts at its own first copy, so a packet the switch sent between two copies would
+    /// be before the cut in one queue and after it in another: both VNFs would forward it, or
+    /// neither. The source's workers would reflect requests each at its own time; one packet
+    /// in, with every copy made by the one rule it meets, keeps them in one piece.
+    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, workers: [Int], vlan: UInt16?) -> OrderedCut {
+        let all = copies(for: filter, workers: workers)
+        let first = frame(for: all[0].filter, moveID: moveID, phase: UInt32(all.count))
+        return OrderedCut(request: reflectRequest(first, vlan: vlan), copies: all.compactMap(\.field),
+                          ipv4: isIPv4(filter), proto: filter.proto ?? 17)
+    }
+
+    /// What ``orderedCut(for:moveID:workers:vlan:)`` gives the controller.
+    public struct OrderedCut: Sendable {
+        /// The frame the controller sends the source.
+        public var request: [UInt8]
+        /// What the reflector writes for each copy (none: it sends the IBC on as it came).
+        public var copies: [CopyField]
+        /// The IBC's network and transport protocols (a rule that writes a field matches them).
+        public var ipv4: Bool
+        public var proto: UInt8
+    }
+
+    /// Whether the IBC of `filter` is IPv4 (unless the filter names IPv6 addresses).
+    static func isIPv4(_ filter: FlowFilter) -> Bool {
+        filter.source.map { $0.address.isIPv4Mapped } ?? filter.destination.map { $0.address.isIPv4Mapped } ?? true
     }
 
     /// `frame` (an IBC) as a request to reflect it: its Ethernet source says so, and, with

@@ -105,34 +105,64 @@ public enum SwitchRules {
         return mod
     }
 
-    /// The cookie of an order-preserving Move's reflector (``reflector(from:vlan:to:priority:cookie:)``):
+    /// The cookie of an order-preserving Move's reflector (``reflector(from:vlan:to:priority:cookie:cut:)``):
     /// apart from its Move's, so that the phase-two MODIFY by cookie leaves it alone.
     public static func reflectorCookie(_ cookie: UInt64) -> UInt64 { cookie | 1 << 31 }
 
     /// A FLOW_MOD adding the rule that sends an IBC the source VNF reflects (entering on
     /// `source` with the source's channel VLAN `vlan`, or without a channel VLAN to the IBC's
     /// Ethernet destination) on to `source` and `destination` at once, untagged and with the
-    /// Ethernet source of an IBC (see `InBandControl.orderedCut`).
+    /// Ethernet source of an IBC: as it came, or, with `cut`'s copies, once per copy, each
+    /// copy's field written before its outputs (see `InBandControl.orderedCut`).
     public static func reflector(from source: UInt32, vlan: UInt16?, to destination: UInt32, priority: UInt16,
-                                 cookie: UInt64) -> OFFlowMod {
+                                 cookie: UInt64, cut: InBandControl.OrderedCut? = nil) -> OFFlowMod {
         var mod = OFFlowMod()
         mod.command = .add
         mod.priority = priority
         mod.cookie = reflectorCookie(cookie)
+        var fields: [OFMatchField] = [.inPort(source)]
         var actions: [OFAction] = []
         if let vlan {
             // OFPXMT_OFB_VLAN_VID with OFPVID_PRESENT; OFPAT_POP_VLAN.
-            mod.match = OFMatch([.inPort(source), .other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])])
+            fields.append(.other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)]))
             actions.append(.other(type: 18, body: [0, 0, 0, 0]))
         } else {
-            mod.match = OFMatch([.inPort(source), .other(field: 3, hasMask: false, value: InBandMarker.destinationMAC)])  // ETH_DST
+            fields.append(.other(field: 3, hasMask: false, value: InBandMarker.destinationMAC))  // ETH_DST
         }
-        // OFPAT_SET_FIELD of ETH_SRC (an OXM TLV, padded to 8 bytes).
-        actions.append(.other(type: 25, body: [0x80, 0x00, 4 << 1, 6] + InBandMarker.sourceMAC + [0, 0]))
-        actions += [.output(port: OpenFlow.portInPort), .output(port: destination)]
+        let copies = cut?.copies ?? []
+        if let cut, !copies.isEmpty {
+            // A field is written only under a match that says the packet has it (ETH_TYPE, IP_PROTO).
+            fields += [.ethType(cut.ipv4 ? 0x0800 : 0x86DD), .ipProto(cut.proto)]
+        }
+        mod.match = OFMatch(fields)
+        actions.append(setField(4, InBandMarker.sourceMAC))  // ETH_SRC
+        let outputs: [OFAction] = [.output(port: OpenFlow.portInPort), .output(port: destination)]
+        if copies.isEmpty { actions += outputs }
+        for copy in copies { actions += [setField(copy, proto: cut?.proto ?? 17)] + outputs }
         mod.instructions = [.applyActions(actions)]
         return mod
     }
+
+    /// OFPAT_SET_FIELD writing what makes one IBC copy.
+    static func setField(_ copy: InBandControl.CopyField, proto: UInt8) -> OFAction {
+        switch copy {
+        case .sourcePort(let port): return setField(proto == 6 ? 13 : 15, be16(port))  // TCP_SRC, UDP_SRC
+        case .destinationPort(let port): return setField(proto == 6 ? 14 : 16, be16(port))  // TCP_DST, UDP_DST
+        case .source(let a) where a.isIPv4Mapped:
+            return setField(11, be16(UInt16(truncatingIfNeeded: a.lo >> 16)) + be16(UInt16(truncatingIfNeeded: a.lo)))  // IPV4_SRC
+        case .source(let a):
+            return setField(26, (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? a.hi : a.lo) >> UInt64(56 - 8 * (i % 8))) })  // IPV6_SRC
+        }
+    }
+
+    /// OFPAT_SET_FIELD of an OpenFlow-basic OXM field: its TLV, padded so that the action is
+    /// a multiple of 8 bytes long.
+    static func setField(_ field: UInt8, _ value: [UInt8]) -> OFAction {
+        let tlv: [UInt8] = [0x80, 0x00, field << 1, UInt8(value.count)] + value
+        return .other(type: 25, body: tlv + [UInt8](repeating: 0, count: (8 - (4 + tlv.count) % 8) % 8))
+    }
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 
     /// A FLOW_MOD deleting every rule whose cookie matches `cookie` under `mask` (a split
     /// Move's part rules, all at once).

@@ -164,25 +164,99 @@ let traceFrames: [PcapFile.Frame] = {
         #expect(plainActions.count == 3)
     }
 
-    /// The controller's cut for an order-preserving Move: requests (tagged, with the reflect
-    /// Ethernet source) that each say how many there are, and that are IBCs of the filter's
-    /// flows once the switch has reflected them.
-    @Test func theOrderedCutIsRequestsThatCountThemselves() throws {
+    /// The controller's cut for an order-preserving Move: one request (tagged, with the reflect
+    /// Ethernet source) that says how many copies the reflector makes of it, and that is an IBC
+    /// of the filter's flows once the switch has reflected it.
+    @Test func theOrderedCutIsOneRequestThatCountsItsCopies() throws {
         let filter = try FlowFilter(parsing: "nw_src=10.0.0.0/8")
-        let requests = InBandControl.orderedCut(for: filter, moveID: 9, workers: [2, 1], vlan: 3901)
-        #expect(requests.count == InBandControl.frames(for: filter, moveID: 9, workers: [2, 1]).count)
-        #expect(requests.count > 1)
-        for r in requests {
-            #expect(r.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
-            #expect(Array(r[12..<16]) == [0x81, 0x00, 0x0F, 0x3D])
-            let copy = Array(r[0..<6]) + InBandMarker.sourceMAC + r[16...]
-            #expect(!copy.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
-            let key = try #require(RedirectBuffer.key(of: copy))
-            #expect(filter.matches(key))
-            #expect(InBandControl.marker(in: copy).map { $0.moveID == 9 && $0.phase == UInt32(requests.count) } == true)
+        let cut = InBandControl.orderedCut(for: filter, moveID: 9, workers: [2, 1], vlan: 3901)
+        let r = cut.request
+        #expect(cut.copies.count == InBandControl.frames(for: filter, moveID: 9, workers: [2, 1]).count)
+        #expect(cut.copies.count > 1)
+        #expect(r.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
+        #expect(Array(r[12..<16]) == [0x81, 0x00, 0x0F, 0x3D])
+        let copy = Array(r[0..<6]) + InBandMarker.sourceMAC + r[16...]
+        #expect(!copy.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
+        let key = try #require(RedirectBuffer.key(of: copy))
+        #expect(filter.matches(key))
+        #expect(InBandControl.marker(in: copy).map { $0.moveID == 9 && $0.phase == UInt32(cut.copies.count) } == true)
+        let single = InBandControl.orderedCut(for: filter, moveID: 9, workers: [1, 1], vlan: nil)
+        #expect(Array(single.request[6..<14]) == InBandMarker.reflectMAC + [0x08, 0x00] && single.copies.isEmpty)
+    }
+
+    /// The reflector, run on the request as Open vSwitch runs its actions, sends every copy of
+    /// the IBC to both VNFs, one copy after the other from the one packet (so that nothing the
+    /// switch forwards comes between them): port fields of UDP and TCP and IPv4 source
+    /// addresses, with their checksums kept right.
+    @Test(arguments: ["nw_src=10.0.0.0/8", "nw_proto=6,nw_dst=10.1.0.0/16,tp_src=80",
+                      "nw_proto=17,nw_src=10.0.0.0/8,tp_src=53,tp_dst=53", "nw_src=10.0.0.0/8,nw_proto=6"])
+    func theReflectorMakesEveryCopyFromOnePacket(text: String) throws {
+        let filter = try FlowFilter(parsing: text)
+        let cut = InBandControl.orderedCut(for: filter, moveID: 9, workers: [2, 4], vlan: 3901)
+        let mod = SwitchRules.reflector(from: 2, vlan: 3901, to: 3, priority: 300, cookie: 0x42, cut: cut)
+        // It matches what it writes: IPv4, and the transport protocol.
+        #expect(mod.match.fields[2...] == [.ethType(0x0800), .ipProto(filter.proto ?? 17)])
+        #expect(try OFMessage.decode(OFMessage.flowMod(xid: 5, mod).encoded()) == .flowMod(xid: 5, mod))
+        let out = try SwitchModel.apply(mod, to: cut.request)
+        let expected = InBandControl.frames(for: filter, moveID: 9, phase: UInt32(cut.copies.count), workers: [2, 4])
+        #expect(expected.count == cut.copies.count && expected.count >= 64)
+        #expect(out.map(\.port) == Array(repeating: [OpenFlow.portInPort, 3], count: expected.count).flatMap { $0 })
+        #expect(out.map(\.frame) == expected.flatMap { [$0, $0] })
+        for frame in expected { #expect(InBandControlTests.key(frame).map(filter.matches) == true) }
+    }
+}
+
+/// What Open vSwitch does with a frame under a rule's actions, for the actions the controller's
+/// rules use: pop a VLAN tag, write the Ethernet source, a transport port or an IPv4 source
+/// (checksums updated as RFC 1624 says, a zero UDP checksum left zero), output.
+enum SwitchModel {
+    struct Unsupported: Error { var action: OFAction }
+
+    static func apply(_ mod: OFFlowMod, to frame: [UInt8]) throws -> [(port: UInt32, frame: [UInt8])] {
+        guard case .applyActions(let actions)? = mod.instructions.first else { return [] }
+        var f = frame
+        var out: [(port: UInt32, frame: [UInt8])] = []
+        for action in actions {
+            switch action {
+            case .output(let port, _): out.append((port, f))
+            case .other(type: 18, _): f.removeSubrange(12..<16)
+            case .other(type: 25, let body):
+                try write(field: body[2] >> 1, value: Array(body[4..<(4 + Int(body[3]))]), into: &f, action: action)
+            default: throw Unsupported(action: action)
+            }
         }
-        #expect(InBandControl.orderedCut(for: filter, moveID: 9, workers: [1, 1], vlan: nil).map { Array($0[6..<14]) }
-                == [InBandMarker.reflectMAC + [0x08, 0x00]])
+        return out
+    }
+
+    static func write(field: UInt8, value: [UInt8], into f: inout [UInt8], action: OFAction) throws {
+        let ip = 14, l4 = 14 + Int(f[14] & 0x0F) * 4
+        let sum = f[23] == 6 ? l4 + 16 : l4 + 6
+        // (A UDP checksum of zero says there is none: it stays zero.)
+        let l4Sums = f[23] == 17 && f[sum] == 0 && f[sum + 1] == 0 ? [] : [sum]
+        switch field {
+        case 4: f.replaceSubrange(6..<12, with: value)
+        case 13, 15: replace(&f, at: l4, with: value, checksums: l4Sums)
+        case 14, 16: replace(&f, at: l4 + 2, with: value, checksums: l4Sums)
+        case 11: replace(&f, at: ip + 12, with: value, checksums: [ip + 10] + l4Sums)
+        default: throw Unsupported(action: action)
+        }
+    }
+
+    /// Writes `value` at `at` and updates each 16-bit checksum at `checksums` for the change.
+    static func replace(_ f: inout [UInt8], at: Int, with value: [UInt8], checksums: [Int]) {
+        for c in checksums {
+            let old = UInt16(f[c]) << 8 | UInt16(f[c + 1])
+            var sum = UInt32(~old)
+            for i in stride(from: 0, to: value.count, by: 2) {
+                sum += UInt32(~(UInt16(f[at + i]) << 8 | UInt16(f[at + i + 1])))
+                sum += UInt32(UInt16(value[i]) << 8 | UInt16(value[i + 1]))
+            }
+            while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+            let new = ~UInt16(sum)
+            f[c] = UInt8(new >> 8)
+            f[c + 1] = UInt8(new & 0xFF)
+        }
+        f.replaceSubrange(at..<(at + value.count), with: value)
     }
 }
 

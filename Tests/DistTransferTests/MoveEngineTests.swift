@@ -120,23 +120,24 @@ struct MoveBed {
         return bed
     }
 
-    /// OP's cut as the controller sends it: requests to reflect the in-band control packet, to A
-    /// (each to the queue of its flow's owner), tagged with A's channel VLAN.
+    /// OP's cut as the controller sends it: one request to reflect the in-band control packet,
+    /// to A (to the queue of its flow's owner), tagged with A's channel VLAN.
     func requestCut() {
-        for request in InBandControl.orderedCut(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount], vlan: 3901) {
-            a.receive(request, worker: a.key(of: MoveBed.reflected(request)).map(a.owner) ?? 0)
-        }
+        let request = InBandControl.orderedCut(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount], vlan: 3901).request
+        a.receive(request, worker: a.key(of: MoveBed.reflected(request)).map(a.owner) ?? 0)
     }
 
-    /// The switch's reflector: the requests A sent back go on to both, untagged, with an
-    /// IBC's Ethernet source.
+    /// The switch's reflector: what A sent back of a request goes on to both, untagged, with an
+    /// IBC's Ethernet source, once per copy (ReflectorTests runs the rule itself), together.
     func reflect() {
         let requests = a.out.filter { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
         a.out.removeAll { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
         for request in requests {
-            let copy = MoveBed.reflected(request)
-            a.receive(copy)
-            b.receive(copy)
+            let copies = InBandControl.marker(in: MoveBed.reflected(request))?.phase ?? 1
+            for copy in InBandControl.frames(for: filter, moveID: 1, phase: copies, workers: [a.workerCount, b.workerCount]) {
+                a.receive(copy)
+                b.receive(copy)
+            }
         }
     }
 
