@@ -35,6 +35,9 @@
 #                        DPDK switch: dist-wire replay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
 #   ctl ARGS...          any distctl command against the test bed's controller
+#   restart-controller   stops dist-controller if it runs and starts it again (a failure drill;
+#                        DIST_CONTROLLER_DIE_AT=PHASE in the environment kills the new one as
+#                        a DiST Move reaches that phase, e.g. state-sent or switch-updated)
 #   check SENT.pcap [--moved PREFIX] [--order all]
 #                        the checker's verdict on what crossed the test bed: loss and duplication
 #                        against SENT, order against what left the switch towards the VNFs
@@ -214,10 +217,8 @@ up() {
         fi
     done
     echo "$profile" >"$dir/profile"
-    "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
-        --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
-        --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" >"$dir/controller.log" 2>&1 &
-    echo $! >"$dir/controller.pid"
+    printf '%s\n' "${vnf_args[@]}" >"$dir/controller.vnfs"
+    start_controller
     local of_target=tcp:127.0.0.1:6653
     if [ "$profile" != none ]; then
         proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
@@ -363,6 +364,44 @@ check() {  # check SENT.pcap [pcapcheck testbed options]: the loss-and-order ver
     python3 "$here/tools/pcapcheck.py" testbed "$sent" "$dir/sink.pcap" "${captures[@]}" "$@"
 }
 
+# dist-controller with the VNFs `up` named (its log appended to).
+start_controller() {
+    local vnf_args=()
+    mapfile -t vnf_args <"$dir/controller.vnfs"
+    "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
+        --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
+        --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" >>"$dir/controller.log" 2>&1 &
+    echo $! >"$dir/controller.pid"
+}
+
+# A failure drill's second half: the controller (killed, or still running: stopped first)
+# starts again and takes the switch and the VNFs back.
+restart_controller() {
+    [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
+    local pid
+    pid=$(cat "$dir/controller.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -INT "$pid"
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/controller.sock"
+    start_controller
+    local vnfs
+    vnfs=$(grep -c "=" "$dir/controller.vnfs")
+    # (The switch reconnects with a backoff of up to 8 s after its controller went away.)
+    local listed
+    for _ in $(seq 1 200); do
+        listed=$("$distctl_bin" vnf list --socket "$dir/controller.sock" 2>/dev/null || true)
+        [ "$(grep -c ' yes$' <<<"$listed")" = "$vnfs" ] && grep -q '^switch: datapath' <<<"$listed" \
+            && { say "controller restarted ($(cat "$dir/controller.pid"))"; return 0; }
+        sleep 0.1
+    done
+    say "the restarted controller did not take the switch and the VNFs back:" >&2
+    tail -20 "$dir/controller.log" >&2
+    exit 1
+}
+
 ctl() {
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
     "$distctl_bin" "$@" --socket "$dir/controller.sock"
@@ -420,6 +459,7 @@ status) status ;;
 replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }; replay "$@" ;;
 move) shift; ctl move "$@" ;;
 ctl) shift; ctl "$@" ;;
+restart-controller) restart_controller ;;
 check) shift; [ $# -ge 1 ] || { echo "usage: $0 check SENT.pcap [--moved PREFIX] [--order all]" >&2; exit 2; }; check "$@" ;;
 *) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -222,6 +222,9 @@ public final class ChannelEndpoint {
             if state == .open { state = .aborted("the peer gave up: " + String(decoding: frame.payload, as: UTF8.self)) }
             return []
         }
+        // Once given up, nothing more is received: what this end acknowledged is all it took
+        // (its abort frame tells the peer so, however late it goes).
+        guard state == .open else { return [] }
         ackOwed = true
         if frame.sequence <= received || early[frame.sequence] != nil {
             counters.duplicates += 1

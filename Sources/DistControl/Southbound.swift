@@ -12,7 +12,8 @@ import Foundation
 /// `putAllFlows` (`chunks`: base64 of ``StateCodec`` chunks); `delPerFlow`/`delMultiFlow`
 /// (`filter`; `delPerFlow` with `hosts` deletes both), `delAllFlows`; `info` (the instance's
 /// DiST channel address); `movePerFlow` (DiST's Move, see ``MoveRequest``), whose notices
-/// `moveStateSent` and `moveComplete` come later on the same connection. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
+/// `moveStateSent` and `moveComplete` come later on the same connection; `abortMove`
+/// (`moveID`, `reason`) ends one at once. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
 /// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
 /// A filter is the text form of ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`).
 public final class SouthboundService {
@@ -31,6 +32,8 @@ public final class SouthboundService {
     /// DiST's Move out of this instance (`movePerFlow`), peer to peer over the data port; nil
     /// where the instance has no channel. It throws when the Move cannot start.
     public var startMove: ((MoveRequest) throws -> Void)?
+    /// `abortMove`: ends a Move under way here (its id, a reason); nil without a channel.
+    public var abortMove: ((UInt64, String) throws -> Void)?
     /// This instance's end of DiST's channel (`IP:PORT@MAC`), told in `info` replies.
     public var channelAddress: String?
     /// The version of the DiST channel this instance speaks (with `channelAddress`).
@@ -124,6 +127,9 @@ public final class SouthboundService {
             case "movePerFlow":
                 try movePerFlow(request, client: client)
                 return [Self.ack(id, 1)]
+            case "abortMove":
+                try abortMove(request)
+                return [Self.ack(id, 1)]
             case "disableEvents":
                 try store.setEvents(nil)
                 eventsOwner = nil
@@ -182,6 +188,17 @@ public final class SouthboundService {
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         try startMove(move)
         moveOwners[move.moveID] = client
+    }
+
+    /// Ends a DiST Move under way here at once (`moveID`, and a `reason` for the logs): the
+    /// source takes its flows back, the destination forgets what it imported (see
+    /// `MoveEngine.abort(moveID:reason:now:)`). The source's `moveComplete` says it was done.
+    func abortMove(_ request: [String: Any]) throws {
+        guard let abortMove else { throw SouthboundError("this instance has no DiST channel: no Move runs here") }
+        guard let id = request["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
+        let reason = request["reason"] as? String ?? ""
+        guard reason.utf8.count <= 200 else { throw SouthboundError("\"reason\" must be at most 200 bytes") }
+        try abortMove(UInt64(id), reason)
     }
 
     func filter(_ request: [String: Any]) throws -> FlowFilter {
@@ -265,6 +282,9 @@ public struct MoveRequest: Sendable {
     /// source has had its last packet (`redirectFirst`, LF only).
     public var redirectFirst: Bool
     public var destination: String
+    /// How long the source waits for the controller's next step before it ends the Move itself
+    /// (`patience`, seconds; nil: the instance's default).
+    public var patience: Double?
 
     init(_ r: [String: Any], filter: FlowFilter) throws {
         guard let id = r["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
@@ -286,6 +306,12 @@ public struct MoveRequest: Sendable {
         redirectFirst = r["redirectFirst"] as? Bool ?? false
         guard !redirectFirst || guarantee == "lf" else { throw SouthboundError("\"redirectFirst\" Moves are loss-free: \"guarantee\" must be lf") }
         destination = dst
+        if let p = r["patience"] {
+            guard let seconds = (p as? NSNumber)?.doubleValue, seconds >= 0.1, seconds <= 600 else {
+                throw SouthboundError("\"patience\" must be a number of seconds from 0.1 to 600")
+            }
+            patience = seconds
+        }
     }
 }
 

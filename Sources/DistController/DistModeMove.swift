@@ -80,6 +80,8 @@ final class DistModeMove: MoveRun {
     var duplicating = false
     /// OP: the switch holds the Move's reflector (see ``SwitchRules/reflector(from:vlan:to:priority:cookie:cut:)``).
     var reflecting = false
+    /// The source said the Move is over there (completed, aborted or refused).
+    var sourceEnded = false
     /// OP: the request the source reflects and the copies the reflector makes of it.
     lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, workers: [src.workers, dst.workers],
                                                    vlan: src.channelVLAN)
@@ -138,7 +140,17 @@ final class DistModeMove: MoveRun {
     /// Notes a step of the Move in the report's phases.
     func phase(_ name: String, at seconds: Double? = nil) {
         report.phases.append(MovePhase(name: name, at: seconds ?? Double(now - started) / 1e9))
+        if name == Self.dieAt {
+            // A failure drill: the controller dies here as a crash would (no clean-up).
+            fputs("dist-controller: move \(id): DIST_CONTROLLER_DIE_AT=\(name): killed\n", stderr)
+            kill(getpid(), SIGKILL)
+        }
     }
+
+    /// A failure drill's hook (`DIST_CONTROLLER_DIE_AT=PHASE`): the controller is killed as it
+    /// reaches that phase of a DiST Move (see the phases in ``MoveReport``), so that the test
+    /// bed can show what the VNFs do without it.
+    static let dieAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_DIE_AT"]
 
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
@@ -263,6 +275,7 @@ final class DistModeMove: MoveRun {
     func notice(_ n: [String: Any]) {
         guard n["moveID"] as? Int == Int(id), let type = n["type"] as? String else { return }
         let outcome = n["outcome"] as? String ?? ""
+        if type == "moveComplete" || outcome == "refused" { sourceEnded = true }
         if outcome == "aborted" || outcome == "refused" {
             if let c = n["counters"] as? [String: Int] { take(["counters": c]) }
             let why = ControllerError("\(src.name): \(n["reason"] as? String ?? outcome)")
@@ -443,6 +456,11 @@ final class DistModeMove: MoveRun {
             // taken its flows back; the destination drops its gate and processes what it gets).
             _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
             report.warnings.append("the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both")
+        }
+        if !sourceEnded {
+            // The controller gives up (the source did not): the source takes its flows back now
+            // rather than when its patience runs out.
+            _ = src.request(["type": "abortMove", "moveID": Int(id), "reason": "\(error)".prefix(200).description])
         }
         report.outcome = "aborted"
         report.reason = "\(error)"

@@ -19,7 +19,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     let links: [TransferLink]
     public let lcore: UInt32
     /// Orders from the main lcore, and notices back to it.
-    public let orders = SPSCRing<MoveOrder>(capacity: 64)
+    public let orders = SPSCRing<MoveCommand>(capacity: 64)
     public let notices = SPSCRing<MoveNotice>(capacity: 256)
     /// All-flows counters a Move brought here, for the main lcore to add.
     public let importedCounters = SPSCRing<InstanceCounters>(capacity: 64)
@@ -72,9 +72,17 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         var idle = plane.config.idleBackoff
         while !plane.stopFlag.load(ordering: .relaxed) {
             var busy = false
-            orders.drain { order in
+            orders.drain { command in
                 busy = true
-                engine.start(order, now: clock.now())
+                switch command {
+                case .start(let order):
+                    engine.start(order, now: clock.now())
+                case .abort(let id, let reason):
+                    if !engine.abort(moveID: id, reason: reason, now: clock.now()) {
+                        _ = notices.push(MoveNotice(moveID: id, type: "abortUnknown", outcome: "unknown",
+                                                    reason: "no Move \(id) is under way here", counters: [:]))
+                    }
+                }
             }
             busy = takeFrames(now: clock.now()) || busy
             busy = engine.step(now: clock.now()) || busy

@@ -1,5 +1,6 @@
 import DistChannel
 import DistFlow
+import DistMove
 import DistState
 
 extension MoveEngine {
@@ -20,8 +21,10 @@ extension MoveEngine {
         var lastHeard: UInt64 = 0
         /// The opening message came (and `peer` is the address it gave).
         var opened = false
-        /// The flows imported so far, by worker (forgotten if the Move is given up).
+        /// The flows imported so far, by worker, and those of the redirected packets processed
+        /// here (new flows among them start here): forgotten if the Move is given up.
         var imported: [[FlowKey]] = []
+        var redirectedFlows = Set<FlowKey>()
         init(_ s: TransferDestination) { session = s }
         var id: UInt64 { session.endpoint.moveID }
     }
@@ -44,6 +47,12 @@ extension MoveEngine {
         if move.peer == nil || !move.opened { move.peer = from }
         move.lastHeard = now
         for delivery in move.session.receive(payload, now: now) { hand(delivery, move) }
+        // The source asks this end to give the Move up: it does (see ``ended(_:)``), and says
+        // so with what it received, however often it is asked.
+        if case .aborted(let why) = move.session.endpoint.state, why.hasPrefix("the peer gave up: " + Self.askToGiveUp),
+           let peer = move.peer {
+            transmit(move.session.endpoint.abortFrame("given up as asked"), to: peer)
+        }
     }
 
     /// State and packets to the workers they belong to, in order.
@@ -79,6 +88,7 @@ extension MoveEngine {
         case .counters(let c):
             if !host.importCounters(c) { rejectedFrames += 1 }
         case .packet(let frame):
+            if let key = RedirectBuffer.key(of: frame) { move.redirectedFlows.insert(key) }
             _ = process(frame)
         }
     }
@@ -157,8 +167,12 @@ extension MoveEngine {
             // Given up: the source has its flows back; copies here would go stale. (After the
             // source's end and this end's summary, the flows are this instance's unless the
             // source says otherwise: its acknowledgement of the summary may be all that was lost.)
-            for (w, keys) in move.imported.enumerated() where !keys.isEmpty { host.deliver(.forget(keys), to: w) }
+            var byWorker = move.imported.isEmpty ? Array(repeating: [], count: host.workerCount) : move.imported
+            let imported = Set(move.imported.joined())
+            for key in move.redirectedFlows where !imported.contains(key) { byWorker[host.owner(of: key)].append(key) }
+            for (w, keys) in byWorker.enumerated() where !keys.isEmpty { host.deliver(.forget(keys), to: w) }
             move.imported = []
+            move.redirectedFlows = []
         }
         unhold(move)
     }

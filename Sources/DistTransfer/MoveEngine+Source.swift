@@ -14,6 +14,15 @@ extension MoveEngine {
         var next = 0
         var stateSequence: UInt32 = 0
         var stateSentNotified = false
+        /// When the state was all at the destination, and when the switch's traffic was seen
+        /// reaching it (0: not yet): the controller's steps are due from then.
+        var stateSentAt: UInt64 = 0
+        var switchedAt: UInt64 = 0
+        /// The Move ended without its in-band control packet (the controller stopped).
+        var ibcMissing = false
+        /// Being given up on this end's word: why, when the destination was asked to give it
+        /// up first, and when the request last went (see ``MoveEngine/giveUp(_:_:now:)``).
+        var giveUp: (reason: String, since: UInt64, sent: UInt64)?
         /// Redirect-first: the opening message's sequence number, whether the controller heard
         /// the destination holds, whether the export began (at the IBC).
         var openSequence: UInt32 = 0
@@ -149,13 +158,16 @@ extension MoveEngine {
     func advance(_ move: Outgoing, now: UInt64) -> Bool {
         let session = move.session
         if abortIfChannelBroke(move, now: now) { return true }
+        if let asked = move.giveUp { return askAgain(move, asked, now: now) }
         if move.guarded && !move.copiesNotified && session.copiesArrive {
             // The switch's datapath sends the moved traffic to the destination now (OP: a copy
             // of it): the in-band control packet may go.
             move.copiesNotified = true
+            move.switchedAt = now
             notice(move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched", move.ordered ? "duplicating" : "switched", nil, [:])
         }
         if advanceDrain(move, now: now) { return true }
+        if overdue(move, now: now) { return true }
         if !move.exportStarted {
             // Redirect-first: once the destination holds, the controller may update the switch.
             guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }
@@ -179,10 +191,63 @@ extension MoveEngine {
         return false
     }
 
+    /// A Move the controller stopped driving (it died, or lost the switch) ends here on its
+    /// own, `order.patience` after the controller's next step was due:
+    /// - no sign that the switch sends the moved traffic elsewhere (the destination has not
+    ///   seen it): the Move is given up, and the flows are this instance's again;
+    /// - LF, the switch's traffic reaches the destination but no in-band control packet came:
+    ///   it ends as if it had (what the switch sent here before its update has long arrived),
+    ///   so that the destination lets go of the switch's packets it holds.
+    /// OP once the switch copies the traffic to both waits for the controller (an abort then
+    /// would have both VNFs process the copies, an end would have neither): no packet waits
+    /// meanwhile (the destination drops its copies, this instance redirects its own).
+    /// Returns whether it did anything.
+    func overdue(_ move: Outgoing, now: UInt64) -> Bool {
+        guard move.guarded, move.stateSentNotified, !move.order.redirectFirst, !move.ibcSeen, move.ibcDrain == nil,
+              move.ibcFirstAt == 0 else { return false }
+        let patience = move.order.patience, seconds = "\(Double(patience) / 1e9) s"
+        if move.copiesNotified {
+            guard !move.ordered, now &- move.switchedAt > patience else { return false }
+            move.ibcMissing = true
+            passed(move, now: now)
+            return true
+        }
+        guard now &- move.stateSentAt > patience else { return false }
+        giveUp(move, "the controller did not update the switch within \(seconds) of the state's arrival", now: now)
+        return true
+    }
+
     /// Gives the Move up if its channel did (the destination fell silent or gave up).
     func abortIfChannelBroke(_ move: Outgoing, now: UInt64) -> Bool {
         guard case .aborted(let why) = move.session.endpoint.state else { return false }
-        abort(move, "channel to \(move.order.destination.ipText): \(why)", now: now)
+        abort(move, move.giveUp?.reason ?? "channel to \(move.order.destination.ipText): \(why)", now: now)
+        return true
+    }
+
+    /// Gives the Move up on this end's word (the controller's, or its patience): the
+    /// destination is asked to give it up first, and its answer (an abort that acknowledges
+    /// what it received) tells which redirected packets it processed, so that this end
+    /// processes exactly the others. Meanwhile the flows are redirected as before (their
+    /// order holds). A destination already silent, or a Move with nothing sent yet, ends at once.
+    func giveUp(_ move: Outgoing, _ reason: String, now: UInt64) {
+        guard move.session.endpoint.state == .open, move.session.endpoint.sentThrough > 0 else {
+            return abort(move, reason, now: now)
+        }
+        move.giveUp = (reason, now, now)
+        transmit(move.session.endpoint.abortFrame(MoveEngine.askToGiveUp + reason), to: move.order.destination)
+    }
+
+    /// While the destination is asked to give the Move up: the request again every 50 ms,
+    /// and after 1 s without an answer the Move ends as with a silent destination (what went
+    /// out is its to process). Returns whether it did anything.
+    func askAgain(_ move: Outgoing, _ asked: (reason: String, since: UInt64, sent: UInt64), now: UInt64) -> Bool {
+        if now &- asked.since > Self.workerPatience {
+            abort(move, asked.reason + " (the destination did not answer)", now: now, destinationSilent: true)
+            return true
+        }
+        guard now &- asked.sent > 50_000_000 else { return false }
+        move.giveUp?.sent = now
+        transmit(move.session.endpoint.abortFrame(MoveEngine.askToGiveUp + asked.reason), to: move.order.destination)
         return true
     }
 
@@ -219,6 +284,7 @@ extension MoveEngine {
             guard move.session.complete else { return false }
         }
         move.stateSentNotified = true
+        move.stateSentAt = now
         // Redirect-first: the controller is waiting for the end, not for this.
         if move.order.redirectFirst { return true }
         // NG ends here for the source (the controller deletes the state after the update).
@@ -237,7 +303,9 @@ extension MoveEngine {
         _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID) : nil))
         completedOrdered = move.ordered
         if move.ordered { discarding = (move.order.moveID, now) }
-        notice(move.order.moveID, "moveComplete", "completed", nil, counters(move, now: now))
+        let why = move.ibcMissing
+            ? "no in-band control packet within \(Double(move.order.patience) / 1e9) s of the switch update: ended without it" : nil
+        notice(move.order.moveID, "moveComplete", "completed", why, counters(move, now: now))
         finish(move, now: now)
     }
 
@@ -284,10 +352,10 @@ extension MoveEngine {
     /// - anything else (the destination gave up, a worker here failed): the destination drops
     ///   what it holds ("discard") and the source processes every packet the destination had
     ///   not, so each is processed once.
-    func abort(_ move: Outgoing, _ reason: String, now: UInt64) {
+    func abort(_ move: Outgoing, _ reason: String, now: UInt64, destinationSilent: Bool = false) {
         var peerGaveUp = false
         if case .aborted(let why) = move.session.endpoint.state { peerGaveUp = why.hasPrefix("the peer gave up") }
-        let silent = move.session.endpoint.state != .open && !peerGaveUp
+        let silent = destinationSilent || (move.session.endpoint.state != .open && !peerGaveUp)
         if move.session.endpoint.state == .open || silent {
             // Sent even to a silent peer: if it comes back, it learns the Move is over.
             transmit(move.session.endpoint.abortFrame((silent ? "keep: " : "discard: ") + reason), to: move.order.destination)
@@ -321,7 +389,8 @@ extension MoveEngine {
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
-            ibc(move, from: worker, copies: Int(marker.phase), now: now)
+            // (A Move being given up ends so, whatever comes late.)
+            if move.giveUp == nil { ibc(move, from: worker, copies: Int(marker.phase), now: now) }
             return
         }
         if abortIfChannelBroke(move, now: now) {
@@ -393,7 +462,7 @@ extension MoveEngine {
             "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
             "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
             "ringFull": Int(host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
-            "duplicatesDropped": move.duplicatesDropped,
+            "duplicatesDropped": move.duplicatesDropped, "ibcMissing": move.ibcMissing ? 1 : 0,
         ]
         c.merge(host.diagnostics()) { mine, _ in mine }
         if let d = move.session.summary {

@@ -49,6 +49,9 @@ public final class MoveEngine {
     static let workerPatience: UInt64 = 1_000_000_000
     /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.
     static let silence: UInt64 = 5_000_000_000
+    /// How an abort frame from a source asks its destination to give the Move up and answer
+    /// with its own (see ``giveUp(_:_:now:)``).
+    static let askToGiveUp = "ask: "
     static let linger: UInt64 = 2_000_000_000
 
     /// `traceLine`: receives the channel trace of every Move (see ``ChannelEndpoint/trace``).
@@ -79,6 +82,23 @@ public final class MoveEngine {
         var busy = false
         if let move = outgoing { busy = advance(move, now: now) }
         return pollSessions(now: now) || busy
+    }
+
+    /// Ends Move `moveID` here at once, on the controller's word (southbound `abortMove`). As
+    /// its source: the Move is given up, the flows are this instance's again, and the
+    /// destination hears so and forgets them. As its destination: what it imported is
+    /// forgotten, the switch's packets it held go on, and the source hears so and takes its
+    /// flows back. False when no such Move is under way here.
+    public func abort(moveID: UInt64, reason: String, now: UInt64) -> Bool {
+        let why = "the controller aborted it" + (reason.isEmpty ? "" : ": " + reason)
+        if let move = outgoing, move.order.moveID == moveID {
+            if move.giveUp == nil { giveUp(move, why, now: now) }
+            return true
+        }
+        guard let move = incoming[moveID], move.finishedAt == nil, move.session.endpoint.state == .open else { return false }
+        let frame = move.session.endpoint.abort(why, now: now)
+        if let peer = move.peer { transmit(frame, to: peer) }
+        return true
     }
 
     /// A frame a worker diverted here: the DiST channel's, for this instance.

@@ -18,6 +18,11 @@ public struct MoveOrder: Sendable {
     /// state moves (the destination holds the switch's packets meanwhile).
     public var redirectFirst = false
     public var destination: ChannelAddress
+    /// How long the source waits for the controller's next step once its state has gone (the
+    /// switch's update, then the in-band control packet) before it ends the Move itself (ns;
+    /// see ``MoveEngine/overdue(_:now:)``).
+    public var patience: UInt64 = MoveOrder.defaultPatience
+    public static let defaultPatience: UInt64 = 3_000_000_000
 
     public init(moveID: UInt64, filter: FlowFilter, guarantee: String, destination: ChannelAddress) {
         self.moveID = moveID
@@ -25,6 +30,13 @@ public struct MoveOrder: Sendable {
         self.guarantee = guarantee
         self.destination = destination
     }
+}
+
+/// What the main lcore asks of the transfer lcore's Move engine.
+public enum MoveCommand: Sendable {
+    case start(MoveOrder)
+    /// Southbound `abortMove` (see ``MoveEngine/abort(moveID:reason:now:)``).
+    case abort(moveID: UInt64, reason: String)
 }
 
 /// What the Move engine tells the controller about a Move (through the main lcore):
@@ -35,6 +47,14 @@ public struct MoveNotice: Sendable {
     public var outcome: String
     public var reason: String?
     public var counters: [String: Int]
+
+    public init(moveID: UInt64, type: String, outcome: String, reason: String?, counters: [String: Int]) {
+        self.moveID = moveID
+        self.type = type
+        self.outcome = outcome
+        self.reason = reason
+        self.counters = counters
+    }
 }
 
 /// What the Move engine hands one worker, applied there in this order: state coming in,

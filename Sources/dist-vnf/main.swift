@@ -244,9 +244,15 @@ if let agent {
         order.lateLocking = request.lateLocking
         order.earlyRelease = request.earlyRelease
         order.redirectFirst = request.redirectFirst
+        if let p = request.patience { order.patience = UInt64(p * 1e9) }
         if request.allFlows { order.counters = stateStore.exportCounters() }
-        guard agent.orders.push(order) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
+        guard agent.orders.push(.start(order)) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
         if let c = order.counters { countersMoving[request.moveID] = c }
+    }
+    service.abortMove = { id, reason in
+        guard agent.orders.push(.abort(moveID: id, reason: reason)) else {
+            throw SouthboundError("the transfer lcore has too many Moves queued")
+        }
     }
 }
 
@@ -260,6 +266,10 @@ nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
         if n.type == "incomingEnded" {
             let counts = n.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             emit("[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(counts)")
+            return
+        }
+        if n.type == "abortUnknown" {
+            emit("[\(name)] abortMove \(n.moveID): \(n.reason ?? "no such Move")")
             return
         }
         if n.type == "moveStateSent" || n.type == "moveComplete" {

@@ -106,6 +106,35 @@ import Testing
         #expect(path.detector!.assets.keys.allSatisfy { !(try! FlowFilter(parsing: "nw_src=192.168.0.0/16")).matches(host: $0) })
     }
 
+    /// `abortMove` hands the Move's id and the reason on; `movePerFlow` takes the source's
+    /// patience in seconds, within bounds.
+    @Test func abortMoveAndPatienceAreChecked() throws {
+        let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
+        let abort: [String: Any] = ["type": "abortMove", "id": 1, "moveID": 7, "reason": "controller restarted"]
+        #expect(try Self.request(service, abort).first?["type"] as? String == "error")  // no channel here
+        var aborted: [(UInt64, String)] = []
+        service.abortMove = { aborted.append(($0, $1)) }
+        #expect(try Self.request(service, abort).first?["type"] as? String == "ack")
+        #expect(aborted.count == 1 && aborted[0].0 == 7 && aborted[0].1 == "controller restarted")
+        for bad: [String: Any] in [abort.merging(["moveID": 0]) { $1 }, abort.merging(["moveID": "7"]) { $1 },
+                                   abort.merging(["reason": String(repeating: "x", count: 201)]) { $1 }] {
+            #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
+        }
+        #expect(aborted.count == 1)
+
+        var started: [MoveRequest] = []
+        service.startMove = { started.append($0) }
+        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        #expect(try Self.request(service, order.merging(["patience": 0.5]) { $1 }).first?["type"] as? String == "ack")
+        #expect(try Self.request(service, order.merging(["moveID": 9]) { $1 }).first?["type"] as? String == "ack")
+        #expect(started.map(\.patience) == [0.5, nil])
+        for bad in [0.05, 601, -1] as [Double] {
+            let reply = try Self.request(service, order.merging(["moveID": 10, "patience": bad]) { $1 })
+            #expect(reply.first?["type"] as? String == "error", "\(bad)")
+        }
+        #expect(try Self.request(service, order.merging(["moveID": 10, "patience": "2"]) { $1 }).first?["type"] as? String == "error")
+    }
+
     @Test func multiFlowAndAllFlowsStateMoveToo() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
         let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))

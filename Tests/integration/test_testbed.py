@@ -45,7 +45,7 @@ class DelayProxyTests(unittest.TestCase):
                               '--rate-mbit', str(rate_mbit)], stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline()
         port = int(re.search(r'127\.0\.0\.1:(\d+) ->', line).group(1))
-        self.addCleanup(lambda: (p.send_signal(signal.SIGINT), p.wait(timeout=10)))
+        self.addCleanup(lambda: (p.send_signal(signal.SIGINT), p.wait(timeout=10), p.stdout.close()))
         return port
 
     @staticmethod
@@ -157,7 +157,7 @@ class DelayLineTests(unittest.TestCase):
     def run_line(self, args, count, gap, size=100, ports='5000', wait=15):
         line = subprocess.Popen([DELAYLINE, '--a', self.outer[0], '--b', self.outer[1]] + args,
                                 stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10)))
+        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10), line.stdout.close()))
         self.assertIn('dist-delayline:', line.stdout.readline())
         receiver = subprocess.Popen(['ip', 'netns', 'exec', self.ns[1], sys.executable, '-c', RECEIVER, self.inner[1],
                                      str(count), str(wait)], stdout=subprocess.PIPE, text=True)
@@ -172,7 +172,7 @@ class DelayLineTests(unittest.TestCase):
         """The kernel takes VLAN tags off before packet sockets see frames; the line puts them back."""
         line = subprocess.Popen([DELAYLINE, '--a', self.outer[0], '--b', self.outer[1], '--delay-ms', '0', '--rate-mbit', '0'],
                                 stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10)))
+        self.addCleanup(lambda: (line.send_signal(signal.SIGINT), line.wait(timeout=10), line.stdout.close()))
         self.assertIn('dist-delayline:', line.stdout.readline())
         import tempfile
         capture = os.path.join(tempfile.mkdtemp(prefix='dl-vlan-'), 'b.pcap')
@@ -187,6 +187,7 @@ class DelayLineTests(unittest.TestCase):
         subprocess.run(['ip', 'netns', 'exec', self.ns[0], sys.executable, '-c', sender, self.inner[0], tagged.hex(), qinq.hex()],
                        check=True)
         dump.wait(timeout=10)
+        dump.stderr.close()
         sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
         import pcapcheck
         self.assertEqual(pcapcheck.read_pcap(capture), [tagged, qinq])

@@ -1,0 +1,100 @@
+"""Failure drills on the test bed: dist-controller killed in a phase of a DiST Move, then
+started again. The VNFs end the Move themselves; nothing the switch delivered is lost and the
+next Move succeeds."""
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from support import MIX_A, ROOT, admin_request, write_pcap
+from test_move import FILTER, FRAMES, MOVE_AT, TestBed
+
+sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
+import pcapcheck  # noqa: E402
+
+
+class DrillTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='dist-drill-')
+        cls.trace = os.path.join(cls.tmp, 'part.pcap')
+        write_pcap(cls.trace, pcapcheck.read_pcap(MIX_A)[:FRAMES])
+
+    def vnf_said(self, bed, vnf, pattern, timeout):
+        """The first line of the VNF's log that matches, waited for."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(os.path.join(bed.dir, f'{vnf}.log')) as f:
+                for line in f:
+                    if re.search(pattern, line):
+                        return line
+            time.sleep(0.1)
+        return None
+
+    def flows_at(self, bed, vnf):
+        reply = admin_request(os.path.join(bed.dir, f'{vnf}.sock'), {'cmd': 'flows', 'limit': 100000})
+        return [f for f in reply.get('flows', []) if f['client'].startswith('10.') or f['server'].startswith('10.')]
+
+    def drill(self, die_at, source_says, flows_end_at):
+        """A dist LF Move whose controller is killed at `die_at`: the source's log says
+        `source_says` within the Move's patience (3 s) and 5 s of the start, the moved flows are at
+        `flows_end_at` only, and once the controller is back a Move of them the other way
+        completes; the checker finds nothing lost or duplicated."""
+        directory = os.path.join(self.tmp, die_at)
+        bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at)
+        calm = TestBed(directory)
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        try:
+            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+            replay.start()
+            time.sleep(MOVE_AT)
+            bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', 'lf',
+                    '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            with open(os.path.join(directory, 'controller.log')) as f:
+                self.assertIn(f'DIST_CONTROLLER_DIE_AT={die_at}: killed', f.read())
+            line = self.vnf_said(bed, 'vnf1', r'move 1 out: (completed|aborted)', timeout=8)
+            self.assertIsNotNone(line, 'the source never ended the Move')
+            self.assertIn(source_says, line)
+            elapsed = int(re.search(r'elapsedNs (\d+)', line).group(1))
+            self.assertLess(elapsed, 5e9, line)
+            self.assertIsNotNone(self.vnf_said(bed, 'vnf2', r'move 1 in: ', timeout=8), 'the destination never ended it')
+            other = 'vnf1' if flows_end_at == 'vnf2' else 'vnf2'
+            self.assertGreater(len(self.flows_at(bed, flows_end_at)), 10)
+            self.assertEqual(self.flows_at(bed, other), [])
+            out = calm.run('restart-controller')
+            self.assertIn('controller restarted', out.stdout, out.stderr)
+            replay.join()
+            # (The ended Move lingers 2 s at its destination to answer the source: the restarted
+            # controller's ids start at 1 again.)
+            time.sleep(2.5)
+            out = calm.run('move', '--from', flows_end_at, '--to', other, '--filter', FILTER, '--json',
+                           '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            reply = json.loads(out.stdout[out.stdout.index('{'):])
+            self.assertIn('report', reply, out.stdout + out.stderr)
+            report = reply['report']
+            self.assertEqual(report['outcome'], 'completed', out.stdout + out.stderr)
+            self.assertGreater(len(self.flows_at(bed, other)), 10)
+        finally:
+            calm.run('down')
+        result = json.loads(calm.run('check', self.trace, '--moved', '10.0.0.0/8', '--order', 'flows', '--json',
+                                     check=False).stdout)
+        self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
+
+    def test_controller_killed_after_the_switch_update(self):
+        """LF: the switch sends the moved traffic to the destination, which holds it, but the
+        in-band control packet never comes: the source ends the Move as if it had."""
+        self.drill('switch-updated', 'completed (no in-band control packet within 3.0 s of the switch update', 'vnf2')
+
+    def test_controller_killed_before_the_switch_update(self):
+        """The state is at the destination, the switch never changes: the source asks the
+        destination to give the Move up and takes its flows back."""
+        self.drill('state-sent', 'aborted (the controller did not update the switch within 3.0 s', 'vnf1')
+
+
+if __name__ == '__main__':
+    unittest.main()
