@@ -37,7 +37,8 @@
 #   ctl ARGS...          any distctl command against the test bed's controller
 #   restart-controller   stops dist-controller if it runs and starts it again (a failure drill;
 #                        DIST_CONTROLLER_DIE_AT=PHASE in the environment kills the new one as
-#                        a DiST Move reaches that phase, e.g. state-sent or switch-updated)
+#                        a DiST Move reaches that phase, e.g. state-sent or switch-updated;
+#                        DIST_MOVE_PATIENCE=S, the sources' patience, see docs/moving.md)
 #   check SENT.pcap [--moved PREFIX] [--order all]
 #                        the checker's verdict on what crossed the test bed: loss and duplication
 #                        against SENT, order against what left the switch towards the VNFs
@@ -370,7 +371,8 @@ start_controller() {
     mapfile -t vnf_args <"$dir/controller.vnfs"
     "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
-        --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" >>"$dir/controller.log" 2>&1 &
+        --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
+        >>"$dir/controller.log" 2>&1 &
     echo $! >"$dir/controller.pid"
 }
 

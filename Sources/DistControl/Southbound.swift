@@ -13,7 +13,8 @@ import Foundation
 /// (`filter`; `delPerFlow` with `hosts` deletes both), `delAllFlows`; `info` (the instance's
 /// DiST channel address); `movePerFlow` (DiST's Move, see ``MoveRequest``), whose notices
 /// `moveStateSent` and `moveComplete` come later on the same connection; `abortMove`
-/// (`moveID`, `reason`) ends one at once. Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
+/// (`moveID`, `reason`) ends one at once; `moves` lists those under way here (`moveID`, `role`,
+/// `phase`; a source's also `filter`, `guarantee`, `dst`). Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
 /// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
 /// A filter is the text form of ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`).
 public final class SouthboundService {
@@ -41,8 +42,26 @@ public final class SouthboundService {
     /// Which controller connection ordered each Move (its notices go there).
     public private(set) var moveOwners: [UInt64: Int32] = [:]
 
+    /// The DiST Moves under way here, either way, as `moves` lists them: a controller that
+    /// starts again finds those it left behind, and ends them.
+    public private(set) var movesUnderWay: [UInt64: [String: Any]] = [:]
+
+    /// A Move into this instance began (`started`) or ended.
+    public func incomingMove(_ moveID: UInt64, started: Bool) {
+        movesUnderWay[moveID] = started ? ["moveID": Int(moveID), "role": "destination", "phase": "receiving"] : nil
+    }
+
+    /// The phase a source's notice says its Move has reached.
+    static let phases = ["moveReady": "ready", "moveStateSent": "state-sent", "moveSwitched": "switched",
+                         "moveDuplicating": "duplicating"]
+
     /// A notice about a Move, for the connection that ordered it (nil: it is gone).
     public func moveNotice(_ moveID: UInt64, _ fields: [String: Any], last: Bool) -> (client: Int32, body: [UInt8])? {
+        if last {
+            movesUnderWay[moveID] = nil
+        } else if let type = fields["type"] as? String, let phase = Self.phases[type] {
+            movesUnderWay[moveID]?["phase"] = phase
+        }
         guard let client = moveOwners[moveID] else { return nil }
         if last { moveOwners[moveID] = nil }
         var object = fields
@@ -130,6 +149,9 @@ public final class SouthboundService {
             case "abortMove":
                 try abortMove(request)
                 return [Self.ack(id, 1)]
+            case "moves":
+                let list = movesUnderWay.keys.sorted().compactMap { movesUnderWay[$0] }
+                return [Self.encode(["type": "moves", "moves": list], id: id)]
             case "disableEvents":
                 try store.setEvents(nil)
                 eventsOwner = nil
@@ -188,6 +210,8 @@ public final class SouthboundService {
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         try startMove(move)
         moveOwners[move.moveID] = client
+        movesUnderWay[move.moveID] = ["moveID": Int(move.moveID), "role": "source", "phase": "exporting",
+                                      "filter": "\(move.filter)", "guarantee": move.guarantee, "dst": move.destination]
     }
 
     /// Ends a DiST Move under way here at once (`moveID`, and a `reason` for the logs): the

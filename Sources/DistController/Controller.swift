@@ -59,6 +59,9 @@ public struct ControllerConfig: Sendable {
     /// a packet may still take the old way for a moment, and one that reaches the source after
     /// the IBC could not follow. Measured here: under 1 ms after the barrier reply.
     public var settleMilliseconds: Int
+    /// How long a dist Move's source waits for the controller's next step before it ends the
+    /// Move itself (seconds; nil: the VNF's default, 3 s). See `MoveEngine.overdue`.
+    public var movePatience: Double?
 
     public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
                 ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
@@ -89,6 +92,8 @@ public final class Controller {
     var northboundServer: Channel?
     var moving: MoveRun?
     var moves: UInt64 = 0
+    /// The VNFs asked for Moves a controller before this one left behind (see ``endLeftBehind(_:_:)``).
+    var leftBehindChecked = Set<String>()
     let log: (String) -> Void
 
     public init(config: ControllerConfig, log: @escaping (String) -> Void) throws {
@@ -129,7 +134,11 @@ public final class Controller {
                 let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
                                        requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
                 self.vnfs.append(client)
-                client.onInfo = { [weak client] in if let client, let sw = self.sw, sw.datapathID != nil { self.installChannelRule(client, sw) } }
+                client.onInfo = { [weak client] in
+                    guard let client, let sw = self.sw, sw.datapathID != nil else { return }
+                    self.installChannelRule(client, sw)
+                    self.endLeftBehind(client, sw)
+                }
                 client.start()
             }
         }.wait()
@@ -158,6 +167,7 @@ public final class Controller {
         connection.onReady = {
             self.installBaseRules(connection)
             for v in self.vnfs { self.installChannelRule(v, connection) }
+            for v in self.vnfs where v.channelAddress != nil { self.endLeftBehind(v, connection) }
         }
     }
 
@@ -346,12 +356,16 @@ public final class Controller {
         let progress = { (text: String) in write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)])) }
         let run: MoveRun
         if spec.split != nil {
-            run = try SplitMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
-                                settle: .milliseconds(Int64(config.settleMilliseconds)),
-                                nextID: { [unowned self] in self.moves += 1; return self.moves }, progress: progress)
+            let split = try SplitMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                                      settle: .milliseconds(Int64(config.settleMilliseconds)),
+                                      nextID: { [unowned self] in self.moves += 1; return self.moves }, progress: progress)
+            split.patience = config.movePatience
+            run = split
         } else if spec.mode == .dist {
-            run = try DistModeMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
-                                       settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
+            let dist = try DistModeMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                                        settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
+            dist.patience = config.movePatience
+            run = dist
         } else {
             run = try OpenNFMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
                                  settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)

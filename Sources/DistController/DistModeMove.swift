@@ -82,6 +82,9 @@ final class DistModeMove: MoveRun {
     var reflecting = false
     /// The source said the Move is over there (completed, aborted or refused).
     var sourceEnded = false
+    /// How long the source waits for this controller's next step before it ends the Move
+    /// itself (movePerFlow's `patience`, seconds; nil: its default).
+    var patience: Double?
     /// OP: the request the source reflects and the copies the reflector makes of it.
     lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, workers: [src.workers, dst.workers],
                                                    vlan: src.channelVLAN)
@@ -155,12 +158,13 @@ final class DistModeMove: MoveRun {
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
-        let order: [String: Any] = [
+        var order: [String: Any] = [
             "type": "movePerFlow", "moveID": Int(id), "filter": "\(spec.filter)",
             "scopes": spec.scopes.sorted().map { $0.rawValue }, "guarantee": spec.guarantee.rawValue,
             "lateLocking": spec.optimizations.contains(.ll), "earlyRelease": spec.optimizations.contains(.er),
             "redirectFirst": spec.plan == .redirectFirst, "dst": dst.channelAddress ?? "",
         ]
+        if let patience { order["patience"] = patience }
         if spec.plan == .redirectFirst { return redirectFirst(order) }
         let stateSent = loop.makePromise(of: [String: Any].self)
         self.stateSent = stateSent

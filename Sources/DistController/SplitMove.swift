@@ -22,6 +22,8 @@ final class SplitMove: MoveRun {
     let loop: EventLoop
     let ingressPort: UInt32
     let settle: TimeAmount
+    /// Each part's source's patience (see `DistModeMove.patience`).
+    var patience: Double?
     let progress: (String) -> Void
     /// The controller's next Move id (each part is a Move).
     let nextID: () -> UInt64
@@ -120,6 +122,7 @@ final class SplitMove: MoveRun {
         do {
             run = try DistModeMove(id: partID, spec: part, source: src, destination: dst, switch: sw, ingressPort: ingressPort,
                                    settle: settle, priority: priority, cookie: cookie(partID), progress: { self.progress("\(filter): \($0)") })
+            run.patience = patience
         } catch {
             return loop.makeFailedFuture(error)
         }

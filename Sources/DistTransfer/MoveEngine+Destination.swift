@@ -40,6 +40,7 @@ extension MoveEngine {
             let session = TransferDestination(moveID: moveID, key: key)
             session.endpoint.trace = tracer(moveID, "in", since: now)
             incoming[moveID] = Incoming(session)
+            notice(moveID, "incomingStarted", "open", nil, [:])
         }
         guard let move = incoming[moveID] else { return }
         // Until the opening message says where the source listens (its VLAN, say), replies go

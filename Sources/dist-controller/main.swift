@@ -49,7 +49,11 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply).")
     var settle = 10
 
+    @Option(name: .long, help: "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3).")
+    var movePatience: Double?
+
     func validate() throws {
+        if let p = movePatience, !(0.1...600).contains(p) { throw ValidationError("--move-patience must be 0.1 to 600 seconds") }
         guard settle >= 0, settle <= 1000 else { throw ValidationError("--settle must be 0 to 1000 milliseconds") }
         guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else { throw ValidationError("--packet-out-rate must be 1000 to 1000000") }
         guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
@@ -65,9 +69,10 @@ struct DistControllerCommand: ParsableCommand {
     func run() throws {
         let vnfs = try vnf.map { try ControllerConfig.VNF(parsing: $0) }
         let (host, port) = Self.endpoint(openflow)!
-        let config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
+        var config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
                                       ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
                                       packetOutRate: packetOutRate, settleMilliseconds: settle)
+        config.movePatience = movePatience
         let controller: Controller
         do {
             controller = try Controller(config: config, log: say)

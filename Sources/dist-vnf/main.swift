@@ -264,8 +264,13 @@ nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
     agent?.importedCounters.drain { stateStore.importCounters($0) }
     agent?.notices.drain { n in
         if n.type == "incomingEnded" {
+            service.incomingMove(n.moveID, started: false)
             let counts = n.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             emit("[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(counts)")
+            return
+        }
+        if n.type == "incomingStarted" {
+            service.incomingMove(n.moveID, started: true)
             return
         }
         if n.type == "abortUnknown" {

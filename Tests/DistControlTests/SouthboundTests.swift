@@ -135,6 +135,33 @@ import Testing
         #expect(try Self.request(service, order.merging(["moveID": 10, "patience": "2"]) { $1 }).first?["type"] as? String == "error")
     }
 
+    /// `moves` lists the Moves under way here, with the phase their notices said: what a
+    /// controller that starts again asks to find those left behind.
+    @Test func movesUnderWayAreListedWithTheirPhase() throws {
+        let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
+        service.startMove = { _ in }
+        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "filter": "nw_src=10.0.0.0/8", "guarantee": "op",
+                                    "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
+        service.incomingMove(5, started: true)
+        func listed() throws -> [[String: Any]] {
+            try Self.request(service, ["type": "moves", "id": 3]).first?["moves"] as? [[String: Any]] ?? []
+        }
+        var moves = try listed()
+        #expect(moves.map { $0["moveID"] as? Int } == [5, 8])
+        #expect(moves[0]["role"] as? String == "destination")
+        #expect(moves[1]["role"] as? String == "source" && moves[1]["phase"] as? String == "exporting")
+        #expect(moves[1]["filter"] as? String == "nw_src=10.0.0.0/8" && moves[1]["guarantee"] as? String == "op")
+        for (type, phase) in [("moveStateSent", "state-sent"), ("moveDuplicating", "duplicating")] {
+            _ = service.moveNotice(8, ["type": type, "outcome": "x"], last: false)
+            moves = try listed()
+            #expect(moves.last?["phase"] as? String == phase)
+        }
+        _ = service.moveNotice(8, ["type": "moveComplete", "outcome": "completed"], last: true)
+        service.incomingMove(5, started: false)
+        #expect(try listed().isEmpty)
+    }
+
     @Test func multiFlowAndAllFlowsStateMoveToo() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
         let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))

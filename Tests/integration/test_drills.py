@@ -85,6 +85,51 @@ class DrillTests(unittest.TestCase):
                                      check=False).stdout)
         self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
 
+    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at):
+        """A dist Move whose controller is killed at `die_at` and started again at once (the
+        source's patience is 30 s): the new controller ends the Move it finds left behind, and
+        the checker finds nothing lost or duplicated."""
+        directory = os.path.join(self.tmp, f'restart-{die_at}')
+        bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at, DIST_MOVE_PATIENCE='30')
+        calm = TestBed(directory, DIST_MOVE_PATIENCE='30')
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        try:
+            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+            replay.start()
+            time.sleep(MOVE_AT)
+            opt = 'pz' if guarantee == 'op' else 'pz,ll,er'
+            bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', guarantee,
+                    '--opt', opt, '--mode', 'dist', check=False)
+            out = calm.run('restart-controller')
+            self.assertIn('controller restarted', out.stdout, out.stderr)
+            line = self.vnf_said(bed, 'vnf1', r'move 1 out: (completed|aborted)', timeout=10)
+            self.assertIsNotNone(line, 'the Move left behind never ended')
+            self.assertIn(source_says, line)
+            with open(os.path.join(directory, 'controller.log')) as f:
+                self.assertIn(controller_says, f.read())
+            replay.join()
+            other = 'vnf1' if flows_end_at == 'vnf2' else 'vnf2'
+            self.assertGreater(len(self.flows_at(bed, flows_end_at)), 10)
+            self.assertEqual(self.flows_at(bed, other), [])
+        finally:
+            calm.run('down')
+        result = json.loads(calm.run('check', self.trace, '--moved', '10.0.0.0/8', '--order', 'flows', '--json',
+                                     check=False).stdout)
+        self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
+
+    def test_restarted_controller_finishes_a_switched_move(self):
+        """LF left behind after the switch update: the restarted controller sends the in-band
+        control packet the source waits for, and the Move completes."""
+        self.restarted('switch-updated', 'lf', 'move 1 out: completed;',
+                       'move 1 out, left behind after the switch update: sending its in-band control packet', 'vnf2')
+
+    def test_restarted_controller_undoes_an_order_preserving_move(self):
+        """OP left behind while the switch copies the traffic to both: the restarted controller
+        sends it back to the source alone, and the source gives the Move up."""
+        self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
+                       'move 1 out, left behind (duplicating)', 'vnf1')
+
     def test_controller_killed_after_the_switch_update(self):
         """LF: the switch sends the moved traffic to the destination, which holds it, but the
         in-band control packet never comes: the source ends the Move as if it had."""

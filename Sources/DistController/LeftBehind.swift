@@ -1,0 +1,54 @@
+import DistFlow
+import DistMove
+import DistOpenFlow
+import NIOCore
+
+/// Moves a controller that stopped left behind, ended by the one that starts next: each VNF
+/// says what it has under way (`moves`), once both it and the switch are back.
+/// - A source whose LF Move has the switch's traffic at its destination (`switched`) gets the
+///   in-band control packet it waited for: the Move completes where it was going.
+/// - Any other source Move is undone: the switch's rules of it (cookie = Move id) send the
+///   flows back to the source, its reflector goes, and the source gives the Move up
+///   (`abortMove`), asking its destination first (see `MoveEngine.giveUp`).
+/// - A Move in is its source's to end (a source that is gone falls silent, and the destination
+///   gives the Move up then).
+/// The controller's own Move ids go on above every id it finds, so that no new Move shares an
+/// id or a rule cookie with an old one.
+extension Controller {
+    func endLeftBehind(_ client: VNFClient, _ sw: SwitchConnection) {
+        guard client.connected, !leftBehindChecked.contains(client.name) else { return }
+        leftBehindChecked.insert(client.name)
+        client.request(["type": "moves"]).whenSuccess { reply in
+            let moves = reply["moves"] as? [[String: Any]] ?? []
+            for move in moves {
+                guard let id = move["moveID"] as? Int, id > 0 else { continue }
+                self.moves = max(self.moves, UInt64(id))
+                if move["role"] as? String == "source" {
+                    self.endLeftBehind(source: client, move, id: UInt64(id), sw)
+                } else {
+                    // Its source ends it (asking it first), or, gone, falls silent: it gives up then.
+                    self.log("\(client.name): move \(id) in, left behind: its source ends it")
+                }
+            }
+        }
+    }
+
+    func endLeftBehind(source: VNFClient, _ move: [String: Any], id: UInt64, _ sw: SwitchConnection) {
+        let phase = move["phase"] as? String ?? ""
+        if phase == "switched", move["guarantee"] as? String == "lf", let text = move["filter"] as? String,
+           let filter = try? FlowFilter(parsing: text) {
+            log("\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet")
+            sw.packetOut(InBandControl.frame(for: filter, moveID: id), port: source.switchPort)
+            return
+        }
+        log("\(source.name): move \(id) out, left behind (\(phase)): its traffic back to \(source.name), the Move given up")
+        let back = sw.flowMod(SwitchRules.redirect(cookie: id, to: [source.switchPort]))
+        _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(id), mask: ~0))
+        // (The rules first: the source processes the flows' packets again once it has them back.)
+        sw.barrier(covering: [back]).whenComplete { _ in
+            _ = source.request(["type": "abortMove", "moveID": Int(id), "reason": Self.leftBehind])
+        }
+    }
+
+    static let leftBehind = "left behind by a controller that stopped"
+}
