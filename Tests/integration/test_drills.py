@@ -39,6 +39,19 @@ class DrillTests(unittest.TestCase):
         reply = admin_request(os.path.join(bed.dir, f'{vnf}.sock'), {'cmd': 'flows', 'limit': 100000})
         return [f for f in reply.get('flows', []) if f['client'].startswith('10.') or f['server'].startswith('10.')]
 
+    def move_that_kills(self, bed, guarantee):
+        """Brings the test bed up, starts the replay and, 1.5 s into it, a dist Move from vnf1
+        to vnf2 (its controller dies on the way). Returns the replay's thread."""
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+        replay.start()
+        time.sleep(MOVE_AT)
+        opt = 'pz' if guarantee == 'op' else 'pz,ll,er'
+        bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', guarantee,
+                '--opt', opt, '--mode', 'dist', check=False)
+        return replay
+
     def drill(self, die_at, source_says, flows_end_at):
         """A dist LF Move whose controller is killed at `die_at`: the source's log says
         `source_says` within the Move's patience (3 s) and 5 s of the start, the moved flows are at
@@ -47,14 +60,8 @@ class DrillTests(unittest.TestCase):
         directory = os.path.join(self.tmp, die_at)
         bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at)
         calm = TestBed(directory)
-        out = bed.run('up')
-        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = self.move_that_kills(bed, 'lf')
         try:
-            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
-            replay.start()
-            time.sleep(MOVE_AT)
-            bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', 'lf',
-                    '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
             with open(os.path.join(directory, 'controller.log')) as f:
                 self.assertIn(f'DIST_CONTROLLER_DIE_AT={die_at}: killed', f.read())
             line = self.vnf_said(bed, 'vnf1', r'move 1 out: (completed|aborted)', timeout=8)
@@ -92,15 +99,8 @@ class DrillTests(unittest.TestCase):
         directory = os.path.join(self.tmp, f'restart-{die_at}')
         bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at, DIST_MOVE_PATIENCE='30')
         calm = TestBed(directory, DIST_MOVE_PATIENCE='30')
-        out = bed.run('up')
-        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = self.move_that_kills(bed, guarantee)
         try:
-            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
-            replay.start()
-            time.sleep(MOVE_AT)
-            opt = 'pz' if guarantee == 'op' else 'pz,ll,er'
-            bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', guarantee,
-                    '--opt', opt, '--mode', 'dist', check=False)
             out = calm.run('restart-controller')
             self.assertIn('controller restarted', out.stdout, out.stderr)
             line = self.vnf_said(bed, 'vnf1', r'move 1 out: (completed|aborted)', timeout=10)
