@@ -116,6 +116,12 @@ let package = Package(
             dependencies: ["DistMove", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .target(name: "CFuzzDriver"),
+        .executableTarget(
+            name: "dist-fuzz",
+            dependencies: ["CFuzzDriver", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
+                           "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "dist-state-bench",
             dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: installs, builds, runs the unit tests (swift test) and the
-# integration tests (dist-vnf on net_pcap, checked by deploy/tools/pcapcheck.py).
+# The README's test command: installs, builds, runs the unit tests (swift test), the
+# integration tests (dist-vnf on net_pcap, checked by deploy/tools/pcapcheck.py) and each
+# decoder's fuzz target for 15 s (deploy/fuzz.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ -x /opt/swift/usr/bin/swift ] && export PATH=/opt/swift/usr/bin:$PATH
@@ -27,6 +28,13 @@ integration_skipped=$(grep -cE ' \.\.\. skipped' "$log/integration.txt")
 integration_total=${integration_total:-0}
 if [ "$integration_status" != 0 ] && [ "$integration_failed" = 0 ]; then integration_failed=1; fi
 
+echo "== fuzzing (deploy/fuzz.sh: each decoder 15 s under libFuzzer and AddressSanitizer, seed 1)"
+FUZZ_SEED=1 deploy/fuzz.sh 15 2>&1 | tee "$log/fuzz.txt"
+fuzz_status=${PIPESTATUS[0]}
+fuzz_total=$(grep -cE '^fuzz: .*(nothing found|FAILED)' "$log/fuzz.txt")
+fuzz_failed=$(grep -cE '^fuzz: .*FAILED' "$log/fuzz.txt")
+if [ "$fuzz_status" != 0 ] && [ "$fuzz_failed" = 0 ]; then fuzz_failed=1; fi
+
 # What failed and why, last, where a CI log's tail shows it: each failing test's assertion.
 if [ "$integration_failed" != 0 ]; then
     echo "== why the integration tests failed"
@@ -38,9 +46,9 @@ if [ "$unit_failed" != 0 ]; then
     grep -E '^✘ |recorded an issue|error:' "$log/unit.txt" | cut -c1-400 | tail -n 60
 fi
 
-failed=$((unit_failed + integration_failed))
-passed=$((unit_total + integration_total - failed - integration_skipped))
+failed=$((unit_failed + integration_failed + fuzz_failed))
+passed=$((unit_total + integration_total + fuzz_total - failed - integration_skipped))
 echo
-echo "unit: $unit_total tests, $unit_failed failed; integration: $integration_total tests, $integration_failed failed, $integration_skipped skipped"
+echo "unit: $unit_total tests, $unit_failed failed; integration: $integration_total tests, $integration_failed failed, $integration_skipped skipped; fuzz: $fuzz_total targets, $fuzz_failed failed"
 echo "tests: $passed passed, $failed failed, $integration_skipped skipped"
-[ "$failed" = 0 ] && [ "$unit_status" = 0 ] && [ "$integration_status" = 0 ]
+[ "$failed" = 0 ] && [ "$unit_status" = 0 ] && [ "$integration_status" = 0 ] && [ "$fuzz_status" = 0 ]

@@ -8,6 +8,13 @@ public struct PcapFile: Sendable {
         /// Length on the wire (may exceed `bytes.count` when the capture was cut short).
         public var originalLength: UInt32
         public var bytes: [UInt8]
+
+        public init(seconds: UInt32, fraction: UInt32, originalLength: UInt32, bytes: [UInt8]) {
+            self.seconds = seconds
+            self.fraction = fraction
+            self.originalLength = originalLength
+            self.bytes = bytes
+        }
     }
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
