@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "CFuzzDriver"),
         .executableTarget(
             name: "dist-fuzz",
-            dependencies: ["CFuzzDriver", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
+            dependencies: ["CFuzzDriver", "DistAdmin", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
                            "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(

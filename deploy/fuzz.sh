@@ -13,6 +13,8 @@ case "$seconds" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
 swift build --build-path .build/fuzz --product dist-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
     2>&1 | grep -E 'error|Compiling dist_fuzz|complete' || true
 bin=.build/fuzz/debug/dist-fuzz
+# (libFuzzer prints the stack of a trap itself; Swift's backtracer would hold the process.)
+export SWIFT_BACKTRACE=enable=no
 [ -x "$bin" ] || { echo "fuzz: dist-fuzz did not build" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

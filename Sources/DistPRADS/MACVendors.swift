@@ -25,7 +25,8 @@ public struct MACVendors: Sendable {
                 errors.append(SignatureFileError(file: file, line: index + 1, reason: "expected 'prefix vendor'"))
                 continue
             }
-            let prefixField = fields[0].split(separator: "/", maxSplits: 1)
+            // (Empty parts kept: "/24" alone is a prefix with no address, an error, not a trap.)
+            let prefixField = fields[0].split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             let bytes = prefixField[0].split(whereSeparator: { $0 == ":" || $0 == "-" || $0 == "." })
             var value: UInt64 = 0
             var ok = !bytes.isEmpty && bytes.count <= 6

@@ -287,6 +287,8 @@ public struct TCPFingerprintDatabase: Sendable {
             var n = 0
             var any = false
             while j < chars.count, let d = chars[j].wholeNumberValue, chars[j].isASCII {
+                // (No option value needs more than 32 bits: a longer number is malformed, not a trap.)
+                guard n <= Int(UInt32.max) / 10 else { return nil }
                 n = n * 10 + d
                 j += 1
                 any = true

@@ -1,4 +1,5 @@
 import Crypto
+import DistAdmin
 import DistChannel
 import DistControl
 import DistFlow
@@ -24,7 +25,7 @@ struct FuzzTarget: @unchecked Sendable {
 nonisolated(unsafe) let fuzzKey = SymmetricKey(data: [UInt8](repeating: 0x5A, count: 32))
 
 enum Targets {
-    static let all: [FuzzTarget] = [packet, state, channel, openflow, southbound, pcap]
+    static let all: [FuzzTarget] = [packet, state, channel, openflow, southbound, pcap, admin, signatures]
 
     /// Frames from the project's trace, for seeds.
     static func traceFrames(_ count: Int) -> [[UInt8]] {
@@ -119,6 +120,35 @@ enum Targets {
         s.abortMove = { _, _ in }
         return s
     }()
+
+    /// An admin socket request line.
+    static let admin = FuzzTarget(name: "admin", about: "an admin request line", run: { bytes in
+        if let request = try? AdminRequest.parse(String(decoding: bytes, as: UTF8.self)) {
+            _ = try? request.integer("limit", default: 10, max: 100_000)
+            _ = try? request.string("filter")
+        }
+    }, seeds: {
+        [#"{"cmd":"stats"}"#, #"{"cmd":"flows","limit":5,"filter":"nw_src=10.0.0.0/8"}"#, #"{"cmd":"assets"}"#].map { Array($0.utf8) }
+    })
+
+    /// A PRADS signature file's text, as each of its loaders reads it (the first byte picks
+    /// which: services, TCP fingerprints, MAC vendors).
+    static let signatures = FuzzTarget(name: "signatures", about: "PRADS signature-file text", run: { bytes in
+        guard let kind = bytes.first else { return }
+        let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+        switch kind % 3 {
+        case 0: _ = ServiceSignatureFile.parse(text, file: "fuzz")
+        case 1: _ = TCPFingerprintDatabase.parse(text, file: "fuzz")
+        default: _ = MACVendors.parse(text, file: "fuzz")
+        }
+    }, seeds: {
+        [(0, "tcp-service.sig"), (1, "tcp-syn.fp"), (1, "tcp-synack.fp"), (2, "mac.sig")].compactMap { kind, file in
+            guard let data = FileManager.default.contents(atPath: "/etc/prads/" + file) else { return nil }
+            // (A slice of each file: its first lines, whole.)
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).prefix(60)
+            return [UInt8(kind)] + Array(lines.joined(separator: "\n").utf8)
+        }
+    })
 
     static let pcap = FuzzTarget(name: "pcap", about: "a pcap file", run: { bytes in
         _ = try? PcapFile(bytes: bytes)

@@ -88,4 +88,18 @@ import Testing
         #expect(vendors.vendor(of: [0x00, 0x50, 0xC2, 0x99, 0x10, 0x05]) == "Ieee")
         #expect(vendors.vendor(of: [0x01, 0x50, 0xC2, 0x99, 0x10, 0x05]) == nil)
     }
+
+    /// Found by the fuzzer (`signatures`): an option value of twenty digits overflowed.
+    @Test func anOptionValueTooLongIsAnError() {
+        let (db, errors) = TCPFingerprintDatabase.parse("S4:64:1:60:M99999999999999999999999,S,T,N,W7:.:Linux:2.6\n", file: "tcp-syn.fp")
+        #expect(errors.count == 1 && errors[0].line == 1)
+        #expect(db.signatures.isEmpty)
+    }
+
+    /// Found by the fuzzer (`signatures`): a prefix of a slash and no address trapped.
+    @Test func aPrefixWithNoAddressIsAnError() {
+        let (vendors, errors) = MACVendors.parse("/\tSlash\n/24\tBits\n00:50:C2/\tNoBits\n", file: "mac.sig")
+        #expect(errors.map(\.line) == [1, 2, 3])
+        #expect(vendors.vendor(of: [0x00, 0x50, 0xC2, 0, 0, 0]) == nil)
+    }
 }
