@@ -44,11 +44,28 @@ public final class SouthboundService {
 
     /// The DiST Moves under way here, either way, as `moves` lists them: a controller that
     /// starts again finds those it left behind, and ends them.
-    public private(set) var movesUnderWay: [UInt64: [String: Any]] = [:]
+    public private(set) var movesUnderWay: [UInt64: MoveUnderWay] = [:]
+
+    public struct MoveUnderWay: Sendable {
+        public var role: String
+        public var phase: String
+        /// A source's order (nil at a destination).
+        public var order: (filter: String, guarantee: String, destination: String)?
+
+        func json(_ moveID: UInt64) -> [String: Any] {
+            var out: [String: Any] = ["moveID": Int(moveID), "role": role, "phase": phase]
+            if let order {
+                out["filter"] = order.filter
+                out["guarantee"] = order.guarantee
+                out["dst"] = order.destination
+            }
+            return out
+        }
+    }
 
     /// A Move into this instance began (`started`) or ended.
     public func incomingMove(_ moveID: UInt64, started: Bool) {
-        movesUnderWay[moveID] = started ? ["moveID": Int(moveID), "role": "destination", "phase": "receiving"] : nil
+        movesUnderWay[moveID] = started ? MoveUnderWay(role: "destination", phase: "receiving") : nil
     }
 
     /// The phase a source's notice says its Move has reached.
@@ -60,7 +77,7 @@ public final class SouthboundService {
         if last {
             movesUnderWay[moveID] = nil
         } else if let type = fields["type"] as? String, let phase = Self.phases[type] {
-            movesUnderWay[moveID]?["phase"] = phase
+            movesUnderWay[moveID]?.phase = phase
         }
         guard let client = moveOwners[moveID] else { return nil }
         if last { moveOwners[moveID] = nil }
@@ -150,7 +167,7 @@ public final class SouthboundService {
                 try abortMove(request)
                 return [Self.ack(id, 1)]
             case "moves":
-                let list = movesUnderWay.keys.sorted().compactMap { movesUnderWay[$0] }
+                let list = movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.json(id) }
                 return [Self.encode(["type": "moves", "moves": list], id: id)]
             case "disableEvents":
                 try store.setEvents(nil)
@@ -210,8 +227,8 @@ public final class SouthboundService {
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         try startMove(move)
         moveOwners[move.moveID] = client
-        movesUnderWay[move.moveID] = ["moveID": Int(move.moveID), "role": "source", "phase": "exporting",
-                                      "filter": "\(move.filter)", "guarantee": move.guarantee, "dst": move.destination]
+        movesUnderWay[move.moveID] = MoveUnderWay(role: "source", phase: "exporting",
+                                                  order: ("\(move.filter)", move.guarantee, move.destination))
     }
 
     /// Ends a DiST Move under way here at once (`moveID`, and a `reason` for the logs): the

@@ -146,12 +146,12 @@ public enum SwitchRules {
     /// OFPAT_SET_FIELD writing what makes one IBC copy.
     static func setField(_ copy: InBandControl.CopyField, proto: UInt8) -> OFAction {
         switch copy {
-        case .sourcePort(let port): return setField(proto == 6 ? 13 : 15, be16(port))  // TCP_SRC, UDP_SRC
-        case .destinationPort(let port): return setField(proto == 6 ? 14 : 16, be16(port))  // TCP_DST, UDP_DST
+        case .sourcePort(let port): return setField(proto == 6 ? 13 : 15, InBandControl.be16(port))  // TCP_SRC, UDP_SRC
+        case .destinationPort(let port): return setField(proto == 6 ? 14 : 16, InBandControl.be16(port))  // TCP_DST, UDP_DST
         case .source(let a) where a.isIPv4Mapped:
-            return setField(11, be16(UInt16(truncatingIfNeeded: a.lo >> 16)) + be16(UInt16(truncatingIfNeeded: a.lo)))  // IPV4_SRC
+            return setField(11, InBandControl.be32(UInt32(truncatingIfNeeded: a.lo)))  // IPV4_SRC
         case .source(let a):
-            return setField(26, (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? a.hi : a.lo) >> UInt64(56 - 8 * (i % 8))) })  // IPV6_SRC
+            return setField(26, InBandControl.be64(a.hi) + InBandControl.be64(a.lo))  // IPV6_SRC
         }
     }
 
@@ -161,8 +161,6 @@ public enum SwitchRules {
         let tlv: [UInt8] = [0x80, 0x00, field << 1, UInt8(value.count)] + value
         return .other(type: 25, body: tlv + [UInt8](repeating: 0, count: (8 - (4 + tlv.count) % 8) % 8))
     }
-
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 
     /// A FLOW_MOD deleting every rule whose cookie matches `cookie` under `mask` (a split
     /// Move's part rules, all at once).

@@ -89,8 +89,9 @@ extension MoveEngine {
         case .counters(let c):
             if !host.importCounters(c) { rejectedFrames += 1 }
         case .packet(let frame):
-            if let key = RedirectBuffer.key(of: frame) { move.redirectedFlows.insert(key) }
-            _ = process(frame)
+            let key = RedirectBuffer.key(of: frame)
+            if let key { move.redirectedFlows.insert(key) }
+            _ = process(frame, key: key)
         }
     }
 

@@ -205,7 +205,7 @@ extension MoveEngine {
     func overdue(_ move: Outgoing, now: UInt64) -> Bool {
         guard move.guarded, move.stateSentNotified, !move.order.redirectFirst, !move.ibcSeen, move.ibcDrain == nil,
               move.ibcFirstAt == 0 else { return false }
-        let patience = move.order.patience, seconds = "\(Double(patience) / 1e9) s"
+        let patience = move.order.patience
         if move.copiesNotified {
             guard !move.ordered, now &- move.switchedAt > patience else { return false }
             move.ibcMissing = true
@@ -213,7 +213,7 @@ extension MoveEngine {
             return true
         }
         guard now &- move.stateSentAt > patience else { return false }
-        giveUp(move, "the controller did not update the switch within \(seconds) of the state's arrival", now: now)
+        giveUp(move, "the controller did not update the switch within \(Double(patience) / 1e9) s of the state's arrival", now: now)
         return true
     }
 

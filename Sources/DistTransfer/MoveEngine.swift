@@ -123,7 +123,13 @@ public final class MoveEngine {
     /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
     @discardableResult
     func process(_ frame: [UInt8]) -> Bool {
-        host.deliver(.process(frame), to: RedirectBuffer.key(of: frame).map(host.owner) ?? 0)
+        process(frame, key: RedirectBuffer.key(of: frame))
+    }
+
+    /// The same, for a frame whose flow key the caller has read already.
+    @discardableResult
+    func process(_ frame: [UInt8], key: FlowKey?) -> Bool {
+        host.deliver(.process(frame), to: key.map(host.owner) ?? 0)
     }
 
     func everyWorker(_ request: StateRequest) -> Bool {

@@ -1,0 +1,68 @@
+import CDPDKShim
+import CDistIntrinsics
+import DistPipeline
+
+/// Worker handoff, the owner's side: what other workers received of this worker's flows.
+extension Worker {
+    /// Stopping: says this worker receives no more, then processes what the others hand it
+    /// until every one of them has said so and the rings are empty. A frame a port took in is
+    /// sent by its flow's owner, not left in a ring, however the workers' stops interleave.
+    /// (Bounded: a worker that never stops is waited for about a second.)
+    func finishHandoffs(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
+                        segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+        guard let receiving else { return }
+        // (Releasing: what this worker staged is published before the others see it stop.)
+        receiving.wrappingDecrement(ordering: .releasing)
+        for _ in 0..<100_000 {
+            // Read before the rings: once it says none receives, what the rings hold is all.
+            let others = receiving.load(ordering: .acquiring)
+            var any = false
+            for ring in handoff.incoming where !ring.isEmpty {
+                any = true
+                _ = receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
+                                    packetLengths: packetLengths)
+            }
+            if others <= 0 && !any { return }
+            if !any { usleep(10) }
+        }
+    }
+
+    /// Processes and forwards up to a burst of the packets another worker handed this one (it
+    /// owns their flows); returns whether more than a burst was waiting.
+    func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, packets: UnsafeMutablePointer<OpaquePointer?>,
+                         data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
+                         packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+        // The packets are processed where they lie in the ring; their slots go back after.
+        let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
+        // The slots were written on the receiver's core: ask for all their lines at once.
+        let bytes = UnsafeRawPointer(items)
+        for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
+            dist_prefetch_read(bytes + offset)
+        }
+        var start = 0
+        while start < taken {
+            // One port's run at a time (they leave by the port their receiver routed them to).
+            let run = items + start
+            let port = run[0].port
+            var n = 0
+            while start + n < taken && run[n].port == port {
+                // The receiver's core wrote the mbuf last; sending it reads and frees it here.
+                dist_prefetch_write(UnsafeRawPointer(run[n].packet))
+                packets[n] = run[n].packet
+                data[n] = run[n].frame
+                segmentLengths[n] = run[n].segmentLength
+                n += 1
+            }
+            start += n
+            let events = fastPath.processHandedOff(run, count: n, now: clock.now())
+            let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
+            transmit(packets, count: keep, port: port)
+        }
+        ring.consume(taken)
+        return taken == Int(Worker.burstSize)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
