@@ -275,6 +275,9 @@ up() {
     local trace=()
     for i in $(seq 1 "$vnfs"); do
         [ -n "${DIST_CHANNEL_TRACE:-}" ] && trace=(--channel-trace "$dir/vnf$i-channel.trace")
+        # Every other VNF is a channel peer (a Move may go to it, and nowhere else).
+        local peers=() j
+        for j in $(seq 1 "$vnfs"); do [ "$j" != "$i" ] && peers+=(--channel-peer "198.18.100.$j:7400#$((3900 + j))"); done
         # Two CPUs on the test machine: each VNF's worker gets its own, spread across VNFs, and
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
         # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
@@ -297,7 +300,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
-            --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
+            --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${peers[@]}" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
     for i in $(seq 1 "$vnfs"); do

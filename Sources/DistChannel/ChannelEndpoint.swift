@@ -105,6 +105,8 @@ public final class ChannelEndpoint {
     }
 
     public let moveID: UInt64
+    /// What this end's frames are bound to (the peer's are to its reverse).
+    public let binding: ChannelFrame.Binding
     public let config: Config
     /// Every decision of the sender as it is taken, with the time: acknowledgements and what
     /// they showed, frames sent and resent and why, timeouts, and what held new frames back
@@ -174,9 +176,10 @@ public final class ChannelEndpoint {
     var early: [UInt32: ChannelFrame] = [:]
     var ackOwed = false
 
-    public init(moveID: UInt64, key: SymmetricKey, config: Config = Config()) {
+    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, config: Config = Config()) {
         self.moveID = moveID
         self.key = key
+        self.binding = binding
         self.config = config
         rto = config.initialRTO
         congestionWindow = Double(max(config.initialCongestionWindow, config.minimumCongestionWindow))
@@ -205,13 +208,21 @@ public final class ChannelEndpoint {
     public func receive(_ bytes: [UInt8], now: UInt64) -> [ChannelFrame] {
         let frame: ChannelFrame
         do {
-            frame = try ChannelFrame.decode(bytes, key: key)
+            frame = try ChannelFrame.decode(bytes, key: key, binding: binding.reversed)
+        } catch .otherNonce {
+            counters.foreign += 1
+            return []
         } catch {
             counters.rejected += 1
             return []
         }
         guard frame.moveID == moveID else {
             counters.foreign += 1
+            return []
+        }
+        // An abort is numbered after everything its sender sent: within the window, like data.
+        if frame.kind == .abort && !(frame.sequence > received && frame.sequence &- received <= UInt32(config.window) + 1) {
+            counters.outOfWindow += 1
             return []
         }
         counters.framesReceived += 1
@@ -311,7 +322,7 @@ public final class ChannelEndpoint {
         }
         if ackOwed {
             if out.isEmpty {
-                out.append(ChannelFrame(kind: .ack, moveID: moveID, sequence: 0, ack: received, sack: sack).encoded(key: key))
+                out.append(ChannelFrame(kind: .ack, moveID: moveID, sequence: 0, ack: received, sack: sack).encoded(key: key, binding: binding))
             }
             ackOwed = false
         }
@@ -362,7 +373,7 @@ public final class ChannelEndpoint {
         nextSequence &+= 1
         sent(size, now: now)
         trace?(now, "send \(frame.sequence) \(kind) \(size) bytes, pipe \(pipe) cwnd \(Int(congestionWindow))")
-        return frame.encoded(key: key)
+        return frame.encoded(key: key, binding: binding)
     }
 
     /// Frame `seq` again, now, with the latest acknowledgement: counted, back in the pipe.
@@ -377,7 +388,7 @@ public final class ChannelEndpoint {
         inFlight[seq] = f
         counters.retransmissions += 1
         sent(f.size, now: now)
-        return f.frame.encoded(key: key)
+        return f.frame.encoded(key: key, binding: binding)
     }
 
     /// Bit i: sequence `received + 1 + i` is in (held early).
@@ -400,6 +411,6 @@ public final class ChannelEndpoint {
         let frame = ChannelFrame(kind: .abort, moveID: moveID, sequence: nextSequence, ack: received, sack: sackBitmap(),
                                  payload: Array(reason.utf8.prefix(512)))
         // It takes no sequence number of its own (the peer acts on it at once).
-        return frame.encoded(key: key)
+        return frame.encoded(key: key, binding: binding)
     }
 }

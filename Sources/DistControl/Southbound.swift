@@ -170,8 +170,7 @@ public final class SouthboundService {
                 let list = movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.json(id) }
                 return [Self.encode(["type": "moves", "moves": list], id: id)]
             case "disableEvents":
-                try store.setEvents(nil)
-                eventsOwner = nil
+                try disableEvents(client: client)
                 return [Self.ack(id, 1)]
             default:
                 return [Self.error(id, "unknown request type '\(type)'")]
@@ -201,9 +200,27 @@ public final class SouthboundService {
         if let owner = eventsOwner, owner != client {
             throw SouthboundError("events are enabled by another controller connection")
         }
+        // (A DiST Move's redirect, hold or gate rule is in force meanwhile: not an event rule,
+        // and no connection's to replace.)
+        guard movesUnderWay.isEmpty else { throw SouthboundError("a DiST Move is under way here: events wait for its end") }
         let late = request["lateLocking"] as? Bool ?? false
         try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
         eventsOwner = client
+    }
+
+    /// Ends the events this connection enabled; another connection's stay, as does a DiST
+    /// Move's rule (with no events enabled, nothing changes).
+    func disableEvents(client: Int32) throws {
+        guard let owner = eventsOwner else { return }
+        guard owner == client else { throw SouthboundError("events are enabled by another controller connection") }
+        try store.setEvents(nil)
+        eventsOwner = nil
+    }
+
+    /// Whether a connection has work under way here: events it enabled, or a Move it ordered
+    /// (its notices are still to come). The server never closes such a connection for idleness.
+    public func hasWorkUnderWay(_ client: Int32) -> Bool {
+        eventsOwner == client || moveOwners.values.contains(client)
     }
 
     /// A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an IPv4

@@ -91,7 +91,10 @@ public final class Controller {
     var openflowServer: Channel?
     var northboundServer: Channel?
     var moving: MoveRun?
-    var moves: UInt64 = 0
+    /// The last Move id given. Ids start at random (below 2^31: a rule's cookie holds one, with
+    /// bit 31 for the reflector's), so that a controller that starts again does not reuse its
+    /// predecessor's: a VNF refuses a Move id it has seen (a recording of that Move).
+    var moves = UInt64.random(in: 0x10000..<0x7000_0000)
     /// The VNFs asked for Moves a controller before this one left behind (see ``endLeftBehind(_:_:)``).
     var leftBehindChecked = Set<String>()
     let log: (String) -> Void

@@ -47,9 +47,29 @@ public struct ChannelAddress: Sendable, Equatable, CustomStringConvertible {
         return octets.reduce(0) { $0 << 8 | UInt32($1!) }
     }
 
+    /// The id the channel's tags bind (see ``ChannelFrame/Binding``): the IPv4 address and the port.
+    public var id: UInt64 { UInt64(ip) << 16 | UInt64(port) }
+
     public var ipText: String { (0..<4).map { String(ip >> UInt32(24 - 8 * $0) & 0xFF) }.joined(separator: ".") }
     public var macText: String { mac.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":") }
     public var description: String { "\(ipText):\(port)@\(macText)" + (vlan.map { "#\($0)" } ?? "") }
+}
+
+/// The channel peers an instance may send a Move to (`--channel-peer`): a Move's destination
+/// must be one of them, so that whoever reaches the southbound API cannot have state and
+/// packets shipped to an address of their choosing. A peer given with its Ethernet address or
+/// VLAN admits only that one; without, any (the controller reports them as it learns them).
+public struct ChannelPeers: Sendable {
+    public var peers: [ChannelAddress] = []
+    public init(_ peers: [ChannelAddress] = []) { self.peers = peers }
+
+    public func admit(_ destination: ChannelAddress) -> Bool {
+        peers.contains { peer in
+            peer.ip == destination.ip && peer.port == destination.port
+                && (peer.mac.allSatisfy { $0 == 0 } || peer.mac == destination.mac)
+                && (peer.vlan == nil || peer.vlan == destination.vlan)
+        }
+    }
 }
 
 /// Ethernet + IPv4 + UDP around a channel frame, built and parsed on bytes.

@@ -32,28 +32,51 @@ extension MoveEngine {
     /// A channel frame of a Move this instance is not the source of.
     func received(_ payload: [UInt8], moveID: UInt64, from: ChannelAddress, now: UInt64) {
         if incoming[moveID] == nil {
-            // A Move this instance has not seen: only a frame that authenticates opens it.
-            guard let f = try? ChannelFrame.decode(payload, key: key), f.kind != .ack, f.kind != .abort else {
+            // A Move this instance has not seen: only its opening message, authenticated for
+            // this pair of instances under the nonce it carries, opens it; a Move that was here
+            // before does not open again (a recording of it).
+            let binding = ChannelFrame.Binding(nonce: ChannelFrame.nonce(in: payload) ?? 0, sender: local.id, receiver: from.id)
+            guard let f = try? ChannelFrame.decode(payload, key: key, binding: binding.reversed), f.kind == .open, f.sequence == 1 else {
                 rejectedFrames += 1
                 return
             }
-            let session = TransferDestination(moveID: moveID, key: key)
+            guard !seenIncoming.contains(moveID) else {
+                replaysRefused += 1
+                return
+            }
+            let session = TransferDestination(moveID: moveID, key: key, binding: binding)
             session.endpoint.trace = tracer(moveID, "in", since: now)
             incoming[moveID] = Incoming(session)
+            rememberIncoming(moveID)
             notice(moveID, "incomingStarted", "open", nil, [:])
         }
         guard let move = incoming[moveID] else { return }
+        let authentic = move.session.endpoint.counters.framesReceived
+        let deliveries = move.session.receive(payload, now: now)
+        // Nothing changes for a frame that did not authenticate for this Move.
+        guard move.session.endpoint.counters.framesReceived != authentic else {
+            rejectedFrames += 1
+            return
+        }
         // Until the opening message says where the source listens (its VLAN, say), replies go
         // where the frame came from.
         if move.peer == nil || !move.opened { move.peer = from }
         move.lastHeard = now
-        for delivery in move.session.receive(payload, now: now) { hand(delivery, move) }
+        for delivery in deliveries { hand(delivery, move) }
         // The source asks this end to give the Move up: it does (see ``ended(_:)``), and says
         // so with what it received, however often it is asked.
         if case .aborted(let why) = move.session.endpoint.state, why.hasPrefix("the peer gave up: " + Self.askToGiveUp),
            let peer = move.peer {
             transmit(move.session.endpoint.abortFrame("given up as asked"), to: peer)
         }
+    }
+
+    /// Remembers a Move that came here, so that a recording of it cannot open it again (the
+    /// last ``rememberedMoves`` of them).
+    func rememberIncoming(_ moveID: UInt64) {
+        seenIncoming.insert(moveID)
+        seenOrder.append(moveID)
+        if seenOrder.count > Self.rememberedMoves { seenIncoming.remove(seenOrder.removeFirst()) }
     }
 
     /// State and packets to the workers they belong to, in order.

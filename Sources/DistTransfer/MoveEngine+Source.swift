@@ -76,7 +76,8 @@ extension MoveEngine {
             notice(order.moveID, "moveComplete", "refused", "another Move is leaving this instance", [:])
             return
         }
-        let session = TransferSource(moveID: order.moveID, key: key, maxPayload: maxPayload)
+        let binding = ChannelFrame.Binding(nonce: UInt64.random(in: 1...UInt64.max), sender: local.id, receiver: order.destination.id)
+        let session = TransferSource(moveID: order.moveID, key: key, binding: binding, maxPayload: maxPayload)
         session.endpoint.trace = tracer(order.moveID, "out", since: now)
         let move = Outgoing(order: order, session: session, started: now)
         move.ringFullAtStart = host.ringFull()

@@ -43,6 +43,12 @@ public final class MoveEngine {
     /// second phase is long in force by then), so traffic sent here again is processed.
     var discarding: (moveID: UInt64, since: UInt64)?
     var incoming: [UInt64: Incoming] = [:]
+    /// The Moves that came here (the latest ``rememberedMoves``), in the order they came.
+    var seenIncoming = Set<UInt64>()
+    var seenOrder: [UInt64] = []
+    static let rememberedMoves = 4096
+    /// Opening frames of a Move that had already come here: a recording, refused.
+    public internal(set) var replaysRefused = 0
     /// Flows marked and read per step of a late-locking export.
     static let batch = 256
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).

@@ -118,9 +118,10 @@ public final class TransferSource {
     }
     public private(set) var counters = Counters()
 
-    public init(moveID: UInt64, key: SymmetricKey, maxPayload: Int = ChannelFrame.maxPayload,
+    /// `binding`: the Move's nonce, this instance's channel id and the destination's.
+    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, maxPayload: Int = ChannelFrame.maxPayload,
                 config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
-        endpoint = ChannelEndpoint(moveID: moveID, key: key, config: config)
+        endpoint = ChannelEndpoint(moveID: moveID, key: key, binding: binding, config: config)
         self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
     }
 
@@ -345,9 +346,10 @@ public final class TransferDestination {
     /// Flows imported so far (deleted again if the Move aborts).
     public private(set) var importedFlows: [FlowKey] = []
 
-    public init(moveID: UInt64, key: SymmetricKey, bufferLimit: Int = 65536,
+    /// `binding`: the Move's nonce (its first frame's), this instance's channel id and the source's.
+    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, bufferLimit: Int = 65536,
                 config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
-        endpoint = ChannelEndpoint(moveID: moveID, key: key, config: config)
+        endpoint = ChannelEndpoint(moveID: moveID, key: key, binding: binding, config: config)
         self.bufferLimit = bufferLimit
     }
 

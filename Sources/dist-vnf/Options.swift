@@ -20,6 +20,7 @@ struct Options {
     var channelTracePath: String?
     var channelMTU = 9000
     var channelVLAN: UInt16?
+    var channelPeers = ChannelPeers()
 
     static let usage = """
         usage: dist-vnf <EAL options> -- [options]
@@ -35,7 +36,8 @@ struct Options {
           --stats-period SECS    print statistics every SECS seconds (default: 0, off)
           --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
           --control HOST:PORT    serve the southbound API (OpenNF's get/put/del of per-flow,
-                                 multi-flow and all-flows state; length-prefixed JSON over TCP)
+                                 multi-flow and all-flows state; length-prefixed JSON over TCP).
+                                 :PORT listens on loopback; every address only as *:PORT
           --signatures DIR       PRADS signature files for asset detection (default: /etc/prads,
                                  as Debian's prads package installs them)
           --asset-log PATH       write detected assets in PRADS's log format to PATH
@@ -49,6 +51,9 @@ struct Options {
           --channel IP:PORT      this instance's end of DiST's channel on its data port (UDP,
                                  built and parsed here); the last lcore becomes the transfer
                                  lcore, so give EAL at least three (e.g. -l 0-2)
+          --channel-peer ADDR    a peer this instance may Move flows to (IPv4:PORT, optionally
+                                 @MAC and #VLAN to admit only those); repeat per peer. A Move
+                                 to any other destination is refused
           --channel-key FILE     the channel's key (32 bytes or more, mode 0600; needed with
                                  --channel, the same file on every instance)
           --channel-trace FILE   append every Move's channel decisions to FILE, a line each (acks,
@@ -183,6 +188,12 @@ struct Options {
             }
             channel = address
             data.transferLcore = true
+        case "--channel-peer":
+            let text = try reader.value(argument)
+            guard let peer = ChannelAddress(text) else {
+                throw Failure(description: "--channel-peer: expected IPv4:PORT[@MAC][#VLAN] (e.g. 198.18.100.2:7400), got '\(text)'")
+            }
+            channelPeers.peers.append(peer)
         case "--channel-key": channelKeyPath = try reader.value(argument)
         case "--channel-trace": channelTracePath = try reader.text(argument, "a file path")
         case "--channel-vlan": channelVLAN = UInt16(try reader.integer(argument, 1...4094))

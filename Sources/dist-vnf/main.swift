@@ -238,6 +238,9 @@ if let agent {
             throw SouthboundError("\"dst\": '\(request.destination)' is not IP:PORT@MAC")
         }
         guard dst.ip != agent.local.ip || dst.port != agent.local.port else { throw SouthboundError("\"dst\" is this instance") }
+        guard options.channelPeers.admit(dst) else {
+            throw SouthboundError("\"dst\" \(dst) is not a channel peer of this instance (see --channel-peer)")
+        }
         var order = MoveOrder(moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
         order.perFlow = request.perFlow
         order.multiFlow = request.multiFlow
@@ -328,6 +331,7 @@ if let endpoint = options.control {
                                        }
                                    })
         control?.onDisconnect = { service.disconnected($0) }
+        control?.isBusy = { service.hasWorkUnderWay($0) }
         emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort))")
     } catch {
         plane.closePorts()

@@ -162,6 +162,35 @@ import Testing
         #expect(try listed().isEmpty)
     }
 
+    /// An event rule is its connection's: another connection cannot end it, and while a DiST
+    /// Move is under way (its own rule in force) no connection sets one.
+    @Test func eventsBelongToTheConnectionThatEnabledThem() throws {
+        let path = try Self.pipeline(run: [])
+        let service = SouthboundService(store: PipelineStateStore(path))
+        func send(_ client: Int32, _ object: [String: Any]) throws -> String? {
+            let replies = service.handle(client: client, try JSONSerialization.data(withJSONObject: object).map { $0 })
+            return (try JSONSerialization.jsonObject(with: Data(replies[0])) as? [String: Any])?["type"] as? String
+        }
+        let enable: [String: Any] = ["type": "enableEvents", "id": 1, "filter": "tp_dst=80", "action": "drop"]
+        let disable: [String: Any] = ["type": "disableEvents", "id": 2]
+        #expect(try send(3, enable) == "ack")
+        #expect(try send(4, disable) == "error")
+        #expect(path.eventRule?.action == .drop, "another connection's disableEvents leaves the rule")
+        #expect(service.hasWorkUnderWay(3) && !service.hasWorkUnderWay(4))
+        #expect(try send(3, disable) == "ack")
+        #expect(path.eventRule == nil)
+        // With nothing enabled, a disableEvents changes nothing (a Move's rule stays).
+        let moveRule = EventRule(filter: .all, action: .redirect)
+        _ = path.perform(.events(moveRule))
+        #expect(try send(4, disable) == "ack")
+        #expect(path.eventRule?.action == .redirect)
+        service.incomingMove(9, started: true)
+        #expect(try send(3, enable) == "error")
+        #expect(path.eventRule?.action == .redirect)
+        service.incomingMove(9, started: false)
+        #expect(try send(3, enable) == "ack")
+    }
+
     @Test func multiFlowAndAllFlowsStateMoveToo() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
         let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))

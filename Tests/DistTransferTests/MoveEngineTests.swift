@@ -1,3 +1,4 @@
+import Crypto
 import DistChannel
 import DistFlow
 import DistMove
@@ -284,6 +285,63 @@ struct MoveBed {
         #expect(restarted.allSatisfy { $0.packetsToServer + $0.packetsToClient == 2 })
         #expect(bed.b.held.allSatisfy { $0.isEmpty })
         #expect(bed.b.paths.allSatisfy { $0.eventRule == nil })
+    }
+
+    /// A recording of a whole Move, replayed to its destination once the Move is over, opens
+    /// nothing there (a Move id seen before) and nothing at a third instance (bound to another
+    /// pair): counted, no state imported again.
+    @Test func aRecordedMoveReplayedOpensNothing() {
+        var bed = MoveBed()
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("ng"), now: bed.a.clock)
+        var recording: [[UInt8]] = []
+        for _ in 0..<3000 {
+            bed.a.round()
+            bed.b.round()
+            recording += bed.a.wire
+            bed.carry(from: bed.a, to: bed.b, cut: false)
+            bed.carry(from: bed.b, to: bed.a, cut: false)
+            if bed.a.notice("moveComplete") != nil && !bed.b.engine.busy { break }
+        }
+        #expect(bed.a.notice("moveComplete")?.outcome == "completed")
+        #expect(!bed.b.engine.busy)
+        let started = bed.b.notices.filter { $0.type == "incomingStarted" }.count
+        let third = MoveInstance(workers: 1, address: "198.18.0.3:7700@02:00:00:00:00:03")
+        for f in recording {
+            bed.b.receive(f, worker: 0)
+            // (Readdressed to the third instance, as from A.)
+            let payload = ChannelDatagram.parse(f, to: bed.b.address)!.payload
+            third.receive(ChannelDatagram.build(from: bed.a.address, to: third.address, payload: payload), worker: 0)
+        }
+        bed.b.round()
+        third.round()
+        #expect(bed.b.engine.replaysRefused >= 1)
+        #expect(bed.b.notices.filter { $0.type == "incomingStarted" }.count == started)
+        #expect(!bed.b.engine.busy && !third.engine.busy)
+        #expect(third.engine.rejectedFrames == recording.count)
+        #expect(third.flows(matching: bed.filter).isEmpty)
+    }
+
+    /// Frames that do not authenticate for a Move under way change nothing there, not even when
+    /// the source was last heard: a destination whose source fell silent gives up on time
+    /// while forgeries keep coming.
+    @Test func forgeriesDoNotKeepAMoveAlive() {
+        var bed = MoveBed()
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf", lateLocking: false), now: bed.a.clock)
+        #expect(bed.run { $0.b.flows(matching: $0.filter).count == MoveBed.flowCount })
+        bed.cutAToB = true
+        bed.cutBToA = true
+        var forged = ChannelFrame(kind: .state, moveID: 1, sequence: 50, payload: [1]).encoded(key: SymmetricKey(data: [UInt8](repeating: 9, count: 32)))
+        forged[4..<12] = [0, 0, 0, 0, 0, 0, 0, 1]
+        let datagram = ChannelDatagram.build(from: bed.a.address, to: bed.b.address, payload: forged)
+        let ended = bed.run(limit: 7_000) { bed in
+            bed.b.receive(datagram, worker: 0)
+            return bed.b.notice("incomingEnded") != nil
+        }
+        #expect(ended, "the forgeries kept the Move alive")
+        #expect(bed.b.notice("incomingEnded")?.outcome == "given up")
+        #expect(bed.b.engine.rejectedFrames > 1000)
     }
 
     /// A second Move out while one is under way is refused, said so; the first goes on.

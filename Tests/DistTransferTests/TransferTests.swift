@@ -92,6 +92,19 @@ struct Wire {
         #expect(PacketParser.parse(viaVLAN).dstPort == 7400)
     }
 
+    /// A Move's destination must be a configured peer; a peer given with its Ethernet address
+    /// or VLAN admits only those.
+    @Test func onlyConfiguredPeersAreAdmittedAsDestinations() throws {
+        let peers = ChannelPeers([ChannelAddress("198.18.100.2:7400#3902")!, ChannelAddress("198.18.100.3:7400@02:00:00:00:00:03")!])
+        #expect(peers.admit(ChannelAddress("198.18.100.2:7400@02:aa:00:00:00:02#3902")!))
+        #expect(!peers.admit(ChannelAddress("198.18.100.2:7400@02:aa:00:00:00:02")!))
+        #expect(!peers.admit(ChannelAddress("198.18.100.2:7401#3902")!))
+        #expect(peers.admit(ChannelAddress("198.18.100.3:7400@02:00:00:00:00:03#7")!))
+        #expect(!peers.admit(ChannelAddress("198.18.100.3:7400@02:00:00:00:00:04")!))
+        #expect(!peers.admit(ChannelAddress("203.0.113.9:7400")!))
+        #expect(!ChannelPeers().admit(ChannelAddress("198.18.100.2:7400")!))
+    }
+
     @Test func addressesParseFromText() {
         #expect(ChannelAddress("198.18.100.1:7400")?.ip == 0xC612_6401)
         #expect(ChannelAddress("198.18.100.1:7400@02:00:00:00:00:09")?.mac == [2, 0, 0, 0, 0, 9])

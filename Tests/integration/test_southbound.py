@@ -130,5 +130,61 @@ class SouthboundTests(unittest.TestCase):
             self.assertEqual(again.request({'type': 'getAllFlows', 'id': 4})[0]['type'], 'stateAllFlows')
 
 
+class ControlSecurityTests(unittest.TestCase):
+    """Who may do what through the southbound API of a running dist-vnf."""
+
+    def test_a_move_goes_only_to_a_channel_peer_and_events_only_end_by_their_owner(self):
+        d = tempfile.mkdtemp(prefix='dist-sb-sec-')
+        empty = os.path.join(d, 'empty.pcap')
+        write_pcap(empty, [])
+        key = os.path.join(d, 'channel.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
+        vnf = VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
+                   '--vdev', f'net_pcap0,rx_pcap={empty},tx_pcap={os.path.join(d, "out.pcap")}'],
+                  ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
+                   '--channel-peer', '198.18.100.2:7400'])
+        try:
+            port = vnf.southbound_port()
+        except AssertionError:
+            vnf.kill()
+            raise
+        try:
+            # ':0' listens on loopback only.
+            outward = self.outward_address()
+            if outward:
+                with self.assertRaises(OSError):
+                    socket.create_connection((outward, port), timeout=2).close()
+            with Client(port) as a, Client(port) as b:
+                move = {'type': 'movePerFlow', 'id': 1, 'moveID': 5, 'filter': 'tp_dst=80', 'guarantee': 'lf',
+                        'dst': '203.0.113.7:7400@02:00:00:00:00:07'}
+                reply = a.request(move)[0]
+                self.assertEqual(reply['type'], 'error', reply)
+                self.assertIn('not a channel peer', reply['reason'])
+                self.assertEqual(a.request({'type': 'moves', 'id': 2})[0]['moves'], [])
+                self.assertEqual(a.request({'type': 'enableEvents', 'id': 3, 'filter': 'tp_dst=80',
+                                            'action': 'drop'})[0]['type'], 'ack')
+                self.assertEqual(b.request({'type': 'disableEvents', 'id': 4})[0]['type'], 'error')
+                self.assertIn('another controller connection',
+                              b.request({'type': 'enableEvents', 'id': 5, 'action': 'process'})[0]['reason'])
+                self.assertEqual(a.request({'type': 'disableEvents', 'id': 6})[0]['type'], 'ack')
+        finally:
+            self.assertEqual(vnf.stop(), 0, vnf.output())
+
+    @staticmethod
+    def outward_address():
+        """An address of this machine other than loopback (its default route's)."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.connect(('198.18.0.1', 9))
+            address = s.getsockname()[0]
+            return None if address.startswith('127.') else address
+        except OSError:
+            return None
+        finally:
+            s.close()
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -1,0 +1,167 @@
+import DistAdmin
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The socket server under clients that misbehave: none of them may hold the loop or keep
+/// others out.
+@Suite(.serialized) struct SocketServerTests {
+    static func connectClient(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard AdminTests.withAddress(path, { connect(fd, $0, $1) }) == 0 else {
+            close(fd)
+            throw AdminError("connect failed")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return fd
+    }
+
+    static func writeAll(_ fd: Int32, _ text: String) {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
+            if n <= 0 { break }
+            sent += n
+        }
+    }
+
+    /// Serves `server` until `fd` has a whole line or `seconds` pass; the line, or nil (EOF or none).
+    static func readLine(_ fd: Int32, serving server: SocketServer, seconds: Double = 5) -> String? {
+        var received: [UInt8] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline {
+            server.poll(timeoutMilliseconds: 1)
+            let n = read(fd, &chunk, chunk.count)
+            if n == 0 { return nil }
+            if n > 0 { received += chunk[0..<n] }
+            if let newline = received.firstIndex(of: 0x0A) { return String(decoding: received[..<newline], as: UTF8.self) }
+        }
+        return nil
+    }
+
+    static func lineServer(_ path: String) throws -> SocketServer {
+        let big = [UInt8](repeating: 0x41, count: 256 * 1024)
+        return try SocketServer(.unix(path), framing: .lines(max: 1024), tooLarge: Array("too large".utf8)) { _, request in
+            String(decoding: request, as: UTF8.self) == "big" ? [big] : [Array("info".utf8)]
+        }
+    }
+
+    @Test func aClientThatNeverReadsAndSixtyFourIdleOnesDelayAnotherByUnder50ms() throws {
+        let path = AdminTests.temporaryPath()
+        let server = try Self.lineServer(path)
+        // Asks for 250 MB of replies and reads none.
+        let greedy = try Self.connectClient(path)
+        defer { close(greedy) }
+        Self.writeAll(greedy, String(repeating: "big\n", count: 1000))
+        let start = Date()
+        for _ in 0..<50 { server.poll(timeoutMilliseconds: 1) }
+        // (A server that waited for the reader would have sat here for seconds.)
+        #expect(Date().timeIntervalSince(start) < 1)
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<SocketServer.maxClients {
+            idle.append(try Self.connectClient(path))
+            server.poll(timeoutMilliseconds: 0)
+        }
+        let asking = try Self.connectClient(path)
+        defer { close(asking) }
+        let asked = Date()
+        Self.writeAll(asking, "info\n")
+        let reply = Self.readLine(asking, serving: server)
+        let took = Date().timeIntervalSince(asked)
+        #expect(reply == "info")
+        #expect(took < 0.05, "info took \(took * 1000) ms")
+        #expect(server.counters.displaced >= 1)
+    }
+
+    @Test func aClientIdleTooLongIsClosedUnlessItHasWorkUnderWay() throws {
+        let path = AdminTests.temporaryPath()
+        // The client that asked something has work under way (as a controller with a Move).
+        var asker: Int32 = -1
+        let server = try SocketServer(.unix(path), framing: .lines(max: 64), tooLarge: []) { fd, _ in
+            asker = fd
+            return [Array("ok".utf8)]
+        }
+        server.limits.idleTimeout = 0.2
+        server.isBusy = { $0 == asker }
+        let idle = try Self.connectClient(path), busy = try Self.connectClient(path)
+        defer { close(idle); close(busy) }
+        Self.writeAll(busy, "x\n")
+        #expect(Self.readLine(busy, serving: server) == "ok")
+        let until = Date().addingTimeInterval(0.5)
+        while Date() < until { server.poll(timeoutMilliseconds: 10) }
+        var byte: UInt8 = 0
+        #expect(read(idle, &byte, 1) == 0, "the idle client is closed")
+        #expect(read(busy, &byte, 1) < 0 && errno == EAGAIN, "the busy one stays")
+        #expect(server.counters.idleClosed == 1)
+    }
+
+    @Test func whatTheServerSendsUnaskedIsCappedPerClient() throws {
+        let path = AdminTests.temporaryPath()
+        var client: Int32 = -1
+        let server = try SocketServer(.unix(path), framing: .lengthPrefixed(max: 64), tooLarge: []) { fd, _ in
+            client = fd
+            return [[1]]
+        }
+        server.limits.maxQueued = 1 << 20
+        let fd = try Self.connectClient(path)
+        defer { close(fd) }
+        Self.writeAll(fd, "\0\0\0\u{1}x")
+        for _ in 0..<20 where client < 0 { server.poll(timeoutMilliseconds: 5) }
+        #expect(client >= 0)
+        let event = [UInt8](repeating: 7, count: 64 * 1024)
+        var pushed = 0
+        while server.push(event, to: client), pushed < 1000 { pushed += 1 }
+        #expect(pushed < 1000, "a client that reads nothing is dropped")
+        #expect(server.counters.slowDropped == 1)
+    }
+
+    @Test func aUnixPeerOfAnotherUserIsRefused() throws {
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            Issue.record("needs root and setpriv to connect as another user")
+            return
+        }
+        let path = AdminTests.temporaryPath()
+        let server = try Self.lineServer(path)
+        // (The file's mode 0600 would stop the other user at connect: open it up, so that only
+        // the peer check stands in the way.)
+        chmod(path, 0o666)
+        let script = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(sys.argv[1])
+            try:
+                s.sendall(b'info\\n')
+                print('answered' if s.recv(100) else 'closed')
+            except OSError:
+                print('closed')
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { server.poll(timeoutMilliseconds: 5) }
+        process.waitUntilExit()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "got \(printed)")
+        #expect(server.counters.peersRefused == 1)
+    }
+
+    @Test func tcpListensOnLoopbackUnlessEveryAddressIsAskedFor() throws {
+        guard case .tcp(let host, let port) = try SocketServer.Endpoint.tcp(parsing: ":7001") else { throw AdminError("not tcp") }
+        #expect(host == "127.0.0.1" && port == 7001)
+        guard case .tcp(let any, _) = try SocketServer.Endpoint.tcp(parsing: "*:7001") else { throw AdminError("not tcp") }
+        #expect(any == "")
+        guard case .tcp(let v6, _) = try SocketServer.Endpoint.tcp(parsing: "[::1]:7001") else { throw AdminError("not tcp") }
+        #expect(v6 == "::1")
+    }
+}
