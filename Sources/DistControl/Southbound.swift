@@ -32,7 +32,9 @@ public final class SouthboundService {
 
     /// DiST's Move out of this instance (`movePerFlow`), peer to peer over the data port; nil
     /// where the instance has no channel. It throws when the Move cannot start.
-    public var startMove: ((MoveRequest) throws -> Void)?
+    /// It returns the token of the Move's in-band control packets (the controller puts it in
+    /// them; the VNFs ignore one without it).
+    public var startMove: ((MoveRequest) throws -> UInt64)?
     /// `abortMove`: ends a Move under way here (its id, a reason); nil without a channel.
     public var abortMove: ((UInt64, String) throws -> Void)?
     /// This instance's end of DiST's channel (`IP:PORT@MAC`), told in `info` replies.
@@ -50,7 +52,7 @@ public final class SouthboundService {
         public var role: String
         public var phase: String
         /// A source's order (nil at a destination).
-        public var order: (filter: String, guarantee: String, destination: String)?
+        public var order: (filter: String, guarantee: String, destination: String, ibcToken: UInt64)?
 
         func json(_ moveID: UInt64) -> [String: Any] {
             var out: [String: Any] = ["moveID": Int(moveID), "role": role, "phase": phase]
@@ -58,6 +60,7 @@ public final class SouthboundService {
                 out["filter"] = order.filter
                 out["guarantee"] = order.guarantee
                 out["dst"] = order.destination
+                out["ibcToken"] = SouthboundService.hex(order.ibcToken)
             }
             return out
         }
@@ -161,8 +164,8 @@ public final class SouthboundService {
                 if let channelVersion { reply["channelVersion"] = channelVersion }
                 return [Self.encode(reply, id: id)]
             case "movePerFlow":
-                try movePerFlow(request, client: client)
-                return [Self.ack(id, 1)]
+                let token = try movePerFlow(request, client: client)
+                return [Self.encode(["type": "ack", "count": 1, "ibcToken": Self.hex(token)], id: id)]
             case "abortMove":
                 try abortMove(request)
                 return [Self.ack(id, 1)]
@@ -236,16 +239,17 @@ public final class SouthboundService {
     }
 
     /// A DiST Move out, started on this instance's channel.
-    func movePerFlow(_ request: [String: Any], client: Int32) throws {
+    func movePerFlow(_ request: [String: Any], client: Int32) throws -> UInt64 {
         guard let startMove else {
             throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")
         }
         let move = try MoveRequest(request, filter: try filter(request))
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
-        try startMove(move)
+        let token = try startMove(move)
         moveOwners[move.moveID] = client
         movesUnderWay[move.moveID] = MoveUnderWay(role: "source", phase: "exporting",
-                                                  order: ("\(move.filter)", move.guarantee, move.destination))
+                                                  order: ("\(move.filter)", move.guarantee, move.destination, token))
+        return token
     }
 
     /// Ends a DiST Move under way here at once (`moveID`, and a `reason` for the logs): the
@@ -257,6 +261,13 @@ public final class SouthboundService {
         let reason = request["reason"] as? String ?? ""
         guard reason.utf8.count <= 200 else { throw SouthboundError("\"reason\" must be at most 200 bytes") }
         try abortMove(UInt64(id), reason)
+    }
+
+    /// A token as the southbound carries it: 16 hex digits (JSON numbers stop at 2^53 in many
+    /// readers).
+    public static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     func filter(_ request: [String: Any]) throws -> FlowFilter {

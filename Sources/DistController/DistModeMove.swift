@@ -85,8 +85,12 @@ final class DistModeMove: MoveRun {
     /// How long the source waits for this controller's next step before it ends the Move
     /// itself (movePerFlow's `patience`, seconds; nil: its default).
     var patience: Double?
-    /// OP: the request the source reflects and the copies the reflector makes of it.
-    lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, workers: [src.workers, dst.workers],
+    /// The token the Move's in-band control packets carry (the source's reply to `movePerFlow`
+    /// says it; the VNFs drop an IBC without it).
+    var ibcToken: UInt64 = 0
+    /// OP: the request the source reflects and the copies the reflector makes of it (once the
+    /// source has said the token).
+    lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, token: ibcToken, workers: [src.workers, dst.workers],
                                                    vlan: src.channelVLAN)
     /// Above the test bed's rules and the channel's (200).
     static let reflectorPriority: UInt16 = 300
@@ -155,6 +159,11 @@ final class DistModeMove: MoveRun {
     /// bed can show what the VNFs do without it.
     static let dieAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_DIE_AT"]
 
+    /// The IBC token in a VNF's reply (`movePerFlow`'s ack, a `moves` entry): 16 hex digits.
+    static func token(_ reply: [String: Any]) -> UInt64 {
+        (reply["ibcToken"] as? String).flatMap { UInt64($0, radix: 16) } ?? 0
+    }
+
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
@@ -169,7 +178,8 @@ final class DistModeMove: MoveRun {
         let stateSent = loop.makePromise(of: [String: Any].self)
         self.stateSent = stateSent
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
-        var steps = src.request(order).flatMap { _ in
+        var steps = src.request(order).flatMap { (reply: [String: Any]) -> EventLoopFuture<[String: Any]> in
+            self.ibcToken = Self.token(reply)
             self.phase("source-accepted")
             return self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
         }.flatMap { counters in
@@ -207,7 +217,7 @@ final class DistModeMove: MoveRun {
                 let completed = self.loop.makePromise(of: [String: Any].self)
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
-                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), port: self.src.switchPort)
+                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
                 self.phase("ibc-sent")
                 return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
                     .map {
@@ -241,8 +251,9 @@ final class DistModeMove: MoveRun {
         let ready = loop.makePromise(of: [String: Any].self)
         stateSent = ready
         progress("\(dst.name) holds the switch's packets of \(spec.filter); the switch goes first")
-        return src.request(order).flatMap { _ in
-            self.waiting(ready.futureResult, Self.stateTimeout, "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
+        return src.request(order).flatMap { (reply: [String: Any]) -> EventLoopFuture<[String: Any]> in
+            self.ibcToken = Self.token(reply)
+            return self.waiting(ready.futureResult, Self.stateTimeout, "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
         }.flatMap { _ in
             self.updateSwitch()
         }.flatMap {
@@ -250,7 +261,7 @@ final class DistModeMove: MoveRun {
         }.flatMap {
             let completed = self.loop.makePromise(of: [String: Any].self)
             self.completed = completed
-            self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id), port: self.src.switchPort)
+            self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
             return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
         }.map {
             self.take($0)

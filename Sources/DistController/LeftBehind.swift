@@ -38,7 +38,7 @@ extension Controller {
         if phase == "switched", move["guarantee"] as? String == "lf", let text = move["filter"] as? String,
            let filter = try? FlowFilter(parsing: text) {
             log("\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet")
-            sw.packetOut(InBandControl.frame(for: filter, moveID: id), port: source.switchPort)
+            sw.packetOut(InBandControl.frame(for: filter, moveID: id, token: DistModeMove.token(move)), port: source.switchPort)
             return
         }
         log("\(source.name): move \(id) out, left behind (\(phase)): its traffic back to \(source.name), the Move given up")

@@ -40,6 +40,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     var engine: MoveEngine { engineStorage! }
 
     public var rejectedFrames: Int { engine.rejectedFrames }
+    /// The token `order`'s in-band control packets carry (for its controller).
+    public func ibcToken(for order: MoveOrder) -> UInt64 { engine.ibcToken(order.moveID, nonce: order.nonce) }
     public var strayRedirects: Int { engine.strayRedirects }
     public var duplicatesDropped: Int { engine.duplicatesDropped }
 

@@ -7,18 +7,20 @@ import DistPacket
 /// from traffic and never count or forward it. Its arrival says every packet sent before it on
 /// that path has arrived too.
 public enum InBandControl {
-    /// The marker: "DiST-IBC" then the Move id and a phase number (big-endian).
+    /// The marker: "DiST-IBC" then the Move id, a phase number and the Move's token (big-endian;
+    /// see ``InBandMarker/find(in:)``).
     static let magic = InBandMarker.magic
     static let sourceMAC = InBandMarker.sourceMAC
     static let destinationMAC = InBandMarker.destinationMAC
 
     /// A frame matching `filter` (in its first direction) that carries `moveID` and `phase`.
-    public static func frame(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0) -> [UInt8] {
+    public static func frame(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, token: UInt64 = 0) -> [UInt8] {
         let v4 = isIPv4(filter)
         let proto = filter.proto ?? 17
         var payload = magic
         for i in (0..<8).reversed() { payload.append(UInt8(truncatingIfNeeded: moveID >> UInt64(8 * i))) }
         for i in (0..<4).reversed() { payload.append(UInt8(truncatingIfNeeded: phase >> UInt32(8 * i))) }
+        payload += be64(token)
         let sport = filter.sourcePort ?? 9, dport = filter.destinationPort ?? 9
         var l4: [UInt8]
         switch proto {
@@ -79,8 +81,8 @@ public enum InBandControl {
     /// besides, for ports that spread flows by a hash of their own (net_af_packet's fanout: a
     /// queue misses all of them with odds of 4 in 10^9 at 2 queues, 4 in 10^8 at 4).
     /// One frame when every VNF has one worker, or when the filter names a single flow.
-    public static func frames(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, workers: [Int]) -> [[UInt8]] {
-        copies(for: filter, workers: workers).map { frame(for: $0.filter, moveID: moveID, phase: phase) }
+    public static func frames(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, token: UInt64 = 0, workers: [Int]) -> [[UInt8]] {
+        copies(for: filter, workers: workers).map { frame(for: $0.filter, moveID: moveID, phase: phase, token: token) }
     }
 
     /// The copies ``frames(for:moveID:phase:workers:)`` sends: each one's filter (a single
@@ -152,9 +154,9 @@ public enum InBandControl {
     /// be before the cut in one queue and after it in another: both VNFs would forward it, or
     /// neither. The source's workers would reflect requests each at its own time; one packet
     /// in, with every copy made by the one rule it meets, keeps them in one piece.
-    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, workers: [Int], vlan: UInt16?) -> OrderedCut {
+    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, token: UInt64 = 0, workers: [Int], vlan: UInt16?) -> OrderedCut {
         let all = copies(for: filter, workers: workers)
-        let first = frame(for: all[0].filter, moveID: moveID, phase: UInt32(all.count))
+        let first = frame(for: all[0].filter, moveID: moveID, phase: UInt32(all.count), token: token)
         return OrderedCut(request: reflectRequest(first, vlan: vlan), copies: all.compactMap(\.field),
                           ipv4: isIPv4(filter), proto: filter.proto ?? 17)
     }
@@ -190,8 +192,8 @@ public enum InBandControl {
         return info.hasFlow ? FlowKey.canonical(info).key : nil
     }
 
-    /// The Move id and phase an IBC frame carries, or nil for any other frame.
-    public static func marker(in frame: [UInt8]) -> (moveID: UInt64, phase: UInt32)? {
+    /// The Move id, phase and token an IBC frame carries, or nil for any other frame.
+    public static func marker(in frame: [UInt8]) -> (moveID: UInt64, phase: UInt32, token: UInt64)? {
         frame.withUnsafeBytes { InBandMarker.find(in: $0) }
     }
 

@@ -21,10 +21,12 @@ public enum InBandMarker {
         return true
     }
 
-    /// The Move id and phase a frame carries, or nil for any other frame (one comparison of
-    /// the Ethernet destination for almost all of them).
-    public static func find(in frame: UnsafeRawBufferPointer) -> (moveID: UInt64, phase: UInt32)? {
-        let need = magic.count + 12
+    /// The Move id, phase and token a frame carries, or nil for any other frame (one comparison
+    /// of the Ethernet destination for almost all of them). The token is the Move's: its source
+    /// draws it (a keyed hash of the Move's channel nonce) and tells only its controller and,
+    /// over the channel, its destination; an IBC without it is a forgery (or another Move's).
+    public static func find(in frame: UnsafeRawBufferPointer) -> (moveID: UInt64, phase: UInt32, token: UInt64)? {
+        let need = magic.count + 20
         guard frame.count >= 14 + need else { return nil }
         for i in 0..<6 where frame[i] != destinationMAC[i] { return nil }
         var i = 14
@@ -35,7 +37,9 @@ public enum InBandMarker {
                 for k in 0..<8 { id = id << 8 | UInt64(frame[at + k]) }
                 var phase: UInt32 = 0
                 for k in 8..<12 { phase = phase << 8 | UInt32(frame[at + k]) }
-                return (id, phase)
+                var token: UInt64 = 0
+                for k in 12..<20 { token = token << 8 | UInt64(frame[at + k]) }
+                return (id, phase, token)
             }
             i += 1
         }

@@ -282,6 +282,10 @@ public final class FastPath {
     func cut(_ frame: UnsafeRawBufferPointer) -> Verdict? {
         guard var rule = eventRule else { return nil }
         if let marker = InBandMarker.find(in: frame), marker.moveID == rule.moveID {
+            guard marker.token == rule.ibcToken else {
+                stats.pointee.markersForged &+= 1
+                return .discard
+            }
             stats.pointee.markers &+= 1
             if !rule.markerSeen && rule.action != .discard {
                 rule.markerSeen = true
@@ -310,7 +314,7 @@ public final class FastPath {
     @usableFromInline
     func reflect(_ frame: UnsafeRawBufferPointer, rule: EventRule) -> Verdict {
         guard rule.action == .redirect, rule.ordered, let marker = InBandMarker.find(in: frame),
-              marker.moveID == rule.moveID else {
+              marker.moveID == rule.moveID, marker.token == rule.ibcToken else {
             stats.pointee.duplicatesDropped &+= 1
             return .discard
         }

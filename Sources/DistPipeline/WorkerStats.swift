@@ -50,6 +50,8 @@ public struct WorkerStats: Sendable {
     /// in-band control packets taken off the wire.
     public var duplicatesDropped: UInt64 = 0
     public var markers: UInt64 = 0
+    /// In-band control packets of the Move in force without its token: forged, dropped.
+    public var markersForged: UInt64 = 0
     /// Order-preserving gates whose in-band control packet never came (opened at the Move's end).
     public var gatesClosedLate: UInt64 = 0
     /// Worker handoff: packets this worker received for flows another worker owns and handed
@@ -106,6 +108,7 @@ public struct WorkerStats: Sendable {
         s.importRefused &+= b.importRefused
         s.duplicatesDropped &+= b.duplicatesDropped
         s.markers &+= b.markers
+        s.markersForged &+= b.markersForged
         s.gatesClosedLate &+= b.gatesClosedLate
         s.handedOff &+= b.handedOff
         s.handoffReceived &+= b.handoffReceived
@@ -145,6 +148,7 @@ public struct WorkerStats: Sendable {
             "transfer": [
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
                 "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
+                "markers_forged": markersForged,
                 "gates_closed_late": gatesClosedLate,
             ] as [String: UInt64],
             "handoff": [

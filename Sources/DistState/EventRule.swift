@@ -46,12 +46,17 @@ public struct EventRule: Sendable, Equatable {
     /// worker's queue, the switch's packets there are copies the destination processes
     /// (dropped, counted).
     public var ordered = false
-    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0, ordered: Bool = false) {
+    /// The token the Move's in-band control packets carry (see `InBandMarker.find(in:)`): a
+    /// marker of `moveID` without it is a forgery, dropped and counted.
+    public var ibcToken: UInt64 = 0
+    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0, ordered: Bool = false,
+                ibcToken: UInt64 = 0) {
         self.filter = filter
         self.action = action
         self.lateLocking = lateLocking
         self.moveID = moveID
         self.ordered = ordered
+        self.ibcToken = ibcToken
     }
 
     /// Whether the rule cuts each receiving queue at the Move's in-band control packet, before

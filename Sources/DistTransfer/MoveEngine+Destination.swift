@@ -91,7 +91,8 @@ extension MoveEngine {
             move.holding = true
             move.gated = traffic == .gate
             move.copiesBefore = host.switchArrivals(gated: move.gated)
-            toEveryWorker(.rule(EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.id)))
+            toEveryWorker(.rule(EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.id,
+                                          ibcToken: ibcToken(move.id, nonce: move.session.endpoint.binding.nonce))))
         case .end:
             if move.gated && move.holding {
                 // The switch's packets go on after its in-band control packet (now, or when it comes).

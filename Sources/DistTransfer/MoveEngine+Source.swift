@@ -76,7 +76,7 @@ extension MoveEngine {
             notice(order.moveID, "moveComplete", "refused", "another Move is leaving this instance", [:])
             return
         }
-        let binding = ChannelFrame.Binding(nonce: UInt64.random(in: 1...UInt64.max), sender: local.id, receiver: order.destination.id)
+        let binding = ChannelFrame.Binding(nonce: order.nonce, sender: local.id, receiver: order.destination.id)
         let session = TransferSource(moveID: order.moveID, key: key, binding: binding, maxPayload: maxPayload)
         session.endpoint.trace = tracer(order.moveID, "out", since: now)
         let move = Outgoing(order: order, session: session, started: now)
@@ -89,7 +89,7 @@ extension MoveEngine {
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
             let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true, moveID: order.moveID,
-                                 ordered: move.ordered)
+                                 ordered: move.ordered, ibcToken: ibcToken(order.moveID, nonce: order.nonce))
             guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
         }
         if order.earlyRelease || !move.guarded { session.release() }
@@ -301,7 +301,8 @@ extension MoveEngine {
         if move.order.multiFlow { _ = everyWorker(.deleteAssets(move.order.filter)) }
         // OP: the switch may still send copies here (its first phase sends to both); the
         // destination processes them.
-        _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID) : nil))
+        _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID,
+                                                                         ibcToken: ibcToken(move.order.moveID, nonce: move.order.nonce)) : nil))
         completedOrdered = move.ordered
         if move.ordered { discarding = (move.order.moveID, now) }
         let why = move.ibcMissing
@@ -390,6 +391,11 @@ extension MoveEngine {
             return
         }
         if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
+            guard marker.token == ibcToken(move.order.moveID, nonce: move.order.nonce) else {
+                // (Not the controller's: the switch's rules did not move, whatever it says.)
+                markersForged += 1
+                return
+            }
             // (A Move being given up ends so, whatever comes late.)
             if move.giveUp == nil { ibc(move, from: worker, copies: Int(marker.phase), now: now) }
             return

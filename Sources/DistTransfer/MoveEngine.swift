@@ -49,6 +49,8 @@ public final class MoveEngine {
     static let rememberedMoves = 4096
     /// Opening frames of a Move that had already come here: a recording, refused.
     public internal(set) var replaysRefused = 0
+    /// In-band control packets of the Move out without its token: forged, ignored.
+    public internal(set) var markersForged = 0
     /// Flows marked and read per step of a late-locking export.
     static let batch = 256
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
@@ -69,6 +71,20 @@ public final class MoveEngine {
         self.traceLine = traceLine
         maxPayload = min(ChannelFrame.maxPayload, mtu - 28 - ChannelFrame.overhead)
     }
+
+    /// The token Move `moveID`'s in-band control packets carry: a keyed hash of its channel
+    /// nonce. The source tells its controller (the southbound reply to `movePerFlow`); the
+    /// destination computes it from the nonce of the Move's first frame. No one without the
+    /// channel's key can make it, and a Move's token says nothing of any other's.
+    public static func ibcToken(key: SymmetricKey, moveID: UInt64, nonce: UInt64) -> UInt64 {
+        var bytes = Array("DiST in-band control".utf8)
+        for v in [moveID, nonce] { for i in (0..<8).reversed() { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) } }
+        return HMAC<SHA256>.authenticationCode(for: bytes, using: key).withUnsafeBytes { raw in
+            raw.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+    }
+
+    public func ibcToken(_ moveID: UInt64, nonce: UInt64) -> UInt64 { Self.ibcToken(key: key, moveID: moveID, nonce: nonce) }
 
     /// Whether a Move is under way here, either way.
     public var busy: Bool { outgoing != nil || !incoming.isEmpty }

@@ -23,6 +23,9 @@ public struct MoveOrder: Sendable {
     /// see ``MoveEngine/overdue(_:now:)``).
     public var patience: UInt64 = MoveOrder.defaultPatience
     public static let defaultPatience: UInt64 = 3_000_000_000
+    /// The Move's channel nonce (see `ChannelFrame.Binding`), drawn at random; its in-band
+    /// control packets carry a token made from it (``MoveEngine/ibcToken(key:moveID:nonce:)``).
+    public var nonce = UInt64.random(in: 1...UInt64.max)
 
     public init(moveID: UInt64, filter: FlowFilter, guarantee: String, destination: ChannelAddress) {
         self.moveID = moveID

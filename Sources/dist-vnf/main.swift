@@ -251,6 +251,7 @@ if let agent {
         if request.allFlows { order.counters = stateStore.exportCounters() }
         guard agent.orders.push(.start(order)) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
         if let c = order.counters { countersMoving[request.moveID] = c }
+        return agent.ibcToken(for: order)
     }
     service.abortMove = { id, reason in
         guard agent.orders.push(.abort(moveID: id, reason: reason)) else {

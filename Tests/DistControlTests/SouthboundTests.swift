@@ -73,11 +73,15 @@ import Testing
         #expect(try Self.request(service, order).first?["type"] as? String == "error")  // no channel here
         var started: [MoveRequest] = []
         service.channelAddress = "198.18.100.1:7400@02:00:00:00:00:01"
-        service.startMove = { started.append($0) }
+        service.startMove = { started.append($0); return 0xD157 }
         #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
         service.channelVersion = 2
         #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channelVersion"] as? Int == 2)
-        #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
+        let accepted = service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 })
+        #expect(accepted.count == 1)
+        // The ack tells the controller the token of the Move's in-band control packets.
+        let ack = try JSONSerialization.jsonObject(with: Data(accepted[0])) as? [String: Any]
+        #expect(ack?["type"] as? String == "ack" && ack?["ibcToken"] as? String == "000000000000d157")
         #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
         #expect(!started[0].allFlows && !started[0].redirectFirst)
         #expect(started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow && started[0].multiFlow)
@@ -123,7 +127,7 @@ import Testing
         #expect(aborted.count == 1)
 
         var started: [MoveRequest] = []
-        service.startMove = { started.append($0) }
+        service.startMove = { started.append($0); return 1 }
         let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
         #expect(try Self.request(service, order.merging(["patience": 0.5]) { $1 }).first?["type"] as? String == "ack")
         #expect(try Self.request(service, order.merging(["moveID": 9]) { $1 }).first?["type"] as? String == "ack")
@@ -139,7 +143,7 @@ import Testing
     /// controller that starts again asks to find those left behind.
     @Test func movesUnderWayAreListedWithTheirPhase() throws {
         let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
-        service.startMove = { _ in }
+        service.startMove = { _ in 0xFEED_0000_0000_0001 }
         let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "filter": "nw_src=10.0.0.0/8", "guarantee": "op",
                                     "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
         #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
@@ -152,6 +156,7 @@ import Testing
         #expect(moves[0]["role"] as? String == "destination")
         #expect(moves[1]["role"] as? String == "source" && moves[1]["phase"] as? String == "exporting")
         #expect(moves[1]["filter"] as? String == "nw_src=10.0.0.0/8" && moves[1]["guarantee"] as? String == "op")
+        #expect(moves[1]["ibcToken"] as? String == "feed000000000001")
         for (type, phase) in [("moveStateSent", "state-sent"), ("moveDuplicating", "duplicating")] {
             _ = service.moveNotice(8, ["type": type, "outcome": "x"], last: false)
             moves = try listed()

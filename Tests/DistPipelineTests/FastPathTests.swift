@@ -400,6 +400,23 @@ import Testing
         return (path, Array(frames.prefix(40)), stats)
     }
 
+    /// A marker of the Move without its token (forged, or made without the source's word)
+    /// opens no gate: dropped and counted.
+    @Test func aForgedMarkerOpensNoGate() throws {
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        defer { stats.deallocate() }
+        stats.initialize(to: WorkerStats())
+        let path = FastPath(table: FlowTable(capacity: 1 << 10), stats: stats)
+        _ = path.perform(.events(EventRule(filter: Self.filter, action: .gate, moveID: 7, ibcToken: 0xABCD)))
+        for token: UInt64 in [0, 0xABCE] {
+            #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: token)) == .discard)
+        }
+        #expect(path.eventRule?.markerSeen == false)
+        #expect(stats.pointee.markersForged == 2 && stats.pointee.markers == 0)
+        #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: 0xABCD)) == .discard)
+        #expect(path.eventRule?.markerSeen == true)
+    }
+
     @Test func theSwitchMarkerComesFirst() throws {
         let (path, frames, stats) = Self.setUp()
         defer { stats.deallocate() }

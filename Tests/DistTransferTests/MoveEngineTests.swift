@@ -94,6 +94,7 @@ struct MoveBed {
 
     func order(_ guarantee: String, lateLocking: Bool = true, earlyRelease: Bool = true) -> MoveOrder {
         var order = MoveOrder(moveID: 1, filter: filter, guarantee: guarantee, destination: b.address)
+        order.nonce = MoveBed.nonce
         order.multiFlow = false
         order.lateLocking = lateLocking
         order.earlyRelease = earlyRelease
@@ -101,8 +102,12 @@ struct MoveBed {
     }
 
     /// The in-band control packet, one copy per worker queue of `to`.
+    /// The nonce of the bed's Moves, and the token their in-band control packets carry.
+    static let nonce: UInt64 = 0x5EED_0000_D157
+    static let token = MoveEngine.ibcToken(key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: nonce)
+
     func ibc(to target: MoveInstance) {
-        let copies = InBandControl.frames(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount])
+        let copies = InBandControl.frames(for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount])
         for w in 0..<target.workerCount {
             let copy = copies.first { target.key(of: $0).map(target.owner) == w } ?? copies[0]
             target.receive(copy, worker: w)
@@ -124,7 +129,8 @@ struct MoveBed {
     /// OP's cut as the controller sends it: one request to reflect the in-band control packet,
     /// to A (to the queue of its flow's owner), tagged with A's channel VLAN.
     func requestCut() {
-        let request = InBandControl.orderedCut(for: filter, moveID: 1, workers: [a.workerCount, b.workerCount], vlan: 3901).request
+        let request = InBandControl.orderedCut(for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount],
+                                               vlan: 3901).request
         a.receive(request, worker: a.key(of: MoveBed.reflected(request)).map(a.owner) ?? 0)
     }
 
@@ -135,7 +141,8 @@ struct MoveBed {
         a.out.removeAll { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
         for request in requests {
             let copies = InBandControl.marker(in: MoveBed.reflected(request))?.phase ?? 1
-            for copy in InBandControl.frames(for: filter, moveID: 1, phase: copies, workers: [a.workerCount, b.workerCount]) {
+            for copy in InBandControl.frames(for: filter, moveID: 1, phase: copies, token: MoveBed.token,
+                                             workers: [a.workerCount, b.workerCount]) {
                 a.receive(copy)
                 b.receive(copy)
             }
@@ -342,6 +349,27 @@ struct MoveBed {
         #expect(ended, "the forgeries kept the Move alive")
         #expect(bed.b.notice("incomingEnded")?.outcome == "given up")
         #expect(bed.b.engine.rejectedFrames > 1000)
+    }
+
+    /// An in-band control packet without the Move's token ends nothing at the source: counted;
+    /// the controller's (with the token its movePerFlow reply gave) ends it.
+    @Test func aForgedInBandControlPacketEndsNoMove() {
+        var bed = MoveBed()
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil })
+        for _ in 0..<2 { bed.traffic(to: [bed.b]) }
+        for token: UInt64 in [0, MoveBed.token ^ 1] {
+            bed.a.receive(InBandControl.frame(for: bed.filter, moveID: 1, token: token))
+        }
+        for _ in 0..<50 { bed.round() }
+        #expect(bed.a.notice("moveComplete") == nil)
+        #expect(bed.a.engine.markersForged == 2)
+        bed.ibc(to: bed.a)
+        #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil })
+        #expect(bed.a.notice("moveComplete")?.outcome == "completed")
+        #expect(MoveEngine.ibcToken(key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: MoveBed.nonce + 1)
+                != MoveBed.token)
     }
 
     /// A second Move out while one is under way is refused, said so; the first goes on.
