@@ -16,7 +16,8 @@
 //   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
 //                  the controller's redirect buffer. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
-//   DistAdmin      Admin socket protocol (JSON lines) and its Unix-socket server. No DPDK.
+//   DistAdmin      Admin socket protocol (JSON lines) and the non-blocking socket server (Unix,
+//                  TCP, TCP with mutual TLS) the main lcore polls. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
@@ -45,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -68,7 +70,10 @@ let package = Package(
             name: "DistFlow",
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
-        .target(name: "DistAdmin"),
+        .target(name: "DistAdmin", dependencies: [.product(name: "NIOCore", package: "swift-nio"),
+                                                  .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                  .product(name: "NIOTLS", package: "swift-nio"),
+                                                  .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow"),
         .target(name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -101,14 +106,15 @@ let package = Package(
         .target(
             name: "DistController",
             dependencies: ["DistMove", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
             // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
             // NIO's closures the Sendable annotations that would say so again.
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
             name: "dist-controller",
-            dependencies: ["DistController", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DistController", "DistAdmin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(

@@ -164,6 +164,12 @@ up() {
     touch "$dir/up"
     # DiST's channel key: the same 32 random bytes for every VNF, readable by root only.
     (umask 077; head -c 32 /dev/urandom >"$dir/channel.key")
+    # The control plane's certificates: a CA of this test bed's own, one for the controller and
+    # one per VNF (mutual TLS on every southbound connection).
+    rm -rf "$dir/tls"
+    local names=(controller) k
+    for k in $(seq 1 "$vnfs"); do names+=("vnf$k"); done
+    "$here/make-certs.sh" "$dir/tls" "${names[@]}"
     # Open vSwitch reads its (non-DPDK) ports through packet sockets of the default receive
     # buffer size; while its main thread executes a burst of PACKET_OUTs, frames arriving on a
     # port overflow it. A larger default while the test bed is up; down restores it.
@@ -300,6 +306,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
+            --control-cert "$dir/tls/vnf$i.pem" --control-key "$dir/tls/vnf$i.key" --control-ca "$dir/tls/ca.pem" \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${peers[@]}" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
@@ -373,6 +380,7 @@ start_controller() {
     local vnf_args=()
     mapfile -t vnf_args <"$dir/controller.vnfs"
     "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
+        --tls-cert "$dir/tls/controller.pem" --tls-key "$dir/tls/controller.key" --tls-ca "$dir/tls/ca.pem" \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
         >>"$dir/controller.log" 2>&1 &

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOSSL
 
 /// A request/reply server on a Unix or TCP socket that never blocks: its owner calls
 /// ``poll(timeoutMilliseconds:)`` from its own loop (the main lcore's), which accepts, reads and
@@ -13,6 +14,10 @@ import Glibc
 /// ``Limits/maxQueued`` is dropped. A full house admits a newcomer in place of the client idle
 /// longest (one with work under way, ``isBusy``, is never displaced), and a client idle
 /// ``Limits/idleTimeout`` is closed.
+///
+/// On TCP with a TLS context, every client speaks mutual TLS 1.3 (see ``ControlTLS``): one that
+/// fails the handshake (no certificate, another CA's, an expired one, plaintext) is refused and
+/// counted, and one that has not finished it within ``Limits/handshakeTimeout`` is closed.
 ///
 /// A Unix socket file is created with mode 0600, and a peer of another user (SO_PEERCRED) is
 /// refused; a stale file left by a dead process is replaced, one where another process listens
@@ -64,6 +69,8 @@ public final class SocketServer {
         /// it is dropped: it reads nothing, or far too slowly. (Replies need no such cap: a
         /// client past ``highWater`` gets no more of them until it reads.)
         public var maxQueued = 64 << 20
+        /// A TLS client that has not finished its handshake this long after connecting (s) is closed.
+        public var handshakeTimeout = 10.0
         public init() {}
     }
 
@@ -79,6 +86,10 @@ public final class SocketServer {
         public var idleClosed = 0
         /// Clients dropped with more than ``Limits/maxQueued`` bytes waiting.
         public var slowDropped = 0
+        /// TLS clients whose handshake failed (no certificate, or not of the CA, or expired, or
+        /// not TLS at all), and those that did not finish it in time.
+        public var tlsRefused = 0
+        public var tlsTimedOut = 0
     }
 
     /// Gets the client (an opaque number, stable while it is connected) and the request's bytes.
@@ -92,12 +103,20 @@ public final class SocketServer {
         /// Bytes at the head of `output` already sent.
         var sent = 0
         var lastActive: UInt64
+        let connectedAt: UInt64
+        let tls: TLSSession?
         var waiting: Int { output.count - sent }
-        init(now: UInt64) { lastActive = now }
+        init(now: UInt64, tls: TLSSession?) {
+            lastActive = now
+            connectedAt = now
+            self.tls = tls
+        }
     }
 
     public let endpoint: Endpoint
     let framing: Framing
+    /// Mutual TLS on every connection (nil: plaintext).
+    let tls: NIOSSLContext?
     let listener: Int32
     var clients: [Int32: Client] = [:]
     let handler: Handler
@@ -112,10 +131,13 @@ public final class SocketServer {
     /// The port bound (useful with port 0).
     public private(set) var boundPort: UInt16 = 0
 
-    /// `tooLarge` is the reply sent to a client whose request exceeds the framing's limit.
-    public init(_ endpoint: Endpoint, framing: Framing, tooLarge: [UInt8], handler: @escaping Handler) throws {
+    /// `tooLarge` is the reply sent to a client whose request exceeds the framing's limit; `tls`,
+    /// on TCP, the context every client's mutual TLS runs under (``ControlTLS/server(_:)``).
+    public init(_ endpoint: Endpoint, framing: Framing, tooLarge: [UInt8], tls: NIOSSLContext? = nil,
+                handler: @escaping Handler) throws {
         self.endpoint = endpoint
         self.framing = framing
+        self.tls = tls
         self.handler = handler
         self.tooLarge = tooLarge
         switch endpoint {
@@ -189,7 +211,15 @@ public final class SocketServer {
                 close(fd)
                 continue
             }
-            clients[fd] = Client(now: SocketServer.monotonicNow())
+            var session: TLSSession?
+            if let tls {
+                guard let s = try? TLSSession(context: tls) else {
+                    close(fd)
+                    continue
+                }
+                session = s
+            }
+            clients[fd] = Client(now: SocketServer.monotonicNow(), tls: session)
         }
     }
 
@@ -204,8 +234,13 @@ public final class SocketServer {
     }
 
     func closeIdle() {
+        let now = SocketServer.monotonicNow(), handshake = UInt64(limits.handshakeTimeout * 1e9)
+        for (fd, client) in clients where client.tls.map({ !$0.established }) ?? false && now &- client.connectedAt > handshake {
+            counters.tlsTimedOut += 1
+            drop(fd)
+        }
         guard limits.idleTimeout > 0 else { return }
-        let now = SocketServer.monotonicNow(), limit = UInt64(limits.idleTimeout * 1e9)
+        let limit = UInt64(limits.idleTimeout * 1e9)
         for (fd, client) in clients where now &- client.lastActive > limit && !(isBusy?(fd) ?? false) {
             counters.idleClosed += 1
             drop(fd)
@@ -232,16 +267,25 @@ public final class SocketServer {
         }
     }
 
-    /// Queues `message`, framed, for `client`.
+    /// Queues `message`, framed (and sealed, on TLS), for `client`.
     func enqueue(_ message: [UInt8], for client: Client) {
+        guard let tls = client.tls else { return frame(message, into: &client.output) }
+        var framed: [UInt8] = []
+        frame(message, into: &framed)
+        // (A session that cannot seal has failed: the next read finds it so and drops the client.)
+        try? tls.seal(framed)
+        client.output += tls.pendingRecords()
+    }
+
+    func frame(_ message: [UInt8], into out: inout [UInt8]) {
         switch framing {
         case .lines:
-            client.output += message
-            client.output.append(0x0A)
+            out += message
+            out.append(0x0A)
         case .lengthPrefixed:
             let n = UInt32(message.count)
-            client.output += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
-            client.output += message
+            out += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
+            out += message
         }
     }
 
@@ -258,8 +302,22 @@ public final class SocketServer {
                 return 0
             }
             if n > 0 {
-                client.input += chunk[0..<n]
                 client.lastActive = SocketServer.monotonicNow()
+                if let tls = client.tls {
+                    do {
+                        client.input += try tls.received(chunk[0..<n])
+                        client.output += tls.pendingRecords()
+                    } catch {
+                        // (The alert that says why goes first, if the socket takes it now.)
+                        counters.tlsRefused += 1
+                        client.output += tls.pendingRecords()
+                        _ = flush(fd, client)
+                        drop(fd)
+                        return 0
+                    }
+                } else {
+                    client.input += chunk[0..<n]
+                }
             }
         }
         while client.waiting < limits.highWater {

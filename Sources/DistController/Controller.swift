@@ -5,6 +5,7 @@ import DistPacket
 import DistState
 import Foundation
 import NIOCore
+import NIOSSL
 import NIOPosix
 
 /// What the controller manages: the VNFs (southbound address and switch port each) and the
@@ -62,6 +63,8 @@ public struct ControllerConfig: Sendable {
     /// How long a dist Move's source waits for the controller's next step before it ends the
     /// Move itself (seconds; nil: the VNF's default, 3 s). See `MoveEngine.overdue`.
     public var movePatience: Double?
+    /// Mutual TLS to every VNF's southbound API (``ControlTLS/client(_:)``); nil: plaintext.
+    public var vnfTLS: NIOSSLContext?
 
     public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
                 ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
@@ -135,6 +138,7 @@ public final class Controller {
         try loop.submit {
             for v in self.config.vnfs {
                 let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
+                                       tls: self.config.vnfTLS,
                                        requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
                 self.vnfs.append(client)
                 client.onInfo = { [weak client] in

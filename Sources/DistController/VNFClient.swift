@@ -1,6 +1,7 @@
 import DistControl
 import Foundation
 import NIOCore
+import NIOSSL
 import NIOPosix
 
 /// The controller's connection to one VNF's southbound API (length-prefixed JSON). Lives on
@@ -52,12 +53,15 @@ final class VNFClient {
     private(set) var strayEvents = 0
     private(set) var lastError: String?
     private var stopped = false
+    /// Mutual TLS to the VNF (nil: plaintext).
+    let tls: NIOSSLContext?
 
     var connected: Bool { channel != nil }
     var endpoint: String { "\(host):\(port)" }
 
-    init(name: String, host: String, port: Int, switchPort: UInt32, loop: EventLoop,
+    init(name: String, host: String, port: Int, switchPort: UInt32, loop: EventLoop, tls: NIOSSLContext? = nil,
          requestTimeout: TimeAmount = .seconds(5), log: @escaping (String) -> Void) {
+        self.tls = tls
         self.name = name
         self.host = host
         self.port = port
@@ -84,6 +88,10 @@ final class VNFClient {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = self.tls {
+                        // (VNFs are named by address: the CA vouches for them, not a host name.)
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(LengthPrefixedDecoder(maxFrame: SouthboundFraming.maxFrame)),
                         VNFHandler(client: self),

@@ -1,6 +1,7 @@
 // dist-controller: the DiST controller daemon. OpenFlow 1.3 to the switch, the southbound API to
 // every VNF, a northbound JSON-lines API on a Unix socket for distctl.
 import ArgumentParser
+import DistAdmin
 import DistController
 import Foundation
 
@@ -49,6 +50,18 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply).")
     var settle = 10
 
+    @Option(name: .long, help: "This controller's certificate (PEM), presented to every VNF's southbound API (mutual TLS 1.3).")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "Its private key (PEM).")
+    var tlsKey: String?
+
+    @Option(name: .long, help: "The CA every VNF's certificate must chain to.")
+    var tlsCa: String?
+
+    @Flag(name: .long, help: "Talk to the VNFs in plaintext instead (they must run with --insecure-control).")
+    var insecureControl = false
+
     @Option(name: .long, help: "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3).")
     var movePatience: Double?
 
@@ -59,6 +72,11 @@ struct DistControllerCommand: ParsableCommand {
         guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
         guard requestTimeout > 0, requestTimeout <= 600 else { throw ValidationError("--request-timeout must be in (0, 600] seconds") }
         guard Self.endpoint(openflow) != nil else { throw ValidationError("--openflow '\(openflow)' is not HOST:PORT") }
+        let files = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
+        if insecureControl && !files.isEmpty { throw ValidationError("--insecure-control and --tls-cert/-key/-ca exclude each other") }
+        if !insecureControl && files.count != 3 {
+            throw ValidationError("give --tls-cert, --tls-key and --tls-ca (mutual TLS to the VNFs), or --insecure-control")
+        }
     }
 
     static func endpoint(_ text: String) -> (String, Int)? {
@@ -73,6 +91,15 @@ struct DistControllerCommand: ParsableCommand {
                                       ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
                                       packetOutRate: packetOutRate, settleMilliseconds: settle)
         config.movePatience = movePatience
+        if let tlsCert, let tlsKey, let tlsCa {
+            do {
+                config.vnfTLS = try ControlTLS.client(ControlTLS.Files(certificate: tlsCert, key: tlsKey, ca: tlsCa))
+            } catch {
+                throw ValidationError("TLS: \(error)")
+            }
+        } else {
+            say("warning: talking to the VNFs in plaintext (--insecure-control)")
+        }
         let controller: Controller
         do {
             controller = try Controller(config: config, log: say)

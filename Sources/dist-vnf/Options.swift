@@ -9,6 +9,11 @@ struct Options {
     var statsPeriod: Double = 0
     var adminPath: String?
     var control: SocketServer.Endpoint?
+    /// The southbound API's certificate, key and CA (mutual TLS), or plaintext by request.
+    var controlCertificate: String?
+    var controlKey: String?
+    var controlCA: String?
+    var insecureControl = false
     var signatureDirectory = "/etc/prads"
     var detection = true
     var assetLogPath: String?
@@ -37,7 +42,14 @@ struct Options {
           --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
           --control HOST:PORT    serve the southbound API (OpenNF's get/put/del of per-flow,
                                  multi-flow and all-flows state; length-prefixed JSON over TCP).
-                                 :PORT listens on loopback; every address only as *:PORT
+                                 :PORT listens on loopback; every address only as *:PORT.
+                                 Mutual TLS 1.3: the controller must present a certificate of
+                                 the CA (deploy/make-certs.sh makes them)
+          --control-cert FILE    this instance's certificate (PEM) for the southbound API
+          --control-key FILE     its private key (PEM)
+          --control-ca FILE      the CA a controller's certificate must chain to
+          --insecure-control     plaintext southbound instead (anyone who reaches the port may
+                                 read and write state: loopback or a closed network only)
           --signatures DIR       PRADS signature files for asset detection (default: /etc/prads,
                                  as Debian's prads package installs them)
           --asset-log PATH       write detected assets in PRADS's log format to PATH
@@ -146,7 +158,30 @@ struct Options {
         if (options.channel == nil) != (options.channelKeyPath == nil) {
             throw Failure(description: "--channel and --channel-key go together")
         }
+        try options.checkControlTLS()
         return options
+    }
+
+    /// The southbound API runs mutual TLS (all three files), or plaintext only when asked for.
+    func checkControlTLS() throws {
+        let files = [controlCertificate, controlKey, controlCA].compactMap { $0 }
+        guard control != nil else {
+            if !files.isEmpty || insecureControl { throw Failure(description: "--control-cert, --control-key, --control-ca and --insecure-control need --control") }
+            return
+        }
+        if insecureControl {
+            if !files.isEmpty { throw Failure(description: "--insecure-control and --control-cert/-key/-ca exclude each other") }
+            return
+        }
+        guard files.count == 3 else {
+            throw Failure(description: "--control needs --control-cert, --control-key and --control-ca (mutual TLS), or --insecure-control")
+        }
+    }
+
+    /// The southbound's TLS files (nil: plaintext, --insecure-control).
+    var controlTLS: ControlTLS.Files? {
+        guard let c = controlCertificate, let k = controlKey, let a = controlCA else { return nil }
+        return ControlTLS.Files(certificate: c, key: k, ca: a)
     }
 
     /// The instance's own options; false for another's.
@@ -170,6 +205,10 @@ struct Options {
             } catch {
                 throw Failure(description: "--control: \(error)")
             }
+        case "--control-cert": controlCertificate = try reader.text(argument, "a PEM file")
+        case "--control-key": controlKey = try reader.text(argument, "a PEM file")
+        case "--control-ca": controlCA = try reader.text(argument, "a PEM file")
+        case "--insecure-control": insecureControl = true
         case "--signatures": signatureDirectory = try reader.text(argument, "a directory")
         case "--asset-log": assetLogPath = try reader.text(argument, "a file path")
         case "--no-detection": detection = false

@@ -315,8 +315,14 @@ nonisolated(unsafe) var unclaimedEvents = 0
 }
 if let endpoint = options.control {
     do {
+        let tls = try options.controlTLS.map { try ControlTLS.server($0) }
+        if tls == nil {
+            emit("[\(name)] warning: the southbound API on \(endpoint.description) is plaintext (--insecure-control): "
+                 + "whoever reaches it can read and write this instance's state", to: 2)
+        }
         control = try SocketServer(endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
                                    tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
+                                   tls: tls,
                                    handler: { client, body in
                                        // Packets raised before a request took effect reach the
                                        // controller before its reply (a disableEvents' ack says
@@ -333,7 +339,7 @@ if let endpoint = options.control {
                                    })
         control?.onDisconnect = { service.disconnected($0) }
         control?.isBusy = { service.hasWorkUnderWay($0) }
-        emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort))")
+        emit("[\(name)] southbound API on \(endpoint.description) (port \(control!.boundPort)\(tls == nil ? "" : ", mutual TLS"))")
     } catch {
         plane.closePorts()
         EAL.cleanup()

@@ -142,18 +142,76 @@ import Glibc
             except OSError:
                 print('closed')
             """
+        let printed = try Self.python(script, [path], serving: server, as: 65534)
+        #expect(printed == "closed", "got \(printed)")
+        #expect(server.counters.peersRefused == 1)
+    }
+
+    /// Runs `script` (Python) with `arguments` while serving `server`; what it printed.
+    static func python(_ script: String, _ arguments: [String], serving server: SocketServer, as user: UInt32? = nil) throws -> String {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path]
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "/usr/bin/python3", "-c", script] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script] + arguments
+        }
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(15)
         while process.isRunning && Date() < deadline { server.poll(timeoutMilliseconds: 5) }
         process.waitUntilExit()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "got \(printed)")
-        #expect(server.counters.peersRefused == 1)
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A TLS client of `port` with the certificate `name` of `dir` (none: no certificate;
+    /// "plain": no TLS at all): the reply to "info", or "refused".
+    static let tlsClient = """
+        import socket, ssl, sys
+        port, dir, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        s = socket.create_connection(('127.0.0.1', port), timeout=5)
+        try:
+            if name != 'plain':
+                c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                c.check_hostname = False
+                c.minimum_version = ssl.TLSVersion.TLSv1_3
+                c.load_verify_locations(dir + '/ca.pem')
+                if name != 'none':
+                    c.load_cert_chain(sys.argv[4] + '/' + name + '.pem', sys.argv[4] + '/' + name + '.key')
+                s = c.wrap_socket(s)
+            s.sendall(b'info\\n')
+            reply = s.recv(100)
+            # (A plaintext client gets the TLS alert at most.)
+            print('info' if reply.strip() == b'info' else 'refused')
+        except (OSError, ssl.SSLError):
+            print('refused')
+        """
+
+    /// Mutual TLS: a client with a certificate of the server's CA is served; one without a
+    /// certificate, with another CA's, with an expired one, or without TLS is refused, counted,
+    /// and gets no reply.
+    @Test func onlyClientsWithAValidCertificateOfTheCAAreServed() throws {
+        let dir = "/tmp/dist-tls-test-\(getpid())", other = dir + "-other"
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: other) }
+        let make = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/make-certs.sh").path
+        for arguments in [[dir, "server", "client"], [dir, "--expired", "old"], [other, "stranger"]] {
+            let p = try Process.run(URL(fileURLWithPath: make), arguments: arguments)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+        }
+        let context = try ControlTLS.server(ControlTLS.Files(certificate: dir + "/server.pem", key: dir + "/server.key", ca: dir + "/ca.pem"))
+        let server = try SocketServer(.tcp(host: "127.0.0.1", port: 0), framing: .lines(max: 64), tooLarge: [], tls: context) { _, _ in
+            [Array("info".utf8)]
+        }
+        let port = "\(server.boundPort)"
+        #expect(try Self.python(Self.tlsClient, [port, dir, "client", dir], serving: server) == "info")
+        for (name, keys) in [("none", dir), ("stranger", other), ("old", dir), ("plain", dir)] {
+            #expect(try Self.python(Self.tlsClient, [port, dir, name, keys], serving: server) == "refused", "\(name)")
+        }
+        #expect(server.counters.tlsRefused == 4)
     }
 
     @Test func tcpListensOnLoopbackUnlessEveryAddressIsAskedFor() throws {

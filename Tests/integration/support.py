@@ -3,6 +3,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -10,6 +11,36 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+_tls_dir = None
+
+
+def control_tls():
+    """This run's control-plane certificates (made once): a CA, `vnf` and `controller`."""
+    global _tls_dir
+    if _tls_dir is None:
+        d = tempfile.mkdtemp(prefix='dist-tls-')
+        subprocess.run([os.path.join(ROOT, 'deploy', 'make-certs.sh'), d, 'vnf', 'controller'], check=True)
+        _tls_dir = d
+    return _tls_dir
+
+
+def control_args():
+    """dist-vnf's southbound TLS options, with the run's `vnf` certificate."""
+    d = control_tls()
+    return ['--control-cert', f'{d}/vnf.pem', '--control-key', f'{d}/vnf.key', '--control-ca', f'{d}/ca.pem']
+
+
+def control_context():
+    """A TLS client context with the run's `controller` certificate (as dist-controller's)."""
+    d = control_tls()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(f'{d}/ca.pem')
+    context.load_cert_chain(f'{d}/controller.pem', f'{d}/controller.key')
+    return context
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402  (the project's own checker)
 
@@ -109,7 +140,7 @@ class VNF:
         import re
         deadline = time.time() + timeout
         while True:
-            match = re.search(r'southbound API on .* \(port (\d+)\)', self.output())
+            match = re.search(r'southbound API on .* \(port (\d+)', self.output())
             if match:
                 return int(match.group(1))
             if time.time() > deadline or self.process.poll() is not None:

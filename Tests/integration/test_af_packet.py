@@ -154,12 +154,13 @@ class EventTests(AfPacketTests):
 
     def test_events_raise_drop_hold_and_release_in_order(self):
         from test_southbound import Client
+        from support import control_args
         import base64
         frames = make_frames(flows=10, per_flow=6)
         tcp_frames = [f for f in frames if f[23] == 6]
         udp_frames = [f for f in frames if f[23] == 17]
         vnf = VNF(['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--vdev', f'net_af_packet0,iface={self.vnf_if}'],
-                  ['--flows', '4096', '--control', '127.0.0.1:0'])
+                  ['--flows', '4096', '--control', '127.0.0.1:0'] + control_args())
         try:
             port = vnf.southbound_port()
             controller = Client(port)

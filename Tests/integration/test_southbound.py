@@ -8,14 +8,16 @@ import struct
 import tempfile
 import unittest
 
-from support import MIX_A, VNF, pcapcheck, synthetic_frames, write_pcap
+from support import MIX_A, VNF, control_args, control_context, pcapcheck, synthetic_frames, write_pcap
 
 EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
 
 
 class Client:
+    """A controller's southbound connection: mutual TLS with the run's certificates."""
+
     def __init__(self, port):
-        self.s = socket.create_connection(('127.0.0.1', port), timeout=20)
+        self.s = control_context().wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=20))
 
     def send_raw(self, data):
         self.s.sendall(data)
@@ -53,7 +55,7 @@ class Client:
 
 def start(trace, out):
     vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={trace},tx_pcap={out}'],
-              ['--flows', '65536', '--mbuf-size', '9216', '--control', '127.0.0.1:0'])
+              ['--flows', '65536', '--mbuf-size', '9216', '--control', '127.0.0.1:0'] + control_args())
     try:
         return vnf, vnf.southbound_port()
     except AssertionError:
@@ -144,13 +146,21 @@ class ControlSecurityTests(unittest.TestCase):
         vnf = VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
                    '--vdev', f'net_pcap0,rx_pcap={empty},tx_pcap={os.path.join(d, "out.pcap")}'],
                   ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
-                   '--channel-peer', '198.18.100.2:7400'])
+                   '--channel-peer', '198.18.100.2:7400'] + control_args())
         try:
             port = vnf.southbound_port()
         except AssertionError:
             vnf.kill()
             raise
         try:
+            # A client without TLS gets nothing but the handshake's alert.
+            plain = socket.create_connection(('127.0.0.1', port), timeout=5)
+            plain.sendall(struct.pack('>I', 17) + b'{"type":"info"}  ')
+            try:
+                self.assertNotIn(b'"info"', plain.recv(4096))
+            except OSError:
+                pass
+            plain.close()
             # ':0' listens on loopback only.
             outward = self.outward_address()
             if outward:
