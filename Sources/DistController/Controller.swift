@@ -128,13 +128,22 @@ public final class Controller {
             }
             .bind(host: config.openflowHost, port: config.openflowPort).wait()
         openflowServer = of
+        // The socket file is made 0600 (no one else may connect), and a peer of another user is
+        // refused anyway (its credentials, SO_PEERCRED): distctl moves traffic and state.
+        let mask = umask(0o177)
+        defer { umask(mask) }
         northboundServer = try ServerBootstrap(group: group)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                Self.peerIsTrusted(channel).flatMapThrowing { trusted in
+                    guard trusted else {
+                        self.log("northbound: refused a client of another user")
+                        throw ControllerError("a northbound client of another user")
+                    }
                     try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(LineDecoder()), NorthboundHandler(controller: self)])
                 }
             }
             .bind(unixDomainSocketPath: config.northboundPath, cleanupExistingSocketFile: true).wait()
+        chmod(config.northboundPath, 0o600)
         try loop.submit {
             for v in self.config.vnfs {
                 let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
@@ -150,6 +159,21 @@ public final class Controller {
             }
         }.wait()
         return of.localAddress?.port ?? config.openflowPort
+    }
+
+    /// `struct ucred` (Glibc keeps it behind _GNU_SOURCE).
+    struct PeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = .max
+        var gid: UInt32 = .max
+    }
+
+    /// Whether a Unix-socket peer runs as this process's user or as root.
+    static func peerIsTrusted(_ channel: Channel) -> EventLoopFuture<Bool> {
+        guard let provider = channel as? SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(false) }
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            .map { (credentials: PeerCredentials) in credentials.uid == geteuid() || credentials.uid == 0 }
+            .recover { _ in false }
     }
 
     public func shutdown() {
