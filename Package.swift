@@ -114,7 +114,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-controller",
-            dependencies: ["DistController", "DistAdmin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DistController", "DistAdmin", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
@@ -153,8 +154,8 @@ let package = Package(
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
         .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
-                                   .product(name: "NIOEmbedded", package: "swift-nio")],
+                    dependencies: ["DistController", "DistAdmin", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket",
                                                               "DistPRADS", "DistPipeline", .product(name: "Crypto", package: "swift-crypto")]),

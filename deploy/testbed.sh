@@ -164,10 +164,10 @@ up() {
     touch "$dir/up"
     # DiST's channel key: the same 32 random bytes for every VNF, readable by root only.
     (umask 077; head -c 32 /dev/urandom >"$dir/channel.key")
-    # The control plane's certificates: a CA of this test bed's own, one for the controller and
-    # one per VNF (mutual TLS on every southbound connection).
+    # The control plane's certificates: a CA of this test bed's own, one for the controller, one
+    # for the switch and one per VNF (mutual TLS on OpenFlow and every southbound connection).
     rm -rf "$dir/tls"
-    local names=(controller) k
+    local names=(controller switch) k
     for k in $(seq 1 "$vnfs"); do names+=("vnf$k"); done
     "$here/make-certs.sh" "$dir/tls" "${names[@]}"
     # Open vSwitch reads its (non-DPDK) ports through packet sockets of the default receive
@@ -226,10 +226,10 @@ up() {
     echo "$profile" >"$dir/profile"
     printf '%s\n' "${vnf_args[@]}" >"$dir/controller.vnfs"
     start_controller
-    local of_target=tcp:127.0.0.1:6653
+    local of_target=ssl:127.0.0.1:6653
     if [ "$profile" != none ]; then
         proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
-        of_target=tcp:127.0.0.1:6654
+        of_target=ssl:127.0.0.1:6654
     fi
     ovs start "$dir/ovs" $([ "$switch" = dpdk ] && echo dpdk) >/dev/null
     ovs_env
@@ -259,6 +259,7 @@ up() {
             ovs-vsctl add-port br0 "$prefix-v$i" -- set interface "$prefix-v$i" ofport_request=$((10 + i))
         fi
     done
+    ovs-vsctl set-ssl "$dir/tls/switch.key" "$dir/tls/switch.pem" "$dir/tls/ca.pem"
     ovs-vsctl set-controller br0 "$of_target"
     # What reaches the sink, and what leaves the switch towards each VNF (the order reference).
     if [ "$switch" = dpdk ]; then
@@ -381,6 +382,7 @@ start_controller() {
     mapfile -t vnf_args <"$dir/controller.vnfs"
     "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
         --tls-cert "$dir/tls/controller.pem" --tls-key "$dir/tls/controller.key" --tls-ca "$dir/tls/ca.pem" \
+        --switch-cert "$dir/tls/switch.pem" \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
         >>"$dir/controller.log" 2>&1 &

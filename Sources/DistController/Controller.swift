@@ -65,6 +65,12 @@ public struct ControllerConfig: Sendable {
     public var movePatience: Double?
     /// Mutual TLS to every VNF's southbound API (``ControlTLS/client(_:)``); nil: plaintext.
     public var vnfTLS: NIOSSLContext?
+    /// Mutual TLS on the OpenFlow listener (the switch presents a certificate of the CA); nil:
+    /// plain TCP.
+    public var openflowTLS: NIOSSLContext?
+    /// The switch's own certificate: a connection that presents another is refused (with
+    /// `openflowTLS`; nil: any of the CA).
+    public var switchCertificate: NIOSSLCertificate?
 
     public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
                 ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
@@ -119,6 +125,9 @@ public final class Controller {
             .childChannelInitializer { channel in
                 let connection = SwitchConnection(channel: channel, log: self.log)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls = self.config.openflowTLS {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(OpenFlowDecoder()),
                         SwitchHandler(connection: connection, onClose: { self.switchGone($0) }),
@@ -189,17 +198,33 @@ public final class Controller {
 
     // MARK: - Switch
 
+    /// A switch connection is used once its handshake is done (TLS, then OpenFlow's features)
+    /// and it is the configured switch: until then the one in use stays, whatever connects.
     func switchArrived(_ connection: SwitchConnection) {
-        if let old = sw, !old.closed {
-            log("switch: a second switch connected; the newer one is used")
-        }
-        sw = connection
         connection.packetOutRate = config.packetOutRate
         connection.onReady = {
+            guard self.isTheSwitch(connection) else {
+                self.log("switch: refused a connection that is not the configured switch (its certificate)")
+                connection.channel.close(promise: nil)
+                return
+            }
+            if let old = self.sw, old !== connection, !old.closed {
+                self.log("switch: a second connection from the switch; it replaces the first")
+                old.channel.close(promise: nil)
+            }
+            self.sw = connection
             self.installBaseRules(connection)
             for v in self.vnfs { self.installChannelRule(v, connection) }
             for v in self.vnfs where v.channelAddress != nil { self.endLeftBehind(v, connection) }
         }
+    }
+
+    /// Whether a connection presented the configured switch's certificate (any connection,
+    /// without one configured).
+    func isTheSwitch(_ connection: SwitchConnection) -> Bool {
+        guard let expected = config.switchCertificate else { return true }
+        let handler = try? connection.channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        return handler?.peerCertificate == expected
     }
 
     func switchGone(_ connection: SwitchConnection) {

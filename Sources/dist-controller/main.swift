@@ -4,6 +4,7 @@ import ArgumentParser
 import DistAdmin
 import DistController
 import Foundation
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -59,7 +60,10 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "The CA every VNF's certificate must chain to.")
     var tlsCa: String?
 
-    @Flag(name: .long, help: "Talk to the VNFs in plaintext instead (they must run with --insecure-control).")
+    @Option(name: .long, help: "The switch's certificate (PEM): an OpenFlow connection that presents another is refused (with TLS; default: any of the CA).")
+    var switchCert: String?
+
+    @Flag(name: .long, help: "Plaintext control plane instead: the VNFs (they must run with --insecure-control) and OpenFlow (the switch's tcp: target).")
     var insecureControl = false
 
     @Option(name: .long, help: "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3).")
@@ -74,6 +78,7 @@ struct DistControllerCommand: ParsableCommand {
         guard Self.endpoint(openflow) != nil else { throw ValidationError("--openflow '\(openflow)' is not HOST:PORT") }
         let files = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
         if insecureControl && !files.isEmpty { throw ValidationError("--insecure-control and --tls-cert/-key/-ca exclude each other") }
+        if insecureControl && switchCert != nil { throw ValidationError("--switch-cert needs TLS (not --insecure-control)") }
         if !insecureControl && files.count != 3 {
             throw ValidationError("give --tls-cert, --tls-key and --tls-ca (mutual TLS to the VNFs), or --insecure-control")
         }
@@ -93,12 +98,15 @@ struct DistControllerCommand: ParsableCommand {
         config.movePatience = movePatience
         if let tlsCert, let tlsKey, let tlsCa {
             do {
-                config.vnfTLS = try ControlTLS.client(ControlTLS.Files(certificate: tlsCert, key: tlsKey, ca: tlsCa))
+                let files = ControlTLS.Files(certificate: tlsCert, key: tlsKey, ca: tlsCa)
+                config.vnfTLS = try ControlTLS.client(files)
+                config.openflowTLS = try ControlTLS.server(files)
+                config.switchCertificate = try switchCert.map { try NIOSSLCertificate(file: $0, format: .pem) }
             } catch {
                 throw ValidationError("TLS: \(error)")
             }
         } else {
-            say("warning: talking to the VNFs in plaintext (--insecure-control)")
+            say("warning: a plaintext control plane (--insecure-control): VNFs and switch unauthenticated")
         }
         let controller: Controller
         do {

@@ -212,6 +212,23 @@ import Glibc
             #expect(try Self.python(Self.tlsClient, [port, dir, name, keys], serving: server) == "refused", "\(name)")
         }
         #expect(server.counters.tlsRefused == 4)
+        // A client that never begins its handshake holds its slot for the handshake's time only.
+        server.limits.handshakeTimeout = 0.2
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(silent) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = server.boundPort.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let until = Date().addingTimeInterval(0.5)
+        while Date() < until { server.poll(timeoutMilliseconds: 10) }
+        var byte: UInt8 = 0
+        #expect(read(silent, &byte, 1) == 0)
+        #expect(server.counters.tlsTimedOut == 1)
     }
 
     @Test func tcpListensOnLoopbackUnlessEveryAddressIsAskedFor() throws {
