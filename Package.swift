@@ -12,7 +12,7 @@
 //   DistState      The binary, versioned codec of NF state chunks (all three scopes). No DPDK.
 //   DistControl    The southbound API (OpenNF's get/put/del of state, framed JSON). No DPDK.
 //   DistOpenFlow   OpenFlow 1.3 messages on bytes (the controller's side of the switch). No I/O.
-//   DistChannel    DiST's VNF-to-VNF channel: frames, HMAC tags, window, retransmission. No I/O.
+//   DistChannel    DiST's VNF-to-VNF channel: frames, AES-GCM, window, retransmission. No I/O.
 //   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
 //                  the controller's redirect buffer. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.

@@ -47,6 +47,8 @@
 #
 # State (pid files, captures, logs, OVS's files) lives in $DIST_TESTBED_DIR (/tmp/dist-testbed).
 # DIST_CHANNEL_TRACE=1 (up): every VNF writes its channel's decisions to vnfI-channel.trace there.
+# DIST_INSECURE_CONTROL=1 (up): a plaintext control plane (no TLS on OpenFlow or the southbound
+# API), to measure what TLS costs a Move.
 # Addresses come from 198.18.0.0/15; IPv6 is off on every test link (no stray neighbour
 # discovery) and MTUs are raised for jumbo frames.
 set -euo pipefail
@@ -226,10 +228,12 @@ up() {
     echo "$profile" >"$dir/profile"
     printf '%s\n' "${vnf_args[@]}" >"$dir/controller.vnfs"
     start_controller
-    local of_target=ssl:127.0.0.1:6653
+    local of_proto=ssl
+    [ -n "${DIST_INSECURE_CONTROL:-}" ] && of_proto=tcp
+    local of_target=$of_proto:127.0.0.1:6653
     if [ "$profile" != none ]; then
         proxy control-switch 127.0.0.1:6654 127.0.0.1:6653
-        of_target=ssl:127.0.0.1:6654
+        of_target=$of_proto:127.0.0.1:6654
     fi
     ovs start "$dir/ovs" $([ "$switch" = dpdk ] && echo dpdk) >/dev/null
     ovs_env
@@ -307,7 +311,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
-            --control-cert "$dir/tls/vnf$i.pem" --control-key "$dir/tls/vnf$i.key" --control-ca "$dir/tls/ca.pem" \
+            $(control_tls "vnf$i" --control-cert --control-key --control-ca) \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${peers[@]}" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
     done
@@ -376,13 +380,20 @@ check() {  # check SENT.pcap [pcapcheck testbed options]: the loss-and-order ver
     python3 "$here/tools/pcapcheck.py" testbed "$sent" "$dir/sink.pcap" "${captures[@]}" "$@"
 }
 
+# The TLS options of NAME's pair and the CA (the three option names given), or
+# --insecure-control with DIST_INSECURE_CONTROL=1. (The test bed's paths have no spaces.)
+control_tls() {
+    if [ -n "${DIST_INSECURE_CONTROL:-}" ]; then echo --insecure-control; return; fi
+    echo "$2" "$dir/tls/$1.pem" "$3" "$dir/tls/$1.key" "$4" "$dir/tls/ca.pem"
+}
+
 # dist-controller with the VNFs `up` named (its log appended to).
 start_controller() {
     local vnf_args=()
     mapfile -t vnf_args <"$dir/controller.vnfs"
     "$ctl_bin" --openflow 127.0.0.1:6653 --northbound "$dir/controller.sock" "${vnf_args[@]}" \
-        --tls-cert "$dir/tls/controller.pem" --tls-key "$dir/tls/controller.key" --tls-ca "$dir/tls/ca.pem" \
-        --switch-cert "$dir/tls/switch.pem" \
+        $(control_tls controller --tls-cert --tls-key --tls-ca) \
+        $([ -n "${DIST_INSECURE_CONTROL:-}" ] || echo --switch-cert "$dir/tls/switch.pem") \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
         >>"$dir/controller.log" 2>&1 &

@@ -9,11 +9,16 @@
 // Prints, per drop rate, the median and the worst over seeds of: when the state was
 // acknowledged, when the last packet was (the Move's tail), timeouts and retransmissions.
 //   dist-channel-bench [PPS] [SEEDS] [DROP_PERCENT,...]
+//   dist-channel-bench --crypto      (what sealing a frame costs: see Crypto.swift)
 import Crypto
 import DistChannel
 import Foundation
 
 let arguments = CommandLine.arguments
+if arguments.dropFirst().first == "--crypto" {
+    cryptoBenchmark()
+    exit(0)
+}
 let pps = arguments.count > 1 ? max(1, Int(arguments[1]) ?? 10_000) : 10_000
 let seeds = arguments.count > 2 ? max(1, Int(arguments[2]) ?? 20) : 20
 let drops = arguments.count > 3 ? arguments[3].split(separator: ",").compactMap { Double($0) } : [0, 1, 5, 10, 20]

@@ -105,8 +105,12 @@ public final class ChannelEndpoint {
     }
 
     public let moveID: UInt64
+    /// This end's keys (the Move's nonce, this end and the peer), and its transmissions so far
+    /// (each frame it puts on the wire, resent ones too, takes the next counter).
+    let cipher: ChannelCipher
+    var transmissions: UInt64 = 0
     /// What this end's frames are bound to (the peer's are to its reverse).
-    public let binding: ChannelFrame.Binding
+    public var binding: ChannelFrame.Binding { cipher.binding }
     public let config: Config
     /// Every decision of the sender as it is taken, with the time: acknowledgements and what
     /// they showed, frames sent and resent and why, timeouts, and what held new frames back
@@ -179,7 +183,7 @@ public final class ChannelEndpoint {
     public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, config: Config = Config()) {
         self.moveID = moveID
         self.key = key
-        self.binding = binding
+        cipher = ChannelCipher(key: key, binding: binding)
         self.config = config
         rto = config.initialRTO
         congestionWindow = Double(max(config.initialCongestionWindow, config.minimumCongestionWindow))
@@ -208,7 +212,7 @@ public final class ChannelEndpoint {
     public func receive(_ bytes: [UInt8], now: UInt64) -> [ChannelFrame] {
         let frame: ChannelFrame
         do {
-            frame = try ChannelFrame.decode(bytes, key: key, binding: binding.reversed)
+            frame = try ChannelFrame.opened(bytes, with: cipher)
         } catch .otherNonce {
             counters.foreign += 1
             return []
@@ -322,7 +326,7 @@ public final class ChannelEndpoint {
         }
         if ackOwed {
             if out.isEmpty {
-                out.append(ChannelFrame(kind: .ack, moveID: moveID, sequence: 0, ack: received, sack: sack).encoded(key: key, binding: binding))
+                out.append(seal(ChannelFrame(kind: .ack, moveID: moveID, sequence: 0, ack: received, sack: sack)))
             }
             ackOwed = false
         }
@@ -373,7 +377,7 @@ public final class ChannelEndpoint {
         nextSequence &+= 1
         sent(size, now: now)
         trace?(now, "send \(frame.sequence) \(kind) \(size) bytes, pipe \(pipe) cwnd \(Int(congestionWindow))")
-        return frame.encoded(key: key, binding: binding)
+        return seal(frame)
     }
 
     /// Frame `seq` again, now, with the latest acknowledgement: counted, back in the pipe.
@@ -388,7 +392,13 @@ public final class ChannelEndpoint {
         inFlight[seq] = f
         counters.retransmissions += 1
         sent(f.size, now: now)
-        return f.frame.encoded(key: key, binding: binding)
+        return seal(f.frame)
+    }
+
+    /// `frame` for the wire, as this end's next transmission.
+    func seal(_ frame: ChannelFrame) -> [UInt8] {
+        transmissions &+= 1
+        return frame.sealed(with: cipher, counter: transmissions)
     }
 
     /// Bit i: sequence `received + 1 + i` is in (held early).
@@ -411,6 +421,6 @@ public final class ChannelEndpoint {
         let frame = ChannelFrame(kind: .abort, moveID: moveID, sequence: nextSequence, ack: received, sack: sackBitmap(),
                                  payload: Array(reason.utf8.prefix(512)))
         // It takes no sequence number of its own (the peer acts on it at once).
-        return frame.encoded(key: key, binding: binding)
+        return seal(frame)
     }
 }

@@ -3,15 +3,16 @@ import Foundation
 
 /// One frame of DiST's data-plane channel (VNF to VNF, carried in UDP), on bytes:
 ///
-///     magic "DC" (2) | version (1) | type (1) | move id (8) | nonce (8) | sequence (4)
-///     | cumulative ack (4) | selective-ack bitmap (8) | payload length (2) | payload | tag (16)
+///     magic "DC" (2) | version (1) | type (1) | move id (8) | nonce (8) | counter (8)
+///     | sequence (4) | cumulative ack (4) | selective-ack bitmap (8) | payload length (2)
+///     | payload, encrypted | tag (16)
 ///
 /// All integers big-endian. The cumulative ack is the highest sequence number received with
 /// every earlier one; bit i of the bitmap says sequence `ack + 1 + i` was received too. The
-/// nonce is the Move's, drawn at random by its source. The tag is HMAC-SHA256, under the
-/// channel's key, over the sender's and the receiver's channel ids and then everything before
-/// it, truncated to 16 bytes (see ``Binding``): a frame authenticates only for its own Move, its
-/// own direction and its own pair of instances.
+/// nonce is the Move's, drawn at random by its source; the counter numbers the sender's
+/// transmissions (a resent frame gets a new one). The payload is sealed with AES-256-GCM under
+/// the key of the frame's Move and direction (``ChannelCipher``), the header authenticated with
+/// it: a frame opens only for its own Move, its own direction and its own pair of instances.
 public struct ChannelFrame: Equatable, Sendable {
     public enum Kind: UInt8, Sendable, CaseIterable {
         /// State chunks (many per frame).
@@ -64,11 +65,11 @@ public struct ChannelFrame: Equatable, Sendable {
 
     public static let magic: [UInt8] = [0x44, 0x43]  // "DC"
     /// 2: the `copies` and `packets` kinds; 3: `packetPart`; 4: `statePart`; 5: the nonce and
-    /// the binding. A peer of another version fails every frame's
+    /// the binding; 6: AES-GCM. A peer of another version fails every frame's
     /// decoding (counted as rejected) from the first, before anything has moved; the
     /// controller refuses a Move between instances that report different versions.
-    public static let version: UInt8 = 5
-    public static let headerSize = 38
+    public static let version: UInt8 = 6
+    public static let headerSize = 46
     public static let tagSize = 16
     public static let overhead = headerSize + tagSize
     /// Largest payload (a frame must fit a 9000-byte MTU with IP and UDP headers).
@@ -114,38 +115,42 @@ public struct ChannelFrame: Equatable, Sendable {
         }
     }
 
-    /// The frame's bytes, tagged under `key` for `binding` (its nonce goes in the header).
-    public func encoded(key: SymmetricKey, binding: Binding = .unbound) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(Self.overhead + payload.count)
-        out += Self.magic
-        out.append(Self.version)
-        out.append(kind.rawValue)
-        Self.append(moveID, 8, to: &out)
-        Self.append(binding.nonce, 8, to: &out)
-        Self.append(UInt64(sequence), 4, to: &out)
-        Self.append(UInt64(ack), 4, to: &out)
-        Self.append(sack, 8, to: &out)
-        out.append(UInt8(payload.count >> 8))
-        out.append(UInt8(payload.count & 0xFF))
-        out += payload
-        out += Self.tag(out[...], key: key, binding: binding)
-        return out
+    /// The frame sealed for the wire: the payload encrypted and the whole authenticated under
+    /// `cipher`'s sending key, as transmission `counter` of that key (each counter once: it makes
+    /// the AES-GCM nonce).
+    public func sealed(with cipher: ChannelCipher, counter: UInt64) -> [UInt8] {
+        var header: [UInt8] = []
+        header.reserveCapacity(Self.headerSize)
+        header += Self.magic
+        header.append(Self.version)
+        header.append(kind.rawValue)
+        Self.append(moveID, 8, to: &header)
+        Self.append(cipher.binding.nonce, 8, to: &header)
+        Self.append(counter, 8, to: &header)
+        Self.append(UInt64(sequence), 4, to: &header)
+        Self.append(UInt64(ack), 4, to: &header)
+        Self.append(sack, 8, to: &header)
+        header.append(UInt8(payload.count >> 8))
+        header.append(UInt8(payload.count & 0xFF))
+        // (Sealing fails only for a nonce of the wrong size.)
+        let box = try! AES.GCM.seal(payload, using: cipher.sendingKey, nonce: Self.gcmNonce(counter), authenticating: header)
+        return header + box.ciphertext + box.tag
+    }
+
+    /// The same, deriving the keys for this one frame (tests and tools; an endpoint keeps its
+    /// ``ChannelCipher``).
+    public func encoded(key: SymmetricKey, binding: Binding = .unbound, counter: UInt64 = 1) -> [UInt8] {
+        sealed(with: ChannelCipher(key: key, binding: binding), counter: counter)
     }
 
     static func append(_ value: UInt64, _ bytes: Int, to out: inout [UInt8]) {
         for i in (0..<bytes).reversed() { out.append(UInt8(truncatingIfNeeded: value >> UInt64(8 * i))) }
     }
 
-    static func tag(_ bytes: ArraySlice<UInt8>, key: SymmetricKey, binding: Binding) -> [UInt8] {
-        var ids: [UInt8] = []
-        ids.reserveCapacity(16)
-        append(binding.sender, 8, to: &ids)
-        append(binding.receiver, 8, to: &ids)
-        var mac = HMAC<SHA256>(key: key)
-        mac.update(data: ids)
-        mac.update(data: bytes)
-        return Array(mac.finalize().prefix(tagSize))
+    static func gcmNonce(_ counter: UInt64) -> AES.GCM.Nonce {
+        var bytes: [UInt8] = [0, 0, 0, 0]
+        append(counter, 8, to: &bytes)
+        return try! AES.GCM.Nonce(data: bytes)
     }
 
     /// The nonce a frame carries (nil: too short to be a frame): a destination reads it from a
@@ -155,24 +160,57 @@ public struct ChannelFrame: Equatable, Sendable {
         return bytes[12..<20].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    /// Decodes and authenticates a frame for `binding`; any fault is an error naming it.
-    public static func decode(_ bytes: [UInt8], key: SymmetricKey, binding: Binding = .unbound) throws(DecodeError) -> ChannelFrame {
+    /// Opens a frame sealed by `cipher`'s peer; any fault is an error naming it.
+    public static func opened(_ bytes: [UInt8], with cipher: ChannelCipher) throws(DecodeError) -> ChannelFrame {
         guard bytes.count >= overhead else { throw .truncated(bytes.count) }
         guard bytes[0] == magic[0], bytes[1] == magic[1] else { throw .badMagic }
         guard bytes[2] == version else { throw .wrongVersion(bytes[2]) }
-        let length = Int(bytes[36]) << 8 | Int(bytes[37])
+        let length = Int(bytes[44]) << 8 | Int(bytes[45])
         guard length == bytes.count - overhead else { throw .lengthMismatch(declared: length, actual: bytes.count - overhead) }
-        guard nonce(in: bytes) == binding.nonce else { throw .otherNonce }
-        let body = bytes[0..<(headerSize + length)]
-        let expected = tag(body, key: key, binding: binding)
-        // Constant-time comparison of the tags.
-        var diff: UInt8 = 0
-        for (a, b) in zip(expected, bytes[(headerSize + length)...]) { diff |= a ^ b }
-        guard diff == 0 else { throw .badTag }
-        guard let kind = Kind(rawValue: bytes[3]) else { throw .unknownKind(bytes[3]) }
+        guard nonce(in: bytes) == cipher.binding.nonce else { throw .otherNonce }
         func be(_ from: Int, _ n: Int) -> UInt64 { bytes[from..<(from + n)].reduce(0) { $0 << 8 | UInt64($1) } }
-        return ChannelFrame(kind: kind, moveID: be(4, 8), sequence: UInt32(be(20, 4)), ack: UInt32(be(24, 4)), sack: be(28, 8),
-                            payload: Array(bytes[headerSize..<(headerSize + length)]))
+        let payload: [UInt8]
+        do {
+            let box = try AES.GCM.SealedBox(nonce: gcmNonce(be(20, 8)), ciphertext: bytes[headerSize..<(headerSize + length)],
+                                            tag: bytes[(headerSize + length)...])
+            payload = Array(try AES.GCM.open(box, using: cipher.receivingKey, authenticating: bytes[0..<headerSize]))
+        } catch {
+            throw .badTag
+        }
+        guard let kind = Kind(rawValue: bytes[3]) else { throw .unknownKind(bytes[3]) }
+        return ChannelFrame(kind: kind, moveID: be(4, 8), sequence: UInt32(be(28, 4)), ack: UInt32(be(32, 4)), sack: be(36, 8),
+                            payload: payload)
+    }
+
+    /// The same, for a frame bound by `binding` (its sender to its receiver), deriving the keys
+    /// for this one frame.
+    public static func decode(_ bytes: [UInt8], key: SymmetricKey, binding: Binding = .unbound) throws(DecodeError) -> ChannelFrame {
+        try opened(bytes, with: ChannelCipher(key: key, binding: binding.reversed))
+    }
+}
+
+/// The keys of one end of a Move's channel: one for what it sends and one for what it receives,
+/// each derived (HKDF-SHA256) from the channel's key, the Move's nonce and the direction, so that
+/// no two Moves or directions share a key, and a frame opens only for its own Move, direction and
+/// pair of instances. AES-256-GCM under them keeps state and packets confidential on the wire.
+public struct ChannelCipher {
+    /// This end's frames: the Move's nonce, this end as the sender, the peer as the receiver.
+    public let binding: ChannelFrame.Binding
+    let sendingKey: SymmetricKey
+    let receivingKey: SymmetricKey
+
+    public init(key: SymmetricKey, binding: ChannelFrame.Binding) {
+        self.binding = binding
+        sendingKey = Self.derive(key, binding)
+        receivingKey = Self.derive(key, binding.reversed)
+    }
+
+    static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
+        var info = Array("DiST channel \(ChannelFrame.version)".utf8), salt: [UInt8] = []
+        ChannelFrame.append(binding.sender, 8, to: &info)
+        ChannelFrame.append(binding.receiver, 8, to: &info)
+        ChannelFrame.append(binding.nonce, 8, to: &salt)
+        return HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: salt, info: info, outputByteCount: 32)
     }
 }
 

@@ -64,4 +64,21 @@ import Testing
         _ = destination.receive(source.abortFrame("now"), now: 4_000)
         #expect(destination.state == .aborted("the peer gave up: now"))
     }
+
+    /// What a Move carries is not in the clear on the wire, and no two transmissions share an
+    /// AES-GCM nonce (a resent frame gets a counter of its own).
+    @Test func stateAndPacketsAreSealedAndEveryTransmissionHasItsOwnCounter() {
+        let (source, destination) = Self.pair(nonce: 11)
+        let secret = Array("a flow's state, or a user's packet".utf8)
+        source.send(.packets, secret)
+        let first = source.poll(now: 1_000)
+        #expect(first.count == 1)
+        #expect(!first[0].indices.contains { first[0][$0...].starts(with: secret) })
+        // Nothing acknowledged: the timer resends it.
+        let again = source.poll(now: 1_000 + 200_000_000)
+        #expect(again.count == 1 && again[0] != first[0])
+        #expect(first[0][20..<28] != again[0][20..<28])
+        #expect(destination.receive(first[0], now: 2_000).map(\.payload) == [secret])
+        #expect(destination.receive(again[0], now: 3_000).isEmpty && destination.counters.duplicates == 1)
+    }
 }
