@@ -23,6 +23,10 @@ struct FuzzTarget: @unchecked Sendable {
 /// The channel key the channel targets tag their frames with (any key: the tag is made right,
 /// so that decoding goes past it).
 nonisolated(unsafe) let fuzzKey = SymmetricKey(data: [UInt8](repeating: 0x5A, count: 32))
+/// The keys the channel target seals with (derived once: a key derivation per frame would be
+/// most of each input's time), and its transmissions so far (each seals under a new counter).
+nonisolated(unsafe) let fuzzCipher = ChannelCipher(key: fuzzKey, binding: .unbound)
+nonisolated(unsafe) var fuzzTransmissions: UInt64 = 0
 
 enum Targets {
     static let all: [FuzzTarget] = [packet, state, channel, openflow, southbound, pcap, admin, signatures]
@@ -81,7 +85,8 @@ enum Targets {
                                      payload: Array(bytes[(at + 3)..<(at + 3 + n)]))
             at += 3 + n
             now += 1_000_000
-            for d in destination.receive(frame.encoded(key: fuzzKey), now: now) { _ = d }
+            fuzzTransmissions &+= 1
+            for d in destination.receive(frame.sealed(with: fuzzCipher, counter: fuzzTransmissions), now: now) { _ = d }
             _ = destination.poll(now: now)
         }
         _ = try? ChannelFrame.decode(bytes, key: fuzzKey)
