@@ -118,7 +118,6 @@ public final class ChannelEndpoint {
     public var trace: ((_ now: UInt64, _ event: String) -> Void)?
     /// What last held new frames back (traced when it changes).
     var heldBy = ""
-    let key: SymmetricKey
     public private(set) var state = State.open
     public internal(set) var counters = Counters()
 
@@ -182,7 +181,6 @@ public final class ChannelEndpoint {
 
     public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, config: Config = Config()) {
         self.moveID = moveID
-        self.key = key
         cipher = ChannelCipher(key: key, binding: binding)
         self.config = config
         rto = config.initialRTO

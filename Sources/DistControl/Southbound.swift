@@ -98,8 +98,7 @@ public final class SouthboundService {
     /// packets are processed and forwarded), so the VNF is left as it was.
     public func disconnected(_ client: Int32) {
         guard client == eventsOwner else { return }
-        try? store.setEvents(nil)
-        eventsOwner = nil
+        try? disableEvents(client: client)
     }
 
     /// A packet event message for the controller.
