@@ -179,7 +179,7 @@ up() {
     sysctl -qw net.core.rmem_default=4194304
     echo "$switch" >"$dir/switch"
     # A failure half way leaves nothing behind.
-    trap 'say "up failed; cleaning up" >&2; down >/dev/null' ERR
+    trap 'say "up failed at line $LINENO ($BASH_COMMAND); cleaning up" >&2; down >/dev/null' ERR
     [ "$switch" = dpdk ] && hugepages
     if [ "$switch" = kernel ]; then
         for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
@@ -321,9 +321,10 @@ up() {
         for _ in $(seq 1 300); do [ -S "$dir/vnf$i.sock" ] && break; sleep 0.1; done
         [ -S "$dir/vnf$i.sock" ] || { say "vnf$i did not start:" >&2; cat "$dir/vnf$i.log" >&2; down >/dev/null; exit 1; }
     done
-    # The controller has the switch's rules in, and every VNF connected.
+    # The controller has the switch's rules in, and every VNF connected. (Up to 30 s: a switch
+    # that found no controller listening retries after 1, 2, 4 and 8 s.)
     local ready=
-    for _ in $(seq 1 150); do
+    for _ in $(seq 1 300); do
         if ovs-ofctl -O OpenFlow13 dump-flows br0 2>/dev/null | grep -q "in_port=$((10 + vnfs))" \
             && [ "$("$distctl_bin" vnf list --socket "$dir/controller.sock" 2>/dev/null | grep -c ' yes$')" = "$vnfs" ]; then
             ready=1
@@ -331,7 +332,14 @@ up() {
         fi
         sleep 0.1
     done
-    [ -n "$ready" ] || { say "the controller did not take over the switch and the VNFs:" >&2; cat "$dir/controller.log" >&2; down >/dev/null; exit 1; }
+    if [ -z "$ready" ]; then
+        say "the controller did not take over the switch and the VNFs:" >&2
+        cat "$dir/controller.log" >&2
+        say "the switch's log:" >&2
+        grep -iE 'rconn|ssl|stream|connect' "$dir/ovs/ovs-vswitchd.log" | tail -20 >&2 || true
+        down >/dev/null
+        exit 1
+    fi
     for log in "$dir"/*tcpdump.log; do
         for _ in $(seq 1 50); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
     done

@@ -38,8 +38,12 @@ class TestBed:
         self.env = dict(os.environ, DIST_TESTBED_DIR=directory, **env)
 
     def run(self, *args, check=True, timeout=120):
-        return subprocess.run([TESTBED, *args], capture_output=True, text=True, env=self.env, check=check,
-                              timeout=timeout)
+        out = subprocess.run([TESTBED, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check and out.returncode != 0:
+            # (What the test bed said is the whole diagnosis: CalledProcessError would hide it.)
+            raise AssertionError(f'testbed.sh {" ".join(args)} exited {out.returncode}:\n'
+                                 f'{out.stdout[-2000:]}\n{out.stderr[-4000:]}')
+        return out
 
     def pid(self, name):
         with open(os.path.join(self.dir, f'{name}.pid')) as f:
