@@ -282,6 +282,11 @@ struct rte_mbuf *dist_mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *d
     return m;
 }
 
+uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m)
+{
+    return rte_pktmbuf_pkt_len(m);
+}
+
 uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap)
 {
     uint32_t len = rte_pktmbuf_pkt_len(m);

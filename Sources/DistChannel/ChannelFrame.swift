@@ -120,7 +120,8 @@ public struct ChannelFrame: Equatable, Sendable {
     /// the AES-GCM nonce).
     public func sealed(with cipher: ChannelCipher, counter: UInt64) -> [UInt8] {
         var header: [UInt8] = []
-        header.reserveCapacity(Self.headerSize)
+        // (Room for the ciphertext and tag too: the header becomes the frame.)
+        header.reserveCapacity(Self.headerSize + payload.count + 16)
         header += Self.magic
         header.append(Self.version)
         header.append(kind.rawValue)
@@ -134,7 +135,9 @@ public struct ChannelFrame: Equatable, Sendable {
         header.append(UInt8(payload.count & 0xFF))
         // (Sealing fails only for a nonce of the wrong size.)
         let box = try! AES.GCM.seal(payload, using: cipher.sendingKey, nonce: Self.gcmNonce(counter), authenticating: header)
-        return header + box.ciphertext + box.tag
+        header.append(contentsOf: box.ciphertext)
+        header.append(contentsOf: box.tag)
+        return header
     }
 
     /// The same, deriving the keys for this one frame (tests and tools; an endpoint keeps its

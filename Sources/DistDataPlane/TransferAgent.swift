@@ -33,7 +33,6 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public private(set) var processNoMbuf = 0
     /// The fewest free mbufs seen in the pool while a Move was under way here.
     public private(set) var poolLowWater: UInt32 = .max
-    let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
     /// Where every Move's channel decisions go, line by line, if anywhere.
     let traceFile: UnsafeMutablePointer<FILE>?
     private var engineStorage: MoveEngine?
@@ -65,7 +64,6 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     }
 
     deinit {
-        scratch.deallocate()
         if let traceFile { fclose(traceFile) }
     }
 
@@ -96,15 +94,18 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         return 0
     }
 
-    /// Copies out and frees what the workers diverted or redirected here, for the engine.
+    /// Copies out (once, straight into the engine's bytes) and frees what the workers diverted
+    /// or redirected here, for the engine.
     func takeFrames(now: UInt64) -> Bool {
         var any = false
         for (w, link) in links.enumerated() {
             link.toTransfer.drain { frame in
                 any = true
-                let n = Int(dist_mbuf_copy(frame.mbuf, scratch, 65536))
+                let length = dist_mbuf_pkt_len(frame.mbuf)
+                let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buffer, count in
+                    count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, length))
+                }
                 dist_mbuf_free(frame.mbuf)
-                let bytes = Array(UnsafeBufferPointer(start: scratch, count: n))
                 if frame.redirected {
                     engine.redirected(bytes, from: w, now: now)
                 } else {
@@ -170,7 +171,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public func owner(of key: FlowKey) -> Int { plane.ownership.owner(of: key) }
 
     public func diagnostics() -> [String: Int] {
-        ["pushDropped": pushDropped, "pushWaitMaxNs": Int(pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
+        ["pushDropped": pushDropped, "pushWaitMaxNs": Int(clamping: pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
          "processNoMbuf": processNoMbuf, "poolLowWater": Int(poolLowWater == .max ? plane.pool.available : poolLowWater)]
     }
 

@@ -461,14 +461,14 @@ extension MoveEngine {
             "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
             "stateFrames": s.stateFrames, "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected,
             "redirectedBytes": s.redirectedBytes, "packetsTooLarge": s.packetsTooLarge, "packetsInParts": s.packetsInParts,
-            "statesInParts": s.statesInParts, "packetFrames": s.packetFrames, "serializeNs": Int(s.serializeNanoseconds),
+            "statesInParts": s.statesInParts, "packetFrames": s.packetFrames, "serializeNs": Int(clamping: s.serializeNanoseconds),
             "framesSent": e.framesSent, "framesReceived": e.framesReceived, "retransmissions": e.retransmissions,
             "rejected": e.rejected, "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
-            "spuriousTimeouts": e.spuriousTimeouts, "congestionWindow": Int(move.session.endpoint.congestionWindow),
-            "lateRedirects": move.lateRedirects, "markWaitNs": Int(move.markWaitNanoseconds),
-            "exportBeganNs": Int(move.exportBegan), "stateQueuedNs": Int(move.stateQueued),
-            "elapsedNs": Int(now &- move.started), "rttNs": Int(move.session.endpoint.smoothedRTT ?? 0),
-            "ringFull": Int(host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
+            "spuriousTimeouts": e.spuriousTimeouts, "congestionWindow": Int(min(move.session.endpoint.congestionWindow, 1e15)),
+            "lateRedirects": move.lateRedirects, "markWaitNs": Int(clamping: move.markWaitNanoseconds),
+            "exportBeganNs": Int(clamping: move.exportBegan), "stateQueuedNs": Int(clamping: move.stateQueued),
+            "elapsedNs": Int(clamping: now &- move.started), "rttNs": Int(clamping: move.session.endpoint.smoothedRTT ?? 0),
+            "ringFull": Int(clamping: host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
             "duplicatesDropped": move.duplicatesDropped, "ibcMissing": move.ibcMissing ? 1 : 0,
         ]
         c.merge(host.diagnostics()) { mine, _ in mine }
@@ -479,7 +479,7 @@ extension MoveEngine {
             c["dstBuffered"] = d.buffered
             c["dstMaxBuffered"] = d.maxBuffered
             c["dstOverflow"] = d.overflow
-            c["deserializeNs"] = Int(d.deserializeNanoseconds)
+            c["deserializeNs"] = Int(clamping: d.deserializeNanoseconds)
         }
         return c
     }

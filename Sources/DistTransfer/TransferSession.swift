@@ -93,9 +93,14 @@ public final class TransferSource {
     public private(set) var summary: DestinationSummary?
     /// Order-preserving Moves: the destination said the switch's copies reach it.
     public private(set) var copiesArrive = false
-    /// Every redirected packet with its sequence number, until the Move ends (an abort gives
-    /// back those the destination did not process).
+    /// Every redirected packet with its sequence number from `redirectedHead` on (an abort
+    /// gives back those the destination did not process). Those it processed (delivered after
+    /// the release) are forgotten as their acknowledgements come: at a million packets a
+    /// second a Move must not keep each one to its end.
     var redirected: [(sequence: UInt32, frame: [UInt8])] = []
+    var redirectedHead = 0
+    /// Redirected packets kept for a possible abort.
+    public var packetsKept: Int { redirected.count - redirectedHead }
 
     public struct Counters: Sendable, Equatable {
         public var perFlowStates = 0
@@ -207,6 +212,8 @@ public final class TransferSource {
             counters.packetsInParts += 1
         } else {
             if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
+            // (A frame's worth at once: grown packet by packet, it was copied at each doubling.)
+            if pendingPackets.isEmpty { pendingPackets.reserveCapacity(maxPayload) }
             pendingPackets.append(UInt8(frame.count >> 8))
             pendingPackets.append(UInt8(frame.count & 0xFF))
             pendingPackets += frame
@@ -260,6 +267,7 @@ public final class TransferSource {
             if frame.kind == .end { summary = DestinationSummary(decoding: frame.payload) }
             if frame.kind == .copies { copiesArrive = true }
         }
+        forgetProcessed()
     }
 
     /// What to put on the wire now. The packets redirected since the last poll go in one frame
@@ -277,18 +285,31 @@ public final class TransferSource {
         return out
     }
 
+    /// Drops the redirected packets the destination has processed: acknowledged, and at or
+    /// after the release (neither ``unprocessed()`` nor ``unsent()`` can return them).
+    func forgetProcessed() {
+        let delivered = endpoint.acknowledgedThrough
+        guard releaseSequence != 0, releaseSequence <= delivered else { return }
+        while redirectedHead < redirected.count && redirected[redirectedHead].sequence <= delivered { redirectedHead += 1 }
+        // (Compacted when the dead prefix is the larger part: each packet moves at most once.)
+        if redirectedHead >= 1024 && redirectedHead * 2 >= redirected.count {
+            redirected.removeFirst(redirectedHead)
+            redirectedHead = 0
+        }
+    }
+
     /// After the destination fell silent: redirected packets that went out and whose fate this
     /// end cannot know (not known to be processed there).
     public var inDoubt: Int {
         let sent = endpoint.sentThrough
-        return unprocessed().count - redirected.filter { $0.sequence > sent }.count
+        return unprocessed().count - redirected[redirectedHead...].filter { $0.sequence > sent }.count
     }
 
     /// Redirected packets that never went out (still queued when the Move ended): only this end
     /// can process them.
     public func unsent() -> [[UInt8]] {
         let sent = endpoint.sentThrough
-        return redirected.filter { $0.sequence > sent }.map { $0.frame }
+        return redirected[redirectedHead...].filter { $0.sequence > sent }.map { $0.frame }
     }
 
     /// After an abort: the redirected packets the destination did not process (not delivered,
@@ -297,7 +318,7 @@ public final class TransferSource {
         let delivered = endpoint.acknowledgedThrough
         // The destination processes what it got once the release is in; before, it only holds.
         let releaseIn = releaseSequence != 0 && releaseSequence <= delivered
-        return redirected.filter { !(releaseIn && $0.sequence <= delivered) }.map { $0.frame }
+        return redirected[redirectedHead...].filter { !(releaseIn && $0.sequence <= delivered) }.map { $0.frame }
     }
 }
 

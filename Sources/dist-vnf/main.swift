@@ -418,7 +418,7 @@ if let agent {
     // Read after the transfer lcore has returned.
     finalReply["channel"] = ["rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects,
                              "duplicates_dropped": agent.duplicatesDropped, "push_dropped": agent.pushDropped,
-                             "push_wait_max_ns": Int(agent.pushWaitMaxNs), "transmit_no_mbuf": agent.transmitNoMbuf,
+                             "push_wait_max_ns": Int(clamping: agent.pushWaitMaxNs), "transmit_no_mbuf": agent.transmitNoMbuf,
                              "process_no_mbuf": agent.processNoMbuf,
                              "pool_low_water": Int(agent.poolLowWater == .max ? plane.pool.available : agent.poolLowWater)]
 }

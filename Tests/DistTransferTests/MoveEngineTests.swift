@@ -4,6 +4,7 @@ import DistFlow
 import DistMove
 import DistPacket
 import DistPipeline
+import DistLoopback
 import DistTransfer
 import Testing
 

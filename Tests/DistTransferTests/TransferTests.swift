@@ -257,6 +257,40 @@ struct Wire {
         #expect(!src.redirect(packets[0]))
     }
 
+    /// The source keeps a redirected packet only while an abort could give it back: once
+    /// the release and the packet are acknowledged it is forgotten (and not before the
+    /// release, whatever is acknowledged), and an abort after that returns exactly the rest.
+    @Test func processedPacketsAreForgottenAndTheRestKept() {
+        var ab = Wire(seed: 3), ba = Wire(seed: 4)
+        let src = TransferSource(moveID: 5, key: key), dst = TransferDestination(moveID: 5, key: key)
+        var now: UInt64 = 0
+        func exchange(until done: () -> Bool) {
+            for _ in 0..<2000 where !done() {
+                ab.put(src.poll(now: now), now: now)
+                ba.put(dst.poll(now: now), now: now)
+                for f in ab.take(now) { _ = dst.receive(f, now: now) }
+                for f in ba.take(now) { src.receive(f, now: now) }
+                now += 100_000
+            }
+        }
+        let packets = (0..<3000).map { i in [UInt8](repeating: UInt8(i & 0xFF), count: 64) + [UInt8(i >> 8)] }
+        for p in packets.prefix(1500) { src.redirect(p) }
+        exchange { src.endpoint.idle }
+        #expect(src.endpoint.idle && src.packetsKept == 1500, "before the release nothing is processed")
+        src.release()
+        for p in packets[1500..<2500] { src.redirect(p) }
+        exchange { src.endpoint.idle }
+        #expect(src.packetsKept == 0)
+        ab.alive = false
+        for p in packets[2500...] { src.redirect(p) }
+        while src.endpoint.state == .open && now < 120_000_000_000 {
+            ab.put(src.poll(now: now), now: now)
+            now += 1_000_000
+        }
+        #expect(src.packetsKept == 500)
+        #expect(src.unprocessed() == Array(packets[2500...]))
+    }
+
     @Test func anOpeningWithAnUnknownTreatmentStopsTheDestination() {
         let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
         src.send(.open, [9, 0] + Array("nw_src=10.0.0.0/8".utf8))

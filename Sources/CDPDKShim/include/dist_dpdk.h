@@ -64,6 +64,8 @@ struct rte_mbuf *dist_mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *d
 /** Copies the whole packet (every segment) into `out` (up to `cap` bytes); returns its length,
  *  or 0 when it does not fit. */
 uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap);
+/** The packet's whole length (every segment). */
+uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m);
 
 /* ---- ports ------------------------------------------------------------------------ */
 

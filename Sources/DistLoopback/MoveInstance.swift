@@ -10,26 +10,27 @@ import DistTransfer
 /// and a ``MoveEngine`` whose host this is. What the workers would do with each verdict on the
 /// lcore is done here in place: forwarded frames are kept in `out` (in order), packets a rule
 /// keeps wait in `held` until the rule lets them go, redirected and diverted frames go to the
-/// engine at the next round, datagrams the engine sends wait in `wire` for the test to carry.
-final class MoveInstance: MoveHost {
-    let paths: [FastPath]
-    let stats: UnsafeMutablePointer<WorkerStats>
-    let ownership: FlowOwnership
-    let address: ChannelAddress
-    var clock: UInt64 = 1_000_000_000
-    var roundCount: UInt64 = 0
+/// engine at the next round, datagrams the engine sends wait in `wire` for its driver (a test, a
+/// benchmark) to carry.
+public final class MoveInstance: MoveHost {
+    public let paths: [FastPath]
+    public let stats: UnsafeMutablePointer<WorkerStats>
+    public let ownership: FlowOwnership
+    public let address: ChannelAddress
+    public var clock: UInt64 = 1_000_000_000
+    public var roundCount: UInt64 = 0
     /// Frames the network function forwarded, in the order it did.
-    var out: [[UInt8]] = []
+    public var out: [[UInt8]] = []
     /// Per worker, what a hold or gate rule keeps, in arrival order.
-    var held: [[[UInt8]]]
-    var heldTotal: UInt64 = 0
+    public var held: [[[UInt8]]]
+    public var heldTotal: UInt64 = 0
     /// Channel datagrams the engine put on the wire.
-    var wire: [[UInt8]] = []
-    var notices: [MoveNotice] = []
-    var toEngine: [(frame: [UInt8], worker: Int, redirected: Bool)] = []
-    var engine: MoveEngine!
+    public var wire: [[UInt8]] = []
+    public var notices: [MoveNotice] = []
+    public var toEngine: [(frame: [UInt8], worker: Int, redirected: Bool)] = []
+    public var engine: MoveEngine!
 
-    init(workers: Int, address: String) {
+    public init(workers: Int, address: String) {
         let local = ChannelAddress(address)!
         self.address = local
         ownership = FlowOwnership(workers: workers)
@@ -50,24 +51,29 @@ final class MoveInstance: MoveHost {
 
     /// A frame from the switch, received by the worker that owns its flow (a NIC whose RSS
     /// agrees with the owner function), or by `worker`.
-    func receive(_ frame: [UInt8], worker: Int? = nil) {
+    public func receive(_ frame: [UInt8], worker: Int? = nil) {
         run(frame, on: worker ?? key(of: frame).map(owner) ?? 0, pastRules: false)
     }
 
     /// One poll round of every worker, then a step of the engine; the clock moves 1 ms.
-    func round() {
-        clock += 1_000_000
+    public func round() {
+        round(at: clock + 1_000_000)
+    }
+
+    /// The same at time `now` (ns; a benchmark runs on the real clock).
+    public func round(at now: UInt64) {
+        clock = now
         roundCount += 1
         takeWorkerFrames(engine, now: clock)
         _ = engine.step(now: clock)
     }
 
-    func key(of frame: [UInt8]) -> FlowKey? {
+    public func key(of frame: [UInt8]) -> FlowKey? {
         let info = PacketParser.parse(frame)
         return info.hasFlow ? FlowProbe(info).key : nil
     }
 
-    func run(_ frame: [UInt8], on w: Int, pastRules: Bool) {
+    public func run(_ frame: [UInt8], on w: Int, pastRules: Bool) {
         let path = paths[w]
         let rule = path.eventRule
         if pastRules { path.eventRule = nil }
@@ -91,7 +97,7 @@ final class MoveInstance: MoveHost {
 
     /// What a worker does when its rule changes: held packets go on, past every rule, once
     /// the rule in force holds nothing.
-    func ruleChanged(_ w: Int) {
+    public func ruleChanged(_ w: Int) {
         guard !(paths[w].eventRule?.holds ?? false) else { return }
         let frames = held[w]
         held[w] = []
@@ -100,16 +106,16 @@ final class MoveInstance: MoveHost {
 
     // MARK: - MoveHost
 
-    var workerCount: Int { paths.count }
-    func now() -> UInt64 { clock }
+    public var workerCount: Int { paths.count }
+    public func now() -> UInt64 { clock }
 
-    func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
+    public func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
         let response = paths[worker].perform(request)
         if case .events = request { ruleChanged(worker) }
         return response
     }
 
-    func deliver(_ delivery: MoveDelivery, to w: Int) -> Bool {
+    public func deliver(_ delivery: MoveDelivery, to w: Int) -> Bool {
         let path = paths[w]
         switch delivery {
         case .flows(let entries): _ = path.perform(.importFlows(entries))
@@ -130,14 +136,14 @@ final class MoveInstance: MoveHost {
         return true
     }
 
-    func transmit(_ datagram: [UInt8]) { wire.append(datagram) }
-    func table(_ worker: Int) -> FlowTable { paths[worker].table }
+    public func transmit(_ datagram: [UInt8]) { wire.append(datagram) }
+    public func table(_ worker: Int) -> FlowTable { paths[worker].table }
     /// The workers run between the engine's steps: every later packet sees the marks.
-    func waitForQuiescence(timeout: UInt64) -> Bool { true }
-    func rounds() -> [UInt64] { Array(repeating: roundCount, count: paths.count) }
-    func drainedRounds() -> [UInt64] { rounds() }
+    public func waitForQuiescence(timeout: UInt64) -> Bool { true }
+    public func rounds() -> [UInt64] { Array(repeating: roundCount, count: paths.count) }
+    public func drainedRounds() -> [UInt64] { rounds() }
 
-    func takeWorkerFrames(_ engine: MoveEngine, now: UInt64) {
+    public func takeWorkerFrames(_ engine: MoveEngine, now: UInt64) {
         let frames = toEngine
         toEngine = []
         for f in frames {
@@ -145,18 +151,18 @@ final class MoveInstance: MoveHost {
         }
     }
 
-    func ringFull() -> UInt64 { 0 }
-    func switchArrivals(gated: Bool) -> UInt64 {
+    public func ringFull() -> UInt64 { 0 }
+    public func switchArrivals(gated: Bool) -> UInt64 {
         gated ? (0..<paths.count).reduce(0) { $0 + stats[$1].duplicatesDropped } : heldTotal
     }
-    func owner(of key: FlowKey) -> Int { ownership.owner(of: key) }
-    func diagnostics() -> [String: Int] { [:] }
-    func notify(_ notice: MoveNotice) { notices.append(notice) }
-    func importCounters(_ counters: InstanceCounters) -> Bool { true }
+    public func owner(of key: FlowKey) -> Int { ownership.owner(of: key) }
+    public func diagnostics() -> [String: Int] { [:] }
+    public func notify(_ notice: MoveNotice) { notices.append(notice) }
+    public func importCounters(_ counters: InstanceCounters) -> Bool { true }
 
     // MARK: - What the test reads
 
-    func flows(matching filter: FlowFilter) -> [FlowEntry] {
+    public func flows(matching filter: FlowFilter) -> [FlowEntry] {
         var found: [FlowEntry] = []
         for path in paths {
             path.table.forEach { _, e in
@@ -167,5 +173,5 @@ final class MoveInstance: MoveHost {
         return found
     }
 
-    func notice(_ type: String) -> MoveNotice? { notices.first { $0.type == type } }
+    public func notice(_ type: String) -> MoveNotice? { notices.first { $0.type == type } }
 }
