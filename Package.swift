@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
         .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistAdmin", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
+                    dependencies: ["DistController", "DistControl", "DistAdmin", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistLoopback", "DistChannel", "DistState", "DistFlow", "DistPacket",

@@ -2,21 +2,12 @@ import DistFlow
 import DistState
 import Foundation
 
-/// The southbound API of a VNF (controller to VNF), with OpenNF's names: JSON objects, one per
-/// length-prefixed frame (see ``SouthboundFraming``). Every request carries a `type` and an
-/// `id` the replies repeat.
-///
-/// Requests: `getPerFlow` (`filter`, `batch`: chunks per reply, `lock`: late locking),
-/// `getMultiFlow` (`filter`, `peers`: hosts at the other end of the filter's flows too),
-/// `getAllFlows`; `putPerFlow`/`putMultiFlow`/
-/// `putAllFlows` (`chunks`: base64 of ``StateCodec`` chunks); `delPerFlow`/`delMultiFlow`
-/// (`filter`; `delPerFlow` with `hosts` deletes both), `delAllFlows`; `info` (the instance's
-/// DiST channel address); `movePerFlow` (DiST's Move, see ``MoveRequest``), whose notices
-/// `moveStateSent` and `moveComplete` come later on the same connection; `abortMove`
-/// (`moveID`, `reason`) ends one at once; `moves` lists those under way here (`moveID`, `role`,
-/// `phase`; a source's also `filter`, `guarantee`, `dst`). Replies: `statePerFlow`/`stateMultiFlow`/`stateAllFlows` (`chunks`,
-/// `count`, `last`: large states come in several messages), `ack` (`count`), `error` (`reason`).
-/// A filter is the text form of ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`).
+/// The southbound API of a VNF (controller to VNF), with OpenNF's names: the requests are
+/// ``SouthboundRequest``'s cases, the replies ``SouthboundReply``'s, one JSON object per
+/// length-prefixed frame (see ``SouthboundFraming``); replies repeat their request's `id`.
+/// State travels as base64 of ``StateCodec`` chunks, a filter as the text form of
+/// ``FlowFilter`` (`nw_src=10.0.0.0/8,tp_dst=80`). `movePerFlow` (DiST's Move) is answered at
+/// once; its notices (``MoveNoticeMessage``) come later on the same connection.
 public final class SouthboundService {
     public let store: StateStore
     /// Chunks per state message (large states are split across messages).
@@ -54,15 +45,9 @@ public final class SouthboundService {
         /// A source's order (nil at a destination).
         public var order: (filter: String, guarantee: String, destination: String, ibcToken: UInt64)?
 
-        func json(_ moveID: UInt64) -> [String: Any] {
-            var out: [String: Any] = ["moveID": Int(moveID), "role": role, "phase": phase]
-            if let order {
-                out["filter"] = order.filter
-                out["guarantee"] = order.guarantee
-                out["dst"] = order.destination
-                out["ibcToken"] = SouthboundService.hex(order.ibcToken)
-            }
-            return out
+        func listing(_ moveID: UInt64) -> SouthboundReply.MoveListing {
+            SouthboundReply.MoveListing(moveID: moveID, role: role, phase: phase, filter: order?.filter, guarantee: order?.guarantee,
+                                        destination: order?.destination, ibcToken: order?.ibcToken)
         }
     }
 
@@ -76,17 +61,15 @@ public final class SouthboundService {
                          "moveDuplicating": "duplicating"]
 
     /// A notice about a Move, for the connection that ordered it (nil: it is gone).
-    public func moveNotice(_ moveID: UInt64, _ fields: [String: Any], last: Bool) -> (client: Int32, body: [UInt8])? {
+    public func moveNotice(_ notice: MoveNoticeMessage, last: Bool) -> (client: Int32, body: [UInt8])? {
         if last {
-            movesUnderWay[moveID] = nil
-        } else if let type = fields["type"] as? String, let phase = Self.phases[type] {
-            movesUnderWay[moveID]?.phase = phase
+            movesUnderWay[notice.moveID] = nil
+        } else if let phase = Self.phases[notice.type] {
+            movesUnderWay[notice.moveID]?.phase = phase
         }
-        guard let client = moveOwners[moveID] else { return nil }
-        if last { moveOwners[moveID] = nil }
-        var object = fields
-        object["moveID"] = Int(moveID)
-        return (client, Self.encode(object, id: nil))
+        guard let client = moveOwners[notice.moveID] else { return nil }
+        if last { moveOwners[notice.moveID] = nil }
+        return (client, SouthboundReply.notice(notice).encoded(id: nil))
     }
 
     /// Answers one request frame's body with the bodies of the reply frames.
@@ -103,89 +86,79 @@ public final class SouthboundService {
 
     /// A packet event message for the controller.
     public static func packetEvent(_ frame: [UInt8], worker: Int) -> [UInt8] {
-        encode(["type": "packetEvent", "worker": worker, "frame": Data(frame).base64EncodedString()], id: nil)
+        SouthboundReply.packetEvent(worker: worker, frame: frame).encoded(id: nil)
     }
 
     /// Answers one request frame's body from `client` with the bodies of the reply frames.
     public func handle(client: Int32, _ body: [UInt8]) -> [[UInt8]] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)), let request = object as? [String: Any] else {
-            return [Self.error(nil, "request is not a JSON object")]
-        }
-        let id = request["id"] as? Int
-        guard let type = request["type"] as? String else { return [Self.error(id, "request has no \"type\"")] }
+        guard let (id, request) = SouthboundRequest.decode(body) else { return [Self.error(nil, "request is not a JSON object")] }
         do {
-            switch type {
-            case "getPerFlow":
-                let lock = request["lock"] as? Bool ?? false
-                return state("statePerFlow", id, try store.exportFlows(try filter(request), lock: lock).map { .perFlow($0) },
-                             batch: try batch(request))
-            case "getMultiFlow":
-                let peers = request["peers"] as? Bool ?? false
-                return state("stateMultiFlow", id, try store.exportAssets(try filter(request), peers: peers).map { .multiFlow($0) },
-                             batch: try batch(request))
-            case "getAllFlows":
-                return state("stateAllFlows", id, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
-            case "putPerFlow":
-                let (flows, nanoseconds) = try put(request, .perFlow) { chunk -> FlowEntry? in
-                    if case .perFlow(let e) = chunk { return e } else { return nil }
-                }
-                return [Self.ack(id, try store.importFlows(flows), deserializeNanoseconds: nanoseconds)]
-            case "putMultiFlow":
-                let (assets, nanoseconds) = try put(request, .multiFlow) { chunk -> AssetState? in
-                    if case .multiFlow(let a) = chunk { return a } else { return nil }
-                }
-                return [Self.ack(id, try store.importAssets(assets), deserializeNanoseconds: nanoseconds)]
-            case "putAllFlows":
-                let (counters, nanoseconds) = try put(request, .allFlows) { chunk -> InstanceCounters? in
-                    if case .allFlows(let c) = chunk { return c } else { return nil }
-                }
-                counters.forEach { store.importCounters($0) }
-                return [Self.ack(id, counters.count, deserializeNanoseconds: nanoseconds)]
-            case "delPerFlow":
-                // With `hosts`, the filter's multi-flow state goes too (one message instead of two).
-                let f = try filter(request)
-                let flows = try store.deleteFlows(f)
-                if request["hosts"] as? Bool == true { _ = try store.deleteAssets(f) }
-                return [Self.ack(id, flows)]
-            case "delMultiFlow":
-                return [Self.ack(id, try store.deleteAssets(try filter(request)))]
-            case "delAllFlows":
-                store.resetCounters()
-                return [Self.ack(id, 1)]
-            case "enableEvents":
-                try enableEvents(request, client: client)
-                return [Self.ack(id, 1)]
-            case "flowGroups":
-                return [Self.encode(["type": "flowGroups", "groups": try flowGroups(request)], id: id)]
-            case "info":
-                var reply: [String: Any] = ["type": "info", "workers": store.workerCount]
-                if let channelAddress { reply["channel"] = channelAddress }
-                if let channelVersion { reply["channelVersion"] = channelVersion }
-                return [Self.encode(reply, id: id)]
-            case "movePerFlow":
-                let token = try movePerFlow(request, client: client)
-                return [Self.encode(["type": "ack", "count": 1, "ibcToken": Self.hex(token)], id: id)]
-            case "abortMove":
-                try abortMove(request)
-                return [Self.ack(id, 1)]
-            case "moves":
-                let list = movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.json(id) }
-                return [Self.encode(["type": "moves", "moves": list], id: id)]
-            case "disableEvents":
-                try disableEvents(client: client)
-                return [Self.ack(id, 1)]
-            default:
-                return [Self.error(id, "unknown request type '\(type)'")]
-            }
+            return try answer(try request.get(), client: client).map { $0.encoded(id: id) }
         } catch {
             return [Self.error(id, "\(error)")]
         }
     }
 
+    /// The replies to one request (a large state takes several).
+    func answer(_ request: SouthboundRequest, client: Int32) throws -> [SouthboundReply] {
+        switch request {
+        case .getPerFlow(let filter, let batch, let lock):
+            return state(.perFlow, try store.exportFlows(filter, lock: lock).map { .perFlow($0) }, batch: batch ?? chunksPerMessage)
+        case .getMultiFlow(let filter, let batch, let peers):
+            return state(.multiFlow, try store.exportAssets(filter, peers: peers).map { .multiFlow($0) }, batch: batch ?? chunksPerMessage)
+        case .getAllFlows:
+            return state(.allFlows, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
+        case .putPerFlow(let chunks):
+            let (flows, nanoseconds) = try put(chunks, .perFlow) { chunk -> FlowEntry? in
+                if case .perFlow(let e) = chunk { return e } else { return nil }
+            }
+            return [.ack(.init(count: try store.importFlows(flows), deserializeNanoseconds: nanoseconds))]
+        case .putMultiFlow(let chunks):
+            let (assets, nanoseconds) = try put(chunks, .multiFlow) { chunk -> AssetState? in
+                if case .multiFlow(let a) = chunk { return a } else { return nil }
+            }
+            return [.ack(.init(count: try store.importAssets(assets), deserializeNanoseconds: nanoseconds))]
+        case .putAllFlows(let chunks):
+            let (counters, nanoseconds) = try put(chunks, .allFlows) { chunk -> InstanceCounters? in
+                if case .allFlows(let c) = chunk { return c } else { return nil }
+            }
+            counters.forEach { store.importCounters($0) }
+            return [.ack(.init(count: counters.count, deserializeNanoseconds: nanoseconds))]
+        case .delPerFlow(let filter, let hosts):
+            // With `hosts`, the filter's multi-flow state goes too (one message instead of two).
+            let flows = try store.deleteFlows(filter)
+            if hosts { _ = try store.deleteAssets(filter) }
+            return [.ack(.init(count: flows))]
+        case .delMultiFlow(let filter):
+            return [.ack(.init(count: try store.deleteAssets(filter)))]
+        case .delAllFlows:
+            store.resetCounters()
+            return [.ack(.init(count: 1))]
+        case .enableEvents(let filter, let action, let lateLocking):
+            try enableEvents(EventRule(filter: filter, action: action, lateLocking: lateLocking), client: client)
+            return [.ack(.init(count: 1))]
+        case .disableEvents:
+            try disableEvents(client: client)
+            return [.ack(.init(count: 1))]
+        case .flowGroups(let filter, let length):
+            return [.flowGroups(try flowGroups(filter, length: length))]
+        case .info:
+            return [.info(.init(workers: store.workerCount, channel: channelAddress, channelVersion: channelVersion))]
+        case .movePerFlow(let move):
+            return [.ack(.init(count: 1, ibcToken: try movePerFlow(move, client: client)))]
+        case .abortMove(let moveID, let reason):
+            guard let abortMove else { throw SouthboundError("this instance has no DiST channel: no Move runs here") }
+            try abortMove(moveID, reason)
+            return [.ack(.init(count: 1))]
+        case .moves:
+            return [.moves(movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.listing(id) })]
+        }
+    }
+
     /// A put request's chunks of `scope`, each what `take` finds in it (nil: a chunk of
     /// another scope, refused), and the time decoding them took.
-    func put<T>(_ request: [String: Any], _ scope: StateScope, _ take: (StateChunk) -> T?) throws -> ([T], UInt64) {
-        let (decoded, nanoseconds) = try chunks(request, scope)
+    func put<T>(_ list: [String], _ scope: StateScope, _ take: (StateChunk) -> T?) throws -> ([T], UInt64) {
+        let (decoded, nanoseconds) = try chunks(list)
         let taken = try decoded.map { chunk -> T in
             guard let t = take(chunk) else { throw SouthboundError("a put chunk is not \(scope) state") }
             return t
@@ -194,19 +167,14 @@ public final class SouthboundService {
     }
 
     /// OpenNF's enableEvents: one connection's at a time.
-    func enableEvents(_ request: [String: Any], client: Int32) throws {
-        guard let name = request["action"] as? String, let action = EventAction(rawValue: name),
-              EventAction.southbound.contains(action) else {
-            throw SouthboundError("\"action\" must be drop, buffer or process")
-        }
+    func enableEvents(_ rule: EventRule, client: Int32) throws {
         if let owner = eventsOwner, owner != client {
             throw SouthboundError("events are enabled by another controller connection")
         }
         // (A DiST Move's redirect, hold or gate rule is in force meanwhile: not an event rule,
         // and no connection's to replace.)
         guard movesUnderWay.isEmpty else { throw SouthboundError("a DiST Move is under way here: events wait for its end") }
-        let late = request["lateLocking"] as? Bool ?? false
-        try store.setEvents(EventRule(filter: try filter(request), action: action, lateLocking: late))
+        try store.setEvents(rule)
         eventsOwner = client
     }
 
@@ -227,22 +195,21 @@ public final class SouthboundService {
 
     /// A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an IPv4
     /// prefix, 0-128 for IPv6), with the packets they have seen.
-    func flowGroups(_ request: [String: Any]) throws -> [[String: Any]] {
-        let f = try filter(request)
+    func flowGroups(_ f: FlowFilter, length: Int) throws -> [SouthboundReply.FlowGroup] {
         guard let prefix = f.splitPrefix else { throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else") }
-        guard let length = request["length"] as? Int, length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
+        guard length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
             throw SouthboundError("\"length\" must be a prefix length of the filter's family")
         }
         let groups = try store.flowGroups(f, length: length + (prefix.address.isIPv4Mapped ? 96 : 0))
-        return groups.map { ["prefix": $0.prefix.text, "flows": $0.flows, "packets": Int(clamping: $0.packets)] as [String: Any] }
+        return groups.map { .init(prefix: $0.prefix.text, flows: $0.flows, packets: Int(clamping: $0.packets)) }
     }
 
-    /// A DiST Move out, started on this instance's channel.
-    func movePerFlow(_ request: [String: Any], client: Int32) throws -> UInt64 {
+    /// A DiST Move out, started on this instance's channel; the token its in-band control
+    /// packets carry.
+    func movePerFlow(_ move: MoveRequest, client: Int32) throws -> UInt64 {
         guard let startMove else {
             throw SouthboundError("this instance has no DiST channel (start dist-vnf with --channel and --channel-key)")
         }
-        let move = try MoveRequest(request, filter: try filter(request))
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         let token = try startMove(move)
         moveOwners[move.moveID] = client
@@ -251,41 +218,9 @@ public final class SouthboundService {
         return token
     }
 
-    /// Ends a DiST Move under way here at once (`moveID`, and a `reason` for the logs): the
-    /// source takes its flows back, the destination forgets what it imported (see
-    /// `MoveEngine.abort(moveID:reason:now:)`). The source's `moveComplete` says it was done.
-    func abortMove(_ request: [String: Any]) throws {
-        guard let abortMove else { throw SouthboundError("this instance has no DiST channel: no Move runs here") }
-        guard let id = request["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
-        let reason = request["reason"] as? String ?? ""
-        guard reason.utf8.count <= 200 else { throw SouthboundError("\"reason\" must be at most 200 bytes") }
-        try abortMove(UInt64(id), reason)
-    }
-
-    /// A token as the southbound carries it: 16 hex digits (JSON numbers stop at 2^53 in many
-    /// readers).
-    public static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
-
-    func filter(_ request: [String: Any]) throws -> FlowFilter {
-        guard let value = request["filter"] else { return .all }
-        guard let text = value as? String else { throw SouthboundError("\"filter\" must be a string like nw_src=10.0.0.0/8") }
-        return try FlowFilter(parsing: text)
-    }
-
-    /// Chunks per reply message a get asks for (`batch`), or the default.
-    func batch(_ request: [String: Any]) throws -> Int {
-        guard let value = request["batch"] else { return chunksPerMessage }
-        guard let n = value as? Int, n >= 1, n <= 65536 else { throw SouthboundError("\"batch\" must be an integer from 1 to 65536") }
-        return n
-    }
-
     /// Decodes every chunk of a put before anything is applied; also how long decoding took
     /// (base64 and the chunk codec: a Move's deserialization time).
-    func chunks(_ request: [String: Any], _ scope: StateScope) throws -> ([StateChunk], UInt64) {
-        guard let list = request["chunks"] as? [String] else { throw SouthboundError("\"chunks\" must be a list of base64 strings") }
+    func chunks(_ list: [String]) throws -> ([StateChunk], UInt64) {
         let start = DispatchTime.now().uptimeNanoseconds
         let decoded = try list.enumerated().map { i, text in
             guard let data = Data(base64Encoded: text) else { throw SouthboundError("chunk \(i) is not base64") }
@@ -299,9 +234,9 @@ public final class SouthboundService {
     }
 
     /// State replies of `batch` chunks each; each says how long encoding its chunks took
-    /// (`serialize_ns`: the chunk codec and base64, a Move's serialization time).
-    func state(_ type: String, _ id: Int?, _ chunks: [StateChunk], batch: Int) -> [[UInt8]] {
-        var replies: [[UInt8]] = []
+    /// (the chunk codec and base64, a Move's serialization time).
+    func state(_ scope: StateScope, _ chunks: [StateChunk], batch: Int) -> [SouthboundReply] {
+        var replies: [SouthboundReply] = []
         var start = 0
         repeat {
             let part = chunks[start..<min(chunks.count, start + batch)]
@@ -309,83 +244,15 @@ public final class SouthboundService {
             let began = DispatchTime.now().uptimeNanoseconds
             let encoded = part.map { Data(StateCodec.encode($0)).base64EncodedString() }
             let took = DispatchTime.now().uptimeNanoseconds - began
-            replies.append(Self.encode(["type": type, "count": part.count, "last": start >= chunks.count,
-                                        "serialize_ns": took, "chunks": encoded], id: id))
+            replies.append(.state(.init(scope: scope, count: part.count, last: start >= chunks.count, serializeNanoseconds: took,
+                                        chunks: encoded)))
         } while start < chunks.count
         return replies
     }
 
-    static func ack(_ id: Int?, _ count: Int, deserializeNanoseconds: UInt64? = nil) -> [UInt8] {
-        var reply: [String: Any] = ["type": "ack", "count": count]
-        if let ns = deserializeNanoseconds { reply["deserialize_ns"] = ns }
-        return encode(reply, id: id)
-    }
-
     public static func error(_ id: Int?, _ reason: String) -> [UInt8] {
-        encode(["type": "error", "reason": reason], id: id)
+        SouthboundReply.error(reason: reason).encoded(id: id)
     }
-
-    static func encode(_ object: [String: Any], id: Int?) -> [UInt8] {
-        var object = object
-        object["id"] = id.map { $0 as Any } ?? NSNull()
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return [UInt8](data)
-    }
-}
-
-/// `movePerFlow`: `moveID`, `filter`, `scopes` (some of "per", "multi", "all"), `guarantee` (ng|lf|op),
-/// `lateLocking`, `earlyRelease`, `redirectFirst`, and `dst`, the destination's channel address
-/// (IP:PORT@MAC).
-public struct MoveRequest: Sendable {
-    public var moveID: UInt64
-    public var filter: FlowFilter
-    public var perFlow: Bool
-    public var multiFlow: Bool
-    /// The instance's counters go too (added at the destination, taken off here).
-    public var allFlows: Bool
-    public var guarantee: String
-    public var lateLocking: Bool
-    public var earlyRelease: Bool
-    /// The switch is updated first; the state moves when the in-band control packet says the
-    /// source has had its last packet (`redirectFirst`, LF only).
-    public var redirectFirst: Bool
-    public var destination: String
-    /// How long the source waits for the controller's next step before it ends the Move itself
-    /// (`patience`, seconds; nil: the instance's default).
-    public var patience: Double?
-
-    init(_ r: [String: Any], filter: FlowFilter) throws {
-        guard let id = r["moveID"] as? Int, id > 0 else { throw SouthboundError("\"moveID\" must be a positive integer") }
-        guard let dst = r["dst"] as? String, !dst.isEmpty else { throw SouthboundError("\"dst\" must be the destination's channel address") }
-        let scopes = r["scopes"] as? [String] ?? ["per", "multi"]
-        guard !scopes.isEmpty, scopes.allSatisfy({ ["per", "multi", "all"].contains($0) }) else {
-            throw SouthboundError("\"scopes\" must be some of per, multi and all")
-        }
-        let guarantee = r["guarantee"] as? String ?? "lf"
-        guard ["ng", "lf", "op"].contains(guarantee) else { throw SouthboundError("\"guarantee\" must be ng, lf or op") }
-        moveID = UInt64(id)
-        self.filter = filter
-        perFlow = scopes.contains("per")
-        multiFlow = scopes.contains("multi")
-        allFlows = scopes.contains("all")
-        self.guarantee = guarantee
-        lateLocking = r["lateLocking"] as? Bool ?? false
-        earlyRelease = r["earlyRelease"] as? Bool ?? false
-        redirectFirst = r["redirectFirst"] as? Bool ?? false
-        guard !redirectFirst || guarantee == "lf" else { throw SouthboundError("\"redirectFirst\" Moves are loss-free: \"guarantee\" must be lf") }
-        destination = dst
-        if let p = r["patience"] {
-            guard let seconds = (p as? NSNumber)?.doubleValue, seconds >= 0.1, seconds <= 600 else {
-                throw SouthboundError("\"patience\" must be a number of seconds from 0.1 to 600")
-            }
-            patience = seconds
-        }
-    }
-}
-
-public struct SouthboundError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ d: String) { description = d }
 }
 
 /// Frames of the southbound API: a 4-byte big-endian length, then that many bytes of JSON.

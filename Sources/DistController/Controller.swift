@@ -1,3 +1,4 @@
+import DistControl
 import DistFlow
 import DistMove
 import DistOpenFlow
@@ -248,39 +249,42 @@ public final class Controller {
             case "stats":
                 let v = try vnf(request)
                 var counters: InstanceCounters?
-                answer(v.request(["type": "getAllFlows"]) { reply in
-                    for chunk in try Self.chunks(reply) { if case .allFlows(let c) = chunk { counters = c } }
-                    return reply["last"] as? Bool ?? true
+                answer(v.request(.getAllFlows) { reply in
+                    let state = try Self.state(reply, from: v)
+                    for chunk in try state.decoded() { if case .allFlows(let c) = chunk { counters = c } }
+                    return state.last
                 }.flatMapThrowing {
                     guard let c = counters else { throw ControllerError("\(v.name) sent no counters") }
                     return ["vnf": v.name, "counters": try Self.json(c)]
                 })
             case "flows":
                 let v = try vnf(request)
-                let filter = request["filter"] as? String ?? "*"
+                let filter = try Self.filter(request)
                 let limit = request["limit"] as? Int ?? 100
                 var flows: [[String: Any]] = []
                 var total = 0
-                answer(v.request(["type": "getPerFlow", "filter": filter]) { reply in
-                    for chunk in try Self.chunks(reply) {
+                answer(v.request(.getPerFlow(filter: filter, batch: nil, lock: false)) { reply in
+                    let state = try Self.state(reply, from: v)
+                    for chunk in try state.decoded() {
                         guard case .perFlow(let e) = chunk else { continue }
                         total += 1
                         if flows.count < limit { flows.append(Self.flow(e)) }
                     }
-                    return reply["last"] as? Bool ?? true
+                    return state.last
                 }.map { ["vnf": v.name, "count": total, "flows": flows] })
             case "assets":
                 let v = try vnf(request)
-                let filter = request["filter"] as? String ?? "*"
+                let filter = try Self.filter(request)
                 var assets: [[String: Any]] = []
-                answer(v.request(["type": "getMultiFlow", "filter": filter]) { reply in
-                    for chunk in try Self.chunks(reply) {
+                answer(v.request(.getMultiFlow(filter: filter, batch: nil, peers: false)) { reply in
+                    let state = try Self.state(reply, from: v)
+                    for chunk in try state.decoded() {
                         guard case .multiFlow(let a) = chunk else { continue }
                         var entry = try Self.json(a.asset)
                         entry["address"] = a.address.text
                         assets.append(entry)
                     }
-                    return reply["last"] as? Bool ?? true
+                    return state.last
                 }.map { ["vnf": v.name, "count": assets.count, "assets": assets] })
             case "move":
                 try move(request, write: write, done: done)
@@ -342,11 +346,17 @@ public final class Controller {
         }
     }
 
-    static func chunks(_ reply: [String: Any]) throws -> [StateChunk] {
-        try (reply["chunks"] as? [String] ?? []).map { text in
-            guard let data = Data(base64Encoded: text) else { throw ControllerError("a state chunk that is not base64") }
-            return try StateCodec.decode([UInt8](data))
-        }
+    /// A reply that must be a state reply.
+    static func state(_ reply: SouthboundReply, from v: VNFClient) throws -> SouthboundReply.StateReply {
+        guard case .state(let state) = reply else { throw ControllerError("\(v.name) answered a state request with no state") }
+        return state
+    }
+
+    /// A northbound request's `filter` (absent: every flow).
+    static func filter(_ request: [String: Any]) throws -> FlowFilter {
+        guard let value = request["filter"] else { return .all }
+        guard let text = value as? String else { throw ControllerError("\"filter\" must be a string like nw_src=10.0.0.0/8") }
+        return try FlowFilter(parsing: text)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> [String: Any] {

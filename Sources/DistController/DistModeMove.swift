@@ -1,3 +1,4 @@
+import DistControl
 import DistFlow
 import DistMove
 import DistOpenFlow
@@ -68,12 +69,12 @@ final class DistModeMove: MoveRun {
     var report = MoveReport()
     let started = DispatchTime.now().uptimeNanoseconds
     let trafficAtStart: TrafficCounters
-    var stateSent: EventLoopPromise<[String: Any]>?
-    var completed: EventLoopPromise<[String: Any]>?
+    var stateSent: EventLoopPromise<MoveNoticeMessage>?
+    var completed: EventLoopPromise<MoveNoticeMessage>?
     /// The destination gets the switch's packets of the moved flows (OP: the copies): completed
-    /// by its notice or by the timeout, whichever comes first.
-    var copiesArrive: EventLoopPromise<[String: Any]>?
-    var trafficArrives: EventLoopFuture<[String: Any]>?
+    /// by its notice or by the timeout (nil), whichever comes first.
+    var copiesArrive: EventLoopPromise<MoveNoticeMessage?>?
+    var trafficArrives: EventLoopFuture<MoveNoticeMessage?>?
     var trafficTimer: Scheduled<Void>?
     var switchUpdated = false
     /// OP: the switch sends the moved traffic to both VNFs.
@@ -159,27 +160,31 @@ final class DistModeMove: MoveRun {
     /// bed can show what the VNFs do without it.
     static let dieAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_DIE_AT"]
 
-    /// The IBC token in a VNF's reply (`movePerFlow`'s ack, a `moves` entry): 16 hex digits.
-    static func token(_ reply: [String: Any]) -> UInt64 {
-        (reply["ibcToken"] as? String).flatMap { UInt64($0, radix: 16) } ?? 0
+    /// An error as an `abortMove`'s reason (at most what the southbound takes, whole characters).
+    static func reason(_ error: Error) -> String {
+        var text = "\(error)"
+        while text.utf8.count > SouthboundRequest.maxReason { text.removeLast() }
+        return text
     }
+
 
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
-        var order: [String: Any] = [
-            "type": "movePerFlow", "moveID": Int(id), "filter": "\(spec.filter)",
-            "scopes": spec.scopes.sorted().map { $0.rawValue }, "guarantee": spec.guarantee.rawValue,
-            "lateLocking": spec.optimizations.contains(.ll), "earlyRelease": spec.optimizations.contains(.er),
-            "redirectFirst": spec.plan == .redirectFirst, "dst": dst.channelAddress ?? "",
-        ]
-        if let patience { order["patience"] = patience }
+        var order = MoveRequest(moveID: id, filter: spec.filter, guarantee: spec.guarantee.rawValue, destination: dst.channelAddress ?? "")
+        order.perFlow = spec.scopes.contains(.perFlow)
+        order.multiFlow = spec.scopes.contains(.multiFlow)
+        order.allFlows = spec.scopes.contains(.allFlows)
+        order.lateLocking = spec.optimizations.contains(.ll)
+        order.earlyRelease = spec.optimizations.contains(.er)
+        order.redirectFirst = spec.plan == .redirectFirst
+        order.patience = patience
         if spec.plan == .redirectFirst { return redirectFirst(order) }
-        let stateSent = loop.makePromise(of: [String: Any].self)
+        let stateSent = loop.makePromise(of: MoveNoticeMessage.self)
         self.stateSent = stateSent
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
-        var steps = src.request(order).flatMap { (reply: [String: Any]) -> EventLoopFuture<[String: Any]> in
-            self.ibcToken = Self.token(reply)
+        var steps = src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
+            self.ibcToken = ack.ibcToken ?? 0
             self.phase("source-accepted")
             return self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
         }.flatMap { counters in
@@ -190,7 +195,7 @@ final class DistModeMove: MoveRun {
         }
         if spec.guarantee == .op {
             steps = steps.flatMap {
-                let completed = self.loop.makePromise(of: [String: Any].self)
+                let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
                 self.completed = completed
                 // The IBC, at the same place in both copies of the traffic: the source reflects
                 // it and the switch's reflector sends it on to both VNFs. With several workers,
@@ -214,7 +219,7 @@ final class DistModeMove: MoveRun {
             }
         } else if spec.guarantee == .lf {
             steps = steps.flatMap { self.switchTrafficArrives() }.flatMap {
-                let completed = self.loop.makePromise(of: [String: Any].self)
+                let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
                 self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
@@ -230,10 +235,10 @@ final class DistModeMove: MoveRun {
                 // One request deletes what moved at the source (its counters it took off itself).
                 let multi = self.spec.scopes.contains(.multiFlow)
                 guard self.spec.scopes.contains(.perFlow) || multi else { return self.loop.makeSucceededVoidFuture() }
-                let request: [String: Any] = self.spec.scopes.contains(.perFlow)
-                    ? ["type": "delPerFlow", "filter": "\(self.spec.filter)", "hosts": multi]
-                    : ["type": "delMultiFlow", "filter": "\(self.spec.filter)"]
-                return self.src.request(request).map { _ in }
+                let request: SouthboundRequest = self.spec.scopes.contains(.perFlow)
+                    ? .delPerFlow(filter: self.spec.filter, hosts: multi)
+                    : .delMultiFlow(filter: self.spec.filter)
+                return self.src.acknowledged(request).map { _ in }
             }
         }
         return steps.map { self.finish() }.flatMapError { self.abort($0) }
@@ -247,19 +252,19 @@ final class DistModeMove: MoveRun {
     /// its reply, moveSwitched (none without traffic), the IBC PACKET_OUT, moveComplete (10 with
     /// two directions). MoveTime ends at
     /// moveComplete, when the destination has every state.
-    func redirectFirst(_ order: [String: Any]) -> EventLoopFuture<MoveReport> {
-        let ready = loop.makePromise(of: [String: Any].self)
+    func redirectFirst(_ order: MoveRequest) -> EventLoopFuture<MoveReport> {
+        let ready = loop.makePromise(of: MoveNoticeMessage.self)
         stateSent = ready
         progress("\(dst.name) holds the switch's packets of \(spec.filter); the switch goes first")
-        return src.request(order).flatMap { (reply: [String: Any]) -> EventLoopFuture<[String: Any]> in
-            self.ibcToken = Self.token(reply)
+        return src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
+            self.ibcToken = ack.ibcToken ?? 0
             return self.waiting(ready.futureResult, Self.stateTimeout, "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
         }.flatMap { _ in
             self.updateSwitch()
         }.flatMap {
             self.switchTrafficArrives()
         }.flatMap {
-            let completed = self.loop.makePromise(of: [String: Any].self)
+            let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
             self.completed = completed
             self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
             return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
@@ -272,8 +277,8 @@ final class DistModeMove: MoveRun {
     }
 
     /// A future that fails with `why` after `timeout`, or when the source goes away.
-    func waiting(_ future: EventLoopFuture<[String: Any]>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<[String: Any]> {
-        let promise = loop.makePromise(of: [String: Any].self)
+    func waiting(_ future: EventLoopFuture<MoveNoticeMessage>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<MoveNoticeMessage> {
+        let promise = loop.makePromise(of: MoveNoticeMessage.self)
         let timer = loop.scheduleTask(in: timeout) { promise.fail(ControllerError(why)) }
         let previous = src.onDisconnect
         src.onDisconnect = { [weak self] in
@@ -287,13 +292,13 @@ final class DistModeMove: MoveRun {
         }
     }
 
-    func notice(_ n: [String: Any]) {
-        guard n["moveID"] as? Int == Int(id), let type = n["type"] as? String else { return }
-        let outcome = n["outcome"] as? String ?? ""
+    func notice(_ n: MoveNoticeMessage) {
+        guard n.moveID == id else { return }
+        let type = n.type, outcome = n.outcome
         if type == "moveComplete" || outcome == "refused" { sourceEnded = true }
         if outcome == "aborted" || outcome == "refused" {
-            if let c = n["counters"] as? [String: Int] { take(["counters": c]) }
-            let why = ControllerError("\(src.name): \(n["reason"] as? String ?? outcome)")
+            take(n)
+            let why = ControllerError("\(src.name): \(n.reason ?? outcome)")
             stateSent?.fail(why)
             completed?.fail(why)
             return
@@ -310,8 +315,9 @@ final class DistModeMove: MoveRun {
     }
 
     /// The source's counters (and the destination's, from its summary) into the report.
-    func take(_ n: [String: Any]) {
-        guard let c = n["counters"] as? [String: Int] else { return }
+    func take(_ n: MoveNoticeMessage) {
+        let c = n.counters
+        guard !c.isEmpty else { return }
         report.perFlowStates = c["perFlowStates"] ?? report.perFlowStates
         report.multiFlowStates = c["multiFlowStates"] ?? report.multiFlowStates
         report.allFlowsStates = c["allFlowsStates"] ?? report.allFlowsStates
@@ -345,7 +351,7 @@ final class DistModeMove: MoveRun {
         if let back = c["packetsReprocessed"], back > 0 {
             report.warnings.append("\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
         }
-        if let elapsed = c["elapsedNs"], n["type"] as? String == "moveStateSent" {
+        if let elapsed = c["elapsedNs"], n.type == "moveStateSent" {
             report.sourcePhases = [("export-began", c["exportBeganNs"]), ("state-queued", c["stateQueuedNs"]), ("state-acked", elapsed)]
                 .compactMap { name, ns in ns.map { MovePhase(name: name, at: Double($0) / 1e9) } }
         }
@@ -388,7 +394,7 @@ final class DistModeMove: MoveRun {
     /// it (OP: `moveDuplicating`, the copies, for ``copiesTimeout`` at most; else
     /// `moveSwitched`, until ``quietAfterUpdate`` after the BARRIER reply).
     func expectSwitchTraffic() {
-        let arrives = loop.makePromise(of: [String: Any].self)
+        let arrives = loop.makePromise(of: MoveNoticeMessage?.self)
         copiesArrive = arrives
         trafficArrives = arrives.futureResult
         if spec.guarantee == .op { giveUp(after: Self.copiesTimeout) }
@@ -405,7 +411,7 @@ final class DistModeMove: MoveRun {
         guard copiesArrive != nil else { return }
         trafficTimer?.cancel()
         trafficTimer = loop.scheduleTask(in: delay) {
-            self.copiesArrive?.succeed([:])
+            self.copiesArrive?.succeed(nil)
             self.copiesArrive = nil
         }
     }
@@ -416,7 +422,7 @@ final class DistModeMove: MoveRun {
         guard let arrives = trafficArrives else { return loop.makeSucceededFuture(false) }
         return arrives.map { n in
             self.trafficTimer?.cancel()
-            let heard = !n.isEmpty
+            let heard = n != nil
             self.phase(heard ? seen : unseen)
             return heard
         }
@@ -445,7 +451,7 @@ final class DistModeMove: MoveRun {
         }
         // (An abort before the BARRIER reply leaves the wait for the switch's traffic open.)
         trafficTimer?.cancel()
-        copiesArrive?.succeed([:])
+        copiesArrive?.succeed(nil)
         copiesArrive = nil
         report.count(src.counters + dst.counters + sw.counters - trafficAtStart)
         progress(report.outcome)
@@ -475,7 +481,7 @@ final class DistModeMove: MoveRun {
         if !sourceEnded {
             // The controller gives up (the source did not): the source takes its flows back now
             // rather than when its patience runs out.
-            _ = src.request(["type": "abortMove", "moveID": Int(id), "reason": "\(error)".prefix(200).description])
+            _ = src.request(.abortMove(moveID: id, reason: Self.reason(error)))
         }
         report.outcome = "aborted"
         report.reason = "\(error)"

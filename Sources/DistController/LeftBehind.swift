@@ -1,3 +1,4 @@
+import DistControl
 import DistFlow
 import DistMove
 import DistOpenFlow
@@ -18,35 +19,33 @@ extension Controller {
     func endLeftBehind(_ client: VNFClient, _ sw: SwitchConnection) {
         guard client.connected, !leftBehindChecked.contains(client.name) else { return }
         leftBehindChecked.insert(client.name)
-        client.request(["type": "moves"]).whenSuccess { reply in
-            let moves = reply["moves"] as? [[String: Any]] ?? []
-            for move in moves {
-                guard let id = move["moveID"] as? Int, id > 0 else { continue }
-                self.moves = max(self.moves, UInt64(id))
-                if move["role"] as? String == "source" {
-                    self.endLeftBehind(source: client, move, id: UInt64(id), sw)
+        client.request(.moves).whenSuccess { reply in
+            guard case .moves(let moves) = reply else { return }
+            for move in moves where move.moveID > 0 {
+                self.moves = max(self.moves, move.moveID)
+                if move.role == "source" {
+                    self.endLeftBehind(source: client, move, sw)
                 } else {
                     // Its source ends it (asking it first), or, gone, falls silent: it gives up then.
-                    self.log("\(client.name): move \(id) in, left behind: its source ends it")
+                    self.log("\(client.name): move \(move.moveID) in, left behind: its source ends it")
                 }
             }
         }
     }
 
-    func endLeftBehind(source: VNFClient, _ move: [String: Any], id: UInt64, _ sw: SwitchConnection) {
-        let phase = move["phase"] as? String ?? ""
-        if phase == "switched", move["guarantee"] as? String == "lf", let text = move["filter"] as? String,
-           let filter = try? FlowFilter(parsing: text) {
+    func endLeftBehind(source: VNFClient, _ move: SouthboundReply.MoveListing, _ sw: SwitchConnection) {
+        let id = move.moveID
+        if move.phase == "switched", move.guarantee == "lf", let text = move.filter, let filter = try? FlowFilter(parsing: text) {
             log("\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet")
-            sw.packetOut(InBandControl.frame(for: filter, moveID: id, token: DistModeMove.token(move)), port: source.switchPort)
+            sw.packetOut(InBandControl.frame(for: filter, moveID: id, token: move.ibcToken ?? 0), port: source.switchPort)
             return
         }
-        log("\(source.name): move \(id) out, left behind (\(phase)): its traffic back to \(source.name), the Move given up")
+        log("\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the Move given up")
         let back = sw.flowMod(SwitchRules.redirect(cookie: id, to: [source.switchPort]))
         _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(id), mask: ~0))
         // (The rules first: the source processes the flows' packets again once it has them back.)
         sw.barrier(covering: [back]).whenComplete { _ in
-            _ = source.request(["type": "abortMove", "moveID": Int(id), "reason": Self.leftBehind])
+            _ = source.request(.abortMove(moveID: id, reason: Self.leftBehind))
         }
     }
 

@@ -1,3 +1,4 @@
+import DistControl
 import DistFlow
 import DistMove
 import DistOpenFlow
@@ -110,8 +111,8 @@ final class OpenNFMove {
         if guarded {
             steps = steps.flatMap {
                 self.progress("events (drop\(self.ll ? ", late locking" : "")) on at \(self.src.name)")
-                return self.src.request(["type": "enableEvents", "filter": "\(self.spec.filter)", "action": "drop",
-                                         "lateLocking": self.ll]).map { _ in self.eventsOn = true }
+                return self.src.acknowledged(.enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll))
+                    .map { _ in self.eventsOn = true }
             }
         }
         steps = steps.flatMap { self.transferState() }
@@ -126,7 +127,7 @@ final class OpenNFMove {
         steps = steps.flatMap { self.deleteAtSource() }
         if guarded {
             steps = steps.flatMap {
-                self.src.request(["type": "disableEvents"]).map { _ in self.eventsOn = false }
+                self.src.acknowledged(.disableEvents).map { _ in self.eventsOn = false }
             }
         }
         return steps.flatMap { self.packetsOut() }.map { self.finish() }.flatMapError { self.abort($0) }
@@ -148,9 +149,10 @@ final class OpenNFMove {
         var puts: [EventLoopFuture<Void>] = []
         var held: [(scope: MoveSpec.Scope, chunks: [String], keys: [FlowKey])] = []
         let batch = er ? 64 : 512
-        func take(_ scope: MoveSpec.Scope, _ reply: [String: Any]) throws -> Bool {
-            let chunks = reply["chunks"] as? [String] ?? []
-            serializeNanoseconds += UInt64(reply["serialize_ns"] as? Int ?? 0)
+        func take(_ scope: MoveSpec.Scope, _ reply: SouthboundReply) throws -> Bool {
+            guard case .state(let state) = reply else { throw ControllerError("\(src.name) answered a state request with no state") }
+            let chunks = state.chunks
+            serializeNanoseconds += state.serializeNanoseconds
             var keys: [FlowKey] = []
             if scope == .perFlow {
                 for text in chunks {
@@ -161,7 +163,7 @@ final class OpenNFMove {
                 }
                 exported = (exported ?? []).union(keys)
             }
-            let last = reply["last"] as? Bool ?? true
+            let last = state.last
             progress("\(src.name): \(chunks.count) \(scope.rawValue)-flow states\(last ? " (last)" : "")")
             if pz {
                 if !chunks.isEmpty { puts.append(put(scope, chunks, keys)) }
@@ -175,14 +177,14 @@ final class OpenNFMove {
             switch scope {
             case .perFlow:
                 exported = []
-                return src.request(["type": "getPerFlow", "filter": "\(spec.filter)", "batch": batch, "lock": ll]) { try take(.perFlow, $0) }
+                return src.request(.getPerFlow(filter: spec.filter, batch: batch, lock: ll)) { try take(.perFlow, $0) }
             case .multiFlow:
                 // The hosts the moved flows talk to go along (copied: other flows may use them).
-                return src.request(["type": "getMultiFlow", "filter": "\(spec.filter)", "batch": 512, "peers": true]) {
+                return src.request(.getMultiFlow(filter: spec.filter, batch: 512, peers: true)) {
                     try take(.multiFlow, $0)
                 }
             case .allFlows:
-                return src.request(["type": "getAllFlows"]) { try take(.allFlows, $0) }
+                return src.request(.getAllFlows) { try take(.allFlows, $0) }
             }
         }
         let scopes = spec.scopes.sorted()
@@ -208,11 +210,15 @@ final class OpenNFMove {
     }
 
     func put(_ scope: MoveSpec.Scope, _ chunks: [String], _ keys: [FlowKey]) -> EventLoopFuture<Void> {
-        let type = ["per": "putPerFlow", "multi": "putMultiFlow", "all": "putAllFlows"][scope.rawValue]!
+        let request: SouthboundRequest = switch scope {
+        case .perFlow: .putPerFlow(chunks: chunks)
+        case .multiFlow: .putMultiFlow(chunks: chunks)
+        case .allFlows: .putAllFlows(chunks: chunks)
+        }
         putAnything = true
-        return dst.request(["type": type, "chunks": chunks]).map { ack in
-            self.deserializeNanoseconds += UInt64(ack["deserialize_ns"] as? Int ?? 0)
-            let n = ack["count"] as? Int ?? chunks.count
+        return dst.acknowledged(request).map { ack in
+            self.deserializeNanoseconds += ack.deserializeNanoseconds ?? 0
+            let n = ack.count
             self.progress("\(self.dst.name): took \(n) \(scope.rawValue)-flow states")
             switch scope {
             case .perFlow:
@@ -333,11 +339,11 @@ final class OpenNFMove {
     }
 
     func deleteAtSource() -> EventLoopFuture<Void> {
-        var requests: [[String: Any]] = []
-        if spec.scopes.contains(.perFlow) { requests.append(["type": "delPerFlow", "filter": "\(spec.filter)"]) }
-        if spec.scopes.contains(.multiFlow) { requests.append(["type": "delMultiFlow", "filter": "\(spec.filter)"]) }
-        if spec.scopes.contains(.allFlows) { requests.append(["type": "delAllFlows"]) }
-        return requests.reduce(loop.makeSucceededVoidFuture()) { chain, r in chain.flatMap { self.src.request(r).map { _ in } } }
+        var requests: [SouthboundRequest] = []
+        if spec.scopes.contains(.perFlow) { requests.append(.delPerFlow(filter: spec.filter, hosts: false)) }
+        if spec.scopes.contains(.multiFlow) { requests.append(.delMultiFlow(filter: spec.filter)) }
+        if spec.scopes.contains(.allFlows) { requests.append(.delAllFlows) }
+        return requests.reduce(loop.makeSucceededVoidFuture()) { chain, r in chain.flatMap { self.src.acknowledged(r).map { _ in } } }
     }
 
     // MARK: - Packets
@@ -409,7 +415,7 @@ final class OpenNFMove {
         }
         steps = steps.flatMap {
             guard self.eventsOn else { return self.loop.makeSucceededVoidFuture() }
-            return self.src.request(["type": "disableEvents"]).map { _ in self.eventsOn = false }
+            return self.src.acknowledged(.disableEvents).map { _ in self.eventsOn = false }
                 .flatMapErrorThrowing { self.report.warnings.append("could not turn events off at \(self.src.name): \($0)") }
         }.map {
             // What the source raised and the controller still holds was not processed anywhere.
@@ -432,7 +438,7 @@ final class OpenNFMove {
         if putAnything && spec.scopes.contains(.perFlow) {
             steps = steps.flatMap {
                 guard self.dst.connected else { return self.loop.makeSucceededVoidFuture() }
-                return self.dst.request(["type": "delPerFlow", "filter": "\(self.spec.filter)"]).map { _ in }
+                return self.dst.acknowledged(.delPerFlow(filter: self.spec.filter, hosts: false)).map { _ in }
                     .flatMapErrorThrowing { self.report.warnings.append("could not delete the partial copy at \(self.dst.name): \($0)") }
             }
         }

@@ -1,3 +1,4 @@
+import DistControl
 import DistFlow
 import DistMove
 import DistOpenFlow
@@ -59,14 +60,14 @@ final class SplitMove: MoveRun {
     }
 
     /// The parts, in the order they move: (filter, flows, packets).
-    static func order(_ groups: [[String: Any]], of filter: FlowFilter, by order: MoveSpec.Split.Order) throws
+    static func order(_ groups: [SouthboundReply.FlowGroup], of filter: FlowFilter, by order: MoveSpec.Split.Order) throws
         -> [(filter: FlowFilter, flows: Int, packets: Int)] {
         var parts: [(filter: FlowFilter, flows: Int, packets: Int)] = []
         for g in groups {
-            guard let text = g["prefix"] as? String, let prefix = IPPrefix(text), let flows = g["flows"] as? Int,
-                  let packets = g["packets"] as? Int, flows >= 0, packets >= 0 else {
+            guard let prefix = IPPrefix(g.prefix), g.flows >= 0, g.packets >= 0 else {
                 throw ControllerError("the source's flow groups are malformed")
             }
+            let (flows, packets) = (g.flows, g.packets)
             var part = filter
             if part.source != nil { part.source = prefix } else { part.destination = prefix }
             parts.append((part, flows, packets))
@@ -84,8 +85,8 @@ final class SplitMove: MoveRun {
     func run() -> EventLoopFuture<MoveReport> {
         let length = split.prefixLength
         progress("\(src.name): flows of \(spec.filter) by /\(length)")
-        return src.request(["type": "flowGroups", "filter": "\(spec.filter)", "length": length]).flatMapThrowing { reply in
-            guard let groups = reply["groups"] as? [[String: Any]] else { throw ControllerError("\(self.src.name) sent no flow groups") }
+        return src.request(.flowGroups(filter: spec.filter, length: length)).flatMapThrowing { reply in
+            guard case .flowGroups(let groups) = reply else { throw ControllerError("\(self.src.name) sent no flow groups") }
             return try Self.order(groups, of: self.spec.filter, by: self.split.order)
         }.flatMap { parts in
             self.progress("\(parts.count) parts by \(self.split.order.rawValue), then the rest")

@@ -23,7 +23,7 @@ final class VNFClient {
     private struct Pending {
         let type: String
         /// Takes one reply; true when it was the last one.
-        let onReply: ([String: Any]) throws -> Bool
+        let onReply: (SouthboundReply) throws -> Bool
         let promise: EventLoopPromise<Void>
         let timeout: Scheduled<Void>
     }
@@ -33,8 +33,7 @@ final class VNFClient {
     /// Called when the connection goes away (after pending requests have failed).
     var onDisconnect: (() -> Void)?
     /// Notices about DiST Moves this VNF is the source of (``VNFClient/noticeTypes``).
-    var onNotice: (([String: Any]) -> Void)?
-    static let noticeTypes: Set<String> = ["moveReady", "moveStateSent", "moveDuplicating", "moveSwitched", "moveComplete"]
+    var onNotice: ((MoveNoticeMessage) -> Void)?
     /// The VNF's end of DiST's channel (`IP:PORT@MAC`), learnt when it connects; nil: none.
     private(set) var channelAddress: String?
     /// The VNF's worker cores (from `info`; 1 until it says).
@@ -105,11 +104,12 @@ final class VNFClient {
                     self.channel = channel
                     self.lastError = nil
                     self.log("\(self.name): connected to \(self.endpoint)")
-                    self.request(["type": "info"]).whenSuccess { reply in
-                        self.channelAddress = reply["channel"] as? String
+                    self.request(.info).whenSuccess { reply in
+                        guard case .info(let info) = reply else { return }
+                        self.channelAddress = info.channel
                         // Builds before version 2 did not say: they speak version 1.
-                        self.channelVersion = self.channelAddress == nil ? nil : reply["channelVersion"] as? Int ?? 1
-                        self.workers = reply["workers"] as? Int ?? 1
+                        self.channelVersion = info.channel == nil ? nil : info.channelVersion ?? 1
+                        self.workers = info.workers
                         if let c = self.channelAddress { self.log("\(self.name): DiST channel at \(c)") }
                         self.onInfo?()
                     }
@@ -123,19 +123,15 @@ final class VNFClient {
 
     /// Sends a request and hands each reply to `onReply` until it says the last has come.
     /// Fails on an `error` reply, a timeout, or the VNF going away.
-    func request(_ body: [String: Any], onReply: @escaping ([String: Any]) throws -> Bool) -> EventLoopFuture<Void> {
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
-        let type = body["type"] as? String ?? "?"
+        let type = request.type
         guard let channel else {
             return loop.makeFailedFuture(ControllerError("\(name) is not connected (\(lastError ?? "connecting"))"))
         }
         let id = nextID
         nextID += 1
-        var message = body
-        message["id"] = id
-        guard let json = try? JSONSerialization.data(withJSONObject: message) else {
-            return loop.makeFailedFuture(ControllerError("cannot encode \(type) for \(name)"))
-        }
+        let json = request.encoded(id: id)
         let promise = loop.makePromise(of: Void.self)
         let timeout = loop.scheduleTask(in: requestTimeout) {
             if let p = self.pending.removeValue(forKey: id) {
@@ -153,51 +149,57 @@ final class VNFClient {
     }
 
     /// A request with one reply.
-    func request(_ body: [String: Any]) -> EventLoopFuture<[String: Any]> {
-        var reply: [String: Any] = [:]
-        return request(body) { r in
+    func request(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply> {
+        var reply = SouthboundReply.error(reason: "no reply")
+        return self.request(request) { r in
             reply = r
             return true
         }.map { reply }
     }
 
+    /// A request whose reply is an `ack`: its count.
+    func acknowledged(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply.Ack> {
+        self.request(request).flatMapThrowing { reply in
+            guard case .ack(let ack) = reply else { throw ControllerError("\(self.name) answered \(request.type) with no ack") }
+            return ack
+        }
+    }
+
     fileprivate func received(_ frame: [UInt8]) {
         counters.messagesReceived += 1
         counters.bytesReceived += 4 + frame.count
-        guard let object = try? JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any] else {
-            log("\(name): a reply that is not a JSON object (ignored)")
+        guard let (id, reply) = SouthboundReply.decode(frame) else {
+            log("\(name): a message that is not a southbound reply (ignored)")
             return
         }
-        if object["type"] as? String == "packetEvent" {
-            guard let text = object["frame"] as? String, let data = Data(base64Encoded: text) else {
-                log("\(name): a packet event without a frame (ignored)")
-                return
-            }
+        switch reply {
+        case .packetEvent(_, let packet):
             if let onEvent {
-                onEvent([UInt8](data))
+                onEvent(packet)
             } else {
                 // Events belong to a Move; one arriving outside any is dropped here, and said so.
                 strayEvents += 1
                 log("\(name): a packet event outside any Move (dropped; \(strayEvents) so far)")
             }
             return
+        case .notice(let notice):
+            if let onNotice { onNotice(notice) } else { log("\(name): \(notice.type) for no Move running (ignored)") }
+            return
+        default:
+            break
         }
-        if let type = object["type"] as? String, Self.noticeTypes.contains(type) {
-            if let onNotice { onNotice(object) } else { log("\(name): \(type) for no Move running (ignored)") }
+        guard let id, let p = pending[id] else {
+            if case .error(let reason) = reply { log("\(name): error: \(reason)") }
             return
         }
-        guard let id = object["id"] as? Int, let p = pending[id] else {
-            if object["type"] as? String == "error" { log("\(name): error: \(object["reason"] ?? "?")") }
-            return
-        }
-        if object["type"] as? String == "error" {
+        if case .error(let reason) = reply {
             pending[id] = nil
             p.timeout.cancel()
-            p.promise.fail(ControllerError("\(name) refused \(p.type): \(object["reason"] as? String ?? "no reason given")"))
+            p.promise.fail(ControllerError("\(name) refused \(p.type): \(reason)"))
             return
         }
         do {
-            if try p.onReply(object) {
+            if try p.onReply(reply) {
                 pending[id] = nil
                 p.timeout.cancel()
                 p.promise.succeed(())

@@ -289,9 +289,8 @@ nonisolated(unsafe) var countersMoving: [UInt64: InstanceCounters] = [:]
         if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed" {
             stateStore.exportedCounters(c)
         }
-        var fields: [String: Any] = ["type": n.type, "outcome": n.outcome, "counters": n.counters]
-        if let reason = n.reason { fields["reason"] = reason }
-        if let (client, body) = service.moveNotice(n.moveID, fields, last: n.type == "moveComplete" || n.outcome == "refused"),
+        let notice = MoveNoticeMessage(type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
+        if let (client, body) = service.moveNotice(notice, last: n.type == "moveComplete" || n.outcome == "refused"),
            let control {
             control.push(body, to: client)
         }

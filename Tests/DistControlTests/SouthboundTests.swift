@@ -99,9 +99,9 @@ import Testing
         #expect(started.count == 2 && started[1].allFlows && !started[1].perFlow && started[1].redirectFirst)
         let opFirst = order.merging(["moveID": 12, "guarantee": "op", "redirectFirst": true]) { $1 }
         #expect(try Self.request(service, opFirst).first?["type"] as? String == "error")
-        let notice = service.moveNotice(7, ["type": "moveComplete", "outcome": "completed"], last: true)
+        let notice = service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: "completed"), last: true)
         #expect(notice?.client == 9)
-        #expect(service.moveNotice(7, ["type": "moveComplete"], last: true) == nil)  // gone after the last
+        #expect(service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: ""), last: true) == nil)  // gone after the last
 
         let before = path.detector!.assets.count
         let deleted = try Self.request(service, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16", "hosts": true])
@@ -158,11 +158,11 @@ import Testing
         #expect(moves[1]["filter"] as? String == "nw_src=10.0.0.0/8" && moves[1]["guarantee"] as? String == "op")
         #expect(moves[1]["ibcToken"] as? String == "feed000000000001")
         for (type, phase) in [("moveStateSent", "state-sent"), ("moveDuplicating", "duplicating")] {
-            _ = service.moveNotice(8, ["type": type, "outcome": "x"], last: false)
+            _ = service.moveNotice(MoveNoticeMessage(type: type, moveID: 8, outcome: "x"), last: false)
             moves = try listed()
             #expect(moves.last?["phase"] as? String == phase)
         }
-        _ = service.moveNotice(8, ["type": "moveComplete", "outcome": "completed"], last: true)
+        _ = service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 8, outcome: "completed"), last: true)
         service.incomingMove(5, started: false)
         #expect(try listed().isEmpty)
     }

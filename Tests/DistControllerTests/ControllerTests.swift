@@ -1,3 +1,4 @@
+import DistControl
 @testable import DistController
 import DistFlow
 import DistOpenFlow
@@ -77,11 +78,11 @@ import Testing
 }
 
 @Suite struct SplitMoveTests {
-    static let groups: [[String: Any]] = [
-        ["prefix": "10.0.0.0/16", "flows": 40, "packets": 900],
-        ["prefix": "10.1.0.0/16", "flows": 3, "packets": 5000],
-        ["prefix": "10.2.0.0/16", "flows": 3, "packets": 70],
-        ["prefix": "10.9.0.0/16", "flows": 12, "packets": 70],
+    static let groups: [SouthboundReply.FlowGroup] = [
+        .init(prefix: "10.0.0.0/16", flows: 40, packets: 900),
+        .init(prefix: "10.1.0.0/16", flows: 3, packets: 5000),
+        .init(prefix: "10.2.0.0/16", flows: 3, packets: 70),
+        .init(prefix: "10.9.0.0/16", flows: 12, packets: 70),
     ]
 
     @Test func partsGoFewestStatesOrMostPacketsFirst() throws {
@@ -93,8 +94,8 @@ import Testing
         // A destination prefix stays a destination prefix.
         let dst = try SplitMove.order([Self.groups[0]], of: FlowFilter(parsing: "nw_dst=10.0.0.0/8"), by: .state)
         #expect("\(dst[0].filter)" == "nw_dst=10.0.0.0/16")
-        for bad: [String: Any] in [["prefix": "10.0.0.300/16", "flows": 1, "packets": 1], ["prefix": "10.0.0.0/16", "flows": -1, "packets": 1],
-                                   ["flows": 1, "packets": 1]] {
+        for bad in [SouthboundReply.FlowGroup(prefix: "10.0.0.300/16", flows: 1, packets: 1),
+                    .init(prefix: "10.0.0.0/16", flows: -1, packets: 1), .init(prefix: "", flows: 1, packets: 1)] {
             #expect(throws: ControllerError.self) { try SplitMove.order([bad], of: filter, by: .state) }
         }
     }
