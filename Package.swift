@@ -15,6 +15,7 @@
 //   DistChannel    DiST's VNF-to-VNF channel: frames, AES-GCM, window, retransmission. No I/O.
 //   DistMove       Move's pure parts: spec, report, switch matches, in-band control packet,
 //                  the controller's redirect buffer. No I/O.
+//   DistNorthbound The operator's protocol to the controller (distctl), typed. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
 //   DistAdmin      Admin socket protocol (JSON lines) and the non-blocking socket server (Unix,
 //                  TCP, TCP with mutual TLS) the main lcore polls. No DPDK.
@@ -113,7 +114,7 @@ let package = Package(
                           swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "DistController",
-            dependencies: ["DistMove", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
+            dependencies: ["DistMove", "DistNorthbound", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl")],
             // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
@@ -128,9 +129,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "distctl",
-            dependencies: ["DistMove", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DistMove", "DistNorthbound", "DistFlow", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        .target(name: "DistNorthbound", dependencies: ["DistControl", "DistMove", "DistState", "DistFlow", "DistPRADS"]),
         .target(name: "DistLoopback", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CFuzzDriver"),
@@ -169,7 +171,8 @@ let package = Package(
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
         .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistControl", "DistAdmin", "DistOpenFlow", "DistFlow", .product(name: "NIOCore", package: "swift-nio"),
+                    dependencies: ["DistController", "DistControl", "DistNorthbound", "DistMove", "DistState", "DistPRADS", "DistAdmin",
+                                   "DistOpenFlow", "DistFlow", "DistPacket", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistLoopback", "DistChannel", "DistState", "DistFlow", "DistPacket",

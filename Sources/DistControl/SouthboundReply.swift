@@ -129,13 +129,13 @@ public enum SouthboundReply: Sendable, Equatable {
         }
 
         init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Field.self)
+            let c = try decoder.container(keyedBy: JSONKey.self)
             id = try c.decodeIfPresent(Int.self, forKey: "id")
             reply = try SouthboundReply(from: c)
         }
 
         func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Field.self)
+            var c = encoder.container(keyedBy: JSONKey.self)
             if let id { try c.encode(id, forKey: "id") } else { try c.encodeNil(forKey: "id") }
             try reply.encode(to: &c)
         }
@@ -165,7 +165,7 @@ public struct MoveNoticeMessage: Sendable, Equatable {
 }
 
 extension SouthboundReply {
-    init(from c: KeyedDecodingContainer<Field>) throws {
+    init(from c: KeyedDecodingContainer<JSONKey>) throws {
         let type = try c.decode(String.self, forKey: "type")
         if let scope = Self.stateTypes.first(where: { $0.value == type })?.key {
             self = .state(StateReply(scope: scope, count: try c.decode(Int.self, forKey: "count"),
@@ -217,7 +217,7 @@ extension SouthboundReply {
         }
     }
 
-    func encode(to c: inout KeyedEncodingContainer<Field>) throws {
+    func encode(to c: inout KeyedEncodingContainer<JSONKey>) throws {
         switch self {
         case .state(let s):
             try c.encode(Self.stateTypes[s.scope], forKey: "type")
@@ -242,7 +242,7 @@ extension SouthboundReply {
             try c.encode("flowGroups", forKey: "type")
             var list = c.nestedUnkeyedContainer(forKey: "groups")
             for g in groups {
-                var o = list.nestedContainer(keyedBy: Field.self)
+                var o = list.nestedContainer(keyedBy: JSONKey.self)
                 try o.encode(g.prefix, forKey: "prefix")
                 try o.encode(g.flows, forKey: "flows")
                 try o.encode(g.packets, forKey: "packets")
@@ -251,7 +251,7 @@ extension SouthboundReply {
             try c.encode("moves", forKey: "type")
             var list = c.nestedUnkeyedContainer(forKey: "moves")
             for m in moves {
-                var o = list.nestedContainer(keyedBy: Field.self)
+                var o = list.nestedContainer(keyedBy: JSONKey.self)
                 try o.encode(m.moveID, forKey: "moveID")
                 try o.encode(m.role, forKey: "role")
                 try o.encode(m.phase, forKey: "phase")
@@ -274,12 +274,12 @@ extension SouthboundReply {
     }
 }
 
-extension KeyedDecodingContainer where Key == Field {
+extension KeyedDecodingContainer where Key == JSONKey {
     /// The objects of the array at `key`, each as a keyed container.
-    func nestedUnkeyedArray(_ key: Field) throws -> [KeyedDecodingContainer<Field>] {
+    func nestedUnkeyedArray(_ key: JSONKey) throws -> [KeyedDecodingContainer<JSONKey>] {
         var list = try nestedUnkeyedContainer(forKey: key)
-        var out: [KeyedDecodingContainer<Field>] = []
-        while !list.isAtEnd { out.append(try list.nestedContainer(keyedBy: Field.self)) }
+        var out: [KeyedDecodingContainer<JSONKey>] = []
+        while !list.isAtEnd { out.append(try list.nestedContainer(keyedBy: JSONKey.self)) }
         return out
     }
 }

@@ -67,18 +67,19 @@ public enum SouthboundRequest: Sendable, Equatable {
     }
 }
 
-/// A JSON object's member, by name.
-struct Field: CodingKey, ExpressibleByStringLiteral {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-    init(stringLiteral value: String) { stringValue = value }
+/// A JSON object's member, by name (the control plane's messages read and write their fields
+/// by name: their shape depends on their `type` or `command`).
+public struct JSONKey: CodingKey, ExpressibleByStringLiteral, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
+    public init(stringLiteral value: String) { stringValue = value }
 }
 
-extension KeyedDecodingContainer where Key == Field {
+extension KeyedDecodingContainer where Key == JSONKey {
     /// `key`'s value, nil when absent; `message` when present but not a `T`.
-    func optional<T: Decodable>(_ key: Field, _ type: T.Type, _ message: String) throws -> T? {
+    func optional<T: Decodable>(_ key: JSONKey, _ type: T.Type, _ message: String) throws -> T? {
         guard contains(key) else { return nil }
         do {
             return try decode(T.self, forKey: key)
@@ -97,7 +98,7 @@ extension KeyedDecodingContainer where Key == Field {
         }
     }
 
-    func flag(_ key: Field) throws -> Bool {
+    func flag(_ key: JSONKey) throws -> Bool {
         try optional(key, Bool.self, "\"\(key.stringValue)\" must be true or false") ?? false
     }
 
@@ -123,7 +124,7 @@ extension KeyedDecodingContainer where Key == Field {
 }
 
 extension SouthboundRequest {
-    init(from c: KeyedDecodingContainer<Field>) throws {
+    init(from c: KeyedDecodingContainer<JSONKey>) throws {
         guard let type = try? c.decode(String.self, forKey: "type") else { throw SouthboundError("request has no \"type\"") }
         switch type {
         case "getPerFlow": self = .getPerFlow(filter: try c.filter(), batch: try c.batch(), lock: try c.flag("lock"))
@@ -157,7 +158,7 @@ extension SouthboundRequest {
         }
     }
 
-    func encode(to c: inout KeyedEncodingContainer<Field>) throws {
+    func encode(to c: inout KeyedEncodingContainer<JSONKey>) throws {
         try c.encode(type, forKey: "type")
         switch self {
         case .getPerFlow(let filter, let batch, let lock):
@@ -198,7 +199,7 @@ extension SouthboundRequest {
         var request: Result<SouthboundRequest, SouthboundError>
 
         init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Field.self)
+            let c = try decoder.container(keyedBy: JSONKey.self)
             id = try? c.decodeIfPresent(Int.self, forKey: "id")
             do {
                 request = .success(try SouthboundRequest(from: c))
@@ -215,7 +216,7 @@ extension SouthboundRequest {
         var request: SouthboundRequest
 
         func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Field.self)
+            var c = encoder.container(keyedBy: JSONKey.self)
             try c.encode(id, forKey: "id")
             try request.encode(to: &c)
         }
@@ -250,7 +251,7 @@ public struct MoveRequest: Sendable, Equatable {
         self.destination = destination
     }
 
-    init(from c: KeyedDecodingContainer<Field>) throws {
+    init(from c: KeyedDecodingContainer<JSONKey>) throws {
         moveID = try c.moveID()
         filter = try c.filter()
         let dstMessage = "\"dst\" must be the destination's channel address"
@@ -276,7 +277,7 @@ public struct MoveRequest: Sendable, Equatable {
         }
     }
 
-    func encode(to c: inout KeyedEncodingContainer<Field>) throws {
+    func encode(to c: inout KeyedEncodingContainer<JSONKey>) throws {
         try c.encode(moveID, forKey: "moveID")
         try c.encode("\(filter)", forKey: "filter")
         try c.encode([(perFlow, "per"), (multiFlow, "multi"), (allFlows, "all")].filter(\.0).map(\.1), forKey: "scopes")

@@ -1,6 +1,7 @@
 import DistControl
 import DistFlow
 import DistMove
+import DistNorthbound
 import DistOpenFlow
 import DistPacket
 import DistState
@@ -199,55 +200,41 @@ public final class Controller {
 
     // MARK: - Northbound
 
-    func vnf(_ request: [String: Any], _ key: String = "vnf") throws -> VNFClient {
-        guard let name = request[key] as? String else { throw ControllerError("\"\(key)\" (a VNF name) is missing") }
+    func vnf(named name: String) throws -> VNFClient {
         guard let v = vnfs.first(where: { $0.name == name }) else {
             throw ControllerError("no VNF named \(name) (known: \(vnfs.map { $0.name }.joined(separator: ", ")))")
         }
         return v
     }
 
-    static func line(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func failure(_ error: Error) -> String { line(["ok": false, "error": "\(error)"]) }
+    static func failure(_ error: Error) -> String { NorthboundReply.failure("\(error)").line }
 
     /// Answers one northbound request: `write` sends a line (progress lines may precede the
     /// answer), `done` ends the exchange. Runs on the event loop.
     func handle(_ text: String, write: @escaping (String) -> Void, done: @escaping () -> Void) {
-        func answer(_ f: EventLoopFuture<[String: Any]>) {
+        func answer(_ f: EventLoopFuture<NorthboundReply>) {
             f.whenComplete { result in
                 switch result {
-                case .success(var reply):
-                    reply["ok"] = true
-                    write(Self.line(reply))
-                case .failure(let e):
-                    write(Self.failure(e))
+                case .success(let reply): write(reply.line)
+                case .failure(let e): write(Self.failure(e))
                 }
                 done()
             }
         }
         do {
-            guard let request = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-                throw ControllerError("a request is one JSON object per line")
-            }
-            guard let command = request["command"] as? String else { throw ControllerError("\"command\" is missing") }
-            switch command {
-            case "vnfs":
-                var reply: [String: Any] = ["vnfs": vnfs.map { v -> [String: Any] in
-                    ["name": v.name, "control": v.endpoint, "switch_port": Int(v.switchPort), "connected": v.connected,
-                     "last_error": v.lastError ?? NSNull()]
-                }]
-                if let sw, let dpid = sw.datapathID {
-                    reply["switch"] = ["datapath": String(dpid, radix: 16), "ports": sw.ports.map { ["number": Int($0.number), "name": $0.name] }]
-                } else {
-                    reply["switch"] = NSNull()
+            switch try NorthboundRequest(line: text) {
+            case .vnfs:
+                let list = vnfs.map { v in
+                    NorthboundReply.VNFStatus(name: v.name, control: v.endpoint, switchPort: v.switchPort, connected: v.connected,
+                                              lastError: v.lastError)
                 }
-                answer(loop.makeSucceededFuture(reply))
-            case "stats":
-                let v = try vnf(request)
+                var status: NorthboundReply.SwitchStatus?
+                if let sw, let dpid = sw.datapathID {
+                    status = .init(datapath: String(dpid, radix: 16), ports: sw.ports.map { .init(number: $0.number, name: $0.name) })
+                }
+                answer(loop.makeSucceededFuture(.vnfs(list, switch: status)))
+            case .stats(let name):
+                let v = try vnf(named: name)
                 var counters: InstanceCounters?
                 answer(v.request(.getAllFlows) { reply in
                     let state = try Self.state(reply, from: v)
@@ -255,41 +242,33 @@ public final class Controller {
                     return state.last
                 }.flatMapThrowing {
                     guard let c = counters else { throw ControllerError("\(v.name) sent no counters") }
-                    return ["vnf": v.name, "counters": try Self.json(c)]
+                    return .stats(vnf: v.name, counters: c)
                 })
-            case "flows":
-                let v = try vnf(request)
-                let filter = try Self.filter(request)
-                let limit = request["limit"] as? Int ?? 100
-                var flows: [[String: Any]] = []
+            case .flows(let name, let filter, let limit):
+                let v = try vnf(named: name)
+                var flows: [NorthboundReply.FlowSummary] = []
                 var total = 0
                 answer(v.request(.getPerFlow(filter: filter, batch: nil, lock: false)) { reply in
                     let state = try Self.state(reply, from: v)
                     for chunk in try state.decoded() {
                         guard case .perFlow(let e) = chunk else { continue }
                         total += 1
-                        if flows.count < limit { flows.append(Self.flow(e)) }
+                        if flows.count < limit { flows.append(.init(e)) }
                     }
                     return state.last
-                }.map { ["vnf": v.name, "count": total, "flows": flows] })
-            case "assets":
-                let v = try vnf(request)
-                let filter = try Self.filter(request)
-                var assets: [[String: Any]] = []
+                }.map { .flows(vnf: v.name, count: total, flows: flows) })
+            case .assets(let name, let filter):
+                let v = try vnf(named: name)
+                var assets: [NorthboundReply.HostAsset] = []
                 answer(v.request(.getMultiFlow(filter: filter, batch: nil, peers: false)) { reply in
                     let state = try Self.state(reply, from: v)
                     for chunk in try state.decoded() {
-                        guard case .multiFlow(let a) = chunk else { continue }
-                        var entry = try Self.json(a.asset)
-                        entry["address"] = a.address.text
-                        assets.append(entry)
+                        if case .multiFlow(let a) = chunk { assets.append(.init(a)) }
                     }
                     return state.last
-                }.map { ["vnf": v.name, "count": assets.count, "assets": assets] })
-            case "move":
-                try move(request, write: write, done: done)
-            default:
-                throw ControllerError("unknown command '\(command)' (vnfs, stats, flows, assets, move)")
+                }.map { .assets(vnf: v.name, assets: assets) })
+            case .move(let command):
+                try move(command, write: write, done: done)
             }
         } catch {
             write(Self.failure(error))
@@ -297,14 +276,9 @@ public final class Controller {
         }
     }
 
-    func move(_ request: [String: Any], write: @escaping (String) -> Void, done: @escaping () -> Void) throws {
-        var spec = try MoveSpec(source: request["from"] as? String ?? "", destination: request["to"] as? String ?? "",
-                                filter: request["filter"] as? String ?? "*", scope: request["scope"] as? String ?? "per,multi",
-                                guarantee: request["guarantee"] as? String ?? "lf", optimizations: request["opt"] as? String ?? "",
-                                mode: request["mode"] as? String ?? "opennf")
-        try spec.arrange(plan: request["plan"] as? String ?? "state-first", split: request["split"] as? Int,
-                         splitOrder: request["splitOrder"] as? String ?? "state")
-        let src = try vnf(request, "from"), dst = try vnf(request, "to")
+    func move(_ command: MoveCommand, write: @escaping (String) -> Void, done: @escaping () -> Void) throws {
+        let spec = try command.spec()
+        let src = try vnf(named: command.from), dst = try vnf(named: command.to)
         guard moving == nil else { throw ControllerError("a Move is already running (\(moving!.spec))") }
         guard let sw, sw.datapathID != nil, !sw.closed else { throw ControllerError("no switch is connected") }
         guard let ingress = config.ingressPort else { throw ControllerError("the controller was started without --ingress") }
@@ -312,7 +286,7 @@ public final class Controller {
         guard dst.connected else { throw ControllerError("\(dst.name) is not connected (\(dst.lastError ?? "connecting"))") }
         moves += 1
         let started = Date()
-        let progress = { (text: String) in write(Self.line(["progress": text, "t": Date().timeIntervalSince(started)])) }
+        let progress = { (text: String) in write(NorthboundReply.progress(text, seconds: Date().timeIntervalSince(started)).line) }
         let run: MoveRun
         if spec.split != nil {
             let split = try SplitMove(id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
@@ -336,9 +310,7 @@ public final class Controller {
             switch result {
             case .success(let report):
                 self.log("move \(report.id): \(report.outcome)\(report.reason.map { " (\($0))" } ?? "") MoveTime \(report.moveTime) s")
-                let data = (try? JSONEncoder().encode(report)) ?? Data()
-                let object = (try? JSONSerialization.jsonObject(with: data)) ?? [:]
-                write(Self.line(["ok": report.outcome == "completed", "report": object]))
+                write(NorthboundReply.report(report).line)
             case .failure(let e):
                 write(Self.failure(e))
             }
@@ -350,25 +322,6 @@ public final class Controller {
     static func state(_ reply: SouthboundReply, from v: VNFClient) throws -> SouthboundReply.StateReply {
         guard case .state(let state) = reply else { throw ControllerError("\(v.name) answered a state request with no state") }
         return state
-    }
-
-    /// A northbound request's `filter` (absent: every flow).
-    static func filter(_ request: [String: Any]) throws -> FlowFilter {
-        guard let value = request["filter"] else { return .all }
-        guard let text = value as? String else { throw ControllerError("\"filter\" must be a string like nw_src=10.0.0.0/8") }
-        return try FlowFilter(parsing: text)
-    }
-
-    static func json<T: Encodable>(_ value: T) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
-    }
-
-    static func flow(_ e: FlowEntry) -> [String: Any] {
-        ["proto": Int(e.key.proto), "client": e.client.addr.text, "client_port": Int(e.client.port),
-         "server": e.server.addr.text, "server_port": Int(e.server.port),
-         "packets_to_server": e.packetsToServer, "packets_to_client": e.packetsToClient,
-         "bytes_to_server": e.bytesToServer, "bytes_to_client": e.bytesToClient,
-         "tcp_state": "\(e.tcpState)"]
     }
 }
 

@@ -1,6 +1,8 @@
 // distctl: the operator's CLI for the DiST controller (its northbound Unix socket).
 import ArgumentParser
+import DistFlow
 import DistMove
+import DistNorthbound
 import Foundation
 
 #if canImport(Glibc)
@@ -35,29 +37,26 @@ final class Northbound {
 
     deinit { close(fd) }
 
-    func send(_ object: [String: Any]) throws {
-        var data = try JSONSerialization.data(withJSONObject: object)
-        data.append(0x0A)
-        try data.withUnsafeBytes { raw in
-            var sent = 0
-            while sent < raw.count {
-                let n = write(fd, raw.baseAddress! + sent, raw.count - sent)
-                guard n > 0 else { throw ValidationError("the controller closed the connection") }
-                sent += n
-            }
+    func send(_ request: NorthboundRequest) throws {
+        let bytes = Array((request.line + "\n").utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+            guard n > 0 else { throw ValidationError("the controller closed the connection") }
+            sent += n
         }
     }
 
-    /// The next line, as a JSON object.
-    func receive() throws -> [String: Any] {
+    /// The next line, and what it says.
+    func receive() throws -> (line: String, reply: NorthboundReply) {
         while true {
             if let nl = pending.firstIndex(of: 0x0A) {
-                let line = Array(pending[..<nl])
+                let line = String(decoding: pending[..<nl], as: UTF8.self)
                 pending.removeFirst(nl + 1)
-                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw ValidationError("the controller sent something that is not a JSON object")
+                guard let reply = NorthboundReply(line: line) else {
+                    throw ValidationError("the controller sent a line this distctl does not understand: \(line.prefix(200))")
                 }
-                return object
+                return (line, reply)
             }
             var buffer = [UInt8](repeating: 0, count: 65536)
             let n = read(fd, &buffer, buffer.count)
@@ -78,20 +77,18 @@ struct Connection: ParsableArguments {
         try Northbound(path: socket ?? ProcessInfo.processInfo.environment["DIST_CONTROLLER_SOCKET"] ?? "/run/dist/controller.sock")
     }
 
-    /// Sends one request, prints progress lines, returns the answer (throws on `ok: false`).
-    func ask(_ request: [String: Any], progress: Bool = false) throws -> [String: Any] {
+    /// Sends one request, prints progress lines, returns the answer (throws on a failure).
+    func ask(_ request: NorthboundRequest, progress: Bool = false) throws -> NorthboundReply {
         let nb = try open()
         try nb.send(request)
         while true {
-            let reply = try nb.receive()
-            if let text = reply["progress"] as? String {
-                if progress && !json { print(String(format: "[%7.3f s] ", reply["t"] as? Double ?? 0) + text) }
+            let (line, reply) = try nb.receive()
+            if case .progress(let text, let seconds) = reply {
+                if progress && !json { print(String(format: "[%7.3f s] ", seconds) + text) }
                 continue
             }
-            if json { print(String(decoding: try JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self)) }
-            if reply["ok"] as? Bool != true, reply["report"] == nil {
-                throw ValidationError("controller: \(reply["error"] as? String ?? "request failed")")
-            }
+            if json { print(line) }
+            if case .failure(let why) = reply { throw ValidationError("controller: \(why)") }
             return reply
         }
     }
@@ -125,23 +122,24 @@ struct Move: ParsableCommand {
     @Option(name: .long, help: "The parts' order: state (fewest states first) or traffic (most packets first).")
     var splitOrder = "state"
 
+    var command: MoveCommand {
+        var c = MoveCommand(from: from, to: to, filter: filter)
+        (c.scope, c.guarantee, c.opt, c.mode, c.plan, c.split, c.splitOrder) = (scope, guarantee, opt, mode, plan, split, splitOrder)
+        return c
+    }
+
     func validate() throws {
         do {
-            var spec = try MoveSpec(source: from, destination: to, filter: filter, scope: scope, guarantee: guarantee,
-                                    optimizations: opt, mode: mode)
-            try spec.arrange(plan: plan, split: split, splitOrder: splitOrder)
+            _ = try command.spec()
         } catch {
             throw ValidationError("\(error)")
         }
     }
 
     func run() throws {
-        let reply = try connection.ask(["command": "move", "from": from, "to": to, "filter": filter, "scope": scope,
-                                        "guarantee": guarantee, "opt": opt, "mode": mode, "plan": plan,
-                                        "split": split as Any? ?? NSNull(), "splitOrder": splitOrder], progress: true)
-        guard let object = reply["report"],
-              let report = try? JSONDecoder().decode(MoveReport.self, from: JSONSerialization.data(withJSONObject: object))
-        else { throw ValidationError("the controller's answer has no report") }
+        guard case .report(let report) = try connection.ask(.move(command), progress: true) else {
+            throw ValidationError("the controller's answer has no report")
+        }
         if !connection.json { print(report.table) }
         if report.outcome != "completed" { throw ExitCode(3) }
     }
@@ -154,21 +152,16 @@ struct VNF: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "VNFs, their southbound address, switch port, and whether they are connected.")
         @OptionGroup var connection: Connection
         func run() throws {
-            let reply = try connection.ask(["command": "vnfs"])
-            guard !connection.json else { return }
+            guard case .vnfs(let vnfs, let sw) = try connection.ask(.vnfs), !connection.json else { return }
             print("NAME        CONTROL                 PORT  CONNECTED")
-            for v in reply["vnfs"] as? [[String: Any]] ?? [] {
-                let name = (v["name"] as? String ?? "?").padding(toLength: 11, withPad: " ", startingAt: 0)
-                let control = (v["control"] as? String ?? "?").padding(toLength: 23, withPad: " ", startingAt: 0)
-                let port = "\(v["switch_port"] as? Int ?? 0)".padding(toLength: 5, withPad: " ", startingAt: 0)
-                let state = v["connected"] as? Bool == true ? "yes" : "no (\(v["last_error"] as? String ?? "connecting"))"
+            for v in vnfs {
+                let name = v.name.padding(toLength: 11, withPad: " ", startingAt: 0)
+                let control = v.control.padding(toLength: 23, withPad: " ", startingAt: 0)
+                let port = "\(v.switchPort)".padding(toLength: 5, withPad: " ", startingAt: 0)
+                let state = v.connected ? "yes" : "no (\(v.lastError ?? "connecting"))"
                 print("\(name) \(control) \(port) \(state)")
             }
-            if let sw = reply["switch"] as? [String: Any] {
-                print("switch: datapath \(sw["datapath"] as? String ?? "?")")
-            } else {
-                print("switch: not connected")
-            }
+            print(sw.map { "switch: datapath \($0.datapath)" } ?? "switch: not connected")
         }
     }
 
@@ -177,9 +170,11 @@ struct VNF: ParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "VNF name.") var name: String
         func run() throws {
-            let reply = try connection.ask(["command": "stats", "vnf": name])
-            guard !connection.json, let c = reply["counters"] as? [String: Any] else { return }
-            for key in c.keys.sorted() { print("\(key): \(c[key]!)") }
+            guard case .stats(_, let c) = try connection.ask(.stats(vnf: name)), !connection.json else { return }
+            let counts: [(String, String)] = [("assets", "\(c.assets)"), ("bytes", "\(c.bytes)"), ("byTransport", "\(c.byTransport)"),
+                                               ("flowsCreated", "\(c.flowsCreated)"), ("flowsExpired", "\(c.flowsExpired)"),
+                                               ("packets", "\(c.packets)"), ("records", "\(c.records)")]
+            for (key, value) in counts { print("\(key): \(value)") }
         }
     }
 }
@@ -191,11 +186,19 @@ struct Flows: ParsableCommand {
     @Option(name: .long, help: "Only flows this filter matches.") var filter = "*"
     @Option(name: .long, help: "At most this many flows are printed.") var limit = 20
     func run() throws {
-        let reply = try connection.ask(["command": "flows", "vnf": name, "filter": filter, "limit": limit])
-        guard !connection.json else { return }
-        print("\(reply["count"] as? Int ?? 0) flows")
-        for f in reply["flows"] as? [[String: Any]] ?? [] {
-            print("\(f["proto"] ?? "?") \(f["client"] ?? "?"):\(f["client_port"] ?? "?") -> \(f["server"] ?? "?"):\(f["server_port"] ?? "?")  packets \(f["packets_to_server"] ?? 0)/\(f["packets_to_client"] ?? 0)  \(f["tcp_state"] ?? "")")
+        let request = NorthboundRequest.flows(vnf: name, filter: try Self.parsed(filter), limit: limit)
+        guard case .flows(_, let count, let flows) = try connection.ask(request), !connection.json else { return }
+        print("\(count) flows")
+        for f in flows {
+            print("\(f.proto) \(f.client):\(f.clientPort) -> \(f.server):\(f.serverPort)  packets \(f.packetsToServer)/\(f.packetsToClient)  \(f.tcpState)")
+        }
+    }
+
+    static func parsed(_ text: String) throws -> FlowFilter {
+        do {
+            return try FlowFilter(parsing: text)
+        } catch {
+            throw ValidationError("--filter: \(error)")
         }
     }
 }
@@ -206,13 +209,13 @@ struct Assets: ParsableCommand {
     @Argument(help: "VNF name.") var name: String
     @Option(name: .long, help: "Only hosts within this filter's prefixes.") var filter = "*"
     func run() throws {
-        let reply = try connection.ask(["command": "assets", "vnf": name, "filter": filter])
-        guard !connection.json else { return }
-        print("\(reply["count"] as? Int ?? 0) hosts")
-        for a in reply["assets"] as? [[String: Any]] ?? [] {
-            let os = (a["os"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
-            let services = (a["services"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String ?? $0["banner"] as? String }
-            print("\(a["address"] ?? "?")  os [\(os.joined(separator: "; "))]  services [\(services.joined(separator: "; "))]")
+        guard case .assets(_, let assets) = try connection.ask(.assets(vnf: name, filter: try Flows.parsed(filter))),
+              !connection.json else { return }
+        print("\(assets.count) hosts")
+        for a in assets {
+            let os = a.asset.os.map { $0.text }
+            let services = a.asset.services.map { "\($0.service):\($0.application) \($0.server ? "server" : "client") port \($0.port)" }
+            print("\(a.address)  os [\(os.joined(separator: "; "))]  services [\(services.joined(separator: "; "))]")
         }
     }
 }
