@@ -17,8 +17,8 @@
 //                  the controller's redirect buffer. No I/O.
 //   DistNorthbound The operator's protocol to the controller (distctl), typed. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
-//   DistAdmin      Admin socket protocol (JSON lines) and the non-blocking socket server (Unix,
-//                  TCP, TCP with mutual TLS) the main lcore polls. No DPDK.
+//   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
+//                  and the admin protocol served on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistTransfer   The VNF's side of a Move (MoveEngine): marks, sessions, release, abort. No DPDK.
@@ -74,7 +74,7 @@ let package = Package(
             name: "DistFlow",
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
-        .target(name: "DistAdmin", dependencies: [.product(name: "NIOCore", package: "swift-nio"),
+        .target(name: "DistServer", dependencies: [.product(name: "NIOCore", package: "swift-nio"),
                                                   .product(name: "NIOEmbedded", package: "swift-nio"),
                                                   .product(name: "NIOTLS", package: "swift-nio"),
                                                   .product(name: "NIOSSL", package: "swift-nio-ssl")]),
@@ -106,8 +106,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-vnf",
-            dependencies: ["DistDataPlane", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
-                           "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
+                           "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
         .executableTarget(name: "dist-wire", dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline"],
@@ -123,7 +124,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-controller",
-            dependencies: ["DistController", "DistAdmin", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["DistController", "DistServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
@@ -133,12 +134,12 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .target(name: "DistNorthbound", dependencies: ["DistControl", "DistMove", "DistState", "DistFlow", "DistPRADS"]),
-        .target(name: "DistLoopback", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline",
+        .target(name: "DistLoopback", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline", "DistMove",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CFuzzDriver"),
         .executableTarget(
             name: "dist-fuzz",
-            dependencies: ["CFuzzDriver", "DistAdmin", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
+            dependencies: ["CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
                            "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
@@ -169,10 +170,11 @@ let package = Package(
         ),
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
-        .testTarget(name: "DistAdminTests", dependencies: ["DistAdmin"]),
+        .testTarget(name: "DistServerTests", dependencies: ["DistServer"]),
         .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistControl", "DistNorthbound", "DistMove", "DistState", "DistPRADS", "DistAdmin",
-                                   "DistOpenFlow", "DistFlow", "DistPacket", .product(name: "NIOCore", package: "swift-nio"),
+                    dependencies: ["DistController", "DistControl", "DistNorthbound", "DistMove", "DistState", "DistPRADS", "DistServer",
+                                   "DistOpenFlow", "DistFlow", "DistPacket", "DistLoopback", "DistTransfer", "DistPipeline", "DistChannel",
+                                   .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistLoopback", "DistChannel", "DistState", "DistFlow", "DistPacket",

@@ -132,7 +132,7 @@ func run(_ o: Options) -> (packets: Int, seconds: Double) {
 }
 
 let o = options()
-if let n = o.packets {
+if o.packets != nil {
     let r = run(o)
     print("redirected \(r.packets) packets of \(o.size) bytes (\(o.flows) flows) in \(String(format: "%.3f", r.seconds)) s; "
           + "\(carried) channel frames carried, both ways")

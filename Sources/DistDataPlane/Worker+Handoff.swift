@@ -8,8 +8,7 @@ extension Worker {
     /// until every one of them has said so and the rings are empty. A frame a port took in is
     /// sent by its flow's owner, not left in a ring, however the workers' stops interleave.
     /// (Bounded: a worker that never stops is waited for about a second.)
-    func finishHandoffs(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
-                        segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+    func finishHandoffs(_ burst: Burst) {
         guard let receiving else { return }
         // (Releasing: what this worker staged is published before the others see it stop.)
         receiving.wrappingDecrement(ordering: .releasing)
@@ -19,8 +18,7 @@ extension Worker {
             var any = false
             for ring in handoff.incoming where !ring.isEmpty {
                 any = true
-                _ = receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
-                                    packetLengths: packetLengths)
+                _ = receiveHandoffs(ring, burst)
             }
             if others <= 0 && !any { return }
             if !any { usleep(10) }
@@ -29,9 +27,7 @@ extension Worker {
 
     /// Processes and forwards up to a burst of the packets another worker handed this one (it
     /// owns their flows); returns whether more than a burst was waiting.
-    func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, packets: UnsafeMutablePointer<OpaquePointer?>,
-                         data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
-                         packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+    func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, _ burst: Burst) -> Bool {
         // The packets are processed where they lie in the ring; their slots go back after.
         let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
         // The slots were written on the receiver's core: ask for all their lines at once.
@@ -48,15 +44,15 @@ extension Worker {
             while start + n < taken && run[n].port == port {
                 // The receiver's core wrote the mbuf last; sending it reads and frees it here.
                 dist_prefetch_write(UnsafeRawPointer(run[n].packet))
-                packets[n] = run[n].packet
-                data[n] = run[n].frame
-                segmentLengths[n] = run[n].segmentLength
+                burst.packets[n] = run[n].packet
+                burst.data[n] = run[n].frame
+                burst.segmentLengths[n] = run[n].segmentLength
                 n += 1
             }
             start += n
             let events = fastPath.processHandedOff(run, count: n, now: clock.now())
-            let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
-            transmit(packets, count: keep, port: port)
+            let keep = events ? sortOut(burst, count: n, port: port) : UInt16(n)
+            transmit(burst.packets, count: keep, port: port)
         }
         ring.consume(taken)
         return taken == Int(Worker.burstSize)

@@ -124,17 +124,8 @@ public final class Worker: @unchecked Sendable {
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
     func run() -> Int32 {
-        let burst = Int(Worker.burstSize)
-        let packets = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: burst)
-        let data = UnsafeMutablePointer<UnsafePointer<UInt8>?>.allocate(capacity: burst)
-        let segmentLengths = UnsafeMutablePointer<UInt16>.allocate(capacity: burst)
-        let packetLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: burst)
-        defer {
-            packets.deallocate()
-            data.deallocate()
-            segmentLengths.deallocate()
-            packetLengths.deallocate()
-        }
+        let burst = Burst(capacity: Int(Worker.burstSize))
+        defer { burst.deallocate() }
         let routeList = UnsafeMutableBufferPointer<Route>.allocate(capacity: routes.count)
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }
@@ -154,33 +145,30 @@ public final class Worker: @unchecked Sendable {
             if !backlog.isEmpty { flushBacklog() }
             var received = false
             var full = false
-            if let link { received = deliver(link, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths) }
+            if let link { received = deliver(link, burst) }
             // What other workers handed over came in before this round's own packets: taken first.
             for ring in handoff.incoming where !ring.isEmpty {
                 received = true
-                if receiveHandoffs(ring, packets: packets, data: data, segmentLengths: segmentLengths,
-                                   packetLengths: packetLengths) { full = true }
+                if receiveHandoffs(ring, burst) { full = true }
             }
             for route in routeList {
-                let n = dist_rx_burst(route.rx, queue, packets, Worker.burstSize)
+                let n = dist_rx_burst(route.rx, queue, burst.packets, Worker.burstSize)
                 if n == 0 { continue }
                 received = true
                 if n == Worker.burstSize { full = true }
-                dist_mbufs_meta(packets, n, data, segmentLengths, packetLengths)
-                let events = fastPath.process(count: Int(n), data: data, segmentLengths: segmentLengths,
-                                              packetLengths: packetLengths, now: clock.now(), packets: packets,
-                                              port: route.tx)
-                let keep = events ? sortOut(packets, count: Int(n), data: data, lengths: segmentLengths, port: route.tx) : n
-                transmit(packets, count: keep, port: route.tx)
+                burst.readMeta(Int(n))
+                let events = burst.process(Int(n), through: fastPath, now: clock.now(), port: route.tx)
+                let keep = events ? sortOut(burst, count: Int(n), port: route.tx) : n
+                transmit(burst.packets, count: keep, port: route.tx)
             }
             // The mailbox is looked at every round (one relaxed load): a control-plane request
             // waits for one burst at most, however rounds are paced.
             if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
-                ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                ruleChanged(from: before, to: rule, burst)
             }
             // (Held packets go once the TX queue has taken what waited for it.)
             if held.draining && backlog.isEmpty {
-                drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                drain(burst)
             }
             if loops % interval == 0 {
                 fastPath.housekeeping(now: clock.now(), expiryBudget: budget)
@@ -192,8 +180,8 @@ public final class Worker: @unchecked Sendable {
         }
         // Stopping: what other workers handed over, then what events held, goes on (nothing
         // is dropped silently).
-        finishHandoffs(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
-        release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+        finishHandoffs(burst)
+        release(burst)
         for _ in 0..<1000 where !backlog.isEmpty {
             flushBacklog()
             usleep(100)
@@ -206,8 +194,8 @@ public final class Worker: @unchecked Sendable {
 
     /// After a burst with events: raises event packets to the main lcore, drops or holds them
     /// per their verdict, and packs the packets to forward at the front. Returns how many.
-    func sortOut(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: Int, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
-                 lengths: UnsafeMutablePointer<UInt16>, port: UInt16) -> UInt16 {
+    func sortOut(_ burst: Burst, count: Int, port: UInt16) -> UInt16 {
+        let packets = burst.packets
         var keep = 0
         for i in 0..<count {
             let verdict = fastPath.verdicts[i]
@@ -222,7 +210,7 @@ public final class Worker: @unchecked Sendable {
                 }
                 continue
             }
-            if verdict == .keep {
+            if verdict == .hold {
                 // Not raised: when the hold queue is full it goes on unprocessed rather than
                 // being dropped (counted).
                 if !hold(packets[i], port: port) {
@@ -232,7 +220,7 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             if verdict != .forward && verdict != .discard && verdict != .pass {
-                let frame = Array(UnsafeBufferPointer(start: data[i], count: Int(lengths[i])))
+                let frame = Array(UnsafeBufferPointer(start: burst.data[i], count: Int(burst.segmentLengths[i])))
                 if events.push(PacketEvent(frame: frame, worker: index)) {
                     statsSlot.pointee.eventsRaised &+= 1
                 } else {
@@ -243,13 +231,13 @@ public final class Worker: @unchecked Sendable {
             case .forward, .raiseAndForward, .pass:
                 packets[keep] = packets[i]
                 keep += 1
-            case .divert, .redirect, .keep, .handoff:
+            case .divert, .redirect, .hold, .handoff:
                 break
             case .discard:
                 dist_mbuf_free(packets[i])
-            case .raise:
+            case .raiseAndDrop:
                 dist_mbuf_free(packets[i])
-            case .hold:
+            case .raiseAndHold:
                 // The hold queue full: the packet was raised; the controller's copy stands for it.
                 if !hold(packets[i], port: port) { dist_mbuf_free(packets[i]) }
             }
@@ -277,9 +265,7 @@ public final class Worker: @unchecked Sendable {
     /// The event rule `before` gave way to `after`: when `after` holds nothing, what was held
     /// goes on, paced (``HoldQueue``) when no rule takes its place (the end of a Move's hold),
     /// at once when one does (its packets must not pass what was held).
-    func ruleChanged(from before: EventRule?, to after: EventRule?, packets: UnsafeMutablePointer<OpaquePointer?>,
-                     data: UnsafeMutablePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafeMutablePointer<UInt16>,
-                     packetLengths: UnsafeMutablePointer<UInt32>) {
+    func ruleChanged(from before: EventRule?, to after: EventRule?, _ burst: Burst) {
         guard !Worker.holds(after) else { return }
         // (A gate past its source's end holds nothing more: it only drops copies before its
         // queue's in-band control packet, which are not the held packets' to follow.)
@@ -288,33 +274,31 @@ public final class Worker: @unchecked Sendable {
             if held.startRelease(now: clock.now(), pacing: pacing) {
                 fastPath.drainFilter = before.filter
                 statsSlot.pointee.pacedReleases &+= 1
-                drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                drain(burst)
             }
             return
         }
-        release(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+        release(burst)
     }
 
     /// Processes and forwards every held packet, in the order they came, at once.
-    func release(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
-                 segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+    func release(_ burst: Burst) {
         if !held.isEmpty { _ = held.startRelease(now: clock.now(), pacing: .immediate) }
         while held.draining {
-            drain(packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+            drain(burst)
         }
         fastPath.drainFilter = nil
     }
 
     /// Processes and forwards the held packets the pace lets go now (one burst at most).
-    func drain(packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
-               segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) {
+    func drain(_ burst: Burst) {
         let allowed = held.releasable(now: clock.now(), limit: Int(Worker.burstSize))
         guard allowed > 0, let port = held.first?.port else { return }
         var n = 0
         while n < allowed && held.entry(n).port == port {
             let h = held.entry(n)
             guard let m = dist_mbuf_from_bytes(pool, held.bytes + h.offset, UInt32(h.length)) else { break }
-            packets[n] = m
+            burst.packets[n] = m
             n += 1
         }
         if n == 0 {
@@ -323,18 +307,9 @@ public final class Worker: @unchecked Sendable {
             held.dropFirst(1)
         } else {
             // These are past every rule (the one that held them went), the drain's filter too.
-            let filter = fastPath.drainFilter, rule = fastPath.eventRule
-            fastPath.drainFilter = nil
-            fastPath.eventRule = nil
-            dist_mbufs_meta(packets, UInt16(n), data, segmentLengths, packetLengths)
             // They were held at their flows' owner: nothing is handed off, but should a packet
             // be, sortOut sees it go.
-            let events = fastPath.process(count: n, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                                          now: clock.now(), packets: packets, port: port)
-            fastPath.drainFilter = filter
-            fastPath.eventRule = rule
-            let keep = events ? sortOut(packets, count: n, data: data, lengths: segmentLengths, port: port) : UInt16(n)
-            transmit(packets, count: keep, port: port)
+            processPastEveryRule(burst, count: n, port: port)
             held.dropFirst(n)
         }
         if !held.draining { fastPath.drainFilter = nil }
@@ -342,8 +317,7 @@ public final class Worker: @unchecked Sendable {
 
     /// Applies what the transfer lcore handed this worker, in order: state in, packets to
     /// process and forward (as if received), channel frames out. Returns whether there was any.
-    func deliver(_ link: TransferLink, packets: UnsafeMutablePointer<OpaquePointer?>, data: UnsafeMutablePointer<UnsafePointer<UInt8>?>,
-                 segmentLengths: UnsafeMutablePointer<UInt16>, packetLengths: UnsafeMutablePointer<UInt32>) -> Bool {
+    func deliver(_ link: TransferLink, _ burst: Burst) -> Bool {
         // Every poll round comes here: nothing but two loads when there is nothing.
         guard !link.toWorker.isEmpty else { return false }
         let port = routes[0].tx
@@ -351,26 +325,15 @@ public final class Worker: @unchecked Sendable {
         var any = false
         func flush() {
             guard pending > 0 else { return }
-            dist_mbufs_meta(packets, UInt16(pending), data, segmentLengths, packetLengths)
             // Packets handed over by the transfer lcore are past every rule here.
-            let rule = fastPath.eventRule, drain = fastPath.drainFilter
-            fastPath.eventRule = nil
-            fastPath.drainFilter = nil
-            defer {
-                fastPath.eventRule = rule
-                fastPath.drainFilter = drain
-            }
-            let events = fastPath.process(count: pending, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                                          now: clock.now(), packets: packets, port: port)
-            let keep = events ? sortOut(packets, count: pending, data: data, lengths: segmentLengths, port: port) : UInt16(pending)
-            transmit(packets, count: keep, port: port)
+            processPastEveryRule(burst, count: pending, port: port)
             pending = 0
         }
         link.toWorker.drain { item in
             any = true
             switch item {
             case .process(let m):
-                packets[pending] = m
+                burst.packets[pending] = m
                 pending += 1
                 if pending == Int(Worker.burstSize) { flush() }
             case .transmit(let m):
@@ -389,12 +352,12 @@ public final class Worker: @unchecked Sendable {
                 flush()
                 let before = fastPath.eventRule
                 _ = fastPath.perform(.events(rule))
-                ruleChanged(from: before, to: rule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                ruleChanged(from: before, to: rule, burst)
             case .sourceEnded(let id):
                 flush()
                 let before = fastPath.eventRule
                 if fastPath.sourceEnded(moveID: id) {
-                    ruleChanged(from: before, to: fastPath.eventRule, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                    ruleChanged(from: before, to: fastPath.eventRule, burst)
                 }
             case .forget(let keys):
                 flush()
@@ -404,12 +367,27 @@ public final class Worker: @unchecked Sendable {
                 if let rule = fastPath.eventRule, rule.action == .gate || rule.action == .discard, rule.moveID == id {
                     if rule.action == .gate { statsSlot.pointee.gatesClosedLate &+= 1 }
                     _ = fastPath.perform(.events(nil))
-                    ruleChanged(from: rule, to: nil, packets: packets, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths)
+                    ruleChanged(from: rule, to: nil, burst)
                 }
             }
         }
         flush()
         return any
+    }
+
+    /// Processes and sends the burst's first `count` packets (their mbufs in place) as if no
+    /// event rule were in force, nor a paced release's filter: packets a rule already let go
+    /// (held ones it released, redirected ones a Move brought).
+    func processPastEveryRule(_ burst: Burst, count: Int, port: UInt16) {
+        burst.readMeta(count)
+        let rule = fastPath.eventRule, drain = fastPath.drainFilter
+        fastPath.eventRule = nil
+        fastPath.drainFilter = nil
+        let events = burst.process(count, through: fastPath, now: clock.now(), port: port)
+        fastPath.eventRule = rule
+        fastPath.drainFilter = drain
+        let keep = events ? sortOut(burst, count: count, port: port) : UInt16(count)
+        transmit(burst.packets, count: keep, port: port)
     }
 
     /// Whether a rule keeps the packets the worker holds (else they go on when it comes in).

@@ -88,10 +88,10 @@ public final class MoveInstance: MoveHost {
         switch verdict {
         case .forward, .raiseAndForward, .pass: out.append(frame)
         case .redirect, .divert: toEngine.append((frame, w, verdict == .redirect))
-        case .keep:
+        case .hold:
             held[w].append(frame)
             heldTotal += 1
-        case .discard, .raise, .hold, .handoff: break
+        case .discard, .raiseAndDrop, .raiseAndHold, .handoff: break
         }
     }
 

@@ -46,13 +46,13 @@ public final class FastPath {
         /// Processed; forward it.
         case forward
         /// Raise it as an event and drop it here (state untouched).
-        case raise
+        case raiseAndDrop
         /// Raise it as an event and hold it until events are disabled (state untouched).
-        case hold
+        case raiseAndHold
         /// Processed; raise it as an event and forward it.
         case raiseAndForward
-        /// Held until the rule goes, not raised (state untouched).
-        case keep
+        /// Held until the rule goes, not raised (state untouched): a DiST Move's destination.
+        case hold
         /// A frame of the DiST channel for this instance: to the transfer lcore (not processed).
         case divert
         /// A packet of a flow moving away (or unknown here) under a redirect rule: to the
@@ -246,24 +246,24 @@ public final class FastPath {
     /// it; nil: it is processed and forwarded.
     @inlinable @inline(__always)
     func ruleVerdict(_ key: FlowKey, rule current: EventRule?, drain: FlowFilter?) -> Verdict? {
-        if let drain, drain.matches(key) { return .keep }
+        if let drain, drain.matches(key) { return .hold }
         guard let rule = current, rule.filter.matches(key) else { return nil }
         switch rule.action {
         case .redirect:
             // Marked flows are the peer's now; unknown ones start there.
             return lockedOrUnknown(key) ? .redirect : nil
         case .hold:
-            return .keep
+            return .hold
         case .gate:
             // Past its queue's cut: waits for the source's last redirected packet.
-            return rule.sourceEnded ? nil : .keep
+            return rule.sourceEnded ? nil : .hold
         case .discard:
             // Handed over by a worker whose queue had no cut: a copy all the same.
             stats.pointee.duplicatesDropped &+= 1
             return .discard
         case .drop, .buffer, .process:
             guard !rule.lateLocking || lockedOrUnknown(key) else { return nil }
-            return rule.action == .drop ? .raise : rule.action == .buffer ? .hold : .raiseAndForward
+            return rule.action == .drop ? .raiseAndDrop : rule.action == .buffer ? .raiseAndHold : .raiseAndForward
         }
     }
 

@@ -1,7 +1,7 @@
 // dist-controller: the DiST controller daemon. OpenFlow 1.3 to the switch, the southbound API to
 // every VNF, a northbound JSON-lines API on a Unix socket for distctl.
 import ArgumentParser
-import DistAdmin
+import DistServer
 import DistController
 import Foundation
 import NIOSSL

@@ -1,5 +1,5 @@
 import Crypto
-import DistAdmin
+import DistServer
 import DistChannel
 import DistControl
 import DistFlow

@@ -103,10 +103,10 @@ import Testing
                 _ = path.process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: 1)
                 switch path.verdicts[0] {
                 case .forward: forwarded += 1
-                case .raise: raised += 1
-                case .hold: held += 1
+                case .raiseAndDrop: raised += 1
+                case .raiseAndHold: held += 1
                 case .raiseAndForward: raised += 1; forwarded += 1
-                case .divert, .redirect, .keep, .discard, .handoff, .pass: Issue.record("no channel, no DiST rule and one worker here")
+                case .divert, .redirect, .hold, .discard, .handoff, .pass: Issue.record("no channel, no DiST rule and one worker here")
                 }
             }
         }
@@ -167,7 +167,7 @@ import Testing
                     var seg = [UInt16(frame.bytes.count)]
                     var len = [frame.originalLength]
                     _ = path.process(count: 1, data: &data, segmentLengths: &seg, packetLengths: &len, now: 2)
-                    if path.verdicts[0] == .raise {
+                    if path.verdicts[0] == .raiseAndDrop {
                         raised += 1
                         if known { ofKnown += 1 }
                     }
@@ -427,7 +427,7 @@ import Testing
         #expect(path.eventRule?.markerSeen == false)
         #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7)) == .discard)
         #expect(path.eventRule?.markerSeen == true)
-        for f in frames[10..<20] { #expect(RedirectTests.verdict(path, f) == .keep) }
+        for f in frames[10..<20] { #expect(RedirectTests.verdict(path, f) == .hold) }
         #expect(path.table.count == 0)
         #expect(stats.pointee.duplicatesDropped == 11)
         #expect(stats.pointee.markers == 1)

@@ -211,12 +211,12 @@ import Testing
         #expect(two.receive(theirs[0], at: 1) == .discard)
         #expect(two.receive(mine[0], at: 1) == .discard)
         // Past queue 0's cut: held at the owner, whichever worker that is.
-        #expect(two.receive(theirs[1], at: 0) == .keep)
-        #expect(two.receive(mine[1], at: 0) == .keep)
+        #expect(two.receive(theirs[1], at: 0) == .hold)
+        #expect(two.receive(mine[1], at: 0) == .hold)
         // Queue 1's copy: from now on its packets wait at their owners too.
         #expect(two.receive(marker, at: 1) == .discard)
-        #expect(two.receive(mine[2], at: 1) == .keep)
-        #expect(two.receive(theirs[2], at: 1) == .keep)
+        #expect(two.receive(mine[2], at: 1) == .hold)
+        #expect(two.receive(theirs[2], at: 1) == .hold)
         #expect(two.paths.allSatisfy { $0.table.count == 0 })
         // The source's end reaches both: the gates go and every packet is processed.
         #expect(two.paths[0].sourceEnded(moveID: 7) && two.paths[1].sourceEnded(moveID: 7))
@@ -232,7 +232,7 @@ import Testing
         for p in two.paths { _ = p.perform(.events(EventRule(filter: Self.filter, action: .gate, moveID: 7))) }
         let marker = InBandControl.frame(for: Self.filter, moveID: 7)
         #expect(two.receive(marker, at: 0) == .discard)
-        #expect(two.receive(theirs[0], at: 0) == .keep)
+        #expect(two.receive(theirs[0], at: 0) == .hold)
         // Worker 1 held a packet queue 0 handed it; its own queue's copy has not come.
         #expect(two.paths[1].sourceEnded(moveID: 7) == true)
         #expect(two.paths[1].eventRule?.sourceEnded == true)

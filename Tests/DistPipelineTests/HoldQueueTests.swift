@@ -106,7 +106,7 @@ import Testing
         var kept = 0, forwarded = 0
         for f in frames {
             switch RedirectTests.verdict(path, f) {
-            case .keep:
+            case .hold:
                 kept += 1
                 #expect(RedirectTests.key(f).map(filter.matches) == true)
             case .forward: forwarded += 1

@@ -1,0 +1,40 @@
+import CDPDKShim
+import DistPipeline
+
+/// A worker's buffers for one burst, allocated once when it starts: the mbufs, and what the
+/// fast path reads of each (its first byte, its first segment's length, its whole length).
+/// Every stage of the worker (receive, handoff, release of held packets, what the transfer
+/// lcore hands over) fills and processes the same one.
+struct Burst {
+    let packets: UnsafeMutablePointer<OpaquePointer?>
+    let data: UnsafeMutablePointer<UnsafePointer<UInt8>?>
+    let segmentLengths: UnsafeMutablePointer<UInt16>
+    let packetLengths: UnsafeMutablePointer<UInt32>
+
+    init(capacity: Int) {
+        packets = .allocate(capacity: capacity)
+        data = .allocate(capacity: capacity)
+        segmentLengths = .allocate(capacity: capacity)
+        packetLengths = .allocate(capacity: capacity)
+    }
+
+    func deallocate() {
+        packets.deallocate()
+        data.deallocate()
+        segmentLengths.deallocate()
+        packetLengths.deallocate()
+    }
+
+    /// Reads the first `count` mbufs' addresses and lengths (and prefetches their headers).
+    func readMeta(_ count: Int) {
+        dist_mbufs_meta(packets, UInt16(count), data, segmentLengths, packetLengths)
+    }
+
+    /// Runs the first `count` packets through `fastPath`; true when any got a verdict other
+    /// than forward (see ``Worker/sortOut(_:count:port:)``).
+    @inline(__always)
+    func process(_ count: Int, through fastPath: FastPath, now: UInt64, port: UInt16) -> Bool {
+        fastPath.process(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+                         packets: packets, port: port)
+    }
+}
