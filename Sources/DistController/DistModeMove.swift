@@ -54,9 +54,9 @@ extension OpenNFMove: MoveRun {}
 final class DistModeMove: MoveRun {
     let id: UInt64
     let spec: MoveSpec
-    let src: VNFClient
-    let dst: VNFClient
-    let sw: SwitchConnection
+    let src: any MoveVNF
+    let dst: any MoveVNF
+    let sw: any MoveSwitch
     let loop: EventLoop
     let progress: (String) -> Void
     let matches: [OFMatch]
@@ -110,7 +110,7 @@ final class DistModeMove: MoveRun {
     /// 0.2 s for nothing, and a split of 15 parts took 4.3 s instead of 1.4.)
     static let quietAfterUpdate = TimeAmount.milliseconds(60)
 
-    init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
+    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
          ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
          cookie: UInt64? = nil, progress: @escaping (String) -> Void) throws {
         for v in [source, destination] where v.channelAddress == nil {
@@ -445,6 +445,13 @@ final class DistModeMove: MoveRun {
 
     func finish() -> MoveReport {
         src.onNotice = nil
+        // A Move that ended before its source said so (refused, aborted) leaves nothing waiting
+        // for a notice that will not come (a completed promise ignores this).
+        let over = ControllerError("the Move is over")
+        stateSent?.fail(over)
+        completed?.fail(over)
+        stateSent = nil
+        completed = nil
         if reflecting {
             _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(cookie), mask: ~0))
             reflecting = false

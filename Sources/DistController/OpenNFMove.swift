@@ -29,9 +29,9 @@ import NIOCore
 final class OpenNFMove {
     let id: UInt64
     let spec: MoveSpec
-    let src: VNFClient
-    let dst: VNFClient
-    let sw: SwitchConnection
+    let src: any MoveVNF
+    let dst: any MoveVNF
+    let sw: any MoveSwitch
     let ingressPort: UInt32
     let loop: EventLoop
     let progress: (String) -> Void
@@ -74,7 +74,7 @@ final class OpenNFMove {
     /// How long the switch's datapath is given to follow a rule change before an IBC goes.
     let settle: TimeAmount
 
-    init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
+    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
          ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void) throws {
         self.id = id
         self.settle = settle

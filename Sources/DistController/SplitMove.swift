@@ -17,9 +17,9 @@ final class SplitMove: MoveRun {
     let id: UInt64
     let spec: MoveSpec
     let split: MoveSpec.Split
-    let src: VNFClient
-    let dst: VNFClient
-    let sw: SwitchConnection
+    let src: any MoveVNF
+    let dst: any MoveVNF
+    let sw: any MoveSwitch
     let loop: EventLoop
     let ingressPort: UInt32
     let settle: TimeAmount
@@ -35,7 +35,7 @@ final class SplitMove: MoveRun {
     var tag: UInt64 { 0x5B17_0000_0000_0000 | (id & 0xFFFF) << 32 }
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
 
-    init(id: UInt64, spec: MoveSpec, source: VNFClient, destination: VNFClient, switch sw: SwitchConnection,
+    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
          ingressPort: UInt32, settle: TimeAmount, nextID: @escaping () -> UInt64, progress: @escaping (String) -> Void) throws {
         guard let split = spec.split else { throw ControllerError("not a split Move") }
         var whole = spec

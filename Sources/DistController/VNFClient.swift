@@ -38,11 +38,6 @@ final class VNFClient {
     private(set) var channelAddress: String?
     /// The VNF's worker cores (from `info`; 1 until it says).
     private(set) var workers = 1
-    /// The VLAN of the VNF's channel address (`IP:PORT@MAC#VLAN`), if it has one.
-    var channelVLAN: UInt16? {
-        guard let text = channelAddress, let hash = text.firstIndex(of: "#") else { return nil }
-        return UInt16(text[text.index(after: hash)...])
-    }
     /// The DiST channel version the VNF speaks (with `channelAddress`).
     private(set) var channelVersion: Int?
     /// Called once the VNF has said who it is (after each connection).
@@ -146,23 +141,6 @@ final class VNFClient {
         counters.bytesSent += 4 + json.count
         channel.writeAndFlush(buffer, promise: nil)
         return promise.futureResult
-    }
-
-    /// A request with one reply.
-    func request(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply> {
-        var reply = SouthboundReply.error(reason: "no reply")
-        return self.request(request) { r in
-            reply = r
-            return true
-        }.map { reply }
-    }
-
-    /// A request whose reply is an `ack`: its count.
-    func acknowledged(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply.Ack> {
-        self.request(request).flatMapThrowing { reply in
-            guard case .ack(let ack) = reply else { throw ControllerError("\(self.name) answered \(request.type) with no ack") }
-            return ack
-        }
     }
 
     fileprivate func received(_ frame: [UInt8]) {

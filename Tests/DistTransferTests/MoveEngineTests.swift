@@ -14,7 +14,7 @@ import Testing
 struct MoveBed {
     let a: MoveInstance
     let b: MoveInstance
-    let filter = try! FlowFilter(parsing: "nw_src=198.18.1.0/24")
+    let filter = try! FlowFilter(parsing: SampleTraffic.filter)
     static let flowCount = 8
     /// The next sequence number of each flow (it travels in the packet's payload).
     var sent = [UInt32](repeating: 0, count: MoveBed.flowCount)
@@ -34,19 +34,9 @@ struct MoveBed {
 
     /// Packet `sent[flow]` of a UDP flow from 198.18.1.(flow+1) to 198.18.2.1.
     mutating func packet(_ flow: Int) -> [UInt8] {
-        let seq = sent[flow]
-        sent[flow] += 1
-        let payload = [0xD1, 0x57, UInt8(flow)] + (0..<4).map { UInt8(truncatingIfNeeded: seq >> (24 - 8 * UInt32($0))) }
-        let udp = be16(UInt16(4000 + flow)) + be16(5000) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
-        var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + udp.count)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
-        ip += [198, 18, 1, UInt8(flow + 1), 198, 18, 2, 1]
-        let sum = InBandControl.checksum(ip)
-        ip[10] = UInt8(sum >> 8)
-        ip[11] = UInt8(sum & 0xFF)
-        return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
+        defer { sent[flow] += 1 }
+        return SampleTraffic.packet(flow: flow, sequence: sent[flow])
     }
-
-    func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 
     /// One packet of every flow, to `to` (or, duplicated, to both).
     mutating func traffic(to targets: [MoveInstance]) {
@@ -158,9 +148,8 @@ struct MoveBed {
     /// Sequence numbers of each flow as the two network functions forwarded them: A's, then B's.
     func forwarded() -> [[UInt32]] {
         var seqs = [[UInt32]](repeating: [], count: MoveBed.flowCount)
-        for frame in a.out + b.out where frame.count >= 49 && frame[42] == 0xD1 && frame[43] == 0x57 {
-            let seq = frame[45..<49].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            seqs[Int(frame[44])].append(seq)
+        for frame in a.out + b.out {
+            if let (flow, seq) = SampleTraffic.numbered(frame) { seqs[flow].append(seq) }
         }
         return seqs
     }

@@ -1,0 +1,77 @@
+import DistControl
+import DistOpenFlow
+import NIOCore
+
+/// A VNF as a Move run sees it: its southbound (requests, the Move's notices, the packets it
+/// raises) and where it sits (switch port, channel). ``VNFClient`` is one over TCP; a test runs
+/// a Move against one in its own process. Every member is used on the Move's event loop.
+protocol MoveVNF: AnyObject {
+    var name: String { get }
+    /// The switch port its data port is attached to.
+    var switchPort: UInt32 { get }
+    /// Its end of DiST's channel (`IP:PORT@MAC#VLAN`), nil when it has none.
+    var channelAddress: String? { get }
+    var channelVersion: Int? { get }
+    var workers: Int { get }
+    var connected: Bool { get }
+    var counters: TrafficCounters { get }
+    var onNotice: ((MoveNoticeMessage) -> Void)? { get set }
+    var onEvent: (([UInt8]) -> Void)? { get set }
+    var onDisconnect: (() -> Void)? { get set }
+    /// Sends a request and hands each reply to `onReply` until it says the last has come;
+    /// fails on an `error` reply, a timeout, or the VNF going away.
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void>
+}
+
+extension MoveVNF {
+    /// The VLAN of its channel address, if it has one.
+    var channelVLAN: UInt16? {
+        guard let text = channelAddress, let hash = text.firstIndex(of: "#") else { return nil }
+        return UInt16(text[text.index(after: hash)...])
+    }
+
+    /// A request with one reply.
+    func request(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply> {
+        var reply = SouthboundReply.error(reason: "no reply")
+        return self.request(request) { r in
+            reply = r
+            return true
+        }.map { reply }
+    }
+
+    /// A request whose reply is an `ack`.
+    func acknowledged(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply.Ack> {
+        self.request(request).flatMapThrowing { reply in
+            guard case .ack(let ack) = reply else { throw ControllerError("\(self.name) answered \(request.type) with no ack") }
+            return ack
+        }
+    }
+}
+
+/// The switch as a Move run sees it: rule changes, barriers, packets out and in.
+/// ``SwitchConnection`` is the one over OpenFlow.
+protocol MoveSwitch: AnyObject {
+    var loop: EventLoop { get }
+    var counters: TrafficCounters { get }
+    var closed: Bool { get }
+    /// PACKET_OUTs still queued (they are paced).
+    var queuedPacketOuts: Int { get }
+    var onPacketIn: ((OFPacketIn) -> Bool)? { get set }
+    @discardableResult
+    func flowMod(_ mod: OFFlowMod) -> UInt32
+    /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
+    func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32)
+    /// Succeeds once every PACKET_OUT queued so far has been handed to the switch.
+    func packetOutsSent() -> EventLoopFuture<Void>
+    /// Succeeds when the switch has applied everything sent before it; fails when one of the
+    /// FLOW_MODs `covers` names was refused, the switch goes away, or no reply comes.
+    func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void>
+}
+
+extension MoveSwitch {
+    func packetOut(_ frame: [UInt8], port: UInt32) { packetOut(frame, port: port, inPort: OpenFlow.portController) }
+    func barrier(covering covers: [UInt32] = []) -> EventLoopFuture<Void> { barrier(covering: covers, timeout: .seconds(5)) }
+}
+
+extension VNFClient: MoveVNF {}
+extension SwitchConnection: MoveSwitch {}

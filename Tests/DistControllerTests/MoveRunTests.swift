@@ -1,0 +1,245 @@
+import DistChannel
+import DistControl
+@testable import DistController
+import DistFlow
+import DistLoopback
+import DistMove
+import DistOpenFlow
+import DistPipeline
+import DistState
+import DistTransfer
+import NIOCore
+import NIOEmbedded
+import Testing
+
+/// A VNF in the test's own thread: the real southbound service (``SouthboundService``) over a
+/// real instance's workers and Move engine (``MoveInstance``), behind the controller's
+/// ``MoveVNF``: requests go in as the bytes the socket would carry, replies and notices come
+/// back the same way.
+final class LoopbackVNF: MoveVNF {
+    let name: String
+    let switchPort: UInt32
+    let instance: MoveInstance
+    let service: SouthboundService
+    let loop: EventLoop
+    var connected = true
+    var counters = TrafficCounters()
+    var onNotice: ((MoveNoticeMessage) -> Void)?
+    var onEvent: (([UInt8]) -> Void)?
+    var onDisconnect: (() -> Void)?
+    var requests: [String] = []
+    private var noticesSeen = 0
+    private var nextID = 1
+
+    var channelAddress: String? { instance.address.description }
+    var channelVersion: Int? { Int(ChannelFrame.version) }
+    var workers: Int { instance.workerCount }
+
+    init(name: String, switchPort: UInt32, address: String, loop: EventLoop) {
+        self.name = name
+        self.switchPort = switchPort
+        self.loop = loop
+        let instance = MoveInstance(workers: 1, address: address)
+        self.instance = instance
+        let store = PipelineStateStore(workers: instance.workerCount, perform: { request, w in instance.ask(request, worker: w) },
+                                       totals: { InstanceCounters() })
+        service = SouthboundService(store: store)
+        service.channelAddress = instance.address.description
+        service.channelVersion = Int(ChannelFrame.version)
+        service.startMove = { request in
+            guard let dst = ChannelAddress(request.destination) else { throw SouthboundError("bad dst") }
+            var order = MoveOrder(moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
+            order.perFlow = request.perFlow
+            order.multiFlow = request.multiFlow
+            order.lateLocking = request.lateLocking
+            order.earlyRelease = request.earlyRelease
+            order.redirectFirst = request.redirectFirst
+            instance.engine.start(order, now: instance.clock)
+            return instance.engine.ibcToken(order.moveID, nonce: order.nonce)
+        }
+        service.abortMove = { id, reason in _ = instance.engine.abort(moveID: id, reason: reason, now: instance.clock) }
+    }
+
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void> {
+        requests.append(request.type)
+        counters.messagesSent += 1
+        let id = nextID
+        nextID += 1
+        for body in service.handle(client: 1, request.encoded(id: id)) {
+            guard let (replyID, reply) = SouthboundReply.decode(body), replyID == id else { continue }
+            counters.messagesReceived += 1
+            if case .error(let why) = reply { return loop.makeFailedFuture(ControllerError("\(name) refused \(request.type): \(why)")) }
+            do {
+                if try onReply(reply) { break }
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+        }
+        return loop.makeSucceededVoidFuture()
+    }
+
+    /// What the engine told since the last call, on to the Move, as the socket carries it.
+    func deliverNotices() {
+        while noticesSeen < instance.notices.count {
+            let n = instance.notices[noticesSeen]
+            noticesSeen += 1
+            if n.type == "incomingStarted" || n.type == "incomingEnded" {
+                service.incomingMove(n.moveID, started: n.type == "incomingStarted")
+                continue
+            }
+            let notice = MoveNoticeMessage(type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
+            guard let (_, body) = service.moveNotice(notice, last: n.type == "moveComplete" || n.outcome == "refused"),
+                  case .notice(let decoded)? = SouthboundReply.decode(body)?.reply else { continue }
+            counters.messagesReceived += 1
+            onNotice?(decoded)
+        }
+    }
+}
+
+/// The switch, as far as a Move's rules go: the moved flows' traffic goes where the last rule
+/// for them says; a PACKET_OUT reaches the VNF on its port at once; barriers are answered.
+final class LoopbackSwitch: MoveSwitch {
+    let loop: EventLoop
+    var counters = TrafficCounters()
+    var closed = false
+    var queuedPacketOuts: Int { 0 }
+    var onPacketIn: ((OFPacketIn) -> Bool)?
+    var vnfs: [UInt32: LoopbackVNF] = [:]
+    /// The ports the moved flows' packets go out of.
+    var targets: [UInt32]
+    var flowMods: [OFFlowMod] = []
+
+    init(loop: EventLoop, targets: [UInt32]) {
+        self.loop = loop
+        self.targets = targets
+    }
+
+    func flowMod(_ mod: OFFlowMod) -> UInt32 {
+        flowMods.append(mod)
+        counters.messagesSent += 1
+        let moveRule = mod.cookie & SwitchRules.reflectorCookie(0) == 0 && (mod.command == .add || mod.command == .modify)
+        if moveRule, case .applyActions(let actions)? = mod.instructions.first {
+            targets = actions.compactMap { if case .output(let port, _) = $0 { port } else { nil } }
+        }
+        return UInt32(flowMods.count)
+    }
+
+    func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32) {
+        counters.messagesSent += 1
+        vnfs[port]?.instance.receive(frame)
+    }
+
+    func packetOutsSent() -> EventLoopFuture<Void> { loop.makeSucceededVoidFuture() }
+
+    func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void> {
+        counters.messagesSent += 1
+        counters.messagesReceived += 1
+        return loop.makeSucceededVoidFuture()
+    }
+}
+
+/// The controller's Move runs (``DistModeMove``) on an embedded event loop against two VNFs of
+/// the test's own thread: the messages it sends, in order, and what the VNFs end with.
+@Suite struct MoveRunTests {
+    let loop = EmbeddedEventLoop()
+    let a: LoopbackVNF, b: LoopbackVNF
+    let sw: LoopbackSwitch
+    static let flows = 8
+
+    init() {
+        a = LoopbackVNF(name: "vnf1", switchPort: 11, address: "198.18.0.1:7700@02:00:00:00:00:01", loop: loop)
+        b = LoopbackVNF(name: "vnf2", switchPort: 12, address: "198.18.0.2:7700@02:00:00:00:00:02", loop: loop)
+        sw = LoopbackSwitch(loop: loop, targets: [a.switchPort])
+        sw.vnfs = [11: a, 12: b]
+    }
+
+    /// Runs `run` while the switch sends one packet of every flow a millisecond; the VNFs poll,
+    /// their channel carries what they send, notices go to the Move. Returns its report and
+    /// every flow's packets as the VNFs forwarded them (A's, then B's).
+    func drive(_ run: DistModeMove) throws -> (report: MoveReport, forwarded: [[UInt32]], sent: UInt32) {
+        var sent: UInt32 = 0
+        func traffic() {
+            for flow in 0..<Self.flows {
+                let p = SampleTraffic.packet(flow: flow, sequence: sent)
+                for port in sw.targets { sw.vnfs[port]?.instance.receive(p) }
+            }
+            sent += 1
+        }
+        for _ in 0..<5 { traffic() }
+        var report: MoveReport?
+        run.run().whenSuccess { report = $0 }
+        for _ in 0..<20_000 where report == nil {
+            traffic()
+            a.instance.round()
+            b.instance.round()
+            let (ab, ba) = (a.instance.wire, b.instance.wire)
+            a.instance.wire = []
+            b.instance.wire = []
+            for f in ab { b.instance.receive(f, worker: 0) }
+            for f in ba { a.instance.receive(f, worker: 0) }
+            a.deliverNotices()
+            b.deliverNotices()
+            loop.advanceTime(by: .milliseconds(1))
+        }
+        let done = try #require(report, "the Move did not end")
+        // The destination's last held packets go once its rule has gone.
+        for _ in 0..<50 {
+            a.instance.round()
+            b.instance.round()
+        }
+        var seqs = [[UInt32]](repeating: [], count: Self.flows)
+        for frame in a.instance.out + b.instance.out {
+            if let (flow, seq) = SampleTraffic.numbered(frame) { seqs[flow].append(seq) }
+        }
+        return (done, seqs, sent)
+    }
+
+    func spec(_ guarantee: String) throws -> MoveSpec {
+        try MoveSpec(source: "vnf1", destination: "vnf2", filter: SampleTraffic.filter, scope: "per", guarantee: guarantee,
+                     optimizations: "pz,ll,er", mode: "dist")
+    }
+
+    /// LF, as the paper's section 3: `movePerFlow`, the state sent peer to peer, the switch's
+    /// update, the in-band control packet to the source; the Move completes, the flows are at B
+    /// with their packet counts going on, and every packet was forwarded once, in order.
+    @Test func aLossFreeMoveSignalsOnlyAndLosesNothing() throws {
+        let run = try DistModeMove(id: 7, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+                                   settle: .milliseconds(10), progress: { _ in })
+        let (report, forwarded, sent) = try drive(run)
+        #expect(report.outcome == "completed", "\(report.reason ?? "")")
+        #expect(a.requests == ["movePerFlow"], "the source gets one request; the rest is its own")
+        #expect(b.requests.isEmpty, "the destination hears only from the source")
+        #expect(sw.targets == [b.switchPort])
+        #expect(report.perFlowStates == Self.flows)
+        let filter = try FlowFilter(parsing: SampleTraffic.filter)
+        #expect(a.instance.flows(matching: filter).isEmpty)
+        let moved = b.instance.flows(matching: filter)
+        #expect(moved.count == Self.flows)
+        #expect(moved.allSatisfy { $0.packetsToServer + $0.packetsToClient == UInt64(sent) }, "counts go on from A's")
+        for (flow, seqs) in forwarded.enumerated() {
+            #expect(seqs == Array(0..<sent), "flow \(flow)")
+        }
+    }
+
+    /// NG: the state moves and the switch follows; the source deletes what it moved when told.
+    @Test func aMoveWithoutGuaranteeEndsWithTheSourceDeleting() throws {
+        let run = try DistModeMove(id: 8, spec: spec("ng"), source: a, destination: b, switch: sw, ingressPort: 1,
+                                   settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(run)
+        #expect(report.outcome == "completed", "\(report.reason ?? "")")
+        #expect(a.requests == ["movePerFlow", "delPerFlow"])
+        #expect(sw.targets == [b.switchPort])
+        #expect(b.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).count == Self.flows)
+    }
+
+    /// A source that refuses the Move (no such peer): the run ends aborted, the switch untouched.
+    @Test func aRefusedMoveChangesNoRule() throws {
+        a.service.startMove = { _ in throw SouthboundError("\"dst\" is not a channel peer of this instance") }
+        let run = try DistModeMove(id: 9, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+                                   settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(run)
+        #expect(report.outcome == "aborted")
+        #expect(report.reason?.contains("not a channel peer") == true)
+        #expect(sw.flowMods.isEmpty && sw.targets == [a.switchPort])
+    }
+}
