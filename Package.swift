@@ -64,7 +64,7 @@ let package = Package(
                     "-include", "rte_config.h", "-O3",
                     // DPDK 22.11 on x86_64 needs at least SSE4.2 (its "generic" machine is corei7).
                     "-march=corei7",
-                ]),
+                ])
             ],
             linkerSettings: dpdkLibraries
         ),
@@ -74,21 +74,30 @@ let package = Package(
             name: "DistFlow",
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
-        .target(name: "DistServer", dependencies: [.product(name: "NIOCore", package: "swift-nio"),
-                                                  .product(name: "NIOEmbedded", package: "swift-nio"),
-                                                  .product(name: "NIOTLS", package: "swift-nio"),
-                                                  .product(name: "NIOSSL", package: "swift-nio-ssl")]),
+        .target(
+            name: "DistServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow"),
         // (The Move engine and its channel have one owner, the transfer lcore; dynamic exclusivity
         // checks on their class properties cost a thread-local lookup per access, several per
         // redirected packet. As DistPRADS.)
-        .target(name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(
+            name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
-        .target(name: "DistTransfer", dependencies: ["DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove", "DistPipeline",
-                                                     .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
+        .target(
+            name: "DistTransfer",
+            dependencies: [
+                "DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove", "DistPipeline",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
@@ -97,50 +106,75 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         .target(name: "DistState", dependencies: ["DistFlow", "DistPacket", "DistPRADS"]),
-        .target(name: "DistPipeline", dependencies: ["DistPacket", "DistFlow", "DistPRADS", "DistState",
-                                                     .product(name: "Atomics", package: "swift-atomics")]),
+        .target(
+            name: "DistPipeline",
+            dependencies: [
+                "DistPacket", "DistFlow", "DistPRADS", "DistState",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]),
         .target(
             name: "DistDataPlane",
-            dependencies: ["CDPDKShim", "CDistIntrinsics", "DistPacket", "DistFlow", "DistPipeline", "DistState", "DistTransfer", "DistChannel", "DistMove",
-                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "CDPDKShim", "CDistIntrinsics", "DistPacket", "DistFlow", "DistPipeline", "DistState", "DistTransfer",
+                "DistChannel", "DistMove",
+                .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "dist-vnf",
-            dependencies: ["DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
-                           "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics"),
-                           .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
+                "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
-        .executableTarget(name: "dist-wire", dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline"],
-                          swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(
+            name: "dist-wire", dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline"],
+            swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "DistController",
-            dependencies: ["DistMove", "DistNorthbound", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            dependencies: [
+                "DistMove", "DistNorthbound", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
             // NIO's closures the Sendable annotations that would say so again.
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
             name: "dist-controller",
-            dependencies: ["DistController", "DistServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            dependencies: [
+                "DistController", "DistServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
             name: "distctl",
-            dependencies: ["DistMove", "DistNorthbound", "DistFlow", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "DistMove", "DistNorthbound", "DistFlow",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
-        .target(name: "DistNorthbound", dependencies: ["DistControl", "DistMove", "DistState", "DistFlow", "DistPRADS"]),
-        .target(name: "DistLoopback", dependencies: ["DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline", "DistMove",
-                                                     .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "DistNorthbound", dependencies: ["DistControl", "DistMove", "DistState", "DistFlow", "DistPRADS"]),
+        .target(
+            name: "DistLoopback",
+            dependencies: [
+                "DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline", "DistMove",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(name: "CFuzzDriver"),
         .executableTarget(
             name: "dist-fuzz",
-            dependencies: ["CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket", "DistPipeline",
-                           "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket",
+                "DistPipeline",
+                "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "dist-state-bench",
@@ -171,21 +205,36 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistServerTests", dependencies: ["DistServer"]),
-        .testTarget(name: "DistControllerTests",
-                    dependencies: ["DistController", "DistControl", "DistNorthbound", "DistMove", "DistState", "DistPRADS", "DistServer",
-                                   "DistOpenFlow", "DistFlow", "DistPacket", "DistLoopback", "DistTransfer", "DistPipeline", "DistChannel",
-                                   .product(name: "NIOCore", package: "swift-nio"),
-                                   .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "DistTransferTests", dependencies: ["DistTransfer", "DistLoopback", "DistChannel", "DistState", "DistFlow", "DistPacket",
-                                                              "DistPRADS", "DistPipeline", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "DistChannelTests", dependencies: ["DistChannel", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "DistControllerTests",
+            dependencies: [
+                "DistController", "DistControl", "DistNorthbound", "DistMove", "DistState", "DistPRADS", "DistServer",
+                "DistOpenFlow", "DistFlow", "DistPacket", "DistLoopback", "DistTransfer", "DistPipeline", "DistChannel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "DistTransferTests",
+            dependencies: [
+                "DistTransfer", "DistLoopback", "DistChannel", "DistState", "DistFlow", "DistPacket",
+                "DistPRADS", "DistPipeline", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "DistChannelTests", dependencies: ["DistChannel", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "DistMoveTests", dependencies: ["DistMove", "DistFlow", "DistPacket", "DistOpenFlow"]),
         .testTarget(name: "DistOpenFlowTests", dependencies: ["DistOpenFlow"], exclude: ["Fixtures"]),
-        .testTarget(name: "DistControlTests", dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
-        .testTarget(name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
+        .testTarget(
+            name: "DistControlTests",
+            dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
+        .testTarget(
+            name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
-        .testTarget(name: "DistPipelineTests", dependencies: ["DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove",
-                                                             .product(name: "Atomics", package: "swift-atomics")]),
+        .testTarget(
+            name: "DistPipelineTests",
+            dependencies: [
+                "DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]),
     ]
 )

@@ -9,7 +9,8 @@ import Foundation
 func cryptoBenchmark() {
     let key = SymmetricKey(data: [UInt8](repeating: 0x42, count: 32))
     let binding = ChannelFrame.Binding(nonce: 7, sender: 1, receiver: 2)
-    let sender = ChannelCipher(key: key, binding: binding), receiver = ChannelCipher(key: key, binding: binding.reversed)
+    let sender = ChannelCipher(key: key, binding: binding)
+    let receiver = ChannelCipher(key: key, binding: binding.reversed)
     print("payload  AES-GCM seal+open ns/frame  HMAC-SHA256 tag+verify ns/frame  ratio")
     for size in [300, 8_900] {
         let frame = ChannelFrame(kind: .packets, moveID: 1, sequence: 1, payload: [UInt8](repeating: 0xA5, count: size))
@@ -23,11 +24,14 @@ func cryptoBenchmark() {
             }
             return runs.sorted()[2]
         }
-        var counter: UInt64 = 0, opened = 0
+        var counter: UInt64 = 0
+        var opened = 0
         let aead = median {
             for _ in 0..<iterations {
                 counter &+= 1
-                if (try? ChannelFrame.opened(frame.sealed(with: sender, counter: counter), with: receiver)) != nil { opened += 1 }
+                if (try? ChannelFrame.opened(frame.sealed(with: sender, counter: counter), with: receiver)) != nil {
+                    opened += 1
+                }
             }
         }
         let bytes = [UInt8](repeating: 0xA5, count: ChannelFrame.headerSize + size)

@@ -39,7 +39,9 @@ struct Path {
     var inTransit: [(at: UInt64, bytes: [UInt8])] = []
 
     mutating func random() -> Double {
-        seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+        seed ^= seed << 13
+        seed ^= seed >> 7
+        seed ^= seed << 17
         return Double(seed % 1_000_000) / 1_000_000
     }
 
@@ -73,17 +75,25 @@ struct Outcome {
 func move(drop: Double, seed: UInt64) -> Outcome {
     var ab = Path(rate: 12.5e6 / 1e9, delay: 2_500_000, drop: drop, seed: seed | 1)
     var ba = Path(rate: 0, delay: 2_500_000, drop: drop, seed: (seed &* 0x9E37_79B9) | 1)
-    let a = ChannelEndpoint(moveID: 1, key: key), b = ChannelEndpoint(moveID: 1, key: key)
+    let a = ChannelEndpoint(moveID: 1, key: key)
+    let b = ChannelEndpoint(moveID: 1, key: key)
     let stateFrames = 20
     for i in 0..<stateFrames { a.send(.state, [UInt8](repeating: UInt8(i), count: 8_700)) }
     let stateThrough = a.sentThrough &+ UInt32(stateFrames)
     let interval = 1_000_000_000 / UInt64(pps)
     let tick: UInt64 = 50_000  // the transfer lcore's poll
     var outcome = Outcome()
-    var now: UInt64 = 0, nextPacket: UInt64 = 0, pending = 0, stopAt = UInt64.max, lastQueued: UInt32 = 0
+    var now: UInt64 = 0
+    var nextPacket: UInt64 = 0
+    var pending = 0
+    var stopAt = UInt64.max
+    var lastQueued: UInt32 = 0
     while now < 30_000_000_000 {
         if now < stopAt {
-            while nextPacket <= now { pending += 1; nextPacket += interval }
+            while nextPacket <= now {
+                pending += 1
+                nextPacket += interval
+            }
         }
         // The transfer lcore: packets flush into a frame when nothing waits, or when a frame is full.
         if pending > 0 && (a.backlog == 0 || pending * 302 >= 8_900) {
@@ -117,13 +127,23 @@ func move(drop: Double, seed: UInt64) -> Outcome {
 
 func ms(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1e6) }
 
-print("channel: state 20 x 8.7 kB, packets 300 B at \(pps) pps until \(redirectAfterState / 1_000_000) ms after the state is in; 100 Mbit/s, 5 ms round trip + jitter; \(seeds) seeds")
-print("drop%  state-acked ms (median / worst)  tail after redirect ends ms (median / worst)  timeouts (median / worst)  retransmissions (median)  aborted")
+print(
+    "channel: state 20 x 8.7 kB, packets 300 B at \(pps) pps until \(redirectAfterState / 1_000_000) ms after the state is in; 100 Mbit/s, 5 ms round trip + jitter; \(seeds) seeds"
+)
+print(
+    "drop%  state-acked ms (median / worst)  tail after redirect ends ms (median / worst)  timeouts (median / worst)  retransmissions (median)  aborted"
+)
 for drop in drops {
     let runs = (0..<seeds).map { move(drop: drop / 100, seed: UInt64($0) &* 7919 &+ 17) }
     func median<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-    let acked = runs.map(\.stateAcked), tails = runs.map { $0.tail > $0.stateAcked + redirectAfterState ? $0.tail - $0.stateAcked - redirectAfterState : 0 }
-    print(String(format: "%5.1f", drop), " ", ms(median(acked)), "/", ms(acked.max()!), "   ", ms(median(tails)), "/", ms(tails.max()!),
-          "   ", median(runs.map(\.timeouts)), "/", runs.map(\.timeouts).max()!, "   ", median(runs.map(\.retransmissions)),
-          "   ", runs.filter(\.aborted).count)
+    let acked = runs.map(\.stateAcked)
+    let tails = runs.map {
+        $0.tail > $0.stateAcked + redirectAfterState ? $0.tail - $0.stateAcked - redirectAfterState : 0
+    }
+    print(
+        String(format: "%5.1f", drop), " ", ms(median(acked)), "/", ms(acked.max()!), "   ", ms(median(tails)), "/",
+        ms(tails.max()!),
+        "   ", median(runs.map(\.timeouts)), "/", runs.map(\.timeouts).max()!, "   ",
+        median(runs.map(\.retransmissions)),
+        "   ", runs.filter(\.aborted).count)
 }

@@ -1,7 +1,7 @@
+import DistPRADS
 // dist-detection-bench: PRADS detection (DistPRADS.PRADSEngine) alone on a pcap in memory.
 //   dist-detection-bench TRACE.pcap [PASSES] [SIGNATURE_DIR]
 import DistPacket
-import DistPRADS
 import Foundation
 
 let arguments = CommandLine.arguments
@@ -21,12 +21,16 @@ func run() throws {
     let start = DispatchTime.now().uptimeNanoseconds
     for pass in 0..<passes {
         for frame in file.frames {
-            engine.process(frame: frame.bytes, wireLength: Int(frame.originalLength), timestamp: UInt64(frame.seconds) + UInt64(pass))
+            engine.process(
+                frame: frame.bytes, wireLength: Int(frame.originalLength),
+                timestamp: UInt64(frame.seconds) + UInt64(pass))
         }
     }
     let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
     let frames = Double(file.frames.count * passes)
-    print("frames \(file.frames.count * passes) records \(records) regex_runs \(engine.detector.counters.regexRuns) connections \(engine.connectionCount)")
+    print(
+        "frames \(file.frames.count * passes) records \(records) regex_runs \(engine.detector.counters.regexRuns) connections \(engine.connectionCount)"
+    )
     print(String(format: "ns_per_frame %.1f mpps %.3f", elapsed / frames, frames / elapsed * 1e3))
 }
 do { try run() } catch {

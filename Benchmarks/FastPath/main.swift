@@ -69,8 +69,9 @@ for _ in 0..<passes {
     var i = 0
     while i < count {
         let n = min(32, count - i)
-        let events = fastPath.process(count: n, data: data + i, segmentLengths: segmentLengths + i,
-                                      packetLengths: packetLengths + i, now: now)
+        let events = fastPath.process(
+            count: n, data: data + i, segmentLengths: segmentLengths + i,
+            packetLengths: packetLengths + i, now: now)
         if handoff && events {
             links[0].flush(stats: stats)
             let (items, m) = links[1].incoming[0].peek(limit: 64)
@@ -83,5 +84,7 @@ for _ in 0..<passes {
 }
 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
 let frames = Double(count * passes)
-print("frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets) handed_off \(stats.pointee.handedOff)")
+print(
+    "frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets) handed_off \(stats.pointee.handedOff)"
+)
 print(String(format: "ns_per_frame %.1f mpps %.2f", elapsed / frames, frames / elapsed * 1e3))

@@ -44,7 +44,8 @@ func options() -> Options {
         default: fail("unknown argument \(arg)")
         }
     }
-    guard o.seconds > 0, o.runs > 0, (64...9000).contains(o.size), (1...65536).contains(o.flows), (o.packets ?? 1) > 0 else {
+    guard o.seconds > 0, o.runs > 0, (64...9000).contains(o.size), (1...65536).contains(o.flows), (o.packets ?? 1) > 0
+    else {
         fail("--seconds and --runs must be positive, --size 64 to 9000, --flows 1 to 65536, --packets positive")
     }
     return o
@@ -66,7 +67,9 @@ func packet(flow: Int, size: Int) -> [UInt8] {
     let sum = InBandControl.checksum(ip)
     ip[10] = UInt8(sum >> 8)
     ip[11] = UInt8(sum & 0xFF)
-    let udp = be16(4000 + flow % 20000) + be16(5000) + be16(udpLength) + [0, 0] + [UInt8](repeating: 0x5A, count: udpLength - 8)
+    let udp =
+        be16(4000 + flow % 20000) + be16(5000) + be16(udpLength) + [0, 0]
+        + [UInt8](repeating: 0x5A, count: udpLength - 8)
     return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
 }
 
@@ -90,7 +93,8 @@ func run(_ o: Options) -> (packets: Int, seconds: Double) {
     let frames = (0..<o.flows).map { packet(flow: $0, size: o.size) }
     for f in frames { a.receive(f) }
     a.out.removeAll()
-    var order = MoveOrder(moveID: 1, filter: try! FlowFilter(parsing: "nw_src=198.18.0.0/15"), guarantee: "lf", destination: b.address)
+    var order = MoveOrder(
+        moveID: 1, filter: try! FlowFilter(parsing: "nw_src=198.18.0.0/15"), guarantee: "lf", destination: b.address)
     order.multiFlow = false
     order.lateLocking = true
     order.earlyRelease = true
@@ -112,7 +116,9 @@ func run(_ o: Options) -> (packets: Int, seconds: Double) {
     }
     // The moved flows' packets arrive at the source 32 a round, at most 8,192 ahead of what
     // the destination has forwarded (what the channel has not carried yet waits in the source).
-    var sent = 0, forwarded = 0, next = 0
+    var sent = 0
+    var forwarded = 0
+    var next = 0
     let start = now()
     let deadline = start + UInt64(o.seconds * 1e9)
     while o.packets.map({ forwarded < $0 }) ?? (now() < deadline) {
@@ -134,12 +140,14 @@ func run(_ o: Options) -> (packets: Int, seconds: Double) {
 let o = options()
 if o.packets != nil {
     let r = run(o)
-    print("redirected \(r.packets) packets of \(o.size) bytes (\(o.flows) flows) in \(String(format: "%.3f", r.seconds)) s; "
-          + "\(carried) channel frames carried, both ways")
+    print(
+        "redirected \(r.packets) packets of \(o.size) bytes (\(o.flows) flows) in \(String(format: "%.3f", r.seconds)) s; "
+            + "\(carried) channel frames carried, both ways")
     exit(0)
 }
-print("== a loss-free Move redirecting \(o.size)-byte packets of \(o.flows) flows, source and destination on one thread, "
-      + "\(o.runs) runs of \(o.seconds) s")
+print(
+    "== a loss-free Move redirecting \(o.size)-byte packets of \(o.flows) flows, source and destination on one thread, "
+        + "\(o.runs) runs of \(o.seconds) s")
 var rates: [Double] = []
 for i in 0..<o.runs {
     let r = run(o)

@@ -3,9 +3,9 @@
 // JSONEncoder/JSONDecoder) on the same values, in the same run.
 //   dist-state-bench [TRACE.pcap] [SIGNATURE_DIR] [REPEATS]
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
-import DistPRADS
 import DistState
 import Foundation
 
@@ -22,7 +22,10 @@ func build() throws -> (flows: [FlowEntry], assets: [AssetState], counters: Inst
     let path = FastPath(table: FlowTable(capacity: 1 << 16), stats: stats, detector: detector)
     path.process(frames: file.frames)
     var flows: [FlowEntry] = []
-    path.table.forEach { _, e in flows.append(e); return true }
+    path.table.forEach { _, e in
+        flows.append(e)
+        return true
+    }
     let assets = detector.assets.keys.sorted().map { AssetState(address: $0, asset: detector.asset(at: $0)!) }
     var counters = InstanceCounters()
     counters.packets = stats.pointee.rxPackets
@@ -56,7 +59,8 @@ do {
     let decodeBinary = try time { decoded = try StateCodec.decodeAll(binary) }
     guard decoded == chunks else { fatalError("binary round trip differs") }
 
-    let encoder = JSONEncoder(), decoder = JSONDecoder()
+    let encoder = JSONEncoder()
+    let decoder = JSONDecoder()
     var json: [Data] = []
     let encodeJSON = try time {
         json = []
@@ -72,15 +76,21 @@ do {
     }
 
     func line(_ name: String, _ seconds: Double, _ bytes: Double) -> String {
-        String(format: "%-18@ %10.0f states/s %8.1f MB/s  (%.2f ms)", name as NSString, states / seconds, bytes / seconds / 1e6, seconds * 1e3)
+        String(
+            format: "%-18@ %10.0f states/s %8.1f MB/s  (%.2f ms)", name as NSString, states / seconds,
+            bytes / seconds / 1e6, seconds * 1e3)
     }
-    print("states: \(flows.count) per-flow, \(assets.count) multi-flow, 1 all-flows; binary \(binary.count) bytes, JSON \(Int(jsonBytes)) bytes (best of \(repeats))")
+    print(
+        "states: \(flows.count) per-flow, \(assets.count) multi-flow, 1 all-flows; binary \(binary.count) bytes, JSON \(Int(jsonBytes)) bytes (best of \(repeats))"
+    )
     print(line("binary encode", encodeBinary, Double(binary.count)))
     print(line("binary decode", decodeBinary, Double(binary.count)))
     print(line("JSON encode", encodeJSON, jsonBytes))
     print(line("JSON decode", decodeJSON, jsonBytes))
-    print(String(format: "binary vs JSON: encode %.1fx faster, decode %.1fx faster, %.1fx smaller",
-                 encodeJSON / encodeBinary, decodeJSON / decodeBinary, jsonBytes / Double(binary.count)))
+    print(
+        String(
+            format: "binary vs JSON: encode %.1fx faster, decode %.1fx faster, %.1fx smaller",
+            encodeJSON / encodeBinary, decodeJSON / decodeBinary, jsonBytes / Double(binary.count)))
 } catch {
     FileHandle.standardError.write(Data("dist-state-bench: \(error)\n".utf8))
     exit(1)

@@ -34,9 +34,12 @@ extension ChannelEndpoint {
         }
         defer {
             if let trace {
-                trace(now, "ack \(ack) sack \(String(sack, radix: 16)) newly \(tally.newly) rtt \(tally.rtt == .max ? -1 : Int(tally.rtt / 1000))us"
-                    + (tally.retransmittedAcked ? " (a resent frame's)" : "")
-                    + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us rto \(rto / 1000)us lost \(lostQueue)")
+                trace(
+                    now,
+                    "ack \(ack) sack \(String(sack, radix: 16)) newly \(tally.newly) rtt \(tally.rtt == .max ? -1 : Int(tally.rtt / 1000))us"
+                        + (tally.retransmittedAcked ? " (a resent frame's)" : "")
+                        + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us rto \(rto / 1000)us lost \(lostQueue)"
+                )
             }
         }
         if tally.newly > 0 && !inRecovery && congestionWindow < slowStartThreshold {
@@ -150,13 +153,17 @@ extension ChannelEndpoint {
         let queued = roundRTT != .max && baseRTT != .max ? queuedEstimate : lastRoundQueued
         if let queued, queued < Double(config.queuedHigh) {
             counters.randomLosses += 1
-            slowStartThreshold = max(congestionWindow * config.randomLossFactor, 2 * Double(config.minimumCongestionWindow))
+            slowStartThreshold = max(
+                congestionWindow * config.randomLossFactor, 2 * Double(config.minimumCongestionWindow))
         } else {
             slowStartThreshold = max(Double(flightBefore) / 2, 2 * Double(config.minimumCongestionWindow))
         }
         congestionWindow = slowStartThreshold
         recoveryPoint = nextSequence &- 1
-        trace?(now, "window \(Int(congestionWindow)) after a loss (\(queued.map { "\(Int($0)) bytes queued" } ?? "queue not measured"))")
+        trace?(
+            now,
+            "window \(Int(congestionWindow)) after a loss (\(queued.map { "\(Int($0)) bytes queued" } ?? "queue not measured"))"
+        )
     }
 
     /// Whether a frame that arrived tells when it was sent: a first transmission does; a
@@ -203,8 +210,9 @@ extension ChannelEndpoint {
         // Slow start ends as soon as the queue builds (as HyStart's delay test), not a round
         // later, when the window has doubled again.
         if congestionWindow < slowStartThreshold && roundSamples >= 2 && queuedEstimate > Double(config.queuedLow) {
-            congestionWindow = max(Double(config.minimumCongestionWindow),
-                                   congestionWindow - queuedEstimate + Double(config.queuedLow))
+            congestionWindow = max(
+                Double(config.minimumCongestionWindow),
+                congestionWindow - queuedEstimate + Double(config.queuedLow))
             slowStartThreshold = congestionWindow
         }
         let r = Double(rtt)

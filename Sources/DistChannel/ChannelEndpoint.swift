@@ -179,7 +179,8 @@ public final class ChannelEndpoint {
     var early: [UInt32: ChannelFrame] = [:]
     var ackOwed = false
 
-    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, config: Config = Config()) {
+    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, config: Config = Config())
+    {
         self.moveID = moveID
         cipher = ChannelCipher(key: key, binding: binding)
         self.config = config
@@ -223,7 +224,9 @@ public final class ChannelEndpoint {
             return []
         }
         // An abort is numbered after everything its sender sent: within the window, like data.
-        if frame.kind == .abort && !(frame.sequence > received && frame.sequence &- received <= UInt32(config.window) + 1) {
+        if frame.kind == .abort
+            && !(frame.sequence > received && frame.sequence &- received <= UInt32(config.window) + 1)
+        {
             counters.outOfWindow += 1
             return []
         }
@@ -232,7 +235,9 @@ public final class ChannelEndpoint {
         guard frame.kind != .ack else { return [] }
         if frame.kind == .abort {
             // Authenticated: it counts at once, whatever came before it was lost.
-            if state == .open { state = .aborted("the peer gave up: " + String(decoding: frame.payload, as: UTF8.self)) }
+            if state == .open {
+                state = .aborted("the peer gave up: " + String(decoding: frame.payload, as: UTF8.self))
+            }
             return []
         }
         // Once given up, nothing more is received: what this end acknowledged is all it took
@@ -264,15 +269,21 @@ public final class ChannelEndpoint {
         var timeoutFrame: [UInt8]?
         if let (seq, oldest) = oldestOutstanding, now &- timerStart >= timer {
             if oldest.retries >= config.maxRetransmissions
-                || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions) {
-                state = .aborted("the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms")
+                || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions)
+            {
+                state = .aborted(
+                    "the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms"
+                )
                 return []
             }
             // Timeout: the window starts again from one frame, the timer backs off for the whole
             // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
             // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
             counters.timeouts += 1
-            trace?(now, "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)")
+            trace?(
+                now,
+                "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)"
+            )
             if backoff == 0 && oldest.retries == 0 {
                 undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)
             }
@@ -288,7 +299,10 @@ public final class ChannelEndpoint {
         if timeoutFrame == nil, let probe = tailLossProbe(now: now) { out.append(probe) }
         let sack = sackBitmap()
         while let seq = lostQueue.first {
-            guard let f = inFlight[seq] else { lostQueue.removeFirst(); continue }
+            guard let f = inFlight[seq] else {
+                lostQueue.removeFirst()
+                continue
+            }
             // (The window, not the pacing: a frame found lost goes at once, as RFC 6675's first
             // retransmission does.)
             guard pipe == 0 || Double(pipe + f.size) <= congestionWindow else { break }
@@ -311,11 +325,18 @@ public final class ChannelEndpoint {
                 by = pipe != 0 && Double(pipe + f.size) > congestionWindow ? "a resend: window" : ""
             } else if waitingHead < waiting.count {
                 let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
-                by = inFlight.count >= config.window ? "receive window" : pipe != 0 && Double(pipe + size) > congestionWindow ? "window" : !maysend(size, now: now) ? "pacing" : ""
+                by =
+                    inFlight.count >= config.window
+                    ? "receive window"
+                    : pipe != 0 && Double(pipe + size) > congestionWindow
+                        ? "window" : !maysend(size, now: now) ? "pacing" : ""
             }
             if by != heldBy {
                 heldBy = by
-                trace(now, by.isEmpty ? "not held" : "held by \(by) (pipe \(pipe) cwnd \(Int(congestionWindow)), \(backlog) waiting)")
+                trace(
+                    now,
+                    by.isEmpty
+                        ? "not held" : "held by \(by) (pipe \(pipe) cwnd \(Int(congestionWindow)), \(backlog) waiting)")
             }
         }
         if waitingHead == waiting.count {
@@ -370,8 +391,10 @@ public final class ChannelEndpoint {
         waiting[waitingHead].payload = []
         waitingHead += 1
         let size = ChannelFrame.overhead + payload.count
-        let frame = ChannelFrame(kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
-        inFlight[nextSequence] = InFlight(frame: frame, size: size, sentAt: now, firstSentAt: now, retries: 0, sacked: false)
+        let frame = ChannelFrame(
+            kind: kind, moveID: moveID, sequence: nextSequence, ack: received, sack: sack, payload: payload)
+        inFlight[nextSequence] = InFlight(
+            frame: frame, size: size, sentAt: now, firstSentAt: now, retries: 0, sacked: false)
         nextSequence &+= 1
         sent(size, now: now)
         trace?(now, "send \(frame.sequence) \(kind) \(size) bytes, pipe \(pipe) cwnd \(Int(congestionWindow))")
@@ -416,8 +439,9 @@ public final class ChannelEndpoint {
 
     /// An abort frame for the peer (also once this end has given up for another reason).
     public func abortFrame(_ reason: String) -> [UInt8] {
-        let frame = ChannelFrame(kind: .abort, moveID: moveID, sequence: nextSequence, ack: received, sack: sackBitmap(),
-                                 payload: Array(reason.utf8.prefix(512)))
+        let frame = ChannelFrame(
+            kind: .abort, moveID: moveID, sequence: nextSequence, ack: received, sack: sackBitmap(),
+            payload: Array(reason.utf8.prefix(512)))
         // It takes no sequence number of its own (the peer acts on it at once).
         return seal(frame)
     }

@@ -83,7 +83,8 @@ public struct ChannelFrame: Equatable, Sendable {
     public var sack: UInt64
     public var payload: [UInt8]
 
-    public init(kind: Kind, moveID: UInt64, sequence: UInt32, ack: UInt32 = 0, sack: UInt64 = 0, payload: [UInt8] = []) {
+    public init(kind: Kind, moveID: UInt64, sequence: UInt32, ack: UInt32 = 0, sack: UInt64 = 0, payload: [UInt8] = [])
+    {
         self.kind = kind
         self.moveID = moveID
         self.sequence = sequence
@@ -134,7 +135,8 @@ public struct ChannelFrame: Equatable, Sendable {
         header.append(UInt8(payload.count >> 8))
         header.append(UInt8(payload.count & 0xFF))
         // (Sealing fails only for a nonce of the wrong size.)
-        let box = try! AES.GCM.seal(payload, using: cipher.sendingKey, nonce: Self.gcmNonce(counter), authenticating: header)
+        let box = try! AES.GCM.seal(
+            payload, using: cipher.sendingKey, nonce: Self.gcmNonce(counter), authenticating: header)
         header.append(contentsOf: box.ciphertext)
         header.append(contentsOf: box.tag)
         return header
@@ -169,25 +171,31 @@ public struct ChannelFrame: Equatable, Sendable {
         guard bytes[0] == magic[0], bytes[1] == magic[1] else { throw .badMagic }
         guard bytes[2] == version else { throw .wrongVersion(bytes[2]) }
         let length = Int(bytes[44]) << 8 | Int(bytes[45])
-        guard length == bytes.count - overhead else { throw .lengthMismatch(declared: length, actual: bytes.count - overhead) }
+        guard length == bytes.count - overhead else {
+            throw .lengthMismatch(declared: length, actual: bytes.count - overhead)
+        }
         guard nonce(in: bytes) == cipher.binding.nonce else { throw .otherNonce }
         func be(_ from: Int, _ n: Int) -> UInt64 { bytes[from..<(from + n)].reduce(0) { $0 << 8 | UInt64($1) } }
         let payload: [UInt8]
         do {
-            let box = try AES.GCM.SealedBox(nonce: gcmNonce(be(20, 8)), ciphertext: bytes[headerSize..<(headerSize + length)],
-                                            tag: bytes[(headerSize + length)...])
+            let box = try AES.GCM.SealedBox(
+                nonce: gcmNonce(be(20, 8)), ciphertext: bytes[headerSize..<(headerSize + length)],
+                tag: bytes[(headerSize + length)...])
             payload = Array(try AES.GCM.open(box, using: cipher.receivingKey, authenticating: bytes[0..<headerSize]))
         } catch {
             throw .badTag
         }
         guard let kind = Kind(rawValue: bytes[3]) else { throw .unknownKind(bytes[3]) }
-        return ChannelFrame(kind: kind, moveID: be(4, 8), sequence: UInt32(be(28, 4)), ack: UInt32(be(32, 4)), sack: be(36, 8),
-                            payload: payload)
+        return ChannelFrame(
+            kind: kind, moveID: be(4, 8), sequence: UInt32(be(28, 4)), ack: UInt32(be(32, 4)), sack: be(36, 8),
+            payload: payload)
     }
 
     /// The same, for a frame bound by `binding` (its sender to its receiver), deriving the keys
     /// for this one frame.
-    public static func decode(_ bytes: [UInt8], key: SymmetricKey, binding: Binding = .unbound) throws(DecodeError) -> ChannelFrame {
+    public static func decode(_ bytes: [UInt8], key: SymmetricKey, binding: Binding = .unbound) throws(DecodeError)
+        -> ChannelFrame
+    {
         try opened(bytes, with: ChannelCipher(key: key, binding: binding.reversed))
     }
 }
@@ -209,7 +217,8 @@ public struct ChannelCipher {
     }
 
     static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
-        var info = Array("DiST channel \(ChannelFrame.version)".utf8), salt: [UInt8] = []
+        var info = Array("DiST channel \(ChannelFrame.version)".utf8)
+        var salt: [UInt8] = []
         ChannelFrame.append(binding.sender, 8, to: &info)
         ChannelFrame.append(binding.receiver, 8, to: &info)
         ChannelFrame.append(binding.nonce, 8, to: &salt)
@@ -232,12 +241,16 @@ public enum ChannelKey {
             throw Problem(description: "channel key \(path): cannot read it (\(error.localizedDescription))")
         }
         if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
-            throw Problem(description: "channel key \(path): mode \(String(mode, radix: 8)) lets others read it; chmod 600 \(path)")
+            throw Problem(
+                description:
+                    "channel key \(path): mode \(String(mode, radix: 8)) lets others read it; chmod 600 \(path)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Problem(description: "channel key \(path): cannot read it")
         }
-        guard data.count >= 32 else { throw Problem(description: "channel key \(path): \(data.count) bytes; 32 or more needed") }
+        guard data.count >= 32 else {
+            throw Problem(description: "channel key \(path): \(data.count) bytes; 32 or more needed")
+        }
         return SymmetricKey(data: data)
     }
 }

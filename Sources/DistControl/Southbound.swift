@@ -46,8 +46,9 @@ public final class SouthboundService {
         public var order: (filter: String, guarantee: String, destination: String, ibcToken: UInt64)?
 
         func listing(_ moveID: UInt64) -> SouthboundReply.MoveListing {
-            SouthboundReply.MoveListing(moveID: moveID, role: role, phase: phase, filter: order?.filter, guarantee: order?.guarantee,
-                                        destination: order?.destination, ibcToken: order?.ibcToken)
+            SouthboundReply.MoveListing(
+                moveID: moveID, role: role, phase: phase, filter: order?.filter, guarantee: order?.guarantee,
+                destination: order?.destination, ibcToken: order?.ibcToken)
         }
     }
 
@@ -57,8 +58,10 @@ public final class SouthboundService {
     }
 
     /// The phase a source's notice says its Move has reached.
-    static let phases = ["moveReady": "ready", "moveStateSent": "state-sent", "moveSwitched": "switched",
-                         "moveDuplicating": "duplicating"]
+    static let phases = [
+        "moveReady": "ready", "moveStateSent": "state-sent", "moveSwitched": "switched",
+        "moveDuplicating": "duplicating",
+    ]
 
     /// A notice about a Move, for the connection that ordered it (nil: it is gone).
     public func moveNotice(_ notice: MoveNoticeMessage, last: Bool) -> (client: Int32, body: [UInt8])? {
@@ -91,7 +94,9 @@ public final class SouthboundService {
 
     /// Answers one request frame's body from `client` with the bodies of the reply frames.
     public func handle(client: Int32, _ body: [UInt8]) -> [[UInt8]] {
-        guard let (id, request) = SouthboundRequest.decode(body) else { return [Self.error(nil, "request is not a JSON object")] }
+        guard let (id, request) = SouthboundRequest.decode(body) else {
+            return [Self.error(nil, "request is not a JSON object")]
+        }
         do {
             return try answer(try request.get(), client: client).map { $0.encoded(id: id) }
         } catch {
@@ -103,9 +108,13 @@ public final class SouthboundService {
     func answer(_ request: SouthboundRequest, client: Int32) throws -> [SouthboundReply] {
         switch request {
         case .getPerFlow(let filter, let batch, let lock):
-            return state(.perFlow, try store.exportFlows(filter, lock: lock).map { .perFlow($0) }, batch: batch ?? chunksPerMessage)
+            return state(
+                .perFlow, try store.exportFlows(filter, lock: lock).map { .perFlow($0) },
+                batch: batch ?? chunksPerMessage)
         case .getMultiFlow(let filter, let batch, let peers):
-            return state(.multiFlow, try store.exportAssets(filter, peers: peers).map { .multiFlow($0) }, batch: batch ?? chunksPerMessage)
+            return state(
+                .multiFlow, try store.exportAssets(filter, peers: peers).map { .multiFlow($0) },
+                batch: batch ?? chunksPerMessage)
         case .getAllFlows:
             return state(.allFlows, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
         case .putPerFlow(let chunks):
@@ -173,7 +182,9 @@ public final class SouthboundService {
         }
         // (A DiST Move's redirect, hold or gate rule is in force meanwhile: not an event rule,
         // and no connection's to replace.)
-        guard movesUnderWay.isEmpty else { throw SouthboundError("a DiST Move is under way here: events wait for its end") }
+        guard movesUnderWay.isEmpty else {
+            throw SouthboundError("a DiST Move is under way here: events wait for its end")
+        }
         try store.setEvents(rule)
         eventsOwner = client
     }
@@ -196,7 +207,9 @@ public final class SouthboundService {
     /// A split Move's parts: the filter's flows by sub-prefix (`length`: 0-32 for an IPv4
     /// prefix, 0-128 for IPv6), with the packets they have seen.
     func flowGroups(_ f: FlowFilter, length: Int) throws -> [SouthboundReply.FlowGroup] {
-        guard let prefix = f.splitPrefix else { throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else") }
+        guard let prefix = f.splitPrefix else {
+            throw SouthboundError("\"filter\" must be one IP prefix (nw_src or nw_dst) and nothing else")
+        }
         guard length >= 0, length <= (prefix.address.isIPv4Mapped ? 32 : 128) else {
             throw SouthboundError("\"length\" must be a prefix length of the filter's family")
         }
@@ -213,8 +226,9 @@ public final class SouthboundService {
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         let token = try startMove(move)
         moveOwners[move.moveID] = client
-        movesUnderWay[move.moveID] = MoveUnderWay(role: "source", phase: "exporting",
-                                                  order: ("\(move.filter)", move.guarantee, move.destination, token))
+        movesUnderWay[move.moveID] = MoveUnderWay(
+            role: "source", phase: "exporting",
+            order: ("\(move.filter)", move.guarantee, move.destination, token))
         return token
     }
 
@@ -244,8 +258,11 @@ public final class SouthboundService {
             let began = DispatchTime.now().uptimeNanoseconds
             let encoded = part.map { Data(StateCodec.encode($0)).base64EncodedString() }
             let took = DispatchTime.now().uptimeNanoseconds - began
-            replies.append(.state(.init(scope: scope, count: part.count, last: start >= chunks.count, serializeNanoseconds: took,
-                                        chunks: encoded)))
+            replies.append(
+                .state(
+                    .init(
+                        scope: scope, count: part.count, last: start >= chunks.count, serializeNanoseconds: took,
+                        chunks: encoded)))
         } while start < chunks.count
         return replies
     }

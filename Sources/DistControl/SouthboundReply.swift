@@ -86,8 +86,10 @@ public enum SouthboundReply: Sendable, Equatable {
         public var destination: String?
         public var ibcToken: UInt64?
 
-        public init(moveID: UInt64, role: String, phase: String, filter: String? = nil, guarantee: String? = nil,
-                    destination: String? = nil, ibcToken: UInt64? = nil) {
+        public init(
+            moveID: UInt64, role: String, phase: String, filter: String? = nil, guarantee: String? = nil,
+            destination: String? = nil, ibcToken: UInt64? = nil
+        ) {
             self.moveID = moveID
             self.role = role
             self.phase = phase
@@ -99,7 +101,9 @@ public enum SouthboundReply: Sendable, Equatable {
     }
 
     /// The wire's `type` of each state scope's reply.
-    static let stateTypes: [StateScope: String] = [.perFlow: "statePerFlow", .multiFlow: "stateMultiFlow", .allFlows: "stateAllFlows"]
+    static let stateTypes: [StateScope: String] = [
+        .perFlow: "statePerFlow", .multiFlow: "stateMultiFlow", .allFlows: "stateAllFlows",
+    ]
 
     /// The frame's body, for request `id` (nil: a message of the VNF's own).
     public func encoded(id: Int?) -> [UInt8] {
@@ -161,52 +165,71 @@ public struct MoveNoticeMessage: Sendable, Equatable {
     }
 
     /// The notices' types.
-    public static let types: Set<String> = ["moveReady", "moveStateSent", "moveDuplicating", "moveSwitched", "moveComplete"]
+    public static let types: Set<String> = [
+        "moveReady", "moveStateSent", "moveDuplicating", "moveSwitched", "moveComplete",
+    ]
 }
 
 extension SouthboundReply {
     init(from c: KeyedDecodingContainer<JSONKey>) throws {
         let type = try c.decode(String.self, forKey: "type")
         if let scope = Self.stateTypes.first(where: { $0.value == type })?.key {
-            self = .state(StateReply(scope: scope, count: try c.decode(Int.self, forKey: "count"),
-                                     last: try c.decode(Bool.self, forKey: "last"),
-                                     serializeNanoseconds: try c.decodeIfPresent(UInt64.self, forKey: "serialize_ns") ?? 0,
-                                     chunks: try c.decode([String].self, forKey: "chunks")))
+            self = .state(
+                StateReply(
+                    scope: scope, count: try c.decode(Int.self, forKey: "count"),
+                    last: try c.decode(Bool.self, forKey: "last"),
+                    serializeNanoseconds: try c.decodeIfPresent(UInt64.self, forKey: "serialize_ns") ?? 0,
+                    chunks: try c.decode([String].self, forKey: "chunks")))
             return
         }
         if MoveNoticeMessage.types.contains(type) {
-            self = .notice(MoveNoticeMessage(type: type, moveID: try c.decode(UInt64.self, forKey: "moveID"),
-                                             outcome: try c.decodeIfPresent(String.self, forKey: "outcome") ?? "",
-                                             reason: try c.decodeIfPresent(String.self, forKey: "reason"),
-                                             counters: try c.decodeIfPresent([String: Int].self, forKey: "counters") ?? [:]))
+            self = .notice(
+                MoveNoticeMessage(
+                    type: type, moveID: try c.decode(UInt64.self, forKey: "moveID"),
+                    outcome: try c.decodeIfPresent(String.self, forKey: "outcome") ?? "",
+                    reason: try c.decodeIfPresent(String.self, forKey: "reason"),
+                    counters: try c.decodeIfPresent([String: Int].self, forKey: "counters") ?? [:]))
             return
         }
         switch type {
         case "ack":
-            self = .ack(Ack(count: try c.decode(Int.self, forKey: "count"),
-                            deserializeNanoseconds: try c.decodeIfPresent(UInt64.self, forKey: "deserialize_ns"),
-                            ibcToken: try c.decodeIfPresent(String.self, forKey: "ibcToken").flatMap { UInt64($0, radix: 16) }))
+            self = .ack(
+                Ack(
+                    count: try c.decode(Int.self, forKey: "count"),
+                    deserializeNanoseconds: try c.decodeIfPresent(UInt64.self, forKey: "deserialize_ns"),
+                    ibcToken: try c.decodeIfPresent(String.self, forKey: "ibcToken").flatMap { UInt64($0, radix: 16) }))
         case "error":
             self = .error(reason: try c.decodeIfPresent(String.self, forKey: "reason") ?? "no reason given")
         case "info":
-            self = .info(Info(workers: try c.decodeIfPresent(Int.self, forKey: "workers") ?? 1,
-                              channel: try c.decodeIfPresent(String.self, forKey: "channel"),
-                              // (Builds before version 2 did not say: they speak version 1.)
-                              channelVersion: try c.decodeIfPresent(Int.self, forKey: "channelVersion")))
+            self = .info(
+                Info(
+                    workers: try c.decodeIfPresent(Int.self, forKey: "workers") ?? 1,
+                    channel: try c.decodeIfPresent(String.self, forKey: "channel"),
+                    // (Builds before version 2 did not say: they speak version 1.)
+                    channelVersion: try c.decodeIfPresent(Int.self, forKey: "channelVersion")))
         case "flowGroups":
             let groups = try c.nestedUnkeyedArray("groups")
-            self = .flowGroups(try groups.map { g in
-                FlowGroup(prefix: try g.decode(String.self, forKey: "prefix"), flows: try g.decode(Int.self, forKey: "flows"),
-                          packets: try g.decode(Int.self, forKey: "packets"))
-            })
+            self = .flowGroups(
+                try groups.map { g in
+                    FlowGroup(
+                        prefix: try g.decode(String.self, forKey: "prefix"),
+                        flows: try g.decode(Int.self, forKey: "flows"),
+                        packets: try g.decode(Int.self, forKey: "packets"))
+                })
         case "moves":
-            self = .moves(try c.nestedUnkeyedArray("moves").map { m in
-                MoveListing(moveID: try m.decode(UInt64.self, forKey: "moveID"), role: try m.decode(String.self, forKey: "role"),
-                            phase: try m.decode(String.self, forKey: "phase"), filter: try m.decodeIfPresent(String.self, forKey: "filter"),
-                            guarantee: try m.decodeIfPresent(String.self, forKey: "guarantee"),
-                            destination: try m.decodeIfPresent(String.self, forKey: "dst"),
-                            ibcToken: try m.decodeIfPresent(String.self, forKey: "ibcToken").flatMap { UInt64($0, radix: 16) })
-            })
+            self = .moves(
+                try c.nestedUnkeyedArray("moves").map { m in
+                    MoveListing(
+                        moveID: try m.decode(UInt64.self, forKey: "moveID"),
+                        role: try m.decode(String.self, forKey: "role"),
+                        phase: try m.decode(String.self, forKey: "phase"),
+                        filter: try m.decodeIfPresent(String.self, forKey: "filter"),
+                        guarantee: try m.decodeIfPresent(String.self, forKey: "guarantee"),
+                        destination: try m.decodeIfPresent(String.self, forKey: "dst"),
+                        ibcToken: try m.decodeIfPresent(String.self, forKey: "ibcToken").flatMap {
+                            UInt64($0, radix: 16)
+                        })
+                })
         case "packetEvent":
             guard let frame = Data(base64Encoded: try c.decode(String.self, forKey: "frame")) else {
                 throw SouthboundError("a packet event's frame is not base64")

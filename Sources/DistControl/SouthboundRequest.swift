@@ -90,7 +90,8 @@ extension KeyedDecodingContainer where Key == JSONKey {
 
     /// A filter (`filter`; absent: every flow).
     func filter() throws -> FlowFilter {
-        guard let text = try optional("filter", String.self, "\"filter\" must be a string like nw_src=10.0.0.0/8") else { return .all }
+        guard let text = try optional("filter", String.self, "\"filter\" must be a string like nw_src=10.0.0.0/8")
+        else { return .all }
         do {
             return try FlowFilter(parsing: text)
         } catch {
@@ -125,10 +126,13 @@ extension KeyedDecodingContainer where Key == JSONKey {
 
 extension SouthboundRequest {
     init(from c: KeyedDecodingContainer<JSONKey>) throws {
-        guard let type = try? c.decode(String.self, forKey: "type") else { throw SouthboundError("request has no \"type\"") }
+        guard let type = try? c.decode(String.self, forKey: "type") else {
+            throw SouthboundError("request has no \"type\"")
+        }
         switch type {
         case "getPerFlow": self = .getPerFlow(filter: try c.filter(), batch: try c.batch(), lock: try c.flag("lock"))
-        case "getMultiFlow": self = .getMultiFlow(filter: try c.filter(), batch: try c.batch(), peers: try c.flag("peers"))
+        case "getMultiFlow":
+            self = .getMultiFlow(filter: try c.filter(), batch: try c.batch(), peers: try c.flag("peers"))
         case "getAllFlows": self = .getAllFlows
         case "putPerFlow": self = .putPerFlow(chunks: try c.chunks())
         case "putMultiFlow": self = .putMultiFlow(chunks: try c.chunks())
@@ -139,7 +143,8 @@ extension SouthboundRequest {
         case "enableEvents":
             let message = "\"action\" must be drop, buffer or process"
             guard let name = try c.optional("action", String.self, message), let action = EventAction(rawValue: name),
-                  EventAction.southbound.contains(action) else { throw SouthboundError(message) }
+                EventAction.southbound.contains(action)
+            else { throw SouthboundError(message) }
             self = .enableEvents(filter: try c.filter(), action: action, lateLocking: try c.flag("lateLocking"))
         case "disableEvents": self = .disableEvents
         case "flowGroups":
@@ -151,7 +156,9 @@ extension SouthboundRequest {
         case "movePerFlow": self = .movePerFlow(try MoveRequest(from: c))
         case "abortMove":
             let reason = try c.optional("reason", String.self, "\"reason\" must be a string") ?? ""
-            guard reason.utf8.count <= Self.maxReason else { throw SouthboundError("\"reason\" must be at most \(Self.maxReason) bytes") }
+            guard reason.utf8.count <= Self.maxReason else {
+                throw SouthboundError("\"reason\" must be at most \(Self.maxReason) bytes")
+            }
             self = .abortMove(moveID: try c.moveID(), reason: reason)
         case "moves": self = .moves
         default: throw SouthboundError("unknown request type '\(type)'")
@@ -255,11 +262,15 @@ public struct MoveRequest: Sendable, Equatable {
         moveID = try c.moveID()
         filter = try c.filter()
         let dstMessage = "\"dst\" must be the destination's channel address"
-        guard let dst = try c.optional("dst", String.self, dstMessage), !dst.isEmpty else { throw SouthboundError(dstMessage) }
+        guard let dst = try c.optional("dst", String.self, dstMessage), !dst.isEmpty else {
+            throw SouthboundError(dstMessage)
+        }
         destination = dst
         let scopesMessage = "\"scopes\" must be some of per, multi and all"
         let scopes = try c.optional("scopes", [String].self, scopesMessage) ?? ["per", "multi"]
-        guard !scopes.isEmpty, scopes.allSatisfy({ ["per", "multi", "all"].contains($0) }) else { throw SouthboundError(scopesMessage) }
+        guard !scopes.isEmpty, scopes.allSatisfy({ ["per", "multi", "all"].contains($0) }) else {
+            throw SouthboundError(scopesMessage)
+        }
         perFlow = scopes.contains("per")
         multiFlow = scopes.contains("multi")
         allFlows = scopes.contains("all")
@@ -269,7 +280,9 @@ public struct MoveRequest: Sendable, Equatable {
         lateLocking = try c.flag("lateLocking")
         earlyRelease = try c.flag("earlyRelease")
         redirectFirst = try c.flag("redirectFirst")
-        guard !redirectFirst || guarantee == "lf" else { throw SouthboundError("\"redirectFirst\" Moves are loss-free: \"guarantee\" must be lf") }
+        guard !redirectFirst || guarantee == "lf" else {
+            throw SouthboundError("\"redirectFirst\" Moves are loss-free: \"guarantee\" must be lf")
+        }
         let patienceMessage = "\"patience\" must be a number of seconds from 0.1 to 600"
         if let seconds = try c.optional("patience", Double.self, patienceMessage) {
             guard seconds >= 0.1, seconds <= 600 else { throw SouthboundError(patienceMessage) }
@@ -280,7 +293,8 @@ public struct MoveRequest: Sendable, Equatable {
     func encode(to c: inout KeyedEncodingContainer<JSONKey>) throws {
         try c.encode(moveID, forKey: "moveID")
         try c.encode("\(filter)", forKey: "filter")
-        try c.encode([(perFlow, "per"), (multiFlow, "multi"), (allFlows, "all")].filter(\.0).map(\.1), forKey: "scopes")
+        try c.encode(
+            [(perFlow, "per"), (multiFlow, "multi"), (allFlows, "all")].filter(\.0).map(\.1), forKey: "scopes")
         try c.encode(guarantee, forKey: "guarantee")
         try c.encode(lateLocking, forKey: "lateLocking")
         try c.encode(earlyRelease, forKey: "earlyRelease")

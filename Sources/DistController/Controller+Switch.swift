@@ -51,7 +51,9 @@ extension Controller {
             mod.instructions = [.applyActions([.output(port: out)])]
             xids.append(connection.flowMod(mod))
         }
-        if let ingress = config.ingressPort, let name = config.defaultVNF, let v = config.vnfs.first(where: { $0.name == name }) {
+        if let ingress = config.ingressPort, let name = config.defaultVNF,
+            let v = config.vnfs.first(where: { $0.name == name })
+        {
             rule(ingress, v.switchPort)
         }
         if let egress = config.egressPort {
@@ -80,7 +82,9 @@ extension Controller {
         mod.priority = 200
         mod.cookie = 0xD157
         if let hash = text.firstIndex(of: "#"), let vlan = UInt16(text[text.index(after: hash)...]) {
-            mod.match = OFMatch([.other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])])  // VLAN_VID
+            mod.match = OFMatch([
+                .other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])
+            ])  // VLAN_VID
         } else if let mac = Self.channelMAC(text) {
             mod.match = OFMatch([.other(field: 3, hasMask: false, value: mac)])  // ETH_DST
         } else {

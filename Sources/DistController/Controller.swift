@@ -6,8 +6,8 @@ import DistPacket
 import DistState
 import Foundation
 import NIOCore
-import NIOSSL
 import NIOPosix
+import NIOSSL
 
 /// What the controller manages: the VNFs (southbound address and switch port each) and the
 /// switch's forwarding roles in the test bed (where traffic comes in, where the VNFs' output
@@ -32,8 +32,8 @@ public struct ControllerConfig: Sendable {
             let name = String(text[..<eq])
             let address = String(text[text.index(after: eq)..<at])
             guard !name.isEmpty, let colon = address.lastIndex(of: ":"),
-                  let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
-                  let switchPort = UInt32(text[text.index(after: at)...]), switchPort > 0, switchPort < 0xFFFF_FF00
+                let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+                let switchPort = UInt32(text[text.index(after: at)...]), switchPort > 0, switchPort < 0xFFFF_FF00
             else { throw bad }
             var host = String(address[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -73,9 +73,11 @@ public struct ControllerConfig: Sendable {
     /// `openflowTLS`; nil: any of the CA).
     public var switchCertificate: NIOSSLCertificate?
 
-    public init(vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
-                ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
-                packetOutRate: Int = 10_000, settleMilliseconds: Int = 10) {
+    public init(
+        vnfs: [VNF], openflowHost: String = "127.0.0.1", openflowPort: Int = 6653, northboundPath: String,
+        ingressPort: UInt32? = nil, egressPort: UInt32? = nil, defaultVNF: String? = nil, requestTimeout: Double = 5,
+        packetOutRate: Int = 10_000, settleMilliseconds: Int = 10
+    ) {
         self.packetOutRate = packetOutRate
         self.settleMilliseconds = settleMilliseconds
         self.vnfs = vnfs
@@ -111,8 +113,12 @@ public final class Controller {
 
     public init(config: ControllerConfig, log: @escaping (String) -> Void) throws {
         var names = Set<String>()
-        for v in config.vnfs where !names.insert(v.name).inserted { throw ControllerError("VNF name \(v.name) given twice") }
-        if let d = config.defaultVNF, !names.contains(d) { throw ControllerError("--default \(d) is not one of the VNFs") }
+        for v in config.vnfs where !names.insert(v.name).inserted {
+            throw ControllerError("VNF name \(v.name) given twice")
+        }
+        if let d = config.defaultVNF, !names.contains(d) {
+            throw ControllerError("--default \(d) is not one of the VNFs")
+        }
         self.config = config
         self.loop = group.next()
         self.log = log
@@ -149,16 +155,19 @@ public final class Controller {
                         self.log("northbound: refused a client of another user")
                         throw ControllerError("a northbound client of another user")
                     }
-                    try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(LineDecoder()), NorthboundHandler(controller: self)])
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(LineDecoder()), NorthboundHandler(controller: self),
+                    ])
                 }
             }
             .bind(unixDomainSocketPath: config.northboundPath, cleanupExistingSocketFile: true).wait()
         chmod(config.northboundPath, 0o600)
         try loop.submit {
             for v in self.config.vnfs {
-                let client = VNFClient(name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
-                                       tls: self.config.vnfTLS,
-                                       requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
+                let client = VNFClient(
+                    name: v.name, host: v.host, port: v.port, switchPort: v.switchPort, loop: self.loop,
+                    tls: self.config.vnfTLS,
+                    requestTimeout: .milliseconds(Int64(self.config.requestTimeout * 1000)), log: self.log)
                 self.vnfs.append(client)
                 client.onInfo = { [weak client] in
                     guard let client, let sw = self.sw, sw.datapathID != nil else { return }
@@ -180,7 +189,9 @@ public final class Controller {
 
     /// Whether a Unix-socket peer runs as this process's user or as root.
     static func peerIsTrusted(_ channel: Channel) -> EventLoopFuture<Bool> {
-        guard let provider = channel as? SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(false) }
+        guard let provider = channel as? SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(false)
+        }
         return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
             .map { (credentials: PeerCredentials) in credentials.uid == geteuid() || credentials.uid == 0 }
             .recover { _ in false }

@@ -91,8 +91,9 @@ final class DistModeMove: MoveRun {
     var ibcToken: UInt64 = 0
     /// OP: the request the source reflects and the copies the reflector makes of it (once the
     /// source has said the token).
-    lazy var orderedCut = InBandControl.orderedCut(for: spec.filter, moveID: id, token: ibcToken, workers: [src.workers, dst.workers],
-                                                   vlan: src.channelVLAN)
+    lazy var orderedCut = InBandControl.orderedCut(
+        for: spec.filter, moveID: id, token: ibcToken, workers: [src.workers, dst.workers],
+        vlan: src.channelVLAN)
     /// Above the test bed's rules and the channel's (200).
     static let reflectorPriority: UInt16 = 300
 
@@ -110,13 +111,17 @@ final class DistModeMove: MoveRun {
     /// 0.2 s for nothing, and a split of 15 parts took 4.3 s instead of 1.4.)
     static let quietAfterUpdate = TimeAmount.milliseconds(60)
 
-    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
-         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
-         cookie: UInt64? = nil, progress: @escaping (String) -> Void) throws {
+    init(
+        id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
+        ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), priority: UInt16 = OpenNFMove.movePriority,
+        cookie: UInt64? = nil, progress: @escaping (String) -> Void
+    ) throws {
         for v in [source, destination] where v.channelAddress == nil {
             throw ControllerError("\(v.name) has no DiST channel (start it with --channel and --channel-key)")
         }
-        if let why = Self.channelMismatch((source.name, source.channelVersion), (destination.name, destination.channelVersion)) {
+        if let why = Self.channelMismatch(
+            (source.name, source.channelVersion), (destination.name, destination.channelVersion))
+        {
             throw ControllerError(why)
         }
         self.id = id
@@ -140,9 +145,11 @@ final class DistModeMove: MoveRun {
     /// Why two instances cannot Move between them over the channel (nil: they can): they speak
     /// different versions of it, and would reject each other's frames.
     static func channelMismatch(_ a: (name: String, version: Int?), _ b: (name: String, version: Int?)) -> String? {
-        let va = a.version ?? 1, vb = b.version ?? 1
+        let va = a.version ?? 1
+        let vb = b.version ?? 1
         guard va != vb else { return nil }
-        return "\(a.name) speaks DiST channel version \(va) and \(b.name) version \(vb): run the same dist-vnf build at both ends"
+        return
+            "\(a.name) speaks DiST channel version \(va) and \(b.name) version \(vb): run the same dist-vnf build at both ends"
     }
 
     /// Notes a step of the Move in the report's phases.
@@ -167,11 +174,11 @@ final class DistModeMove: MoveRun {
         return text
     }
 
-
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
         src.onNotice = { [weak self] n in self?.notice(n) }
-        var order = MoveRequest(moveID: id, filter: spec.filter, guarantee: spec.guarantee.rawValue, destination: dst.channelAddress ?? "")
+        var order = MoveRequest(
+            moveID: id, filter: spec.filter, guarantee: spec.guarantee.rawValue, destination: dst.channelAddress ?? "")
         order.perFlow = spec.scopes.contains(.perFlow)
         order.multiFlow = spec.scopes.contains(.multiFlow)
         order.allFlows = spec.scopes.contains(.allFlows)
@@ -186,11 +193,15 @@ final class DistModeMove: MoveRun {
         var steps = src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
             self.ibcToken = ack.ibcToken ?? 0
             self.phase("source-accepted")
-            return self.waiting(stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s")
+            return self.waiting(
+                stateSent.futureResult, Self.stateTimeout, "\(self.src.name) did not say its state was sent within 30 s"
+            )
         }.flatMap { counters in
             self.phase("state-sent")
             self.take(counters)
-            self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
+            self.progress(
+                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow"
+            )
             return self.updateSwitch()
         }
         if spec.guarantee == .op {
@@ -204,38 +215,47 @@ final class DistModeMove: MoveRun {
                 self.sw.packetOut(cut.request, port: self.src.switchPort)
                 self.report.ibcCopies = max(1, cut.copies.count)
                 self.phase("ibc-sent")
-                return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the in-band control packet")
-                    .map {
-                        self.take($0)
-                        self.report.moveTime = Double(self.now - self.started) / 1e9
-                        self.phase("complete", at: self.report.moveTime)
-                        // Phase 2: the source saw every copy of the IBC come back, so the switch
-                        // sent each on to the destination too: the destination only, from now
-                        // (the source drops the copies it still gets meanwhile).
-                        _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
-                        self.switchUpdated = true
-                        self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
-                    }
+                return self.waiting(
+                    completed.futureResult, Self.finishTimeout,
+                    "\(self.src.name) did not finish within 10 s of the in-band control packet"
+                )
+                .map {
+                    self.take($0)
+                    self.report.moveTime = Double(self.now - self.started) / 1e9
+                    self.phase("complete", at: self.report.moveTime)
+                    // Phase 2: the source saw every copy of the IBC come back, so the switch
+                    // sent each on to the destination too: the destination only, from now
+                    // (the source drops the copies it still gets meanwhile).
+                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
+                    self.switchUpdated = true
+                    self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
+                }
             }
         } else if spec.guarantee == .lf {
             steps = steps.flatMap { self.switchTrafficArrives() }.flatMap {
                 let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
                 self.completed = completed
                 // The last packet of the moved traffic at the source: once it has crossed, so has everything.
-                self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
+                self.sw.packetOut(
+                    InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken),
+                    port: self.src.switchPort)
                 self.phase("ibc-sent")
-                return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
-                    .map {
-                        self.phase("complete")
-                        self.take($0)
-                    }
+                return self.waiting(
+                    completed.futureResult, Self.finishTimeout,
+                    "\(self.src.name) did not finish within 10 s of the switch update"
+                )
+                .map {
+                    self.phase("complete")
+                    self.take($0)
+                }
             }
         } else {
             steps = steps.flatMap {
                 // One request deletes what moved at the source (its counters it took off itself).
                 let multi = self.spec.scopes.contains(.multiFlow)
                 guard self.spec.scopes.contains(.perFlow) || multi else { return self.loop.makeSucceededVoidFuture() }
-                let request: SouthboundRequest = self.spec.scopes.contains(.perFlow)
+                let request: SouthboundRequest =
+                    self.spec.scopes.contains(.perFlow)
                     ? .delPerFlow(filter: self.spec.filter, hosts: multi)
                     : .delMultiFlow(filter: self.spec.filter)
                 return self.src.acknowledged(request).map { _ in }
@@ -258,7 +278,9 @@ final class DistModeMove: MoveRun {
         progress("\(dst.name) holds the switch's packets of \(spec.filter); the switch goes first")
         return src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
             self.ibcToken = ack.ibcToken ?? 0
-            return self.waiting(ready.futureResult, Self.stateTimeout, "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
+            return self.waiting(
+                ready.futureResult, Self.stateTimeout,
+                "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
         }.flatMap { _ in
             self.updateSwitch()
         }.flatMap {
@@ -266,18 +288,26 @@ final class DistModeMove: MoveRun {
         }.flatMap {
             let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
             self.completed = completed
-            self.sw.packetOut(InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken), port: self.src.switchPort)
-            return self.waiting(completed.futureResult, Self.finishTimeout, "\(self.src.name) did not finish within 10 s of the switch update")
+            self.sw.packetOut(
+                InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken),
+                port: self.src.switchPort)
+            return self.waiting(
+                completed.futureResult, Self.finishTimeout,
+                "\(self.src.name) did not finish within 10 s of the switch update")
         }.map {
             self.take($0)
             self.report.moveTime = Double(self.now - self.started) / 1e9
-            self.progress("state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow")
+            self.progress(
+                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow"
+            )
             return self.finish()
         }.flatMapError { self.abort($0) }
     }
 
     /// A future that fails with `why` after `timeout`, or when the source goes away.
-    func waiting(_ future: EventLoopFuture<MoveNoticeMessage>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<MoveNoticeMessage> {
+    func waiting(_ future: EventLoopFuture<MoveNoticeMessage>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<
+        MoveNoticeMessage
+    > {
         let promise = loop.makePromise(of: MoveNoticeMessage.self)
         let timer = loop.scheduleTask(in: timeout) { promise.fail(ControllerError(why)) }
         let previous = src.onDisconnect
@@ -294,7 +324,8 @@ final class DistModeMove: MoveRun {
 
     func notice(_ n: MoveNoticeMessage) {
         guard n.moveID == id else { return }
-        let type = n.type, outcome = n.outcome
+        let type = n.type
+        let outcome = n.outcome
         if type == "moveComplete" || outcome == "refused" { sourceEnded = true }
         if outcome == "aborted" || outcome == "refused" {
             take(n)
@@ -303,7 +334,9 @@ final class DistModeMove: MoveRun {
             completed?.fail(why)
             return
         }
-        if type == "moveStateSent" || type == "moveReady" || (type == "moveComplete" && spec.guarantee == .ng) { stateSent?.succeed(n) }
+        if type == "moveStateSent" || type == "moveReady" || (type == "moveComplete" && spec.guarantee == .ng) {
+            stateSent?.succeed(n)
+        }
         if type == "moveDuplicating" || type == "moveSwitched" {
             // Once, on the Move's loop (the timeout may have completed it already).
             loop.execute {
@@ -334,26 +367,34 @@ final class DistModeMove: MoveRun {
             report.warnings.append("\(o) packets found \(dst.name)'s buffer full and were processed before the release")
         }
         if let full = c["ringFull"], full > 0 {
-            report.warnings.append("\(full) packets found \(src.name)'s ring to its transfer lcore full and were dropped there")
+            report.warnings.append(
+                "\(full) packets found \(src.name)'s ring to its transfer lcore full and were dropped there")
         }
         if let missing = c["ibcQueuesMissing"], missing > 0 {
-            report.warnings.append("\(missing) of \(src.name)'s queues got no copy of the in-band control packet within 1 s")
+            report.warnings.append(
+                "\(missing) of \(src.name)'s queues got no copy of the in-band control packet within 1 s")
         }
         if let missing = c["ibcCopiesMissing"], missing > 0 {
-            report.warnings.append("\(missing) copies of the in-band control packet did not come back from the switch within 1 s")
+            report.warnings.append(
+                "\(missing) copies of the in-band control packet did not come back from the switch within 1 s")
         }
         if let late = c["lateRedirects"], late > 0 {
             report.warnings.append("\(late) packets reached \(src.name) after the Move's end and could not follow")
         }
         if let doubt = c["packetsInDoubt"], doubt > 0 {
-            report.warnings.append("\(doubt) packets redirected to \(dst.name) were not acknowledged: it processes them if it comes back, they are lost if it died")
+            report.warnings.append(
+                "\(doubt) packets redirected to \(dst.name) were not acknowledged: it processes them if it comes back, they are lost if it died"
+            )
         }
         if let back = c["packetsReprocessed"], back > 0 {
-            report.warnings.append("\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
+            report.warnings.append(
+                "\(back) redirected packets \(dst.name) had not processed were processed at \(src.name)")
         }
         if let elapsed = c["elapsedNs"], n.type == "moveStateSent" {
-            report.sourcePhases = [("export-began", c["exportBeganNs"]), ("state-queued", c["stateQueuedNs"]), ("state-acked", elapsed)]
-                .compactMap { name, ns in ns.map { MovePhase(name: name, at: Double($0) / 1e9) } }
+            report.sourcePhases = [
+                ("export-began", c["exportBeganNs"]), ("state-queued", c["stateQueuedNs"]), ("state-acked", elapsed),
+            ]
+            .compactMap { name, ns in ns.map { MovePhase(name: name, at: Double($0) / 1e9) } }
         }
         if c["dstPackets"] != nil, let elapsed = c["elapsedNs"], report.packetsRedirected > 0 {
             report.redirTime = Double(elapsed) / 1e9
@@ -366,27 +407,38 @@ final class DistModeMove: MoveRun {
         if spec.guarantee == .op {
             // Phase 1: to both; in force once the destination sees the copies (see above).
             for m in matches {
-                _ = sw.flowMod(SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
+                _ = sw.flowMod(
+                    SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
             // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
             // before the IBC goes (above the channel's rules: it matches the source's VLAN).
-            _ = sw.flowMod(SwitchRules.reflector(from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
-                                                 priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
+            _ = sw.flowMod(
+                SwitchRules.reflector(
+                    from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
+                    priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
             reflecting = true
             duplicating = true
             return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
-                self.progress("switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
-                    + (seen ? " (copies reach \(self.dst.name))" : " (no copies seen at \(self.dst.name) within 250 ms)"))
+                self.progress(
+                    "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
+                        + (seen
+                            ? " (copies reach \(self.dst.name))"
+                            : " (no copies seen at \(self.dst.name) within 250 ms)"))
                 return self.settled()
             }
         }
-        let xids = matches.map { sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie)) }
+        let xids = matches.map {
+            sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie))
+        }
         return sw.barrier(covering: xids).map {
             self.switchUpdated = true
             self.quietFromNow()
             self.report.moveTime = Double(self.now - self.started) / 1e9
             self.phase("switch-updated", at: self.report.moveTime)
-            self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+            self.progress(
+                String(
+                    format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
+                    self.report.moveTime))
         }
     }
 
@@ -435,7 +487,8 @@ final class DistModeMove: MoveRun {
     /// datapath applies it: once, packets still went to the source 25 ms after an IBC sent
     /// 10 ms after the reply, and 6 were lost.
     func switchTrafficArrives() -> EventLoopFuture<Void> {
-        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled() }
+        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled()
+        }
     }
 
     /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
@@ -471,7 +524,8 @@ final class DistModeMove: MoveRun {
         if switchUpdated && spec.plan == .redirectFirst {
             // The traffic is at the destination already; the state may not be.
             report.outcome = "aborted"
-            report.reason = "after the switch update: \(error) (the traffic goes to \(dst.name); flows whose state did not reach it start afresh there)"
+            report.reason =
+                "after the switch update: \(error) (the traffic goes to \(dst.name); flows whose state did not reach it start afresh there)"
             progress("aborting: \(error)")
             return loop.makeSucceededFuture(finish())
         }
@@ -483,7 +537,9 @@ final class DistModeMove: MoveRun {
             // OP between its phases: the traffic goes back to the source alone (the source has
             // taken its flows back; the destination drops its gate and processes what it gets).
             _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
-            report.warnings.append("the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both")
+            report.warnings.append(
+                "the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both"
+            )
         }
         if !sourceEnded {
             // The controller gives up (the source did not): the source takes its flows back now

@@ -10,7 +10,9 @@ struct LengthPrefixedDecoder: ByteToMessageDecoder {
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= maxFrame else { throw ControllerError("peer sent a frame of \(length) bytes (limit \(maxFrame))") }
+        guard Int(length) <= maxFrame else {
+            throw ControllerError("peer sent a frame of \(length) bytes (limit \(maxFrame))")
+        }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         context.fireChannelRead(wrapInboundOut(buffer.readBytes(length: Int(length))!))
@@ -63,13 +65,15 @@ struct TrafficCounters {
     var bytesReceived = 0
 
     static func - (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
-        TrafficCounters(messagesSent: a.messagesSent - b.messagesSent, messagesReceived: a.messagesReceived - b.messagesReceived,
-                        bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived)
+        TrafficCounters(
+            messagesSent: a.messagesSent - b.messagesSent, messagesReceived: a.messagesReceived - b.messagesReceived,
+            bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived)
     }
 
     static func + (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
-        TrafficCounters(messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
-                        bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived)
+        TrafficCounters(
+            messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
+            bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived)
     }
 }
 

@@ -35,12 +35,19 @@ extension Controller {
 
     func endLeftBehind(source: VNFClient, _ move: SouthboundReply.MoveListing, _ sw: SwitchConnection) {
         let id = move.moveID
-        if move.phase == "switched", move.guarantee == "lf", let text = move.filter, let filter = try? FlowFilter(parsing: text) {
-            log("\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet")
-            sw.packetOut(InBandControl.frame(for: filter, moveID: id, token: move.ibcToken ?? 0), port: source.switchPort)
+        if move.phase == "switched", move.guarantee == "lf", let text = move.filter,
+            let filter = try? FlowFilter(parsing: text)
+        {
+            log(
+                "\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet"
+            )
+            sw.packetOut(
+                InBandControl.frame(for: filter, moveID: id, token: move.ibcToken ?? 0), port: source.switchPort)
             return
         }
-        log("\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the Move given up")
+        log(
+            "\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the Move given up"
+        )
         let back = sw.flowMod(SwitchRules.redirect(cookie: id, to: [source.switchPort]))
         _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(id), mask: ~0))
         // (The rules first: the source processes the flows' packets again once it has them back.)

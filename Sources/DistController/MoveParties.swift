@@ -20,7 +20,9 @@ protocol MoveVNF: AnyObject {
     var onDisconnect: (() -> Void)? { get set }
     /// Sends a request and hands each reply to `onReply` until it says the last has come;
     /// fails on an `error` reply, a timeout, or the VNF going away.
-    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void>
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
+        Void
+    >
 }
 
 extension MoveVNF {
@@ -42,7 +44,9 @@ extension MoveVNF {
     /// A request whose reply is an `ack`.
     func acknowledged(_ request: SouthboundRequest) -> EventLoopFuture<SouthboundReply.Ack> {
         self.request(request).flatMapThrowing { reply in
-            guard case .ack(let ack) = reply else { throw ControllerError("\(self.name) answered \(request.type) with no ack") }
+            guard case .ack(let ack) = reply else {
+                throw ControllerError("\(self.name) answered \(request.type) with no ack")
+            }
             return ack
         }
     }
@@ -70,7 +74,9 @@ protocol MoveSwitch: AnyObject {
 
 extension MoveSwitch {
     func packetOut(_ frame: [UInt8], port: UInt32) { packetOut(frame, port: port, inPort: OpenFlow.portController) }
-    func barrier(covering covers: [UInt32] = []) -> EventLoopFuture<Void> { barrier(covering: covers, timeout: .seconds(5)) }
+    func barrier(covering covers: [UInt32] = []) -> EventLoopFuture<Void> {
+        barrier(covering: covers, timeout: .seconds(5))
+    }
 }
 
 extension VNFClient: MoveVNF {}

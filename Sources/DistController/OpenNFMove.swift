@@ -74,8 +74,10 @@ final class OpenNFMove {
     /// How long the switch's datapath is given to follow a rule change before an IBC goes.
     let settle: TimeAmount
 
-    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
-         ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void) throws {
+    init(
+        id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
+        ingressPort: UInt32, settle: TimeAmount = .milliseconds(10), progress: @escaping (String) -> Void
+    ) throws {
         self.id = id
         self.settle = settle
         self.spec = spec
@@ -111,14 +113,18 @@ final class OpenNFMove {
         if guarded {
             steps = steps.flatMap {
                 self.progress("events (drop\(self.ll ? ", late locking" : "")) on at \(self.src.name)")
-                return self.src.acknowledged(.enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll))
-                    .map { _ in self.eventsOn = true }
+                return self.src.acknowledged(
+                    .enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll)
+                )
+                .map { _ in self.eventsOn = true }
             }
         }
         steps = steps.flatMap { self.transferState() }
         steps = steps.flatMap {
             self.send(self.buffer.releaseAll())
-            self.progress("state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow, \(self.report.allFlowsStates) all-flows")
+            self.progress(
+                "state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow, \(self.report.allFlowsStates) all-flows"
+            )
             return self.spec.guarantee == .op ? self.twoPhaseUpdate() : self.updateSwitch()
         }
         if spec.guarantee == .lf {
@@ -150,13 +156,17 @@ final class OpenNFMove {
         var held: [(scope: MoveSpec.Scope, chunks: [String], keys: [FlowKey])] = []
         let batch = er ? 64 : 512
         func take(_ scope: MoveSpec.Scope, _ reply: SouthboundReply) throws -> Bool {
-            guard case .state(let state) = reply else { throw ControllerError("\(src.name) answered a state request with no state") }
+            guard case .state(let state) = reply else {
+                throw ControllerError("\(src.name) answered a state request with no state")
+            }
             let chunks = state.chunks
             serializeNanoseconds += state.serializeNanoseconds
             var keys: [FlowKey] = []
             if scope == .perFlow {
                 for text in chunks {
-                    guard let data = Data(base64Encoded: text), case .perFlow(let e)? = try? StateCodec.decode([UInt8](data)) else {
+                    guard let data = Data(base64Encoded: text),
+                        case .perFlow(let e)? = try? StateCodec.decode([UInt8](data))
+                    else {
                         throw ControllerError("\(src.name) sent a per-flow chunk that does not decode")
                     }
                     keys.append(e.key)
@@ -200,7 +210,10 @@ final class OpenNFMove {
                 let order: [MoveSpec.Scope] = [.multiFlow, .perFlow, .allFlows]
                 let ordered = held.sorted { order.firstIndex(of: $0.scope)! < order.firstIndex(of: $1.scope)! }
                 return ordered.reduce(self.loop.makeSucceededVoidFuture()) { chain, part in
-                    chain.flatMap { part.chunks.isEmpty ? self.loop.makeSucceededVoidFuture() : self.put(part.scope, part.chunks, part.keys) }
+                    chain.flatMap {
+                        part.chunks.isEmpty
+                            ? self.loop.makeSucceededVoidFuture() : self.put(part.scope, part.chunks, part.keys)
+                    }
                 }
             }
             return EventLoopFuture.andAllSucceed(puts, on: self.loop)
@@ -210,11 +223,12 @@ final class OpenNFMove {
     }
 
     func put(_ scope: MoveSpec.Scope, _ chunks: [String], _ keys: [FlowKey]) -> EventLoopFuture<Void> {
-        let request: SouthboundRequest = switch scope {
-        case .perFlow: .putPerFlow(chunks: chunks)
-        case .multiFlow: .putMultiFlow(chunks: chunks)
-        case .allFlows: .putAllFlows(chunks: chunks)
-        }
+        let request: SouthboundRequest =
+            switch scope {
+            case .perFlow: .putPerFlow(chunks: chunks)
+            case .multiFlow: .putMultiFlow(chunks: chunks)
+            case .allFlows: .putAllFlows(chunks: chunks)
+            }
         putAnything = true
         return dst.acknowledged(request).map { ack in
             self.deserializeNanoseconds += ack.deserializeNanoseconds ?? 0
@@ -224,7 +238,11 @@ final class OpenNFMove {
             case .perFlow:
                 self.report.perFlowStates += n
                 if self.er {
-                    if self.multiFlowIn { self.send(self.buffer.stateIn(keys)) } else { self.flowsInBeforeHosts += keys }
+                    if self.multiFlowIn {
+                        self.send(self.buffer.stateIn(keys))
+                    } else {
+                        self.flowsInBeforeHosts += keys
+                    }
                 }
             case .multiFlow:
                 self.report.multiFlowStates += n
@@ -257,7 +275,9 @@ final class OpenNFMove {
     /// gone (so none is overtaken by the traffic the new rule sends), and waits for the barrier.
     func install(to ports: [UInt32]) -> EventLoopFuture<Void> {
         sw.packetOutsSent().flatMap {
-            let xids = self.matches.map { self.sw.flowMod(SwitchRules.flowMod($0, to: ports, priority: Self.movePriority, cookie: self.id)) }
+            let xids = self.matches.map {
+                self.sw.flowMod(SwitchRules.flowMod($0, to: ports, priority: Self.movePriority, cookie: self.id))
+            }
             return self.sw.barrier(covering: xids)
         }
     }
@@ -268,7 +288,10 @@ final class OpenNFMove {
             self.route = .destination
             self.switchUpdated = true
             self.report.moveTime = Self.seconds(self.started, self.now)
-            self.progress(String(format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+            self.progress(
+                String(
+                    format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
+                    self.report.moveTime))
         }
     }
 
@@ -288,7 +311,10 @@ final class OpenNFMove {
             self.route = .destination
             self.switchUpdated = true
             self.report.moveTime = Self.seconds(self.started, self.now)
-            self.progress(String(format: "switch phase 2: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name, self.report.moveTime))
+            self.progress(
+                String(
+                    format: "switch phase 2: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
+                    self.report.moveTime))
         }
     }
 
@@ -307,7 +333,8 @@ final class OpenNFMove {
         }
         let timeout = loop.scheduleTask(in: Self.ibcTimeout) {
             if let p = self.ibcWaiters.removeValue(forKey: phase) {
-                self.report.warnings.append("the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s")
+                self.report.warnings.append(
+                    "the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s")
                 p.succeed(())
             }
         }
@@ -327,7 +354,8 @@ final class OpenNFMove {
             let t = now
             if t &- lastEventAt >= Self.quietPeriod || t &- since >= Self.quietLimit {
                 if t &- since >= Self.quietLimit {
-                    report.warnings.append("\(src.name) still raised packets of the Move 1 s after its in-band control packet")
+                    report.warnings.append(
+                        "\(src.name) still raised packets of the Move 1 s after its in-band control packet")
                 }
                 promise.succeed(())
             } else {
@@ -343,7 +371,9 @@ final class OpenNFMove {
         if spec.scopes.contains(.perFlow) { requests.append(.delPerFlow(filter: spec.filter, hosts: false)) }
         if spec.scopes.contains(.multiFlow) { requests.append(.delMultiFlow(filter: spec.filter)) }
         if spec.scopes.contains(.allFlows) { requests.append(.delAllFlows) }
-        return requests.reduce(loop.makeSucceededVoidFuture()) { chain, r in chain.flatMap { self.src.acknowledged(r).map { _ in } } }
+        return requests.reduce(loop.makeSucceededVoidFuture()) { chain, r in
+            chain.flatMap { self.src.acknowledged(r).map { _ in } }
+        }
     }
 
     // MARK: - Packets
@@ -411,12 +441,16 @@ final class OpenNFMove {
         var steps = loop.makeSucceededVoidFuture()
         if route == .controller {
             steps = steps.flatMap { self.install(to: [self.src.switchPort]).map { self.route = .source } }
-                .flatMapErrorThrowing { self.report.warnings.append("could not send the traffic back to \(self.src.name): \($0)") }
+                .flatMapErrorThrowing {
+                    self.report.warnings.append("could not send the traffic back to \(self.src.name): \($0)")
+                }
         }
         steps = steps.flatMap {
             guard self.eventsOn else { return self.loop.makeSucceededVoidFuture() }
             return self.src.acknowledged(.disableEvents).map { _ in self.eventsOn = false }
-                .flatMapErrorThrowing { self.report.warnings.append("could not turn events off at \(self.src.name): \($0)") }
+                .flatMapErrorThrowing {
+                    self.report.warnings.append("could not turn events off at \(self.src.name): \($0)")
+                }
         }.map {
             // What the source raised and the controller still holds was not processed anywhere.
             let back = self.buffer.releaseAll() + self.fromSwitch
@@ -426,11 +460,13 @@ final class OpenNFMove {
                     for frame in back { self.sw.packetOut(frame, port: self.src.switchPort) }
                     self.report.warnings.append("\(back.count) held packets sent back to \(self.src.name)")
                 } else {
-                    self.report.warnings.append("\(back.count) held packets could not go back (\(self.src.name) or the switch is gone)")
+                    self.report.warnings.append(
+                        "\(back.count) held packets could not go back (\(self.src.name) or the switch is gone)")
                 }
             }
             if self.report.packetsReleased > 0 {
-                self.report.warnings.append("\(self.report.packetsReleased) packets were processed at \(self.dst.name) before the abort")
+                self.report.warnings.append(
+                    "\(self.report.packetsReleased) packets were processed at \(self.dst.name) before the abort")
             }
         }.flatMap {
             self.sw.packetOutsSent().flatMapErrorThrowing { self.report.warnings.append("\($0)") }
@@ -439,7 +475,9 @@ final class OpenNFMove {
             steps = steps.flatMap {
                 guard self.dst.connected else { return self.loop.makeSucceededVoidFuture() }
                 return self.dst.acknowledged(.delPerFlow(filter: self.spec.filter, hosts: false)).map { _ in }
-                    .flatMapErrorThrowing { self.report.warnings.append("could not delete the partial copy at \(self.dst.name): \($0)") }
+                    .flatMapErrorThrowing {
+                        self.report.warnings.append("could not delete the partial copy at \(self.dst.name): \($0)")
+                    }
             }
         }
         return steps.map { self.finish() }

@@ -35,14 +35,17 @@ final class SplitMove: MoveRun {
     var tag: UInt64 { 0x5B17_0000_0000_0000 | (id & 0xFFFF) << 32 }
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
 
-    init(id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
-         ingressPort: UInt32, settle: TimeAmount, nextID: @escaping () -> UInt64, progress: @escaping (String) -> Void) throws {
+    init(
+        id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
+        ingressPort: UInt32, settle: TimeAmount, nextID: @escaping () -> UInt64, progress: @escaping (String) -> Void
+    ) throws {
         guard let split = spec.split else { throw ControllerError("not a split Move") }
         var whole = spec
         whole.split = nil
         // Checks what a part would check (channel, guarantee, scopes) before anything moves.
-        _ = try DistModeMove(id: id, spec: whole, source: source, destination: destination, switch: sw, ingressPort: ingressPort,
-                             progress: { _ in })
+        _ = try DistModeMove(
+            id: id, spec: whole, source: source, destination: destination, switch: sw, ingressPort: ingressPort,
+            progress: { _ in })
         self.id = id
         self.spec = spec
         self.split = split
@@ -60,8 +63,10 @@ final class SplitMove: MoveRun {
     }
 
     /// The parts, in the order they move: (filter, flows, packets).
-    static func order(_ groups: [SouthboundReply.FlowGroup], of filter: FlowFilter, by order: MoveSpec.Split.Order) throws
-        -> [(filter: FlowFilter, flows: Int, packets: Int)] {
+    static func order(_ groups: [SouthboundReply.FlowGroup], of filter: FlowFilter, by order: MoveSpec.Split.Order)
+        throws
+        -> [(filter: FlowFilter, flows: Int, packets: Int)]
+    {
         var parts: [(filter: FlowFilter, flows: Int, packets: Int)] = []
         for g in groups {
             guard let prefix = IPPrefix(g.prefix), g.flows >= 0, g.packets >= 0 else {
@@ -86,19 +91,25 @@ final class SplitMove: MoveRun {
         let length = split.prefixLength
         progress("\(src.name): flows of \(spec.filter) by /\(length)")
         return src.request(.flowGroups(filter: spec.filter, length: length)).flatMapThrowing { reply in
-            guard case .flowGroups(let groups) = reply else { throw ControllerError("\(self.src.name) sent no flow groups") }
+            guard case .flowGroups(let groups) = reply else {
+                throw ControllerError("\(self.src.name) sent no flow groups")
+            }
             return try Self.order(groups, of: self.spec.filter, by: self.split.order)
         }.flatMap { parts in
             self.progress("\(parts.count) parts by \(self.split.order.rawValue), then the rest")
             let steps = parts.reduce(self.loop.makeSucceededFuture(true)) { chain, part in
                 chain.flatMap { going in
-                    going ? self.move(part.filter, flows: part.flows, packets: part.packets, priority: OpenNFMove.movePriority + 1,
-                                      cookie: { self.tag | ($0 & 0xFFFF_FFFF) }) : self.loop.makeSucceededFuture(false)
+                    going
+                        ? self.move(
+                            part.filter, flows: part.flows, packets: part.packets,
+                            priority: OpenNFMove.movePriority + 1,
+                            cookie: { self.tag | ($0 & 0xFFFF_FFFF) }) : self.loop.makeSucceededFuture(false)
                 }
             }
             return steps.flatMap { going in
                 guard going else { return self.loop.makeSucceededFuture(false) }
-                return self.move(self.spec.filter, flows: 0, packets: 0, priority: OpenNFMove.movePriority, cookie: { $0 })
+                return self.move(
+                    self.spec.filter, flows: 0, packets: 0, priority: OpenNFMove.movePriority, cookie: { $0 })
             }
         }.map { completed in
             if completed {
@@ -114,15 +125,19 @@ final class SplitMove: MoveRun {
     }
 
     /// Moves one part; true when it completed.
-    func move(_ filter: FlowFilter, flows: Int, packets: Int, priority: UInt16, cookie: (UInt64) -> UInt64) -> EventLoopFuture<Bool> {
+    func move(_ filter: FlowFilter, flows: Int, packets: Int, priority: UInt16, cookie: (UInt64) -> UInt64)
+        -> EventLoopFuture<Bool>
+    {
         var part = spec
         part.filter = filter
         part.split = nil
         let partID = nextID()
         let run: DistModeMove
         do {
-            run = try DistModeMove(id: partID, spec: part, source: src, destination: dst, switch: sw, ingressPort: ingressPort,
-                                   settle: settle, priority: priority, cookie: cookie(partID), progress: { self.progress("\(filter): \($0)") })
+            run = try DistModeMove(
+                id: partID, spec: part, source: src, destination: dst, switch: sw, ingressPort: ingressPort,
+                settle: settle, priority: priority, cookie: cookie(partID),
+                progress: { self.progress("\(filter): \($0)") })
             run.patience = patience
         } catch {
             return loop.makeFailedFuture(error)
@@ -131,7 +146,8 @@ final class SplitMove: MoveRun {
             self.add(r, filter: filter, packets: packets)
             if r.outcome != "completed" {
                 self.report.outcome = r.outcome
-                self.report.reason = "part \(filter): \(r.reason ?? r.outcome) (the parts before it are at \(self.dst.name), the rest at \(self.src.name))"
+                self.report.reason =
+                    "part \(filter): \(r.reason ?? r.outcome) (the parts before it are at \(self.dst.name), the rest at \(self.src.name))"
                 return false
             }
             return true
@@ -139,8 +155,10 @@ final class SplitMove: MoveRun {
     }
 
     func add(_ r: MoveReport, filter: FlowFilter, packets: Int) {
-        report.parts.append(MovePart(filter: "\(filter)", outcome: r.outcome, states: r.perFlowStates, packets: packets,
-                                     moveTime: r.moveTime, messages: r.messagesSent + r.messagesReceived))
+        report.parts.append(
+            MovePart(
+                filter: "\(filter)", outcome: r.outcome, states: r.perFlowStates, packets: packets,
+                moveTime: r.moveTime, messages: r.messagesSent + r.messagesReceived))
         report.perFlowStates += r.perFlowStates
         report.multiFlowStates += r.multiFlowStates
         report.packetsRedirected += r.packetsRedirected

@@ -96,7 +96,13 @@ final class SwitchConnection {
             packetOuts[packetOutHead].frame = []
             packetOutHead += 1
             n += 1
-            send(.packetOut(xid: xid(), OFPacketOut(inPort: p.inPort, actions: p.ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) }, data: p.frame)))
+            send(
+                .packetOut(
+                    xid: xid(),
+                    OFPacketOut(
+                        inPort: p.inPort,
+                        actions: p.ports.map { .output(port: $0, maxLength: OpenFlow.maxLengthNoBuffer) }, data: p.frame
+                    )))
         }
         if packetOutHead < packetOuts.count {
             pacing = loop.scheduleTask(in: .milliseconds(1)) { self.pace() }
@@ -129,7 +135,9 @@ final class SwitchConnection {
         let x = xid()
         let promise = loop.makePromise(of: Void.self)
         let t = loop.scheduleTask(in: timeout) {
-            if let b = self.barriers.removeValue(forKey: x) { b.promise.fail(ControllerError("the switch did not answer a barrier")) }
+            if let b = self.barriers.removeValue(forKey: x) {
+                b.promise.fail(ControllerError("the switch did not answer a barrier"))
+            }
         }
         barriers[x] = (promise, covers, t)
         send(.barrierRequest(xid: x))
@@ -186,7 +194,9 @@ final class SwitchConnection {
         pacing = nil
         let waiting = drained
         drained = []
-        waiting.forEach { $0.fail(ControllerError("the switch went away (\(why)) with \(queuedPacketOuts) packets to send")) }
+        waiting.forEach {
+            $0.fail(ControllerError("the switch went away (\(why)) with \(queuedPacketOuts) packets to send"))
+        }
         let pending = barriers
         barriers = [:]
         for b in pending.values {

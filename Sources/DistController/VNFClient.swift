@@ -1,8 +1,8 @@
 import DistControl
 import Foundation
 import NIOCore
-import NIOSSL
 import NIOPosix
+import NIOSSL
 
 /// The controller's connection to one VNF's southbound API (length-prefixed JSON). Lives on
 /// the controller's event loop: every method is called there. It connects, and reconnects
@@ -53,8 +53,10 @@ final class VNFClient {
     var connected: Bool { channel != nil }
     var endpoint: String { "\(host):\(port)" }
 
-    init(name: String, host: String, port: Int, switchPort: UInt32, loop: EventLoop, tls: NIOSSLContext? = nil,
-         requestTimeout: TimeAmount = .seconds(5), log: @escaping (String) -> Void) {
+    init(
+        name: String, host: String, port: Int, switchPort: UInt32, loop: EventLoop, tls: NIOSSLContext? = nil,
+        requestTimeout: TimeAmount = .seconds(5), log: @escaping (String) -> Void
+    ) {
         self.tls = tls
         self.name = name
         self.host = host
@@ -84,7 +86,8 @@ final class VNFClient {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = self.tls {
                         // (VNFs are named by address: the CA vouches for them, not a host name.)
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: nil))
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(LengthPrefixedDecoder(maxFrame: SouthboundFraming.maxFrame)),
@@ -109,7 +112,9 @@ final class VNFClient {
                         self.onInfo?()
                     }
                 case .failure(let error):
-                    if self.lastError != "\(error)" { self.log("\(self.name): cannot connect to \(self.endpoint): \(error); retrying") }
+                    if self.lastError != "\(error)" {
+                        self.log("\(self.name): cannot connect to \(self.endpoint): \(error); retrying")
+                    }
                     self.lastError = "\(error)"
                     self.loop.scheduleTask(in: .seconds(1)) { self.connect() }
                 }
@@ -118,7 +123,9 @@ final class VNFClient {
 
     /// Sends a request and hands each reply to `onReply` until it says the last has come.
     /// Fails on an `error` reply, a timeout, or the VNF going away.
-    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void> {
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
+        Void
+    > {
         loop.preconditionInEventLoop()
         let type = request.type
         guard let channel else {
@@ -130,7 +137,10 @@ final class VNFClient {
         let promise = loop.makePromise(of: Void.self)
         let timeout = loop.scheduleTask(in: requestTimeout) {
             if let p = self.pending.removeValue(forKey: id) {
-                p.promise.fail(ControllerError("\(self.name) did not answer \(type) within \(self.requestTimeout.nanoseconds / 1_000_000_000) s"))
+                p.promise.fail(
+                    ControllerError(
+                        "\(self.name) did not answer \(type) within \(self.requestTimeout.nanoseconds / 1_000_000_000) s"
+                    ))
             }
         }
         pending[id] = Pending(type: type, onReply: onReply, promise: promise, timeout: timeout)

@@ -34,7 +34,8 @@ struct Burst {
     /// than forward (see ``Worker/sortOut(_:count:port:)``).
     @inline(__always)
     func process(_ count: Int, through fastPath: FastPath, now: UInt64, port: UInt16) -> Bool {
-        fastPath.process(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
-                         packets: packets, port: port)
+        fastPath.process(
+            count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths, now: now,
+            packets: packets, port: port)
     }
 }

@@ -65,30 +65,38 @@ public final class DataPlane: @unchecked Sendable {
         var lcores = EAL.workerLcores
         if config.transferLcore {
             guard lcores.count >= 2 else {
-                throw DataPlaneError("the channel needs a transfer lcore besides a worker: give EAL at least three lcores (e.g. -l 0-2)")
+                throw DataPlaneError(
+                    "the channel needs a transfer lcore besides a worker: give EAL at least three lcores (e.g. -l 0-2)")
             }
             transferLcore = lcores.removeLast()
         }
         guard !lcores.isEmpty else {
-            throw DataPlaneError("no worker lcore: give EAL at least two lcores (e.g. -l 0-1); the main lcore only controls")
+            throw DataPlaneError(
+                "no worker lcore: give EAL at least two lcores (e.g. -l 0-1); the main lcore only controls")
         }
         let portCount = Port.count
         guard portCount > 0 else {
-            throw DataPlaneError("no ports: give EAL a device (--vdev net_pcap0,rx_pcap=IN,tx_pcap=OUT, --vdev net_af_packet0,iface=IF, or -a PCI)")
+            throw DataPlaneError(
+                "no ports: give EAL a device (--vdev net_pcap0,rx_pcap=IN,tx_pcap=OUT, --vdev net_af_packet0,iface=IF, or -a PCI)"
+            )
         }
         var found: [Port] = []
         for id in 0..<portCount { found.append(try Port(id: id)) }
         let queues = UInt16(lcores.count)
         for port in found where port.maxRxQueues < queues || port.maxTxQueues < queues {
-            throw DataPlaneError("port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX queues; \(queues) worker lcores need as many: give fewer lcores or more queues")
+            throw DataPlaneError(
+                "port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX queues; \(queues) worker lcores need as many: give fewer lcores or more queues"
+            )
         }
         let burst = UInt32(Worker.burstSize)
         let cache: UInt32 = 256
-        let needed = UInt32(portCount) * UInt32(queues) * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + burst)
+        let needed =
+            UInt32(portCount) * UInt32(queues) * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + burst)
             + UInt32(queues) * cache + 2048
         let count = config.mbufs > 0 ? config.mbufs : max(8191, needed)
-        pool = try PacketPool(name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
-                              socket: EAL.socket(of: lcores[0]), cacheSize: cache)
+        pool = try PacketPool(
+            name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
+            socket: EAL.socket(of: lcores[0]), cacheSize: cache)
 
         slotStride = (MemoryLayout<WorkerStats>.stride + 63) & ~63
         slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
@@ -108,10 +116,11 @@ public final class DataPlane: @unchecked Sendable {
                 detector?.arp = config.arp
                 detector?.onRecord = { records.push($0) }
             }
-            let worker = Worker(index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
-                                detector: detector, records: records,
-                                statsSlot: slot, stopFlag: stopFlag, clock: clock, handoff: mesh[i], idle: config.idleBackoff,
-                                pacing: config.holdPacing)
+            let worker = Worker(
+                index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
+                detector: detector, records: records,
+                statsSlot: slot, stopFlag: stopFlag, clock: clock, handoff: mesh[i], idle: config.idleBackoff,
+                pacing: config.holdPacing)
             worker.pool = pool.pointer
             worker.fastPath.ownership = ownership
             worker.fastPath.index = i
@@ -121,8 +130,9 @@ public final class DataPlane: @unchecked Sendable {
         }
         receiving.store(lcores.count, ordering: .relaxed)
         for i in found.indices {
-            try found[i].start(queues: queues, rxDescriptors: config.rxDescriptors,
-                               txDescriptors: config.txDescriptors, pool: pool)
+            try found[i].start(
+                queues: queues, rxDescriptors: config.rxDescriptors,
+                txDescriptors: config.txDescriptors, pool: pool)
             portsStarted = true
             found[i].steer(ownership, queues: queues)
         }
@@ -206,7 +216,8 @@ public final class DataPlane: @unchecked Sendable {
         var result: [(worker: Int, entry: FlowEntry)] = []
         var complete = true
         for worker in workers where result.count < limit {
-            guard case .flows(let entries)? = perform(.flows(limit: limit - result.count), on: worker, timeout: timeout) else {
+            guard case .flows(let entries)? = perform(.flows(limit: limit - result.count), on: worker, timeout: timeout)
+            else {
                 complete = false
                 continue
             }

@@ -1,7 +1,8 @@
 import CDPDKShim
 import DistPipeline
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An error from DPDK or from setting the data plane up, with the failing step named.

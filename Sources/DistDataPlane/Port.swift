@@ -29,7 +29,8 @@ public struct Port: Sendable {
         public var description: String {
             switch self {
             case .oneQueue: "one RX queue, flows handed to their owners"
-            case .hardwareAgrees(let size): "RSS agrees with flow ownership (symmetric Toeplitz key, \(size)-entry redirection table, checked)"
+            case .hardwareAgrees(let size):
+                "RSS agrees with flow ownership (symmetric Toeplitz key, \(size)-entry redirection table, checked)"
             case .handoff(let why): "\(why); packets handed to their flows' owners"
             }
         }
@@ -56,10 +57,13 @@ public struct Port: Sendable {
     public mutating func start(queues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool) throws {
         var message = [CChar](repeating: 0, count: 256)
         var rssOn: Int32 = 0
-        let rc = dist_port_setup(id, queues, queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn,
-                                 &message, message.count)
+        let rc = dist_port_setup(
+            id, queues, queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn,
+            &message, message.count)
         guard rc == 0 else {
-            throw DataPlaneError("port \(id) (\(name)): \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            throw DataPlaneError(
+                "port \(id) (\(name)): \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+            )
         }
         rss = rssOn != 0
     }
@@ -81,10 +85,13 @@ public struct Port: Sendable {
         var key = [UInt8](repeating: 0, count: 255)
         var keyLength: UInt8 = 0
         var message = [CChar](repeating: 0, count: 256)
-        let rc = dist_port_program_rss(id, table, UInt16(table.count), &reta, UInt16(reta.count), &size, &key,
-                                       UInt8(key.count), &keyLength, &message, message.count)
+        let rc = dist_port_program_rss(
+            id, table, UInt16(table.count), &reta, UInt16(reta.count), &size, &key,
+            UInt8(key.count), &keyLength, &message, message.count)
         guard rc == 0 else {
-            steering = .handoff("RSS not programmable (\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))")
+            steering = .handoff(
+                "RSS not programmable (\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))"
+            )
             return
         }
         let portKey = Array(key.prefix(Int(keyLength)))
@@ -96,7 +103,8 @@ public struct Port: Sendable {
             }
             let queue = Int(reta[Int(dist_softrss(input, UInt32(input.count), portKey) % UInt32(size))])
             if queue != ownership.owner(of: flow) {
-                steering = .handoff("RSS picks queue \(queue) for \(flow), its owner is worker \(ownership.owner(of: flow))")
+                steering = .handoff(
+                    "RSS picks queue \(queue) for \(flow), its owner is worker \(ownership.owner(of: flow))")
                 return
             }
         }
@@ -129,7 +137,9 @@ public struct Port: Sendable {
             let b = v6 ? IPAddress(hi: next(), lo: next()) : IPAddress(ipv4: UInt32(truncatingIfNeeded: next()))
             let (lo, hi) = a < b ? (a, b) : (b, a)
             let proto: UInt8 = [6, 17, 1][i % 3]
-            let ports = proto == 1 ? (UInt16(0), UInt16(0)) : (UInt16(truncatingIfNeeded: next()), UInt16(truncatingIfNeeded: next()))
+            let ports =
+                proto == 1
+                ? (UInt16(0), UInt16(0)) : (UInt16(truncatingIfNeeded: next()), UInt16(truncatingIfNeeded: next()))
             return FlowKey(loAddr: lo, hiAddr: hi, loPort: ports.0, hiPort: ports.1, proto: proto, vlanKey: 0)
         }
     }
@@ -144,8 +154,9 @@ public struct Port: Sendable {
     public func stats() -> Stats? {
         var s = dist_port_stats()
         guard dist_port_stats(id, &s) == 0 else { return nil }
-        return Stats(rxPackets: s.ipackets, txPackets: s.opackets, rxBytes: s.ibytes, txBytes: s.obytes,
-                     rxMissed: s.imissed, rxErrors: s.ierrors, txErrors: s.oerrors, rxNoMbuf: s.rx_nombuf)
+        return Stats(
+            rxPackets: s.ipackets, txPackets: s.opackets, rxBytes: s.ibytes, txBytes: s.obytes,
+            rxMissed: s.imissed, rxErrors: s.ierrors, txErrors: s.oerrors, rxNoMbuf: s.rx_nombuf)
     }
 }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CDPDKShim
 import Crypto
 import DistChannel
@@ -8,6 +5,10 @@ import DistFlow
 import DistPipeline
 import DistState
 import DistTransfer
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The transfer lcore: runs the instance's ``MoveEngine`` (DiST's Move, peer to peer over the
 /// data port) and is its ``MoveHost`` on DPDK. Frames come from the workers' rings as mbufs
@@ -45,8 +46,10 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public var duplicatesDropped: Int { engine.duplicatesDropped }
 
     /// `traceFile`: a file to append every Move's channel trace to (see ``ChannelEndpoint/trace``).
-    public init(plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000,
-                traceFile path: String? = nil) throws {
+    public init(
+        plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000,
+        traceFile path: String? = nil
+    ) throws {
         if let path {
             guard let file = fopen(path, "a") else {
                 throw TransferAgentError.traceFile(path, String(cString: strerror(errno)))
@@ -59,8 +62,9 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         self.lcore = lcore
         links = plane.workers.map { $0.transfer! }
         let file = traceFile
-        engineStorage = MoveEngine(local: local, key: key, mtu: mtu, host: self,
-                                   traceLine: file.map { f in { line in fputs(line + "\n", f) } })
+        engineStorage = MoveEngine(
+            local: local, key: key, mtu: mtu, host: self,
+            traceLine: file.map { f in { line in fputs(line + "\n", f) } })
     }
 
     deinit {
@@ -79,8 +83,10 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
                     engine.start(order, now: clock.now())
                 case .abort(let id, let reason):
                     if !engine.abort(moveID: id, reason: reason, now: clock.now()) {
-                        _ = notices.push(MoveNotice(moveID: id, type: "abortUnknown", outcome: "unknown",
-                                                    reason: "no Move \(id) is under way here", counters: [:]))
+                        _ = notices.push(
+                            MoveNotice(
+                                moveID: id, type: "abortUnknown", outcome: "unknown",
+                                reason: "no Move \(id) is under way here", counters: [:]))
                     }
                 }
             }
@@ -165,14 +171,19 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public func ringFull() -> UInt64 { plane.workers.reduce(0) { $0 &+ $1.statsSlot.pointee.transferDropped } }
 
     public func switchArrivals(gated: Bool) -> UInt64 {
-        plane.workers.reduce(0) { $0 &+ (gated ? $1.statsSlot.pointee.duplicatesDropped : $1.statsSlot.pointee.eventsHeld) }
+        plane.workers.reduce(0) {
+            $0 &+ (gated ? $1.statsSlot.pointee.duplicatesDropped : $1.statsSlot.pointee.eventsHeld)
+        }
     }
 
     public func owner(of key: FlowKey) -> Int { plane.ownership.owner(of: key) }
 
     public func diagnostics() -> [String: Int] {
-        ["pushDropped": pushDropped, "pushWaitMaxNs": Int(clamping: pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
-         "processNoMbuf": processNoMbuf, "poolLowWater": Int(poolLowWater == .max ? plane.pool.available : poolLowWater)]
+        [
+            "pushDropped": pushDropped, "pushWaitMaxNs": Int(clamping: pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
+            "processNoMbuf": processNoMbuf,
+            "poolLowWater": Int(poolLowWater == .max ? plane.pool.available : poolLowWater),
+        ]
     }
 
     public func notify(_ notice: MoveNotice) {

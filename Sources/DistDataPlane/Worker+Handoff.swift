@@ -60,5 +60,5 @@ extension Worker {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

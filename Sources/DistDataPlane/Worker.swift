@@ -2,8 +2,8 @@ import Atomics
 import CDPDKShim
 import CDistIntrinsics
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 import DistPipeline
 import DistState
 
@@ -101,10 +101,12 @@ public final class Worker: @unchecked Sendable {
         return Int(sent)
     }
 
-    init(index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
-         records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
-         handoff: HandoffLinks<HandoffPacket>, idle: IdleBackoff = IdleBackoff(yield: false),
-         pacing: HoldQueue.Pacing = HoldQueue.Pacing()) {
+    init(
+        index: Int, lcore: UInt32, queue: UInt16, routes: [Route], table: FlowTable, detector: Detector?,
+        records: RecordRing, statsSlot: UnsafeMutablePointer<WorkerStats>, stopFlag: UnsafeAtomic<Bool>, clock: Clock,
+        handoff: HandoffLinks<HandoffPacket>, idle: IdleBackoff = IdleBackoff(yield: false),
+        pacing: HoldQueue.Pacing = HoldQueue.Pacing()
+    ) {
         self.handoff = handoff
         self.idle = idle
         self.pacing = pacing
@@ -202,7 +204,9 @@ public final class Worker: @unchecked Sendable {
             // Staged for its owner by the fast path.
             if verdict == .handoff { continue }
             if verdict == .divert || verdict == .redirect {
-                if let link = transfer, let m = packets[i], link.toTransfer.push(TransferFrame(mbuf: m, redirected: verdict == .redirect)) {
+                if let link = transfer, let m = packets[i],
+                    link.toTransfer.push(TransferFrame(mbuf: m, redirected: verdict == .redirect))
+                {
                     if verdict == .redirect { statsSlot.pointee.redirected &+= 1 }
                 } else {
                     statsSlot.pointee.transferDropped &+= 1
@@ -270,7 +274,8 @@ public final class Worker: @unchecked Sendable {
         // (A gate past its source's end holds nothing more: it only drops copies before its
         // queue's in-band control packet, which are not the held packets' to follow.)
         if after == nil || after?.action == .gate, let before, Worker.holds(before), pacing.factor > 0,
-           !held.draining || fastPath.drainFilter == before.filter {
+            !held.draining || fastPath.drainFilter == before.filter
+        {
             if held.startRelease(now: clock.now(), pacing: pacing) {
                 fastPath.drainFilter = before.filter
                 statsSlot.pointee.pacedReleases &+= 1
@@ -343,7 +348,9 @@ public final class Worker: @unchecked Sendable {
                 statsSlot.pointee.channelFramesSent &+= 1
             case .flows(let entries):
                 flush()
-                if case .refused = fastPath.perform(.importFlows(entries)) { statsSlot.pointee.importRefused &+= UInt64(entries.count) }
+                if case .refused = fastPath.perform(.importFlows(entries)) {
+                    statsSlot.pointee.importRefused &+= UInt64(entries.count)
+                }
             case .assets(let assets):
                 flush()
                 _ = fastPath.perform(.importAssets(assets))
@@ -380,7 +387,8 @@ public final class Worker: @unchecked Sendable {
     /// (held ones it released, redirected ones a Move brought).
     func processPastEveryRule(_ burst: Burst, count: Int, port: UInt16) {
         burst.readMeta(count)
-        let rule = fastPath.eventRule, drain = fastPath.drainFilter
+        let rule = fastPath.eventRule
+        let drain = fastPath.drainFilter
         fastPath.eventRule = nil
         fastPath.drainFilter = nil
         let events = burst.process(count, through: fastPath, now: clock.now(), port: port)
@@ -397,5 +405,5 @@ public final class Worker: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -14,8 +14,10 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
     public var destinationPort: UInt16?
     public var vlan: UInt16?
 
-    public init(source: IPPrefix? = nil, destination: IPPrefix? = nil, proto: UInt8? = nil,
-                sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, vlan: UInt16? = nil) {
+    public init(
+        source: IPPrefix? = nil, destination: IPPrefix? = nil, proto: UInt8? = nil,
+        sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, vlan: UInt16? = nil
+    ) {
         self.source = source
         self.destination = destination
         self.proto = proto
@@ -38,7 +40,9 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
         if trimmed.isEmpty || trimmed == "*" { return }
         for part in trimmed.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { FlowFilter.trim($0) }
-            guard kv.count == 2, !kv[1].isEmpty else { throw ParseError(description: "filter field '\(part)' is not name=value") }
+            guard kv.count == 2, !kv[1].isEmpty else {
+                throw ParseError(description: "filter field '\(part)' is not name=value")
+            }
             try set(kv[0], kv[1])
         }
     }
@@ -56,7 +60,9 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
             return n
         }
         func prefix() throws -> IPPrefix {
-            guard let p = IPPrefix(value) else { throw ParseError(description: "filter field \(name): '\(value)' is not an IP prefix") }
+            guard let p = IPPrefix(value) else {
+                throw ParseError(description: "filter field \(name): '\(value)' is not an IP prefix")
+            }
             return p
         }
         switch name {
@@ -66,7 +72,9 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
         case "tp_src": sourcePort = try number(UInt16.max)
         case "tp_dst": destinationPort = try number(UInt16.max)
         case "dl_vlan": vlan = try number(UInt16(4095))
-        default: throw ParseError(description: "unknown filter field '\(name)' (nw_src, nw_dst, nw_proto, tp_src, tp_dst, dl_vlan)")
+        default:
+            throw ParseError(
+                description: "unknown filter field '\(name)' (nw_src, nw_dst, nw_proto, tp_src, tp_dst, dl_vlan)")
         }
     }
 

@@ -28,11 +28,17 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible, Bit
     public static func canonical(_ info: PacketInfo) -> (key: FlowKey, fromLo: Bool) {
         let srcFirst = info.src < info.dst || (info.src == info.dst && info.srcPort <= info.dstPort)
         if srcFirst {
-            return (FlowKey(loAddr: info.src, hiAddr: info.dst, loPort: info.srcPort, hiPort: info.dstPort,
-                            proto: info.ipProto, vlanKey: info.vlanKey), true)
+            return (
+                FlowKey(
+                    loAddr: info.src, hiAddr: info.dst, loPort: info.srcPort, hiPort: info.dstPort,
+                    proto: info.ipProto, vlanKey: info.vlanKey), true
+            )
         }
-        return (FlowKey(loAddr: info.dst, hiAddr: info.src, loPort: info.dstPort, hiPort: info.srcPort,
-                        proto: info.ipProto, vlanKey: info.vlanKey), false)
+        return (
+            FlowKey(
+                loAddr: info.dst, hiAddr: info.src, loPort: info.dstPort, hiPort: info.srcPort,
+                proto: info.ipProto, vlanKey: info.vlanKey), false
+        )
     }
 
     /// A 64-bit hash of the key. Symmetric by construction (the key is canonical), so both
@@ -40,23 +46,25 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible, Bit
     @inlinable
     public var hashValue64: UInt64 {
         @inline(__always) get {
-        @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-            let r = a.multipliedFullWidth(by: b)
-            return r.high ^ r.low
-        }
-        let tail = UInt64(loPort) << 48 | UInt64(hiPort) << 32 | UInt64(proto) << 24 | UInt64(vlanKey & 0xFF_FFFF)
-        let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
-        let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3)
-        return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15)
+            @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+                let r = a.multipliedFullWidth(by: b)
+                return r.high ^ r.low
+            }
+            let tail = UInt64(loPort) << 48 | UInt64(hiPort) << 32 | UInt64(proto) << 24 | UInt64(vlanKey & 0xFF_FFFF)
+            let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
+            let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3)
+            return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15)
         }
     }
 
     /// Equality without branches: one OR of XORs over every word of the key.
     @inlinable @inline(__always)
     public static func == (a: FlowKey, b: FlowKey) -> Bool {
-        let addresses = (a.loAddr.hi ^ b.loAddr.hi) | (a.loAddr.lo ^ b.loAddr.lo)
+        let addresses =
+            (a.loAddr.hi ^ b.loAddr.hi) | (a.loAddr.lo ^ b.loAddr.lo)
             | (a.hiAddr.hi ^ b.hiAddr.hi) | (a.hiAddr.lo ^ b.hiAddr.lo)
-        let rest = UInt64(a.loPort ^ b.loPort) | UInt64(a.hiPort ^ b.hiPort) << 16
+        let rest =
+            UInt64(a.loPort ^ b.loPort) | UInt64(a.hiPort ^ b.hiPort) << 16
             | UInt64(a.proto ^ b.proto) << 32
         return addresses | rest | UInt64(a.vlanKey ^ b.vlanKey) == 0
     }

@@ -117,7 +117,9 @@ public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// The bytes a NIC hashes for `key`'s flow in its low-to-high direction: source and
     /// destination address, then (TCP, UDP) source and destination port, big-endian.
     public static func rssInput(_ key: FlowKey) -> [UInt8] {
-        func be(_ v: UInt64, _ bytes: Int) -> [UInt8] { (0..<bytes).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) } }
+        func be(_ v: UInt64, _ bytes: Int) -> [UInt8] {
+            (0..<bytes).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) }
+        }
         var out: [UInt8]
         if key.loAddr.isIPv4Mapped && key.hiAddr.isIPv4Mapped {
             out = be(key.loAddr.lo, 4) + be(key.hiAddr.lo, 4)

@@ -11,8 +11,10 @@ public struct FlowTimeouts: Sendable, Equatable {
     public var icmp: UInt64
     public var other: UInt64
 
-    public init(tcp: UInt64 = 300 * second, tcpClosed: UInt64 = 5 * second, udp: UInt64 = 60 * second,
-                icmp: UInt64 = 60 * second, other: UInt64 = 300 * second) {
+    public init(
+        tcp: UInt64 = 300 * second, tcpClosed: UInt64 = 5 * second, udp: UInt64 = 60 * second,
+        icmp: UInt64 = 60 * second, other: UInt64 = 300 * second
+    ) {
         self.tcp = tcp
         self.tcpClosed = tcpClosed
         self.udp = udp
@@ -142,17 +144,22 @@ public final class FlowTable {
     /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
     /// first pass, which also prefetched the slot and entry).
     @inlinable @inline(__always)
-    public func track(_ info: borrowing PacketInfo, probe: borrowing FlowProbe, wireLength: UInt32, now: UInt64,
-                      index: inout Int) -> TrackOutcome {
-        track(probe: probe, tcpFlags: info.l4 == .tcp ? info.tcpFlags : nil, wireLength: wireLength, now: now,
-              index: &index)
+    public func track(
+        _ info: borrowing PacketInfo, probe: borrowing FlowProbe, wireLength: UInt32, now: UInt64,
+        index: inout Int
+    ) -> TrackOutcome {
+        track(
+            probe: probe, tcpFlags: info.l4 == .tcp ? info.tcpFlags : nil, wireLength: wireLength, now: now,
+            index: &index)
     }
 
     /// ``track(_:probe:wireLength:now:index:)`` given only what it reads of a parse: the TCP flags
     /// (nil for other transports). A packet another worker parsed comes with no more than this.
     @inlinable
-    public func track(probe: borrowing FlowProbe, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
-                      index: inout Int) -> TrackOutcome {
+    public func track(
+        probe: borrowing FlowProbe, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
+        index: inout Int
+    ) -> TrackOutcome {
         let h = probe.hash
         let tag = h >> 32
         var slot = Int(truncatingIfNeeded: h) & slotMask
@@ -328,7 +335,8 @@ public final class FlowTable {
                 // ahead, or forged state) counts from now: otherwise it would never expire.
                 if mark == FlowMark.normal.rawValue && e.pointee.lastSeen > now { e.pointee.lastSeen = now }
                 if mark == FlowMark.gone.rawValue
-                    || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee)) {
+                    || (mark == FlowMark.normal.rawValue && now &- e.pointee.lastSeen > timeouts.limit(for: e.pointee))
+                {
                     remove(at: cursor)
                     state.pointee.counters.expired &+= 1
                     removed += 1

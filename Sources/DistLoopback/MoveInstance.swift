@@ -147,7 +147,11 @@ public final class MoveInstance: MoveHost {
         let frames = toEngine
         toEngine = []
         for f in frames {
-            if f.redirected { engine.redirected(f.frame, from: f.worker, now: now) } else { engine.channel(f.frame, now: now) }
+            if f.redirected {
+                engine.redirected(f.frame, from: f.worker, now: now)
+            } else {
+                engine.channel(f.frame, now: now)
+            }
         }
     }
 

@@ -9,7 +9,8 @@ public enum SampleTraffic {
     public static let filter = "nw_src=198.18.1.0/24"
 
     public static func packet(flow: Int, sequence seq: UInt32) -> [UInt8] {
-        let payload = [0xD1, 0x57, UInt8(flow)] + (0..<4).map { UInt8(truncatingIfNeeded: seq >> (24 - 8 * UInt32($0))) }
+        let payload =
+            [0xD1, 0x57, UInt8(flow)] + (0..<4).map { UInt8(truncatingIfNeeded: seq >> (24 - 8 * UInt32($0))) }
         let udp = be16(UInt16(4000 + flow)) + be16(5000) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
         var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + udp.count)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
         ip += [198, 18, 1, UInt8(flow + 1), 198, 18, 2, 1]

@@ -21,11 +21,13 @@ public enum InBandControl {
         for i in (0..<8).reversed() { payload.append(UInt8(truncatingIfNeeded: moveID >> UInt64(8 * i))) }
         for i in (0..<4).reversed() { payload.append(UInt8(truncatingIfNeeded: phase >> UInt32(8 * i))) }
         payload += be64(token)
-        let sport = filter.sourcePort ?? 9, dport = filter.destinationPort ?? 9
+        let sport = filter.sourcePort ?? 9
+        let dport = filter.destinationPort ?? 9
         var l4: [UInt8]
         switch proto {
         case 6:
-            l4 = be16(sport) + be16(dport) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10] + be16(1024) + [0, 0, 0, 0] + payload
+            l4 =
+                be16(sport) + be16(dport) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10] + be16(1024) + [0, 0, 0, 0] + payload
         case 17:
             l4 = be16(sport) + be16(dport) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
         default:
@@ -81,7 +83,9 @@ public enum InBandControl {
     /// besides, for ports that spread flows by a hash of their own (net_af_packet's fanout: a
     /// queue misses all of them with odds of 4 in 10^9 at 2 queues, 4 in 10^8 at 4).
     /// One frame when every VNF has one worker, or when the filter names a single flow.
-    public static func frames(for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, token: UInt64 = 0, workers: [Int]) -> [[UInt8]] {
+    public static func frames(
+        for filter: FlowFilter, moveID: UInt64, phase: UInt32 = 0, token: UInt64 = 0, workers: [Int]
+    ) -> [[UInt8]] {
         copies(for: filter, workers: workers).map { frame(for: $0.filter, moveID: moveID, phase: phase, token: token) }
     }
 
@@ -108,7 +112,8 @@ public enum InBandControl {
                 return (f, .destinationPort(port))
             }
         } else if let source = filter.source, source.length < 128 {
-            let room = 128 - source.length, first = address(source, fallback: .zero)
+            let room = 128 - source.length
+            let first = address(source, fallback: .zero)
             vary = { i in
                 var f = filter
                 var a = first
@@ -154,11 +159,14 @@ public enum InBandControl {
     /// be before the cut in one queue and after it in another: both VNFs would forward it, or
     /// neither. The source's workers would reflect requests each at its own time; one packet
     /// in, with every copy made by the one rule it meets, keeps them in one piece.
-    public static func orderedCut(for filter: FlowFilter, moveID: UInt64, token: UInt64 = 0, workers: [Int], vlan: UInt16?) -> OrderedCut {
+    public static func orderedCut(
+        for filter: FlowFilter, moveID: UInt64, token: UInt64 = 0, workers: [Int], vlan: UInt16?
+    ) -> OrderedCut {
         let all = copies(for: filter, workers: workers)
         let first = frame(for: all[0].filter, moveID: moveID, phase: UInt32(all.count), token: token)
-        return OrderedCut(request: reflectRequest(first, vlan: vlan), copies: all.compactMap(\.field),
-                          ipv4: isIPv4(filter), proto: filter.proto ?? 17)
+        return OrderedCut(
+            request: reflectRequest(first, vlan: vlan), copies: all.compactMap(\.field),
+            ipv4: isIPv4(filter), proto: filter.proto ?? 17)
     }
 
     /// What ``orderedCut(for:moveID:workers:vlan:)`` gives the controller.
@@ -200,7 +208,8 @@ public enum InBandControl {
     /// The prefix's first address, or `fallback` without a prefix.
     static func address(_ p: IPPrefix?, fallback: IPAddress) -> IPAddress {
         guard let p else { return fallback }
-        let hiBits = max(0, min(64, p.length)), loBits = max(0, min(64, p.length - 64))
+        let hiBits = max(0, min(64, p.length))
+        let loBits = max(0, min(64, p.length - 64))
         let hiMask: UInt64 = hiBits == 0 ? 0 : hiBits == 64 ? ~0 : ~0 << UInt64(64 - hiBits)
         let loMask: UInt64 = loBits == 0 ? 0 : loBits == 64 ? ~0 : ~0 << UInt64(64 - loBits)
         var a = IPAddress(hi: p.address.hi & hiMask, lo: p.address.lo & loMask)

@@ -61,30 +61,57 @@ public struct MoveReport: Codable, Sendable, Equatable {
 
     /// The report as a two-column table.
     public var table: String {
-        let rows: [(String, String)] = [
-            ("Move", move),
-            ("Outcome", outcome + (reason.map { ": \($0)" } ?? "")),
-            ("MoveTime", String(format: "%.4f s", moveTime)),
-            ("RedirTime", String(format: "%.4f s", redirTime)),
-            ("States per-flow / multi-flow / all-flows", "\(perFlowStates) / \(multiFlowStates) / \(allFlowsStates)"),
-            ("Packets redirected", "\(packetsRedirected)"),
-            ("Packets buffered", "\(packetsBuffered)"),
-            ("Packets released to destination", "\(packetsReleased)"),
-            ("Packets from switch (OP) / late", "\(packetsFromSwitch) / \(latePacketsFromSwitch)"),
-            ("Bytes sent / received", "\(bytesSent) / \(bytesReceived)"),
-            ("Serialize", String(format: "%.4f s (%.2f%% of MoveTime)", serializeSeconds, serializePercent)),
-            ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
-            ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
-            ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
-            ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
-        ] + (phases.isEmpty ? [] : [("Phases (s from start)", phases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", "))])
-          + (sourcePhases.isEmpty ? [] : [("Source (s from its order)", sourcePhases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", "))])
-          + parts.map { p in
-            ("Part \(p.filter)", String(format: "%@, %d states, %d packets seen, MoveTime %.4f s, %d messages", p.outcome, p.states, p.packets, p.moveTime, p.messages))
-        } + warnings.map { ("Warning", $0) }
+        let rows: [(String, String)] =
+            [
+                ("Move", move),
+                ("Outcome", outcome + (reason.map { ": \($0)" } ?? "")),
+                ("MoveTime", String(format: "%.4f s", moveTime)),
+                ("RedirTime", String(format: "%.4f s", redirTime)),
+                (
+                    "States per-flow / multi-flow / all-flows",
+                    "\(perFlowStates) / \(multiFlowStates) / \(allFlowsStates)"
+                ),
+                ("Packets redirected", "\(packetsRedirected)"),
+                ("Packets buffered", "\(packetsBuffered)"),
+                ("Packets released to destination", "\(packetsReleased)"),
+                ("Packets from switch (OP) / late", "\(packetsFromSwitch) / \(latePacketsFromSwitch)"),
+                ("Bytes sent / received", "\(bytesSent) / \(bytesReceived)"),
+                ("Serialize", String(format: "%.4f s (%.2f%% of MoveTime)", serializeSeconds, serializePercent)),
+                ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
+                ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
+                ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
+                ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
+            ]
+            + (phases.isEmpty
+                ? []
+                : [
+                    (
+                        "Phases (s from start)",
+                        phases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", ")
+                    )
+                ])
+            + (sourcePhases.isEmpty
+                ? []
+                : [
+                    (
+                        "Source (s from its order)",
+                        sourcePhases.map { String(format: "%@ %.4f", $0.name, $0.at) }.joined(separator: ", ")
+                    )
+                ])
+            + parts.map { p in
+                (
+                    "Part \(p.filter)",
+                    String(
+                        format: "%@, %d states, %d packets seen, MoveTime %.4f s, %d messages", p.outcome, p.states,
+                        p.packets, p.moveTime, p.messages)
+                )
+            } + warnings.map { ("Warning", $0) }
         let width = rows.map { $0.0.count }.max() ?? 0
         let line = String(repeating: "-", count: width + 2) + "+" + String(repeating: "-", count: 44)
-        return ([line] + rows.map { " " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " | " + $0.1 } + [line])
+        return
+            ([line] + rows.map { " " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + " | " + $0.1 } + [
+                line
+            ])
             .joined(separator: "\n")
     }
 }

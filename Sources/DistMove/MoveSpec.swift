@@ -27,7 +27,9 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     public enum Scope: String, Sendable, CaseIterable, Comparable {
-        case perFlow = "per", multiFlow = "multi", allFlows = "all"
+        case perFlow = "per"
+        case multiFlow = "multi"
+        case allFlows = "all"
 
         public static func < (a: Self, b: Self) -> Bool {
             allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -79,8 +81,10 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
     public var plan: Plan = .stateFirst
     public var split: Split?
 
-    public init(source: String, destination: String, filter: FlowFilter, scopes: Set<Scope> = [.perFlow, .multiFlow],
-                guarantee: Guarantee = .lf, optimizations: Set<Optimization> = [], mode: Mode = .opennf) {
+    public init(
+        source: String, destination: String, filter: FlowFilter, scopes: Set<Scope> = [.perFlow, .multiFlow],
+        guarantee: Guarantee = .lf, optimizations: Set<Optimization> = [], mode: Mode = .opennf
+    ) {
         self.source = source
         self.destination = destination
         self.filter = filter
@@ -97,9 +101,13 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses the text forms distctl takes: `--scope per,multi,all`, `--guarantee ng|lf|op`,
     /// `--opt pz,ll,er` (or `none`), `--mode opennf|dist`.
-    public init(source: String, destination: String, filter: String, scope: String = "per,multi",
-                guarantee: String = "lf", optimizations: String = "", mode: String = "opennf") throws {
-        guard !source.isEmpty, !destination.isEmpty else { throw Invalid("a Move needs a source and a destination VNF") }
+    public init(
+        source: String, destination: String, filter: String, scope: String = "per,multi",
+        guarantee: String = "lf", optimizations: String = "", mode: String = "opennf"
+    ) throws {
+        guard !source.isEmpty, !destination.isEmpty else {
+            throw Invalid("a Move needs a source and a destination VNF")
+        }
         guard source != destination else { throw Invalid("source and destination are the same VNF (\(source))") }
         let parsedFilter: FlowFilter
         do {
@@ -110,22 +118,29 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
         guard let g = Guarantee(rawValue: guarantee.lowercased()) else {
             throw Invalid("guarantee '\(guarantee)' is not one of ng, lf, op")
         }
-        guard let m = Mode(rawValue: mode.lowercased()) else { throw Invalid("mode '\(mode)' is not one of opennf, dist") }
+        guard let m = Mode(rawValue: mode.lowercased()) else {
+            throw Invalid("mode '\(mode)' is not one of opennf, dist")
+        }
         var opts = Set<Optimization>()
         for word in Self.words(optimizations) where word != "none" {
-            guard let o = Optimization(rawValue: word) else { throw Invalid("optimization '\(word)' is not one of pz, ll, er") }
+            guard let o = Optimization(rawValue: word) else {
+                throw Invalid("optimization '\(word)' is not one of pz, ll, er")
+            }
             opts.insert(o)
         }
         var scopes = Set<Scope>()
         for word in Self.words(scope) {
-            let aliases: [String: Scope] = ["per": .perFlow, "perflow": .perFlow, "multi": .multiFlow, "multiflow": .multiFlow,
-                                            "all": .allFlows, "allflows": .allFlows]
+            let aliases: [String: Scope] = [
+                "per": .perFlow, "perflow": .perFlow, "multi": .multiFlow, "multiflow": .multiFlow,
+                "all": .allFlows, "allflows": .allFlows,
+            ]
             guard let s = aliases[word] else { throw Invalid("scope '\(word)' is not one of per, multi, all") }
             scopes.insert(s)
         }
         guard !scopes.isEmpty else { throw Invalid("a Move needs at least one scope (per, multi, all)") }
-        self.init(source: source, destination: destination, filter: parsedFilter, scopes: scopes, guarantee: g,
-                  optimizations: opts, mode: m)
+        self.init(
+            source: source, destination: destination, filter: parsedFilter, scopes: scopes, guarantee: g,
+            optimizations: opts, mode: m)
     }
 
     static func words(_ text: String) -> [String] {
@@ -135,7 +150,9 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
     /// Sets the plan and the split from distctl's `--plan state-first|redirect-first` and
     /// `--split LENGTH --split-order state|traffic`, and checks they fit the rest.
     public mutating func arrange(plan: String = "state-first", split: Int? = nil, splitOrder: String = "state") throws {
-        guard let p = Plan(rawValue: plan.lowercased()) else { throw Invalid("plan '\(plan)' is not one of state-first, redirect-first") }
+        guard let p = Plan(rawValue: plan.lowercased()) else {
+            throw Invalid("plan '\(plan)' is not one of state-first, redirect-first")
+        }
         if p == .redirectFirst {
             guard mode == .dist else { throw Invalid("a redirect-first Move runs peer to peer: use --mode dist") }
             guard guarantee == .lf else { throw Invalid("a redirect-first Move is loss-free: use --guarantee lf") }
@@ -155,7 +172,9 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
         let family = prefix.address.isIPv4Mapped ? 32 : 128
         let current = prefix.length - (family == 32 ? 96 : 0)
         guard length > current, length <= family, length - current <= 16 else {
-            throw Invalid("--split \(length): the parts' prefix must be longer than the filter's (/\(current)), at most /\(family), and at most 16 bits longer")
+            throw Invalid(
+                "--split \(length): the parts' prefix must be longer than the filter's (/\(current)), at most /\(family), and at most 16 bits longer"
+            )
         }
         self.split = Split(prefixLength: length, order: order)
     }

@@ -65,10 +65,13 @@ public enum SwitchRules {
             guard bits > 0 else { return nil }
             let mask: UInt32 = bits >= 32 ? ~0 : ~0 << UInt32(32 - bits)
             let value = UInt32(truncatingIfNeeded: p.address.lo) & mask
-            return source ? .ipv4Source(value, mask: bits >= 32 ? nil : mask) : .ipv4Destination(value, mask: bits >= 32 ? nil : mask)
+            return source
+                ? .ipv4Source(value, mask: bits >= 32 ? nil : mask)
+                : .ipv4Destination(value, mask: bits >= 32 ? nil : mask)
         }
         guard p.length > 0 else { return nil }
-        var value = [UInt8](repeating: 0, count: 16), mask = [UInt8](repeating: 0, count: 16)
+        var value = [UInt8](repeating: 0, count: 16)
+        var mask = [UInt8](repeating: 0, count: 16)
         for i in 0..<16 {
             let word = i < 8 ? p.address.hi : p.address.lo
             let byte = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * (i % 8)))
@@ -114,8 +117,10 @@ public enum SwitchRules {
     /// Ethernet destination) on to `source` and `destination` at once, untagged and with the
     /// Ethernet source of an IBC: as it came, or, with `cut`'s copies, once per copy, each
     /// copy's field written before its outputs (see `InBandControl.orderedCut`).
-    public static func reflector(from source: UInt32, vlan: UInt16?, to destination: UInt32, priority: UInt16,
-                                 cookie: UInt64, cut: InBandControl.OrderedCut? = nil) -> OFFlowMod {
+    public static func reflector(
+        from source: UInt32, vlan: UInt16?, to destination: UInt32, priority: UInt16,
+        cookie: UInt64, cut: InBandControl.OrderedCut? = nil
+    ) -> OFFlowMod {
         var mod = OFFlowMod()
         mod.command = .add
         mod.priority = priority

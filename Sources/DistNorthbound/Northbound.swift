@@ -26,12 +26,15 @@ public enum NorthboundRequest: Sendable, Equatable {
         } catch {
             throw NorthboundError("a request is one JSON object per line")
         }
-        guard let command = try c.optional("command", String.self) else { throw NorthboundError("\"command\" is missing") }
+        guard let command = try c.optional("command", String.self) else {
+            throw NorthboundError("\"command\" is missing")
+        }
         switch command {
         case "vnfs": self = .vnfs
         case "stats": self = .stats(vnf: try c.vnf("vnf"))
         case "flows":
-            self = .flows(vnf: try c.vnf("vnf"), filter: try c.filter(), limit: try c.optional("limit", Int.self) ?? 100)
+            self = .flows(
+                vnf: try c.vnf("vnf"), filter: try c.filter(), limit: try c.optional("limit", Int.self) ?? 100)
         case "assets": self = .assets(vnf: try c.vnf("vnf"), filter: try c.filter())
         case "move": self = .move(try MoveCommand(from: c))
         default: throw NorthboundError("unknown command '\(command)' (vnfs, stats, flows, assets, move)")
@@ -63,8 +66,11 @@ public enum NorthboundRequest: Sendable, Equatable {
                 try c.encode("\(filter)", forKey: "filter")
             case .move(let m):
                 try c.encode("move", forKey: "command")
-                for (key, value) in [("from", m.from), ("to", m.to), ("filter", m.filter), ("scope", m.scope), ("guarantee", m.guarantee),
-                                     ("opt", m.opt), ("mode", m.mode), ("plan", m.plan), ("splitOrder", m.splitOrder)] {
+                for (key, value) in [
+                    ("from", m.from), ("to", m.to), ("filter", m.filter), ("scope", m.scope),
+                    ("guarantee", m.guarantee),
+                    ("opt", m.opt), ("mode", m.mode), ("plan", m.plan), ("splitOrder", m.splitOrder),
+                ] {
                     try c.encode(value, forKey: JSONKey(stringValue: key))
                 }
                 try c.encodeIfPresent(m.split, forKey: "split")
@@ -94,8 +100,9 @@ public struct MoveCommand: Sendable, Equatable {
 
     /// The Move it asks for.
     public func spec() throws -> MoveSpec {
-        var spec = try MoveSpec(source: from, destination: to, filter: filter, scope: scope, guarantee: guarantee, optimizations: opt,
-                                mode: mode)
+        var spec = try MoveSpec(
+            source: from, destination: to, filter: filter, scope: scope, guarantee: guarantee, optimizations: opt,
+            mode: mode)
         try spec.arrange(plan: plan, split: split, splitOrder: splitOrder)
         return spec
     }
@@ -132,12 +139,16 @@ extension KeyedDecodingContainer where Key == JSONKey {
         do {
             return try decode(T.self, forKey: key)
         } catch {
-            throw NorthboundError("\"\(key.stringValue)\" must be \(T.self == String.self ? "a string" : T.self == Int.self ? "an integer" : "\(T.self)")")
+            throw NorthboundError(
+                "\"\(key.stringValue)\" must be \(T.self == String.self ? "a string" : T.self == Int.self ? "an integer" : "\(T.self)")"
+            )
         }
     }
 
     func vnf(_ key: JSONKey) throws -> String {
-        guard let name = try optional(key, String.self) else { throw NorthboundError("\"\(key.stringValue)\" (a VNF name) is missing") }
+        guard let name = try optional(key, String.self) else {
+            throw NorthboundError("\"\(key.stringValue)\" (a VNF name) is missing")
+        }
         return name
     }
 

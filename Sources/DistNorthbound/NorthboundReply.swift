@@ -89,7 +89,8 @@ public enum NorthboundReply: Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case proto, client, server
             case clientPort = "client_port", serverPort = "server_port", packetsToServer = "packets_to_server"
-            case packetsToClient = "packets_to_client", bytesToServer = "bytes_to_server", bytesToClient = "bytes_to_client"
+            case packetsToClient = "packets_to_client", bytesToServer = "bytes_to_server", bytesToClient =
+                "bytes_to_client"
             case tcpState = "tcp_state"
         }
     }
@@ -121,7 +122,9 @@ public enum NorthboundReply: Sendable, Equatable {
 
     /// A reply line, or nil when it is none this side knows.
     public init?(line: String) {
-        guard let c = try? JSONDecoder().decode(Object.self, from: Data(line.utf8)).container, let reply = try? Self(from: c) else {
+        guard let c = try? JSONDecoder().decode(Object.self, from: Data(line.utf8)).container,
+            let reply = try? Self(from: c)
+        else {
             return nil
         }
         self = reply
@@ -135,14 +138,20 @@ public enum NorthboundReply: Sendable, Equatable {
         } else if try c.decodeIfPresent(Bool.self, forKey: "ok") != true {
             self = .failure(try c.decodeIfPresent(String.self, forKey: "error") ?? "request failed")
         } else if c.contains("vnfs") {
-            self = .vnfs(try c.decode([VNFStatus].self, forKey: "vnfs"), switch: try c.decodeIfPresent(SwitchStatus.self, forKey: "switch"))
+            self = .vnfs(
+                try c.decode([VNFStatus].self, forKey: "vnfs"),
+                switch: try c.decodeIfPresent(SwitchStatus.self, forKey: "switch"))
         } else if c.contains("counters") {
-            self = .stats(vnf: try c.decode(String.self, forKey: "vnf"), counters: try c.decode(InstanceCounters.self, forKey: "counters"))
+            self = .stats(
+                vnf: try c.decode(String.self, forKey: "vnf"),
+                counters: try c.decode(InstanceCounters.self, forKey: "counters"))
         } else if c.contains("flows") {
-            self = .flows(vnf: try c.decode(String.self, forKey: "vnf"), count: try c.decode(Int.self, forKey: "count"),
-                          flows: try c.decode([FlowSummary].self, forKey: "flows"))
+            self = .flows(
+                vnf: try c.decode(String.self, forKey: "vnf"), count: try c.decode(Int.self, forKey: "count"),
+                flows: try c.decode([FlowSummary].self, forKey: "flows"))
         } else if c.contains("assets") {
-            self = .assets(vnf: try c.decode(String.self, forKey: "vnf"), assets: try c.decode([HostAsset].self, forKey: "assets"))
+            self = .assets(
+                vnf: try c.decode(String.self, forKey: "vnf"), assets: try c.decode([HostAsset].self, forKey: "assets"))
         } else {
             throw NorthboundError("a reply of no kind known")
         }
@@ -192,7 +201,8 @@ enum NorthboundJSON {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // (These types encode whatever they hold: a Move's times are finite numbers.)
-        let data = (try? encoder.encode(value)) ?? Data(#"{"ok":false,"error":"a reply that could not be encoded"}"#.utf8)
+        let data =
+            (try? encoder.encode(value)) ?? Data(#"{"ok":false,"error":"a reply that could not be encoded"}"#.utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

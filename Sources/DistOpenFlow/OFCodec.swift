@@ -3,11 +3,20 @@ struct OFWriter {
     var bytes: [UInt8] = []
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes += [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xFFFF)) }
-    mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(v & 0xFFFF_FFFF)) }
+    mutating func u32(_ v: UInt32) {
+        u16(UInt16(v >> 16))
+        u16(UInt16(v & 0xFFFF))
+    }
+    mutating func u64(_ v: UInt64) {
+        u32(UInt32(v >> 32))
+        u32(UInt32(v & 0xFFFF_FFFF))
+    }
     mutating func pad(_ n: Int) { bytes += [UInt8](repeating: 0, count: n) }
     mutating func padTo8(from start: Int) { pad((8 - (bytes.count - start) % 8) % 8) }
-    mutating func set16(_ v: UInt16, at i: Int) { bytes[i] = UInt8(v >> 8); bytes[i + 1] = UInt8(v & 0xFF) }
+    mutating func set16(_ v: UInt16, at i: Int) {
+        bytes[i] = UInt8(v >> 8)
+        bytes[i + 1] = UInt8(v & 0xFF)
+    }
 }
 
 /// Bounds-checked big-endian reader: reading past the end is an error, never a trap.
@@ -27,10 +36,16 @@ struct OFReader {
         return at
     }
     mutating func u8() throws -> UInt8 { bytes[try take(1)] }
-    mutating func u16() throws -> UInt16 { let i = try take(2); return UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]) }
+    mutating func u16() throws -> UInt16 {
+        let i = try take(2)
+        return UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1])
+    }
     mutating func u32() throws -> UInt32 { UInt32(try u16()) << 16 | UInt32(try u16()) }
     mutating func u64() throws -> UInt64 { UInt64(try u32()) << 32 | UInt64(try u32()) }
-    mutating func raw(_ n: Int) throws -> [UInt8] { let i = try take(n); return Array(bytes[i..<(i + n)]) }
+    mutating func raw(_ n: Int) throws -> [UInt8] {
+        let i = try take(n)
+        return Array(bytes[i..<(i + n)])
+    }
     mutating func skip(_ n: Int) throws { _ = try take(n) }
 }
 
@@ -44,31 +59,59 @@ extension OFMessage {
         w.u32(xid)
         switch self {
         case .hello(_, let body): w.bytes += body
-        case .error(_, let type, let code, let data): w.u16(type); w.u16(code); w.bytes += data
+        case .error(_, let type, let code, let data):
+            w.u16(type)
+            w.u16(code)
+            w.bytes += data
         case .echoRequest(_, let data), .echoReply(_, let data): w.bytes += data
         case .featuresRequest, .barrierRequest, .barrierReply: break
         case .featuresReply(_, let dpid, let buffers, let tables, let aux, let caps):
-            w.u64(dpid); w.u32(buffers); w.u8(tables); w.u8(aux); w.pad(2); w.u32(caps); w.u32(0)
+            w.u64(dpid)
+            w.u32(buffers)
+            w.u8(tables)
+            w.u8(aux)
+            w.pad(2)
+            w.u32(caps)
+            w.u32(0)
         case .portDescriptionRequest:
-            w.u16(13); w.u16(0); w.pad(4)  // OFPMP_PORT_DESC
+            w.u16(13)
+            w.u16(0)
+            w.pad(4)  // OFPMP_PORT_DESC
         case .portDescriptionReply(_, let ports, let more):
-            w.u16(13); w.u16(more ? 1 : 0); w.pad(4)
+            w.u16(13)
+            w.u16(more ? 1 : 0)
+            w.pad(4)
             for port in ports { OFCodec.writePort(port, &w) }
         case .flowMod(_, let f):
-            w.u64(f.cookie); w.u64(f.cookieMask); w.u8(f.tableID); w.u8(f.command.rawValue)
-            w.u16(f.idleTimeout); w.u16(f.hardTimeout); w.u16(f.priority); w.u32(f.bufferID)
-            w.u32(f.outPort); w.u32(f.outGroup); w.u16(f.flags); w.pad(2)
+            w.u64(f.cookie)
+            w.u64(f.cookieMask)
+            w.u8(f.tableID)
+            w.u8(f.command.rawValue)
+            w.u16(f.idleTimeout)
+            w.u16(f.hardTimeout)
+            w.u16(f.priority)
+            w.u32(f.bufferID)
+            w.u32(f.outPort)
+            w.u32(f.outGroup)
+            w.u16(f.flags)
+            w.pad(2)
             OFCodec.writeMatch(f.match, &w)
             for instruction in f.instructions { OFCodec.writeInstruction(instruction, &w) }
         case .packetIn(_, let p):
-            w.u32(p.bufferID); w.u16(p.totalLength); w.u8(p.reason); w.u8(p.tableID); w.u64(p.cookie)
+            w.u32(p.bufferID)
+            w.u16(p.totalLength)
+            w.u8(p.reason)
+            w.u8(p.tableID)
+            w.u64(p.cookie)
             OFCodec.writeMatch(p.match, &w)
             w.pad(2)
             w.bytes += p.data
         case .packetOut(_, let p):
-            w.u32(p.bufferID); w.u32(p.inPort)
+            w.u32(p.bufferID)
+            w.u32(p.inPort)
             let lengthAt = w.bytes.count
-            w.u16(0); w.pad(6)
+            w.u16(0)
+            w.pad(6)
             let start = w.bytes.count
             for action in p.actions { OFCodec.writeAction(action, &w) }
             w.set16(UInt16(w.bytes.count - start), at: lengthAt)
@@ -112,7 +155,9 @@ extension OFMessage {
         guard version == OpenFlow.version || typeCode == OFType.hello.rawValue else {
             throw OFDecodeError("OpenFlow version \(version), not 1.3")
         }
-        guard let type = OFType(rawValue: typeCode) else { return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining)) }
+        guard let type = OFType(rawValue: typeCode) else {
+            return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining))
+        }
         switch type {
         case .hello: return .hello(xid: xid, body: try r.raw(r.remaining))
         case .error: return .error(xid: xid, type: try r.u16(), code: try r.u16(), data: try r.raw(r.remaining))
@@ -122,37 +167,62 @@ extension OFMessage {
         case .barrierRequest: return .barrierRequest(xid: xid)
         case .barrierReply: return .barrierReply(xid: xid)
         case .featuresReply:
-            let dpid = try r.u64(), buffers = try r.u32(), tables = try r.u8(), aux = try r.u8()
+            let dpid = try r.u64()
+            let buffers = try r.u32()
+            let tables = try r.u8()
+            let aux = try r.u8()
             try r.skip(2)
             let caps = try r.u32()
-            return .featuresReply(xid: xid, datapathID: dpid, buffers: buffers, tables: tables, auxiliaryID: aux, capabilities: caps)
+            return .featuresReply(
+                xid: xid, datapathID: dpid, buffers: buffers, tables: tables, auxiliaryID: aux, capabilities: caps)
         case .multipartRequest, .multipartReply:
-            let kind = try r.u16(), flags = try r.u16()
+            let kind = try r.u16()
+            let flags = try r.u16()
             try r.skip(4)
-            guard kind == 13 else { r.at = 8; return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining)) }
+            guard kind == 13 else {
+                r.at = 8
+                return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining))
+            }
             if type == .multipartRequest { return .portDescriptionRequest(xid: xid) }
             var ports: [OFPort] = []
             while r.remaining > 0 { ports.append(try OFCodec.readPort(&r)) }
             return .portDescriptionReply(xid: xid, ports: ports, more: flags & 1 != 0)
         case .flowMod:
             var f = OFFlowMod()
-            f.cookie = try r.u64(); f.cookieMask = try r.u64(); f.tableID = try r.u8()
-            guard let command = OFFlowMod.Command(rawValue: try r.u8()) else { throw OFDecodeError("unknown flow-mod command") }
+            f.cookie = try r.u64()
+            f.cookieMask = try r.u64()
+            f.tableID = try r.u8()
+            guard let command = OFFlowMod.Command(rawValue: try r.u8()) else {
+                throw OFDecodeError("unknown flow-mod command")
+            }
             f.command = command
-            f.idleTimeout = try r.u16(); f.hardTimeout = try r.u16(); f.priority = try r.u16(); f.bufferID = try r.u32()
-            f.outPort = try r.u32(); f.outGroup = try r.u32(); f.flags = try r.u16()
+            f.idleTimeout = try r.u16()
+            f.hardTimeout = try r.u16()
+            f.priority = try r.u16()
+            f.bufferID = try r.u32()
+            f.outPort = try r.u32()
+            f.outGroup = try r.u32()
+            f.flags = try r.u16()
             try r.skip(2)
             f.match = try OFCodec.readMatch(&r)
             while r.remaining > 0 { f.instructions.append(try OFCodec.readInstruction(&r)) }
             return .flowMod(xid: xid, f)
         case .packetIn:
-            let buffer = try r.u32(), total = try r.u16(), reason = try r.u8(), table = try r.u8(), cookie = try r.u64()
+            let buffer = try r.u32()
+            let total = try r.u16()
+            let reason = try r.u8()
+            let table = try r.u8()
+            let cookie = try r.u64()
             let match = try OFCodec.readMatch(&r)
             try r.skip(2)
-            return .packetIn(xid: xid, OFPacketIn(bufferID: buffer, totalLength: total, reason: reason, tableID: table,
-                                                  cookie: cookie, match: match, data: try r.raw(r.remaining)))
+            return .packetIn(
+                xid: xid,
+                OFPacketIn(
+                    bufferID: buffer, totalLength: total, reason: reason, tableID: table,
+                    cookie: cookie, match: match, data: try r.raw(r.remaining)))
         case .packetOut:
-            let buffer = try r.u32(), inPort = try r.u32()
+            let buffer = try r.u32()
+            let inPort = try r.u32()
             let actionsLength = Int(try r.u16())
             try r.skip(6)
             var actionsReader = OFReader(bytes, from: r.at, to: r.at + actionsLength)
@@ -222,7 +292,8 @@ enum OFCodec {
             let header = try fields.u8()
             let size = Int(try fields.u8())
             let value = try fields.raw(size)
-            let field = header >> 1, hasMask = header & 1 == 1
+            let field = header >> 1
+            let hasMask = header & 1 == 1
             guard cls == oxmBasic else {
                 match.fields.append(.other(field: field, hasMask: hasMask, value: value))
                 continue
@@ -257,7 +328,8 @@ enum OFCodec {
         case (16, false): return .udpDestination(try u16())
         case (26, _), (27, _):
             guard v.count == (hasMask ? 32 : 16) else { throw OFDecodeError("OXM IPv6 address has \(v.count) bytes") }
-            let a = Array(v[0..<16]), m = hasMask ? Array(v[16..<32]) : nil
+            let a = Array(v[0..<16])
+            let m = hasMask ? Array(v[16..<32]) : nil
             return field == 26 ? .ipv6Source(a, mask: m) : .ipv6Destination(a, mask: m)
         default: return .other(field: field, hasMask: hasMask, value: v)
         }
@@ -266,9 +338,15 @@ enum OFCodec {
     static func writeAction(_ a: OFAction, _ w: inout OFWriter) {
         switch a {
         case .output(let port, let maxLength):
-            w.u16(0); w.u16(16); w.u32(port); w.u16(maxLength); w.pad(6)
+            w.u16(0)
+            w.u16(16)
+            w.u32(port)
+            w.u16(maxLength)
+            w.pad(6)
         case .other(let type, let body):
-            w.u16(type); w.u16(UInt16(4 + body.count)); w.bytes += body
+            w.u16(type)
+            w.u16(UInt16(4 + body.count))
+            w.bytes += body
         }
     }
 
@@ -278,7 +356,8 @@ enum OFCodec {
         guard length >= 4, length % 8 == 0 else { throw OFDecodeError("action length \(length)") }
         if type == 0 {
             guard length == 16 else { throw OFDecodeError("output action length \(length)") }
-            let port = try r.u32(), max = try r.u16()
+            let port = try r.u32()
+            let max = try r.u16()
             try r.skip(6)
             return .output(port: port, maxLength: max)
         }
@@ -289,11 +368,15 @@ enum OFCodec {
         switch i {
         case .applyActions(let actions):
             let start = w.bytes.count
-            w.u16(4); w.u16(0); w.pad(4)
+            w.u16(4)
+            w.u16(0)
+            w.pad(4)
             for a in actions { writeAction(a, &w) }
             w.set16(UInt16(w.bytes.count - start), at: start + 2)
         case .other(let type, let body):
-            w.u16(type); w.u16(UInt16(4 + body.count)); w.bytes += body
+            w.u16(type)
+            w.u16(UInt16(4 + body.count))
+            w.bytes += body
         }
     }
 
@@ -314,13 +397,15 @@ enum OFCodec {
     }
 
     static func writePort(_ p: OFPort, _ w: inout OFWriter) {
-        w.u32(p.number); w.pad(4)
+        w.u32(p.number)
+        w.pad(4)
         w.bytes += (p.hardwareAddress + [0, 0, 0, 0, 0, 0]).prefix(6)
         w.pad(2)
         var name = Array(p.name.utf8.prefix(15))
         name += [UInt8](repeating: 0, count: 16 - name.count)
         w.bytes += name
-        w.u32(p.config); w.u32(p.state)
+        w.u32(p.config)
+        w.u32(p.state)
         for i in 0..<6 { w.u32(i < p.features.count ? p.features[i] : 0) }
     }
 
@@ -330,11 +415,13 @@ enum OFCodec {
         let mac = try r.raw(6)
         try r.skip(2)
         let nameBytes = try r.raw(16)
-        let config = try r.u32(), state = try r.u32()
+        let config = try r.u32()
+        let state = try r.u32()
         var features: [UInt32] = []
         for _ in 0..<6 { features.append(try r.u32()) }
         let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-        return OFPort(number: number, hardwareAddress: mac, name: name, config: config, state: state, features: features)
+        return OFPort(
+            number: number, hardwareAddress: mac, name: name, config: config, state: state, features: features)
     }
 }
 

@@ -15,9 +15,21 @@ public enum OpenFlow {
 
 /// Message types of OpenFlow 1.3 used here.
 public enum OFType: UInt8, Sendable {
-    case hello = 0, error = 1, echoRequest = 2, echoReply = 3, featuresRequest = 5, featuresReply = 6
-    case setConfig = 9, packetIn = 10, portStatus = 12, packetOut = 13, flowMod = 14
-    case multipartRequest = 18, multipartReply = 19, barrierRequest = 20, barrierReply = 21
+    case hello = 0
+    case error = 1
+    case echoRequest = 2
+    case echoReply = 3
+    case featuresRequest = 5
+    case featuresReply = 6
+    case setConfig = 9
+    case packetIn = 10
+    case portStatus = 12
+    case packetOut = 13
+    case flowMod = 14
+    case multipartRequest = 18
+    case multipartReply = 19
+    case barrierRequest = 20
+    case barrierReply = 21
 }
 
 /// One field of an OXM match (OpenFlow basic class), with an optional mask.
@@ -29,8 +41,10 @@ public enum OFMatchField: Equatable, Sendable {
     case ipv4Destination(UInt32, mask: UInt32?)
     case ipv6Source([UInt8], mask: [UInt8]?)
     case ipv6Destination([UInt8], mask: [UInt8]?)
-    case tcpSource(UInt16), tcpDestination(UInt16)
-    case udpSource(UInt16), udpDestination(UInt16)
+    case tcpSource(UInt16)
+    case tcpDestination(UInt16)
+    case udpSource(UInt16)
+    case udpDestination(UInt16)
     /// A field this codec does not interpret, kept whole.
     case other(field: UInt8, hasMask: Bool, value: [UInt8])
 }
@@ -51,7 +65,13 @@ public enum OFInstruction: Equatable, Sendable {
 }
 
 public struct OFFlowMod: Equatable, Sendable {
-    public enum Command: UInt8, Sendable { case add = 0, modify = 1, modifyStrict = 2, delete = 3, deleteStrict = 4 }
+    public enum Command: UInt8, Sendable {
+        case add = 0
+        case modify = 1
+        case modifyStrict = 2
+        case delete = 3
+        case deleteStrict = 4
+    }
     public var cookie: UInt64 = 0
     public var cookieMask: UInt64 = 0
     public var tableID: UInt8 = 0
@@ -76,8 +96,10 @@ public struct OFPacketIn: Equatable, Sendable {
     public var cookie: UInt64
     public var match: OFMatch
     public var data: [UInt8]
-    public init(bufferID: UInt32 = OpenFlow.noBuffer, totalLength: UInt16, reason: UInt8, tableID: UInt8, cookie: UInt64,
-                match: OFMatch, data: [UInt8]) {
+    public init(
+        bufferID: UInt32 = OpenFlow.noBuffer, totalLength: UInt16, reason: UInt8, tableID: UInt8, cookie: UInt64,
+        match: OFMatch, data: [UInt8]
+    ) {
         self.bufferID = bufferID
         self.totalLength = totalLength
         self.reason = reason
@@ -114,8 +136,10 @@ public struct OFPort: Equatable, Sendable {
     public var state: UInt32
     /// curr, advertised, supported, peer (feature bits), curr_speed and max_speed (kbit/s).
     public var features: [UInt32]
-    public init(number: UInt32, hardwareAddress: [UInt8], name: String, config: UInt32 = 0, state: UInt32 = 0,
-                features: [UInt32] = [0, 0, 0, 0, 0, 0]) {
+    public init(
+        number: UInt32, hardwareAddress: [UInt8], name: String, config: UInt32 = 0, state: UInt32 = 0,
+        features: [UInt32] = [0, 0, 0, 0, 0, 0]
+    ) {
         self.number = number
         self.hardwareAddress = hardwareAddress
         self.name = name
@@ -132,7 +156,8 @@ public enum OFMessage: Equatable, Sendable {
     case echoRequest(xid: UInt32, data: [UInt8])
     case echoReply(xid: UInt32, data: [UInt8])
     case featuresRequest(xid: UInt32)
-    case featuresReply(xid: UInt32, datapathID: UInt64, buffers: UInt32, tables: UInt8, auxiliaryID: UInt8, capabilities: UInt32)
+    case featuresReply(
+        xid: UInt32, datapathID: UInt64, buffers: UInt32, tables: UInt8, auxiliaryID: UInt8, capabilities: UInt32)
     case portDescriptionRequest(xid: UInt32)
     case portDescriptionReply(xid: UInt32, ports: [OFPort], more: Bool)
     case flowMod(xid: UInt32, OFFlowMod)
@@ -146,9 +171,9 @@ public enum OFMessage: Equatable, Sendable {
     public var xid: UInt32 {
         switch self {
         case .hello(let x, _), .error(let x, _, _, _), .echoRequest(let x, _), .echoReply(let x, _),
-             .featuresRequest(let x), .featuresReply(let x, _, _, _, _, _), .portDescriptionRequest(let x),
-             .portDescriptionReply(let x, _, _), .flowMod(let x, _), .packetIn(let x, _), .packetOut(let x, _),
-             .barrierRequest(let x), .barrierReply(let x), .other(let x, _, _):
+            .featuresRequest(let x), .featuresReply(let x, _, _, _, _, _), .portDescriptionRequest(let x),
+            .portDescriptionReply(let x, _, _), .flowMod(let x, _), .packetIn(let x, _), .packetOut(let x, _),
+            .barrierRequest(let x), .barrierReply(let x), .other(let x, _, _):
             x
         }
     }

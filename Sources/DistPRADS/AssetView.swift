@@ -4,7 +4,12 @@ import DistPacket
 /// workers send (each worker keeps its own asset table; this is where they meet). Serves the
 /// admin socket's `assets` request.
 public final class AssetView {
-    struct Slot: Hashable { var kind: String; var port: UInt16; var proto: UInt8; var info: String }
+    struct Slot: Hashable {
+        var kind: String
+        var port: UInt16
+        var proto: UInt8
+        var info: String
+    }
     var byAsset: [String: [Slot: AssetRecord]] = [:]
     var addresses: [String: IPAddress] = [:]
     public private(set) var recordCount = 0
@@ -20,8 +25,9 @@ public final class AssetView {
     @discardableResult
     public func add(_ record: AssetRecord) -> Bool {
         let service = record.kind == "SERVER" || record.kind == "CLIENT"
-        let slot = Slot(kind: record.kind, port: service ? record.port : 0, proto: record.proto,
-                        info: service ? "" : record.info)
+        let slot = Slot(
+            kind: record.kind, port: service ? record.port : 0, proto: record.proto,
+            info: service ? "" : record.info)
         if let known = byAsset[record.asset]?[slot] {
             if known.info == record.info { return false }
             if service && Self.isPortGuess(record.info) && !Self.isPortGuess(known.info) { return false }

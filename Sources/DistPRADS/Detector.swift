@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DistPacket
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A packet as PRADS's detection sees it: where its headers are, its endpoints and its role in
 /// its flow. Filled by ``PRADSDecoder`` (prads's own decoding) and the caller's flow tracking.
@@ -107,7 +108,9 @@ public final class Detector {
     }
 
     /// Records learnt so far.
-    public var recordCount: Int { counters.osRecords + counters.serverRecords + counters.clientRecords + counters.arpRecords }
+    public var recordCount: Int {
+        counters.osRecords + counters.serverRecords + counters.clientRecords + counters.arpRecords
+    }
 
     /// Multi-flow state: what is known about one host.
     public struct Asset: Sendable, Equatable, Codable {
@@ -120,8 +123,10 @@ public final class Detector {
         public var mac: [UInt8]? = nil
         public var vendor: String? = nil
 
-        public init(vlan: UInt16, firstSeen: UInt64, lastSeen: UInt64, os: [OSEntry] = [], services: [ServiceEntry] = [],
-                    mac: [UInt8]? = nil, vendor: String? = nil) {
+        public init(
+            vlan: UInt16, firstSeen: UInt64, lastSeen: UInt64, os: [OSEntry] = [], services: [ServiceEntry] = [],
+            mac: [UInt8]? = nil, vendor: String? = nil
+        ) {
             self.vlan = vlan
             self.firstSeen = firstSeen
             self.lastSeen = lastSeen
@@ -158,7 +163,9 @@ public final class Detector {
         public var attempts: Int
         public var ttl: UInt8
 
-        public init(port: UInt16, proto: UInt8, service: String, application: String, server: Bool, attempts: Int, ttl: UInt8) {
+        public init(
+            port: UInt16, proto: UInt8, service: String, application: String, server: Bool, attempts: Int, ttl: UInt8
+        ) {
             self.port = port
             self.proto = proto
             self.service = service
@@ -177,10 +184,12 @@ public final class Detector {
         guard self.arp, frame.count >= arp + 28 else { return }
         // Ethernet/IPv4 ARP replies only.
         guard frame[arp] == 0, frame[arp + 1] == 1, frame[arp + 2] == 0x08, frame[arp + 3] == 0, frame[arp + 4] == 6,
-              frame[arp + 5] == 4, frame[arp + 6] == 0, frame[arp + 7] == 2 else { return }
+            frame[arp + 5] == 4, frame[arp + 6] == 0, frame[arp + 7] == 2
+        else { return }
         let mac = Array(frame[(arp + 8)..<(arp + 14)])
-        let ip = IPAddress(ipv4: UInt32(frame[arp + 14]) << 24 | UInt32(frame[arp + 15]) << 16
-                           | UInt32(frame[arp + 16]) << 8 | UInt32(frame[arp + 17]))
+        let ip = IPAddress(
+            ipv4: UInt32(frame[arp + 14]) << 24 | UInt32(frame[arp + 15]) << 16
+                | UInt32(frame[arp + 16]) << 8 | UInt32(frame[arp + 17]))
         var asset = assets[ip] ?? Asset(vlan: vlan, firstSeen: timestamp, lastSeen: timestamp)
         asset.lastSeen = timestamp
         defer { assets[ip] = asset }
@@ -189,8 +198,10 @@ public final class Detector {
         asset.mac = mac
         counters.arpRecords += 1
         let text = mac.map { String($0, radix: 16, uppercase: true).leftPadded(2) }.joined(separator: ":")
-        onRecord?(AssetRecord(asset: ip.text, vlan: asset.vlan, port: 0, proto: 0, kind: "ARP",
-                              info: asset.vendor.map { "\(text),(\($0))" } ?? text, distance: 0, discovered: timestamp))
+        onRecord?(
+            AssetRecord(
+                asset: ip.text, vlan: asset.vlan, port: 0, proto: 0, kind: "ARP",
+                info: asset.vendor.map { "\(text),(\($0))" } ?? text, distance: 0, discovered: timestamp))
     }
 
     // MARK: - Multi-flow state in and out (Move)
@@ -287,7 +298,9 @@ public final class Detector {
             flow.check |= FlowDetection.clientDone
             return
         }
-        if flow.check & FlowDetection.clientUnknownSet == 0, let name = KnownPorts.name(proto: 6, port: p.destinationPort) {
+        if flow.check & FlowDetection.clientUnknownSet == 0,
+            let name = KnownPorts.name(proto: 6, port: p.destinationPort)
+        {
             updateService(p, service: "unknown", application: name)
             flow.check |= FlowDetection.clientUnknownSet
         }
@@ -315,11 +328,13 @@ public final class Detector {
         // PRADS takes the roles to be the other way round.
         switch p.role {
         case .client where flow.check & FlowDetection.clientUnknownSet == 0:
-            return udpPortFallback(&p, flow: &flow, own: p.destinationPort, other: p.sourcePort,
-                                   bit: FlowDetection.clientUnknownSet)
+            return udpPortFallback(
+                &p, flow: &flow, own: p.destinationPort, other: p.sourcePort,
+                bit: FlowDetection.clientUnknownSet)
         case .server where flow.check & FlowDetection.serviceUnknownSet == 0:
-            return udpPortFallback(&p, flow: &flow, own: p.sourcePort, other: p.destinationPort,
-                                   bit: FlowDetection.serviceUnknownSet)
+            return udpPortFallback(
+                &p, flow: &flow, own: p.sourcePort, other: p.destinationPort,
+                bit: FlowDetection.serviceUnknownSet)
         default:
             break
         }
@@ -328,13 +343,18 @@ public final class Detector {
 
     /// Records "unknown:@port" from `own` port, else from `other` after reversing the flow;
     /// returns whether it reversed.
-    func udpPortFallback(_ p: inout DetectionPacket, flow: inout FlowDetection, own: UInt16, other: UInt16,
-                         bit: UInt8) -> Bool {
+    func udpPortFallback(
+        _ p: inout DetectionPacket, flow: inout FlowDetection, own: UInt16, other: UInt16,
+        bit: UInt8
+    ) -> Bool {
         var reversed = false
-        guard let name = KnownPorts.name(proto: 17, port: own) ?? KnownPorts.name(proto: 17, port: other).map({ name in
-            reversed = true
-            return name
-        }) else { return false }
+        guard
+            let name = KnownPorts.name(proto: 17, port: own)
+                ?? KnownPorts.name(proto: 17, port: other).map({ name in
+                    reversed = true
+                    return name
+                })
+        else { return false }
         if reversed { reverse(&p, flow: &flow) }
         updateService(p, service: "unknown", application: name)
         flow.check |= bit
@@ -389,17 +409,20 @@ public final class Detector {
             if replaced { record(p, entry) }
             return
         }
-        let entry = ServiceEntry(port: port, proto: p.proto, service: service, application: application,
-                                 server: p.role == .server, attempts: 0, ttl: p.ttl)
+        let entry = ServiceEntry(
+            port: port, proto: p.proto, service: service, application: application,
+            server: p.role == .server, attempts: 0, ttl: p.ttl)
         assets[p.source]!.services.insert(entry, at: 0)
         record(p, entry)
     }
 
     func record(_ p: DetectionPacket, _ entry: ServiceEntry) {
         if entry.server { counters.serverRecords += 1 } else { counters.clientRecords += 1 }
-        onRecord?(AssetRecord(asset: p.source.text, vlan: p.vlan, port: entry.port, proto: entry.proto,
-                              kind: entry.server ? "SERVER" : "CLIENT", info: "\(entry.service):\(entry.application)",
-                              distance: Int(Detector.normalizedTTL(entry.ttl)) - Int(entry.ttl), discovered: p.timestamp))
+        onRecord?(
+            AssetRecord(
+                asset: p.source.text, vlan: p.vlan, port: entry.port, proto: entry.proto,
+                kind: entry.server ? "SERVER" : "CLIENT", info: "\(entry.service):\(entry.application)",
+                distance: Int(Detector.normalizedTTL(entry.ttl)) - Int(entry.ttl), discovered: p.timestamp))
     }
 
     static func normalizedTTL(_ ttl: UInt8) -> UInt8 {
@@ -446,11 +469,14 @@ public final class Detector {
         }
         if e.mss != 0 { text += ":link:\(signatures.linkTypes.name(mss: e.mss))" }
         if e.timestamp != 0 { text += ":uptime:\(e.timestamp / 360_000)hrs" }
-        assets[p.source]!.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
+        assets[p.source]!.os.insert(
+            OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
         counters.osRecords += 1
-        onRecord?(AssetRecord(asset: p.source.text, vlan: p.vlan, port: p.sourcePort, proto: 6,
-                              kind: kind.rawValue, info: text,
-                              distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
+        onRecord?(
+            AssetRecord(
+                asset: p.source.text, vlan: p.vlan, port: p.sourcePort, proto: 6,
+                kind: kind.rawValue, info: text,
+                distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
     }
 }
 
@@ -466,7 +492,8 @@ extension Detector.Asset {
             m.lastSeen = other.lastSeen
             m.vlan = other.vlan
         }
-        for os in other.os where !m.os.contains(where: { $0.kind == os.kind && $0.signature == os.signature && $0.text == os.text }) {
+        for os in other.os
+        where !m.os.contains(where: { $0.kind == os.kind && $0.signature == os.signature && $0.text == os.text }) {
             m.os.append(os)
         }
         for s in other.services {

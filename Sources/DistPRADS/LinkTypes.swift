@@ -36,11 +36,14 @@ public struct LinkTypes: Sendable {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: ",", maxSplits: 1)
-            guard fields.count == 2, let mtu = Int(fields[0].trimmingCharacters(in: .whitespaces)), mtu > 0, mtu <= 65535 else {
+            guard fields.count == 2, let mtu = Int(fields[0].trimmingCharacters(in: .whitespaces)), mtu > 0,
+                mtu <= 65535
+            else {
                 errors.append(SignatureFileError(file: file, line: index + 1, reason: "expected 'mtu,\"name\"'"))
                 continue
             }
-            let name = fields[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            let name = fields[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                in: CharacterSet(charactersIn: "\""))
             if known[mtu] == nil { known[mtu] = name }
         }
         return (LinkTypes(table: known.sorted { $0.key < $1.key }.map { (mtu: $0.key, name: $0.value) }), errors)
@@ -61,4 +64,3 @@ public struct LinkTypes: Sendable {
         return "unknown-\(mtu)"
     }
 }
-

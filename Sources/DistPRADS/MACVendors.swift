@@ -3,7 +3,7 @@ import Foundation
 /// PRADS's `mac.sig`: Ethernet address prefixes (OUI, or longer with `/bits`) and vendor names.
 public struct MACVendors: Sendable {
     struct Entry: Sendable {
-        var prefix: UInt64   // the address bits, left-aligned in 48 bits
+        var prefix: UInt64  // the address bits, left-aligned in 48 bits
         var bits: Int
         var vendor: String
     }
@@ -18,7 +18,8 @@ public struct MACVendors: Sendable {
         var vendors = MACVendors()
         var errors: [SignatureFileError] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let line =
+                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if fields.isEmpty { continue }
             guard fields.count >= 2 else {
@@ -31,7 +32,10 @@ public struct MACVendors: Sendable {
             var value: UInt64 = 0
             var ok = !bytes.isEmpty && bytes.count <= 6
             for b in bytes {
-                guard let v = UInt8(b, radix: 16) else { ok = false; break }
+                guard let v = UInt8(b, radix: 16) else {
+                    ok = false
+                    break
+                }
                 value = value << 8 | UInt64(v)
             }
             var bits = bytes.count * 8
@@ -39,7 +43,8 @@ public struct MACVendors: Sendable {
                 if let n = Int(prefixField[1]), n > 0, n <= 48 { bits = n } else { ok = false }
             }
             guard ok else {
-                errors.append(SignatureFileError(file: file, line: index + 1, reason: "bad address prefix '\(fields[0])'"))
+                errors.append(
+                    SignatureFileError(file: file, line: index + 1, reason: "bad address prefix '\(fields[0])'"))
                 continue
             }
             value <<= UInt64(48 - bytes.count * 8)
@@ -59,7 +64,8 @@ public struct MACVendors: Sendable {
         guard mac.count == 6 else { return nil }
         let address = mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         for entry in entries {
-            let mask: UInt64 = entry.bits >= 48 ? 0xFFFF_FFFF_FFFF : ((1 << UInt64(entry.bits)) - 1) << UInt64(48 - entry.bits)
+            let mask: UInt64 =
+                entry.bits >= 48 ? 0xFFFF_FFFF_FFFF : ((1 << UInt64(entry.bits)) - 1) << UInt64(48 - entry.bits)
             if address & mask == entry.prefix & mask { return entry.vendor }
         }
         return nil

@@ -11,8 +11,10 @@ public enum PRADSDecoder {
     /// Decodes `frame` into `p` (fully overwritten) as the packet PRADS would inspect; false when
     /// it inspects none (not IP, truncated, or a protocol without detection).
     @inlinable
-    public static func decode(_ frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64,
-                              into p: inout DetectionPacket) -> Bool {
+    public static func decode(
+        _ frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64,
+        into p: inout DetectionPacket
+    ) -> Bool {
         guard frame.count >= 14 else { return false }
         let end = min(wireLength <= snapLength ? wireLength : snapLength, frame.count)
         var etherType = TCPFingerprint.be16(frame, 12)
@@ -134,7 +136,8 @@ public final class PRADSEngine {
         var p = DetectionPacket(frame: frame, end: 0, timestamp: timestamp, vlan: 0, l3: 0)
         guard PRADSDecoder.decode(frame, wireLength: wireLength, timestamp: timestamp, into: &p) else { return }
         let srcFirst = p.source < p.destination || (p.source == p.destination && p.sourcePort <= p.destinationPort)
-        let key = srcFirst
+        let key =
+            srcFirst
             ? ConnectionKey(a: p.source, b: p.destination, aPort: p.sourcePort, bPort: p.destinationPort)
             : ConnectionKey(a: p.destination, b: p.source, aPort: p.destinationPort, bPort: p.sourcePort)
         var c: Connection

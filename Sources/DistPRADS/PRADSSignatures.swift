@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The signature sets PRADS loads from its directory (`/etc/prads` by default).
 public struct PRADSSignatures: Sendable {
@@ -64,8 +65,10 @@ public struct AssetRecord: Sendable, Equatable, CustomStringConvertible {
     public var distance: Int
     public var discovered: UInt64
 
-    public init(asset: String, vlan: UInt16, port: UInt16, proto: UInt8, kind: String, info: String,
-                distance: Int, discovered: UInt64) {
+    public init(
+        asset: String, vlan: UInt16, port: UInt16, proto: UInt8, kind: String, info: String,
+        distance: Int, discovered: UInt64
+    ) {
         self.asset = asset
         self.vlan = vlan
         self.port = port
@@ -83,4 +86,3 @@ public struct AssetRecord: Sendable, Equatable, CustomStringConvertible {
 
     public static let header = "asset,vlan,port,proto,service,[service-info],distance,discovered"
 }
-

@@ -91,7 +91,8 @@ public final class Regex: @unchecked Sendable {
         public func group(_ n: Int, in subject: UnsafeRawBufferPointer) -> [UInt8]? {
             let count = Int(pcre2_get_ovector_count_8(data))
             guard n >= 0, n < count, let ovector = pcre2_get_ovector_pointer_8(data) else { return nil }
-            let start = ovector[2 * n], end = ovector[2 * n + 1]
+            let start = ovector[2 * n]
+            let end = ovector[2 * n + 1]
             // PCRE2_UNSET is ~0: an unset group.
             guard start != Int.max, start != ~0, start <= end, end <= subject.count else { return nil }
             return Array(subject[start..<end])

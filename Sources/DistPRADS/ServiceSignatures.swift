@@ -25,7 +25,9 @@ public struct SignatureFileError: Error, CustomStringConvertible, Sendable, Equa
 public enum ServiceSignatureFile {
     /// Parses the text of a signature file. Blank lines and `#` comments are skipped; a malformed
     /// line or a regex PCRE2 rejects becomes an error naming the file and line.
-    public static func parse(_ text: String, file: String) -> (signatures: [ServiceSignature], errors: [SignatureFileError]) {
+    public static func parse(_ text: String, file: String) -> (
+        signatures: [ServiceSignature], errors: [SignatureFileError]
+    ) {
         var signatures: [ServiceSignature] = []
         var errors: [SignatureFileError] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -58,9 +60,11 @@ public enum ServiceSignatureFile {
             }
             do {
                 let regex = try Regex(pattern)
-                signatures.append(ServiceSignature(service: service, application: String(title[1]),
-                                                   version: String(title[2]), info: String(title[3]),
-                                                   regex: regex, origin: "\(file):\(number)"))
+                signatures.append(
+                    ServiceSignature(
+                        service: service, application: String(title[1]),
+                        version: String(title[2]), info: String(title[3]),
+                        regex: regex, origin: "\(file):\(number)"))
             } catch {
                 fail("regular expression rejected by PCRE2: \(error)")
             }
@@ -105,7 +109,8 @@ public final class ServiceMatcher {
     /// PRADS's application text: "application[ version][ (info)]", with `$N` replaced by group N
     /// (an unset group by nothing). Each part is cut to PRADS's lengths (100, 25, 100 bytes) and
     /// the result to 511 bytes.
-    static func expand(_ signature: ServiceSignature, matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String {
+    static func expand(_ signature: ServiceSignature, matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String
+    {
         var template = Array(signature.application.utf8.prefix(100))
         if !signature.version.isEmpty {
             template += Array(" ".utf8) + Array(signature.version.utf8.prefix(25))

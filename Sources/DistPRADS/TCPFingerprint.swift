@@ -4,20 +4,20 @@ import Foundation
 public struct TCPQuirks: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let past = TCPQuirks(rawValue: 0x1)        // P: data past the end-of-options
-    public static let zeroID = TCPQuirks(rawValue: 0x2)      // Z: IP id 0 (IPv6: flow label 0)
-    public static let ipOptions = TCPQuirks(rawValue: 0x4)   // I
-    public static let urgent = TCPQuirks(rawValue: 0x8)      // U: urgent pointer set
-    public static let x2 = TCPQuirks(rawValue: 0x10)         // X: reserved bits set
-    public static let ack = TCPQuirks(rawValue: 0x20)        // A: ack number non-zero
-    public static let t2 = TCPQuirks(rawValue: 0x40)         // T: peer timestamp non-zero
-    public static let flags = TCPQuirks(rawValue: 0x80)      // F: unusual flags
-    public static let data = TCPQuirks(rawValue: 0x100)      // D: payload present
-    public static let broken = TCPQuirks(rawValue: 0x200)    // !: options cut short
-    public static let rstAck = TCPQuirks(rawValue: 0x400)    // K: RST with ACK
+    public static let past = TCPQuirks(rawValue: 0x1)  // P: data past the end-of-options
+    public static let zeroID = TCPQuirks(rawValue: 0x2)  // Z: IP id 0 (IPv6: flow label 0)
+    public static let ipOptions = TCPQuirks(rawValue: 0x4)  // I
+    public static let urgent = TCPQuirks(rawValue: 0x8)  // U: urgent pointer set
+    public static let x2 = TCPQuirks(rawValue: 0x10)  // X: reserved bits set
+    public static let ack = TCPQuirks(rawValue: 0x20)  // A: ack number non-zero
+    public static let t2 = TCPQuirks(rawValue: 0x40)  // T: peer timestamp non-zero
+    public static let flags = TCPQuirks(rawValue: 0x80)  // F: unusual flags
+    public static let data = TCPQuirks(rawValue: 0x100)  // D: payload present
+    public static let broken = TCPQuirks(rawValue: 0x200)  // !: options cut short
+    public static let rstAck = TCPQuirks(rawValue: 0x400)  // K: RST with ACK
     public static let seqEqualsAck = TCPQuirks(rawValue: 0x800)  // Q
     public static let seqZero = TCPQuirks(rawValue: 0x1000)  // 0
-    public static let finAck = TCPQuirks(rawValue: 0x2000)   // N: FIN with ACK
+    public static let finAck = TCPQuirks(rawValue: 0x2000)  // N: FIN with ACK
     public static let flowLabel = TCPQuirks(rawValue: 0x4000)  // L: IPv6 flow label set
 
     /// PRADS's letters, in the order it writes them.
@@ -36,7 +36,11 @@ public struct TCPQuirks: OptionSet, Sendable, Hashable {
 
 /// Which packets a fingerprint describes; each kind has its own signature file.
 public enum FingerprintKind: String, Sendable, CaseIterable, Codable {
-    case syn = "SYN", synAck = "SYNACK", rst = "RST", fin = "FIN", ack = "ACK"
+    case syn = "SYN"
+    case synAck = "SYNACK"
+    case rst = "RST"
+    case fin = "FIN"
+    case ack = "ACK"
 
     /// Position in `allCases`.
     var index: Int {
@@ -87,7 +91,8 @@ public struct TCPFingerprint: Sendable, Equatable {
         var h = UInt64(windowSize) | UInt64(ttl) << 16 | UInt64(dontFragment ? 1 : 0) << 24 | UInt64(size) << 32
         h = (h ^ options.low) &* 0x9E37_79B9_7F4A_7C15
         h = (h ^ options.high ^ UInt64(options.count) << 56) &* 0xC2B2_AE3D_27D4_EB4F
-        h = (h ^ UInt64(mss) ^ UInt64(windowScale) << 16 ^ UInt64(quirks.rawValue) << 24 ^ UInt64(timestamp) << 48)
+        h =
+            (h ^ UInt64(mss) ^ UInt64(windowScale) << 16 ^ UInt64(quirks.rawValue) << 24 ^ UInt64(timestamp) << 48)
             &* 0x1656_67B1_9E37_79F9
         return h ^ (h >> 29)
     }
@@ -95,7 +100,8 @@ public struct TCPFingerprint: Sendable, Equatable {
     /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`.
     public func text(uptime: UInt32) -> String {
         var out = ""
-        let wss = Int(windowSize), mssValue = Int(mss)
+        let wss = Int(windowSize)
+        let mssValue = Int(mss)
         if mssValue != 0 && wss != 0 && wss % mssValue == 0 {
             out = "S\(wss / mssValue)"
         } else if wss != 0 && wss % 1460 == 0 {
@@ -171,18 +177,24 @@ public struct TCPFingerprintDatabase: Sendable {
     public init() {}
 
     static func bucket(size: Int, optionCount: Int, quirks: TCPQuirks, df: Bool) -> Int {
-        Int(((UInt32(truncatingIfNeeded: size) << 2) ^ (UInt32(optionCount) << 1) ^ (df ? 1 : 0) ^ quirks.rawValue)
-            % UInt32(hashSize))
+        Int(
+            ((UInt32(truncatingIfNeeded: size) << 2) ^ (UInt32(optionCount) << 1) ^ (df ? 1 : 0) ^ quirks.rawValue)
+                % UInt32(hashSize))
     }
 
     mutating func add(_ signature: TCPSignature) {
-        buckets[Self.bucket(size: signature.size, optionCount: signature.options.count,
-                            quirks: signature.quirks, df: signature.dontFragment)].append(signatures.count)
+        buckets[
+            Self.bucket(
+                size: signature.size, optionCount: signature.options.count,
+                quirks: signature.quirks, df: signature.dontFragment)
+        ].append(signatures.count)
         signatures.append(signature)
     }
 
     /// Parses a signature file's text; a malformed line is reported (file:line) and skipped.
-    public static func parse(_ text: String, file: String) -> (database: TCPFingerprintDatabase, errors: [SignatureFileError]) {
+    public static func parse(_ text: String, file: String) -> (
+        database: TCPFingerprintDatabase, errors: [SignatureFileError]
+    ) {
         var db = TCPFingerprintDatabase()
         var errors: [SignatureFileError] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -216,16 +228,21 @@ public struct TCPFingerprintDatabase: Sendable {
         let w = fields[0]
         guard let first = w.first else { throw LineError(reason: "empty window size") }
         switch first {
-        case "*": s.windowSize = 1; s.windowModulo = .constant
+        case "*":
+            s.windowSize = 1
+            s.windowModulo = .constant
         case "S", "s":
             guard let n = Int(w.dropFirst()) else { throw LineError(reason: "bad Snn window size '\(w)'") }
-            s.windowSize = n; s.windowModulo = .mss
+            s.windowSize = n
+            s.windowModulo = .mss
         case "T", "t":
             guard let n = Int(w.dropFirst()) else { throw LineError(reason: "bad Tnn window size '\(w)'") }
-            s.windowSize = n; s.windowModulo = .mtu
+            s.windowSize = n
+            s.windowModulo = .mtu
         case "%":
             guard let n = Int(w.dropFirst()), n != 0 else { throw LineError(reason: "bad %nn window size '\(w)'") }
-            s.windowSize = n; s.windowModulo = .constant
+            s.windowSize = n
+            s.windowModulo = .constant
         default:
             guard let n = Int(w) else { throw LineError(reason: "bad window size '\(w)'") }
             s.windowSize = n
@@ -346,8 +363,9 @@ public struct TCPFingerprintDatabase: Sendable {
                 guard !fingerprint.dontFragment else { break }
                 fingerprint.dontFragment = true
             }
-            let bucket = Self.bucket(size: Int(fingerprint.size), optionCount: fingerprint.options.count,
-                                     quirks: fingerprint.quirks, df: fingerprint.dontFragment)
+            let bucket = Self.bucket(
+                size: Int(fingerprint.size), optionCount: fingerprint.options.count,
+                quirks: fingerprint.quirks, df: fingerprint.dontFragment)
             for index in buckets[bucket] where matches(signatures[index], fingerprint) {
                 return index
             }
@@ -356,7 +374,10 @@ public struct TCPFingerprintDatabase: Sendable {
     }
 
     func matches(_ p: TCPSignature, _ e: TCPFingerprint) -> Bool {
-        let size = Int(e.size), wsize = Int(e.windowSize), mss = Int(e.mss), wsc = Int(e.windowScale)
+        let size = Int(e.size)
+        let wsize = Int(e.windowSize)
+        let mss = Int(e.mss)
+        let wsc = Int(e.windowScale)
         if size != 0 {
             if p.size != 0 {
                 if size != p.size { return false }
@@ -370,10 +391,14 @@ public struct TCPFingerprintDatabase: Sendable {
         if p.quirks != e.quirks { return false }
         if !p.mssModulo {
             if mss != p.mss { return false }
-        } else if mss % p.mss != 0 { return false }
+        } else if mss % p.mss != 0 {
+            return false
+        }
         if !p.windowScaleModulo {
             if wsc != p.windowScale { return false }
-        } else if wsc % p.windowScale != 0 { return false }
+        } else if wsc % p.windowScale != 0 {
+            return false
+        }
         switch p.windowModulo {
         case .none:
             if wsize != p.windowSize { return false }
@@ -384,13 +409,17 @@ public struct TCPFingerprintDatabase: Sendable {
                 if wsize / mss != p.windowSize { return false }
             } else if wsize % 1460 == 0 {
                 if wsize / 1460 != p.windowSize { return false }
-            } else { return false }
+            } else {
+                return false
+            }
         case .mtu:
             if mss != 0 && wsize % (mss + 40) == 0 {
                 if wsize / (mss + 40) != p.windowSize { return false }
             } else if wsize % 1500 == 0 {
                 if wsize / 1500 != p.windowSize { return false }
-            } else { return false }
+            } else {
+                return false
+            }
         }
         if p.options != e.options { return false }
         if p.ttl < Int(e.ttl) { return false }

@@ -36,7 +36,8 @@ extension TCPFingerprint {
         }
         let t = p.l4
         let flags = f[t + 13]
-        let seq = be32(f, t + 4), ack = be32(f, t + 8)
+        let seq = be32(f, t + 4)
+        let ack = be32(f, t + 8)
         if kind == .rst && flags & 0x10 != 0 { e.quirks.insert(.rstAck) }
         if kind == .fin && flags & 0x10 != 0 { e.quirks.insert(.finAck) }
         if seq == ack { e.quirks.insert(.seqEqualsAck) }
@@ -55,7 +56,9 @@ extension TCPFingerprint {
     }
 
     /// p0f's option walk; returns the sender's timestamp.
-    static func parseOptions(_ f: UnsafeRawBufferPointer, start: Int, length: Int, end: Int, into e: inout TCPFingerprint) -> UInt32 {
+    static func parseOptions(
+        _ f: UnsafeRawBufferPointer, start: Int, length: Int, end: Int, into e: inout TCPFingerprint
+    ) -> UInt32 {
         var remaining = length
         var at = start
         var timestamp: UInt32 = 0
@@ -63,7 +66,10 @@ extension TCPFingerprint {
         func byte(_ i: Int) -> UInt8 { i < f.count ? f[i] : 0 }
         parsing: while remaining > 0 {
             remaining -= 1
-            guard at < f.count else { e.quirks.insert(.broken); break }
+            guard at < f.count else {
+                e.quirks.insert(.broken)
+                break
+            }
             let kind = f[at]
             at += 1
             switch kind {
@@ -77,35 +83,57 @@ extension TCPFingerprint {
                 remaining -= 1
                 at += 1
             case TCPOption.mss:
-                guard at + 3 <= limit else { e.quirks.insert(.broken); break parsing }
+                guard at + 3 <= limit else {
+                    e.quirks.insert(.broken)
+                    break parsing
+                }
                 e.options.append(TCPOption.mss)
                 e.mss = UInt16(byte(at + 1)) << 8 | UInt16(byte(at + 2))
                 remaining -= 3
                 at += 3
             case TCPOption.windowScale:
-                guard at + 2 <= limit else { e.quirks.insert(.broken); break parsing }
+                guard at + 2 <= limit else {
+                    e.quirks.insert(.broken)
+                    break parsing
+                }
                 e.options.append(TCPOption.windowScale)
                 e.windowScale = byte(at + 1)
                 remaining -= 2
                 at += 2
             case TCPOption.timestamp:
-                guard at + 9 <= limit else { e.quirks.insert(.broken); break parsing }
+                guard at + 9 <= limit else {
+                    e.quirks.insert(.broken)
+                    break parsing
+                }
                 e.options.append(TCPOption.timestamp)
                 if byte(at + 5) | byte(at + 6) | byte(at + 7) | byte(at + 8) != 0 { e.quirks.insert(.t2) }
-                timestamp = UInt32(byte(at + 1)) << 24 | UInt32(byte(at + 2)) << 16 | UInt32(byte(at + 3)) << 8
+                timestamp =
+                    UInt32(byte(at + 1)) << 24 | UInt32(byte(at + 2)) << 16 | UInt32(byte(at + 3)) << 8
                     | UInt32(byte(at + 4))
                 remaining -= 9
                 at += 9
             default:
-                guard at + 1 <= limit else { e.quirks.insert(.broken); break parsing }
+                guard at + 1 <= limit else {
+                    e.quirks.insert(.broken)
+                    break parsing
+                }
                 e.options.append(kind)
                 let optionLength = Int(byte(at)) - 1
-                guard optionLength <= 32, optionLength >= 0 else { e.quirks.insert(.broken); break parsing }
+                guard optionLength <= 32, optionLength >= 0 else {
+                    e.quirks.insert(.broken)
+                    break parsing
+                }
                 remaining -= optionLength
                 at += optionLength
             }
-            if e.options.count >= 15 { e.quirks.insert(.broken); break }
-            if remaining > 0 && at >= limit { e.quirks.insert(.broken); break }
+            if e.options.count >= 15 {
+                e.quirks.insert(.broken)
+                break
+            }
+            if remaining > 0 && at >= limit {
+                e.quirks.insert(.broken)
+                break
+            }
         }
         return timestamp
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An IPv4 or IPv6 prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a /32 or
@@ -50,7 +50,8 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     /// Whether `a` lies within the prefix.
     public func contains(_ a: IPAddress) -> Bool {
         func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
-        let hiMask = mask(length), loMask = mask(length - 64)
+        let hiMask = mask(length)
+        let loMask = mask(length - 64)
         return a.hi & hiMask == address.hi & hiMask && a.lo & loMask == address.lo & loMask
     }
 }
@@ -66,9 +67,12 @@ extension IPAddress {
         }
         var buffer = [CChar](repeating: 0, count: 64)
         let v4 = isIPv4Mapped
-        let ok = bytes.withUnsafeBytes { raw in
-            inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? raw.baseAddress! + 12 : raw.baseAddress, &buffer, socklen_t(buffer.count))
-        } != nil
+        let ok =
+            bytes.withUnsafeBytes { raw in
+                inet_ntop(
+                    v4 ? AF_INET : AF_INET6, v4 ? raw.baseAddress! + 12 : raw.baseAddress, &buffer,
+                    socklen_t(buffer.count))
+            } != nil
         return ok ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
     }
 
@@ -82,6 +86,7 @@ extension IPAddress {
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
         let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        self.init(hi: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, lo: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+        self.init(
+            hi: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, lo: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
     }
 }

@@ -153,15 +153,18 @@ public enum PacketParser {
         }
         // Jumbograms (payload length 0 with a hop-by-hop option) run to the end of the frame.
         if payloadLength == 0 { end = length }
-        parseIPv6Extensions(base, end: end, at: offset + 40, next: base.load(fromByteOffset: offset + 6, as: UInt8.self),
-                            into: &info)
+        parseIPv6Extensions(
+            base, end: end, at: offset + 40, next: base.load(fromByteOffset: offset + 6, as: UInt8.self),
+            into: &info)
     }
 
     /// Walks the extension headers from `offset` (the first of type `next`) to the transport
     /// header, and parses that, where the IPv6 packet ends at `end`.
     @inlinable
-    static func parseIPv6Extensions(_ base: UnsafeRawPointer, end: Int, at offset: Int, next first: UInt8,
-                                    into info: inout PacketInfo) {
+    static func parseIPv6Extensions(
+        _ base: UnsafeRawPointer, end: Int, at offset: Int, next first: UInt8,
+        into info: inout PacketInfo
+    ) {
         var next = first
         var cursor = offset
         var extensions = 0

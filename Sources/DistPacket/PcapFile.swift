@@ -60,8 +60,10 @@ public struct PcapFile: Sendable {
         while offset + 16 <= bytes.count {
             let captured = Int(field(offset + 8))
             guard offset + 16 + captured <= bytes.count else { throw Failure.truncatedRecord(frame: frames.count) }
-            frames.append(Frame(seconds: field(offset), fraction: field(offset + 4), originalLength: field(offset + 12),
-                                bytes: Array(bytes[(offset + 16)..<(offset + 16 + captured)])))
+            frames.append(
+                Frame(
+                    seconds: field(offset), fraction: field(offset + 4), originalLength: field(offset + 12),
+                    bytes: Array(bytes[(offset + 16)..<(offset + 16 + captured)])))
             offset += 16 + captured
         }
         self.frames = frames
@@ -72,10 +74,18 @@ public struct PcapFile: Sendable {
         var out: [UInt8] = []
         func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func put16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        put32(0xA1B2_C3D4); put16(2); put16(4); put32(0); put32(0); put32(65535); put32(1)
+        put32(0xA1B2_C3D4)
+        put16(2)
+        put16(4)
+        put32(0)
+        put32(0)
+        put32(65535)
+        put32(1)
         for (i, frame) in frames.enumerated() {
-            put32(UInt32(i / 1_000_000)); put32(UInt32(i % 1_000_000))
-            put32(UInt32(frame.count)); put32(UInt32(frame.count))
+            put32(UInt32(i / 1_000_000))
+            put32(UInt32(i % 1_000_000))
+            put32(UInt32(frame.count))
+            put32(UInt32(frame.count))
             out.append(contentsOf: frame)
         }
         return out

@@ -1,6 +1,6 @@
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 import DistState
 
 /// The per-packet work of a worker, without DPDK: parse each frame, count it, track its flow.
@@ -69,8 +69,10 @@ public final class FastPath {
         case pass
     }
 
-    public init(table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
-                detector: Detector? = nil) {
+    public init(
+        table: FlowTable, stats: UnsafeMutablePointer<WorkerStats>, maxBurst: Int = 64,
+        detector: Detector? = nil
+    ) {
         self.table = table
         self.stats = stats
         self.maxBurst = maxBurst
@@ -84,8 +86,10 @@ public final class FastPath {
         owners = .allocate(capacity: maxBurst)
         owners.initialize(repeating: 0, count: maxBurst)
         detection = .allocate(capacity: 1)
-        detection.initialize(to: DetectionPacket(frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
-                                                 timestamp: 0, vlan: 0, l3: 0))
+        detection.initialize(
+            to: DetectionPacket(
+                frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
+                timestamp: 0, vlan: 0, l3: 0))
     }
 
     deinit {
@@ -122,8 +126,9 @@ public final class FastPath {
         var events = false
         var bytes: UInt64 = 0
         for i in 0..<count {
-            PacketParser.parse(UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
-                               into: &infos[i])
+            PacketParser.parse(
+                UnsafeRawPointer(data[i].unsafelyUnwrapped), length: Int(segmentLengths[i]),
+                into: &infos[i])
             stats.pointee.count(infos[i])
             bytes &+= UInt64(packetLengths[i])
             verdicts[i] = .forward
@@ -135,8 +140,10 @@ public final class FastPath {
                 }
                 probes[i] = FlowProbe(infos[i])
                 if let rule = current, rule.cutsAtMarker,
-                   let verdict = markerVerdict(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),
-                                               rule: rule, key: probes[i].key) {
+                    let verdict = markerVerdict(
+                        UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),
+                        rule: rule, key: probes[i].key)
+                {
                     verdicts[i] = verdict
                     events = true
                     current = eventRule
@@ -158,8 +165,9 @@ public final class FastPath {
                     events = true
                 }
             } else if infos[i].l3 == .arp, let detector, detector.arp {
-                detector.arp(UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
-                             vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12), timestamp: now / 1_000_000_000)
+                detector.arp(
+                    UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
+                    vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12), timestamp: now / 1_000_000_000)
             }
         }
         // Without events every flow packet updates state; with them, only those not taken away.
@@ -170,14 +178,16 @@ public final class FastPath {
             var entry = 0
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
             if let detector, outcome == .updated || outcome == .created {
-                detect(detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
-                       wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].l3Offset), fromLo: probes[i].fromLo,
-                       entry: entry, created: outcome == .created, now: now)
+                detect(
+                    detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
+                    wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].l3Offset), fromLo: probes[i].fromLo,
+                    entry: entry, created: outcome == .created, now: now)
             }
         }
         if handoffs {
-            stageHandoffs(count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
-                          packets: packets, port: port)
+            stageHandoffs(
+                count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                packets: packets, port: port)
         }
         stats.pointee.rxPackets &+= UInt64(count)
         stats.pointee.rxBytes &+= bytes
@@ -187,16 +197,19 @@ public final class FastPath {
 
     /// Stages the last burst's ``Verdict/handoff`` packets for their owners, with their parse.
     @usableFromInline
-    func stageHandoffs(count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
-                       packetLengths: UnsafePointer<UInt32>, packets: UnsafePointer<OpaquePointer?>?, port: UInt16) {
+    func stageHandoffs(
+        count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
+        packetLengths: UnsafePointer<UInt32>, packets: UnsafePointer<OpaquePointer?>?, port: UInt16
+    ) {
         guard let handoff else {
             for i in 0..<count where verdicts[i] == .handoff { verdicts[i] = .discard }
             return
         }
         for i in 0..<count where verdicts[i] == .handoff {
-            let packet = HandoffPacket(probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
-                                       packet: packets?[i], packetLength: packetLengths[i],
-                                       segmentLength: segmentLengths[i], port: port)
+            let packet = HandoffPacket(
+                probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
+                packet: packets?[i], packetLength: packetLengths[i],
+                segmentLength: segmentLengths[i], port: port)
             if !handoff.stage(packet, to: Int(owners[i])) {
                 // The owner's ring is full: dropped here, as if the port had dropped it (no
                 // state was touched anywhere).
@@ -230,12 +243,14 @@ public final class FastPath {
         }
         for i in 0..<count where !events || Self.updatesState(verdicts[i]) {
             var entry = 0
-            let outcome = table.track(probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
-                                      wireLength: packets[i].packetLength, now: now, index: &entry)
+            let outcome = table.track(
+                probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
+                wireLength: packets[i].packetLength, now: now, index: &entry)
             if let detector, outcome == .updated || outcome == .created {
-                detect(detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
-                       wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
-                       fromLo: probes[i].fromLo, entry: entry, created: outcome == .created, now: now)
+                detect(
+                    detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
+                    wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
+                    fromLo: probes[i].fromLo, entry: entry, created: outcome == .created, now: now)
             }
         }
         stats.pointee.handoffReceived &+= UInt64(count)
@@ -314,7 +329,8 @@ public final class FastPath {
     @usableFromInline
     func reflect(_ frame: UnsafeRawBufferPointer, rule: EventRule) -> Verdict {
         guard rule.action == .redirect, rule.ordered, let marker = InBandMarker.find(in: frame),
-              marker.moveID == rule.moveID, marker.token == rule.ibcToken else {
+            marker.moveID == rule.moveID, marker.token == rule.ibcToken
+        else {
             stats.pointee.duplicatesDropped &+= 1
             return .discard
         }
@@ -354,11 +370,15 @@ public final class FastPath {
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state.
     @inlinable
-    func detect(_ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
-                fromLo: Bool, entry index: Int, created: Bool, now: UInt64) {
+    func detect(
+        _ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
+        fromLo: Bool, entry index: Int, created: Bool, now: UInt64
+    ) {
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
-        guard PRADSDecoder.decode(bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
-              detection.pointee.l3 == l3Offset  // a tunnel's inner packet is not this flow
+        guard
+            PRADSDecoder.decode(
+                bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
+            detection.pointee.l3 == l3Offset  // a tunnel's inner packet is not this flow
         else { return }
         let entry = table.pointer(at: index)
         if !created {
@@ -366,7 +386,8 @@ public final class FastPath {
             detection.pointee.role = fromClient ? .client : .server
             let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
             let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
-            detection.pointee.inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
+            detection.pointee.inspect =
+                packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
         }
         var state = FlowDetection(check: entry.pointee.inspection)
         // A flow opened by a SYN+ACK already has its receiver as client (the table does what
@@ -407,7 +428,8 @@ public final class FastPath {
             let data = buffers.map { UnsafePointer($0.baseAddress) }
             let segments = (0..<n).map { UInt16(clamping: frames[i + $0].bytes.count) }
             let lengths = (0..<n).map { frames[i + $0].originalLength }
-            process(count: n, data: data, segmentLengths: segments, packetLengths: lengths, now: start + UInt64(i) * 1000)
+            process(
+                count: n, data: data, segmentLengths: segments, packetLengths: lengths, now: start + UInt64(i) * 1000)
             buffers.forEach { $0.deallocate() }
             i += n
         }

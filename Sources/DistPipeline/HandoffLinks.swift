@@ -20,8 +20,10 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
     public var isTCP: Bool
 
     @inlinable @inline(__always)
-    public init(probe: FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
-                packetLength: UInt32, segmentLength: UInt16, port: UInt16) {
+    public init(
+        probe: FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
+        packetLength: UInt32, segmentLength: UInt16, port: UInt16
+    ) {
         self.probe = probe
         self.frame = frame
         self.packet = packet

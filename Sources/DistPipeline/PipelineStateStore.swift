@@ -1,6 +1,6 @@
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 import DistState
 
 /// The state of an instance made of one or more workers, each holding its own flow table and
@@ -18,8 +18,10 @@ public final class PipelineStateStore: StateStore {
 
     /// `perform(request, worker)` runs a request on one worker (nil: it did not answer);
     /// `totals` reads the instance's counters.
-    public init(workers: Int, perform: @escaping (StateRequest, Int) -> StateResponse?,
-                totals: @escaping () -> InstanceCounters) {
+    public init(
+        workers: Int, perform: @escaping (StateRequest, Int) -> StateResponse?,
+        totals: @escaping () -> InstanceCounters
+    ) {
         self.workers = workers
         ownership = FlowOwnership(workers: workers)
         self.perform = perform
@@ -28,8 +30,9 @@ public final class PipelineStateStore: StateStore {
 
     /// A store over one in-process pipeline.
     public convenience init(_ fastPath: FastPath) {
-        self.init(workers: 1, perform: { request, _ in fastPath.perform(request) },
-                  totals: { InstanceCounters(fastPath.stats.pointee) })
+        self.init(
+            workers: 1, perform: { request, _ in fastPath.perform(request) },
+            totals: { InstanceCounters(fastPath.stats.pointee) })
     }
 
     func ask(_ request: StateRequest, _ worker: Int) throws -> StateResponse {
@@ -53,7 +56,9 @@ public final class PipelineStateStore: StateStore {
     public func exportFlows(_ filter: FlowFilter, lock: Bool = false) throws -> [FlowEntry] {
         var out: [FlowEntry] = []
         for w in 0..<workers {
-            guard case .flows(let entries) = try ask(.exportFlows(filter, lock: lock), w) else { throw StateStoreError("unexpected reply") }
+            guard case .flows(let entries) = try ask(.exportFlows(filter, lock: lock), w) else {
+                throw StateStoreError("unexpected reply")
+            }
             out += entries
         }
         return out
@@ -85,7 +90,9 @@ public final class PipelineStateStore: StateStore {
     public func exportAssets(_ filter: FlowFilter, peers: Bool = false) throws -> [AssetState] {
         var merged: [IPAddress: Detector.Asset] = [:]
         for w in 0..<workers {
-            guard case .assets(let assets) = try ask(.exportAssets(filter, peers: peers), w) else { throw StateStoreError("unexpected reply") }
+            guard case .assets(let assets) = try ask(.exportAssets(filter, peers: peers), w) else {
+                throw StateStoreError("unexpected reply")
+            }
             for a in assets { merged[a.address] = merged[a.address].map { $0.merged(with: a.asset) } ?? a.asset }
         }
         return merged.keys.sorted().map { AssetState(address: $0, asset: merged[$0]!) }
@@ -122,8 +129,12 @@ public final class PipelineStateStore: StateStore {
     }
 
     public func flowGroups(_ filter: FlowFilter, length: Int) throws -> [FlowGroup] {
-        guard let prefix = filter.splitPrefix else { throw StateStoreError("the filter has not one IP prefix and nothing else") }
-        guard length > prefix.length, length <= 128 else { throw StateStoreError("the parts' prefix length is not longer than the filter's") }
+        guard let prefix = filter.splitPrefix else {
+            throw StateStoreError("the filter has not one IP prefix and nothing else")
+        }
+        guard length > prefix.length, length <= 128 else {
+            throw StateStoreError("the parts' prefix length is not longer than the filter's")
+        }
         var merged: [IPPrefix: FlowGroup] = [:]
         for w in 0..<workers {
             guard case .groups(let found) = try ask(.groups(filter, prefix: prefix, length: length), w) else {
@@ -161,7 +172,8 @@ extension InstanceCounters {
 extension FlowFilter {
     /// A filter matching exactly one flow.
     public static func exactly(_ key: FlowKey) -> FlowFilter {
-        var f = FlowFilter(proto: key.proto, sourcePort: key.loPort, destinationPort: key.hiPort, vlan: UInt16(key.vlanKey >> 12))
+        var f = FlowFilter(
+            proto: key.proto, sourcePort: key.loPort, destinationPort: key.hiPort, vlan: UInt16(key.vlanKey >> 12))
         f.source = IPPrefix(exactly: key.loAddr)
         f.destination = IPPrefix(exactly: key.hiAddr)
         return f

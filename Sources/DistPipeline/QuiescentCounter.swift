@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Atomics
 import Dispatch
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A worker's quiescent-state counter (the idea of DPDK's `rte_rcu_qsbr`): the worker bumps it
 /// between bursts, where it holds no reference into its flow table's entries; another thread

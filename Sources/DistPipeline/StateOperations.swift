@@ -1,6 +1,6 @@
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 import DistState
 
 /// What the control plane may ask of a worker's state (OpenNF's get/put/del for the per-flow
@@ -145,7 +145,9 @@ extension FastPath {
     /// The detector's state of those of `hosts` it knows, in address order.
     func assets(_ hosts: Set<IPAddress>) -> [AssetState] {
         guard let detector else { return [] }
-        return hosts.filter { detector.assets[$0] != nil }.sorted().map { AssetState(address: $0, asset: detector.asset(at: $0)!) }
+        return hosts.filter { detector.assets[$0] != nil }.sorted().map {
+            AssetState(address: $0, asset: detector.asset(at: $0)!)
+        }
     }
 
     /// Flows locked for a Move that did not take them (the rule goes without their state having

@@ -54,8 +54,10 @@ public final class TransmitBacklog {
     /// Sends `n` packets on `port` after what waits: tries the queue (when nothing waits) and
     /// keeps what it did not take. Returns how many went now and, of the rest, how many did
     /// not fit; those are left at the end of `burst` (from `n - dropped`) for the caller to free.
-    public func send(_ burst: UnsafeMutablePointer<OpaquePointer?>, count n: Int, port: UInt16,
-                     _ send: Send) -> (sent: Int, dropped: Int) {
+    public func send(
+        _ burst: UnsafeMutablePointer<OpaquePointer?>, count n: Int, port: UInt16,
+        _ send: Send
+    ) -> (sent: Int, dropped: Int) {
         var sent = 0
         if count > 0 { sent += flush(send) }
         var first = 0

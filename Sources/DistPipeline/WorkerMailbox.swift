@@ -24,8 +24,10 @@ public final class WorkerMailbox: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         var spins = 0
         // Another asker's request goes first.
-        while !state.compareExchange(expected: WorkerMailbox.idle, desired: WorkerMailbox.posting,
-                                     ordering: .acquiring).exchanged {
+        while !state.compareExchange(
+            expected: WorkerMailbox.idle, desired: WorkerMailbox.posting,
+            ordering: .acquiring
+        ).exchanged {
             if Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 >= timeout { return nil }
             spins += 1
             if spins < 1000 { sched_yield() } else { usleep(100) }
@@ -39,8 +41,10 @@ public final class WorkerMailbox: @unchecked Sendable {
             let waited = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if waited >= timeout {
                 // Take the request back unless the worker has claimed it (then it will finish).
-                if state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.idle,
-                                         ordering: .acquiringAndReleasing).exchanged {
+                if state.compareExchange(
+                    expected: WorkerMailbox.requested, desired: WorkerMailbox.idle,
+                    ordering: .acquiringAndReleasing
+                ).exchanged {
                     return nil
                 }
             }
@@ -60,9 +64,14 @@ public final class WorkerMailbox: @unchecked Sendable {
     public func serve(_ fastPath: FastPath) -> (request: StateRequest, ruleBefore: EventRule?)? {
         guard state.load(ordering: .relaxed) == WorkerMailbox.requested else { return nil }
         // Claim it, so that an asker giving up cannot withdraw it while the worker is at it.
-        guard state.compareExchange(expected: WorkerMailbox.requested, desired: WorkerMailbox.working,
-                                    ordering: .acquiringAndReleasing).exchanged else { return nil }
-        let served = request, before = fastPath.eventRule
+        guard
+            state.compareExchange(
+                expected: WorkerMailbox.requested, desired: WorkerMailbox.working,
+                ordering: .acquiringAndReleasing
+            ).exchanged
+        else { return nil }
+        let served = request
+        let before = fastPath.eventRule
         response = fastPath.perform(request)
         state.store(WorkerMailbox.done, ordering: .releasing)
         return (served, before)
@@ -70,5 +79,5 @@ public final class WorkerMailbox: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

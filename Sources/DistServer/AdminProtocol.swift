@@ -20,8 +20,8 @@ public struct AdminRequest: Sendable, Equatable {
             return AdminRequest(command: trimmed)
         }
         guard let data = trimmed.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data),
-              let dict = object as? [String: Any]
+            let object = try? JSONSerialization.jsonObject(with: data),
+            let dict = object as? [String: Any]
         else { throw AdminError("request is not a JSON object") }
         guard let cmd = dict["cmd"] as? String, !cmd.isEmpty else {
             throw AdminError("request has no \"cmd\" string")
@@ -70,8 +70,8 @@ public struct AdminError: Error, CustomStringConvertible, Sendable {
 public enum AdminReply {
     public static func encode(_ object: [String: Any]) -> String {
         guard JSONSerialization.isValidJSONObject(object),
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-              let text = String(data: data, encoding: .utf8)
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
+            let text = String(data: data, encoding: .utf8)
         else { return #"{"error":"reply could not be encoded","ok":false}"# }
         return text
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The admin socket: a Unix socket (mode 0600) with one JSON request and one JSON reply per line.

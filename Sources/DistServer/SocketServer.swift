@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A request/reply server on a Unix or TCP socket that never blocks: its owner calls
 /// ``poll(timeoutMilliseconds:)`` from its own loop (the main lcore's), which accepts, reads and
@@ -48,7 +49,8 @@ public final class SocketServer {
         public var description: String {
             switch self {
             case .unix(let path): path
-            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host.isEmpty ? "*" : host):\(port)"
+            case .tcp(let host, let port):
+                host.contains(":") ? "[\(host)]:\(port)" : "\(host.isEmpty ? "*" : host):\(port)"
             }
         }
     }
@@ -133,8 +135,10 @@ public final class SocketServer {
 
     /// `tooLarge` is the reply sent to a client whose request exceeds the framing's limit; `tls`,
     /// on TCP, the context every client's mutual TLS runs under (``ControlTLS/server(_:)``).
-    public init(_ endpoint: Endpoint, framing: Framing, tooLarge: [UInt8], tls: NIOSSLContext? = nil,
-                handler: @escaping Handler) throws {
+    public init(
+        _ endpoint: Endpoint, framing: Framing, tooLarge: [UInt8], tls: NIOSSLContext? = nil,
+        handler: @escaping Handler
+    ) throws {
         self.endpoint = endpoint
         self.framing = framing
         self.tls = tls
@@ -170,7 +174,8 @@ public final class SocketServer {
             fds.append(pollfd(fd: server.listener, events: Int16(POLLIN), revents: 0))
             owners.append(server)
             for (fd, client) in server.clients {
-                let events = (client.waiting < server.limits.highWater ? POLLIN : 0) | (client.waiting > 0 ? POLLOUT : 0)
+                let events =
+                    (client.waiting < server.limits.highWater ? POLLIN : 0) | (client.waiting > 0 ? POLLOUT : 0)
                 fds.append(pollfd(fd: fd, events: Int16(events), revents: 0))
                 owners.append(server)
             }
@@ -182,8 +187,9 @@ public final class SocketServer {
                 if entry.fd == server.listener {
                     server.acceptAll()
                 } else {
-                    answered += server.serve(entry.fd, readable: entry.revents & ~Int16(POLLOUT) != 0,
-                                             writable: entry.revents & Int16(POLLOUT) != 0)
+                    answered += server.serve(
+                        entry.fd, readable: entry.revents & ~Int16(POLLOUT) != 0,
+                        writable: entry.revents & Int16(POLLOUT) != 0)
                 }
             }
         }
@@ -234,8 +240,10 @@ public final class SocketServer {
     }
 
     func closeIdle() {
-        let now = SocketServer.monotonicNow(), handshake = UInt64(limits.handshakeTimeout * 1e9)
-        for (fd, client) in clients where client.tls.map({ !$0.established }) ?? false && now &- client.connectedAt > handshake {
+        let now = SocketServer.monotonicNow()
+        let handshake = UInt64(limits.handshakeTimeout * 1e9)
+        for (fd, client) in clients
+        where client.tls.map({ !$0.established }) ?? false && now &- client.connectedAt > handshake {
             counters.tlsTimedOut += 1
             drop(fd)
         }
@@ -260,7 +268,8 @@ public final class SocketServer {
             return (from..<newline, newline + 1)
         case .lengthPrefixed(let max):
             guard input.count - from >= 4 else { return nil }
-            let n = Int(input[from]) << 24 | Int(input[from + 1]) << 16 | Int(input[from + 2]) << 8 | Int(input[from + 3])
+            let n =
+                Int(input[from]) << 24 | Int(input[from + 1]) << 16 | Int(input[from + 2]) << 8 | Int(input[from + 3])
             if n > max { throw AdminError("request too large") }
             guard input.count - from >= 4 + n else { return nil }
             return ((from + 4)..<(from + 4 + n), from + 4 + n)

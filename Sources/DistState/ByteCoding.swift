@@ -2,9 +2,15 @@
 struct ByteWriter {
     var out: [UInt8]
     @inline(__always) mutating func u8(_ v: UInt8) { out.append(v) }
-    @inline(__always) mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-    @inline(__always) mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-    @inline(__always) mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    @inline(__always) mutating func u16(_ v: UInt16) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+    @inline(__always) mutating func u32(_ v: UInt32) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+    @inline(__always) mutating func u64(_ v: UInt64) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
     /// LEB128: seven bits a byte, low first, the top bit set on every byte but the last.
     mutating func varint(_ v: UInt64) {
         var v = v
@@ -35,9 +41,15 @@ struct ByteReader {
     }
 
     mutating func u8() throws(StateCodecError) -> UInt8 { bytes[try take(1)] }
-    mutating func u16() throws(StateCodecError) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self)) }
-    mutating func u32() throws(StateCodecError) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
-    mutating func u64() throws(StateCodecError) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+    mutating func u16() throws(StateCodecError) -> UInt16 {
+        UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self))
+    }
+    mutating func u32() throws(StateCodecError) -> UInt32 {
+        UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self))
+    }
+    mutating func u64() throws(StateCodecError) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self))
+    }
     /// A LEB128 varint of at most 10 bytes that fits 64 bits, in its shortest form.
     mutating func varint() throws(StateCodecError) -> UInt64 {
         var value: UInt64 = 0

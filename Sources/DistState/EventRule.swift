@@ -49,8 +49,10 @@ public struct EventRule: Sendable, Equatable {
     /// The token the Move's in-band control packets carry (see `InBandMarker.find(in:)`): a
     /// marker of `moveID` without it is a forgery, dropped and counted.
     public var ibcToken: UInt64 = 0
-    public init(filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0, ordered: Bool = false,
-                ibcToken: UInt64 = 0) {
+    public init(
+        filter: FlowFilter, action: EventAction, lateLocking: Bool = false, moveID: UInt64 = 0, ordered: Bool = false,
+        ibcToken: UInt64 = 0
+    ) {
         self.filter = filter
         self.action = action
         self.lateLocking = lateLocking

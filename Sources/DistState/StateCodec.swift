@@ -1,6 +1,6 @@
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 
 /// The three scopes of NF state (DESIGN.md, "State model").
 public enum StateScope: UInt8, Sendable, CaseIterable, Codable {
@@ -238,7 +238,8 @@ public enum StateCodec {
     // MARK: Decoding
 
     /// Decodes the chunk at the start of `bytes`; returns it and how many bytes it took.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(StateCodecError) -> (chunk: StateChunk, size: Int) {
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(StateCodecError) -> (chunk: StateChunk, size: Int)
+    {
         guard bytes.count >= headerSize else { throw .truncated(needed: headerSize, available: bytes.count) }
         guard bytes[0] == 0x44, bytes[1] == 0x53 else { throw .badMagic }
         guard versions.contains(bytes[2]) else { throw .wrongVersion(bytes[2]) }
@@ -294,9 +295,11 @@ public enum StateCodec {
     }
 
     static func readFlow(_ r: inout ByteReader) throws(StateCodecError) -> FlowEntry {
-        let lo = try readAddress(&r), hi = try readAddress(&r)
-        let key = FlowKey(loAddr: lo, hiAddr: hi, loPort: try r.u16(), hiPort: try r.u16(), proto: try r.u8(),
-                          vlanKey: try r.u32())
+        let lo = try readAddress(&r)
+        let hi = try readAddress(&r)
+        let key = FlowKey(
+            loAddr: lo, hiAddr: hi, loPort: try r.u16(), hiPort: try r.u16(), proto: try r.u8(),
+            vlanKey: try r.u32())
         guard key.vlanKey <= 0xFF_FFFF else { throw .malformed("VLAN key \(key.vlanKey) out of range") }
         guard lo < hi || (lo == hi && key.loPort <= key.hiPort) else { throw .malformed("flow key not canonical") }
         var e = FlowEntry(key: key, hash: 0, clientIsLo: true, now: 0)
@@ -313,7 +316,8 @@ public enum StateCodec {
     static func readCompactFlow(_ r: inout ByteReader) throws(StateCodecError) -> FlowEntry {
         let flags = try r.u8()
         guard flags & ~7 == 0 else { throw .malformed("per-flow flags \(flags)") }
-        let lo: IPAddress, hi: IPAddress
+        let lo: IPAddress
+        let hi: IPAddress
         if flags & 1 != 0 {
             lo = IPAddress(ipv4: try r.u32())
             hi = IPAddress(ipv4: try r.u32())
@@ -321,10 +325,13 @@ public enum StateCodec {
             lo = try readAddress(&r)
             hi = try readAddress(&r)
         }
-        let loPort = try r.u16(), hiPort = try r.u16(), proto = try r.u8()
+        let loPort = try r.u16()
+        let hiPort = try r.u16()
+        let proto = try r.u8()
         let vlanKey = try r.varint()
         guard vlanKey <= 0xFF_FFFF else { throw .malformed("VLAN key \(vlanKey) out of range") }
-        let key = FlowKey(loAddr: lo, hiAddr: hi, loPort: loPort, hiPort: hiPort, proto: proto, vlanKey: UInt32(vlanKey))
+        let key = FlowKey(
+            loAddr: lo, hiAddr: hi, loPort: loPort, hiPort: hiPort, proto: proto, vlanKey: UInt32(vlanKey))
         guard lo < hi || (lo == hi && key.loPort <= key.hiPort) else { throw .malformed("flow key not canonical") }
         var e = FlowEntry(key: key, hash: 0, clientIsLo: flags & 2 != 0, now: 0)
         e.firstSeen = try r.varint()
@@ -363,18 +370,24 @@ public enum StateCodec {
             let kindIndex = Int(try r.u8())
             guard kindIndex < FingerprintKind.allCases.count else { throw .malformed("fingerprint kind \(kindIndex)") }
             let signature = try r.u32()
-            asset.os.append(Detector.OSEntry(kind: FingerprintKind.allCases[kindIndex],
-                                             signature: signature == UInt32.max ? nil : Int(signature),
-                                             text: try r.string(), port: try r.u16(), ttl: try r.u8()))
+            asset.os.append(
+                Detector.OSEntry(
+                    kind: FingerprintKind.allCases[kindIndex],
+                    signature: signature == UInt32.max ? nil : Int(signature),
+                    text: try r.string(), port: try r.u16(), ttl: try r.u8()))
         }
         let serviceCount = Int(try r.u16())
         for _ in 0..<serviceCount {
-            let port = try r.u16(), proto = try r.u8()
-            let service = try r.string(), application = try r.string()
+            let port = try r.u16()
+            let proto = try r.u8()
+            let service = try r.string()
+            let application = try r.string()
             let server = try r.u8()
             guard server <= 1 else { throw .malformed("service role \(server)") }
-            asset.services.append(Detector.ServiceEntry(port: port, proto: proto, service: service, application: application,
-                                                        server: server == 1, attempts: Int(try r.u32()), ttl: try r.u8()))
+            asset.services.append(
+                Detector.ServiceEntry(
+                    port: port, proto: proto, service: service, application: application,
+                    server: server == 1, attempts: Int(try r.u32()), ttl: try r.u8()))
         }
         switch try r.u8() {
         case 0: break

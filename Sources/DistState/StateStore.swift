@@ -1,6 +1,6 @@
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 
 /// Where the control plane reads and writes an instance's state, whatever holds it (the
 /// workers of a running data plane, or a single in-process pipeline). Each call applies
@@ -40,7 +40,6 @@ public struct FlowGroup: Sendable, Equatable {
     }
 }
 
-
 /// A store refused or could not complete a request.
 public struct StateStoreError: Error, CustomStringConvertible {
     public var description: String
@@ -74,7 +73,9 @@ extension InstanceCounters {
         c.flowsExpired = d(a.flowsExpired, b.flowsExpired)
         c.assets = d(a.assets, b.assets)
         c.records = d(a.records, b.records)
-        c.byTransport = a.byTransport.enumerated().map { d($0.element, $0.offset < b.byTransport.count ? b.byTransport[$0.offset] : 0) }
+        c.byTransport = a.byTransport.enumerated().map {
+            d($0.element, $0.offset < b.byTransport.count ? b.byTransport[$0.offset] : 0)
+        }
         return c
     }
 }

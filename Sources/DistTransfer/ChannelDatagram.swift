@@ -31,7 +31,8 @@ public struct ChannelAddress: Sendable, Equatable, CustomStringConvertible {
         }
         let parts = text.split(separator: "@", maxSplits: 1).map(String.init)
         let hostPort = parts[0].split(separator: ":").map(String.init)
-        guard hostPort.count == 2, let ip = ChannelAddress.ipv4(hostPort[0]), let port = UInt16(hostPort[1]), port > 0 else { return nil }
+        guard hostPort.count == 2, let ip = ChannelAddress.ipv4(hostPort[0]), let port = UInt16(hostPort[1]), port > 0
+        else { return nil }
         var mac = [UInt8](repeating: 0, count: 6)
         if parts.count == 2 {
             let bytes = parts[1].split(separator: ":").compactMap { UInt8($0, radix: 16) }
@@ -94,15 +95,20 @@ public enum ChannelDatagram {
         f += ip
         let udpLength = 8 + payload.count
         // UDP checksum 0 (none, allowed over IPv4): the channel's tag covers the payload.
-        f += [UInt8(source.port >> 8), UInt8(source.port & 0xFF), UInt8(destination.port >> 8), UInt8(destination.port & 0xFF),
-              UInt8(udpLength >> 8 & 0xFF), UInt8(udpLength & 0xFF), 0, 0]
+        f += [
+            UInt8(source.port >> 8), UInt8(source.port & 0xFF), UInt8(destination.port >> 8),
+            UInt8(destination.port & 0xFF),
+            UInt8(udpLength >> 8 & 0xFF), UInt8(udpLength & 0xFF), 0, 0,
+        ]
         f += payload
         return f
     }
 
     /// The UDP payload of an IPv4 datagram to `local` (its IP and port), and the sender; nil
     /// for anything else (another address or port, a fragment, a bad length or header sum).
-    public static func parse(_ frame: UnsafeRawBufferPointer, to local: ChannelAddress) -> (from: ChannelAddress, payload: [UInt8])? {
+    public static func parse(_ frame: UnsafeRawBufferPointer, to local: ChannelAddress) -> (
+        from: ChannelAddress, payload: [UInt8]
+    )? {
         guard frame.count >= headerSize else { return nil }
         var l3 = 14
         var type = UInt16(frame[12]) << 8 | UInt16(frame[13])
@@ -123,8 +129,9 @@ public enum ChannelDatagram {
         guard InBandControl.checksum(Array(frame[l3..<(l3 + ihl)])) == 0 else { return nil }
         let udpLength = Int(frame[l4 + 4]) << 8 | Int(frame[l4 + 5])
         guard udpLength >= 8, l4 + udpLength <= l3 + total else { return nil }
-        let from = ChannelAddress(mac: Array(frame[6..<12]), ip: be32(frame, l3 + 12),
-                                  port: UInt16(frame[l4]) << 8 | UInt16(frame[l4 + 1]))
+        let from = ChannelAddress(
+            mac: Array(frame[6..<12]), ip: be32(frame, l3 + 12),
+            port: UInt16(frame[l4]) << 8 | UInt16(frame[l4 + 1]))
         return (from, Array(frame[(l4 + 8)..<(l4 + udpLength)]))
     }
 
@@ -132,7 +139,9 @@ public enum ChannelDatagram {
         frame.withUnsafeBytes { parse($0, to: local) }
     }
 
-    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    static func be32(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+    }
     static func be32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
         UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
     }

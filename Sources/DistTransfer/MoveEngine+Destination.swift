@@ -35,8 +35,11 @@ extension MoveEngine {
             // A Move this instance has not seen: only its opening message, authenticated for
             // this pair of instances under the nonce it carries, opens it; a Move that was here
             // before does not open again (a recording of it).
-            let binding = ChannelFrame.Binding(nonce: ChannelFrame.nonce(in: payload) ?? 0, sender: local.id, receiver: from.id)
-            guard let f = try? ChannelFrame.decode(payload, key: key, binding: binding.reversed), f.kind == .open, f.sequence == 1 else {
+            let binding = ChannelFrame.Binding(
+                nonce: ChannelFrame.nonce(in: payload) ?? 0, sender: local.id, receiver: from.id)
+            guard let f = try? ChannelFrame.decode(payload, key: key, binding: binding.reversed), f.kind == .open,
+                f.sequence == 1
+            else {
                 rejectedFrames += 1
                 return
             }
@@ -66,7 +69,8 @@ extension MoveEngine {
         // The source asks this end to give the Move up: it does (see ``ended(_:)``), and says
         // so with what it received, however often it is asked.
         if case .aborted(let why) = move.session.endpoint.state, why.hasPrefix("the peer gave up: " + Self.askToGiveUp),
-           let peer = move.peer {
+            let peer = move.peer
+        {
             transmit(move.session.endpoint.abortFrame("given up as asked"), to: peer)
         }
     }
@@ -91,8 +95,11 @@ extension MoveEngine {
             move.holding = true
             move.gated = traffic == .gate
             move.copiesBefore = host.switchArrivals(gated: move.gated)
-            toEveryWorker(.rule(EventRule(filter: filter, action: move.gated ? .gate : .hold, moveID: move.id,
-                                          ibcToken: ibcToken(move.id, nonce: move.session.endpoint.binding.nonce))))
+            toEveryWorker(
+                .rule(
+                    EventRule(
+                        filter: filter, action: move.gated ? .gate : .hold, moveID: move.id,
+                        ibcToken: ibcToken(move.id, nonce: move.session.endpoint.binding.nonce))))
         case .end:
             if move.gated && move.holding {
                 // The switch's packets go on after its in-band control packet (now, or when it comes).
@@ -176,7 +183,8 @@ extension MoveEngine {
     /// A Move in has ended (completed, aborted or broken).
     func ended(_ move: Incoming) {
         incomingEnded(move)
-        var peerGaveUp = false, keep = false
+        var peerGaveUp = false
+        var keep = false
         if case .aborted(let why) = move.session.endpoint.state {
             peerGaveUp = why.hasPrefix("the peer gave up")
             keep = why.hasPrefix("the peer gave up: keep")
@@ -209,10 +217,13 @@ extension MoveEngine {
         if case .aborted(let why) = move.session.endpoint.state { reason = why }
         if let failure = move.session.failure { reason = failure }
         let e = move.session.endpoint.counters
-        var c = ["framesReceived": e.framesReceived, "delivered": e.delivered, "duplicates": e.duplicates,
-                 "rejected": e.rejected, "outOfWindow": e.outOfWindow, "retransmissions": e.retransmissions]
+        var c = [
+            "framesReceived": e.framesReceived, "delivered": e.delivered, "duplicates": e.duplicates,
+            "rejected": e.rejected, "outOfWindow": e.outOfWindow, "retransmissions": e.retransmissions,
+        ]
         c.merge(host.diagnostics()) { mine, _ in mine }
-        notice(move.id, "incomingEnded", move.session.complete ? "completed" : move.session.ended ? "ended" : "given up",
-               reason, c)
+        notice(
+            move.id, "incomingEnded", move.session.complete ? "completed" : move.session.ended ? "ended" : "given up",
+            reason, c)
     }
 }

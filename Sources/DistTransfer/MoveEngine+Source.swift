@@ -83,14 +83,18 @@ extension MoveEngine {
         move.ringFullAtStart = host.ringFull()
         outgoing = move
         completedOrdered = false
-        session.open(filter: "\(order.filter)", switchTraffic: move.ordered ? .gate : move.guarded ? .hold : .process,
-                     replyTo: local.description)
+        session.open(
+            filter: "\(order.filter)", switchTraffic: move.ordered ? .gate : move.guarded ? .hold : .process,
+            replyTo: local.description)
         move.openSequence = session.messagesQueued
         if move.guarded {
             // Redirect from now on the filter's marked flows and the flows unknown here.
-            let rule = EventRule(filter: order.filter, action: .redirect, lateLocking: true, moveID: order.moveID,
-                                 ordered: move.ordered, ibcToken: ibcToken(order.moveID, nonce: order.nonce))
-            guard everyWorker(.events(rule)) else { return abort(move, "a worker did not take the redirect rule", now: now) }
+            let rule = EventRule(
+                filter: order.filter, action: .redirect, lateLocking: true, moveID: order.moveID,
+                ordered: move.ordered, ibcToken: ibcToken(order.moveID, nonce: order.nonce))
+            guard everyWorker(.events(rule)) else {
+                return abort(move, "a worker did not take the redirect rule", now: now)
+            }
         }
         if order.earlyRelease || !move.guarded { session.release() }
         // Redirect-first: the flows stay here until the switch has moved their traffic.
@@ -106,7 +110,10 @@ extension MoveEngine {
             // With late locking the filter's own hosts go once, final, when every flow is
             // marked (``finishExport``); now only those at the other end of its flows.
             let lateHosts = order.lateLocking && move.guarded
-            guard sendHosts(move, request: lateHosts ? .exportPeers(order.filter) : .exportAssets(order.filter, peers: true)) else {
+            guard
+                sendHosts(
+                    move, request: lateHosts ? .exportPeers(order.filter) : .exportAssets(order.filter, peers: true))
+            else {
                 return abort(move, "a worker did not export its hosts", now: now)
             }
         }
@@ -165,7 +172,9 @@ extension MoveEngine {
             // of it): the in-band control packet may go.
             move.copiesNotified = true
             move.switchedAt = now
-            notice(move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched", move.ordered ? "duplicating" : "switched", nil, [:])
+            notice(
+                move.order.moveID, move.ordered ? "moveDuplicating" : "moveSwitched",
+                move.ordered ? "duplicating" : "switched", nil, [:])
         }
         if advanceDrain(move, now: now) { return true }
         if overdue(move, now: now) { return true }
@@ -205,7 +214,8 @@ extension MoveEngine {
     /// Returns whether it did anything.
     func overdue(_ move: Outgoing, now: UInt64) -> Bool {
         guard move.guarded, move.stateSentNotified, !move.order.redirectFirst, !move.ibcSeen, move.ibcDrain == nil,
-              move.ibcFirstAt == 0 else { return false }
+            move.ibcFirstAt == 0
+        else { return false }
         let patience = move.order.patience
         if move.copiesNotified {
             guard !move.ordered, now &- move.switchedAt > patience else { return false }
@@ -214,7 +224,9 @@ extension MoveEngine {
             return true
         }
         guard now &- move.stateSentAt > patience else { return false }
-        giveUp(move, "the controller did not update the switch within \(Double(patience) / 1e9) s of the state's arrival", now: now)
+        giveUp(
+            move, "the controller did not update the switch within \(Double(patience) / 1e9) s of the state's arrival",
+            now: now)
         return true
     }
 
@@ -255,7 +267,8 @@ extension MoveEngine {
     /// With several workers, after the IBC: the wait for every worker's queues to drain (and,
     /// OP, for every queue's copy of the IBC). Returns whether it did anything.
     func advanceDrain(_ move: Outgoing, now: UInt64) -> Bool {
-        if move.ibcDrain == nil && !move.ibcSeen && move.ibcFirstAt != 0 && now &- move.ibcFirstAt > Self.workerPatience {
+        if move.ibcDrain == nil && !move.ibcSeen && move.ibcFirstAt != 0 && now &- move.ibcFirstAt > Self.workerPatience
+        {
             // A queue that got no copy of the IBC in 1 s (no copy hashed to it), or a copy that
             // never came back from the switch: go on without it.
             move.ibcQueuesMissing = host.workerCount - move.ibcWorkers.count
@@ -289,8 +302,10 @@ extension MoveEngine {
         // Redirect-first: the controller is waiting for the end, not for this.
         if move.order.redirectFirst { return true }
         // NG ends here for the source (the controller deletes the state after the update).
-        notice(move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete", move.guarded ? "state-sent" : "completed",
-               nil, counters(move, now: now))
+        notice(
+            move.order.moveID, move.guarded ? "moveStateSent" : "moveComplete",
+            move.guarded ? "state-sent" : "completed",
+            nil, counters(move, now: now))
         if !move.guarded { finish(move, now: now) }
         return true
     }
@@ -301,12 +316,18 @@ extension MoveEngine {
         if move.order.multiFlow { _ = everyWorker(.deleteAssets(move.order.filter)) }
         // OP: the switch may still send copies here (its first phase sends to both); the
         // destination processes them.
-        _ = everyWorker(.events(move.ordered ? EventRule(filter: move.order.filter, action: .discard, moveID: move.order.moveID,
-                                                                         ibcToken: ibcToken(move.order.moveID, nonce: move.order.nonce)) : nil))
+        _ = everyWorker(
+            .events(
+                move.ordered
+                    ? EventRule(
+                        filter: move.order.filter, action: .discard, moveID: move.order.moveID,
+                        ibcToken: ibcToken(move.order.moveID, nonce: move.order.nonce)) : nil))
         completedOrdered = move.ordered
         if move.ordered { discarding = (move.order.moveID, now) }
-        let why = move.ibcMissing
-            ? "no in-band control packet within \(Double(move.order.patience) / 1e9) s of the switch update: ended without it" : nil
+        let why =
+            move.ibcMissing
+            ? "no in-band control packet within \(Double(move.order.patience) / 1e9) s of the switch update: ended without it"
+            : nil
         notice(move.order.moveID, "moveComplete", "completed", why, counters(move, now: now))
         finish(move, now: now)
     }
@@ -324,7 +345,8 @@ extension MoveEngine {
         for w in 0..<host.workerCount {
             guard case .assets(let assets)? = host.ask(request, worker: w) else { return false }
             for a in assets {
-                merged[a.address] = merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a
+                merged[a.address] =
+                    merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a
             }
         }
         for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
@@ -360,7 +382,9 @@ extension MoveEngine {
         let silent = destinationSilent || (move.session.endpoint.state != .open && !peerGaveUp)
         if move.session.endpoint.state == .open || silent {
             // Sent even to a silent peer: if it comes back, it learns the Move is over.
-            transmit(move.session.endpoint.abortFrame((silent ? "keep: " : "discard: ") + reason), to: move.order.destination)
+            transmit(
+                move.session.endpoint.abortFrame((silent ? "keep: " : "discard: ") + reason), to: move.order.destination
+            )
         }
         _ = everyWorker(.events(nil))
         var c = counters(move, now: now)
@@ -456,19 +480,25 @@ extension MoveEngine {
     }
 
     func counters(_ move: Outgoing, now: UInt64) -> [String: Int] {
-        let s = move.session.counters, e = move.session.endpoint.counters
+        let s = move.session.counters
+        let e = move.session.endpoint.counters
         var c: [String: Int] = [
             "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
             "stateFrames": s.stateFrames, "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected,
-            "redirectedBytes": s.redirectedBytes, "packetsTooLarge": s.packetsTooLarge, "packetsInParts": s.packetsInParts,
-            "statesInParts": s.statesInParts, "packetFrames": s.packetFrames, "serializeNs": Int(clamping: s.serializeNanoseconds),
+            "redirectedBytes": s.redirectedBytes, "packetsTooLarge": s.packetsTooLarge,
+            "packetsInParts": s.packetsInParts,
+            "statesInParts": s.statesInParts, "packetFrames": s.packetFrames,
+            "serializeNs": Int(clamping: s.serializeNanoseconds),
             "framesSent": e.framesSent, "framesReceived": e.framesReceived, "retransmissions": e.retransmissions,
             "rejected": e.rejected, "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
-            "spuriousTimeouts": e.spuriousTimeouts, "congestionWindow": Int(min(move.session.endpoint.congestionWindow, 1e15)),
+            "spuriousTimeouts": e.spuriousTimeouts,
+            "congestionWindow": Int(min(move.session.endpoint.congestionWindow, 1e15)),
             "lateRedirects": move.lateRedirects, "markWaitNs": Int(clamping: move.markWaitNanoseconds),
             "exportBeganNs": Int(clamping: move.exportBegan), "stateQueuedNs": Int(clamping: move.stateQueued),
-            "elapsedNs": Int(clamping: now &- move.started), "rttNs": Int(clamping: move.session.endpoint.smoothedRTT ?? 0),
-            "ringFull": Int(clamping: host.ringFull() &- move.ringFullAtStart), "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
+            "elapsedNs": Int(clamping: now &- move.started),
+            "rttNs": Int(clamping: move.session.endpoint.smoothedRTT ?? 0),
+            "ringFull": Int(clamping: host.ringFull() &- move.ringFullAtStart),
+            "ibcQueuesMissing": move.ibcQueuesMissing, "ibcCopiesMissing": move.ibcCopiesMissing,
             "duplicatesDropped": move.duplicatesDropped, "ibcMissing": move.ibcMissing ? 1 : 0,
         ]
         c.merge(host.diagnostics()) { mine, _ in mine }

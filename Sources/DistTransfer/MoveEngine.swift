@@ -63,8 +63,10 @@ public final class MoveEngine {
     static let linger: UInt64 = 2_000_000_000
 
     /// `traceLine`: receives the channel trace of every Move (see ``ChannelEndpoint/trace``).
-    public init(local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000, host: MoveHost,
-                traceLine: ((String) -> Void)? = nil) {
+    public init(
+        local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000, host: MoveHost,
+        traceLine: ((String) -> Void)? = nil
+    ) {
         self.local = local
         self.key = key
         self.host = host
@@ -78,13 +80,17 @@ public final class MoveEngine {
     /// channel's key can make it, and a Move's token says nothing of any other's.
     public static func ibcToken(key: SymmetricKey, moveID: UInt64, nonce: UInt64) -> UInt64 {
         var bytes = Array("DiST in-band control".utf8)
-        for v in [moveID, nonce] { for i in (0..<8).reversed() { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) } }
+        for v in [moveID, nonce] {
+            for i in (0..<8).reversed() { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) }
+        }
         return HMAC<SHA256>.authenticationCode(for: bytes, using: key).withUnsafeBytes { raw in
             raw.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }
     }
 
-    public func ibcToken(_ moveID: UInt64, nonce: UInt64) -> UInt64 { Self.ibcToken(key: key, moveID: moveID, nonce: nonce) }
+    public func ibcToken(_ moveID: UInt64, nonce: UInt64) -> UInt64 {
+        Self.ibcToken(key: key, moveID: moveID, nonce: nonce)
+    }
 
     /// Whether a Move is under way here, either way.
     public var busy: Bool { outgoing != nil || !incoming.isEmpty }
@@ -93,8 +99,11 @@ public final class MoveEngine {
     func tracer(_ moveID: UInt64, _ direction: String, since: UInt64) -> ((UInt64, String) -> Void)? {
         guard let traceLine else { return nil }
         return { now, event in
-            let us = (now &- since) / 1000, fraction = String(us % 1000)
-            traceLine("move \(moveID) \(direction) \(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)")
+            let us = (now &- since) / 1000
+            let fraction = String(us % 1000)
+            traceLine(
+                "move \(moveID) \(direction) \(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)"
+            )
         }
     }
 
@@ -117,7 +126,9 @@ public final class MoveEngine {
             if move.giveUp == nil { giveUp(move, why, now: now) }
             return true
         }
-        guard let move = incoming[moveID], move.finishedAt == nil, move.session.endpoint.state == .open else { return false }
+        guard let move = incoming[moveID], move.finishedAt == nil, move.session.endpoint.state == .open else {
+            return false
+        }
         let frame = move.session.endpoint.abort(why, now: now)
         if let peer = move.peer { transmit(frame, to: peer) }
         return true

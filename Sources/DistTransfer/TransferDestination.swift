@@ -51,8 +51,10 @@ public final class TransferDestination {
     public private(set) var importedFlows: [FlowKey] = []
 
     /// `binding`: the Move's nonce (its first frame's), this instance's channel id and the source's.
-    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, bufferLimit: Int = 65536,
-                config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
+    public init(
+        moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, bufferLimit: Int = 65536,
+        config: ChannelEndpoint.Config = ChannelEndpoint.Config()
+    ) {
         endpoint = ChannelEndpoint(moveID: moveID, key: key, binding: binding, config: config)
         self.bufferLimit = bufferLimit
     }
@@ -62,7 +64,9 @@ public final class TransferDestination {
         for frame in endpoint.receive(bytes, now: now) {
             guard failure == nil else { break }
             if !partial.isEmpty && frame.kind != partialKind {
-                failure = partialKind == .packetPart ? "a redirected packet's parts from the source end before its last"
+                failure =
+                    partialKind == .packetPart
+                    ? "a redirected packet's parts from the source end before its last"
                     : "a state's parts from the source end before its last"
                 continue
             }
@@ -77,8 +81,11 @@ public final class TransferDestination {
                 }
                 summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             case .statePart:
-                guard let whole = assemble(frame.payload, of: .statePart, limit: StateCodec.headerSize + StateCodec.maxPayload,
-                                           what: "a state", limitText: "the \(StateCodec.maxPayload)-byte limit") else { continue }
+                guard
+                    let whole = assemble(
+                        frame.payload, of: .statePart, limit: StateCodec.headerSize + StateCodec.maxPayload,
+                        what: "a state", limitText: "the \(StateCodec.maxPayload)-byte limit")
+                else { continue }
                 let start = DispatchTime.now().uptimeNanoseconds
                 do {
                     apply([try StateCodec.decode(whole)], into: &out)
@@ -94,8 +101,10 @@ public final class TransferDestination {
                 }
                 for p in packets { take(p, into: &out) }
             case .packetPart:
-                if let whole = assemble(frame.payload, of: .packetPart, limit: TransferSource.largestPacket,
-                                        what: "a redirected packet", limitText: "\(TransferSource.largestPacket) bytes") {
+                if let whole = assemble(
+                    frame.payload, of: .packetPart, limit: TransferSource.largestPacket,
+                    what: "a redirected packet", limitText: "\(TransferSource.largestPacket) bytes")
+                {
                     take(whole, into: &out)
                 }
             case .release:
@@ -110,10 +119,14 @@ public final class TransferDestination {
                 }
                 let replyTo = String(decoding: p[2..<(2 + Int(p[1]))], as: UTF8.self)
                 guard let traffic = SwitchTraffic(rawValue: p[0]) else {
-                    failure = "the source's opening message asks for an unknown treatment of the switch's packets (\(p[0]))"
+                    failure =
+                        "the source's opening message asks for an unknown treatment of the switch's packets (\(p[0]))"
                     continue
                 }
-                out.append(.open(filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), switchTraffic: traffic, replyTo: replyTo))
+                out.append(
+                    .open(
+                        filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), switchTraffic: traffic,
+                        replyTo: replyTo))
             case .end:
                 released = true
                 out += held.map { .packet($0) }
@@ -133,7 +146,8 @@ public final class TransferDestination {
     /// Adds a part (a flags byte, bit 0: the last, then bytes) of a packet or state sent in
     /// parts; returns the whole once its last part is in. A malformed part, or one that makes it
     /// longer than `limit`, stops the Move (``failure``) and gives nil.
-    func assemble(_ part: [UInt8], of kind: ChannelFrame.Kind, limit: Int, what: String, limitText: String) -> [UInt8]? {
+    func assemble(_ part: [UInt8], of kind: ChannelFrame.Kind, limit: Int, what: String, limitText: String) -> [UInt8]?
+    {
         guard part.count >= 2, part[0] & ~1 == 0, partial.count + part.count - 1 <= limit else {
             failure = "a part of \(what) from the source is malformed or makes it over \(limitText)"
             return nil
@@ -147,15 +161,21 @@ public final class TransferDestination {
 
     /// Decoded states: flows and hosts to import, all-flows counters to add.
     func apply(_ chunks: [StateChunk], into out: inout [Delivery]) {
-        var flows: [FlowEntry] = [], assets: [AssetState] = []
+        var flows: [FlowEntry] = []
+        var assets: [AssetState] = []
         for chunk in chunks {
             switch chunk {
             case .perFlow(let e): flows.append(e)
             case .multiFlow(let a): assets.append(a)
-            case .allFlows(let c): out.append(.counters(c)); summary.allFlowsStates += 1
+            case .allFlows(let c):
+                out.append(.counters(c))
+                summary.allFlowsStates += 1
             }
         }
-        if !assets.isEmpty { out.append(.assets(assets)); summary.multiFlowStates += assets.count }
+        if !assets.isEmpty {
+            out.append(.assets(assets))
+            summary.multiFlowStates += assets.count
+        }
         if !flows.isEmpty {
             out.append(.flows(flows))
             summary.perFlowStates += flows.count

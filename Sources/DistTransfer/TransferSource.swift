@@ -23,8 +23,10 @@ public struct DestinationSummary: Sendable, Equatable {
     public init() {}
 
     var fields: [UInt64] {
-        [UInt64(perFlowStates), UInt64(multiFlowStates), UInt64(allFlowsStates), UInt64(packets), UInt64(buffered),
-         UInt64(maxBuffered), UInt64(overflow), deserializeNanoseconds]
+        [
+            UInt64(perFlowStates), UInt64(multiFlowStates), UInt64(allFlowsStates), UInt64(packets), UInt64(buffered),
+            UInt64(maxBuffered), UInt64(overflow), deserializeNanoseconds,
+        ]
     }
 
     public func encoded() -> [UInt8] {
@@ -35,8 +37,14 @@ public struct DestinationSummary: Sendable, Equatable {
         guard bytes.count == 64 else { return nil }
         let v = (0..<8).map { i in bytes[(i * 8)..<(i * 8 + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
         guard v[0..<7].allSatisfy({ $0 <= UInt64(Int32.max) }) else { return nil }
-        perFlowStates = Int(v[0]); multiFlowStates = Int(v[1]); allFlowsStates = Int(v[2]); packets = Int(v[3])
-        buffered = Int(v[4]); maxBuffered = Int(v[5]); overflow = Int(v[6]); deserializeNanoseconds = v[7]
+        perFlowStates = Int(v[0])
+        multiFlowStates = Int(v[1])
+        allFlowsStates = Int(v[2])
+        packets = Int(v[3])
+        buffered = Int(v[4])
+        maxBuffered = Int(v[5])
+        overflow = Int(v[6])
+        deserializeNanoseconds = v[7]
     }
 }
 
@@ -63,10 +71,14 @@ public enum StatePacking {
         var out: [StateChunk] = []
         var at = 0
         while at < payload.count {
-            guard at + 2 <= payload.count else { throw StateCodecError.truncated(needed: 2, available: payload.count - at) }
+            guard at + 2 <= payload.count else {
+                throw StateCodecError.truncated(needed: 2, available: payload.count - at)
+            }
             let n = Int(payload[at]) << 8 | Int(payload[at + 1])
             at += 2
-            guard at + n <= payload.count else { throw StateCodecError.truncated(needed: n, available: payload.count - at) }
+            guard at + n <= payload.count else {
+                throw StateCodecError.truncated(needed: n, available: payload.count - at)
+            }
             out.append(try StateCodec.decode(Array(payload[at..<(at + n)])))
             at += n
         }
@@ -124,8 +136,11 @@ public final class TransferSource {
     public private(set) var counters = Counters()
 
     /// `binding`: the Move's nonce, this instance's channel id and the destination's.
-    public init(moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound, maxPayload: Int = ChannelFrame.maxPayload,
-                config: ChannelEndpoint.Config = ChannelEndpoint.Config()) {
+    public init(
+        moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound,
+        maxPayload: Int = ChannelFrame.maxPayload,
+        config: ChannelEndpoint.Config = ChannelEndpoint.Config()
+    ) {
         endpoint = ChannelEndpoint(moveID: moveID, key: key, binding: binding, config: config)
         self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
     }
@@ -173,7 +188,8 @@ public final class TransferSource {
     /// Queues `bytes` in consecutive frames of `kind`, each a flags byte (bit 0: the last part)
     /// and as much as fits; returns how many frames.
     func queueInParts(_ kind: ChannelFrame.Kind, _ bytes: [UInt8]) -> Int {
-        var at = 0, frames = 0
+        var at = 0
+        var frames = 0
         while at < bytes.count {
             let end = min(bytes.count, at + maxPayload - 1)
             queue(kind, [end == bytes.count ? 1 : 0] + bytes[at..<end])
@@ -290,7 +306,9 @@ public final class TransferSource {
     func forgetProcessed() {
         let delivered = endpoint.acknowledgedThrough
         guard releaseSequence != 0, releaseSequence <= delivered else { return }
-        while redirectedHead < redirected.count && redirected[redirectedHead].sequence <= delivered { redirectedHead += 1 }
+        while redirectedHead < redirected.count && redirected[redirectedHead].sequence <= delivered {
+            redirectedHead += 1
+        }
         // (Compacted when the dead prefix is the larger part: each packet moves at most once.)
         if redirectedHead >= 1024 && redirectedHead * 2 >= redirected.count {
             redirected.removeFirst(redirectedHead)

@@ -1,13 +1,13 @@
 // dist-controller: the DiST controller daemon. OpenFlow 1.3 to the switch, the southbound API to
 // every VNF, a northbound JSON-lines API on a Unix socket for distctl.
 import ArgumentParser
-import DistServer
 import DistController
+import DistServer
 import Foundation
 import NIOSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func say(_ text: String) {
@@ -30,7 +30,11 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "The northbound Unix socket distctl talks to.")
     var northbound = "/run/dist/controller.sock"
 
-    @Option(name: .long, help: "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat per VNF.")
+    @Option(
+        name: .long,
+        help:
+            "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat per VNF."
+    )
     var vnf: [String] = []
 
     @Option(name: .long, help: "The switch port traffic enters on.")
@@ -45,13 +49,21 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds a VNF may take to answer a request.")
     var requestTimeout: Double = 5
 
-    @Option(name: .long, help: "PACKET_OUTs per second at most (re-injected packets are paced so the switch does not drop a burst).")
+    @Option(
+        name: .long,
+        help: "PACKET_OUTs per second at most (re-injected packets are paced so the switch does not drop a burst).")
     var packetOutRate = 10_000
 
-    @Option(name: .long, help: "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply).")
+    @Option(
+        name: .long,
+        help:
+            "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply)."
+    )
     var settle = 10
 
-    @Option(name: .long, help: "This controller's certificate (PEM), presented to every VNF's southbound API (mutual TLS 1.3).")
+    @Option(
+        name: .long,
+        help: "This controller's certificate (PEM), presented to every VNF's southbound API (mutual TLS 1.3).")
     var tlsCert: String?
 
     @Option(name: .long, help: "Its private key (PEM).")
@@ -60,41 +72,67 @@ struct DistControllerCommand: ParsableCommand {
     @Option(name: .long, help: "The CA every VNF's certificate must chain to.")
     var tlsCa: String?
 
-    @Option(name: .long, help: "The switch's certificate (PEM): an OpenFlow connection that presents another is refused (with TLS; default: any of the CA).")
+    @Option(
+        name: .long,
+        help:
+            "The switch's certificate (PEM): an OpenFlow connection that presents another is refused (with TLS; default: any of the CA)."
+    )
     var switchCert: String?
 
-    @Flag(name: .long, help: "Plaintext control plane instead: the VNFs (they must run with --insecure-control) and OpenFlow (the switch's tcp: target).")
+    @Flag(
+        name: .long,
+        help:
+            "Plaintext control plane instead: the VNFs (they must run with --insecure-control) and OpenFlow (the switch's tcp: target)."
+    )
     var insecureControl = false
 
-    @Option(name: .long, help: "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3).")
+    @Option(
+        name: .long,
+        help:
+            "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3)."
+    )
     var movePatience: Double?
 
     func validate() throws {
-        if let p = movePatience, !(0.1...600).contains(p) { throw ValidationError("--move-patience must be 0.1 to 600 seconds") }
+        if let p = movePatience, !(0.1...600).contains(p) {
+            throw ValidationError("--move-patience must be 0.1 to 600 seconds")
+        }
         guard settle >= 0, settle <= 1000 else { throw ValidationError("--settle must be 0 to 1000 milliseconds") }
-        guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else { throw ValidationError("--packet-out-rate must be 1000 to 1000000") }
+        guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else {
+            throw ValidationError("--packet-out-rate must be 1000 to 1000000")
+        }
         guard !vnf.isEmpty else { throw ValidationError("give at least one --vnf NAME=HOST:PORT@SWITCHPORT") }
-        guard requestTimeout > 0, requestTimeout <= 600 else { throw ValidationError("--request-timeout must be in (0, 600] seconds") }
+        guard requestTimeout > 0, requestTimeout <= 600 else {
+            throw ValidationError("--request-timeout must be in (0, 600] seconds")
+        }
         guard Self.endpoint(openflow) != nil else { throw ValidationError("--openflow '\(openflow)' is not HOST:PORT") }
         let files = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
-        if insecureControl && !files.isEmpty { throw ValidationError("--insecure-control and --tls-cert/-key/-ca exclude each other") }
-        if insecureControl && switchCert != nil { throw ValidationError("--switch-cert needs TLS (not --insecure-control)") }
+        if insecureControl && !files.isEmpty {
+            throw ValidationError("--insecure-control and --tls-cert/-key/-ca exclude each other")
+        }
+        if insecureControl && switchCert != nil {
+            throw ValidationError("--switch-cert needs TLS (not --insecure-control)")
+        }
         if !insecureControl && files.count != 3 {
-            throw ValidationError("give --tls-cert, --tls-key and --tls-ca (mutual TLS to the VNFs), or --insecure-control")
+            throw ValidationError(
+                "give --tls-cert, --tls-key and --tls-ca (mutual TLS to the VNFs), or --insecure-control")
         }
     }
 
     static func endpoint(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
         return (String(text[..<colon]), port)
     }
 
     func run() throws {
         let vnfs = try vnf.map { try ControllerConfig.VNF(parsing: $0) }
         let (host, port) = Self.endpoint(openflow)!
-        var config = ControllerConfig(vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
-                                      ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
-                                      packetOutRate: packetOutRate, settleMilliseconds: settle)
+        var config = ControllerConfig(
+            vnfs: vnfs, openflowHost: host, openflowPort: port, northboundPath: northbound,
+            ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
+            packetOutRate: packetOutRate, settleMilliseconds: settle)
         config.movePatience = movePatience
         if let tlsCert, let tlsKey, let tlsCa {
             do {
@@ -121,7 +159,9 @@ struct DistControllerCommand: ParsableCommand {
             say("cannot start: \(error)")
             throw ExitCode(1)
         }
-        say("OpenFlow on \(host):\(bound), northbound \(northbound), VNFs " + vnfs.map { "\($0.name)=\($0.host):\($0.port)@\($0.switchPort)" }.joined(separator: " "))
+        say(
+            "OpenFlow on \(host):\(bound), northbound \(northbound), VNFs "
+                + vnfs.map { "\($0.name)=\($0.host):\($0.port)@\($0.switchPort)" }.joined(separator: " "))
         signal(SIGPIPE, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -12,7 +12,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Failure: Error, CustomStringConvertible { var description: String }
@@ -37,7 +37,9 @@ struct Options {
         }
         func number(_ name: String) throws -> Double {
             let text = try value()
-            guard let n = Double(text), n >= 0, n.isFinite else { throw Failure(description: "\(name): '\(text)' is not a number") }
+            guard let n = Double(text), n >= 0, n.isFinite else {
+                throw Failure(description: "\(name): '\(text)' is not a number")
+            }
             return n
         }
         while i < args.count {
@@ -51,18 +53,24 @@ struct Options {
                 guard o.dropPercent <= 100 else { throw Failure(description: "--drop-percent: at most 100") }
             case "--drop-udp-port":
                 let text = try value()
-                guard let p = UInt16(text) else { throw Failure(description: "--drop-udp-port: '\(text)' is not a port") }
+                guard let p = UInt16(text) else {
+                    throw Failure(description: "--drop-udp-port: '\(text)' is not a port")
+                }
                 o.dropPort = p
             case "--drop-from":
                 let text = try value()
-                guard ["a", "b", "both"].contains(text) else { throw Failure(description: "--drop-from: expected a, b or both, got '\(text)'") }
+                guard ["a", "b", "both"].contains(text) else {
+                    throw Failure(description: "--drop-from: expected a, b or both, got '\(text)'")
+                }
                 o.dropFrom = text
             case "--seed":
                 let text = try value()
                 guard let s = UInt64(text) else { throw Failure(description: "--seed: '\(text)' is not a number") }
                 o.seed = max(1, s)
             case "-h", "--help":
-                print("usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]")
+                print(
+                    "usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]"
+                )
                 exit(0)
             default: throw Failure(description: "unknown option '\(args[i])'")
             }
@@ -146,14 +154,23 @@ final class Direction: @unchecked Sendable {
         guard drops, let port = options.dropPort, options.dropPercent > 0, f.count >= 14 else { return false }
         var l3 = 14
         var type = UInt16(f[12]) << 8 | UInt16(f[13])
-        if type == 0x8100, f.count >= 18 { type = UInt16(f[16]) << 8 | UInt16(f[17]); l3 = 18 }
+        if type == 0x8100, f.count >= 18 {
+            type = UInt16(f[16]) << 8 | UInt16(f[17])
+            l3 = 18
+        }
         var l4 = 0
-        if type == 0x0800, f.count >= l3 + 20, f[l3 + 9] == 17 { l4 = l3 + Int(f[l3] & 0x0F) * 4 }
-        else if type == 0x86DD, f.count >= l3 + 40, f[l3 + 6] == 17 { l4 = l3 + 40 }
+        if type == 0x0800, f.count >= l3 + 20, f[l3 + 9] == 17 {
+            l4 = l3 + Int(f[l3] & 0x0F) * 4
+        } else if type == 0x86DD, f.count >= l3 + 40, f[l3 + 6] == 17 {
+            l4 = l3 + 40
+        }
         guard l4 > 0, f.count >= l4 + 4 else { return false }
-        let sport = UInt16(f[l4]) << 8 | UInt16(f[l4 + 1]), dport = UInt16(f[l4 + 2]) << 8 | UInt16(f[l4 + 3])
+        let sport = UInt16(f[l4]) << 8 | UInt16(f[l4 + 1])
+        let dport = UInt16(f[l4 + 2]) << 8 | UInt16(f[l4 + 3])
         guard sport == port || dport == port else { return false }
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
         return Double(state % 1_000_000) / 10_000 < options.dropPercent
     }
 
@@ -193,7 +210,9 @@ final class Direction: @unchecked Sendable {
                     let tpid = aux[18..<20].withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }
                     if status & 0x10 != 0 {  // TP_STATUS_VLAN_VALID
                         let proto: UInt16 = status & 0x40 != 0 && tpid != 0 ? tpid : 0x8100  // TP_STATUS_VLAN_TPID_VALID
-                        frame.insert(contentsOf: [UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(tci >> 8), UInt8(tci & 0xFF)], at: 12)
+                        frame.insert(
+                            contentsOf: [UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(tci >> 8), UInt8(tci & 0xFF)],
+                            at: 12)
                     }
                 }
                 at += (length + 7) & ~7
@@ -231,7 +250,10 @@ final class Direction: @unchecked Sendable {
             }
             lock.unlock()
             var t = max(due, linkFree)
-            if options.rate > 0 { linkFree = t + Double(frame.count) / options.rate; t = linkFree }
+            if options.rate > 0 {
+                linkFree = t + Double(frame.count) / options.rate
+                t = linkFree
+            }
             let wait = t - now()
             if wait > 0 { usleep(useconds_t(wait * 1e6)) }
             // A full queue on the far side (ENOBUFS/EAGAIN) is waited out briefly, not ignored:
@@ -258,23 +280,30 @@ nonisolated(unsafe) var stopping: sig_atomic_t = 0
 
 do {
     let options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
-    let a = try rawSocket(options.a), b = try rawSocket(options.b)
+    let a = try rawSocket(options.a)
+    let b = try rawSocket(options.b)
     let ab = Direction(from: a, to: b, options: options, seed: options.seed, drops: options.dropFrom != "b")
     let ba = Direction(from: b, to: a, options: options, seed: options.seed &* 31 &+ 7, drops: options.dropFrom != "a")
     for direction in [ab, ba] {
         Thread { direction.read() }.start()
         Thread { direction.write() }.start()
     }
-    print("dist-delayline: \(options.a) <-> \(options.b), \(options.delay * 1000) ms one way, "
-          + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
-          + (options.dropPort.map { ", dropping \(options.dropPercent)% of UDP port \($0)" + (options.dropFrom == "both" ? "" : " from \(options.dropFrom == "a" ? options.a : options.b)") } ?? ""))
+    print(
+        "dist-delayline: \(options.a) <-> \(options.b), \(options.delay * 1000) ms one way, "
+            + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
+            + (options.dropPort.map {
+                ", dropping \(options.dropPercent)% of UDP port \($0)"
+                    + (options.dropFrom == "both" ? "" : " from \(options.dropFrom == "a" ? options.a : options.b)")
+            } ?? ""))
     fflush(nil)
     // On SIGINT/SIGTERM: say what went through each way, then exit.
     signal(SIGINT) { _ in stopping = 1 }
     signal(SIGTERM) { _ in stopping = 1 }
     while stopping == 0 { pause() }
     for (name, d) in [("\(options.a)->\(options.b)", ab), ("\(options.b)->\(options.a)", ba)] {
-        print("dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries \(d.sendRetries) send-failed \(d.sendFailed)")
+        print(
+            "dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries \(d.sendRetries) send-failed \(d.sendFailed)"
+        )
     }
     fflush(nil)
     exit(0)

@@ -1,12 +1,12 @@
 import Crypto
-import DistServer
 import DistChannel
 import DistControl
 import DistFlow
 import DistOpenFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
-import DistPRADS
+import DistServer
 import DistState
 import DistTransfer
 import Foundation
@@ -35,90 +35,126 @@ enum Targets {
     static func traceFrames(_ count: Int) -> [[UInt8]] {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("traces/mix-a.pcap").path
-        guard let data = FileManager.default.contents(atPath: path), let pcap = try? PcapFile(bytes: [UInt8](data)) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path), let pcap = try? PcapFile(bytes: [UInt8](data))
+        else { return [] }
         return pcap.frames.prefix(count).map(\.bytes)
     }
 
     /// A frame through a worker's whole fast path (parse, flow table, PRADS detection when
     /// Debian's signatures are installed), twice (the second meets its flow).
-    static let packet = FuzzTarget(name: "packet", about: "a frame through the fast path and PRADS detection", run: { bytes in
-        let frame = PcapFile.Frame(seconds: 1, fraction: 0, originalLength: UInt32(bytes.count), bytes: bytes)
-        fastPath.process(frames: [frame, frame])
-    }, seeds: { traceFrames(64) })
+    static let packet = FuzzTarget(
+        name: "packet", about: "a frame through the fast path and PRADS detection",
+        run: { bytes in
+            let frame = PcapFile.Frame(seconds: 1, fraction: 0, originalLength: UInt32(bytes.count), bytes: bytes)
+            fastPath.process(frames: [frame, frame])
+        }, seeds: { traceFrames(64) })
 
     nonisolated(unsafe) static let fastPath: FastPath = {
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
         stats.initialize(to: WorkerStats())
         let signatures = try? PRADSSignatures.load(directory: "/etc/prads")
-        return FastPath(table: FlowTable(capacity: 1 << 12), stats: stats, detector: signatures.map { Detector(signatures: $0) })
+        return FastPath(
+            table: FlowTable(capacity: 1 << 12), stats: stats, detector: signatures.map { Detector(signatures: $0) })
     }()
 
     /// A state chunk, its checksum made right so that the fields are decoded.
-    static let state = FuzzTarget(name: "state", about: "a state chunk (checksum recomputed)", run: { bytes in
-        var b = bytes
-        if b.count >= StateCodec.headerSize {
-            let sum = b[StateCodec.headerSize...].withUnsafeBytes { CRC32C.checksum($0) }
-            for i in 0..<4 { b[8 + i] = UInt8(truncatingIfNeeded: sum >> (8 * UInt32(i))) }
-        }
-        if let chunk = try? StateCodec.decode(b) { _ = StateCodec.encode(chunk) }
-    }, seeds: {
-        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
-        stats.initialize(to: WorkerStats())
-        let signatures = try? PRADSSignatures.load(directory: "/etc/prads")
-        let path = FastPath(table: FlowTable(capacity: 1 << 12), stats: stats, detector: signatures.map { Detector(signatures: $0) })
-        path.process(frames: traceFrames(2000).map { PcapFile.Frame(seconds: 1, fraction: 0, originalLength: UInt32($0.count), bytes: $0) })
-        var chunks: [StateChunk] = []
-        if case .flows(let flows) = path.perform(.exportFlows(.all, lock: false)) { chunks += flows.prefix(8).map { .perFlow($0) } }
-        if case .assets(let assets) = path.perform(.exportAssets(.all, peers: false)) { chunks += assets.prefix(8).map { .multiFlow($0) } }
-        return chunks.map { StateCodec.encode($0) }
-    })
+    static let state = FuzzTarget(
+        name: "state", about: "a state chunk (checksum recomputed)",
+        run: { bytes in
+            var b = bytes
+            if b.count >= StateCodec.headerSize {
+                let sum = b[StateCodec.headerSize...].withUnsafeBytes { CRC32C.checksum($0) }
+                for i in 0..<4 { b[8 + i] = UInt8(truncatingIfNeeded: sum >> (8 * UInt32(i))) }
+            }
+            if let chunk = try? StateCodec.decode(b) { _ = StateCodec.encode(chunk) }
+        },
+        seeds: {
+            let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+            stats.initialize(to: WorkerStats())
+            let signatures = try? PRADSSignatures.load(directory: "/etc/prads")
+            let path = FastPath(
+                table: FlowTable(capacity: 1 << 12), stats: stats, detector: signatures.map { Detector(signatures: $0) }
+            )
+            path.process(
+                frames: traceFrames(2000).map {
+                    PcapFile.Frame(seconds: 1, fraction: 0, originalLength: UInt32($0.count), bytes: $0)
+                })
+            var chunks: [StateChunk] = []
+            if case .flows(let flows) = path.perform(.exportFlows(.all, lock: false)) {
+                chunks += flows.prefix(8).map { .perFlow($0) }
+            }
+            if case .assets(let assets) = path.perform(.exportAssets(.all, peers: false)) {
+                chunks += assets.prefix(8).map { .multiFlow($0) }
+            }
+            return chunks.map { StateCodec.encode($0) }
+        })
 
     /// Channel frames into a Move's receiving end: the input cut in frames (a length byte,
     /// a kind byte, a sequence byte, then the payload), each tagged right.
-    static let channel = FuzzTarget(name: "channel", about: "channel frames into a Move's receiving end", run: { bytes in
-        let destination = TransferDestination(moveID: 7, key: fuzzKey)
-        var at = 0, now: UInt64 = 1_000_000_000
-        while at + 3 <= bytes.count {
-            let n = min(Int(bytes[at]) * 8, bytes.count - at - 3)
-            let kind = ChannelFrame.Kind.allCases[Int(bytes[at + 1]) % ChannelFrame.Kind.allCases.count]
-            let frame = ChannelFrame(kind: kind, moveID: 7, sequence: UInt32(bytes[at + 2]), ack: 0,
-                                     payload: Array(bytes[(at + 3)..<(at + 3 + n)]))
-            at += 3 + n
-            now += 1_000_000
-            fuzzTransmissions &+= 1
-            for d in destination.receive(frame.sealed(with: fuzzCipher, counter: fuzzTransmissions), now: now) { _ = d }
-            _ = destination.poll(now: now)
-        }
-        _ = try? ChannelFrame.decode(bytes, key: fuzzKey)
-    }, seeds: {
-        let source = TransferSource(moveID: 7, key: fuzzKey)
-        source.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold, replyTo: "198.18.0.1:7400@02:00:00:00:00:01")
-        for frame in traceFrames(16) { _ = source.redirect(frame) }
-        source.release()
-        source.end()
-        return source.poll(now: 1_000_000_000).compactMap { bytes -> [UInt8]? in
-            guard let f = try? ChannelFrame.decode(bytes, key: fuzzKey), f.payload.count <= 255 * 8 else { return nil }
-            return [UInt8((f.payload.count + 7) / 8), f.kind.rawValue, UInt8(truncatingIfNeeded: f.sequence)] + f.payload
-        }
-    })
+    static let channel = FuzzTarget(
+        name: "channel", about: "channel frames into a Move's receiving end",
+        run: { bytes in
+            let destination = TransferDestination(moveID: 7, key: fuzzKey)
+            var at = 0
+            var now: UInt64 = 1_000_000_000
+            while at + 3 <= bytes.count {
+                let n = min(Int(bytes[at]) * 8, bytes.count - at - 3)
+                let kind = ChannelFrame.Kind.allCases[Int(bytes[at + 1]) % ChannelFrame.Kind.allCases.count]
+                let frame = ChannelFrame(
+                    kind: kind, moveID: 7, sequence: UInt32(bytes[at + 2]), ack: 0,
+                    payload: Array(bytes[(at + 3)..<(at + 3 + n)]))
+                at += 3 + n
+                now += 1_000_000
+                fuzzTransmissions &+= 1
+                for d in destination.receive(frame.sealed(with: fuzzCipher, counter: fuzzTransmissions), now: now) {
+                    _ = d
+                }
+                _ = destination.poll(now: now)
+            }
+            _ = try? ChannelFrame.decode(bytes, key: fuzzKey)
+        },
+        seeds: {
+            let source = TransferSource(moveID: 7, key: fuzzKey)
+            source.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold, replyTo: "198.18.0.1:7400@02:00:00:00:00:01")
+            for frame in traceFrames(16) { _ = source.redirect(frame) }
+            source.release()
+            source.end()
+            return source.poll(now: 1_000_000_000).compactMap { bytes -> [UInt8]? in
+                guard let f = try? ChannelFrame.decode(bytes, key: fuzzKey), f.payload.count <= 255 * 8 else {
+                    return nil
+                }
+                return [UInt8((f.payload.count + 7) / 8), f.kind.rawValue, UInt8(truncatingIfNeeded: f.sequence)]
+                    + f.payload
+            }
+        })
 
-    static let openflow = FuzzTarget(name: "openflow", about: "an OpenFlow 1.3 message", run: { bytes in
-        if let m = try? OFMessage.decode(bytes) { _ = m.encoded() }
-    }, seeds: {
-        [OFMessage.hello(xid: 1, body: []).encoded(), OFMessage.barrierRequest(xid: 2).encoded(),
-         OFMessage.echoRequest(xid: 3, data: [1, 2, 3]).encoded()]
-    })
+    static let openflow = FuzzTarget(
+        name: "openflow", about: "an OpenFlow 1.3 message",
+        run: { bytes in
+            if let m = try? OFMessage.decode(bytes) { _ = m.encoded() }
+        },
+        seeds: {
+            [
+                OFMessage.hello(xid: 1, body: []).encoded(), OFMessage.barrierRequest(xid: 2).encoded(),
+                OFMessage.echoRequest(xid: 3, data: [1, 2, 3]).encoded(),
+            ]
+        })
 
     /// A southbound request (JSON) against an instance with state.
-    static let southbound = FuzzTarget(name: "southbound", about: "a southbound API request", run: { bytes in
-        _ = service.handle(client: 1, bytes)
-    }, seeds: {
-        [#"{"type":"getPerFlow","id":1,"filter":"nw_src=10.0.0.0/8","batch":4}"#, #"{"type":"info","id":2}"#,
-         #"{"type":"flowGroups","id":3,"filter":"nw_src=10.0.0.0/8","length":16}"#,
-         #"{"type":"putPerFlow","id":4,"chunks":["AAAA"]}"#, #"{"type":"abortMove","id":5,"moveID":1}"#,
-         #"{"type":"enableEvents","id":6,"filter":"tp_dst=80","action":"drop"}"#, #"{"type":"moves","id":7}"#]
+    static let southbound = FuzzTarget(
+        name: "southbound", about: "a southbound API request",
+        run: { bytes in
+            _ = service.handle(client: 1, bytes)
+        },
+        seeds: {
+            [
+                #"{"type":"getPerFlow","id":1,"filter":"nw_src=10.0.0.0/8","batch":4}"#, #"{"type":"info","id":2}"#,
+                #"{"type":"flowGroups","id":3,"filter":"nw_src=10.0.0.0/8","length":16}"#,
+                #"{"type":"putPerFlow","id":4,"chunks":["AAAA"]}"#, #"{"type":"abortMove","id":5,"moveID":1}"#,
+                #"{"type":"enableEvents","id":6,"filter":"tp_dst=80","action":"drop"}"#, #"{"type":"moves","id":7}"#,
+            ]
             .map { Array($0.utf8) }
-    })
+        })
 
     nonisolated(unsafe) static let service: SouthboundService = {
         let s = SouthboundService(store: PipelineStateStore(fastPath))
@@ -127,43 +163,58 @@ enum Targets {
     }()
 
     /// An admin socket request line.
-    static let admin = FuzzTarget(name: "admin", about: "an admin request line", run: { bytes in
-        if let request = try? AdminRequest.parse(String(decoding: bytes, as: UTF8.self)) {
-            _ = try? request.integer("limit", default: 10, max: 100_000)
-            _ = try? request.string("filter")
-        }
-    }, seeds: {
-        [#"{"cmd":"stats"}"#, #"{"cmd":"flows","limit":5,"filter":"nw_src=10.0.0.0/8"}"#, #"{"cmd":"assets"}"#].map { Array($0.utf8) }
-    })
+    static let admin = FuzzTarget(
+        name: "admin", about: "an admin request line",
+        run: { bytes in
+            if let request = try? AdminRequest.parse(String(decoding: bytes, as: UTF8.self)) {
+                _ = try? request.integer("limit", default: 10, max: 100_000)
+                _ = try? request.string("filter")
+            }
+        },
+        seeds: {
+            [#"{"cmd":"stats"}"#, #"{"cmd":"flows","limit":5,"filter":"nw_src=10.0.0.0/8"}"#, #"{"cmd":"assets"}"#].map
+            { Array($0.utf8) }
+        })
 
     /// A PRADS signature file's text, as each of its loaders reads it (the first byte picks
     /// which: services, TCP fingerprints, MAC vendors).
-    static let signatures = FuzzTarget(name: "signatures", about: "PRADS signature-file text", run: { bytes in
-        guard let kind = bytes.first else { return }
-        let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
-        switch kind % 3 {
-        case 0: _ = ServiceSignatureFile.parse(text, file: "fuzz")
-        case 1: _ = TCPFingerprintDatabase.parse(text, file: "fuzz")
-        default: _ = MACVendors.parse(text, file: "fuzz")
-        }
-    }, seeds: {
-        [(0, "tcp-service.sig"), (1, "tcp-syn.fp"), (1, "tcp-synack.fp"), (2, "mac.sig")].compactMap { kind, file in
-            guard let data = FileManager.default.contents(atPath: "/etc/prads/" + file) else { return nil }
-            // (A slice of each file: its first lines, whole.)
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).prefix(60)
-            return [UInt8(kind)] + Array(lines.joined(separator: "\n").utf8)
-        }
-    })
+    static let signatures = FuzzTarget(
+        name: "signatures", about: "PRADS signature-file text",
+        run: { bytes in
+            guard let kind = bytes.first else { return }
+            let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+            switch kind % 3 {
+            case 0: _ = ServiceSignatureFile.parse(text, file: "fuzz")
+            case 1: _ = TCPFingerprintDatabase.parse(text, file: "fuzz")
+            default: _ = MACVendors.parse(text, file: "fuzz")
+            }
+        },
+        seeds: {
+            [(0, "tcp-service.sig"), (1, "tcp-syn.fp"), (1, "tcp-synack.fp"), (2, "mac.sig")].compactMap { kind, file in
+                guard let data = FileManager.default.contents(atPath: "/etc/prads/" + file) else { return nil }
+                // (A slice of each file: its first lines, whole.)
+                let lines = String(decoding: data, as: UTF8.self).split(
+                    separator: "\n", omittingEmptySubsequences: false
+                ).prefix(60)
+                return [UInt8(kind)] + Array(lines.joined(separator: "\n").utf8)
+            }
+        })
 
-    static let pcap = FuzzTarget(name: "pcap", about: "a pcap file", run: { bytes in
-        _ = try? PcapFile(bytes: bytes)
-    }, seeds: {
-        let frames = traceFrames(4)
-        var file: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
-        for f in frames {
-            let n = UInt32(f.count)
-            file += [1, 0, 0, 0, 0, 0, 0, 0] + withUnsafeBytes(of: n.littleEndian, Array.init) + withUnsafeBytes(of: n.littleEndian, Array.init) + f
-        }
-        return [file]
-    })
+    static let pcap = FuzzTarget(
+        name: "pcap", about: "a pcap file",
+        run: { bytes in
+            _ = try? PcapFile(bytes: bytes)
+        },
+        seeds: {
+            let frames = traceFrames(4)
+            var file: [UInt8] =
+                [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+            for f in frames {
+                let n = UInt32(f.count)
+                file +=
+                    [1, 0, 0, 0, 0, 0, 0, 0] + withUnsafeBytes(of: n.littleEndian, Array.init)
+                    + withUnsafeBytes(of: n.littleEndian, Array.init) + f
+            }
+            return [file]
+        })
 }

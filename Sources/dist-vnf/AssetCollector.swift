@@ -28,12 +28,16 @@ final class AssetCollector: @unchecked Sendable {
         guard let log, !lines.isEmpty else { return }
         let stopped = log.failure != nil
         if !log.write(lines, records: lines.count) && !stopped {
-            emit("[\(name)] asset log \(log.path) stopped: \(log.failure ?? "write failed"); records stay in the admin socket's view", to: 2)
+            emit(
+                "[\(name)] asset log \(log.path) stopped: \(log.failure ?? "write failed"); records stay in the admin socket's view",
+                to: 2)
         }
     }
 
     func close() {
-        if let log, log.lost > 0 { emit("[\(name)] asset log: \(log.lost) records not written (\(log.failure ?? ""))", to: 2) }
+        if let log, log.lost > 0 {
+            emit("[\(name)] asset log: \(log.lost) records not written (\(log.failure ?? ""))", to: 2)
+        }
         log?.close()
         log = nil
     }

@@ -1,6 +1,6 @@
-import DistServer
 import DistDataPlane
 import DistFlow
+import DistServer
 import DistTransfer
 
 /// dist-vnf's own arguments (those after `--`).
@@ -116,7 +116,9 @@ struct Options {
         mutating func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int {
             let text = try value(name)
             guard let n = Int(text), range.contains(n) else {
-                throw Failure(description: "\(name): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+                throw Failure(
+                    description:
+                        "\(name): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
             }
             return n
         }
@@ -148,13 +150,18 @@ struct Options {
         while reader.i < arguments.count {
             let argument = arguments[reader.i]
             if try !options.takeGeneral(argument, &reader) && !options.takeChannel(argument, &reader)
-                && !options.data.take(argument, &reader) {
+                && !options.data.take(argument, &reader)
+            {
                 throw Failure(description: "unknown option '\(argument)' (see --help)")
             }
             reader.i += 1
         }
-        if options.channelVLAN != nil && options.channel == nil { throw Failure(description: "--channel-vlan needs --channel") }
-        if options.channelTracePath != nil && options.channel == nil { throw Failure(description: "--channel-trace needs --channel") }
+        if options.channelVLAN != nil && options.channel == nil {
+            throw Failure(description: "--channel-vlan needs --channel")
+        }
+        if options.channelTracePath != nil && options.channel == nil {
+            throw Failure(description: "--channel-trace needs --channel")
+        }
         if (options.channel == nil) != (options.channelKeyPath == nil) {
             throw Failure(description: "--channel and --channel-key go together")
         }
@@ -166,15 +173,23 @@ struct Options {
     func checkControlTLS() throws {
         let files = [controlCertificate, controlKey, controlCA].compactMap { $0 }
         guard control != nil else {
-            if !files.isEmpty || insecureControl { throw Failure(description: "--control-cert, --control-key, --control-ca and --insecure-control need --control") }
+            if !files.isEmpty || insecureControl {
+                throw Failure(
+                    description: "--control-cert, --control-key, --control-ca and --insecure-control need --control")
+            }
             return
         }
         if insecureControl {
-            if !files.isEmpty { throw Failure(description: "--insecure-control and --control-cert/-key/-ca exclude each other") }
+            if !files.isEmpty {
+                throw Failure(description: "--insecure-control and --control-cert/-key/-ca exclude each other")
+            }
             return
         }
         guard files.count == 3 else {
-            throw Failure(description: "--control needs --control-cert, --control-key and --control-ca (mutual TLS), or --insecure-control")
+            throw Failure(
+                description:
+                    "--control needs --control-cert, --control-key and --control-ca (mutual TLS), or --insecure-control"
+            )
         }
     }
 
@@ -230,7 +245,9 @@ struct Options {
         case "--channel-peer":
             let text = try reader.value(argument)
             guard let peer = ChannelAddress(text) else {
-                throw Failure(description: "--channel-peer: expected IPv4:PORT[@MAC][#VLAN] (e.g. 198.18.100.2:7400), got '\(text)'")
+                throw Failure(
+                    description:
+                        "--channel-peer: expected IPv4:PORT[@MAC][#VLAN] (e.g. 198.18.100.2:7400), got '\(text)'")
             }
             channelPeers.peers.append(peer)
         case "--channel-key": channelKeyPath = try reader.value(argument)
@@ -260,7 +277,8 @@ extension DataPlaneConfig {
         case "--release-pace":
             let text = try reader.value(argument)
             guard let factor = Double(text), factor.isFinite, factor == 0 || (1.1...1000).contains(factor) else {
-                throw Options.Failure(description: "--release-pace: expected 0 (at once) or a factor from 1.1 to 1000, got '\(text)'")
+                throw Options.Failure(
+                    description: "--release-pace: expected 0 (at once) or a factor from 1.1 to 1000, got '\(text)'")
             }
             holdPacing.factor = factor
         case "--mbufs": mbufs = UInt32(try reader.integer(argument, 1023...(1 << 26)))
@@ -308,7 +326,8 @@ enum EALOptions {
                 if !argument.contains("=") { i += 1 }
             } else if flags.contains(name) {
             } else if argument.hasPrefix("-"), argument.count > 2, !argument.hasPrefix("--"),
-                      withValue.contains(String(argument.prefix(2))) {
+                withValue.contains(String(argument.prefix(2)))
+            {
             } else {
                 return argument
             }

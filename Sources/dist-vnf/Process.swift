@@ -1,10 +1,10 @@
 import DistDataPlane
-import DistPipeline
 import DistPRADS
+import DistPipeline
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes straight to a file descriptor (no stdio buffer: lines reach a pipe at once).
@@ -33,7 +33,8 @@ func withCapturedOutput<T>(_ body: () throws -> T) rethrows -> (T, String) {
     let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     unlink(path)
     fflush(nil)
-    let savedOut = dup(1), savedErr = dup(2)
+    let savedOut = dup(1)
+    let savedErr = dup(2)
     dup2(fd, 1)
     dup2(fd, 2)
     defer {
@@ -70,12 +71,18 @@ func ealReason(_ output: String) -> String? {
 /// The statistics line: totals, the rate since the last line, and per worker the handoff.
 func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?, workers: [WorkerStats]) -> String {
     let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
-    var line = String(format: "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
-                      s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
-                      s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
+    var line = String(
+        format:
+            "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
+        s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
+        s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
     if workers.count > 1 {
         // Per worker: handed off to other workers / received from them / dropped at a full ring.
-        line += " handoff " + workers.enumerated().map { "w\($0.offset) \($0.element.handedOff)/\($0.element.handoffReceived)/\($0.element.handoffRingFull)" }
+        line +=
+            " handoff "
+            + workers.enumerated().map {
+                "w\($0.offset) \($0.element.handedOff)/\($0.element.handoffReceived)/\($0.element.handoffRingFull)"
+            }
             .joined(separator: " ")
     }
     return line

@@ -1,7 +1,7 @@
-import DistServer
 import DistDataPlane
 import DistFlow
 import DistPacket
+import DistServer
 import Foundation
 
 /// The admin socket (`--admin PATH`): JSON lines for operators and tests (stats, flows, assets,
@@ -30,24 +30,33 @@ extension VNFApp {
             case "flows":
                 let limit = try request.integer("limit", default: 100, max: 100_000)
                 let (flows, complete) = plane.flows(limit: limit)
-                return AdminReply.encode(["ok": true, "id": name, "complete": complete, "count": flows.count,
-                                          "flows": flows.map { Self.flowReply(worker: $0.worker, entry: $0.entry) }])
+                return AdminReply.encode([
+                    "ok": true, "id": name, "complete": complete, "count": flows.count,
+                    "flows": flows.map { Self.flowReply(worker: $0.worker, entry: $0.entry) },
+                ])
             case "assets":
                 let limit = try request.integer("limit", default: 1000, max: 1_000_000)
                 var prefix: IPPrefix?
                 if let text = try request.string("prefix") {
-                    guard let parsed = IPPrefix(text) else { return AdminReply.error("prefix '\(text)' is not an IPv4 or IPv6 prefix") }
+                    guard let parsed = IPPrefix(text) else {
+                        return AdminReply.error("prefix '\(text)' is not an IPv4 or IPv6 prefix")
+                    }
                     prefix = parsed
                 }
                 assets.collect(from: plane)
                 let found = assets.view.assets(within: prefix, limit: limit)
-                return AdminReply.encode(["ok": true, "id": name, "count": found.count, "assets": found.map { asset in
-                    ["asset": asset.asset, "records": asset.records.map { $0.description }] as [String: Any]
-                }])
+                return AdminReply.encode([
+                    "ok": true, "id": name, "count": found.count,
+                    "assets": found.map { asset in
+                        ["asset": asset.asset, "records": asset.records.map { $0.description }] as [String: Any]
+                    },
+                ])
             case "ports":
                 return AdminReply.encode(["ok": true, "id": name, "ports": portsReply()])
             case "help":
-                return AdminReply.encode(["ok": true, "commands": ["stats", "flows [limit]", "assets [prefix] [limit]", "ports", "help"]])
+                return AdminReply.encode([
+                    "ok": true, "commands": ["stats", "flows [limit]", "assets [prefix] [limit]", "ports", "help"],
+                ])
             default:
                 return AdminReply.error("unknown command '\(request.command)' (try help)")
             }
@@ -58,12 +67,16 @@ extension VNFApp {
 
     func portsReply() -> [[String: Any]] {
         plane.ports.map { port in
-            var entry: [String: Any] = ["id": Int(port.id), "name": port.name, "driver": port.driver,
-                                        "mac": port.macString, "rss": port.rss]
+            var entry: [String: Any] = [
+                "id": Int(port.id), "name": port.name, "driver": port.driver,
+                "mac": port.macString, "rss": port.rss,
+            ]
             if let s = port.stats() {
-                entry["stats"] = ["rx_packets": s.rxPackets, "tx_packets": s.txPackets, "rx_bytes": s.rxBytes,
-                                  "tx_bytes": s.txBytes, "rx_missed": s.rxMissed, "rx_errors": s.rxErrors,
-                                  "tx_errors": s.txErrors, "rx_nombuf": s.rxNoMbuf]
+                entry["stats"] = [
+                    "rx_packets": s.rxPackets, "tx_packets": s.txPackets, "rx_bytes": s.rxBytes,
+                    "tx_bytes": s.txBytes, "rx_missed": s.rxMissed, "rx_errors": s.rxErrors,
+                    "tx_errors": s.txErrors, "rx_nombuf": s.rxNoMbuf,
+                ]
             }
             return entry
         }

@@ -1,7 +1,7 @@
-import DistServer
 import DistChannel
 import DistControl
 import DistDataPlane
+import DistServer
 import DistState
 import DistTransfer
 
@@ -15,12 +15,15 @@ extension VNFApp {
         do {
             let tls = try options.controlTLS.map { try ControlTLS.server($0) }
             if tls == nil {
-                emit("[\(name)] warning: the southbound API on \(endpoint.description) is plaintext (--insecure-control): "
-                     + "whoever reaches it can read and write this instance's state", to: 2)
+                emit(
+                    "[\(name)] warning: the southbound API on \(endpoint.description) is plaintext (--insecure-control): "
+                        + "whoever reaches it can read and write this instance's state", to: 2)
             }
-            let server = try SocketServer(endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
-                                          tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
-                                          tls: tls) { [unowned self] client, body in
+            let server = try SocketServer(
+                endpoint, framing: .lengthPrefixed(max: SouthboundFraming.maxFrame),
+                tooLarge: SouthboundService.error(nil, "frame over \(SouthboundFraming.maxFrame) bytes"),
+                tls: tls
+            ) { [unowned self] client, body in
                 // Packets raised before a request took effect reach the controller before its
                 // reply (a disableEvents' ack says every event is in).
                 let owner = service.eventsOwner
@@ -33,7 +36,9 @@ extension VNFApp {
             server.onDisconnect = { [unowned self] in service.disconnected($0) }
             server.isBusy = { [unowned self] in service.hasWorkUnderWay($0) }
             control = server
-            emit("[\(name)] southbound API on \(endpoint.description) (port \(server.boundPort)\(tls == nil ? "" : ", mutual TLS"))")
+            emit(
+                "[\(name)] southbound API on \(endpoint.description) (port \(server.boundPort)\(tls == nil ? "" : ", mutual TLS"))"
+            )
         } catch {
             abandon("--control: \(error)")
         }
@@ -47,11 +52,14 @@ extension VNFApp {
             guard let dst = ChannelAddress(request.destination) else {
                 throw SouthboundError("\"dst\": '\(request.destination)' is not IP:PORT@MAC")
             }
-            guard dst.ip != agent.local.ip || dst.port != agent.local.port else { throw SouthboundError("\"dst\" is this instance") }
+            guard dst.ip != agent.local.ip || dst.port != agent.local.port else {
+                throw SouthboundError("\"dst\" is this instance")
+            }
             guard options.channelPeers.admit(dst) else {
                 throw SouthboundError("\"dst\" \(dst) is not a channel peer of this instance (see --channel-peer)")
             }
-            var order = MoveOrder(moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
+            var order = MoveOrder(
+                moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
             order.perFlow = request.perFlow
             order.multiFlow = request.multiFlow
             order.lateLocking = request.lateLocking
@@ -59,7 +67,9 @@ extension VNFApp {
             order.redirectFirst = request.redirectFirst
             if let p = request.patience { order.patience = UInt64(p * 1e9) }
             if request.allFlows { order.counters = stateStore.exportCounters() }
-            guard agent.orders.push(.start(order)) else { throw SouthboundError("the transfer lcore has too many Moves queued") }
+            guard agent.orders.push(.start(order)) else {
+                throw SouthboundError("the transfer lcore has too many Moves queued")
+            }
             if let c = order.counters { countersMoving[request.moveID] = c }
             return agent.ibcToken(for: order)
         }
@@ -82,22 +92,30 @@ extension VNFApp {
                 return
             case "incomingEnded":
                 service.incomingMove(n.moveID, started: false)
-                emit("[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))")
+                emit(
+                    "[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))"
+                )
                 return
             case "abortUnknown":
                 emit("[\(name)] abortMove \(n.moveID): \(n.reason ?? "no such Move")")
                 return
             case "moveStateSent", "moveComplete":
                 // The source's side of a Move, for the instance's log (the controller gets it too).
-                emit("[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))")
+                emit(
+                    "[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))"
+                )
             default:
                 break
             }
-            if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed" {
+            if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed"
+            {
                 stateStore.exportedCounters(c)
             }
-            let notice = MoveNoticeMessage(type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
-            if let (client, body) = service.moveNotice(notice, last: n.type == "moveComplete" || n.outcome == "refused"), let control {
+            let notice = MoveNoticeMessage(
+                type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
+            if let (client, body) = service.moveNotice(
+                notice, last: n.type == "moveComplete" || n.outcome == "refused"), let control
+            {
                 control.push(body, to: client)
             }
         }

@@ -1,19 +1,19 @@
 import Atomics
 import Crypto
-import DistServer
 import DistChannel
 import DistControl
 import DistDataPlane
 import DistFlow
-import DistPacket
 import DistPRADS
+import DistPacket
 import DistPipeline
+import DistServer
 import DistState
 import DistTransfer
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Set by SIGINT or SIGTERM (a C signal handler reaches only a global).
@@ -84,8 +84,9 @@ final class VNFApp {
             fail("\(error)", code: 2)
         }
         let plane = startDataPlane(argv[0], ealArguments, dataConfig)
-        let app = VNFApp(options: options, plane: plane, assets: assets,
-                         agent: startTransfer(options, channelKey, plane))
+        let app = VNFApp(
+            options: options, plane: plane, assets: assets,
+            agent: startTransfer(options, channelKey, plane))
         app.describe(dataConfig.signatures, signatureWarnings)
         installSignalHandlers()
         app.openAdmin()
@@ -101,8 +102,11 @@ final class VNFApp {
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: options.signatureDirectory, isDirectory: &isDirectory),
-              isDirectory.boolValue else {
-            fail("--signatures: \(options.signatureDirectory) is not a directory (install Debian's prads, give another, or --no-detection)", code: 2)
+            isDirectory.boolValue
+        else {
+            fail(
+                "--signatures: \(options.signatureDirectory) is not a directory (install Debian's prads, give another, or --no-detection)",
+                code: 2)
         }
         do {
             let signatures = try PRADSSignatures.load(directory: options.signatureDirectory)
@@ -116,7 +120,9 @@ final class VNFApp {
     /// EAL (its output goes to a file while it starts: a failure becomes one line), then the
     /// ports, pool and workers.
     static func startDataPlane(_ program: String, _ ealArguments: [String], _ config: DataPlaneConfig) -> DataPlane {
-        let (started, output) = withCapturedOutput { Result { try EAL.initialize(arguments: [program] + ealArguments) } }
+        let (started, output) = withCapturedOutput {
+            Result { try EAL.initialize(arguments: [program] + ealArguments) }
+        }
         if case .failure(let error) = started {
             fail("EAL arguments rejected: \(ealReason(output) ?? "\(error)")", code: 2)
         }
@@ -126,7 +132,9 @@ final class VNFApp {
         } catch {
             EAL.cleanup()
             // A device EAL could not create explains a missing port better than the absence does.
-            let deviceFailure = output.split(separator: "\n").first { $0.contains("Couldn't") || $0.contains("failed to initialize") }
+            let deviceFailure = output.split(separator: "\n").first {
+                $0.contains("Couldn't") || $0.contains("failed to initialize")
+            }
             fail("\(error)" + (deviceFailure.map { " [\($0)]" } ?? ""), code: 1)
         }
         // EAL's start-up log is shown once the data plane is up (a failure above is one line).
@@ -137,10 +145,12 @@ final class VNFApp {
     /// The transfer lcore's Move engine, where the instance has a DiST channel.
     static func startTransfer(_ options: Options, _ key: SymmetricKey?, _ plane: DataPlane) -> TransferAgent? {
         guard let address = options.channel, let key, let lcore = plane.transferLcore else { return nil }
-        let local = ChannelAddress(mac: plane.ports[0].mac, ip: address.ip, port: address.port, vlan: options.channelVLAN)
+        let local = ChannelAddress(
+            mac: plane.ports[0].mac, ip: address.ip, port: address.port, vlan: options.channelVLAN)
         do {
-            let agent = try TransferAgent(plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU,
-                                          traceFile: options.channelTracePath)
+            let agent = try TransferAgent(
+                plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU,
+                traceFile: options.channelTracePath)
             for worker in plane.workers { worker.fastPath.channel = (IPAddress(ipv4: local.ip), local.port) }
             return agent
         } catch {
@@ -150,21 +160,31 @@ final class VNFApp {
 
     /// The start-up lines: ports, ownership, workers, detection, the channel, memory.
     func describe(_ signatures: PRADSSignatures?, _ warnings: [SignatureFileError]) {
-        emit("[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes")
+        emit(
+            "[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes"
+        )
         for port in plane.ports {
             let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]
-            emit("[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")")
+            emit(
+                "[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")"
+            )
         }
         if let disagreement = Port.checkOwnerFunction() {
             fail("flow ownership: the owner hash disagrees with DPDK's rte_softrss: \(disagreement)", code: 1)
         }
-        emit("[\(name)] flow ownership: \(plane.workers.count) worker(s), owner hash checked against rte_softrss on \(512) flows")
+        emit(
+            "[\(name)] flow ownership: \(plane.workers.count) worker(s), owner hash checked against rte_softrss on \(512) flows"
+        )
         for worker in plane.workers {
-            emit("[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows")
+            emit(
+                "[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows"
+            )
         }
         if let signatures {
             let fingerprints = signatures.fingerprints.values.reduce(0) { $0 + $1.signatures.count }
-            emit("[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, \(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)")
+            emit(
+                "[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, \(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)"
+            )
             for warning in warnings { emit("[\(name)] signature line skipped: \(warning)", to: 2) }
         } else {
             emit("[\(name)] detection: off")
@@ -173,7 +193,9 @@ final class VNFApp {
             emit("[\(name)] DiST channel \(agent.local) on port 0; transfer lcore \(lcore); MTU \(options.channelMTU)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576
-        emit("[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)")
+        emit(
+            "[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)"
+        )
     }
 
     /// SIGINT and SIGTERM stop the process cleanly; a closed socket's SIGPIPE is ignored.
@@ -226,7 +248,9 @@ final class VNFApp {
                 let elapsed = Date().timeIntervalSince(lastPrint)
                 if elapsed >= options.statsPeriod {
                     let now = plane.totalStats()
-                    emit("[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats, workers: plane.workerStats()))")
+                    emit(
+                        "[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats, workers: plane.workerStats()))"
+                    )
                     lastStats = now
                     lastPrint = Date()
                 }
@@ -254,11 +278,13 @@ final class VNFApp {
         finalReply["unclaimed_events"] = unclaimedEvents
         if let agent {
             // Read after the transfer lcore has returned.
-            finalReply["channel"] = ["rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects,
-                                     "duplicates_dropped": agent.duplicatesDropped, "push_dropped": agent.pushDropped,
-                                     "push_wait_max_ns": Int(clamping: agent.pushWaitMaxNs), "transmit_no_mbuf": agent.transmitNoMbuf,
-                                     "process_no_mbuf": agent.processNoMbuf,
-                                     "pool_low_water": Int(agent.poolLowWater == .max ? plane.pool.available : agent.poolLowWater)]
+            finalReply["channel"] = [
+                "rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects,
+                "duplicates_dropped": agent.duplicatesDropped, "push_dropped": agent.pushDropped,
+                "push_wait_max_ns": Int(clamping: agent.pushWaitMaxNs), "transmit_no_mbuf": agent.transmitNoMbuf,
+                "process_no_mbuf": agent.processNoMbuf,
+                "pool_low_water": Int(agent.poolLowWater == .max ? plane.pool.available : agent.poolLowWater),
+            ]
         }
         emit("final-stats-json: \(AdminReply.encode(finalReply))")
         EAL.cleanup()

@@ -1,16 +1,17 @@
+import CDPDKShim
+import DistDataPlane
+import DistPacket
+import DistPipeline
+import Foundation
+
 // dist-wire: the DPDK test bed's traffic ends. `replay` sends a capture's frames out of a DPDK
 // port at a set rate, paced by the TSC (sleeping between due frames, so it shares a CPU);
 // `record` writes what each DPDK port receives to a pcap of its own, with nanosecond times
 // from one clock, until SIGINT (SIGUSR2 flushes the files). On the test bed both ends are
 // net_virtio_user ports on Open vSwitch's vhost-user ports: no kernel in the data path.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import CDPDKShim
-import DistDataPlane
-import DistPacket
-import DistPipeline
-import Foundation
 
 let usage = """
     usage: dist-wire <EAL options> -- replay --pcap FILE --pps N [--loop K]
@@ -27,7 +28,9 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 }
 
 var arguments = CommandLine.arguments
-guard let split = arguments.firstIndex(of: "--") else { fail("no '--' between EAL options and the command\n" + usage, code: 2) }
+guard let split = arguments.firstIndex(of: "--") else {
+    fail("no '--' between EAL options and the command\n" + usage, code: 2)
+}
 let ealArguments = Array(arguments[..<split])
 var rest = Array(arguments[(split + 1)...])
 guard let command = rest.first, ["replay", "record"].contains(command) else { fail(usage, code: 2) }
@@ -61,7 +64,9 @@ do {
 func waitForLinks() {
     let deadline = clock.now() + 10_000_000_000
     while ports.contains(where: { dist_port_link_up($0.id) != 1 }) {
-        if clock.now() > deadline { fail("link down after 10 s on \(ports.filter { dist_port_link_up($0.id) != 1 }.map(\.name))") }
+        if clock.now() > deadline {
+            fail("link down after 10 s on \(ports.filter { dist_port_link_up($0.id) != 1 }.map(\.name))")
+        }
         usleep(10_000)
     }
 }
@@ -87,7 +92,9 @@ func replay() {
     fflush(stdout)
     let interval = 1e9 / pps
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
-    var sent = 0, retries = 0, noMbuf = 0
+    var sent = 0
+    var retries = 0
+    var noMbuf = 0
     let start = clock.now()
     while sent < total {
         // Frames due by now (the i-th at start + i / pps), at most a burst at a time.
@@ -101,7 +108,11 @@ func replay() {
         var made = 0
         for i in 0..<n {
             let bytes = frames[(sent + i) % frames.count].bytes
-            guard let m = bytes.withUnsafeBufferPointer({ dist_mbuf_from_bytes(pool.pointer, $0.baseAddress, UInt32($0.count)) }) else {
+            guard
+                let m = bytes.withUnsafeBufferPointer({
+                    dist_mbuf_from_bytes(pool.pointer, $0.baseAddress, UInt32($0.count))
+                })
+            else {
                 noMbuf += 1
                 break
             }
@@ -122,8 +133,9 @@ func replay() {
     }
     let seconds = Double(clock.now() - start) / 1e9
     usleep(100_000)  // (the switch takes the last frames off the ring)
-    print("dist-wire: sent \(sent) frames in \(String(format: "%.3f", seconds)) s (\(Int(Double(sent) / max(seconds, 1e-9))) pps; " +
-          "ring full \(retries) times, no mbuf \(noMbuf) times)")
+    print(
+        "dist-wire: sent \(sent) frames in \(String(format: "%.3f", seconds)) s (\(Int(Double(sent) / max(seconds, 1e-9))) pps; "
+            + "ring full \(retries) times, no mbuf \(noMbuf) times)")
 }
 
 // MARK: - record

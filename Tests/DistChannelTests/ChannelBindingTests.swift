@@ -5,12 +5,16 @@ import Testing
 /// A channel's frames authenticate only for their own Move, direction and pair of instances:
 /// recorded, reflected and replayed frames deliver nothing and are counted.
 @Suite struct ChannelBindingTests {
-    static let a: UInt64 = 0xC612_0001 << 16 | 7400, b: UInt64 = 0xC612_0002 << 16 | 7400, c: UInt64 = 0xC612_0003 << 16 | 7400
+    static let a: UInt64 = 0xC612_0001 << 16 | 7400, b: UInt64 = 0xC612_0002 << 16 | 7400,
+        c: UInt64 = 0xC612_0003 << 16 | 7400
 
     /// A source (A to B) and its destination for Move 9 under `nonce`.
     static func pair(nonce: UInt64) -> (ChannelEndpoint, ChannelEndpoint) {
         let binding = ChannelFrame.Binding(nonce: nonce, sender: a, receiver: b)
-        return (ChannelEndpoint(moveID: 9, key: key, binding: binding), ChannelEndpoint(moveID: 9, key: key, binding: binding.reversed))
+        return (
+            ChannelEndpoint(moveID: 9, key: key, binding: binding),
+            ChannelEndpoint(moveID: 9, key: key, binding: binding.reversed)
+        )
     }
 
     /// What A sends of three messages (nothing acknowledged).
@@ -34,7 +38,8 @@ import Testing
         let frames = Self.recorded(from: source)
         for f in frames { #expect(source.receive(f, now: 2_000).isEmpty) }
         #expect(source.counters.rejected == 3 && source.counters.framesReceived == 0)
-        let third = ChannelEndpoint(moveID: 9, key: key, binding: ChannelFrame.Binding(nonce: 5, sender: Self.c, receiver: Self.a))
+        let third = ChannelEndpoint(
+            moveID: 9, key: key, binding: ChannelFrame.Binding(nonce: 5, sender: Self.c, receiver: Self.a))
         for f in frames { #expect(third.receive(f, now: 2_000).isEmpty) }
         #expect(third.counters.rejected == 3)
         // The right receiver takes them.

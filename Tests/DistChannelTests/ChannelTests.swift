@@ -7,7 +7,8 @@ var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 7, count: 32)) }
 
 @Suite struct ChannelFrameTests {
     @Test func aFrameRoundTripsAndItsTagCoversEveryByte() throws {
-        let f = ChannelFrame(kind: .state, moveID: 0x0102_0304_0506_0708, sequence: 9, ack: 4, sack: 0b101, payload: Array(0..<200))
+        let f = ChannelFrame(
+            kind: .state, moveID: 0x0102_0304_0506_0708, sequence: 9, ack: 4, sack: 0b101, payload: Array(0..<200))
         let bytes = f.encoded(key: key)
         #expect(bytes.count == ChannelFrame.overhead + 200)
         #expect(try ChannelFrame.decode(bytes, key: key) == f)
@@ -19,7 +20,9 @@ var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 7, count: 32)) }
         #expect(throws: ChannelFrame.DecodeError.badTag) {
             try ChannelFrame.decode(bytes, key: SymmetricKey(data: [UInt8](repeating: 8, count: 32)))
         }
-        #expect(throws: ChannelFrame.DecodeError.truncated(10)) { try ChannelFrame.decode(Array(bytes.prefix(10)), key: key) }
+        #expect(throws: ChannelFrame.DecodeError.truncated(10)) {
+            try ChannelFrame.decode(Array(bytes.prefix(10)), key: key)
+        }
         #expect(throws: ChannelFrame.DecodeError.self) { try ChannelFrame.decode(Array(bytes.dropLast()), key: key) }
     }
 
@@ -27,11 +30,13 @@ var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 7, count: 32)) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dist-key-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("key").path
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 1, count: 32), attributes: [.posixPermissions: 0o644])
+        FileManager.default.createFile(
+            atPath: path, contents: Data(repeating: 1, count: 32), attributes: [.posixPermissions: 0o644])
         #expect(throws: ChannelKey.Problem.self) { try ChannelKey.load(path: path) }
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         _ = try ChannelKey.load(path: path)
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 1, count: 16), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: path, contents: Data(repeating: 1, count: 16), attributes: [.posixPermissions: 0o600])
         #expect(throws: ChannelKey.Problem.self) { try ChannelKey.load(path: path) }
         #expect(throws: ChannelKey.Problem.self) { try ChannelKey.load(path: dir.appendingPathComponent("none").path) }
     }
@@ -55,7 +60,9 @@ struct Link {
     init(seed: UInt64) { state = seed | 1 }
 
     mutating func random() -> Double {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
         return Double(state % 1_000_000) / 1_000_000
     }
 
@@ -65,7 +72,10 @@ struct Link {
             var leaves = now
             if rate > 0 {
                 let queued = linkFree > now ? Int(Double(linkFree - now) * rate) : 0
-                guard queued + f.count <= queueLimit else { overflowed += 1; continue }
+                guard queued + f.count <= queueLimit else {
+                    overflowed += 1
+                    continue
+                }
                 mostQueued = max(mostQueued, queued + f.count)
                 linkFree = max(linkFree, now) + UInt64(Double(f.count) / rate)
                 leaves = linkFree
@@ -87,14 +97,18 @@ struct Link {
 @Suite struct ChannelEndpointTests {
     /// Runs a move's messages from a to b over the links until both ends are idle, one gives
     /// up, or `limit` ns pass. Returns what b delivered, in order.
-    static func run(_ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
-                    a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000) -> [[UInt8]] {
+    static func run(
+        _ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
+        a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000
+    ) -> [[UInt8]] {
         var end: UInt64 = 0
         return run(messages, ab: &ab, ba: &ba, limit: limit, a: a, b: b, tick: tick, end: &end)
     }
 
-    static func run(_ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
-                    a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000, end: inout UInt64) -> [[UInt8]] {
+    static func run(
+        _ messages: [[UInt8]], ab: inout Link, ba: inout Link, limit: UInt64 = 30_000_000_000,
+        a: ChannelEndpoint, b: ChannelEndpoint, tick: UInt64 = 100_000, end: inout UInt64
+    ) -> [[UInt8]] {
         for m in messages { a.send(.state, m) }
         var delivered: [[UInt8]] = []
         var now: UInt64 = 0
@@ -125,10 +139,12 @@ struct Link {
     ])
     func everythingArrivesOnceInOrder(drop: Double, duplicate: Double, reorder: Double, corrupt: Double) {
         for seed in [UInt64(1), 99, 12345] {
-            var ab = Link(seed: seed), ba = Link(seed: seed &* 7)
+            var ab = Link(seed: seed)
+            var ba = Link(seed: seed &* 7)
             (ab.drop, ab.duplicate, ab.reorder, ab.corrupt) = (drop, duplicate, reorder, corrupt)
             (ba.drop, ba.duplicate, ba.reorder, ba.corrupt) = (drop, duplicate, reorder, corrupt)
-            let a = ChannelEndpoint(moveID: 5, key: key), b = ChannelEndpoint(moveID: 5, key: key)
+            let a = ChannelEndpoint(moveID: 5, key: key)
+            let b = ChannelEndpoint(moveID: 5, key: key)
             let sent = Self.messages(2000, seed: seed)
             let got = Self.run(sent, ab: &ab, ba: &ba, a: a, b: b)
             #expect(a.state == .open && b.state == .open)
@@ -141,17 +157,23 @@ struct Link {
     }
 
     @Test func aDeadLinkAbortsWithAReason() {
-        var ab = Link(seed: 3), ba = Link(seed: 4)
+        var ab = Link(seed: 3)
+        var ba = Link(seed: 4)
         ab.alive = false
-        let a = ChannelEndpoint(moveID: 1, key: key), b = ChannelEndpoint(moveID: 1, key: key)
+        let a = ChannelEndpoint(moveID: 1, key: key)
+        let b = ChannelEndpoint(moveID: 1, key: key)
         let got = Self.run(Self.messages(50, seed: 3), ab: &ab, ba: &ba, a: a, b: b)
         #expect(got.isEmpty)
-        guard case .aborted(let why) = a.state else { Issue.record("not aborted"); return }
+        guard case .aborted(let why) = a.state else {
+            Issue.record("not aborted")
+            return
+        }
         #expect(why.contains("retransmissions"))
     }
 
     @Test func replayedAndForeignFramesAreCountedNotDelivered() {
-        let a = ChannelEndpoint(moveID: 1, key: key), b = ChannelEndpoint(moveID: 1, key: key)
+        let a = ChannelEndpoint(moveID: 1, key: key)
+        let b = ChannelEndpoint(moveID: 1, key: key)
         a.send(.packets, [1, 2, 3])
         let frames = a.poll(now: 0)
         #expect(b.receive(frames[0], now: 1).map { $0.payload } == [[1, 2, 3]])
@@ -177,12 +199,14 @@ struct Link {
     }
 
     @Test func anAbortReachesThePeer() {
-        let a = ChannelEndpoint(moveID: 1, key: key), b = ChannelEndpoint(moveID: 1, key: key)
+        let a = ChannelEndpoint(moveID: 1, key: key)
+        let b = ChannelEndpoint(moveID: 1, key: key)
         let frame = a.abort("state table full", now: 0)
         _ = b.receive(frame, now: 1)
         #expect(b.state == .aborted("the peer gave up: state table full"))
         // Even when what came before it never arrived.
-        let c = ChannelEndpoint(moveID: 2, key: key), d = ChannelEndpoint(moveID: 2, key: key)
+        let c = ChannelEndpoint(moveID: 2, key: key)
+        let d = ChannelEndpoint(moveID: 2, key: key)
         for i in 0..<5 { c.send(.state, [UInt8(i)]) }
         _ = c.poll(now: 0)  // lost on the way
         _ = d.receive(c.abort("the destination stopped answering", now: 1), now: 2)
@@ -194,19 +218,24 @@ struct Link {
     /// queue, so it neither overflows it nor times out, and still keeps the link busy.
     @Test(arguments: [false, true])
     func theChannelTakesWhatABottleneckGives(pacing: Bool) {
-        var ab = Link(seed: 21), ba = Link(seed: 22)
+        var ab = Link(seed: 21)
+        var ba = Link(seed: 22)
         (ab.rate, ab.queueLimit, ab.delay, ba.delay) = (12.5e6 / 1e9, 64_000, 1_000_000, 1_000_000)
         var config = ChannelEndpoint.Config()
         config.pacing = pacing
-        let a = ChannelEndpoint(moveID: 3, key: key, config: config), b = ChannelEndpoint(moveID: 3, key: key, config: config)
-        let sent = (0..<400).map { i in [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: UInt8(i % 251), count: 8_000) }
+        let a = ChannelEndpoint(moveID: 3, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 3, key: key, config: config)
+        let sent = (0..<400).map { i in
+            [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: UInt8(i % 251), count: 8_000)
+        }
         var end: UInt64 = 0
         let got = Self.run(sent, ab: &ab, ba: &ba, a: a, b: b, tick: 20_000, end: &end)
         #expect(got == sent)
         // Slow start overshoots the queue once, at most: a few frames go again, none times out.
         #expect(ab.overflowed <= 8, "the queue overflowed \(ab.overflowed) times")
-        #expect(a.counters.retransmissions <= 10 && a.counters.timeouts == 0,
-                "\(a.counters.retransmissions) retransmissions, \(a.counters.timeouts) timeouts")
+        #expect(
+            a.counters.retransmissions <= 10 && a.counters.timeouts == 0,
+            "\(a.counters.retransmissions) retransmissions, \(a.counters.timeouts) timeouts")
         // 3.2 MB at 12.5 MB/s is 257 ms on the wire: the channel keeps the link busy.
         #expect(end < 400_000_000, "took \(end / 1_000_000) ms")
     }
@@ -215,9 +244,11 @@ struct Link {
     /// what the channel keeps queued at the bottleneck stays near the path's bandwidth-delay
     /// product, not its window (256 frames, 2.3 MB).
     @Test func theChannelKeepsTheBottlenecksQueueShort() {
-        var ab = Link(seed: 31), ba = Link(seed: 32)
+        var ab = Link(seed: 31)
+        var ba = Link(seed: 32)
         (ab.rate, ab.delay, ba.delay) = (12.5e6 / 1e9, 1_000_000, 1_000_000)
-        let a = ChannelEndpoint(moveID: 4, key: key), b = ChannelEndpoint(moveID: 4, key: key)
+        let a = ChannelEndpoint(moveID: 4, key: key)
+        let b = ChannelEndpoint(moveID: 4, key: key)
         let sent = (0..<300).map { i in [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 8_000) }
         let got = Self.run(sent, ab: &ab, ba: &ba, a: a, b: b, tick: 20_000)
         #expect(got == sent)
@@ -233,7 +264,8 @@ struct Link {
     func lossShrinksTheWindow(queueing: Bool) {
         var config = ChannelEndpoint.Config()
         config.tailLossProbes = false  // (the timer alone: probes have their own test)
-        let a = ChannelEndpoint(moveID: 9, key: key, config: config), b = ChannelEndpoint(moveID: 9, key: key)
+        let a = ChannelEndpoint(moveID: 9, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 9, key: key)
         // A first exchange: the path's round trip is 4 ms.
         a.send(.state, [1])
         for f in a.poll(now: 0) { _ = b.receive(f, now: 2_000_000) }
@@ -247,7 +279,9 @@ struct Link {
         }
         #expect(frames.count == 8)
         let before = a.congestionWindow
-        var again: [[UInt8]] = [], now: UInt64 = 0, resentAt: UInt64 = 0
+        var again: [[UInt8]] = []
+        var now: UInt64 = 0
+        var resentAt: UInt64 = 0
         for (i, f) in frames.enumerated().dropFirst() {
             let sent = 5_000_000 + UInt64(i - 1) * 500_000
             _ = b.receive(f, now: sent + 1_000_000)
@@ -259,7 +293,9 @@ struct Link {
         }
         #expect(a.counters.fastRecoveries == 1 && a.counters.randomLosses == (queueing ? 0 : 1))
         if queueing {
-            #expect(a.congestionWindow < before / 2 + 1 && a.congestionWindow >= Double(a.config.minimumCongestionWindow * 2))
+            #expect(
+                a.congestionWindow < before / 2 + 1
+                    && a.congestionWindow >= Double(a.config.minimumCongestionWindow * 2))
         } else {
             #expect(a.congestionWindow >= before * 0.8 && a.congestionWindow < before * 1.5)
         }
@@ -278,7 +314,9 @@ struct Link {
             }
         }
         #expect(a.counters.timeouts == 2 && sends.count == 2)
-        #expect(sends[0] >= resentAt + rto && sends[0] < resentAt + rto + 20_000, "timeout at \(sends[0] - resentAt) ns, rto \(rto)")
+        #expect(
+            sends[0] >= resentAt + rto && sends[0] < resentAt + rto + 20_000,
+            "timeout at \(sends[0] - resentAt) ns, rto \(rto)")
         // The next timeout comes after twice the time.
         #expect(sends[1] >= sends[0] + 2 * rto && sends[1] < sends[0] + 2 * rto + 20_000)
         #expect(a.congestionWindow == Double(a.config.minimumCongestionWindow))
@@ -296,12 +334,16 @@ struct Link {
     func aLostTailIsProbedBeforeTheTimerRunsOut(probes: Bool) {
         var config = ChannelEndpoint.Config()
         config.tailLossProbes = probes
-        let a = ChannelEndpoint(moveID: 14, key: key, config: config), b = ChannelEndpoint(moveID: 14, key: key)
+        let a = ChannelEndpoint(moveID: 14, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 14, key: key)
         // Round trip 4 ms; five frames, the fourth and fifth lost.
         for i in 0..<5 { a.send(.state, [UInt8](repeating: UInt8(i), count: 1_000)) }
         var frames: [[UInt8]] = []
         var t: UInt64 = 0
-        while frames.count < 5 { frames += a.poll(now: t); t += 100_000 }
+        while frames.count < 5 {
+            frames += a.poll(now: t)
+            t += 100_000
+        }
         for f in frames.prefix(3) {
             _ = b.receive(f, now: 2_000_000)
             for ack in b.poll(now: 2_000_000) { _ = a.receive(ack, now: 4_000_000) }
@@ -315,7 +357,10 @@ struct Link {
             let out = a.poll(now: now)
             if !out.isEmpty { first = (now, out) }
         }
-        guard let (at, out) = first else { Issue.record("nothing went again"); return }
+        guard let (at, out) = first else {
+            Issue.record("nothing went again")
+            return
+        }
         let decoded = out.compactMap { try? ChannelFrame.decode($0, key: key) }
         if probes {
             // The probe: the last frame, two round trips (8 ms) after the last ack; the window as it was.
@@ -340,7 +385,8 @@ struct Link {
     @Test func anAckTooSoonForTheCopyDoesNotMakeTheOthersLost() {
         var config = ChannelEndpoint.Config()
         config.tailLossProbes = false
-        let a = ChannelEndpoint(moveID: 15, key: key, config: config), b = ChannelEndpoint(moveID: 15, key: key)
+        let a = ChannelEndpoint(moveID: 15, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 15, key: key)
         // The path's round trip is 4 ms.
         a.send(.state, [1])
         for f in a.poll(now: 0) { _ = b.receive(f, now: 2_000_000) }
@@ -349,7 +395,10 @@ struct Link {
         for i in 0..<5 { a.send(.state, [UInt8](repeating: UInt8(i), count: 1_000)) }
         var frames: [[UInt8]] = []
         var t: UInt64 = 10_000_000
-        while frames.count < 5 { frames += a.poll(now: t); t += 10_000 }
+        while frames.count < 5 {
+            frames += a.poll(now: t)
+            t += 10_000
+        }
         var acks: [[UInt8]] = []
         for f in frames {
             _ = b.receive(f, now: 12_000_000)
@@ -372,7 +421,8 @@ struct Link {
     /// A first round trip of 29 ms (the switch's slow path for a new flow, as on the test bed)
     /// is not taken for a loss: the timer before any round trip is measured is 100 ms.
     @Test func aSlowFirstRoundTripIsNotALoss() {
-        let a = ChannelEndpoint(moveID: 16, key: key), b = ChannelEndpoint(moveID: 16, key: key)
+        let a = ChannelEndpoint(moveID: 16, key: key)
+        let b = ChannelEndpoint(moveID: 16, key: key)
         for i in 0..<4 { a.send(.state, [UInt8](repeating: UInt8(i), count: 1_000)) }
         let frames = a.poll(now: 0)
         #expect(frames.count == 4)
@@ -411,7 +461,8 @@ struct Link {
     func aTimeoutThatWasNotALossIsUndone(ackAfterRetransmission: UInt64, spurious: Bool) {
         var config = ChannelEndpoint.Config()
         config.tailLossProbes = false  // (a probe would draw the stalled acks before the timer)
-        let a = ChannelEndpoint(moveID: 10, key: key, config: config), b = ChannelEndpoint(moveID: 10, key: key)
+        let a = ChannelEndpoint(moveID: 10, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 10, key: key)
         // A first exchange: the path's round trip is 2 ms.
         a.send(.state, [1])
         for f in a.poll(now: 0) { _ = b.receive(f, now: 1_000_000) }
@@ -453,11 +504,13 @@ struct Link {
     /// seconds: the channel goes on until it has resent the frame enough times, and gets it
     /// through.
     @Test func aSlowPathIsNotTakenForADeadPeer() throws {
-        var ab = Link(seed: 41), ba = Link(seed: 42)
+        var ab = Link(seed: 41)
+        var ba = Link(seed: 42)
         (ab.delay, ba.delay) = (150_000_000, 150_000_000)
         var config = ChannelEndpoint.Config()
         config.initialRTO = 1_000_000_000  // no timeout before the first round trip's sample
-        let a = ChannelEndpoint(moveID: 12, key: key, config: config), b = ChannelEndpoint(moveID: 12, key: key)
+        let a = ChannelEndpoint(moveID: 12, key: key, config: config)
+        let b = ChannelEndpoint(moveID: 12, key: key)
         let sent = Self.messages(2, seed: 12)
         var delivered: [[UInt8]] = []
         var lostCopies = 0
@@ -472,7 +525,9 @@ struct Link {
                 queuedRest = true
             }
             let out = a.poll(now: now).filter { bytes in
-                guard let f = try? ChannelFrame.decode(bytes, key: key), f.sequence == 2, lostCopies < 4 else { return true }
+                guard let f = try? ChannelFrame.decode(bytes, key: key), f.sequence == 2, lostCopies < 4 else {
+                    return true
+                }
                 lostCopies += 1
                 return false
             }

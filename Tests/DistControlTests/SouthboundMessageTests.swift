@@ -10,7 +10,8 @@ import Testing
     static let filter = try! FlowFilter(parsing: "nw_src=10.0.0.0/8,tp_dst=80")
 
     static var move: MoveRequest {
-        var m = MoveRequest(moveID: 77, filter: filter, guarantee: "op", destination: "198.18.100.2:7400@02:00:00:00:00:02#3902")
+        var m = MoveRequest(
+            moveID: 77, filter: filter, guarantee: "op", destination: "198.18.100.2:7400@02:00:00:00:00:02#3902")
         m.multiFlow = false
         m.allFlows = true
         m.lateLocking = true
@@ -24,7 +25,8 @@ import Testing
         .putPerFlow(chunks: ["AAEC", "AwQ="]), .putMultiFlow(chunks: []), .putAllFlows(chunks: ["AA=="]),
         .delPerFlow(filter: filter, hosts: true), .delMultiFlow(filter: filter), .delAllFlows,
         .enableEvents(filter: filter, action: .buffer, lateLocking: true), .disableEvents,
-        .flowGroups(filter: filter, length: 16), .info, .movePerFlow(move), .abortMove(moveID: 9, reason: "gone"), .moves,
+        .flowGroups(filter: filter, length: 16), .info, .movePerFlow(move), .abortMove(moveID: 9, reason: "gone"),
+        .moves,
     ]
 
     @Test func everyRequestDecodesToWhatWasEncoded() throws {
@@ -38,13 +40,18 @@ import Testing
     static let replies: [SouthboundReply] = [
         .state(.init(scope: .multiFlow, count: 2, last: false, serializeNanoseconds: 1234, chunks: ["AAEC", "AwQ="])),
         .ack(.init(count: 3, deserializeNanoseconds: 99, ibcToken: 0xFEED_0000_0000_0001)), .ack(.init(count: 1)),
-        .error(reason: "no such thing"), .info(.init(workers: 4, channel: "198.18.100.1:7400@02:00:00:00:00:01#3901", channelVersion: 6)),
+        .error(reason: "no such thing"),
+        .info(.init(workers: 4, channel: "198.18.100.1:7400@02:00:00:00:00:01#3901", channelVersion: 6)),
         .info(.init(workers: 1)), .flowGroups([.init(prefix: "10.1.0.0/16", flows: 3, packets: 5000)]),
-        .moves([.init(moveID: 5, role: "destination", phase: "receiving"),
-                .init(moveID: 8, role: "source", phase: "exporting", filter: "nw_src=10.0.0.0/8", guarantee: "lf",
-                      destination: "198.18.100.2:7400", ibcToken: 42)]),
+        .moves([
+            .init(moveID: 5, role: "destination", phase: "receiving"),
+            .init(
+                moveID: 8, role: "source", phase: "exporting", filter: "nw_src=10.0.0.0/8", guarantee: "lf",
+                destination: "198.18.100.2:7400", ibcToken: 42),
+        ]),
         .packetEvent(worker: 1, frame: [1, 2, 3, 255]),
-        .notice(MoveNoticeMessage(type: "moveComplete", moveID: 8, outcome: "aborted", reason: "why", counters: ["a": 1])),
+        .notice(
+            MoveNoticeMessage(type: "moveComplete", moveID: 8, outcome: "aborted", reason: "why", counters: ["a": 1])),
     ]
 
     @Test func everyReplyDecodesToWhatWasEncoded() throws {

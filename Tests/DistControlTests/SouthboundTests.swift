@@ -1,8 +1,8 @@
 import DistControl
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
-import DistPRADS
 import DistState
 import Foundation
 import Testing
@@ -19,15 +19,18 @@ import Testing
     static func pipeline(run frames: [PcapFile.Frame]) throws -> FastPath {
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
         stats.initialize(to: WorkerStats())
-        let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats,
-                            detector: Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads")))
+        let path = FastPath(
+            table: FlowTable(capacity: 1 << 14), stats: stats,
+            detector: Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads")))
         path.process(frames: frames)
         return path
     }
 
     static func request(_ service: SouthboundService, _ object: [String: Any]) throws -> [[String: Any]] {
         let body = try JSONSerialization.data(withJSONObject: object)
-        return try service.handle([UInt8](body)).map { try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any] }
+        return try service.handle([UInt8](body)).map {
+            try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any]
+        }
     }
 
     static func chunks(_ replies: [[String: Any]]) -> [String] {
@@ -53,12 +56,15 @@ import Testing
         #expect(destinationPath.table.count == moved.count)
         // What arrived equals what left, flow by flow.
         let back = Self.chunks(try Self.request(destination, ["type": "getPerFlow", "id": 3]))
-        let sortedOut = Set(moved), sortedBack = Set(back)
+        let sortedOut = Set(moved)
+        let sortedBack = Set(back)
         #expect(sortedOut == sortedBack)
 
         let deleted = try Self.request(source, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16"])
         #expect(deleted.first?["count"] as? Int == moved.count)
-        #expect(Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 5, "filter": "nw_src=192.168.0.0/16"])).isEmpty)
+        #expect(
+            Self.chunks(try Self.request(source, ["type": "getPerFlow", "id": 5, "filter": "nw_src=192.168.0.0/16"]))
+                .isEmpty)
     }
 
     /// DiST's Move: `info` tells the channel address, `movePerFlow` hands a checked order to the
@@ -68,13 +74,19 @@ import Testing
         let path = try Self.pipeline(run: Self.frames)
         let service = SouthboundService(store: PipelineStateStore(path))
         #expect(try Self.request(service, ["type": "info", "id": 1]).first?["channel"] == nil)
-        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 7, "filter": "nw_src=10.0.0.0/8",
-                                    "guarantee": "lf", "lateLocking": true, "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        let order: [String: Any] = [
+            "type": "movePerFlow", "id": 2, "moveID": 7, "filter": "nw_src=10.0.0.0/8",
+            "guarantee": "lf", "lateLocking": true, "dst": "198.18.100.2:7400@02:00:00:00:00:02",
+        ]
         #expect(try Self.request(service, order).first?["type"] as? String == "error")  // no channel here
         var started: [MoveRequest] = []
         service.channelAddress = "198.18.100.1:7400@02:00:00:00:00:01"
-        service.startMove = { started.append($0); return 0xD157 }
-        #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
+        service.startMove = {
+            started.append($0)
+            return 0xD157
+        }
+        #expect(
+            try Self.request(service, ["type": "info", "id": 3]).first?["channel"] as? String == service.channelAddress)
         service.channelVersion = 2
         #expect(try Self.request(service, ["type": "info", "id": 3]).first?["channelVersion"] as? Int == 2)
         let accepted = service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 })
@@ -84,12 +96,16 @@ import Testing
         #expect(ack?["type"] as? String == "ack" && ack?["ibcToken"] as? String == "000000000000d157")
         #expect(started.count == 1 && started[0].moveID == 7 && started[0].lateLocking && !started[0].earlyRelease)
         #expect(!started[0].allFlows && !started[0].redirectFirst)
-        #expect(started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow && started[0].multiFlow)
+        #expect(
+            started[0].filter == (try FlowFilter(parsing: "nw_src=10.0.0.0/8")) && started[0].perFlow
+                && started[0].multiFlow)
         // The same Move again, an unknown guarantee, a missing destination, an unknown scope: refused.
-        for bad: [String: Any] in [order, order.merging(["moveID": 8, "guarantee": "xp"]) { $1 },
-                                   order.merging(["moveID": 9, "dst": ""]) { $1 },
-                                   order.merging(["moveID": 10, "scopes": ["per", "everything"]]) { $1 },
-                                   order.merging(["moveID": 0]) { $1}] {
+        for bad: [String: Any] in [
+            order, order.merging(["moveID": 8, "guarantee": "xp"]) { $1 },
+            order.merging(["moveID": 9, "dst": ""]) { $1 },
+            order.merging(["moveID": 10, "scopes": ["per", "everything"]]) { $1 },
+            order.merging(["moveID": 0]) { $1 },
+        ] {
             #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
         }
         #expect(started.count == 1)
@@ -99,15 +115,20 @@ import Testing
         #expect(started.count == 2 && started[1].allFlows && !started[1].perFlow && started[1].redirectFirst)
         let opFirst = order.merging(["moveID": 12, "guarantee": "op", "redirectFirst": true]) { $1 }
         #expect(try Self.request(service, opFirst).first?["type"] as? String == "error")
-        let notice = service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: "completed"), last: true)
+        let notice = service.moveNotice(
+            MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: "completed"), last: true)
         #expect(notice?.client == 9)
         #expect(service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: ""), last: true) == nil)  // gone after the last
 
         let before = path.detector!.assets.count
-        let deleted = try Self.request(service, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16", "hosts": true])
+        let deleted = try Self.request(
+            service, ["type": "delPerFlow", "id": 4, "filter": "nw_src=192.168.0.0/16", "hosts": true])
         #expect((deleted.first?["count"] as? Int ?? 0) > 0)
         #expect(path.detector!.assets.count < before)
-        #expect(path.detector!.assets.keys.allSatisfy { !(try! FlowFilter(parsing: "nw_src=192.168.0.0/16")).matches(host: $0) })
+        #expect(
+            path.detector!.assets.keys.allSatisfy {
+                !(try! FlowFilter(parsing: "nw_src=192.168.0.0/16")).matches(host: $0)
+            })
     }
 
     /// `abortMove` hands the Move's id and the reason on; `movePerFlow` takes the source's
@@ -120,15 +141,22 @@ import Testing
         service.abortMove = { aborted.append(($0, $1)) }
         #expect(try Self.request(service, abort).first?["type"] as? String == "ack")
         #expect(aborted.count == 1 && aborted[0].0 == 7 && aborted[0].1 == "controller restarted")
-        for bad: [String: Any] in [abort.merging(["moveID": 0]) { $1 }, abort.merging(["moveID": "7"]) { $1 },
-                                   abort.merging(["reason": String(repeating: "x", count: 201)]) { $1 }] {
+        for bad: [String: Any] in [
+            abort.merging(["moveID": 0]) { $1 }, abort.merging(["moveID": "7"]) { $1 },
+            abort.merging(["reason": String(repeating: "x", count: 201)]) { $1 },
+        ] {
             #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
         }
         #expect(aborted.count == 1)
 
         var started: [MoveRequest] = []
-        service.startMove = { started.append($0); return 1 }
-        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        service.startMove = {
+            started.append($0)
+            return 1
+        }
+        let order: [String: Any] = [
+            "type": "movePerFlow", "id": 2, "moveID": 8, "dst": "198.18.100.2:7400@02:00:00:00:00:02",
+        ]
         #expect(try Self.request(service, order.merging(["patience": 0.5]) { $1 }).first?["type"] as? String == "ack")
         #expect(try Self.request(service, order.merging(["moveID": 9]) { $1 }).first?["type"] as? String == "ack")
         #expect(started.map(\.patience) == [0.5, nil])
@@ -136,7 +164,9 @@ import Testing
             let reply = try Self.request(service, order.merging(["moveID": 10, "patience": bad]) { $1 })
             #expect(reply.first?["type"] as? String == "error", "\(bad)")
         }
-        #expect(try Self.request(service, order.merging(["moveID": 10, "patience": "2"]) { $1 }).first?["type"] as? String == "error")
+        #expect(
+            try Self.request(service, order.merging(["moveID": 10, "patience": "2"]) { $1 }).first?["type"] as? String
+                == "error")
     }
 
     /// `moves` lists the Moves under way here, with the phase their notices said: what a
@@ -144,8 +174,10 @@ import Testing
     @Test func movesUnderWayAreListedWithTheirPhase() throws {
         let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
         service.startMove = { _ in 0xFEED_0000_0000_0001 }
-        let order: [String: Any] = ["type": "movePerFlow", "id": 2, "moveID": 8, "filter": "nw_src=10.0.0.0/8", "guarantee": "op",
-                                    "dst": "198.18.100.2:7400@02:00:00:00:00:02"]
+        let order: [String: Any] = [
+            "type": "movePerFlow", "id": 2, "moveID": 8, "filter": "nw_src=10.0.0.0/8", "guarantee": "op",
+            "dst": "198.18.100.2:7400@02:00:00:00:00:02",
+        ]
         #expect(service.handle(client: 9, try JSONSerialization.data(withJSONObject: order).map { $0 }).count == 1)
         service.incomingMove(5, started: true)
         func listed() throws -> [[String: Any]] {
@@ -199,9 +231,12 @@ import Testing
     @Test func multiFlowAndAllFlowsStateMoveToo() throws {
         let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Self.frames)))
         let destination = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
-        let assets = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=10.0.0.0/8"]))
+        let assets = Self.chunks(
+            try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=10.0.0.0/8"]))
         #expect(assets.count > 10)
-        #expect(try Self.request(destination, ["type": "putMultiFlow", "id": 2, "chunks": assets]).first?["count"] as? Int == assets.count)
+        #expect(
+            try Self.request(destination, ["type": "putMultiFlow", "id": 2, "chunks": assets]).first?["count"] as? Int
+                == assets.count)
         #expect(Set(Self.chunks(try Self.request(destination, ["type": "getMultiFlow", "id": 3]))) == Set(assets))
 
         let counters = Self.chunks(try Self.request(source, ["type": "getAllFlows", "id": 4]))
@@ -227,13 +262,21 @@ import Testing
     @Test func peersOfMovedFlowsComeWithTheirHosts() throws {
         let path = try Self.pipeline(run: Self.frames)
         let source = SouthboundService(store: PipelineStateStore(path))
-        let own = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=192.168.0.0/16"]))
-        let withPeers = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 2, "filter": "nw_src=192.168.0.0/16",
-                                                               "peers": true]))
+        let own = Self.chunks(
+            try Self.request(source, ["type": "getMultiFlow", "id": 1, "filter": "nw_src=192.168.0.0/16"]))
+        let withPeers = Self.chunks(
+            try Self.request(
+                source,
+                [
+                    "type": "getMultiFlow", "id": 2, "filter": "nw_src=192.168.0.0/16",
+                    "peers": true,
+                ]))
         #expect(Set(own).isSubset(of: Set(withPeers)) && withPeers.count > own.count)
         let prefix = IPPrefix("192.168.0.0/16")!
         let outside = withPeers.compactMap { text -> IPAddress? in
-            guard case .multiFlow(let a)? = try? StateCodec.decode([UInt8](Data(base64Encoded: text)!)) else { return nil }
+            guard case .multiFlow(let a)? = try? StateCodec.decode([UInt8](Data(base64Encoded: text)!)) else {
+                return nil
+            }
             return prefix.contains(a.address) ? nil : a.address
         }
         // Every outside host has a flow with an inside host.
@@ -282,26 +325,40 @@ import Testing
     }
 
     @Test func badRequestsGetAnErrorAndChangeNothing() throws {
-        let source = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: Array(Self.frames.prefix(3000)))))
+        let source = SouthboundService(
+            store: PipelineStateStore(try Self.pipeline(run: Array(Self.frames.prefix(3000)))))
         let destinationPath = try Self.pipeline(run: [])
         let destination = SouthboundService(store: PipelineStateStore(destinationPath))
         #expect(source.handle(Array("not json".utf8)).count == 1)
-        let garbage = try JSONSerialization.jsonObject(with: Data(source.handle(Array("not json".utf8))[0])) as! [String: Any]
+        let garbage =
+            try JSONSerialization.jsonObject(with: Data(source.handle(Array("not json".utf8))[0])) as! [String: Any]
         #expect(garbage["type"] as? String == "error")
-        #expect(try Self.request(source, ["type": "fly", "id": 9]).first?["reason"] as? String == "unknown request type 'fly'")
-        #expect(try Self.request(source, ["type": "getPerFlow", "id": 9, "filter": "nw_src=nonsense"]).first?["type"] as? String == "error")
+        #expect(
+            try Self.request(source, ["type": "fly", "id": 9]).first?["reason"] as? String
+                == "unknown request type 'fly'")
+        #expect(
+            try Self.request(source, ["type": "getPerFlow", "id": 9, "filter": "nw_src=nonsense"]).first?["type"]
+                as? String == "error")
         // A split Move's parts.
-        let groups = try Self.request(source, ["type": "flowGroups", "id": 9, "filter": "nw_src=192.168.0.0/16", "length": 24])
+        let groups = try Self.request(
+            source, ["type": "flowGroups", "id": 9, "filter": "nw_src=192.168.0.0/16", "length": 24])
         let listed = groups.first?["groups"] as? [[String: Any]] ?? []
-        #expect(!listed.isEmpty && listed.allSatisfy { ($0["prefix"] as? String)?.hasSuffix("/24") == true && ($0["flows"] as? Int ?? 0) > 0 })
-        for bad: [String: Any] in [["filter": "*", "length": 24], ["filter": "nw_src=192.168.0.0/16", "length": 40],
-                                   ["filter": "nw_src=192.168.0.0/16,nw_proto=6", "length": 24], ["filter": "nw_src=192.168.0.0/16"]] {
+        #expect(
+            !listed.isEmpty
+                && listed.allSatisfy {
+                    ($0["prefix"] as? String)?.hasSuffix("/24") == true && ($0["flows"] as? Int ?? 0) > 0
+                })
+        for bad: [String: Any] in [
+            ["filter": "*", "length": 24], ["filter": "nw_src=192.168.0.0/16", "length": 40],
+            ["filter": "nw_src=192.168.0.0/16,nw_proto=6", "length": 24], ["filter": "nw_src=192.168.0.0/16"],
+        ] {
             let reply = try Self.request(source, bad.merging(["type": "flowGroups", "id": 9]) { $1 })
             #expect(reply.first?["type"] as? String == "error", "\(bad)")
         }
         // The actions of DiST's own Move are not the controller's to set.
         for action in ["redirect", "hold", "gate", "discard", "nonsense"] {
-            let reply = try Self.request(source, ["type": "enableEvents", "id": 9, "filter": "nw_src=10.0.0.0/8", "action": action])
+            let reply = try Self.request(
+                source, ["type": "enableEvents", "id": 9, "filter": "nw_src=10.0.0.0/8", "action": action])
             #expect(reply.first?["reason"] as? String == "\"action\" must be drop, buffer or process", "\(action)")
         }
 
@@ -316,7 +373,9 @@ import Testing
         #expect(destinationPath.table.count == 0)
         // Multi-flow state offered as per-flow state is refused.
         let assets = Self.chunks(try Self.request(source, ["type": "getMultiFlow", "id": 3]))
-        #expect(try Self.request(destination, ["type": "putPerFlow", "id": 4, "chunks": assets]).first?["type"] as? String == "error")
+        #expect(
+            try Self.request(destination, ["type": "putPerFlow", "id": 4, "chunks": assets]).first?["type"] as? String
+                == "error")
         #expect(destinationPath.table.count == 0)
     }
 
@@ -336,7 +395,10 @@ import Testing
         let a = SouthboundFraming.frame(Array("{\"type\":\"getAllFlows\"}".utf8))
         let b = SouthboundFraming.frame([1, 2, 3])
         let stream = a + b
-        guard case .frame(let first, let size) = SouthboundFraming.next(in: stream[...]) else { Issue.record("no frame"); return }
+        guard case .frame(let first, let size) = SouthboundFraming.next(in: stream[...]) else {
+            Issue.record("no frame")
+            return
+        }
         #expect(String(decoding: first, as: UTF8.self) == "{\"type\":\"getAllFlows\"}")
         #expect(SouthboundFraming.next(in: stream[size...]) == .frame(body: [1, 2, 3], size: 7))
         #expect(SouthboundFraming.next(in: stream[0..<3]) == .needMore)

@@ -1,11 +1,11 @@
-import DistServer
 import DistController
+import DistServer
 import Foundation
 import NIOSSL
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Who may talk to the controller: its northbound socket is its own user's (or root's), and
@@ -27,7 +27,9 @@ import Glibc
         let process = Process()
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "/usr/bin/python3", "-c", script, path]
+            process.arguments = [
+                "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "/usr/bin/python3", "-c", script, path,
+            ]
         } else {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             process.arguments = ["-c", script, path]
@@ -46,8 +48,9 @@ import Glibc
             return
         }
         let path = "/tmp/dist-northbound-test-\(getpid()).sock"
-        var config = ControllerConfig(vnfs: [ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)],
-                                      openflowPort: 0, northboundPath: path)
+        var config = ControllerConfig(
+            vnfs: [ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)],
+            openflowPort: 0, northboundPath: path)
         config.requestTimeout = 1
         let controller = try Controller(config: config, log: { _ in })
         _ = try controller.start()
@@ -143,13 +146,17 @@ import Glibc
     @Test func onlyTheConfiguredSwitchTakesTheOpenFlowConnection() throws {
         let dir = "/tmp/dist-of-tls-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let make = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/make-certs.sh").path
+        let make = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../deploy/make-certs.sh"
+        ).path
         let p = try Process.run(URL(fileURLWithPath: make), arguments: [dir, "controller", "switch", "imposter"])
         p.waitUntilExit()
-        let files = ControlTLS.Files(certificate: dir + "/controller.pem", key: dir + "/controller.key", ca: dir + "/ca.pem")
+        let files = ControlTLS.Files(
+            certificate: dir + "/controller.pem", key: dir + "/controller.key", ca: dir + "/ca.pem")
         let path = dir + "/controller.sock"
-        var config = ControllerConfig(vnfs: [ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)],
-                                      openflowPort: 0, northboundPath: path)
+        var config = ControllerConfig(
+            vnfs: [ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)],
+            openflowPort: 0, northboundPath: path)
         config.openflowTLS = try ControlTLS.server(files)
         config.switchCertificate = try NIOSSLCertificate(file: dir + "/switch.pem", format: .pem)
         let controller = try Controller(config: config, log: { _ in })

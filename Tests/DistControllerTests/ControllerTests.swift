@@ -1,10 +1,11 @@
 import DistControl
-@testable import DistController
 import DistFlow
 import DistOpenFlow
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import DistController
 
 @Suite struct ControllerConfigTests {
     @Test func aVNFIsNameAddressAndSwitchPort() throws {
@@ -12,7 +13,10 @@ import Testing
         #expect(v == ControllerConfig.VNF(name: "vnf1", host: "198.19.1.2", port: 7001, switchPort: 11))
         let v6 = try ControllerConfig.VNF(parsing: "b=[2001:db8::1]:7002@12")
         #expect(v6.host == "2001:db8::1" && v6.port == 7002)
-        for bad in ["vnf1", "vnf1=host@11", "=1.2.3.4:7001@11", "a=1.2.3.4:0@11", "a=1.2.3.4:7001@x", "a=1.2.3.4:70000@1", "a=:7001@3"] {
+        for bad in [
+            "vnf1", "vnf1=host@11", "=1.2.3.4:7001@11", "a=1.2.3.4:0@11", "a=1.2.3.4:7001@x", "a=1.2.3.4:70000@1",
+            "a=:7001@3",
+        ] {
             #expect(throws: ControllerError.self, "\(bad)") { try ControllerConfig.VNF(parsing: bad) }
         }
     }
@@ -23,7 +27,8 @@ import Testing
             try Controller(config: ControllerConfig(vnfs: [a, a], northboundPath: "/tmp/x"), log: { _ in })
         }
         #expect(throws: ControllerError.self) {
-            try Controller(config: ControllerConfig(vnfs: [a], northboundPath: "/tmp/x", defaultVNF: "b"), log: { _ in })
+            try Controller(
+                config: ControllerConfig(vnfs: [a], northboundPath: "/tmp/x", defaultVNF: "b"), log: { _ in })
         }
     }
 }
@@ -35,7 +40,8 @@ import Testing
         var stream: [UInt8] = []
         for b in bodies { stream += [0, 0, UInt8(b.count >> 8), UInt8(b.count & 0xFF)] + b }
         // Fed a byte or a few at a time.
-        var at = 0, step = 1
+        var at = 0
+        var step = 1
         while at < stream.count {
             let end = min(stream.count, at + step)
             try channel.writeInbound(ByteBuffer(bytes: stream[at..<end]))
@@ -53,7 +59,9 @@ import Testing
 
     @Test func openFlowMessagesAreCutAtTheirLength() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(OpenFlowDecoder()))
-        let messages: [OFMessage] = [.hello(xid: 1, body: []), .echoRequest(xid: 2, data: [1, 2, 3]), .barrierReply(xid: 3)]
+        let messages: [OFMessage] = [
+            .hello(xid: 1, body: []), .echoRequest(xid: 2, data: [1, 2, 3]), .barrierReply(xid: 3),
+        ]
         let bytes = messages.flatMap { $0.encoded() }
         try channel.writeInbound(ByteBuffer(bytes: bytes[0..<5]))
         #expect(try channel.readInbound(as: OFMessage.self) == nil)
@@ -88,14 +96,22 @@ import Testing
     @Test func partsGoFewestStatesOrMostPacketsFirst() throws {
         let filter = try FlowFilter(parsing: "nw_src=10.0.0.0/8")
         let byState = try SplitMove.order(Self.groups, of: filter, by: .state)
-        #expect(byState.map { "\($0.filter)" } == ["nw_src=10.1.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16", "nw_src=10.0.0.0/16"])
+        #expect(
+            byState.map { "\($0.filter)" } == [
+                "nw_src=10.1.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16", "nw_src=10.0.0.0/16",
+            ])
         let byTraffic = try SplitMove.order(Self.groups, of: filter, by: .traffic)
-        #expect(byTraffic.map { "\($0.filter)" } == ["nw_src=10.1.0.0/16", "nw_src=10.0.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16"])
+        #expect(
+            byTraffic.map { "\($0.filter)" } == [
+                "nw_src=10.1.0.0/16", "nw_src=10.0.0.0/16", "nw_src=10.2.0.0/16", "nw_src=10.9.0.0/16",
+            ])
         // A destination prefix stays a destination prefix.
         let dst = try SplitMove.order([Self.groups[0]], of: FlowFilter(parsing: "nw_dst=10.0.0.0/8"), by: .state)
         #expect("\(dst[0].filter)" == "nw_dst=10.0.0.0/16")
-        for bad in [SouthboundReply.FlowGroup(prefix: "10.0.0.300/16", flows: 1, packets: 1),
-                    .init(prefix: "10.0.0.0/16", flows: -1, packets: 1), .init(prefix: "", flows: 1, packets: 1)] {
+        for bad in [
+            SouthboundReply.FlowGroup(prefix: "10.0.0.300/16", flows: 1, packets: 1),
+            .init(prefix: "10.0.0.0/16", flows: -1, packets: 1), .init(prefix: "", flows: 1, packets: 1),
+        ] {
             #expect(throws: ControllerError.self) { try SplitMove.order([bad], of: filter, by: .state) }
         }
     }

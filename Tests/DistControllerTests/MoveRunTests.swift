@@ -1,6 +1,5 @@
 import DistChannel
 import DistControl
-@testable import DistController
 import DistFlow
 import DistLoopback
 import DistMove
@@ -11,6 +10,8 @@ import DistTransfer
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import DistController
 
 /// A VNF in the test's own thread: the real southbound service (``SouthboundService``) over a
 /// real instance's workers and Move engine (``MoveInstance``), behind the controller's
@@ -41,14 +42,16 @@ final class LoopbackVNF: MoveVNF {
         self.loop = loop
         let instance = MoveInstance(workers: 1, address: address)
         self.instance = instance
-        let store = PipelineStateStore(workers: instance.workerCount, perform: { request, w in instance.ask(request, worker: w) },
-                                       totals: { InstanceCounters() })
+        let store = PipelineStateStore(
+            workers: instance.workerCount, perform: { request, w in instance.ask(request, worker: w) },
+            totals: { InstanceCounters() })
         service = SouthboundService(store: store)
         service.channelAddress = instance.address.description
         service.channelVersion = Int(ChannelFrame.version)
         service.startMove = { request in
             guard let dst = ChannelAddress(request.destination) else { throw SouthboundError("bad dst") }
-            var order = MoveOrder(moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
+            var order = MoveOrder(
+                moveID: request.moveID, filter: request.filter, guarantee: request.guarantee, destination: dst)
             order.perFlow = request.perFlow
             order.multiFlow = request.multiFlow
             order.lateLocking = request.lateLocking
@@ -60,7 +63,9 @@ final class LoopbackVNF: MoveVNF {
         service.abortMove = { id, reason in _ = instance.engine.abort(moveID: id, reason: reason, now: instance.clock) }
     }
 
-    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<Void> {
+    func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
+        Void
+    > {
         requests.append(request.type)
         counters.messagesSent += 1
         let id = nextID
@@ -68,7 +73,9 @@ final class LoopbackVNF: MoveVNF {
         for body in service.handle(client: 1, request.encoded(id: id)) {
             guard let (replyID, reply) = SouthboundReply.decode(body), replyID == id else { continue }
             counters.messagesReceived += 1
-            if case .error(let why) = reply { return loop.makeFailedFuture(ControllerError("\(name) refused \(request.type): \(why)")) }
+            if case .error(let why) = reply {
+                return loop.makeFailedFuture(ControllerError("\(name) refused \(request.type): \(why)"))
+            }
             do {
                 if try onReply(reply) { break }
             } catch {
@@ -87,9 +94,11 @@ final class LoopbackVNF: MoveVNF {
                 service.incomingMove(n.moveID, started: n.type == "incomingStarted")
                 continue
             }
-            let notice = MoveNoticeMessage(type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
+            let notice = MoveNoticeMessage(
+                type: n.type, moveID: n.moveID, outcome: n.outcome, reason: n.reason, counters: n.counters)
             guard let (_, body) = service.moveNotice(notice, last: n.type == "moveComplete" || n.outcome == "refused"),
-                  case .notice(let decoded)? = SouthboundReply.decode(body)?.reply else { continue }
+                case .notice(let decoded)? = SouthboundReply.decode(body)?.reply
+            else { continue }
             counters.messagesReceived += 1
             onNotice?(decoded)
         }
@@ -117,7 +126,8 @@ final class LoopbackSwitch: MoveSwitch {
     func flowMod(_ mod: OFFlowMod) -> UInt32 {
         flowMods.append(mod)
         counters.messagesSent += 1
-        let moveRule = mod.cookie & SwitchRules.reflectorCookie(0) == 0 && (mod.command == .add || mod.command == .modify)
+        let moveRule =
+            mod.cookie & SwitchRules.reflectorCookie(0) == 0 && (mod.command == .add || mod.command == .modify)
         if moveRule, case .applyActions(let actions)? = mod.instructions.first {
             targets = actions.compactMap { if case .output(let port, _) = $0 { port } else { nil } }
         }
@@ -195,16 +205,18 @@ final class LoopbackSwitch: MoveSwitch {
     }
 
     func spec(_ guarantee: String) throws -> MoveSpec {
-        try MoveSpec(source: "vnf1", destination: "vnf2", filter: SampleTraffic.filter, scope: "per", guarantee: guarantee,
-                     optimizations: "pz,ll,er", mode: "dist")
+        try MoveSpec(
+            source: "vnf1", destination: "vnf2", filter: SampleTraffic.filter, scope: "per", guarantee: guarantee,
+            optimizations: "pz,ll,er", mode: "dist")
     }
 
     /// LF, as the paper's section 3: `movePerFlow`, the state sent peer to peer, the switch's
     /// update, the in-band control packet to the source; the Move completes, the flows are at B
     /// with their packet counts going on, and every packet was forwarded once, in order.
     @Test func aLossFreeMoveSignalsOnlyAndLosesNothing() throws {
-        let run = try DistModeMove(id: 7, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
-                                   settle: .milliseconds(10), progress: { _ in })
+        let run = try DistModeMove(
+            id: 7, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
         let (report, forwarded, sent) = try drive(run)
         #expect(report.outcome == "completed", "\(report.reason ?? "")")
         #expect(a.requests == ["movePerFlow"], "the source gets one request; the rest is its own")
@@ -223,8 +235,9 @@ final class LoopbackSwitch: MoveSwitch {
 
     /// NG: the state moves and the switch follows; the source deletes what it moved when told.
     @Test func aMoveWithoutGuaranteeEndsWithTheSourceDeleting() throws {
-        let run = try DistModeMove(id: 8, spec: spec("ng"), source: a, destination: b, switch: sw, ingressPort: 1,
-                                   settle: .milliseconds(10), progress: { _ in })
+        let run = try DistModeMove(
+            id: 8, spec: spec("ng"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
         let (report, _, _) = try drive(run)
         #expect(report.outcome == "completed", "\(report.reason ?? "")")
         #expect(a.requests == ["movePerFlow", "delPerFlow"])
@@ -235,8 +248,9 @@ final class LoopbackSwitch: MoveSwitch {
     /// A source that refuses the Move (no such peer): the run ends aborted, the switch untouched.
     @Test func aRefusedMoveChangesNoRule() throws {
         a.service.startMove = { _ in throw SouthboundError("\"dst\" is not a channel peer of this instance") }
-        let run = try DistModeMove(id: 9, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
-                                   settle: .milliseconds(10), progress: { _ in })
+        let run = try DistModeMove(
+            id: 9, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
         let (report, _, _) = try drive(run)
         #expect(report.outcome == "aborted")
         #expect(report.reason?.contains("not a channel peer") == true)

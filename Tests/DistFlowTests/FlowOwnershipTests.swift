@@ -12,7 +12,9 @@ import Testing
         0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
     ]
 
-    static func key(_ a: IPAddress, _ b: IPAddress, _ pa: UInt16, _ pb: UInt16, proto: UInt8 = 6, vlan: UInt32 = 0) -> FlowKey {
+    static func key(_ a: IPAddress, _ b: IPAddress, _ pa: UInt16, _ pb: UInt16, proto: UInt8 = 6, vlan: UInt32 = 0)
+        -> FlowKey
+    {
         var info = PacketInfo()
         info.l3 = a.isIPv4Mapped ? .ipv4 : .ipv6
         info.ipProto = proto
@@ -51,18 +53,28 @@ import Testing
             let b = v6 ? IPAddress(hi: rng.next(), lo: rng.next()) : IPAddress(ipv4: rng.next())
             let proto: UInt8 = [6, 17, 1, 58][i % 4]
             let k = Self.key(a, b, UInt16.random(in: 0...65535), UInt16.random(in: 0...65535), proto: proto)
-            #expect(FlowOwnership.hash(k) == FlowOwnership.toeplitz(FlowOwnership.rssInput(k), key: FlowOwnership.symmetricKey))
+            #expect(
+                FlowOwnership.hash(k)
+                    == FlowOwnership.toeplitz(FlowOwnership.rssInput(k), key: FlowOwnership.symmetricKey))
         }
     }
 
     @Test func bothDirectionsHaveOneOwnerUnderTheSymmetricKey() {
         let ownership = FlowOwnership(workers: 3)
         for i in 0..<500 {
-            let a = Self.v4(10, 0, UInt8(i % 256), 1), b = Self.v4(192, 168, 1, UInt8(i % 200))
-            let sport = UInt16(1024 + i), dport: UInt16 = 443
+            let a = Self.v4(10, 0, UInt8(i % 256), 1)
+            let b = Self.v4(192, 168, 1, UInt8(i % 200))
+            let sport = UInt16(1024 + i)
+            let dport: UInt16 = 443
             // The NIC hashes each direction as it comes, source first.
-            let forward = [UInt8]([10, 0, UInt8(i % 256), 1, 192, 168, 1, UInt8(i % 200)]) + [UInt8(sport >> 8), UInt8(sport & 0xFF), 1, 0xBB]
-            let backward = [UInt8]([192, 168, 1, UInt8(i % 200), 10, 0, UInt8(i % 256), 1]) + [1, 0xBB, UInt8(sport >> 8), UInt8(sport & 0xFF)]
+            let forward =
+                [UInt8]([10, 0, UInt8(i % 256), 1, 192, 168, 1, UInt8(i % 200)]) + [
+                    UInt8(sport >> 8), UInt8(sport & 0xFF), 1, 0xBB,
+                ]
+            let backward =
+                [UInt8]([192, 168, 1, UInt8(i % 200), 10, 0, UInt8(i % 256), 1]) + [
+                    1, 0xBB, UInt8(sport >> 8), UInt8(sport & 0xFF),
+                ]
             let h = FlowOwnership.toeplitz(forward, key: FlowOwnership.symmetricKey)
             #expect(h == FlowOwnership.toeplitz(backward, key: FlowOwnership.symmetricKey))
             let k = Self.key(a, b, sport, dport)
@@ -86,19 +98,25 @@ import Testing
     @Test func aVLANTagDoesNotMoveTheOwnerBecauseNICsDoNotHashIt() {
         let ownership = FlowOwnership(workers: 2)
         for i in 0..<200 {
-            let a = Self.v4(198, 18, 0, UInt8(i)), b = Self.v4(198, 19, 0, 1)
+            let a = Self.v4(198, 18, 0, UInt8(i))
+            let b = Self.v4(198, 19, 0, 1)
             let plain = Self.key(a, b, UInt16(5000 + i), 53, proto: 17)
             let tagged = Self.key(a, b, UInt16(5000 + i), 53, proto: 17, vlan: 100 << 12 | 7)
             #expect(plain != tagged)
             #expect(ownership.owner(of: plain) == ownership.owner(of: tagged))
-            #expect(ownership.owner(of: tagged) == ownership.owner(of: Self.key(b, a, 53, UInt16(5000 + i), proto: 17, vlan: 100 << 12 | 7)))
+            #expect(
+                ownership.owner(of: tagged)
+                    == ownership.owner(of: Self.key(b, a, 53, UInt16(5000 + i), proto: 17, vlan: 100 << 12 | 7)))
         }
     }
 
     @Test func portsCountOnlyForTCPAndUDP() {
-        let a = Self.v4(10, 1, 1, 1), b = Self.v4(10, 2, 2, 2)
-        #expect(FlowOwnership.hash(Self.key(a, b, 8, 0, proto: 1)) == FlowOwnership.hash(Self.key(a, b, 0, 0, proto: 1)))
-        #expect(FlowOwnership.hash(Self.key(a, b, 1, 2, proto: 6)) != FlowOwnership.hash(Self.key(a, b, 1, 3, proto: 6)))
+        let a = Self.v4(10, 1, 1, 1)
+        let b = Self.v4(10, 2, 2, 2)
+        #expect(
+            FlowOwnership.hash(Self.key(a, b, 8, 0, proto: 1)) == FlowOwnership.hash(Self.key(a, b, 0, 0, proto: 1)))
+        #expect(
+            FlowOwnership.hash(Self.key(a, b, 1, 2, proto: 6)) != FlowOwnership.hash(Self.key(a, b, 1, 3, proto: 6)))
     }
 
     @Test func theRedirectionTableAgreesWithTheOwnerAtEveryNICSize() {
@@ -107,7 +125,8 @@ import Testing
             for size in [64, 128, 512] {
                 let table = ownership.redirectionTable(size: size)!
                 for i in 0..<300 {
-                    let k = Self.key(Self.v4(172, 16, UInt8(i / 256), UInt8(i % 256)), Self.v4(8, 8, 8, 8), UInt16(i), 53, proto: 17)
+                    let k = Self.key(
+                        Self.v4(172, 16, UInt8(i / 256), UInt8(i % 256)), Self.v4(8, 8, 8, 8), UInt16(i), 53, proto: 17)
                     #expect(Int(table[Int(FlowOwnership.hash(k)) % size]) == ownership.owner(of: k))
                 }
             }

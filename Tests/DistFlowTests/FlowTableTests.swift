@@ -4,8 +4,10 @@ import Testing
 
 /// The flow table: both directions, roles, counters, expiry, a full table, and the Move marks.
 @Suite struct FlowTableTests {
-    static func packet(src: UInt32, dst: UInt32, sport: UInt16, dport: UInt16, proto: UInt8 = 6,
-                       flags: UInt8 = 0x10, vlan: UInt32 = 0) -> PacketInfo {
+    static func packet(
+        src: UInt32, dst: UInt32, sport: UInt16, dport: UInt16, proto: UInt8 = 6,
+        flags: UInt8 = 0x10, vlan: UInt32 = 0
+    ) -> PacketInfo {
         var info = PacketInfo()
         info.l3 = .ipv4
         info.l4 = proto == 6 ? .tcp : proto == 17 ? .udp : .other
@@ -45,8 +47,9 @@ import Testing
     @Test func aSynAckSeenFirstMakesItsReceiverTheClient() {
         let table = FlowTable(capacity: 16)
         var index = -1
-        _ = table.track(Self.packet(src: 0x0A00_0009, dst: 0x0A00_0001, sport: 443, dport: 50000, flags: 0x12),
-                        wireLength: 60, now: 1, index: &index)
+        _ = table.track(
+            Self.packet(src: 0x0A00_0009, dst: 0x0A00_0001, sport: 443, dport: 50000, flags: 0x12),
+            wireLength: 60, now: 1, index: &index)
         #expect(table.entry(at: index).client.addr == IPAddress(ipv4: 0x0A00_0001))
         #expect(table.entry(at: index).packetsToClient == 1)
     }
@@ -55,9 +58,11 @@ import Testing
         let table = FlowTable(capacity: 16)
         var index = -1
         _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2), wireLength: 1, now: 1, index: &index)
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: 1, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: 1, index: &index)
         _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 3), wireLength: 1, now: 1, index: &index)
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2, vlan: 10 << 12), wireLength: 1, now: 1, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 1, dport: 2, vlan: 10 << 12), wireLength: 1, now: 1, index: &index)
         _ = table.track(Self.packet(src: 2, dst: 1, sport: 2, dport: 1), wireLength: 1, now: 1, index: &index)
         #expect(table.count == 4 && table.counters.created == 4)
     }
@@ -66,22 +71,32 @@ import Testing
         let table = FlowTable(capacity: 16)
         var index = -1
         for i in 0..<16 {
-            #expect(table.track(Self.packet(src: 1, dst: 2, sport: UInt16(i), dport: 9), wireLength: 1, now: 1, index: &index) == .created)
+            #expect(
+                table.track(
+                    Self.packet(src: 1, dst: 2, sport: UInt16(i), dport: 9), wireLength: 1, now: 1, index: &index)
+                    == .created)
         }
-        #expect(table.track(Self.packet(src: 1, dst: 2, sport: 100, dport: 9), wireLength: 1, now: 1, index: &index) == .tableFull)
+        #expect(
+            table.track(Self.packet(src: 1, dst: 2, sport: 100, dport: 9), wireLength: 1, now: 1, index: &index)
+                == .tableFull)
         #expect(index == -1 && table.counters.tableFull == 1 && table.count == 16)
-        #expect(table.track(Self.packet(src: 2, dst: 1, sport: 9, dport: 3), wireLength: 1, now: 2, index: &index) == .updated)
+        #expect(
+            table.track(Self.packet(src: 2, dst: 1, sport: 9, dport: 3), wireLength: 1, now: 2, index: &index)
+                == .updated)
     }
 
     @Test func idleFlowsExpireByProtocolAndClosedTCPSooner() {
         let table = FlowTable(capacity: 32)
         var index = -1
         let t0: UInt64 = 1_000 * second
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: t0, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: t0, index: &index)
         let udp = index
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 3, dport: 4, flags: 0x10), wireLength: 1, now: t0, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 3, dport: 4, flags: 0x10), wireLength: 1, now: t0, index: &index)
         let tcp = index
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 5, dport: 6, flags: 0x04), wireLength: 1, now: t0, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 5, dport: 6, flags: 0x04), wireLength: 1, now: t0, index: &index)
         let reset = index
         #expect(table.entry(at: reset).tcpState == .reset)
 
@@ -98,7 +113,8 @@ import Testing
         // An imported flow whose last sighting lies ahead (a peer's clock, or forged state).
         let table = FlowTable(capacity: 32, timeouts: FlowTimeouts(udp: second))
         var index = -1
-        _ = table.track(Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: 1, index: &index)
+        _ = table.track(
+            Self.packet(src: 1, dst: 2, sport: 1, dport: 2, proto: 17), wireLength: 1, now: 1, index: &index)
         var entry = table.entry(at: index)
         table.remove(at: index)
         entry.lastSeen = .max - 5
@@ -114,7 +130,9 @@ import Testing
         let table = FlowTable(capacity: 100, timeouts: FlowTimeouts(udp: second))
         var index = -1
         for i in 0..<100 {
-            _ = table.track(Self.packet(src: 1, dst: 2, sport: UInt16(i), dport: 7, proto: 17), wireLength: 1, now: 1, index: &index)
+            _ = table.track(
+                Self.packet(src: 1, dst: 2, sport: UInt16(i), dport: 7, proto: 17), wireLength: 1, now: 1, index: &index
+            )
         }
         var removed = 0
         for _ in 0..<10 { removed += table.expire(now: 10 * second, budget: 10) }
@@ -138,7 +156,8 @@ import Testing
         #expect(table.count == 1000)
         // The freed entries are reused.
         for i in 0..<1000 {
-            _ = table.track(Self.packet(src: 5, dst: 6, sport: UInt16(i), dport: 1), wireLength: 1, now: 1, index: &index)
+            _ = table.track(
+                Self.packet(src: 5, dst: 6, sport: UInt16(i), dport: 1), wireLength: 1, now: 1, index: &index)
         }
         #expect(table.count == 2000 && table.counters.tableFull == 0)
     }
@@ -197,12 +216,18 @@ import Testing
 
     @Test func tcpStateMachine() {
         var s = TCPState.none
-        s = s.next(flags: 0x02); #expect(s == .synSent)
-        s = s.next(flags: 0x12); #expect(s == .synReceived)
-        s = s.next(flags: 0x10); #expect(s == .established)
-        s = s.next(flags: 0x11); #expect(s == .closing)
-        s = s.next(flags: 0x10); #expect(s == .closing)
-        s = s.next(flags: 0x11); #expect(s == .closed)
+        s = s.next(flags: 0x02)
+        #expect(s == .synSent)
+        s = s.next(flags: 0x12)
+        #expect(s == .synReceived)
+        s = s.next(flags: 0x10)
+        #expect(s == .established)
+        s = s.next(flags: 0x11)
+        #expect(s == .closing)
+        s = s.next(flags: 0x10)
+        #expect(s == .closing)
+        s = s.next(flags: 0x11)
+        #expect(s == .closed)
         #expect(TCPState.established.next(flags: 0x14) == .reset)
         #expect(TCPState.none.next(flags: 0x18) == .established)
     }

@@ -6,15 +6,17 @@ import Foundation
 import Testing
 
 let traceFrames: [PcapFile.Frame] = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     let data = (try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap"))) ?? Data()
     return (try? PcapFile(bytes: [UInt8](data)).frames) ?? []
 }()
 
 @Suite struct MoveSpecTests {
     @Test func parsesWhatDistctlTakes() throws {
-        let spec = try MoveSpec(source: "vnf1", destination: "vnf2", filter: "nw_src=10.0.0.0/8", scope: "per,multi,all",
-                                guarantee: "OP", optimizations: "pz,ll,er", mode: "opennf")
+        let spec = try MoveSpec(
+            source: "vnf1", destination: "vnf2", filter: "nw_src=10.0.0.0/8", scope: "per,multi,all",
+            guarantee: "OP", optimizations: "pz,ll,er", mode: "opennf")
         #expect(spec.guarantee == .op && spec.optimizations == [.pz, .ll, .er] && spec.scopes.count == 3)
         #expect(spec.configuration == "OP PZ|LL|ER")
         #expect(try MoveSpec(source: "a", destination: "b", filter: "*", optimizations: "none").optimizations.isEmpty)
@@ -22,7 +24,8 @@ let traceFrames: [PcapFile.Frame] = {
     }
 
     @Test func plansAndSplitsFitTheRestOfTheMove() throws {
-        var spec = try MoveSpec(source: "a", destination: "b", filter: "nw_src=10.0.0.0/8", optimizations: "pz,ll,er", mode: "dist")
+        var spec = try MoveSpec(
+            source: "a", destination: "b", filter: "nw_src=10.0.0.0/8", optimizations: "pz,ll,er", mode: "dist")
         try spec.arrange(plan: "redirect-first")
         #expect(spec.plan == .redirectFirst && spec.configuration == "LF PZ|LL|ER redirect-first")
         try spec.arrange(split: 16, splitOrder: "traffic")
@@ -81,7 +84,10 @@ let traceFrames: [PcapFile.Frame] = {
         r.perFlowStates = 12
         r.warnings = ["a warning"]
         let t = r.table
-        for word in ["MoveTime", "RedirTime", "12 / 0 / 0", "10.00% of MoveTime", "messages sent", "a warning", "Retransmissions"] {
+        for word in [
+            "MoveTime", "RedirTime", "12 / 0 / 0", "10.00% of MoveTime", "messages sent", "a warning",
+            "Retransmissions",
+        ] {
             #expect(t.contains(word), "\(word)")
         }
         let decoded = try? JSONDecoder().decode(MoveReport.self, from: JSONEncoder().encode(r))
@@ -92,23 +98,36 @@ let traceFrames: [PcapFile.Frame] = {
 @Suite struct SwitchRulesTests {
     @Test func aPrefixBecomesOneMatchPerDirection() throws {
         let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_src=10.1.0.0/16"), inPort: 1)
-        #expect(m == [
-            OFMatch([.inPort(1), .ethType(0x0800), .ipv4Source(0x0A01_0000, mask: 0xFFFF_0000)]),
-            OFMatch([.inPort(1), .ethType(0x0800), .ipv4Destination(0x0A01_0000, mask: 0xFFFF_0000)]),
-        ])
+        #expect(
+            m == [
+                OFMatch([.inPort(1), .ethType(0x0800), .ipv4Source(0x0A01_0000, mask: 0xFFFF_0000)]),
+                OFMatch([.inPort(1), .ethType(0x0800), .ipv4Destination(0x0A01_0000, mask: 0xFFFF_0000)]),
+            ])
     }
 
     @Test func portsWithoutProtocolCoverTCPAndUDP() throws {
         let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_dst=198.18.0.9,tp_dst=53"), inPort: 3)
         #expect(m.count == 4)
-        #expect(m.contains(OFMatch([.inPort(3), .ethType(0x0800), .ipProto(17), .ipv4Destination(0xC612_0009, mask: nil), .udpDestination(53)])))
-        #expect(m.contains(OFMatch([.inPort(3), .ethType(0x0800), .ipProto(6), .ipv4Source(0xC612_0009, mask: nil), .tcpSource(53)])))
+        #expect(
+            m.contains(
+                OFMatch([
+                    .inPort(3), .ethType(0x0800), .ipProto(17), .ipv4Destination(0xC612_0009, mask: nil),
+                    .udpDestination(53),
+                ])))
+        #expect(
+            m.contains(
+                OFMatch([
+                    .inPort(3), .ethType(0x0800), .ipProto(6), .ipv4Source(0xC612_0009, mask: nil), .tcpSource(53),
+                ])))
     }
 
     @Test func noPrefixMeansBothFamiliesAndIPv6MasksAreBytes() throws {
         #expect(try SwitchRules.matches(for: .all, inPort: 1).count == 2)
         let m = try SwitchRules.matches(for: FlowFilter(parsing: "nw_src=2001:db8::/33"), inPort: 1)
-        guard case .ipv6Source(let value, let mask?) = m[0].fields.last else { Issue.record("\(m)"); return }
+        guard case .ipv6Source(let value, let mask?) = m[0].fields.last else {
+            Issue.record("\(m)")
+            return
+        }
         #expect(value[0..<5] == [0x20, 0x01, 0x0d, 0xb8, 0] && mask[0..<6] == [255, 255, 255, 255, 0x80, 0])
     }
 
@@ -122,7 +141,9 @@ let traceFrames: [PcapFile.Frame] = {
     }
 
     @Test func flowModsRoundTripThroughTheCodec() throws {
-        for filter in ["nw_src=10.0.0.0/8,nw_proto=6,tp_dst=80", "nw_dst=2001:db8::/48", "dl_vlan=7,nw_src=192.168.1.0/24"] {
+        for filter in [
+            "nw_src=10.0.0.0/8,nw_proto=6,tp_dst=80", "nw_dst=2001:db8::/48", "dl_vlan=7,nw_src=192.168.1.0/24",
+        ] {
             for match in try SwitchRules.matches(for: FlowFilter(parsing: filter), inPort: 1) {
                 let mod = SwitchRules.flowMod(match, to: [12, OpenFlow.portController], priority: 200, cookie: 7)
                 let decoded = try OFMessage.decode(OFMessage.flowMod(xid: 9, mod).encoded())
@@ -151,7 +172,10 @@ let traceFrames: [PcapFile.Frame] = {
         let mod = SwitchRules.reflector(from: 2, vlan: 3901, to: 3, priority: 300, cookie: 0x42)
         #expect(mod.cookie == SwitchRules.reflectorCookie(0x42) && mod.cookie != 0x42)
         #expect(mod.match.fields == [.inPort(2), .other(field: 6, hasMask: false, value: [0x1F, 0x3D])])
-        guard case .applyActions(let actions)? = mod.instructions.first else { Issue.record("no actions"); return }
+        guard case .applyActions(let actions)? = mod.instructions.first else {
+            Issue.record("no actions")
+            return
+        }
         #expect(actions.count == 4)
         #expect(actions[0] == .other(type: 18, body: [0, 0, 0, 0]))
         #expect(actions[1] == .other(type: 25, body: [0x80, 0x00, 0x08, 6, 0x02, 0xD1, 0x57, 0x1B, 0xC0, 0x01, 0, 0]))
@@ -159,8 +183,12 @@ let traceFrames: [PcapFile.Frame] = {
         #expect(try OFMessage.decode(OFMessage.flowMod(xid: 5, mod).encoded()) == .flowMod(xid: 5, mod))
         // Without a channel VLAN: the IBC's Ethernet destination, nothing to pop.
         let plain = SwitchRules.reflector(from: 2, vlan: nil, to: 3, priority: 300, cookie: 0x42)
-        #expect(plain.match.fields == [.inPort(2), .other(field: 3, hasMask: false, value: InBandMarker.destinationMAC)])
-        guard case .applyActions(let plainActions)? = plain.instructions.first else { Issue.record("no actions"); return }
+        #expect(
+            plain.match.fields == [.inPort(2), .other(field: 3, hasMask: false, value: InBandMarker.destinationMAC)])
+        guard case .applyActions(let plainActions)? = plain.instructions.first else {
+            Issue.record("no actions")
+            return
+        }
         #expect(plainActions.count == 3)
     }
 
@@ -188,8 +216,10 @@ let traceFrames: [PcapFile.Frame] = {
     /// the IBC to both VNFs, one copy after the other from the one packet (so that nothing the
     /// switch forwards comes between them): port fields of UDP and TCP and IPv4 source
     /// addresses, with their checksums kept right.
-    @Test(arguments: ["nw_src=10.0.0.0/8", "nw_proto=6,nw_dst=10.1.0.0/16,tp_src=80",
-                      "nw_proto=17,nw_src=10.0.0.0/8,tp_src=53,tp_dst=53", "nw_src=10.0.0.0/8,nw_proto=6"])
+    @Test(arguments: [
+        "nw_src=10.0.0.0/8", "nw_proto=6,nw_dst=10.1.0.0/16,tp_src=80",
+        "nw_proto=17,nw_src=10.0.0.0/8,tp_src=53,tp_dst=53", "nw_src=10.0.0.0/8,nw_proto=6",
+    ])
     func theReflectorMakesEveryCopyFromOnePacket(text: String) throws {
         let filter = try FlowFilter(parsing: text)
         let cut = InBandControl.orderedCut(for: filter, moveID: 9, workers: [2, 4], vlan: 3901)
@@ -229,7 +259,8 @@ enum SwitchModel {
     }
 
     static func write(field: UInt8, value: [UInt8], into f: inout [UInt8], action: OFAction) throws {
-        let ip = 14, l4 = 14 + Int(f[14] & 0x0F) * 4
+        let ip = 14
+        let l4 = 14 + Int(f[14] & 0x0F) * 4
         let sum = f[23] == 6 ? l4 + 16 : l4 + 6
         // (A UDP checksum of zero says there is none: it stays zero.)
         let l4Sums = f[23] == 17 && f[sum] == 0 && f[sum + 1] == 0 ? [] : [sum]
@@ -264,8 +295,11 @@ enum SwitchModel {
     static func key(_ frame: [UInt8]) -> FlowKey? { RedirectBuffer.key(of: frame) }
 
     @Test func theIBCMatchesItsFilterAndCarriesItsMarker() throws {
-        for text in ["nw_src=10.0.0.0/8", "nw_dst=192.168.1.7,nw_proto=6,tp_dst=80", "nw_src=2001:db8::/32,nw_proto=17,tp_src=53",
-                     "dl_vlan=12,nw_src=172.16.0.0/12", "*", "nw_proto=1"] {
+        for text in [
+            "nw_src=10.0.0.0/8", "nw_dst=192.168.1.7,nw_proto=6,tp_dst=80",
+            "nw_src=2001:db8::/32,nw_proto=17,tp_src=53",
+            "dl_vlan=12,nw_src=172.16.0.0/12", "*", "nw_proto=1",
+        ] {
             let filter = try FlowFilter(parsing: text)
             let frame = InBandControl.frame(for: filter, moveID: 0x0102_0304_0506_0708, phase: 3)
             let key = try #require(Self.key(frame), "\(text)")

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The codec against a real Open vSwitch (Debian's openvswitch-switch, userspace datapath, run
@@ -49,7 +49,9 @@ import Glibc
         func send(_ m: OFMessage) { sendRaw(m.encoded()) }
         func sendRaw(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
         /// The next message, skipping asynchronous ones (port status) unless asked for.
-        func next(skipping: (OFMessage) -> Bool = { if case .other(_, 12, _) = $0 { true } else { false } }) throws -> OFMessage {
+        func next(skipping: (OFMessage) -> Bool = { if case .other(_, 12, _) = $0 { true } else { false } }) throws
+            -> OFMessage
+        {
             while true {
                 while let m = try stream.next() {
                     if !skipping(m) { return m }
@@ -80,13 +82,20 @@ import Glibc
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
+        }
         listen(listener, 1)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
         let port = UInt16(bigEndian: address.sin_port)
-        try Self.run(["ovs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
-                      "protocols=OpenFlow13", "fail_mode=secure", "--", "set-controller", "br0", "tcp:127.0.0.1:\(port)"],
-                     environment: env)
+        try Self.run(
+            [
+                "ovs-vsctl", "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+                "protocols=OpenFlow13", "fail_mode=secure", "--", "set-controller", "br0", "tcp:127.0.0.1:\(port)",
+            ],
+            environment: env)
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let fd = accept(listener, nil, nil)
@@ -96,7 +105,9 @@ import Glibc
         guard case .hello = try c.next() else { throw Failure("no HELLO") }
         c.send(.hello(xid: 1, body: []))
         c.send(.featuresRequest(xid: 2))
-        guard case .featuresReply(2, let dpid, _, let tables, _, _) = try c.next() else { throw Failure("no FEATURES_REPLY") }
+        guard case .featuresReply(2, let dpid, _, let tables, _, _) = try c.next() else {
+            throw Failure("no FEATURES_REPLY")
+        }
         #expect(dpid != 0 && tables > 0)
 
         c.send(.portDescriptionRequest(xid: 3))
@@ -114,19 +125,30 @@ import Glibc
         var rule = OFFlowMod()
         rule.priority = 100
         rule.cookie = 0xD157
-        rule.match = OFMatch([.ethType(0x0800), .ipv4Destination(0xC612_0000, mask: 0xFFFE_0000), .ipProto(6), .tcpDestination(80)])
+        rule.match = OFMatch([
+            .ethType(0x0800), .ipv4Destination(0xC612_0000, mask: 0xFFFE_0000), .ipProto(6), .tcpDestination(80),
+        ])
         rule.instructions = [.applyActions([.output(port: 0xFFFF_FFFE)])]
         c.send(.flowMod(xid: 6, rule))
         c.send(.barrierRequest(xid: 7))
         #expect(try c.next() == .barrierReply(xid: 7))
         let flows = try Self.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br0"], environment: env)
-        #expect(flows.contains("cookie=0xd157") && flows.contains("tcp,nw_dst=198.18.0.0/15,tp_dst=80") && flows.contains("actions=LOCAL"), "\(flows)")
+        #expect(
+            flows.contains("cookie=0xd157") && flows.contains("tcp,nw_dst=198.18.0.0/15,tp_dst=80")
+                && flows.contains("actions=LOCAL"), "\(flows)")
         #expect(flows.contains("priority=0 actions=CONTROLLER:65535"), "\(flows)")
 
         // A packet sent into the pipeline that only the table-miss rule matches comes back to us.
-        let frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0,
-                              198, 18, 0, 1, 198, 18, 0, 2, 0x13, 0x88, 0, 53, 0, 8, 0, 0] + [UInt8](repeating: 0, count: 18)
-        c.send(.packetOut(xid: 8, OFPacketOut(inPort: OpenFlow.portController, actions: [.output(port: OpenFlow.portTable)], data: frame)))
+        let frame: [UInt8] =
+            [
+                2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0,
+                198, 18, 0, 1, 198, 18, 0, 2, 0x13, 0x88, 0, 53, 0, 8, 0, 0,
+            ] + [UInt8](repeating: 0, count: 18)
+        c.send(
+            .packetOut(
+                xid: 8,
+                OFPacketOut(inPort: OpenFlow.portController, actions: [.output(port: OpenFlow.portTable)], data: frame))
+        )
         guard case .packetIn(_, let packetIn) = try c.next() else { throw Failure("no PACKET_IN") }
         #expect(packetIn.data == frame && packetIn.inPort == OpenFlow.portController)
 
@@ -136,7 +158,8 @@ import Glibc
         #expect(type == 1)  // OFPET_BAD_REQUEST
 
         // Keep what the switch sent, for the offline test.
-        try FileManager.default.createDirectory(at: Self.fixture.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: Self.fixture.deletingLastPathComponent(), withIntermediateDirectories: true)
         if ProcessInfo.processInfo.environment["DIST_SAVE_OVS_FIXTURE"] != nil {
             try Data(c.received).write(to: Self.fixture)
         }

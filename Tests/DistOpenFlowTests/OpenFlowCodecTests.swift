@@ -8,7 +8,9 @@ import Testing
         f.cookie = 0xD157
         f.priority = 100
         f.idleTimeout = 0
-        f.match = OFMatch([.inPort(1), .ethType(0x0800), .ipv4Source(0xC612_0000, mask: 0xFFFF_0000), .ipProto(6), .tcpDestination(80)])
+        f.match = OFMatch([
+            .inPort(1), .ethType(0x0800), .ipv4Source(0xC612_0000, mask: 0xFFFF_0000), .ipProto(6), .tcpDestination(80),
+        ])
         f.instructions = [.applyActions([.output(port: 2), .output(port: OpenFlow.portController, maxLength: 128)])]
         return f
     }()
@@ -19,13 +21,21 @@ import Testing
         .echoRequest(xid: 3, data: [1, 2, 3]),
         .echoReply(xid: 3, data: [1, 2, 3]),
         .featuresRequest(xid: 4),
-        .featuresReply(xid: 4, datapathID: 0x0000_1234_5678_9ABC, buffers: 0, tables: 254, auxiliaryID: 0, capabilities: 0x4F),
+        .featuresReply(
+            xid: 4, datapathID: 0x0000_1234_5678_9ABC, buffers: 0, tables: 254, auxiliaryID: 0, capabilities: 0x4F),
         .portDescriptionRequest(xid: 5),
-        .portDescriptionReply(xid: 5, ports: [OFPort(number: 1, hardwareAddress: [2, 0, 0, 0, 0, 1], name: "veth-vnf1"),
-                                              OFPort(number: 0xFFFF_FFFE, hardwareAddress: [2, 0, 0, 0, 0, 2], name: "br0", state: 1)], more: false),
+        .portDescriptionReply(
+            xid: 5,
+            ports: [
+                OFPort(number: 1, hardwareAddress: [2, 0, 0, 0, 0, 1], name: "veth-vnf1"),
+                OFPort(number: 0xFFFF_FFFE, hardwareAddress: [2, 0, 0, 0, 0, 2], name: "br0", state: 1),
+            ], more: false),
         .flowMod(xid: 6, flowMod),
-        .packetIn(xid: 0, OFPacketIn(totalLength: 60, reason: 0, tableID: 0, cookie: 7, match: OFMatch([.inPort(3)]),
-                                     data: [UInt8](repeating: 0xAB, count: 60))),
+        .packetIn(
+            xid: 0,
+            OFPacketIn(
+                totalLength: 60, reason: 0, tableID: 0, cookie: 7, match: OFMatch([.inPort(3)]),
+                data: [UInt8](repeating: 0xAB, count: 60))),
         .packetOut(xid: 7, OFPacketOut(actions: [.output(port: 2)], data: [UInt8](repeating: 0xCD, count: 64))),
         .barrierRequest(xid: 8),
         .barrierReply(xid: 8),
@@ -72,7 +82,9 @@ import Testing
             }
             var state: UInt64 = 0x2545_F491_4F6C_DD1D
             for _ in 0..<200 {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
                 var flipped = bytes
                 flipped[Int(state % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: 1 << (state >> 32 % 8))
                 _ = try? OFMessage.decode(flipped)  // an error or a message: never a trap

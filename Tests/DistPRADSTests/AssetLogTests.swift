@@ -10,7 +10,8 @@ import Testing
         let log = try AssetLog(path: path)
         #expect(log.write(["10.0.0.1,0,22,6,SERVER,[ssh:OpenSSH],0,1"], records: 1))
         log.close()
-        #expect(try String(contentsOfFile: path, encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: path, encoding: .utf8)
                 == AssetRecord.header + "\n10.0.0.1,0,22,6,SERVER,[ssh:OpenSSH],0,1\n")
     }
 

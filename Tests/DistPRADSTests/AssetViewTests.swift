@@ -1,5 +1,5 @@
-import DistPacket
 import DistPRADS
+import DistPacket
 import Testing
 
 /// The log writer's merged view of the workers' assets.
@@ -22,7 +22,8 @@ import Testing
         #expect(view.add(Self.record("10.0.0.1", "SYN", 5001, "b:Linux:2.6")))
         #expect(!view.add(Self.record("10.0.0.1", "SYN", 5002, "b:Linux:2.6")))
         #expect(view.recordCount == 5 && view.assetCount == 2)
-        #expect(view.assets().first?.records.map(\.info).sorted() == ["a:unknown:unknown", "b:Linux:2.6", "http:nginx"])
+        #expect(
+            view.assets().first?.records.map(\.info).sorted() == ["a:unknown:unknown", "b:Linux:2.6", "http:nginx"])
     }
 
     @Test func assetsAreSelectedByPrefix() throws {

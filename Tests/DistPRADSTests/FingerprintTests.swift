@@ -1,5 +1,5 @@
-import DistPacket
 import DistPRADS
+import DistPacket
 import Foundation
 import Testing
 
@@ -31,7 +31,8 @@ import Testing
     }
 
     @Test func quirksAndOptionsParseLikeP0f() throws {
-        let (db, errors) = TCPFingerprintDatabase.parse("%8192:128:1:*:M%1460,N,W*,T0,?30:ZPA!:@Windows:generic\n", file: "t")
+        let (db, errors) = TCPFingerprintDatabase.parse(
+            "%8192:128:1:*:M%1460,N,W*,T0,?30:ZPA!:@Windows:generic\n", file: "t")
         try #require(errors.isEmpty)
         let s = db.signatures[0]
         #expect(s.windowModulo == .constant && s.windowSize == 8192 && s.size == 0)
@@ -51,8 +52,14 @@ import Testing
         for frame in file.frames.prefix(120) {
             engine.process(frame: frame.bytes, wireLength: Int(frame.originalLength), timestamp: UInt64(frame.seconds))
         }
-        #expect(records.contains("192.168.1.13,55523,SYN,[65535:64:1:64:M1460,N,W5,N,N,T,S,E,E:PZ:unknown:unknown:link:ethernet/modem:uptime:1415hrs]"))
-        #expect(records.contains("178.62.197.130,443,SYNACK,[65160:52:1:60:M1452,S,T,N,W7:ZAT:unknown:unknown:link:pppoe (DSL):uptime:1743hrs]"))
+        #expect(
+            records.contains(
+                "192.168.1.13,55523,SYN,[65535:64:1:64:M1460,N,W5,N,N,T,S,E,E:PZ:unknown:unknown:link:ethernet/modem:uptime:1415hrs]"
+            ))
+        #expect(
+            records.contains(
+                "178.62.197.130,443,SYNACK,[65160:52:1:60:M1452,S,T,N,W7:ZAT:unknown:unknown:link:pppoe (DSL):uptime:1743hrs]"
+            ))
         #expect(records.contains("192.168.1.13,55523,FIN,[4096:64:1:52:N,N,T:ZATFN:unknown:unknown:uptime:1415hrs]"))
         #expect(records.contains("192.168.1.13,55523,RST,[0:64:1:40:.:Z:Linux:recent 2.4/2.6 (dropped)]"))
         #expect(records.contains("192.168.1.13,443,CLIENT,[unknown:@https]"))
@@ -69,7 +76,8 @@ import Testing
     }
 
     @Test func mtuSigAddsWhatTheCompiledTableLacksAndNamesBadLines() throws {
-        let (links, errors) = LinkTypes.parse("# comment\n1408,\"OpenVPN\"\n1386,\"my tunnel\"\nnot a line\n", file: "mtu.sig")
+        let (links, errors) = LinkTypes.parse(
+            "# comment\n1408,\"OpenVPN\"\n1386,\"my tunnel\"\nnot a line\n", file: "mtu.sig")
         #expect(errors.map(\.line) == [4])
         #expect(links.name(mss: 1368) == "virtualization")  // prads prints its compiled-in name
         #expect(links.name(mss: 1346) == "my tunnel")
@@ -78,7 +86,8 @@ import Testing
     }
 
     @Test func macVendorsTakeTheLongestPrefix() {
-        let (vendors, errors) = MACVendors.parse("""
+        let (vendors, errors) = MACVendors.parse(
+            """
             00:50:C2\tIeee            # IEEE registration
             00:50:C2:00:10:00/36\tJmbsDevelo # JMBS
             zz:zz\tBroken
@@ -91,7 +100,8 @@ import Testing
 
     /// Found by the fuzzer (`signatures`): an option value of twenty digits overflowed.
     @Test func anOptionValueTooLongIsAnError() {
-        let (db, errors) = TCPFingerprintDatabase.parse("S4:64:1:60:M99999999999999999999999,S,T,N,W7:.:Linux:2.6\n", file: "tcp-syn.fp")
+        let (db, errors) = TCPFingerprintDatabase.parse(
+            "S4:64:1:60:M99999999999999999999999,S,T,N,W7:.:Linux:2.6\n", file: "tcp-syn.fp")
         #expect(errors.count == 1 && errors[0].line == 1)
         #expect(db.signatures.isEmpty)
     }

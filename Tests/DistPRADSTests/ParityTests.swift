@@ -1,5 +1,5 @@
-import DistPacket
 import DistPRADS
+import DistPacket
 import Foundation
 import Testing
 
@@ -61,7 +61,9 @@ import Testing
         let recall = Double(common.count) / Double(max(reference.count, 1))
         let missing = reference.subtracting(candidate).sorted().prefix(15)
         let extra = candidate.subtracting(reference).sorted().prefix(15)
-        print("parity: reference \(reference.count) candidate \(candidate.count) common \(common.count) precision \(precision) recall \(recall)")
+        print(
+            "parity: reference \(reference.count) candidate \(candidate.count) common \(common.count) precision \(precision) recall \(recall)"
+        )
         print("missing:\n" + missing.joined(separator: "\n"))
         print("extra:\n" + extra.joined(separator: "\n"))
         #expect(precision >= 0.99)

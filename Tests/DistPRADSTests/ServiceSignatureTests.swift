@@ -9,7 +9,9 @@ import Testing
     static func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
     // Debian's files hold this many signatures (web-application.sig ships commented out).
-    @Test(arguments: [("tcp-service.sig", 126), ("tcp-clients.sig", 11), ("udp-service.sig", 4), ("web-application.sig", 0)])
+    @Test(arguments: [
+        ("tcp-service.sig", 126), ("tcp-clients.sig", 11), ("udp-service.sig", 4), ("web-application.sig", 0),
+    ])
     func debianSignatureFilesLoadWhole(file: String, minimum: Int) throws {
         let path = Self.signatureDirectory + "/" + file
         try #require(FileManager.default.fileExists(atPath: path), "Debian's prads package provides \(path)")
@@ -39,7 +41,8 @@ import Testing
     }
 
     @Test func titlesTakeTheRegexGroupsAsPRADSWritesThem() throws {
-        let (signatures, errors) = ServiceSignatureFile.parse("""
+        let (signatures, errors) = ServiceSignatureFile.parse(
+            """
             ssh,v/OpenSSH/$2/Protocol $1/,SSH-([.\\d]+)-OpenSSH[_-](\\S+)
             http,v/$1///,Server: (nginx)
             smtp,v/Generic SMTP/$1/$2/,^220 (\\S+) ?(\\S+)?
@@ -55,7 +58,8 @@ import Testing
     }
 
     @Test func theFirstMatchingSignatureWins() throws {
-        let (signatures, _) = ServiceSignatureFile.parse("""
+        let (signatures, _) = ServiceSignatureFile.parse(
+            """
             a,v/first///,abc
             b,v/second///,ab
             """, file: "t")

@@ -27,10 +27,14 @@ enum Fixtures {
     }
 
     static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    static func be32(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
 
-    static func ipv4(proto: UInt8, src: UInt32, dst: UInt32, payload: [UInt8], options: [UInt8] = [],
-                     fragmentField: UInt16 = 0, ttl: UInt8 = 64) -> [UInt8] {
+    static func ipv4(
+        proto: UInt8, src: UInt32, dst: UInt32, payload: [UInt8], options: [UInt8] = [],
+        fragmentField: UInt16 = 0, ttl: UInt8 = 64
+    ) -> [UInt8] {
         let headerLength = 20 + options.count
         var h: [UInt8] = [UInt8(0x40 | (headerLength / 4)), 0]
         h += be16(UInt16(headerLength + payload.count)) + be16(0x1234) + be16(fragmentField)
@@ -42,7 +46,8 @@ enum Fixtures {
         [0x60, 0, 0, 0] + be16(UInt16(payload.count)) + [next, hopLimit] + src + dst + payload
     }
 
-    static func tcp(sport: UInt16, dport: UInt16, flags: UInt8, payload: [UInt8] = [], optionWords: Int = 0) -> [UInt8] {
+    static func tcp(sport: UInt16, dport: UInt16, flags: UInt8, payload: [UInt8] = [], optionWords: Int = 0) -> [UInt8]
+    {
         var t = be16(sport) + be16(dport) + be32(1000) + be32(0)
         t += [UInt8((5 + optionWords) << 4), flags] + be16(65535) + [0, 0, 0, 0]
         t += [UInt8](repeating: 1, count: optionWords * 4)

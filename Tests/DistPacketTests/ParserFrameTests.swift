@@ -7,9 +7,12 @@ import Testing
 
     @Test func ipv4TCPWithOptionsGivesAddressesPortsFlagsAndPayload() {
         let payload: [UInt8] = Array("GET / HTTP/1.0\r\n".utf8)
-        let frame = F.ethernet(0x0800) + F.ipv4(proto: 6, src: 0xC612_0001, dst: 0xC612_0002,
-            payload: F.tcp(sport: 40000, dport: 80, flags: 0x18, payload: payload, optionWords: 3),
-            options: [1, 1, 1, 0])
+        let frame =
+            F.ethernet(0x0800)
+            + F.ipv4(
+                proto: 6, src: 0xC612_0001, dst: 0xC612_0002,
+                payload: F.tcp(sport: 40000, dport: 80, flags: 0x18, payload: payload, optionWords: 3),
+                options: [1, 1, 1, 0])
         let info = PacketParser.parse(frame)
         #expect(info.issue == .none)
         #expect(info.l3 == .ipv4 && info.l4 == .tcp)
@@ -21,7 +24,8 @@ import Testing
     }
 
     @Test func ethernetPaddingIsNotPayload() {
-        let frame = F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2, payload: F.udp(sport: 53, dport: 5353, payload: [9]))
+        let frame =
+            F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2, payload: F.udp(sport: 53, dport: 5353, payload: [9]))
             + [UInt8](repeating: 0, count: 17)
         let info = PacketParser.parse(frame)
         #expect(info.issue == .none && info.l4 == .udp && info.payloadLength == 1)
@@ -38,11 +42,18 @@ import Testing
     }
 
     @Test func ipv4FragmentsFirstHasPortsLaterHasNone() {
-        let first = PacketParser.parse(F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2,
-            payload: F.udp(sport: 5000, dport: 6000, payload: [UInt8](repeating: 0, count: 100)), fragmentField: 0x2000))
+        let first = PacketParser.parse(
+            F.ethernet(0x0800)
+                + F.ipv4(
+                    proto: 17, src: 1, dst: 2,
+                    payload: F.udp(sport: 5000, dport: 6000, payload: [UInt8](repeating: 0, count: 100)),
+                    fragmentField: 0x2000))
         #expect(first.fragment == .first && first.l4 == .udp && first.srcPort == 5000 && first.issue == .none)
-        let later = PacketParser.parse(F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2,
-            payload: [UInt8](repeating: 0, count: 64), fragmentField: 0x0010))
+        let later = PacketParser.parse(
+            F.ethernet(0x0800)
+                + F.ipv4(
+                    proto: 17, src: 1, dst: 2,
+                    payload: [UInt8](repeating: 0, count: 64), fragmentField: 0x0010))
         #expect(later.fragment == .later && later.l4 == .fragment && later.srcPort == 0 && later.payloadLength == 64)
         #expect(later.hasFlow)
     }
@@ -51,8 +62,11 @@ import Testing
         // Hop-by-hop (8 bytes) then destination options (16 bytes) then TCP.
         let hop: [UInt8] = [60, 0, 1, 4, 0, 0, 0, 0]
         let dest: [UInt8] = [6, 1] + [UInt8](repeating: 0, count: 14)
-        let frame = F.ethernet(0x86DD) + F.ipv6(next: 0, src: F.v6a, dst: F.v6b,
-                                                payload: hop + dest + F.tcp(sport: 1234, dport: 443, flags: 0x02))
+        let frame =
+            F.ethernet(0x86DD)
+            + F.ipv6(
+                next: 0, src: F.v6a, dst: F.v6b,
+                payload: hop + dest + F.tcp(sport: 1234, dport: 443, flags: 0x02))
         let info = PacketParser.parse(frame)
         #expect(info.issue == .none && info.l3 == .ipv6 && info.l4 == .tcp && info.ipProto == 6)
         #expect(info.srcPort == 1234 && info.dstPort == 443 && info.tcpFlags == 0x02)
@@ -62,12 +76,18 @@ import Testing
 
     @Test func ipv6FragmentHeaderDistinguishesFirstAndLater() {
         let firstHeader: [UInt8] = [17, 0, 0x00, 0x01, 0, 0, 0, 1]  // offset 0, M=1
-        let first = PacketParser.parse(F.ethernet(0x86DD) + F.ipv6(next: 44, src: F.v6a, dst: F.v6b,
-            payload: firstHeader + F.udp(sport: 9, dport: 10, payload: [1, 2, 3])))
+        let first = PacketParser.parse(
+            F.ethernet(0x86DD)
+                + F.ipv6(
+                    next: 44, src: F.v6a, dst: F.v6b,
+                    payload: firstHeader + F.udp(sport: 9, dport: 10, payload: [1, 2, 3])))
         #expect(first.fragment == .first && first.l4 == .udp && first.srcPort == 9)
         let laterHeader: [UInt8] = [17, 0, 0x00, 0x18, 0, 0, 0, 1]  // offset 3 (x8)
-        let later = PacketParser.parse(F.ethernet(0x86DD) + F.ipv6(next: 44, src: F.v6a, dst: F.v6b,
-            payload: laterHeader + [1, 2, 3, 4]))
+        let later = PacketParser.parse(
+            F.ethernet(0x86DD)
+                + F.ipv6(
+                    next: 44, src: F.v6a, dst: F.v6b,
+                    payload: laterHeader + [1, 2, 3, 4]))
         #expect(later.fragment == .later && later.l4 == .fragment && later.ipProto == 17)
     }
 
@@ -79,9 +99,11 @@ import Testing
     }
 
     @Test func icmpAndICMPv6() {
-        let v4 = PacketParser.parse(F.ethernet(0x0800) + F.ipv4(proto: 1, src: 1, dst: 2, payload: [8, 0, 0, 0, 0, 1, 0, 1]))
+        let v4 = PacketParser.parse(
+            F.ethernet(0x0800) + F.ipv4(proto: 1, src: 1, dst: 2, payload: [8, 0, 0, 0, 0, 1, 0, 1]))
         #expect(v4.l4 == .icmp && v4.issue == .none)
-        let v6 = PacketParser.parse(F.ethernet(0x86DD) + F.ipv6(next: 58, src: F.v6a, dst: F.v6b, payload: [128, 0, 0, 0]))
+        let v6 = PacketParser.parse(
+            F.ethernet(0x86DD) + F.ipv6(next: 58, src: F.v6a, dst: F.v6b, payload: [128, 0, 0, 0]))
         #expect(v6.l4 == .icmpv6 && v6.issue == .none)
     }
 
@@ -102,21 +124,28 @@ import Testing
         var shortIHL = F.ethernet(0x0800) + F.ipv4(proto: 6, src: 1, dst: 2, payload: [])
         shortIHL[14] = 0x43
         #expect(PacketParser.parse(shortIHL).issue == .badIPv4HeaderLength)
-        var longTotal = F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2, payload: F.udp(sport: 1, dport: 2, payload: []))
+        var longTotal =
+            F.ethernet(0x0800) + F.ipv4(proto: 17, src: 1, dst: 2, payload: F.udp(sport: 1, dport: 2, payload: []))
         longTotal[16] = 0x05  // total length 1280+ > frame
         let info = PacketParser.parse(longTotal)
         #expect(info.issue == .badIPv4TotalLength && info.l4 == .udp && info.hasFlow)
-        var badOffset = F.ethernet(0x0800) + F.ipv4(proto: 6, src: 1, dst: 2, payload: F.tcp(sport: 1, dport: 2, flags: 2))
+        var badOffset =
+            F.ethernet(0x0800) + F.ipv4(proto: 6, src: 1, dst: 2, payload: F.tcp(sport: 1, dport: 2, flags: 2))
         badOffset[14 + 20 + 12] = 0xF0  // data offset 60 > segment
         #expect(PacketParser.parse(badOffset).issue == .badTCPDataOffset)
-        var v6 = F.ethernet(0x86DD) + F.ipv6(next: 17, src: F.v6a, dst: F.v6b, payload: F.udp(sport: 1, dport: 2, payload: []))
+        var v6 =
+            F.ethernet(0x86DD)
+            + F.ipv6(next: 17, src: F.v6a, dst: F.v6b, payload: F.udp(sport: 1, dport: 2, payload: []))
         v6[14] = 0x40
         #expect(PacketParser.parse(v6).issue == .badIPv6Version)
     }
 
     @Test func everyPrefixOfABuiltFrameParsesWithoutTrapping() {
-        let frame = F.ethernet(0x86DD, vlans: [5, 6]) + F.ipv6(next: 0, src: F.v6a, dst: F.v6b,
-            payload: [6, 0, 1, 4, 0, 0, 0, 0] + F.tcp(sport: 1, dport: 2, flags: 0x12, payload: [1, 2, 3]))
+        let frame =
+            F.ethernet(0x86DD, vlans: [5, 6])
+            + F.ipv6(
+                next: 0, src: F.v6a, dst: F.v6b,
+                payload: [6, 0, 1, 4, 0, 0, 0, 0] + F.tcp(sport: 1, dport: 2, flags: 0x12, payload: [1, 2, 3]))
         for cut in 0...frame.count {
             let info = PacketParser.parse(Array(frame.prefix(cut)))
             #expect(Int(info.payloadOffset) + Int(info.payloadLength) <= max(cut, Int(info.payloadOffset)))
@@ -127,7 +156,9 @@ import Testing
 
     @Test func pcapReaderRejectsGarbageWithAReason() {
         #expect(throws: PcapFile.Failure.tooShort) { try PcapFile(bytes: [1, 2, 3]) }
-        #expect(throws: PcapFile.Failure.badMagic(0x0403_0201)) { try PcapFile(bytes: [1, 2, 3, 4] + [UInt8](repeating: 0, count: 20)) }
+        #expect(throws: PcapFile.Failure.badMagic(0x0403_0201)) {
+            try PcapFile(bytes: [1, 2, 3, 4] + [UInt8](repeating: 0, count: 20))
+        }
         var image = PcapFile.image(of: [[1, 2, 3]])
         image.removeLast()
         #expect(throws: PcapFile.Failure.truncatedRecord(frame: 0)) { try PcapFile(bytes: image) }

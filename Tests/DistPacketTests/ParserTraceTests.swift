@@ -12,7 +12,8 @@ import Testing
     }
 
     static func tshark() -> String? {
-        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/tshark") {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"]
+        where FileManager.default.isExecutableFile(atPath: dir + "/tshark") {
             return dir + "/tshark"
         }
         return nil
@@ -21,13 +22,16 @@ import Testing
     /// Runs tshark on the trace (reassembly off: each frame on its own, as the data plane sees it).
     static func tsharkClassification(_ path: String) throws -> [Expected] {
         guard let tshark = tshark() else {
-            throw ParseFailure("tshark is not installed (apt-get install -y tshark): the parser cannot be checked against it")
+            throw ParseFailure(
+                "tshark is not installed (apt-get install -y tshark): the parser cannot be checked against it")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tshark)
-        process.arguments = ["-r", path, "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
-                             "-T", "fields", "-E", "separator=|", "-e", "frame.protocols", "-e", "ip.frag_offset",
-                             "-e", "ipv6.fraghdr.offset"]
+        process.arguments = [
+            "-r", path, "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+            "-T", "fields", "-E", "separator=|", "-e", "frame.protocols", "-e", "ip.frag_offset",
+            "-e", "ipv6.fraghdr.offset",
+        ]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -37,9 +41,10 @@ import Testing
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         return lines.filter { !$0.isEmpty }.map { line in
             let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            return classify(protocols: fields[0],
-                            ipFragmentOffset: fields.count > 1 ? fields[1] : "",
-                            ipv6FragmentOffset: fields.count > 2 ? fields[2] : "")
+            return classify(
+                protocols: fields[0],
+                ipFragmentOffset: fields.count > 1 ? fields[1] : "",
+                ipv6FragmentOffset: fields.count > 2 ? fields[2] : "")
         }
     }
 
@@ -90,7 +95,8 @@ import Testing
         let expected = try Self.tsharkClassification(Fixtures.mixA)
         try #require(expected.count == frames.count, "tshark saw \(expected.count) frames")
 
-        var ours: [String: Int] = [:], theirs: [String: Int] = [:]
+        var ours: [String: Int] = [:]
+        var theirs: [String: Int] = [:]
         var mismatches: [String] = []
         for (i, frame) in frames.enumerated() {
             let info = PacketParser.parse(frame.bytes)
@@ -111,7 +117,9 @@ import Testing
         var parsed = 0
         var byIssue = [Int](repeating: 0, count: ParseIssue.allCases.count)
         for (i, frame) in Fixtures.mixAFrames.enumerated() {
-            let cuts: [Int] = i < 300 ? Array(0...min(frame.bytes.count, 200))
+            let cuts: [Int] =
+                i < 300
+                ? Array(0...min(frame.bytes.count, 200))
                 : [0, 13, 14, 17, 33, 34, 37, 53, 54, frame.bytes.count / 2, frame.bytes.count - 1]
             for cut in cuts where cut >= 0 && cut <= frame.bytes.count {
                 let info = PacketParser.parse(Array(frame.bytes[0..<cut]))
@@ -130,7 +138,9 @@ import Testing
         // Deterministic pseudo-random flips in the first 80 bytes (where the headers are).
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> UInt64 {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
             return state
         }
         var outcomes = 0

@@ -17,8 +17,10 @@ import Testing
     }()
 
     /// Runs `frames` through a FastPath in bursts of `burst`; returns it and its counters.
-    static func run(_ frames: [PcapFile.Frame], burst: Int, capacity: Int = 1 << 16,
-                    prepare: (FlowTable) -> Void = { _ in }) -> (FastPath, WorkerStats) {
+    static func run(
+        _ frames: [PcapFile.Frame], burst: Int, capacity: Int = 1 << 16,
+        prepare: (FlowTable) -> Void = { _ in }
+    ) -> (FastPath, WorkerStats) {
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
         stats.initialize(to: WorkerStats())
         defer { stats.deallocate() }
@@ -30,7 +32,9 @@ import Testing
         var now: UInt64 = 1_000_000_000
         while i < storage.count {
             let n = min(burst, storage.count - i)
-            let buffers = (0..<n).map { j in UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, storage[i + j].count)) }
+            let buffers = (0..<n).map { j in
+                UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, storage[i + j].count))
+            }
             defer { buffers.forEach { $0.deallocate() } }
             var data: [UnsafePointer<UInt8>?] = []
             var segments: [UInt16] = []
@@ -66,12 +70,22 @@ import Testing
         let sample = Array(Self.frames.prefix(6000))
         let (single, _) = Self.run(sample, burst: 1)
         let (bursts, _) = Self.run(sample, burst: 64)
-        var a: [FlowKey: FlowEntry] = [:], b: [FlowKey: FlowEntry] = [:]
-        single.table.forEach { _, e in a[e.key] = e; return true }
-        bursts.table.forEach { _, e in b[e.key] = e; return true }
+        var a: [FlowKey: FlowEntry] = [:]
+        var b: [FlowKey: FlowEntry] = [:]
+        single.table.forEach { _, e in
+            a[e.key] = e
+            return true
+        }
+        bursts.table.forEach { _, e in
+            b[e.key] = e
+            return true
+        }
         #expect(a.count == b.count && a.count > 100)
         for (key, e) in a {
-            guard let f = b[key] else { Issue.record("flow \(key) missing"); continue }
+            guard let f = b[key] else {
+                Issue.record("flow \(key) missing")
+                continue
+            }
             #expect(e.packetsToServer == f.packetsToServer && e.packetsToClient == f.packetsToClient)
             #expect(e.bytesToServer == f.bytesToServer && e.bytesToClient == f.bytesToClient)
             #expect(e.tcpState == f.tcpState && e.clientIsLo == f.clientIsLo)
@@ -94,7 +108,9 @@ import Testing
         stats.initialize(to: WorkerStats())
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
         path.eventRule = rule
-        var raised = 0, held = 0, forwarded = 0
+        var raised = 0
+        var held = 0
+        var forwarded = 0
         for frame in frames {
             frame.bytes.withUnsafeBufferPointer { buffer in
                 var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
@@ -105,8 +121,11 @@ import Testing
                 case .forward: forwarded += 1
                 case .raiseAndDrop: raised += 1
                 case .raiseAndHold: held += 1
-                case .raiseAndForward: raised += 1; forwarded += 1
-                case .divert, .redirect, .hold, .discard, .handoff, .pass: Issue.record("no channel, no DiST rule and one worker here")
+                case .raiseAndForward:
+                    raised += 1
+                    forwarded += 1
+                case .divert, .redirect, .hold, .discard, .handoff, .pass:
+                    Issue.record("no channel, no DiST rule and one worker here")
                 }
             }
         }
@@ -159,7 +178,8 @@ import Testing
         #expect(known > 0)
         _ = path.perform(.events(EventRule(filter: filter, action: .drop, lateLocking: true)))
         func raised(_ part: ArraySlice<PcapFile.Frame>) -> (raised: Int, ofKnown: Int) {
-            var raised = 0, ofKnown = 0
+            var raised = 0
+            var ofKnown = 0
             for frame in part {
                 let known = Self.key(frame).map { path.table.find($0) != nil } ?? false
                 frame.bytes.withUnsafeBufferPointer { buffer in
@@ -182,7 +202,10 @@ import Testing
         // ...and only those of flows unknown here are.
         let before = raised(frames[2000..<3000])
         #expect(before.ofKnown == 0)
-        guard case .flows(let exported) = path.perform(.exportFlows(filter, lock: true)) else { Issue.record("no flows"); return }
+        guard case .flows(let exported) = path.perform(.exportFlows(filter, lock: true)) else {
+            Issue.record("no flows")
+            return
+        }
         #expect(exported.count == known)
         var locked = 0
         path.table.forEach { i, e in
@@ -242,7 +265,10 @@ import Testing
         path.channel = nil
         #expect(path.table.count >= flows)
 
-        guard case .located(let located) = path.perform(.locate(filter)) else { Issue.record("no answer"); return }
+        guard case .located(let located) = path.perform(.locate(filter)) else {
+            Issue.record("no answer")
+            return
+        }
         #expect(!located.isEmpty)
         _ = path.perform(.events(EventRule(filter: filter, action: .redirect, lateLocking: true)))
         let known = located[0]
@@ -254,7 +280,8 @@ import Testing
         #expect(path.table.transitionMark(at: known.index, from: .normal, to: .moving))
         let frozen = path.table.entry(at: known.index)
         for f in ofKnown { #expect(Self.verdict(path, f) == .redirect) }
-        #expect(path.table.entry(at: known.index).packetsToServer + path.table.entry(at: known.index).packetsToClient
+        #expect(
+            path.table.entry(at: known.index).packetsToServer + path.table.entry(at: known.index).packetsToClient
                 == frozen.packetsToServer + frozen.packetsToClient)
         #expect(frozen.packetsToServer + frozen.packetsToClient > before.packetsToServer + before.packetsToClient)
         // A flow of the filter this instance never saw starts at the peer.
@@ -279,16 +306,22 @@ import Testing
 /// worker redirected after each mark replayed on them elsewhere, equal what one pass without
 /// a Move builds: no update lost, none applied twice.
 @Suite struct MarkConcurrencyTests {
-    final class Box<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
+    final class Box<T>: @unchecked Sendable {
+        var value: T
+        init(_ v: T) { value = v }
+    }
 
-    static func process(_ path: FastPath, _ frames: ArraySlice<[UInt8]>, now: UInt64, redirected: ((Int) -> Void)? = nil) {
+    static func process(
+        _ path: FastPath, _ frames: ArraySlice<[UInt8]>, now: UInt64, redirected: ((Int) -> Void)? = nil
+    ) {
         let n = frames.count
         var storage = Array(frames)
         storage.withUnsafeMutableBufferPointer { buffers in
             var data = (0..<n).map { i in buffers[i].withUnsafeBufferPointer { $0.baseAddress } }
             var seg = (0..<n).map { UInt16(clamping: buffers[$0].count) }
             var len = (0..<n).map { UInt32(buffers[$0].count) }
-            if path.process(count: n, data: &data, segmentLengths: &seg, packetLengths: &len, now: now), let redirected {
+            if path.process(count: n, data: &data, segmentLengths: &seg, packetLengths: &len, now: now), let redirected
+            {
                 for i in 0..<n where path.verdicts[i] == .redirect { redirected(i) }
             }
         }
@@ -306,17 +339,25 @@ import Testing
         let frames = FastPathTests.frames.prefix(24000).map { $0.bytes }
         try #require(frames.count == 24000)
         let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
-        let burst = 32, warm = 6016  // a multiple of the burst: the same bursts as the reference
+        let burst = 32
+        let warm = 6016  // a multiple of the burst: the same bursts as the reference
 
         // One pass, no Move.
         let reference = Self.fresh()
-        for s in stride(from: 0, to: frames.count, by: burst) { Self.process(reference, frames[s..<min(s + burst, frames.count)], now: Self.now(s)) }
+        for s in stride(from: 0, to: frames.count, by: burst) {
+            Self.process(reference, frames[s..<min(s + burst, frames.count)], now: Self.now(s))
+        }
 
         for attempt in 0..<3 {
             let source = Self.fresh()
-            for s in stride(from: 0, to: warm, by: burst) { Self.process(source, frames[s..<(s + burst)], now: Self.now(s)) }
+            for s in stride(from: 0, to: warm, by: burst) {
+                Self.process(source, frames[s..<(s + burst)], now: Self.now(s))
+            }
             _ = source.perform(.events(EventRule(filter: filter, action: .redirect, lateLocking: true)))
-            guard case .located(let candidates) = source.perform(.locate(filter)) else { Issue.record("no flows"); return }
+            guard case .located(let candidates) = source.perform(.locate(filter)) else {
+                Issue.record("no flows")
+                return
+            }
             try #require(candidates.count > 50)
             let qc = QuiescentCounter()
             let shared = Box(source)
@@ -328,7 +369,9 @@ import Testing
                 for s in stride(from: warm, to: frames.count, by: burst) {
                     round += 1
                     qc.quiescent(round)
-                    Self.process(shared.value, frames[s..<min(s + burst, frames.count)], now: Self.now(s)) { redirected.value.append((s + $0, Self.now(s))) }
+                    Self.process(shared.value, frames[s..<min(s + burst, frames.count)], now: Self.now(s)) {
+                        redirected.value.append((s + $0, Self.now(s)))
+                    }
                     if attempt == 1 && s % 256 == 0 { usleep(50) }  // a slower worker
                 }
                 done.store(true, ordering: .releasing)
@@ -338,7 +381,9 @@ import Testing
                 while next < candidates.count {
                     let part = candidates[next..<min(next + 4 + attempt * 6, candidates.count)]
                     next += part.count
-                    let marked = part.map { shared.value.table.transitionMark(at: $0.index, from: .normal, to: .moving) }
+                    let marked = part.map {
+                        shared.value.table.transitionMark(at: $0.index, from: .normal, to: .moving)
+                    }
                     // A worker that has finished has no burst in hand: nothing to wait for.
                     while !QuiescentCounter.waitForAll([qc], timeout: 1_000_000) && !done.load(ordering: .acquiring) {}
                     for (c, m) in zip(part, marked) where m {
@@ -367,13 +412,21 @@ import Testing
                 return true
             }
             var expected: [FlowKey: FlowEntry] = [:]
-            reference.table.forEach { _, e in expected[e.key] = e; return true }
+            reference.table.forEach { _, e in
+                expected[e.key] = e
+                return true
+            }
             #expect(merged.count == expected.count, "attempt \(attempt)")
             var differing = 0
             for (key, e) in expected {
-                guard let m = merged[key] else { differing += 1; continue }
-                if m.packetsToServer != e.packetsToServer || m.packetsToClient != e.packetsToClient || m.bytesToServer != e.bytesToServer
-                    || m.bytesToClient != e.bytesToClient || m.lastSeen != e.lastSeen || m.tcpState != e.tcpState {
+                guard let m = merged[key] else {
+                    differing += 1
+                    continue
+                }
+                if m.packetsToServer != e.packetsToServer || m.packetsToClient != e.packetsToClient
+                    || m.bytesToServer != e.bytesToServer
+                    || m.bytesToClient != e.bytesToClient || m.lastSeen != e.lastSeen || m.tcpState != e.tcpState
+                {
                     differing += 1
                 }
             }
@@ -409,11 +462,13 @@ import Testing
         let path = FastPath(table: FlowTable(capacity: 1 << 10), stats: stats)
         _ = path.perform(.events(EventRule(filter: Self.filter, action: .gate, moveID: 7, ibcToken: 0xABCD)))
         for token: UInt64 in [0, 0xABCE] {
-            #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: token)) == .discard)
+            #expect(
+                RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: token)) == .discard)
         }
         #expect(path.eventRule?.markerSeen == false)
         #expect(stats.pointee.markersForged == 2 && stats.pointee.markers == 0)
-        #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: 0xABCD)) == .discard)
+        #expect(
+            RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7, token: 0xABCD)) == .discard)
         #expect(path.eventRule?.markerSeen == true)
     }
 
@@ -474,7 +529,9 @@ import Testing
         #expect(stats.pointee.markers == 1)
         #expect(path.table.count == 0)
         // Traffic outside the filter goes on.
-        let other = FastPathTests.frames.map { $0.bytes }.first { RedirectTests.key($0).map { !Self.filter.matches($0) } ?? false }!
+        let other = FastPathTests.frames.map { $0.bytes }.first {
+            RedirectTests.key($0).map { !Self.filter.matches($0) } ?? false
+        }!
         #expect(RedirectTests.verdict(path, other) == .forward)
     }
 
@@ -493,7 +550,10 @@ import Testing
         for r in [request, untagged] { #expect(RedirectTests.verdict(path, r) == .pass) }
         #expect(path.eventRule?.markerSeen == false)
         #expect(path.table.count == 0)
-        #expect(RedirectTests.verdict(path, InBandControl.reflectRequest(InBandControl.frame(for: Self.filter, moveID: 8), vlan: nil)) == .discard)
+        #expect(
+            RedirectTests.verdict(
+                path, InBandControl.reflectRequest(InBandControl.frame(for: Self.filter, moveID: 8), vlan: nil))
+                == .discard)
         // The reflected copy is the cut; requests still go back out after it.
         #expect(RedirectTests.verdict(path, InBandControl.frame(for: Self.filter, moveID: 7)) == .redirect)
         #expect(path.eventRule?.markerSeen == true)
@@ -513,10 +573,16 @@ import Testing
         let store = PipelineStateStore(path)
         let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
         let groups = try store.flowGroups(filter, length: 96 + 24)
-        guard case .located(let flows) = path.perform(.locate(filter)) else { Issue.record("no answer"); return }
+        guard case .located(let flows) = path.perform(.locate(filter)) else {
+            Issue.record("no answer")
+            return
+        }
         #expect(groups.count > 1)
         #expect(groups.reduce(0) { $0 + $1.flows } == flows.count)
-        #expect(groups.allSatisfy { $0.prefix.length == 120 && $0.prefix.text.hasSuffix("/24") && $0.prefix.text.hasPrefix("192.168.") })
+        #expect(
+            groups.allSatisfy {
+                $0.prefix.length == 120 && $0.prefix.text.hasSuffix("/24") && $0.prefix.text.hasPrefix("192.168.")
+            })
         #expect(groups.map { $0.prefix.address } == groups.map { $0.prefix.address }.sorted())
         // Each flow is in the part holding its address within 192.168.0.0/16.
         for g in groups {
@@ -524,7 +590,9 @@ import Testing
             guard case .located(let inPart) = path.perform(.locate(part)) else { continue }
             #expect(inPart.count >= g.flows)
         }
-        #expect(throws: StateStoreError.self) { try store.flowGroups(FlowFilter(parsing: "nw_src=10.0.0.0/8,tp_dst=80"), length: 112) }
+        #expect(throws: StateStoreError.self) {
+            try store.flowGroups(FlowFilter(parsing: "nw_src=10.0.0.0/8,tp_dst=80"), length: 112)
+        }
         #expect(throws: StateStoreError.self) { try store.flowGroups(filter, length: 104) }
     }
 
@@ -559,10 +627,18 @@ import Testing
 @Suite struct ForgetFlowsTests {
     @Test func onlyTheNamedFlowsGo() {
         let (path, _) = FastPathTests.run(Array(FastPathTests.frames.prefix(2000)), burst: 32)
-        guard case .flows(let all) = path.perform(.flows(limit: 1 << 20)) else { Issue.record("no answer"); return }
+        guard case .flows(let all) = path.perform(.flows(limit: 1 << 20)) else {
+            Issue.record("no answer")
+            return
+        }
         let doomed = all.prefix(5).map { $0.key }
-        let unknown = FlowKey(loAddr: IPAddress(text: "198.18.0.1")!, hiAddr: IPAddress(text: "198.18.0.2")!, loPort: 1, hiPort: 2, proto: 17, vlanKey: 0)
-        guard case .count(let n) = path.perform(.forgetFlows(doomed + [unknown])) else { Issue.record("no answer"); return }
+        let unknown = FlowKey(
+            loAddr: IPAddress(text: "198.18.0.1")!, hiAddr: IPAddress(text: "198.18.0.2")!, loPort: 1, hiPort: 2,
+            proto: 17, vlanKey: 0)
+        guard case .count(let n) = path.perform(.forgetFlows(doomed + [unknown])) else {
+            Issue.record("no answer")
+            return
+        }
         #expect(n == 5)
         #expect(doomed.allSatisfy { path.table.find($0) == nil })
         #expect(path.table.count == all.count - 5)

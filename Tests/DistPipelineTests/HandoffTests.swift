@@ -84,8 +84,11 @@ import Testing
                     if n == 0 { break }
                     for k in 0..<n {
                         paths[w].processHandedOff(items + k, count: 1, now: now)
-                        out.append((paths[w].verdicts[0],
-                                    Array(UnsafeBufferPointer(start: items[k].frame, count: Int(items[k].segmentLength)))))
+                        out.append(
+                            (
+                                paths[w].verdicts[0],
+                                Array(UnsafeBufferPointer(start: items[k].frame, count: Int(items[k].segmentLength)))
+                            ))
                     }
                     ring.consume(n)
                 }
@@ -115,7 +118,8 @@ import Testing
         for (i, f) in Self.frames.enumerated() { two.receive(f, at: i % 2, now: UInt64(1_000 + i)) }
         let one = Instance(workers: 1)
         for (i, f) in Self.frames.enumerated() { one.receive(f, at: 0, now: UInt64(1_000 + i)) }
-        let a = one.flows, b = two.flows
+        let a = one.flows
+        let b = two.flows
         #expect(a.count == b.count && a.count > 500)
         let ownership = FlowOwnership(workers: 2)
         var atEach = [0, 0]
@@ -126,7 +130,8 @@ import Testing
             }
             atEach[w] += 1
             #expect(w == ownership.owner(of: key))
-            #expect(e.packetsToServer == single.entry.packetsToServer && e.packetsToClient == single.entry.packetsToClient)
+            #expect(
+                e.packetsToServer == single.entry.packetsToServer && e.packetsToClient == single.entry.packetsToClient)
             #expect(e.bytesToServer == single.entry.bytesToServer && e.tcpState == single.entry.tcpState)
             #expect(e.clientIsLo == single.entry.clientIsLo && e.lastSeen == single.entry.lastSeen)
         }
@@ -161,7 +166,8 @@ import Testing
         // A ring of 8 filled and emptied unevenly, so runs wrap around its storage: every item
         // comes out once, in order; a full ring takes nothing until the consumer frees slots.
         let ring = HandoffRing<Int>(capacity: 8)
-        var next = 0, expected = 0
+        var next = 0
+        var expected = 0
         for round in 0..<50 {
             let add = round % 7 + 1
             for _ in 0..<add where ring.stage(next) { next += 1 }
@@ -183,7 +189,7 @@ import Testing
         #expect(!ring.stage(-1))
         ring.publish()
         var queued = 0
-        while case let (_, n) = ring.peek(limit: 16), n > 0 {
+        while case (_, let n) = ring.peek(limit: 16), n > 0 {
             ring.consume(n)
             queued += n
         }
@@ -196,8 +202,10 @@ import Testing
     static func filterFrames() -> (mine: [[UInt8]], theirs: [[UInt8]]) {
         let ownership = FlowOwnership(workers: 2)
         let all = FastPathTests.frames.map { $0.bytes }.filter { RedirectTests.key($0).map(filter.matches) ?? false }
-        return (all.filter { ownership.owner(of: RedirectTests.key($0)!) == 0 },
-                all.filter { ownership.owner(of: RedirectTests.key($0)!) == 1 })
+        return (
+            all.filter { ownership.owner(of: RedirectTests.key($0)!) == 0 },
+            all.filter { ownership.owner(of: RedirectTests.key($0)!) == 1 }
+        )
     }
 
     @Test func eachQueueOfAnOrderPreservingDestinationIsCutAtItsOwnMarker() throws {
@@ -273,7 +281,10 @@ import Testing
                 let owners = Set(frames.map { ownership.owner(of: RedirectTests.key($0)!) })
                 #expect(owners.count == w)
             }
-            #expect(frames.allSatisfy { InBandControl.marker(in: $0)?.moveID == 3 && Self.filter.matches(RedirectTests.key($0)!) })
+            #expect(
+                frames.allSatisfy {
+                    InBandControl.marker(in: $0)?.moveID == 3 && Self.filter.matches(RedirectTests.key($0)!)
+                })
             #expect(Set(frames).count == frames.count)
         }
         #expect(InBandControl.frames(for: Self.filter, moveID: 3, workers: [1, 1]).count == 1)

@@ -19,8 +19,10 @@ import Testing
 
     /// Releases what the pace allows every `step` ns from `start` until empty (at most `limit`
     /// rounds); returns the time it ended and the first byte of each packet, in release order.
-    static func drain(_ q: HoldQueue, from start: UInt64, step: UInt64, arrivals: (UInt64) -> Void = { _ in },
-                      limit: Int = 100_000) -> (end: UInt64, order: [UInt8]) {
+    static func drain(
+        _ q: HoldQueue, from start: UInt64, step: UInt64, arrivals: (UInt64) -> Void = { _ in },
+        limit: Int = 100_000
+    ) -> (end: UInt64, order: [UInt8]) {
         var now = start
         var order: [UInt8] = []
         for _ in 0..<limit where q.draining {
@@ -73,13 +75,15 @@ import Testing
         for i in 0..<500 { Self.put(q, i, now: UInt64(i) * Self.ms) }
         #expect(q.startRelease(now: 500 * Self.ms, pacing: .init(factor: 2, depth: 10_000)))
         var next = 500
-        let (_, order) = Self.drain(q, from: 500 * Self.ms, step: Self.ms, arrivals: { now in
-            // One packet a millisecond for 400 ms: half the release rate.
-            if next < 900 {
-                Self.put(q, next, now: now)
-                next += 1
-            }
-        })
+        let (_, order) = Self.drain(
+            q, from: 500 * Self.ms, step: Self.ms,
+            arrivals: { now in
+                // One packet a millisecond for 400 ms: half the release rate.
+                if next < 900 {
+                    Self.put(q, next, now: now)
+                    next += 1
+                }
+            })
         #expect(next == 900)
         #expect(order == (0..<900).map { UInt8($0 % 251) })
         #expect(q.isEmpty && !q.draining)
@@ -103,7 +107,8 @@ import Testing
         stats.initialize(to: WorkerStats())
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
         path.drainFilter = filter
-        var kept = 0, forwarded = 0
+        var kept = 0
+        var forwarded = 0
         for f in frames {
             switch RedirectTests.verdict(path, f) {
             case .hold:
@@ -122,6 +127,8 @@ import Testing
         #expect(matching == 0)
         // Without it, the same packets are processed.
         path.drainFilter = nil
-        #expect(RedirectTests.verdict(path, frames.first { RedirectTests.key($0).map(filter.matches) == true }!) == .forward)
+        #expect(
+            RedirectTests.verdict(path, frames.first { RedirectTests.key($0).map(filter.matches) == true }!) == .forward
+        )
     }
 }

@@ -27,8 +27,12 @@ final class FakeTXQueue {
     @Test func whatAFullQueueLeavesGoesFirstInOrder() {
         let queue = FakeTXQueue(room: 10)
         let backlog = TransmitBacklog(capacity: 100)
-        let first = Self.burst(1...32), second = Self.burst(33...64)
-        defer { first.deallocate(); second.deallocate() }
+        let first = Self.burst(1...32)
+        let second = Self.burst(33...64)
+        defer {
+            first.deallocate()
+            second.deallocate()
+        }
         var r = backlog.send(first, count: 32, port: 0, queue.send)
         #expect(r.sent == 10 && r.dropped == 0 && backlog.count == 22)
         queue.room = 0
@@ -45,8 +49,12 @@ final class FakeTXQueue {
     @Test func portsAndTheRingsEndKeepTheirOrder() {
         let queue = FakeTXQueue(room: 0)
         let backlog = TransmitBacklog(capacity: 16)
-        let a = Self.burst(1...12), b = Self.burst(13...20)
-        defer { a.deallocate(); b.deallocate() }
+        let a = Self.burst(1...12)
+        let b = Self.burst(13...20)
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
         _ = backlog.send(a, count: 12, port: 1, queue.send)
         queue.room = 10
         _ = backlog.flush(queue.send)

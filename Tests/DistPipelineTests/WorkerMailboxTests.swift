@@ -15,9 +15,11 @@ import Testing
         defer { stats.deallocate() }
         let table = FlowTable(capacity: 64)
         for i in 0..<10 {
-            let key = FlowKey(loAddr: IPAddress(ipv4: 0xC612_0000 | UInt32(i)), hiAddr: IPAddress(ipv4: 0xC613_0001),
-                              loPort: 1000, hiPort: 80, proto: 6, vlanKey: 0)
-            table.insert(FlowEntry(key: key, hash: UInt32(truncatingIfNeeded: key.hashValue64), clientIsLo: true, now: 1))
+            let key = FlowKey(
+                loAddr: IPAddress(ipv4: 0xC612_0000 | UInt32(i)), hiAddr: IPAddress(ipv4: 0xC613_0001),
+                loPort: 1000, hiPort: 80, proto: 6, vlanKey: 0)
+            table.insert(
+                FlowEntry(key: key, hash: UInt32(truncatingIfNeeded: key.hashValue64), clientIsLo: true, now: 1))
         }
         // (The worker thread alone touches the fast path.)
         let path = MarkConcurrencyTests.Box(FastPath(table: table, stats: stats))
@@ -28,7 +30,8 @@ import Testing
         }
         worker.start()
         let rounds = 2000
-        let wrong = ManagedAtomic(0), unanswered = ManagedAtomic(0)
+        let wrong = ManagedAtomic(0)
+        let unanswered = ManagedAtomic(0)
         let done = DispatchGroup()
         for limit in [3, 7] {
             done.enter()

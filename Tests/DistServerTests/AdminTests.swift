@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The admin protocol and its Unix-socket server, over a real socket.
@@ -23,8 +23,12 @@ import Glibc
         #expect(throws: AdminError.self) { try AdminRequest.parse("[1,2]") }
         #expect(throws: AdminError.self) { try AdminRequest.parse(#"{"limit":3}"#) }
         #expect(throws: AdminError.self) { try AdminRequest.parse(#"{"cmd":"flows","x":[1]}"#) }
-        #expect(throws: AdminError.self) { try AdminRequest.parse(#"{"cmd":"flows","limit":-1}"#).integer("limit", default: 1) }
-        #expect(throws: AdminError.self) { try AdminRequest.parse(#"{"cmd":"flows","limit":1.5}"#).integer("limit", default: 1) }
+        #expect(throws: AdminError.self) {
+            try AdminRequest.parse(#"{"cmd":"flows","limit":-1}"#).integer("limit", default: 1)
+        }
+        #expect(throws: AdminError.self) {
+            try AdminRequest.parse(#"{"cmd":"flows","limit":1.5}"#).integer("limit", default: 1)
+        }
     }
 
     static func temporaryPath() -> String {

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The socket server under clients that misbehave: none of them may hold the loop or keep
@@ -39,14 +39,17 @@ import Glibc
             let n = read(fd, &chunk, chunk.count)
             if n == 0 { return nil }
             if n > 0 { received += chunk[0..<n] }
-            if let newline = received.firstIndex(of: 0x0A) { return String(decoding: received[..<newline], as: UTF8.self) }
+            if let newline = received.firstIndex(of: 0x0A) {
+                return String(decoding: received[..<newline], as: UTF8.self)
+            }
         }
         return nil
     }
 
     static func lineServer(_ path: String) throws -> SocketServer {
         let big = [UInt8](repeating: 0x41, count: 256 * 1024)
-        return try SocketServer(.unix(path), framing: .lines(max: 1024), tooLarge: Array("too large".utf8)) { _, request in
+        return try SocketServer(.unix(path), framing: .lines(max: 1024), tooLarge: Array("too large".utf8)) {
+            _, request in
             String(decoding: request, as: UTF8.self) == "big" ? [big] : [Array("info".utf8)]
         }
     }
@@ -89,8 +92,12 @@ import Glibc
         }
         server.limits.idleTimeout = 0.2
         server.isBusy = { $0 == asker }
-        let idle = try Self.connectClient(path), busy = try Self.connectClient(path)
-        defer { close(idle); close(busy) }
+        let idle = try Self.connectClient(path)
+        let busy = try Self.connectClient(path)
+        defer {
+            close(idle)
+            close(busy)
+        }
         Self.writeAll(busy, "x\n")
         #expect(Self.readLine(busy, serving: server) == "ok")
         let until = Date().addingTimeInterval(0.5)
@@ -148,11 +155,14 @@ import Glibc
     }
 
     /// Runs `script` (Python) with `arguments` while serving `server`; what it printed.
-    static func python(_ script: String, _ arguments: [String], serving server: SocketServer, as user: UInt32? = nil) throws -> String {
+    static func python(_ script: String, _ arguments: [String], serving server: SocketServer, as user: UInt32? = nil)
+        throws -> String
+    {
         let process = Process()
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "/usr/bin/python3", "-c", script] + arguments
+            process.arguments =
+                ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "/usr/bin/python3", "-c", script] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             process.arguments = ["-c", script] + arguments
@@ -194,16 +204,25 @@ import Glibc
     /// certificate, with another CA's, with an expired one, or without TLS is refused, counted,
     /// and gets no reply.
     @Test func onlyClientsWithAValidCertificateOfTheCAAreServed() throws {
-        let dir = "/tmp/dist-tls-test-\(getpid())", other = dir + "-other"
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: other) }
-        let make = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/make-certs.sh").path
+        let dir = "/tmp/dist-tls-test-\(getpid())"
+        let other = dir + "-other"
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: other)
+        }
+        let make = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../deploy/make-certs.sh"
+        ).path
         for arguments in [[dir, "server", "client"], [dir, "--expired", "old"], [other, "stranger"]] {
             let p = try Process.run(URL(fileURLWithPath: make), arguments: arguments)
             p.waitUntilExit()
             #expect(p.terminationStatus == 0)
         }
-        let context = try ControlTLS.server(ControlTLS.Files(certificate: dir + "/server.pem", key: dir + "/server.key", ca: dir + "/ca.pem"))
-        let server = try SocketServer(.tcp(host: "127.0.0.1", port: 0), framing: .lines(max: 64), tooLarge: [], tls: context) { _, _ in
+        let context = try ControlTLS.server(
+            ControlTLS.Files(certificate: dir + "/server.pem", key: dir + "/server.key", ca: dir + "/ca.pem"))
+        let server = try SocketServer(
+            .tcp(host: "127.0.0.1", port: 0), framing: .lines(max: 64), tooLarge: [], tls: context
+        ) { _, _ in
             [Array("info".utf8)]
         }
         let port = "\(server.boundPort)"
@@ -221,7 +240,9 @@ import Glibc
         address.sin_port = server.boundPort.bigEndian
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         #expect(connected == 0)
         let until = Date().addingTimeInterval(0.5)
@@ -232,11 +253,17 @@ import Glibc
     }
 
     @Test func tcpListensOnLoopbackUnlessEveryAddressIsAskedFor() throws {
-        guard case .tcp(let host, let port) = try SocketServer.Endpoint.tcp(parsing: ":7001") else { throw AdminError("not tcp") }
+        guard case .tcp(let host, let port) = try SocketServer.Endpoint.tcp(parsing: ":7001") else {
+            throw AdminError("not tcp")
+        }
         #expect(host == "127.0.0.1" && port == 7001)
-        guard case .tcp(let any, _) = try SocketServer.Endpoint.tcp(parsing: "*:7001") else { throw AdminError("not tcp") }
+        guard case .tcp(let any, _) = try SocketServer.Endpoint.tcp(parsing: "*:7001") else {
+            throw AdminError("not tcp")
+        }
         #expect(any == "")
-        guard case .tcp(let v6, _) = try SocketServer.Endpoint.tcp(parsing: "[::1]:7001") else { throw AdminError("not tcp") }
+        guard case .tcp(let v6, _) = try SocketServer.Endpoint.tcp(parsing: "[::1]:7001") else {
+            throw AdminError("not tcp")
+        }
         #expect(v6 == "::1")
     }
 }

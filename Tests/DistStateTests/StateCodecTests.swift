@@ -1,7 +1,7 @@
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
-import DistPRADS
 import DistState
 import Foundation
 import Testing
@@ -13,15 +13,19 @@ import Testing
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         guard let data = try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap")),
-              let file = try? PcapFile(bytes: [UInt8](data)),
-              let signatures = try? PRADSSignatures.load(directory: "/etc/prads") else { return [] }
+            let file = try? PcapFile(bytes: [UInt8](data)),
+            let signatures = try? PRADSSignatures.load(directory: "/etc/prads")
+        else { return [] }
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
         stats.initialize(to: WorkerStats())
         let detector = Detector(signatures: signatures)
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats, detector: detector)
         path.process(frames: file.frames)
         var chunks: [StateChunk] = []
-        path.table.forEach { _, e in chunks.append(.perFlow(e)); return true }
+        path.table.forEach { _, e in
+            chunks.append(.perFlow(e))
+            return true
+        }
         for address in detector.assets.keys.sorted() {
             chunks.append(.multiFlow(AssetState(address: address, asset: detector.asset(at: address)!)))
         }
@@ -54,9 +58,11 @@ import Testing
     /// Version 2 halves a per-flow state; version 1 (an instance not yet upgraded) still reads.
     @Test func perFlowStatesAreCompactAndTheFixedWidthVersionStillReads() throws {
         let flows = Self.states.filter { $0.scope == .perFlow }
-        var compact = 0, fixed = 0
+        var compact = 0
+        var fixed = 0
         for chunk in flows {
-            let v2 = StateCodec.encode(chunk), v1 = StateCodec.encode(chunk, format: 1)
+            let v2 = StateCodec.encode(chunk)
+            let v1 = StateCodec.encode(chunk, format: 1)
             #expect(v2[2] == 2 && v1[2] == 1)
             #expect(try StateCodec.decode(v1) == chunk)
             compact += v2.count
@@ -65,8 +71,9 @@ import Testing
         #expect(fixed == flows.count * 106)
         #expect(compact * 2 < fixed, "\(compact) bytes against \(fixed)")
         // IPv6 flows, times that run backwards and counters at their limits round-trip too.
-        let v6 = FlowKey(loAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 1), hiAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 2),
-                         loPort: 1, hiPort: 2, proto: 17, vlanKey: 0xFF_FFFF)
+        let v6 = FlowKey(
+            loAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 1), hiAddr: IPAddress(hi: 0x2001_0DB8_0000_0000, lo: 2),
+            loPort: 1, hiPort: 2, proto: 17, vlanKey: 0xFF_FFFF)
         var e = FlowEntry(key: v6, hash: 0, clientIsLo: false, now: 9)
         e.firstSeen = .max
         e.lastSeen = 3
@@ -86,7 +93,8 @@ import Testing
         #expect(good[12] & 1 == 1 && good[26] < 0x80)
         func resealed(_ payload: [UInt8]) -> [UInt8] {
             var chunk = Array(good[0..<12]) + payload
-            let length = UInt32(payload.count), crc = payload.withUnsafeBytes { CRC32C.checksum($0) }
+            let length = UInt32(payload.count)
+            let crc = payload.withUnsafeBytes { CRC32C.checksum($0) }
             for i in 0..<4 {
                 chunk[4 + i] = UInt8(truncatingIfNeeded: length >> (8 * UInt32(i)))
                 chunk[8 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i)))
@@ -96,7 +104,9 @@ import Testing
         var payload = Array(good[12...])
         #expect(try StateCodec.decode(resealed(payload)) == StateCodec.decode(good))
         payload.replaceSubrange(14...14, with: [payload[14] | 0x80, 0])
-        #expect(throws: StateCodecError.malformed("varint not in its shortest form")) { try StateCodec.decode(resealed(payload)) }
+        #expect(throws: StateCodecError.malformed("varint not in its shortest form")) {
+            try StateCodec.decode(resealed(payload))
+        }
         payload = Array(good[12...])
         payload.replaceSubrange(14...14, with: [UInt8](repeating: 0xFF, count: 9) + [0x02])
         #expect(throws: StateCodecError.malformed("varint past 64 bits")) { try StateCodec.decode(resealed(payload)) }
@@ -109,12 +119,17 @@ import Testing
     }
 
     @Test func everyTruncationIsRefusedWithAReason() throws {
-        let chunk = try #require(Self.states.first { if case .multiFlow(let a) = $0 { return !a.asset.services.isEmpty } else { return false } })
+        let chunk = try #require(
+            Self.states.first {
+                if case .multiFlow(let a) = $0 { return !a.asset.services.isEmpty } else { return false }
+            })
         let bytes = StateCodec.encode(chunk)
         for cut in 0..<bytes.count {
             #expect(throws: StateCodecError.self) { try StateCodec.decode(Array(bytes.prefix(cut))) }
         }
-        #expect(throws: StateCodecError.truncated(needed: 12, available: 5)) { try StateCodec.decode(Array(bytes.prefix(5))) }
+        #expect(throws: StateCodecError.truncated(needed: 12, available: 5)) {
+            try StateCodec.decode(Array(bytes.prefix(5)))
+        }
     }
 
     @Test func everySingleBitFlipIsRefused() throws {
@@ -135,7 +150,10 @@ import Testing
         bytes[2] = 0
         #expect(throws: StateCodecError.wrongVersion(0)) { try StateCodec.decode(bytes) }
         bytes = StateCodec.encode(Self.states[0])
-        bytes[4] = 0xFF; bytes[5] = 0xFF; bytes[6] = 0xFF; bytes[7] = 0x00
+        bytes[4] = 0xFF
+        bytes[5] = 0xFF
+        bytes[6] = 0xFF
+        bytes[7] = 0x00
         #expect(throws: StateCodecError.oversized(0xFF_FFFF)) { try StateCodec.decode(bytes) }
         #expect(throws: StateCodecError.badMagic) { try StateCodec.decode(Array("GET / HTTP/1.1\r\n".utf8)) }
         bytes = StateCodec.encode(Self.states[0])
@@ -155,9 +173,13 @@ import Testing
 
     @Test func aChunkThatDecodesIntoAnImpossibleStateIsRefused() {
         // A well-formed chunk (right checksum) whose flow key is not in canonical order.
-        var e = FlowEntry(key: FlowKey(loAddr: IPAddress(ipv4: 9), hiAddr: IPAddress(ipv4: 1), loPort: 1, hiPort: 2,
-                                       proto: 6, vlanKey: 0), hash: 0, clientIsLo: true, now: 0)
+        var e = FlowEntry(
+            key: FlowKey(
+                loAddr: IPAddress(ipv4: 9), hiAddr: IPAddress(ipv4: 1), loPort: 1, hiPort: 2,
+                proto: 6, vlanKey: 0), hash: 0, clientIsLo: true, now: 0)
         e.packetsToServer = 1
-        #expect(throws: StateCodecError.malformed("flow key not canonical")) { try StateCodec.decode(StateCodec.encode(.perFlow(e))) }
+        #expect(throws: StateCodecError.malformed("flow key not canonical")) {
+            try StateCodec.decode(StateCodec.encode(.perFlow(e)))
+        }
     }
 }

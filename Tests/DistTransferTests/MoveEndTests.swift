@@ -30,8 +30,11 @@ import Testing
         #expect(bed.b.notice("incomingEnded")?.outcome == "given up", comment)
         let flows = bed.a.flows(matching: bed.filter)
         #expect(flows.count == MoveBed.flowCount, comment)
-        #expect(flows.allSatisfy { e in bed.a.paths.allSatisfy { p in p.table.find(e.key).map { p.table.mark(at: $0) == .normal } ?? true } },
-                comment)
+        #expect(
+            flows.allSatisfy { e in
+                bed.a.paths.allSatisfy { p in p.table.find(e.key).map { p.table.mark(at: $0) == .normal } ?? true }
+            },
+            comment)
         #expect(bed.b.flows(matching: bed.filter).isEmpty, comment)
         #expect((bed.a.paths + bed.b.paths).allSatisfy { $0.eventRule == nil }, comment)
         #expect(bed.b.held.allSatisfy { $0.isEmpty }, comment)
@@ -46,7 +49,9 @@ import Testing
     /// redirected, and the flow starts at B.
     static func newFlowPacket() -> [UInt8] {
         let udp: [UInt8] = [0x0F, 0xA0, 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]
-        var ip: [UInt8] = [0x45, 0, 0, UInt8(20 + udp.count), 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 1, 200, 198, 18, 2, 1]
+        var ip: [UInt8] = [
+            0x45, 0, 0, UInt8(20 + udp.count), 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 1, 200, 198, 18, 2, 1,
+        ]
         let sum = InBandControl.checksum(ip)
         ip[10] = UInt8(sum >> 8)
         ip[11] = UInt8(sum & 0xFF)

@@ -1,10 +1,10 @@
 import Crypto
 import DistChannel
 import DistFlow
+import DistLoopback
 import DistMove
 import DistPacket
 import DistPipeline
-import DistLoopback
 import DistTransfer
 import Testing
 
@@ -95,10 +95,12 @@ struct MoveBed {
     /// The in-band control packet, one copy per worker queue of `to`.
     /// The nonce of the bed's Moves, and the token their in-band control packets carry.
     static let nonce: UInt64 = 0x5EED_0000_D157
-    static let token = MoveEngine.ibcToken(key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: nonce)
+    static let token = MoveEngine.ibcToken(
+        key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: nonce)
 
     func ibc(to target: MoveInstance) {
-        let copies = InBandControl.frames(for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount])
+        let copies = InBandControl.frames(
+            for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount])
         for w in 0..<target.workerCount {
             let copy = copies.first { target.key(of: $0).map(target.owner) == w } ?? copies[0]
             target.receive(copy, worker: w)
@@ -120,8 +122,10 @@ struct MoveBed {
     /// OP's cut as the controller sends it: one request to reflect the in-band control packet,
     /// to A (to the queue of its flow's owner), tagged with A's channel VLAN.
     func requestCut() {
-        let request = InBandControl.orderedCut(for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount],
-                                               vlan: 3901).request
+        let request = InBandControl.orderedCut(
+            for: filter, moveID: 1, token: MoveBed.token, workers: [a.workerCount, b.workerCount],
+            vlan: 3901
+        ).request
         a.receive(request, worker: a.key(of: MoveBed.reflected(request)).map(a.owner) ?? 0)
     }
 
@@ -132,8 +136,10 @@ struct MoveBed {
         a.out.removeAll { $0.withUnsafeBytes { InBandMarker.isReflectRequest($0) } }
         for request in requests {
             let copies = InBandControl.marker(in: MoveBed.reflected(request))?.phase ?? 1
-            for copy in InBandControl.frames(for: filter, moveID: 1, phase: copies, token: MoveBed.token,
-                                             workers: [a.workerCount, b.workerCount]) {
+            for copy in InBandControl.frames(
+                for: filter, moveID: 1, phase: copies, token: MoveBed.token,
+                workers: [a.workerCount, b.workerCount])
+            {
                 a.receive(copy)
                 b.receive(copy)
             }
@@ -188,7 +194,9 @@ struct MoveBed {
         // The switch's update: from now on to B (which holds them), then the IBC at A.
         for _ in 0..<4 { bed.traffic(to: [bed.b]) }
         bed.ibc(to: bed.a)
-        let done = bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil }
+        let done = bed.run(sending: [bed.b]) {
+            $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil
+        }
         #expect(done, "the Move did not end")
         for _ in 0..<3 { bed.traffic(to: [bed.b]) }
     }
@@ -252,7 +260,10 @@ struct MoveBed {
         #expect(bed.a.notice("moveComplete")?.outcome == "aborted")
         let flows = bed.a.flows(matching: bed.filter)
         #expect(flows.count == MoveBed.flowCount)
-        #expect(flows.allSatisfy { e in bed.a.paths.allSatisfy { p in p.table.find(e.key).map { p.table.mark(at: $0) == .normal } ?? true } })
+        #expect(
+            flows.allSatisfy { e in
+                bed.a.paths.allSatisfy { p in p.table.find(e.key).map { p.table.mark(at: $0) == .normal } ?? true }
+            })
         #expect(bed.a.paths.allSatisfy { $0.eventRule == nil })
         // Afterwards the flows are A's again: processed and counted there (what the workers
         // redirected before the rule went too, as it reaches the engine).
@@ -329,7 +340,8 @@ struct MoveBed {
         #expect(bed.run { $0.b.flows(matching: $0.filter).count == MoveBed.flowCount })
         bed.cutAToB = true
         bed.cutBToA = true
-        var forged = ChannelFrame(kind: .state, moveID: 1, sequence: 50, payload: [1]).encoded(key: SymmetricKey(data: [UInt8](repeating: 9, count: 32)))
+        var forged = ChannelFrame(kind: .state, moveID: 1, sequence: 50, payload: [1]).encoded(
+            key: SymmetricKey(data: [UInt8](repeating: 9, count: 32)))
         forged[4..<12] = [0, 0, 0, 0, 0, 0, 0, 1]
         let datagram = ChannelDatagram.build(from: bed.a.address, to: bed.b.address, payload: forged)
         let ended = bed.run(limit: 7_000) { bed in
@@ -358,7 +370,9 @@ struct MoveBed {
         bed.ibc(to: bed.a)
         #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil })
         #expect(bed.a.notice("moveComplete")?.outcome == "completed")
-        #expect(MoveEngine.ibcToken(key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: MoveBed.nonce + 1)
+        #expect(
+            MoveEngine.ibcToken(
+                key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), moveID: 1, nonce: MoveBed.nonce + 1)
                 != MoveBed.token)
     }
 
@@ -379,7 +393,8 @@ struct MoveBed {
     /// and change nothing.
     @Test func forgedChannelFramesAreRejected() {
         let bed = MoveBed()
-        var bytes = ChannelDatagram.build(from: bed.a.address, to: bed.b.address, payload: [UInt8](repeating: 0x42, count: 64))
+        var bytes = ChannelDatagram.build(
+            from: bed.a.address, to: bed.b.address, payload: [UInt8](repeating: 0x42, count: 64))
         bed.b.receive(bytes, worker: 0)
         bytes[bytes.count - 1] ^= 0xFF
         bed.b.receive(bytes, worker: 0)

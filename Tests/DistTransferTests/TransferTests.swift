@@ -1,9 +1,9 @@
 import Crypto
 import DistChannel
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
-import DistPRADS
 import DistState
 import DistTransfer
 import Foundation
@@ -14,10 +14,12 @@ var key: SymmetricKey { SymmetricKey(data: [UInt8](repeating: 3, count: 32)) }
 /// The states the detection builds from the first 6000 frames of mix-a, and those frames.
 enum Trace {
     static let loaded: (frames: [PcapFile.Frame], chunks: [StateChunk]) = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         guard let data = try? Data(contentsOf: root.appendingPathComponent("traces/mix-a.pcap")),
-              let file = try? PcapFile(bytes: [UInt8](data)),
-              let signatures = try? PRADSSignatures.load(directory: "/etc/prads") else { return ([], []) }
+            let file = try? PcapFile(bytes: [UInt8](data)),
+            let signatures = try? PRADSSignatures.load(directory: "/etc/prads")
+        else { return ([], []) }
         let frames = Array(file.frames.prefix(6000))
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
         stats.initialize(to: WorkerStats())
@@ -25,7 +27,10 @@ enum Trace {
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats, detector: detector)
         path.process(frames: frames)
         var chunks: [StateChunk] = []
-        path.table.forEach { _, e in chunks.append(.perFlow(e)); return true }
+        path.table.forEach { _, e in
+            chunks.append(.perFlow(e))
+            return true
+        }
         for address in detector.assets.keys.sorted() {
             chunks.append(.multiFlow(AssetState(address: address, asset: detector.asset(at: address)!)))
         }
@@ -41,7 +46,9 @@ struct Wire {
     var queue: [(at: UInt64, bytes: [UInt8])] = []
 
     mutating func chance() -> Double {
-        seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+        seed ^= seed << 13
+        seed ^= seed >> 7
+        seed ^= seed << 17
         return Double(seed % 1_000_000) / 1_000_000
     }
 
@@ -95,7 +102,9 @@ struct Wire {
     /// A Move's destination must be a configured peer; a peer given with its Ethernet address
     /// or VLAN admits only those.
     @Test func onlyConfiguredPeersAreAdmittedAsDestinations() throws {
-        let peers = ChannelPeers([ChannelAddress("198.18.100.2:7400#3902")!, ChannelAddress("198.18.100.3:7400@02:00:00:00:00:03")!])
+        let peers = ChannelPeers([
+            ChannelAddress("198.18.100.2:7400#3902")!, ChannelAddress("198.18.100.3:7400@02:00:00:00:00:03")!,
+        ])
         #expect(peers.admit(ChannelAddress("198.18.100.2:7400@02:aa:00:00:00:02#3902")!))
         #expect(!peers.admit(ChannelAddress("198.18.100.2:7400@02:aa:00:00:00:02")!))
         #expect(!peers.admit(ChannelAddress("198.18.100.2:7401#3902")!))
@@ -121,8 +130,10 @@ struct Wire {
     /// Runs one Move: states, then packets interleaved with more states (as late locking sends
     /// them), the release at `releaseAt` (or at the end), and the end. Returns what the
     /// destination delivered, in order.
-    static func move(_ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
-                     src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000) -> [TransferDestination.Delivery] {
+    static func move(
+        _ chunks: [StateChunk], packets: [[UInt8]], releaseAt: Int?, wire ab: inout Wire, _ ba: inout Wire,
+        src: TransferSource, dst: TransferDestination, limit: UInt64 = 60_000_000_000
+    ) -> [TransferDestination.Delivery] {
         var delivered: [TransferDestination.Delivery] = []
         src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate, replyTo: "198.18.100.1:7400#3901")
         let perPacket = max(1, chunks.count / max(1, packets.count))
@@ -148,18 +159,25 @@ struct Wire {
     }
 
     @Test(arguments: [(0.0, 0.0, 0.0, 0.0), (0.1, 0.0, 0.0, 0.0), (0.1, 0.1, 0.2, 0.05), (0.3, 0.05, 0.1, 0.02)])
-    func everyStateAndPacketArrivesOnceAndPacketsNeverPrecedeTheirState(drop: Double, duplicate: Double, late: Double, corrupt: Double) throws {
+    func everyStateAndPacketArrivesOnceAndPacketsNeverPrecedeTheirState(
+        drop: Double, duplicate: Double, late: Double, corrupt: Double
+    ) throws {
         let chunks = Trace.loaded.chunks
         try #require(chunks.count > 100, "mix-a and /etc/prads are needed")
         let packets = Array(Trace.loaded.frames.map { $0.bytes }.filter { $0.count <= 1400 }.prefix(800))
         for release in [nil, 0, 400] as [Int?] {
             var ab = Wire(drop: drop, duplicate: duplicate, late: late, corrupt: corrupt, seed: 11)
             var ba = Wire(drop: drop, duplicate: duplicate, late: late, corrupt: corrupt, seed: 29)
-            let src = TransferSource(moveID: 9, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 9, key: key)
+            let src = TransferSource(moveID: 9, key: key, maxPayload: 1400)
+            let dst = TransferDestination(moveID: 9, key: key)
             let got = Self.move(chunks, packets: packets, releaseAt: release, wire: &ab, &ba, src: src, dst: dst)
-            #expect(src.complete && dst.complete,
-                    "release \(String(describing: release)) drop \(drop): \(src.endpoint.state) \(dst.endpoint.state) \(src.endpoint.counters) \(dst.endpoint.counters)")
-            var flows: [FlowEntry] = [], assets: [AssetState] = [], out: [[UInt8]] = []
+            #expect(
+                src.complete && dst.complete,
+                "release \(String(describing: release)) drop \(drop): \(src.endpoint.state) \(dst.endpoint.state) \(src.endpoint.counters) \(dst.endpoint.counters)"
+            )
+            var flows: [FlowEntry] = []
+            var assets: [AssetState] = []
+            var out: [[UInt8]] = []
             for d in got {
                 switch d {
                 case .flows(let f): flows += f
@@ -169,21 +187,29 @@ struct Wire {
                 }
             }
             // The filter opens the Move; the end comes after the last packet.
-            #expect(got.first == .open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate, replyTo: "198.18.100.1:7400#3901"))
+            #expect(
+                got.first == .open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate, replyTo: "198.18.100.1:7400#3901")
+            )
             #expect(got.last == .end)
             // Every state once, bit for bit; every packet once, in the order redirected.
             #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })
             let sentAssets = chunks.filter { $0.scope == .multiFlow }
-            #expect(assets.count == sentAssets.count && assets.map { StateChunk.multiFlow($0) } == sentAssets,
-                    "\(assets.count) of \(sentAssets.count) assets; differ at \(String(describing: zip(assets.map { StateChunk.multiFlow($0) }, sentAssets).enumerated().first { $0.element.0 != $0.element.1 }?.offset)), sizes \(sentAssets.map { StateCodec.encode($0).count }.max() ?? 0)")
-            #expect(out.count == packets.count && out == packets, "\(out.count) of \(packets.count) packets, in order: \(out == Array(packets.prefix(out.count)))")
+            #expect(
+                assets.count == sentAssets.count && assets.map { StateChunk.multiFlow($0) } == sentAssets,
+                "\(assets.count) of \(sentAssets.count) assets; differ at \(String(describing: zip(assets.map { StateChunk.multiFlow($0) }, sentAssets).enumerated().first { $0.element.0 != $0.element.1 }?.offset)), sizes \(sentAssets.map { StateCodec.encode($0).count }.max() ?? 0)"
+            )
+            #expect(
+                out.count == packets.count && out == packets,
+                "\(out.count) of \(packets.count) packets, in order: \(out == Array(packets.prefix(out.count)))")
             // Before the release nothing is processed: the packets come after the release point.
             if let release {
                 let firstPacket = got.firstIndex { if case .packet = $0 { return true } else { return false } }
                 #expect(firstPacket != nil)
                 #expect(dst.summary.buffered == release)
             } else {
-                let lastState = got.lastIndex { if case .flows = $0 { return true } else if case .assets = $0 { return true } else { return false } }!
+                let lastState = got.lastIndex {
+                    if case .flows = $0 { return true } else if case .assets = $0 { return true } else { return false }
+                }!
                 #expect(got[(lastState + 1)...].count == packets.count + 1)
             }
             #expect(src.summary == dst.summary)
@@ -194,8 +220,10 @@ struct Wire {
     }
 
     @Test func theBufferBoundIsCountedAndNothingIsDropped() {
-        var ab = Wire(seed: 5), ba = Wire(seed: 6)
-        let src = TransferSource(moveID: 2, key: key), dst = TransferDestination(moveID: 2, key: key, bufferLimit: 10)
+        var ab = Wire(seed: 5)
+        var ba = Wire(seed: 6)
+        let src = TransferSource(moveID: 2, key: key)
+        let dst = TransferDestination(moveID: 2, key: key, bufferLimit: 10)
         let packets = (0..<25).map { [UInt8](repeating: UInt8($0), count: 60) }
         let got = Self.move([], packets: packets, releaseAt: nil, wire: &ab, &ba, src: src, dst: dst)
         #expect(got.compactMap { if case .packet(let p) = $0 { p } else { nil } }.count == 25)
@@ -205,8 +233,10 @@ struct Wire {
 
     /// The destination tells the source, once and reliably, that the switch's copies reach it.
     @Test func theCopiesNoticeReachesTheSourceOnce() {
-        var ab = Wire(drop: 0.3, seed: 15), ba = Wire(drop: 0.3, seed: 16)
-        let src = TransferSource(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        var ab = Wire(drop: 0.3, seed: 15)
+        var ba = Wire(drop: 0.3, seed: 16)
+        let src = TransferSource(moveID: 6, key: key)
+        let dst = TransferDestination(moveID: 6, key: key)
         src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .gate)
         var now: UInt64 = 0
         var told = false
@@ -228,8 +258,10 @@ struct Wire {
     }
 
     @Test func aDeadPeerAbortsAndTheSourceGetsBackWhatWasNotProcessed() {
-        var ab = Wire(seed: 7), ba = Wire(seed: 8)
-        let src = TransferSource(moveID: 4, key: key), dst = TransferDestination(moveID: 4, key: key)
+        var ab = Wire(seed: 7)
+        var ba = Wire(seed: 8)
+        let src = TransferSource(moveID: 4, key: key)
+        let dst = TransferDestination(moveID: 4, key: key)
         let packets = (0..<40).map { [UInt8](repeating: UInt8($0), count: 80) }
         // The destination goes away after the first 20 packets are through (released at 10).
         var now: UInt64 = 0
@@ -241,7 +273,9 @@ struct Wire {
         while now < 50_000_000 {
             ab.put(src.poll(now: now), now: now)
             ba.put(dst.poll(now: now), now: now)
-            for f in ab.take(now) { processed += dst.receive(f, now: now).compactMap { if case .packet(let p) = $0 { p } else { nil } } }
+            for f in ab.take(now) {
+                processed += dst.receive(f, now: now).compactMap { if case .packet(let p) = $0 { p } else { nil } }
+            }
             for f in ba.take(now) { src.receive(f, now: now) }
             now += 100_000
         }
@@ -252,7 +286,10 @@ struct Wire {
             ab.put(src.poll(now: now), now: now)
             now += 1_000_000
         }
-        guard case .aborted = src.endpoint.state else { Issue.record("no abort"); return }
+        guard case .aborted = src.endpoint.state else {
+            Issue.record("no abort")
+            return
+        }
         #expect(src.unprocessed() == Array(packets[20...]))
         #expect(!src.redirect(packets[0]))
     }
@@ -261,8 +298,10 @@ struct Wire {
     /// the release and the packet are acknowledged it is forgotten (and not before the
     /// release, whatever is acknowledged), and an abort after that returns exactly the rest.
     @Test func processedPacketsAreForgottenAndTheRestKept() {
-        var ab = Wire(seed: 3), ba = Wire(seed: 4)
-        let src = TransferSource(moveID: 5, key: key), dst = TransferDestination(moveID: 5, key: key)
+        var ab = Wire(seed: 3)
+        var ba = Wire(seed: 4)
+        let src = TransferSource(moveID: 5, key: key)
+        let dst = TransferDestination(moveID: 5, key: key)
         var now: UInt64 = 0
         func exchange(until done: () -> Bool) {
             for _ in 0..<2000 where !done() {
@@ -292,7 +331,8 @@ struct Wire {
     }
 
     @Test func anOpeningWithAnUnknownTreatmentStopsTheDestination() {
-        let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        let src = ChannelEndpoint(moveID: 6, key: key)
+        let dst = TransferDestination(moveID: 6, key: key)
         src.send(.open, [9, 0] + Array("nw_src=10.0.0.0/8".utf8))
         for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
         #expect(dst.failure?.contains("unknown treatment") == true)
@@ -301,7 +341,8 @@ struct Wire {
     /// Packets redirected between two polls travel together, as many as fit in a frame, and
     /// come out one by one, in order.
     @Test func packetsRedirectedTogetherShareAFrame() {
-        let src = TransferSource(moveID: 3, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 3, key: key)
+        let src = TransferSource(moveID: 3, key: key, maxPayload: 1400)
+        let dst = TransferDestination(moveID: 3, key: key)
         src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
         src.release()
         let packets = (0..<30).map { i in [UInt8](repeating: UInt8(i), count: 100) }
@@ -326,8 +367,10 @@ struct Wire {
         let sizes = [100, 3_000, 100, 1_398, 1_399, 50, 9_000, 1_399 * 3]
         let packets = sizes.enumerated().map { i, n in (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) } }
         for seed: UInt64 in [3, 17, 99] {
-            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 7, key: key)
-            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed), ba = Wire(drop: 0.1, seed: seed &* 3)
+            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400)
+            let dst = TransferDestination(moveID: 7, key: key)
+            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed)
+            var ba = Wire(drop: 0.1, seed: seed &* 3)
             let delivered = Self.move([], packets: packets, releaseAt: 0, wire: &ab, &ba, src: src, dst: dst)
             #expect(dst.failure == nil)
             #expect(delivered.compactMap { if case .packet(let p) = $0 { p } else { nil } } == packets)
@@ -341,8 +384,9 @@ struct Wire {
     static func host(_ services: Int, last octet: UInt8 = 9) -> StateChunk {
         let entries = (0..<services).map { (i: Int) -> Detector.ServiceEntry in
             let proto: UInt8 = i % 2 == 0 ? 6 : 17
-            return Detector.ServiceEntry(port: UInt16(1 + i % 65_000), proto: proto, service: "SERVER",
-                                         application: "app-\(i) version \(i * 7)", server: true, attempts: 1, ttl: 64)
+            return Detector.ServiceEntry(
+                port: UInt16(1 + i % 65_000), proto: proto, service: "SERVER",
+                application: "app-\(i) version \(i * 7)", server: true, attempts: 1, ttl: 64)
         }
         let asset = Detector.Asset(vlan: 0, firstSeen: 1, lastSeen: 2, services: entries)
         return .multiFlow(AssetState(address: IPAddress(ipv4: 0x0A00_0000 | UInt32(octet)), asset: asset))
@@ -357,11 +401,14 @@ struct Wire {
         #expect(StateCodec.encode(big[1]).count > 65_535)
         let chunks = Array(flows.prefix(100)) + [big[0]] + Array(flows.suffix(100)) + [big[1]]
         for seed: UInt64 in [4, 21] {
-            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 7, key: key)
-            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed), ba = Wire(drop: 0.1, seed: seed &* 5)
+            let src = TransferSource(moveID: 7, key: key, maxPayload: 1400)
+            let dst = TransferDestination(moveID: 7, key: key)
+            var ab = Wire(drop: 0.1, duplicate: 0.05, late: 0.1, seed: seed)
+            var ba = Wire(drop: 0.1, seed: seed &* 5)
             let delivered = Self.move(chunks, packets: [], releaseAt: nil, wire: &ab, &ba, src: src, dst: dst)
             #expect(dst.failure == nil)
-            var hosts: [StateChunk] = [], moved = 0
+            var hosts: [StateChunk] = []
+            var moved = 0
             for d in delivered {
                 if case .assets(let a) = d { hosts += a.map { StateChunk.multiFlow($0) } }
                 if case .flows(let f) = d { moved += f.count }
@@ -387,7 +434,8 @@ struct Wire {
     /// Until its last part is acknowledged, a packet in parts is the source's to process if the
     /// Move gives up.
     @Test func aPacketInPartsIsProcessedOnceItsLastPartIsIn() {
-        let src = TransferSource(moveID: 8, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 8, key: key)
+        let src = TransferSource(moveID: 8, key: key, maxPayload: 1400)
+        let dst = TransferDestination(moveID: 8, key: key)
         src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
         src.release()
         let big = [UInt8](repeating: 5, count: 4_000)
@@ -412,7 +460,10 @@ struct Wire {
         ([[UInt8]([2, 1, 2])], "malformed"),
         ([[UInt8]([1])], "malformed"),
         ([[UInt8]([0, 1, 2])], "end before its last"),
-        ([[UInt8]([0] + [UInt8](repeating: 1, count: 8_000))] + [[UInt8]](repeating: [0] + [UInt8](repeating: 1, count: 8_000), count: 8), "over 65535"),
+        (
+            [[UInt8]([0] + [UInt8](repeating: 1, count: 8_000))]
+                + [[UInt8]](repeating: [0] + [UInt8](repeating: 1, count: 8_000), count: 8), "over 65535"
+        ),
     ])
     func badPartsStopTheDestination(parts: [[UInt8]], why: String) {
         Self.partsStopTheDestination(.packetPart, parts: parts, why: why)
@@ -421,7 +472,8 @@ struct Wire {
     /// Sends `parts` of `kind` then a frame of packets; the destination delivers nothing and
     /// stops saying `why`.
     static func partsStopTheDestination(_ kind: ChannelFrame.Kind, parts: [[UInt8]], why: String) {
-        let src = ChannelEndpoint(moveID: 9, key: key), dst = TransferDestination(moveID: 9, key: key)
+        let src = ChannelEndpoint(moveID: 9, key: key)
+        let dst = TransferDestination(moveID: 9, key: key)
         for p in parts { src.send(kind, p) }
         src.send(.packets, [0, 1, 7])
         var t: UInt64 = 0
@@ -436,7 +488,8 @@ struct Wire {
     /// While the channel's window is full, redirected packets keep packing into full frames
     /// instead of queueing a small frame per poll; once it drains they go at the next poll.
     @Test func aBlockedChannelCarriesFullFrames() {
-        let src = TransferSource(moveID: 5, key: key, maxPayload: 1400), dst = TransferDestination(moveID: 5, key: key)
+        let src = TransferSource(moveID: 5, key: key, maxPayload: 1400)
+        let dst = TransferDestination(moveID: 5, key: key)
         src.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold)
         src.release()
         // Fill the window (256 frames) with state frames not acknowledged yet.
@@ -474,7 +527,8 @@ struct Wire {
 
     @Test func aFrameOfPacketsThatDoesNotDecodeStopsTheDestination() {
         for bad: [UInt8] in [[0, 9, 1, 2], [0, 0], [0]] {
-            let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+            let src = ChannelEndpoint(moveID: 6, key: key)
+            let dst = TransferDestination(moveID: 6, key: key)
             src.send(.packets, bad)
             for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
             #expect(dst.failure?.contains("redirected packets") == true)
@@ -482,7 +536,8 @@ struct Wire {
     }
 
     @Test func aStateThatDoesNotDecodeStopsTheDestination() {
-        let src = ChannelEndpoint(moveID: 6, key: key), dst = TransferDestination(moveID: 6, key: key)
+        let src = ChannelEndpoint(moveID: 6, key: key)
+        let dst = TransferDestination(moveID: 6, key: key)
         src.send(.state, [0, 4, 1, 2, 3, 4])
         for f in src.poll(now: 0) { #expect(dst.receive(f, now: 0).isEmpty) }
         #expect(dst.failure?.contains("does not decode") == true)
