@@ -83,12 +83,12 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
-        .target(name: "DistOpenFlow"),
+        .target(name: "DistOpenFlow", dependencies: ["DistPacket"]),
         // (The Move engine and its channel have one owner, the transfer lcore; dynamic exclusivity
         // checks on their class properties cost a thread-local lookup per access, several per
         // redirected packet. As DistPRADS.)
         .target(
-            name: "DistChannel", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            name: "DistChannel", dependencies: ["DistPacket", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
         .target(

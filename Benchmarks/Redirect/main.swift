@@ -60,15 +60,15 @@ func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 /// A UDP packet of `size` bytes of flow `flow` (198.18.1.0/24 and up to 198.18.2.1).
 func packet(flow: Int, size: Int) -> [UInt8] {
-    func be16(_ v: Int) -> [UInt8] { [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     let udpLength = size - 14 - 20
-    var ip: [UInt8] = [0x45, 0] + be16(20 + udpLength) + [0, 0, 0x40, 0, 64, 17, 0, 0]
+    var ip: [UInt8] = [0x45, 0] + BigEndian.bytes(UInt16(20 + udpLength)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
     ip += [198, 18, UInt8(1 + flow >> 8), UInt8(flow & 0xFF), 198, 18, 2, 1]
-    let sum = InBandControl.checksum(ip)
+    let sum = InternetChecksum.of(ip)
     ip[10] = UInt8(sum >> 8)
     ip[11] = UInt8(sum & 0xFF)
     let udp =
-        be16(4000 + flow % 20000) + be16(5000) + be16(udpLength) + [0, 0]
+        BigEndian.bytes(UInt16(4000 + flow % 20000)) + BigEndian.bytes(UInt16(5000))
+        + BigEndian.bytes(UInt16(udpLength)) + [0, 0]
         + [UInt8](repeating: 0x5A, count: udpLength - 8)
     return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
 }

@@ -1,4 +1,5 @@
 import Crypto
+import DistPacket
 import Foundation
 
 /// One frame of DiST's data-plane channel (VNF to VNF, carried in UDP), on bytes:
@@ -126,12 +127,12 @@ public struct ChannelFrame: Equatable, Sendable {
         header += Self.magic
         header.append(Self.version)
         header.append(kind.rawValue)
-        Self.append(moveID, 8, to: &header)
-        Self.append(cipher.binding.nonce, 8, to: &header)
-        Self.append(counter, 8, to: &header)
-        Self.append(UInt64(sequence), 4, to: &header)
-        Self.append(UInt64(ack), 4, to: &header)
-        Self.append(sack, 8, to: &header)
+        BigEndian.append(moveID, count: 8, to: &header)
+        BigEndian.append(cipher.binding.nonce, count: 8, to: &header)
+        BigEndian.append(counter, count: 8, to: &header)
+        BigEndian.append(UInt64(sequence), count: 4, to: &header)
+        BigEndian.append(UInt64(ack), count: 4, to: &header)
+        BigEndian.append(sack, count: 8, to: &header)
         header.append(UInt8(payload.count >> 8))
         header.append(UInt8(payload.count & 0xFF))
         // (Sealing fails only for a nonce of the wrong size.)
@@ -148,13 +149,9 @@ public struct ChannelFrame: Equatable, Sendable {
         sealed(with: ChannelCipher(key: key, binding: binding), counter: counter)
     }
 
-    static func append(_ value: UInt64, _ bytes: Int, to out: inout [UInt8]) {
-        for i in (0..<bytes).reversed() { out.append(UInt8(truncatingIfNeeded: value >> UInt64(8 * i))) }
-    }
-
     static func gcmNonce(_ counter: UInt64) -> AES.GCM.Nonce {
         var bytes: [UInt8] = [0, 0, 0, 0]
-        append(counter, 8, to: &bytes)
+        BigEndian.append(counter, count: 8, to: &bytes)
         return try! AES.GCM.Nonce(data: bytes)
     }
 
@@ -162,7 +159,7 @@ public struct ChannelFrame: Equatable, Sendable {
     /// Move's first frame, before it can check anything.
     public static func nonce(in bytes: [UInt8]) -> UInt64? {
         guard bytes.count >= overhead else { return nil }
-        return bytes[12..<20].reduce(0) { $0 << 8 | UInt64($1) }
+        return BigEndian.value(bytes[12..<20])
     }
 
     /// Opens a frame sealed by `cipher`'s peer; any fault is an error naming it.
@@ -175,7 +172,7 @@ public struct ChannelFrame: Equatable, Sendable {
             throw .lengthMismatch(declared: length, actual: bytes.count - overhead)
         }
         guard nonce(in: bytes) == cipher.binding.nonce else { throw .otherNonce }
-        func be(_ from: Int, _ n: Int) -> UInt64 { bytes[from..<(from + n)].reduce(0) { $0 << 8 | UInt64($1) } }
+        func be(_ from: Int, _ n: Int) -> UInt64 { BigEndian.value(bytes[from..<(from + n)]) }
         let payload: [UInt8]
         do {
             let box = try AES.GCM.SealedBox(
@@ -219,9 +216,9 @@ public struct ChannelCipher {
     static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
         var info = Array("DiST channel \(ChannelFrame.version)".utf8)
         var salt: [UInt8] = []
-        ChannelFrame.append(binding.sender, 8, to: &info)
-        ChannelFrame.append(binding.receiver, 8, to: &info)
-        ChannelFrame.append(binding.nonce, 8, to: &salt)
+        BigEndian.append(binding.sender, count: 8, to: &info)
+        BigEndian.append(binding.receiver, count: 8, to: &info)
+        BigEndian.append(binding.nonce, count: 8, to: &salt)
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: salt, info: info, outputByteCount: 32)
     }
 }

@@ -117,16 +117,17 @@ public struct FlowOwnership: @unchecked Sendable, Equatable {
     /// The bytes a NIC hashes for `key`'s flow in its low-to-high direction: source and
     /// destination address, then (TCP, UDP) source and destination port, big-endian.
     public static func rssInput(_ key: FlowKey) -> [UInt8] {
-        func be(_ v: UInt64, _ bytes: Int) -> [UInt8] {
-            (0..<bytes).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) }
-        }
         var out: [UInt8]
         if key.loAddr.isIPv4Mapped && key.hiAddr.isIPv4Mapped {
-            out = be(key.loAddr.lo, 4) + be(key.hiAddr.lo, 4)
+            out = BigEndian.bytes(key.loAddr.lo, count: 4) + BigEndian.bytes(key.hiAddr.lo, count: 4)
         } else {
-            out = be(key.loAddr.hi, 8) + be(key.loAddr.lo, 8) + be(key.hiAddr.hi, 8) + be(key.hiAddr.lo, 8)
+            out =
+                BigEndian.bytes(key.loAddr.hi, count: 8) + BigEndian.bytes(key.loAddr.lo, count: 8)
+                + BigEndian.bytes(key.hiAddr.hi, count: 8) + BigEndian.bytes(key.hiAddr.lo, count: 8)
         }
-        if key.proto == 6 || key.proto == 17 { out += be(UInt64(key.loPort), 2) + be(UInt64(key.hiPort), 2) }
+        if key.proto == 6 || key.proto == 17 {
+            out += BigEndian.bytes(UInt64(key.loPort), count: 2) + BigEndian.bytes(UInt64(key.hiPort), count: 2)
+        }
         return out
     }
 

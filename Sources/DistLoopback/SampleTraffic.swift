@@ -1,4 +1,4 @@
-import DistMove
+import DistPacket
 
 /// Numbered UDP packets of a few flows, for Moves run in one process: flow `f` goes from
 /// 198.18.1.(f+1) port 4000+f to 198.18.2.1 port 5000, and each packet carries its flow and
@@ -11,10 +11,12 @@ public enum SampleTraffic {
     public static func packet(flow: Int, sequence seq: UInt32) -> [UInt8] {
         let payload =
             [0xD1, 0x57, UInt8(flow)] + (0..<4).map { UInt8(truncatingIfNeeded: seq >> (24 - 8 * UInt32($0))) }
-        let udp = be16(UInt16(4000 + flow)) + be16(5000) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
-        var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + udp.count)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
+        let udp =
+            BigEndian.bytes(UInt16(4000 + flow)) + BigEndian.bytes(UInt16(5000))
+            + BigEndian.bytes(UInt16(8 + payload.count)) + [0, 0] + payload
+        var ip: [UInt8] = [0x45, 0] + BigEndian.bytes(UInt16(20 + udp.count)) + [0, 0, 0x40, 0, 64, 17, 0, 0]
         ip += [198, 18, 1, UInt8(flow + 1), 198, 18, 2, 1]
-        let sum = InBandControl.checksum(ip)
+        let sum = InternetChecksum.of(ip)
         ip[10] = UInt8(sum >> 8)
         ip[11] = UInt8(sum & 0xFF)
         return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
@@ -25,6 +27,4 @@ public enum SampleTraffic {
         guard frame.count >= 49, frame[42] == 0xD1, frame[43] == 0x57 else { return nil }
         return (Int(frame[44]), frame[45..<49].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     }
-
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 }

@@ -20,32 +20,37 @@ public enum InBandControl {
         var payload = magic
         for i in (0..<8).reversed() { payload.append(UInt8(truncatingIfNeeded: moveID >> UInt64(8 * i))) }
         for i in (0..<4).reversed() { payload.append(UInt8(truncatingIfNeeded: phase >> UInt32(8 * i))) }
-        payload += be64(token)
+        payload += BigEndian.bytes(token)
         let sport = filter.sourcePort ?? 9
         let dport = filter.destinationPort ?? 9
         var l4: [UInt8]
         switch proto {
         case 6:
             l4 =
-                be16(sport) + be16(dport) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10] + be16(1024) + [0, 0, 0, 0] + payload
+                BigEndian.bytes(sport) + BigEndian.bytes(dport) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10]
+                + BigEndian.bytes(UInt16(1024)) + [0, 0, 0, 0] + payload
         case 17:
-            l4 = be16(sport) + be16(dport) + be16(UInt16(8 + payload.count)) + [0, 0] + payload
+            l4 =
+                BigEndian.bytes(sport) + BigEndian.bytes(dport) + BigEndian.bytes(UInt16(8 + payload.count)) + [0, 0]
+                + payload
         default:
             l4 = payload
         }
         var frame = destinationMAC + sourceMAC
-        if let vlan = filter.vlan { frame += [0x81, 0x00] + be16(vlan & 0xFFF) }
+        if let vlan = filter.vlan { frame += [0x81, 0x00] + BigEndian.bytes(UInt16(vlan & 0xFFF)) }
         if v4 {
             let src = address(filter.source, fallback: IPAddress(ipv4: 0xC613_FF01))  // 198.19.255.1
             let dst = address(filter.destination, fallback: IPAddress(ipv4: 0xC613_FF02))
-            var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + l4.count)) + [0, 0, 0x40, 0, 64, proto, 0, 0]
-            ip += be32(UInt32(truncatingIfNeeded: src.lo)) + be32(UInt32(truncatingIfNeeded: dst.lo))
-            let sum = checksum(ip)
+            var ip: [UInt8] = [0x45, 0] + BigEndian.bytes(UInt16(20 + l4.count)) + [0, 0, 0x40, 0, 64, proto, 0, 0]
+            ip +=
+                BigEndian.bytes(UInt32(truncatingIfNeeded: src.lo))
+                + BigEndian.bytes(UInt32(truncatingIfNeeded: dst.lo))
+            let sum = InternetChecksum.of(ip)
             ip[10] = UInt8(sum >> 8)
             ip[11] = UInt8(sum & 0xFF)
             if proto == 6 || proto == 17 {
-                let pseudo = Array(ip[12..<20]) + [0, proto] + be16(UInt16(l4.count))
-                let c = checksum(pseudo + l4)
+                let pseudo = Array(ip[12..<20]) + [0, proto] + BigEndian.bytes(UInt16(l4.count))
+                let c = InternetChecksum.of(pseudo + l4)
                 let at = proto == 6 ? 16 : 6
                 l4[at] = UInt8(c >> 8)
                 l4[at + 1] = UInt8(c & 0xFF)
@@ -54,15 +59,16 @@ public enum InBandControl {
         } else {
             let src = address(filter.source, fallback: IPAddress(hi: 0xFD00_0000_0000_0000, lo: 0xD157_0001))
             let dst = address(filter.destination, fallback: IPAddress(hi: 0xFD00_0000_0000_0000, lo: 0xD157_0002))
-            let addrs = be64(src.hi) + be64(src.lo) + be64(dst.hi) + be64(dst.lo)
+            let addrs =
+                BigEndian.bytes(src.hi) + BigEndian.bytes(src.lo) + BigEndian.bytes(dst.hi) + BigEndian.bytes(dst.lo)
             if proto == 6 || proto == 17 {
-                let pseudo = addrs + be32(UInt32(l4.count)) + [0, 0, 0, proto]
-                let c = checksum(pseudo + l4)
+                let pseudo = addrs + BigEndian.bytes(UInt32(l4.count)) + [0, 0, 0, proto]
+                let c = InternetChecksum.of(pseudo + l4)
                 let at = proto == 6 ? 16 : 6
                 l4[at] = UInt8(c >> 8)
                 l4[at + 1] = UInt8(c & 0xFF)
             }
-            frame += [0x86, 0xDD, 0x60, 0, 0, 0] + be16(UInt16(l4.count)) + [proto, 64] + addrs + l4
+            frame += [0x86, 0xDD, 0x60, 0, 0, 0] + BigEndian.bytes(UInt16(l4.count)) + [proto, 64] + addrs + l4
         }
         return frame
     }
@@ -190,7 +196,7 @@ public enum InBandControl {
     /// channel VLAN; a rule on a field no rule used before splits the switch's cached flows).
     public static func reflectRequest(_ frame: [UInt8], vlan: UInt16?) -> [UInt8] {
         var out = Array(frame[0..<6]) + InBandMarker.reflectMAC
-        if let vlan { out += [0x81, 0x00] + be16(vlan & 0xFFF) }
+        if let vlan { out += [0x81, 0x00] + BigEndian.bytes(UInt16(vlan & 0xFFF)) }
         return out + frame[12...]
     }
 
@@ -215,22 +221,5 @@ public enum InBandControl {
         var a = IPAddress(hi: p.address.hi & hiMask, lo: p.address.lo & loMask)
         if p.address.isIPv4Mapped { a.lo |= 0x0000_FFFF_0000_0000 }
         return a
-    }
-
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
-    static func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(v & 0xFFFF_FFFF)) }
-
-    /// The Internet checksum (RFC 1071); 0 over a header that carries a right one.
-    public static func checksum(_ bytes: [UInt8]) -> UInt16 {
-        var sum: UInt32 = 0
-        var i = 0
-        while i + 1 < bytes.count {
-            sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1])
-            i += 2
-        }
-        if i < bytes.count { sum += UInt32(bytes[i]) << 8 }
-        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
-        return ~UInt16(sum)
     }
 }

@@ -1,3 +1,5 @@
+import DistPacket
+
 /// Big-endian writer for OpenFlow messages.
 struct OFWriter {
     var bytes: [UInt8] = []
@@ -259,20 +261,19 @@ enum OFCodec {
         w.bytes += value
     }
 
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xFFFF)) }
-
     static func writeField(_ f: OFMatchField, _ w: inout OFWriter) {
         switch f {
-        case .inPort(let p): oxm(0, false, be32(p), &w)
-        case .ethType(let t): oxm(5, false, be16(t), &w)
+        case .inPort(let p): oxm(0, false, BigEndian.bytes(p), &w)
+        case .ethType(let t): oxm(5, false, BigEndian.bytes(t), &w)
         case .ipProto(let p): oxm(10, false, [p], &w)
-        case .ipv4Source(let a, let m): oxm(11, m != nil, be32(a) + (m.map(be32) ?? []), &w)
-        case .ipv4Destination(let a, let m): oxm(12, m != nil, be32(a) + (m.map(be32) ?? []), &w)
-        case .tcpSource(let p): oxm(13, false, be16(p), &w)
-        case .tcpDestination(let p): oxm(14, false, be16(p), &w)
-        case .udpSource(let p): oxm(15, false, be16(p), &w)
-        case .udpDestination(let p): oxm(16, false, be16(p), &w)
+        case .ipv4Source(let a, let m):
+            oxm(11, m != nil, BigEndian.bytes(a) + (m.map { BigEndian.bytes($0) } ?? []), &w)
+        case .ipv4Destination(let a, let m):
+            oxm(12, m != nil, BigEndian.bytes(a) + (m.map { BigEndian.bytes($0) } ?? []), &w)
+        case .tcpSource(let p): oxm(13, false, BigEndian.bytes(p), &w)
+        case .tcpDestination(let p): oxm(14, false, BigEndian.bytes(p), &w)
+        case .udpSource(let p): oxm(15, false, BigEndian.bytes(p), &w)
+        case .udpDestination(let p): oxm(16, false, BigEndian.bytes(p), &w)
         case .ipv6Source(let a, let m): oxm(26, m != nil, a + (m ?? []), &w)
         case .ipv6Destination(let a, let m): oxm(27, m != nil, a + (m ?? []), &w)
         case .other(let field, let hasMask, let value): oxm(field, hasMask, value, &w)

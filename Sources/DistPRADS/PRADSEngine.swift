@@ -17,13 +17,13 @@ public enum PRADSDecoder {
     ) -> Bool {
         guard frame.count >= 14 else { return false }
         let end = min(wireLength <= snapLength ? wireLength : snapLength, frame.count)
-        var etherType = TCPFingerprint.be16(frame, 12)
+        var etherType = BigEndian.uint16(frame, at: 12)
         var l3 = 14
         var vlan: UInt16 = 0
         if etherType == 0x8100 {
             guard frame.count >= 18 else { return false }
-            vlan = TCPFingerprint.be16(frame, 14)
-            etherType = TCPFingerprint.be16(frame, 16)
+            vlan = BigEndian.uint16(frame, at: 14)
+            etherType = BigEndian.uint16(frame, at: 16)
             l3 = 18
         }
         p = DetectionPacket(frame: frame, end: end, timestamp: timestamp, vlan: vlan, l3: l3)
@@ -35,9 +35,9 @@ public enum PRADSDecoder {
     }
 
     @usableFromInline static func address(_ f: UnsafeRawBufferPointer, _ o: Int, v6: Bool) -> IPAddress {
-        if !v6 { return IPAddress(ipv4: TCPFingerprint.be32(f, o)) }
-        let hi = UInt64(TCPFingerprint.be32(f, o)) << 32 | UInt64(TCPFingerprint.be32(f, o + 4))
-        let lo = UInt64(TCPFingerprint.be32(f, o + 8)) << 32 | UInt64(TCPFingerprint.be32(f, o + 12))
+        if !v6 { return IPAddress(ipv4: BigEndian.uint32(f, at: o)) }
+        let hi = UInt64(BigEndian.uint32(f, at: o)) << 32 | UInt64(BigEndian.uint32(f, at: o + 4))
+        let lo = UInt64(BigEndian.uint32(f, at: o + 8)) << 32 | UInt64(BigEndian.uint32(f, at: o + 12))
         return IPAddress(hi: hi, lo: lo)
     }
 
@@ -49,7 +49,7 @@ public enum PRADSDecoder {
             p.source = address(f, p.l3 + 8, v6: true)
             p.destination = address(f, p.l3 + 24, v6: true)
             p.ttl = f[p.l3 + 7]
-            p.ipPayloadBytes = Int(TCPFingerprint.be16(f, p.l3 + 4))
+            p.ipPayloadBytes = Int(BigEndian.uint16(f, at: p.l3 + 4))
             p.l4 = p.l3 + 40
             proto = f[p.l3 + 6]
         } else {
@@ -58,7 +58,7 @@ public enum PRADSDecoder {
             p.destination = address(f, p.l3 + 16, v6: false)
             p.ttl = f[p.l3 + 8]
             let headerLength = Int(f[p.l3] & 0x0F) * 4
-            p.ipPayloadBytes = Int(TCPFingerprint.be16(f, p.l3 + 2)) - headerLength
+            p.ipPayloadBytes = Int(BigEndian.uint16(f, at: p.l3 + 2)) - headerLength
             p.l4 = p.l3 + headerLength
             proto = f[p.l3 + 9]
         }
@@ -67,16 +67,16 @@ public enum PRADSDecoder {
         case 6:
             guard p.l4 + 20 <= f.count else { return false }
             p.proto = 6
-            p.sourcePort = TCPFingerprint.be16(f, p.l4)
-            p.destinationPort = TCPFingerprint.be16(f, p.l4 + 2)
+            p.sourcePort = BigEndian.uint16(f, at: p.l4)
+            p.destinationPort = BigEndian.uint16(f, at: p.l4 + 2)
             p.payload = p.l4 + Int(f[p.l4 + 12] >> 4) * 4
             p.payloadLength = f.count - p.payload
             return true
         case 17:
             guard p.l4 + 8 <= f.count else { return false }
             p.proto = 17
-            p.sourcePort = TCPFingerprint.be16(f, p.l4)
-            p.destinationPort = TCPFingerprint.be16(f, p.l4 + 2)
+            p.sourcePort = BigEndian.uint16(f, at: p.l4)
+            p.destinationPort = BigEndian.uint16(f, at: p.l4 + 2)
             p.payload = p.l4 + 8
             p.payloadLength = f.count - p.payload
             return true
@@ -126,10 +126,10 @@ public final class PRADSEngine {
 
     public func process(frame: UnsafeRawBufferPointer, wireLength: Int, timestamp: UInt64) {
         if detector.arp, frame.count >= 14 {
-            let tagged = TCPFingerprint.be16(frame, 12) == 0x8100 && frame.count >= 18
+            let tagged = BigEndian.uint16(frame, at: 12) == 0x8100 && frame.count >= 18
             let l3 = tagged ? 18 : 14
-            if TCPFingerprint.be16(frame, l3 - 2) == 0x0806 {
-                detector.arp(frame, at: l3, vlan: tagged ? TCPFingerprint.be16(frame, 14) : 0, timestamp: timestamp)
+            if BigEndian.uint16(frame, at: l3 - 2) == 0x0806 {
+                detector.arp(frame, at: l3, vlan: tagged ? BigEndian.uint16(frame, at: 14) : 0, timestamp: timestamp)
                 return
             }
         }

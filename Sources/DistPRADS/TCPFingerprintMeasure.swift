@@ -1,43 +1,36 @@
 import DistPacket
 
 extension TCPFingerprint {
-    @inlinable @inline(__always)
-    static func be16(_ f: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { UInt16(f[o]) << 8 | UInt16(f[o + 1]) }
-    @inlinable @inline(__always)
-    static func be32(_ f: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
-        UInt32(f[o]) << 24 | UInt32(f[o + 1]) << 16 | UInt32(f[o + 2]) << 8 | UInt32(f[o + 3])
-    }
-
     /// The packet's fingerprint (p0f's measurements), or nil where PRADS gives up on the packet.
     static func measure(_ p: DetectionPacket, kind: FingerprintKind) -> TCPFingerprint? {
         let f = p.frame
         var e = TCPFingerprint()
         var end = p.end
         if p.v6 {
-            let ipEnd = p.l3 + 40 + Int(be16(f, p.l3 + 4))
+            let ipEnd = p.l3 + 40 + Int(BigEndian.uint16(f, at: p.l3 + 4))
             if end > ipEnd { end = ipEnd }
             guard p.l3 + 40 <= end else { return nil }
-            let flowLabel = be32(f, p.l3) & 0x000F_FFFF
+            let flowLabel = BigEndian.uint32(f, at: p.l3) & 0x000F_FFFF
             e.quirks.insert(flowLabel != 0 ? .flowLabel : .zeroID)
             e.ttl = f[p.l3 + 7]
-            e.size = kind == .ack ? 0 : be16(f, p.l3 + 4)
+            e.size = kind == .ack ? 0 : BigEndian.uint16(f, at: p.l3 + 4)
             e.dontFragment = true
         } else {
-            let ipEnd = p.l3 + Int(be16(f, p.l3 + 2))
+            let ipEnd = p.l3 + Int(BigEndian.uint16(f, at: p.l3 + 2))
             if end > ipEnd { end = ipEnd }
             guard p.l3 + 20 <= end else { return nil }
             let ihl = Int(f[p.l3] & 0x0F)
             guard ihl >= 5 else { return nil }
             if ihl > 5 { e.quirks.insert(.ipOptions) }
             e.ttl = f[p.l3 + 8]
-            e.size = kind == .ack ? 0 : be16(f, p.l3 + 2)
-            e.dontFragment = be16(f, p.l3 + 6) & 0x4000 != 0
-            if be16(f, p.l3 + 4) == 0 { e.quirks.insert(.zeroID) }
+            e.size = kind == .ack ? 0 : BigEndian.uint16(f, at: p.l3 + 2)
+            e.dontFragment = BigEndian.uint16(f, at: p.l3 + 6) & 0x4000 != 0
+            if BigEndian.uint16(f, at: p.l3 + 4) == 0 { e.quirks.insert(.zeroID) }
         }
         let t = p.l4
         let flags = f[t + 13]
-        let seq = be32(f, t + 4)
-        let ack = be32(f, t + 8)
+        let seq = BigEndian.uint32(f, at: t + 4)
+        let ack = BigEndian.uint32(f, at: t + 8)
         if kind == .rst && flags & 0x10 != 0 { e.quirks.insert(.rstAck) }
         if kind == .fin && flags & 0x10 != 0 { e.quirks.insert(.finAck) }
         if seq == ack { e.quirks.insert(.seqEqualsAck) }
@@ -45,13 +38,13 @@ extension TCPFingerprint {
         let allowed: UInt8 = 0x02 | 0x10 | 0x04 | 0x40 | 0x80 | (kind == .ack ? 0x08 : 0)
         if flags & ~allowed != 0 { e.quirks.insert(.flags) }
         if ack != 0 { e.quirks.insert(.ack) }
-        if be16(f, t + 18) != 0 { e.quirks.insert(.urgent) }
+        if BigEndian.uint16(f, at: t + 18) != 0 { e.quirks.insert(.urgent) }
         if f[t + 12] & 0x0F != 0 { e.quirks.insert(.x2) }
         let optionLength = Int(f[t + 12] >> 4) * 4 - 20
         let optionStart = t + 20
         if optionStart + optionLength < end && kind != .ack { e.quirks.insert(.data) }
         e.timestamp = parseOptions(f, start: optionStart, length: optionLength, end: p.end, into: &e)
-        e.windowSize = be16(f, t + 14)
+        e.windowSize = BigEndian.uint16(f, at: t + 14)
         return e
     }
 

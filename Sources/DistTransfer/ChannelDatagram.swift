@@ -88,8 +88,8 @@ public enum ChannelDatagram {
         f += [0x08, 0x00]
         let total = 20 + 8 + payload.count
         var ip: [UInt8] = [0x45, 0x00, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0, 0, 0x40, 0x00, 64, 17, 0, 0]
-        ip += be32(source.ip) + be32(destination.ip)
-        let sum = InBandControl.checksum(ip)
+        ip += BigEndian.bytes(source.ip) + BigEndian.bytes(destination.ip)
+        let sum = InternetChecksum.of(ip)
         ip[10] = UInt8(sum >> 8)
         ip[11] = UInt8(sum & 0xFF)
         f += ip
@@ -122,15 +122,15 @@ public enum ChannelDatagram {
         guard ihl >= 20, total >= ihl + 8, l3 + total <= frame.count else { return nil }
         // Not a fragment (more-fragments flag or an offset).
         guard frame[l3 + 6] & 0x3F == 0, frame[l3 + 7] == 0 else { return nil }
-        let dst = be32(frame, l3 + 16)
+        let dst = BigEndian.uint32(frame, at: l3 + 16)
         let l4 = l3 + ihl
         let dport = UInt16(frame[l4 + 2]) << 8 | UInt16(frame[l4 + 3])
         guard dst == local.ip, dport == local.port else { return nil }
-        guard InBandControl.checksum(Array(frame[l3..<(l3 + ihl)])) == 0 else { return nil }
+        guard InternetChecksum.of(Array(frame[l3..<(l3 + ihl)])) == 0 else { return nil }
         let udpLength = Int(frame[l4 + 4]) << 8 | Int(frame[l4 + 5])
         guard udpLength >= 8, l4 + udpLength <= l3 + total else { return nil }
         let from = ChannelAddress(
-            mac: Array(frame[6..<12]), ip: be32(frame, l3 + 12),
+            mac: Array(frame[6..<12]), ip: BigEndian.uint32(frame, at: l3 + 12),
             port: UInt16(frame[l4]) << 8 | UInt16(frame[l4 + 1]))
         return (from, Array(frame[(l4 + 8)..<(l4 + udpLength)]))
     }
@@ -139,10 +139,4 @@ public enum ChannelDatagram {
         frame.withUnsafeBytes { parse($0, to: local) }
     }
 
-    static func be32(_ v: UInt32) -> [UInt8] {
-        [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
-    }
-    static func be32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
-    }
 }

@@ -52,7 +52,7 @@ import Testing
         var ip: [UInt8] = [
             0x45, 0, 0, UInt8(20 + udp.count), 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 1, 200, 198, 18, 2, 1,
         ]
-        let sum = InBandControl.checksum(ip)
+        let sum = InternetChecksum.of(ip)
         ip[10] = UInt8(sum >> 8)
         ip[11] = UInt8(sum & 0xFF)
         return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + udp
