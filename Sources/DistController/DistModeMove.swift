@@ -190,7 +190,7 @@ final class DistModeMove: MoveRun {
         let stateSent = loop.makePromise(of: MoveNoticeMessage.self)
         self.stateSent = stateSent
         progress("\(src.name) sends its state and the moved flows' packets to \(dst.name) over the channel")
-        var steps = src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
+        let switched = src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
             self.ibcToken = ack.ibcToken ?? 0
             self.phase("source-accepted")
             return self.waiting(
@@ -204,64 +204,67 @@ final class DistModeMove: MoveRun {
             )
             return self.updateSwitch()
         }
-        if spec.guarantee == .op {
-            steps = steps.flatMap {
-                let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
-                self.completed = completed
-                // The IBC, at the same place in both copies of the traffic: the source reflects
-                // it and the switch's reflector sends it on to both VNFs. With several workers,
-                // the reflector makes a copy for every receiving queue (each cuts its own order).
-                let cut = self.orderedCut
-                self.sw.packetOut(cut.request, port: self.src.switchPort)
-                self.report.ibcCopies = max(1, cut.copies.count)
-                self.phase("ibc-sent")
-                return self.waiting(
-                    completed.futureResult, Self.finishTimeout,
-                    "\(self.src.name) did not finish within 10 s of the in-band control packet"
-                )
-                .map {
-                    self.take($0)
-                    self.report.moveTime = Double(self.now - self.started) / 1e9
-                    self.phase("complete", at: self.report.moveTime)
-                    // Phase 2: the source saw every copy of the IBC come back, so the switch
-                    // sent each on to the destination too: the destination only, from now
-                    // (the source drops the copies it still gets meanwhile).
-                    _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
-                    self.switchUpdated = true
-                    self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
-                }
-            }
-        } else if spec.guarantee == .lf {
-            steps = steps.flatMap { self.switchTrafficArrives() }.flatMap {
-                let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
-                self.completed = completed
-                // The last packet of the moved traffic at the source: once it has crossed, so has everything.
-                self.sw.packetOut(
-                    InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken),
-                    port: self.src.switchPort)
-                self.phase("ibc-sent")
-                return self.waiting(
-                    completed.futureResult, Self.finishTimeout,
-                    "\(self.src.name) did not finish within 10 s of the switch update"
-                )
-                .map {
-                    self.phase("complete")
-                    self.take($0)
-                }
-            }
-        } else {
-            steps = steps.flatMap {
-                // One request deletes what moved at the source (its counters it took off itself).
-                let multi = self.spec.scopes.contains(.multiFlow)
-                guard self.spec.scopes.contains(.perFlow) || multi else { return self.loop.makeSucceededVoidFuture() }
-                let request: SouthboundRequest =
-                    self.spec.scopes.contains(.perFlow)
-                    ? .delPerFlow(filter: self.spec.filter, hosts: multi)
-                    : .delMultiFlow(filter: self.spec.filter)
-                return self.src.acknowledged(request).map { _ in }
-            }
+        let ended: EventLoopFuture<Void>
+        switch spec.guarantee {
+        case .op: ended = switched.flatMap { self.orderedEnd() }
+        case .lf: ended = switched.flatMap { self.switchTrafficArrives() }.flatMap { self.lossFreeEnd() }
+        case .ng: ended = switched.flatMap { self.deleteAtSource() }
         }
-        return steps.map { self.finish() }.flatMapError { self.abort($0) }
+        return ended.map { self.finish() }.flatMapError { self.abort($0) }
+    }
+
+    /// OP after phase 1: the IBC, at the same place in both copies of the traffic (the source
+    /// reflects it and the switch's reflector sends it on to both VNFs; with several workers a
+    /// copy for every receiving queue, each cutting its own order); then phase 2.
+    func orderedEnd() -> EventLoopFuture<Void> {
+        let completed = loop.makePromise(of: MoveNoticeMessage.self)
+        self.completed = completed
+        let cut = orderedCut
+        sw.packetOut(cut.request, port: src.switchPort)
+        report.ibcCopies = max(1, cut.copies.count)
+        phase("ibc-sent")
+        return waiting(
+            completed.futureResult, Self.finishTimeout,
+            "\(src.name) did not finish within 10 s of the in-band control packet"
+        )
+        .map {
+            self.take($0)
+            self.report.moveTime = Double(self.now - self.started) / 1e9
+            self.phase("complete", at: self.report.moveTime)
+            // Phase 2: the source saw every copy of the IBC come back, so the switch sent each on
+            // to the destination too: the destination only, from now (the source drops the
+            // copies it still gets meanwhile).
+            _ = self.sw.flowMod(SwitchRules.redirect(cookie: self.cookie, to: [self.dst.switchPort]))
+            self.switchUpdated = true
+            self.progress("switch phase 2: \(self.spec.filter) -> \(self.dst.name)")
+        }
+    }
+
+    /// LF after the switch update: the IBC is the last packet of the moved traffic at the
+    /// source; once it has crossed the channel, so has everything.
+    func lossFreeEnd() -> EventLoopFuture<Void> {
+        let completed = loop.makePromise(of: MoveNoticeMessage.self)
+        self.completed = completed
+        sw.packetOut(InBandControl.frame(for: spec.filter, moveID: id, token: ibcToken), port: src.switchPort)
+        phase("ibc-sent")
+        return waiting(
+            completed.futureResult, Self.finishTimeout, "\(src.name) did not finish within 10 s of the switch update"
+        )
+        .map {
+            self.phase("complete")
+            self.take($0)
+        }
+    }
+
+    /// NG after the switch update: one request deletes what moved at the source (its counters
+    /// it took off itself).
+    func deleteAtSource() -> EventLoopFuture<Void> {
+        let multi = spec.scopes.contains(.multiFlow)
+        guard spec.scopes.contains(.perFlow) || multi else { return loop.makeSucceededVoidFuture() }
+        let request: SouthboundRequest =
+            spec.scopes.contains(.perFlow)
+            ? .delPerFlow(filter: spec.filter, hosts: multi) : .delMultiFlow(filter: spec.filter)
+        return src.acknowledged(request).map { _ in }
     }
 
     /// Redirect-first (beyond the paper, its section 6): the source opens the channel and the
@@ -399,101 +402,6 @@ final class DistModeMove: MoveRun {
         if c["dstPackets"] != nil, let elapsed = c["elapsedNs"], report.packetsRedirected > 0 {
             report.redirTime = Double(elapsed) / 1e9
         }
-    }
-
-    func updateSwitch() -> EventLoopFuture<Void> {
-        // Heard before or after a BARRIER reply (the datapath may be quicker than the reply).
-        if spec.guarantee != .ng { expectSwitchTraffic() }
-        if spec.guarantee == .op {
-            // Phase 1: to both; in force once the destination sees the copies (see above).
-            for m in matches {
-                _ = sw.flowMod(
-                    SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
-            }
-            // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
-            // before the IBC goes (above the channel's rules: it matches the source's VLAN).
-            _ = sw.flowMod(
-                SwitchRules.reflector(
-                    from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
-                    priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
-            reflecting = true
-            duplicating = true
-            return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
-                self.progress(
-                    "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
-                        + (seen
-                            ? " (copies reach \(self.dst.name))"
-                            : " (no copies seen at \(self.dst.name) within 250 ms)"))
-                return self.settled()
-            }
-        }
-        let xids = matches.map {
-            sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie))
-        }
-        return sw.barrier(covering: xids).map {
-            self.switchUpdated = true
-            self.quietFromNow()
-            self.report.moveTime = Double(self.now - self.started) / 1e9
-            self.phase("switch-updated", at: self.report.moveTime)
-            self.progress(
-                String(
-                    format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
-                    self.report.moveTime))
-        }
-    }
-
-    /// Starts waiting for the destination to say the switch's packets of the moved flows reach
-    /// it (OP: `moveDuplicating`, the copies, for ``copiesTimeout`` at most; else
-    /// `moveSwitched`, until ``quietAfterUpdate`` after the BARRIER reply).
-    func expectSwitchTraffic() {
-        let arrives = loop.makePromise(of: MoveNoticeMessage?.self)
-        copiesArrive = arrives
-        trafficArrives = arrives.futureResult
-        if spec.guarantee == .op { giveUp(after: Self.copiesTimeout) }
-    }
-
-    /// LF and redirect-first: the switch's flow table has the new rule; its datapath gets
-    /// ``quietAfterUpdate`` to show the moved traffic at the destination.
-    func quietFromNow() {
-        if spec.guarantee != .op { giveUp(after: Self.quietAfterUpdate) }
-    }
-
-    /// Stops waiting for the switch's traffic at the destination after `delay` (none came).
-    func giveUp(after delay: TimeAmount) {
-        guard copiesArrive != nil else { return }
-        trafficTimer?.cancel()
-        trafficTimer = loop.scheduleTask(in: delay) {
-            self.copiesArrive?.succeed(nil)
-            self.copiesArrive = nil
-        }
-    }
-
-    /// Succeeds when the destination said so (true) or the timeout passed (false: no such
-    /// traffic), noting which in the phases.
-    func switchTraffic(seen: String, unseen: String) -> EventLoopFuture<Bool> {
-        guard let arrives = trafficArrives else { return loop.makeSucceededFuture(false) }
-        return arrives.map { n in
-            self.trafficTimer?.cancel()
-            let heard = n != nil
-            self.phase(heard ? seen : unseen)
-            return heard
-        }
-    }
-
-    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the moved
-    /// traffic reaches the destination, or after ``quietAfterUpdate`` without (no such traffic:
-    /// no packet can pass the IBC either). The IBC must be the last packet the source gets of
-    /// them; a BARRIER reply says Open vSwitch's flow table has the new rule, not that its
-    /// datapath applies it: once, packets still went to the source 25 ms after an IBC sent
-    /// 10 ms after the reply, and 6 were lost.
-    func switchTrafficArrives() -> EventLoopFuture<Void> {
-        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled()
-        }
-    }
-
-    /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
-    func settled() -> EventLoopFuture<Void> {
-        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
     }
 
     func finish() -> MoveReport {

@@ -189,52 +189,9 @@ extension OFMessage {
             var ports: [OFPort] = []
             while r.remaining > 0 { ports.append(try OFCodec.readPort(&r)) }
             return .portDescriptionReply(xid: xid, ports: ports, more: flags & 1 != 0)
-        case .flowMod:
-            var f = OFFlowMod()
-            f.cookie = try r.u64()
-            f.cookieMask = try r.u64()
-            f.tableID = try r.u8()
-            guard let command = OFFlowMod.Command(rawValue: try r.u8()) else {
-                throw OFDecodeError("unknown flow-mod command")
-            }
-            f.command = command
-            f.idleTimeout = try r.u16()
-            f.hardTimeout = try r.u16()
-            f.priority = try r.u16()
-            f.bufferID = try r.u32()
-            f.outPort = try r.u32()
-            f.outGroup = try r.u32()
-            f.flags = try r.u16()
-            try r.skip(2)
-            f.match = try OFCodec.readMatch(&r)
-            while r.remaining > 0 { f.instructions.append(try OFCodec.readInstruction(&r)) }
-            return .flowMod(xid: xid, f)
-        case .packetIn:
-            let buffer = try r.u32()
-            let total = try r.u16()
-            let reason = try r.u8()
-            let table = try r.u8()
-            let cookie = try r.u64()
-            let match = try OFCodec.readMatch(&r)
-            try r.skip(2)
-            return .packetIn(
-                xid: xid,
-                OFPacketIn(
-                    bufferID: buffer, totalLength: total, reason: reason, tableID: table,
-                    cookie: cookie, match: match, data: try r.raw(r.remaining)))
-        case .packetOut:
-            let buffer = try r.u32()
-            let inPort = try r.u32()
-            let actionsLength = Int(try r.u16())
-            try r.skip(6)
-            var actionsReader = OFReader(bytes, from: r.at, to: r.at + actionsLength)
-            guard actionsReader.end <= r.end else { throw OFDecodeError("packet-out actions run past the message") }
-            var actions: [OFAction] = []
-            while actionsReader.remaining > 0 { actions.append(try OFCodec.readAction(&actionsReader)) }
-            try r.skip(actionsLength)
-            var p = OFPacketOut(inPort: inPort, actions: actions, data: try r.raw(r.remaining))
-            p.bufferID = buffer
-            return .packetOut(xid: xid, p)
+        case .flowMod: return .flowMod(xid: xid, try OFCodec.readFlowMod(&r))
+        case .packetIn: return .packetIn(xid: xid, try OFCodec.readPacketIn(&r))
+        case .packetOut: return .packetOut(xid: xid, try OFCodec.readPacketOut(&r, bytes))
         case .setConfig, .portStatus:
             return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining))
         }
@@ -242,6 +199,59 @@ extension OFMessage {
 }
 
 enum OFCodec {
+    /// A FLOW_MOD's body.
+    static func readFlowMod(_ r: inout OFReader) throws -> OFFlowMod {
+        var f = OFFlowMod()
+        f.cookie = try r.u64()
+        f.cookieMask = try r.u64()
+        f.tableID = try r.u8()
+        guard let command = OFFlowMod.Command(rawValue: try r.u8()) else {
+            throw OFDecodeError("unknown flow-mod command")
+        }
+        f.command = command
+        f.idleTimeout = try r.u16()
+        f.hardTimeout = try r.u16()
+        f.priority = try r.u16()
+        f.bufferID = try r.u32()
+        f.outPort = try r.u32()
+        f.outGroup = try r.u32()
+        f.flags = try r.u16()
+        try r.skip(2)
+        f.match = try readMatch(&r)
+        while r.remaining > 0 { f.instructions.append(try readInstruction(&r)) }
+        return f
+    }
+
+    /// A PACKET_IN's body.
+    static func readPacketIn(_ r: inout OFReader) throws -> OFPacketIn {
+        let buffer = try r.u32()
+        let total = try r.u16()
+        let reason = try r.u8()
+        let table = try r.u8()
+        let cookie = try r.u64()
+        let match = try readMatch(&r)
+        try r.skip(2)
+        return OFPacketIn(
+            bufferID: buffer, totalLength: total, reason: reason, tableID: table, cookie: cookie, match: match,
+            data: try r.raw(r.remaining))
+    }
+
+    /// A PACKET_OUT's body (`bytes`: the whole message, which its action list is read from).
+    static func readPacketOut(_ r: inout OFReader, _ bytes: [UInt8]) throws -> OFPacketOut {
+        let buffer = try r.u32()
+        let inPort = try r.u32()
+        let actionsLength = Int(try r.u16())
+        try r.skip(6)
+        var actionsReader = OFReader(bytes, from: r.at, to: r.at + actionsLength)
+        guard actionsReader.end <= r.end else { throw OFDecodeError("packet-out actions run past the message") }
+        var actions: [OFAction] = []
+        while actionsReader.remaining > 0 { actions.append(try readAction(&actionsReader)) }
+        try r.skip(actionsLength)
+        var p = OFPacketOut(inPort: inPort, actions: actions, data: try r.raw(r.remaining))
+        p.bufferID = buffer
+        return p
+    }
+
     // OXM, OpenFlow basic class.
     static let oxmBasic: UInt16 = 0x8000
 

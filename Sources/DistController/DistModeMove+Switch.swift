@@ -1,0 +1,105 @@
+import DistControl
+import DistFlow
+import DistMove
+import DistOpenFlow
+import Foundation
+import NIOCore
+
+/// A dist Move's switch update: LF and NG in one step, OP in two (copies to both, then the
+/// destination alone), and the wait for the moved traffic to reach the destination.
+extension DistModeMove {
+    func updateSwitch() -> EventLoopFuture<Void> {
+        // Heard before or after a BARRIER reply (the datapath may be quicker than the reply).
+        if spec.guarantee != .ng { expectSwitchTraffic() }
+        if spec.guarantee == .op {
+            // Phase 1: to both; in force once the destination sees the copies (see above).
+            for m in matches {
+                _ = sw.flowMod(
+                    SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
+            }
+            // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
+            // before the IBC goes (above the channel's rules: it matches the source's VLAN).
+            _ = sw.flowMod(
+                SwitchRules.reflector(
+                    from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
+                    priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
+            reflecting = true
+            duplicating = true
+            return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
+                self.progress(
+                    "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
+                        + (seen
+                            ? " (copies reach \(self.dst.name))"
+                            : " (no copies seen at \(self.dst.name) within 250 ms)"))
+                return self.settled()
+            }
+        }
+        let xids = matches.map {
+            sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie))
+        }
+        return sw.barrier(covering: xids).map {
+            self.switchUpdated = true
+            self.quietFromNow()
+            self.report.moveTime = Double(self.now - self.started) / 1e9
+            self.phase("switch-updated", at: self.report.moveTime)
+            self.progress(
+                String(
+                    format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
+                    self.report.moveTime))
+        }
+    }
+
+    /// Starts waiting for the destination to say the switch's packets of the moved flows reach
+    /// it (OP: `moveDuplicating`, the copies, for ``copiesTimeout`` at most; else
+    /// `moveSwitched`, until ``quietAfterUpdate`` after the BARRIER reply).
+    func expectSwitchTraffic() {
+        let arrives = loop.makePromise(of: MoveNoticeMessage?.self)
+        copiesArrive = arrives
+        trafficArrives = arrives.futureResult
+        if spec.guarantee == .op { giveUp(after: Self.copiesTimeout) }
+    }
+
+    /// LF and redirect-first: the switch's flow table has the new rule; its datapath gets
+    /// ``quietAfterUpdate`` to show the moved traffic at the destination.
+    func quietFromNow() {
+        if spec.guarantee != .op { giveUp(after: Self.quietAfterUpdate) }
+    }
+
+    /// Stops waiting for the switch's traffic at the destination after `delay` (none came).
+    func giveUp(after delay: TimeAmount) {
+        guard copiesArrive != nil else { return }
+        trafficTimer?.cancel()
+        trafficTimer = loop.scheduleTask(in: delay) {
+            self.copiesArrive?.succeed(nil)
+            self.copiesArrive = nil
+        }
+    }
+
+    /// Succeeds when the destination said so (true) or the timeout passed (false: no such
+    /// traffic), noting which in the phases.
+    func switchTraffic(seen: String, unseen: String) -> EventLoopFuture<Bool> {
+        guard let arrives = trafficArrives else { return loop.makeSucceededFuture(false) }
+        return arrives.map { n in
+            self.trafficTimer?.cancel()
+            let heard = n != nil
+            self.phase(heard ? seen : unseen)
+            return heard
+        }
+    }
+
+    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the moved
+    /// traffic reaches the destination, or after ``quietAfterUpdate`` without (no such traffic:
+    /// no packet can pass the IBC either). The IBC must be the last packet the source gets of
+    /// them; a BARRIER reply says Open vSwitch's flow table has the new rule, not that its
+    /// datapath applies it: once, packets still went to the source 25 ms after an IBC sent
+    /// 10 ms after the reply, and 6 were lost.
+    func switchTrafficArrives() -> EventLoopFuture<Void> {
+        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled()
+        }
+    }
+
+    /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
+    func settled() -> EventLoopFuture<Void> {
+        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
+    }
+}
