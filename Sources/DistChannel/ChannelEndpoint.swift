@@ -266,35 +266,8 @@ public final class ChannelEndpoint {
     /// the pacing allow, and an ack if one is owed and no data frame carries it.
     public func poll(now: UInt64) -> [[UInt8]] {
         guard state == .open else { return [] }
-        var timeoutFrame: [UInt8]?
-        if let (seq, oldest) = oldestOutstanding, now &- timerStart >= timer {
-            if oldest.retries >= config.maxRetransmissions
-                || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions)
-            {
-                state = .aborted(
-                    "the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms"
-                )
-                return []
-            }
-            // Timeout: the window starts again from one frame, the timer backs off for the whole
-            // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
-            // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
-            counters.timeouts += 1
-            trace?(
-                now,
-                "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)"
-            )
-            if backoff == 0 && oldest.retries == 0 {
-                undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)
-            }
-            slowStartThreshold = max(Double(pipe) / 2, 2 * Double(config.minimumCongestionWindow))
-            congestionWindow = Double(config.minimumCongestionWindow)
-            backoff = min(backoff + 1, 3)
-            recoveryPoint = nextSequence &- 1
-            timerStart = now
-            nextSendAt = now
-            timeoutFrame = resend(seq, now: now, sack: sackBitmap())
-        }
+        let timeoutFrame = timeout(now: now)
+        guard state == .open else { return [] }
         var out: [[UInt8]] = timeoutFrame.map { [$0] } ?? []
         if timeoutFrame == nil, let probe = tailLossProbe(now: now) { out.append(probe) }
         let sack = sackBitmap()
@@ -318,27 +291,7 @@ public final class ChannelEndpoint {
             lastProgress = now
             probed = false
         }
-        if let trace {
-            // What holds the next frame back, when that changes.
-            var by = ""
-            if let seq = lostQueue.first, let f = inFlight[seq] {
-                by = pipe != 0 && Double(pipe + f.size) > congestionWindow ? "a resend: window" : ""
-            } else if waitingHead < waiting.count {
-                let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
-                by =
-                    inFlight.count >= config.window
-                    ? "receive window"
-                    : pipe != 0 && Double(pipe + size) > congestionWindow
-                        ? "window" : !maysend(size, now: now) ? "pacing" : ""
-            }
-            if by != heldBy {
-                heldBy = by
-                trace(
-                    now,
-                    by.isEmpty
-                        ? "not held" : "held by \(by) (pipe \(pipe) cwnd \(Int(congestionWindow)), \(backlog) waiting)")
-            }
-        }
+        traceHold(now: now)
         if waitingHead == waiting.count {
             waiting = []
             waitingHead = 0
@@ -351,6 +304,63 @@ public final class ChannelEndpoint {
         }
         counters.framesSent += out.count
         return out
+    }
+
+    /// When the retransmission timer has run out: the oldest frame again (or the channel given
+    /// up, `state` aborted, and nil); nil too when it has not.
+    func timeout(now: UInt64) -> [UInt8]? {
+        if let (seq, oldest) = oldestOutstanding, now &- timerStart >= timer {
+            if oldest.retries >= config.maxRetransmissions
+                || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions)
+            {
+                state = .aborted(
+                    "the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms"
+                )
+                return nil
+            }
+            // Timeout: the window starts again from one frame, the timer backs off for the whole
+            // channel (RFC 6298, 5681), and the oldest frame goes again at once. What its
+            // acknowledgement shows lost (RACK) follows; nothing else goes twice on a guess.
+            counters.timeouts += 1
+            trace?(
+                now,
+                "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)"
+            )
+            if backoff == 0 && oldest.retries == 0 {
+                undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)
+            }
+            slowStartThreshold = max(Double(pipe) / 2, 2 * Double(config.minimumCongestionWindow))
+            congestionWindow = Double(config.minimumCongestionWindow)
+            backoff = min(backoff + 1, 3)
+            recoveryPoint = nextSequence &- 1
+            timerStart = now
+            nextSendAt = now
+            return resend(seq, now: now, sack: sackBitmap())
+        }
+        return nil
+    }
+
+    /// Traces what holds the next frame back, when that changes.
+    func traceHold(now: UInt64) {
+        guard let trace else { return }
+        var by = ""
+        if let seq = lostQueue.first, let f = inFlight[seq] {
+            by = pipe != 0 && Double(pipe + f.size) > congestionWindow ? "a resend: window" : ""
+        } else if waitingHead < waiting.count {
+            let size = ChannelFrame.overhead + waiting[waitingHead].payload.count
+            by =
+                inFlight.count >= config.window
+                ? "receive window"
+                : pipe != 0 && Double(pipe + size) > congestionWindow
+                    ? "window" : !maysend(size, now: now) ? "pacing" : ""
+        }
+        if by != heldBy {
+            heldBy = by
+            trace(
+                now,
+                by.isEmpty
+                    ? "not held" : "held by \(by) (pipe \(pipe) cwnd \(Int(congestionWindow)), \(backlog) waiting)")
+        }
     }
 
     /// A tail-loss probe (RFC 8985, section 7), if one is due: frames are out, none is known lost,

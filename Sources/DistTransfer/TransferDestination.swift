@@ -71,29 +71,8 @@ public final class TransferDestination {
                 continue
             }
             switch frame.kind {
-            case .state:
-                let start = DispatchTime.now().uptimeNanoseconds
-                do {
-                    apply(try StatePacking.unpack(frame.payload), into: &out)
-                } catch {
-                    failure = "a state frame from the source does not decode: \(error)"
-                    continue
-                }
-                summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
-            case .statePart:
-                guard
-                    let whole = assemble(
-                        frame.payload, of: .statePart, limit: StateCodec.headerSize + StateCodec.maxPayload,
-                        what: "a state", limitText: "the \(StateCodec.maxPayload)-byte limit")
-                else { continue }
-                let start = DispatchTime.now().uptimeNanoseconds
-                do {
-                    apply([try StateCodec.decode(whole)], into: &out)
-                } catch {
-                    failure = "a state in parts from the source does not decode: \(error)"
-                    continue
-                }
-                summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+            case .state, .statePart:
+                receiveState(frame, into: &out)
             case .packets:
                 guard let packets = PacketPacking.unpack(frame.payload) else {
                     failure = "a frame of redirected packets from the source does not decode"
@@ -112,21 +91,11 @@ public final class TransferDestination {
                 out += held.map { .packet($0) }
                 held = []
             case .open:
-                let p = frame.payload
-                guard p.count >= 2, p.count >= 2 + Int(p[1]) else {
-                    failure = "the source's opening message is malformed"
-                    continue
+                if let opening = Self.opening(frame.payload) {
+                    out.append(opening)
+                } else {
+                    failure = Self.badOpening(frame.payload)
                 }
-                let replyTo = String(decoding: p[2..<(2 + Int(p[1]))], as: UTF8.self)
-                guard let traffic = SwitchTraffic(rawValue: p[0]) else {
-                    failure =
-                        "the source's opening message asks for an unknown treatment of the switch's packets (\(p[0]))"
-                    continue
-                }
-                out.append(
-                    .open(
-                        filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), switchTraffic: traffic,
-                        replyTo: replyTo))
             case .end:
                 released = true
                 out += held.map { .packet($0) }
@@ -141,6 +110,50 @@ public final class TransferDestination {
             }
         }
         return out
+    }
+
+    /// A frame of state chunks, or a part of one chunk: decoded and applied (timed: the Move's
+    /// deserialization); a failure says what did not decode.
+    func receiveState(_ frame: ChannelFrame, into out: inout [Delivery]) {
+        let chunks: [StateChunk]
+        let start = DispatchTime.now().uptimeNanoseconds
+        if frame.kind == .state {
+            do {
+                chunks = try StatePacking.unpack(frame.payload)
+            } catch {
+                failure = "a state frame from the source does not decode: \(error)"
+                return
+            }
+        } else {
+            guard
+                let whole = assemble(
+                    frame.payload, of: .statePart, limit: StateCodec.headerSize + StateCodec.maxPayload,
+                    what: "a state", limitText: "the \(StateCodec.maxPayload)-byte limit")
+            else { return }
+            do {
+                chunks = [try StateCodec.decode(whole)]
+            } catch {
+                failure = "a state in parts from the source does not decode: \(error)"
+                return
+            }
+        }
+        apply(chunks, into: &out)
+        summary.deserializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+    }
+
+    /// The source's opening message: the treatment of the switch's packets, the address to
+    /// answer, the filter; nil when malformed.
+    static func opening(_ p: [UInt8]) -> Delivery? {
+        guard p.count >= 2, p.count >= 2 + Int(p[1]), let traffic = SwitchTraffic(rawValue: p[0]) else { return nil }
+        let replyTo = String(decoding: p[2..<(2 + Int(p[1]))], as: UTF8.self)
+        return .open(
+            filter: String(decoding: p[(2 + Int(p[1]))...], as: UTF8.self), switchTraffic: traffic, replyTo: replyTo)
+    }
+
+    /// Why an opening message is refused.
+    static func badOpening(_ p: [UInt8]) -> String {
+        guard p.count >= 2, p.count >= 2 + Int(p[1]) else { return "the source's opening message is malformed" }
+        return "the source's opening message asks for an unknown treatment of the switch's packets (\(p[0]))"
     }
 
     /// Adds a part (a flags byte, bit 0: the last, then bytes) of a packet or state sent in
