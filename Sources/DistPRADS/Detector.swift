@@ -100,6 +100,24 @@ public final class Detector {
         public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0, arpRecords = 0
         /// Payloads run through a signature list.
         public var regexRuns = 0
+        /// Hosts not learnt because the table held ``Detector/maxAssets`` already, and OS or
+        /// service entries not added to a host that held its limit (spoofed sources, a scan).
+        public var assetsRefused = 0, entriesRefused = 0
+    }
+
+    /// At most this many hosts are learnt from traffic (each worker's detector); a host already
+    /// known is still updated, and a Move's import is not refused (its source kept the same
+    /// limit). Without it, packets from spoofed sources grew the table without end.
+    public var maxAssets = 1 << 20
+    /// At most this many OS fingerprints and services per host.
+    public var maxEntriesPerHost = 256
+
+    /// Whether the sender may have an asset: known, or room for one more (counted when not).
+    @inline(__always)
+    func admits(_ address: IPAddress) -> Bool {
+        if assets.count < maxAssets || assets[address] != nil { return true }
+        counters.assetsRefused += 1
+        return false
     }
 
     /// Matches abandoned at the PCRE2 match limit (counted as no match).
@@ -126,6 +144,7 @@ public final class Detector {
         let ip = IPAddress(
             ipv4: UInt32(frame[arp + 14]) << 24 | UInt32(frame[arp + 15]) << 16
                 | UInt32(frame[arp + 16]) << 8 | UInt32(frame[arp + 17]))
+        guard admits(ip) else { return }
         var asset = assets[ip] ?? Asset(vlan: vlan, firstSeen: timestamp, lastSeen: timestamp)
         asset.lastSeen = timestamp
         defer { assets[ip] = asset }
@@ -320,6 +339,7 @@ public final class Detector {
     }
 
     func updateService(_ p: DetectionPacket, service: String, application: String) {
+        guard admits(p.source) else { return }
         touch(p)
         let port = p.role == .client ? p.destinationPort : p.sourcePort
         if let i = assets[p.source]!.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
@@ -343,6 +363,10 @@ public final class Detector {
             }
             assets[p.source]!.services[i] = entry
             if replaced { record(p, entry) }
+            return
+        }
+        guard assets[p.source]!.services.count < maxEntriesPerHost else {
+            counters.entriesRefused += 1
             return
         }
         let entry = ServiceEntry(
@@ -394,8 +418,13 @@ public final class Detector {
     func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
         guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
         let matched = match(&e, kind: kind)
+        guard admits(p.source) else { return }
         let known = withAsset(p) { asset in asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) }
         if known { return }
+        guard assets[p.source]!.os.count < maxEntriesPerHost else {
+            counters.entriesRefused += 1
+            return
+        }
         let database = databases[kind.index]
         var text = e.text(uptime: e.timestamp) + ":"
         if let matched, let signature = database?.signatures[matched] {

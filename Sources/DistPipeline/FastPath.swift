@@ -410,6 +410,7 @@ public final class FastPath {
             stats.pointee.signatureRuns = UInt64(detector.counters.regexRuns)
             stats.pointee.matchLimitHits = UInt64(detector.matchLimitHits)
             stats.pointee.assets = UInt64(detector.assets.count)
+            stats.pointee.assetsRefused = UInt64(detector.counters.assetsRefused + detector.counters.entriesRefused)
         }
     }
 

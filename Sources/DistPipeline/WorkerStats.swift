@@ -30,6 +30,8 @@ public struct WorkerStats: Sendable {
     public var signatureRuns: UInt64 = 0
     public var matchLimitHits: UInt64 = 0
     public var assets: UInt64 = 0
+    /// Hosts, and OS or service entries of a host, not learnt because a table was at its limit.
+    public var assetsRefused: UInt64 = 0
     /// Events: packets raised to the controller, packets held, packets that found the hold
     /// queue full (raised, not held: counted, never silent), and events the ring to the main
     /// lcore could not take.
@@ -96,6 +98,7 @@ public struct WorkerStats: Sendable {
         s.assetRecords &+= b.assetRecords
         s.signatureRuns &+= b.signatureRuns
         s.matchLimitHits &+= b.matchLimitHits
+        s.assetsRefused &+= b.assetsRefused
         s.assets &+= b.assets
         s.eventsRaised &+= b.eventsRaised
         s.eventsHeld &+= b.eventsHeld
@@ -156,7 +159,7 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "detection": [
                 "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,
-                "assets": assets,
+                "assets": assets, "refused": assetsRefused,
             ] as [String: UInt64],
         ]
     }
