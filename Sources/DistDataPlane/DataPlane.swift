@@ -205,10 +205,20 @@ public final class DataPlane: @unchecked Sendable {
         workerStats().reduce(WorkerStats(), +)
     }
 
+    /// Which thread asks a worker (each has its own mailbox there).
+    public enum Asker: Int, Sendable {
+        /// The main lcore: the southbound API and the admin socket.
+        case control = 0
+        /// The transfer lcore: a Move's marks, exports and imports.
+        case transfer = 1
+    }
+
     /// Performs a state request on one worker (between its bursts when running, directly
     /// when not); a worker that does not answer within `timeout` seconds gives nil.
-    public func perform(_ request: StateRequest, on worker: Worker, timeout: Double = 2.0) -> StateResponse? {
-        launched ? worker.mailbox.ask(request, timeout: timeout) : worker.fastPath.perform(request)
+    public func perform(_ request: StateRequest, on worker: Worker, from asker: Asker = .control, timeout: Double = 2.0)
+        -> StateResponse?
+    {
+        launched ? worker.mailboxes[asker.rawValue].ask(request, timeout: timeout) : worker.fastPath.perform(request)
     }
 
     /// Up to `limit` flows, asked of each worker in turn. Workers that do not answer in time are skipped.

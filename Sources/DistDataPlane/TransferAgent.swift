@@ -128,7 +128,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public func now() -> UInt64 { plane.clock.now() }
 
     public func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
-        plane.perform(request, on: plane.workers[worker], timeout: 1.0)
+        plane.perform(request, on: plane.workers[worker], from: .transfer, timeout: 1.0)
     }
 
     @discardableResult

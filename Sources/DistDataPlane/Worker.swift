@@ -46,7 +46,10 @@ public final class Worker: @unchecked Sendable {
     public let detector: Detector?
     /// Asset records on their way to the main lcore's log writer.
     public let records: RecordRing
-    public let mailbox = WorkerMailbox()
+    /// Where other threads ask for state operations: one mailbox per asking thread (the main
+    /// lcore's southbound and admin requests, the transfer lcore's Move), so that neither waits
+    /// behind the other's stream of requests.
+    public let mailboxes = [WorkerMailbox(), WorkerMailbox()]
     /// The per-packet work, and the state operations the mailbox hands it.
     public let fastPath: FastPath
     /// Packets raised as events, on their way to the main lcore (and the controller).
@@ -163,10 +166,12 @@ public final class Worker: @unchecked Sendable {
                 let keep = events ? sortOut(burst, count: Int(n), port: route.tx) : n
                 transmit(burst.packets, count: keep, port: route.tx)
             }
-            // The mailbox is looked at every round (one relaxed load): a control-plane request
-            // waits for one burst at most, however rounds are paced.
-            if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
-                ruleChanged(from: before, to: rule, burst)
+            // The mailboxes are looked at every round (a relaxed load each): a control-plane
+            // request waits for one burst at most, however rounds are paced.
+            for mailbox in mailboxes {
+                if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
+                    ruleChanged(from: before, to: rule, burst)
+                }
             }
             // (Held packets go once the TX queue has taken what waited for it.)
             if held.draining && backlog.isEmpty {
