@@ -135,6 +135,8 @@ public final class Worker: @unchecked Sendable {
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }
         let fastPath = self.fastPath
+        // (Read once: the loop below looks at both every round.)
+        let (controlMailbox, transferMailbox) = (mailboxes[0], mailboxes[1])
         let queue = self.queue
         let stop = stopFlag
         let clock = self.clock
@@ -168,10 +170,11 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailboxes are looked at every round (a relaxed load each): a control-plane
             // request waits for one burst at most, however rounds are paced.
-            for mailbox in mailboxes {
-                if let (served, before) = mailbox.serve(fastPath), case .events(let rule) = served {
-                    ruleChanged(from: before, to: rule, burst)
-                }
+            if let (served, before) = controlMailbox.serve(fastPath), case .events(let rule) = served {
+                ruleChanged(from: before, to: rule, burst)
+            }
+            if let (served, before) = transferMailbox.serve(fastPath), case .events(let rule) = served {
+                ruleChanged(from: before, to: rule, burst)
             }
             // (Held packets go once the TX queue has taken what waited for it.)
             if held.draining && backlog.isEmpty {
