@@ -6,6 +6,7 @@
 // Module map (one concept each; only DistDataPlane and the executable touch DPDK):
 //   CDPDKShim      C wrappers for what Swift cannot import from DPDK (EAL, ports, mbufs).
 //   CDistIntrinsics  Header-only CPU hints (prefetch) Swift cannot spell. No DPDK.
+//   CDistCipher    AES-256-GCM with a kept key schedule (OpenSSL's libcrypto) for the channel.
 //   DistPacket     Frame parsing: Ethernet/VLAN/ARP/IPv4/IPv6/TCP/UDP/ICMP. No DPDK.
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
 //   DistPipeline   The per-packet work (parse, count, track) and worker counters. No DPDK.
@@ -69,6 +70,7 @@ let package = Package(
             linkerSettings: dpdkLibraries
         ),
         .target(name: "CDistIntrinsics"),
+        .target(name: "CDistCipher", linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "DistPacket"),
         .target(
             name: "DistFlow",
@@ -88,7 +90,7 @@ let package = Package(
         // checks on their class properties cost a thread-local lookup per access, several per
         // redirected packet. As DistPRADS.)
         .target(
-            name: "DistChannel", dependencies: ["DistPacket", .product(name: "Crypto", package: "swift-crypto")],
+            name: "DistChannel", dependencies: ["CDistCipher", "DistPacket", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
         .target(

@@ -1,3 +1,4 @@
+import CDistCipher
 import Crypto
 import DistPacket
 import Foundation
@@ -121,26 +122,30 @@ public struct ChannelFrame: Equatable, Sendable {
     /// `cipher`'s sending key, as transmission `counter` of that key (each counter once: it makes
     /// the AES-GCM nonce).
     public func sealed(with cipher: ChannelCipher, counter: UInt64) -> [UInt8] {
-        var header: [UInt8] = []
-        // (Room for the ciphertext and tag too: the header becomes the frame.)
-        header.reserveCapacity(Self.headerSize + payload.count + 16)
-        header += Self.magic
-        header.append(Self.version)
-        header.append(kind.rawValue)
-        BigEndian.append(moveID, count: 8, to: &header)
-        BigEndian.append(cipher.binding.nonce, count: 8, to: &header)
-        BigEndian.append(counter, count: 8, to: &header)
-        BigEndian.append(UInt64(sequence), count: 4, to: &header)
-        BigEndian.append(UInt64(ack), count: 4, to: &header)
-        BigEndian.append(sack, count: 8, to: &header)
-        header.append(UInt8(payload.count >> 8))
-        header.append(UInt8(payload.count & 0xFF))
-        // (Sealing fails only for a nonce of the wrong size.)
-        let box = try! AES.GCM.seal(
-            payload, using: cipher.sendingKey, nonce: Self.gcmNonce(counter), authenticating: header)
-        header.append(contentsOf: box.ciphertext)
-        header.append(contentsOf: box.tag)
-        return header
+        let length = payload.count
+        return [UInt8](unsafeUninitializedCapacity: Self.overhead + length) { frame, count in
+            let out = frame.baseAddress!
+            out[0] = Self.magic[0]
+            out[1] = Self.magic[1]
+            out[2] = Self.version
+            out[3] = kind.rawValue
+            BigEndian.store(moveID, count: 8, at: out + 4)
+            BigEndian.store(cipher.binding.nonce, count: 8, at: out + 12)
+            BigEndian.store(counter, count: 8, at: out + 20)
+            BigEndian.store(UInt64(sequence), count: 4, at: out + 28)
+            BigEndian.store(UInt64(ack), count: 4, at: out + 32)
+            BigEndian.store(sack, count: 8, at: out + 36)
+            BigEndian.store(UInt64(length), count: 2, at: out + 44)
+            let iv = Self.gcmNonce(counter)
+            let sealed = payload.withUnsafeBufferPointer { plain in
+                cipher.sealer.seal(
+                    iv: iv, header: UnsafeBufferPointer(start: out, count: Self.headerSize), plain: plain,
+                    into: out + Self.headerSize)
+            }
+            // (Sealing fails only when the C library cannot allocate or the length exceeds an int.)
+            precondition(sealed, "AES-GCM sealing failed")
+            count = Self.overhead + length
+        }
     }
 
     /// The same, deriving the keys for this one frame (tests and tools; an endpoint keeps its
@@ -149,10 +154,11 @@ public struct ChannelFrame: Equatable, Sendable {
         sealed(with: ChannelCipher(key: key, binding: binding), counter: counter)
     }
 
-    static func gcmNonce(_ counter: UInt64) -> AES.GCM.Nonce {
+    /// AES-GCM's 12-byte nonce: four zero bytes, then the transmission counter.
+    static func gcmNonce(_ counter: UInt64) -> [UInt8] {
         var bytes: [UInt8] = [0, 0, 0, 0]
         BigEndian.append(counter, count: 8, to: &bytes)
-        return try! AES.GCM.Nonce(data: bytes)
+        return bytes
     }
 
     /// The nonce a frame carries (nil: too short to be a frame): a destination reads it from a
@@ -173,15 +179,17 @@ public struct ChannelFrame: Equatable, Sendable {
         }
         guard nonce(in: bytes) == cipher.binding.nonce else { throw .otherNonce }
         func be(_ from: Int, _ n: Int) -> UInt64 { BigEndian.value(bytes[from..<(from + n)]) }
-        let payload: [UInt8]
-        do {
-            let box = try AES.GCM.SealedBox(
-                nonce: gcmNonce(be(20, 8)), ciphertext: bytes[headerSize..<(headerSize + length)],
-                tag: bytes[(headerSize + length)...])
-            payload = Array(try AES.GCM.open(box, using: cipher.receivingKey, authenticating: bytes[0..<headerSize]))
-        } catch {
-            throw .badTag
+        var opened = false
+        let payload = [UInt8](unsafeUninitializedCapacity: length) { plain, count in
+            opened = bytes.withUnsafeBufferPointer { frame in
+                cipher.opener.open(
+                    iv: gcmNonce(be(20, 8)), header: UnsafeBufferPointer(rebasing: frame[0..<headerSize]),
+                    sealed: UnsafeBufferPointer(rebasing: frame[headerSize..<(headerSize + length)]),
+                    tag: frame.baseAddress! + headerSize + length, into: plain.baseAddress)
+            }
+            count = opened ? length : 0
         }
+        guard opened else { throw .badTag }
         guard let kind = Kind(rawValue: bytes[3]) else { throw .unknownKind(bytes[3]) }
         return ChannelFrame(
             kind: kind, moveID: be(4, 8), sequence: UInt32(be(28, 4)), ack: UInt32(be(32, 4)), sack: be(36, 8),
@@ -204,13 +212,13 @@ public struct ChannelFrame: Equatable, Sendable {
 public struct ChannelCipher {
     /// This end's frames: the Move's nonce, this end as the sender, the peer as the receiver.
     public let binding: ChannelFrame.Binding
-    let sendingKey: SymmetricKey
-    let receivingKey: SymmetricKey
+    let sealer: GCMContext
+    let opener: GCMContext
 
     public init(key: SymmetricKey, binding: ChannelFrame.Binding) {
         self.binding = binding
-        sendingKey = Self.derive(key, binding)
-        receivingKey = Self.derive(key, binding.reversed)
+        sealer = GCMContext(key: Self.derive(key, binding), sealing: true)
+        opener = GCMContext(key: Self.derive(key, binding.reversed), sealing: false)
     }
 
     static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
@@ -220,6 +228,41 @@ public struct ChannelCipher {
         BigEndian.append(binding.receiver, count: 8, to: &info)
         BigEndian.append(binding.nonce, count: 8, to: &salt)
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: salt, info: info, outputByteCount: 32)
+    }
+}
+
+/// One direction's AES-256-GCM key, expanded once (OpenSSL's EVP context); it seals or opens
+/// frame after frame with a new IV each. Not for two threads at once: an endpoint owns it.
+final class GCMContext: @unchecked Sendable {
+    private let context: OpaquePointer
+    let sealing: Bool
+
+    init(key: SymmetricKey, sealing: Bool) {
+        self.sealing = sealing
+        let made = key.withUnsafeBytes { dist_gcm_new($0.bindMemory(to: UInt8.self).baseAddress, sealing ? 1 : 0) }
+        // (Fails only when the C library cannot allocate a few hundred bytes.)
+        guard let made else { fatalError("AES-256-GCM: OpenSSL could not make a context") }
+        context = made
+    }
+
+    deinit { dist_gcm_free(context) }
+
+    /// Encrypts `plain` to `into` and writes the tag after it; `header` is authenticated too.
+    func seal(
+        iv: [UInt8], header: UnsafeBufferPointer<UInt8>, plain: UnsafeBufferPointer<UInt8>,
+        into: UnsafeMutablePointer<UInt8>
+    ) -> Bool {
+        dist_gcm_seal(
+            context, iv, header.baseAddress, header.count, plain.baseAddress, plain.count, into,
+            into + plain.count) == 1
+    }
+
+    /// Decrypts `sealed` to `into`; true only when `tag` verifies over it and `header`.
+    func open(
+        iv: [UInt8], header: UnsafeBufferPointer<UInt8>, sealed: UnsafeBufferPointer<UInt8>,
+        tag: UnsafePointer<UInt8>, into: UnsafeMutablePointer<UInt8>?
+    ) -> Bool {
+        dist_gcm_open(context, iv, header.baseAddress, header.count, sealed.baseAddress, sealed.count, tag, into) == 1
     }
 }
 

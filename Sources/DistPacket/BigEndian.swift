@@ -18,6 +18,12 @@ public enum BigEndian {
         (0..<count).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) }
     }
 
+    /// The low `count` bytes of `v`, most significant first, at `out`.
+    @inlinable @inline(__always)
+    public static func store(_ v: UInt64, count: Int, at out: UnsafeMutablePointer<UInt8>) {
+        for i in 0..<count { out[i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(count - 1 - i))) }
+    }
+
     /// Appends the low `count` bytes of `v`, most significant first.
     @inlinable
     public static func append(_ v: UInt64, count: Int, to out: inout [UInt8]) {
