@@ -8,7 +8,8 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public var address: IPAddress
     /// Prefix length over the 128-bit form (an IPv4 /8 is 96 + 8).
     public var length: Int
-    public let text: String
+    /// Written without a length (a single address): shown so again.
+    let bare: Bool
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
@@ -21,7 +22,14 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         }
         address = parsed
         length = v4 ? 96 + bits : bits
-        self.text = text
+        bare = parts.count == 1
+    }
+
+    /// As written, addresses in canonical form. (Computed, not kept: a prefix holds no
+    /// reference, so the event rules that carry prefixes copy without reference counting on
+    /// the fast path.)
+    public var text: String {
+        bare ? address.text : "\(address.text)/\(address.isIPv4Mapped ? max(0, length - 96) : length)"
     }
 
     public var description: String { text }
@@ -30,7 +38,7 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public init(exactly a: IPAddress) {
         address = a
         length = 128
-        text = "\(a.text)/\(a.isIPv4Mapped ? 32 : 128)"
+        bare = false
     }
 
     /// The prefix of `length` bits (over the 128-bit form) that holds `a`, in canonical text.
@@ -44,7 +52,7 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         }
         address = masked
         self.length = bits
-        text = a.isIPv4Mapped ? "\(masked.text)/\(max(0, bits - 96))" : "\(masked.text)/\(bits)"
+        bare = false
     }
 
     /// Whether `a` lies within the prefix.

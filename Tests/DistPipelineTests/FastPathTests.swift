@@ -53,6 +53,15 @@ import Testing
         return (path, stats.pointee)
     }
 
+    /// The fast path reads its event rule every burst: a rule (its filter's prefixes among it)
+    /// holds no reference, so reading it costs no reference counting, and prefixes still print
+    /// as written.
+    @Test func anEventRuleCopiesAsPlainBytes() throws {
+        #expect(_isPOD(EventRule.self) && _isPOD(FlowFilter.self) && _isPOD(IPPrefix.self))
+        let filter = try FlowFilter(parsing: "nw_src=198.18.0.0/15,nw_dst=2001:db8::1")
+        #expect(filter.description == "nw_src=198.18.0.0/15,nw_dst=2001:db8::1")
+    }
+
     @Test func burstsCountEveryFrameAndTrackEveryFlow() throws {
         try #require(Self.frames.count == 54_981)
         let (path, stats) = Self.run(Self.frames, burst: 32)
