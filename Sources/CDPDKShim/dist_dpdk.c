@@ -287,6 +287,11 @@ uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m)
     return rte_pktmbuf_pkt_len(m);
 }
 
+const uint8_t *dist_mbuf_contiguous(const struct rte_mbuf *m)
+{
+    return m->nb_segs == 1 ? rte_pktmbuf_mtod(m, const uint8_t *) : NULL;
+}
+
 uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap)
 {
     uint32_t len = rte_pktmbuf_pkt_len(m);

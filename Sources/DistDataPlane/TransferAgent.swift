@@ -100,23 +100,28 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         return 0
     }
 
-    /// Copies out (once, straight into the engine's bytes) and frees what the workers diverted
-    /// or redirected here, for the engine.
+    /// Hands the engine what the workers diverted or redirected here, and frees it. A
+    /// redirected packet is read where it lies (the channel's next frame takes its one copy);
+    /// a channel frame, which the engine keeps, is copied out once.
     func takeFrames(now: UInt64) -> Bool {
         var any = false
         for (w, link) in links.enumerated() {
             link.toTransfer.drain { frame in
                 any = true
-                let length = dist_mbuf_pkt_len(frame.mbuf)
-                let bytes = [UInt8](unsafeUninitializedCapacity: Int(length)) { buffer, count in
-                    count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, length))
+                let length = Int(dist_mbuf_pkt_len(frame.mbuf))
+                if frame.redirected, let data = dist_mbuf_contiguous(frame.mbuf) {
+                    engine.redirected(UnsafeRawBufferPointer(start: data, count: length), from: w, now: now)
+                } else {
+                    let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+                        count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, UInt32(length)))
+                    }
+                    if frame.redirected {
+                        bytes.withUnsafeBytes { engine.redirected($0, from: w, now: now) }
+                    } else {
+                        engine.channel(bytes, now: now)
+                    }
                 }
                 dist_mbuf_free(frame.mbuf)
-                if frame.redirected {
-                    engine.redirected(bytes, from: w, now: now)
-                } else {
-                    engine.channel(bytes, now: now)
-                }
             }
         }
         return any

@@ -148,7 +148,7 @@ public final class MoveInstance: MoveHost {
         toEngine = []
         for f in frames {
             if f.redirected {
-                engine.redirected(f.frame, from: f.worker, now: now)
+                f.frame.withUnsafeBytes { engine.redirected($0, from: f.worker, now: now) }
             } else {
                 engine.channel(f.frame, now: now)
             }

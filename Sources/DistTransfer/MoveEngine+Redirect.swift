@@ -9,7 +9,8 @@ import DistState
 /// channel, and the in-band control packet, once every queue has had it, ends the redirection.
 extension MoveEngine {
     /// A packet of a moving flow a worker redirected here (or the Move's in-band control packet).
-    public func redirected(_ bytes: [UInt8], from worker: Int, now: UInt64) {
+    /// Its bytes are read here, not kept: the channel's next frame takes its one copy.
+    public func redirected(_ bytes: UnsafeRawBufferPointer, from worker: Int, now: UInt64) {
         if outgoing == nil && completedOrdered {
             duplicatesDropped += 1
             return
@@ -18,10 +19,10 @@ extension MoveEngine {
             // Redirected before the Move's rule went (it ended or aborted) and still in the
             // ring: this instance's to process, the rule being gone.
             strayRedirects += 1
-            _ = process(bytes)
+            _ = process(Array(bytes))
             return
         }
-        if let marker = InBandControl.marker(in: bytes), marker.moveID == move.order.moveID {
+        if let marker = InBandMarker.find(in: bytes), marker.moveID == move.order.moveID {
             guard marker.token == ibcToken(move.order.moveID, nonce: move.order.nonce) else {
                 // (Not the controller's: the switch's rules did not move, whatever it says.)
                 markersForged += 1
@@ -35,7 +36,7 @@ extension MoveEngine {
             // The channel takes nothing more: this packet is this instance's again, after
             // those the abort gave back.
             strayRedirects += 1
-            _ = process(bytes)
+            _ = process(Array(bytes))
             return
         }
         if move.ibcSeen && move.ordered {

@@ -105,14 +105,26 @@ public final class TransferSource {
     public private(set) var summary: DestinationSummary?
     /// Order-preserving Moves: the destination said the switch's copies reach it.
     public private(set) var copiesArrive = false
-    /// Every redirected packet with its sequence number from `redirectedHead` on (an abort
-    /// gives back those the destination did not process). Those it processed (delivered after
-    /// the release) are forgotten as their acknowledgements come: at a million packets a
-    /// second a Move must not keep each one to its end.
-    var redirected: [(sequence: UInt32, frame: [UInt8])] = []
+    /// The messages of redirected packets from `redirectedHead` on, as they went to the channel
+    /// (an abort gives back the packets the destination did not process). Those it processed
+    /// (delivered after the release) are forgotten as their acknowledgements come: at a million
+    /// packets a second a Move must not keep each one to its end. A message's payload is the
+    /// one the channel holds for retransmission: keeping it costs no copy.
+    var redirected: [KeptPackets] = []
     var redirectedHead = 0
+    /// Packets in `redirected[redirectedHead...]`.
+    var keptCount = 0
     /// Redirected packets kept for a possible abort.
-    public var packetsKept: Int { redirected.count - redirectedHead }
+    public var packetsKept: Int { keptCount + pendingPacketCount }
+
+    struct KeptPackets {
+        var sequence: UInt32
+        /// Packed (`u16 length` then the packet, repeated), or one packet that went in parts.
+        var bytes: [UInt8]
+        var packed: Bool
+        var count: Int
+        var packets: [[UInt8]] { packed ? PacketPacking.unpack(bytes) ?? [] : [bytes] }
+    }
 
     public struct Counters: Sendable, Equatable {
         public var perFlowStates = 0
@@ -213,34 +225,37 @@ public final class TransferSource {
     /// them. A packet too large for a frame goes in parts, in frames of their own. Returns
     /// false when it cannot go (empty, over 65,535 bytes, or the Move has ended).
     @discardableResult
-    public func redirect(_ frame: [UInt8]) -> Bool {
+    public func redirect(_ packet: UnsafeRawBufferPointer) -> Bool {
         guard !endSent, endpoint.state == .open else { return false }
-        guard frame.count <= Self.largestPacket, frame.count > 0 else {
+        guard packet.count <= Self.largestPacket, packet.count > 0 else {
             counters.packetsTooLarge += 1
             return false
         }
         flushState()
-        if frame.count > maxPayload - 2 {
+        if packet.count > maxPayload - 2 {
+            let frame = Array(packet)
             // (`queue` sends the packets packed so far first.)
             counters.packetFrames += queueInParts(.packetPart, frame)
             // Processed at the destination once its last part is in.
-            redirected.append((messages, frame))
+            redirected.append(KeptPackets(sequence: messages, bytes: frame, packed: false, count: 1))
+            keptCount += 1
             counters.packetsInParts += 1
         } else {
-            if pendingPackets.count + 2 + frame.count > maxPayload { flushPackets() }
+            if pendingPackets.count + 2 + packet.count > maxPayload { flushPackets() }
             // (A frame's worth at once: grown packet by packet, it was copied at each doubling.)
             if pendingPackets.isEmpty { pendingPackets.reserveCapacity(maxPayload) }
-            pendingPackets.append(UInt8(frame.count >> 8))
-            pendingPackets.append(UInt8(frame.count & 0xFF))
-            pendingPackets += frame
+            pendingPackets.append(UInt8(packet.count >> 8))
+            pendingPackets.append(UInt8(packet.count & 0xFF))
+            pendingPackets.append(contentsOf: packet)
             pendingPacketCount += 1
-            // The frame it goes in: the next message.
-            redirected.append((messages &+ 1, frame))
         }
         counters.packetsRedirected += 1
-        counters.redirectedBytes += frame.count
+        counters.redirectedBytes += packet.count
         return true
     }
+
+    @discardableResult
+    public func redirect(_ frame: [UInt8]) -> Bool { frame.withUnsafeBytes { redirect($0) } }
 
     /// The largest packet the channel takes (an IPv4 packet's limit with its link header, and
     /// more than one mbuf of the data plane holds).
@@ -250,10 +265,13 @@ public final class TransferSource {
     public func flushPackets() {
         guard pendingPacketCount > 0 else { return }
         let payload = pendingPackets
+        let count = pendingPacketCount
         pendingPackets = []
         pendingPacketCount = 0
         counters.packetFrames += 1
         queue(.packets, payload)
+        redirected.append(KeptPackets(sequence: messages, bytes: payload, packed: true, count: count))
+        keptCount += count
     }
 
     /// The destination may process the packets it holds, and those that follow, as they come.
@@ -307,10 +325,11 @@ public final class TransferSource {
         let delivered = endpoint.acknowledgedThrough
         guard releaseSequence != 0, releaseSequence <= delivered else { return }
         while redirectedHead < redirected.count && redirected[redirectedHead].sequence <= delivered {
+            keptCount -= redirected[redirectedHead].count
             redirectedHead += 1
         }
-        // (Compacted when the dead prefix is the larger part: each packet moves at most once.)
-        if redirectedHead >= 1024 && redirectedHead * 2 >= redirected.count {
+        // (Compacted when the dead prefix is the larger part: each message moves at most once.)
+        if redirectedHead >= 64 && redirectedHead * 2 >= redirected.count {
             redirected.removeFirst(redirectedHead)
             redirectedHead = 0
         }
@@ -320,22 +339,31 @@ public final class TransferSource {
     /// end cannot know (not known to be processed there).
     public var inDoubt: Int {
         let sent = endpoint.sentThrough
-        return unprocessed().count - redirected[redirectedHead...].filter { $0.sequence > sent }.count
+        let unprocessed = keptMessages(unprocessedOnly: true).reduce(0) { $0 + $1.count }
+        return unprocessed - redirected[redirectedHead...].filter { $0.sequence > sent }.reduce(0) { $0 + $1.count }
     }
 
     /// Redirected packets that never went out (still queued when the Move ended): only this end
     /// can process them.
     public func unsent() -> [[UInt8]] {
         let sent = endpoint.sentThrough
-        return redirected[redirectedHead...].filter { $0.sequence > sent }.map { $0.frame }
+        return redirected[redirectedHead...].filter { $0.sequence > sent }.flatMap { $0.packets } + packing()
     }
 
     /// After an abort: the redirected packets the destination did not process (not delivered,
     /// or delivered before the release and so only buffered there), in order.
     public func unprocessed() -> [[UInt8]] {
+        keptMessages(unprocessedOnly: true).flatMap { $0.packets } + packing()
+    }
+
+    /// The kept messages (only those the destination has not processed, if asked).
+    func keptMessages(unprocessedOnly: Bool) -> [KeptPackets] {
         let delivered = endpoint.acknowledgedThrough
         // The destination processes what it got once the release is in; before, it only holds.
         let releaseIn = releaseSequence != 0 && releaseSequence <= delivered
-        return redirected[redirectedHead...].filter { !(releaseIn && $0.sequence <= delivered) }.map { $0.frame }
+        return redirected[redirectedHead...].filter { !(unprocessedOnly && releaseIn && $0.sequence <= delivered) }
     }
+
+    /// The packets still packing for the next message.
+    func packing() -> [[UInt8]] { pendingPacketCount == 0 ? [] : PacketPacking.unpack(pendingPackets) ?? [] }
 }

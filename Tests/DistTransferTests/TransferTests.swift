@@ -330,6 +330,21 @@ struct Wire {
         #expect(src.unprocessed() == Array(packets[2500...]))
     }
 
+    /// Packets still packing for the next frame are kept too: never sent, they come back in
+    /// order after those that went out, behind them in `unsent()`.
+    @Test func packetsStillPackingAreKeptAndComeBackInOrder() {
+        let src = TransferSource(moveID: 8, key: key)
+        let packets = (0..<40).map { i in [UInt8](repeating: UInt8(i), count: 100 + i) }
+        for p in packets.prefix(30) { src.redirect(p) }
+        let sentFrames = src.poll(now: 1_000)
+        #expect(!sentFrames.isEmpty)
+        for p in packets[30...] { src.redirect(p) }
+        #expect(src.packetsKept == 40)
+        #expect(src.unprocessed() == packets)
+        #expect(src.unsent() == Array(packets[30...]))
+        #expect(src.inDoubt == 30)
+    }
+
     @Test func anOpeningWithAnUnknownTreatmentStopsTheDestination() {
         let src = ChannelEndpoint(moveID: 6, key: key)
         let dst = TransferDestination(moveID: 6, key: key)

@@ -66,6 +66,8 @@ struct rte_mbuf *dist_mbuf_from_bytes(struct rte_mempool *pool, const uint8_t *d
 uint32_t dist_mbuf_copy(const struct rte_mbuf *m, uint8_t *out, uint32_t cap);
 /** The packet's whole length (every segment). */
 uint32_t dist_mbuf_pkt_len(const struct rte_mbuf *m);
+/** The packet's bytes where they lie, when it is one segment (NULL when it is several). */
+const uint8_t *dist_mbuf_contiguous(const struct rte_mbuf *m);
 
 /* ---- ports ------------------------------------------------------------------------ */
 
