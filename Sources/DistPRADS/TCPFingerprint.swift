@@ -298,7 +298,45 @@ public struct TCPFingerprintDatabase: Sendable {
     static func parseOptions(_ text: String, into s: inout TCPSignature) throws {
         var chars = Array(text)
         if chars.first == "." { chars.removeFirst() }
+        let options = OptionText(chars: chars)
         var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            switch c.lowercased() {
+            case "n": s.options.append(TCPOption.nop)
+            case "e": s.options.append(TCPOption.eol)
+            case "s": s.options.append(TCPOption.sackOK)
+            case "t":
+                s.options.append(TCPOption.timestamp)
+                let next = options.at(i + 1)
+                if next != "0" {
+                    s.zeroStamp = false
+                    if next.isNumber { throw LineError(reason: "bogus timestamp option") }
+                }
+            case "w":
+                s.options.append(TCPOption.windowScale)
+                (s.windowScale, s.windowScaleModulo) = try options.value(after: i, name: "W")
+            case "m":
+                s.options.append(TCPOption.mss)
+                (s.mss, s.mssModulo) = try options.value(after: i, name: "M")
+            case "?":
+                guard let n = options.number(from: i + 1), n <= 255 else { throw LineError(reason: "bad ?nn option") }
+                s.options.append(UInt8(n))
+            default:
+                throw LineError(reason: "unknown TCP option '\(c)'")
+            }
+            if s.options.count >= 16 { throw LineError(reason: "too many TCP options") }
+            // Skip to the next option letter (or '?').
+            repeat { i += 1 } while i < chars.count && !chars[i].isLetter && chars[i] != "?"
+        }
+    }
+
+    /// A signature's option text, for the numbers and values after its letters.
+    struct OptionText {
+        let chars: [Character]
+
+        func at(_ i: Int) -> Character { i < chars.count ? chars[i] : "\0" }
+
         func number(from start: Int) -> Int? {
             var j = start
             var n = 0
@@ -312,9 +350,10 @@ public struct TCPFingerprintDatabase: Sendable {
             }
             return any ? n : nil
         }
-        // The value after W or M: "*" (any: modulo 1), "%n" (a multiple of n) or a number.
+
+        /// The value after W or M: "*" (any: modulo 1), "%n" (a multiple of n) or a number.
         func value(after i: Int, name: String) throws -> (Int, Bool) {
-            let next = i + 1 < chars.count ? chars[i + 1] : "\0"
+            let next = at(i + 1)
             if next == "*" { return (1, true) }
             if next == "%" {
                 guard let n = number(from: i + 2), n != 0 else { throw LineError(reason: "bad \(name)% value") }
@@ -322,35 +361,6 @@ public struct TCPFingerprintDatabase: Sendable {
             }
             guard let n = number(from: i + 1) else { throw LineError(reason: "bad \(name) value") }
             return (n, false)
-        }
-        while i < chars.count {
-            let c = chars[i]
-            switch c.lowercased() {
-            case "n": s.options.append(TCPOption.nop)
-            case "e": s.options.append(TCPOption.eol)
-            case "s": s.options.append(TCPOption.sackOK)
-            case "t":
-                s.options.append(TCPOption.timestamp)
-                let next = i + 1 < chars.count ? chars[i + 1] : "\0"
-                if next != "0" {
-                    s.zeroStamp = false
-                    if next.isNumber { throw LineError(reason: "bogus timestamp option") }
-                }
-            case "w":
-                s.options.append(TCPOption.windowScale)
-                (s.windowScale, s.windowScaleModulo) = try value(after: i, name: "W")
-            case "m":
-                s.options.append(TCPOption.mss)
-                (s.mss, s.mssModulo) = try value(after: i, name: "M")
-            case "?":
-                guard let n = number(from: i + 1), n <= 255 else { throw LineError(reason: "bad ?nn option") }
-                s.options.append(UInt8(n))
-            default:
-                throw LineError(reason: "unknown TCP option '\(c)'")
-            }
-            if s.options.count >= 16 { throw LineError(reason: "too many TCP options") }
-            // Skip to the next option letter (or '?').
-            repeat { i += 1 } while i < chars.count && !chars[i].isLetter && chars[i] != "?"
         }
     }
 

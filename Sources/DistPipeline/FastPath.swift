@@ -164,10 +164,8 @@ public final class FastPath {
                     verdicts[i] = verdict
                     events = true
                 }
-            } else if infos[i].l3 == .arp, let detector, detector.arp {
-                detector.arp(
-                    UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), at: Int(infos[i].l3Offset),
-                    vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12), timestamp: now / 1_000_000_000)
+            } else if infos[i].l3 == .arp {
+                arp(i, UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])), now: now)
             }
         }
         // Without events every flow packet updates state; with them, only those not taken away.
@@ -189,10 +187,17 @@ public final class FastPath {
                 count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
                 packets: packets, port: port)
         }
-        stats.pointee.rxPackets &+= UInt64(count)
-        stats.pointee.rxBytes &+= bytes
-        stats.pointee.bursts &+= 1
+        stats.pointee.countBurst(count, bytes: bytes)
         return events
+    }
+
+    /// An ARP reply teaches the detector a host's Ethernet address (PRADS's arp=1), if asked.
+    @usableFromInline
+    func arp(_ i: Int, _ frame: UnsafeRawBufferPointer, now: UInt64) {
+        guard let detector, detector.arp else { return }
+        detector.arp(
+            frame, at: Int(infos[i].l3Offset), vlan: UInt16(truncatingIfNeeded: infos[i].vlanKey >> 12),
+            timestamp: now / 1_000_000_000)
     }
 
     /// Stages the last burst's ``Verdict/handoff`` packets for their owners, with their parse.

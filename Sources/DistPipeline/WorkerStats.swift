@@ -65,6 +65,14 @@ public struct WorkerStats: Sendable {
 
     public init() {}
 
+    /// Counts a received burst of `count` frames and `bytes` bytes.
+    @inlinable @inline(__always)
+    public mutating func countBurst(_ count: Int, bytes: UInt64) {
+        rxPackets &+= UInt64(count)
+        rxBytes &+= bytes
+        bursts &+= 1
+    }
+
     /// Counts one parsed frame by network layer, transport layer and parse outcome.
     @inlinable @inline(__always)
     public mutating func count(_ info: PacketInfo) {
