@@ -56,6 +56,11 @@ public final class DataPlane: @unchecked Sendable {
     /// The lcore reserved for the transfer lcore, if any, and what runs there once launched.
     public private(set) var transferLcore: UInt32?
     private var agent: TransferAgent?
+    /// The TX queue of the channel's port that the transfer lcore owns (nil: it has none, and
+    /// hands its frames to worker 0).
+    public private(set) var channelTxQueue: UInt16?
+    /// The port the channel's frames leave by: the first route's.
+    public private(set) var channelPort: UInt16 = 0
     private var portsStarted = false
 
     /// Sets the data plane up after ``EAL/initialize(arguments:)``: finds the ports and worker
@@ -92,7 +97,7 @@ public final class DataPlane: @unchecked Sendable {
         let cache: UInt32 = 256
         let needed =
             UInt32(portCount) * UInt32(queues) * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + burst)
-            + UInt32(queues) * cache + 2048
+            + UInt32(queues) * cache + UInt32(config.txDescriptors) + 2048
         let count = config.mbufs > 0 ? config.mbufs : max(8191, needed)
         pool = try PacketPool(
             name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
@@ -129,10 +134,16 @@ public final class DataPlane: @unchecked Sendable {
             workers.append(worker)
         }
         receiving.store(lcores.count, ordering: .relaxed)
+        // The transfer lcore sends the channel's frames on a TX queue of its own where the
+        // channel's port has one more; else through worker 0's (see ``TransferAgent``).
+        channelPort = routes[0].tx
+        if config.transferLcore && found[Int(channelPort)].maxTxQueues > queues {
+            channelTxQueue = queues
+        }
         for i in found.indices {
             try found[i].start(
-                queues: queues, rxDescriptors: config.rxDescriptors,
-                txDescriptors: config.txDescriptors, pool: pool)
+                queues: queues, txQueues: i == Int(channelPort) && channelTxQueue != nil ? queues + 1 : queues,
+                rxDescriptors: config.rxDescriptors, txDescriptors: config.txDescriptors, pool: pool)
             portsStarted = true
             found[i].steer(ownership, queues: queues)
         }
@@ -202,7 +213,10 @@ public final class DataPlane: @unchecked Sendable {
     }
 
     public func totalStats() -> WorkerStats {
-        workerStats().reduce(WorkerStats(), +)
+        var total = workerStats().reduce(WorkerStats(), +)
+        // (Frames the transfer lcore sent on its own queue; with none, worker 0 counted them.)
+        if let agent { total.channelFramesSent &+= UInt64(agent.framesSent.load(ordering: .relaxed)) }
+        return total
     }
 
     /// Which thread asks a worker (each has its own mailbox there).

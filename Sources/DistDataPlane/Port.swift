@@ -53,12 +53,14 @@ public struct Port: Sendable {
 
     public var macString: String { mac.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":") }
 
-    /// Configures `queues` RX and TX queues on `pool` and starts the port.
-    public mutating func start(queues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool) throws {
+    /// Configures `queues` RX and `txQueues` (default as many) TX queues on `pool` and starts the port.
+    public mutating func start(
+        queues: UInt16, txQueues: UInt16? = nil, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool
+    ) throws {
         var message = [CChar](repeating: 0, count: 256)
         var rssOn: Int32 = 0
         let rc = dist_port_setup(
-            id, queues, queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn,
+            id, queues, txQueues ?? queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn,
             &message, message.count)
         guard rc == 0 else {
             throw DataPlaneError(

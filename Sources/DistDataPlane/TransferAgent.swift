@@ -1,3 +1,4 @@
+import Atomics
 import CDPDKShim
 import Crypto
 import DistChannel
@@ -32,6 +33,13 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     /// empty (counted: the channel retransmits a frame; a packet is lost and said so).
     public private(set) var transmitNoMbuf = 0
     public private(set) var processNoMbuf = 0
+    /// Channel frames sent on the transfer lcore's own TX queue, and those dropped because
+    /// the queue stayed full (the channel resends them).
+    public let framesSent = ManagedAtomic<Int>(0)
+    public private(set) var framesDropped = 0
+    /// Frames waiting for room in the own TX queue, oldest first.
+    private var outgoing: [OpaquePointer?] = []
+    private static let outgoingLimit = 4096
     /// The fewest free mbufs seen in the pool while a Move was under way here.
     public private(set) var poolLowWater: UInt32 = .max
     /// Where every Move's channel decisions go, line by line, if anywhere.
@@ -92,11 +100,14 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
             }
             busy = takeFrames(now: clock.now()) || busy
             busy = engine.step(now: clock.now()) || busy
+            busy = sendOutgoing() || busy
             // (Only after work: a read of the pool's count walks every lcore's cache.)
             if busy && engine.busy { poolLowWater = min(poolLowWater, plane.pool.available) }
             // (A sleep of tens of microseconds is far below the channel's pacing and timers.)
             idle.pause(busy: busy)
         }
+        outgoing.withUnsafeMutableBufferPointer { dist_mbuf_free_bulk($0.baseAddress, UInt32($0.count)) }
+        outgoing.removeAll()
         return 0
     }
 
@@ -161,7 +172,34 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
             transmitNoMbuf += 1
             return
         }
-        push(.transmit(m), to: 0)
+        guard plane.channelTxQueue != nil else {
+            push(.transmit(m), to: 0)
+            return
+        }
+        guard outgoing.count < Self.outgoingLimit else {
+            // (The queue has taken nothing for thousands of frames: the channel's timers resend.)
+            dist_mbuf_free(m)
+            framesDropped += 1
+            return
+        }
+        outgoing.append(m)
+    }
+
+    /// Puts what waits on the own TX queue, as far as it takes it. Returns whether any went.
+    func sendOutgoing() -> Bool {
+        guard let queue = plane.channelTxQueue, !outgoing.isEmpty else { return false }
+        var sent = 0
+        while sent < outgoing.count {
+            let n = UInt16(min(outgoing.count - sent, 64))
+            let went = outgoing.withUnsafeMutableBufferPointer {
+                Int(dist_tx_burst(plane.channelPort, queue, $0.baseAddress! + sent, n))
+            }
+            sent += went
+            if went < Int(n) { break }
+        }
+        outgoing.removeFirst(sent)
+        framesSent.wrappingIncrement(by: sent, ordering: .relaxed)
+        return sent > 0
     }
 
     public func table(_ worker: Int) -> FlowTable { plane.workers[worker].table }
@@ -186,7 +224,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public func diagnostics() -> [String: Int] {
         [
             "pushDropped": pushDropped, "pushWaitMaxNs": Int(clamping: pushWaitMaxNs), "transmitNoMbuf": transmitNoMbuf,
-            "processNoMbuf": processNoMbuf,
+            "processNoMbuf": processNoMbuf, "ownQueueFramesSent": framesSent.load(ordering: .relaxed),
+            "ownQueueFramesDropped": framesDropped,
             "poolLowWater": Int(poolLowWater == .max ? plane.pool.available : poolLowWater),
         ]
     }

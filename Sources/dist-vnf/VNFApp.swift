@@ -190,7 +190,10 @@ final class VNFApp {
             emit("[\(name)] detection: off")
         }
         if let agent, let lcore = plane.transferLcore {
-            emit("[\(name)] DiST channel \(agent.local) on port 0; transfer lcore \(lcore); MTU \(options.channelMTU)")
+            let queue = plane.channelTxQueue.map { "its own TX queue \($0)" } ?? "worker 0's TX queue"
+            emit(
+                "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore \(lcore); "
+                    + "MTU \(options.channelMTU)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576
         emit(

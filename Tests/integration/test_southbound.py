@@ -6,6 +6,7 @@ import os
 import socket
 import struct
 import tempfile
+import time
 import unittest
 
 from support import MIX_A, VNF, control_args, control_context, pcapcheck, synthetic_frames, write_pcap
@@ -181,6 +182,39 @@ class ControlSecurityTests(unittest.TestCase):
                 self.assertEqual(a.request({'type': 'disableEvents', 'id': 6})[0]['type'], 'ack')
         finally:
             self.assertEqual(vnf.stop(), 0, vnf.output())
+
+    def test_the_transfer_lcore_sends_on_a_tx_queue_of_its_own(self):
+        """A port with a TX queue more than the workers need gives the transfer lcore its own:
+        the channel's frames leave by it (here a second pcap file), none by worker 0's."""
+        d = tempfile.mkdtemp(prefix='dist-sb-txq-')
+        empty, out, chan = (os.path.join(d, n) for n in ('empty.pcap', 'out.pcap', 'chan.pcap'))
+        write_pcap(empty, [])
+        key = os.path.join(d, 'channel.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
+        vnf = VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
+                   '--vdev', f'net_pcap0,rx_pcap={empty},tx_pcap={out},tx_pcap={chan}'],
+                  ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
+                   '--channel-peer', '198.18.100.2:7400@02:00:00:00:00:02'] + control_args())
+        try:
+            port = vnf.southbound_port()
+            with Client(port) as a:
+                move = {'type': 'movePerFlow', 'id': 1, 'moveID': 9, 'filter': 'tp_dst=80', 'guarantee': 'ng',
+                        'dst': '198.18.100.2:7400@02:00:00:00:00:02'}
+                self.assertNotEqual(a.request(move)[0]['type'], 'error')
+                time.sleep(0.5)
+        finally:
+            self.assertEqual(vnf.stop(), 0, vnf.output())
+        self.assertIn('(its own TX queue 1)', vnf.output())
+        frames = pcapcheck.read_pcap(chan)
+        self.assertGreater(len(frames), 0, 'no channel frame left by the own queue')
+        for f in frames:
+            # Ethernet, IPv4 (20 bytes), UDP to the peer's port 7400, a DiST channel frame.
+            self.assertEqual(f[12:14], b'\x08\x00')
+            self.assertEqual(struct.unpack('>H', f[36:38])[0], 7400)
+            self.assertEqual(f[42:44], b'DC')
+        self.assertEqual(pcapcheck.read_pcap(out), [])
 
     @staticmethod
     def outward_address():
