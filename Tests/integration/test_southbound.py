@@ -136,18 +136,24 @@ class SouthboundTests(unittest.TestCase):
 class ControlSecurityTests(unittest.TestCase):
     """Who may do what through the southbound API of a running dist-vnf."""
 
-    def test_a_move_goes_only_to_a_channel_peer_and_events_only_end_by_their_owner(self):
-        d = tempfile.mkdtemp(prefix='dist-sb-sec-')
+    @staticmethod
+    def channel_vnf(d, tx, peer='198.18.100.2:7400'):
+        """A dist-vnf with a DiST channel and no traffic (net_pcap, `tx` its tx_pcap files)."""
         empty = os.path.join(d, 'empty.pcap')
         write_pcap(empty, [])
         key = os.path.join(d, 'channel.key')
         with open(key, 'wb') as f:
             f.write(os.urandom(32))
         os.chmod(key, 0o600)
-        vnf = VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
-                   '--vdev', f'net_pcap0,rx_pcap={empty},tx_pcap={os.path.join(d, "out.pcap")}'],
-                  ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
-                   '--channel-peer', '198.18.100.2:7400'] + control_args())
+        files = ','.join(f'tx_pcap={t}' for t in tx)
+        return VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
+                    '--vdev', f'net_pcap0,rx_pcap={empty},{files}'],
+                   ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
+                    '--channel-peer', peer] + control_args())
+
+    def test_a_move_goes_only_to_a_channel_peer_and_events_only_end_by_their_owner(self):
+        d = tempfile.mkdtemp(prefix='dist-sb-sec-')
+        vnf = self.channel_vnf(d, [os.path.join(d, 'out.pcap')])
         try:
             port = vnf.southbound_port()
         except AssertionError:
@@ -187,16 +193,8 @@ class ControlSecurityTests(unittest.TestCase):
         """A port with a TX queue more than the workers need gives the transfer lcore its own:
         the channel's frames leave by it (here a second pcap file), none by worker 0's."""
         d = tempfile.mkdtemp(prefix='dist-sb-txq-')
-        empty, out, chan = (os.path.join(d, n) for n in ('empty.pcap', 'out.pcap', 'chan.pcap'))
-        write_pcap(empty, [])
-        key = os.path.join(d, 'channel.key')
-        with open(key, 'wb') as f:
-            f.write(os.urandom(32))
-        os.chmod(key, 0o600)
-        vnf = VNF(['--lcores', '0@0,1@1,2@0', '--no-huge', '-m', '512', '--no-pci',
-                   '--vdev', f'net_pcap0,rx_pcap={empty},tx_pcap={out},tx_pcap={chan}'],
-                  ['--control', ':0', '--channel', '198.18.100.1:7400', '--channel-key', key,
-                   '--channel-peer', '198.18.100.2:7400@02:00:00:00:00:02'] + control_args())
+        out, chan = os.path.join(d, 'out.pcap'), os.path.join(d, 'chan.pcap')
+        vnf = self.channel_vnf(d, [out, chan], peer='198.18.100.2:7400@02:00:00:00:00:02')
         try:
             port = vnf.southbound_port()
             with Client(port) as a:
