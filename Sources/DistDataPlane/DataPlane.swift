@@ -31,6 +31,8 @@ public struct DataPlaneConfig: Sendable {
     }
     /// Reserve the last worker lcore for the transfer lcore (DiST's Move over the data port).
     public var transferLcore = false
+    /// The port the channel's frames leave by (nil: the first route's, where port 0's packets go).
+    public var channelPort: UInt16?
     /// How packets a rule held go on when it ends (a Move's destination): paced at a multiple of
     /// the rate they came at, so a long hold does not leave as one burst.
     public var holdPacing = HoldQueue.Pacing()
@@ -59,7 +61,7 @@ public final class DataPlane: @unchecked Sendable {
     /// The TX queue of the channel's port that the transfer lcore owns (nil: it has none, and
     /// hands its frames to worker 0).
     public private(set) var channelTxQueue: UInt16?
-    /// The port the channel's frames leave by: the first route's.
+    /// The port the channel's frames leave by (``DataPlaneConfig/channelPort``).
     public private(set) var channelPort: UInt16 = 0
     private var portsStarted = false
 
@@ -135,9 +137,16 @@ public final class DataPlane: @unchecked Sendable {
         }
         receiving.store(lcores.count, ordering: .relaxed)
         // The transfer lcore sends the channel's frames on a TX queue of its own where the
-        // channel's port has one more; else through worker 0's (see ``TransferAgent``).
-        channelPort = routes[0].tx
-        if config.transferLcore && found[Int(channelPort)].maxTxQueues > queues {
+        // channel's port has one more; else through worker 0's (see ``TransferAgent``). Not on
+        // virtual links that pair each TX queue with an RX queue of the peer: an extra TX queue
+        // there is a queue nobody reads, or a mismatch that keeps the link down.
+        channelPort = config.channelPort ?? routes[0].tx
+        guard Int(channelPort) < found.count else {
+            throw DataPlaneError("--channel-port \(channelPort): no such port (ports 0 to \(found.count - 1))")
+        }
+        for worker in workers { worker.channelPort = channelPort }
+        let port = found[Int(channelPort)]
+        if config.transferLcore && port.maxTxQueues > queues && !Port.pairedQueueDrivers.contains(port.driver) {
             channelTxQueue = queues
         }
         for i in found.indices {

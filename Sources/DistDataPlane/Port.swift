@@ -53,6 +53,10 @@ public struct Port: Sendable {
 
     public var macString: String { mac.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":") }
 
+    /// Drivers whose queues pair with the peer's (memif, virtio-user against vhost-user,
+    /// vhost): the peer reads only as many queues as it has.
+    public static let pairedQueueDrivers: Set<String> = ["net_memif", "net_virtio_user", "net_vhost", "net_virtio"]
+
     /// Configures `queues` RX and `txQueues` (default as many) TX queues on `pool` and starts the port.
     public mutating func start(
         queues: UInt16, txQueues: UInt16? = nil, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool

@@ -56,6 +56,8 @@ public final class Worker: @unchecked Sendable {
     public let events = SPSCRing<PacketEvent>(capacity: 16384)
     /// The link to the transfer lcore (DiST's Move), when there is one.
     public var transfer: TransferLink?
+    /// Where the channel's frames the transfer lcore hands this worker leave.
+    var channelPort: UInt16 = 0
     /// Worker handoff: the rings to and from every other worker (a constant: read per packet
     /// without an exclusivity check).
     let handoff: HandoffLinks<HandoffPacket>
@@ -340,6 +342,7 @@ public final class Worker: @unchecked Sendable {
             guard pending > 0 else { return }
             // Packets handed over by the transfer lcore are past every rule here.
             processPastEveryRule(burst, count: pending, port: port)
+            statsSlot.pointee.delivered &+= UInt64(pending)
             pending = 0
         }
         link.toWorker.drain { item in
@@ -352,7 +355,7 @@ public final class Worker: @unchecked Sendable {
             case .transmit(let m):
                 flush()
                 var one: OpaquePointer? = m
-                transmit(&one, count: 1, port: port)
+                transmit(&one, count: 1, port: channelPort)
                 statsSlot.pointee.channelFramesSent &+= 1
             case .flows(let entries):
                 flush()

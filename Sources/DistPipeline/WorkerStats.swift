@@ -47,6 +47,9 @@ public struct WorkerStats: Sendable {
     public var redirected: UInt64 = 0
     public var transferDropped: UInt64 = 0
     public var channelFramesSent: UInt64 = 0
+    /// Packets the transfer lcore handed this worker to process: a Move's redirected packets
+    /// at its destination, or packets an aborted Move gave back at its source.
+    public var delivered: UInt64 = 0
     public var importRefused: UInt64 = 0
     /// Copies an order-preserving Move dropped (the other instance processes the packet), and
     /// in-band control packets taken off the wire.
@@ -116,6 +119,7 @@ public struct WorkerStats: Sendable {
         s.redirected &+= b.redirected
         s.transferDropped &+= b.transferDropped
         s.channelFramesSent &+= b.channelFramesSent
+        s.delivered &+= b.delivered
         s.importRefused &+= b.importRefused
         s.duplicatesDropped &+= b.duplicatesDropped
         s.markers &+= b.markers
@@ -158,6 +162,7 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "transfer": [
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
+                "delivered": delivered,
                 "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
                 "markers_forged": markersForged,
                 "gates_closed_late": gatesClosedLate,

@@ -23,7 +23,8 @@ struct Options {
     var channel: ChannelAddress?
     var channelKeyPath: String?
     var channelTracePath: String?
-    var channelMTU = 9000
+    /// nil: 9000, or what one mbuf holds if less (``fitChannelMTU()``).
+    var channelMTU: Int?
     var channelVLAN: UInt16?
     var channelPeers = ChannelPeers()
 
@@ -73,6 +74,9 @@ struct Options {
           --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
           --channel-vlan N       the VLAN peers tag this instance's channel frames with, so the
                                  switch can forward them by the tag alone (default: untagged)
+          --channel-port N       the port the channel's frames leave by (default: where port 0's
+                                 packets go: port 0 alone, else port 1), e.g. a port of a
+                                 network kept for state transfer
           --release-pace FACTOR  packets held during a Move (at its destination) go on at FACTOR
                                  times the rate they came at once the hold ends, after a
                                  256 kB burst, so a long hold does not leave as one burst that
@@ -162,11 +166,31 @@ struct Options {
         if options.channelTracePath != nil && options.channel == nil {
             throw Failure(description: "--channel-trace needs --channel")
         }
+        if options.data.channelPort != nil && options.channel == nil {
+            throw Failure(description: "--channel-port needs --channel")
+        }
         if (options.channel == nil) != (options.channelKeyPath == nil) {
             throw Failure(description: "--channel and --channel-key go together")
         }
         try options.checkControlTLS()
+        try options.fitChannelMTU()
         return options
+    }
+
+    /// The channel's frames are built in one mbuf each: an MTU (IP packet) that one cannot hold
+    /// with its Ethernet header and VLAN tag is refused when asked for, and lowered when not.
+    mutating func fitChannelMTU() throws {
+        let fits = Int(data.mbufDataRoom) - 128 - 18
+        if let asked = channelMTU {
+            guard asked <= fits else {
+                throw Failure(
+                    description:
+                        "--channel-mtu \(asked) does not fit an mbuf of \(Int(data.mbufDataRoom) - 128) bytes with its Ethernet header: raise --mbuf-size or lower --channel-mtu"
+                )
+            }
+        } else {
+            channelMTU = min(9000, fits)
+        }
     }
 
     /// The southbound API runs mutual TLS (all three files), or plaintext only when asked for.
@@ -254,6 +278,7 @@ struct Options {
         case "--channel-trace": channelTracePath = try reader.text(argument, "a file path")
         case "--channel-vlan": channelVLAN = UInt16(try reader.integer(argument, 1...4094))
         case "--channel-mtu": channelMTU = try reader.integer(argument, 576...9216)
+        case "--channel-port": data.channelPort = UInt16(try reader.integer(argument, 0...1023))
         default: return false
         }
         return true

@@ -76,6 +76,10 @@ func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?, workers:
             "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
         s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
         s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
+    if s.redirected > 0 || s.delivered > 0 {
+        // A Move's packets: sent to the transfer lcore here, and handed back by it to process.
+        line += " redirected \(s.redirected) delivered \(s.delivered)"
+    }
     if workers.count > 1 {
         // Per worker: handed off to other workers / received from them / dropped at a full ring.
         line +=

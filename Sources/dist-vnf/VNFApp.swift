@@ -146,10 +146,10 @@ final class VNFApp {
     static func startTransfer(_ options: Options, _ key: SymmetricKey?, _ plane: DataPlane) -> TransferAgent? {
         guard let address = options.channel, let key, let lcore = plane.transferLcore else { return nil }
         let local = ChannelAddress(
-            mac: plane.ports[0].mac, ip: address.ip, port: address.port, vlan: options.channelVLAN)
+            mac: plane.ports[Int(plane.channelPort)].mac, ip: address.ip, port: address.port, vlan: options.channelVLAN)
         do {
             let agent = try TransferAgent(
-                plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU,
+                plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU ?? 9000,
                 traceFile: options.channelTracePath)
             for worker in plane.workers { worker.fastPath.channel = (IPAddress(ipv4: local.ip), local.port) }
             return agent
@@ -193,7 +193,7 @@ final class VNFApp {
             let queue = plane.channelTxQueue.map { "its own TX queue \($0)" } ?? "worker 0's TX queue"
             emit(
                 "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore \(lcore); "
-                    + "MTU \(options.channelMTU)")
+                    + "MTU \(options.channelMTU ?? 9000)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576
         emit(

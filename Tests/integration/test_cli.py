@@ -40,6 +40,17 @@ class CommandLineTests(unittest.TestCase):
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--stats-period', '-3']), '--stats-period', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--mbuf-size', '99999999']), '--mbuf-size', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--idle-sleep', '0']), '--idle-sleep', "'0'", code=2)
+        # A channel frame is built in one mbuf: 9000 bytes do not fit the default 2048.
+        key = os.path.join(tempfile.mkdtemp(), 'channel.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
+        channel = ['--channel', '198.18.100.1:7400', '--channel-key', key]
+        lcores = ['--lcores', '0@0,1@1,2@0']
+        self.assertOneLineError(run(lcores + BASE + ['--'] + channel + ['--channel-mtu', '9000']),
+                                '--channel-mtu 9000', '--mbuf-size', code=2)
+        self.assertOneLineError(run(lcores + BASE + ['--vdev', 'net_null0', '--'] + channel + ['--channel-port', '1']),
+                                '--channel-port 1')
 
     def test_bad_eal_arguments_name_the_argument(self):
         self.assertOneLineError(run(['-l', '0-1', '--not-an-eal-option'] + BASE + ['--']), '--not-an-eal-option', code=2)
