@@ -42,7 +42,7 @@ public struct FlowTableCounters: Sendable, Equatable {
     public var removed: UInt64 = 0
     /// Packets of a new flow that found the table full (the packet is still forwarded).
     public var tableFull: UInt64 = 0
-    /// Packets of flows marked moving or gone (state not updated locally).
+    /// Packets of flows marked gone (moved away: state not updated locally).
     public var markedPackets: UInt64 = 0
     public init() {}
 }
@@ -53,7 +53,7 @@ public enum TrackOutcome: UInt8, Sendable {
     case updated
     /// A new flow was created and updated.
     case created
-    /// The flow is marked moving or gone: its local state was not touched.
+    /// The flow is marked gone (its state moved away): its local state was not touched.
     case marked
     /// The flow is new and the table is full: counted, not tracked.
     case tableFull
@@ -170,7 +170,12 @@ public final class FlowTable {
                 let e = Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1
                 if entries[e].key == probe.key {
                     index = e
-                    if markAtomic(e).load(ordering: .acquiring) != FlowMark.normal.rawValue {
+                    // A moving flow is still updated: the caller decided by its mark (a packet
+                    // redirected is never tracked), so a packet here was judged before the mark
+                    // was set, and the marker waits for the burst to end before it reads the
+                    // state. Skipping it would lose the update: the packet is neither in the
+                    // state read nor redirected. A gone flow's state is elsewhere now.
+                    if markAtomic(e).load(ordering: .acquiring) == FlowMark.gone.rawValue {
                         state.pointee.counters.markedPackets &+= 1
                         return .marked
                     }

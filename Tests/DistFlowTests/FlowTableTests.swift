@@ -178,18 +178,22 @@ import Testing
         #expect(table.mark(at: index) == .gone)
     }
 
-    @Test func markedFlowsAreNotUpdatedAndGoneFlowsAreReclaimed() {
+    /// A packet judged before its flow was marked moving still updates it (the marker reads the
+    /// state only after the burst); a gone flow is not updated, and is reclaimed.
+    @Test func movingFlowsAreUpdatedGoneFlowsAreNotAndAreReclaimed() {
         let table = FlowTable(capacity: 8)
         var index = -1
         let p = Self.packet(src: 1, dst: 2, sport: 1, dport: 2)
         _ = table.track(p, wireLength: 10, now: 1, index: &index)
         let flow = index
         table.transitionMark(at: flow, from: .normal, to: .moving)
-        #expect(table.track(p, wireLength: 10, now: 2, index: &index) == .marked)
-        #expect(table.entry(at: flow).packetsToServer == 1 && table.counters.markedPackets == 1)
+        #expect(table.track(p, wireLength: 10, now: 2, index: &index) == .updated)
+        #expect(table.entry(at: flow).packetsToServer == 2 && table.counters.markedPackets == 0)
         // A moving flow is never expired, however idle.
         #expect(table.expire(now: 10_000 * second, budget: 8) == 0)
         table.transitionMark(at: flow, from: .moving, to: .gone)
+        #expect(table.track(p, wireLength: 10, now: 3, index: &index) == .marked)
+        #expect(table.entry(at: flow).packetsToServer == 2 && table.counters.markedPackets == 1)
         #expect(table.expire(now: 3, budget: 8) == 1)
         #expect(table.count == 0)
         // The slot comes back normal for the next flow that takes it.
