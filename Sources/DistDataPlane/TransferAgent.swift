@@ -158,7 +158,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         case .closeGate(let id): item = .closeGate(id)
         case .forget(let keys): item = .forget(keys)
         case .process(let frame):
-            guard let m = mbuf(frame) else {
+            guard let m = frame.withUnsafeBufferPointer({ mbuf($0) }) else {
                 processNoMbuf += 1
                 return false
             }
@@ -168,7 +168,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     }
 
     public func transmit(_ datagram: [UInt8]) {
-        guard let m = mbuf(datagram) else {
+        guard let m = datagram.withUnsafeBufferPointer({ mbuf($0) }) else {
             transmitNoMbuf += 1
             return
         }
@@ -239,8 +239,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
 
     // MARK: - Rings and mbufs
 
-    func mbuf(_ bytes: [UInt8]) -> OpaquePointer? {
-        bytes.withUnsafeBufferPointer { dist_mbuf_from_bytes(plane.pool.pointer, $0.baseAddress, UInt32($0.count)) }
+    func mbuf(_ bytes: UnsafeBufferPointer<UInt8>) -> OpaquePointer? {
+        dist_mbuf_from_bytes(plane.pool.pointer, bytes.baseAddress, UInt32(bytes.count))
     }
 
     /// Waits for room: the worker empties its ring every round. False (counted, the mbuf

@@ -47,7 +47,18 @@ public final class MoveInstance: MoveHost {
         engine = MoveEngine(local: self.address, key: SymmetricKey(data: [UInt8](repeating: 7, count: 32)), host: self)
     }
 
-    deinit { stats.deallocate() }
+    /// One packet's pointer and lengths, as a worker's burst holds them (kept: no allocation
+    /// per packet, as on DPDK).
+    private let one = UnsafeMutablePointer<UnsafePointer<UInt8>?>.allocate(capacity: 1)
+    private let oneSegment = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+    private let oneLength = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+
+    deinit {
+        stats.deallocate()
+        one.deallocate()
+        oneSegment.deallocate()
+        oneLength.deallocate()
+    }
 
     /// A frame from the switch, received by the worker that owns its flow (a NIC whose RSS
     /// agrees with the owner function), or by `worker`.
@@ -73,23 +84,28 @@ public final class MoveInstance: MoveHost {
         return info.hasFlow ? FlowProbe(info).key : nil
     }
 
-    public func run(_ frame: [UInt8], on w: Int, pastRules: Bool) {
+    public func run(_ frame: [UInt8], on w: Int, pastRules: Bool) { run(frame[...], on: w, pastRules: pastRules) }
+
+    /// The same for a packet that lies in a larger buffer (a channel frame's): it is read there
+    /// and copied only where it is kept (sent, held, or for the engine), as a data plane copies
+    /// it into an mbuf.
+    public func run(_ frame: ArraySlice<UInt8>, on w: Int, pastRules: Bool) {
         let path = paths[w]
         let rule = path.eventRule
         if pastRules { path.eventRule = nil }
         defer { if pastRules { path.eventRule = rule } }
         let verdict = frame.withUnsafeBufferPointer { buffer -> FastPath.Verdict in
-            var data: [UnsafePointer<UInt8>?] = [buffer.baseAddress]
-            var segment = [UInt16(frame.count)]
-            var length = [UInt32(frame.count)]
-            _ = path.process(count: 1, data: &data, segmentLengths: &segment, packetLengths: &length, now: clock)
+            one.pointee = buffer.baseAddress
+            oneSegment.pointee = UInt16(clamping: buffer.count)
+            oneLength.pointee = UInt32(buffer.count)
+            _ = path.process(count: 1, data: one, segmentLengths: oneSegment, packetLengths: oneLength, now: clock)
             return path.verdicts[0]
         }
         switch verdict {
-        case .forward, .raiseAndForward, .pass: out.append(frame)
-        case .redirect, .divert: toEngine.append((frame, w, verdict == .redirect))
+        case .forward, .raiseAndForward, .pass: out.append(Array(frame))
+        case .redirect, .divert: toEngine.append((Array(frame), w, verdict == .redirect))
         case .hold:
-            held[w].append(frame)
+            held[w].append(Array(frame))
             heldTotal += 1
         case .discard, .raiseAndDrop, .raiseAndHold, .handoff: break
         }

@@ -19,7 +19,7 @@ extension MoveEngine {
             // Redirected before the Move's rule went (it ended or aborted) and still in the
             // ring: this instance's to process, the rule being gone.
             strayRedirects += 1
-            _ = process(Array(bytes))
+            _ = process(Array(bytes)[...])
             return
         }
         if let marker = InBandMarker.find(in: bytes), marker.moveID == move.order.moveID {
@@ -36,7 +36,7 @@ extension MoveEngine {
             // The channel takes nothing more: this packet is this instance's again, after
             // those the abort gave back.
             strayRedirects += 1
-            _ = process(Array(bytes))
+            _ = process(Array(bytes)[...])
             return
         }
         if move.ibcSeen && move.ordered {

@@ -392,9 +392,9 @@ extension MoveEngine {
         if silent {
             // What never went out is this instance's to process; what went out is in doubt.
             c["packetsInDoubt"] = move.session.inDoubt
-            for frame in move.session.unsent() where process(frame) { back += 1 }
+            for frame in move.session.unsent() where process(frame[...]) { back += 1 }
         } else {
-            for frame in move.session.unprocessed() where process(frame) { back += 1 }
+            for frame in move.session.unprocessed() where process(frame[...]) { back += 1 }
         }
         c["packetsReprocessed"] = back
         notice(move.order.moveID, "moveComplete", "aborted", reason, c)

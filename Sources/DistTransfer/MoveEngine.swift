@@ -155,13 +155,13 @@ public final class MoveEngine {
 
     /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
     @discardableResult
-    func process(_ frame: [UInt8]) -> Bool {
+    func process(_ frame: ArraySlice<UInt8>) -> Bool {
         process(frame, key: RedirectBuffer.key(of: frame))
     }
 
     /// The same, for a frame whose flow key the caller has read already.
     @discardableResult
-    func process(_ frame: [UInt8], key: FlowKey?) -> Bool {
+    func process(_ frame: ArraySlice<UInt8>, key: FlowKey?) -> Bool {
         host.deliver(.process(frame), to: key.map(host.owner) ?? 0)
     }
 

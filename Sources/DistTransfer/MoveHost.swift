@@ -66,7 +66,7 @@ public enum MoveDelivery: Sendable {
     case flows([FlowEntry])
     case assets([AssetState])
     /// A packet to process and forward as if received (its flow's owner gets it).
-    case process([UInt8])
+    case process(ArraySlice<UInt8>)
     /// An event rule to install (nil: none), in order with the rest.
     case rule(EventRule?)
     /// The last packet the source of order-preserving Move `id` redirected is processed:

@@ -31,7 +31,8 @@ public final class TransferDestination {
         case flows([FlowEntry])
         case assets([AssetState])
         case counters(InstanceCounters)
-        case packet([UInt8])
+        /// A redirected packet: a slice of the frame it came in (no copy of its own).
+        case packet(ArraySlice<UInt8>)
     }
 
     public let endpoint: ChannelEndpoint
@@ -41,7 +42,7 @@ public final class TransferDestination {
     public private(set) var ended = false
     /// A state that did not decode: the Move cannot go on (why).
     public private(set) var failure: String?
-    var held: [[UInt8]] = []
+    var held: [ArraySlice<UInt8>] = []
     /// The parts of a redirected packet or a state received so far
     /// (``ChannelFrame/Kind/packetPart``, ``ChannelFrame/Kind/statePart``; every part holds a
     /// byte at least, so empty: none pending), and of which kind.
@@ -74,7 +75,7 @@ public final class TransferDestination {
             case .state, .statePart:
                 receiveState(frame, into: &out)
             case .packets:
-                guard let packets = PacketPacking.unpack(frame.payload) else {
+                guard let packets = PacketPacking.slices(frame.payload) else {
                     failure = "a frame of redirected packets from the source does not decode"
                     continue
                 }
@@ -84,7 +85,7 @@ public final class TransferDestination {
                     frame.payload, of: .packetPart, limit: TransferSource.largestPacket,
                     what: "a redirected packet", limitText: "\(TransferSource.largestPacket) bytes")
                 {
-                    take(whole, into: &out)
+                    take(whole[...], into: &out)
                 }
             case .release:
                 released = true
@@ -197,7 +198,7 @@ public final class TransferDestination {
     }
 
     /// A redirected packet: on to the workers once the release is in, held until then.
-    func take(_ packet: [UInt8], into out: inout [Delivery]) {
+    func take(_ packet: ArraySlice<UInt8>, into out: inout [Delivery]) {
         summary.packets += 1
         if released {
             out.append(.packet(packet))
@@ -225,7 +226,7 @@ public final class TransferDestination {
 
     /// The packets held (not yet released), handed over once: after an abort, the caller
     /// processes them or drops them.
-    public func takeHeld() -> [[UInt8]] {
+    public func takeHeld() -> [ArraySlice<UInt8>] {
         defer { held = [] }
         return held
     }

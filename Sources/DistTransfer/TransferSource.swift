@@ -50,15 +50,18 @@ public struct DestinationSummary: Sendable, Equatable {
 
 /// Redirected packets packed into one channel payload: `u16 length` then the packet, repeated.
 public enum PacketPacking {
-    public static func unpack(_ payload: [UInt8]) -> [[UInt8]]? {
-        var out: [[UInt8]] = []
+    public static func unpack(_ payload: [UInt8]) -> [[UInt8]]? { slices(payload)?.map { Array($0) } }
+
+    /// The same as slices of `payload` (each holds it, none copies it).
+    public static func slices(_ payload: [UInt8]) -> [ArraySlice<UInt8>]? {
+        var out: [ArraySlice<UInt8>] = []
         var at = 0
         while at < payload.count {
             guard at + 2 <= payload.count else { return nil }
             let n = Int(payload[at]) << 8 | Int(payload[at + 1])
             at += 2
             guard n > 0, at + n <= payload.count else { return nil }
-            out.append(Array(payload[at..<(at + n)]))
+            out.append(payload[at..<(at + n)])
             at += n
         }
         return out.isEmpty ? nil : out

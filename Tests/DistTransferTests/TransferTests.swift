@@ -182,7 +182,7 @@ struct Wire {
                 switch d {
                 case .flows(let f): flows += f
                 case .assets(let a): assets += a
-                case .packet(let p): out.append(p)
+                case .packet(let p): out.append(Array(p))
                 case .counters, .open, .end: break
                 }
             }
@@ -274,7 +274,9 @@ struct Wire {
             ab.put(src.poll(now: now), now: now)
             ba.put(dst.poll(now: now), now: now)
             for f in ab.take(now) {
-                processed += dst.receive(f, now: now).compactMap { if case .packet(let p) = $0 { p } else { nil } }
+                processed += dst.receive(f, now: now).compactMap {
+                    if case .packet(let p) = $0 { Array(p) } else { nil }
+                }
             }
             for f in ba.take(now) { src.receive(f, now: now) }
             now += 100_000
@@ -365,7 +367,7 @@ struct Wire {
         // 13 packets of 100 bytes and their lengths fit in 1,400 bytes: three frames.
         var got: [[UInt8]] = []
         for f in src.poll(now: 0) {
-            for d in dst.receive(f, now: 0) { if case .packet(let p) = d { got.append(p) } }
+            for d in dst.receive(f, now: 0) { if case .packet(let p) = d { got.append(Array(p)) } }
         }
         #expect(src.counters.packetFrames == 3)
         #expect(src.endpoint.sentThrough == 2 + 3)
@@ -388,7 +390,7 @@ struct Wire {
             var ba = Wire(drop: 0.1, seed: seed &* 3)
             let delivered = Self.move([], packets: packets, releaseAt: 0, wire: &ab, &ba, src: src, dst: dst)
             #expect(dst.failure == nil)
-            #expect(delivered.compactMap { if case .packet(let p) = $0 { p } else { nil } } == packets)
+            #expect(delivered.compactMap { if case .packet(let p) = $0 { Array(p) } else { nil } } == packets)
             // 1,398 bytes and their length fill a frame; 1,399 do not.
             #expect(src.counters.packetsInParts == 4 && src.counters.packetsRedirected == sizes.count)
             #expect(dst.summary.packets == sizes.count)
@@ -464,7 +466,7 @@ struct Wire {
         #expect(got.allSatisfy { if case .packet = $0 { false } else { true } })
         #expect(src.endpoint.acknowledgedThrough == 4 && src.unprocessed() == [big])
         got = dst.receive(frames.last!, now: 3)
-        #expect(got == [.packet(big)])
+        #expect(got == [.packet(big[...])])
         for f in dst.poll(now: 3) { src.receive(f, now: 4) }
         #expect(src.unprocessed().isEmpty)
     }
@@ -531,7 +533,7 @@ struct Wire {
         var now: UInt64 = 1_000_000
         while now < 5_000_000_000 && got.count < packets.count {
             for f in src.poll(now: now) {
-                for d in dst.receive(f, now: now) { if case .packet(let p) = d { got.append(p) } }
+                for d in dst.receive(f, now: now) { if case .packet(let p) = d { got.append(Array(p)) } }
             }
             for f in dst.poll(now: now) { src.receive(f, now: now) }
             now += 100_000
