@@ -55,6 +55,13 @@ extension MoveEngine {
         var duplicatesDropped = 0
         let started: UInt64
         var markWaitNanoseconds: UInt64 = 0
+        /// Late locking: the batch marked and not yet read (its flows' states are read once
+        /// every worker has passed a quiescent point since), and the next batch's size.
+        var marking: Marking?
+        var batchSize = MoveEngine.batch
+        var batches = 0
+        /// Packets redirected while a batch waits to be read: they go after its states.
+        var deferred: [[UInt8]] = []
         /// When (since `started`) the flows were listed and the export began, and when the
         /// last state was queued on the channel (0: not yet).
         var exportBegan: UInt64 = 0
@@ -130,36 +137,89 @@ extension MoveEngine {
         if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
     }
 
-    /// Marks up to `count` flows, waits until every worker has seen the marks, and serializes
-    /// their state. Packets of these flows the workers redirect from now on come after it.
+    /// A batch of flows marked moving, and each worker's poll rounds when the marks were set.
+    struct Marking {
+        var part: Range<Int>
+        var marked: [Bool]
+        var rounds: [UInt64]
+        var since: UInt64
+    }
+
+    /// Marks up to `count` flows and serializes their state once every worker has seen the
+    /// marks. Packets of these flows the workers redirect from now on come after it.
     func exportBatch(_ move: Outgoing, count: Int, now: UInt64) {
         let end = min(move.candidates.count, move.next + count)
         guard move.next < end else { return }
-        let part = move.candidates[move.next..<end]
-        move.next = end
         if move.guarded {
-            var marked = [Bool](repeating: false, count: part.count)
-            for (i, c) in part.enumerated() {
-                marked[i] = host.table(c.worker).transitionMark(at: c.index, from: .normal, to: .moving)
-            }
+            mark(move, count: count, now: now)
+            // (Every flow at once: the one wait is here.)
             let waitStart = host.now()
             guard host.waitForQuiescence(timeout: Self.workerPatience) else {
                 return abort(move, "a worker did not pass a quiescent point within 1 s", now: now)
             }
             move.markWaitNanoseconds += host.now() &- waitStart
-            for (i, c) in part.enumerated() where marked[i] {
-                let e = host.table(c.worker).entry(at: c.index)
-                if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
-            }
-        } else {
-            // NG: a snapshot the worker takes itself; its packets go on being processed here.
-            for w in Set(part.map { $0.worker }) {
-                if case .flows(let entries)? = host.ask(.exportFlows(move.order.filter, lock: false), worker: w) {
-                    for e in entries { move.session.add(.perFlow(e)) }
-                }
-            }
-            move.next = move.candidates.count
+            readMarked(move)
+            return
         }
+        // NG: a snapshot the worker takes itself; its packets go on being processed here.
+        let part = move.candidates[move.next..<end]
+        for w in Set(part.map { $0.worker }) {
+            if case .flows(let entries)? = host.ask(.exportFlows(move.order.filter, lock: false), worker: w) {
+                for e in entries { move.session.add(.perFlow(e)) }
+            }
+        }
+        move.next = move.candidates.count
+    }
+
+    /// Marks the next `count` flows moving; ``readMarked(_:)`` reads them once the workers
+    /// have passed a quiescent point.
+    func mark(_ move: Outgoing, count: Int, now: UInt64) {
+        let part = move.next..<min(move.candidates.count, move.next + count)
+        move.next = part.upperBound
+        move.batches += 1
+        let marked = move.candidates[part].map {
+            host.table($0.worker).transitionMark(at: $0.index, from: .normal, to: .moving)
+        }
+        // (Read after the marks: a round begun before them may not have seen them.)
+        move.marking = Marking(part: part, marked: marked, rounds: host.rounds(), since: now)
+    }
+
+    func readMarked(_ move: Outgoing) {
+        guard let m = move.marking else { return }
+        move.marking = nil
+        for (i, c) in move.candidates[m.part].enumerated() where m.marked[i] {
+            let e = host.table(c.worker).entry(at: c.index)
+            if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
+        }
+        for p in move.deferred where !move.session.redirect(p) { move.lateRedirects += 1 }
+        move.deferred = []
+    }
+
+    /// Late locking, a batch at a time without blocking the transfer lcore: a marked batch is
+    /// read once every worker has passed a quiescent point (meanwhile the channel goes on),
+    /// then the next, twice as large up to ``lateLockingBatchLimit``, is marked. The first
+    /// batches are small so that most flows stay here, processed, while the first states go;
+    /// the later ones large so that a table of 100,000 flows takes a dozen worker rounds, not
+    /// hundreds. Returns whether it did anything.
+    func lateLock(_ move: Outgoing, now: UInt64) -> Bool {
+        if let m = move.marking {
+            guard zip(host.rounds(), m.rounds).allSatisfy({ $0 != $1 }) else {
+                guard now &- m.since <= Self.workerPatience else {
+                    abort(move, "a worker did not pass a quiescent point within 1 s", now: now)
+                    return true
+                }
+                return false
+            }
+            move.markWaitNanoseconds += now &- m.since
+            readMarked(move)
+        }
+        if move.next < move.candidates.count {
+            mark(move, count: move.batchSize, now: now)
+            move.batchSize = min(move.batchSize * 2, Self.lateLockingBatchLimit)
+        } else {
+            finishExport(move)
+        }
+        return true
     }
 
     /// One step of the Move out. Returns whether it did anything.
@@ -185,11 +245,7 @@ extension MoveEngine {
             notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
             return true
         }
-        if move.next < move.candidates.count {
-            exportBatch(move, count: Self.batch, now: now)
-            if move.next == move.candidates.count { finishExport(move) }
-            return true
-        }
+        if move.marking != nil || move.next < move.candidates.count { return lateLock(move, now: now) }
         if move.stateSequence == 0 { finishExport(move) }
         if !move.stateSentNotified && session.endpoint.acknowledgedThrough >= move.stateSequence {
             return stateSent(move, now: now)
@@ -396,6 +452,9 @@ extension MoveEngine {
         } else {
             for frame in move.session.unprocessed() where process(frame[...]) { back += 1 }
         }
+        // (Redirected while a batch waited to be read: they never went.)
+        for frame in move.deferred where process(frame[...]) { back += 1 }
+        move.deferred = []
         c["packetsReprocessed"] = back
         notice(move.order.moveID, "moveComplete", "aborted", reason, c)
         outgoing = nil
@@ -415,7 +474,8 @@ extension MoveEngine {
             "rejected": e.rejected, "timeouts": e.timeouts, "fastRecoveries": e.fastRecoveries,
             "spuriousTimeouts": e.spuriousTimeouts,
             "congestionWindow": Int(min(move.session.endpoint.congestionWindow, 1e15)),
-            "lateRedirects": move.lateRedirects, "markWaitNs": Int(clamping: move.markWaitNanoseconds),
+            "lateRedirects": move.lateRedirects, "markBatches": move.batches,
+            "markWaitNs": Int(clamping: move.markWaitNanoseconds),
             "exportBeganNs": Int(clamping: move.exportBegan), "stateQueuedNs": Int(clamping: move.stateQueued),
             "elapsedNs": Int(clamping: now &- move.started),
             "rttNs": Int(clamping: move.session.endpoint.smoothedRTT ?? 0),

@@ -209,6 +209,42 @@ struct MoveBed {
         #expect((bed.a.notice("moveComplete")?.counters["packetsRedirected"] ?? 0) > 0)
     }
 
+    /// A flow of the filter besides the bed's numbered ones: 198.18.1.200, UDP port 10000 + i.
+    static func filler(_ i: Int) -> [UInt8] {
+        var p = SampleTraffic.packet(flow: 199, sequence: 0)
+        p[34] = UInt8((10_000 + i) >> 8)
+        p[35] = UInt8((10_000 + i) & 0xFF)
+        p[42] = 0  // (not numbered)
+        return p
+    }
+
+    /// Late locking marks a large table in batches that double, and reads each once the workers
+    /// have passed a quiescent point, without waiting for them: 3,000 flows take four batches.
+    /// Packets redirected while a batch waits to be read go after its states: every flow moves
+    /// whole, every packet once, in order.
+    @Test func aLargeTableMovesInAFewRoundsAndWhole() {
+        var bed = MoveBed()
+        let fillers = 3_000
+        for i in 0..<fillers { bed.a.receive(Self.filler(i)) }
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        var rounds = 0
+        let sent = bed.run(sending: [bed.a]) {
+            rounds += 1
+            return $0.a.notice("moveStateSent") != nil
+        }
+        #expect(sent)
+        // 256, 512, 1,024, 2,048 (a batch of 256 each time took 12).
+        #expect(bed.a.notice("moveStateSent")?.counters["markBatches"] == 4, "\(rounds) rounds")
+        for _ in 0..<4 { bed.traffic(to: [bed.b]) }
+        bed.ibc(to: bed.a)
+        #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil })
+        #expect(bed.a.flows(matching: bed.filter).isEmpty)
+        #expect(bed.b.flows(matching: bed.filter).count == fillers + MoveBed.flowCount)
+        for (flow, seqs) in bed.forwarded().enumerated() { #expect(seqs == Array(0..<bed.sent[flow]), "flow \(flow)") }
+        #expect((bed.a.notice("moveComplete")?.counters["packetsRedirected"] ?? 0) > 0)
+    }
+
     @Test func aLossFreeMoveSurvivesALossyReorderingChannel() {
         var bed = MoveBed(workersA: 2, workersB: 2)
         bed.loss = 0.15
