@@ -44,11 +44,6 @@ extension MoveEngine {
             move.duplicatesDropped += 1
             return
         }
-        if move.marking != nil {
-            // A batch's states are still to be read: the packets wait for them.
-            move.deferred.append(Array(bytes))
-            return
-        }
         if !move.session.redirect(bytes) { move.lateRedirects += 1 }
     }
 

@@ -55,13 +55,8 @@ extension MoveEngine {
         var duplicatesDropped = 0
         let started: UInt64
         var markWaitNanoseconds: UInt64 = 0
-        /// Late locking: the batch marked and not yet read (its flows' states are read once
-        /// every worker has passed a quiescent point since), and the next batch's size.
-        var marking: Marking?
-        var batchSize = MoveEngine.batch
+        /// Late locking: the batches marked so far.
         var batches = 0
-        /// Packets redirected while a batch waits to be read: they go after its states.
-        var deferred: [[UInt8]] = []
         /// When (since `started`) the flows were listed and the export began, and when the
         /// last state was queued on the channel (0: not yet).
         var exportBegan: UInt64 = 0
@@ -137,89 +132,37 @@ extension MoveEngine {
         if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
     }
 
-    /// A batch of flows marked moving, and each worker's poll rounds when the marks were set.
-    struct Marking {
-        var part: Range<Int>
-        var marked: [Bool]
-        var rounds: [UInt64]
-        var since: UInt64
-    }
-
-    /// Marks up to `count` flows and serializes their state once every worker has seen the
-    /// marks. Packets of these flows the workers redirect from now on come after it.
+    /// Marks up to `count` flows, waits until every worker has seen the marks, and serializes
+    /// their state. Packets of these flows the workers redirect from now on come after it.
     func exportBatch(_ move: Outgoing, count: Int, now: UInt64) {
         let end = min(move.candidates.count, move.next + count)
         guard move.next < end else { return }
+        let part = move.candidates[move.next..<end]
+        move.next = end
         if move.guarded {
-            mark(move, count: count, now: now)
-            // (Every flow at once: the one wait is here.)
+            move.batches += 1
+            var marked = [Bool](repeating: false, count: part.count)
+            for (i, c) in part.enumerated() {
+                marked[i] = host.table(c.worker).transitionMark(at: c.index, from: .normal, to: .moving)
+            }
             let waitStart = host.now()
             guard host.waitForQuiescence(timeout: Self.workerPatience) else {
                 return abort(move, "a worker did not pass a quiescent point within 1 s", now: now)
             }
             move.markWaitNanoseconds += host.now() &- waitStart
-            readMarked(move)
-            return
-        }
-        // NG: a snapshot the worker takes itself; its packets go on being processed here.
-        let part = move.candidates[move.next..<end]
-        for w in Set(part.map { $0.worker }) {
-            if case .flows(let entries)? = host.ask(.exportFlows(move.order.filter, lock: false), worker: w) {
-                for e in entries { move.session.add(.perFlow(e)) }
+            for (i, c) in part.enumerated() where marked[i] {
+                let e = host.table(c.worker).entry(at: c.index)
+                if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
             }
-        }
-        move.next = move.candidates.count
-    }
-
-    /// Marks the next `count` flows moving; ``readMarked(_:)`` reads them once the workers
-    /// have passed a quiescent point.
-    func mark(_ move: Outgoing, count: Int, now: UInt64) {
-        let part = move.next..<min(move.candidates.count, move.next + count)
-        move.next = part.upperBound
-        move.batches += 1
-        let marked = move.candidates[part].map {
-            host.table($0.worker).transitionMark(at: $0.index, from: .normal, to: .moving)
-        }
-        // (Read after the marks: a round begun before them may not have seen them.)
-        move.marking = Marking(part: part, marked: marked, rounds: host.rounds(), since: now)
-    }
-
-    func readMarked(_ move: Outgoing) {
-        guard let m = move.marking else { return }
-        move.marking = nil
-        for (i, c) in move.candidates[m.part].enumerated() where m.marked[i] {
-            let e = host.table(c.worker).entry(at: c.index)
-            if e.inUse && e.key == c.key { move.session.add(.perFlow(e)) }
-        }
-        for p in move.deferred where !move.session.redirect(p) { move.lateRedirects += 1 }
-        move.deferred = []
-    }
-
-    /// Late locking, a batch at a time without blocking the transfer lcore: a marked batch is
-    /// read once every worker has passed a quiescent point (meanwhile the channel goes on),
-    /// then the next, twice as large up to ``lateLockingBatchLimit``, is marked. The first
-    /// batches are small so that most flows stay here, processed, while the first states go;
-    /// the later ones large so that a table of 100,000 flows takes a dozen worker rounds, not
-    /// hundreds. Returns whether it did anything.
-    func lateLock(_ move: Outgoing, now: UInt64) -> Bool {
-        if let m = move.marking {
-            guard zip(host.rounds(), m.rounds).allSatisfy({ $0 != $1 }) else {
-                guard now &- m.since <= Self.workerPatience else {
-                    abort(move, "a worker did not pass a quiescent point within 1 s", now: now)
-                    return true
-                }
-                return false
-            }
-            move.markWaitNanoseconds += now &- m.since
-            readMarked(move)
-        }
-        if move.next < move.candidates.count {
-            mark(move, count: move.batchSize, now: now)
-            move.batchSize = min(move.batchSize * 2, Self.lateLockingBatchLimit)
         } else {
-            finishExport(move)
+            // NG: a snapshot the worker takes itself; its packets go on being processed here.
+            for w in Set(part.map { $0.worker }) {
+                if case .flows(let entries)? = host.ask(.exportFlows(move.order.filter, lock: false), worker: w) {
+                    for e in entries { move.session.add(.perFlow(e)) }
+                }
+            }
+            move.next = move.candidates.count
         }
-        return true
     }
 
     /// One step of the Move out. Returns whether it did anything.
@@ -245,7 +188,16 @@ extension MoveEngine {
             notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
             return true
         }
-        if move.marking != nil || move.next < move.candidates.count { return lateLock(move, now: now) }
+        if move.next < move.candidates.count {
+            // (Batches that doubled to 2,048 or 16,384 cut the waits for the workers from 936 to
+            // 33-200 ms on 100,000 flows, but marked the flows sooner: twice the packets went
+            // through the transfer lcore, its ring held the mbuf pool while it serialized a
+            // batch, and the DPDK test bed lost two to four times as many at the source's
+            // port. See docs/testbed-dpdk.md.)
+            exportBatch(move, count: Self.batch, now: now)
+            if move.next == move.candidates.count { finishExport(move) }
+            return true
+        }
         if move.stateSequence == 0 { finishExport(move) }
         if !move.stateSentNotified && session.endpoint.acknowledgedThrough >= move.stateSequence {
             return stateSent(move, now: now)
@@ -399,7 +351,12 @@ extension MoveEngine {
     func sendHosts(_ move: Outgoing, request: StateRequest) -> Bool {
         var merged: [IPAddress: AssetState] = [:]
         for w in 0..<host.workerCount {
-            guard case .assets(let assets)? = host.ask(request, worker: w) else { return false }
+            let asked = host.now()
+            let reply = host.ask(request, worker: w)
+            move.session.endpoint.trace?(
+                host.now(),
+                "worker \(w) exported hosts in \((host.now() &- asked) / 1000)us\(reply == nil ? " (no answer)" : "")")
+            guard case .assets(let assets)? = reply else { return false }
             for a in assets {
                 merged[a.address] =
                     merged[a.address].map { AssetState(address: a.address, asset: $0.asset.merged(with: a.asset)) } ?? a
@@ -414,7 +371,9 @@ extension MoveEngine {
         // within the filter go now, final (every flow touching them is marked; the
         // destination merges them with what its early-released flows found).
         if move.order.multiFlow && move.order.lateLocking && move.guarded {
-            _ = sendHosts(move, request: .exportAssets(move.order.filter, peers: false))
+            guard sendHosts(move, request: .exportAssets(move.order.filter, peers: false)) else {
+                return abort(move, "a worker did not export its hosts", now: host.now())
+            }
         }
         move.session.flushState()
         move.session.release()
@@ -452,9 +411,6 @@ extension MoveEngine {
         } else {
             for frame in move.session.unprocessed() where process(frame[...]) { back += 1 }
         }
-        // (Redirected while a batch waited to be read: they never went.)
-        for frame in move.deferred where process(frame[...]) { back += 1 }
-        move.deferred = []
         c["packetsReprocessed"] = back
         notice(move.order.moveID, "moveComplete", "aborted", reason, c)
         outgoing = nil

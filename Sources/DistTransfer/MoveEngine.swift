@@ -51,9 +51,8 @@ public final class MoveEngine {
     public internal(set) var replaysRefused = 0
     /// In-band control packets of the Move out without its token: forged, ignored.
     public internal(set) var markersForged = 0
-    /// Flows in a late-locking export's first batch; each next batch doubles, up to the limit.
+    /// Flows marked and read per step of a late-locking export.
     static let batch = 256
-    static let lateLockingBatchLimit = 16_384
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
     static let workerPatience: UInt64 = 1_000_000_000
     /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.
