@@ -21,6 +21,9 @@ public enum StateRequest: Sendable {
     /// Only the hosts at the other end of the filter's flows that the filter does not match
     /// (a late-locking Move sends the filter's own hosts once, final, at its end).
     case exportPeers(FlowFilter)
+    /// The filter's own hosts after `after` (all, if nil), at most `limit`, in address order: a
+    /// large export in slices, so that the worker polls its queues between them.
+    case exportAssetsSlice(FlowFilter, after: IPAddress?, limit: Int)
     case importAssets([AssetState])
     case deleteAssets(FlowFilter)
     /// Installs an event rule, or removes it (nil).
@@ -71,6 +74,11 @@ extension FastPath {
         case .exportAssets(let filter, let peers):
             guard detector != nil else { return .assets([]) }
             return .assets(assets(hostsMatching(filter, peers: peers)))
+        case .exportAssetsSlice(let filter, let after, let limit):
+            guard let detector else { return .assets([]) }
+            let hosts = detector.assets.keys.filter { a in filter.matches(host: a) && after.map { a > $0 } ?? true }
+            return .assets(
+                hosts.sorted().prefix(max(1, limit)).map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
         case .exportPeers(let filter):
             guard detector != nil else { return .assets([]) }
             var wanted = Set<IPAddress>()

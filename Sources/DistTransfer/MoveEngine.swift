@@ -53,6 +53,8 @@ public final class MoveEngine {
     public internal(set) var markersForged = 0
     /// Flows marked and read per step of a late-locking export.
     static let batch = 256
+    /// Hosts a worker exports per answer at a late-locking Move's end.
+    static let hostSlice = 4_096
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
     static let workerPatience: UInt64 = 1_000_000_000
     /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.
