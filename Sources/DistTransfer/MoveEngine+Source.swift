@@ -181,6 +181,15 @@ extension MoveEngine {
         }
         if advanceDrain(move, now: now) { return true }
         if overdue(move, now: now) { return true }
+        if move.session.bytesKept > keptLimit {
+            // The channel carries less than the workers redirect: the Move ends before the
+            // packets it keeps fill the memory; the destination says what it processed and
+            // this instance processes the rest.
+            giveUp(
+                move, "the channel falls behind: \(move.session.bytesKept >> 20) MB of redirected packets kept",
+                now: now)
+            return true
+        }
         if !move.exportStarted {
             // Redirect-first: once the destination holds, the controller may update the switch.
             guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }

@@ -53,6 +53,9 @@ public final class MoveEngine {
     public internal(set) var markersForged = 0
     /// Flows marked and read per step of a late-locking export.
     static let batch = 256
+    /// The most bytes of redirected packets a Move out keeps (sent and not known processed,
+    /// or waiting to go) before it is given up.
+    public var keptLimit = 256 << 20
     /// Hosts a worker exports per answer at a late-locking Move's end.
     static let hostSlice = 4_096
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).

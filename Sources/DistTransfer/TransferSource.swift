@@ -117,8 +117,11 @@ public final class TransferSource {
     var redirectedHead = 0
     /// Packets in `redirected[redirectedHead...]`.
     var keptCount = 0
+    var keptMessageBytes = 0
     /// Redirected packets kept for a possible abort.
     public var packetsKept: Int { keptCount + pendingPacketCount }
+    /// Their bytes (what a Move whose channel falls behind holds in memory).
+    public var bytesKept: Int { keptMessageBytes + pendingPackets.count }
 
     struct KeptPackets {
         var sequence: UInt32
@@ -242,6 +245,7 @@ public final class TransferSource {
             // Processed at the destination once its last part is in.
             redirected.append(KeptPackets(sequence: messages, bytes: frame, packed: false, count: 1))
             keptCount += 1
+            keptMessageBytes += frame.count
             counters.packetsInParts += 1
         } else {
             if pendingPackets.count + 2 + packet.count > maxPayload { flushPackets() }
@@ -275,6 +279,7 @@ public final class TransferSource {
         queue(.packets, payload)
         redirected.append(KeptPackets(sequence: messages, bytes: payload, packed: true, count: count))
         keptCount += count
+        keptMessageBytes += payload.count
     }
 
     /// The destination may process the packets it holds, and those that follow, as they come.
@@ -329,6 +334,7 @@ public final class TransferSource {
         guard releaseSequence != 0, releaseSequence <= delivered else { return }
         while redirectedHead < redirected.count && redirected[redirectedHead].sequence <= delivered {
             keptCount -= redirected[redirectedHead].count
+            keptMessageBytes -= redirected[redirectedHead].bytes.count
             redirectedHead += 1
         }
         // (Compacted when the dead prefix is the larger part: each message moves at most once.)

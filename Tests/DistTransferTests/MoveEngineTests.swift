@@ -242,6 +242,23 @@ struct MoveBed {
         #expect((bed.a.notice("moveComplete")?.counters["packetsRedirected"] ?? 0) > 0)
     }
 
+    /// A Move whose channel carries less than the workers redirect is given up before the
+    /// packets it keeps pass its limit (they would fill the memory): the source takes its
+    /// flows back, and says why.
+    @Test func aMoveWhoseChannelFallsBehindIsGivenUp() {
+        var bed = MoveBed()
+        bed.a.engine.keptLimit = 20_000
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        bed.a.engine.start(bed.order("lf"), now: bed.a.clock)
+        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveStateSent") != nil })
+        bed.loss = 0.97
+        #expect(bed.run(limit: 5_000, sending: [bed.a]) { $0.a.notice("moveComplete") != nil })
+        let end = bed.a.notice("moveComplete")
+        #expect(end?.outcome == "aborted")
+        #expect(end?.reason?.contains("the channel falls behind") == true, "\(end?.reason ?? "no reason")")
+        #expect(bed.a.flows(matching: bed.filter).count == MoveBed.flowCount)
+    }
+
     @Test func aLossFreeMoveSurvivesALossyReorderingChannel() {
         var bed = MoveBed(workersA: 2, workersB: 2)
         bed.loss = 0.15
