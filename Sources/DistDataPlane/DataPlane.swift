@@ -131,7 +131,14 @@ public final class DataPlane: @unchecked Sendable {
             worker.pool = pool.pointer
             worker.fastPath.ownership = ownership
             worker.fastPath.index = i
-            if config.transferLcore { worker.transfer = TransferLink() }
+            if config.transferLcore {
+                worker.transfer = TransferLink(
+                    toTransfer: TransferRingSize.capacity(
+                        pool: Int(count),
+                        inPortRings: Int(portCount) * Int(queues)
+                            * (Int(config.rxDescriptors) + Int(config.txDescriptors)),
+                        workers: lcores.count))
+            }
             if lcores.count > 1 { worker.receiving = receiving }
             workers.append(worker)
         }

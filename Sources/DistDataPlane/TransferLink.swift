@@ -37,12 +37,17 @@ public enum WorkerDelivery: @unchecked Sendable {
 /// worker's quiescent-state counter (it goes up once per poll round, between bursts; a flow
 /// marked before the counter moved is seen marked by every later burst).
 public final class TransferLink: @unchecked Sendable {
-    public let toTransfer = SPSCRing<TransferFrame>(capacity: 16384)
+    public let toTransfer: SPSCRing<TransferFrame>
     public let toWorker = SPSCRing<WorkerDelivery>(capacity: 16384)
     public let quiescent = QuiescentCounter()
     /// Poll rounds in which no RX queue of the worker had a full burst waiting: after one, the
     /// worker has received every packet that reached its queues before the round began.
     public let drained = ManagedAtomic<UInt64>(0)
 
-    public init() {}
+    /// `toTransfer`: how many mbufs the ring to the transfer lcore may hold (rounded up to a
+    /// power of two).
+    public init(toTransfer capacity: Int = 16384) {
+        toTransfer = SPSCRing<TransferFrame>(capacity: capacity)
+    }
+
 }

@@ -191,8 +191,9 @@ final class VNFApp {
         }
         if let agent, let lcore = plane.transferLcore {
             let queue = plane.channelTxQueue.map { "its own TX queue \($0)" } ?? "worker 0's TX queue"
+            let ring = plane.workers[0].transfer.map { "; a ring of \($0.toTransfer.capacity) from each worker" } ?? ""
             emit(
-                "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore \(lcore); "
+                "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore \(lcore)\(ring); "
                     + "MTU \(options.channelMTU ?? 9000)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576

@@ -132,3 +132,22 @@ import Testing
         )
     }
 }
+
+/// The ring to the transfer lcore never holds more mbufs than the pool spares beyond the ports'
+/// descriptors (half of it, shared among the workers), within 256 to 16,384.
+@Suite struct TransferRingSizeTests {
+    @Test func theRingFitsWhatThePoolSpares() {
+        // The DPDK test bed: 14,624 mbufs, 4,096 RX and 4,096 TX descriptors, one worker.
+        #expect(TransferRingSize.capacity(pool: 14_624, inPortRings: 8_192, workers: 1) == 2_048)
+        // The kernel test bed: 8,191 mbufs, 1,024 + 1,024 descriptors.
+        #expect(TransferRingSize.capacity(pool: 8_191, inPortRings: 2_048, workers: 1) == 2_048)
+        #expect(TransferRingSize.capacity(pool: 8_191, inPortRings: 4_096, workers: 2) == 512)
+        #expect(TransferRingSize.capacity(pool: 1 << 20, inPortRings: 8_192, workers: 1) == 16_384)
+        #expect(TransferRingSize.capacity(pool: 1_000, inPortRings: 8_192, workers: 4) == 256)
+        for pool in stride(from: 4_096, to: 200_000, by: 3_331) {
+            let c = TransferRingSize.capacity(pool: pool, inPortRings: 4_096, workers: 2)
+            #expect(c & (c - 1) == 0 && (256...16_384).contains(c))
+            #expect(c == 256 || c * 2 * 2 <= pool - 4_096)
+        }
+    }
+}
