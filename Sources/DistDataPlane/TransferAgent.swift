@@ -115,7 +115,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     /// redirected packet is read where it lies (the channel's next frame takes its one copy);
     /// a channel frame, which the engine keeps, is copied out once.
     func takeFrames(now: UInt64) -> Bool {
-        var any = false
+        // (What a wait took out of the rings came before what is in them now.)
+        var any = takeStashed(now: now)
         for (w, link) in links.enumerated() {
             link.toTransfer.drain { frame in
                 any = true
@@ -204,8 +205,37 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
 
     public func table(_ worker: Int) -> FlowTable { plane.workers[worker].table }
 
+    /// While it waits, what the workers send here is taken out of their rings (copied, the
+    /// mbufs freed) and handed to the engine after the wait, in order: a wait of tens of
+    /// milliseconds on a shared CPU must not fill the rings (their packets would be dropped)
+    /// nor hold the pool.
     public func waitForQuiescence(timeout: UInt64) -> Bool {
-        QuiescentCounter.waitForAll(links.map { $0.quiescent }, timeout: timeout)
+        QuiescentCounter.waitForAll(links.map { $0.quiescent }, timeout: timeout) { stash() }
+    }
+
+    /// Frames taken out of the rings during a wait, for the engine once it is over.
+    private var stashed: [(bytes: [UInt8], worker: Int, redirected: Bool)] = []
+
+    func stash() {
+        for (w, link) in links.enumerated() {
+            link.toTransfer.drain { frame in
+                let length = Int(dist_mbuf_pkt_len(frame.mbuf))
+                let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+                    count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, UInt32(length)))
+                }
+                dist_mbuf_free(frame.mbuf)
+                stashed.append((bytes, w, frame.redirected))
+            }
+        }
+    }
+
+    /// Hands the engine what was stashed during a wait. Returns whether there was any.
+    func takeStashed(now: UInt64) -> Bool {
+        guard !stashed.isEmpty else { return false }
+        let frames = stashed
+        stashed = []
+        for f in frames { engine.workerFrame(f.bytes, from: f.worker, redirected: f.redirected, now: now) }
+        return true
     }
 
     public func rounds() -> [UInt64] { links.map { $0.quiescent.rounds } }

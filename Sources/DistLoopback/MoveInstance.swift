@@ -162,13 +162,7 @@ public final class MoveInstance: MoveHost {
     public func takeWorkerFrames(_ engine: MoveEngine, now: UInt64) {
         let frames = toEngine
         toEngine = []
-        for f in frames {
-            if f.redirected {
-                f.frame.withUnsafeBytes { engine.redirected($0, from: f.worker, now: now) }
-            } else {
-                engine.channel(f.frame, now: now)
-            }
-        }
+        for f in frames { engine.workerFrame(f.frame, from: f.worker, redirected: f.redirected, now: now) }
     }
 
     public func ringFull() -> UInt64 { 0 }

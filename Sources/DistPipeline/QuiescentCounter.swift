@@ -28,12 +28,16 @@ public final class QuiescentCounter: @unchecked Sendable {
     /// Waits until every counter has moved past what it read on entry: every burst that might
     /// not have seen a mark set before the call is over. False after `timeout` nanoseconds
     /// (a worker stopped or stuck).
-    public static func waitForAll(_ counters: [QuiescentCounter], timeout: UInt64) -> Bool {
+    /// `meanwhile` runs between looks (the transfer lcore empties its rings there).
+    public static func waitForAll(
+        _ counters: [QuiescentCounter], timeout: UInt64, meanwhile: () -> Void = {}
+    ) -> Bool {
         let before = counters.map { $0.rounds }
         let start = DispatchTime.now().uptimeNanoseconds
         var spins = 0
         while zip(counters, before).contains(where: { $0.rounds == $1 }) {
             if DispatchTime.now().uptimeNanoseconds - start > timeout { return false }
+            meanwhile()
             spins += 1
             if spins > 64 { sched_yield() }
         }

@@ -8,6 +8,15 @@ import DistState
 /// The source's side of a Move, packet by packet: what the workers redirect goes over the
 /// channel, and the in-band control packet, once every queue has had it, ends the redirection.
 extension MoveEngine {
+    /// A frame a worker sent here, kept as bytes: a redirected packet or a channel frame.
+    public func workerFrame(_ bytes: [UInt8], from worker: Int, redirected: Bool, now: UInt64) {
+        if redirected {
+            bytes.withUnsafeBytes { self.redirected($0, from: worker, now: now) }
+        } else {
+            channel(bytes, now: now)
+        }
+    }
+
     /// A packet of a moving flow a worker redirected here (or the Move's in-band control packet).
     /// Its bytes are read here, not kept: the channel's next frame takes its one copy.
     public func redirected(_ bytes: UnsafeRawBufferPointer, from worker: Int, now: UInt64) {

@@ -151,3 +151,21 @@ import Testing
         }
     }
 }
+
+/// A wait for the workers' quiescent points lets its caller work meanwhile (the transfer lcore
+/// empties its rings), until every counter has moved or the time is up.
+@Suite struct QuiescentWaitTests {
+    @Test func theCallerWorksWhileItWaits() {
+        let counter = QuiescentCounter()
+        counter.quiescent(7)
+        var calls = 0
+        let moved = QuiescentCounter.waitForAll([counter], timeout: 5_000_000_000) {
+            calls += 1
+            if calls == 3 { counter.quiescent(8) }
+        }
+        #expect(moved && calls == 3)
+        calls = 0
+        #expect(!QuiescentCounter.waitForAll([counter], timeout: 2_000_000) { calls += 1 })
+        #expect(calls > 0)
+    }
+}
