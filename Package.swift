@@ -90,7 +90,8 @@ let package = Package(
         // checks on their class properties cost a thread-local lookup per access, several per
         // redirected packet. As DistPRADS.)
         .target(
-            name: "DistChannel", dependencies: ["CDistCipher", "DistPacket", .product(name: "Crypto", package: "swift-crypto")],
+            name: "DistChannel",
+            dependencies: ["CDistCipher", "DistPacket", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "DistMove", dependencies: ["DistFlow", "DistPacket", "DistOpenFlow"]),
         .target(
@@ -180,7 +181,8 @@ let package = Package(
         .executableTarget(
             name: "dist-fuzz",
             dependencies: [
-                "CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistOpenFlow", "DistPacket",
+                "CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistNorthbound", "DistOpenFlow",
+                "DistPacket",
                 "DistPipeline",
                 "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -2,6 +2,7 @@ import Crypto
 import DistChannel
 import DistControl
 import DistFlow
+import DistNorthbound
 import DistOpenFlow
 import DistPRADS
 import DistPacket
@@ -29,7 +30,9 @@ nonisolated(unsafe) let fuzzCipher = ChannelCipher(key: fuzzKey, binding: .unbou
 nonisolated(unsafe) var fuzzTransmissions: UInt64 = 0
 
 enum Targets {
-    static let all: [FuzzTarget] = [packet, state, channel, openflow, southbound, pcap, admin, signatures]
+    static let all: [FuzzTarget] = [
+        packet, state, channel, openflow, southbound, northbound, pcap, admin, signatures,
+    ]
 
     /// Frames from the project's trace, for seeds.
     static func traceFrames(_ count: Int) -> [[UInt8]] {
@@ -161,6 +164,28 @@ enum Targets {
         s.abortMove = { _, _ in }
         return s
     }()
+
+    /// A northbound request line (distctl to dist-controller), a Move's options read as the
+    /// controller reads them; what decodes must encode to a line that decodes the same.
+    static let northbound = FuzzTarget(
+        name: "northbound", about: "a northbound request line",
+        run: { bytes in
+            guard let request = try? NorthboundRequest(line: String(decoding: bytes, as: UTF8.self)) else { return }
+            if case .move(let command) = request { _ = try? command.spec() }
+            guard (try? NorthboundRequest(line: request.line)) == request else {
+                fatalError("a northbound request does not survive its own encoding: \(request.line)")
+            }
+        },
+        seeds: {
+            [
+                #"{"command":"vnfs"}"#, #"{"command":"stats","vnf":"vnf1"}"#,
+                #"{"command":"flows","vnf":"vnf1","filter":"nw_src=10.0.0.0/8,tp_dst=80","limit":5}"#,
+                #"{"command":"assets","vnf":"vnf2","filter":"nw_dst=2001:db8::/32"}"#,
+                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=198.18.0.0/16","guarantee":"lf","opt":"pz,ll,er","mode":"dist"}"#,
+                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=10.0.0.0/8","split":16,"splitOrder":"traffic","scope":"per,multi,all"}"#,
+            ]
+            .map { Array($0.utf8) }
+        })
 
     /// An admin socket request line.
     static let admin = FuzzTarget(
