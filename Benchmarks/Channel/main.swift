@@ -128,10 +128,12 @@ func move(drop: Double, seed: UInt64) -> Outcome {
 func ms(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1e6) }
 
 print(
-    "channel: state 20 x 8.7 kB, packets 300 B at \(pps) pps until \(redirectAfterState / 1_000_000) ms after the state is in; 100 Mbit/s, 5 ms round trip + jitter; \(seeds) seeds"
+    "channel: state 20 x 8.7 kB, packets 300 B at \(pps) pps until \(redirectAfterState / 1_000_000) ms after the "
+        + "state is in; 100 Mbit/s, 5 ms round trip + jitter; \(seeds) seeds"
 )
 print(
-    "drop%  state-acked ms (median / worst)  tail after redirect ends ms (median / worst)  timeouts (median / worst)  retransmissions (median)  aborted"
+    "drop%  state-acked ms (median / worst)  tail after redirect ends ms (median / worst)  timeouts (median / worst)  "
+        + "retransmissions (median)  aborted"
 )
 for drop in drops {
     let runs = (0..<seeds).map { move(drop: drop / 100, seed: UInt64($0) &* 7919 &+ 17) }

@@ -29,7 +29,8 @@ func run() throws {
     let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
     let frames = Double(file.frames.count * passes)
     print(
-        "frames \(file.frames.count * passes) records \(records) regex_runs \(engine.detector.counters.regexRuns) connections \(engine.connectionCount)"
+        "frames \(file.frames.count * passes) records \(records) regex_runs \(engine.detector.counters.regexRuns) "
+            + "connections \(engine.connectionCount)"
     )
     print(String(format: "ns_per_frame %.1f mpps %.3f", elapsed / frames, frames / elapsed * 1e3))
 }

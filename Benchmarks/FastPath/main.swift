@@ -85,6 +85,7 @@ for _ in 0..<passes {
 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
 let frames = Double(count * passes)
 print(
-    "frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets) handed_off \(stats.pointee.handedOff)"
+    "frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets) "
+        + "handed_off \(stats.pointee.handedOff)"
 )
 print(String(format: "ns_per_frame %.1f mpps %.2f", elapsed / frames, frames / elapsed * 1e3))

@@ -141,7 +141,8 @@ let o = options()
 if o.packets != nil {
     let r = run(o)
     print(
-        "redirected \(r.packets) packets of \(o.size) bytes (\(o.flows) flows) in \(String(format: "%.3f", r.seconds)) s; "
+        "redirected \(r.packets) packets of \(o.size) bytes (\(o.flows) flows) in "
+            + "\(String(format: "%.3f", r.seconds)) s; "
             + "\(carried) channel frames carried, both ways")
     exit(0)
 }

@@ -81,7 +81,8 @@ do {
             bytes / seconds / 1e6, seconds * 1e3)
     }
     print(
-        "states: \(flows.count) per-flow, \(assets.count) multi-flow, 1 all-flows; binary \(binary.count) bytes, JSON \(Int(jsonBytes)) bytes (best of \(repeats))"
+        "states: \(flows.count) per-flow, \(assets.count) multi-flow, 1 all-flows; binary \(binary.count) bytes, JSON "
+            + "\(Int(jsonBytes)) bytes (best of \(repeats))"
     )
     print(line("binary encode", encodeBinary, Double(binary.count)))
     print(line("binary decode", decodeBinary, Double(binary.count)))

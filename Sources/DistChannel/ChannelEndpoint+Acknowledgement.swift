@@ -36,7 +36,8 @@ extension ChannelEndpoint {
             if let trace {
                 trace(
                     now,
-                    "ack \(ack) sack \(String(sack, radix: 16)) newly \(tally.newly) rtt \(tally.rtt == .max ? -1 : Int(tally.rtt / 1000))us"
+                    "ack \(ack) sack \(String(sack, radix: 16)) newly \(tally.newly) rtt "
+                        + "\(tally.rtt == .max ? -1 : Int(tally.rtt / 1000))us"
                         + (tally.retransmittedAcked ? " (a resent frame's)" : "")
                         + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us rto \(rto / 1000)us lost \(lostQueue)"
                 )
@@ -162,7 +163,8 @@ extension ChannelEndpoint {
         recoveryPoint = nextSequence &- 1
         trace?(
             now,
-            "window \(Int(congestionWindow)) after a loss (\(queued.map { "\(Int($0)) bytes queued" } ?? "queue not measured"))"
+            "window \(Int(congestionWindow)) after a loss "
+                + "(\(queued.map { "\(Int($0)) bytes queued" } ?? "queue not measured"))"
         )
     }
 

@@ -314,7 +314,8 @@ public final class ChannelEndpoint {
                 || (now &- oldest.firstSentAt >= config.giveUpAfter && oldest.retries >= config.minimumRetransmissions)
             {
                 state = .aborted(
-                    "the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in \((now &- oldest.firstSentAt) / 1_000_000) ms"
+                    "the peer acknowledged nothing of frame \(seq) after \(oldest.retries) retransmissions in "
+                        + "\((now &- oldest.firstSentAt) / 1_000_000) ms"
                 )
                 return nil
             }
@@ -324,7 +325,9 @@ public final class ChannelEndpoint {
             counters.timeouts += 1
             trace?(
                 now,
-                "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff \(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> \(config.minimumCongestionWindow)"
+                "timeout: resend \(seq) after \((now &- timerStart) / 1000)us (rto \(rto / 1000)us, backoff "
+                    + "\(backoff)), tries \(oldest.retries + 1), cwnd \(Int(congestionWindow)) -> "
+                    + "\(config.minimumCongestionWindow)"
             )
             if backoff == 0 && oldest.retries == 0 {
                 undo = (seq, now, congestionWindow, slowStartThreshold, recoveryPoint)

@@ -139,7 +139,8 @@ extension Controller {
             switch result {
             case .success(let report):
                 self.log(
-                    "move \(report.id): \(report.outcome)\(report.reason.map { " (\($0))" } ?? "") MoveTime \(report.moveTime) s"
+                    "move \(report.id): \(report.outcome)\(report.reason.map { " (\($0))" } ?? "") MoveTime "
+                        + "\(report.moveTime) s"
                 )
                 write(NorthboundReply.report(report).line)
             case .failure(let e):

@@ -149,7 +149,8 @@ final class DistModeMove: MoveRun {
         let vb = b.version ?? 1
         guard va != vb else { return nil }
         return
-            "\(a.name) speaks DiST channel version \(va) and \(b.name) version \(vb): run the same dist-vnf build at both ends"
+            "\(a.name) speaks DiST channel version \(va) and \(b.name) version \(vb): run the same dist-vnf build at "
+            + "both ends"
     }
 
     /// Notes a step of the Move in the report's phases.
@@ -200,7 +201,8 @@ final class DistModeMove: MoveRun {
             self.phase("state-sent")
             self.take(counters)
             self.progress(
-                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow"
+                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) "
+                    + "multi-flow"
             )
             return self.updateSwitch()
         }
@@ -301,7 +303,8 @@ final class DistModeMove: MoveRun {
             self.take($0)
             self.report.moveTime = Double(self.now - self.started) / 1e9
             self.progress(
-                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow"
+                "state at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) "
+                    + "multi-flow"
             )
             return self.finish()
         }.flatMapError { self.abort($0) }
@@ -386,7 +389,8 @@ final class DistModeMove: MoveRun {
         }
         if let doubt = c["packetsInDoubt"], doubt > 0 {
             report.warnings.append(
-                "\(doubt) packets redirected to \(dst.name) were not acknowledged: it processes them if it comes back, they are lost if it died"
+                "\(doubt) packets redirected to \(dst.name) were not acknowledged: it processes them if it comes "
+                    + "back, they are lost if it died"
             )
         }
         if let back = c["packetsReprocessed"], back > 0 {
@@ -433,7 +437,8 @@ final class DistModeMove: MoveRun {
             // The traffic is at the destination already; the state may not be.
             report.outcome = "aborted"
             report.reason =
-                "after the switch update: \(error) (the traffic goes to \(dst.name); flows whose state did not reach it start afresh there)"
+                "after the switch update: \(error) (the traffic goes to \(dst.name); flows whose state did not reach "
+                + "it start afresh there)"
             progress("aborting: \(error)")
             return loop.makeSucceededFuture(finish())
         }
@@ -446,7 +451,8 @@ final class DistModeMove: MoveRun {
             // taken its flows back; the destination drops its gate and processes what it gets).
             _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
             report.warnings.append(
-                "the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been processed by both"
+                "the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been "
+                    + "processed by both"
             )
         }
         if !sourceEnded {

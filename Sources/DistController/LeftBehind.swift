@@ -39,14 +39,16 @@ extension Controller {
             let filter = try? FlowFilter(parsing: text)
         {
             log(
-                "\(source.name): move \(id) out, left behind after the switch update: sending its in-band control packet"
+                "\(source.name): move \(id) out, left behind after the switch update: sending its in-band control "
+                    + "packet"
             )
             sw.packetOut(
                 InBandControl.frame(for: filter, moveID: id, token: move.ibcToken ?? 0), port: source.switchPort)
             return
         }
         log(
-            "\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the Move given up"
+            "\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the "
+                + "Move given up"
         )
         let back = sw.flowMod(SwitchRules.redirect(cookie: id, to: [source.switchPort]))
         _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(id), mask: ~0))

@@ -123,7 +123,8 @@ final class OpenNFMove {
         steps = steps.flatMap {
             self.send(self.buffer.releaseAll())
             self.progress(
-                "state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) multi-flow, \(self.report.allFlowsStates) all-flows"
+                "state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) "
+                    + "multi-flow, \(self.report.allFlowsStates) all-flows"
             )
             return self.spec.guarantee == .op ? self.twoPhaseUpdate() : self.updateSwitch()
         }

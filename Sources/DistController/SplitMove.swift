@@ -147,7 +147,8 @@ final class SplitMove: MoveRun {
             if r.outcome != "completed" {
                 self.report.outcome = r.outcome
                 self.report.reason =
-                    "part \(filter): \(r.reason ?? r.outcome) (the parts before it are at \(self.dst.name), the rest at \(self.src.name))"
+                    "part \(filter): \(r.reason ?? r.outcome) (the parts before it are at \(self.dst.name), the rest "
+                    + "at \(self.src.name))"
                 return false
             }
             return true

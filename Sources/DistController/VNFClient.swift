@@ -139,7 +139,8 @@ final class VNFClient {
             if let p = self.pending.removeValue(forKey: id) {
                 p.promise.fail(
                     ControllerError(
-                        "\(self.name) did not answer \(type) within \(self.requestTimeout.nanoseconds / 1_000_000_000) s"
+                        "\(self.name) did not answer \(type) within "
+                            + "\(self.requestTimeout.nanoseconds / 1_000_000_000) s"
                     ))
             }
         }

@@ -84,7 +84,8 @@ public final class DataPlane: @unchecked Sendable {
         let portCount = Port.count
         guard portCount > 0 else {
             throw DataPlaneError(
-                "no ports: give EAL a device (--vdev net_pcap0,rx_pcap=IN,tx_pcap=OUT, --vdev net_af_packet0,iface=IF, or -a PCI)"
+                "no ports: give EAL a device (--vdev net_pcap0,rx_pcap=IN,tx_pcap=OUT, --vdev "
+                    + "net_af_packet0,iface=IF, or -a PCI)"
             )
         }
         var found: [Port] = []
@@ -92,7 +93,8 @@ public final class DataPlane: @unchecked Sendable {
         let queues = UInt16(lcores.count)
         for port in found where port.maxRxQueues < queues || port.maxTxQueues < queues {
             throw DataPlaneError(
-                "port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX queues; \(queues) worker lcores need as many: give fewer lcores or more queues"
+                "port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX "
+                    + "queues; \(queues) worker lcores need as many: give fewer lcores or more queues"
             )
         }
         let burst = UInt32(Worker.burstSize)

@@ -68,7 +68,8 @@ public struct Port: Sendable {
             &message, message.count)
         guard rc == 0 else {
             throw DataPlaneError(
-                "port \(id) (\(name)): \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+                "port \(id) (\(name)): "
+                    + "\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
             )
         }
         rss = rssOn != 0
@@ -96,7 +97,8 @@ public struct Port: Sendable {
             UInt8(key.count), &keyLength, &message, message.count)
         guard rc == 0 else {
             steering = .handoff(
-                "RSS not programmable (\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))"
+                "RSS not programmable "
+                    + "(\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))"
             )
             return
         }

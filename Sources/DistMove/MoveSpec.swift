@@ -173,7 +173,8 @@ public struct MoveSpec: Sendable, Equatable, CustomStringConvertible {
         let current = prefix.length - (family == 32 ? 96 : 0)
         guard length > current, length <= family, length - current <= 16 else {
             throw Invalid(
-                "--split \(length): the parts' prefix must be longer than the filter's (/\(current)), at most /\(family), and at most 16 bits longer"
+                "--split \(length): the parts' prefix must be longer than the filter's (/\(current)), at most "
+                    + "/\(family), and at most 16 bits longer"
             )
         }
         self.split = Split(prefixLength: length, order: order)

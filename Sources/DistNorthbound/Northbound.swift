@@ -140,7 +140,8 @@ extension KeyedDecodingContainer where Key == JSONKey {
             return try decode(T.self, forKey: key)
         } catch {
             throw NorthboundError(
-                "\"\(key.stringValue)\" must be \(T.self == String.self ? "a string" : T.self == Int.self ? "an integer" : "\(T.self)")"
+                "\"\(key.stringValue)\" must be "
+                    + "\(T.self == String.self ? "a string" : T.self == Int.self ? "an integer" : "\(T.self)")"
             )
         }
     }

@@ -107,7 +107,8 @@ public final class MoveEngine {
             let us = (now &- since) / 1000
             let fraction = String(us % 1000)
             traceLine(
-                "move \(moveID) \(direction) \(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)"
+                "move \(moveID) \(direction) "
+                    + "\(us / 1000).\(String(repeating: "0", count: 3 - fraction.count) + fraction) \(event)"
             )
         }
     }

@@ -33,7 +33,9 @@ struct DistControllerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat per VNF."
+            ArgumentHelp(
+                "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat "
+                    + "per VNF.")
     )
     var vnf: [String] = []
 
@@ -57,7 +59,9 @@ struct DistControllerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band control packet (Open vSwitch updates cached flows after the barrier reply)."
+            ArgumentHelp(
+                "Milliseconds a dist Move lets the switch's datapath catch up with a rule change before its in-band "
+                    + "control packet (Open vSwitch updates cached flows after the barrier reply).")
     )
     var settle = 10
 
@@ -75,21 +79,27 @@ struct DistControllerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "The switch's certificate (PEM): an OpenFlow connection that presents another is refused (with TLS; default: any of the CA)."
+            ArgumentHelp(
+                "The switch's certificate (PEM): an OpenFlow connection that presents another is refused (with TLS; "
+                    + "default: any of the CA).")
     )
     var switchCert: String?
 
     @Flag(
         name: .long,
         help:
-            "Plaintext control plane instead: the VNFs (they must run with --insecure-control) and OpenFlow (the switch's tcp: target)."
+            ArgumentHelp(
+                "Plaintext control plane instead: the VNFs (they must run with --insecure-control) and OpenFlow (the "
+                    + "switch's tcp: target).")
     )
     var insecureControl = false
 
     @Option(
         name: .long,
         help:
-            "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band control packet) before it ends the Move itself (default: the VNF's, 3)."
+            ArgumentHelp(
+                "Seconds a dist Move's source waits for the controller's next step (the switch update, the in-band "
+                    + "control packet) before it ends the Move itself (default: the VNF's, 3).")
     )
     var movePatience: Double?
 

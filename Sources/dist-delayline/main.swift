@@ -69,7 +69,8 @@ struct Options {
                 o.seed = max(1, s)
             case "-h", "--help":
                 print(
-                    "usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]"
+                    "usage: dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100] [--drop-percent P "
+                        + "--drop-udp-port PORT [--drop-from a|b|both]] [--seed N]"
                 )
                 exit(0)
             default: throw Failure(description: "unknown option '\(args[i])'")
@@ -302,7 +303,8 @@ do {
     while stopping == 0 { pause() }
     for (name, d) in [("\(options.a)->\(options.b)", ab), ("\(options.b)->\(options.a)", ba)] {
         print(
-            "dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries \(d.sendRetries) send-failed \(d.sendFailed)"
+            "dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries "
+                + "\(d.sendRetries) send-failed \(d.sendFailed)"
         )
     }
     fflush(nil)

@@ -29,7 +29,8 @@ final class AssetCollector: @unchecked Sendable {
         let stopped = log.failure != nil
         if !log.write(lines, records: lines.count) && !stopped {
             emit(
-                "[\(name)] asset log \(log.path) stopped: \(log.failure ?? "write failed"); records stay in the admin socket's view",
+                "[\(name)] asset log \(log.path) stopped: \(log.failure ?? "write failed"); records stay in the admin "
+                    + "socket's view",
                 to: 2)
         }
     }

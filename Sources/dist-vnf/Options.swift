@@ -185,7 +185,8 @@ struct Options {
             guard asked <= fits else {
                 throw Failure(
                     description:
-                        "--channel-mtu \(asked) does not fit an mbuf of \(Int(data.mbufDataRoom) - 128) bytes with its Ethernet header: raise --mbuf-size or lower --channel-mtu"
+                        "--channel-mtu \(asked) does not fit an mbuf of \(Int(data.mbufDataRoom) - 128) bytes with "
+                        + "its Ethernet header: raise --mbuf-size or lower --channel-mtu"
                 )
             }
         } else {

@@ -73,7 +73,8 @@ func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?, workers:
     let rate = previous.map { Double(s.rxPackets &- $0.rxPackets) / max(elapsed, 1e-9) } ?? 0
     var line = String(
         format:
-            "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu parse_issues %llu assets %llu records %llu",
+            "rx %llu tx %llu tx_dropped %llu rx-pps %.0f flows %llu created %llu expired %llu table_full %llu "
+            + "parse_issues %llu assets %llu records %llu",
         s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
         s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
     if s.redirected > 0 || s.delivered > 0 {

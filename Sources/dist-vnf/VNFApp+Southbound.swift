@@ -16,7 +16,8 @@ extension VNFApp {
             let tls = try options.controlTLS.map { try ControlTLS.server($0) }
             if tls == nil {
                 emit(
-                    "[\(name)] warning: the southbound API on \(endpoint.description) is plaintext (--insecure-control): "
+                    "[\(name)] warning: the southbound API on \(endpoint.description) is plaintext "
+                        + "(--insecure-control): "
                         + "whoever reaches it can read and write this instance's state", to: 2)
             }
             let server = try SocketServer(
@@ -37,7 +38,8 @@ extension VNFApp {
             server.isBusy = { [unowned self] in service.hasWorkUnderWay($0) }
             control = server
             emit(
-                "[\(name)] southbound API on \(endpoint.description) (port \(server.boundPort)\(tls == nil ? "" : ", mutual TLS"))"
+                "[\(name)] southbound API on \(endpoint.description) (port "
+                    + "\(server.boundPort)\(tls == nil ? "" : ", mutual TLS"))"
             )
         } catch {
             abandon("--control: \(error)")
@@ -102,7 +104,8 @@ extension VNFApp {
             case "moveStateSent", "moveComplete":
                 // The source's side of a Move, for the instance's log (the controller gets it too).
                 emit(
-                    "[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))"
+                    "[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); "
+                        + "\(Self.counts(n))"
                 )
             default:
                 break

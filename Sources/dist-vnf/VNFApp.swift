@@ -105,7 +105,8 @@ final class VNFApp {
             isDirectory.boolValue
         else {
             fail(
-                "--signatures: \(options.signatureDirectory) is not a directory (install Debian's prads, give another, or --no-detection)",
+                "--signatures: \(options.signatureDirectory) is not a directory (install Debian's prads, give "
+                    + "another, or --no-detection)",
                 code: 2)
         }
         do {
@@ -161,29 +162,35 @@ final class VNFApp {
     /// The start-up lines: ports, ownership, workers, detection, the channel, memory.
     func describe(_ signatures: PRADSSignatures?, _ warnings: [SignatureFileError]) {
         emit(
-            "[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs of \(plane.pool.dataRoom - 128) bytes"
+            "[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs "
+                + "of \(plane.pool.dataRoom - 128) bytes"
         )
         for port in plane.ports {
             let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]
             emit(
-                "[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port \(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")"
+                "[\(name)] port \(port.id): \(port.name) (\(port.driver)) mac \(port.macString) -> port "
+                    + "\(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")"
             )
         }
         if let disagreement = Port.checkOwnerFunction() {
             fail("flow ownership: the owner hash disagrees with DPDK's rte_softrss: \(disagreement)", code: 1)
         }
         emit(
-            "[\(name)] flow ownership: \(plane.workers.count) worker(s), owner hash checked against rte_softrss on \(512) flows"
+            "[\(name)] flow ownership: \(plane.workers.count) worker(s), owner hash checked against rte_softrss on "
+                + "\(512) flows"
         )
         for worker in plane.workers {
             emit(
-                "[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table \(worker.table.capacity) flows"
+                "[\(name)] worker \(worker.index) on lcore \(worker.lcore): RX/TX queue \(worker.queue), flow table "
+                    + "\(worker.table.capacity) flows"
             )
         }
         if let signatures {
             let fingerprints = signatures.fingerprints.values.reduce(0) { $0 + $1.signatures.count }
             emit(
-                "[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, \(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)"
+                "[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP "
+                    + "client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, "
+                    + "\(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)"
             )
             for warning in warnings { emit("[\(name)] signature line skipped: \(warning)", to: 2) }
         } else {
@@ -193,12 +200,14 @@ final class VNFApp {
             let queue = plane.channelTxQueue.map { "its own TX queue \($0)" } ?? "worker 0's TX queue"
             let ring = plane.workers[0].transfer.map { "; a ring of \($0.toTransfer.capacity) from each worker" } ?? ""
             emit(
-                "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore \(lcore)\(ring); "
+                "[\(name)] DiST channel \(agent.local) on port \(plane.channelPort) (\(queue)); transfer lcore "
+                    + "\(lcore)\(ring); "
                     + "MTU \(options.channelMTU ?? 9000)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576
         emit(
-            "[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) bytes per flow entry, fixed at start)"
+            "[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) "
+                + "bytes per flow entry, fixed at start)"
         )
     }
 
@@ -253,7 +262,8 @@ final class VNFApp {
                 if elapsed >= options.statsPeriod {
                     let now = plane.totalStats()
                     emit(
-                        "[\(name)] stats: \(summary(now, elapsed: elapsed, previous: lastStats, workers: plane.workerStats()))"
+                        "[\(name)] stats: "
+                            + "\(summary(now, elapsed: elapsed, previous: lastStats, workers: plane.workerStats()))"
                     )
                     lastStats = now
                     lastPrint = Date()

@@ -134,7 +134,8 @@ func replay() {
     let seconds = Double(clock.now() - start) / 1e9
     usleep(100_000)  // (the switch takes the last frames off the ring)
     print(
-        "dist-wire: sent \(sent) frames in \(String(format: "%.3f", seconds)) s (\(Int(Double(sent) / max(seconds, 1e-9))) pps; "
+        "dist-wire: sent \(sent) frames in \(String(format: "%.3f", seconds)) s "
+            + "(\(Int(Double(sent) / max(seconds, 1e-9))) pps; "
             + "ring full \(retries) times, no mbuf \(noMbuf) times)")
 }
 

@@ -36,7 +36,8 @@ final class Northbound {
             let why = String(cString: strerror(errno))
             close(fd)
             throw ValidationError(
-                "cannot reach the controller at \(path): \(why) (is dist-controller running? --socket or DIST_CONTROLLER_SOCKET)"
+                "cannot reach the controller at \(path): \(why) (is dist-controller running? --socket or "
+                    + "DIST_CONTROLLER_SOCKET)"
             )
         }
     }
@@ -116,7 +117,8 @@ struct Move: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Move the state and traffic of the flows a filter matches from one VNF to another.",
         discussion:
-            "Example: distctl move --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8 --guarantee lf --opt pz,ll,er --mode opennf"
+            "Example: distctl move --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8 --guarantee lf --opt pz,ll,er "
+            + "--mode opennf"
     )
 
     @OptionGroup var connection: Connection
@@ -215,7 +217,8 @@ struct Flows: ParsableCommand {
         print("\(count) flows")
         for f in flows {
             print(
-                "\(f.proto) \(f.client):\(f.clientPort) -> \(f.server):\(f.serverPort)  packets \(f.packetsToServer)/\(f.packetsToClient)  \(f.tcpState)"
+                "\(f.proto) \(f.client):\(f.clientPort) -> \(f.server):\(f.serverPort)  packets "
+                    + "\(f.packetsToServer)/\(f.packetsToClient)  \(f.tcpState)"
             )
         }
     }

@@ -58,7 +58,8 @@ import Testing
             ))
         #expect(
             records.contains(
-                "178.62.197.130,443,SYNACK,[65160:52:1:60:M1452,S,T,N,W7:ZAT:unknown:unknown:link:pppoe (DSL):uptime:1743hrs]"
+                "178.62.197.130,443,SYNACK,[65160:52:1:60:M1452,S,T,N,W7:ZAT:unknown:unknown:link:pppoe "
+                    + "(DSL):uptime:1743hrs]"
             ))
         #expect(records.contains("192.168.1.13,55523,FIN,[4096:64:1:52:N,N,T:ZATFN:unknown:unknown:uptime:1415hrs]"))
         #expect(records.contains("192.168.1.13,55523,RST,[0:64:1:40:.:Z:Linux:recent 2.4/2.6 (dropped)]"))

@@ -173,7 +173,9 @@ struct Wire {
             let got = Self.move(chunks, packets: packets, releaseAt: release, wire: &ab, &ba, src: src, dst: dst)
             #expect(
                 src.complete && dst.complete,
-                "release \(String(describing: release)) drop \(drop): \(src.endpoint.state) \(dst.endpoint.state) \(src.endpoint.counters) \(dst.endpoint.counters)"
+                Comment(
+                    rawValue: "release \(String(describing: release)) drop \(drop): \(src.endpoint.state) "
+                        + "\(dst.endpoint.state) \(src.endpoint.counters) \(dst.endpoint.counters)")
             )
             var flows: [FlowEntry] = []
             var assets: [AssetState] = []
