@@ -115,6 +115,9 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     /// redirected packet is read where it lies (the channel's next frame takes its one copy);
     /// a channel frame, which the engine keeps, is copied out once.
     func takeFrames(now: UInt64) -> Bool {
+        let outer = taking
+        taking = true
+        defer { taking = outer }
         // (What a wait took out of the rings came before what is in them now.)
         var any = takeStashed(now: now)
         for (w, link) in links.enumerated() {
@@ -215,8 +218,13 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
 
     /// Frames taken out of the rings during a wait, for the engine once it is over.
     private var stashed: [(bytes: [UInt8], worker: Int, redirected: Bool)] = []
+    /// takeFrames is handing the engine frames (the engine may wait for the workers meanwhile).
+    private var taking = false
 
     func stash() {
+        // (Not from within takeFrames: a wait the engine begins while handling a frame must
+        // not drain the ring that frame came from under its own drain.)
+        guard !taking else { return }
         for (w, link) in links.enumerated() {
             link.toTransfer.drain { frame in
                 let length = Int(dist_mbuf_pkt_len(frame.mbuf))
