@@ -127,9 +127,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
                 if frame.redirected, let data = dist_mbuf_contiguous(frame.mbuf) {
                     engine.redirected(UnsafeRawBufferPointer(start: data, count: length), from: w, now: now)
                 } else {
-                    let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-                        count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, UInt32(length)))
-                    }
+                    let bytes = copied(frame.mbuf)
                     if frame.redirected {
                         bytes.withUnsafeBytes { engine.redirected($0, from: w, now: now) }
                     } else {
@@ -227,12 +225,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         guard !taking else { return }
         for (w, link) in links.enumerated() {
             link.toTransfer.drain { frame in
-                let length = Int(dist_mbuf_pkt_len(frame.mbuf))
-                let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-                    count = Int(dist_mbuf_copy(frame.mbuf, buffer.baseAddress, UInt32(length)))
-                }
+                stashed.append((copied(frame.mbuf), w, frame.redirected))
                 dist_mbuf_free(frame.mbuf)
-                stashed.append((bytes, w, frame.redirected))
             }
         }
     }
@@ -276,6 +270,14 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public func importCounters(_ counters: InstanceCounters) -> Bool { importedCounters.push(counters) }
 
     // MARK: - Rings and mbufs
+
+    /// The packet's bytes (every segment), copied out of its mbuf.
+    func copied(_ m: OpaquePointer) -> [UInt8] {
+        let length = dist_mbuf_pkt_len(m)
+        return [UInt8](unsafeUninitializedCapacity: Int(length)) { buffer, count in
+            count = Int(dist_mbuf_copy(m, buffer.baseAddress, length))
+        }
+    }
 
     func mbuf(_ bytes: UnsafeBufferPointer<UInt8>) -> OpaquePointer? {
         dist_mbuf_from_bytes(plane.pool.pointer, bytes.baseAddress, UInt32(bytes.count))

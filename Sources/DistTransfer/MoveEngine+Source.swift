@@ -363,7 +363,7 @@ extension MoveEngine {
             guard case .assets(let assets)? = askTimed(move, request, worker: w) else { return false }
             merge(assets, into: &merged)
         }
-        for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
+        add(merged, to: move)
         return true
     }
 
@@ -381,8 +381,13 @@ extension MoveEngine {
                 after = last.address
             }
         }
-        for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
+        add(merged, to: move)
         return true
+    }
+
+    /// The hosts merged across workers go, in address order.
+    func add(_ merged: [IPAddress: AssetState], to move: Outgoing) {
+        for address in merged.keys.sorted() { move.session.add(.multiFlow(merged[address]!)) }
     }
 
     func merge(_ assets: [AssetState], into merged: inout [IPAddress: AssetState]) {

@@ -348,7 +348,7 @@ public final class TransferSource {
     /// end cannot know (not known to be processed there).
     public var inDoubt: Int {
         let sent = endpoint.sentThrough
-        let unprocessed = keptMessages(unprocessedOnly: true).reduce(0) { $0 + $1.count }
+        let unprocessed = unprocessedMessages().reduce(0) { $0 + $1.count }
         return unprocessed - redirected[redirectedHead...].filter { $0.sequence > sent }.reduce(0) { $0 + $1.count }
     }
 
@@ -362,15 +362,15 @@ public final class TransferSource {
     /// After an abort: the redirected packets the destination did not process (not delivered,
     /// or delivered before the release and so only buffered there), in order.
     public func unprocessed() -> [[UInt8]] {
-        keptMessages(unprocessedOnly: true).flatMap { $0.packets } + packing()
+        unprocessedMessages().flatMap { $0.packets } + packing()
     }
 
-    /// The kept messages (only those the destination has not processed, if asked).
-    func keptMessages(unprocessedOnly: Bool) -> [KeptPackets] {
+    /// The kept messages the destination has not processed.
+    func unprocessedMessages() -> [KeptPackets] {
         let delivered = endpoint.acknowledgedThrough
         // The destination processes what it got once the release is in; before, it only holds.
         let releaseIn = releaseSequence != 0 && releaseSequence <= delivered
-        return redirected[redirectedHead...].filter { !(unprocessedOnly && releaseIn && $0.sequence <= delivered) }
+        return redirected[redirectedHead...].filter { !(releaseIn && $0.sequence <= delivered) }
     }
 
     /// The packets still packing for the next message.
