@@ -58,6 +58,9 @@ public final class DataPlane: @unchecked Sendable {
     /// The lcore reserved for the transfer lcore, if any, and what runs there once launched.
     public private(set) var transferLcore: UInt32?
     private var agent: TransferAgent?
+    /// The transfer lcore's own counters (frames sent on its own queue, busy time), kept when it
+    /// stops and its agent goes, for the final statistics.
+    private var stoppedTransfer: (framesSent: UInt64, busyNanoseconds: UInt64) = (0, 0)
     /// The TX queue of the channel's port that the transfer lcore owns (nil: it has none, and
     /// hands its frames to worker 0).
     public private(set) var channelTxQueue: UInt16?
@@ -198,7 +201,10 @@ public final class DataPlane: @unchecked Sendable {
         stopFlag.store(true, ordering: .releasing)
         if launched {
             for worker in workers { _ = dist_lcore_wait(worker.lcore) }
-            if let agent { _ = dist_lcore_wait(agent.lcore) }
+            if let agent {
+                _ = dist_lcore_wait(agent.lcore)
+                stoppedTransfer = transferCounters(agent)
+            }
             agent = nil
             launched = false
         }
@@ -233,8 +239,14 @@ public final class DataPlane: @unchecked Sendable {
     public func totalStats() -> WorkerStats {
         var total = workerStats().reduce(WorkerStats(), +)
         // (Frames the transfer lcore sent on its own queue; with none, worker 0 counted them.)
-        if let agent { total.channelFramesSent &+= UInt64(agent.framesSent.load(ordering: .relaxed)) }
+        let transfer = agent.map(transferCounters) ?? stoppedTransfer
+        total.channelFramesSent &+= transfer.framesSent
+        total.transferBusyNanoseconds = transfer.busyNanoseconds
         return total
+    }
+
+    private func transferCounters(_ agent: TransferAgent) -> (framesSent: UInt64, busyNanoseconds: UInt64) {
+        (UInt64(agent.framesSent.load(ordering: .relaxed)), agent.busyNanoseconds.load(ordering: .relaxed))
     }
 
     /// Which thread asks a worker (each has its own mailbox there).

@@ -36,6 +36,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     /// Channel frames sent on the transfer lcore's own TX queue, and those dropped because
     /// the queue stayed full (the channel resends them).
     public let framesSent = ManagedAtomic<Int>(0)
+    /// Time spent in rounds that did work (see ``WorkerStats/transferBusyNanoseconds``).
+    public let busyNanoseconds = ManagedAtomic<UInt64>(0)
     public private(set) var framesDropped = 0
     /// Frames waiting for room in the own TX queue, oldest first.
     private var outgoing: [OpaquePointer?] = []
@@ -83,6 +85,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         let clock = plane.clock
         var idle = plane.config.idleBackoff
         while !plane.stopFlag.load(ordering: .relaxed) {
+            let began = clock.now()
             var busy = false
             orders.drain { command in
                 busy = true
@@ -103,6 +106,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
             busy = sendOutgoing() || busy
             // (Only after work: a read of the pool's count walks every lcore's cache.)
             if busy && engine.busy { poolLowWater = min(poolLowWater, plane.pool.available) }
+            if busy { busyNanoseconds.wrappingIncrement(by: clock.now() &- began, ordering: .relaxed) }
             // (A sleep of tens of microseconds is far below the channel's pacing and timers.)
             idle.pause(busy: busy)
         }

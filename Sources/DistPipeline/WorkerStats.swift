@@ -47,6 +47,9 @@ public struct WorkerStats: Sendable {
     public var redirected: UInt64 = 0
     public var transferDropped: UInt64 = 0
     public var channelFramesSent: UInt64 = 0
+    /// Nanoseconds the transfer lcore spent in rounds that did work (a round the scheduler cut
+    /// short counts whole): its load, as OVS's PMD statistics give a PMD's.
+    public var transferBusyNanoseconds: UInt64 = 0
     /// Packets the transfer lcore handed this worker to process: a Move's redirected packets
     /// at its destination, or packets an aborted Move gave back at its source.
     public var delivered: UInt64 = 0
@@ -119,6 +122,7 @@ public struct WorkerStats: Sendable {
         s.redirected &+= b.redirected
         s.transferDropped &+= b.transferDropped
         s.channelFramesSent &+= b.channelFramesSent
+        s.transferBusyNanoseconds &+= b.transferBusyNanoseconds
         s.delivered &+= b.delivered
         s.importRefused &+= b.importRefused
         s.duplicatesDropped &+= b.duplicatesDropped
@@ -162,7 +166,7 @@ public struct WorkerStats: Sendable {
             ] as [String: UInt64],
             "transfer": [
                 "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
-                "delivered": delivered,
+                "delivered": delivered, "busy_ns": transferBusyNanoseconds,
                 "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
                 "markers_forged": markersForged,
                 "gates_closed_late": gatesClosedLate,

@@ -77,9 +77,15 @@ func summary(_ s: WorkerStats, elapsed: Double, previous: WorkerStats?, workers:
             + "parse_issues %llu assets %llu records %llu",
         s.rxPackets, s.txPackets, s.txDropped, rate, s.activeFlows, s.flows.created, s.flows.expired,
         s.flows.tableFull, s.framesWithIssues, s.assets, s.assetRecords)
-    if s.redirected > 0 || s.delivered > 0 {
-        // A Move's packets: sent to the transfer lcore here, and handed back by it to process.
-        line += " redirected \(s.redirected) delivered \(s.delivered)"
+    if s.redirected > 0 || s.delivered > 0 || s.transferDropped > 0 {
+        // A Move's packets: sent to the transfer lcore here, handed back by it to process, and
+        // dropped because the transfer lcore's ring was full.
+        line += " redirected \(s.redirected) delivered \(s.delivered) ring_full \(s.transferDropped)"
+    }
+    if let previous, s.transferBusyNanoseconds != previous.transferBusyNanoseconds {
+        // The transfer lcore's load: the share of the time since the last line in rounds that did work.
+        let busy = Double(s.transferBusyNanoseconds &- previous.transferBusyNanoseconds) / 1e9
+        line += String(format: " transfer_busy %.0f%%", 100 * busy / max(elapsed, 1e-9))
     }
     if workers.count > 1 {
         // Per worker: handed off to other workers / received from them / dropped at a full ring.

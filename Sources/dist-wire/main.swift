@@ -100,8 +100,12 @@ func replay() {
         // Frames due by now (the i-th at start + i / pps), at most a burst at a time.
         let due = min(total, Int(Double(clock.now() - start) / interval) + 1)
         if due <= sent {
+            // Sleeps, however short the wait, and sends what fell due meanwhile as one burst: a
+            // replayer that spun would keep the CPU from the processes it shares it with (a
+            // VNF's worker kept off its CPU for a scheduler's slice delays what it forwards by
+            // milliseconds). The rate holds; frames come in bursts of a sleep's length.
             let wait = Double(sent) * interval - Double(clock.now() - start)
-            if wait > 60_000 { usleep(UInt32(min(wait - 50_000, 1_000_000) / 1000)) }
+            usleep(UInt32(max(1, min(wait, 1_000_000_000) / 1000)))
             continue
         }
         let n = min(32, due - sent)

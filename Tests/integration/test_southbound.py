@@ -213,6 +213,9 @@ class ControlSecurityTests(unittest.TestCase):
             self.assertEqual(struct.unpack('>H', f[36:38])[0], 7400)
             self.assertEqual(f[42:44], b'DC')
         self.assertEqual(pcapcheck.read_pcap(out), [])
+        # The final statistics count them, and the lcore's load: the time in rounds that did work.
+        self.assertEqual(vnf.final_stats()['transfer']['channel_frames_sent'], len(frames))
+        self.assertGreater(vnf.final_stats()['transfer']['busy_ns'], 0)
 
     @staticmethod
     def outward_address():
