@@ -244,7 +244,7 @@ let package = Package(
         .testTarget(
             name: "DistPipelineTests",
             dependencies: [
-                "DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove",
+                "DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove", "DistServer",
                 .product(name: "Atomics", package: "swift-atomics"),
             ]),
     ]

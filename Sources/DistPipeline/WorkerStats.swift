@@ -141,43 +141,4 @@ public struct WorkerStats: Sendable {
         for i in 1..<32 { total &+= issues[i] }
         return total
     }
-
-    /// Named counters, for printing and the admin socket.
-    public var dictionary: [String: Any] {
-        var parse: [String: UInt64] = [:]
-        for issue in ParseIssue.allCases where issues[Int(issue.rawValue)] != 0 {
-            parse[issue.name] = issues[Int(issue.rawValue)]
-        }
-        var l3s: [String: UInt64] = [:]
-        for k in L3Kind.allCases { l3s["\(k)"] = l3[Int(k.rawValue)] }
-        var l4s: [String: UInt64] = [:]
-        for k in L4Kind.allCases { l4s["\(k)"] = l4[Int(k.rawValue)] }
-        return [
-            "rx_packets": rxPackets, "rx_bytes": rxBytes, "tx_packets": txPackets, "tx_dropped": txDropped,
-            "tx_backlog_high": txBacklogHigh,
-            "bursts": bursts, "loops": loops, "l3": l3s, "l4": l4s, "parse": parse,
-            "flows": [
-                "active": activeFlows, "created": flows.created, "expired": flows.expired,
-                "removed": flows.removed, "table_full": flows.tableFull, "marked_packets": flows.markedPackets,
-            ] as [String: UInt64],
-            "events": [
-                "raised": eventsRaised, "held": eventsHeld, "hold_overflow": holdOverflow, "lost": eventsLost,
-                "paced_releases": pacedReleases,
-            ] as [String: UInt64],
-            "transfer": [
-                "redirected": redirected, "ring_full": transferDropped, "channel_frames_sent": channelFramesSent,
-                "delivered": delivered, "busy_ns": transferBusyNanoseconds,
-                "import_refused": importRefused, "duplicates_dropped": duplicatesDropped, "markers": markers,
-                "markers_forged": markersForged,
-                "gates_closed_late": gatesClosedLate,
-            ] as [String: UInt64],
-            "handoff": [
-                "handed_off": handedOff, "received": handoffReceived, "ring_full": handoffRingFull,
-            ] as [String: UInt64],
-            "detection": [
-                "records": assetRecords, "signature_runs": signatureRuns, "match_limit_hits": matchLimitHits,
-                "assets": assets, "refused": assetsRefused,
-            ] as [String: UInt64],
-        ]
-    }
 }

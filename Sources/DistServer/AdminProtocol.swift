@@ -19,23 +19,18 @@ public struct AdminRequest: Sendable, Equatable {
         if trimmed.allSatisfy({ $0.isLetter || $0 == "_" || $0 == "-" }) {
             return AdminRequest(command: trimmed)
         }
-        guard let data = trimmed.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data),
-            let dict = object as? [String: Any]
-        else { throw AdminError("request is not a JSON object") }
-        guard let cmd = dict["cmd"] as? String, !cmd.isEmpty else {
+        guard let members = try? JSONDecoder().decode([String: Member].self, from: Data(trimmed.utf8)) else {
+            throw AdminError("request is not a JSON object")
+        }
+        guard case .value(.string(let cmd)) = members["cmd"], !cmd.isEmpty else {
             throw AdminError("request has no \"cmd\" string")
         }
         var arguments: [String: AdminValue] = [:]
-        for (name, value) in dict where name != "cmd" {
-            switch value {
-            case let n as NSNumber:
-                arguments[name] = .number(n.doubleValue)
-            case let s as String:
-                arguments[name] = .string(s)
-            default:
+        for (name, member) in members where name != "cmd" {
+            guard case .value(let value) = member else {
                 throw AdminError("argument \"\(name)\" must be a number or a string")
             }
+            arguments[name] = value
         }
         return AdminRequest(command: cmd, arguments: arguments)
     }
@@ -61,22 +56,48 @@ public enum AdminValue: Sendable, Equatable {
     case string(String)
 }
 
+/// A member of a request object as decoded: a number or a string, or anything else (refused
+/// with its name).
+enum Member: Decodable {
+    case value(AdminValue)
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) {
+            self = .value(.string(s))
+        } else if let d = try? c.decode(Double.self) {
+            self = .value(.number(d))
+        } else {
+            self = .other
+        }
+    }
+}
+
 public struct AdminError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
 
-/// Encodes a reply: a JSON object on one line, keys sorted so replies are stable.
+/// Encodes a reply: a JSON object on one line, keys in snake_case (a property `rxPackets` is
+/// `rx_packets`) and sorted, so replies are stable.
 public enum AdminReply {
-    public static func encode(_ object: [String: Any]) -> String {
-        guard JSONSerialization.isValidJSONObject(object),
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-            let text = String(data: data, encoding: .utf8)
-        else { return #"{"error":"reply could not be encoded","ok":false}"# }
+    public static func encode(_ reply: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(reply), let text = String(data: data, encoding: .utf8) else {
+            return #"{"error":"reply could not be encoded","ok":false}"#
+        }
         return text
     }
 
     public static func error(_ message: String) -> String {
-        encode(["ok": false, "error": message])
+        encode(Failure(error: message))
+    }
+
+    struct Failure: Encodable {
+        let ok = false
+        let error: String
     }
 }

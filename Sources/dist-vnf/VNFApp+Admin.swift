@@ -1,6 +1,7 @@
 import DistDataPlane
 import DistFlow
 import DistPacket
+import DistPipeline
 import DistServer
 import Foundation
 
@@ -21,19 +22,19 @@ extension VNFApp {
         do {
             switch request.command {
             case "stats":
-                var reply = plane.totalStats().dictionary
-                reply["ok"] = true
-                reply["id"] = name
-                reply["uptime_s"] = Date().timeIntervalSince(startTime)
-                reply["workers"] = plane.workerStats().map { $0.dictionary }
-                return AdminReply.encode(reply)
+                return AdminReply.encode(
+                    WithTotals(
+                        totals: plane.totalStats().report,
+                        more: StatsReply(
+                            id: name, uptimeS: Date().timeIntervalSince(startTime),
+                            workers: plane.workerStats().map(\.report))))
             case "flows":
                 let limit = try request.integer("limit", default: 100, max: 100_000)
                 let (flows, complete) = plane.flows(limit: limit)
-                return AdminReply.encode([
-                    "ok": true, "id": name, "complete": complete, "count": flows.count,
-                    "flows": flows.map { Self.flowReply(worker: $0.worker, entry: $0.entry) },
-                ])
+                return AdminReply.encode(
+                    FlowsReply(
+                        id: name, complete: complete, count: flows.count,
+                        flows: flows.map { FlowReport(worker: $0.worker, entry: $0.entry) }))
             case "assets":
                 let limit = try request.integer("limit", default: 1000, max: 1_000_000)
                 var prefix: IPPrefix?
@@ -45,18 +46,14 @@ extension VNFApp {
                 }
                 assets.collect(from: plane)
                 let found = assets.view.assets(within: prefix, limit: limit)
-                return AdminReply.encode([
-                    "ok": true, "id": name, "count": found.count,
-                    "assets": found.map { asset in
-                        ["asset": asset.asset, "records": asset.records.map { $0.description }] as [String: Any]
-                    },
-                ])
+                return AdminReply.encode(
+                    AssetsReply(
+                        id: name, count: found.count,
+                        assets: found.map { .init(asset: $0.asset, records: $0.records.map(\.description)) }))
             case "ports":
-                return AdminReply.encode(["ok": true, "id": name, "ports": portsReply()])
+                return AdminReply.encode(PortsReply(id: name, ports: portsReply()))
             case "help":
-                return AdminReply.encode([
-                    "ok": true, "commands": ["stats", "flows [limit]", "assets [prefix] [limit]", "ports", "help"],
-                ])
+                return AdminReply.encode(HelpReply())
             default:
                 return AdminReply.error("unknown command '\(request.command)' (try help)")
             }
@@ -65,33 +62,123 @@ extension VNFApp {
         }
     }
 
-    func portsReply() -> [[String: Any]] {
+    func portsReply() -> [PortReport] {
         plane.ports.map { port in
-            var entry: [String: Any] = [
-                "id": Int(port.id), "name": port.name, "driver": port.driver,
-                "mac": port.macString, "rss": port.rss,
-            ]
-            if let s = port.stats() {
-                entry["stats"] = [
-                    "rx_packets": s.rxPackets, "tx_packets": s.txPackets, "rx_bytes": s.rxBytes,
-                    "tx_bytes": s.txBytes, "rx_missed": s.rxMissed, "rx_errors": s.rxErrors,
-                    "tx_errors": s.txErrors, "rx_nombuf": s.rxNoMbuf,
-                ]
-            }
-            return entry
+            PortReport(
+                id: Int(port.id), name: port.name, driver: port.driver, mac: port.macString, rss: port.rss,
+                stats: port.stats().map {
+                    .init(
+                        rxPackets: $0.rxPackets, txPackets: $0.txPackets, rxBytes: $0.rxBytes, txBytes: $0.txBytes,
+                        rxMissed: $0.rxMissed, rxErrors: $0.rxErrors, txErrors: $0.txErrors, rxNombuf: $0.rxNoMbuf)
+                })
         }
     }
+}
 
-    static func flowReply(worker: Int, entry e: FlowEntry) -> [String: Any] {
-        [
-            "worker": worker, "proto": Int(e.key.proto),
-            "client": e.client.addr.text, "client_port": Int(e.client.port),
-            "server": e.server.addr.text, "server_port": Int(e.server.port),
-            "vlan": Int(e.key.vlanKey >> 12), "inner_vlan": Int(e.key.vlanKey & 0xFFF),
-            "packets_to_server": e.packetsToServer, "packets_to_client": e.packetsToClient,
-            "bytes_to_server": e.bytesToServer, "bytes_to_client": e.bytesToClient,
-            "first_seen_ns": e.firstSeen, "last_seen_ns": e.lastSeen,
-            "tcp_state": "\(e.tcpState)", "mark": "\(FlowMark(rawValue: e.markStorage) ?? .normal)",
-        ]
+// MARK: - Replies (snake_case keys when encoded: see AdminReply)
+
+/// A reply with the instance's totals at its top level and `more` beside them.
+struct WithTotals<More: Encodable>: Encodable {
+    var totals: WorkerStats.Report
+    var more: More
+
+    func encode(to encoder: any Encoder) throws {
+        try totals.encode(to: encoder)
+        try more.encode(to: encoder)
     }
+}
+
+/// `stats`, beside the totals: each worker's counters.
+struct StatsReply: Encodable {
+    let ok = true
+    var id: String
+    var uptimeS: Double
+    var workers: [WorkerStats.Report]
+}
+
+struct FlowsReply: Encodable {
+    let ok = true
+    var id: String
+    var complete: Bool
+    var count: Int
+    var flows: [FlowReport]
+}
+
+struct FlowReport: Encodable {
+    var worker, proto: Int
+    var client: String
+    var clientPort: Int
+    var server: String
+    var serverPort, vlan, innerVlan: Int
+    var packetsToServer, packetsToClient, bytesToServer, bytesToClient, firstSeenNs, lastSeenNs: UInt64
+    var tcpState, mark: String
+
+    init(worker: Int, entry e: FlowEntry) {
+        self.worker = worker
+        proto = Int(e.key.proto)
+        client = e.client.addr.text
+        clientPort = Int(e.client.port)
+        server = e.server.addr.text
+        serverPort = Int(e.server.port)
+        vlan = Int(e.key.vlanKey >> 12)
+        innerVlan = Int(e.key.vlanKey & 0xFFF)
+        packetsToServer = e.packetsToServer
+        packetsToClient = e.packetsToClient
+        bytesToServer = e.bytesToServer
+        bytesToClient = e.bytesToClient
+        firstSeenNs = e.firstSeen
+        lastSeenNs = e.lastSeen
+        tcpState = "\(e.tcpState)"
+        mark = "\(FlowMark(rawValue: e.markStorage) ?? .normal)"
+    }
+}
+
+struct AssetsReply: Encodable {
+    struct Asset: Encodable {
+        var asset: String
+        var records: [String]
+    }
+    let ok = true
+    var id: String
+    var count: Int
+    var assets: [Asset]
+}
+
+struct PortReport: Encodable {
+    struct Counters: Encodable {
+        var rxPackets, txPackets, rxBytes, txBytes, rxMissed, rxErrors, txErrors, rxNombuf: UInt64
+    }
+    var id: Int
+    var name, driver, mac: String
+    var rss: Bool
+    /// Absent when the driver gives none.
+    var stats: Counters?
+}
+
+struct PortsReply: Encodable {
+    let ok = true
+    var id: String
+    var ports: [PortReport]
+}
+
+struct HelpReply: Encodable {
+    let ok = true
+    let commands = ["stats", "flows [limit]", "assets [prefix] [limit]", "ports", "help"]
+}
+
+/// `final-stats-json`, beside the totals: the ports, each worker's counters, the records the
+/// workers' rings lost, events no controller took, and the transfer lcore's own counters.
+struct FinalStats: Encodable {
+    struct Channel: Encodable {
+        var rejectedFrames, strayRedirects, duplicatesDropped, pushDropped: Int
+        var pushWaitMaxNs: UInt64
+        var transmitNoMbuf, processNoMbuf: Int
+        var poolLowWater: UInt32
+    }
+    var id: String
+    var ports: [PortReport]
+    var workers: [WorkerStats.Report]
+    var droppedRecords, unclaimedEvents: Int
+    /// Absent without a transfer lcore.
+    var channel: Channel?
 }

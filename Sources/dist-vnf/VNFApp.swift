@@ -284,22 +284,20 @@ final class VNFApp {
         control = nil
         emit("[\(name)] stopped after \(String(format: "%.1f", Date().timeIntervalSince(startTime))) s")
         emit("[\(name)] final: \(summary(final, elapsed: 0, previous: nil, workers: plane.workerStats()))")
-        var finalReply = final.dictionary
-        finalReply["id"] = name
-        finalReply["ports"] = portStats
-        finalReply["workers"] = plane.workerStats().map { $0.dictionary }
-        finalReply["dropped_records"] = plane.droppedRecords
-        finalReply["unclaimed_events"] = unclaimedEvents
-        if let agent {
-            // Read after the transfer lcore has returned.
-            finalReply["channel"] = [
-                "rejected_frames": agent.rejectedFrames, "stray_redirects": agent.strayRedirects,
-                "duplicates_dropped": agent.duplicatesDropped, "push_dropped": agent.pushDropped,
-                "push_wait_max_ns": Int(clamping: agent.pushWaitMaxNs), "transmit_no_mbuf": agent.transmitNoMbuf,
-                "process_no_mbuf": agent.processNoMbuf,
-                "pool_low_water": Int(agent.poolLowWater == .max ? plane.pool.available : agent.poolLowWater),
-            ]
-        }
+        // (The transfer lcore's counters are read after it has returned.)
+        let finalReply = WithTotals(
+            totals: final.report,
+            more: FinalStats(
+                id: name, ports: portStats, workers: plane.workerStats().map(\.report),
+                droppedRecords: plane.droppedRecords, unclaimedEvents: unclaimedEvents,
+                channel: agent.map { agent in
+                    FinalStats.Channel(
+                        rejectedFrames: agent.rejectedFrames, strayRedirects: agent.strayRedirects,
+                        duplicatesDropped: agent.duplicatesDropped, pushDropped: agent.pushDropped,
+                        pushWaitMaxNs: agent.pushWaitMaxNs, transmitNoMbuf: agent.transmitNoMbuf,
+                        processNoMbuf: agent.processNoMbuf,
+                        poolLowWater: agent.poolLowWater == .max ? plane.pool.available : agent.poolLowWater)
+                }))
         emit("final-stats-json: \(AdminReply.encode(finalReply))")
         EAL.cleanup()
         exit(0)

@@ -78,7 +78,7 @@ import Testing
     @Test func serverAnswersEachLineAndKeepsGoingAfterErrors() throws {
         let path = Self.temporaryPath()
         let server = try AdminServer(path: path) { request in
-            AdminReply.encode(["ok": true, "echo": request.command])
+            AdminReply.encode(Echo(echo: request.command))
         }
         var st = stat()
         #expect(stat(path, &st) == 0)
@@ -115,8 +115,24 @@ import Testing
         #expect(try Self.exchange(server, path: path, send: "x\n", lines: 1) == [#"{"ok":true}"#])
     }
 
-    @Test func replyEncodingIsStable() {
-        #expect(AdminReply.encode(["b": 1, "a": "x"]) == #"{"a":"x","b":1}"#)
-        #expect(AdminReply.error("nope") == #"{"error":"nope","ok":false}"#)
+    struct Echo: Encodable {
+        let ok = true
+        var echo: String
+    }
+}
+
+/// Replies: one line of JSON, snake_case keys in sorted order, absent values left out.
+struct AdminReplyTests {
+    struct Sample: Encodable {
+        var rxPackets: Int
+        var uptimeS: Double
+        var path: String
+        var missing: Int?
+    }
+
+    @Test func repliesAreOneLineWithSnakeCaseSortedKeys() {
+        let text = AdminReply.encode(Sample(rxPackets: 3, uptimeS: 1.5, path: "/tmp/a", missing: nil))
+        #expect(text == #"{"path":"/tmp/a","rx_packets":3,"uptime_s":1.5}"#)
+        #expect(AdminReply.error("no such command") == #"{"error":"no such command","ok":false}"#)
     }
 }
