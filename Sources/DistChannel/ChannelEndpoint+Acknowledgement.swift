@@ -39,7 +39,8 @@ extension ChannelEndpoint {
                     "ack \(ack) sack \(String(sack, radix: 16)) newly \(tally.newly) rtt "
                         + "\(tally.rtt == .max ? -1 : Int(tally.rtt / 1000))us"
                         + (tally.retransmittedAcked ? " (a resent frame's)" : "")
-                        + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us rto \(rto / 1000)us lost \(lostQueue)"
+                        + " pipe \(pipe) cwnd \(Int(congestionWindow)) srtt \(Int((srtt ?? 0) / 1000))us"
+                        + " rto \(rto / 1000)us lost \(lostQueue)"
                 )
             }
         }

@@ -151,8 +151,10 @@ public enum SwitchRules {
     /// OFPAT_SET_FIELD writing what makes one IBC copy.
     static func setField(_ copy: InBandControl.CopyField, proto: UInt8) -> OFAction {
         switch copy {
-        case .sourcePort(let port): return setField(proto == 6 ? 13 : 15, BigEndian.bytes(port))  // TCP_SRC, UDP_SRC
-        case .destinationPort(let port): return setField(proto == 6 ? 14 : 16, BigEndian.bytes(port))  // TCP_DST, UDP_DST
+        case .sourcePort(let port):
+            return setField(proto == 6 ? 13 : 15, BigEndian.bytes(port))  // TCP_SRC, UDP_SRC
+        case .destinationPort(let port):
+            return setField(proto == 6 ? 14 : 16, BigEndian.bytes(port))  // TCP_DST, UDP_DST
         case .source(let a) where a.isIPv4Mapped:
             return setField(11, BigEndian.bytes(UInt32(truncatingIfNeeded: a.lo)))  // IPV4_SRC
         case .source(let a):

@@ -343,7 +343,8 @@ extension MoveEngine {
         if move.ordered { discarding = (move.order.moveID, now) }
         let why =
             move.ibcMissing
-            ? "no in-band control packet within \(Double(move.order.patience) / 1e9) s of the switch update: ended without it"
+            ? "no in-band control packet within \(Double(move.order.patience) / 1e9) s of the switch update: "
+                + "ended without it"
             : nil
         notice(move.order.moveID, "moveComplete", "completed", why, counters(move, now: now))
         finish(move, now: now)

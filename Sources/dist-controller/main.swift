@@ -34,8 +34,8 @@ struct DistControllerCommand: ParsableCommand {
         name: .long,
         help:
             ArgumentHelp(
-                "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data port). Repeat "
-                    + "per VNF.")
+                "A VNF: NAME=HOST:PORT@SWITCHPORT (its southbound address and the switch port of its data "
+                    + "port). Repeat per VNF.")
     )
     var vnf: [String] = []
 

@@ -210,7 +210,8 @@ final class Direction: @unchecked Sendable {
                     let tci = aux[16..<18].withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }
                     let tpid = aux[18..<20].withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }
                     if status & 0x10 != 0 {  // TP_STATUS_VLAN_VALID
-                        let proto: UInt16 = status & 0x40 != 0 && tpid != 0 ? tpid : 0x8100  // TP_STATUS_VLAN_TPID_VALID
+                        // TP_STATUS_VLAN_TPID_VALID, else 802.1Q's
+                        let proto: UInt16 = status & 0x40 != 0 && tpid != 0 ? tpid : 0x8100
                         frame.insert(
                             contentsOf: [UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(tci >> 8), UInt8(tci & 0xFF)],
                             at: 12)

@@ -181,8 +181,10 @@ enum Targets {
                 #"{"command":"vnfs"}"#, #"{"command":"stats","vnf":"vnf1"}"#,
                 #"{"command":"flows","vnf":"vnf1","filter":"nw_src=10.0.0.0/8,tp_dst=80","limit":5}"#,
                 #"{"command":"assets","vnf":"vnf2","filter":"nw_dst=2001:db8::/32"}"#,
-                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=198.18.0.0/16","guarantee":"lf","opt":"pz,ll,er","mode":"dist"}"#,
-                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=10.0.0.0/8","split":16,"splitOrder":"traffic","scope":"per,multi,all"}"#,
+                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=198.18.0.0/16","guarantee":"lf","#
+                    + #""opt":"pz,ll,er","mode":"dist"}"#,
+                #"{"command":"move","from":"vnf1","to":"vnf2","filter":"nw_src=10.0.0.0/8","split":16,"#
+                    + #""splitOrder":"traffic","scope":"per,multi,all"}"#,
             ]
             .map { Array($0.utf8) }
         })

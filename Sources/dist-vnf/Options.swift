@@ -33,8 +33,8 @@ struct Options {
 
         A DiST VNF instance: a DPDK poll-mode data plane that parses every frame, tracks its
         flow, detects assets the way PRADS does, and forwards it on in order (one port: back
-        out of the same port; two ports: 0 <-> 1 as in l2fwd). The main lcore only controls; every other lcore is a worker
-        polling one RX queue per port.
+        out of the same port; two ports: 0 <-> 1 as in l2fwd). The main lcore only controls;
+        every other lcore is a worker polling one RX queue per port.
 
         Options:
           --id NAME              instance name used in logs and replies (default: vnf)

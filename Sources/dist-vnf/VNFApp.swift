@@ -188,9 +188,10 @@ final class VNFApp {
         if let signatures {
             let fingerprints = signatures.fingerprints.values.reduce(0) { $0 + $1.signatures.count }
             emit(
-                "[\(name)] detection: \(signatures.tcpServices.count) TCP service, \(signatures.tcpClients.count) TCP "
-                    + "client, \(signatures.udpServices.count) UDP service signatures, \(fingerprints) OS fingerprints, "
-                    + "\(signatures.macVendors.count) MAC prefixes from \(options.signatureDirectory)"
+                "[\(name)] detection: \(signatures.tcpServices.count) TCP service, "
+                    + "\(signatures.tcpClients.count) TCP client, \(signatures.udpServices.count) UDP service "
+                    + "signatures, \(fingerprints) OS fingerprints, \(signatures.macVendors.count) MAC prefixes from "
+                    + "\(options.signatureDirectory)"
             )
             for warning in warnings { emit("[\(name)] signature line skipped: \(warning)", to: 2) }
         } else {

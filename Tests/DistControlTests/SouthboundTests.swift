@@ -118,7 +118,8 @@ import Testing
         let notice = service.moveNotice(
             MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: "completed"), last: true)
         #expect(notice?.client == 9)
-        #expect(service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: ""), last: true) == nil)  // gone after the last
+        // Gone after the last.
+        #expect(service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 7, outcome: ""), last: true) == nil)
 
         let before = path.detector!.assets.count
         let deleted = try Self.request(

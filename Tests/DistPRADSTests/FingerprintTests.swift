@@ -54,7 +54,8 @@ import Testing
         }
         #expect(
             records.contains(
-                "192.168.1.13,55523,SYN,[65535:64:1:64:M1460,N,W5,N,N,T,S,E,E:PZ:unknown:unknown:link:ethernet/modem:uptime:1415hrs]"
+                "192.168.1.13,55523,SYN,[65535:64:1:64:M1460,N,W5,N,N,T,S,E,E:PZ:unknown:unknown:link:"
+                    + "ethernet/modem:uptime:1415hrs]"
             ))
         #expect(
             records.contains(

@@ -196,9 +196,14 @@ struct Wire {
             // Every state once, bit for bit; every packet once, in the order redirected.
             #expect(flows.map { StateChunk.perFlow($0) } == chunks.filter { $0.scope == .perFlow })
             let sentAssets = chunks.filter { $0.scope == .multiFlow }
+            let arrived = assets.map { StateChunk.multiFlow($0) }
+            let firstDifference = zip(arrived, sentAssets).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             #expect(
-                assets.count == sentAssets.count && assets.map { StateChunk.multiFlow($0) } == sentAssets,
-                "\(assets.count) of \(sentAssets.count) assets; differ at \(String(describing: zip(assets.map { StateChunk.multiFlow($0) }, sentAssets).enumerated().first { $0.element.0 != $0.element.1 }?.offset)), sizes \(sentAssets.map { StateCodec.encode($0).count }.max() ?? 0)"
+                assets.count == sentAssets.count && arrived == sentAssets,
+                """
+                \(assets.count) of \(sentAssets.count) assets; differ at \(String(describing: firstDifference)), \
+                sizes \(sentAssets.map { StateCodec.encode($0).count }.max() ?? 0)
+                """
             )
             #expect(
                 out.count == packets.count && out == packets,
@@ -216,7 +221,8 @@ struct Wire {
             }
             #expect(src.summary == dst.summary)
             #expect(src.summary?.perFlowStates == flows.count)
-            #expect(src.counters.stateFrames < src.counters.perFlowStates + src.counters.multiFlowStates)  // several states per frame
+            // Several states per frame.
+            #expect(src.counters.stateFrames < src.counters.perFlowStates + src.counters.multiFlowStates)
             if drop > 0 { #expect(src.endpoint.counters.retransmissions > 0) }
         }
     }
