@@ -149,7 +149,13 @@ struct DistControllerCommand: ParsableCommand {
                 let files = ControlTLS.Files(certificate: tlsCert, key: tlsKey, ca: tlsCa)
                 config.vnfTLS = try ControlTLS.client(files)
                 config.openflowTLS = try ControlTLS.server(files)
-                config.switchCertificate = try switchCert.map { try NIOSSLCertificate(file: $0, format: .pem) }
+                config.switchCertificate = try switchCert.map { path in
+                    // (The switch's own certificate: the first in its file.)
+                    guard let first = try NIOSSLCertificate.fromPEMFile(path).first else {
+                        throw ValidationError("\(path) holds no PEM certificate")
+                    }
+                    return first
+                }
             } catch {
                 throw ValidationError("TLS: \(error)")
             }
