@@ -7,19 +7,27 @@ import Foundation
 /// The asset log file (PRADS's format: a header, then one record per line). A write that fails
 /// (a full disk, a file system gone read-only) does not stop the VNF: the log stops, says why
 /// once (``failure``), and counts the records it could not write; the records stay in the
-/// merged view the admin socket serves.
+/// merged view the admin socket serves. The file is appended to, so a restart keeps what an
+/// earlier run logged, and ``reopen()`` (dist-vnf: on SIGHUP) starts on a new file after
+/// logrotate moved the old one away.
 public final class AssetLog {
-    let fd: Int32
+    var fd: Int32
     public let path: String
     /// Why the log stopped, once it has.
     public private(set) var failure: String?
     /// Records not written since it stopped.
     public private(set) var lost = 0
 
-    /// Opens `path` for writing, created or emptied, and writes the header. (Opened in place,
-    /// not replaced by a new file: a device, a pipe or a link stays what it is.)
+    /// Opens `path` for appending, created if need be; a new or empty file gets the header.
+    /// (Opened in place, not replaced by a new file: a device, a pipe or a link stays what it is.)
     public init(path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        self.path = path
+        fd = try Self.open(path)
+        writeHeaderIfEmpty()
+    }
+
+    static func open(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw CocoaError(
                 .fileWriteNoPermission,
@@ -28,9 +36,26 @@ public final class AssetLog {
                     NSLocalizedDescriptionKey: String(cString: strerror(errno)),
                 ])
         }
-        self.fd = fd
-        self.path = path
-        _ = write([AssetRecord.header], records: 0)
+        return fd
+    }
+
+    /// The header, at the top of a file that has nothing yet (a pipe or a device always gets it).
+    func writeHeaderIfEmpty() {
+        var st = stat()
+        if fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG || st.st_size == 0 {
+            _ = write([AssetRecord.header], records: 0)
+        }
+    }
+
+    /// Closes the file and opens `path` again: after logrotate renamed it, records go to a new
+    /// file. A log that had stopped starts again (its `lost` count stays). Throws, and keeps
+    /// writing where it did, when `path` cannot be opened.
+    public func reopen() throws {
+        let new = try Self.open(path)
+        Glibc.close(fd)
+        fd = new
+        failure = nil
+        writeHeaderIfEmpty()
     }
 
     /// Appends `lines` (each `records` counts how many records they hold). False once the log

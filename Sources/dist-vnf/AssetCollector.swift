@@ -35,6 +35,17 @@ final class AssetCollector: @unchecked Sendable {
         }
     }
 
+    /// After logrotate moved the log away (SIGHUP): records go to a new file at its path.
+    func reopen() {
+        guard let log else { return }
+        do {
+            try log.reopen()
+            emit("[\(name)] asset log \(log.path) reopened")
+        } catch {
+            emit("[\(name)] asset log \(log.path) not reopened (\(error)); writing where it did", to: 2)
+        }
+    }
+
     func close() {
         if let log, log.lost > 0 {
             emit("[\(name)] asset log: \(log.lost) records not written (\(log.failure ?? ""))", to: 2)

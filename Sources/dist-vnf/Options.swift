@@ -53,7 +53,8 @@ struct Options {
                                  read and write state: loopback or a closed network only)
           --signatures DIR       PRADS signature files for asset detection (default: /etc/prads,
                                  as Debian's prads package installs them)
-          --asset-log PATH       write detected assets in PRADS's log format to PATH
+          --asset-log PATH       append detected assets in PRADS's log format to PATH (SIGHUP
+                                 reopens it, for logrotate)
           --no-detection         forward and track flows only (no asset detection)
           --arp                  also learn hosts' Ethernet addresses and vendors from ARP replies
                                  (PRADS's arp=1; off by default, as in prads)

@@ -18,6 +18,8 @@ import Foundation
 
 /// Set by SIGINT or SIGTERM (a C signal handler reaches only a global).
 let stopRequested = ManagedAtomic<Bool>(false)
+/// Set by SIGHUP: the asset log is reopened (after logrotate moved it).
+let reopenRequested = ManagedAtomic<Bool>(false)
 
 /// One dist-vnf process: its data plane (ports, workers, the transfer lcore), the asset log,
 /// and the main lcore's sockets (admin, southbound). Used from the main thread only.
@@ -212,12 +214,15 @@ final class VNFApp {
         )
     }
 
-    /// SIGINT and SIGTERM stop the process cleanly; a closed socket's SIGPIPE is ignored.
+    /// SIGINT and SIGTERM stop the process cleanly; SIGHUP reopens the asset log; a closed
+    /// socket's SIGPIPE is ignored.
     static func installSignalHandlers() {
         _ = stopRequested.load(ordering: .relaxed)
+        _ = reopenRequested.load(ordering: .relaxed)
         let onSignal: @convention(c) (Int32) -> Void = { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT, onSignal)
         signal(SIGTERM, onSignal)
+        signal(SIGHUP) { _ in reopenRequested.store(true, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
     }
 
@@ -258,6 +263,7 @@ final class VNFApp {
             forwardEvents(to: service.eventsOwner)
             forwardNotices()
             assets.collect(from: plane)
+            if reopenRequested.exchange(false, ordering: .relaxed) { assets.reopen() }
             if options.statsPeriod > 0 {
                 let elapsed = Date().timeIntervalSince(lastPrint)
                 if elapsed >= options.statsPeriod {

@@ -3,9 +3,11 @@
 Set DIST_EXTRA_PCAPS=/a.pcap:/b.pcap to hold your own captures to the same parity."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from support import MIX_A, ROOT, VNF, asset_facts, eth, facts_agreement, ipv4, pcapcheck, split_by_flow, tcp, udp, write_pcap
@@ -243,6 +245,65 @@ class DetectionBehaviourTests(unittest.TestCase):
             self.assertEqual(vnf.stop(), 0)
         self.assertEqual(vnf.final_stats()['detection']['records'], 0)
         self.assertIn('detection: off', vnf.output())
+
+    def test_the_asset_log_is_appended_to_and_reopened_on_sighup(self):
+        """A restart appends to the log; after logrotate moves it, SIGHUP starts a new file at
+        its path, with the header, and the moved file keeps what was written before."""
+        d = tempfile.mkdtemp()
+        path, out = os.path.join(d, 'services.pcap'), os.path.join(d, 'out.pcap')
+        frames = service_frames()
+        write_pcap(path, frames)
+        log = os.path.join(d, 'assets.log')
+
+        def run(between=None):
+            vnf = VNF(EAL + ['--vdev', f'net_pcap0,rx_pcap={path},tx_pcap={out}'],
+                      ['--flows', '1024', '--asset-log', log])
+            try:
+                vnf.wait_rx(len(frames))
+                deadline = time.time() + 10
+                while vnf.request({'cmd': 'stats'})['detection']['records'] == 0 and time.time() < deadline:
+                    time.sleep(0.05)
+                if between:
+                    between(vnf)
+            finally:
+                self.assertEqual(vnf.stop(), 0, vnf.output())
+            return vnf
+
+        def records(text):
+            return [line for line in text.splitlines() if not line.startswith('asset,')]
+
+        def logged():
+            with open(log) as f:
+                return records(f.read())
+
+        run()
+        with open(log) as f:
+            first = f.read()
+        self.assertTrue(first.startswith('asset,'), first)
+        self.assertGreater(len(records(first)), 0)
+
+        def rotate(vnf):
+            # (Records reach the log from the main lcore's next round: wait for them.)
+            deadline = time.time() + 10
+            while len(logged()) < 2 * len(records(first)) and time.time() < deadline:
+                time.sleep(0.05)
+            os.rename(log, log + '.1')
+            vnf.process.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while 'reopened' not in vnf.output() and time.time() < deadline:
+                time.sleep(0.05)
+
+        vnf = run(rotate)
+        self.assertIn('asset log', vnf.output())
+        self.assertIn('reopened', vnf.output())
+        with open(log + '.1') as f:
+            moved = f.read()
+        # The header once, the first run's records, then the second's.
+        self.assertEqual(moved.count('asset,'), 1, moved)
+        self.assertTrue(moved.startswith(first), moved)
+        self.assertEqual(len(records(moved)), 2 * len(records(first)))
+        with open(log) as f:
+            self.assertEqual(f.read().splitlines()[0][:6], 'asset,')
 
 
 if __name__ == '__main__':

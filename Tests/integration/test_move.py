@@ -95,6 +95,8 @@ class MoveTests(unittest.TestCase):
         and no switch between them."""
         frames = len(pcapcheck.read_pcap(pcap))
         log = pcap + '-assets.log'
+        if os.path.exists(log):
+            os.remove(log)  # (dist-vnf appends: this run's records only)
         vnf = VNF(['-l', '0-1', '--no-huge', '-m', '512', '--no-pci', '--vdev', f'net_pcap0,rx_pcap={pcap},tx_pcap={pcap}.out'],
                   ['--id', 'offline', '--mbuf-size', '12288', '--flows', '65536', '--asset-log', log])
         try:
