@@ -41,20 +41,20 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible, Bit
         )
     }
 
-    /// A 64-bit hash of the key. Symmetric by construction (the key is canonical), so both
-    /// directions land in the same slot. Three 64x64->128 multiplies, no table.
-    @inlinable
-    public var hashValue64: UInt64 {
-        @inline(__always) get {
-            @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-                let r = a.multipliedFullWidth(by: b)
-                return r.high ^ r.low
-            }
-            let tail = UInt64(loPort) << 48 | UInt64(hiPort) << 32 | UInt64(proto) << 24 | UInt64(vlanKey & 0xFF_FFFF)
-            let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
-            let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3)
-            return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15)
+    /// A 64-bit hash of the key under `seed` (a flow table's ``FlowTable/hashSeed``: secret
+    /// and random per process, so that traffic cannot be made of keys that collide). Symmetric
+    /// by construction (the key is canonical), so both directions land in the same slot. Three
+    /// 64x64->128 multiplies (wyhash's mixing, the seed in each), no table.
+    @inlinable @inline(__always)
+    public func hashValue64(seed: UInt64) -> UInt64 {
+        @inline(__always) func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let r = a.multipliedFullWidth(by: b)
+            return r.high ^ r.low
         }
+        let tail = UInt64(loPort) << 48 | UInt64(hiPort) << 32 | UInt64(proto) << 24 | UInt64(vlanKey & 0xFF_FFFF)
+        let a = mix(loAddr.hi ^ 0xA076_1D64_78BD_642F ^ seed, loAddr.lo ^ 0xE703_7ED1_A0B4_28DB)
+        let b = mix(hiAddr.hi ^ 0x8EBC_6AF0_9C88_C6E3, hiAddr.lo ^ 0x5899_65CC_7537_4CC3 ^ seed)
+        return mix(a ^ tail ^ 0x1D8E_4E27_C47D_124F, b ^ 0x9E37_79B9_7F4A_7C15 ^ seed.byteSwapped)
     }
 
     /// Equality without branches: one OR of XORs over every word of the key.
@@ -81,11 +81,12 @@ public struct FlowProbe: Sendable, BitwiseCopyable {
     public var hash: UInt64
     public var fromLo: Bool
 
+    /// `seed`: the flow table's (``FlowTable/hashSeed``).
     @inlinable @inline(__always)
-    public init(_ info: PacketInfo) {
+    public init(_ info: PacketInfo, seed: UInt64) {
         let (key, fromLo) = FlowKey.canonical(info)
         self.key = key
         self.fromLo = fromLo
-        hash = key.hashValue64
+        hash = key.hashValue64(seed: seed)
     }
 }

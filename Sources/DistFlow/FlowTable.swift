@@ -2,6 +2,10 @@ import Atomics
 import CDistIntrinsics
 import DistPacket
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Idle timeouts, in nanoseconds, after which a flow is expired. The defaults are PRADS's:
 /// TCP 300 s idle, or 5 s after FIN from both sides or a RST; UDP and ICMP 60 s; other 300 s.
 public struct FlowTimeouts: Sendable, Equatable {
@@ -101,8 +105,18 @@ public final class FlowTable {
         return n
     }
 
-    public init(capacity: Int, timeouts: FlowTimeouts = FlowTimeouts()) {
+    /// The key of this process's flow hash: random, so that nobody outside can choose addresses
+    /// whose flows collide in the table; 0 with `SWIFT_DETERMINISTIC_HASHING` set, as Swift's own
+    /// `Hasher` is then (for benchmarks that count instructions).
+    public static let processHashSeed: UInt64 =
+        getenv("SWIFT_DETERMINISTIC_HASHING") != nil ? 0 : UInt64.random(in: 1...UInt64.max)
+
+    /// The key of this table's hash (see ``FlowKey/hashValue64(seed:)``).
+    public let hashSeed: UInt64
+
+    public init(capacity: Int, timeouts: FlowTimeouts = FlowTimeouts(), hashSeed: UInt64 = FlowTable.processHashSeed) {
         precondition(capacity > 0 && capacity < Int(UInt32.max), "flow table capacity out of range")
+        self.hashSeed = hashSeed
         self.capacity = capacity
         self.timeouts = timeouts
         let slotCount = FlowTable.slotCount(for: capacity)
@@ -138,7 +152,7 @@ public final class FlowTable {
     /// state, unless the flow is marked. `index` receives the entry's position (-1 when full).
     @inlinable
     public func track(_ info: PacketInfo, wireLength: UInt32, now: UInt64, index: inout Int) -> TrackOutcome {
-        track(info, probe: FlowProbe(info), wireLength: wireLength, now: now, index: &index)
+        track(info, probe: FlowProbe(info, seed: hashSeed), wireLength: wireLength, now: now, index: &index)
     }
 
     /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
@@ -241,7 +255,7 @@ public final class FlowTable {
 
     /// Position of the flow with this key, if it is in the table.
     public func find(_ key: FlowKey) -> Int? {
-        let h = key.hashValue64
+        let h = key.hashValue64(seed: hashSeed)
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while true {
             let value = slots[slot]
@@ -276,13 +290,13 @@ public final class FlowTable {
         entry.inUse = true
         // A flow comes in unmarked: marks belong to the table that sets them.
         entry.markStorage = FlowMark.normal.rawValue
-        entry.hash = UInt32(truncatingIfNeeded: entry.key.hashValue64)
+        entry.hash = UInt32(truncatingIfNeeded: entry.key.hashValue64(seed: hashSeed))
         if let e = find(entry.key) {
             entries[e] = entry
             return e
         }
         guard state.pointee.freeCount > 0 else { return nil }
-        let h = entry.key.hashValue64
+        let h = entry.key.hashValue64(seed: hashSeed)
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while slots[slot] != 0 { slot = (slot + 1) & slotMask }
         state.pointee.freeCount -= 1

@@ -81,7 +81,7 @@ public final class MoveInstance: MoveHost {
 
     public func key(of frame: [UInt8]) -> FlowKey? {
         let info = PacketParser.parse(frame)
-        return info.hasFlow ? FlowProbe(info).key : nil
+        return info.hasFlow ? FlowKey.canonical(info).0 : nil
     }
 
     public func run(_ frame: [UInt8], on w: Int, pastRules: Bool) { run(frame[...], on: w, pastRules: pastRules) }

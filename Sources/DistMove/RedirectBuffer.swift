@@ -34,7 +34,7 @@ public struct RedirectBuffer {
     public static func key(of frame: ArraySlice<UInt8>) -> FlowKey? {
         var info = PacketInfo()
         frame.withUnsafeBytes { PacketParser.parse($0.baseAddress!, length: $0.count, into: &info) }
-        return info.hasFlow ? FlowProbe(info).key : nil
+        return info.hasFlow ? FlowKey.canonical(info).0 : nil
     }
 
     func mayGo(_ key: FlowKey?) -> Bool {

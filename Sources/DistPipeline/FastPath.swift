@@ -80,7 +80,7 @@ public final class FastPath {
         infos = .allocate(capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = .allocate(capacity: maxBurst)
-        probes.initialize(repeating: FlowProbe(PacketInfo()), count: maxBurst)
+        probes.initialize(repeating: FlowProbe(PacketInfo(), seed: 0), count: maxBurst)
         verdicts = .allocate(capacity: maxBurst)
         verdicts.initialize(repeating: .forward, count: maxBurst)
         owners = .allocate(capacity: maxBurst)
@@ -120,6 +120,7 @@ public final class FastPath {
         let ownership = self.ownership
         let index = self.index
         let several = ownership.workers > 1
+        let seed = table.hashSeed
         var handoffs = false
         var current = eventRule
         let drain = drainFilter
@@ -138,7 +139,7 @@ public final class FastPath {
                     events = true
                     continue
                 }
-                probes[i] = FlowProbe(infos[i])
+                probes[i] = FlowProbe(infos[i], seed: seed)
                 if let rule = current, rule.cutsAtMarker,
                     let verdict = markerVerdict(
                         UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),

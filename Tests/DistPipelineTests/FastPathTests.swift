@@ -165,7 +165,7 @@ import Testing
     static func key(_ frame: PcapFile.Frame) -> FlowKey? {
         var info = PacketInfo()
         frame.bytes.withUnsafeBytes { PacketParser.parse($0.baseAddress!, length: $0.count, into: &info) }
-        return info.hasFlow ? FlowProbe(info).key : nil
+        return info.hasFlow ? FlowKey.canonical(info).0 : nil
     }
 
     /// Late locking: flows present and not exported keep being processed here; an export with
@@ -242,7 +242,7 @@ import Testing
 @Suite struct RedirectTests {
     static func key(_ frame: [UInt8]) -> FlowKey? {
         let info = PacketParser.parse(frame)
-        return info.hasFlow ? FlowProbe(info).key : nil
+        return info.hasFlow ? FlowKey.canonical(info).0 : nil
     }
 
     static func verdict(_ path: FastPath, _ frame: [UInt8], now: UInt64 = 2) -> FastPath.Verdict {
