@@ -283,11 +283,13 @@ final class DistModeMove: MoveRun {
         progress("\(dst.name) holds the switch's packets of \(spec.filter); the switch goes first")
         return src.acknowledged(.movePerFlow(order)).flatMap { ack -> EventLoopFuture<MoveNoticeMessage> in
             self.ibcToken = ack.ibcToken ?? 0
+            self.phase("source-accepted")
             return self.waiting(
                 ready.futureResult, Self.stateTimeout,
                 "\(self.src.name) did not open the channel to \(self.dst.name) within 30 s")
         }.flatMap { _ in
-            self.updateSwitch()
+            self.phase("destination-holding")
+            return self.updateSwitch()
         }.flatMap {
             self.switchTrafficArrives()
         }.flatMap {

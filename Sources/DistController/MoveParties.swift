@@ -58,8 +58,9 @@ protocol MoveSwitch: AnyObject {
     var loop: EventLoop { get }
     var counters: TrafficCounters { get }
     var closed: Bool { get }
-    /// PACKET_OUTs still queued (they are paced).
+    /// PACKET_OUTs still queued (they are paced), and those dropped because the queue was full.
     var queuedPacketOuts: Int { get }
+    var packetOutsDropped: Int { get }
     var onPacketIn: ((OFPacketIn) -> Bool)? { get set }
     @discardableResult
     func flowMod(_ mod: OFFlowMod) -> UInt32

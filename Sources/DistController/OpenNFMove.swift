@@ -57,6 +57,7 @@ final class OpenNFMove {
     var serializeNanoseconds: UInt64 = 0
     var deserializeNanoseconds: UInt64 = 0
     var trafficAtStart: TrafficCounters
+    let packetOutsDroppedAtStart: Int
     // Early release waits for the hosts' (multi-flow) state as well as the flow's.
     var multiFlowIn: Bool
     var flowsInBeforeHosts: [FlowKey] = []
@@ -91,6 +92,7 @@ final class OpenNFMove {
         matches = try SwitchRules.matches(for: spec.filter, inPort: ingressPort)
         multiFlowIn = !spec.scopes.contains(.multiFlow)
         trafficAtStart = source.counters + destination.counters + sw.counters
+        packetOutsDroppedAtStart = sw.packetOutsDropped
         report.id = id
         report.move = spec.description
     }
@@ -417,6 +419,15 @@ final class OpenNFMove {
         src.onEvent = nil
         sw.onPacketIn = nil
         report.packetsBuffered = buffer.buffered
+        if buffer.dropped > 0 {
+            report.warnings.append(
+                "\(buffer.dropped) redirected packets dropped: the controller's buffer held "
+                    + "\(buffer.limitBytes >> 20) MB waiting for their state")
+        }
+        if sw.packetOutsDropped > packetOutsDroppedAtStart {
+            let dropped = sw.packetOutsDropped - packetOutsDroppedAtStart
+            report.warnings.append("\(dropped) PACKET_OUTs dropped: the queue to the switch was full")
+        }
         if let s = stateStarted, let r = lastRedirect { report.redirTime = Self.seconds(s, r) }
         report.serializeSeconds = Double(serializeNanoseconds) / 1e9
         report.deserializeSeconds = Double(deserializeNanoseconds) / 1e9

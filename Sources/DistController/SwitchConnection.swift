@@ -73,6 +73,15 @@ final class SwitchConnection {
     private var drained: [EventLoopPromise<Void>] = []
     /// PACKET_OUTs per second at most (sent in slices every millisecond).
     var packetOutRate = 10_000
+    /// The most bytes of PACKET_OUTs that wait at once: one that would go beyond is dropped and
+    /// counted (``packetOutsDropped``), so that traffic the pacing holds back cannot fill the
+    /// controller's memory.
+    var packetOutLimitBytes = 256 << 20
+    private var queuedBytes = 0
+    private(set) var packetOutsDropped = 0
+    /// The current millisecond's slice: when it began and how many went in it.
+    private var sliceStart = NIODeadline.uptimeNanoseconds(0)
+    private var sentInSlice = 0
 
     /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32 = OpenFlow.portController) {
@@ -83,19 +92,31 @@ final class SwitchConnection {
     /// control packet goes to both VNFs at once).
     func packetOut(_ frame: [UInt8], ports: [UInt32], inPort: UInt32 = OpenFlow.portController) {
         loop.preconditionInEventLoop()
+        guard queuedBytes + frame.count <= packetOutLimitBytes else {
+            packetOutsDropped += 1
+            return
+        }
+        queuedBytes += frame.count
         packetOuts.append((frame, ports, inPort))
         if pacing == nil { pace() }
     }
 
+    /// Sends what the current millisecond's slice still allows (a slice per millisecond, of
+    /// packetOutRate / 1000), and comes back at the next slice for the rest.
     private func pace() {
         pacing = nil
+        let now = loop.now
+        if now - sliceStart >= .milliseconds(1) {
+            sliceStart = now
+            sentInSlice = 0
+        }
         let slice = max(1, packetOutRate / 1000)
-        var n = 0
-        while packetOutHead < packetOuts.count && n < slice {
+        while packetOutHead < packetOuts.count && sentInSlice < slice {
             let p = packetOuts[packetOutHead]
+            queuedBytes -= p.frame.count
             packetOuts[packetOutHead].frame = []
             packetOutHead += 1
-            n += 1
+            sentInSlice += 1
             send(
                 .packetOut(
                     xid: xid(),
@@ -105,7 +126,7 @@ final class SwitchConnection {
                     )))
         }
         if packetOutHead < packetOuts.count {
-            pacing = loop.scheduleTask(in: .milliseconds(1)) { self.pace() }
+            pacing = loop.scheduleTask(deadline: sliceStart + .milliseconds(1)) { self.pace() }
         } else {
             packetOuts = []
             packetOutHead = 0

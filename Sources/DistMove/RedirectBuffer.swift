@@ -21,11 +21,19 @@ public struct RedirectBuffer {
     public private(set) var open = false
     /// Packets that had to wait.
     public private(set) var buffered = 0
-    /// Packets waiting now.
+    /// Packets waiting now, and their bytes.
     public private(set) var waitingCount = 0
+    public private(set) var waitingBytes = 0
+    /// The most bytes that wait at once: a packet that would go beyond is dropped and counted
+    /// (``dropped``), so that a Move whose state is slow to come cannot fill the controller's
+    /// memory with the traffic of the flows it moves.
+    public let limitBytes: Int
+    /// Packets dropped because the buffer was full.
+    public private(set) var dropped = 0
 
-    public init(earlyRelease: Bool) {
+    public init(earlyRelease: Bool, limitBytes: Int = 256 << 20) {
         self.earlyRelease = earlyRelease
+        self.limitBytes = limitBytes
     }
 
     /// The flow a frame belongs to (nil: not a flow the table tracks).
@@ -49,8 +57,13 @@ public struct RedirectBuffer {
     public mutating func arrived(_ frame: [UInt8], key: FlowKey?) -> [[UInt8]] {
         // A flow with packets still waiting keeps its order behind them.
         if mayGo(key) && (key.map { waitingByFlow[$0] == nil } ?? true) { return [frame] }
+        guard waitingBytes + frame.count <= limitBytes else {
+            dropped += 1
+            return []
+        }
         buffered += 1
         waitingCount += 1
+        waitingBytes += frame.count
         waiting.append((key, frame))
         if earlyRelease, let key { waitingByFlow[key, default: []].append(waiting.count - 1) }
         return []
@@ -83,7 +96,10 @@ public struct RedirectBuffer {
         guard let positions = waitingByFlow.removeValue(forKey: key) else { return [] }
         var out: [[UInt8]] = []
         for p in positions {
-            if let item = waiting[p] { out.append(item.frame) }
+            if let item = waiting[p] {
+                out.append(item.frame)
+                waitingBytes -= item.frame.count
+            }
             waiting[p] = nil
             waitingCount -= 1
         }
@@ -97,6 +113,7 @@ public struct RedirectBuffer {
         let out = waiting.compactMap { $0?.frame }
         waiting = []
         waitingCount = 0
+        waitingBytes = 0
         waitingByFlow = [:]
         return out
     }

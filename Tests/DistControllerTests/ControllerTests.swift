@@ -132,6 +132,35 @@ import Testing
     }
 }
 
+/// PACKET_OUTs wait for their pace in a queue of bounded bytes: what would go beyond is dropped
+/// and counted, what it holds goes out in order.
+@Suite struct PacketOutQueueTests {
+    @Test func aFullQueueDropsAndCounts() throws {
+        let channel = EmbeddedChannel()
+        let sw = SwitchConnection(channel: channel, log: { _ in })
+        sw.packetOutRate = 1000  // one a millisecond: the rest wait
+        sw.packetOutLimitBytes = 300
+        for i in 0..<5 { sw.packetOut([UInt8](repeating: UInt8(i), count: 100), port: 2) }
+        // The first went at once; three wait (300 bytes); the fifth did not fit.
+        #expect(sw.queuedPacketOuts == 3)
+        #expect(sw.packetOutsDropped == 1)
+        var sent: [UInt8] = []
+        for _ in 0..<4 {
+            while let b = try channel.readOutbound(as: ByteBuffer.self) {
+                if case .packetOut(_, let p) = try OFMessage.decode(Array(b.readableBytesView)) {
+                    sent.append(p.data[0])
+                }
+            }
+            channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        }
+        #expect(sent == [0, 1, 2, 3])
+        #expect(sw.queuedPacketOuts == 0)
+        // Room again.
+        sw.packetOut([9], port: 2)
+        #expect(sw.packetOutsDropped == 1)
+    }
+}
+
 /// A dist Move between instances of different channel versions is refused before it starts.
 @Suite struct ChannelVersionTests {
     @Test func differentVersionsAreRefusedWithBothNames() {

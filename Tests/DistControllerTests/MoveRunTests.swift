@@ -112,6 +112,7 @@ final class LoopbackSwitch: MoveSwitch {
     var counters = TrafficCounters()
     var closed = false
     var queuedPacketOuts: Int { 0 }
+    var packetOutsDropped: Int { 0 }
     var onPacketIn: ((OFPacketIn) -> Bool)?
     var vnfs: [UInt32: LoopbackVNF] = [:]
     /// The ports the moved flows' packets go out of.

@@ -365,4 +365,26 @@ enum SwitchModel {
         #expect(rest == Self.sample.filter { $0.key == keys[1] }.map { $0.frame } + [[8]])
         #expect(b.waitingCount == 0)
     }
+
+    /// A full buffer drops what would go beyond its bytes, counted; what it holds goes on in
+    /// order, and room made by a release is used again.
+    @Test func aFullBufferDropsAndCountsWhatDoesNotFit() {
+        let frames = Self.sample.prefix(10).map { $0.frame }
+        let limit = frames.prefix(4).reduce(0) { $0 + $1.count }
+        var b = RedirectBuffer(earlyRelease: false, limitBytes: limit)
+        for f in frames { #expect(b.arrived(f, key: nil).isEmpty) }
+        #expect(b.waitingCount == 4 && b.waitingBytes == limit)
+        #expect(b.dropped == 6)
+        #expect(b.releaseAll() == Array(frames.prefix(4)))
+        #expect(b.waitingBytes == 0)
+        // Open now: packets go at once, nothing counts against the bound.
+        #expect(b.arrived(frames[9], key: nil) == [frames[9]])
+        var e = RedirectBuffer(earlyRelease: true, limitBytes: frames[0].count)
+        let key = Self.sample[0].key
+        #expect(e.arrived(frames[0], key: key).isEmpty)
+        #expect(e.arrived(frames[0], key: key).isEmpty)
+        #expect(e.dropped == 1)
+        #expect(e.stateIn([key]) == [frames[0]])
+        #expect(e.waitingBytes == 0)
+    }
 }

@@ -39,7 +39,7 @@ class DrillTests(unittest.TestCase):
         reply = admin_request(os.path.join(bed.dir, f'{vnf}.sock'), {'cmd': 'flows', 'limit': 100000})
         return [f for f in reply.get('flows', []) if f['client'].startswith('10.') or f['server'].startswith('10.')]
 
-    def move_that_kills(self, bed, guarantee):
+    def move_that_kills(self, bed, guarantee, plan=()):
         """Brings the test bed up, starts the replay and, 1.5 s into it, a dist Move from vnf1
         to vnf2 (its controller dies on the way). Returns the replay's thread."""
         out = bed.run('up')
@@ -47,20 +47,21 @@ class DrillTests(unittest.TestCase):
         replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
         replay.start()
         time.sleep(MOVE_AT)
-        opt = 'pz' if guarantee == 'op' else 'pz,ll,er'
+        opt = 'pz' if guarantee == 'op' else 'pz,er' if plan else 'pz,ll,er'
         bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', guarantee,
-                '--opt', opt, '--mode', 'dist', check=False)
+                '--opt', opt, '--mode', 'dist', *plan, check=False)
         return replay
 
-    def drill(self, die_at, source_says, flows_end_at):
-        """A dist LF Move whose controller is killed at `die_at`: the source's log says
-        `source_says` within the Move's patience (3 s) and 5 s of the start, the moved flows are at
-        `flows_end_at` only, and once the controller is back a Move of them the other way
-        completes; the checker finds nothing lost or duplicated."""
-        directory = os.path.join(self.tmp, die_at)
+    def drill(self, die_at, source_says, flows_end_at, plan=()):
+        """A dist LF Move (state first, or as `plan` says) whose controller is killed at
+        `die_at`: the source's log says `source_says` within the Move's patience (3 s) and 5 s
+        of the start, the moved flows are at `flows_end_at` only, and once the controller is
+        back a Move of them the other way completes; the checker finds nothing lost or
+        duplicated."""
+        directory = os.path.join(self.tmp, '-'.join([die_at, *plan[1:]]))
         bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at)
         calm = TestBed(directory)
-        replay = self.move_that_kills(bed, 'lf')
+        replay = self.move_that_kills(bed, 'lf', plan)
         try:
             with open(os.path.join(directory, 'controller.log')) as f:
                 self.assertIn(f'DIST_CONTROLLER_DIE_AT={die_at}: killed', f.read())
@@ -137,6 +138,18 @@ class DrillTests(unittest.TestCase):
         """The state is at the destination, the switch never changes: the source asks the
         destination to give the Move up and takes its flows back."""
         self.drill('state-sent', 'aborted (the controller did not update the switch within 3.0 s', 'vnf1')
+
+    def test_controller_killed_before_a_redirect_first_switch_update(self):
+        """Redirect-first: the destination holds the switch's packets, the switch never changes:
+        the source gives the Move up and keeps its flows."""
+        self.drill('destination-holding', 'aborted (the controller did not update the switch within 3.0 s', 'vnf1',
+                   plan=('--plan', 'redirect-first'))
+
+    def test_controller_killed_after_a_redirect_first_switch_update(self):
+        """Redirect-first: the switch sends the moved traffic to the destination, the in-band
+        control packet never comes: the source ends the Move as if it had."""
+        self.drill('switch-updated', 'completed (no in-band control packet within 3.0 s of the switch update', 'vnf2',
+                   plan=('--plan', 'redirect-first'))
 
 
 if __name__ == '__main__':
