@@ -27,6 +27,7 @@ extension MoveEngine {
         /// the destination holds, whether the export began (at the IBC).
         var openSequence: UInt32 = 0
         var readyNotified = false
+        var readyAt: UInt64 = 0
         var exportStarted = false
         var ibcSeen = false
         /// OP: the controller heard that the destination gets the switch's copies.
@@ -194,6 +195,7 @@ extension MoveEngine {
             // Redirect-first: once the destination holds, the controller may update the switch.
             guard !move.readyNotified, session.endpoint.acknowledgedThrough >= move.openSequence else { return false }
             move.readyNotified = true
+            move.readyAt = now
             notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
             return true
         }
@@ -219,7 +221,8 @@ extension MoveEngine {
     }
 
     /// A Move the controller stopped driving (it died, or lost the switch) ends here on its
-    /// own, `order.patience` after the controller's next step was due:
+    /// own, `order.patience` after the controller's next step was due (the state at the
+    /// destination; redirect-first: the destination holding):
     /// - no sign that the switch sends the moved traffic elsewhere (the destination has not
     ///   seen it): the Move is given up, and the flows are this instance's again;
     /// - LF, the switch's traffic reaches the destination but no in-band control packet came:
@@ -230,8 +233,9 @@ extension MoveEngine {
     /// meanwhile (the destination drops its copies, this instance redirects its own).
     /// Returns whether it did anything.
     func overdue(_ move: Outgoing, now: UInt64) -> Bool {
-        guard move.guarded, move.stateSentNotified, !move.order.redirectFirst, !move.ibcSeen, move.ibcDrain == nil,
-            move.ibcFirstAt == 0
+        let redirectFirst = move.order.redirectFirst
+        guard move.guarded, redirectFirst ? move.readyNotified : move.stateSentNotified, !move.ibcSeen,
+            move.ibcDrain == nil, move.ibcFirstAt == 0
         else { return false }
         let patience = move.order.patience
         if move.copiesNotified {
@@ -240,10 +244,11 @@ extension MoveEngine {
             passed(move, now: now)
             return true
         }
-        guard now &- move.stateSentAt > patience else { return false }
+        guard now &- (redirectFirst ? move.readyAt : move.stateSentAt) > patience else { return false }
         giveUp(
-            move, "the controller did not update the switch within \(Double(patience) / 1e9) s of the state's arrival",
-            now: now)
+            move,
+            "the controller did not update the switch within \(Double(patience) / 1e9) s of "
+                + (redirectFirst ? "the destination's holding" : "the state's arrival"), now: now)
         return true
     }
 

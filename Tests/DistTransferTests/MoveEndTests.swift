@@ -102,6 +102,40 @@ import Testing
         bed.expectMovedWhole("\(workers)")
     }
 
+    /// A redirect-first Move whose destination holds (the switch may now go first); the test's
+    /// switch still sends everything to A.
+    static func destinationHolding() -> MoveBed {
+        var bed = MoveBed(workersA: 1, workersB: 1)
+        for _ in 0..<5 { bed.traffic(to: [bed.a]) }
+        var order = bed.order("lf")
+        order.redirectFirst = true
+        order.patience = patience
+        bed.a.engine.start(order, now: bed.a.clock)
+        #expect(bed.run(sending: [bed.a]) { $0.a.notice("moveReady") != nil }, "B never held")
+        return bed
+    }
+
+    /// Redirect-first, the controller died before it updated the switch: once its patience has
+    /// run out the source gives the Move up, and the flows are its own again.
+    @Test func aRedirectFirstMoveTheSwitchNeverFollowsIsGivenUp() {
+        var bed = Self.destinationHolding()
+        #expect(bed.run(limit: 1000, sending: [bed.a]) { $0.a.notice("moveComplete") != nil })
+        #expect(bed.a.notice("moveComplete")?.reason?.contains("within 0.05 s of the destination's holding") == true)
+        Self.expectBackAtTheSource(&bed)
+    }
+
+    /// Redirect-first, the switch sends the traffic to B but the in-band control packet never
+    /// comes: the source ends the Move as if it had (its state goes then), and B lets go.
+    @Test func aRedirectFirstMoveEndsWithoutItsControlPacket() {
+        var bed = Self.destinationHolding()
+        for _ in 0..<3 { bed.traffic(to: [bed.a]) }
+        #expect(bed.run(sending: [bed.b]) { $0.a.notice("moveComplete") != nil && $0.b.notice("incomingEnded") != nil })
+        #expect(bed.a.notice("moveComplete")?.outcome == "completed")
+        #expect(bed.a.notice("moveComplete")?.counters["ibcMissing"] == 1)
+        for _ in 0..<3 { bed.traffic(to: [bed.b]) }
+        bed.expectMovedWhole()
+    }
+
     /// OP while the switch copies the traffic to both waits for the controller: an end either
     /// way would have both VNFs process the copies, or neither.
     @Test func anOrderPreservingMoveWaitsForItsControlPacket() {
