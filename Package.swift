@@ -138,7 +138,8 @@ let package = Package(
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
         .executableTarget(
-            name: "dist-wire", dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline"],
+            name: "dist-wire",
+            dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline", "DistLoopback"],
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "DistController",

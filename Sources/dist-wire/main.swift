@@ -16,10 +16,15 @@ import Foundation
 let usage = """
     usage: dist-wire <EAL options> -- replay --pcap FILE --pps N [--loop K]
            dist-wire <EAL options> -- record --out FILE[,FILE...]
+           dist-wire <EAL options> -- generate --pps N --seconds S [--flows F] [--spoofed M]
+                                               [--spoof-every K] [--size BYTES]
       replay  sends FILE's frames out of port 0 at N frames a second (K times over), then
               says how many went and how long it took
       record  writes what port i receives to the i-th FILE (pcap, nanosecond times) until
               SIGINT or SIGTERM; SIGUSR2 flushes the files
+      generate  sends a soak's traffic out of port 0 at N frames a second for S seconds: F UDP
+              flows in turn (default 1,000,000) and, every K-th frame (default 4), an IPv6 SYN
+              from one of M source addresses in turn (default 0)
     """
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -33,11 +38,12 @@ guard let split = arguments.firstIndex(of: "--") else {
 }
 let ealArguments = Array(arguments[..<split])
 var rest = Array(arguments[(split + 1)...])
-guard let command = rest.first, ["replay", "record"].contains(command) else { fail(usage, code: 2) }
+guard let command = rest.first, ["replay", "record", "generate"].contains(command) else { fail(usage, code: 2) }
 rest.removeFirst()
 var options: [String: String] = [:]
 while let name = rest.first {
-    guard name.hasPrefix("--"), rest.count >= 2, ["--pcap", "--pps", "--loop", "--out"].contains(name) else {
+    let known = ["--pcap", "--pps", "--loop", "--out", "--seconds", "--flows", "--spoofed", "--spoof-every", "--size"]
+    guard name.hasPrefix("--"), rest.count >= 2, known.contains(name) else {
         fail("bad argument '\(name)'\n" + usage, code: 2)
     }
     options[name] = rest[1]
@@ -72,6 +78,22 @@ func waitForLinks() {
 }
 
 // MARK: - replay
+
+/// Sends the `count` frames of `burst` out of port 0, waiting while its ring is full: frames are
+/// never dropped here. Returns how many times it waited.
+func transmitAll(_ burst: UnsafeMutablePointer<OpaquePointer?>, _ count: Int) -> Int {
+    var out = 0
+    var waits = 0
+    while out < count {
+        let k = Int(dist_tx_burst(ports[0].id, 0, burst + out, UInt16(count - out)))
+        out += k
+        if k == 0 {
+            waits += 1
+            usleep(10)
+        }
+    }
+    return waits
+}
 
 func replay() {
     guard let path = options["--pcap"], let pps = options["--pps"].flatMap(Double.init), pps > 0 else {
@@ -123,16 +145,7 @@ func replay() {
             burst[made] = m
             made += 1
         }
-        var out = 0
-        while out < made {
-            // (A full ring waits for the switch: frames are never dropped here.)
-            let k = Int(dist_tx_burst(ports[0].id, 0, burst + out, UInt16(made - out)))
-            out += k
-            if k == 0 {
-                retries += 1
-                usleep(10)
-            }
-        }
+        retries += transmitAll(burst, made)
         sent += made
     }
     let seconds = Double(clock.now() - start) / 1e9
@@ -197,7 +210,11 @@ func record() {
     print("dist-wire: recorded \(counts.map(String.init).joined(separator: ", ")) frames")
 }
 
-if command == "replay" { replay() } else { record() }
+switch command {
+case "replay": replay()
+case "generate": generate(options)
+default: record()
+}
 for port in ports {
     port.stop()
     port.close()

@@ -34,16 +34,15 @@ import argparse
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
+
+from dpdkproc import Process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIST_VNF = os.path.join(ROOT, '.build', 'release', 'dist-vnf')
@@ -83,45 +82,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
-
-
-class Process:
-    """A DPDK process of the benchmark, its output read as it comes."""
-
-    def __init__(self, name, command):
-        self.name = name
-        self.lines = []
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, text=True, bufsize=1)
-
-    def read(self, seconds):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.time()))
-            if ready:
-                line = self.process.stdout.readline()
-                if not line:
-                    raise SystemExit(f'{self.name} stopped:\n' + ''.join(self.lines[-30:]))
-                self.lines.append(line)
-
-    def wait_for(self, text, seconds=30):
-        deadline = time.time() + seconds
-        while not any(text in line for line in self.lines):
-            if time.time() > deadline:
-                raise SystemExit(f'{self.name}: no "{text}" within {seconds} s:\n' + ''.join(self.lines[-30:]))
-            self.read(0.2)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        rest = self.process.stdout.read()
-        if rest:
-            self.lines.append(rest)
 
 
 def dist_vnf(name, eal, options):
