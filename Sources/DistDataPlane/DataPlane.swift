@@ -19,6 +19,8 @@ public struct DataPlaneConfig: Sendable {
     public var signatures: PRADSSignatures?
     /// Learn hosts' Ethernet addresses from ARP replies (PRADS's `arp=1`).
     public var arp = false
+    /// Hosts each worker's detection keeps (see ``Detector/maxAssets``).
+    public var maxHostsPerWorker = 1 << 20
     /// Workers give their CPU up (sched_yield) after a poll round that found nothing: for hosts
     /// where lcores share CPUs with other busy threads (the one-machine test bed). Off: pure
     /// busy polling, as on dedicated cores.
@@ -126,6 +128,7 @@ public final class DataPlane: @unchecked Sendable {
             if let signatures = config.signatures {
                 detector = Detector(signatures: signatures)
                 detector?.arp = config.arp
+                detector?.maxAssets = config.maxHostsPerWorker
                 detector?.onRecord = { records.push($0) }
             }
             let worker = Worker(

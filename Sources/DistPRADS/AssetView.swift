@@ -13,8 +13,19 @@ public final class AssetView {
     var byAsset: [String: [Slot: AssetRecord]] = [:]
     var addresses: [String: IPAddress] = [:]
     public private(set) var recordCount = 0
+    /// At most this many assets (dist-vnf: every worker's bound together). A new one beyond it
+    /// takes the place of the asset that has gone longest without a new record.
+    public var maxAssets: Int
+    /// Assets forgotten to make room.
+    public private(set) var evicted = 0
+    /// Assets in the order their last record came (entries of older records are skipped).
+    var order: [(asset: String, record: Int)] = []
+    var orderHead = 0
+    var lastRecord: [String: Int] = [:]
 
-    public init() {}
+    public init(maxAssets: Int = .max) {
+        self.maxAssets = maxAssets
+    }
 
     public var assetCount: Int { byAsset.count }
 
@@ -32,10 +43,38 @@ public final class AssetView {
             if known.info == record.info { return false }
             if service && Self.isPortGuess(record.info) && !Self.isPortGuess(known.info) { return false }
         }
+        if byAsset[record.asset] == nil && byAsset.count >= maxAssets { evictOne() }
         recordCount += 1
         byAsset[record.asset, default: [:]][slot] = record
         if addresses[record.asset] == nil, let a = IPAddress(text: record.asset) { addresses[record.asset] = a }
+        lastRecord[record.asset] = recordCount
+        if order.count - orderHead >= 2 * byAsset.count + 1024 {
+            // (Entries of records superseded since are as many as the assets: made anew.)
+            order = lastRecord.sorted { $0.value < $1.value }.map { ($0.key, $0.value) }
+            orderHead = 0
+        } else {
+            order.append((record.asset, recordCount))
+        }
         return true
+    }
+
+    /// Forgets the asset whose last record is the oldest.
+    func evictOne() {
+        while orderHead < order.count {
+            let (asset, record) = order[orderHead]
+            orderHead += 1
+            if orderHead >= 1024 && orderHead * 2 >= order.count {
+                order.removeFirst(orderHead)
+                orderHead = 0
+            }
+            // (A later record of it has an entry further on.)
+            guard lastRecord[asset] == record else { continue }
+            byAsset[asset] = nil
+            addresses[asset] = nil
+            lastRecord[asset] = nil
+            evicted += 1
+            return
+        }
     }
 
     /// "service:@name": named after the port only.

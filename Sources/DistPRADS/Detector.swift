@@ -76,7 +76,10 @@ public final class Detector {
     /// The fingerprint databases by kind (FingerprintKind's order), nil where no file was loaded.
     let databases: [TCPFingerprintDatabase?]
     public private(set) var assets: [IPAddress: Asset] = [:]
-    public private(set) var counters = Counters()
+    /// Hosts in the order they were learnt, with when each was queued: the eviction order
+    /// (``evictOne()``). Entries of hosts gone since are skipped when their turn comes.
+    var hostQueue = HostQueue()
+    public internal(set) var counters = Counters()
     /// Receives each record the moment it is learnt (PRADS logs at discovery).
     public var onRecord: ((AssetRecord) -> Void)?
 
@@ -100,24 +103,35 @@ public final class Detector {
         public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0, arpRecords = 0
         /// Payloads run through a signature list.
         public var regexRuns = 0
-        /// Hosts not learnt because the table held ``Detector/maxAssets`` already, and OS or
-        /// service entries not added to a host that held its limit (spoofed sources, a scan).
+        /// Hosts not learnt because the table held ``Detector/maxAssets`` already and none could
+        /// go, and OS or service entries not added to a host that held its limit (spoofed
+        /// sources, a scan).
         public var assetsRefused = 0, entriesRefused = 0
+        /// Hosts forgotten to make room for new ones (see ``Detector/maxAssets``).
+        public var assetsEvicted = 0
     }
 
-    /// At most this many hosts are learnt from traffic (each worker's detector); a host already
-    /// known is still updated, and a Move's import is not refused (its source kept the same
-    /// limit). Without it, packets from spoofed sources grew the table without end.
+    /// At most this many hosts are learnt from traffic (each worker's detector; dist-vnf's
+    /// `--max-hosts`). A new host beyond it takes the place of the host learnt longest ago that
+    /// has not been seen since (a second chance, as the CLOCK page replacement gives): a flood
+    /// of spoofed sources, each seen once, churns through itself and leaves the hosts that keep
+    /// talking. A Move's import is not refused (its source kept the same limit). Without a
+    /// bound, spoofed sources grew the table without end.
     public var maxAssets = 1 << 20
     /// At most this many OS fingerprints and services per host.
     public var maxEntriesPerHost = 256
 
-    /// Whether the sender may have an asset: known, or room for one more (counted when not).
+    /// Whether the sender may have an asset: known, or room for one more, if need be made by
+    /// forgetting another (``evictOne()``); counted when not.
     @inline(__always)
-    func admits(_ address: IPAddress) -> Bool {
-        if assets.count < maxAssets || assets[address] != nil { return true }
-        counters.assetsRefused += 1
-        return false
+    func admits(_ address: IPAddress, at now: UInt64) -> Bool {
+        if assets[address] != nil { return true }
+        guard assets.count < maxAssets || evictOne() else {
+            counters.assetsRefused += 1
+            return false
+        }
+        queue(address, at: now)
+        return true
     }
 
     /// Matches abandoned at the PCRE2 match limit (counted as no match).
@@ -144,7 +158,7 @@ public final class Detector {
         let ip = IPAddress(
             ipv4: UInt32(frame[arp + 14]) << 24 | UInt32(frame[arp + 15]) << 16
                 | UInt32(frame[arp + 16]) << 8 | UInt32(frame[arp + 17]))
-        guard admits(ip) else { return }
+        guard admits(ip, at: timestamp) else { return }
         var asset = assets[ip] ?? Asset(vlan: vlan, firstSeen: timestamp, lastSeen: timestamp)
         asset.lastSeen = timestamp
         defer { assets[ip] = asset }
@@ -167,7 +181,12 @@ public final class Detector {
     /// Puts a host's asset in place of what this detector had for it.
     /// Imports what another instance knows of a host, merged with what this one knows.
     public func put(_ asset: Asset, at address: IPAddress) {
-        assets[address] = assets[address].map { $0.merged(with: asset) } ?? asset
+        if let known = assets[address] {
+            assets[address] = known.merged(with: asset)
+        } else {
+            assets[address] = asset
+            queue(address, at: asset.lastSeen)
+        }
     }
 
     /// Forgets a host.
@@ -339,7 +358,7 @@ public final class Detector {
     }
 
     func updateService(_ p: DetectionPacket, service: String, application: String) {
-        guard admits(p.source) else { return }
+        guard admits(p.source, at: p.timestamp) else { return }
         touch(p)
         let port = p.role == .client ? p.destinationPort : p.sourcePort
         if let i = assets[p.source]!.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
@@ -418,7 +437,7 @@ public final class Detector {
     func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
         guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
         let matched = match(&e, kind: kind)
-        guard admits(p.source) else { return }
+        guard admits(p.source, at: p.timestamp) else { return }
         let known = withAsset(p) { asset in asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) }
         if known { return }
         guard assets[p.source]!.os.count < maxEntriesPerHost else {

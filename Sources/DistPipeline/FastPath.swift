@@ -417,6 +417,7 @@ public final class FastPath {
             stats.pointee.matchLimitHits = UInt64(detector.matchLimitHits)
             stats.pointee.assets = UInt64(detector.assets.count)
             stats.pointee.assetsRefused = UInt64(detector.counters.assetsRefused + detector.counters.entriesRefused)
+            stats.pointee.assetsEvicted = UInt64(detector.counters.assetsEvicted)
         }
     }
 

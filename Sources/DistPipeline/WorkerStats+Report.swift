@@ -20,7 +20,7 @@ extension WorkerStats {
             public var handedOff, received, ringFull: UInt64
         }
         public struct Detection: Encodable, Equatable, Sendable {
-            public var records, signatureRuns, matchLimitHits, assets, refused: UInt64
+            public var records, signatureRuns, matchLimitHits, assets, refused, evicted: UInt64
         }
 
         public var rxPackets, rxBytes, txPackets, txDropped, txBacklogHigh, bursts, loops: UInt64
@@ -60,6 +60,6 @@ extension WorkerStats {
             handoff: Report.Handoff(handedOff: handedOff, received: handoffReceived, ringFull: handoffRingFull),
             detection: Report.Detection(
                 records: assetRecords, signatureRuns: signatureRuns, matchLimitHits: matchLimitHits,
-                assets: assets, refused: assetsRefused))
+                assets: assets, refused: assetsRefused, evicted: assetsEvicted))
     }
 }

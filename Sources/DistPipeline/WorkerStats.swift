@@ -32,6 +32,8 @@ public struct WorkerStats: Sendable {
     public var assets: UInt64 = 0
     /// Hosts, and OS or service entries of a host, not learnt because a table was at its limit.
     public var assetsRefused: UInt64 = 0
+    /// Hosts detection forgot to make room for new ones.
+    public var assetsEvicted: UInt64 = 0
     /// Events: packets raised to the controller, packets held, packets that found the hold
     /// queue full (raised, not held: counted, never silent), and events the ring to the main
     /// lcore could not take.
@@ -113,6 +115,7 @@ public struct WorkerStats: Sendable {
         s.signatureRuns &+= b.signatureRuns
         s.matchLimitHits &+= b.matchLimitHits
         s.assetsRefused &+= b.assetsRefused
+        s.assetsEvicted &+= b.assetsEvicted
         s.assets &+= b.assets
         s.eventsRaised &+= b.eventsRaised
         s.eventsHeld &+= b.eventsHeld

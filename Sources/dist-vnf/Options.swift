@@ -58,6 +58,8 @@ struct Options {
           --no-detection         forward and track flows only (no asset detection)
           --arp                  also learn hosts' Ethernet addresses and vendors from ARP replies
                                  (PRADS's arp=1; off by default, as in prads)
+          --max-hosts N          hosts each worker's detection keeps (default: 1048576); beyond,
+                                 a new host replaces the host learnt longest ago and not seen since
           --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
@@ -293,6 +295,7 @@ extension DataPlaneConfig {
         switch argument {
         case "--flows": flowsPerWorker = try reader.integer(argument, 16...(1 << 28))
         case "--arp": arp = true
+        case "--max-hosts": maxHostsPerWorker = try reader.integer(argument, 16...(1 << 26))
         case "--idle-yield": idleYield = true
         case "--idle-sleep":
             let text = try reader.value(argument)

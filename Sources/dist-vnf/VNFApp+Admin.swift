@@ -1,5 +1,6 @@
 import DistDataPlane
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
 import DistServer
@@ -27,7 +28,7 @@ extension VNFApp {
                         totals: plane.totalStats().report,
                         more: StatsReply(
                             id: name, uptimeS: Date().timeIntervalSince(startTime),
-                            workers: plane.workerStats().map(\.report))))
+                            workers: plane.workerStats().map(\.report), assetView: AssetViewCounters(assets.view))))
             case "flows":
                 let limit = try request.integer("limit", default: 100, max: 100_000)
                 let (flows, complete) = plane.flows(limit: limit)
@@ -94,6 +95,16 @@ struct StatsReply: Encodable {
     var id: String
     var uptimeS: Double
     var workers: [WorkerStats.Report]
+    var assetView: AssetViewCounters
+}
+
+struct AssetViewCounters: Encodable {
+    var assets, evicted: Int
+
+    init(_ view: AssetView) {
+        assets = view.assetCount
+        evicted = view.evicted
+    }
 }
 
 struct FlowsReply: Encodable {
@@ -179,6 +190,8 @@ struct FinalStats: Encodable {
     var ports: [PortReport]
     var workers: [WorkerStats.Report]
     var droppedRecords, unclaimedEvents: Int
+    /// The merged view of every worker's assets: how many it holds, how many it forgot for room.
+    var assetView: AssetViewCounters
     /// Absent without a transfer lcore.
     var channel: Channel?
 }

@@ -86,6 +86,7 @@ final class VNFApp {
             fail("\(error)", code: 2)
         }
         let plane = startDataPlane(argv[0], ealArguments, dataConfig)
+        assets.view.maxAssets = plane.workers.count * dataConfig.maxHostsPerWorker
         let app = VNFApp(
             options: options, plane: plane, assets: assets,
             agent: startTransfer(options, channelKey, plane))
@@ -297,6 +298,7 @@ final class VNFApp {
             more: FinalStats(
                 id: name, ports: portStats, workers: plane.workerStats().map(\.report),
                 droppedRecords: plane.droppedRecords, unclaimedEvents: unclaimedEvents,
+                assetView: AssetViewCounters(assets.view),
                 channel: agent.map { agent in
                     FinalStats.Channel(
                         rejectedFrames: agent.rejectedFrames, strayRedirects: agent.strayRedirects,

@@ -26,6 +26,23 @@ import Testing
             view.assets().first?.records.map(\.info).sorted() == ["a:unknown:unknown", "b:Linux:2.6", "http:nginx"])
     }
 
+    /// Full, the view forgets the asset that has gone longest without a new record; one that
+    /// keeps bringing news stays.
+    @Test func aFullViewForgetsTheAssetQuietLongest() {
+        let view = AssetView(maxAssets: 3)
+        #expect(view.add(Self.record("10.0.0.1", "SERVER", 22, "ssh:OpenSSH")))
+        for i in 2...20 {
+            #expect(view.add(Self.record("10.0.1.\(i)", "SERVER", 80, "http:nginx")))
+            // 10.0.0.1 shows a new service every other host.
+            if i % 2 == 0 { #expect(view.add(Self.record("10.0.0.1", "SERVER", UInt16(1000 + i), "http:nginx"))) }
+        }
+        #expect(view.assetCount == 3)
+        #expect(view.evicted == 20 - 3)
+        let kept = view.assets().map(\.asset)
+        #expect(kept.contains("10.0.0.1") && kept.contains("10.0.1.20"))
+        #expect(view.assets(within: IPPrefix("10.0.0.1/32")!).first?.records.count == 11)
+    }
+
     @Test func assetsAreSelectedByPrefix() throws {
         let view = AssetView()
         view.add(Self.record("10.1.2.3", "SYN", 1000, "x"))
