@@ -86,6 +86,35 @@ public final class DataPlane: @unchecked Sendable {
             throw DataPlaneError(
                 "no worker lcore: give EAL at least two lcores (e.g. -l 0-1); the main lcore only controls")
         }
+        let queues = UInt16(lcores.count)
+        var found = try Self.ports(queues: queues)
+        let count = Self.poolSize(config, ports: found.count, queues: queues)
+        pool = try PacketPool(
+            name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
+            socket: EAL.socket(of: lcores[0]), cacheSize: Self.poolCache)
+        slotStride = (MemoryLayout<WorkerStats>.stride + 63) & ~63
+        slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
+        ownership = FlowOwnership(workers: lcores.count)
+
+        let routes = Route.pairs(portCount: UInt16(found.count))
+        let mesh = HandoffLinks<HandoffPacket>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
+        let transferRing = TransferRingSize.capacity(
+            pool: Int(count),
+            inPortRings: found.count * Int(queues) * (Int(config.rxDescriptors) + Int(config.txDescriptors)),
+            workers: lcores.count)
+        for (i, lcore) in lcores.enumerated() {
+            workers.append(makeWorker(i, lcore: lcore, routes: routes, handoff: mesh[i], transferRing: transferRing))
+        }
+        receiving.store(lcores.count, ordering: .relaxed)
+        try start(&found, queues: queues, routes: routes)
+        ports = found
+    }
+
+    /// Per-lcore mbuf cache of the pool.
+    static let poolCache: UInt32 = 256
+
+    /// Every port EAL found, each with a queue per worker at least.
+    static func ports(queues: UInt16) throws -> [Port] {
         let portCount = Port.count
         guard portCount > 0 else {
             throw DataPlaneError(
@@ -95,62 +124,56 @@ public final class DataPlane: @unchecked Sendable {
         }
         var found: [Port] = []
         for id in 0..<portCount { found.append(try Port(id: id)) }
-        let queues = UInt16(lcores.count)
         for port in found where port.maxRxQueues < queues || port.maxTxQueues < queues {
             throw DataPlaneError(
                 "port \(port.id) (\(port.name), \(port.driver)) has \(port.maxRxQueues) RX / \(port.maxTxQueues) TX "
                     + "queues; \(queues) worker lcores need as many: give fewer lcores or more queues"
             )
         }
-        let burst = UInt32(Worker.burstSize)
-        let cache: UInt32 = 256
+        return found
+    }
+
+    /// mbufs in the pool: as configured, or what every queue's descriptors, the lcores' caches
+    /// and bursts in flight hold, with room to spare.
+    static func poolSize(_ config: DataPlaneConfig, ports: Int, queues: UInt16) -> UInt32 {
         let needed =
-            UInt32(portCount) * UInt32(queues) * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + burst)
-            + UInt32(queues) * cache + UInt32(config.txDescriptors) + 2048
-        let count = config.mbufs > 0 ? config.mbufs : max(8191, needed)
-        pool = try PacketPool(
-            name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
-            socket: EAL.socket(of: lcores[0]), cacheSize: cache)
+            UInt32(ports) * UInt32(queues)
+            * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + UInt32(Worker.burstSize))
+            + UInt32(queues) * poolCache + UInt32(config.txDescriptors) + 2048
+        return config.mbufs > 0 ? config.mbufs : max(8191, needed)
+    }
 
-        slotStride = (MemoryLayout<WorkerStats>.stride + 63) & ~63
-        slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
-
-        let routes = Route.pairs(portCount: portCount)
-        let ownership = FlowOwnership(workers: lcores.count)
-        self.ownership = ownership
-        let mesh = HandoffLinks<HandoffPacket>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
-        for (i, lcore) in lcores.enumerated() {
-            let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
-            slot.initialize(to: WorkerStats())
-            let table = FlowTable(capacity: config.flowsPerWorker, timeouts: config.timeouts)
-            let records = RecordRing()
-            var detector: Detector?
-            if let signatures = config.signatures {
-                detector = Detector(signatures: signatures)
-                detector?.arp = config.arp
-                detector?.maxAssets = config.maxHostsPerWorker
-                detector?.onRecord = { records.push($0) }
-            }
-            let worker = Worker(
-                index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
-                detector: detector, records: records,
-                statsSlot: slot, stopFlag: stopFlag, clock: clock, handoff: mesh[i], idle: config.idleBackoff,
-                pacing: config.holdPacing)
-            worker.pool = pool.pointer
-            worker.fastPath.ownership = ownership
-            worker.fastPath.index = i
-            if config.transferLcore {
-                worker.transfer = TransferLink(
-                    toTransfer: TransferRingSize.capacity(
-                        pool: Int(count),
-                        inPortRings: Int(portCount) * Int(queues)
-                            * (Int(config.rxDescriptors) + Int(config.txDescriptors)),
-                        workers: lcores.count))
-            }
-            if lcores.count > 1 { worker.receiving = receiving }
-            workers.append(worker)
+    /// Worker `i` on `lcore`: its flow table, detection, statistics slot and links.
+    func makeWorker(
+        _ i: Int, lcore: UInt32, routes: [Route], handoff: HandoffLinks<HandoffPacket>, transferRing: Int
+    ) -> Worker {
+        let slot = (slots + i * slotStride).bindMemory(to: WorkerStats.self, capacity: 1)
+        slot.initialize(to: WorkerStats())
+        let table = FlowTable(capacity: config.flowsPerWorker, timeouts: config.timeouts)
+        let records = RecordRing()
+        var detector: Detector?
+        if let signatures = config.signatures {
+            detector = Detector(signatures: signatures)
+            detector?.arp = config.arp
+            detector?.maxAssets = config.maxHostsPerWorker
+            detector?.onRecord = { records.push($0) }
         }
-        receiving.store(lcores.count, ordering: .relaxed)
+        let worker = Worker(
+            index: i, lcore: lcore, queue: UInt16(i), routes: routes, table: table,
+            detector: detector, records: records,
+            statsSlot: slot, stopFlag: stopFlag, clock: clock, handoff: handoff, idle: config.idleBackoff,
+            pacing: config.holdPacing)
+        worker.pool = pool.pointer
+        worker.fastPath.ownership = ownership
+        worker.fastPath.index = i
+        if config.transferLcore { worker.transfer = TransferLink(toTransfer: transferRing) }
+        if ownership.workers > 1 { worker.receiving = receiving }
+        return worker
+    }
+
+    /// Picks the channel's port (and the transfer lcore's own TX queue there, if it can have
+    /// one), then starts every port with a queue per worker.
+    func start(_ found: inout [Port], queues: UInt16, routes: [Route]) throws {
         // The transfer lcore sends the channel's frames on a TX queue of its own where the
         // channel's port has one more; else through worker 0's (see ``TransferAgent``). Not on
         // virtual links that pair each TX queue with an RX queue of the peer: an extra TX queue
@@ -171,7 +194,6 @@ public final class DataPlane: @unchecked Sendable {
             portsStarted = true
             found[i].steer(ownership, queues: queues)
         }
-        ports = found
     }
 
     deinit {

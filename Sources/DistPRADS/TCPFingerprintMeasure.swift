@@ -57,6 +57,12 @@ extension TCPFingerprint {
         var timestamp: UInt32 = 0
         let limit = min(end, f.count)
         func byte(_ i: Int) -> UInt8 { i < f.count ? f[i] : 0 }
+        // Whether the option's `n` bytes after its kind are within the packet (else it is broken).
+        func fits(_ n: Int) -> Bool {
+            if at + n <= limit { return true }
+            e.quirks.insert(.broken)
+            return false
+        }
         parsing: while remaining > 0 {
             remaining -= 1
             guard at < f.count else {
@@ -76,28 +82,19 @@ extension TCPFingerprint {
                 remaining -= 1
                 at += 1
             case TCPOption.mss:
-                guard at + 3 <= limit else {
-                    e.quirks.insert(.broken)
-                    break parsing
-                }
+                guard fits(3) else { break parsing }
                 e.options.append(TCPOption.mss)
                 e.mss = UInt16(byte(at + 1)) << 8 | UInt16(byte(at + 2))
                 remaining -= 3
                 at += 3
             case TCPOption.windowScale:
-                guard at + 2 <= limit else {
-                    e.quirks.insert(.broken)
-                    break parsing
-                }
+                guard fits(2) else { break parsing }
                 e.options.append(TCPOption.windowScale)
                 e.windowScale = byte(at + 1)
                 remaining -= 2
                 at += 2
             case TCPOption.timestamp:
-                guard at + 9 <= limit else {
-                    e.quirks.insert(.broken)
-                    break parsing
-                }
+                guard fits(9) else { break parsing }
                 e.options.append(TCPOption.timestamp)
                 if byte(at + 5) | byte(at + 6) | byte(at + 7) | byte(at + 8) != 0 { e.quirks.insert(.t2) }
                 timestamp =
@@ -106,10 +103,7 @@ extension TCPFingerprint {
                 remaining -= 9
                 at += 9
             default:
-                guard at + 1 <= limit else {
-                    e.quirks.insert(.broken)
-                    break parsing
-                }
+                guard fits(1) else { break parsing }
                 e.options.append(kind)
                 let optionLength = Int(byte(at)) - 1
                 guard optionLength <= 32, optionLength >= 0 else {
