@@ -27,7 +27,7 @@
 //                  benchmarks of the Move without DPDK.
 //   DistDataPlane  EAL, ports, mempools, worker lcores: the thin DPDK layer.
 //   dist-vnf       The VNF process: argument parsing, statistics, signals.
-//   dist-wire      The DPDK test bed's traffic ends: a paced pcap replayer and a recorder.
+//   dist-wire      DPDK traffic ends: a paced pcap replayer, a soak generator and a recorder.
 import PackageDescription
 
 let dpdkLibraries: [LinkerSetting] = [
