@@ -19,8 +19,7 @@ public final class AssetView {
     /// Assets forgotten to make room.
     public private(set) var evicted = 0
     /// Assets in the order their last record came (entries of older records are skipped).
-    var order: [(asset: String, record: Int)] = []
-    var orderHead = 0
+    var order = FIFOQueue<(asset: String, record: Int)>()
     var lastRecord: [String: Int] = [:]
 
     public init(maxAssets: Int = .max) {
@@ -48,10 +47,9 @@ public final class AssetView {
         byAsset[record.asset, default: [:]][slot] = record
         if addresses[record.asset] == nil, let a = IPAddress(text: record.asset) { addresses[record.asset] = a }
         lastRecord[record.asset] = recordCount
-        if order.count - orderHead >= 2 * byAsset.count + 1024 {
+        if order.count >= 2 * byAsset.count + 1024 {
             // (Entries of records superseded since are as many as the assets: made anew.)
-            order = lastRecord.sorted { $0.value < $1.value }.map { ($0.key, $0.value) }
-            orderHead = 0
+            order = FIFOQueue(lastRecord.sorted { $0.value < $1.value }.map { ($0.key, $0.value) })
         } else {
             order.append((record.asset, recordCount))
         }
@@ -60,13 +58,7 @@ public final class AssetView {
 
     /// Forgets the asset whose last record is the oldest.
     func evictOne() {
-        while orderHead < order.count {
-            let (asset, record) = order[orderHead]
-            orderHead += 1
-            if orderHead >= 1024 && orderHead * 2 >= order.count {
-                order.removeFirst(orderHead)
-                orderHead = 0
-            }
+        while let (asset, record) = order.popFirst() {
             // (A later record of it has an entry further on.)
             guard lastRecord[asset] == record else { continue }
             byAsset[asset] = nil

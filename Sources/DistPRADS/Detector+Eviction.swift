@@ -1,36 +1,13 @@
 import DistPacket
 
-/// The order in which a detector's hosts may be forgotten: a queue of (host, when queued), in an
-/// array whose dead front is dropped once it is the larger part (each entry moves at most once).
-struct HostQueue {
-    var entries: [(address: IPAddress, queuedAt: UInt64)] = []
-    var head = 0
-
-    var count: Int { entries.count - head }
-
-    mutating func append(_ entry: (address: IPAddress, queuedAt: UInt64)) { entries.append(entry) }
-
-    mutating func popFirst() -> (address: IPAddress, queuedAt: UInt64)? {
-        guard head < entries.count else { return nil }
-        defer {
-            head += 1
-            if head >= 1024 && head * 2 >= entries.count {
-                entries.removeFirst(head)
-                head = 0
-            }
-        }
-        return entries[head]
-    }
-}
-
 extension Detector {
     /// A host learnt (or imported): last in the eviction order. Hosts that leave by a Move and
     /// come back leave entries behind; once those are as many as the hosts, the queue is made
     /// anew from the hosts, oldest seen first.
     func queue(_ address: IPAddress, at now: UInt64) {
         if hostQueue.count >= 2 * assets.count + 1024 {
-            hostQueue = HostQueue(
-                entries: assets.sorted { $0.value.lastSeen < $1.value.lastSeen }.map { ($0.key, $0.value.lastSeen) })
+            hostQueue = FIFOQueue(
+                assets.sorted { $0.value.lastSeen < $1.value.lastSeen }.map { ($0.key, $0.value.lastSeen) })
         }
         hostQueue.append((address, now))
     }

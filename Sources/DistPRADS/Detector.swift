@@ -78,7 +78,7 @@ public final class Detector {
     public private(set) var assets: [IPAddress: Asset] = [:]
     /// Hosts in the order they were learnt, with when each was queued: the eviction order
     /// (``evictOne()``). Entries of hosts gone since are skipped when their turn comes.
-    var hostQueue = HostQueue()
+    var hostQueue = FIFOQueue<(address: IPAddress, queuedAt: UInt64)>()
     public internal(set) var counters = Counters()
     /// Receives each record the moment it is learnt (PRADS logs at discovery).
     public var onRecord: ((AssetRecord) -> Void)?
