@@ -83,6 +83,8 @@ final class DistModeMove: MoveRun {
     var reflecting = false
     /// The source said the Move is over there (completed, aborted or refused).
     var sourceEnded = false
+    /// The source said it gave the Move up: its flows are its own again.
+    var sourceAborted = false
     /// How long the source waits for this controller's next step before it ends the Move
     /// itself (movePerFlow's `patience`, seconds; nil: its default).
     var patience: Double?
@@ -323,10 +325,22 @@ final class DistModeMove: MoveRun {
             previous?()
             promise.fail(ControllerError("\(self?.src.name ?? "the source") went away during the Move"))
         }
+        // (A dead destination's channel would tell the source only after its retransmissions
+        // run out, seconds later; its southbound connection tells at once.)
+        let previousAtDestination = dst.onDisconnect
+        dst.onDisconnect = { [weak self] in
+            previousAtDestination?()
+            promise.fail(ControllerError("\(self?.dst.name ?? "the destination") went away during the Move"))
+        }
+        // (Gone before this wait began, between two steps of the Move: as good as now.)
+        for party in [src, dst] where !party.connected {
+            promise.fail(ControllerError("\(party.name) went away during the Move"))
+        }
         future.whenComplete { promise.completeWith($0) }
         return promise.futureResult.always { _ in
             timer.cancel()
             self.src.onDisconnect = previous
+            self.dst.onDisconnect = previousAtDestination
         }
     }
 
@@ -336,6 +350,7 @@ final class DistModeMove: MoveRun {
         let outcome = n.outcome
         if type == "moveComplete" || outcome == "refused" { sourceEnded = true }
         if outcome == "aborted" || outcome == "refused" {
+            sourceAborted = true
             take(n)
             let why = ControllerError("\(src.name): \(n.reason ?? outcome)")
             stateSent?.fail(why)
@@ -444,6 +459,17 @@ final class DistModeMove: MoveRun {
             progress("aborting: \(error)")
             return loop.makeSucceededFuture(finish())
         }
+        if switchUpdated && (sourceAborted || !dst.connected) {
+            // The source took its flows back (its channel to the destination broke) or the
+            // destination died: the source takes them back (it still has them) and the moved
+            // traffic goes back to it, or it would start afresh at the destination, or be lost.
+            if !sourceEnded { _ = src.request(.abortMove(moveID: id, reason: Self.reason(error))) }
+            _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
+            report.outcome = "aborted"
+            report.reason = "after the switch update: \(error) (the moved traffic goes back to \(src.name))"
+            progress("aborting: \(error); the moved traffic goes back to \(src.name)")
+            return loop.makeSucceededFuture(finish())
+        }
         if switchUpdated {
             report.warnings.append("after the switch update: \(error)")
             return loop.makeSucceededFuture(finish())
@@ -461,6 +487,11 @@ final class DistModeMove: MoveRun {
             // The controller gives up (the source did not): the source takes its flows back now
             // rather than when its patience runs out.
             _ = src.request(.abortMove(moveID: id, reason: Self.reason(error)))
+        }
+        if !src.connected {
+            // The source is gone and cannot tell the destination, which would wait for the
+            // channel's silence (5 s) to give up: what it imported goes now.
+            _ = dst.request(.abortMove(moveID: id, reason: Self.reason(error)))
         }
         report.outcome = "aborted"
         report.reason = "\(error)"

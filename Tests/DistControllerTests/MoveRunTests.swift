@@ -66,6 +66,7 @@ final class LoopbackVNF: MoveVNF {
     func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
         Void
     > {
+        guard connected else { return loop.makeFailedFuture(ControllerError("\(name) went away")) }
         requests.append(request.type)
         counters.messagesSent += 1
         let id = nextID
@@ -166,13 +167,17 @@ final class LoopbackSwitch: MoveSwitch {
 
     /// Runs `run` while the switch sends one packet of every flow a millisecond; the VNFs poll,
     /// their channel carries what they send, notices go to the Move. Returns its report and
-    /// every flow's packets as the VNFs forwarded them (A's, then B's).
-    func drive(_ run: DistModeMove) throws -> (report: MoveReport, forwarded: [[UInt32]], sent: UInt32) {
+    /// every flow's packets as the VNFs forwarded them (A's, then B's). A VNF that `dies` names
+    /// is gone from the first millisecond it does so: it takes in, sends and says nothing more,
+    /// and its connection to the controller closes.
+    func drive(_ run: DistModeMove, dies: (() -> LoopbackVNF?)? = nil) throws -> (
+        report: MoveReport, forwarded: [[UInt32]], sent: UInt32
+    ) {
         var sent: UInt32 = 0
         func traffic() {
             for flow in 0..<Self.flows {
                 let p = SampleTraffic.packet(flow: flow, sequence: sent)
-                for port in sw.targets { sw.vnfs[port]?.instance.receive(p) }
+                for port in sw.targets where sw.vnfs[port]?.connected == true { sw.vnfs[port]?.instance.receive(p) }
             }
             sent += 1
         }
@@ -180,23 +185,27 @@ final class LoopbackSwitch: MoveSwitch {
         var report: MoveReport?
         run.run().whenSuccess { report = $0 }
         for _ in 0..<20_000 where report == nil {
+            if let dead = dies?(), dead.connected {
+                dead.connected = false
+                dead.onDisconnect?()
+            }
             traffic()
-            a.instance.round()
-            b.instance.round()
+            let live = [a, b].filter(\.connected)
+            for vnf in live { vnf.instance.round() }
             let (ab, ba) = (a.instance.wire, b.instance.wire)
             a.instance.wire = []
             b.instance.wire = []
-            for f in ab { b.instance.receive(f, worker: 0) }
-            for f in ba { a.instance.receive(f, worker: 0) }
-            a.deliverNotices()
-            b.deliverNotices()
+            if a.connected && b.connected {
+                for f in ab { b.instance.receive(f, worker: 0) }
+                for f in ba { a.instance.receive(f, worker: 0) }
+            }
+            for vnf in live { vnf.deliverNotices() }
             loop.advanceTime(by: .milliseconds(1))
         }
         let done = try #require(report, "the Move did not end")
         // The destination's last held packets go once its rule has gone.
         for _ in 0..<50 {
-            a.instance.round()
-            b.instance.round()
+            for vnf in [a, b] where vnf.connected { vnf.instance.round() }
         }
         var seqs = [[UInt32]](repeating: [], count: Self.flows)
         for frame in a.instance.out + b.instance.out {
@@ -256,5 +265,38 @@ final class LoopbackSwitch: MoveSwitch {
         #expect(report.outcome == "aborted")
         #expect(report.reason?.contains("not a channel peer") == true)
         #expect(sw.flowMods.isEmpty && sw.targets == [a.switchPort])
+    }
+
+    /// The destination dies once the switch sends it the moved traffic: the controller hears
+    /// at once (its connection closes), has the source take its flows back and sends the
+    /// moved traffic back to it, rather than to a dead VNF.
+    @Test func aDestinationThatDiesAfterTheSwitchUpdateGetsTheTrafficSentBack() throws {
+        let run = try DistModeMove(
+            id: 10, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(run) { [sw, b] in sw.targets == [b.switchPort] ? b : nil }
+        #expect(report.outcome == "aborted")
+        #expect(report.reason?.contains("vnf2 went away") == true, "\(report.reason ?? "")")
+        #expect(a.requests == ["movePerFlow", "abortMove"])
+        #expect(sw.targets == [a.switchPort])
+        #expect(a.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).count == Self.flows)
+    }
+
+    /// The source dies once the destination has heard from it: the controller tells the
+    /// destination, which forgets what it imported at once (it would wait for the channel's
+    /// silence otherwise); the switch never changes.
+    @Test func aSourceThatDiesMidMoveHasTheDestinationForgetAtOnce() throws {
+        let run = try DistModeMove(
+            id: 11, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(run) { [a, b] in
+            b.instance.notices.contains { $0.type == "incomingStarted" } ? a : nil
+        }
+        #expect(report.outcome == "aborted")
+        #expect(report.reason?.contains("vnf1 went away") == true, "\(report.reason ?? "")")
+        #expect(b.requests == ["abortMove"])
+        #expect(sw.flowMods.isEmpty && sw.targets == [a.switchPort])
+        for _ in 0..<10 { b.instance.round() }
+        #expect(b.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).isEmpty)
     }
 }

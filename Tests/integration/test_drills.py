@@ -1,6 +1,7 @@
 """Failure drills on the test bed: dist-controller killed in a phase of a DiST Move, then
-started again. The VNFs end the Move themselves; nothing the switch delivered is lost and the
-next Move succeeds."""
+started again (the VNFs end the Move themselves; nothing the switch delivered is lost and the
+next Move succeeds), and a Move's source killed mid-Move (the controller and the destination
+end it; only what the switch sent the dead source is lost)."""
 import json
 import os
 import re
@@ -150,6 +151,44 @@ class DrillTests(unittest.TestCase):
         control packet never comes: the source ends the Move as if it had."""
         self.drill('switch-updated', 'completed (no in-band control packet within 3.0 s of the switch update', 'vnf2',
                    plan=('--plan', 'redirect-first'))
+
+    def test_source_killed_before_it_says_the_state_was_sent(self):
+        """dist LF: the source dies as its state reaches the destination, before the controller
+        hears so (the switch never changes). The controller aborts the Move and tells the
+        destination, which forgets what it imported at once; no flow of the filter is left at
+        it. What the switch delivered before the source died is not lost; what it sent to the
+        dead source after that is (the checker finds the losses after one point of the
+        trace only), and nothing is duplicated."""
+        directory = os.path.join(self.tmp, 'source-killed')
+        bed = TestBed(directory, DIST_VNF_DIE_AT='moveStateSent')
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        try:
+            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+            replay.start()
+            time.sleep(MOVE_AT)
+            out = bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--json',
+                          '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            report = json.loads(out.stdout[out.stdout.index('{'):])['report']
+            self.assertEqual(report['outcome'], 'aborted', report)
+            self.assertIn('vnf1 went away', report['reason'])
+            self.assertIsNotNone(self.vnf_said(bed, 'vnf1', r'DIST_VNF_DIE_AT=moveStateSent: killed', timeout=1))
+            line = self.vnf_said(bed, 'vnf2', r'move \d+ in: ', timeout=3)
+            self.assertIsNotNone(line, 'the destination never ended the Move')
+            self.assertIn('the controller aborted it', line)
+            self.assertEqual(self.flows_at(bed, 'vnf2'), [])
+            replay.join()
+        finally:
+            bed.run('down')
+        sent = pcapcheck.read_pcap(self.trace)
+        received = set(pcapcheck.read_pcap(os.path.join(directory, 'sink.pcap')))
+        lost = [i for i, frame in enumerate(sent) if frame not in received]
+        self.assertTrue(lost, 'the source died: what the switch sent it after that is lost')
+        # Every frame after the first lost one is lost too: the losses are what came after the
+        # source died, not frames it had taken in before.
+        self.assertEqual(lost, list(range(lost[0], len(sent))), f'{len(lost)} lost, from {lost[0]}')
+        result = json.loads(bed.run('check', self.trace, '--json', check=False).stdout)
+        self.assertEqual((result['duplicated'], result['extra']), (0, 0), result)
 
 
 if __name__ == '__main__':
