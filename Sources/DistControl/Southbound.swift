@@ -26,8 +26,9 @@ public final class SouthboundService {
     /// It returns the token of the Move's in-band control packets (the controller puts it in
     /// them; the VNFs ignore one without it).
     public var startMove: ((MoveRequest) throws -> UInt64)?
-    /// `abortMove`: ends a Move under way here (its id, a reason); nil without a channel.
-    public var abortMove: ((UInt64, String) throws -> Void)?
+    /// `abortMove`: ends a Move under way here (its id, a reason, whether the Move's other VNF
+    /// is gone); nil without a channel.
+    public var abortMove: ((UInt64, String, Bool) throws -> Void)?
     /// This instance's end of DiST's channel (`IP:PORT@MAC`), told in `info` replies.
     public var channelAddress: String?
     /// The version of the DiST channel this instance speaks (with `channelAddress`).
@@ -155,9 +156,9 @@ public final class SouthboundService {
             return [.info(.init(workers: store.workerCount, channel: channelAddress, channelVersion: channelVersion))]
         case .movePerFlow(let move):
             return [.ack(.init(count: 1, ibcToken: try movePerFlow(move, client: client)))]
-        case .abortMove(let moveID, let reason):
+        case .abortMove(let moveID, let reason, let peerGone):
             guard let abortMove else { throw SouthboundError("this instance has no DiST channel: no Move runs here") }
-            try abortMove(moveID, reason)
+            try abortMove(moveID, reason, peerGone)
             return [.ack(.init(count: 1))]
         case .moves:
             return [.moves(movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.listing(id) })]

@@ -26,7 +26,9 @@ public enum SouthboundRequest: Sendable, Equatable {
     case flowGroups(filter: FlowFilter, length: Int)
     case info
     case movePerFlow(MoveRequest)
-    case abortMove(moveID: UInt64, reason: String)
+    /// `peerGone`: the controller saw the Move's other VNF go away (its connection closed), so
+    /// that nothing sent to it will be processed there unless it said so already.
+    case abortMove(moveID: UInt64, reason: String, peerGone: Bool = false)
     case moves
 
     /// The request's `type` on the wire.
@@ -159,7 +161,8 @@ extension SouthboundRequest {
             guard reason.utf8.count <= Self.maxReason else {
                 throw SouthboundError("\"reason\" must be at most \(Self.maxReason) bytes")
             }
-            self = .abortMove(moveID: try c.moveID(), reason: reason)
+            let peerGone = try c.optional("peerGone", Bool.self, "\"peerGone\" must be a boolean") ?? false
+            self = .abortMove(moveID: try c.moveID(), reason: reason, peerGone: peerGone)
         case "moves": self = .moves
         default: throw SouthboundError("unknown request type '\(type)'")
         }
@@ -192,9 +195,10 @@ extension SouthboundRequest {
             try c.encode(length, forKey: "length")
         case .movePerFlow(let move):
             try move.encode(to: &c)
-        case .abortMove(let moveID, let reason):
+        case .abortMove(let moveID, let reason, let peerGone):
             try c.encode(moveID, forKey: "moveID")
             try c.encode(reason, forKey: "reason")
+            if peerGone { try c.encode(true, forKey: "peerGone") }
         case .getAllFlows, .delAllFlows, .disableEvents, .info, .moves:
             break
         }

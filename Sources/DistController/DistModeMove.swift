@@ -463,7 +463,9 @@ final class DistModeMove: MoveRun {
             // The source took its flows back (its channel to the destination broke) or the
             // destination died: the source takes them back (it still has them) and the moved
             // traffic goes back to it, or it would start afresh at the destination, or be lost.
-            if !sourceEnded { _ = src.request(.abortMove(moveID: id, reason: Self.reason(error))) }
+            if !sourceEnded {
+                _ = src.request(.abortMove(moveID: id, reason: Self.reason(error), peerGone: !dst.connected))
+            }
             _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
             report.outcome = "aborted"
             report.reason = "after the switch update: \(error) (the moved traffic goes back to \(src.name))"
@@ -486,12 +488,12 @@ final class DistModeMove: MoveRun {
         if !sourceEnded {
             // The controller gives up (the source did not): the source takes its flows back now
             // rather than when its patience runs out.
-            _ = src.request(.abortMove(moveID: id, reason: Self.reason(error)))
+            _ = src.request(.abortMove(moveID: id, reason: Self.reason(error), peerGone: !dst.connected))
         }
         if !src.connected {
             // The source is gone and cannot tell the destination, which would wait for the
             // channel's silence (5 s) to give up: what it imported goes now.
-            _ = dst.request(.abortMove(moveID: id, reason: Self.reason(error)))
+            _ = dst.request(.abortMove(moveID: id, reason: Self.reason(error), peerGone: true))
         }
         report.outcome = "aborted"
         report.reason = "\(error)"

@@ -92,8 +92,8 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
                 switch command {
                 case .start(let order):
                     engine.start(order, now: clock.now())
-                case .abort(let id, let reason):
-                    if !engine.abort(moveID: id, reason: reason, now: clock.now()) {
+                case .abort(let id, let reason, let peerGone):
+                    if !engine.abort(moveID: id, reason: reason, now: clock.now(), peerGone: peerGone) {
                         _ = notices.push(
                             MoveNotice(
                                 moveID: id, type: "abortUnknown", outcome: "unknown",
@@ -268,8 +268,22 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
 
     public func notify(_ notice: MoveNotice) {
         if let traceFile { fflush(traceFile) }
+        if notice.type == Self.dieAt {
+            // A failure drill: the instance dies here as a crash would, on the transfer lcore
+            // before the Move's next frame goes out and before anybody hears this notice.
+            let line = Array("move \(notice.moveID): DIST_VNF_DIE_AT=\(notice.type): killed\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            kill(getpid(), SIGKILL)
+        }
         _ = notices.push(notice)
     }
+
+    /// A failure drill's hook (`DIST_VNF_DIE_AT=NOTICE`): the instance is killed as its Move
+    /// engine gives that notice of a Move, e.g. `moveStateSent` at a source (every state is
+    /// acknowledged, the controller has not heard) or `incomingStarted` at a destination (the
+    /// Move's opening frame came, nothing is acknowledged), so that the test bed can show what
+    /// the controller and the peer do without it.
+    static let dieAt: String? = getenv("DIST_VNF_DIE_AT").map { String(cString: $0) }
 
     public func importCounters(_ counters: InstanceCounters) -> Bool { importedCounters.push(counters) }
 

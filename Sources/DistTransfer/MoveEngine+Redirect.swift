@@ -26,9 +26,10 @@ extension MoveEngine {
         }
         guard let move = outgoing, move.guarded else {
             // Redirected before the Move's rule went (it ended or aborted) and still in the
-            // ring: this instance's to process, the rule being gone.
+            // ring: this instance's to process, the rule being gone; but an in-band control
+            // packet is never traffic (a Move given up as its IBC came ends so).
             strayRedirects += 1
-            _ = process(Array(bytes)[...])
+            if InBandMarker.find(in: bytes) == nil { _ = process(Array(bytes)[...]) }
             return
         }
         if let marker = InBandMarker.find(in: bytes), marker.moveID == move.order.moveID {

@@ -126,10 +126,18 @@ public final class MoveEngine {
     /// destination hears so and forgets them. As its destination: what it imported is
     /// forgotten, the switch's packets it held go on, and the source hears so and takes its
     /// flows back. False when no such Move is under way here.
-    public func abort(moveID: UInt64, reason: String, now: UInt64) -> Bool {
+    ///
+    /// `peerGone`: the controller saw the other VNF go away. A source then ends the Move at
+    /// once, without asking a dead destination to give it up, and processes every redirected
+    /// packet the destination did not acknowledge as processed (it cannot process them now).
+    public func abort(moveID: UInt64, reason: String, now: UInt64, peerGone: Bool = false) -> Bool {
         let why = "the controller aborted it" + (reason.isEmpty ? "" : ": " + reason)
         if let move = outgoing, move.order.moveID == moveID {
-            if move.giveUp == nil { giveUp(move, why, now: now) }
+            if peerGone {
+                abort(move, why, now: now)
+            } else if move.giveUp == nil {
+                giveUp(move, why, now: now)
+            }
             return true
         }
         guard let move = incoming[moveID], move.finishedAt == nil, move.session.endpoint.state == .open else {

@@ -38,8 +38,8 @@ public struct MoveOrder: Sendable {
 /// What the main lcore asks of the transfer lcore's Move engine.
 public enum MoveCommand: Sendable {
     case start(MoveOrder)
-    /// Southbound `abortMove` (see ``MoveEngine/abort(moveID:reason:now:)``).
-    case abort(moveID: UInt64, reason: String)
+    /// Southbound `abortMove` (see ``MoveEngine/abort(moveID:reason:now:peerGone:)``).
+    case abort(moveID: UInt64, reason: String, peerGone: Bool)
 }
 
 /// What the Move engine tells the controller about a Move (through the main lcore):

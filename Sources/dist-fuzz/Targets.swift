@@ -153,7 +153,8 @@ enum Targets {
             [
                 #"{"type":"getPerFlow","id":1,"filter":"nw_src=10.0.0.0/8","batch":4}"#, #"{"type":"info","id":2}"#,
                 #"{"type":"flowGroups","id":3,"filter":"nw_src=10.0.0.0/8","length":16}"#,
-                #"{"type":"putPerFlow","id":4,"chunks":["AAAA"]}"#, #"{"type":"abortMove","id":5,"moveID":1}"#,
+                #"{"type":"putPerFlow","id":4,"chunks":["AAAA"]}"#,
+                #"{"type":"abortMove","id":5,"moveID":1,"peerGone":true}"#,
                 #"{"type":"enableEvents","id":6,"filter":"tp_dst=80","action":"drop"}"#, #"{"type":"moves","id":7}"#,
             ]
             .map { Array($0.utf8) }
@@ -161,7 +162,7 @@ enum Targets {
 
     nonisolated(unsafe) static let service: SouthboundService = {
         let s = SouthboundService(store: PipelineStateStore(fastPath))
-        s.abortMove = { _, _ in }
+        s.abortMove = { _, _, _ in }
         return s
     }()
 

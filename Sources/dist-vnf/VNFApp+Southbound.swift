@@ -4,11 +4,6 @@ import DistDataPlane
 import DistServer
 import DistState
 import DistTransfer
-import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// The southbound API (`--control`): the controller reads and writes state through the
 /// workers' mailboxes, orders Moves from the transfer lcore, and hears their notices and the
@@ -80,8 +75,8 @@ extension VNFApp {
             if let c = order.counters { countersMoving[request.moveID] = c }
             return agent.ibcToken(for: order)
         }
-        service.abortMove = { id, reason in
-            guard agent.orders.push(.abort(moveID: id, reason: reason)) else {
+        service.abortMove = { id, reason, peerGone in
+            guard agent.orders.push(.abort(moveID: id, reason: reason, peerGone: peerGone)) else {
                 throw SouthboundError("the transfer lcore has too many Moves queued")
             }
         }
@@ -93,11 +88,6 @@ extension VNFApp {
         guard let agent else { return }
         agent.importedCounters.drain { stateStore.importCounters($0) }
         agent.notices.drain { n in
-            if n.type == Self.dieAt {
-                // A failure drill: the instance dies here as a crash would, this notice unsent.
-                emit("[\(name)] move \(n.moveID): DIST_VNF_DIE_AT=\(n.type): killed", to: 2)
-                kill(getpid(), SIGKILL)
-            }
             switch n.type {
             case "incomingStarted":
                 service.incomingMove(n.moveID, started: true)
@@ -133,11 +123,6 @@ extension VNFApp {
             }
         }
     }
-
-    /// A failure drill's hook (`DIST_VNF_DIE_AT=NOTICE`, e.g. `moveStateSent`): the instance is
-    /// killed as its transfer lcore hands it that notice of a Move, before the controller hears
-    /// it, so that the test bed can show what the controller and the peer do without it.
-    static let dieAt = ProcessInfo.processInfo.environment["DIST_VNF_DIE_AT"]
 
     static func counts(_ n: MoveNotice) -> String {
         n.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")

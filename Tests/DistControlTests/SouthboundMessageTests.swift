@@ -26,6 +26,7 @@ import Testing
         .delPerFlow(filter: filter, hosts: true), .delMultiFlow(filter: filter), .delAllFlows,
         .enableEvents(filter: filter, action: .buffer, lateLocking: true), .disableEvents,
         .flowGroups(filter: filter, length: 16), .info, .movePerFlow(move), .abortMove(moveID: 9, reason: "gone"),
+        .abortMove(moveID: 9, reason: "", peerGone: true),
         .moves,
     ]
 

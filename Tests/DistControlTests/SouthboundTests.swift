@@ -138,17 +138,20 @@ import Testing
         let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
         let abort: [String: Any] = ["type": "abortMove", "id": 1, "moveID": 7, "reason": "controller restarted"]
         #expect(try Self.request(service, abort).first?["type"] as? String == "error")  // no channel here
-        var aborted: [(UInt64, String)] = []
-        service.abortMove = { aborted.append(($0, $1)) }
+        var aborted: [(UInt64, String, Bool)] = []
+        service.abortMove = { aborted.append(($0, $1, $2)) }
         #expect(try Self.request(service, abort).first?["type"] as? String == "ack")
-        #expect(aborted.count == 1 && aborted[0].0 == 7 && aborted[0].1 == "controller restarted")
+        #expect(aborted.count == 1 && aborted[0] == (7, "controller restarted", false))
+        #expect(try Self.request(service, abort.merging(["peerGone": true]) { $1 }).first?["type"] as? String == "ack")
+        #expect(aborted.count == 2 && aborted[1] == (7, "controller restarted", true))
         for bad: [String: Any] in [
             abort.merging(["moveID": 0]) { $1 }, abort.merging(["moveID": "7"]) { $1 },
             abort.merging(["reason": String(repeating: "x", count: 201)]) { $1 },
+            abort.merging(["peerGone": "yes"]) { $1 },
         ] {
             #expect(try Self.request(service, bad).first?["type"] as? String == "error", "\(bad)")
         }
-        #expect(aborted.count == 1)
+        #expect(aborted.count == 2)
 
         var started: [MoveRequest] = []
         service.startMove = {

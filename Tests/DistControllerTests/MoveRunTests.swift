@@ -60,7 +60,9 @@ final class LoopbackVNF: MoveVNF {
             instance.engine.start(order, now: instance.clock)
             return instance.engine.ibcToken(order.moveID, nonce: order.nonce)
         }
-        service.abortMove = { id, reason in _ = instance.engine.abort(moveID: id, reason: reason, now: instance.clock) }
+        service.abortMove = { id, reason, peerGone in
+            _ = instance.engine.abort(moveID: id, reason: reason, now: instance.clock, peerGone: peerGone)
+        }
     }
 
     func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
@@ -280,6 +282,7 @@ final class LoopbackSwitch: MoveSwitch {
         #expect(a.requests == ["movePerFlow", "abortMove"])
         #expect(sw.targets == [a.switchPort])
         #expect(a.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).count == Self.flows)
+        #expect(a.instance.flows(matching: .all).count == Self.flows, "the IBC, late, is not taken for traffic")
     }
 
     /// The source dies once the destination has heard from it: the controller tells the

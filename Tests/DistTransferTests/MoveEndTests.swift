@@ -162,6 +162,36 @@ import Testing
         #expect(!bed.a.engine.abort(moveID: 1, reason: "", now: bed.a.clock), "the Move is over")
     }
 
+    /// `abortMove` at the source with the destination gone (the controller saw its connection
+    /// close): the Move ends at once, without asking a dead destination to give it up, and
+    /// the source processes every packet it redirected that the destination had not
+    /// acknowledged as processed: each packet is forwarded once, in order, by one of them.
+    @Test func theControllerAbortsAtTheSourceWhenTheDestinationIsGone() {
+        var bed = Self.stateSent((1, 1))
+        // (Every acknowledgement of what B processed reaches A, then B dies: what A redirects
+        // from then on is A's to process. A packet B processed but did not acknowledge before
+        // it died would be processed twice: the one duplicate a dead peer can cause.)
+        for _ in 0..<3 { bed.round() }
+        bed.cutAToB = true
+        bed.cutBToA = true
+        for _ in 0..<3 {
+            bed.traffic(to: [bed.a])
+            bed.round()
+        }
+        #expect(bed.a.engine.abort(moveID: 1, reason: "vnf2 went away", now: bed.a.clock, peerGone: true))
+        let end = bed.a.notice("moveComplete")
+        #expect(end?.outcome == "aborted", "at once")
+        #expect((end?.counters["packetsReprocessed"] ?? 0) >= 3 * MoveBed.flowCount)
+        for _ in 0..<3 { bed.traffic(to: [bed.a]) }
+        bed.round()
+        #expect(bed.a.flows(matching: bed.filter).count == MoveBed.flowCount)
+        for flow in 0..<MoveBed.flowCount {
+            let (atA, atB) = (MoveEndTests.sequences(bed.a.out, flow), MoveEndTests.sequences(bed.b.out, flow))
+            #expect((atA + atB).sorted() == Array(0..<bed.sent[flow]), "flow \(flow)")
+            #expect(atA == atA.sorted(), "flow \(flow)")
+        }
+    }
+
     /// `abortMove` at the destination (its source gone quiet, say): it forgets what it
     /// imported, and the source hears so and takes its flows back.
     @Test func theControllerAbortsAtTheDestination() {

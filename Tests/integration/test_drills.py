@@ -1,7 +1,7 @@
 """Failure drills on the test bed: dist-controller killed in a phase of a DiST Move, then
 started again (the VNFs end the Move themselves; nothing the switch delivered is lost and the
-next Move succeeds), and a Move's source killed mid-Move (the controller and the destination
-end it; only what the switch sent the dead source is lost)."""
+next Move succeeds), and a Move's source or destination killed mid-Move (the controller and the live VNF end
+it; only what the switch sent the dead VNF is lost)."""
 import json
 import os
 import re
@@ -152,6 +152,20 @@ class DrillTests(unittest.TestCase):
         self.drill('switch-updated', 'completed (no in-band control packet within 3.0 s of the switch update', 'vnf2',
                    plan=('--plan', 'redirect-first'))
 
+    def move_with_a_dying_vnf(self, bed):
+        """Brings the test bed up, starts the replay and, 1.5 s into it, a dist LF Move from
+        vnf1 to vnf2 (a VNF dies on the way: `DIST_VNF_DIE_AT`). Returns the replay's thread,
+        the Move's report and how many flows vnf1 had before it."""
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+        replay.start()
+        time.sleep(MOVE_AT)
+        before = len(self.flows_at(bed, 'vnf1'))
+        out = bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--json',
+                      '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+        return replay, json.loads(out.stdout[out.stdout.index('{'):])['report'], before
+
     def test_source_killed_before_it_says_the_state_was_sent(self):
         """dist LF: the source dies as its state reaches the destination, before the controller
         hears so (the switch never changes). The controller aborts the Move and tells the
@@ -161,15 +175,8 @@ class DrillTests(unittest.TestCase):
         trace only), and nothing is duplicated."""
         directory = os.path.join(self.tmp, 'source-killed')
         bed = TestBed(directory, DIST_VNF_DIE_AT='moveStateSent')
-        out = bed.run('up')
-        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
         try:
-            replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
-            replay.start()
-            time.sleep(MOVE_AT)
-            out = bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--json',
-                          '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
-            report = json.loads(out.stdout[out.stdout.index('{'):])['report']
+            replay, report, _ = self.move_with_a_dying_vnf(bed)
             self.assertEqual(report['outcome'], 'aborted', report)
             self.assertIn('vnf1 went away', report['reason'])
             self.assertIsNotNone(self.vnf_said(bed, 'vnf1', r'DIST_VNF_DIE_AT=moveStateSent: killed', timeout=1))
@@ -189,6 +196,32 @@ class DrillTests(unittest.TestCase):
         self.assertEqual(lost, list(range(lost[0], len(sent))), f'{len(lost)} lost, from {lost[0]}')
         result = json.loads(bed.run('check', self.trace, '--json', check=False).stdout)
         self.assertEqual((result['duplicated'], result['extra']), (0, 0), result)
+
+    def test_destination_killed_as_the_move_reaches_it(self):
+        """dist LF: the destination dies as the Move's opening frame reaches it, before it
+        acknowledges anything. The controller hears at once (its connection closes) and tells
+        the source the destination is gone; the source ends the Move without waiting for the
+        dead peer and processes every packet it had redirected itself. The switch never
+        changed: nothing is lost and nothing is duplicated."""
+        directory = os.path.join(self.tmp, 'destination-killed')
+        bed = TestBed(directory, DIST_VNF_DIE_AT='incomingStarted')
+        try:
+            replay, report, before = self.move_with_a_dying_vnf(bed)
+            self.assertIsNotNone(self.vnf_said(bed, 'vnf2', r'DIST_VNF_DIE_AT=incomingStarted: killed', timeout=1))
+            self.assertEqual(report['outcome'], 'aborted', report)
+            self.assertIn('vnf2 went away', report['reason'])
+            self.assertNotIn('switch-updated', [p['name'] for p in report['phases']])
+            line = self.vnf_said(bed, 'vnf1', r'move \d+ out: (completed|aborted)', timeout=2)
+            self.assertIsNotNone(line, 'the source never ended the Move')
+            self.assertIn('aborted (the controller aborted it: vnf2 went away', line)
+            elapsed = int(re.search(r'elapsedNs (\d+)', line).group(1))
+            self.assertLess(elapsed, 1e9, line)
+            self.assertGreaterEqual(len(self.flows_at(bed, 'vnf1')), before)
+            replay.join()
+        finally:
+            bed.run('down')
+        result = json.loads(bed.run('check', self.trace, '--json', check=False).stdout)
+        self.assertEqual((result['lost'], result['duplicated'], result['extra']), (0, 0, 0), result)
 
 
 if __name__ == '__main__':
