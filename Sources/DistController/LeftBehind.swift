@@ -8,8 +8,9 @@ import NIOCore
 /// says what it has under way (`moves`), once both it and the switch are back.
 /// - A source whose LF Move has the switch's traffic at its destination (`switched`) gets the
 ///   in-band control packet it waited for: the Move completes where it was going.
-/// - Any other source Move is undone: the switch's rules of it (cookie = Move id) send the
-///   flows back to the source, its reflector goes, and the source gives the Move up
+/// - Any other source Move is undone: the switch's rules of it (cookie = Move id, or a split
+///   Move's tag and part id) send the flows back to the source, its reflector goes, and the
+///   source gives the Move up
 ///   (`abortMove`), asking its destination first (see `MoveEngine.giveUp`).
 /// - A Move in is its source's to end (a source that is gone falls silent, and the destination
 ///   gives the Move up then).
@@ -50,8 +51,9 @@ extension Controller {
             "\(source.name): move \(id) out, left behind (\(move.phase)): its traffic back to \(source.name), the "
                 + "Move given up"
         )
-        let back = sw.flowMod(SwitchRules.redirect(cookie: id, to: [source.switchPort]))
-        _ = sw.flowMod(SwitchRules.delete(cookie: SwitchRules.reflectorCookie(id), mask: ~0))
+        let rules = SwitchRules.backToSource(moveID: id, port: source.switchPort)
+        let back = sw.flowMod(rules.redirect)
+        _ = sw.flowMod(rules.reflector)
         // (The rules first: the source processes the flows' packets again once it has them back.)
         sw.barrier(covering: [back]).whenComplete { _ in
             _ = source.request(.abortMove(moveID: id, reason: Self.leftBehind))

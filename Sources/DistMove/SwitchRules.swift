@@ -108,6 +108,17 @@ public enum SwitchRules {
         return mod
     }
 
+    /// What a controller that starts again does to the rules of a Move it finds left behind
+    /// at `port`'s VNF (its source): every rule whose cookie's low 32 bits are the Move's id
+    /// sends its traffic back to the source (a Move's own rules, and a split Move's part rules,
+    /// whose cookies carry their split's tag above the part's id), and the Move's reflector
+    /// goes. Move ids stay below 2^31, so no other Move's rule and no reflector matches.
+    public static func backToSource(moveID: UInt64, port: UInt32) -> (redirect: OFFlowMod, reflector: OFFlowMod) {
+        var back = redirect(cookie: moveID & 0xFFFF_FFFF, to: [port])
+        back.cookieMask = 0xFFFF_FFFF
+        return (back, delete(cookie: reflectorCookie(moveID & 0xFFFF_FFFF), mask: 0xFFFF_FFFF))
+    }
+
     /// The cookie of an order-preserving Move's reflector (``reflector(from:vlan:to:priority:cookie:cut:)``):
     /// apart from its Move's, so that the phase-two MODIFY by cookie leaves it alone.
     public static func reflectorCookie(_ cookie: UInt64) -> UInt64 { cookie | 1 << 31 }

@@ -168,6 +168,23 @@ let traceFrames: [PcapFile.Frame] = {
     /// port and VLAN, pops the tag, writes an IBC's Ethernet source, outputs to the source's
     /// own port and the destination's; as bytes Open vSwitch reads (a set-field action padded
     /// to 16 bytes), and through the codec.
+    /// A restarted controller's rules for a Move left behind reach its split part's rules too
+    /// (tag above, part id below) and its reflector, and no other Move's rule or reflector.
+    @Test func aMoveLeftBehindIsFoundByItsIdInEveryCookieThatCarriesIt() {
+        let (back, reflector) = SwitchRules.backToSource(moveID: 0x42, port: 11)
+        func selects(_ mod: OFFlowMod, _ cookie: UInt64) -> Bool {
+            cookie & mod.cookieMask == mod.cookie & mod.cookieMask
+        }
+        #expect(back.command == .modify && reflector.command == .delete)
+        #expect(selects(back, 0x42))
+        #expect(selects(back, 0x5B17_0007_0000_0042), "a split part's rule")
+        #expect(!selects(back, 0x43) && !selects(back, 0x5B17_0007_0000_0043))
+        #expect(!selects(back, SwitchRules.reflectorCookie(0x42)))
+        #expect(selects(reflector, SwitchRules.reflectorCookie(0x42)))
+        #expect(selects(reflector, SwitchRules.reflectorCookie(0x5B17_0007_0000_0042)))
+        #expect(!selects(reflector, 0x42) && !selects(reflector, SwitchRules.reflectorCookie(0x43)))
+    }
+
     @Test func theReflectorSendsTheRequestOnToBothUntagged() throws {
         let mod = SwitchRules.reflector(from: 2, vlan: 3901, to: 3, priority: 300, cookie: 0x42)
         #expect(mod.cookie == SwitchRules.reflectorCookie(0x42) && mod.cookie != 0x42)

@@ -91,14 +91,14 @@ class DrillTests(unittest.TestCase):
                                      check=False).stdout)
         self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
 
-    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at):
-        """A dist Move whose controller is killed at `die_at` and started again at once (the
-        source's patience is 30 s): the new controller ends the Move it finds left behind, and
-        the checker finds nothing lost or duplicated."""
-        directory = os.path.join(self.tmp, f'restart-{die_at}')
+    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at, plan=()):
+        """A dist Move (as `plan` says) whose controller is killed at `die_at` and started again
+        at once (the source's patience is 30 s): the new controller ends the Move it finds left
+        behind, and the checker finds nothing lost or duplicated."""
+        directory = os.path.join(self.tmp, '-'.join(['restart', die_at, *plan[1:]]))
         bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at, DIST_MOVE_PATIENCE='30')
         calm = TestBed(directory, DIST_MOVE_PATIENCE='30')
-        replay = self.move_that_kills(bed, guarantee)
+        replay = self.move_that_kills(bed, guarantee, plan)
         try:
             out = calm.run('restart-controller')
             self.assertIn('controller restarted', out.stdout, out.stderr)
@@ -129,6 +129,13 @@ class DrillTests(unittest.TestCase):
         sends it back to the source alone, and the source gives the Move up."""
         self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
                        'move N out, left behind (duplicating)', 'vnf1')
+
+    def test_restarted_controller_undoes_a_split_moves_part(self):
+        """A split OP Move left behind while the switch copies its first part's traffic to both:
+        the restarted controller finds that part's rules by the part's id under the split's
+        tag, sends them back to the source alone, and the source gives the part up."""
+        self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
+                       'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'))
 
     def test_controller_killed_after_the_switch_update(self):
         """LF: the switch sends the moved traffic to the destination, which holds it, but the
