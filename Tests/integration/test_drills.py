@@ -5,6 +5,7 @@ it; only what the switch sent the dead VNF is lost)."""
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -91,10 +92,11 @@ class DrillTests(unittest.TestCase):
                                      check=False).stdout)
         self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
 
-    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at, plan=()):
+    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at, plan=(), rules=None):
         """A dist Move (as `plan` says) whose controller is killed at `die_at` and started again
         at once (the source's patience is 30 s): the new controller ends the Move it finds left
-        behind, and the checker finds nothing lost or duplicated."""
+        behind, and the checker finds nothing lost or duplicated. `rules`, if given, is called
+        with the switch's flow table once the Move has ended."""
         directory = os.path.join(self.tmp, '-'.join(['restart', die_at, *plan[1:]]))
         bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at, DIST_MOVE_PATIENCE='30')
         calm = TestBed(directory, DIST_MOVE_PATIENCE='30')
@@ -108,6 +110,8 @@ class DrillTests(unittest.TestCase):
             with open(os.path.join(directory, 'controller.log')) as f:
                 # (Move ids start at random: `move N` stands for any.)
                 self.assertIn(controller_says, re.sub(r'move \d+ ', 'move N ', f.read()))
+            if rules:
+                rules(self.switch_flows(directory))
             replay.join()
             other = 'vnf1' if flows_end_at == 'vnf2' else 'vnf2'
             self.assertGreater(len(self.flows_at(bed, flows_end_at)), 10)
@@ -134,8 +138,21 @@ class DrillTests(unittest.TestCase):
         """A split OP Move left behind while the switch copies its first part's traffic to both:
         the restarted controller finds that part's rules by the part's id under the split's
         tag, sends them back to the source alone, and the source gives the part up."""
+        def sent_back(flows):
+            parts = [f for f in flows if 'cookie=0x5b17' in f]
+            self.assertTrue(parts, flows)
+            # vnf1 is the switch's port 11, vnf2 its port 12.
+            self.assertTrue(all('output:12' not in f and 'output:11' in f for f in parts), parts)
         self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
-                       'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'))
+                       'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'), rules=sent_back)
+
+    def switch_flows(self, directory):
+        """The switch's flow table, a line per rule."""
+        out = subprocess.run(
+            ['bash', '-c', f'eval "$({ROOT}/deploy/testbed/ovs.sh env {directory}/ovs)"; '
+                           'ovs-ofctl -O OpenFlow13 dump-flows br0'],
+            capture_output=True, text=True, check=True).stdout
+        return [line.strip() for line in out.splitlines() if 'cookie=' in line]
 
     def test_controller_killed_after_the_switch_update(self):
         """LF: the switch sends the moved traffic to the destination, which holds it, but the
