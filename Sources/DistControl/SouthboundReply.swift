@@ -15,6 +15,20 @@ public enum SouthboundReply: Sendable, Equatable {
     case packetEvent(worker: Int, frame: [UInt8])
     case notice(MoveNoticeMessage)
 
+    /// What kind of reply this is, for counting (a notice by its type).
+    public var kind: String {
+        switch self {
+        case .state(let r): "state \(r.scope)"
+        case .ack: "ack"
+        case .error: "error"
+        case .info: "info"
+        case .flowGroups: "flowGroups"
+        case .moves: "moves"
+        case .packetEvent: "packetEvent"
+        case .notice(let n): n.type
+        }
+    }
+
     public struct StateReply: Sendable, Equatable {
         public var scope: StateScope
         public var count: Int

@@ -57,23 +57,39 @@ public struct ControllerError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// Messages and bytes one connection has carried, for a Move's report.
+/// Messages and bytes one connection has carried, for a Move's report; and the messages by
+/// kind ("to vnf1 movePerFlow", "from switch BARRIER_REPLY"), so a report says which they were.
 struct TrafficCounters {
     var messagesSent = 0
     var messagesReceived = 0
     var bytesSent = 0
     var bytesReceived = 0
+    var kinds: [String: Int] = [:]
+
+    mutating func sent(_ kind: String, bytes: Int) {
+        messagesSent += 1
+        bytesSent += bytes
+        kinds["to " + kind, default: 0] += 1
+    }
+
+    mutating func received(_ kind: String, bytes: Int) {
+        messagesReceived += 1
+        bytesReceived += bytes
+        kinds["from " + kind, default: 0] += 1
+    }
 
     static func - (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
         TrafficCounters(
             messagesSent: a.messagesSent - b.messagesSent, messagesReceived: a.messagesReceived - b.messagesReceived,
-            bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived)
+            bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived,
+            kinds: a.kinds.merging(b.kinds.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value != 0 })
     }
 
     static func + (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
         TrafficCounters(
             messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
-            bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived)
+            bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived,
+            kinds: a.kinds.merging(b.kinds, uniquingKeysWith: +))
     }
 }
 
@@ -84,5 +100,6 @@ extension MoveReport {
         messagesReceived = traffic.messagesReceived
         bytesSent = traffic.bytesSent
         bytesReceived = traffic.bytesReceived
+        messageKinds = traffic.kinds
     }
 }

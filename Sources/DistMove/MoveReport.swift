@@ -34,6 +34,8 @@ public struct MoveReport: Codable, Sendable, Equatable {
     /// Messages the controller sent and received during the Move.
     public var messagesSent = 0
     public var messagesReceived = 0
+    /// Those messages by kind and peer ("to vnf1 movePerFlow": 1, "from switch BARRIER_REPLY": 1).
+    public var messageKinds: [String: Int] = [:]
     /// In-band control packets the controller sent (PACKET_OUTs, among the messages): copies,
     /// one per receiving queue and more, when a VNF has several workers.
     public var ibcCopies = 0
@@ -79,6 +81,10 @@ public struct MoveReport: Codable, Sendable, Equatable {
                 ("Serialize", String(format: "%.4f s (%.2f%% of MoveTime)", serializeSeconds, serializePercent)),
                 ("Deserialize", String(format: "%.4f s (%.2f%% of MoveTime)", deserializeSeconds, deserializePercent)),
                 ("Controller messages sent / received", "\(messagesSent) / \(messagesReceived)"),
+                (
+                    "Controller messages by kind",
+                    messageKinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                ),
                 ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
                 ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
             ]

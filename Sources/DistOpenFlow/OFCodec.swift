@@ -124,6 +124,37 @@ extension OFMessage {
         return w.bytes
     }
 
+    /// A PORT_STATUS's reason (0 added, 1 deleted, 2 modified) and port; nil for any other
+    /// message or a body cut short.
+    public var portStatus: (reason: UInt8, port: OFPort)? {
+        guard case .other(_, OFType.portStatus.rawValue, let body) = self, body.count >= 8 else { return nil }
+        var r = OFReader(body, from: 8)
+        guard let port = try? OFCodec.readPort(&r) else { return nil }
+        return (body[0], port)
+    }
+
+    /// The message's type as OpenFlow's specification names it (OFPT_...), for counting.
+    public var kind: String {
+        if case .other(_, let t, _) = self, OFType(rawValue: t) == nil { return "type \(t)" }
+        return switch type {
+        case .hello: "HELLO"
+        case .error: "ERROR"
+        case .echoRequest: "ECHO_REQUEST"
+        case .echoReply: "ECHO_REPLY"
+        case .featuresRequest: "FEATURES_REQUEST"
+        case .featuresReply: "FEATURES_REPLY"
+        case .setConfig: "SET_CONFIG"
+        case .packetIn: "PACKET_IN"
+        case .portStatus: "PORT_STATUS"
+        case .packetOut: "PACKET_OUT"
+        case .flowMod: "FLOW_MOD"
+        case .multipartRequest: "MULTIPART_REQUEST"
+        case .multipartReply: "MULTIPART_REPLY"
+        case .barrierRequest: "BARRIER_REQUEST"
+        case .barrierReply: "BARRIER_REPLY"
+        }
+    }
+
     var type: OFType {
         switch self {
         case .hello: .hello

@@ -129,6 +129,20 @@ import Testing
         #expect(try OFMessage.decode(Array(written.readableBytesView)) == .echoReply(xid: 7, data: [1, 2]))
         sw.received(.barrierReply(xid: 9))
         #expect(sw.counters.messagesReceived == 1)
+        #expect(sw.counters.kinds == ["from switch BARRIER_REPLY": 1])
+    }
+
+    /// Neither is its news of a port (Open vSwitch sent two during a 100,000-flow Move): logged.
+    @Test func portStatusIsLoggedAndNotCounted() throws {
+        var lines: [String] = []
+        let sw = SwitchConnection(channel: EmbeddedChannel(), log: { lines.append($0) })
+        var port: [UInt8] = [0, 0, 0, 11, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 0]
+        port += Array("dtb-v1".utf8) + [UInt8](repeating: 0, count: 10)
+        port += [0, 0, 0, 0, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 24)
+        let message = OFMessage.other(xid: 0, type: 12, body: [2, 0, 0, 0, 0, 0, 0, 0] + port)
+        sw.received(try OFMessage.decode(message.encoded()))
+        #expect(sw.counters.messagesReceived == 0 && sw.counters.kinds.isEmpty)
+        #expect(lines == ["switch: port 11 dtb-v1 modified (link down)"])
     }
 }
 
