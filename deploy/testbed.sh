@@ -39,6 +39,8 @@
 #                        DIST_CONTROLLER_DIE_AT=PHASE in the environment kills the new one as
 #                        a DiST Move reaches that phase, e.g. state-sent or switch-updated;
 #                        DIST_MOVE_PATIENCE=S, the sources' patience, see docs/moving.md)
+#   restart-switch       kills ovs-vswitchd and starts it again (a failure drill: it comes back
+#                        with an empty flow table, and the controller installs its rules again)
 #   check SENT.pcap [--moved PREFIX] [--order all]
 #                        the checker's verdict on what crossed the test bed: loss and duplication
 #                        against SENT, order against what left the switch towards the VNFs
@@ -410,6 +412,25 @@ start_controller() {
 
 # A failure drill's second half: the controller (killed, or still running: stopped first)
 # starts again and takes the switch and the VNFs back.
+# A failure drill: ovs-vswitchd killed and started again; done once the controller has
+# installed the test bed's rules on the new connection (and the Moves' rules, if any).
+restart_switch() {
+    [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
+    local before
+    before=$(grep -c 'test bed rules installed' "$dir/controller.log" || true)
+    ovs restart "$dir/ovs" $([ "$(cat "$dir/switch" 2>/dev/null)" = dpdk ] && echo dpdk) >/dev/null
+    for _ in $(seq 1 300); do
+        if [ "$(grep -c 'test bed rules installed' "$dir/controller.log" || true)" -gt "$before" ]; then
+            say "switch restarted ($(cat "$dir/ovs/ovs-vswitchd.pid"))"
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "the restarted switch did not come back to the controller:" >&2
+    tail -20 "$dir/controller.log" >&2
+    exit 1
+}
+
 restart_controller() {
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
     local pid
@@ -494,6 +515,7 @@ replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }
 move) shift; ctl move "$@" ;;
 ctl) shift; ctl "$@" ;;
 restart-controller) restart_controller ;;
+restart-switch) restart_switch ;;
 check) shift; [ $# -ge 1 ] || { echo "usage: $0 check SENT.pcap [--moved PREFIX] [--order all]" >&2; exit 2; }; check "$@" ;;
 *) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -113,7 +113,7 @@ extension Controller {
         let run: MoveRun
         if spec.split != nil {
             let split = try SplitMove(
-                id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                id: moves, spec: spec, source: src, destination: dst, switch: link, ingressPort: ingress,
                 settle: .milliseconds(Int64(config.settleMilliseconds)),
                 nextID: { [unowned self] in
                     self.moves += 1
@@ -123,13 +123,13 @@ extension Controller {
             run = split
         } else if spec.mode == .dist {
             let dist = try DistModeMove(
-                id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                id: moves, spec: spec, source: src, destination: dst, switch: link, ingressPort: ingress,
                 settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
             dist.patience = config.movePatience
             run = dist
         } else {
             run = try OpenNFMove(
-                id: moves, spec: spec, source: src, destination: dst, switch: sw, ingressPort: ingress,
+                id: moves, spec: spec, source: src, destination: dst, switch: link, ingressPort: ingress,
                 settle: .milliseconds(Int64(config.settleMilliseconds)), progress: progress)
         }
         moving = run

@@ -20,9 +20,10 @@ extension Controller {
                 old.channel.close(promise: nil)
             }
             self.sw = connection
+            self.link.use(connection)
             self.installBaseRules(connection)
             for v in self.vnfs { self.installChannelRule(v, connection) }
-            for v in self.vnfs where v.channelAddress != nil { self.endLeftBehind(v, connection) }
+            for v in self.vnfs where v.channelAddress != nil { self.endLeftBehind(v) }
         }
     }
 
@@ -39,6 +40,7 @@ extension Controller {
             log("switch: disconnected")
             sw = nil
         }
+        link.gone(connection)
     }
 
     /// The test bed's forwarding: ingress to the default VNF, every VNF's output to egress.

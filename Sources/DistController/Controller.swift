@@ -99,7 +99,10 @@ public final class Controller {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop: EventLoop
     var vnfs: [VNFClient] = []
+    /// The switch connection in use (its datapath and ports).
     var sw: SwitchConnection?
+    /// The switch as Moves use it, across its connections, with the rules they put in force.
+    let link: SwitchLink
     var openflowServer: Channel?
     var northboundServer: Channel?
     var moving: MoveRun?
@@ -122,6 +125,7 @@ public final class Controller {
         self.config = config
         self.loop = group.next()
         self.log = log
+        link = SwitchLink(loop: loop, log: log)
     }
 
     /// Starts the servers and the VNF connections; returns the bound OpenFlow port.
@@ -172,7 +176,7 @@ public final class Controller {
                 client.onInfo = { [weak client] in
                     guard let client, let sw = self.sw, sw.datapathID != nil else { return }
                     self.installChannelRule(client, sw)
-                    self.endLeftBehind(client, sw)
+                    self.endLeftBehind(client)
                 }
                 client.start()
             }

@@ -34,10 +34,14 @@ extension DistModeMove {
             report.warnings.append("after the switch update: \(error)")
             return loop.makeSucceededFuture(finish())
         }
-        if duplicating {
-            // OP between its phases: the traffic goes back to the source alone (the source has
-            // taken its flows back; the destination drops its gate and processes what it gets).
+        if updateSent {
+            // The rules went out, and the switch may have applied them though no BARRIER reply
+            // said so (it went away, or was slow): the traffic goes back to the source alone.
+            // OP between its phases: the source has taken its flows back; the destination drops
+            // its gate and processes what it gets.
             _ = sw.flowMod(SwitchRules.redirect(cookie: cookie, to: [src.switchPort]))
+        }
+        if duplicating {
             report.warnings.append(
                 "the switch copied the moved traffic to both VNFs until the abort: packets of that time may have been "
                     + "processed by both"

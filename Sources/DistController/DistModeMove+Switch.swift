@@ -25,6 +25,7 @@ extension DistModeMove {
                     priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
             reflecting = true
             duplicating = true
+            updateSent = true
             return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
                 self.progress(
                     "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
@@ -34,6 +35,7 @@ extension DistModeMove {
                 return self.settled()
             }
         }
+        updateSent = true
         let xids = matches.map {
             sw.flowMod(SwitchRules.flowMod($0, to: [dst.switchPort], priority: priority, cookie: cookie))
         }

@@ -77,6 +77,8 @@ final class DistModeMove: MoveRun {
     var trafficArrives: EventLoopFuture<MoveNoticeMessage?>?
     var trafficTimer: Scheduled<Void>?
     var switchUpdated = false
+    /// The Move's rules went to the switch (its BARRIER reply may not have come).
+    var updateSent = false
     /// OP: the switch sends the moved traffic to both VNFs.
     var duplicating = false
     /// OP: the switch holds the Move's reflector (see ``SwitchRules/reflector(from:vlan:to:priority:cookie:cut:)``).
@@ -163,12 +165,20 @@ final class DistModeMove: MoveRun {
             fputs("dist-controller: move \(id): DIST_CONTROLLER_DIE_AT=\(name): killed\n", stderr)
             kill(getpid(), SIGKILL)
         }
+        if name == Self.stallAt {
+            // A failure drill: the controller stops for 2 s (its event loop too), as one
+            // descheduled or paging would, while the drill breaks something else.
+            fputs("dist-controller: move \(id): DIST_CONTROLLER_STALL_AT=\(name): stalled for 2 s\n", stderr)
+            usleep(2_000_000)
+        }
     }
 
     /// A failure drill's hook (`DIST_CONTROLLER_DIE_AT=PHASE`): the controller is killed as it
     /// reaches that phase of a DiST Move (see the phases in ``MoveReport``), so that the test
     /// bed can show what the VNFs do without it.
     static let dieAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_DIE_AT"]
+    /// Another (`DIST_CONTROLLER_STALL_AT=PHASE`): the controller stalls there for 2 s.
+    static let stallAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_STALL_AT"]
 
     /// An error as an `abortMove`'s reason (at most what the southbound takes, whole characters).
     static func reason(_ error: Error) -> String {
@@ -249,10 +259,10 @@ final class DistModeMove: MoveRun {
     func lossFreeEnd() -> EventLoopFuture<Void> {
         let completed = loop.makePromise(of: MoveNoticeMessage.self)
         self.completed = completed
-        sw.packetOut(InBandControl.frame(for: spec.filter, moveID: id, token: ibcToken), port: src.switchPort)
-        phase("ibc-sent")
+        sendIBC()
         return waiting(
-            completed.futureResult, Self.finishTimeout, "\(src.name) did not finish within 10 s of the switch update"
+            completed.futureResult, Self.finishTimeout, "\(src.name) did not finish within 10 s of the switch update",
+            switchMayReturn: true
         )
         .map {
             self.phase("complete")
@@ -297,12 +307,10 @@ final class DistModeMove: MoveRun {
         }.flatMap {
             let completed = self.loop.makePromise(of: MoveNoticeMessage.self)
             self.completed = completed
-            self.sw.packetOut(
-                InBandControl.frame(for: self.spec.filter, moveID: self.id, token: self.ibcToken),
-                port: self.src.switchPort)
+            self.sendIBC()
             return self.waiting(
                 completed.futureResult, Self.finishTimeout,
-                "\(self.src.name) did not finish within 10 s of the switch update")
+                "\(self.src.name) did not finish within 10 s of the switch update", switchMayReturn: true)
         }.map {
             self.take($0)
             self.report.moveTime = Double(self.now - self.started) / 1e9
@@ -314,10 +322,27 @@ final class DistModeMove: MoveRun {
         }.flatMapError { self.abort($0) }
     }
 
-    /// A future that fails with `why` after `timeout`, or when the source goes away.
-    func waiting(_ future: EventLoopFuture<MoveNoticeMessage>, _ timeout: TimeAmount, _ why: String) -> EventLoopFuture<
-        MoveNoticeMessage
-    > {
+    /// LF and redirect-first after the switch update: the in-band control packet to the
+    /// source, through the switch. A switch that goes away may not have sent it on; when the
+    /// switch is back with the Move's rules (``SwitchLink``), it goes again (a copy the source
+    /// gets after the Move has ended there is dropped).
+    func sendIBC() {
+        let frame = InBandControl.frame(for: spec.filter, moveID: id, token: ibcToken)
+        sw.packetOut(frame, port: src.switchPort)
+        phase("ibc-sent")
+        sw.onConnect = { [weak self] in
+            guard let self, self.completed != nil else { return }
+            self.sw.packetOut(frame, port: self.src.switchPort)
+            self.phase("ibc-sent-again")
+        }
+    }
+
+    /// A future that fails with `why` after `timeout`, or when the source or the destination
+    /// goes away, or the switch (unless `switchMayReturn`: the Move waits for it then).
+    func waiting(
+        _ future: EventLoopFuture<MoveNoticeMessage>, _ timeout: TimeAmount, _ why: String,
+        switchMayReturn: Bool = false
+    ) -> EventLoopFuture<MoveNoticeMessage> {
         let promise = loop.makePromise(of: MoveNoticeMessage.self)
         let timer = loop.scheduleTask(in: timeout) { promise.fail(ControllerError(why)) }
         let previous = src.onDisconnect
@@ -332,15 +357,25 @@ final class DistModeMove: MoveRun {
             previousAtDestination?()
             promise.fail(ControllerError("\(self?.dst.name ?? "the destination") went away during the Move"))
         }
+        // (A switch that goes away may come back without the Move's rules, or with them: the
+        // Move ends as it would on any failure, and the rules it leaves in force reach the
+        // switch when it is back, see ``SwitchLink``.)
+        let previousAtSwitch = sw.onDisconnect
+        sw.onDisconnect = {
+            previousAtSwitch?()
+            if !switchMayReturn { promise.fail(ControllerError("the switch went away during the Move")) }
+        }
         // (Gone before this wait began, between two steps of the Move: as good as now.)
         for party in [src, dst] where !party.connected {
             promise.fail(ControllerError("\(party.name) went away during the Move"))
         }
+        if sw.closed && !switchMayReturn { promise.fail(ControllerError("the switch went away during the Move")) }
         future.whenComplete { promise.completeWith($0) }
         return promise.futureResult.always { _ in
             timer.cancel()
             self.src.onDisconnect = previous
             self.dst.onDisconnect = previousAtDestination
+            self.sw.onDisconnect = previousAtSwitch
         }
     }
 
@@ -427,6 +462,7 @@ final class DistModeMove: MoveRun {
 
     func finish() -> MoveReport {
         src.onNotice = nil
+        sw.onConnect = nil
         // A Move that ended before its source said so (refused, aborted) leaves nothing waiting
         // for a notice that will not come (a completed promise ignores this).
         let over = ControllerError("the Move is over")

@@ -17,7 +17,7 @@ import NIOCore
 /// The controller's own Move ids go on above every id it finds, so that no new Move shares an
 /// id or a rule cookie with an old one.
 extension Controller {
-    func endLeftBehind(_ client: VNFClient, _ sw: SwitchConnection) {
+    func endLeftBehind(_ client: VNFClient) {
         guard client.connected, !leftBehindChecked.contains(client.name) else { return }
         leftBehindChecked.insert(client.name)
         client.request(.moves).whenSuccess { reply in
@@ -25,7 +25,7 @@ extension Controller {
             for move in moves where move.moveID > 0 {
                 self.moves = max(self.moves, move.moveID)
                 if move.role == "source" {
-                    self.endLeftBehind(source: client, move, sw)
+                    self.endLeftBehind(source: client, move, self.link)
                 } else {
                     // Its source ends it (asking it first), or, gone, falls silent: it gives up then.
                     self.log("\(client.name): move \(move.moveID) in, left behind: its source ends it")
@@ -34,7 +34,7 @@ extension Controller {
         }
     }
 
-    func endLeftBehind(source: VNFClient, _ move: SouthboundReply.MoveListing, _ sw: SwitchConnection) {
+    func endLeftBehind(source: VNFClient, _ move: SouthboundReply.MoveListing, _ sw: any MoveSwitch) {
         let id = move.moveID
         if move.phase == "switched", move.guarantee == "lf", let text = move.filter,
             let filter = try? FlowFilter(parsing: text)

@@ -53,7 +53,7 @@ extension MoveVNF {
 }
 
 /// The switch as a Move run sees it: rule changes, barriers, packets out and in.
-/// ``SwitchConnection`` is the one over OpenFlow.
+/// ``SwitchLink`` is the one over OpenFlow (whichever connection the switch is on).
 protocol MoveSwitch: AnyObject {
     var loop: EventLoop { get }
     var counters: TrafficCounters { get }
@@ -62,6 +62,9 @@ protocol MoveSwitch: AnyObject {
     var queuedPacketOuts: Int { get }
     var packetOutsDropped: Int { get }
     var onPacketIn: ((OFPacketIn) -> Bool)? { get set }
+    /// Called when the switch goes away, and when it is back (with the rules it had).
+    var onDisconnect: (() -> Void)? { get set }
+    var onConnect: (() -> Void)? { get set }
     @discardableResult
     func flowMod(_ mod: OFFlowMod) -> UInt32
     /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
@@ -81,4 +84,3 @@ extension MoveSwitch {
 }
 
 extension VNFClient: MoveVNF {}
-extension SwitchConnection: MoveSwitch {}

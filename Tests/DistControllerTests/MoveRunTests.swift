@@ -117,6 +117,11 @@ final class LoopbackSwitch: MoveSwitch {
     var queuedPacketOuts: Int { 0 }
     var packetOutsDropped: Int { 0 }
     var onPacketIn: ((OFPacketIn) -> Bool)?
+    var onDisconnect: (() -> Void)?
+    var onConnect: (() -> Void)?
+    /// Barriers wait for ``goAway()`` instead of succeeding at once.
+    var holdBarriers = false
+    var heldBarriers: [EventLoopPromise<Void>] = []
     var vnfs: [UInt32: LoopbackVNF] = [:]
     /// The ports the moved flows' packets go out of.
     var targets: [UInt32]
@@ -139,13 +144,35 @@ final class LoopbackSwitch: MoveSwitch {
     }
 
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32) {
+        guard !closed else { return }
         counters.sent("switch PACKET_OUT", bytes: 0)
         vnfs[port]?.instance.receive(frame)
     }
 
     func packetOutsSent() -> EventLoopFuture<Void> { loop.makeSucceededVoidFuture() }
 
+    /// The switch is back (with the rules it had).
+    func comeBack() {
+        closed = false
+        onConnect?()
+    }
+
+    /// The switch goes away: its barriers fail, the Move hears of it.
+    func goAway() {
+        closed = true
+        heldBarriers.forEach { $0.fail(ControllerError("the switch went away")) }
+        heldBarriers = []
+        onDisconnect?()
+    }
+
     func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void> {
+        guard !closed else { return loop.makeFailedFuture(ControllerError("the switch is not connected")) }
+        if holdBarriers {
+            counters.sent("switch BARRIER_REQUEST", bytes: 0)
+            let p = loop.makePromise(of: Void.self)
+            heldBarriers.append(p)
+            return p.futureResult
+        }
         counters.sent("switch BARRIER_REQUEST", bytes: 0)
         counters.received("switch BARRIER_REPLY", bytes: 0)
         return loop.makeSucceededVoidFuture()
@@ -172,7 +199,9 @@ final class LoopbackSwitch: MoveSwitch {
     /// every flow's packets as the VNFs forwarded them (A's, then B's). A VNF that `dies` names
     /// is gone from the first millisecond it does so: it takes in, sends and says nothing more,
     /// and its connection to the controller closes.
-    func drive(_ run: DistModeMove, dies: (() -> LoopbackVNF?)? = nil) throws -> (
+    func drive(
+        _ run: DistModeMove, everyMillisecond: (() -> Void)? = nil, dies: (() -> LoopbackVNF?)? = nil
+    ) throws -> (
         report: MoveReport, forwarded: [[UInt32]], sent: UInt32
     ) {
         var sent: UInt32 = 0
@@ -191,6 +220,7 @@ final class LoopbackSwitch: MoveSwitch {
                 dead.connected = false
                 dead.onDisconnect?()
             }
+            everyMillisecond?()
             traffic()
             let live = [a, b].filter(\.connected)
             for vnf in live { vnf.instance.round() }
@@ -310,5 +340,76 @@ final class LoopbackSwitch: MoveSwitch {
         #expect(sw.flowMods.isEmpty && sw.targets == [a.switchPort])
         for _ in 0..<10 { b.instance.round() }
         #expect(b.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).isEmpty)
+    }
+
+    /// The switch goes away while the Move waits for the source's state: the Move ends at once
+    /// (not at its next switch step), and no rule of it was sent.
+    @Test func aSwitchThatGoesAwayBeforeTheUpdateEndsTheMove() throws {
+        let run = try DistModeMove(
+            id: 12, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(
+            run,
+            everyMillisecond: { [sw, b] in
+                if !sw.closed && b.instance.notices.contains(where: { $0.type == "incomingStarted" }) { sw.goAway() }
+            })
+        #expect(report.outcome == "aborted")
+        #expect(report.reason?.contains("the switch went away during the Move") == true, "\(report.reason ?? "")")
+        #expect(a.requests == ["movePerFlow", "abortMove"])
+        #expect(sw.flowMods.isEmpty)
+        for _ in 0..<10 { a.instance.round() }
+        #expect(a.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).count == Self.flows)
+    }
+
+    /// The switch goes away after the Move's rules went out, before it said it applied them:
+    /// the source takes its flows back, so the rules, which the switch may have applied (or
+    /// will get again when it is back, see ``SwitchLink``), send the traffic back to it.
+    @Test func aSwitchThatGoesAwayDuringTheUpdateGetsTheTrafficBackToTheSource() throws {
+        sw.holdBarriers = true
+        let run = try DistModeMove(
+            id: 13, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        let (report, _, _) = try drive(
+            run,
+            everyMillisecond: { [sw] in
+                if !sw.closed && !sw.heldBarriers.isEmpty { sw.goAway() }
+            })
+        #expect(report.outcome == "aborted", "\(report.reason ?? "")")
+        #expect(a.requests == ["movePerFlow", "abortMove"])
+        #expect(sw.targets == [a.switchPort], "the Move's rules send the traffic to the source again")
+        for _ in 0..<10 { a.instance.round() }
+        #expect(a.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).count == Self.flows)
+    }
+
+    /// LF: the switch goes away after it applied the Move's rules, before the in-band control
+    /// packet goes (it is lost), and comes back 50 ms later: the controller sends the packet
+    /// again, and the Move completes as it would have, well within the source's patience.
+    @Test func anLFMoveWhoseSwitchComesBackSendsItsInBandControlPacketAgain() throws {
+        let run = try DistModeMove(
+            id: 14, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        var awayFor = -1
+        let (report, forwarded, sent) = try drive(
+            run,
+            everyMillisecond: { [sw, b] in
+                if awayFor < 0 && sw.targets == [b.switchPort] {
+                    sw.goAway()
+                    awayFor = 0
+                } else if awayFor >= 0 && sw.closed {
+                    awayFor += 1
+                    if awayFor == 50 { sw.comeBack() }
+                }
+            })
+        #expect(report.outcome == "completed", "\(report.reason ?? "")")
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        let phases = report.phases.map(\.name)
+        #expect(phases.contains("ibc-sent") && phases.contains("ibc-sent-again"), "\(phases)")
+        #expect(a.requests == ["movePerFlow"])
+        #expect(!a.instance.notices.contains { $0.counters["ibcMissing"] == 1 }, "the source had its packet")
+        let moved = b.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter))
+        #expect(moved.count == Self.flows)
+        for (flow, seqs) in forwarded.enumerated() {
+            #expect(seqs == Array(0..<sent), "flow \(flow)")
+        }
     }
 }

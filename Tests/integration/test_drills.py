@@ -1,7 +1,9 @@
 """Failure drills on the test bed: dist-controller killed in a phase of a DiST Move, then
 started again (the VNFs end the Move themselves; nothing the switch delivered is lost and the
-next Move succeeds), and a Move's source or destination killed mid-Move (the controller and the live VNF end
-it; only what the switch sent the dead VNF is lost)."""
+next Move succeeds); a Move's source or destination killed mid-Move (the controller and the live VNF end
+it; only what the switch sent the dead VNF is lost); Open vSwitch killed and restarted after a
+Move and during one (it comes back with an empty flow table: the controller installs the Moves'
+rules again; only what reached the switch while it was down is lost)."""
 import collections
 import json
 import os
@@ -191,6 +193,19 @@ class DrillTests(unittest.TestCase):
                       '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
         return replay, json.loads(out.stdout[out.stdout.index('{'):])['report'], before
 
+    def lost_positions(self, directory):
+        """Where in the trace the frames the sink never got are. (A multiset: a frame the trace
+        holds twice, an ARP request say, is received once per copy; the earlier copy takes the
+        first.)"""
+        received = collections.Counter(pcapcheck.read_pcap(os.path.join(directory, 'sink.pcap')))
+        lost = []
+        for i, frame in enumerate(pcapcheck.read_pcap(self.trace)):
+            if received[frame] > 0:
+                received[frame] -= 1
+            else:
+                lost.append(i)
+        return lost
+
     def test_source_killed_before_it_says_the_state_was_sent(self):
         """dist LF: the source dies as its state reaches the destination, before the controller
         hears so (the switch never changes). The controller aborts the Move and tells the
@@ -213,15 +228,7 @@ class DrillTests(unittest.TestCase):
         finally:
             bed.run('down')
         sent = pcapcheck.read_pcap(self.trace)
-        # (A multiset: a frame the trace holds twice, an ARP request say, is received once per
-        # copy; the earlier copy takes the first.)
-        received = collections.Counter(pcapcheck.read_pcap(os.path.join(directory, 'sink.pcap')))
-        lost = []
-        for i, frame in enumerate(sent):
-            if received[frame] > 0:
-                received[frame] -= 1
-            else:
-                lost.append(i)
+        lost = self.lost_positions(directory)
         self.assertTrue(lost, 'the source died: what the switch sent it after that is lost')
         # Every frame after the first lost one is lost too: the losses are what came after the
         # source died, not frames it had taken in before.
@@ -254,6 +261,91 @@ class DrillTests(unittest.TestCase):
             bed.run('down')
         result = json.loads(bed.run('check', self.trace, '--json', check=False).stdout)
         self.assertEqual((result['lost'], result['duplicated'], result['extra']), (0, 0, 0), result)
+
+
+    def losses_in_one_window(self, directory, most):
+        """What the checker finds lost is one stretch of the trace, at most `most` frames long
+        (what reached the switch while it was down), and nothing is duplicated. Returns how
+        many were lost."""
+        lost = self.lost_positions(directory)
+        if lost:
+            self.assertLessEqual(lost[-1] - lost[0] + 1, most, f'{len(lost)} lost, from {lost[0]} to {lost[-1]}')
+        result = json.loads(TestBed(directory).run('check', self.trace, '--json', check=False).stdout)
+        self.assertEqual((result['duplicated'], result['extra']), (0, 0), result)
+        return len(lost)
+
+    def test_switch_restarted_after_a_move(self):
+        """A dist LF Move completes; then ovs-vswitchd is killed and started again, with an
+        empty flow table. The controller installs the Move's rules again with the test bed's:
+        the moved flows' traffic goes on reaching vnf2, which has their state (without them it
+        went to vnf1, the default, which started the flows afresh)."""
+        directory = os.path.join(self.tmp, 'switch-restarted-after')
+        bed = TestBed(directory)
+        try:
+            replay, report, _ = self.move_with_a_dying_vnf(bed)
+            self.assertEqual(report['outcome'], 'completed', report)
+            out = bed.run('restart-switch')
+            self.assertIn('switch restarted', out.stdout, out.stderr)
+            replay.join()
+            self.assertEqual(self.flows_at(bed, 'vnf1'), [], 'the moved traffic went back to vnf1')
+            self.assertGreater(len(self.flows_at(bed, 'vnf2')), 10)
+            with open(os.path.join(directory, 'controller.log')) as f:
+                self.assertIn("switch: the Moves' rules installed again", f.read())
+        finally:
+            bed.run('down')
+        self.losses_in_one_window(directory, 3000)
+
+    def test_switch_restarted_as_a_move_updates_it(self):
+        """dist LF: the controller stalls as the switch has applied the Move's rules, and
+        ovs-vswitchd is killed and started again meanwhile (the in-band control packet cannot
+        go through a switch that is not there). Once the switch is back with the Move's rules,
+        the controller sends the in-band control packet (again) and the Move completes, within
+        the source's patience. The flows are at vnf2 only, the next Move of them completes,
+        and only what reached the switch while it was down is lost."""
+        directory = os.path.join(self.tmp, 'switch-restarted-during')
+        bed = TestBed(directory, DIST_CONTROLLER_STALL_AT='switch-updated')
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+        try:
+            replay.start()
+            time.sleep(MOVE_AT)
+            outcome = {}
+            move = threading.Thread(target=lambda: outcome.update(out=bed.run(
+                'move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--json', '--guarantee', 'lf',
+                '--opt', 'pz,ll,er', '--mode', 'dist', check=False)))
+            move.start()
+            deadline = time.time() + 10
+            stalled = False
+            while not stalled and time.time() < deadline:
+                with open(os.path.join(directory, 'controller.log')) as f:
+                    stalled = 'DIST_CONTROLLER_STALL_AT=switch-updated: stalled' in f.read()
+                time.sleep(0.05)
+            self.assertTrue(stalled, 'the controller never reached the switch update')
+            out = bed.run('restart-switch')
+            self.assertIn('switch restarted', out.stdout, out.stderr)
+            move.join()
+            out = outcome['out']
+            report = json.loads(out.stdout[out.stdout.index('{'):])['report']
+            self.assertEqual((report['outcome'], report['warnings']), ('completed', []), report)
+            # (The packet goes once the switch is back: again, if the first went to the dead
+            # switch, or only then, if the controller's stall outlasted the restart.)
+            line = self.vnf_said(bed, 'vnf1', r'move \d+ out: (completed|aborted)', timeout=8)
+            self.assertIsNotNone(line, 'the source never ended the Move')
+            self.assertIn('out: completed;', line, 'with its in-band control packet')
+            elapsed = int(re.search(r'elapsedNs (\d+)', line).group(1))
+            self.assertLess(elapsed, 5e9, line)
+            self.assertIsNotNone(self.vnf_said(bed, 'vnf2', r'move \d+ in: ', timeout=8), 'the destination never ended it')
+            replay.join()
+            self.assertEqual(self.flows_at(bed, 'vnf1'), [])
+            self.assertGreater(len(self.flows_at(bed, 'vnf2')), 10)
+            out = TestBed(directory).run('move', '--from', 'vnf2', '--to', 'vnf1', '--filter', FILTER, '--json',
+                                         '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            report = json.loads(out.stdout[out.stdout.index('{'):])['report']
+            self.assertEqual(report['outcome'], 'completed', out.stdout + out.stderr)
+        finally:
+            bed.run('down')
+        self.losses_in_one_window(directory, 3000)
 
 
 if __name__ == '__main__':

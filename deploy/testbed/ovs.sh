@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ovs.sh start|stop|status DIR [dpdk]: Open vSwitch (Debian's openvswitch-switch) with its own
+# ovs.sh start|stop|restart|status DIR [dpdk]: Open vSwitch (Debian's openvswitch-switch) with its own
 # run, log and database directories under DIR, so it never touches a system OVS. ovs-vsctl and
 # ovs-ofctl need the same environment: `eval "$(deploy/testbed/ovs.sh env DIR)"`.
 # start DIR dpdk: Debian's openvswitch-switch-dpdk binary instead, run directly (the system's
@@ -10,7 +10,7 @@ set -euo pipefail
 command=${1:-}
 dir=${2:-}
 mode=${3:-}
-[ -n "$command" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|status|env DIR [dpdk]" >&2; exit 2; }
+[ -n "$command" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|restart|status|env DIR [dpdk]" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 export OVS_RUNDIR=$dir OVS_LOGDIR=$dir OVS_DBDIR=$dir
@@ -53,6 +53,19 @@ stop)
     done
     echo "ovs: stopped ($dir)"
     ;;
+restart)
+    # ovs-vswitchd alone, as a crash and a supervisor's restart would: it comes back with the
+    # bridges and ports of its database and an empty flow table.
+    pid=$(cat "$dir/ovs-vswitchd.pid")
+    kill -9 "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$dir/ovs-vswitchd.pid"
+    vswitchd=ovs-vswitchd
+    [ "$mode" = dpdk ] && vswitchd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
+    "$vswitchd" "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" --log-file="$dir/ovs-vswitchd.log" \
+        --detach --no-chdir </dev/null >/dev/null 2>&1
+    echo "ovs: ovs-vswitchd restarted ($(cat "$dir/ovs-vswitchd.pid"))"
+    ;;
 status)
     for daemon in ovsdb-server ovs-vswitchd; do
         if [ -e "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null; then
@@ -63,7 +76,7 @@ status)
     done
     ;;
 *)
-    echo "usage: $0 start|stop|status|env DIR [dpdk]" >&2
+    echo "usage: $0 start|stop|restart|status|env DIR [dpdk]" >&2
     exit 2
     ;;
 esac
