@@ -82,7 +82,7 @@ extension Controller {
         guard let text = v.channelAddress else { return }
         var mod = OFFlowMod()
         mod.priority = 200
-        mod.cookie = 0xD157
+        mod.cookie = SwitchLink.channelCookie
         if let hash = text.firstIndex(of: "#"), let vlan = UInt16(text[text.index(after: hash)...]) {
             mod.match = OFMatch([
                 .other(field: 6, hasMask: false, value: [UInt8(0x10 | vlan >> 8), UInt8(vlan & 0xFF)])

@@ -15,6 +15,8 @@ final class SwitchConnection {
     private(set) var ports: [OFPort] = []
     private var nextXid: UInt32 = 1
     private var barriers: [UInt32: (promise: EventLoopPromise<Void>, covers: [UInt32], timeout: Scheduled<Void>)] = [:]
+    /// Flow-stats requests waiting for the rest of their reply, by xid.
+    private var flowStatsWaiting: [UInt32: (promise: EventLoopPromise<[OFFlowMod]>, flows: [OFFlowMod])] = [:]
     /// FLOW_MODs the switch refused, by xid (reason).
     private var refused: [UInt32: String] = [:]
     /// The running Move's handler of PACKET_INs; true when it took the packet.
@@ -147,6 +149,21 @@ final class SwitchConnection {
         return p.futureResult
     }
 
+    /// Every rule of the switch's tables (a flow-stats request, its reply in as many parts as
+    /// the switch sends); fails when the switch goes away or takes longer than `timeout`.
+    func flowStats(timeout: TimeAmount = .seconds(5)) -> EventLoopFuture<[OFFlowMod]> {
+        loop.preconditionInEventLoop()
+        guard !closed else { return loop.makeFailedFuture(ControllerError("the switch is not connected")) }
+        let x = send(.flowStatsRequest(xid: xid()))
+        let promise = loop.makePromise(of: [OFFlowMod].self)
+        flowStatsWaiting[x] = (promise, [])
+        loop.scheduleTask(in: timeout) {
+            self.flowStatsWaiting.removeValue(forKey: x)?.promise.fail(
+                ControllerError("the switch did not send its flow table"))
+        }
+        return promise.futureResult
+    }
+
     /// A barrier: succeeds when the switch has applied everything sent before it, fails when
     /// one of the FLOW_MODs `covers` names was refused, the switch goes away, or no reply comes.
     func barrier(covering covers: [UInt32] = [], timeout: TimeAmount = .seconds(5)) -> EventLoopFuture<Void> {
@@ -200,6 +217,15 @@ final class SwitchConnection {
                 log("switch: a packet-in no Move took, sent back through the table (\(packetInsReinjected) so far)")
                 packetOut(p.data, port: OpenFlow.portTable, inPort: p.inPort!)
             }
+        case .flowStatsReply(let x, let flows, let more):
+            guard var waiting = flowStatsWaiting[x] else { return }
+            waiting.flows += flows
+            if more {
+                flowStatsWaiting[x] = waiting
+            } else {
+                flowStatsWaiting[x] = nil
+                waiting.promise.succeed(waiting.flows)
+            }
         case .barrierReply(let x):
             guard let b = barriers.removeValue(forKey: x) else { return }
             b.timeout.cancel()
@@ -225,6 +251,9 @@ final class SwitchConnection {
         waiting.forEach {
             $0.fail(ControllerError("the switch went away (\(why)) with \(queuedPacketOuts) packets to send"))
         }
+        let reading = flowStatsWaiting
+        flowStatsWaiting = [:]
+        reading.values.forEach { $0.promise.fail(ControllerError("the switch went away (\(why))")) }
         let pending = barriers
         barriers = [:]
         for b in pending.values {

@@ -18,6 +18,10 @@ final class SwitchLink: MoveSwitch {
     private var earlier = TrafficCounters()
     private var droppedWhileAway = 0
     private var earlierDropped = 0
+    /// Whether the switch's own table was read (once, at the first connection).
+    private var tableRead = false
+    /// The cookie of the channel rules the controller installs at every connection.
+    static let channelCookie: UInt64 = 0xD157
     /// Called when the connection in use closes, and once a new one has the rules kept.
     var onDisconnect: (() -> Void)?
     var onConnect: (() -> Void)?
@@ -39,6 +43,7 @@ final class SwitchLink: MoveSwitch {
         }
         connection.onPacketIn = self.connection?.onPacketIn
         self.connection = connection
+        if !tableRead { takeOver(connection) }
         guard !table.rules.isEmpty else {
             onConnect?()
             return
@@ -50,6 +55,21 @@ final class SwitchLink: MoveSwitch {
                 self.log("switch: the Moves' rules installed again (\(xids.count))")
                 self.onConnect?()
             case .failure(let e): self.log("switch: installing the Moves' rules again failed: \(e)")
+            }
+        }
+    }
+
+    /// A controller that starts again takes over the Moves' rules its predecessor left at the
+    /// switch (read from its table: rules with a cookie, which the base rules lack, other than
+    /// the channel's), so that they too reach the switch again after it restarts.
+    func takeOver(_ connection: SwitchConnection) {
+        connection.flowStats().whenComplete { result in
+            switch result {
+            case .success(let rules):
+                self.tableRead = true
+                let taken = self.table.adopt(rules.filter { $0.cookie != 0 && $0.cookie != Self.channelCookie })
+                if taken > 0 { self.log("switch: took over \(taken) rules of earlier Moves from its table") }
+            case .failure(let e): self.log("switch: reading its flow table failed: \(e)")
             }
         }
     }

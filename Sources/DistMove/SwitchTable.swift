@@ -22,7 +22,7 @@ public struct SwitchTable: Equatable, Sendable {
             var rule = mod
             rule.cookieMask = 0
             rule.bufferID = OpenFlow.noBuffer
-            if let i = rules.firstIndex(where: { $0.match == mod.match && $0.priority == mod.priority }) {
+            if let i = rules.firstIndex(where: { Self.same($0.match, mod.match) && $0.priority == mod.priority }) {
                 rules[i] = rule
             } else {
                 rules.append(rule)
@@ -37,12 +37,33 @@ public struct SwitchTable: Equatable, Sendable {
     /// Forgets every rule: the table a switch that restarted has.
     public mutating func clear() { rules = [] }
 
+    /// Takes over rules read from the switch (a flow-stats reply: a controller that started
+    /// again finds its predecessor's Moves' rules there), but none of a match and priority
+    /// already kept: what this controller did since is newer. Returns how many it took.
+    @discardableResult
+    public mutating func adopt(_ read: [OFFlowMod]) -> Int {
+        var taken = 0
+        for rule in read
+        where !rules.contains(where: { Self.same($0.match, rule.match) && $0.priority == rule.priority }) {
+            var add = rule
+            add.command = .add
+            apply(add)
+            taken += 1
+        }
+        return taken
+    }
+
+    /// The same match, whatever the order of its fields (a switch reports them in its own).
+    static func same(_ a: OFMatch, _ b: OFMatch) -> Bool {
+        a.fields.count == b.fields.count && a.fields.allSatisfy { b.fields.contains($0) }
+    }
+
     /// Whether MODIFY or DELETE `mod` selects `rule`.
     func selects(_ mod: OFFlowMod, _ rule: OFFlowMod) -> Bool {
         guard rule.cookie & mod.cookieMask == mod.cookie & mod.cookieMask else { return false }
         if mod.command == .modifyStrict || mod.command == .deleteStrict {
-            return rule.priority == mod.priority && rule.match == mod.match
+            return rule.priority == mod.priority && Self.same(rule.match, mod.match)
         }
-        return mod.match.fields.isEmpty || mod.match == rule.match
+        return mod.match.fields.isEmpty || Self.same(mod.match, rule.match)
     }
 }

@@ -84,6 +84,23 @@ extension OFMessage {
             w.u16(more ? 1 : 0)
             w.pad(4)
             for port in ports { OFCodec.writePort(port, &w) }
+        case .flowStatsRequest:
+            w.u16(1)  // OFPMP_FLOW
+            w.u16(0)
+            w.pad(4)
+            w.u8(0xFF)  // OFPTT_ALL
+            w.pad(3)
+            w.u32(OpenFlow.portAny)
+            w.u32(OpenFlow.groupAny)
+            w.pad(4)
+            w.u64(0)  // cookie, cookie mask: any
+            w.u64(0)
+            OFCodec.writeMatch(OFMatch(), &w)
+        case .flowStatsReply(_, let flows, let more):
+            w.u16(1)
+            w.u16(more ? 1 : 0)
+            w.pad(4)
+            for f in flows { OFCodec.writeFlowStats(f, &w) }
         case .flowMod(_, let f):
             w.u64(f.cookie)
             w.u64(f.cookieMask)
@@ -163,8 +180,8 @@ extension OFMessage {
         case .echoReply: .echoReply
         case .featuresRequest: .featuresRequest
         case .featuresReply: .featuresReply
-        case .portDescriptionRequest: .multipartRequest
-        case .portDescriptionReply: .multipartReply
+        case .portDescriptionRequest, .flowStatsRequest: .multipartRequest
+        case .portDescriptionReply, .flowStatsReply: .multipartReply
         case .flowMod: .flowMod
         case .packetIn: .packetIn
         case .packetOut: .packetOut
@@ -212,6 +229,12 @@ extension OFMessage {
             let kind = try r.u16()
             let flags = try r.u16()
             try r.skip(4)
+            if kind == 1 {
+                if type == .multipartRequest { return .flowStatsRequest(xid: xid) }
+                var flows: [OFFlowMod] = []
+                while r.remaining > 0 { flows.append(try OFCodec.readFlowStats(&r)) }
+                return .flowStatsReply(xid: xid, flows: flows, more: flags & 1 != 0)
+            }
             guard kind == 13 else {
                 r.at = 8
                 return .other(xid: xid, type: typeCode, body: try r.raw(r.remaining))
@@ -251,6 +274,45 @@ enum OFCodec {
         f.match = try readMatch(&r)
         while r.remaining > 0 { f.instructions.append(try readInstruction(&r)) }
         return f
+    }
+
+    /// One ofp_flow_stats of a flow-stats reply, as the ADD that makes that rule.
+    static func readFlowStats(_ r: inout OFReader) throws -> OFFlowMod {
+        let start = r.at
+        let length = Int(try r.u16())
+        guard length >= 56, start + length <= r.end else { throw OFDecodeError("flow stats length \(length)") }
+        var entry = OFReader(r.bytes, from: r.at, to: start + length)
+        var f = OFFlowMod()
+        f.tableID = try entry.u8()
+        try entry.skip(9)  // pad, duration
+        f.priority = try entry.u16()
+        f.idleTimeout = try entry.u16()
+        f.hardTimeout = try entry.u16()
+        f.flags = try entry.u16()
+        try entry.skip(4)
+        f.cookie = try entry.u64()
+        try entry.skip(16)  // packet and byte counts
+        f.match = try readMatch(&entry)
+        while entry.remaining > 0 { f.instructions.append(try readInstruction(&entry)) }
+        r.at = start + length
+        return f
+    }
+
+    static func writeFlowStats(_ f: OFFlowMod, _ w: inout OFWriter) {
+        let start = w.bytes.count
+        w.u16(0)  // length, set below
+        w.u8(f.tableID)
+        w.pad(9)
+        w.u16(f.priority)
+        w.u16(f.idleTimeout)
+        w.u16(f.hardTimeout)
+        w.u16(f.flags)
+        w.pad(4)
+        w.u64(f.cookie)
+        w.pad(16)
+        writeMatch(f.match, &w)
+        for instruction in f.instructions { writeInstruction(instruction, &w) }
+        w.set16(UInt16(clamping: w.bytes.count - start), at: start)
     }
 
     /// A PACKET_IN's body.

@@ -160,6 +160,11 @@ public enum OFMessage: Equatable, Sendable {
         xid: UInt32, datapathID: UInt64, buffers: UInt32, tables: UInt8, auxiliaryID: UInt8, capabilities: UInt32)
     case portDescriptionRequest(xid: UInt32)
     case portDescriptionReply(xid: UInt32, ports: [OFPort], more: Bool)
+    /// Every rule of every table (OFPMP_FLOW, nothing selected out).
+    case flowStatsRequest(xid: UInt32)
+    /// Rules as the switch holds them: each as the ADD that would make it (table, priority,
+    /// cookie, timeouts, flags, match, instructions; the counters are left out).
+    case flowStatsReply(xid: UInt32, flows: [OFFlowMod], more: Bool)
     case flowMod(xid: UInt32, OFFlowMod)
     case packetIn(xid: UInt32, OFPacketIn)
     case packetOut(xid: UInt32, OFPacketOut)
@@ -172,7 +177,8 @@ public enum OFMessage: Equatable, Sendable {
         switch self {
         case .hello(let x, _), .error(let x, _, _, _), .echoRequest(let x, _), .echoReply(let x, _),
             .featuresRequest(let x), .featuresReply(let x, _, _, _, _, _), .portDescriptionRequest(let x),
-            .portDescriptionReply(let x, _, _), .flowMod(let x, _), .packetIn(let x, _), .packetOut(let x, _),
+            .portDescriptionReply(let x, _, _), .flowStatsRequest(let x), .flowStatsReply(let x, _, _),
+            .flowMod(let x, _), .packetIn(let x, _), .packetOut(let x, _),
             .barrierRequest(let x), .barrierReply(let x), .other(let x, _, _):
             x
         }

@@ -37,8 +37,24 @@ import Testing
         link.onDisconnect = { wentAway += 1 }
         let (first, firstChannel) = connection()
         link.use(first)
-        #expect(try written(firstChannel).isEmpty, "nothing to install yet")
+        // Nothing to install yet; the switch's table is read, and the rules an earlier
+        // controller's Moves left there are taken over (not the base or channel rules).
+        guard case .flowStatsRequest(let x)? = try written(firstChannel).first else {
+            Issue.record("the switch's table was not read")
+            return
+        }
         let match = try SwitchRules.matches(for: try FlowFilter(parsing: "nw_src=10.0.0.0/8"), inPort: 1)[0]
+        let earlier = SwitchRules.flowMod(
+            try SwitchRules.matches(for: try FlowFilter(parsing: "nw_src=192.168.0.0/16"), inPort: 1)[0], to: [12],
+            priority: 100, cookie: 0x99)
+        var base = OFFlowMod()
+        base.priority = 10
+        base.match = OFMatch([.inPort(1)])
+        var channelRule = base
+        channelRule.cookie = SwitchLink.channelCookie
+        first.received(.flowStatsReply(xid: x, flows: [earlier, base], more: true))
+        first.received(.flowStatsReply(xid: x, flows: [channelRule], more: false))
+        #expect(link.table.rules == [earlier])
         let toB = SwitchRules.flowMod(match, to: [12], priority: 100, cookie: 7)
         #expect(link.flowMod(toB) != 0)
         #expect(flowMods(try written(firstChannel)) == [toB])
@@ -57,9 +73,9 @@ import Testing
         var back = toB
         back.instructions = SwitchRules.redirect(cookie: 7, to: [11]).instructions
         let messages = try written(secondChannel)
-        #expect(flowMods(messages) == [back], "the rule as it stands now, not as it was")
+        #expect(flowMods(messages) == [earlier, back], "the rules as they stand now, not as they were")
         if case .barrierRequest? = messages.last {} else { Issue.record("no barrier after the rules: \(messages)") }
-        #expect(link.counters.messagesSent == sentBefore + 2, "counts go on across connections")
+        #expect(link.counters.messagesSent == sentBefore + 3, "counts go on across connections")
         // A connection that closes but is not the one in use is no news.
         first.wentAway("again")
         link.gone(first)

@@ -69,4 +69,19 @@ import Testing
         table.apply(mod)
         #expect(table.rules.count == 1, "a strict delete of another match takes nothing")
     }
+
+    /// Rules read from the switch are taken over unless this table has one of their match and
+    /// priority (newer), whatever order the switch gives a match's fields in.
+    @Test func rulesReadFromTheSwitchAreTakenOverUnlessNewerAreKept() {
+        var table = SwitchTable()
+        table.apply(SwitchRules.flowMod(matches[0], to: [12], priority: 100, cookie: 8))
+        var reordered = SwitchRules.flowMod(matches[0], to: [11], priority: 100, cookie: 7)
+        reordered.match.fields.reverse()
+        let other = SwitchRules.flowMod(OFMatch([.inPort(3)]), to: [11], priority: 100, cookie: 7)
+        #expect(table.adopt([reordered, other]) == 1)
+        #expect(table.rules.map(\.cookie) == [8, 7])
+        // A MODIFY by cookie reaches the adopted rule.
+        table.apply(SwitchRules.redirect(cookie: 7, to: [12]))
+        #expect(ports(table.rules[1]) == [12])
+    }
 }

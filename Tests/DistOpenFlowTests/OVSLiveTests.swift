@@ -147,6 +147,16 @@ struct OVSLiveTests {
                 && flows.contains("actions=LOCAL"), "\(flows)")
         #expect(flows.contains("priority=0 actions=CONTROLLER:65535"), "\(flows)")
 
+        // The switch's table read back (what a controller that starts again takes over): both
+        // rules, each as the ADD that makes it (Open vSwitch may order a match's fields its way).
+        c.send(.flowStatsRequest(xid: 10))
+        guard case .flowStatsReply(10, let table, false) = try c.next() else { throw Failure("no flow stats") }
+        #expect(table.count == 2)
+        let read = try #require(table.first { $0.cookie == 0xD157 })
+        #expect(read.priority == 100 && read.instructions == rule.instructions)
+        #expect(Set(read.match.fields.map { "\($0)" }) == Set(rule.match.fields.map { "\($0)" }), "\(read.match)")
+        #expect(table.contains { $0.priority == 0 && $0.instructions == miss.instructions })
+
         // A packet sent into the pipeline that only the table-miss rule matches comes back to us.
         let frame: [UInt8] =
             [

@@ -39,6 +39,8 @@ import Testing
         .packetOut(xid: 7, OFPacketOut(actions: [.output(port: 2)], data: [UInt8](repeating: 0xCD, count: 64))),
         .barrierRequest(xid: 8),
         .barrierReply(xid: 8),
+        .flowStatsRequest(xid: 10),
+        .flowStatsReply(xid: 10, flows: [flowMod, OFFlowMod()], more: true),
         .other(xid: 9, type: 12, body: [1, 2, 3, 4, 5, 6, 7, 8]),
     ]
 
@@ -57,6 +59,24 @@ import Testing
         let bytes = OFMessage.flowMod(xid: 1, Self.flowMod).encoded()
         #expect(Array(bytes[48..<52]) == [0, 1, 0, 4 + 8 + 6 + 12 + 5 + 6])
         #expect(bytes.count % 8 == 0)
+    }
+
+    /// OFPMP_FLOW as the specification lays it out: a request for every rule of every table,
+    /// and a reply's entries (48 bytes before the match).
+    @Test func flowStatsHaveTheSpecifiedLayout() throws {
+        let request = OFMessage.flowStatsRequest(xid: 1).encoded()
+        #expect(request.count == 16 + 32 + 8)
+        #expect(Array(request[8..<12]) == [0, 1, 0, 0] && request[16] == 0xFF)
+        let reply = OFMessage.flowStatsReply(xid: 2, flows: [Self.flowMod], more: false).encoded()
+        let entry = Array(reply[16...])
+        #expect(Int(entry[0]) << 8 | Int(entry[1]) == entry.count)
+        #expect(Array(entry[12..<14]) == [0, 100], "priority")
+        #expect(Array(entry[24..<32]) == [0, 0, 0, 0, 0, 0, 0xD1, 0x57], "cookie")
+        #expect(Array(entry[48..<50]) == [0, 1], "the match")
+        // An entry whose length runs past the message is an error, not a crash.
+        var cut = reply
+        cut[16] = 0xFF
+        #expect(throws: OFDecodeError.self) { try OFMessage.decode(cut) }
     }
 
     @Test func aStreamCutsMessagesWhereverTheBytesArrive() throws {

@@ -275,8 +275,9 @@ class DrillTests(unittest.TestCase):
         return len(lost)
 
     def test_switch_restarted_after_a_move(self):
-        """A dist LF Move completes; then ovs-vswitchd is killed and started again, with an
-        empty flow table. The controller installs the Move's rules again with the test bed's:
+        """A dist LF Move completes; the controller is restarted (it takes the Move's rules
+        over from the switch's table), then ovs-vswitchd is killed and started again, with an
+        empty flow table. The controller installs the Move's rules again before the test bed's:
         the moved flows' traffic goes on reaching vnf2, which has their state (without them it
         went to vnf1, the default, which started the flows afresh)."""
         directory = os.path.join(self.tmp, 'switch-restarted-after')
@@ -284,13 +285,18 @@ class DrillTests(unittest.TestCase):
         try:
             replay, report, _ = self.move_with_a_dying_vnf(bed)
             self.assertEqual(report['outcome'], 'completed', report)
+            out = bed.run('restart-controller')
+            self.assertIn('controller restarted', out.stdout, out.stderr)
             out = bed.run('restart-switch')
             self.assertIn('switch restarted', out.stdout, out.stderr)
             replay.join()
             self.assertEqual(self.flows_at(bed, 'vnf1'), [], 'the moved traffic went back to vnf1')
             self.assertGreater(len(self.flows_at(bed, 'vnf2')), 10)
             with open(os.path.join(directory, 'controller.log')) as f:
-                self.assertIn("switch: the Moves' rules installed again", f.read())
+                log = f.read()
+            taken = re.search(r'switch: took over (\d+) rules of earlier Moves from its table', log)
+            self.assertIsNotNone(taken, log)
+            self.assertIn(f"switch: the Moves' rules installed again ({taken.group(1)})", log)
         finally:
             bed.run('down')
         self.losses_in_one_window(directory, 3000)
