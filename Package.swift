@@ -108,7 +108,7 @@ let package = Package(
             // class properties cost a thread-local lookup per access on the fast path.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
-        .target(name: "DistState", dependencies: ["DistFlow", "DistPacket", "DistPRADS"]),
+        .target(name: "DistState", dependencies: ["DistFlow", "DistPacket", "DistPRADS", "CDistIntrinsics"]),
         .target(
             name: "DistPipeline",
             dependencies: [
@@ -174,7 +174,7 @@ let package = Package(
             name: "DistLoopback",
             dependencies: [
                 "DistTransfer", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistPipeline", "DistMove",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "DistPRADS", .product(name: "Crypto", package: "swift-crypto"),
             ],
             // (It stands in for DistDataPlane's workers, which run so: one owner per instance.)
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
@@ -208,6 +208,11 @@ let package = Package(
             name: "dist-redirect-bench",
             dependencies: ["DistLoopback", "DistTransfer", "DistChannel", "DistFlow", "DistMove", "DistPacket"],
             path: "Benchmarks/Redirect"
+        ),
+        .executableTarget(
+            name: "dist-move-bench",
+            dependencies: ["DistLoopback", "DistTransfer", "DistFlow", "DistPacket", "DistPRADS"],
+            path: "Benchmarks/MoveCost"
         ),
         .executableTarget(
             name: "dist-fastpath-bench",

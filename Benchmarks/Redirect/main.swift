@@ -93,16 +93,9 @@ func run(_ o: Options) -> (packets: Int, seconds: Double) {
     let frames = (0..<o.flows).map { packet(flow: $0, size: o.size) }
     for f in frames { a.receive(f) }
     a.out.removeAll()
-    var order = MoveOrder(
-        moveID: 1, filter: try! FlowFilter(parsing: "nw_src=198.18.0.0/15"), guarantee: "lf", destination: b.address)
-    order.multiFlow = false
-    order.lateLocking = true
-    order.earlyRelease = true
-    // (The switch is never updated here: the source must not give the Move up meanwhile.)
-    order.patience = 600_000_000_000
     a.clock = now()
     b.clock = a.clock
-    a.engine.start(order, now: a.clock)
+    a.startLossFreeMove(filter: "nw_src=198.18.0.0/15", to: b, multiFlow: false)
     func round() {
         a.round(at: now())
         b.round(at: now())

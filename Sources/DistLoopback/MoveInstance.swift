@@ -1,6 +1,7 @@
 import Crypto
 import DistChannel
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
 import DistState
@@ -30,7 +31,11 @@ public final class MoveInstance: MoveHost {
     public var toEngine: [(frame: [UInt8], worker: Int, redirected: Bool)] = []
     public var engine: MoveEngine!
 
-    public init(workers: Int, address: String) {
+    /// `capacity` flows per worker; `detector` makes each worker's PRADS detection (none:
+    /// flow tracking only).
+    public init(
+        workers: Int, address: String, capacity: Int = 1 << 12, detector: ((Int) -> Detector)? = nil
+    ) {
         let local = ChannelAddress(address)!
         self.address = local
         ownership = FlowOwnership(workers: workers)
@@ -39,7 +44,7 @@ public final class MoveInstance: MoveHost {
         stats = slots
         let channel = (IPAddress(ipv4: local.ip), local.port)
         paths = (0..<workers).map { w in
-            let path = FastPath(table: FlowTable(capacity: 1 << 12), stats: slots + w)
+            let path = FastPath(table: FlowTable(capacity: capacity), stats: slots + w, detector: detector?(w))
             path.channel = channel
             return path
         }
@@ -188,4 +193,17 @@ public final class MoveInstance: MoveHost {
     }
 
     public func notice(_ type: String) -> MoveNotice? { notices.first { $0.type == type } }
+
+    /// Starts a loss-free Move (PZ|LL|ER) of `filter`'s flows to `destination`, as a benchmark
+    /// drives one: the switch is never updated, so the source's patience is made long enough
+    /// that it does not give the Move up meanwhile.
+    public func startLossFreeMove(filter: String, to destination: MoveInstance, multiFlow: Bool) {
+        var order = MoveOrder(
+            moveID: 1, filter: try! FlowFilter(parsing: filter), guarantee: "lf", destination: destination.address)
+        order.multiFlow = multiFlow
+        order.lateLocking = true
+        order.earlyRelease = true
+        order.patience = 600_000_000_000
+        engine.start(order, now: clock)
+    }
 }

@@ -77,8 +77,10 @@ extension FastPath {
         case .exportAssetsSlice(let filter, let after, let limit):
             guard let detector else { return .assets([]) }
             let hosts = detector.assets.keys.filter { a in filter.matches(host: a) && after.map { a > $0 } ?? true }
+            // (The slice's hosts are selected, then sorted: sorting every host left at every
+            // slice took 19% of a 100,000-flow Move's CPU time, on the worker.)
             return .assets(
-                hosts.sorted().prefix(max(1, limit)).map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
+                Self.smallest(max(1, limit), of: hosts).map { AssetState(address: $0, asset: detector.asset(at: $0)!) })
         case .exportPeers(let filter):
             guard detector != nil else { return .assets([]) }
             var wanted = Set<IPAddress>()
@@ -103,6 +105,40 @@ extension FastPath {
     }
 
     /// The table indices of the flows `filter` matches.
+    /// The `k` smallest of `values`, in order: a selection first (quickselect, random pivots:
+    /// addresses are the traffic's to choose), then a sort of those `k` alone.
+    static func smallest<T: Comparable>(_ k: Int, of values: [T]) -> [T] {
+        guard values.count > k else { return values.sorted() }
+        guard k > 0 else { return [] }
+        var a = values
+        var lo = 0
+        var hi = a.count - 1
+        let target = k - 1
+        while lo < hi {
+            let pivot = a[Int.random(in: lo...hi)]
+            var i = lo
+            var j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while pivot < a[j] { j -= 1 }
+                if i <= j {
+                    a.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // a[lo...j] <= pivot <= a[i...hi], and what lies between equals the pivot.
+            if target <= j {
+                hi = j
+            } else if target >= i {
+                lo = i
+            } else {
+                break
+            }
+        }
+        return a[..<k].sorted()
+    }
+
     func matching(_ filter: FlowFilter) -> [Int] {
         var out: [Int] = []
         table.forEach { i, e in

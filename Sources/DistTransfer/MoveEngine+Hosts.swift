@@ -22,14 +22,21 @@ extension MoveEngine {
 
     /// The filter's own hosts, final, a slice of ``hostSlice`` at a time from each worker: in
     /// one answer, 66,000 hosts held a worker (and its queues) for 235 ms.
+    /// A worker's slices come in address order: with one worker they go as they come, with
+    /// several they are merged first.
     func sendFinalHosts(_ move: Outgoing) -> Bool {
         var merged: [IPAddress: AssetState] = [:]
+        let one = host.workerCount == 1
         for w in 0..<host.workerCount {
             var after: IPAddress?
             while true {
                 let request = StateRequest.exportAssetsSlice(move.order.filter, after: after, limit: Self.hostSlice)
                 guard case .assets(let slice)? = askTimed(move, request, worker: w) else { return false }
-                merge(slice, into: &merged)
+                if one {
+                    for a in slice { move.session.add(.multiFlow(a)) }
+                } else {
+                    merge(slice, into: &merged)
+                }
                 guard slice.count == Self.hostSlice, let last = slice.last else { break }
                 after = last.address
             }

@@ -1,10 +1,11 @@
 import DistFlow
 import DistPRADS
 import DistPacket
-import DistPipeline
 import DistState
 import Foundation
 import Testing
+
+@testable import DistPipeline
 
 /// A worker's hosts exported in slices (a late-locking Move's end) are the whole export, in
 /// order, each once, and a slice is never longer than asked.
@@ -38,6 +39,16 @@ import Testing
                 after = last.address
             }
             #expect(slices == whole, "limit \(limit)")
+        }
+    }
+
+    /// The selection a slice makes: the k smallest, in order, duplicates and all.
+    @Test func theSmallestAreSelectedInOrder() {
+        for n in [0, 1, 2, 10, 1000] {
+            let values = (0..<n).map { _ in Int.random(in: 0..<(n / 2 + 1)) }
+            for k in [0, 1, 3, n / 2, n, n + 5] {
+                #expect(FastPath.smallest(k, of: values) == Array(values.sorted().prefix(k)), "n \(n) k \(k)")
+            }
         }
     }
 }
