@@ -26,7 +26,8 @@ against the trace, order against what left the switch).
   duplicated and reordered (median).
 - Move cost as state grows (--parts cost): deploy/tools/flowtrace.py's 1,000, 10,000 and
   100,000 concurrent TCP flows, all moved (LF PZ|LL|ER) while each sends one more packet:
-  MoveTime, Ser%, Deser%, bytes on the channel, controller messages, lost (opennf up to 10,000).
+  MoveTime, Ser%, Deser%, bytes on the channel, controller messages, lost (opennf up to 10,000),
+  and movetime-vs-states.png (log-log, with the line a MoveTime linear in the states follows).
 - Channel drop: dist LF and OP PZ|LL|ER at the same rates with 10% of the channel's frames
   dropped by the test bed's delay lines (--parts drop).
 
@@ -489,6 +490,33 @@ def stacked(plt, by_mode, key, path, ylabel, title, draw):
     fig.savefig(path, dpi=120)
 
 
+def cost_plot(plt, results, out):
+    """MoveTime against the states moved (log-log), each mode, with the line a MoveTime
+    linear in the states from the smallest dist Move would follow."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series = {}
+    for e in results['cost']:
+        if e.get('move_time') and e.get('states'):
+            series.setdefault(e['mode'], []).append((e['states'], e['move_time']))
+    for mode, pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([x for x, _ in pts], [y for _, y in pts], 'o-' if mode == 'opennf' else 's-', label=f'{mode} LF PZ|LL|ER')
+    if series.get('dist'):
+        (x0, y0), xs = series['dist'][0], [x for x, _ in series['dist']]
+        ax.plot(xs, [y0 * x / x0 for x in xs], ':', color='gray', label='linear in the states')
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('per-flow states moved')
+    ax.set_ylabel('MoveTime (s)')
+    pps = {e['pps'] for e in results['cost']}
+    ax.set_title(f'Move cost: {results.get("switch", "kernel")} test bed, {results.get("profile")} profile, '
+                 f'{"/".join(str(p) for p in sorted(pps))} pps, median of {results.get("cost_runs", "?")}', fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, 'movetime-vs-states.png'), dpi=120)
+    plt.close(fig)
+
+
 def plots(results, out):
     try:
         import matplotlib
@@ -536,6 +564,8 @@ def plots(results, out):
                 ax.set_yscale('log')
             stacked(plt, with_latency, 'latency', os.path.join(out, 'latency-during-move.png'), 'latency (ms)',
                     'Per-packet latency of moved flows through the VNFs, {} LF PZ|LL|ER, 1000 pps', dots)
+    if results.get('cost'):
+        cost_plot(plt, results, out)
     if results.get('loss') or results.get('drop'):
         fig, ax = plt.subplots(figsize=(6, 4))
         entries = results.get('loss', []) + results.get('drop', [])
