@@ -322,6 +322,8 @@ def move_cost(work, options, runs, results):
                                       if r.get('moveTime') and r.get('deserializeSeconds') is not None]),
                      'channel_bytes': median([r.get('channelBytes') for r in reports]),
                      'messages': median([(r.get('messagesSent') or 0) + (r.get('messagesReceived') or 0) for r in reports]),
+                     # Which messages (the first run's), so that a count off the usual says why.
+                     'message_kinds': reports[0].get('messageKinds'),
                      'lost': median([p['check']['lost'] for p in points]),
                      'lost_worst': max(p['check']['lost'] for p in points),
                      'completed': sum(1 for r in reports if r.get('outcome') == 'completed')}
