@@ -246,7 +246,7 @@ let package = Package(
             dependencies: ["DistControl", "DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
         .testTarget(
             name: "DistStateTests", dependencies: ["DistState", "DistPipeline", "DistPRADS", "DistFlow", "DistPacket"]),
-        .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket"]),
+        .testTarget(name: "DistPRADSTests", dependencies: ["DistPRADS", "DistPacket", "DistLoopback"]),
         .testTarget(
             name: "DistPipelineTests",
             dependencies: [

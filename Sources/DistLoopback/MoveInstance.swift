@@ -130,7 +130,11 @@ public final class MoveInstance: MoveHost {
     public var workerCount: Int { paths.count }
     public func now() -> UInt64 { clock }
 
+    /// The rounds in which the engine asked a worker for a slice of hosts.
+    public private(set) var slicesAsked: [UInt64] = []
+
     public func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
+        if case .exportAssetsSlice = request { slicesAsked.append(roundCount) }
         let response = paths[worker].perform(request)
         if case .events = request { ruleChanged(worker) }
         return response

@@ -27,4 +27,19 @@ public enum SampleTraffic {
         guard frame.count >= 49, frame[42] == 0xD1, frame[43] == 0x57 else { return nil }
         return (Int(frame[44]), frame[45..<49].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     }
+
+    /// A SYN from `source` (IPv4, TCP options as an OS sends them), for the detector to
+    /// fingerprint.
+    public static func syn(from source: UInt32, port: UInt16) -> [UInt8] {
+        let options: [UInt8] = [2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]
+        let tcp: [UInt8] =
+            BigEndian.bytes(port) + [0, 80, 0, 0, 0, 1, 0, 0, 0, 0, UInt8((20 + options.count) / 4) << 4, 0x02]
+            + [0xFA, 0xF0, 0, 0, 0, 0] + options
+        var ip: [UInt8] = [0x45, 0] + BigEndian.bytes(UInt16(20 + tcp.count)) + [0, 1, 0x40, 0, 64, 6, 0, 0]
+        ip += BigEndian.bytes(source) + [198, 19, 0, 1]
+        let sum = InternetChecksum.of(ip)
+        ip[10] = UInt8(sum >> 8)
+        ip[11] = UInt8(sum & 0xFF)
+        return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + tcp
+    }
 }

@@ -64,6 +64,12 @@ extension MoveEngine {
         var stateQueued: UInt64 = 0
         /// The workers' count of frames the ring to the engine could not take, at start.
         var ringFullAtStart: UInt64 = 0
+        /// Late locking's final hosts, a slice a step: the worker asked next, after which
+        /// address, what several workers' slices merge into, and whether they have all gone.
+        var hostWorker = 0
+        var hostsAfter: IPAddress?
+        var hostsMerged: [IPAddress: AssetState] = [:]
+        var finalHostsSent = false
         init(order: MoveOrder, session: TransferSource, started: UInt64) {
             self.order = order
             self.session = session
@@ -206,10 +212,12 @@ extension MoveEngine {
             // batch, and the DPDK test bed lost two to four times as many at the source's
             // port. See docs/testbed-dpdk.md.)
             exportBatch(move, count: Self.batch, now: now)
-            if move.next == move.candidates.count { finishExport(move) }
             return true
         }
-        if move.stateSequence == 0 { finishExport(move) }
+        if move.stateSequence == 0 {
+            finishExport(move)
+            return true
+        }
         if !move.stateSentNotified && session.endpoint.acknowledgedThrough >= move.stateSequence {
             return stateSent(move, now: now)
         }
@@ -361,14 +369,17 @@ extension MoveEngine {
         finished[move.order.moveID] = (move, now)
     }
 
+    /// The export's end, a step at a time: with late locking, flows went on updating their
+    /// hosts here until marked, so the hosts within the filter go now, final (every flow
+    /// touching them is marked; the destination merges them with what its early-released flows
+    /// found), a slice a step (``sendFinalHostSlice``); then the state is complete.
     func finishExport(_ move: Outgoing) {
-        // With late locking, flows went on updating their hosts here until marked: the hosts
-        // within the filter go now, final (every flow touching them is marked; the
-        // destination merges them with what its early-released flows found).
-        if move.order.multiFlow && move.order.lateLocking && move.guarded {
-            guard sendFinalHosts(move) else {
+        if move.order.multiFlow && move.order.lateLocking && move.guarded && !move.finalHostsSent {
+            guard let done = sendFinalHostSlice(move) else {
                 return abort(move, "a worker did not export its hosts", now: host.now())
             }
+            guard done else { return }
+            move.finalHostsSent = true
         }
         move.session.flushState()
         move.session.release()

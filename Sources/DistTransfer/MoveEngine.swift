@@ -56,8 +56,8 @@ public final class MoveEngine {
     /// The most bytes of redirected packets a Move out keeps (sent and not known processed,
     /// or waiting to go) before it is given up.
     public var keptLimit = 256 << 20
-    /// Hosts a worker exports per answer at a late-locking Move's end.
-    static let hostSlice = 4_096
+    /// Hosts a worker exports per answer at a late-locking Move's end (a slice a step).
+    public var hostSlice = 4_096
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
     static let workerPatience: UInt64 = 1_000_000_000
     /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.

@@ -1,3 +1,4 @@
+import DistLoopback
 import DistPRADS
 import DistPacket
 import Foundation
@@ -34,21 +35,6 @@ import Testing
         #expect(known.allSatisfy { host in records.contains { $0.asset == host } }, "every host kept was recorded")
     }
 
-    /// A SYN from `source` (IPv4, TCP options as an OS sends them), for the detector to
-    /// fingerprint.
-    static func syn(from source: UInt32, port: UInt16) -> [UInt8] {
-        let options: [UInt8] = [2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]
-        let tcp: [UInt8] =
-            BigEndian.bytes(port) + [0, 80, 0, 0, 0, 1, 0, 0, 0, 0, UInt8((20 + options.count) / 4) << 4, 0x02]
-            + [0xFA, 0xF0, 0, 0, 0, 0] + options
-        var ip: [UInt8] = [0x45, 0] + BigEndian.bytes(UInt16(20 + tcp.count)) + [0, 1, 0x40, 0, 64, 6, 0, 0]
-        ip += BigEndian.bytes(source) + [198, 19, 0, 1]
-        let sum = InternetChecksum.of(ip)
-        ip[10] = UInt8(sum >> 8)
-        ip[11] = UInt8(sum & 0xFF)
-        return [2, 0, 0, 0, 0, 0xBB, 2, 0, 0, 0, 0, 0xAA, 0x08, 0x00] + ip + tcp
-    }
-
     /// A flood of sources seen once each churns through itself: the host that keeps talking
     /// stays, the table holds its bound, and every host forgotten is counted.
     @Test func aFloodOfSpoofedSourcesLeavesTheHostsThatKeepTalking() throws {
@@ -58,11 +44,11 @@ import Testing
         var t: UInt64 = 1
         for i in 0..<2_000 {
             if i % 50 == 0 {
-                let frame = Self.syn(from: talker, port: UInt16(1024 + i))
+                let frame = SampleTraffic.syn(from: talker, port: UInt16(1024 + i))
                 engine.process(frame: frame, wireLength: frame.count, timestamp: t)
                 t += 1
             }
-            let frame = Self.syn(from: 0x0A00_0000 + UInt32(i), port: 40000)
+            let frame = SampleTraffic.syn(from: 0x0A00_0000 + UInt32(i), port: 40000)
             engine.process(frame: frame, wireLength: frame.count, timestamp: t)
             t += 1
         }
