@@ -58,38 +58,54 @@ public struct ControllerError: Error, CustomStringConvertible {
 }
 
 /// Messages and bytes one connection has carried, for a Move's report; and the messages by
-/// kind ("to vnf1 movePerFlow", "from switch BARRIER_REPLY"), so a report says which they were.
+/// peer and kind ("to vnf1 movePerFlow", "from switch BARRIER_REPLY"), so a report says which
+/// they were. (Counted under a key of the strings as they are, not one text made per message:
+/// in opennf mode every redirected packet is two messages.)
 struct TrafficCounters {
+    struct Kind: Hashable {
+        var sent: Bool
+        var peer: String
+        var kind: String
+    }
+
     var messagesSent = 0
     var messagesReceived = 0
     var bytesSent = 0
     var bytesReceived = 0
-    var kinds: [String: Int] = [:]
+    var byKind: [Kind: Int] = [:]
 
-    mutating func sent(_ kind: String, bytes: Int) {
-        messagesSent += 1
-        bytesSent += bytes
-        kinds["to " + kind, default: 0] += 1
+    /// The messages by kind, as a report lists them.
+    var kinds: [String: Int] {
+        Dictionary(
+            uniqueKeysWithValues: byKind.map {
+                ("\($0.key.sent ? "to" : "from") \($0.key.peer) \($0.key.kind)", $0.value)
+            })
     }
 
-    mutating func received(_ kind: String, bytes: Int) {
+    mutating func sent(to peer: String, _ kind: String, bytes: Int) {
+        messagesSent += 1
+        bytesSent += bytes
+        byKind[Kind(sent: true, peer: peer, kind: kind), default: 0] += 1
+    }
+
+    mutating func received(from peer: String, _ kind: String, bytes: Int) {
         messagesReceived += 1
         bytesReceived += bytes
-        kinds["from " + kind, default: 0] += 1
+        byKind[Kind(sent: false, peer: peer, kind: kind), default: 0] += 1
     }
 
     static func - (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
         TrafficCounters(
             messagesSent: a.messagesSent - b.messagesSent, messagesReceived: a.messagesReceived - b.messagesReceived,
             bytesSent: a.bytesSent - b.bytesSent, bytesReceived: a.bytesReceived - b.bytesReceived,
-            kinds: a.kinds.merging(b.kinds.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value != 0 })
+            byKind: a.byKind.merging(b.byKind.mapValues { -$0 }, uniquingKeysWith: +).filter { $0.value != 0 })
     }
 
     static func + (a: TrafficCounters, b: TrafficCounters) -> TrafficCounters {
         TrafficCounters(
             messagesSent: a.messagesSent + b.messagesSent, messagesReceived: a.messagesReceived + b.messagesReceived,
             bytesSent: a.bytesSent + b.bytesSent, bytesReceived: a.bytesReceived + b.bytesReceived,
-            kinds: a.kinds.merging(b.kinds, uniquingKeysWith: +))
+            byKind: a.byKind.merging(b.byKind, uniquingKeysWith: +))
     }
 }
 

@@ -53,7 +53,7 @@ final class SwitchConnection {
         loop.preconditionInEventLoop()
         let bytes = message.encoded()
         if counted {
-            counters.sent("switch \(message.kind)", bytes: bytes.count)
+            counters.sent(to: "switch", message.kind, bytes: bytes.count)
         }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
@@ -189,13 +189,12 @@ final class SwitchConnection {
         if let (reason, port) = message.portStatus {
             // The switch's news of its ports is no Move's traffic either (Open vSwitch says so
             // when a vhost-user port's link goes down or up): logged, not counted.
-            let what =
-                ["added", "deleted", "modified"].indices.contains(Int(reason))
-                ? ["added", "deleted", "modified"][Int(reason)] : "reason \(reason)"
+            let reasons = ["added", "deleted", "modified"]
+            let what = reason < reasons.count ? reasons[Int(reason)] : "reason \(reason)"
             log("switch: port \(port.number) \(port.name) \(what) (\(port.state & 1 != 0 ? "link down" : "link up"))")
             return
         }
-        counters.received("switch \(message.kind)", bytes: message.encoded().count)
+        counters.received(from: "switch", message.kind, bytes: message.encoded().count)
         switch message {
         case .hello:
             break

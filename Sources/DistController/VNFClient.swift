@@ -148,14 +148,14 @@ final class VNFClient {
         var buffer = channel.allocator.buffer(capacity: 4 + json.count)
         buffer.writeInteger(UInt32(json.count))
         buffer.writeBytes(json)
-        counters.sent("\(name) \(type)", bytes: 4 + json.count)
+        counters.sent(to: name, type, bytes: 4 + json.count)
         channel.writeAndFlush(buffer, promise: nil)
         return promise.futureResult
     }
 
     fileprivate func received(_ frame: [UInt8]) {
         let decoded = SouthboundReply.decode(frame)
-        counters.received("\(name) \(decoded?.1.kind ?? "undecodable")", bytes: 4 + frame.count)
+        counters.received(from: name, decoded?.1.kind ?? "undecodable", bytes: 4 + frame.count)
         guard let (id, reply) = decoded else {
             log("\(name): a message that is not a southbound reply (ignored)")
             return

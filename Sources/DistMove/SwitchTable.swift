@@ -22,7 +22,7 @@ public struct SwitchTable: Equatable, Sendable {
             var rule = mod
             rule.cookieMask = 0
             rule.bufferID = OpenFlow.noBuffer
-            if let i = rules.firstIndex(where: { Self.same($0.match, mod.match) && $0.priority == mod.priority }) {
+            if let i = index(of: mod) {
                 rules[i] = rule
             } else {
                 rules.append(rule)
@@ -34,23 +34,24 @@ public struct SwitchTable: Equatable, Sendable {
         }
     }
 
-    /// Forgets every rule: the table a switch that restarted has.
-    public mutating func clear() { rules = [] }
-
     /// Takes over rules read from the switch (a flow-stats reply: a controller that started
     /// again finds its predecessor's Moves' rules there), but none of a match and priority
     /// already kept: what this controller did since is newer. Returns how many it took.
     @discardableResult
     public mutating func adopt(_ read: [OFFlowMod]) -> Int {
         var taken = 0
-        for rule in read
-        where !rules.contains(where: { Self.same($0.match, rule.match) && $0.priority == rule.priority }) {
+        for rule in read where index(of: rule) == nil {
             var add = rule
             add.command = .add
             apply(add)
             taken += 1
         }
         return taken
+    }
+
+    /// The rule of `rule`'s match and priority, if one is kept.
+    func index(of rule: OFFlowMod) -> Int? {
+        rules.firstIndex { Self.same($0.match, rule.match) && $0.priority == rule.priority }
     }
 
     /// The same match, whatever the order of its fields (a switch reports them in its own).

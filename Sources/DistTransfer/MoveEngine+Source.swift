@@ -64,12 +64,12 @@ extension MoveEngine {
         var stateQueued: UInt64 = 0
         /// The workers' count of frames the ring to the engine could not take, at start.
         var ringFullAtStart: UInt64 = 0
-        /// Late locking's final hosts, a slice a step: the worker asked next, after which
-        /// address, what several workers' slices merge into, and whether they have all gone.
+        /// Late locking's final hosts, a slice a step: the worker asked next (all have answered
+        /// once it is the worker count), after which address, what several workers' slices
+        /// merge into.
         var hostWorker = 0
         var hostsAfter: IPAddress?
         var hostsMerged: [IPAddress: AssetState] = [:]
-        var finalHostsSent = false
         init(order: MoveOrder, session: TransferSource, started: UInt64) {
             self.order = order
             self.session = session
@@ -374,12 +374,11 @@ extension MoveEngine {
     /// touching them is marked; the destination merges them with what its early-released flows
     /// found), a slice a step (``sendFinalHostSlice``); then the state is complete.
     func finishExport(_ move: Outgoing) {
-        if move.order.multiFlow && move.order.lateLocking && move.guarded && !move.finalHostsSent {
+        if move.order.multiFlow && move.order.lateLocking && move.guarded && move.hostWorker < host.workerCount {
             guard let done = sendFinalHostSlice(move) else {
                 return abort(move, "a worker did not export its hosts", now: host.now())
             }
             guard done else { return }
-            move.finalHostsSent = true
         }
         move.session.flushState()
         move.session.release()

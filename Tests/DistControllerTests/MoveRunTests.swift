@@ -70,12 +70,12 @@ final class LoopbackVNF: MoveVNF {
     > {
         guard connected else { return loop.makeFailedFuture(ControllerError("\(name) went away")) }
         requests.append(request.type)
-        counters.sent("\(name) \(request.type)", bytes: 0)
+        counters.sent(to: name, request.type, bytes: 0)
         let id = nextID
         nextID += 1
         for body in service.handle(client: 1, request.encoded(id: id)) {
             guard let (replyID, reply) = SouthboundReply.decode(body), replyID == id else { continue }
-            counters.received("\(name) \(reply.kind)", bytes: 0)
+            counters.received(from: name, reply.kind, bytes: 0)
             if case .error(let why) = reply {
                 return loop.makeFailedFuture(ControllerError("\(name) refused \(request.type): \(why)"))
             }
@@ -102,7 +102,7 @@ final class LoopbackVNF: MoveVNF {
             guard let (_, body) = service.moveNotice(notice, last: n.type == "moveComplete" || n.outcome == "refused"),
                 case .notice(let decoded)? = SouthboundReply.decode(body)?.reply
             else { continue }
-            counters.received("\(name) \(decoded.type)", bytes: 0)
+            counters.received(from: name, decoded.type, bytes: 0)
             onNotice?(decoded)
         }
     }
@@ -134,7 +134,7 @@ final class LoopbackSwitch: MoveSwitch {
 
     func flowMod(_ mod: OFFlowMod) -> UInt32 {
         flowMods.append(mod)
-        counters.sent("switch FLOW_MOD", bytes: 0)
+        counters.sent(to: "switch", "FLOW_MOD", bytes: 0)
         let moveRule =
             mod.cookie & SwitchRules.reflectorCookie(0) == 0 && (mod.command == .add || mod.command == .modify)
         if moveRule, case .applyActions(let actions)? = mod.instructions.first {
@@ -145,7 +145,7 @@ final class LoopbackSwitch: MoveSwitch {
 
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32) {
         guard !closed else { return }
-        counters.sent("switch PACKET_OUT", bytes: 0)
+        counters.sent(to: "switch", "PACKET_OUT", bytes: 0)
         vnfs[port]?.instance.receive(frame)
     }
 
@@ -168,13 +168,13 @@ final class LoopbackSwitch: MoveSwitch {
     func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void> {
         guard !closed else { return loop.makeFailedFuture(ControllerError("the switch is not connected")) }
         if holdBarriers {
-            counters.sent("switch BARRIER_REQUEST", bytes: 0)
+            counters.sent(to: "switch", "BARRIER_REQUEST", bytes: 0)
             let p = loop.makePromise(of: Void.self)
             heldBarriers.append(p)
             return p.futureResult
         }
-        counters.sent("switch BARRIER_REQUEST", bytes: 0)
-        counters.received("switch BARRIER_REPLY", bytes: 0)
+        counters.sent(to: "switch", "BARRIER_REQUEST", bytes: 0)
+        counters.received(from: "switch", "BARRIER_REPLY", bytes: 0)
         return loop.makeSucceededVoidFuture()
     }
 }
