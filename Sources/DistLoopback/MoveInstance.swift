@@ -132,9 +132,12 @@ public final class MoveInstance: MoveHost {
 
     /// The rounds in which the engine asked a worker for a slice of hosts.
     public private(set) var slicesAsked: [UInt64] = []
+    /// The rounds in which the engine asked a worker to list a slice of flows, and the worker.
+    public private(set) var listingsAsked: [(round: UInt64, worker: Int)] = []
 
     public func ask(_ request: StateRequest, worker: Int) -> StateResponse? {
         if case .exportAssetsSlice = request { slicesAsked.append(roundCount) }
+        if case .locate = request { listingsAsked.append((roundCount, worker)) }
         let response = paths[worker].perform(request)
         if case .events = request { ruleChanged(worker) }
         return response

@@ -11,6 +11,9 @@ extension MoveEngine {
         let order: MoveOrder
         let session: TransferSource
         var candidates: [(worker: Int, index: Int, key: FlowKey)] = []
+        /// Late locking lists the flows a slice a step: the worker asked next and the table
+        /// position its slice starts at (nil: every worker's flows are listed).
+        var locating: (worker: Int, from: Int)?
         var next = 0
         var stateSequence: UInt32 = 0
         var stateSentNotified = false
@@ -126,17 +129,26 @@ extension MoveEngine {
                 return abort(move, "a worker did not export its hosts", now: now)
             }
         }
-        if order.perFlow {
-            for w in 0..<host.workerCount {
-                guard case .located(let found)? = host.ask(.locate(order.filter), worker: w) else {
-                    return abort(move, "worker \(w) did not list its flows", now: now)
-                }
-                move.candidates += found.map { (w, $0.index, $0.key) }
-            }
+        if order.perFlow { move.locating = (0, 0) }
+        // With late locking the flows are listed a slice a step, then marked a batch at a
+        // time; without it every flow is listed and marked at once.
+        guard !order.lateLocking || !move.guarded else { return }
+        while move.locating != nil {
+            guard listFlows(move) else { return abort(move, "a worker did not list its flows", now: now) }
         }
         move.exportBegan = host.now() &- move.started
-        // Without late locking every flow is marked at once; with it, a batch at a time.
-        if !order.lateLocking || !move.guarded { exportBatch(move, count: move.candidates.count, now: now) }
+        exportBatch(move, count: move.candidates.count, now: now)
+    }
+
+    /// One slice (``locateSlice`` flows) of the flows to move, from the worker whose turn it
+    /// is; false if it did not answer.
+    func listFlows(_ move: Outgoing) -> Bool {
+        guard let (w, from) = move.locating else { return true }
+        let request = StateRequest.locate(move.order.filter, from: from, limit: locateSlice)
+        guard case .located(let found, let next)? = host.ask(request, worker: w) else { return false }
+        move.candidates += found.map { (w, $0.index, $0.key) }
+        move.locating = next.map { (w, $0) } ?? (w + 1 < host.workerCount ? (w + 1, 0) : nil)
+        return true
     }
 
     /// Marks up to `count` flows, waits until every worker has seen the marks, and serializes
@@ -203,6 +215,14 @@ extension MoveEngine {
             move.readyNotified = true
             move.readyAt = now
             notice(move.order.moveID, "moveReady", "ready", nil, counters(move, now: now))
+            return true
+        }
+        if move.locating != nil {
+            guard listFlows(move) else {
+                abort(move, "a worker did not list its flows", now: now)
+                return true
+            }
+            if move.locating == nil { move.exportBegan = host.now() &- move.started }
             return true
         }
         if move.next < move.candidates.count {

@@ -58,6 +58,8 @@ public final class MoveEngine {
     public var keptLimit = 256 << 20
     /// Hosts a worker exports per answer at a late-locking Move's end (a slice a step).
     public var hostSlice = 4_096
+    /// Flows a worker lists in one answer (``listFlows(_:)``).
+    public var locateSlice = 8_192
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).
     static let workerPatience: UInt64 = 1_000_000_000
     /// A source silent this long mid-Move is gone; a finished Move's channel lingers this long.

@@ -274,7 +274,7 @@ import Testing
         path.channel = nil
         #expect(path.table.count >= flows)
 
-        guard case .located(let located) = path.perform(.locate(filter)) else {
+        guard case .located(let located, _) = path.perform(.locate(filter, from: 0, limit: .max)) else {
             Issue.record("no answer")
             return
         }
@@ -363,7 +363,7 @@ import Testing
                 Self.process(source, frames[s..<(s + burst)], now: Self.now(s))
             }
             _ = source.perform(.events(EventRule(filter: filter, action: .redirect, lateLocking: true)))
-            guard case .located(let candidates) = source.perform(.locate(filter)) else {
+            guard case .located(let candidates, _) = source.perform(.locate(filter, from: 0, limit: .max)) else {
                 Issue.record("no flows")
                 return
             }
@@ -582,7 +582,7 @@ import Testing
         let store = PipelineStateStore(path)
         let filter = try FlowFilter(parsing: "nw_src=192.168.0.0/16")
         let groups = try store.flowGroups(filter, length: 96 + 24)
-        guard case .located(let flows) = path.perform(.locate(filter)) else {
+        guard case .located(let flows, _) = path.perform(.locate(filter, from: 0, limit: .max)) else {
             Issue.record("no answer")
             return
         }
@@ -596,7 +596,7 @@ import Testing
         // Each flow is in the part holding its address within 192.168.0.0/16.
         for g in groups {
             let part = try FlowFilter(parsing: "nw_src=\(g.prefix.text)")
-            guard case .located(let inPart) = path.perform(.locate(part)) else { continue }
+            guard case .located(let inPart, _) = path.perform(.locate(part, from: 0, limit: .max)) else { continue }
             #expect(inPart.count >= g.flows)
         }
         #expect(throws: StateStoreError.self) {
