@@ -142,12 +142,12 @@ public struct FlowEntry: Sendable, Codable {
         self.inUse = false
     }
 
-    /// Client address and port, as PRADS writes them (the side that opened the flow).
-    public var client: (addr: IPAddress, port: UInt16) {
-        clientIsLo ? (key.loAddr, key.loPort) : (key.hiAddr, key.hiPort)
-    }
+    /// Client address and port, as PRADS writes them (the side that opened the flow; a
+    /// tunnelled flow's inner endpoint).
+    public var client: (addr: IPAddress, port: UInt16) { clientIsLo ? lo : hi }
 
-    public var server: (addr: IPAddress, port: UInt16) {
-        clientIsLo ? (key.hiAddr, key.hiPort) : (key.loAddr, key.loPort)
-    }
+    public var server: (addr: IPAddress, port: UInt16) { clientIsLo ? hi : lo }
+
+    var lo: (addr: IPAddress, port: UInt16) { (key.isTunnelled ? key.innerLo : key.loAddr, key.loPort) }
+    var hi: (addr: IPAddress, port: UInt16) { (key.isTunnelled ? key.innerHi : key.hiAddr, key.hiPort) }
 }

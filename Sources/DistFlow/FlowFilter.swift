@@ -92,6 +92,9 @@ public struct FlowFilter: Sendable, Equatable, CustomStringConvertible {
     /// Whether the flow matches in either direction.
     public func matches(_ key: FlowKey) -> Bool {
         if let proto, proto != key.proto { return false }
+        // A tunnelled flow's ports are its inner packets': a switch matches the outer header,
+        // which has none.
+        if key.isTunnelled && (sourcePort != nil || destinationPort != nil) { return false }
         if let vlan, vlan != UInt16(key.vlanKey >> 12) { return false }
         return direction(key.loAddr, key.loPort, key.hiAddr, key.hiPort)
             || direction(key.hiAddr, key.hiPort, key.loAddr, key.loPort)

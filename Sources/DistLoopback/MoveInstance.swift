@@ -84,10 +84,7 @@ public final class MoveInstance: MoveHost {
         _ = engine.step(now: clock)
     }
 
-    public func key(of frame: [UInt8]) -> FlowKey? {
-        let info = PacketParser.parse(frame)
-        return info.hasFlow ? FlowKey.canonical(info).0 : nil
-    }
+    public func key(of frame: [UInt8]) -> FlowKey? { FlowKey.of(frame) }
 
     public func run(_ frame: [UInt8], on w: Int, pastRules: Bool) { run(frame[...], on: w, pastRules: pastRules) }
 

@@ -200,11 +200,7 @@ public enum InBandControl {
         return out + frame[12...]
     }
 
-    static func flowKey(of frame: [UInt8]) -> FlowKey? {
-        var info = PacketInfo()
-        frame.withUnsafeBytes { PacketParser.parse($0.baseAddress!, length: $0.count, into: &info) }
-        return info.hasFlow ? FlowKey.canonical(info).key : nil
-    }
+    static func flowKey(of frame: [UInt8]) -> FlowKey? { FlowKey.of(frame) }
 
     /// The Move id, phase and token an IBC frame carries, or nil for any other frame.
     public static func marker(in frame: [UInt8]) -> (moveID: UInt64, phase: UInt32, token: UInt64)? {

@@ -39,11 +39,7 @@ public struct RedirectBuffer {
     /// The flow a frame belongs to (nil: not a flow the table tracks).
     public static func key(of frame: [UInt8]) -> FlowKey? { key(of: frame[...]) }
 
-    public static func key(of frame: ArraySlice<UInt8>) -> FlowKey? {
-        var info = PacketInfo()
-        frame.withUnsafeBytes { PacketParser.parse($0.baseAddress!, length: $0.count, into: &info) }
-        return info.hasFlow ? FlowKey.canonical(info).0 : nil
-    }
+    public static func key(of frame: ArraySlice<UInt8>) -> FlowKey? { FlowKey.of(frame) }
 
     func mayGo(_ key: FlowKey?) -> Bool {
         if open { return true }

@@ -26,7 +26,8 @@ public struct DetectionPacket {
     public var sourcePort: UInt16 = 0
     public var destinationPort: UInt16 = 0
     public var payload = 0
-    /// Bytes from the payload to the end of the captured frame (Ethernet padding included, as PRADS counts).
+    /// Bytes from the payload to the end of the captured frame (Ethernet padding included, as PRADS
+    /// counts; for a tunnel's inner packet, as PRADS miscounts: see ``PRADSDecoder``).
     public var payloadLength = 0
     /// IP payload length as the header states it.
     public var ipPayloadBytes = 0
@@ -245,7 +246,9 @@ public final class Detector {
 
     func payload(_ p: DetectionPacket, limit: Int?) -> UnsafeRawBufferPointer {
         guard p.payloadLength > 0, p.payload < p.caplen else { return UnsafeRawBufferPointer(rebasing: p.frame[0..<0]) }
-        let length = limit.map { min($0, p.payloadLength) } ?? p.payloadLength
+        // (PRADS reads an inner packet's payload past the frame's end, where its capture buffer
+        // holds whatever it holds: only the frame's own bytes are read here.)
+        let length = min(limit.map { min($0, p.payloadLength) } ?? p.payloadLength, p.caplen - p.payload)
         return UnsafeRawBufferPointer(rebasing: p.frame[p.payload..<(p.payload + length)])
     }
 

@@ -63,6 +63,10 @@ public enum PRADSDecoder {
             proto = f[p.l3 + 9]
         }
         p.v6 = v6
+        // PRADS counts an inner packet's payload from the whole frame's length less the inner
+        // IP and transport headers alone (its inner packet has no Ethernet header, and the
+        // outer headers are not subtracted): the payload it inspects looks that much longer.
+        let uncounted = depth > 0 ? p.l3 : 0
         switch proto {
         case 6:
             guard p.l4 + 20 <= f.count else { return false }
@@ -70,7 +74,7 @@ public enum PRADSDecoder {
             p.sourcePort = BigEndian.uint16(f, at: p.l4)
             p.destinationPort = BigEndian.uint16(f, at: p.l4 + 2)
             p.payload = p.l4 + Int(f[p.l4 + 12] >> 4) * 4
-            p.payloadLength = f.count - p.payload
+            p.payloadLength = f.count - p.payload + uncounted
             return true
         case 17:
             guard p.l4 + 8 <= f.count else { return false }
@@ -78,7 +82,7 @@ public enum PRADSDecoder {
             p.sourcePort = BigEndian.uint16(f, at: p.l4)
             p.destinationPort = BigEndian.uint16(f, at: p.l4 + 2)
             p.payload = p.l4 + 8
-            p.payloadLength = f.count - p.payload
+            p.payloadLength = f.count - p.payload + uncounted
             return true
         case 94, 41:
             // IP in IP: PRADS decodes the inner packet in place of the outer one, untagged.

@@ -28,6 +28,12 @@ public struct PacketInfo: Sendable {
     /// IPv4 TTL or IPv6 hop limit.
     public var ttl: UInt8 = 0
     public var fragment: FragmentKind = .none
+    /// An IP packet inside an IP packet (IP-in-IP, IPv6-in-IP, GRE): then `src`, `dst`, the
+    /// ports, `ipProto`, `ttl`, `ipLength`, `fragment` and the transport layer are the inner
+    /// packet's, and `l3Offset` stays the outer header's, whose addresses (what a switch
+    /// matches) ``outerAddresses(in:)`` reads. (The value stays within 64 bytes, a cache line,
+    /// that the parser clears and the fast path copies per packet without a call to memcpy.)
+    public var tunnel: TunnelKind = .none
     /// IPv4 total length or IPv6 payload length + 40, as written in the header.
     public var ipLength: UInt16 = 0
 
@@ -38,6 +44,24 @@ public struct PacketInfo: Sendable {
     public var dstPort: UInt16 = 0
     /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE, CWR).
     public var tcpFlags: UInt8 = 0
+    /// The outer header's protocol, and where the inner IP header starts, in a tunnel (see
+    /// ``tunnel``; 0 otherwise).
+    public var outerProto: UInt8 = 0
+    public var innerL3Offset: UInt16 = 0
+
+    /// The IP header of the packet the flow is about: the inner one in a tunnel.
+    @inlinable public var flowL3Offset: UInt16 { tunnel == .none ? l3Offset : innerL3Offset }
+
+    /// A tunnelled packet's outer source and destination, from `frame` (the parsed frame).
+    @inlinable
+    public func outerAddresses(in frame: UnsafeRawPointer) -> (src: IPAddress, dst: IPAddress) {
+        let o = Int(l3Offset)
+        if etherType == 0x0800 { return (IPAddress(ipv4: frame.be32(o + 12)), IPAddress(ipv4: frame.be32(o + 16))) }
+        return (
+            IPAddress(hi: frame.be64(o + 8), lo: frame.be64(o + 16)),
+            IPAddress(hi: frame.be64(o + 24), lo: frame.be64(o + 32))
+        )
+    }
 
     @inlinable public init() {}
 
@@ -55,7 +79,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, Codable, BitwiseCopyabl
         self.lo = lo
     }
 
-    public static let zero = IPAddress(hi: 0, lo: 0)
+    /// (Computed, not a stored global: a global's accessor is a call the fast path would make per key.)
+    @inlinable public static var zero: IPAddress { IPAddress(hi: 0, lo: 0) }
 
     /// An IPv4 address (host-order value) as IPv4-mapped IPv6.
     @inlinable public init(ipv4 value: UInt32) {
@@ -82,6 +107,15 @@ public enum L4Kind: UInt8, Sendable, CaseIterable {
     case fragment
     /// Any other IP protocol (IGMP, GRE, PGM, IP-in-IP, ESP...).
     case other
+}
+
+/// How an inner IP packet was carried (see ``PacketInfo/tunnel``).
+public enum TunnelKind: UInt8, Sendable, CaseIterable, Codable, BitwiseCopyable {
+    case none
+    /// IPv4 or IPv6 straight inside IPv4 or IPv6 (protocols 4, 94 and 41).
+    case ipInIP
+    /// GRE version 0 carrying IPv4 or IPv6.
+    case gre
 }
 
 public enum FragmentKind: UInt8, Sendable {

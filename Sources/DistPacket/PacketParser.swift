@@ -1,5 +1,7 @@
 /// Parses Ethernet frames: Ethernet II, 802.1Q and QinQ, ARP, IPv4 (options, fragments),
-/// IPv6 (extension headers, fragments), TCP, UDP, ICMP and ICMPv6.
+/// IPv6 (extension headers, fragments), TCP, UDP, ICMP and ICMPv6, and one level of IP tunnel
+/// (IPv4 and IPv6 in IPv4 and in IPv6, GRE carrying either): the inner packet is parsed as the
+/// packet, the outer header's addresses kept (``PacketInfo/tunnel``).
 ///
 /// The parser never reads past `length`, never traps on any input, and never allocates. A frame
 /// it cannot parse whole still gets a ``PacketInfo`` saying how far it got and why it stopped
@@ -61,6 +63,16 @@ public enum PacketParser {
         default:
             info.l3 = .other
             info.issue = etherType < 0x0600 ? .llcFrame : .unknownEtherType
+        }
+        // A whole IP packet of a protocol that may carry one (the transport layer's parser
+        // noted its protocol): the packet inside is the packet. (Here, not in the IP layers'
+        // parsers, so that they do not call themselves; a frame without costs one test.)
+        if _slowPath(info.outerProto != 0) {
+            let inner = Int(info.payloadOffset)
+            if !parseTunnel(base, end: inner + Int(info.payloadLength), at: inner, proto: info.outerProto, into: &info)
+            {
+                info.outerProto = 0
+            }
         }
     }
 
@@ -126,6 +138,55 @@ public enum PacketParser {
         }
         if moreFragments { info.fragment = .first }
         parseTransport(base, end: end, at: offset + headerLength, proto: proto, v6: false, into: &info)
+    }
+
+    /// Protocols that may carry an IP packet: IPv4 (4, and 94, which PRADS decodes as IPv4),
+    /// IPv6 (41) and GRE (47).
+    @inlinable @inline(__always)
+    static func isTunnel(_ proto: UInt8) -> Bool { proto == 4 || proto == 41 || proto == 47 || proto == 94 }
+
+    /// Parses the IP packet a tunnel protocol carries at `offset` as the packet (the outer
+    /// header's addresses and protocol kept), when it is one whole inner IP header of the
+    /// version the protocol names; otherwise leaves `info` alone and returns false, and the
+    /// frame stays the outer packet's (a tunnel in a tunnel, a fragmented outer packet, GRE
+    /// with routing or of another version or payload are not followed).
+    @inlinable
+    static func parseTunnel(
+        _ base: UnsafeRawPointer, end: Int, at offset: Int, proto: UInt8, into info: inout PacketInfo
+    ) -> Bool {
+        var inner = offset
+        var version: UInt8 = proto == 41 ? 6 : 4
+        if proto == 47 {
+            // GRE (RFC 2784/2890): flags C (0x80), R (0x40), K (0x20), S (0x10), version 0.
+            guard end >= offset + 4 else { return false }
+            let flags = base.load(fromByteOffset: offset, as: UInt8.self)
+            guard flags & 0x4F == 0, base.load(fromByteOffset: offset + 1, as: UInt8.self) & 0x07 == 0 else {
+                return false
+            }
+            switch base.be16(offset + 2) {
+            case 0x0800: version = 4
+            case 0x86DD: version = 6
+            default: return false
+            }
+            inner += 4 + (flags & 0x80 != 0 ? 4 : 0) + (flags & 0x20 != 0 ? 4 : 0) + (flags & 0x10 != 0 ? 4 : 0)
+        }
+        guard end >= inner + (version == 4 ? 20 : 40) else { return false }
+        let vihl = base.load(fromByteOffset: inner, as: UInt8.self)
+        guard vihl >> 4 == version else { return false }
+        if version == 4 { guard vihl & 0x0F >= 5, end >= inner + Int(vihl & 0x0F) * 4 else { return false } }
+        let outerIssue = info.issue
+        info.tunnel = proto == 47 ? .gre : .ipInIP
+        info.outerProto = proto
+        info.innerL3Offset = UInt16(truncatingIfNeeded: inner)
+        info.issue = .none
+        info.fragment = .none
+        if version == 4 {
+            parseIPv4(base, length: end, at: inner, into: &info)
+        } else {
+            parseIPv6(base, length: end, at: inner, into: &info)
+        }
+        if outerIssue != .none { info.issue = outerIssue }
+        return true
     }
 
     @inlinable
@@ -278,6 +339,8 @@ public enum PacketParser {
             info.l4 = .other
             info.payloadOffset = UInt16(truncatingIfNeeded: offset)
             info.payloadLength = UInt16(truncatingIfNeeded: max(0, available))
+            // A tunnel (not a fragment of one, and not inside one already): see parse(_:length:into:).
+            if Self.isTunnel(proto) && info.fragment == .none && info.tunnel == .none { info.outerProto = proto }
         }
     }
 }

@@ -134,12 +134,14 @@ public final class FastPath {
             bytes &+= UInt64(packetLengths[i])
             verdicts[i] = .forward
             if infos[i].hasFlow {
-                if let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port, infos[i].dst == channel.address {
+                if let channel, infos[i].l4 == .udp, infos[i].dstPort == channel.port, infos[i].dst == channel.address,
+                    infos[i].tunnel == .none
+                {
                     verdicts[i] = .divert
                     events = true
                     continue
                 }
-                probes[i] = FlowProbe(infos[i], seed: seed)
+                probes[i] = FlowProbe(infos[i], frame: data[i].unsafelyUnwrapped, seed: seed)
                 if let rule = current, rule.cutsAtMarker,
                     let verdict = markerVerdict(
                         UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),
@@ -179,7 +181,7 @@ public final class FastPath {
             if let detector, outcome == .updated || outcome == .created {
                 detect(
                     detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
-                    wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].l3Offset), fromLo: probes[i].fromLo,
+                    wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
                     entry: entry, created: outcome == .created, now: now)
             }
         }
@@ -384,7 +386,7 @@ public final class FastPath {
         guard
             PRADSDecoder.decode(
                 bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
-            detection.pointee.l3 == l3Offset  // a tunnel's inner packet is not this flow
+            detection.pointee.l3 == l3Offset  // the IP packet this flow is about (a tunnel in a tunnel: not)
         else { return }
         let entry = table.pointer(at: index)
         if !created {

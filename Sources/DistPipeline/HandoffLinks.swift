@@ -30,7 +30,7 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
         self.packetLength = packetLength
         self.segmentLength = segmentLength
         self.port = port
-        l3Offset = info.l3Offset
+        l3Offset = info.flowL3Offset
         tcpFlags = info.tcpFlags
         isTCP = info.l4 == .tcp
     }

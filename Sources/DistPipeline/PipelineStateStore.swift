@@ -74,9 +74,7 @@ public final class PipelineStateStore: StateStore {
                 done.append(w)
             } catch {
                 // Undo what the other workers took: nothing half-imported.
-                for d in done {
-                    for e in byWorker[d] { _ = try? count(.deleteFlows(FlowFilter.exactly(e.key)), d) }
-                }
+                for d in done { _ = try? count(.forgetFlows(byWorker[d].map { $0.key }), d) }
                 throw error
             }
         }
@@ -166,16 +164,5 @@ extension InstanceCounters {
         assets = s.assets
         records = s.assetRecords
         byTransport = (0..<8).map { s.l4[$0] }
-    }
-}
-
-extension FlowFilter {
-    /// A filter matching exactly one flow.
-    public static func exactly(_ key: FlowKey) -> FlowFilter {
-        var f = FlowFilter(
-            proto: key.proto, sourcePort: key.loPort, destinationPort: key.hiPort, vlan: UInt16(key.vlanKey >> 12))
-        f.source = IPPrefix(exactly: key.loAddr)
-        f.destination = IPPrefix(exactly: key.hiAddr)
-        return f
     }
 }

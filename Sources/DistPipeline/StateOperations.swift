@@ -89,7 +89,7 @@ extension FastPath {
             var wanted = Set<IPAddress>()
             for i in matching(filter) {
                 let key = table.entry(at: i).key
-                for a in [key.loAddr, key.hiAddr] where !filter.matches(host: a) { wanted.insert(a) }
+                for a in key.hosts where !filter.matches(host: a) { wanted.insert(a) }
             }
             return .assets(assets(wanted))
         case .importAssets(let assets):
@@ -196,8 +196,7 @@ extension FastPath {
         if peers {
             for i in matching(filter) {
                 let key = table.entry(at: i).key
-                wanted.insert(key.loAddr)
-                wanted.insert(key.hiAddr)
+                wanted.formUnion(key.hosts)
             }
         }
         return wanted

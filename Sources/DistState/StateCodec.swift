@@ -109,6 +109,10 @@ public enum StateCodec {
     /// Appends one chunk to `out` (in `format`, one of ``versions``: 1 for a peer that reads
     /// no other).
     public static func encode(_ chunk: StateChunk, into out: inout [UInt8], format: UInt8 = version) {
+        var format = format
+        // Version 1 has no room for a tunnelled flow's inner endpoints: such a flow goes in
+        // version 2, which a reader of version 1 alone refuses whole (never read without them).
+        if format == 1, case .perFlow(let e) = chunk, e.key.isTunnelled { format = 2 }
         let start = out.count
         out.append(contentsOf: [0x44, 0x53, format, chunk.scope.rawValue, 0, 0, 0, 0, 0, 0, 0, 0])
         // Move the buffer into the writer and back (swap, never copy: appends stay in place).
@@ -166,24 +170,28 @@ public enum StateCodec {
     }
 
     /// Version 2's per-flow layout: flags (bit 0: both addresses IPv4, bit 1: the client is the
-    /// lower end, bit 2: last seen before first seen, sent whole), the addresses (4 or 16
-    /// bytes each), ports, protocol, then varints: VLAN key, first seen, last seen (the delta
-    /// from first seen), packets and bytes each way; then the TCP flags each way, the TCP state
-    /// and the inspection state.
+    /// lower end, bit 2: last seen before first seen, sent whole, bit 3: tunnelled, bit 4: both
+    /// inner addresses IPv4), the addresses (4 or 16 bytes each), ports, protocol, a tunnelled
+    /// flow's tunnel kind, inner protocol and inner addresses, then varints: VLAN key, first
+    /// seen, last seen (the delta from first seen), packets and bytes each way; then the TCP
+    /// flags each way, the TCP state and the inspection state.
     static func writeCompactFlow(_ e: FlowEntry, _ w: inout ByteWriter) {
         let v4 = e.key.loAddr.isIPv4Mapped && e.key.hiAddr.isIPv4Mapped
+        let tunnelled = e.key.isTunnelled
+        let innerV4 = e.key.innerLo.isIPv4Mapped && e.key.innerHi.isIPv4Mapped
         let backwards = e.lastSeen < e.firstSeen
-        w.u8((v4 ? 1 : 0) | (e.clientIsLo ? 2 : 0) | (backwards ? 4 : 0))
-        if v4 {
-            w.u32(UInt32(truncatingIfNeeded: e.key.loAddr.lo))
-            w.u32(UInt32(truncatingIfNeeded: e.key.hiAddr.lo))
-        } else {
-            writeAddress(e.key.loAddr, &w)
-            writeAddress(e.key.hiAddr, &w)
-        }
+        w.u8(
+            (v4 ? 1 : 0) | (e.clientIsLo ? 2 : 0) | (backwards ? 4 : 0) | (tunnelled ? 8 : 0)
+                | (tunnelled && innerV4 ? 16 : 0))
+        writePair(e.key.loAddr, e.key.hiAddr, v4: v4, &w)
         w.u16(e.key.loPort)
         w.u16(e.key.hiPort)
         w.u8(e.key.proto)
+        if tunnelled {
+            w.u8(e.key.tunnel.rawValue)
+            w.u8(e.key.innerProto)
+            writePair(e.key.innerLo, e.key.innerHi, v4: innerV4, &w)
+        }
         w.varint(UInt64(e.key.vlanKey))
         w.varint(e.firstSeen)
         w.varint(backwards ? e.lastSeen : e.lastSeen - e.firstSeen)
@@ -195,6 +203,17 @@ public enum StateCodec {
         w.u8(e.flagsToClient)
         w.u8(e.tcpState.rawValue)
         w.u8(e.inspection)
+    }
+
+    /// Two addresses, 4 bytes each when both are IPv4, else 16.
+    static func writePair(_ lo: IPAddress, _ hi: IPAddress, v4: Bool, _ w: inout ByteWriter) {
+        if v4 {
+            w.u32(UInt32(truncatingIfNeeded: lo.lo))
+            w.u32(UInt32(truncatingIfNeeded: hi.lo))
+        } else {
+            writeAddress(lo, &w)
+            writeAddress(hi, &w)
+        }
     }
 
     static func writeAsset(_ a: AssetState, _ w: inout ByteWriter) {
@@ -313,9 +332,19 @@ public enum StateCodec {
         return e
     }
 
+    static func readTunnel(
+        _ r: inout ByteReader, v4: Bool
+    ) throws(StateCodecError) -> (lo: IPAddress, hi: IPAddress, proto: UInt8, tunnel: TunnelKind) {
+        let kind = try r.u8()
+        guard let tunnel = TunnelKind(rawValue: kind), tunnel != .none else { throw .malformed("tunnel kind \(kind)") }
+        let proto = try r.u8()
+        if v4 { return (IPAddress(ipv4: try r.u32()), IPAddress(ipv4: try r.u32()), proto, tunnel) }
+        return (try readAddress(&r), try readAddress(&r), proto, tunnel)
+    }
+
     static func readCompactFlow(_ r: inout ByteReader) throws(StateCodecError) -> FlowEntry {
         let flags = try r.u8()
-        guard flags & ~7 == 0 else { throw .malformed("per-flow flags \(flags)") }
+        guard flags & ~0x1F == 0, flags & 0x18 != 0x10 else { throw .malformed("per-flow flags \(flags)") }
         let lo: IPAddress
         let hi: IPAddress
         if flags & 1 != 0 {
@@ -328,11 +357,13 @@ public enum StateCodec {
         let loPort = try r.u16()
         let hiPort = try r.u16()
         let proto = try r.u8()
+        let inner = flags & 8 == 0 ? nil : try readTunnel(&r, v4: flags & 16 != 0)
         let vlanKey = try r.varint()
         guard vlanKey <= 0xFF_FFFF else { throw .malformed("VLAN key \(vlanKey) out of range") }
         let key = FlowKey(
-            loAddr: lo, hiAddr: hi, loPort: loPort, hiPort: hiPort, proto: proto, vlanKey: UInt32(vlanKey))
-        guard lo < hi || (lo == hi && key.loPort <= key.hiPort) else { throw .malformed("flow key not canonical") }
+            loAddr: lo, hiAddr: hi, loPort: loPort, hiPort: hiPort, proto: proto, vlanKey: UInt32(vlanKey),
+            inner: inner)
+        guard key.isCanonical else { throw .malformed("flow key not canonical") }
         var e = FlowEntry(key: key, hash: 0, clientIsLo: flags & 2 != 0, now: 0)
         e.firstSeen = try r.varint()
         let last = try r.varint()

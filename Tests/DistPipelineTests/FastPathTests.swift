@@ -264,7 +264,10 @@ import Testing
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats)
         for f in frames.prefix(1500) { _ = Self.verdict(path, f) }
         // A UDP datagram to the channel's address and port: diverted, not tracked.
-        var udp = frames.first { PacketParser.parse($0).l4 == .udp }!
+        var udp = frames.first {
+            let info = PacketParser.parse($0)
+            return info.l4 == .udp && info.tunnel == .none
+        }!
         let info = PacketParser.parse(udp)
         path.channel = (info.dst, info.dstPort)
         let flows = path.table.count

@@ -5,12 +5,13 @@ import os
 import shutil
 import signal
 import subprocess
+import struct
 import sys
 import tempfile
 import time
 import unittest
 
-from support import MIX_A, ROOT, VNF, asset_facts, eth, facts_agreement, ipv4, pcapcheck, split_by_flow, tcp, udp, write_pcap
+from support import MIX_A, ROOT, VNF, asset_facts, eth, facts_agreement, ipv4, ipv6, pcapcheck, split_by_flow, tcp, udp, write_pcap
 
 ASSETCHECK = os.path.join(ROOT, 'deploy', 'tools', 'assetcheck.py')
 SHARED_ASSETCMP = os.path.join(os.path.dirname(ROOT), 'shared', 'tools', 'assetcmp.py')
@@ -52,10 +53,9 @@ def check(reference, candidate, minimum='0.99'):
     return out.returncode, out.stdout
 
 
-def service_frames():
-    """A capture of our own: banners and handshakes PRADS has signatures and fingerprints for."""
-    c, s = [198, 18, 0, 10], [198, 18, 0, 20]
-    frames = []
+def service_packets(c, s, ip, ports=40000):
+    """Banners and handshakes PRADS has signatures and fingerprints for, between client c and
+    server s: (from the client, IP packet) pairs, `ip(proto, src, dst, payload)` building each."""
     syn_options = bytes([2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, 3, 7])
     def tcp_opts(sport, dport, flags, options, payload=b''):
         header = tcp(sport, dport, flags, b'')
@@ -64,20 +64,60 @@ def service_frames():
     banners = [(22, b'SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n'), (80, b'HTTP/1.1 200 OK\r\nServer: Apache/2.4.54 (Debian)\r\n\r\n'),
                (25, b'220 mail.example.org ESMTP Postfix (Debian/GNU)\r\n'), (21, b'220 (vsFTPd 3.0.3)\r\n'),
                (443, b'\x16\x03\x01\x00\x2a\x02\x00\x00\x26\x03\x01' + bytes(40))]
+    out = []
+    def up(proto, payload): out.append((True, ip(proto, c, s, payload)))
+    def down(proto, payload): out.append((False, ip(proto, s, c, payload)))
     for i, (port, banner) in enumerate(banners):
-        cport = 40000 + i
-        frames.append(eth(0x0800) + ipv4(6, c, s, tcp_opts(cport, port, 0x02, syn_options)))
-        frames.append(eth(0x0800) + ipv4(6, s, c, tcp_opts(port, cport, 0x12, syn_options)))
-        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x10)))
-        frames.append(eth(0x0800) + ipv4(6, s, c, tcp(port, cport, 0x18, banner)))
-        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x18, b'GET / HTTP/1.1\r\nUser-Agent: curl/7.88.1\r\n\r\n')))
-        frames.append(eth(0x0800) + ipv4(6, c, s, tcp(cport, port, 0x11)))
-        frames.append(eth(0x0800) + ipv4(6, s, c, tcp(port, cport, 0x14)))
-    dns = bytes.fromhex('abcd81800001000100000000') + b'\x07example\x03org\x00\x00\x01\x00\x01'
-    frames.append(eth(0x0800) + ipv4(17, c, s, udp(5353, 53, bytes.fromhex('abcd01000001000000000000') + b'\x07example\x03org\x00\x00\x01\x00\x01')))
-    frames.append(eth(0x0800) + ipv4(17, s, c, udp(53, 5353, dns)))
-    frames.append(eth(0x0800) + ipv4(17, c, s, udp(33000, 123, bytes(48))))
-    frames.append(eth(0x0800) + ipv4(17, s, c, udp(123, 33000, bytes(48))))
+        cport = ports + i
+        up(6, tcp_opts(cport, port, 0x02, syn_options))
+        down(6, tcp_opts(port, cport, 0x12, syn_options))
+        up(6, tcp(cport, port, 0x10))
+        down(6, tcp(port, cport, 0x18, banner))
+        up(6, tcp(cport, port, 0x18, b'GET / HTTP/1.1\r\nUser-Agent: curl/7.88.1\r\n\r\n'))
+        up(6, tcp(cport, port, 0x11))
+        down(6, tcp(port, cport, 0x14))
+    question = b'\x07example\x03org\x00\x00\x01\x00\x01'
+    up(17, udp(ports + 5353 % 1000, 53, bytes.fromhex('abcd01000001000000000000') + question))
+    down(17, udp(53, ports + 5353 % 1000, bytes.fromhex('abcd81800001000100000000') + question))
+    up(17, udp(ports + 33000 % 1000, 123, bytes(48)))
+    down(17, udp(123, ports + 33000 % 1000, bytes(48)))
+    return out
+
+
+def service_frames():
+    """A capture of our own: banners and handshakes PRADS has signatures and fingerprints for."""
+    return [eth(0x0800) + p for _, p in service_packets([198, 18, 0, 10], [198, 18, 0, 20], ipv4)]
+
+
+def tunnel_frames():
+    """Service exchanges of many clients and servers, each kind inside its own tunnel: IPv4 by
+    protocol 94 and IPv6 by 41, inside IPv4 and inside IPv6; IPv4 by protocol 4 and GRE
+    carrying IPv4 and IPv6, which PRADS does not read into. Each tunnel carries several hosts'
+    connections, more than PRADS's inspection limits would let one flow show."""
+    v6 = lambda *tail: [0x20, 0x01, 0x0d, 0xb8] + [0] * (12 - len(tail)) + list(tail)
+    ends4 = ([198, 18, 0, 1], [198, 18, 0, 2])
+    ends6 = (v6(0xfe, 0, 0, 1), v6(0xfe, 0, 0, 2))
+    inner6 = lambda proto, a, b, payload: ipv6(proto, a, b, payload)
+    carriers = [  # (outer, outer's protocol for the inner packet, inner IP builder, inner hosts)
+        ('4', 94, ipv4, lambda n: [10, 1, 0, n]), ('4', 41, inner6, lambda n: v6(0x0a, 1, 0, n)),
+        ('6', 94, ipv4, lambda n: [10, 2, 0, n]), ('6', 41, inner6, lambda n: v6(0x0a, 2, 0, n)),
+        ('4', 4, ipv4, lambda n: [10, 3, 0, n]), ('4', 47, ipv4, lambda n: [10, 4, 0, n]),
+        ('4', 47, inner6, lambda n: v6(0x0a, 4, 0, n)),
+    ]
+    frames = []
+    for outer, proto, ip, host in carriers:
+        for k in range(4):
+            packets = service_packets(host(10 + k), host(100 + k), ip, ports=41000 + 100 * k)
+            for from_client, packet in packets:
+                a, b = ends4 if outer == '4' else ends6
+                src, dst = (a, b) if from_client else (b, a)
+                payload = packet
+                if proto == 47:
+                    payload = struct.pack('>BBH', 0x20, 0, 0x0800 if ip is ipv4 else 0x86DD) + struct.pack('>I', 7) + packet
+                if outer == '4':
+                    frames.append(eth(0x0800) + ipv4(proto, src, dst, payload))
+                else:
+                    frames.append(eth(0x86DD) + ipv6(proto, src, dst, payload))
     return frames
 
 
@@ -87,6 +127,7 @@ class DetectionParityTests(unittest.TestCase):
         d = tempfile.mkdtemp(prefix='dist-detect-')
         reference = prads_log(trace, d)
         candidate, final, _ = dist_log(self, trace, d)
+        self.last_candidate = candidate
         code, report = check(reference, candidate)
         self.assertEqual(code, 0, report)
         if os.path.exists(SHARED_ASSETCMP):
@@ -120,6 +161,24 @@ class DetectionParityTests(unittest.TestCase):
         report, _ = self.parity(path)
         self.assertIn('precision=1.0000', report)
         self.assertIn('recall=1.0000', report)
+
+    def test_tunnelled_hosts_match_prads(self):
+        # dist-vnf tracks and inspects each flow inside a tunnel; PRADS fingerprints the hosts
+        # inside protocols 94 and 41, over IPv4 and IPv6, and nothing inside protocol 4 or GRE.
+        path = os.path.join(tempfile.mkdtemp(), 'tunnels.pcap')
+        write_pcap(path, tunnel_frames())
+        report, final = self.parity(path)
+        self.assertIn('precision=1.0000', report)
+        self.assertIn('recall=1.0000', report)
+        # Every inner flow is a flow of its own: 7 tunnels, 4 client-server pairs each, 5 TCP
+        # connections and 2 UDP exchanges a pair.
+        self.assertEqual(final['flows']['created'], 7 * 4 * 7)
+        with open(self.last_candidate) as f:
+            learnt = f.read()
+        for inner in ('10.1.0.', '10.2.0.', '2001:db8::a01:', '2001:db8::a02:'):
+            self.assertIn(inner, learnt)
+        for unread in ('10.3.0.', '10.4.0.', '2001:db8::a04:'):
+            self.assertNotIn(unread, learnt)
 
     def test_user_captures(self):
         paths = [p for p in os.environ.get('DIST_EXTRA_PCAPS', '').split(':') if p]
