@@ -18,6 +18,8 @@
 //                  the controller's redirect buffer. No I/O.
 //   DistNorthbound The operator's protocol to the controller (distctl), typed. No I/O.
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
+//   DistMetrics    Prometheus metrics (swift-metrics onto swift-prometheus) and their HTTP
+//                  endpoint on SwiftNIO, on a thread of its own. No DPDK.
 //   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
 //                  and the admin protocol served on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
@@ -52,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -83,6 +87,15 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        .target(
+            name: "DistMetrics",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow", dependencies: ["DistPacket"]),
@@ -132,8 +145,8 @@ let package = Package(
             name: "dist-vnf",
             dependencies: [
                 "DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
-                "DistTransfer", "DistChannel", "DistPRADS", .product(name: "Atomics", package: "swift-atomics"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "DistTransfer", "DistChannel", "DistPRADS", "DistMetrics",
+                .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
@@ -222,6 +235,7 @@ let package = Package(
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistServerTests", dependencies: ["DistServer"]),
+        .testTarget(name: "DistMetricsTests", dependencies: ["DistMetrics"]),
         .testTarget(
             name: "DistControllerTests",
             dependencies: [

@@ -13,6 +13,11 @@ export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq
 as_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 
+# The metrics tests read a scrape with Prometheus's own Python parser.
+python3 -c 'import prometheus_client' 2>/dev/null \
+    || python3 -m pip install --quiet --root-user-action=ignore prometheus_client \
+    || echo "setup: could not install prometheus_client from PyPI; the metrics tests will be skipped" >&2
+
 if ! command -v swift >/dev/null 2>&1; then
     if [ -x /opt/swift/usr/bin/swift ]; then
         export PATH=/opt/swift/usr/bin:$PATH

@@ -9,6 +9,7 @@ struct Options {
     var statsPeriod: Double = 0
     var adminPath: String?
     var control: SocketServer.Endpoint?
+    var metrics: SocketServer.Endpoint?
     /// The southbound API's certificate, key and CA (mutual TLS), or plaintext by request.
     var controlCertificate: String?
     var controlKey: String?
@@ -46,6 +47,9 @@ struct Options {
                                  :PORT listens on loopback; every address only as *:PORT.
                                  Mutual TLS 1.3: the controller must present a certificate of
                                  the CA (deploy/make-certs.sh makes them)
+          --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics (packets,
+                                 bytes, drops and parse errors by reason, per worker and port;
+                                 flows, hosts, handoffs, Moves); :PORT listens on loopback
           --control-cert FILE    this instance's certificate (PEM) for the southbound API
           --control-key FILE     its private key (PEM)
           --control-ca FILE      the CA a controller's certificate must chain to
@@ -247,6 +251,13 @@ struct Options {
                 control = try SocketServer.Endpoint.tcp(parsing: text)
             } catch {
                 throw Failure(description: "--control: \(error)")
+            }
+        case "--metrics":
+            let text = try reader.value(argument)
+            do {
+                metrics = try SocketServer.Endpoint.tcp(parsing: text)
+            } catch {
+                throw Failure(description: "--metrics: \(error)")
             }
         case "--control-cert": controlCertificate = try reader.text(argument, "a PEM file")
         case "--control-key": controlKey = try reader.text(argument, "a PEM file")

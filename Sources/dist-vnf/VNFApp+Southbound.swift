@@ -94,6 +94,7 @@ extension VNFApp {
                 return
             case "incomingEnded":
                 service.incomingMove(n.moveID, started: false)
+                countMove(n, out: false)
                 emit(
                     "[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))"
                 )
@@ -110,6 +111,7 @@ extension VNFApp {
             default:
                 break
             }
+            if n.type == "moveComplete" { countMove(n, out: true) }
             if n.type == "moveComplete", let c = countersMoving.removeValue(forKey: n.moveID), n.outcome == "completed"
             {
                 stateStore.exportedCounters(c)

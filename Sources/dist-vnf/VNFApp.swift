@@ -4,6 +4,7 @@ import DistChannel
 import DistControl
 import DistDataPlane
 import DistFlow
+import DistMetrics
 import DistPRADS
 import DistPacket
 import DistPipeline
@@ -38,6 +39,12 @@ final class VNFApp {
     var unclaimedEvents = 0
     /// All-flows counters on their way out, by Move: taken off this instance when the Move completes.
     var countersMoving: [UInt64: InstanceCounters] = [:]
+    /// `--metrics`: what is published, its server, and the Moves' totals kept for it.
+    var metrics: MetricsBook?
+    var metricsServer: MetricsServer?
+    var movesEnded: [String: UInt64] = [:]
+    var movesRetransmissions: UInt64 = 0
+    var movesTimeouts: UInt64 = 0
 
     init(options: Options, plane: DataPlane, assets: AssetCollector, agent: TransferAgent?) {
         self.options = options
@@ -94,6 +101,7 @@ final class VNFApp {
         installSignalHandlers()
         app.openAdmin()
         app.openSouthbound()
+        app.openMetrics()
         return app
     }
 
@@ -250,6 +258,7 @@ final class VNFApp {
     /// for them, Move notices, asset records, the statistics line.
     func run() {
         var lastPrint = Date()
+        var lastPublished = Date()
         var lastStats: WorkerStats? = plane.totalStats()
         while !stopRequested.load(ordering: .relaxed) {
             // One wait for both sockets; a short one while events flow, so raised packets reach
@@ -265,6 +274,10 @@ final class VNFApp {
             forwardNotices()
             assets.collect(from: plane)
             if reopenRequested.exchange(false, ordering: .relaxed) { assets.reopen() }
+            if metrics != nil && Date().timeIntervalSince(lastPublished) >= Self.metricsPeriod {
+                publishMetrics()
+                lastPublished = Date()
+            }
             if options.statsPeriod > 0 {
                 let elapsed = Date().timeIntervalSince(lastPrint)
                 if elapsed >= options.statsPeriod {
@@ -285,6 +298,7 @@ final class VNFApp {
         plane.stopWorkers()
         assets.collect(from: plane)
         assets.close()
+        metricsServer?.close()
         let final = plane.totalStats()
         let portStats = portsReply()
         plane.closePorts()

@@ -38,6 +38,7 @@ class CommandLineTests(unittest.TestCase):
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--flows']), '--flows', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--bogus']), '--bogus', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--stats-period', '-3']), '--stats-period', code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--metrics', 'nowhere']), '--metrics', 'HOST:PORT', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--mbuf-size', '99999999']), '--mbuf-size', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--idle-sleep', '0']), '--idle-sleep', "'0'", code=2)
         # A channel frame is built in one mbuf: 9000 bytes do not fit the default 2048.
