@@ -146,6 +146,16 @@ struct Options {
             UInt64(try seconds(name, allowZero: false) * 1e9)
         }
 
+        /// A TCP endpoint, HOST:PORT.
+        mutating func endpoint(_ name: String) throws -> SocketServer.Endpoint {
+            let text = try value(name)
+            do {
+                return try SocketServer.Endpoint.tcp(parsing: text)
+            } catch {
+                throw Failure(description: "\(name): \(error)")
+            }
+        }
+
         /// A non-empty value.
         mutating func text(_ name: String, _ what: String) throws -> String {
             let text = try value(name)
@@ -245,20 +255,8 @@ struct Options {
                 throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
             }
             adminPath = path
-        case "--control":
-            let text = try reader.value(argument)
-            do {
-                control = try SocketServer.Endpoint.tcp(parsing: text)
-            } catch {
-                throw Failure(description: "--control: \(error)")
-            }
-        case "--metrics":
-            let text = try reader.value(argument)
-            do {
-                metrics = try SocketServer.Endpoint.tcp(parsing: text)
-            } catch {
-                throw Failure(description: "--metrics: \(error)")
-            }
+        case "--control": control = try reader.endpoint(argument)
+        case "--metrics": metrics = try reader.endpoint(argument)
         case "--control-cert": controlCertificate = try reader.text(argument, "a PEM file")
         case "--control-key": controlKey = try reader.text(argument, "a PEM file")
         case "--control-ca": controlCA = try reader.text(argument, "a PEM file")
