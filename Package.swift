@@ -158,7 +158,8 @@ let package = Package(
             name: "DistController",
             dependencies: [
                 "DistMove", "DistNorthbound", "DistOpenFlow", "DistState", "DistFlow", "DistPacket", "DistControl",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "DistMetrics", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
@@ -168,7 +169,8 @@ let package = Package(
         .executableTarget(
             name: "dist-controller",
             dependencies: [
-                "DistController", "DistServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DistController", "DistServer", "DistMetrics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]

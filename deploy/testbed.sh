@@ -44,6 +44,9 @@
 #   check SENT.pcap [--moved PREFIX] [--order all]
 #                        the checker's verdict on what crossed the test bed: loss and duplication
 #                        against SENT, order against what left the switch towards the VNFs
+#   metrics              a scrape of every process's Prometheus metrics (dist-controller on
+#                        127.0.0.1:9180, each dist-vnf on 198.19.I.2:9100), each after a
+#                        line '# scrape NAME URL'
 #   status               what runs
 #   down                 removes everything `up` made, and only that
 #
@@ -59,6 +62,7 @@ root=$(dirname "$here")
 dir=${DIST_TESTBED_DIR:-/tmp/dist-testbed}
 vnf_bin=${DIST_VNF:-$root/.build/release/dist-vnf}
 ctl_bin=${DIST_CONTROLLER:-$root/.build/release/dist-controller}
+controller_metrics_port=${DIST_CONTROLLER_METRICS_PORT:-9180}
 distctl_bin=${DISTCTL:-$root/.build/release/distctl}
 delayline_bin=${DIST_DELAYLINE:-$root/.build/release/dist-delayline}
 wire_bin=${DIST_WIRE:-$root/.build/release/dist-wire}
@@ -313,6 +317,7 @@ up() {
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \
             --admin "$dir/vnf$i.sock" --control "198.19.$i.2:7001" --asset-log "$dir/vnf$i-assets.log" \
+            --metrics "198.19.$i.2:9100" \
             $(control_tls "vnf$i" --control-cert --control-key --control-ca) \
             --channel "198.18.100.$i:7400" --channel-vlan $((3900 + i)) --channel-key "$dir/channel.key" "${peers[@]}" "${trace[@]}" >"$dir/vnf$i.log" 2>&1 &
         echo $! >"$dir/vnf$i.pid"
@@ -406,7 +411,7 @@ start_controller() {
         $([ -n "${DIST_INSECURE_CONTROL:-}" ] || echo --switch-cert "$dir/tls/switch.pem") \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
-        >>"$dir/controller.log" 2>&1 &
+        --metrics "127.0.0.1:$controller_metrics_port" >>"$dir/controller.log" 2>&1 &
     echo $! >"$dir/controller.pid"
 }
 
@@ -507,8 +512,22 @@ down() {
     say "down"
 }
 
+# A scrape of every process's Prometheus metrics, each after a line naming it.
+metrics() {
+    [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
+    local targets=("controller http://127.0.0.1:$controller_metrics_port/metrics") i
+    for i in $(seq 1 "$(grep -c "=" "$dir/controller.vnfs")"); do targets+=("vnf$i http://198.19.$i.2:9100/metrics"); done
+    local t
+    for t in "${targets[@]}"; do
+        echo "# scrape ${t% *} ${t#* }"
+        python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "${t#* }" \
+            || echo "# (no answer)"
+    done
+}
+
 case "${1:-}" in
 up) shift; up "$@" ;;
+metrics) metrics ;;
 down) down ;;
 status) status ;;
 replay) shift; [ $# -eq 2 ] || { echo "usage: $0 replay PCAP PPS" >&2; exit 2; }; replay "$@" ;;

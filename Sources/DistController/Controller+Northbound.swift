@@ -142,6 +142,7 @@ extension Controller {
                     "move \(report.id): \(report.outcome)\(report.reason.map { " (\($0))" } ?? "") MoveTime "
                         + "\(report.moveTime) s"
                 )
+                self.countMove(report, spec: spec)
                 write(NorthboundReply.report(report).line)
             case .failure(let e):
                 write(Self.failure(e))

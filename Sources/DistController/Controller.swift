@@ -1,5 +1,6 @@
 import DistControl
 import DistFlow
+import DistMetrics
 import DistMove
 import DistOpenFlow
 import DistPacket
@@ -112,6 +113,11 @@ public final class Controller {
     var moves = UInt64.random(in: 0x10000..<0x7000_0000)
     /// The VNFs asked for Moves a controller before this one left behind (see ``endLeftBehind(_:_:)``).
     var leftBehindChecked = Set<String>()
+    /// `--metrics`: the book Moves and connections are published in (nil: none), and the
+    /// Moves' totals kept for it.
+    public var metrics: MetricsBook?
+    var movesEnded: [String: UInt64] = [:]
+    var moveSums = (messages: UInt64(0), perFlow: UInt64(0), multiFlow: UInt64(0), redirected: UInt64(0))
     let log: (String) -> Void
 
     public init(config: ControllerConfig, log: @escaping (String) -> Void) throws {

@@ -2,6 +2,7 @@
 // every VNF, a northbound JSON-lines API on a Unix socket for distctl.
 import ArgumentParser
 import DistController
+import DistMetrics
 import DistServer
 import Foundation
 import NIOSSL
@@ -103,7 +104,17 @@ struct DistControllerCommand: ParsableCommand {
     )
     var movePatience: Double?
 
+    @Option(
+        name: .long,
+        help:
+            "Serve Prometheus metrics at http://HOST:PORT/metrics (Moves by mode, guarantee and outcome, MoveTime, connections)."
+    )
+    var metrics: String?
+
     func validate() throws {
+        if let metrics, Self.endpoint(metrics) == nil {
+            throw ValidationError("--metrics '\(metrics)' is not HOST:PORT")
+        }
         if let p = movePatience, !(0.1...600).contains(p) {
             throw ValidationError("--move-patience must be 0.1 to 600 seconds")
         }
@@ -168,6 +179,18 @@ struct DistControllerCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        var metricsServer: MetricsServer?
+        if let metrics, let (host, port) = Self.endpoint(metrics) {
+            let book = MetricsBook()
+            do {
+                metricsServer = try MetricsServer(host: host, port: UInt16(port), book: book)
+            } catch {
+                say("cannot serve metrics on \(metrics): \(error)")
+                throw ExitCode(1)
+            }
+            controller.publish(into: book)
+            say("metrics on http://\(host):\(metricsServer!.port)/metrics")
+        }
         let bound: Int
         do {
             bound = try controller.start()
@@ -192,6 +215,7 @@ struct DistControllerCommand: ParsableCommand {
         stop.wait()
         say("stopping")
         controller.shutdown()
+        metricsServer?.close()
     }
 }
 

@@ -302,3 +302,32 @@ def facts_agreement(reference, candidate):
     """(precision, recall) of a candidate's asset facts against a reference's."""
     common = len(reference & candidate)
     return common / max(1, len(candidate)), common / max(1, len(reference))
+
+
+# ---- Prometheus scrapes (prometheus_client's parser, from PyPI: deploy/setup.sh installs it) ----
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    text_string_to_metric_families = None
+
+
+def samples(text):
+    """{(name, labels as a sorted tuple): value} of every sample in a scrape."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def scrapes(text):
+    """`testbed.sh metrics`'s output: {process name: its scrape}."""
+    out, name = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith('# scrape '):
+            name = line.split()[2]
+            out[name] = ''
+        elif name:
+            out[name] += line
+    return out

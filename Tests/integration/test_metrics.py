@@ -8,12 +8,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from support import MIX_A, VNF, pcapcheck
-
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:  # deploy/setup.sh installs it
-    text_string_to_metric_families = None
+from support import MIX_A, VNF, pcapcheck, samples, text_string_to_metric_families
 
 EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
 
@@ -21,15 +16,6 @@ EAL = ['-l', '0-1', '--no-huge', '-m', '512', '--no-pci']
 def scrape(url):
     with urllib.request.urlopen(url, timeout=10) as reply:
         return reply.headers.get('Content-Type'), reply.read().decode()
-
-
-def samples(text):
-    """{(name, labels as a sorted tuple): value} of every sample."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def total(found, name, **labels):

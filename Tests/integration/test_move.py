@@ -12,7 +12,8 @@ import threading
 import time
 import unittest
 
-from support import MIX_A, ROOT, SHARED_PCAPCMP, VNF, admin_request, asset_facts, facts_agreement, flow_owner, write_pcap
+from support import (MIX_A, ROOT, SHARED_PCAPCMP, VNF, admin_request, asset_facts, facts_agreement, flow_owner, samples,
+                     scrapes, text_string_to_metric_families, write_pcap)
 
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402
@@ -118,6 +119,7 @@ class MoveTests(unittest.TestCase):
             self.destination_flows = reply.get('flows', [])
             self.assertIn('flows', reply, reply)
             ended_in = self.destination_said(bed) if mode == 'dist' and report.get('outcome') == 'completed' else None
+            self.scrapes = scrapes(bed.run('metrics', check=False).stdout)
         finally:
             bed.run('down')
         if ended_in is not None:
@@ -357,6 +359,20 @@ class MoveTests(unittest.TestCase):
     def test_dist_loss_free_with_every_optimization(self):
         report, _ = self.dist_moved('lf', 'pz,ll,er')
         self.assertGreater(report['packetsRedirected'], 0, report)
+        # Every process's metrics (testbed.sh metrics), read with Prometheus's parser: the Move
+        # counted at the controller and at both ends, its redirected packets at the source.
+        if text_string_to_metric_families:
+            ctl, vnf1, vnf2 = (samples(self.scrapes[n]) for n in ('controller', 'vnf1', 'vnf2'))
+            kind = (('guarantee', 'lf'), ('mode', 'dist'))  # (labels in sorted order)
+            self.assertEqual(ctl.get(('dist_controller_moves_total', kind + (('outcome', 'completed'),))), 1, ctl)
+            self.assertEqual(ctl.get(('dist_controller_move_seconds_count', kind)), 1)
+            self.assertAlmostEqual(ctl.get(('dist_controller_move_seconds_sum', kind)), report['moveTime'], places=6)
+            self.assertEqual(ctl.get(('dist_controller_switch_connected', ())), 1)
+            self.assertEqual(vnf1.get(('dist_vnf_moves_total', (('direction', 'out'), ('outcome', 'completed')))), 1)
+            self.assertEqual(vnf2.get(('dist_vnf_moves_total', (('direction', 'in'), ('outcome', 'completed')))), 1)
+            # (The worker's count includes the in-band control packet, which it hands on too.)
+            redirected = sum(v for (n, _), v in vnf1.items() if n == 'dist_vnf_redirected_packets_total')
+            self.assertIn(redirected, (report['packetsRedirected'], report['packetsRedirected'] + 1))
         self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
         # The in-band control packet went to the source once the destination got the switch's
         # packets (the datapath applying the update), not on a guess after the BARRIER.
