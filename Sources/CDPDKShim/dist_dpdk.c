@@ -13,6 +13,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_memcpy.h>
 #include <rte_mempool.h>
 #include <rte_prefetch.h>
@@ -111,8 +112,23 @@ static int fail(char *err, size_t errlen, const char *step, int rc)
     return rc < 0 ? rc : -rc;
 }
 
+/* The mbuf field and flag a port's receive timestamps use (registered once, when a port is
+ * asked for them; -1 and 0 until then). */
+static int timestamp_offset = -1;
+static uint64_t timestamp_flag = 0;
+
+void dist_mbufs_stamps(struct rte_mbuf *const *pkts, uint16_t n, uint64_t *out)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        const struct rte_mbuf *m = pkts[i];
+        out[i] = timestamp_offset >= 0 && (m->ol_flags & timestamp_flag)
+                     ? *RTE_MBUF_DYNFIELD(m, timestamp_offset, const rte_mbuf_timestamp_t *) * 1000
+                     : UINT64_MAX;
+    }
+}
+
 int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, uint16_t ntxd,
-                    struct rte_mempool *pool, int *rss, char *err, size_t errlen)
+                    struct rte_mempool *pool, int *rss, int *timestamps, char *err, size_t errlen)
 {
     struct rte_eth_dev_info info;
     struct rte_eth_conf conf;
@@ -170,6 +186,19 @@ int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, 
     rc = rte_eth_promiscuous_enable(port);
     if (rc != 0 && rc != -ENOTSUP)
         return fail(err, errlen, "rte_eth_promiscuous_enable", rc);
+    if (*timestamps) {
+        /* net_pcap registers the timestamp field when it starts (without saying so in its
+         * capabilities) and stamps every packet with the capture's time in microseconds since
+         * the epoch; each packet says by the flag that it has one. Other drivers' stamps are
+         * their clocks', in units of their own: not dates. */
+        int offset = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, NULL);
+        int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, NULL);
+        *timestamps = offset >= 0 && bit >= 0 && strcmp(info.driver_name, "net_pcap") == 0;
+        if (*timestamps) {
+            timestamp_offset = offset;
+            timestamp_flag = UINT64_C(1) << bit;
+        }
+    }
     return 0;
 }
 

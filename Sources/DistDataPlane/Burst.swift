@@ -10,12 +10,15 @@ struct Burst {
     let data: UnsafeMutablePointer<UnsafePointer<UInt8>?>
     let segmentLengths: UnsafeMutablePointer<UInt16>
     let packetLengths: UnsafeMutablePointer<UInt32>
+    /// Each packet's receive time (ns since the epoch; `.max`: none), when the ports stamp them.
+    let stamps: UnsafeMutablePointer<UInt64>?
 
-    init(capacity: Int) {
+    init(capacity: Int, stamping: Bool = false) {
         packets = .allocate(capacity: capacity)
         data = .allocate(capacity: capacity)
         segmentLengths = .allocate(capacity: capacity)
         packetLengths = .allocate(capacity: capacity)
+        stamps = stamping ? .allocate(capacity: capacity) : nil
     }
 
     func deallocate() {
@@ -23,11 +26,14 @@ struct Burst {
         data.deallocate()
         segmentLengths.deallocate()
         packetLengths.deallocate()
+        stamps?.deallocate()
     }
 
-    /// Reads the first `count` mbufs' addresses and lengths (and prefetches their headers).
+    /// Reads the first `count` mbufs' addresses and lengths (and prefetches their headers), and
+    /// their receive times when stamping.
     func readMeta(_ count: Int) {
         dist_mbufs_meta(packets, UInt16(count), data, segmentLengths, packetLengths)
+        if let stamps { dist_mbufs_stamps(packets, UInt16(count), stamps) }
     }
 
     /// Runs the first `count` packets through `fastPath`; true when any got a verdict other

@@ -35,6 +35,8 @@ public struct DataPlaneConfig: Sendable {
     public var transferLcore = false
     /// The port the channel's frames leave by (nil: the first route's, where port 0's packets go).
     public var channelPort: UInt16?
+    /// Detection dates by the ports' receive timestamps (see ``FastPath/stamps``).
+    public var captureTime = false
     /// How packets a rule held go on when it ends (a Move's destination): paced at a multiple of
     /// the rate they came at, so a long hold does not leave as one burst.
     public var holdPacing = HoldQueue.Pacing()
@@ -108,6 +110,7 @@ public final class DataPlane: @unchecked Sendable {
         receiving.store(lcores.count, ordering: .relaxed)
         try start(&found, queues: queues, routes: routes)
         ports = found
+        if config.captureTime && found.contains(where: \.timestamps) { for w in workers { w.stamping = true } }
     }
 
     /// Per-lcore mbuf cache of the pool.
@@ -190,7 +193,8 @@ public final class DataPlane: @unchecked Sendable {
         for i in found.indices {
             try found[i].start(
                 queues: queues, txQueues: i == Int(channelPort) && channelTxQueue != nil ? queues + 1 : queues,
-                rxDescriptors: config.rxDescriptors, txDescriptors: config.txDescriptors, pool: pool)
+                rxDescriptors: config.rxDescriptors, txDescriptors: config.txDescriptors, pool: pool,
+                timestamps: config.captureTime)
             portsStarted = true
             found[i].steer(ownership, queues: queues)
         }

@@ -12,6 +12,8 @@ public struct Port: Sendable {
     public let socket: Int32
     public let mac: [UInt8]
     public private(set) var rss = false
+    /// The port stamps what it receives (asked for with `start(timestamps: true)`).
+    public private(set) var timestamps = false
     /// How the port's queues meet flow ownership (see ``steer(_:queues:)``).
     public private(set) var steering = Steering.oneQueue
 
@@ -59,12 +61,14 @@ public struct Port: Sendable {
 
     /// Configures `queues` RX and `txQueues` (default as many) TX queues on `pool` and starts the port.
     public mutating func start(
-        queues: UInt16, txQueues: UInt16? = nil, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool
+        queues: UInt16, txQueues: UInt16? = nil, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool,
+        timestamps: Bool = false
     ) throws {
         var message = [CChar](repeating: 0, count: 256)
         var rssOn: Int32 = 0
+        var stamps: Int32 = timestamps ? 1 : 0
         let rc = dist_port_setup(
-            id, queues, txQueues ?? queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn,
+            id, queues, txQueues ?? queues, rxDescriptors, txDescriptors, pool.pointer, &rssOn, &stamps,
             &message, message.count)
         guard rc == 0 else {
             throw DataPlaneError(
@@ -73,6 +77,7 @@ public struct Port: Sendable {
             )
         }
         rss = rssOn != 0
+        self.timestamps = stamps != 0
     }
 
     /// Programs RSS so the port's choice of queue is ``FlowOwnership``'s owner, and checks it in

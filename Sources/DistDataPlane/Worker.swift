@@ -52,6 +52,8 @@ public final class Worker: @unchecked Sendable {
     public let mailboxes = [WorkerMailbox(), WorkerMailbox()]
     /// The per-packet work, and the state operations the mailbox hands it.
     public let fastPath: FastPath
+    /// The ports stamp what they receive, and detection dates by it (`--capture-time`).
+    var stamping = false
     /// Packets raised as events, on their way to the main lcore (and the controller).
     public let events = SPSCRing<PacketEvent>(capacity: 16384)
     /// The link to the transfer lcore (DiST's Move), when there is one.
@@ -131,8 +133,9 @@ public final class Worker: @unchecked Sendable {
 
     /// The lcore's main loop; returns when the stop flag is set, after flushing.
     func run() -> Int32 {
-        let burst = Burst(capacity: Int(Worker.burstSize))
+        let burst = Burst(capacity: Int(Worker.burstSize), stamping: stamping)
         defer { burst.deallocate() }
+        fastPath.stamps = burst.stamps
         let routeList = UnsafeMutableBufferPointer<Route>.allocate(capacity: routes.count)
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }

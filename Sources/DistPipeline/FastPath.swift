@@ -38,6 +38,10 @@ public final class FastPath {
     public var index = 0
     /// This worker's ends of the worker handoff (with several workers).
     public var handoff: HandoffLinks<HandoffPacket>?
+    /// Each packet's receive time (ns since the epoch; `.max`: none) as its port stamped it, for the
+    /// burst being processed: detection then dates what it learns by the packets, as PRADS reading
+    /// a capture does (nil: by the clock). See ``stamp(_:now:)``.
+    public var stamps: UnsafeMutablePointer<UInt64>?
     /// For each ``Verdict/handoff`` packet of the last burst, the worker that owns it.
     @usableFromInline let owners: UnsafeMutablePointer<UInt16>
 
@@ -182,7 +186,7 @@ public final class FastPath {
                 detect(
                     detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
                     wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
-                    entry: entry, created: outcome == .created, now: now)
+                    entry: entry, created: outcome == .created, now: stamp(i, now: now))
             }
         }
         if handoffs {
@@ -214,10 +218,11 @@ public final class FastPath {
             return
         }
         for i in 0..<count where verdicts[i] == .handoff {
-            let packet = HandoffPacket(
+            var packet = HandoffPacket(
                 probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
                 packet: packets?[i], packetLength: packetLengths[i],
                 segmentLength: segmentLengths[i], port: port)
+            packet.stampSeconds = stamp(i, now: .max) == .max ? .max : UInt32(clamping: stamps![i] / 1_000_000_000)
             if !handoff.stage(packet, to: Int(owners[i])) {
                 // The owner's ring is full: dropped here, as if the port had dropped it (no
                 // state was touched anywhere).
@@ -258,7 +263,8 @@ public final class FastPath {
                 detect(
                     detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
                     wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
-                    fromLo: probes[i].fromLo, entry: entry, created: outcome == .created, now: now)
+                    fromLo: probes[i].fromLo, entry: entry, created: outcome == .created,
+                    now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now)
             }
         }
         stats.pointee.handoffReceived &+= UInt64(count)
@@ -374,6 +380,13 @@ public final class FastPath {
     @inlinable @inline(__always)
     static func updatesState(_ verdict: Verdict) -> Bool {
         verdict == .forward || verdict == .raiseAndForward
+    }
+
+    /// Packet `i`'s time: its port's stamp, or `now`.
+    @inlinable @inline(__always)
+    func stamp(_ i: Int, now: UInt64) -> UInt64 {
+        guard let stamps, stamps[i] != .max else { return now }
+        return stamps[i]
     }
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state.

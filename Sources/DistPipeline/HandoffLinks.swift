@@ -11,6 +11,9 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
     /// The receiver's handle for the packet (dist-vnf: its mbuf), returned to it untouched.
     public var packet: OpaquePointer?
     public var packetLength: UInt32
+    /// Its receive time in seconds as its port stamped it (`.max`: none; detection dates by
+    /// the second: see ``FastPath/stamps``). Seconds, so that the value stays within 128 bytes.
+    public var stampSeconds: UInt32 = .max
     public var segmentLength: UInt16
     /// The port it leaves by (the receiver's route).
     public var port: UInt16

@@ -62,6 +62,9 @@ struct Options {
           --no-detection         forward and track flows only (no asset detection)
           --arp                  also learn hosts' Ethernet addresses and vendors from ARP replies
                                  (PRADS's arp=1; off by default, as in prads)
+          --capture-time         date what detection learns by each packet's receive time as its
+                                 port stamps it (net_pcap: the capture's, as prads -r does), not
+                                 by the clock; a port that cannot stamp: the clock, and a warning
           --max-hosts N          hosts each worker's detection keeps (default: 1048576); beyond,
                                  a new host replaces the host learnt longest ago and not seen since
           --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
@@ -304,6 +307,7 @@ extension DataPlaneConfig {
         switch argument {
         case "--flows": flowsPerWorker = try reader.integer(argument, 16...(1 << 28))
         case "--arp": arp = true
+        case "--capture-time": captureTime = true
         case "--max-hosts": maxHostsPerWorker = try reader.integer(argument, 16...(1 << 26))
         case "--idle-yield": idleYield = true
         case "--idle-sleep":

@@ -183,6 +183,13 @@ final class VNFApp {
                     + "\(route.tx)\(plane.workers.count > 1 ? "; \(port.steering)" : "")"
             )
         }
+        if options.data.captureTime {
+            for port in plane.ports where !port.timestamps {
+                emit(
+                    "[\(name)] warning: port \(port.id) (\(port.driver)) stamps nothing: its packets are dated by the clock",
+                    to: 2)
+            }
+        }
         if let disagreement = Port.checkOwnerFunction() {
             fail("flow ownership: the owner hash disagrees with DPDK's rte_softrss: \(disagreement)", code: 1)
         }

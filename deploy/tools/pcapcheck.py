@@ -123,11 +123,13 @@ def switch_order(sent, captures):
     return out
 
 
-def write_pcap(path, frames):
+def write_pcap(path, frames, start=0, per_second=1000000):
+    """Frame i at `start` + i / `per_second` seconds (a microsecond apart by default, from 0)."""
     with open(path, 'wb') as f:
         f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for i, frame in enumerate(frames):
-            f.write(struct.pack('<IIII', i // 1000000, i % 1000000, len(frame), len(frame)))
+            at = start * 1000000 + i * (1000000 // per_second)
+            f.write(struct.pack('<IIII', at // 1000000, at % 1000000, len(frame), len(frame)))
             f.write(frame)
 
 

@@ -94,9 +94,13 @@ int dist_port_info(uint16_t port, struct dist_port_info *out);
  * and the device supports it, so both directions of a flow reach the same queue), sets the
  * queues up on `pool`, starts the port and enables promiscuous mode. On failure returns a
  * negative errno and writes "step: reason" into err. *rss is set to 1 when RSS is on.
+ * *timestamps asks for the port's receive timestamps as dates (net_pcap's: the capture's; no
+ * other driver's stamps are dates); it is left 1 when the port gives them.
  */
 int dist_port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, uint16_t nrxd, uint16_t ntxd,
-                    struct rte_mempool *pool, int *rss, char *err, size_t errlen);
+                    struct rte_mempool *pool, int *rss, int *timestamps, char *err, size_t errlen);
+/** Each mbuf's receive date (ns since the epoch; a capture's may be 0), or UINT64_MAX where it has none. */
+void dist_mbufs_stamps(struct rte_mbuf *const *pkts, uint16_t n, uint64_t *out);
 /**
  * Programs the port's RSS redirection table with `table` (`table_len` entries, repeated over
  * the port's table) and reads back what the port uses: its table (`reta_out`, up to `reta_cap`
