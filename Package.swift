@@ -231,7 +231,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dist-fastpath-bench",
-            dependencies: ["DistPipeline", "DistFlow", "DistPacket"],
+            dependencies: ["DistPipeline", "DistFlow", "DistPacket", "DistPRADS"],
             path: "Benchmarks/FastPath"
         ),
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),

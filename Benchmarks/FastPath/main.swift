@@ -1,7 +1,9 @@
 // dist-fastpath-bench: the worker's per-packet work (DistPipeline.FastPath: parse, count,
 // track) on a pcap held in memory, in bursts of 32, with no DPDK and no I/O.
 //
-//   dist-fastpath-bench TRACE.pcap [PASSES] [--handoff]
+//   dist-fastpath-bench TRACE.pcap [PASSES] [--handoff] [--detection]
+//
+// --detection: PRADS's detection on (signatures from /etc/prads), as dist-vnf runs by default.
 //
 // --handoff: two workers' fast paths, every frame received by worker 0, which hands the frames
 // of worker 1's flows to it through the handoff ring (staged per burst, as dist-vnf does), and
@@ -12,6 +14,7 @@
 // `valgrind --tool=callgrind` the instruction count per frame is stable whatever the load on
 // the machine: deploy/bench/fastpath-instructions.sh runs it that way.
 import DistFlow
+import DistPRADS
 import DistPacket
 import DistPipeline
 import Foundation
@@ -23,6 +26,7 @@ guard arguments.count >= 2 else {
 }
 let passes = arguments.count > 2 ? max(1, Int(arguments[2]) ?? 10) : 10
 let handoff = arguments.contains("--handoff")
+let detection = arguments.contains("--detection")
 let file: PcapFile
 do {
     file = try PcapFile(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: arguments[1]))))
@@ -50,7 +54,16 @@ for (i, frame) in file.frames.enumerated() {
 let table = FlowTable(capacity: 1 << 20)
 let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
 stats.initialize(to: WorkerStats())
-let fastPath = FastPath(table: table, stats: stats)
+var detector: Detector?
+if detection {
+    do {
+        detector = Detector(signatures: try PRADSSignatures.load(directory: "/etc/prads"))
+    } catch {
+        FileHandle.standardError.write(Data("dist-fastpath-bench: /etc/prads: \(error)\n".utf8))
+        exit(1)
+    }
+}
+let fastPath = FastPath(table: table, stats: stats, detector: detector)
 let ownerStats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
 ownerStats.initialize(to: WorkerStats())
 let owner = FastPath(table: FlowTable(capacity: 1 << 20), stats: ownerStats)

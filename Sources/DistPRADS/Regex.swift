@@ -46,6 +46,33 @@ public final class Regex: @unchecked Sendable {
         return n > 0 ? String(decoding: buffer[0..<Int(n)], as: UTF8.self) : "PCRE2 error \(code)"
     }
 
+    /// What one match takes, as plain handles: a list of them is walked without a reference
+    /// count per pattern (a ``Matcher`` keeps them alive).
+    struct Handles: BitwiseCopyable {
+        let code: OpaquePointer
+        let data: OpaquePointer
+        let context: OpaquePointer
+        let jit: Bool
+
+        /// PCRE2's result: the group count on a match, a negative code otherwise.
+        func match(_ subject: UnsafeRawBufferPointer) -> Int32 {
+            let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            // An empty subject still needs a valid pointer; a byte on the stack will do.
+            var byte: UInt8 = 0
+            return withUnsafePointer(to: &byte) { empty in
+                // A pattern JIT compiled takes PCRE2's fast path, without pcre2_match's checks
+                // of options and subject (none apply here): a sixth of detection's time.
+                jit
+                    ? pcre2_jit_match_8(code, base ?? empty, base == nil ? 0 : subject.count, 0, 0, data, context)
+                    : pcre2_match_8(code, base ?? empty, base == nil ? 0 : subject.count, 0, 0, data, context)
+            }
+        }
+
+        static func gaveUp(_ rc: Int32) -> Bool {
+            rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT
+        }
+    }
+
     /// Per-thread match state: match data sized for this pattern's groups and a match context
     /// carrying the limits. Create one per worker and reuse it.
     public final class Matcher {
@@ -68,17 +95,12 @@ public final class Regex: @unchecked Sendable {
             pcre2_match_context_free_8(context)
         }
 
+        var handles: Handles { Handles(code: regex.code, data: data, context: context, jit: regex.jit) }
+
         /// Whether the pattern matches in `subject`; when it does, `captures` gives the groups.
         public func matches(_ subject: UnsafeRawBufferPointer) -> Bool {
-            let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            // An empty subject still needs a valid pointer; a byte on the stack will do.
-            var byte: UInt8 = 0
-            let rc = withUnsafePointer(to: &byte) { empty in
-                pcre2_match_8(regex.code, base ?? empty, base == nil ? 0 : subject.count, 0, 0, data, context)
-            }
-            if rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT {
-                limitHits += 1
-            }
+            let rc = handles.match(subject)
+            if Handles.gaveUp(rc) { limitHits += 1 }
             return rc >= 0
         }
 

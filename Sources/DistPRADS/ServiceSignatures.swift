@@ -84,20 +84,30 @@ public enum ServiceSignatureFile {
 public final class ServiceMatcher {
     public let signatures: [ServiceSignature]
     let matchers: [Regex.Matcher]
+    /// The matchers' handles, walked per payload.
+    let handles: [Regex.Handles]
 
     /// One matcher per worker: it owns the PCRE2 match state.
     public init(_ signatures: [ServiceSignature], matchLimit: UInt32 = Regex.defaultMatchLimit) {
         self.signatures = signatures
         matchers = signatures.map { Regex.Matcher($0.regex, matchLimit: matchLimit) }
+        handles = matchers.map(\.handles)
     }
 
     /// Matches that gave up at the match limit (pathological payloads), over all signatures.
-    public var limitHits: Int { matchers.reduce(0) { $0 + $1.limitHits } }
+    public private(set) var limitHits = 0
 
     /// The first signature matching `payload`, and its service-info text.
     public func match(_ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
-        for (i, matcher) in matchers.enumerated() where matcher.matches(payload) {
-            return (signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matcher, subject: payload))
+        // (Plain handles: walking the matchers retained and released each of them.)
+        for i in handles.indices {
+            let rc = handles[i].match(payload)
+            if rc >= 0 {
+                return (
+                    signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matchers[i], subject: payload)
+                )
+            }
+            if Regex.Handles.gaveUp(rc) { limitHits += 1 }
         }
         return nil
     }

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""Detection benchmark: dist-vnf with PRADS detection against Debian's prads, and against
-itself with detection off, in one invocation.
+"""Detection benchmark: dist-vnf with PRADS detection against Debian's prads on traffic that
+keeps bringing new flows, and against dpdk-testpmd on the same devices, in one invocation.
 
-    deploy/bench/detection.py [--runs 3] [--seconds 5]
+    deploy/bench/detection.py [--runs 3] [--passes 20] [--seconds 5]
 
-- prads: `prads -r mix-a.pcap -l LOG`, the trace read once from the file; its rate is the
-  trace's frames over the run's wall time.
-- dist-vnf: one worker core, net_pcap (rx_pcap=mix-a, infinite_rx=1) into net_null, as in
-  deploy/bench/forwarding.py; the rate is the median of per-second rates after warm-up, with
-  detection on (signatures from /etc/prads) and off (--no-detection).
-Prints the median of each over the runs and the two ratios (targets: 20x prads, 0.5x itself).
+1. Fresh flows, one pass read from a file: a capture of PASSES copies of mix-a, each copy with
+   hosts and flows of its own (deploy/tools/freshtrace.py), so every flow's first packets are
+   inspected as on live traffic. prads reads it with `prads -r` (its rate: the frames over the
+   run's time less its start-up, timed on a one-frame capture); dist-vnf reads it once through
+   net_pcap into net_null on one worker core, with detection on and off (its rate: the frames
+   over the time from its first packet to its last, by the admin socket's counters).
+2. mix-a from memory, as deploy/bench/forwarding.py runs it: net_pcap with infinite_rx into
+   net_null, dist-vnf with detection on and off against testpmd's io forwarding on the same
+   devices. After the first pass every flow is known and inspected as far as the limits allow:
+   this measures the tracking of known flows more than detection.
+Prints the median of each over the runs and the ratios (targets: at least 10x prads on fresh
+flows; with detection on, at least 0.6x testpmd on mix-a from memory).
 """
 import argparse
+import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -22,34 +31,97 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import forwarding  # noqa: E402  (same runner, same devices)
 
-FRAMES_IN_MIX_A = 54981
+ROOT = forwarding.ROOT
+FRESHTRACE = os.path.join(ROOT, 'deploy', 'tools', 'freshtrace.py')
+sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
+import pcapcheck  # noqa: E402
 
 
-def prads_rate(trace):
+def prads_seconds(trace):
     with tempfile.TemporaryDirectory() as d:
         start = time.monotonic()
         subprocess.run(['prads', '-r', trace, '-l', os.path.join(d, 'prads.log')], capture_output=True, check=True)
-        return FRAMES_IN_MIX_A / (time.monotonic() - start)
+        return time.monotonic() - start
+
+
+def admin(path, request):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall((json.dumps(request) + '\n').encode())
+        data = b''
+        while not data.endswith(b'\n'):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def dist_single_pass(trace, frames, prefix, detection):
+    """dist-vnf reading `trace` once: frames per second from its first packet to its last."""
+    with tempfile.TemporaryDirectory() as d:
+        sock = os.path.join(d, 'admin.sock')
+        args = [forwarding.DIST_VNF, '-l', '0-1', '--no-huge', '-m', '1536', '--no-pci', '--file-prefix', prefix,
+                '--vdev', f'net_pcap0,rx_pcap={trace}', '--vdev', 'net_null0,no-rx=1', '--',
+                '--id', 'bench', '--mbuf-size', '9216', '--mbufs', '65535', '--flows', str(1 << 21),
+                '--admin', sock] + ([] if detection else ['--no-detection'])
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while not os.path.exists(sock):
+                if p.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f'dist-vnf did not start: {args}')
+                time.sleep(0.01)
+            first = None
+            while time.monotonic() < deadline:
+                rx = admin(sock, {'cmd': 'stats'})['rx_packets']
+                now = time.monotonic()
+                if rx > 0 and first is None:
+                    first = (now, rx)
+                if rx >= frames:
+                    return (rx - first[1]) / (now - first[0])
+                time.sleep(0.002)
+            sys.exit('dist-vnf did not read the whole capture in time')
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=60)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
-    parser.add_argument('--seconds', type=int, default=5, help='seconds measured per dist-vnf run, after warm-up')
+    parser.add_argument('--passes', type=int, default=20, help='copies of mix-a in the fresh-flow capture')
+    parser.add_argument('--seconds', type=int, default=5, help='seconds measured per run from memory, after warm-up')
     options = parser.parse_args()
-    trace = forwarding.MIX_A
-    prads, on, off = [], [], []
+    work = tempfile.mkdtemp(prefix='dist-detection-bench-')
+    fresh = os.path.join(work, 'fresh.pcap')
+    subprocess.run([sys.executable, FRESHTRACE, '--passes', str(options.passes), '--out', fresh], check=True,
+                   capture_output=True)
+    frames = len(pcapcheck.read_pcap(fresh))
+    one = os.path.join(work, 'one.pcap')
+    pcapcheck.write_pcap(one, pcapcheck.read_pcap(forwarding.MIX_A)[:1])
+    subprocess.run(['cat', fresh], stdout=subprocess.DEVNULL, check=True)  # (in the page cache for all)
+    rows = {k: [] for k in ('prads', 'fresh_on', 'fresh_off', 'mem_on', 'mem_off', 'testpmd')}
     for run in range(options.runs):
-        prads.append(prads_rate(trace))
-        rate, _, _ = forwarding.dist_rate(trace, options.seconds, 9216, 65535, 1536, f'bench-det{run}', flows=65536, extra=())
-        on.append(rate)
-        rate, _, _ = forwarding.dist_rate(trace, options.seconds, 9216, 65535, 1536, f'bench-nodet{run}', flows=65536)
-        off.append(rate)
-        print(f'run {run + 1}: prads {prads[-1] / 1e6:.3f} Mpps, dist-vnf detection on {on[-1] / 1e6:.2f} Mpps, '
-              f'off {off[-1] / 1e6:.2f} Mpps')
-    p, d, n = statistics.median(prads), statistics.median(on), statistics.median(off)
-    print(f'median: prads {p / 1e6:.3f} Mpps, dist-vnf with detection {d / 1e6:.2f} Mpps, without {n / 1e6:.2f} Mpps')
-    print(f'dist-vnf (detection) / prads = {d / p:.1f}x (target >= 20); detection on / off = {d / n:.2f} (target >= 0.5)')
+        start_up = prads_seconds(one)
+        rows['prads'].append(frames / max(1e-3, prads_seconds(fresh) - start_up))
+        rows['fresh_on'].append(dist_single_pass(fresh, frames, f'bench-fon{run}', True))
+        rows['fresh_off'].append(dist_single_pass(fresh, frames, f'bench-foff{run}', False))
+        rows['mem_on'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
+                                                   f'bench-det{run}', flows=65536, extra=())[0])
+        rows['mem_off'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
+                                                    f'bench-nodet{run}', flows=65536)[0])
+        rows['testpmd'].append(forwarding.testpmd_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
+                                                       f'bench-pmd{run}'))
+        print(f'run {run + 1}: ' + ', '.join(f'{k} {v[-1] / 1e6:.3f} Mpps' for k, v in rows.items()), flush=True)
+    m = {k: statistics.median(v) for k, v in rows.items()}
+    print(f'fresh flows ({frames} frames, one pass from the file): prads {m["prads"] / 1e6:.3f} Mpps, dist-vnf '
+          f'detection on {m["fresh_on"] / 1e6:.3f} Mpps ({m["fresh_on"] / m["prads"]:.1f}x prads, target >= 10), '
+          f'off {m["fresh_off"] / 1e6:.3f} Mpps')
+    print(f'mix-a from memory: testpmd {m["testpmd"] / 1e6:.2f} Mpps, dist-vnf detection on {m["mem_on"] / 1e6:.2f} '
+          f'Mpps ({m["mem_on"] / m["testpmd"]:.2f}x testpmd, target >= 0.6), off {m["mem_off"] / 1e6:.2f} Mpps '
+          f'({m["mem_off"] / m["testpmd"]:.2f}x)')
 
 
 if __name__ == '__main__':
