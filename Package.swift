@@ -20,6 +20,7 @@
 //   DistController The controller daemon's parts on SwiftNIO: switch, VNF clients, Move, northbound.
 //   DistMetrics    Prometheus metrics (swift-metrics onto swift-prometheus) and their HTTP
 //                  endpoint on SwiftNIO, on a thread of its own. No DPDK.
+//   DistLog        swift-log's handler for the daemons: one line per event, text, logfmt or JSON.
 //   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
 //                  and the admin protocol served on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
@@ -55,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -97,6 +99,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
+        .target(name: "DistLog", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "DistControl", dependencies: ["DistState", "DistFlow"]),
         .target(name: "DistOpenFlow", dependencies: ["DistPacket"]),
         // (The Move engine and its channel have one owner, the transfer lcore; dynamic exclusivity
@@ -145,7 +148,8 @@ let package = Package(
             name: "dist-vnf",
             dependencies: [
                 "DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
-                "DistTransfer", "DistChannel", "DistPRADS", "DistMetrics",
+                "DistTransfer", "DistChannel", "DistPRADS", "DistMetrics", "DistLog",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -169,7 +173,8 @@ let package = Package(
         .executableTarget(
             name: "dist-controller",
             dependencies: [
-                "DistController", "DistServer", "DistMetrics",
+                "DistController", "DistServer", "DistMetrics", "DistLog",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -238,6 +243,8 @@ let package = Package(
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
         .testTarget(name: "DistServerTests", dependencies: ["DistServer"]),
         .testTarget(name: "DistMetricsTests", dependencies: ["DistMetrics"]),
+        .testTarget(
+            name: "DistLogTests", dependencies: ["DistLog", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "DistControllerTests",
             dependencies: [

@@ -2,17 +2,23 @@
 // every VNF, a northbound JSON-lines API on a Unix socket for distctl.
 import ArgumentParser
 import DistController
+import DistLog
 import DistMetrics
 import DistServer
 import Foundation
+import Logging
 import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-func say(_ text: String) {
-    FileHandle.standardOutput.write(Data(("dist-controller: " + text + "\n").utf8))
+/// The daemon's logger (swift-log onto ``LineLogHandler``), set up once the options are read.
+nonisolated(unsafe) var logger = Logger(label: "dist-controller") { _ in LineLogHandler(format: .text, level: .info) }
+
+/// One event, information or (`level`) worse. Every line of the text format starts "dist-controller:".
+func say(_ text: String, level: Logger.Level = .info) {
+    logger.log(level: level, "dist-controller: \(text)")
 }
 
 struct DistControllerCommand: ParsableCommand {
@@ -111,7 +117,19 @@ struct DistControllerCommand: ParsableCommand {
     )
     var metrics: String?
 
+    @Option(name: .long, help: "How log lines are written: text (the message), logfmt (key=value) or json.")
+    var logFormat = "text"
+
+    @Option(name: .long, help: "The least level logged: trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
     func validate() throws {
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be text, logfmt or json")
+        }
+        guard LineLogHandler.level(logLevel) != nil else {
+            throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
+        }
         if let metrics, Self.endpoint(metrics) == nil {
             throw ValidationError("--metrics '\(metrics)' is not HOST:PORT")
         }
@@ -148,6 +166,9 @@ struct DistControllerCommand: ParsableCommand {
     }
 
     func run() throws {
+        let (format, level) = (LogFormat(rawValue: logFormat)!, LineLogHandler.level(logLevel)!)
+        LoggingSystem.bootstrap { _ in LineLogHandler(format: format, level: level) }
+        logger = Logger(label: "dist-controller")
         let vnfs = try vnf.map { try ControllerConfig.VNF(parsing: $0) }
         let (host, port) = Self.endpoint(openflow)!
         var config = ControllerConfig(
@@ -171,11 +192,13 @@ struct DistControllerCommand: ParsableCommand {
                 throw ValidationError("TLS: \(error)")
             }
         } else {
-            say("warning: a plaintext control plane (--insecure-control): VNFs and switch unauthenticated")
+            say(
+                "warning: a plaintext control plane (--insecure-control): VNFs and switch unauthenticated",
+                level: .warning)
         }
         let controller: Controller
         do {
-            controller = try Controller(config: config, log: say)
+            controller = try Controller(config: config, log: { say($0) })
         } catch {
             throw ValidationError("\(error)")
         }
@@ -185,7 +208,7 @@ struct DistControllerCommand: ParsableCommand {
             do {
                 metricsServer = try MetricsServer(host: host, port: UInt16(port), book: book)
             } catch {
-                say("cannot serve metrics on \(metrics): \(error)")
+                say("cannot serve metrics on \(metrics): \(error)", level: .error)
                 throw ExitCode(1)
             }
             controller.publish(into: book)
@@ -195,7 +218,7 @@ struct DistControllerCommand: ParsableCommand {
         do {
             bound = try controller.start()
         } catch {
-            say("cannot start: \(error)")
+            say("cannot start: \(error)", level: .error)
             throw ExitCode(1)
         }
         say(

@@ -1,7 +1,9 @@
 import DistDataPlane
 import DistFlow
+import DistLog
 import DistServer
 import DistTransfer
+import Logging
 
 /// dist-vnf's own arguments (those after `--`).
 struct Options {
@@ -20,6 +22,8 @@ struct Options {
     var assetLogPath: String?
     var data = DataPlaneConfig()
     var help = false
+    var logFormat = LogFormat.text
+    var logLevel = Logger.Level.info
     /// DiST's channel: this instance's UDP address on its data port, the key file, the MTU.
     var channel: ChannelAddress?
     var channelKeyPath: String?
@@ -41,6 +45,9 @@ struct Options {
           --id NAME              instance name used in logs and replies (default: vnf)
           --flows N              flow table capacity per worker (default: 1048576)
           --stats-period SECS    print statistics every SECS seconds (default: 0, off)
+          --log-format F         text (default: the message alone), logfmt (key=value: time, level,
+                                 vnf, move...) or json (an object a line, for log shippers)
+          --log-level L          trace, debug, info (default), notice, warning, error, critical
           --admin PATH           serve the admin socket (JSON lines, mode 0600) at PATH
           --control HOST:PORT    serve the southbound API (OpenNF's get/put/del of per-flow,
                                  multi-flow and all-flows state; length-prefixed JSON over TCP).
@@ -258,6 +265,20 @@ struct Options {
                 throw Failure(description: "--admin: expected a socket path of 1 to 107 bytes")
             }
             adminPath = path
+        case "--log-format":
+            let text = try reader.value(argument)
+            guard let format = LogFormat(rawValue: text) else {
+                throw Failure(description: "--log-format: expected text, logfmt or json, got '\(text)'")
+            }
+            logFormat = format
+        case "--log-level":
+            let text = try reader.value(argument)
+            guard let level = LineLogHandler.level(text) else {
+                throw Failure(
+                    description:
+                        "--log-level: expected trace, debug, info, notice, warning, error or critical, got '\(text)'")
+            }
+            logLevel = level
         case "--control": control = try reader.endpoint(argument)
         case "--metrics": metrics = try reader.endpoint(argument)
         case "--control-cert": controlCertificate = try reader.text(argument, "a PEM file")

@@ -1,27 +1,41 @@
 import DistDataPlane
+import DistLog
 import DistPRADS
 import DistPipeline
 import Foundation
+import Logging
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Writes straight to a file descriptor (no stdio buffer: lines reach a pipe at once).
-func emit(_ text: String, to fd: Int32 = 1) {
-    var bytes = Array(text.utf8)
-    bytes.append(0x0A)
-    var sent = 0
-    while sent < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
-        if n <= 0 { return }
-        sent += n
-    }
+/// The process's logger (swift-log onto ``LineLogHandler``: `--log-format`, `--log-level`), set
+/// up once the options are read; before that, lines are written as they are. Only the main
+/// lcore's thread logs: the workers and the transfer lcore count, and the main lcore reports.
+nonisolated(unsafe) var logger: Logger?
+
+/// One event: information, or (`to: 2`) a warning; `metadata` goes with it where the format
+/// writes metadata (logfmt, JSON).
+func emit(_ text: String, to fd: Int32 = 1, _ metadata: Logger.Metadata? = nil) {
+    guard let logger else { return LineLogHandler.write(text, fd == 2) }
+    logger.log(level: fd == 2 ? .warning : .info, "\(text)", metadata: metadata)
 }
 
 func fail(_ message: String, code: Int32) -> Never {
-    emit("dist-vnf: \(message)", to: 2)
+    if let logger {
+        logger.error("dist-vnf: \(message)")
+    } else {
+        LineLogHandler.write("dist-vnf: \(message)", true)
+    }
     exit(code)
+}
+
+/// Logs from now on in `format`, at `level` and above, every line with this instance's id.
+func startLogging(format: LogFormat, level: Logger.Level, id: String) {
+    LoggingSystem.bootstrap { _ in LineLogHandler(format: format, level: level) }
+    var log = Logger(label: "dist-vnf")
+    log[metadataKey: "vnf"] = "\(id)"
+    logger = log
 }
 
 /// Runs `body` with standard output and error going to a file (EAL's output while it starts:

@@ -4,6 +4,7 @@ import DistDataPlane
 import DistServer
 import DistState
 import DistTransfer
+import Logging
 
 /// The southbound API (`--control`): the controller reads and writes state through the
 /// workers' mailboxes, orders Moves from the transfer lcore, and hears their notices and the
@@ -84,6 +85,11 @@ extension VNFApp {
 
     /// Passes the transfer lcore's notices on to the controller connections that ordered the
     /// Moves, and logs each Move's end.
+    /// A Move's end as log metadata: its id, direction, phase and outcome.
+    static func metadata(_ n: MoveNotice, direction: String) -> Logger.Metadata {
+        ["move": "\(n.moveID)", "direction": "\(direction)", "event": "\(n.type)", "outcome": "\(n.outcome)"]
+    }
+
     func forwardNotices() {
         guard let agent else { return }
         agent.importedCounters.drain { stateStore.importCounters($0) }
@@ -96,8 +102,8 @@ extension VNFApp {
                 service.incomingMove(n.moveID, started: false)
                 countMove(n, out: false)
                 emit(
-                    "[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))"
-                )
+                    "[\(name)] move \(n.moveID) in: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); \(Self.counts(n))",
+                    to: 1, Self.metadata(n, direction: "in"))
                 return
             case "abortUnknown":
                 emit("[\(name)] abortMove \(n.moveID): \(n.reason ?? "no such Move")")
@@ -106,8 +112,7 @@ extension VNFApp {
                 // The source's side of a Move, for the instance's log (the controller gets it too).
                 emit(
                     "[\(name)] move \(n.moveID) out: \(n.outcome)\(n.reason.map { " (\($0))" } ?? ""); "
-                        + "\(Self.counts(n))"
-                )
+                        + "\(Self.counts(n))", to: 1, Self.metadata(n, direction: "out"))
             default:
                 break
             }

@@ -77,6 +77,7 @@ final class VNFApp {
             _ = try? EAL.initialize(arguments: [argv[0], "--help"])
             exit(0)
         }
+        startLogging(format: options.logFormat, level: options.logLevel, id: options.id)
         if let unknown = EALOptions.firstUnknown(in: ealArguments) {
             fail("unknown EAL option '\(unknown)' (EAL options come before '--'; see --help)", code: 2)
         }
