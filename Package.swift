@@ -153,10 +153,15 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .executableTarget(name: "dist-delayline", path: "Sources/dist-delayline"),
+        .executableTarget(
+            name: "dist-delayline", dependencies: ["DistLog", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/dist-delayline"),
         .executableTarget(
             name: "dist-wire",
-            dependencies: ["CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline", "DistLoopback"],
+            dependencies: [
+                "CDPDKShim", "DistDataPlane", "DistPacket", "DistPipeline", "DistLoopback", "DistLog",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "DistController",

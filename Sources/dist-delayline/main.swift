@@ -9,11 +9,18 @@
 // --drop-from: drop only frames that came in on that side (default: both). On the test bed a
 // frame from VNF to VNF crosses two lines, its sender's and its receiver's: each drops only what
 // its own VNF sends, so every channel frame runs the chance once.
+import DistLog
 import Foundation
+import Logging
 
 #if canImport(Glibc)
     import Glibc
 #endif
+
+/// Its lines, through swift-log (text: the message as it reads).
+let log = Logger(label: "dist-delayline") { _ in LineLogHandler(format: .text, level: .info) }
+
+func say(_ text: String) { log.info("\(text)") }
 
 struct Failure: Error, CustomStringConvertible { var description: String }
 
@@ -290,20 +297,19 @@ do {
         Thread { direction.read() }.start()
         Thread { direction.write() }.start()
     }
-    print(
+    say(
         "dist-delayline: \(options.a) <-> \(options.b), \(options.delay * 1000) ms one way, "
             + (options.rate > 0 ? "\(options.rate * 8 / 1e6) Mbit/s" : "unlimited")
             + (options.dropPort.map {
                 ", dropping \(options.dropPercent)% of UDP port \($0)"
                     + (options.dropFrom == "both" ? "" : " from \(options.dropFrom == "a" ? options.a : options.b)")
             } ?? ""))
-    fflush(nil)
     // On SIGINT/SIGTERM: say what went through each way, then exit.
     signal(SIGINT) { _ in stopping = 1 }
     signal(SIGTERM) { _ in stopping = 1 }
     while stopping == 0 { pause() }
     for (name, d) in [("\(options.a)->\(options.b)", ab), ("\(options.b)->\(options.a)", ba)] {
-        print(
+        say(
             "dist-delayline: \(name): forwarded \(d.forwarded) dropped-by-flag \(d.dropped) send-retries "
                 + "\(d.sendRetries) send-failed \(d.sendFailed)"
         )
@@ -311,6 +317,6 @@ do {
     fflush(nil)
     exit(0)
 } catch {
-    FileHandle.standardError.write(Data("dist-delayline: \(error)\n".utf8))
+    log.error("dist-delayline: \(error)")
     exit(2)
 }

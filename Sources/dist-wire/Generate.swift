@@ -33,7 +33,7 @@ func generate(_ options: [String: String]) {
     waitForLinks()
     signal(SIGINT) { _ in stopRequested = 1 }
     signal(SIGTERM) { _ in stopRequested = 1 }
-    print("dist-wire: generating \(pps) pps for \(seconds) s: \(flows) flows, \(spoofed) spoofed sources")
+    say("dist-wire: generating \(pps) pps for \(seconds) s: \(flows) flows, \(spoofed) spoofed sources")
     fflush(stdout)
     let interval = 1e9 / Double(pps)
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
@@ -47,7 +47,7 @@ func generate(_ options: [String: String]) {
         let now = clock.now()
         if now >= end { break }
         if now >= nextReport {
-            print("dist-wire: \(sent) sent after \((now - start) / 1_000_000_000) s")
+            say("dist-wire: \(sent) sent after \((now - start) / 1_000_000_000) s")
             fflush(stdout)
             nextReport += 10_000_000_000
         }
@@ -71,7 +71,7 @@ func generate(_ options: [String: String]) {
         sent += UInt64(made)
     }
     let elapsed = Double(clock.now() - start) / 1e9
-    print(
+    say(
         "dist-wire: generated \(sent) frames in \(String(format: "%.1f", elapsed)) s "
             + "(\(Int(Double(sent) / max(elapsed, 1e-9))) pps; ring full \(waits) times)")
 }

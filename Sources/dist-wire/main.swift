@@ -1,8 +1,10 @@
 import CDPDKShim
 import DistDataPlane
+import DistLog
 import DistPacket
 import DistPipeline
 import Foundation
+import Logging
 
 // dist-wire: the DPDK test bed's traffic ends. `replay` sends a capture's frames out of a DPDK
 // port at a set rate, paced by the TSC (sleeping between due frames, so it shares a CPU);
@@ -27,8 +29,13 @@ let usage = """
               from one of M source addresses in turn (default 0)
     """
 
+/// Its lines, through swift-log (text: the message as it reads).
+let log = Logger(label: "dist-wire") { _ in LineLogHandler(format: .text, level: .info) }
+
+func say(_ text: String) { log.info("\(text)") }
+
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("dist-wire: \(message)\n".utf8))
+    log.error("dist-wire: \(message)")
     exit(code)
 }
 
@@ -110,7 +117,7 @@ func replay() {
     waitForLinks()
     let total = frames.count * loops
     // (Callers time what they do during the replay from this line.)
-    print("dist-wire: sending \(total) frames at \(Int(pps)) pps")
+    say("dist-wire: sending \(total) frames at \(Int(pps)) pps")
     fflush(stdout)
     let interval = 1e9 / pps
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
@@ -150,7 +157,7 @@ func replay() {
     }
     let seconds = Double(clock.now() - start) / 1e9
     usleep(100_000)  // (the switch takes the last frames off the ring)
-    print(
+    say(
         "dist-wire: sent \(sent) frames in \(String(format: "%.3f", seconds)) s "
             + "(\(Int(Double(sent) / max(seconds, 1e-9))) pps; "
             + "ring full \(retries) times, no mbuf \(noMbuf) times)")
@@ -176,7 +183,7 @@ func record() {
     signal(SIGUSR2) { _ in flushRequested = 1 }
     signal(SIGINT) { _ in stopRequested = 1 }
     signal(SIGTERM) { _ in stopRequested = 1 }
-    print("dist-wire: recording \(ports.count) port(s)")
+    say("dist-wire: recording \(ports.count) port(s)")
     fflush(stdout)
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
@@ -207,7 +214,7 @@ func record() {
         idle.pause(busy: busy)
     }
     for f in files { fclose(f) }
-    print("dist-wire: recorded \(counts.map(String.init).joined(separator: ", ")) frames")
+    say("dist-wire: recorded \(counts.map(String.init).joined(separator: ", ")) frames")
 }
 
 switch command {
