@@ -142,12 +142,18 @@ public struct FlowEntry: Sendable, Codable {
         self.inUse = false
     }
 
-    /// Client address and port, as PRADS writes them (the side that opened the flow; a
-    /// tunnelled flow's inner endpoint).
-    public var client: (addr: IPAddress, port: UInt16) { clientIsLo ? lo : hi }
+    /// Client address and port, as PRADS writes them (the side that opened the flow). A
+    /// tunnelled flow's are its tunnel's end on the client's side (what filters match) and the
+    /// inner port; ``innerClient`` is the host inside.
+    public var client: (addr: IPAddress, port: UInt16) {
+        clientIsLo ? (key.loAddr, key.loPort) : (key.hiAddr, key.hiPort)
+    }
 
-    public var server: (addr: IPAddress, port: UInt16) { clientIsLo ? hi : lo }
+    public var server: (addr: IPAddress, port: UInt16) {
+        clientIsLo ? (key.hiAddr, key.hiPort) : (key.loAddr, key.loPort)
+    }
 
-    var lo: (addr: IPAddress, port: UInt16) { (key.isTunnelled ? key.innerLo : key.loAddr, key.loPort) }
-    var hi: (addr: IPAddress, port: UInt16) { (key.isTunnelled ? key.innerHi : key.hiAddr, key.hiPort) }
+    /// A tunnelled flow's inner endpoints on the client's and the server's side (nil otherwise).
+    public var innerClient: IPAddress? { key.isTunnelled ? (clientIsLo ? key.innerLo : key.innerHi) : nil }
+    public var innerServer: IPAddress? { key.isTunnelled ? (clientIsLo ? key.innerHi : key.innerLo) : nil }
 }

@@ -123,6 +123,11 @@ struct FlowReport: Encodable {
     var serverPort, vlan, innerVlan: Int
     var packetsToServer, packetsToClient, bytesToServer, bytesToClient, firstSeenNs, lastSeenNs: UInt64
     var tcpState, mark: String
+    /// A tunnelled flow's: how it is carried, and the hosts and protocol inside (absent
+    /// otherwise; `client` and `server` are then the tunnel's ends).
+    var tunnel: String?
+    var innerClient, innerServer: String?
+    var innerProto: Int?
 
     init(worker: Int, entry e: FlowEntry) {
         self.worker = worker
@@ -141,6 +146,12 @@ struct FlowReport: Encodable {
         lastSeenNs = e.lastSeen
         tcpState = "\(e.tcpState)"
         mark = "\(FlowMark(rawValue: e.markStorage) ?? .normal)"
+        if e.key.isTunnelled {
+            tunnel = e.key.tunnel == .gre ? "gre" : "ip_in_ip"
+            innerClient = e.innerClient?.text
+            innerServer = e.innerServer?.text
+            innerProto = Int(e.key.innerProto)
+        }
     }
 }
 

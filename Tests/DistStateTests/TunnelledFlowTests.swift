@@ -86,8 +86,9 @@ import Testing
             let asked1 = StateCodec.encode(chunk, format: 1)
             #expect(asked1[2] == 2)
             #expect(try StateCodec.decode(asked1) == chunk)
-            // The client is the inner endpoint.
-            #expect(e.client.addr == (v4Inside ? IPAddress(ipv4: 0x0A00_0001) : Self.hostX))
+            // The client is its tunnel's end (what filters match), with the host inside apart.
+            #expect(e.client.addr == Self.tunnelB && e.server.addr == Self.tunnelA)
+            #expect(e.innerClient == (v4Inside ? IPAddress(ipv4: 0x0A00_0001) : Self.hostX))
         }
     }
 
