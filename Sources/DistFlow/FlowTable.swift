@@ -148,8 +148,10 @@ public final class FlowTable {
 
     // MARK: - The fast path
 
-    /// Finds or creates the flow of a parsed packet (which must have `hasFlow`) and updates its
-    /// state, unless the flow is marked. `index` receives the entry's position (-1 when full).
+    /// Finds or creates the flow of a parsed packet (which must have `hasFlow`, outside any
+    /// tunnel: a tunnelled one's key needs its frame, ``FlowProbe/init(_:frame:seed:)``) and
+    /// updates its state, unless the flow is marked. `index` receives the entry's position (-1
+    /// when full).
     @inlinable
     public func track(_ info: PacketInfo, wireLength: UInt32, now: UInt64, index: inout Int) -> TrackOutcome {
         track(info, probe: FlowProbe(info, seed: hashSeed), wireLength: wireLength, now: now, index: &index)

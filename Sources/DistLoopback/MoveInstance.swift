@@ -198,6 +198,19 @@ public final class MoveInstance: MoveHost {
 
     public func notice(_ type: String) -> MoveNotice? { notices.first { $0.type == type } }
 
+    /// Runs rounds of this instance and `peer`, each one's frames delivered to the other (worker
+    /// 0) between rounds, until this instance has noticed `type` or `rounds` have gone.
+    public func exchange(with peer: MoveInstance, until type: String, rounds: Int) {
+        for _ in 0..<rounds where notice(type) == nil {
+            round()
+            peer.round()
+            for f in wire { peer.receive(f, worker: 0) }
+            for f in peer.wire { receive(f, worker: 0) }
+            wire = []
+            peer.wire = []
+        }
+    }
+
     /// Starts a loss-free Move (PZ|LL|ER) of `filter`'s flows to `destination`, as a benchmark
     /// drives one: the switch is never updated, so the source's patience is made long enough
     /// that it does not give the Move up meanwhile.

@@ -21,14 +21,7 @@ import Testing
         a.engine.hostSlice = 3
         for i in 0..<10 { a.receive(SampleTraffic.syn(from: 0xC612_0100 + UInt32(i), port: 40000)) }
         a.startLossFreeMove(filter: "nw_src=198.18.0.0/16", to: b, multiFlow: true)
-        for _ in 0..<200 where a.notice("moveStateSent") == nil {
-            a.round()
-            b.round()
-            for f in a.wire { b.receive(f, worker: 0) }
-            for f in b.wire { a.receive(f, worker: 0) }
-            a.wire = []
-            b.wire = []
-        }
+        a.exchange(with: b, until: "moveStateSent", rounds: 200)
         #expect(a.notice("moveStateSent") != nil)
         // 10 hosts, 3 a slice: 4 slices, each in a round of its own.
         #expect(a.slicesAsked.count == 4 && Set(a.slicesAsked).count == 4, "\(a.slicesAsked)")

@@ -14,14 +14,7 @@ import Testing
         a.engine.locateSlice = slice
         for i in 0..<flows { a.receive(SampleTraffic.syn(from: 0xC612_0100 + UInt32(i), port: 40000)) }
         a.startLossFreeMove(filter: "nw_src=198.18.0.0/16", to: b, multiFlow: false)
-        for _ in 0..<300 where a.notice("moveStateSent") == nil {
-            a.round()
-            b.round()
-            for f in a.wire { b.receive(f, worker: 0) }
-            for f in b.wire { a.receive(f, worker: 0) }
-            a.wire = []
-            b.wire = []
-        }
+        a.exchange(with: b, until: "moveStateSent", rounds: 300)
         for _ in 0..<5 { b.round() }
         return (a, b)
     }

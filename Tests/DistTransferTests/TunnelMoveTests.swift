@@ -41,14 +41,7 @@ import Testing
         #expect(a.paths.contains { $0.detector?.asset(at: host) != nil }, "the inner host was fingerprinted")
 
         a.startLossFreeMove(filter: "nw_src=198.18.0.0/24", to: b, multiFlow: true)
-        for _ in 0..<200 where a.notice("moveStateSent") == nil {
-            a.round()
-            b.round()
-            for f in a.wire { b.receive(f, worker: 0) }
-            for f in b.wire { a.receive(f, worker: 0) }
-            a.wire = []
-            b.wire = []
-        }
+        a.exchange(with: b, until: "moveStateSent", rounds: 200)
         #expect(a.notice("moveStateSent") != nil)
         for _ in 0..<5 { b.round() }
         // Each inner flow at the destination with its state, on the worker that owns it.

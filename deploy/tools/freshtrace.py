@@ -20,21 +20,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pcapcheck  # noqa: E402
 
-VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
-
 
 def rewrite(frame, p):
     """`frame` with `p` XORed into bytes 1-2 of each address of its outer IP (or ARP) header."""
     if p == 0 or len(frame) < 14:
         return frame
     f = bytearray(frame)
-    pos = 12
-    etype = int.from_bytes(f[12:14], 'big')
-    for _ in range(2):
-        if etype in VLAN_TPIDS and len(f) >= pos + 6:
-            pos += 4
-            etype = int.from_bytes(f[pos:pos + 2], 'big')
-    l3 = pos + 2
+    etype, l3 = pcapcheck.network_layer(frame)
     if etype == 0x0800 and len(f) >= l3 + 20:
         offsets = (l3 + 12, l3 + 16)
     elif etype == 0x86DD and len(f) >= l3 + 40:

@@ -133,15 +133,20 @@ def write_pcap(path, frames, start=0, per_second=1000000):
             f.write(frame)
 
 
-def ip_addresses(frame):
-    """The IPv4/IPv6 source and destination of a frame (after up to two VLAN tags), or ()."""
+def network_layer(frame):
+    """(EtherType, offset of the network header) of a frame, after up to two VLAN tags."""
     pos = 12
     etype = int.from_bytes(frame[12:14], 'big') if len(frame) >= 14 else 0
     for _ in range(2):
         if etype in VLAN_TPIDS and len(frame) >= pos + 6:
             pos += 4
             etype = int.from_bytes(frame[pos:pos + 2], 'big')
-    l3 = pos + 2
+    return etype, pos + 2
+
+
+def ip_addresses(frame):
+    """The IPv4/IPv6 source and destination of a frame (after up to two VLAN tags), or ()."""
+    etype, l3 = network_layer(frame)
     if etype == 0x0800 and len(frame) >= l3 + 20:
         return (ipaddress.IPv4Address(frame[l3 + 12:l3 + 16]), ipaddress.IPv4Address(frame[l3 + 16:l3 + 20]))
     if etype == 0x86DD and len(frame) >= l3 + 40:
