@@ -24,6 +24,7 @@
 //   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
 //                  and the admin protocol served on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
+//   CZstd          Debian's Zstandard (libzstd-dev): the channel's frames of states, compressed.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistTransfer   The VNF's side of a Move (MoveEngine): marks, sessions, release, abort. No DPDK.
 //   DistLoopback   A whole instance in one thread (FastPath workers + MoveEngine) for tests and
@@ -113,11 +114,12 @@ let package = Package(
         .target(
             name: "DistTransfer",
             dependencies: [
-                "DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove", "DistPipeline",
+                "CZstd", "DistChannel", "DistState", "DistFlow", "DistPacket", "DistMove", "DistPipeline",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
             // The detector's state has one owner (its worker); dynamic exclusivity checks on its

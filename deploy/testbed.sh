@@ -93,7 +93,7 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fas
     return 1
 }
 
-hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 320 MB, dist-wire 160 and 128
+hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 320 MB, dist-wire 256 and 128
     local free total
     free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
     total=$(awk '/^HugePages_Total/ {print $2}' /proc/meminfo)
@@ -103,14 +103,14 @@ hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each
 }
 
 record() {  # record N: dist-wire records the sink and, mirrored, what the switch sends each VNF
-    local vdevs=(--vdev "net_virtio_user0,path=$dir/sink.vhost,server=1,queue_size=1024") outs=$dir/sink.pcap i
+    local vdevs=(--vdev "net_virtio_user0,path=$dir/sink.vhost,server=1,queue_size=4096") outs=$dir/sink.pcap i
     for i in $(seq 1 "$1"); do
         ovs-vsctl add-port br0 "$prefix-m$i" -- set interface "$prefix-m$i" type=dpdkvhostuserclient \
             "options:vhost-server-path=$dir/mirror$i.vhost" mtu_request=9000 ofport_request=$((20 + i)) \
             -- --id=@v get port "$prefix-v$i" -- --id=@m get port "$prefix-m$i" \
             -- --id=@r create mirror name="to-vnf$i" select-dst-port=@v output-port=@m \
             -- add bridge br0 mirrors @r >/dev/null
-        vdevs+=(--vdev "net_virtio_user$i,path=$dir/mirror$i.vhost,server=1,queue_size=1024")
+        vdevs+=(--vdev "net_virtio_user$i,path=$dir/mirror$i.vhost,server=1,queue_size=4096")
         outs=$outs,$dir/to-vnf$i.pcap
     done
     # Ahead of the VNFs on their CPU: a destination releasing what it held sends faster than
@@ -119,7 +119,7 @@ record() {  # record N: dist-wire records the sink and, mirrored, what the switc
     # soon as its idle sleep ends; it sleeps whenever its rings are empty.
     local first=(nice -n -10)
     if chrt -f 1 true 2>/dev/null; then first=(chrt -f 1); fi
-    "${first[@]}" "$wire_bin" --lcores 0@0 --in-memory --single-file-segments -m 160 --no-pci --file-prefix "$prefix-recorder" "${vdevs[@]}" \
+    "${first[@]}" "$wire_bin" --lcores 0@0 --in-memory --single-file-segments -m 256 --no-pci --file-prefix "$prefix-recorder" "${vdevs[@]}" \
         -- record --out "$outs" >"$dir/recorder.log" 2>&1 &
     echo $! >"$dir/recorder.pid"
 }

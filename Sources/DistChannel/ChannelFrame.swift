@@ -43,6 +43,11 @@ public struct ChannelFrame: Equatable, Sendable {
         /// A part of one state chunk too large for a frame (a host with many services): a flags
         /// byte (bit 0: the last part) then the part's bytes. The parts go in consecutive frames.
         case statePart = 11
+        /// State chunks as in ``state``, the payload compressed (one Zstandard frame that
+        /// declares its size).
+        case stateCompressed = 12
+        /// Redirected packets as in ``packets``, the payload compressed (the same way).
+        case packetsCompressed = 13
     }
 
     /// What a frame is bound to besides its bytes: the Move's nonce (carried in the header), and

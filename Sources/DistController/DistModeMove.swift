@@ -419,7 +419,9 @@ final class DistModeMove: MoveRun {
         report.deserializeSeconds = Double(c["deserializeNs"] ?? 0) / 1e9
         report.retransmissions = c["retransmissions"] ?? report.retransmissions
         report.channelTimeouts = c["timeouts"] ?? report.channelTimeouts
-        report.channelBytes = (c["stateBytes"] ?? 0) + (c["redirectedBytes"] ?? 0)
+        report.channelBytes =
+            (c["stateBytesSent"] ?? c["stateBytes"] ?? 0) + (c["packetBytesSent"] ?? c["redirectedBytes"] ?? 0)
+        report.stateBytes = c["stateBytes"] ?? 0
         report.channelFrames = c["framesSent"] ?? report.channelFrames
         if let o = c["dstOverflow"], o > 0 {
             report.warnings.append("\(o) packets found \(dst.name)'s buffer full and were processed before the release")

@@ -171,6 +171,7 @@ final class SplitMove: MoveRun {
         report.channelTimeouts += r.channelTimeouts
         report.channelFrames += r.channelFrames
         report.channelBytes += r.channelBytes
+        report.stateBytes += r.stateBytes
         report.redirTime = max(report.redirTime, r.redirTime)
         report.warnings += r.warnings.map { "\(filter): \($0)" }
     }

@@ -56,9 +56,10 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
     public var duplicatesDropped: Int { engine.duplicatesDropped }
 
     /// `traceFile`: a file to append every Move's channel trace to (see ``ChannelEndpoint/trace``).
+    /// `compressStates`: Moves out send their states compressed (``MoveEngine/compressStates``).
     public init(
         plane: DataPlane, lcore: UInt32, local: ChannelAddress, key: SymmetricKey, mtu: Int = 9000,
-        traceFile path: String? = nil
+        traceFile path: String? = nil, compressStates: Bool = true
     ) throws {
         if let path {
             guard let file = fopen(path, "a") else {
@@ -75,6 +76,7 @@ public final class TransferAgent: MoveHost, @unchecked Sendable {
         engineStorage = MoveEngine(
             local: local, key: key, mtu: mtu, host: self,
             traceLine: file.map { f in { line in fputs(line + "\n", f) } })
+        engine.compressStates = compressStates
     }
 
     deinit {

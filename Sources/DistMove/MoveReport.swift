@@ -46,6 +46,8 @@ public struct MoveReport: Codable, Sendable, Equatable {
     /// DiST's channel: frames the source sent, and bytes of state and redirected packets.
     public var channelFrames = 0
     public var channelBytes = 0
+    /// DiST's channel: the states' bytes as encoded, before the channel compressed them.
+    public var stateBytes = 0
     public var warnings: [String] = []
     /// A split Move's parts, in the order they moved (empty otherwise).
     public var parts: [MovePart] = []
@@ -86,6 +88,7 @@ public struct MoveReport: Codable, Sendable, Equatable {
                     messageKinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 ),
                 ("Channel frames / bytes (dist)", "\(channelFrames) / \(channelBytes)"),
+                ("State bytes encoded (dist, before compression)", "\(stateBytes)"),
                 ("Retransmissions / timeouts", "\(retransmissions) / \(channelTimeouts)"),
             ]
             + (phases.isEmpty

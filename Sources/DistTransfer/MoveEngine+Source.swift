@@ -89,7 +89,8 @@ extension MoveEngine {
             return
         }
         let binding = ChannelFrame.Binding(nonce: order.nonce, sender: local.id, receiver: order.destination.id)
-        let session = TransferSource(moveID: order.moveID, key: key, binding: binding, maxPayload: maxPayload)
+        let session = TransferSource(
+            moveID: order.moveID, key: key, binding: binding, maxPayload: maxPayload, compress: compressStates)
         session.endpoint.trace = tracer(order.moveID, "out", since: now)
         let move = Outgoing(order: order, session: session, started: now)
         move.ringFullAtStart = host.ringFull()
@@ -446,7 +447,9 @@ extension MoveEngine {
         let e = move.session.endpoint.counters
         var c: [String: Int] = [
             "perFlowStates": s.perFlowStates, "multiFlowStates": s.multiFlowStates, "allFlowsStates": s.allFlowsStates,
-            "stateFrames": s.stateFrames, "stateBytes": s.stateBytes, "packetsRedirected": s.packetsRedirected,
+            "stateFrames": s.stateFrames, "stateBytes": s.stateBytes, "stateBytesSent": s.stateBytesSent,
+            "compressedFrames": s.compressedFrames, "packetBytesSent": s.packetBytesSent,
+            "packetsRedirected": s.packetsRedirected,
             "redirectedBytes": s.redirectedBytes, "packetsTooLarge": s.packetsTooLarge,
             "packetsInParts": s.packetsInParts,
             "statesInParts": s.statesInParts, "packetFrames": s.packetFrames,

@@ -58,6 +58,9 @@ public final class MoveEngine {
     public var keptLimit = 256 << 20
     /// Hosts a worker exports per answer at a late-locking Move's end (a slice a step).
     public var hostSlice = 4_096
+    /// Moves out send their states compressed (``ChannelFrame/Kind/stateCompressed``); off, for
+    /// a destination whose build does not read them.
+    public var compressStates = true
     /// Flows a worker lists in one answer (``listFlows(_:)``).
     public var locateSlice = 8_192
     /// How long a Move waits for a worker: a quiescent point, an OP queue's IBC, a drain (ns).

@@ -48,6 +48,8 @@ public final class TransferDestination {
     /// byte at least, so empty: none pending), and of which kind.
     var partial: [UInt8] = []
     var partialKind = ChannelFrame.Kind.packetPart
+    /// Inflates ``ChannelFrame/Kind/stateCompressed`` and ``ChannelFrame/Kind/packetsCompressed`` frames.
+    let decompressor = StateDecompressor()
     /// Flows imported so far (deleted again if the Move aborts).
     public private(set) var importedFlows: [FlowKey] = []
 
@@ -72,10 +74,19 @@ public final class TransferDestination {
                 continue
             }
             switch frame.kind {
-            case .state, .statePart:
+            case .state, .statePart, .stateCompressed:
                 receiveState(frame, into: &out)
-            case .packets:
-                guard let packets = PacketPacking.slices(frame.payload) else {
+            case .packets, .packetsCompressed:
+                let payload: [UInt8]
+                do {
+                    payload =
+                        frame.kind == .packets
+                        ? frame.payload : try decompressor.decompress(frame.payload, limit: TransferSource.largestPack)
+                } catch {
+                    failure = "a compressed frame of redirected packets from the source does not decode: \(error)"
+                    continue
+                }
+                guard let packets = PacketPacking.slices(payload) else {
                     failure = "a frame of redirected packets from the source does not decode"
                     continue
                 }
@@ -123,6 +134,14 @@ public final class TransferDestination {
                 chunks = try StatePacking.unpack(frame.payload)
             } catch {
                 failure = "a state frame from the source does not decode: \(error)"
+                return
+            }
+        } else if frame.kind == .stateCompressed {
+            do {
+                let inflated = try decompressor.decompress(frame.payload, limit: TransferSource.largestPack)
+                chunks = try StatePacking.unpack(inflated)
+            } catch {
+                failure = "a compressed state frame from the source does not decode: \(error)"
                 return
             }
         } else {

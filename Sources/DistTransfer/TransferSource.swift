@@ -149,19 +149,38 @@ public final class TransferSource {
         public var packetsTooLarge = 0
         /// Frames the redirected packets went in.
         public var packetFrames = 0
+        /// Encoding and compressing the states.
         public var serializeNanoseconds: UInt64 = 0
+        /// Frames of states or packets that went compressed, and the bytes of every state
+        /// frame's and packets frame's payload as it went (``stateBytes`` and
+        /// ``redirectedBytes``: before compression).
+        public var compressedFrames = 0
+        public var stateBytesSent = 0
+        public var packetBytesSent = 0
     }
     public private(set) var counters = Counters()
 
     /// `binding`: the Move's nonce, this instance's channel id and the destination's.
+    /// `compress`: states go in compressed frames (``ChannelFrame/Kind/stateCompressed``).
     public init(
         moveID: UInt64, key: SymmetricKey, binding: ChannelFrame.Binding = .unbound,
-        maxPayload: Int = ChannelFrame.maxPayload,
+        maxPayload: Int = ChannelFrame.maxPayload, compress: Bool = true,
         config: ChannelEndpoint.Config = ChannelEndpoint.Config()
     ) {
         endpoint = ChannelEndpoint(moveID: moveID, key: key, binding: binding, config: config)
         self.maxPayload = min(maxPayload, ChannelFrame.maxPayload)
+        compressor = compress ? StateCompressor() : nil
+        packLimit = self.maxPayload
+        if compress { packLimit = 3 * self.maxPayload }
     }
+
+    /// Compresses frames of states, if they go compressed.
+    let compressor: StateCompressor?
+    /// States packed (uncompressed bytes) before they go: a frame's payload, or, compressed,
+    /// what the last frames' ratio says will fit one frame once compressed.
+    var packLimit: Int
+    /// The most state bytes packed for one compressed frame (a destination inflates no more).
+    public static let largestPack = 8 * ChannelFrame.maxPayload
 
     /// The Move's first message: the filter, and what the destination does with the packets
     /// the switch sends it for these flows until the end. `replyTo` is where the destination
@@ -178,28 +197,29 @@ public final class TransferSource {
         // Encoded in place, after its length (a frame's worth reserved at once: an array per
         // state, grown as it was written, then copied, was a fifth of the source's work);
         // taken out again in the rare case it does not fit.
-        if pending.isEmpty { pending.reserveCapacity(maxPayload) }
+        if pending.isEmpty { pending.reserveCapacity(packLimit) }
         let at = pending.count
         pending += [0, 0]
         StateCodec.encode(chunk, into: &pending)
         let size = pending.count - at - 2
-        if pending.count > maxPayload {
+        counters.serializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+        if 2 + size > maxPayload || pending.count > packLimit {
             let bytes = Array(pending[(at + 2)...])
             pending.removeSubrange(at...)
             flushState()
             if 2 + size > maxPayload {
                 counters.stateFrames += queueInParts(.statePart, bytes)
                 counters.stateBytes += size
+                counters.stateBytesSent += size
                 counters.statesInParts += 1
             } else {
-                pending.reserveCapacity(maxPayload)
+                pending.reserveCapacity(packLimit)
                 pending += [UInt8(size >> 8), UInt8(size & 0xFF)] + bytes
             }
         } else {
             pending[at] = UInt8(size >> 8)
             pending[at + 1] = UInt8(size & 0xFF)
         }
-        counters.serializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
         switch chunk {
         case .perFlow: counters.perFlowStates += 1
         case .multiFlow: counters.multiFlowStates += 1
@@ -207,13 +227,65 @@ public final class TransferSource {
         }
     }
 
-    /// Sends the states packed so far.
+    /// Sends the states packed so far: compressed, in as few frames as they fit (halved at a
+    /// state's boundary until each half does), or as they are where they do not compress.
     public func flushState() {
         guard !pending.isEmpty else { return }
-        counters.stateFrames += 1
         counters.stateBytes += pending.count
-        queue(.state, pending)
+        if compressor != nil {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let sent = counters.stateBytesSent
+            sendCompressed(0..<pending.count)
+            counters.serializeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+            // Packs as much as this pack's ratio says fits a frame, with a margin: the ratio
+            // moves slowly (from flows to hosts), and a pack that does not fit costs one more
+            // compression of each half.
+            let ratio = Double(pending.count) / Double(max(1, counters.stateBytesSent - sent))
+            packLimit = min(Self.largestPack, max(maxPayload, Int(Double(maxPayload) * 0.9 * ratio)))
+        } else {
+            sendPlain(0..<pending.count)
+        }
         pending = []
+    }
+
+    /// The packed states in `range` (whole states) compressed in one frame, or in two halves
+    /// if they do not fit one, and so on; a state that does not compress goes as it is.
+    func sendCompressed(_ range: Range<Int>) {
+        if let packed = compressor!.compress(pending[range], limit: maxPayload), packed.count < range.count {
+            counters.stateFrames += 1
+            counters.compressedFrames += 1
+            counters.stateBytesSent += packed.count
+            queue(.stateCompressed, packed)
+            return
+        }
+        let middle = Self.frameEnd(pending, from: range.lowerBound, limit: range.count / 2)
+        guard middle > range.lowerBound, middle < range.upperBound else { return sendPlain(range) }
+        sendCompressed(range.lowerBound..<middle)
+        sendCompressed(middle..<range.upperBound)
+    }
+
+    /// The packed states in `range` as they are, in as many frames as they fill.
+    func sendPlain(_ range: Range<Int>) {
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let end = Self.frameEnd(pending, from: at, limit: min(maxPayload, range.upperBound - at))
+            counters.stateFrames += 1
+            counters.stateBytesSent += end - at
+            queue(.state, Array(pending[at..<end]))
+            at = end
+        }
+    }
+
+    /// Where a frame of the packed states from `at` ends: after the last whole state that fits
+    /// `limit` bytes (every packed state fits a frame alone, and goes even past `limit`).
+    static func frameEnd(_ packed: [UInt8], from at: Int, limit: Int) -> Int {
+        var end = at
+        while end < packed.count {
+            let next = end + 2 + (Int(packed[end]) << 8 | Int(packed[end + 1]))
+            if next - at > limit && end > at { break }
+            end = next
+        }
+        return end
     }
 
     /// Queues `bytes` in consecutive frames of `kind`, each a flags byte (bit 0: the last part)
@@ -289,7 +361,16 @@ public final class TransferSource {
         pendingPackets = []
         pendingPacketCount = 0
         counters.packetFrames += 1
-        queue(.packets, payload)
+        // Packets of the same flows share most of their headers: compressed, a frame of them
+        // takes a third to a sixth of the channel's window. (Kept as they are, for an abort.)
+        if let compressor, let packed = compressor.compress(payload, limit: payload.count - payload.count / 8) {
+            counters.compressedFrames += 1
+            counters.packetBytesSent += packed.count
+            queue(.packetsCompressed, packed)
+        } else {
+            counters.packetBytesSent += payload.count
+            queue(.packets, payload)
+        }
         redirected.append(KeptPackets(sequence: messages, bytes: payload, packed: true, count: count))
         keptCount += count
         keptMessageBytes += payload.count

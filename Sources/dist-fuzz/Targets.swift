@@ -119,7 +119,9 @@ enum Targets {
         seeds: {
             let source = TransferSource(moveID: 7, key: fuzzKey)
             source.open(filter: "nw_src=10.0.0.0/8", switchTraffic: .hold, replyTo: "198.18.0.1:7400@02:00:00:00:00:01")
-            for frame in traceFrames(16) { _ = source.redirect(frame) }
+            // (A frame of states, compressed, among them.)
+            for chunk in state.seeds().compactMap({ try? StateCodec.decode($0) }) { source.add(chunk) }
+            for frame in traceFrames(4) { _ = source.redirect(frame) }
             source.release()
             source.end()
             return source.poll(now: 1_000_000_000).compactMap { bytes -> [UInt8]? in

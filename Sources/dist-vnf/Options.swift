@@ -32,6 +32,8 @@ struct Options {
     var channelMTU: Int?
     var channelVLAN: UInt16?
     var channelPeers = ChannelPeers()
+    /// Moves out send their states compressed.
+    var channelCompression = true
 
     static let usage = """
         usage: dist-vnf <EAL options> -- [options]
@@ -89,6 +91,9 @@ struct Options {
           --channel-trace FILE   append every Move's channel decisions to FILE, a line each (acks,
                                  losses, frames sent and resent, timeouts; for diagnosis)
           --channel-mtu BYTES    largest IP packet the channel sends (default: 9000)
+          --channel-compression on|off
+                                 Moves out send their states compressed (Zstandard; default: on;
+                                 off for a destination of a build that does not read them)
           --channel-vlan N       the VLAN peers tag this instance's channel frames with, so the
                                  switch can forward them by the tag alone (default: untagged)
           --channel-port N       the port the channel's frames leave by (default: where port 0's
@@ -315,6 +320,13 @@ struct Options {
         case "--channel-trace": channelTracePath = try reader.text(argument, "a file path")
         case "--channel-vlan": channelVLAN = UInt16(try reader.integer(argument, 1...4094))
         case "--channel-mtu": channelMTU = try reader.integer(argument, 576...9216)
+        case "--channel-compression":
+            switch try reader.value(argument) {
+            case "on": channelCompression = true
+            case "off": channelCompression = false
+            case let other:
+                throw Failure(description: "--channel-compression: expected on or off, got '\(other)'")
+            }
         case "--channel-port": data.channelPort = UInt16(try reader.integer(argument, 0...1023))
         default: return false
         }

@@ -163,7 +163,7 @@ final class VNFApp {
         do {
             let agent = try TransferAgent(
                 plane: plane, lcore: lcore, local: local, key: key, mtu: options.channelMTU ?? 9000,
-                traceFile: options.channelTracePath)
+                traceFile: options.channelTracePath, compressStates: options.channelCompression)
             for worker in plane.workers { worker.fastPath.channel = (IPAddress(ipv4: local.ip), local.port) }
             return agent
         } catch {

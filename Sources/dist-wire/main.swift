@@ -67,8 +67,13 @@ let ports = (0..<Port.count).map { try? Port(id: $0) }.compactMap { $0 }
 guard !ports.isEmpty else { fail("no DPDK port (give --vdev)") }
 let pool: PacketPool
 do {
-    pool = try PacketPool(name: "wire", count: 4095, dataRoom: 10240 + 128, socket: ports[0].socket)
-    for var port in ports { try port.start(queues: 1, rxDescriptors: 1024, txDescriptors: 1024, pool: pool) }
+    // The recorder's rings hold 4,096 frames each: it sleeps whenever they are empty (below),
+    // and a destination that releases what it held sends thousands within a millisecond.
+    let rxd: UInt16 = command == "record" ? 4096 : 1024
+    pool = try PacketPool(
+        name: "wire", count: max(4095, UInt32(ports.count) * UInt32(rxd) + 1023), dataRoom: 10240 + 128,
+        socket: ports[0].socket)
+    for var port in ports { try port.start(queues: 1, rxDescriptors: rxd, txDescriptors: 1024, pool: pool) }
 } catch {
     fail("\(error)")
 }
@@ -125,6 +130,7 @@ func replay() {
     var retries = 0
     var noMbuf = 0
     let start = clock.now()
+    var lastSent = start
     while sent < total {
         // Frames due by now (the i-th at start + i / pps), at most a burst at a time.
         let due = min(total, Int(Double(clock.now() - start) / interval) + 1)
@@ -154,6 +160,11 @@ func replay() {
         }
         retries += transmitAll(burst, made)
         sent += made
+        if made > 0 {
+            lastSent = clock.now()
+        } else if clock.now() - lastSent > 2_000_000_000 {
+            fail("no mbuf for 2 s after \(sent) frames: the pool is too small for the port's rings")
+        }
     }
     let seconds = Double(clock.now() - start) / 1e9
     usleep(100_000)  // (the switch takes the last frames off the ring)
@@ -187,7 +198,11 @@ func record() {
     fflush(stdout)
     let burst = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 32)
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 65536)
-    var idle = IdleBackoff(yield: false, sleepNanoseconds: 50_000)
+    // Empty rings: a 300 us sleep at once. The recorder is real-time on the VNFs' CPU: each
+    // wake-up takes that CPU from them, and waking every 50 us after 32 empty polls took 36%
+    // of it at 50,000 pps (a 100,000-flow Move's window). 300 us is 15 frames a port at
+    // 50,000 pps, 60 at 200,000; a release's burst of a few thousand fits the rings' 4,096.
+    var idle = IdleBackoff(yield: false, sleepNanoseconds: 300_000, rounds: 1)
     var counts = [Int](repeating: 0, count: ports.count)
     while stopRequested == 0 {
         var busy = false
