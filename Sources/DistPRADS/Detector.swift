@@ -54,8 +54,25 @@ public struct FlowDetection: Sendable, Equatable {
     public var check: UInt8 = 0
     public init(check: UInt8 = 0) { self.check = check }
 
-    static let serviceDone: UInt8 = 0x04, clientDone: UInt8 = 0x08
+    @usableFromInline static let serviceDone: UInt8 = 0x04, clientDone: UInt8 = 0x08
     static let serviceUnknownSet: UInt8 = 0x10, clientUnknownSet: UInt8 = 0x20
+
+    /// Whether ``Detector/inspect(_:flow:)`` would do nothing with a packet of a known flow,
+    /// from what the fast path's own parse says of it: a TCP segment without SYN, FIN or RST
+    /// (no fingerprint) whose side is past PRADS's limits (`inspect` false) or already
+    /// identified; a UDP datagram past the limits. Such a packet, most of a long flow's, need
+    /// not be decoded again the way PRADS decodes it. (Anything else, a fragment included, is
+    /// decoded: PRADS reads a fragment's payload as a header.)
+    @inlinable
+    public func idle(l4: L4Kind, tcpFlags: UInt8, inspect: Bool, fromClient: Bool) -> Bool {
+        switch l4 {
+        case .tcp:
+            return tcpFlags & 0x07 == 0
+                && (!inspect || check & (fromClient ? Self.clientDone : Self.serviceDone) != 0)
+        case .udp: return !inspect
+        default: return false
+        }
+    }
 }
 
 /// The detection of one worker: PRADS 0.3.3's decisions for each packet (OS fingerprints from
@@ -101,6 +118,8 @@ public final class Detector {
     }
 
     public struct Counters: Sendable, Equatable {
+        /// Packets inspected (decoded as PRADS does; not those ``FlowDetection/idle(l4:tcpFlags:inspect:fromClient:)``
+        /// spares), and records of each kind.
         public var packets = 0, osRecords = 0, serverRecords = 0, clientRecords = 0, arpRecords = 0
         /// Payloads run through a signature list.
         public var regexRuns = 0

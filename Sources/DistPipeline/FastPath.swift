@@ -186,7 +186,8 @@ public final class FastPath {
                 detect(
                     detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
                     wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
-                    entry: entry, created: outcome == .created, now: stamp(i, now: now))
+                    entry: entry, created: outcome == .created, now: stamp(i, now: now), l4: infos[i].l4,
+                    tcpFlags: infos[i].tcpFlags)
             }
         }
         if handoffs {
@@ -264,7 +265,8 @@ public final class FastPath {
                     detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
                     wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
                     fromLo: probes[i].fromLo, entry: entry, created: outcome == .created,
-                    now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now)
+                    now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now,
+                    l4: packets[i].isTCP ? .tcp : .none, tcpFlags: packets[i].tcpFlags)
             }
         }
         stats.pointee.handoffReceived &+= UInt64(count)
@@ -390,25 +392,36 @@ public final class FastPath {
     }
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state.
+    /// `l4` and `tcpFlags`: what the fast path's parse found of the flow's transport (`.none`:
+    /// not known), so that a packet the detection would do nothing with is not decoded again.
     @inlinable
     func detect(
         _ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
-        fromLo: Bool, entry index: Int, created: Bool, now: UInt64
+        fromLo: Bool, entry index: Int, created: Bool, now: UInt64, l4: L4Kind, tcpFlags: UInt8
     ) {
+        let entry = table.pointer(at: index)
+        var fromClient = false
+        var inspect = true
+        if !created {
+            fromClient = fromLo == entry.pointee.clientIsLo
+            let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
+            let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
+            inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
+            if FlowDetection(check: entry.pointee.inspection).idle(
+                l4: l4, tcpFlags: tcpFlags, inspect: inspect, fromClient: fromClient)
+            {
+                return
+            }
+        }
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
         guard
             PRADSDecoder.decode(
                 bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
             detection.pointee.l3 == l3Offset  // the IP packet this flow is about (a tunnel in a tunnel: not)
         else { return }
-        let entry = table.pointer(at: index)
         if !created {
-            let fromClient = fromLo == entry.pointee.clientIsLo
             detection.pointee.role = fromClient ? .client : .server
-            let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
-            let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
-            detection.pointee.inspect =
-                packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
+            detection.pointee.inspect = inspect
         }
         var state = FlowDetection(check: entry.pointee.inspection)
         // A flow opened by a SYN+ACK already has its receiver as client (the table does what

@@ -72,9 +72,9 @@ import Testing
     }
 
     /// What PRADS's decoding (the reference engine) and the data plane learn from `frames`,
-    /// and how many flows the data plane tracked.
+    /// how many flows the data plane tracked, and how many packets its detection decoded.
     static func learnt(_ frames: [PcapFile.Frame]) throws -> (
-        reference: Set<String>, dataPlane: Set<String>, flows: UInt64
+        reference: Set<String>, dataPlane: Set<String>, flows: UInt64, decoded: Int
     ) {
         let signatures = try PRADSSignatures.load(directory: "/etc/prads")
         let engine = PRADSEngine(signatures: signatures)
@@ -91,7 +91,7 @@ import Testing
         detector.onRecord = { dataPlane.insert(facts($0)) }
         let path = FastPath(table: FlowTable(capacity: 1 << 14), stats: stats, detector: detector)
         path.process(frames: frames)
-        return (reference, dataPlane, path.table.counters.created)
+        return (reference, dataPlane, path.table.counters.created, detector.counters.packets)
     }
 
     @Test(arguments: [Carrier.ipv4, .ipv6])
