@@ -52,6 +52,8 @@
 #
 # State (pid files, captures, logs, OVS's files) lives in $DIST_TESTBED_DIR (/tmp/dist-testbed).
 # DIST_CHANNEL_TRACE=1 (up): every VNF writes its channel's decisions to vnfI-channel.trace there.
+# DIST_SWITCH_SYNC=off (up): the controller is not given Open vSwitch's control socket, and an OP
+# Move waits for the copies and --settle instead of clearing the switch's datapath flow cache.
 # DIST_INSECURE_CONTROL=1 (up): a plaintext control plane (no TLS on OpenFlow or the southbound
 # API), to measure what TLS costs a Move.
 # Addresses come from 198.18.0.0/15; IPv6 is off on every test link (no stray neighbour
@@ -411,6 +413,7 @@ start_controller() {
         $([ -n "${DIST_INSECURE_CONTROL:-}" ] || echo --switch-cert "$dir/tls/switch.pem") \
         --ingress 1 --egress 2 --default vnf1 --request-timeout "${DIST_REQUEST_TIMEOUT:-5}" \
         --packet-out-rate "${DIST_PACKET_OUT_RATE:-10000}" ${DIST_MOVE_PATIENCE:+--move-patience "$DIST_MOVE_PATIENCE"} \
+        $([ "${DIST_SWITCH_SYNC:-on}" = off ] || echo --switch-unixctl "$dir/ovs/ovs-vswitchd.ctl") \
         --metrics "127.0.0.1:$controller_metrics_port" >>"$dir/controller.log" 2>&1 &
     echo $! >"$dir/controller.pid"
 }

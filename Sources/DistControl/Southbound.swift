@@ -35,6 +35,9 @@ public final class SouthboundService {
     public var channelVersion: Int?
     /// Which controller connection ordered each Move (its notices go there).
     public private(set) var moveOwners: [UInt64: Int32] = [:]
+    /// Moves whose controller asked not to hear `moveSwitched` and `moveDuplicating`
+    /// (``MoveRequest/switchNotice``): their phase changes all the same.
+    var switchNoticeUnwanted = Set<UInt64>()
 
     /// The DiST Moves under way here, either way, as `moves` lists them: a controller that
     /// starts again finds those it left behind, and ends them.
@@ -68,9 +71,12 @@ public final class SouthboundService {
     public func moveNotice(_ notice: MoveNoticeMessage, last: Bool) -> (client: Int32, body: [UInt8])? {
         if last {
             movesUnderWay[notice.moveID] = nil
+            switchNoticeUnwanted.remove(notice.moveID)
         } else if let phase = Self.phases[notice.type] {
             movesUnderWay[notice.moveID]?.phase = phase
         }
+        let switchNotice = notice.type == "moveSwitched" || notice.type == "moveDuplicating"
+        if switchNotice && switchNoticeUnwanted.contains(notice.moveID) { return nil }
         guard let client = moveOwners[notice.moveID] else { return nil }
         if last { moveOwners[notice.moveID] = nil }
         return (client, SouthboundReply.notice(notice).encoded(id: nil))
@@ -227,6 +233,7 @@ public final class SouthboundService {
         guard moveOwners[move.moveID] == nil else { throw SouthboundError("move \(move.moveID) is already under way") }
         let token = try startMove(move)
         moveOwners[move.moveID] = client
+        if !move.switchNotice { switchNoticeUnwanted.insert(move.moveID) }
         movesUnderWay[move.moveID] = MoveUnderWay(
             role: "source", phase: "exporting",
             order: ("\(move.filter)", move.guarantee, move.destination, token))

@@ -235,8 +235,8 @@ extension SouthboundRequest {
 }
 
 /// `movePerFlow`: `moveID`, `filter`, `scopes` (some of "per", "multi", "all"), `guarantee`
-/// (ng|lf|op), `lateLocking`, `earlyRelease`, `redirectFirst`, `patience`, and `dst`, the
-/// destination's channel address (IP:PORT@MAC).
+/// (ng|lf|op), `lateLocking`, `earlyRelease`, `redirectFirst`, `patience`, `switchNotice`, and
+/// `dst`, the destination's channel address (IP:PORT@MAC).
 public struct MoveRequest: Sendable, Equatable {
     public var moveID: UInt64
     public var filter: FlowFilter
@@ -254,6 +254,10 @@ public struct MoveRequest: Sendable, Equatable {
     /// How long the source waits for the controller's next step before it ends the Move itself
     /// (`patience`, seconds; nil: the instance's default).
     public var patience: Double?
+    /// Whether the source says when the switch's packets of the moved flows reach the
+    /// destination (`moveSwitched`, `moveDuplicating`; `switchNotice`, true unless false): a
+    /// controller that knows its switch's datapath is up to date by other means has no use for it.
+    public var switchNotice = true
 
     public init(moveID: UInt64, filter: FlowFilter, guarantee: String, destination: String) {
         self.moveID = moveID
@@ -292,6 +296,7 @@ public struct MoveRequest: Sendable, Equatable {
             guard seconds >= 0.1, seconds <= 600 else { throw SouthboundError(patienceMessage) }
             patience = seconds
         }
+        switchNotice = try c.optional("switchNotice", Bool.self, "\"switchNotice\" must be true or false") ?? true
     }
 
     func encode(to c: inout KeyedEncodingContainer<JSONKey>) throws {
@@ -305,6 +310,8 @@ public struct MoveRequest: Sendable, Equatable {
         try c.encode(redirectFirst, forKey: "redirectFirst")
         try c.encode(destination, forKey: "dst")
         try c.encodeIfPresent(patience, forKey: "patience")
+        // (Only when it is not the default: an instance of an earlier build reads the rest.)
+        if !switchNotice { try c.encode(false, forKey: "switchNotice") }
     }
 }
 

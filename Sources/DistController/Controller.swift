@@ -65,6 +65,10 @@ public struct ControllerConfig: Sendable {
     /// How long a dist Move's source waits for the controller's next step before it ends the
     /// Move itself (seconds; nil: the VNF's default, 3 s). See `MoveEngine.overdue`.
     public var movePatience: Double?
+    /// Open vSwitch's control socket (`ovs-vswitchd --unixctl=PATH`): an OP Move brings the
+    /// switch's datapath up to date with its new rules through it before the in-band control
+    /// packet goes (``DatapathSync``). nil: it waits for the copies and ``settleMilliseconds``.
+    public var switchUnixctl: String?
     /// Mutual TLS to every VNF's southbound API (``ControlTLS/client(_:)``); nil: plaintext.
     public var vnfTLS: NIOSSLContext?
     /// Mutual TLS on the OpenFlow listener (the switch presents a certificate of the CA); nil:
@@ -132,6 +136,7 @@ public final class Controller {
         self.loop = group.next()
         self.log = log
         link = SwitchLink(loop: loop, log: log)
+        link.datapathSync = config.switchUnixctl.map { DatapathSync(path: $0, loop: loop) }
     }
 
     /// Starts the servers and the VNF connections; returns the bound OpenFlow port.

@@ -13,27 +13,21 @@ extension DistModeMove {
         if spec.guarantee != .ng { expectSwitchTraffic() }
         if spec.guarantee == .op {
             // Phase 1: to both; in force once the destination sees the copies (see above).
-            for m in matches {
-                _ = sw.flowMod(
-                    SwitchRules.flowMod(m, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
+            var xids = matches.map {
+                sw.flowMod(
+                    SwitchRules.flowMod($0, to: [src.switchPort, dst.switchPort], priority: priority, cookie: cookie))
             }
             // Installed with phase 1, so that the switch's datapath applies it, like phase 1,
             // before the IBC goes (above the channel's rules: it matches the source's VLAN).
-            _ = sw.flowMod(
-                SwitchRules.reflector(
-                    from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
-                    priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut))
+            xids.append(
+                sw.flowMod(
+                    SwitchRules.reflector(
+                        from: src.switchPort, vlan: src.channelVLAN, to: dst.switchPort,
+                        priority: Self.reflectorPriority, cookie: cookie, cut: orderedCut)))
             reflecting = true
             duplicating = true
             updateSent = true
-            return switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
-                self.progress(
-                    "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
-                        + (seen
-                            ? " (copies reach \(self.dst.name))"
-                            : " (no copies seen at \(self.dst.name) within 250 ms)"))
-                return self.settled()
-            }
+            return sw.syncsDatapath ? phaseOneSynced(xids) : phaseOneSeen()
         }
         updateSent = true
         let xids = matches.map {
@@ -48,6 +42,37 @@ extension DistModeMove {
                 String(
                     format: "switch updated: %@ -> %@ (MoveTime %.4f s)", "\(self.spec.filter)", self.dst.name,
                     self.report.moveTime))
+        }
+    }
+
+    /// OP phase 1 where the switch's datapath can be brought up to date (``DatapathSync``): the
+    /// IBC goes once every cached flow is gone, so that no packet of a moved flow still goes to
+    /// the source alone after it (the destination seeing copies says only that some flows'
+    /// cached entries copy: once, one flow's went on sending to the source alone 11 ms later,
+    /// and the source dropped its next 37 packets as copies). Without a reply, the copies and
+    /// ``settle``, as without the means.
+    func phaseOneSynced(_ xids: [UInt32]) -> EventLoopFuture<Void> {
+        sw.barrier(covering: xids).flatMap { self.sw.syncDatapath() }.flatMap { _ in
+            self.phase("datapath-synced")
+            self.progress(
+                "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name) (datapath up to date)")
+            return self.loop.makeSucceededVoidFuture()
+        }.flatMapError { error in
+            if self.sw.closed { return self.loop.makeFailedFuture(error) }
+            self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
+            return self.phaseOneSeen()
+        }
+    }
+
+    /// OP phase 1 otherwise: the IBC goes ``settle`` after the destination sees the copies.
+    func phaseOneSeen() -> EventLoopFuture<Void> {
+        switchTraffic(seen: "copies-at-destination", unseen: "no-copies-within-timeout").flatMap { seen in
+            self.progress(
+                "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name)"
+                    + (seen
+                        ? " (copies reach \(self.dst.name))"
+                        : " (no copies seen at \(self.dst.name) within 250 ms)"))
+            return self.settled()
         }
     }
 

@@ -199,6 +199,8 @@ final class DistModeMove: MoveRun {
         order.earlyRelease = spec.optimizations.contains(.er)
         order.redirectFirst = spec.plan == .redirectFirst
         order.patience = patience
+        // OP where the switch's datapath is brought up to date: the copies' arrival says nothing more.
+        order.switchNotice = !(spec.guarantee == .op && sw.syncsDatapath)
         if spec.plan == .redirectFirst { return redirectFirst(order) }
         let stateSent = loop.makePromise(of: MoveNoticeMessage.self)
         self.stateSent = stateSent

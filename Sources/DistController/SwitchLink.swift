@@ -18,6 +18,10 @@ final class SwitchLink: MoveSwitch {
     private var earlier = TrafficCounters()
     private var droppedWhileAway = 0
     private var earlierDropped = 0
+    /// `--switch-unixctl`: the switch's control socket, to bring its datapath up to date.
+    var datapathSync: DatapathSync?
+    /// Its requests and replies, counted with the OpenFlow messages.
+    private var syncs = TrafficCounters()
     /// Whether the switch's own table was read (once, at the first connection).
     private var tableRead = false
     /// The cookie of the channel rules the controller installs at every connection.
@@ -80,7 +84,7 @@ final class SwitchLink: MoveSwitch {
         onDisconnect?()
     }
 
-    var counters: TrafficCounters { connection.map { earlier + $0.counters } ?? earlier }
+    var counters: TrafficCounters { (connection.map { earlier + $0.counters } ?? earlier) + syncs }
     var closed: Bool { connection?.closed ?? true }
     var queuedPacketOuts: Int { connection?.queuedPacketOuts ?? 0 }
     var packetOutsDropped: Int { earlierDropped + droppedWhileAway + (connection?.packetOutsDropped ?? 0) }
@@ -117,5 +121,16 @@ final class SwitchLink: MoveSwitch {
     func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void> {
         guard let connection else { return loop.makeFailedFuture(ControllerError("the switch is not connected")) }
         return connection.barrier(covering: covers, timeout: timeout)
+    }
+
+    var syncsDatapath: Bool { datapathSync != nil }
+
+    func syncDatapath() -> EventLoopFuture<Bool> {
+        guard let datapathSync else { return loop.makeSucceededFuture(false) }
+        syncs.sent(to: "switch", "revalidator/purge", bytes: 0)
+        return datapathSync.purge().map {
+            self.syncs.received(from: "switch", "revalidator/purge reply", bytes: 0)
+            return true
+        }
     }
 }

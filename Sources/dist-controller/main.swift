@@ -113,6 +113,16 @@ struct DistControllerCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
+            ArgumentHelp(
+                "Open vSwitch's control socket (ovs-vswitchd --unixctl=PATH): an OP Move clears the switch's datapath "
+                    + "flow cache through it before its in-band control packet, so no flow is still forwarded by "
+                    + "the rule before (without it: the copies, then --settle).",
+                valueName: "PATH"))
+    var switchUnixctl: String?
+
+    @Option(
+        name: .long,
+        help:
             "Serve Prometheus metrics at http://HOST:PORT/metrics (Moves by mode, guarantee and outcome, MoveTime, connections)."
     )
     var metrics: String?
@@ -137,6 +147,9 @@ struct DistControllerCommand: ParsableCommand {
             throw ValidationError("--move-patience must be 0.1 to 600 seconds")
         }
         guard settle >= 0, settle <= 1000 else { throw ValidationError("--settle must be 0 to 1000 milliseconds") }
+        if let path = switchUnixctl, path.isEmpty || path.utf8.count > 107 {
+            throw ValidationError("--switch-unixctl must be the path of a Unix socket (at most 107 bytes)")
+        }
         guard packetOutRate >= 1000, packetOutRate <= 1_000_000 else {
             throw ValidationError("--packet-out-rate must be 1000 to 1000000")
         }
@@ -176,6 +189,9 @@ struct DistControllerCommand: ParsableCommand {
             ingressPort: ingress, egressPort: egress, defaultVNF: defaultVNF, requestTimeout: requestTimeout,
             packetOutRate: packetOutRate, settleMilliseconds: settle)
         config.movePatience = movePatience
+        // (Not checked here: the switch may start after the controller. A Move that cannot use
+        // it says so in its report, and waits for the copies instead.)
+        config.switchUnixctl = switchUnixctl
         if let tlsCert, let tlsKey, let tlsCa {
             do {
                 let files = ControlTLS.Files(certificate: tlsCert, key: tlsKey, ca: tlsCa)

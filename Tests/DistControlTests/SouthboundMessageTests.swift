@@ -16,6 +16,7 @@ import Testing
         m.allFlows = true
         m.lateLocking = true
         m.patience = 2.5
+        m.switchNotice = false
         return m
     }
 

@@ -164,6 +164,14 @@ import Testing
         #expect(try Self.request(service, order.merging(["patience": 0.5]) { $1 }).first?["type"] as? String == "ack")
         #expect(try Self.request(service, order.merging(["moveID": 9]) { $1 }).first?["type"] as? String == "ack")
         #expect(started.map(\.patience) == [0.5, nil])
+        #expect(started.map(\.switchNotice) == [true, true])
+        #expect(
+            try Self.request(service, order.merging(["moveID": 11, "switchNotice": false]) { $1 }).first?["type"]
+                as? String == "ack")
+        #expect(started.last?.switchNotice == false)
+        #expect(
+            try Self.request(service, order.merging(["moveID": 12, "switchNotice": "no"]) { $1 }).first?["type"]
+                as? String == "error")
         for bad in [0.05, 601, -1] as [Double] {
             let reply = try Self.request(service, order.merging(["moveID": 10, "patience": bad]) { $1 })
             #expect(reply.first?["type"] as? String == "error", "\(bad)")
@@ -201,6 +209,24 @@ import Testing
         _ = service.moveNotice(MoveNoticeMessage(type: "moveComplete", moveID: 8, outcome: "completed"), last: true)
         service.incomingMove(5, started: false)
         #expect(try listed().isEmpty)
+    }
+
+    /// A controller that asked not to hear of the switch's traffic at the destination
+    /// (`switchNotice` false) gets no `moveDuplicating`, and `moves` still says the phase.
+    @Test func switchNoticesGoOnlyToAControllerThatWantsThem() throws {
+        let service = SouthboundService(store: PipelineStateStore(try Self.pipeline(run: [])))
+        service.startMove = { _ in 1 }
+        for (moveID, wanted) in [(8, true), (9, false)] {
+            let order: [String: Any] = [
+                "type": "movePerFlow", "id": moveID, "moveID": moveID, "guarantee": "op", "switchNotice": wanted,
+                "dst": "198.18.100.2:7400@02:00:00:00:00:02",
+            ]
+            #expect(try Self.request(service, order).first?["type"] as? String == "ack")
+            let duplicating = MoveNoticeMessage(type: "moveDuplicating", moveID: UInt64(moveID), outcome: "x")
+            #expect((service.moveNotice(duplicating, last: false) != nil) == wanted)
+        }
+        let moves = try Self.request(service, ["type": "moves", "id": 3]).first?["moves"] as? [[String: Any]] ?? []
+        #expect(moves.map { $0["phase"] as? String } == ["duplicating", "duplicating"])
     }
 
     /// An event rule is its connection's: another connection cannot end it, and while a DiST

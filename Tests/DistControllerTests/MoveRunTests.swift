@@ -177,6 +177,9 @@ final class LoopbackSwitch: MoveSwitch {
         counters.received(from: "switch", "BARRIER_REPLY", bytes: 0)
         return loop.makeSucceededVoidFuture()
     }
+
+    func syncDatapath() -> EventLoopFuture<Bool> { loop.makeSucceededFuture(false) }
+    var syncsDatapath: Bool { false }
 }
 
 /// The controller's Move runs (``DistModeMove``) on an embedded event loop against two VNFs of

@@ -87,3 +87,16 @@ class CommandLineTests(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class ControllerCommandLineTests(unittest.TestCase):
+    """dist-controller refuses arguments it cannot use before it binds anything."""
+
+    def test_bad_controller_arguments_name_the_argument(self):
+        controller = os.path.join(os.path.dirname(binary()), 'dist-controller')
+        base = [controller, '--vnf', 'a=127.0.0.1:1@1', '--insecure-control']
+        for args, word in ((['--settle', '5000'], '--settle'), (['--switch-unixctl', ''], '--switch-unixctl'),
+                           (['--switch-unixctl', '/tmp/' + 'x' * 200], '--switch-unixctl')):
+            result = subprocess.run(base + args, capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 64, result.stderr)
+            self.assertIn(word, result.stderr)

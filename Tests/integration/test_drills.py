@@ -134,7 +134,7 @@ class DrillTests(unittest.TestCase):
     def test_restarted_controller_undoes_an_order_preserving_move(self):
         """OP left behind while the switch copies the traffic to both: the restarted controller
         sends it back to the source alone, and the source gives the Move up."""
-        self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
+        self.restarted('datapath-synced', 'op', 'aborted (the controller aborted it: left behind',
                        'move N out, left behind (duplicating)', 'vnf1')
 
     def test_restarted_controller_undoes_a_split_moves_part(self):
@@ -146,7 +146,7 @@ class DrillTests(unittest.TestCase):
             self.assertTrue(parts, flows)
             # vnf1 is the switch's port 11, vnf2 its port 12.
             self.assertTrue(all('output:12' not in f and 'output:11' in f for f in parts), parts)
-        self.restarted('copies-at-destination', 'op', 'aborted (the controller aborted it: left behind',
+        self.restarted('datapath-synced', 'op', 'aborted (the controller aborted it: left behind',
                        'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'), rules=sent_back)
 
     def switch_flows(self, directory):

@@ -34,7 +34,7 @@ start)
             "other_config:dpdk-extra=--no-pci --file-prefix $(basename "$dir")-ovs" other_config:dpdk-socket-mem=1024 other_config:dpdk-socket-limit=1024 \
             other_config:pmd-cpu-mask=$(printf '0x%x' $((1 << ${DIST_OVS_PMD_CPU:-1}))) other_config:pmd-maxsleep=50
     fi
-    "$vswitchd" "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" --log-file="$dir/ovs-vswitchd.log" \
+    "$vswitchd" "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" --log-file="$dir/ovs-vswitchd.log" --unixctl="$dir/ovs-vswitchd.ctl" \
         --detach --no-chdir </dev/null >/dev/null 2>&1
     if [ "$mode" = dpdk ] && [ "$(ovs-vsctl --db="unix:$dir/db.sock" get Open_vSwitch . dpdk_initialized)" != true ]; then
         echo "ovs: DPDK did not initialise (hugepages? see $dir/ovs-vswitchd.log)" >&2
@@ -62,7 +62,7 @@ restart)
     rm -f "$dir/ovs-vswitchd.pid"
     vswitchd=ovs-vswitchd
     [ "$mode" = dpdk ] && vswitchd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
-    "$vswitchd" "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" --log-file="$dir/ovs-vswitchd.log" \
+    "$vswitchd" "unix:$dir/db.sock" --pidfile="$dir/ovs-vswitchd.pid" --log-file="$dir/ovs-vswitchd.log" --unixctl="$dir/ovs-vswitchd.ctl" \
         --detach --no-chdir </dev/null >/dev/null 2>&1
     echo "ovs: ovs-vswitchd restarted ($(cat "$dir/ovs-vswitchd.pid"))"
     ;;
