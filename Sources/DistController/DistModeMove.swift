@@ -35,9 +35,12 @@ extension OpenNFMove: MoveRun {}
 /// still went to the source alone, after the source's IBC, would be taken there for a copy the
 /// destination processes, and be lost (34 packets were, once, with a fixed 10 ms wait after the
 /// BARRIER reply: a BARRIER says the flow table has the rule, not that Open vSwitch's datapath
-/// cache applies it). So the destination says when the copies arrive (over the channel to the
+/// cache applies it). Where the controller has the switch's control socket (``DatapathSync``),
+/// the IBC goes once the switch has applied phase 1 (BARRIER) and emptied its datapath's flow
+/// cache. Otherwise the destination says when the copies arrive (over the channel to the
 /// source, which tells the controller: `moveDuplicating`), and the IBC goes ``settle`` after
-/// that; without traffic to copy, after ``copiesTimeout``. LF (and redirect-first) wait the
+/// that; without traffic to copy, after ``copiesTimeout``: a flow whose cached entry the switch
+/// updates later than others can still lose packets then (37 once, 11 ms after the first copies). LF (and redirect-first) wait the
 /// same way for the moved traffic to reach the destination (`moveSwitched`) before the IBC
 /// goes to the source: a packet the source got after it could not follow and was lost; without
 /// such traffic, ``quietAfterUpdate`` after the BARRIER reply.
@@ -47,8 +50,10 @@ extension OpenNFMove: MoveRun {}
 /// - LF: BARRIER and its reply, moveSwitched (none without traffic), the IBC PACKET_OUT to the
 ///   source and moveComplete (10 with two directions);
 /// - NG: BARRIER and its reply, one delPerFlow and its ack (9);
-/// - OP: the reflector's FLOW_MOD, moveDuplicating, the IBC PACKET_OUT to the source,
-///   moveComplete, one MODIFY of the Move's rules (by cookie) and the reflector's DELETE (11).
+/// - OP: the reflector's FLOW_MOD, BARRIER and its reply, Open vSwitch's `revalidator/purge`
+///   and its reply, the IBC PACKET_OUT to the source, moveComplete, one MODIFY of the Move's
+///   rules (by cookie) and the reflector's DELETE (14); without the control socket
+///   moveDuplicating instead of the BARRIER and the purge (11).
 ///   Its MoveTime ends at moveComplete, when the source has seen every copy of its IBC and the
 ///   destination every packet before it.
 final class DistModeMove: MoveRun {

@@ -74,12 +74,26 @@ def testbed(directory, *args, check=True, timeout=300):
 
 
 def cut(work, frames):
+    """The first `frames` frames of mix-a without fragments; past the trace's own, of passes of
+    it that each bring new flows and hosts (freshtrace.py), so that a high rate lasts."""
     path = os.path.join(work, f'trace-{frames}.pcap')
     if not os.path.exists(path):
+        source = os.path.join(ROOT, 'traces', 'mix-a.pcap')
+        if frames > 50000:
+            passes = frames // 50000 + 1
+            source = os.path.join(work, f'fresh-{passes}.pcap')
+            subprocess.run([sys.executable, os.path.join(ROOT, 'deploy', 'tools', 'freshtrace.py'), '--passes', str(passes),
+                            '--out', source], check=True, capture_output=True)
         subprocess.run([sys.executable, os.path.join(ROOT, 'deploy', 'tools', 'pcapcheck.py'), 'cut',
-                        os.path.join(ROOT, 'traces', 'mix-a.pcap'), path, '--frames', str(frames), '--no-fragments'],
+                        source, path, '--frames', str(frames), '--no-fragments'],
                        check=True, capture_output=True)
     return path
+
+
+def lasting(pps, frames):
+    """`frames`, or as many as `pps` sends in 2 s if that is more (a Move half way through then
+    meets traffic however fast the rate)."""
+    return max(frames, pps * 2)
 
 
 # testbed.sh up's --switch for every run (--switch).
@@ -169,7 +183,7 @@ def ceiling(work, profile, rates, runs, up=()):
     best = 0
     found = []
     for pps in rates:
-        trace = cut(work, min(pps * 4, 50000))
+        trace = cut(work, lasting(pps, min(pps * 4, 50000)))
         lost = [run(work, f'ceiling-{pps}-{i}', trace, pps, profile, up=up)['check']['lost'] for i in range(runs)]
         found.append({'pps': pps, 'lost': lost})
         print(f'ceiling: {pps} pps lost {lost}', flush=True)
@@ -370,7 +384,7 @@ def loss_against_rate(work, options, runs, results, drop=0):
             if options.guarantees and guarantee not in options.guarantees.split(','):
                 continue
             for pps in loss_rates(options, results):
-                frames = min(50000, pps * 8)
+                frames = lasting(pps, min(50000, pps * 8))
                 trace = cut(work, frames)
                 # Half way through the replay (mix-a lasts under 3 s at 20,000 pps).
                 at = min(4.0, frames / pps / 2)
