@@ -49,18 +49,20 @@ extension DistModeMove {
     /// IBC goes once every cached flow is gone, so that no packet of a moved flow still goes to
     /// the source alone after it (the destination seeing copies says only that some flows'
     /// cached entries copy: once, one flow's went on sending to the source alone 11 ms later,
-    /// and the source dropped its next 37 packets as copies). Without a reply, the copies and
-    /// ``settle``, as without the means.
+    /// and the source dropped its next 37 packets as copies). A rule the switch refused ends the
+    /// Move, as in LF; a purge without a reply falls back on the copies and ``settle``.
     func phaseOneSynced(_ xids: [UInt32]) -> EventLoopFuture<Void> {
-        sw.barrier(covering: xids).flatMap { self.sw.syncDatapath() }.flatMap { _ in
+        sw.barrier(covering: xids).flatMap {
+            self.sw.syncDatapath().map { true }.recover { error in
+                self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
+                return false
+            }
+        }.flatMap { synced in
+            guard synced else { return self.phaseOneSeen() }
             self.phase("datapath-synced")
             self.progress(
                 "switch phase 1: \(self.spec.filter) -> \(self.src.name) and \(self.dst.name) (datapath up to date)")
             return self.loop.makeSucceededVoidFuture()
-        }.flatMapError { error in
-            if self.sw.closed { return self.loop.makeFailedFuture(error) }
-            self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
-            return self.phaseOneSeen()
         }
     }
 

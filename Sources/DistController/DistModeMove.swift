@@ -39,11 +39,10 @@ extension OpenNFMove: MoveRun {}
 /// the IBC goes once the switch has applied phase 1 (BARRIER) and emptied its datapath's flow
 /// cache. Otherwise the destination says when the copies arrive (over the channel to the
 /// source, which tells the controller: `moveDuplicating`), and the IBC goes ``settle`` after
-/// that; without traffic to copy, after ``copiesTimeout``: a flow whose cached entry the switch
-/// updates later than others can still lose packets then (37 once, 11 ms after the first copies). LF (and redirect-first) wait the
-/// same way for the moved traffic to reach the destination (`moveSwitched`) before the IBC
-/// goes to the source: a packet the source got after it could not follow and was lost; without
-/// such traffic, ``quietAfterUpdate`` after the BARRIER reply.
+/// that; without traffic to copy, after ``copiesTimeout`` (a guess: see ``phaseOneSynced(_:)``).
+/// LF (and redirect-first) wait the same way for the moved traffic to reach the destination
+/// (`moveSwitched`) before the IBC goes to the source: a packet the source got after it could
+/// not follow and was lost; without such traffic, ``quietAfterUpdate`` after the BARRIER reply.
 ///
 /// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
 /// ack, moveStateSent, FLOW_MOD (one per direction), then

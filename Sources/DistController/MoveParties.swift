@@ -75,9 +75,9 @@ protocol MoveSwitch: AnyObject {
     /// FLOW_MODs `covers` names was refused, the switch goes away, or no reply comes.
     func barrier(covering covers: [UInt32], timeout: TimeAmount) -> EventLoopFuture<Void>
     /// Brings the switch's datapath up to date with its flow table (``DatapathSync``): succeeds
-    /// with true once no flow it cached before the call forwards a packet, with false at once
-    /// where the controller has no such means (then only time tells); fails if it did not work.
-    func syncDatapath() -> EventLoopFuture<Bool>
+    /// once no flow it cached before the call forwards a packet; fails if it did not work, or
+    /// at once where the controller has no such means (``syncsDatapath``: then only time tells).
+    func syncDatapath() -> EventLoopFuture<Void>
     /// Whether ``syncDatapath()`` has the means.
     var syncsDatapath: Bool { get }
 }

@@ -125,12 +125,11 @@ final class SwitchLink: MoveSwitch {
 
     var syncsDatapath: Bool { datapathSync != nil }
 
-    func syncDatapath() -> EventLoopFuture<Bool> {
-        guard let datapathSync else { return loop.makeSucceededFuture(false) }
-        syncs.sent(to: "switch", "revalidator/purge", bytes: 0)
-        return datapathSync.purge().map {
-            self.syncs.received(from: "switch", "revalidator/purge reply", bytes: 0)
-            return true
+    func syncDatapath() -> EventLoopFuture<Void> {
+        guard let datapathSync else {
+            return loop.makeFailedFuture(ControllerError("no control socket of the switch (--switch-unixctl)"))
         }
+        syncs.sent(to: "switch", "revalidator/purge", bytes: 0)
+        return datapathSync.purge().map { self.syncs.received(from: "switch", "revalidator/purge reply", bytes: 0) }
     }
 }

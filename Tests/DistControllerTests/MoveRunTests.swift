@@ -178,7 +178,7 @@ final class LoopbackSwitch: MoveSwitch {
         return loop.makeSucceededVoidFuture()
     }
 
-    func syncDatapath() -> EventLoopFuture<Bool> { loop.makeSucceededFuture(false) }
+    func syncDatapath() -> EventLoopFuture<Void> { loop.makeFailedFuture(ControllerError("no means")) }
     var syncsDatapath: Bool { false }
 }
 
