@@ -126,6 +126,20 @@ record() {  # record N: dist-wire records the sink and, mirrored, what the switc
     echo $! >"$dir/recorder.pid"
 }
 
+# Namespaces of this prefix from before: a live one (a mount point) is another test bed's, and
+# up stops with its name; a bare file is what a machine restored from a disk image keeps of
+# one (/run/netns can live on disk), and goes.
+leftovers() {
+    local f live=()
+    for f in /run/netns/"$prefix"-*; do
+        [ -e "$f" ] || continue
+        if mountpoint -q "$f"; then live+=("${f##*/}"); else rm -f "$f"; fi
+    done
+    [ ${#live[@]} -eq 0 ] && return 0
+    say "namespaces ${live[*]} belong to a test bed that is up; bring it down (DIST_TESTBED_DIR=ITS_DIR $0 down) first" >&2
+    exit 1
+}
+
 up() {
     local vnfs=2 workers=1 profile=none channel_drop=0 control_mbit=0 control_delay_ms=0 switch=kernel flows=65536
     while [ $# -gt 0 ]; do
@@ -166,6 +180,7 @@ up() {
         say "--channel-drop needs --profile paper or fast-control (the delay lines drop the frames)" >&2; exit 2
     fi
     [ -e "$dir/up" ] && { say "already up ($dir); run down first" >&2; exit 1; }
+    leftovers
     for bin in "$vnf_bin" "$ctl_bin" "$distctl_bin" "$delayline_bin" "$wire_bin"; do
         [ -x "$bin" ] || { say "$bin missing: build first (deploy/setup.sh)" >&2; exit 1; }
     done

@@ -254,6 +254,10 @@ class TestBedTests(unittest.TestCase):
         trace = os.path.join(self.dir, 'part.pcap')
         frames = pcapcheck.read_pcap(MIX_A)[:3000]
         write_pcap(trace, frames)
+        # What a machine restored from a disk image keeps of a namespace that was up: its file
+        # in /run/netns, no longer a mount point. up takes its place.
+        os.makedirs('/run/netns', exist_ok=True)
+        open('/run/netns/dtb-src', 'w').close()
         try:
             self.assertIn('up: 2 VNFs', self.run_testbed('up').stdout)
             self.assertIn('already up', self.run_testbed('up', check=False).stderr)
@@ -272,6 +276,18 @@ class TestBedTests(unittest.TestCase):
         links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
         self.assertNotIn('dtb-', links)
         self.assertIn('down', self.run_testbed('status').stdout)
+
+    def test_a_live_namespace_of_its_name_stops_up_and_stays(self):
+        subprocess.run(['ip', 'netns', 'add', 'dtb-sink'], check=True)
+        try:
+            out = self.run_testbed('up', check=False)
+            self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+            self.assertIn('namespaces dtb-sink belong to a test bed that is up', out.stderr)
+            left = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout.split()
+            self.assertIn('dtb-sink', left)
+            self.assertNotIn('dtb-src', left)
+        finally:
+            subprocess.run(['ip', 'netns', 'delete', 'dtb-sink'])
 
     def test_the_order_reference_is_taken_where_the_switch_sends(self):
         """With delay lines, what left the switch towards a VNF is captured before the line:
