@@ -24,6 +24,7 @@
 //   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
 //                  and the admin protocol served on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
+//   CHyperscan     Debian's Hyperscan (libhyperscan-dev): a signature list's prefilter.
 //   CZstd          Debian's Zstandard (libzstd-dev): the channel's frames of states, compressed.
 //   DistPRADS      PRADS-compatible detection: signature files and matching. No DPDK.
 //   DistTransfer   The VNF's side of a Move (MoveEngine): marks, sessions, release, abort. No DPDK.
@@ -119,9 +120,10 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .systemLibrary(name: "CPCRE2", providers: [.apt(["libpcre2-dev"])]),
+        .systemLibrary(name: "CHyperscan", providers: [.apt(["libhyperscan-dev"])]),
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .target(
-            name: "DistPRADS", dependencies: ["CPCRE2", "DistPacket", "DistFlow"],
+            name: "DistPRADS", dependencies: ["CPCRE2", "CHyperscan", "DistPacket", "DistFlow"],
             // The detector's state has one owner (its worker); dynamic exclusivity checks on its
             // class properties cost a thread-local lookup per access on the fast path.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]

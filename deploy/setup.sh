@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev libpcre2-dev libzstd-dev libssl-dev prads openvswitch-switch openvswitch-switch-dpdk tcpreplay tcpdump tshark openssl python3 python3-matplotlib iproute2 valgrind)
+PACKAGES=(libdpdk-dev dpdk dpdk-dev libnuma-dev libpcap-dev libpcre2-dev libhyperscan-dev libzstd-dev libssl-dev prads openvswitch-switch openvswitch-switch-dpdk tcpreplay tcpdump tshark openssl python3 python3-matplotlib iproute2 valgrind)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -80,35 +80,64 @@ public enum ServiceSignatureFile {
 }
 
 /// Matches payloads against an ordered list of service signatures, as PRADS does: the first
-/// signature whose regex matches wins, and its title becomes the asset's service-info.
+/// signature whose regex matches wins, and its title becomes the asset's service-info. A
+/// ``ServicePrefilter`` names the signatures that can match, and only those run.
 public final class ServiceMatcher {
     public let signatures: [ServiceSignature]
     let matchers: [Regex.Matcher]
     /// The matchers' handles, walked per payload.
     let handles: [Regex.Handles]
+    /// This matcher's scans of its list's prefilter (nil: every signature runs).
+    let scanner: ServicePrefilter.Scanner?
 
-    /// One matcher per worker: it owns the PCRE2 match state.
-    public init(_ signatures: [ServiceSignature], matchLimit: UInt32 = Regex.defaultMatchLimit) {
+    /// One matcher per worker: it owns the PCRE2 match state and the prefilter's scratch space.
+    /// `prefilter: false` walks every signature (the reference the prefilter is tested against).
+    public init(_ signatures: [ServiceSignature], matchLimit: UInt32 = Regex.defaultMatchLimit, prefilter: Bool = true)
+    {
         self.signatures = signatures
         matchers = signatures.map { Regex.Matcher($0.regex, matchLimit: matchLimit) }
         handles = matchers.map(\.handles)
+        scanner =
+            prefilter
+            ? ServicePrefilter.shared(for: signatures.map(\.regex.pattern)).flatMap(ServicePrefilter.Scanner.init) : nil
     }
+
+    /// Whether a prefilter chooses the signatures to run.
+    public var prefiltered: Bool { scanner != nil }
 
     /// Matches that gave up at the match limit (pathological payloads), over all signatures.
     public private(set) var limitHits = 0
 
     /// The first signature matching `payload`, and its service-info text.
     public func match(_ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
-        // (Plain handles: walking the matchers retained and released each of them.)
-        for i in handles.indices {
-            let rc = handles[i].match(payload)
-            if rc >= 0 {
-                return (
-                    signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matchers[i], subject: payload)
-                )
+        if let scanner, scanner.scan(payload) {
+            return scanner.candidates.withUnsafeBufferPointer { words in
+                for w in words.indices {
+                    var bits = words[w]
+                    while bits != 0 {
+                        let i = w << 6 | bits.trailingZeroBitCount
+                        bits &= bits &- 1
+                        if let found = attempt(i, payload) { return found }
+                    }
+                }
+                return nil
             }
-            if Regex.Handles.gaveUp(rc) { limitHits += 1 }
         }
+        for i in handles.indices {
+            if let found = attempt(i, payload) { return found }
+        }
+        return nil
+    }
+
+    /// Signature `i` against `payload`: its service and text if it matches.
+    @inline(__always)
+    private func attempt(_ i: Int, _ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
+        // (Plain handles: walking the matchers retained and released each of them.)
+        let rc = handles[i].match(payload)
+        if rc >= 0 {
+            return (signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matchers[i], subject: payload))
+        }
+        if Regex.Handles.gaveUp(rc) { limitHits += 1 }
         return nil
     }
 
