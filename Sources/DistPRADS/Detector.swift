@@ -368,8 +368,9 @@ public final class Detector {
     /// in place with one hash lookup.
     @inline(__always)
     func withAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
-        let fresh = Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)
-        return Detector.follow(&assets[p.source, default: fresh], p, body)
+        // (The default is built only for a new host: built first, it was copied and destroyed
+        // at every call.)
+        Detector.follow(&assets[p.source, default: Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)], p, body)
     }
 
     @inline(__always)
@@ -460,9 +461,13 @@ public final class Detector {
         guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
         let matched = match(&e, kind: kind)
         guard admits(p.source, at: p.timestamp) else { return }
-        let known = withAsset(p) { asset in asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) }
-        if known { return }
-        guard assets[p.source]!.os.count < maxEntriesPerHost else {
+        let limit = maxEntriesPerHost
+        // nil: known already; else whether a new entry fits (one lookup for both).
+        let fits: Bool? = withAsset(p) { asset in
+            asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) ? nil : asset.os.count < limit
+        }
+        guard let fits else { return }
+        guard fits else {
             counters.entriesRefused += 1
             return
         }

@@ -204,14 +204,23 @@ public enum KnownPorts {
         (6, 3306, "@mysql"), (6, 6667, "@irc"),
     ]
 
-    static let lookup: [UInt32: String] = {
-        var d: [UInt32: String] = [:]
-        for entry in table { d[UInt32(entry.proto) << 16 | UInt32(entry.port)] = entry.name }
-        return d
+    /// The table's keys (protocol << 16 | port), sorted, and their names: a binary search of 34
+    /// keys costs less than hashing one (every UDP payload no signature names is looked up).
+    static let sorted: (keys: [UInt32], names: [String]) = {
+        let entries = table.map { (UInt32($0.proto) << 16 | UInt32($0.port), $0.name) }.sorted { $0.0 < $1.0 }
+        return (entries.map(\.0), entries.map(\.1))
     }()
 
     /// The name of a well-known port for a protocol, if PRADS knows one.
     public static func name(proto: UInt8, port: UInt16) -> String? {
-        lookup[UInt32(proto) << 16 | UInt32(port)]
+        let key = UInt32(proto) << 16 | UInt32(port)
+        let keys = sorted.keys
+        var low = 0
+        var high = keys.count
+        while low < high {
+            let mid = (low + high) >> 1
+            if keys[mid] < key { low = mid + 1 } else { high = mid }
+        }
+        return low < keys.count && keys[low] == key ? sorted.names[low] : nil
     }
 }
