@@ -145,7 +145,8 @@ public final class Detector {
     /// forgetting another (``evictOne()``); counted when not.
     @inline(__always)
     func admits(_ address: IPAddress, at now: UInt64) -> Bool {
-        if assets[address] != nil { return true }
+        // (index(forKey:): `assets[address] != nil` copied the host's whole record out.)
+        if assets.index(forKey: address) != nil { return true }
         guard assets.count < maxAssets || evictOne() else {
             counters.assetsRefused += 1
             return false
@@ -370,7 +371,8 @@ public final class Detector {
     func withAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
         // (The default is built only for a new host: built first, it was copied and destroyed
         // at every call.)
-        Detector.follow(&assets[p.source, default: Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)], p, body)
+        Detector.follow(
+            &assets[p.source, default: Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)], p, body)
     }
 
     @inline(__always)
@@ -382,40 +384,45 @@ public final class Detector {
 
     func updateService(_ p: DetectionPacket, service: String, application: String) {
         guard admits(p.source, at: p.timestamp) else { return }
-        touch(p)
         let port = p.role == .client ? p.destinationPort : p.sourcePort
-        if let i = assets[p.source]!.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
-            var entry = assets[p.source]!.services[i]
-            var replaced = false
-            if application.first != "@" && entry.application.first == "@" {
+        let limit = maxEntriesPerHost
+        // One lookup: the port's entry changed where it lies, or a new one (nil, true: no room).
+        let (learnt, refused): (ServiceEntry?, Bool) = withAsset(p) { asset in
+            if let i = asset.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
+                return (Self.revise(&asset.services[i], service: service, application: application), false)
+            }
+            guard asset.services.count < limit else { return (nil, true) }
+            let entry = ServiceEntry(
+                port: port, proto: p.proto, service: service, application: application,
+                server: p.role == .server, attempts: 0, ttl: p.ttl)
+            asset.services.insert(entry, at: 0)
+            return (entry, false)
+        }
+        if refused { counters.entriesRefused += 1 }
+        if let learnt { record(p, learnt) }
+    }
+
+    /// PRADS's rule for a port's service seen again: a name from a signature replaces a port's
+    /// guess ("@..."), another name replaces it only after `maxServiceAttempts` sightings of a
+    /// different one. Returns the entry when it was replaced (a record to log).
+    static func revise(_ entry: inout ServiceEntry, service: String, application: String) -> ServiceEntry? {
+        var replaced = false
+        if application.first != "@" && entry.application.first == "@" {
+            replaced = true
+        } else if application != entry.application {
+            if entry.attempts > maxServiceAttempts {
                 replaced = true
-            } else if application != entry.application {
-                if entry.attempts > Self.maxServiceAttempts {
-                    replaced = true
-                } else {
-                    entry.attempts += 1
-                }
             } else {
-                entry.attempts = 0
+                entry.attempts += 1
             }
-            if replaced {
-                entry.attempts = 0
-                entry.service = service
-                entry.application = application
-            }
-            assets[p.source]!.services[i] = entry
-            if replaced { record(p, entry) }
-            return
+        } else {
+            entry.attempts = 0
         }
-        guard assets[p.source]!.services.count < maxEntriesPerHost else {
-            counters.entriesRefused += 1
-            return
-        }
-        let entry = ServiceEntry(
-            port: port, proto: p.proto, service: service, application: application,
-            server: p.role == .server, attempts: 0, ttl: p.ttl)
-        assets[p.source]!.services.insert(entry, at: 0)
-        record(p, entry)
+        guard replaced else { return nil }
+        entry.attempts = 0
+        entry.service = service
+        entry.application = application
+        return entry
     }
 
     func record(_ p: DetectionPacket, _ entry: ServiceEntry) {
