@@ -98,5 +98,12 @@ import Testing
         #expect(KnownPorts.name(proto: 17, port: 53) == "@domain")
         #expect(KnownPorts.name(proto: 6, port: 53) == nil)
         #expect(KnownPorts.name(proto: 17, port: 1194) == "@openvpn")
+        // The ends of the sorted table, and just past them.
+        #expect(KnownPorts.name(proto: 6, port: 20) == "@ftp-data")
+        #expect(KnownPorts.name(proto: 6, port: 6667) == "@irc")
+        #expect(KnownPorts.name(proto: 17, port: 2049) == "@nfs")
+        for (proto, port) in [(6, 19), (6, 6668), (0, 0), (17, 2050), (255, 65535)] as [(UInt8, UInt16)] {
+            #expect(KnownPorts.name(proto: proto, port: port) == nil)
+        }
     }
 }
