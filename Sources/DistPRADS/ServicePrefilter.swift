@@ -14,13 +14,11 @@ import Synchronization
 /// scan needs scratch space of its own per thread (``Scanner``).
 final class ServicePrefilter: @unchecked Sendable {
     let database: OpaquePointer
-    /// How many signatures, and the mask of those run for every payload, a bit per signature.
-    let count: Int
+    /// The signatures run for every payload, a bit per signature.
     let always: [UInt64]
 
-    private init(database: OpaquePointer, count: Int, always: [UInt64]) {
+    private init(database: OpaquePointer, always: [UInt64]) {
         self.database = database
-        self.count = count
         self.always = always
     }
 
@@ -40,7 +38,7 @@ final class ServicePrefilter: @unchecked Sendable {
             switch build(patterns, taken, flags) {
             case .built(let database):
                 for i in Set(patterns.indices).subtracting(taken) { always[i / 64] |= 1 << UInt64(i % 64) }
-                return ServicePrefilter(database: database, count: patterns.count, always: always)
+                return ServicePrefilter(database: database, always: always)
             case .refused(let position):
                 taken.remove(at: position)
             case .failed:
@@ -105,37 +103,40 @@ final class ServicePrefilter: @unchecked Sendable {
     final class Scanner {
         let prefilter: ServicePrefilter
         let scratch: OpaquePointer
-        /// The last scan's candidates, a bit per signature.
-        private(set) var candidates: [UInt64]
+        /// The last scan's candidates, a bit per signature: the scanner's own words, so that a
+        /// scan neither copies nor retains an array.
+        let candidates: UnsafeMutableBufferPointer<UInt64>
 
         init?(_ prefilter: ServicePrefilter) {
             var scratch: OpaquePointer?
             guard hs_alloc_scratch(prefilter.database, &scratch) == HS_SUCCESS, let scratch else { return nil }
             self.prefilter = prefilter
             self.scratch = scratch
-            candidates = prefilter.always
+            candidates = .allocate(capacity: prefilter.always.count)
+            _ = candidates.initialize(from: prefilter.always)
         }
 
-        deinit { hs_free_scratch(scratch) }
+        deinit {
+            hs_free_scratch(scratch)
+            candidates.deallocate()
+        }
 
         /// Marks in ``candidates`` the signatures that may match `payload` (and those always
         /// run). False when the scan failed: then every signature is a candidate.
         func scan(_ payload: UnsafeRawBufferPointer) -> Bool {
-            candidates.withUnsafeMutableBufferPointer { words in
-                for i in words.indices { words[i] = prefilter.always[i] }
+            prefilter.always.withUnsafeBufferPointer { always in
+                for i in always.indices { candidates[i] = always[i] }
             }
             guard let base = payload.baseAddress, payload.count > 0, payload.count <= Int(UInt32.max) else {
                 return false
             }
-            let rc = candidates.withUnsafeMutableBufferPointer { words in
-                hs_scan(
-                    prefilter.database, base.assumingMemoryBound(to: CChar.self), UInt32(payload.count), 0, scratch,
-                    { id, _, _, _, context in
-                        let words = context!.assumingMemoryBound(to: UInt64.self)
-                        words[Int(id / 64)] |= 1 << UInt64(id % 64)
-                        return 0
-                    }, words.baseAddress)
-            }
+            let rc = hs_scan(
+                prefilter.database, base.assumingMemoryBound(to: CChar.self), UInt32(payload.count), 0, scratch,
+                { id, _, _, _, context in
+                    let words = context!.assumingMemoryBound(to: UInt64.self)
+                    words[Int(id / 64)] |= 1 << UInt64(id % 64)
+                    return 0
+                }, candidates.baseAddress)
             return rc == HS_SUCCESS
         }
     }

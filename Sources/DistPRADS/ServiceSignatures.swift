@@ -111,17 +111,16 @@ public final class ServiceMatcher {
     /// The first signature matching `payload`, and its service-info text.
     public func match(_ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
         if let scanner, scanner.scan(payload) {
-            return scanner.candidates.withUnsafeBufferPointer { words in
-                for w in words.indices {
-                    var bits = words[w]
-                    while bits != 0 {
-                        let i = w << 6 | bits.trailingZeroBitCount
-                        bits &= bits &- 1
-                        if let found = attempt(i, payload) { return found }
-                    }
+            let words = scanner.candidates
+            for w in words.indices {
+                var bits = words[w]
+                while bits != 0 {
+                    let i = w << 6 | bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    if let found = attempt(i, payload) { return found }
                 }
-                return nil
             }
+            return nil
         }
         for i in handles.indices {
             if let found = attempt(i, payload) { return found }
