@@ -16,6 +16,14 @@ public final class SouthboundService {
     /// The controller connection that enabled events: packet events go to it, and its going
     /// away disables them.
     public private(set) var eventsOwner: Int32?
+    /// The filter of the events in force.
+    var eventsFilter: FlowFilter?
+    /// Copies of the packets raised for a controller that wants them kept (`keep`).
+    public private(set) var kept = KeptEvents()
+    /// opennf-mode Moves into this instance (`putPerFlow` with `move`), until `endImport`:
+    /// listed in `moves`, so that a controller started after the one that died ends them.
+    public private(set) var imports: [UInt64: ImportTag] = [:]
+    public static let maxImports = 1024
 
     public init(store: StateStore) {
         self.store = store
@@ -88,15 +96,41 @@ public final class SouthboundService {
     }
 
     /// A controller connection closed: if it had events enabled, they are disabled (held
-    /// packets are processed and forwarded), so the VNF is left as it was.
-    public func disconnected(_ client: Int32) {
-        guard client == eventsOwner else { return }
-        try? disableEvents(client: client)
+    /// packets are processed and forwarded), so the VNF is left as it was. Copies it asked to
+    /// be kept and did not release were processed nowhere: each worker processes its own, in
+    /// order, before the filter's next packets (which wait meanwhile), after `drain` has
+    /// handed ``raised(_:worker:)`` what the workers raised before the wait. Returns how many
+    /// were processed so (nil: the connection had no events that kept copies).
+    @discardableResult
+    public func disconnected(_ client: Int32, drain: () -> Void = {}) throws -> Int? {
+        guard client == eventsOwner else { return nil }
+        guard kept.keeping, let filter = eventsFilter else {
+            try disableEvents(client: client)
+            return nil
+        }
+        eventsOwner = nil
+        eventsFilter = nil
+        do {
+            // (From here the filter's packets wait, not raised: every packet raised before is in
+            // the workers' rings, and `drain` takes it.)
+            try store.setEvents(EventRule(filter: filter, action: .hold))
+            drain()
+            let replay = kept.takeAll()
+            try store.endEvents(replaying: replay)
+            return replay.count
+        } catch {
+            // Nothing may wait for good: what the workers hold goes on.
+            kept.start(keeping: false)
+            try? store.setEvents(nil)
+            throw error
+        }
     }
 
-    /// A packet event message for the controller.
-    public static func packetEvent(_ frame: [UInt8], worker: Int) -> [UInt8] {
-        SouthboundReply.packetEvent(worker: worker, frame: frame).encoded(id: nil)
+    /// A packet the workers raised: its event message for the controller, with its sequence
+    /// number (a copy kept, where the controller asked for that).
+    public func raised(_ frame: [UInt8], worker: Int) -> [UInt8] {
+        let seq = kept.raised(frame, worker: worker)
+        return SouthboundReply.packetEvent(worker: worker, frame: frame, seq: seq).encoded(id: nil)
     }
 
     /// Answers one request frame's body from `client` with the bodies of the reply frames.
@@ -124,7 +158,13 @@ public final class SouthboundService {
                 batch: batch ?? chunksPerMessage)
         case .getAllFlows:
             return state(.allFlows, [.allFlows(store.exportCounters())], batch: chunksPerMessage)
-        case .putPerFlow(let chunks):
+        case .putPerFlow(let chunks, let tag):
+            if let tag, imports[tag.moveID] == nil {
+                guard imports.count < Self.maxImports else {
+                    throw SouthboundError("\(Self.maxImports) opennf-mode Moves into this instance are under way")
+                }
+                imports[tag.moveID] = tag
+            }
             let (flows, nanoseconds) = try put(chunks, .perFlow) { chunk -> FlowEntry? in
                 if case .perFlow(let e) = chunk { return e } else { return nil }
             }
@@ -150,12 +190,22 @@ public final class SouthboundService {
         case .delAllFlows:
             store.resetCounters()
             return [.ack(.init(count: 1))]
-        case .enableEvents(let filter, let action, let lateLocking):
-            try enableEvents(EventRule(filter: filter, action: action, lateLocking: lateLocking), client: client)
+        case .enableEvents(let filter, let action, let lateLocking, let keep):
+            try enableEvents(
+                EventRule(filter: filter, action: action, lateLocking: lateLocking), keep: keep, client: client)
             return [.ack(.init(count: 1))]
         case .disableEvents:
             try disableEvents(client: client)
             return [.ack(.init(count: 1))]
+        case .eventsReleased(let seqs):
+            guard eventsOwner == client else { throw SouthboundError("no events of this connection are in force") }
+            kept.released(seqs)
+            return []
+        case .endImport(let moveID, let keep):
+            guard let tag = imports.removeValue(forKey: moveID) else {
+                throw SouthboundError("no opennf-mode Move \(moveID) into this instance is under way")
+            }
+            return [.ack(.init(count: keep ? 0 : try store.deleteFlows(tag.filter)))]
         case .flowGroups(let filter, let length):
             return [.flowGroups(try flowGroups(filter, length: length))]
         case .info:
@@ -167,7 +217,14 @@ public final class SouthboundService {
             try abortMove(moveID, reason, peerGone)
             return [.ack(.init(count: 1))]
         case .moves:
-            return [.moves(movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.listing(id) })]
+            let dist = movesUnderWay.keys.sorted().compactMap { id in movesUnderWay[id]?.listing(id) }
+            let opennf = imports.keys.sorted().map { id in
+                let tag = imports[id]!
+                return SouthboundReply.MoveListing(
+                    moveID: id, role: "destination", phase: "importing", filter: "\(tag.filter)", guarantee: "opennf",
+                    source: tag.source)
+            }
+            return [.moves(dist + opennf)]
         }
     }
 
@@ -183,7 +240,7 @@ public final class SouthboundService {
     }
 
     /// OpenNF's enableEvents: one connection's at a time.
-    func enableEvents(_ rule: EventRule, client: Int32) throws {
+    func enableEvents(_ rule: EventRule, keep: Bool = false, client: Int32) throws {
         if let owner = eventsOwner, owner != client {
             throw SouthboundError("events are enabled by another controller connection")
         }
@@ -194,6 +251,8 @@ public final class SouthboundService {
         }
         try store.setEvents(rule)
         eventsOwner = client
+        eventsFilter = rule.filter
+        kept.start(keeping: keep)
     }
 
     /// Ends the events this connection enabled; another connection's stay, as does a DiST
@@ -203,6 +262,9 @@ public final class SouthboundService {
         guard owner == client else { throw SouthboundError("events are enabled by another controller connection") }
         try store.setEvents(nil)
         eventsOwner = nil
+        eventsFilter = nil
+        // (Its controller has had every event: what it did not send on is its to account for.)
+        kept.start(keeping: false)
     }
 
     /// Whether a connection has work under way here: events it enabled, or a Move it ordered

@@ -12,7 +12,7 @@ public enum SouthboundReply: Sendable, Equatable {
     case flowGroups([FlowGroup])
     case moves([MoveListing])
     /// A packet the VNF raised under an event rule (OpenNF mode), and the worker that did.
-    case packetEvent(worker: Int, frame: [UInt8])
+    case packetEvent(worker: Int, frame: [UInt8], seq: UInt64? = nil)
     case notice(MoveNoticeMessage)
 
     /// What kind of reply this is, for counting (a notice by its type).
@@ -99,11 +99,14 @@ public enum SouthboundReply: Sendable, Equatable {
         public var guarantee: String?
         public var destination: String?
         public var ibcToken: UInt64?
+        /// An opennf-mode Move in: the controller's name for its source.
+        public var source: String?
 
         public init(
             moveID: UInt64, role: String, phase: String, filter: String? = nil, guarantee: String? = nil,
-            destination: String? = nil, ibcToken: UInt64? = nil
+            destination: String? = nil, ibcToken: UInt64? = nil, source: String? = nil
         ) {
+            self.source = source
             self.moveID = moveID
             self.role = role
             self.phase = phase
@@ -242,13 +245,15 @@ extension SouthboundReply {
                         destination: try m.decodeIfPresent(String.self, forKey: "dst"),
                         ibcToken: try m.decodeIfPresent(String.self, forKey: "ibcToken").flatMap {
                             UInt64($0, radix: 16)
-                        })
+                        }, source: try m.decodeIfPresent(String.self, forKey: "src"))
                 })
         case "packetEvent":
             guard let frame = Data(base64Encoded: try c.decode(String.self, forKey: "frame")) else {
                 throw SouthboundError("a packet event's frame is not base64")
             }
-            self = .packetEvent(worker: try c.decodeIfPresent(Int.self, forKey: "worker") ?? 0, frame: [UInt8](frame))
+            self = .packetEvent(
+                worker: try c.decodeIfPresent(Int.self, forKey: "worker") ?? 0, frame: [UInt8](frame),
+                seq: try c.decodeIfPresent(UInt64.self, forKey: "seq"))
         default:
             throw SouthboundError("unknown reply type '\(type)'")
         }
@@ -296,10 +301,12 @@ extension SouthboundReply {
                 try o.encodeIfPresent(m.guarantee, forKey: "guarantee")
                 try o.encodeIfPresent(m.destination, forKey: "dst")
                 try o.encodeIfPresent(m.ibcToken.map(Self.hex), forKey: "ibcToken")
+                try o.encodeIfPresent(m.source, forKey: "src")
             }
-        case .packetEvent(let worker, let frame):
+        case .packetEvent(let worker, let frame, let seq):
             try c.encode("packetEvent", forKey: "type")
             try c.encode(worker, forKey: "worker")
+            try c.encodeIfPresent(seq, forKey: "seq")
             try c.encode(Data(frame).base64EncodedString(), forKey: "frame")
         case .notice(let n):
             try c.encode(n.type, forKey: "type")

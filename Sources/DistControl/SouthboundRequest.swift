@@ -13,15 +13,28 @@ public enum SouthboundRequest: Sendable, Equatable {
     case getMultiFlow(filter: FlowFilter, batch: Int?, peers: Bool)
     case getAllFlows
     /// `chunks`: base64 of ``StateCodec`` chunks (decoded by the service, which times it).
-    case putPerFlow(chunks: [String])
+    /// `move`: they come in an opennf-mode Move (the instance lists it in `moves` until
+    /// `endImport`, so that a controller started after one that died finds it).
+    case putPerFlow(chunks: [String], move: ImportTag? = nil)
     case putMultiFlow(chunks: [String])
     case putAllFlows(chunks: [String])
     /// `hosts`: the filter's multi-flow state goes too.
     case delPerFlow(filter: FlowFilter, hosts: Bool)
     case delMultiFlow(filter: FlowFilter)
     case delAllFlows
-    case enableEvents(filter: FlowFilter, action: EventAction, lateLocking: Bool)
+    /// `keep` (with `drop`): the instance keeps a copy of each packet it raises until the
+    /// controller says it sent it on (`eventsReleased`); should the connection close before
+    /// `disableEvents`, it processes the copies not released, in order, before the filter's next
+    /// packets.
+    case enableEvents(filter: FlowFilter, action: EventAction, lateLocking: Bool, keep: Bool = false)
     case disableEvents
+    /// The raised packets of these sequence numbers are sent on (`seqs`: ranges, first and
+    /// last): their copies go. The one request with no reply: it goes with every batch of
+    /// packets the controller sends on.
+    case eventsReleased(seqs: [ClosedRange<UInt64>])
+    /// An opennf-mode Move into this instance ends: with `keep` its flows stay; without, the
+    /// flows of its filter go (it was undone).
+    case endImport(moveID: UInt64, keep: Bool)
     /// A split Move's parts: the filter's flows by sub-prefix of `length`.
     case flowGroups(filter: FlowFilter, length: Int)
     case info
@@ -45,6 +58,8 @@ public enum SouthboundRequest: Sendable, Equatable {
         case .delAllFlows: "delAllFlows"
         case .enableEvents: "enableEvents"
         case .disableEvents: "disableEvents"
+        case .eventsReleased: "eventsReleased"
+        case .endImport: "endImport"
         case .flowGroups: "flowGroups"
         case .info: "info"
         case .movePerFlow: "movePerFlow"
@@ -52,6 +67,9 @@ public enum SouthboundRequest: Sendable, Equatable {
         case .moves: "moves"
         }
     }
+
+    /// The most ranges one `eventsReleased` names.
+    public static let maxReleasedRanges = 65536
 
     /// The longest `reason` an `abortMove` carries (it goes into logs).
     public static let maxReason = 200
@@ -136,7 +154,9 @@ extension SouthboundRequest {
         case "getMultiFlow":
             self = .getMultiFlow(filter: try c.filter(), batch: try c.batch(), peers: try c.flag("peers"))
         case "getAllFlows": self = .getAllFlows
-        case "putPerFlow": self = .putPerFlow(chunks: try c.chunks())
+        case "putPerFlow":
+            let tag = try c.optional("move", ImportTag.self, ImportTag.message)
+            self = .putPerFlow(chunks: try c.chunks(), move: tag)
         case "putMultiFlow": self = .putMultiFlow(chunks: try c.chunks())
         case "putAllFlows": self = .putAllFlows(chunks: try c.chunks())
         case "delPerFlow": self = .delPerFlow(filter: try c.filter(), hosts: try c.flag("hosts"))
@@ -147,8 +167,19 @@ extension SouthboundRequest {
             guard let name = try c.optional("action", String.self, message), let action = EventAction(rawValue: name),
                 EventAction.southbound.contains(action)
             else { throw SouthboundError(message) }
-            self = .enableEvents(filter: try c.filter(), action: action, lateLocking: try c.flag("lateLocking"))
+            let keep = try c.flag("keep")
+            guard !keep || action == .drop else { throw SouthboundError("\"keep\" goes with the drop action") }
+            self = .enableEvents(
+                filter: try c.filter(), action: action, lateLocking: try c.flag("lateLocking"), keep: keep)
         case "disableEvents": self = .disableEvents
+        case "eventsReleased":
+            let message =
+                "\"seqs\" must be a list of at most \(Self.maxReleasedRanges) ranges [first, last] of sequence numbers"
+            guard let list = try c.optional("seqs", [[UInt64]].self, message), list.count <= Self.maxReleasedRanges,
+                list.allSatisfy({ $0.count == 2 && $0[0] <= $0[1] })
+            else { throw SouthboundError(message) }
+            self = .eventsReleased(seqs: list.map { $0[0]...$0[1] })
+        case "endImport": self = .endImport(moveID: try c.moveID(), keep: try c.flag("keep"))
         case "flowGroups":
             let message = "\"length\" must be a prefix length of the filter's family"
             let filter = try c.filter()
@@ -179,17 +210,26 @@ extension SouthboundRequest {
             try c.encode("\(filter)", forKey: "filter")
             try c.encodeIfPresent(batch, forKey: "batch")
             try c.encode(peers, forKey: "peers")
-        case .putPerFlow(let chunks), .putMultiFlow(let chunks), .putAllFlows(let chunks):
+        case .putPerFlow(let chunks, let tag):
+            try c.encode(chunks, forKey: "chunks")
+            try c.encodeIfPresent(tag, forKey: "move")
+        case .putMultiFlow(let chunks), .putAllFlows(let chunks):
             try c.encode(chunks, forKey: "chunks")
         case .delPerFlow(let filter, let hosts):
             try c.encode("\(filter)", forKey: "filter")
             try c.encode(hosts, forKey: "hosts")
         case .delMultiFlow(let filter):
             try c.encode("\(filter)", forKey: "filter")
-        case .enableEvents(let filter, let action, let lateLocking):
+        case .enableEvents(let filter, let action, let lateLocking, let keep):
             try c.encode("\(filter)", forKey: "filter")
             try c.encode(action.rawValue, forKey: "action")
             try c.encode(lateLocking, forKey: "lateLocking")
+            if keep { try c.encode(true, forKey: "keep") }
+        case .eventsReleased(let seqs):
+            try c.encode(seqs.map { [$0.lowerBound, $0.upperBound] }, forKey: "seqs")
+        case .endImport(let moveID, let keep):
+            try c.encode(moveID, forKey: "moveID")
+            try c.encode(keep, forKey: "keep")
         case .flowGroups(let filter, let length):
             try c.encode("\(filter)", forKey: "filter")
             try c.encode(length, forKey: "length")
@@ -312,6 +352,40 @@ public struct MoveRequest: Sendable, Equatable {
         try c.encodeIfPresent(patience, forKey: "patience")
         // (Only when it is not the default: an instance of an earlier build reads the rest.)
         if !switchNotice { try c.encode(false, forKey: "switchNotice") }
+    }
+}
+
+/// What an opennf-mode Move's `putPerFlow` says of it (`move`): its id, its filter, and the
+/// controller's name for its source.
+public struct ImportTag: Sendable, Equatable, Codable {
+    public var moveID: UInt64
+    public var filter: FlowFilter
+    public var source: String
+
+    public init(moveID: UInt64, filter: FlowFilter, source: String) {
+        self.moveID = moveID
+        self.filter = filter
+        self.source = source
+    }
+
+    static let message =
+        "\"move\" must be {\"moveID\": a positive integer, \"filter\", \"source\": a name of 1-64 bytes}"
+
+    enum Keys: String, CodingKey { case moveID, filter, source }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        moveID = try c.decode(UInt64.self, forKey: .moveID)
+        filter = try FlowFilter(parsing: try c.decode(String.self, forKey: .filter))
+        source = try c.decode(String.self, forKey: .source)
+        guard moveID > 0, (1...64).contains(source.utf8.count) else { throw SouthboundError(Self.message) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(moveID, forKey: .moveID)
+        try c.encode("\(filter)", forKey: .filter)
+        try c.encode(source, forKey: .source)
     }
 }
 

@@ -23,7 +23,7 @@ extension Controller {
             self.link.use(connection)
             self.installBaseRules(connection)
             for v in self.vnfs { self.installChannelRule(v, connection) }
-            for v in self.vnfs where v.channelAddress != nil { self.endLeftBehind(v) }
+            for v in self.vnfs { self.endLeftBehind(v) }
         }
     }
 

@@ -187,7 +187,8 @@ public final class Controller {
                 client.onInfo = { [weak client] in
                     guard let client, let sw = self.sw, sw.datapathID != nil else { return }
                     self.installChannelRule(client, sw)
-                    self.endLeftBehind(client)
+                    // (Another VNF's Move left behind may have waited for this one.)
+                    for v in self.vnfs { self.endLeftBehind(v) }
                 }
                 client.start()
             }

@@ -164,12 +164,17 @@ final class DistModeMove: MoveRun {
     /// Notes a step of the Move in the report's phases.
     func phase(_ name: String, at seconds: Double? = nil) {
         report.phases.append(MovePhase(name: name, at: seconds ?? Double(now - started) / 1e9))
-        if name == Self.dieAt {
+        Self.drill(name, moveID: id)
+    }
+
+    /// The failure drills' hooks at a Move's step `name` (``dieAt``, ``stallAt``).
+    static func drill(_ name: String, moveID id: UInt64) {
+        if name == dieAt {
             // A failure drill: the controller dies here as a crash would (no clean-up).
             fputs("dist-controller: move \(id): DIST_CONTROLLER_DIE_AT=\(name): killed\n", stderr)
             kill(getpid(), SIGKILL)
         }
-        if name == Self.stallAt {
+        if name == stallAt {
             // A failure drill: the controller stops for 2 s (its event loop too), as one
             // descheduled or paging would, while the drill breaks something else.
             fputs("dist-controller: move \(id): DIST_CONTROLLER_STALL_AT=\(name): stalled for 2 s\n", stderr)

@@ -16,8 +16,10 @@ protocol MoveVNF: AnyObject {
     var connected: Bool { get }
     var counters: TrafficCounters { get }
     var onNotice: ((MoveNoticeMessage) -> Void)? { get set }
-    var onEvent: (([UInt8]) -> Void)? { get set }
+    var onEvent: (([UInt8], UInt64?) -> Void)? { get set }
     var onDisconnect: (() -> Void)? { get set }
+    /// Sends a request that has no reply (`eventsReleased`).
+    func post(_ request: SouthboundRequest)
     /// Sends a request and hands each reply to `onReply` until it says the last has come;
     /// fails on an `error` reply, a timeout, or the VNF going away.
     func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<

@@ -30,7 +30,9 @@ extension OpenNFMove {
     /// was left behind.
     func abort(_ error: Error) -> EventLoopFuture<MoveReport> {
         if switchUpdated {
+            // The traffic is at the destination: its flows are its own now.
             report.warnings.append("after the switch update: \(error)")
+            if dst.connected { _ = endImport(keep: true) }
             return loop.makeSucceededFuture(finish())
         }
         report.outcome = "aborted"
@@ -53,7 +55,7 @@ extension OpenNFMove {
                 }
         }.map {
             // What the source raised and the controller still holds was not processed anywhere.
-            let back = self.buffer.releaseAll() + self.fromSwitch
+            let back = self.buffer.releaseAll().map(\.frame) + self.fromSwitch
             self.fromSwitch = []
             if !back.isEmpty {
                 if self.src.connected && !self.sw.closed {
@@ -74,7 +76,7 @@ extension OpenNFMove {
         if putAnything && spec.scopes.contains(.perFlow) {
             steps = steps.flatMap {
                 guard self.dst.connected else { return self.loop.makeSucceededVoidFuture() }
-                return self.dst.acknowledged(.delPerFlow(filter: self.spec.filter, hosts: false)).map { _ in }
+                return self.endImport(keep: false)
                     .flatMapErrorThrowing {
                         self.report.warnings.append("could not delete the partial copy at \(self.dst.name): \($0)")
                     }

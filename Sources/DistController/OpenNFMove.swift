@@ -25,6 +25,11 @@ import NIOCore
 ///   fetched at once. LL: the source raises a flow's packets only once its state is exported
 ///   (or when it has none). ER: a flow's packets go on as soon as its state is in.
 ///
+/// Should the controller die mid-Move, nothing the source raised is lost: the source keeps a copy
+/// of each packet it raises until the controller has sent it on (``eventsReleased``), and
+/// processes those left when the connection closes; the destination lists the Move until
+/// `endImport`, and a controller started after finishes or undoes it (``Controller/endLeftBehind(_:)``).
+///
 /// Everything runs on the controller's event loop.
 final class OpenNFMove {
     let id: UInt64
@@ -37,7 +42,10 @@ final class OpenNFMove {
     let progress: (String) -> Void
 
     var report = MoveReport()
-    var buffer: RedirectBuffer
+    var buffer: RedirectBuffer<Raised>
+    /// Sequence numbers of raised packets sent on whose release the source has not been told.
+    var unreleased: [UInt64] = []
+    var releaseScheduled = false
     let matches: [OFMatch]
     let started = DispatchTime.now().uptimeNanoseconds
     var stateStarted: UInt64?
@@ -64,6 +72,13 @@ final class OpenNFMove {
     var exported: Set<FlowKey>?
     var exportReported = false
     var putAnything = false
+
+    /// A packet the source raised, with the sequence number it was raised with.
+    struct Raised: RedirectedPacket {
+        var frame: [UInt8]
+        var seq: UInt64?
+        var frameBytes: Int { frame.count }
+    }
 
     static let movePriority: UInt16 = 100
     static let ibcTimeout = TimeAmount.seconds(3)
@@ -109,20 +124,21 @@ final class OpenNFMove {
 
     func run() -> EventLoopFuture<MoveReport> {
         loop.preconditionInEventLoop()
-        src.onEvent = { [weak self] frame in self?.redirected(frame) }
+        src.onEvent = { [weak self] frame, seq in self?.redirected(frame, seq: seq) }
         sw.onPacketIn = { [weak self] p in self?.fromSwitch(p) ?? false }
         var steps = loop.makeSucceededVoidFuture()
         if guarded {
             steps = steps.flatMap {
                 self.progress("events (drop\(self.ll ? ", late locking" : "")) on at \(self.src.name)")
                 return self.src.acknowledged(
-                    .enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll)
+                    .enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll, keep: true)
                 )
                 .map { _ in self.eventsOn = true }
             }
         }
         steps = steps.flatMap { self.transferState() }
         steps = steps.flatMap {
+            self.phase("state-in")
             self.send(self.buffer.releaseAll())
             self.progress(
                 "state in at \(self.dst.name): \(self.report.perFlowStates) per-flow, \(self.report.multiFlowStates) "
@@ -139,6 +155,7 @@ final class OpenNFMove {
                 self.src.acknowledged(.disableEvents).map { _ in self.eventsOn = false }
             }
         }
+        steps = steps.flatMap { self.endImport(keep: true) }
         return steps.flatMap { self.packetsOut() }.map { self.finish() }.flatMapError { self.abort($0) }
     }
 
@@ -228,7 +245,8 @@ final class OpenNFMove {
     func put(_ scope: MoveSpec.Scope, _ chunks: [String], _ keys: [FlowKey]) -> EventLoopFuture<Void> {
         let request: SouthboundRequest =
             switch scope {
-            case .perFlow: .putPerFlow(chunks: chunks)
+            case .perFlow:
+                .putPerFlow(chunks: chunks, move: ImportTag(moveID: id, filter: spec.filter, source: src.name))
             case .multiFlow: .putMultiFlow(chunks: chunks)
             case .allFlows: .putAllFlows(chunks: chunks)
             }
@@ -290,6 +308,7 @@ final class OpenNFMove {
         install(to: [dst.switchPort]).map {
             self.route = .destination
             self.switchUpdated = true
+            self.phase("switch-updated")
             self.report.moveTime = Self.seconds(self.started, self.now)
             self.progress(
                 String(
@@ -379,37 +398,16 @@ final class OpenNFMove {
         }
     }
 
-    // MARK: - Packets
-
-    /// A packet the source raised.
-    func redirected(_ frame: [UInt8]) {
-        if let marker = InBandControl.marker(in: frame) {
-            if marker.moveID == id { ibcWaiters.removeValue(forKey: marker.phase)?.succeed(()) }
-            return
-        }
-        report.packetsRedirected += 1
-        lastEventAt = now
-        send(buffer.arrived(frame, key: RedirectBuffer.key(of: frame)))
+    /// The destination's listing of the Move ends (its flows stay, or with `keep` false go).
+    func endImport(keep: Bool) -> EventLoopFuture<Void> {
+        guard putAnything && spec.scopes.contains(.perFlow) else { return loop.makeSucceededVoidFuture() }
+        return dst.acknowledged(.endImport(moveID: id, keep: keep)).map { _ in }
     }
 
-    /// OP: a packet the switch sent to the controller.
-    func fromSwitch(_ p: OFPacketIn) -> Bool {
-        guard p.inPort == ingressPort, spec.guarantee == .op else { return false }
-        guard InBandControl.marker(in: p.data) == nil else { return true }
-        report.packetsFromSwitch += 1
-        if switchUpdated { report.latePacketsFromSwitch += 1 }
-        if sourceDrained {
-            sw.packetOut(p.data, port: dst.switchPort)
-        } else {
-            fromSwitch.append(p.data)
-        }
-        return true
-    }
-
-    func send(_ frames: [[UInt8]]) {
-        guard !frames.isEmpty else { return }
-        for frame in frames { sw.packetOut(frame, port: dst.switchPort) }
-        report.packetsReleased += frames.count
-        lastRedirect = now
+    /// A failure drill's hook (``DistModeMove/dieAt``), at the Move's steps `state-in` and
+    /// `switch-updated`.
+    func phase(_ name: String) {
+        report.phases.append(MovePhase(name: name, at: Self.seconds(started, now)))
+        DistModeMove.drill(name, moveID: id)
     }
 }

@@ -28,8 +28,9 @@ final class VNFClient {
         let timeout: Scheduled<Void>
     }
     private var pending: [Int: Pending] = [:]
-    /// Frames of `packetEvent`s (OpenNF mode: packets the VNF raised).
-    var onEvent: (([UInt8]) -> Void)?
+    /// Frames of `packetEvent`s (OpenNF mode: packets the VNF raised), with their sequence
+    /// numbers.
+    var onEvent: (([UInt8], UInt64?) -> Void)?
     /// Called when the connection goes away (after pending requests have failed).
     var onDisconnect: (() -> Void)?
     /// Notices about DiST Moves this VNF is the source of (``VNFClient/noticeTypes``).
@@ -121,6 +122,20 @@ final class VNFClient {
             }
     }
 
+    /// Sends a request that has no reply (`eventsReleased`); nothing when not connected.
+    func post(_ request: SouthboundRequest) {
+        loop.preconditionInEventLoop()
+        guard let channel else { return }
+        let id = nextID
+        nextID += 1
+        let json = request.encoded(id: id)
+        var buffer = channel.allocator.buffer(capacity: 4 + json.count)
+        buffer.writeInteger(UInt32(json.count))
+        buffer.writeBytes(json)
+        counters.sent(to: name, request.type, bytes: 4 + json.count)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
     /// Sends a request and hands each reply to `onReply` until it says the last has come.
     /// Fails on an `error` reply, a timeout, or the VNF going away.
     func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<
@@ -161,9 +176,9 @@ final class VNFClient {
             return
         }
         switch reply {
-        case .packetEvent(_, let packet):
+        case .packetEvent(_, let packet, let seq):
             if let onEvent {
-                onEvent(packet)
+                onEvent(packet, seq)
             } else {
                 // Events belong to a Move; one arriving outside any is dropped here, and said so.
                 strayEvents += 1

@@ -175,8 +175,14 @@ public final class Worker: @unchecked Sendable {
             }
             // The mailboxes are looked at every round (a relaxed load each): a control-plane
             // request waits for one burst at most, however rounds are paced.
-            if let (served, before) = controlMailbox.serve(fastPath), case .events(let rule) = served {
-                ruleChanged(from: before, to: rule, burst)
+            if let (served, before) = controlMailbox.serve(fastPath) {
+                switch served {
+                case .events(let rule): ruleChanged(from: before, to: rule, burst)
+                case .endEvents(let frames):
+                    replay(frames, burst)
+                    ruleChanged(from: before, to: nil, burst)
+                default: break
+                }
             }
             if let (served, before) = transferMailbox.serve(fastPath), case .events(let rule) = served {
                 ruleChanged(from: before, to: rule, burst)
@@ -306,6 +312,31 @@ public final class Worker: @unchecked Sendable {
             drain(burst)
         }
         fastPath.drainFilter = nil
+    }
+
+    /// Processes and forwards frames this worker raised and dropped that nobody sent on (their
+    /// controller went away), in order, past every rule; a frame the pool has no mbuf for is
+    /// dropped, counted.
+    func replay(_ frames: [[UInt8]], _ burst: Burst) {
+        guard let port = routes.first?.tx else { return }
+        var i = 0
+        while i < frames.count {
+            var n = 0
+            while n < Int(Worker.burstSize) && i < frames.count {
+                let m = frames[i].withUnsafeBufferPointer {
+                    dist_mbuf_from_bytes(pool, $0.baseAddress, UInt32($0.count))
+                }
+                i += 1
+                guard let m else {
+                    statsSlot.pointee.txDropped &+= 1
+                    continue
+                }
+                burst.packets[n] = m
+                n += 1
+            }
+            if n > 0 { processPastEveryRule(burst, count: n, port: port) }
+        }
+        statsSlot.pointee.eventsReplayed &+= UInt64(frames.count)
     }
 
     /// Processes and forwards the held packets the pace lets go now (one burst at most).

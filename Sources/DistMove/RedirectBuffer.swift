@@ -6,10 +6,10 @@ import DistPacket
 /// the others go on at once. Without early release every packet waits until all state is in,
 /// and then all go in the order they arrived; with it a flow's packets go as soon as that
 /// flow's state is in (order kept within each flow, not across flows, as the paper says).
-public struct RedirectBuffer {
+public struct RedirectBuffer<Packet: RedirectedPacket> {
     public let earlyRelease: Bool
     /// Frames waiting, in arrival order (nil once sent on).
-    var waiting: [(key: FlowKey?, frame: [UInt8])?] = []
+    var waiting: [(key: FlowKey?, packet: Packet)?] = []
     /// Per flow, the positions of its waiting frames (early release).
     var waitingByFlow: [FlowKey: [Int]] = [:]
     /// Flows whose state is at the destination (early release).
@@ -36,11 +36,6 @@ public struct RedirectBuffer {
         self.limitBytes = limitBytes
     }
 
-    /// The flow a frame belongs to (nil: not a flow the table tracks).
-    public static func key(of frame: [UInt8]) -> FlowKey? { key(of: frame[...]) }
-
-    public static func key(of frame: ArraySlice<UInt8>) -> FlowKey? { FlowKey.of(frame) }
-
     func mayGo(_ key: FlowKey?) -> Bool {
         if open { return true }
         guard earlyRelease, let key else { return false }
@@ -50,25 +45,25 @@ public struct RedirectBuffer {
     }
 
     /// A redirected packet arrives; returns what may be sent on now (it, or nothing).
-    public mutating func arrived(_ frame: [UInt8], key: FlowKey?) -> [[UInt8]] {
+    public mutating func arrived(_ packet: Packet, key: FlowKey?) -> [Packet] {
         // A flow with packets still waiting keeps its order behind them.
-        if mayGo(key) && (key.map { waitingByFlow[$0] == nil } ?? true) { return [frame] }
-        guard waitingBytes + frame.count <= limitBytes else {
+        if mayGo(key) && (key.map { waitingByFlow[$0] == nil } ?? true) { return [packet] }
+        guard waitingBytes + packet.frameBytes <= limitBytes else {
             dropped += 1
             return []
         }
         buffered += 1
         waitingCount += 1
-        waitingBytes += frame.count
-        waiting.append((key, frame))
+        waitingBytes += packet.frameBytes
+        waiting.append((key, packet))
         if earlyRelease, let key { waitingByFlow[key, default: []].append(waiting.count - 1) }
         return []
     }
 
     /// State for these flows is at the destination (early release): their packets go on.
-    public mutating func stateIn(_ keys: [FlowKey]) -> [[UInt8]] {
+    public mutating func stateIn(_ keys: [FlowKey]) -> [Packet] {
         guard earlyRelease, !open else { return [] }
-        var out: [[UInt8]] = []
+        var out: [Packet] = []
         for key in keys {
             flowsIn.insert(key)
             out += releaseFlow(key)
@@ -78,23 +73,23 @@ public struct RedirectBuffer {
 
     /// The source's export is complete: flows outside it (begun during the Move) have nothing
     /// to wait for (early release).
-    public mutating func exportComplete(_ keys: Set<FlowKey>) -> [[UInt8]] {
+    public mutating func exportComplete(_ keys: Set<FlowKey>) -> [Packet] {
         guard earlyRelease, !open else { return [] }
         exported = keys
-        var out: [[UInt8]] = []
+        var out: [Packet] = []
         for key in Array(waitingByFlow.keys) where !keys.contains(key) {
             out += releaseFlow(key)
         }
         return out
     }
 
-    mutating func releaseFlow(_ key: FlowKey) -> [[UInt8]] {
+    mutating func releaseFlow(_ key: FlowKey) -> [Packet] {
         guard let positions = waitingByFlow.removeValue(forKey: key) else { return [] }
-        var out: [[UInt8]] = []
+        var out: [Packet] = []
         for p in positions {
             if let item = waiting[p] {
-                out.append(item.frame)
-                waitingBytes -= item.frame.count
+                out.append(item.packet)
+                waitingBytes -= item.packet.frameBytes
             }
             waiting[p] = nil
             waitingCount -= 1
@@ -104,13 +99,24 @@ public struct RedirectBuffer {
 
     /// All state is in: everything still waiting goes, in arrival order, and from now on every
     /// packet goes at once.
-    public mutating func releaseAll() -> [[UInt8]] {
+    public mutating func releaseAll() -> [Packet] {
         open = true
-        let out = waiting.compactMap { $0?.frame }
+        let out = waiting.compactMap { $0?.packet }
         waiting = []
         waitingCount = 0
         waitingBytes = 0
         waitingByFlow = [:]
         return out
     }
+}
+
+/// What a ``RedirectBuffer`` holds: a frame, perhaps with what its holder needs to know of it
+/// (the controller's: the sequence number the source raised it with).
+public protocol RedirectedPacket {
+    /// The frame's size (the buffer's bound counts it).
+    var frameBytes: Int { get }
+}
+
+extension Array: RedirectedPacket where Element == UInt8 {
+    public var frameBytes: Int { count }
 }

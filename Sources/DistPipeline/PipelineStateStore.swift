@@ -28,10 +28,21 @@ public final class PipelineStateStore: StateStore {
         self.totals = totals
     }
 
-    /// A store over one in-process pipeline.
+    /// A store over one in-process pipeline (it processes replayed frames as a worker would,
+    /// with nothing to send them on).
     public convenience init(_ fastPath: FastPath) {
         self.init(
-            workers: 1, perform: { request, _ in fastPath.perform(request) },
+            workers: 1,
+            perform: { request, _ in
+                let response = fastPath.perform(request)
+                if case .endEvents(let replay) = request {
+                    fastPath.process(
+                        frames: replay.map {
+                            PcapFile.Frame(seconds: 0, fraction: 0, originalLength: UInt32($0.count), bytes: $0)
+                        })
+                }
+                return response
+            },
             totals: { InstanceCounters(fastPath.stats.pointee) })
     }
 
@@ -150,6 +161,12 @@ public final class PipelineStateStore: StateStore {
 
     public func setEvents(_ rule: EventRule?) throws {
         for w in 0..<workers { _ = try ask(.events(rule), w) }
+    }
+
+    public func endEvents(replaying frames: [(worker: Int, frame: [UInt8])]) throws {
+        var byWorker = [[[UInt8]]](repeating: [], count: workers)
+        for f in frames { byWorker[min(max(f.worker, 0), workers - 1)].append(f.frame) }
+        for w in 0..<workers { _ = try ask(.endEvents(replay: byWorker[w]), w) }
     }
 }
 

@@ -30,6 +30,10 @@ public enum StateRequest: Sendable {
     case deleteAssets(FlowFilter)
     /// Installs an event rule, or removes it (nil).
     case events(EventRule?)
+    /// Removes the event rule, and has the worker process and forward `replay` (frames it
+    /// raised and dropped under it that the controller never sent on), in order, before any
+    /// packet it receives after: the controller that took them is gone.
+    case endEvents(replay: [[UInt8]])
     /// The filter's flows grouped by the sub-prefix of `length` bits (over the 128-bit form)
     /// their address within `prefix` falls in (a split Move's parts).
     case groups(FlowFilter, prefix: IPPrefix, length: Int)
@@ -99,6 +103,10 @@ extension FastPath {
         case .events(let rule):
             setEventRule(rule)
             return .count(rule == nil ? 0 : 1)
+        case .endEvents(let replay):
+            // (The frames are the worker's to process: they need mbufs and a port.)
+            setEventRule(nil)
+            return .count(replay.count)
         case .deleteAssets(let filter):
             guard let detector else { return .count(0) }
             let hosts = detector.assets.keys.filter { filter.matches(host: $0) }

@@ -8,7 +8,7 @@ extension WorkerStats {
             public var active, created, expired, removed, tableFull, markedPackets: UInt64
         }
         public struct Events: Encodable, Equatable, Sendable {
-            public var raised, held, holdOverflow, lost, pacedReleases: UInt64
+            public var raised, held, holdOverflow, lost, replayed, pacedReleases: UInt64
         }
         /// A Move's packets and frames (`ringFull`: redirected packets the transfer ring could
         /// not take; `busyNs`: the transfer lcore's time in rounds that did work).
@@ -51,7 +51,7 @@ extension WorkerStats {
                 tableFull: flows.tableFull, markedPackets: flows.markedPackets),
             events: Report.Events(
                 raised: eventsRaised, held: eventsHeld, holdOverflow: holdOverflow, lost: eventsLost,
-                pacedReleases: pacedReleases),
+                replayed: eventsReplayed, pacedReleases: pacedReleases),
             transfer: Report.Transfer(
                 redirected: redirected, ringFull: transferDropped, channelFramesSent: channelFramesSent,
                 delivered: delivered, busyNs: transferBusyNanoseconds, importRefused: importRefused,

@@ -41,6 +41,8 @@ public struct WorkerStats: Sendable {
     public var eventsHeld: UInt64 = 0
     public var holdOverflow: UInt64 = 0
     public var eventsLost: UInt64 = 0
+    /// Raised packets processed here after all, their controller gone before sending them on.
+    public var eventsReplayed: UInt64 = 0
     /// Holds that ended in a paced release (``HoldQueue``).
     public var pacedReleases: UInt64 = 0
     /// DiST's Move: packets handed to the transfer lcore for the peer, frames the transfer ring
@@ -121,6 +123,7 @@ public struct WorkerStats: Sendable {
         s.eventsHeld &+= b.eventsHeld
         s.holdOverflow &+= b.holdOverflow
         s.eventsLost &+= b.eventsLost
+        s.eventsReplayed &+= b.eventsReplayed
         s.pacedReleases &+= b.pacedReleases
         s.redirected &+= b.redirected
         s.transferDropped &+= b.transferDropped

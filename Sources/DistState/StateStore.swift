@@ -22,6 +22,10 @@ public protocol StateStore: AnyObject {
     func resetCounters()
     /// Installs (or with nil removes, releasing held packets) the event rule on every worker.
     func setEvents(_ rule: EventRule?) throws
+    /// Removes the event rule; first each worker processes and forwards the frames `replaying`
+    /// gives it (raised there and dropped, never sent on by the controller), in their order,
+    /// before any packet it receives after.
+    func endEvents(replaying: [(worker: Int, frame: [UInt8])]) throws
     /// The filter's flows by sub-prefix of `length` bits of its one prefix (a split Move's parts).
     func flowGroups(_ filter: FlowFilter, length: Int) throws -> [FlowGroup]
     /// Worker cores, each with its own tables (an order-preserving Move needs one).

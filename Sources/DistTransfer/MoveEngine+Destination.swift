@@ -120,7 +120,7 @@ extension MoveEngine {
         case .counters(let c):
             if !host.importCounters(c) { rejectedFrames += 1 }
         case .packet(let frame):
-            let key = RedirectBuffer.key(of: frame)
+            let key = FlowKey.of(frame)
             if let key { move.redirectedFlows.insert(key) }
             _ = process(frame, key: key)
         }

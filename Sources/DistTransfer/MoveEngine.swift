@@ -175,7 +175,7 @@ public final class MoveEngine {
     /// Hands a packet to the worker its flow belongs to, to be processed and forwarded.
     @discardableResult
     func process(_ frame: ArraySlice<UInt8>) -> Bool {
-        process(frame, key: RedirectBuffer.key(of: frame))
+        process(frame, key: FlowKey.of(frame))
     }
 
     /// The same, for a frame whose flow key the caller has read already.

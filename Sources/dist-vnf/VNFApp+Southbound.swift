@@ -35,7 +35,7 @@ extension VNFApp {
                 forwardEvents(to: owner ?? service.eventsOwner)
                 return replies
             }
-            server.onDisconnect = { [unowned self] in service.disconnected($0) }
+            server.onDisconnect = { [unowned self] client in controllerLeft(client) }
             server.isBusy = { [unowned self] in service.hasWorkUnderWay($0) }
             control = server
             emit(
@@ -44,6 +44,24 @@ extension VNFApp {
             )
         } catch {
             abandon("--control: \(error)")
+        }
+    }
+
+    /// A controller connection closed: the events it enabled end; the packets it had the
+    /// workers raise and keep, and did not send on, are processed here (see
+    /// ``SouthboundService/disconnected(_:drain:)``).
+    func controllerLeft(_ client: Int32) {
+        do {
+            let replayed = try service.disconnected(client) {
+                plane.drainEvents { _ = service.raised($0.frame, worker: $0.worker) }
+            }
+            if let replayed {
+                emit(
+                    "[\(name)] the controller that enabled events went away: \(replayed) packets it had not sent on "
+                        + "processed here", to: 1, ["event": "eventsReplayed", "packets": "\(replayed)"])
+            }
+        } catch {
+            emit("[\(name)] the controller that enabled events went away; ending them: \(error)", to: 2)
         }
     }
 
@@ -139,7 +157,7 @@ extension VNFApp {
     func forwardEvents(to owner: Int32?) {
         plane.drainEvents { event in
             if let owner, let control {
-                control.push(SouthboundService.packetEvent(event.frame, worker: event.worker), to: owner)
+                control.push(service.raised(event.frame, worker: event.worker), to: owner)
             } else {
                 unclaimedEvents += 1
                 emit("[\(name)] a packet raised with no controller to take it (\(unclaimedEvents) so far)", to: 2)

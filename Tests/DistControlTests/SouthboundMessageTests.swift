@@ -23,9 +23,14 @@ import Testing
     static let requests: [SouthboundRequest] = [
         .getPerFlow(filter: filter, batch: 64, lock: true), .getPerFlow(filter: .all, batch: nil, lock: false),
         .getMultiFlow(filter: filter, batch: nil, peers: true), .getAllFlows,
-        .putPerFlow(chunks: ["AAEC", "AwQ="]), .putMultiFlow(chunks: []), .putAllFlows(chunks: ["AA=="]),
+        .putPerFlow(chunks: ["AAEC", "AwQ="]),
+        .putPerFlow(chunks: [], move: ImportTag(moveID: 12, filter: filter, source: "vnf1")), .putMultiFlow(chunks: []),
+        .putAllFlows(chunks: ["AA=="]),
         .delPerFlow(filter: filter, hosts: true), .delMultiFlow(filter: filter), .delAllFlows,
         .enableEvents(filter: filter, action: .buffer, lateLocking: true), .disableEvents,
+        .enableEvents(filter: filter, action: .drop, lateLocking: false, keep: true),
+        .eventsReleased(seqs: [1...1, 3...7, 9...UInt64.max]), .endImport(moveID: 12, keep: true),
+        .endImport(moveID: 13, keep: false),
         .flowGroups(filter: filter, length: 16), .info, .movePerFlow(move), .abortMove(moveID: 9, reason: "gone"),
         .abortMove(moveID: 9, reason: "", peerGone: true),
         .moves,
@@ -50,8 +55,11 @@ import Testing
             .init(
                 moveID: 8, role: "source", phase: "exporting", filter: "nw_src=10.0.0.0/8", guarantee: "lf",
                 destination: "198.18.100.2:7400", ibcToken: 42),
+            .init(
+                moveID: 9, role: "destination", phase: "importing", filter: "nw_src=10.0.0.0/8", guarantee: "opennf",
+                source: "vnf1"),
         ]),
-        .packetEvent(worker: 1, frame: [1, 2, 3, 255]),
+        .packetEvent(worker: 1, frame: [1, 2, 3, 255]), .packetEvent(worker: 0, frame: [7], seq: 41),
         .notice(
             MoveNoticeMessage(type: "moveComplete", moveID: 8, outcome: "aborted", reason: "why", counters: ["a": 1])),
     ]
@@ -79,6 +87,13 @@ import Testing
         (#"{"type":"movePerFlow","id":1,"moveID":3,"dst":"x","scopes":["per","some"]}"#, "\"scopes\""),
         (#"{"type":"movePerFlow","id":1,"moveID":3,"dst":"x","earlyRelease":1}"#, "\"earlyRelease\""),
         (#"{"type":"abortMove","id":1,"moveID":3,"reason":5}"#, "\"reason\""),
+        (#"{"type":"enableEvents","id":1,"action":"buffer","keep":true}"#, "\"keep\""),
+        (#"{"type":"eventsReleased","id":1,"seqs":[[5,4]]}"#, "\"seqs\""),
+        (#"{"type":"eventsReleased","id":1,"seqs":[[1,2,3]]}"#, "\"seqs\""),
+        (#"{"type":"eventsReleased","id":1,"seqs":[[-1,2]]}"#, "\"seqs\""),
+        (#"{"type":"endImport","id":1,"moveID":0}"#, "\"moveID\""),
+        (#"{"type":"putPerFlow","id":1,"chunks":[],"move":{"moveID":3,"filter":"x=1","source":"v"}}"#, "\"move\""),
+        (#"{"type":"putPerFlow","id":1,"chunks":[],"move":{"moveID":3,"source":""}}"#, "\"move\""),
         (#"{"id":1}"#, "no \"type\""),
         (#"{"type":"teleport","id":1}"#, "unknown request type"),
     ])

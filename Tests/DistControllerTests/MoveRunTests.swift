@@ -26,7 +26,7 @@ final class LoopbackVNF: MoveVNF {
     var connected = true
     var counters = TrafficCounters()
     var onNotice: ((MoveNoticeMessage) -> Void)?
-    var onEvent: (([UInt8]) -> Void)?
+    var onEvent: (([UInt8], UInt64?) -> Void)?
     var onDisconnect: (() -> Void)?
     var requests: [String] = []
     private var noticesSeen = 0
@@ -63,6 +63,13 @@ final class LoopbackVNF: MoveVNF {
         service.abortMove = { id, reason, peerGone in
             _ = instance.engine.abort(moveID: id, reason: reason, now: instance.clock, peerGone: peerGone)
         }
+    }
+
+    func post(_ request: SouthboundRequest) {
+        guard connected else { return }
+        requests.append(request.type)
+        counters.sent(to: name, request.type, bytes: 0)
+        _ = service.handle(client: 1, request.encoded(id: 0))
     }
 
     func request(_ request: SouthboundRequest, onReply: @escaping (SouthboundReply) throws -> Bool) -> EventLoopFuture<

@@ -222,7 +222,7 @@ let traceFrames: [PcapFile.Frame] = {
         #expect(Array(r[12..<16]) == [0x81, 0x00, 0x0F, 0x3D])
         let copy = Array(r[0..<6]) + InBandMarker.sourceMAC + r[16...]
         #expect(!copy.withUnsafeBytes { InBandMarker.isReflectRequest($0) })
-        let key = try #require(RedirectBuffer.key(of: copy))
+        let key = try #require(FlowKey.of(copy))
         #expect(filter.matches(key))
         #expect(InBandControl.marker(in: copy).map { $0.moveID == 9 && $0.phase == UInt32(cut.copies.count) } == true)
         let single = InBandControl.orderedCut(for: filter, moveID: 9, workers: [1, 1], vlan: nil)
@@ -309,7 +309,7 @@ enum SwitchModel {
 }
 
 @Suite struct InBandControlTests {
-    static func key(_ frame: [UInt8]) -> FlowKey? { RedirectBuffer.key(of: frame) }
+    static func key(_ frame: [UInt8]) -> FlowKey? { FlowKey.of(frame) }
 
     @Test func theIBCMatchesItsFilterAndCarriesItsMarker() throws {
         for text in [
@@ -344,7 +344,7 @@ enum SwitchModel {
     /// Frames of mix-a from its three busiest flows, in trace order.
     static let sample: [(key: FlowKey, frame: [UInt8])] = {
         var counts: [FlowKey: Int] = [:]
-        let keyed = traceFrames.compactMap { f in RedirectBuffer.key(of: f.bytes).map { ($0, f.bytes) } }
+        let keyed = traceFrames.compactMap { f in FlowKey.of(f.bytes).map { ($0, f.bytes) } }
         for (k, _) in keyed { counts[k, default: 0] += 1 }
         let top = Set(counts.sorted { $0.value > $1.value }.prefix(3).map { $0.key })
         var taken: [FlowKey: Int] = [:]
@@ -356,7 +356,7 @@ enum SwitchModel {
     }()
 
     @Test func withoutEarlyReleaseAllWaitThenGoInArrivalOrder() {
-        var b = RedirectBuffer(earlyRelease: false)
+        var b = RedirectBuffer<[UInt8]>(earlyRelease: false)
         for s in Self.sample { #expect(b.arrived(s.frame, key: s.key).isEmpty) }
         #expect(b.stateIn([Self.sample[0].key]).isEmpty)
         #expect(b.waitingCount == Self.sample.count)
@@ -366,7 +366,7 @@ enum SwitchModel {
     }
 
     @Test func earlyReleaseLetsEachFlowGoWhenItsStateIsIn() {
-        var b = RedirectBuffer(earlyRelease: true)
+        var b = RedirectBuffer<[UInt8]>(earlyRelease: true)
         let keys = Array(Set(Self.sample.map { $0.key }))
         #expect(keys.count == 3)
         for s in Self.sample { _ = b.arrived(s.frame, key: s.key) }
@@ -388,7 +388,7 @@ enum SwitchModel {
     @Test func aFullBufferDropsAndCountsWhatDoesNotFit() {
         let frames = Self.sample.prefix(10).map { $0.frame }
         let limit = frames.prefix(4).reduce(0) { $0 + $1.count }
-        var b = RedirectBuffer(earlyRelease: false, limitBytes: limit)
+        var b = RedirectBuffer<[UInt8]>(earlyRelease: false, limitBytes: limit)
         for f in frames { #expect(b.arrived(f, key: nil).isEmpty) }
         #expect(b.waitingCount == 4 && b.waitingBytes == limit)
         #expect(b.dropped == 6)
@@ -396,7 +396,7 @@ enum SwitchModel {
         #expect(b.waitingBytes == 0)
         // Open now: packets go at once, nothing counts against the bound.
         #expect(b.arrived(frames[9], key: nil) == [frames[9]])
-        var e = RedirectBuffer(earlyRelease: true, limitBytes: frames[0].count)
+        var e = RedirectBuffer<[UInt8]>(earlyRelease: true, limitBytes: frames[0].count)
         let key = Self.sample[0].key
         #expect(e.arrived(frames[0], key: key).isEmpty)
         #expect(e.arrived(frames[0], key: key).isEmpty)

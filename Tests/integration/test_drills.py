@@ -1,5 +1,5 @@
-"""Failure drills on the test bed: dist-controller killed in a phase of a DiST Move, then
-started again (the VNFs end the Move themselves; nothing the switch delivered is lost and the
+"""Failure drills on the test bed: dist-controller killed in a phase of a DiST Move or of an
+opennf-mode Move, then started again (the VNFs end the Move themselves; nothing the switch delivered is lost and the
 next Move succeeds); a Move's source or destination killed mid-Move (the controller and the live VNF end
 it; only what the switch sent the dead VNF is lost); Open vSwitch killed and restarted after a
 Move and during one (it comes back with an empty flow table: the controller installs the Moves'
@@ -178,6 +178,61 @@ class DrillTests(unittest.TestCase):
         control packet never comes: the source ends the Move as if it had."""
         self.drill('switch-updated', 'completed (no in-band control packet within 3.0 s of the switch update', 'vnf2',
                    plan=('--plan', 'redirect-first'))
+
+    def opennf_drill(self, die_at, flows_end_at, controller_says):
+        """An opennf LF PZ|LL|ER Move whose controller is killed at `die_at`: the source at once
+        processes what it raised that the controller had not sent on (its log says so), and
+        keeps its flows; a controller started again finishes the Move, or undoes it, by the
+        switch's rule of it: the moved flows end at `flows_end_at` only, the next Move
+        completes, and the checker finds nothing lost or duplicated."""
+        directory = os.path.join(self.tmp, 'opennf-' + die_at)
+        bed = TestBed(directory, DIST_CONTROLLER_DIE_AT=die_at)
+        calm = TestBed(directory)
+        out = bed.run('up')
+        self.assertIn('up: 2 VNFs', out.stdout, out.stderr)
+        replay = threading.Thread(target=bed.run, args=('replay', self.trace, '1000'), kwargs={'timeout': 60})
+        replay.start()
+        try:
+            time.sleep(MOVE_AT)
+            bed.run('move', '--from', 'vnf1', '--to', 'vnf2', '--filter', FILTER, '--guarantee', 'lf',
+                    '--opt', 'pz,ll,er', '--mode', 'opennf', check=False)
+            with open(os.path.join(directory, 'controller.log')) as f:
+                self.assertIn(f'DIST_CONTROLLER_DIE_AT={die_at}: killed', f.read())
+            # (Within 5 s of the controller's death: nothing waits for a controller that is gone.)
+            line = self.vnf_said(bed, 'vnf1', r'the controller that enabled events went away: \d+ packets', timeout=5)
+            self.assertIsNotNone(line, 'the source did not process what the controller had not sent on')
+            out = calm.run('restart-controller')
+            self.assertIn('controller restarted', out.stdout, out.stderr)
+            other = 'vnf1' if flows_end_at == 'vnf2' else 'vnf2'
+            deadline = time.time() + 10
+            while time.time() < deadline and self.flows_at(bed, other):
+                time.sleep(0.2)
+            with open(os.path.join(directory, 'controller.log')) as f:
+                self.assertIn(controller_says, re.sub(r'move \d+ ', 'move N ', f.read()))
+            replay.join()
+            self.assertGreater(len(self.flows_at(bed, flows_end_at)), 10)
+            self.assertEqual(self.flows_at(bed, other), [])
+            out = calm.run('move', '--from', flows_end_at, '--to', other, '--filter', FILTER, '--json',
+                           '--guarantee', 'lf', '--opt', 'pz,ll,er', '--mode', 'dist', check=False)
+            reply = json.loads(out.stdout[out.stdout.index('{'):])
+            self.assertEqual(reply.get('report', {}).get('outcome'), 'completed', out.stdout + out.stderr)
+        finally:
+            replay.join()
+            calm.run('down')
+        result = json.loads(calm.run('check', self.trace, '--moved', '10.0.0.0/8', '--order', 'flows', '--json',
+                                     check=False).stdout)
+        self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
+
+    def test_opennf_controller_killed_before_the_switch_update(self):
+        """opennf LF, every state at the destination, the switch unchanged: the restarted
+        controller undoes the Move (the destination's copy of the flows goes)."""
+        self.opennf_drill('state-in', 'vnf1', 'vnf2: opennf move N in, left behind before the switch update: undone')
+
+    def test_opennf_controller_killed_after_the_switch_update(self):
+        """opennf LF, the switch sending the moved traffic to the destination: the restarted
+        controller finishes the Move (the source's copy of the flows goes)."""
+        self.opennf_drill('switch-updated', 'vnf2',
+                          'vnf2: opennf move N in, left behind after the switch update: finished')
 
     def move_with_a_dying_vnf(self, bed):
         """Brings the test bed up, starts the replay and, 1.5 s into it, a dist LF Move from
