@@ -133,7 +133,10 @@ final class OpenNFMove {
                 return self.src.acknowledged(
                     .enableEvents(filter: self.spec.filter, action: .drop, lateLocking: self.ll, keep: true)
                 )
-                .map { _ in self.eventsOn = true }
+                .map { _ in
+                    self.eventsOn = true
+                    self.phase("events-on")
+                }
             }
         }
         steps = steps.flatMap { self.transferState() }
@@ -404,8 +407,8 @@ final class OpenNFMove {
         return dst.acknowledged(.endImport(moveID: id, keep: keep)).map { _ in }
     }
 
-    /// A failure drill's hook (``DistModeMove/dieAt``), at the Move's steps `state-in` and
-    /// `switch-updated`.
+    /// A failure drill's hook (``DistModeMove/dieAt``), at the Move's steps `events-on`,
+    /// `state-in` and `switch-updated`.
     func phase(_ name: String) {
         report.phases.append(MovePhase(name: name, at: Self.seconds(started, now)))
         DistModeMove.drill(name, moveID: id)

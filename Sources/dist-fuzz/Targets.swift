@@ -158,6 +158,10 @@ enum Targets {
                 #"{"type":"putPerFlow","id":4,"chunks":["AAAA"]}"#,
                 #"{"type":"abortMove","id":5,"moveID":1,"peerGone":true}"#,
                 #"{"type":"enableEvents","id":6,"filter":"tp_dst=80","action":"drop"}"#, #"{"type":"moves","id":7}"#,
+                #"{"type":"enableEvents","id":8,"filter":"nw_src=10.0.0.0/8","action":"drop","keep":true}"#,
+                #"{"type":"eventsReleased","id":9,"seqs":[[1,3],[5,18446744073709551615]]}"#,
+                #"{"type":"putPerFlow","id":10,"chunks":[],"move":{"moveID":4,"filter":"nw_src=10.0.0.0/8","source":"v"}}"#,
+                #"{"type":"endImport","id":11,"moveID":4,"keep":false}"#,
             ]
             .map { Array($0.utf8) }
         })
