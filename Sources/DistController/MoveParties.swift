@@ -64,6 +64,9 @@ protocol MoveSwitch: AnyObject {
     var queuedPacketOuts: Int { get }
     var packetOutsDropped: Int { get }
     var onPacketIn: ((OFPacketIn) -> Bool)? { get set }
+    /// Called with the tags of PACKET_OUTs (``packetOuts(_:port:)``) as they leave for the
+    /// switch (they are paced).
+    var onPacketOutsSent: (([UInt64]) -> Void)? { get set }
     /// Called when the switch goes away, and when it is back (with the rules it had).
     var onDisconnect: (() -> Void)? { get set }
     var onConnect: (() -> Void)? { get set }
@@ -71,6 +74,9 @@ protocol MoveSwitch: AnyObject {
     func flowMod(_ mod: OFFlowMod) -> UInt32
     /// Sends `frame` out of `port` (after the PACKET_OUTs queued before it).
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32)
+    /// Sends frames out of `port`, queued together; each `tag` comes back through
+    /// ``onPacketOutsSent`` once its frame has left.
+    func packetOuts(_ batch: [(frame: [UInt8], tag: UInt64?)], port: UInt32)
     /// Succeeds once every PACKET_OUT queued so far has been handed to the switch.
     func packetOutsSent() -> EventLoopFuture<Void>
     /// Succeeds when the switch has applied everything sent before it; fails when one of the

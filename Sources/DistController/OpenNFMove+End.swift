@@ -6,6 +6,7 @@ extension OpenNFMove {
     func finish() -> MoveReport {
         src.onEvent = nil
         sw.onPacketIn = nil
+        sw.onPacketOutsSent = nil
         report.packetsBuffered = buffer.buffered
         if buffer.dropped > 0 {
             report.warnings.append(

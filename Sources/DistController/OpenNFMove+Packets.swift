@@ -11,10 +11,7 @@ extension OpenNFMove {
         if let marker = InBandControl.marker(in: frame) {
             if marker.moveID == id { ibcWaiters.removeValue(forKey: marker.phase)?.succeed(()) }
             // (The controller's own packet: the source must not send it on should the Move end.)
-            if let seq {
-                unreleased.append(seq)
-                tellReleased()
-            }
+            if let seq { released([seq]) }
             return
         }
         report.packetsRedirected += 1
@@ -38,27 +35,15 @@ extension OpenNFMove {
 
     func send(_ packets: [Raised]) {
         guard !packets.isEmpty else { return }
-        for p in packets {
-            sw.packetOut(p.frame, port: dst.switchPort)
-            if let seq = p.seq { unreleased.append(seq) }
-        }
+        sw.packetOuts(packets.map { ($0.frame, $0.seq) }, port: dst.switchPort)
         report.packetsReleased += packets.count
         lastRedirect = now
-        tellReleased()
     }
 
-    /// Tells the source which of its raised packets went on, once they have left for the
-    /// switch (PACKET_OUTs are paced): one message for all that left together.
-    func tellReleased() {
-        guard !unreleased.isEmpty, !releaseScheduled else { return }
-        releaseScheduled = true
-        sw.packetOutsSent().whenComplete { result in
-            self.releaseScheduled = false
-            // (Not sent, the switch gone: the source processes them should the Move end so.)
-            guard case .success = result, !self.unreleased.isEmpty else { return }
-            self.src.post(.eventsReleased(seqs: Self.ranges(self.unreleased)))
-            self.unreleased = []
-        }
+    /// Tells the source which of its raised packets went on (their PACKET_OUTs left for the
+    /// switch together, or they were the controller's own): one message for them all.
+    func released(_ seqs: [UInt64]) {
+        src.post(.eventsReleased(seqs: Self.ranges(seqs)))
     }
 
     /// Sequence numbers as ranges of consecutive ones.

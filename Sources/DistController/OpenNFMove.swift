@@ -43,9 +43,6 @@ final class OpenNFMove {
 
     var report = MoveReport()
     var buffer: RedirectBuffer<Raised>
-    /// Sequence numbers of raised packets sent on whose release the source has not been told.
-    var unreleased: [UInt64] = []
-    var releaseScheduled = false
     let matches: [OFMatch]
     let started = DispatchTime.now().uptimeNanoseconds
     var stateStarted: UInt64?
@@ -126,6 +123,7 @@ final class OpenNFMove {
         loop.preconditionInEventLoop()
         src.onEvent = { [weak self] frame, seq in self?.redirected(frame, seq: seq) }
         sw.onPacketIn = { [weak self] p in self?.fromSwitch(p) ?? false }
+        sw.onPacketOutsSent = { [weak self] seqs in self?.released(seqs) }
         var steps = loop.makeSucceededVoidFuture()
         if guarded {
             steps = steps.flatMap {

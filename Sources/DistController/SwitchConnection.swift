@@ -68,7 +68,9 @@ final class SwitchConnection {
 
     /// PACKET_OUTs waiting to go, in order: they are paced (``packetOutRate``), because a
     /// burst of thousands re-injected at once overflows the switch's port queues and is lost.
-    private var packetOuts: [(frame: [UInt8], ports: [UInt32], inPort: UInt32)] = []
+    private var packetOuts: [(frame: [UInt8], ports: [UInt32], inPort: UInt32, tag: UInt64?)] = []
+    /// Called after each slice with the tags of the PACKET_OUTs it sent (those given one).
+    var onPacketOutsSent: (([UInt64]) -> Void)?
     private var packetOutHead = 0
     private var pacing: Scheduled<Void>?
     private var drained: [EventLoopPromise<Void>] = []
@@ -89,17 +91,27 @@ final class SwitchConnection {
         packetOut(frame, ports: [port], inPort: inPort)
     }
 
+    /// Frames out of `port`, queued together (so that those the slice lets go leave in one
+    /// go, and their tags come back together).
+    func packetOuts(_ batch: [(frame: [UInt8], tag: UInt64?)], port: UInt32) {
+        for p in batch { packetOut(p.frame, ports: [port], tag: p.tag, pace: false) }
+        if pacing == nil { pace() }
+    }
+
     /// One PACKET_OUT sending `frame` out of each of `ports`, in that order (OP's in-band
     /// control packet goes to both VNFs at once).
-    func packetOut(_ frame: [UInt8], ports: [UInt32], inPort: UInt32 = OpenFlow.portController) {
+    func packetOut(
+        _ frame: [UInt8], ports: [UInt32], inPort: UInt32 = OpenFlow.portController, tag: UInt64? = nil,
+        pace now: Bool = true
+    ) {
         loop.preconditionInEventLoop()
         guard queuedBytes + frame.count <= packetOutLimitBytes else {
             packetOutsDropped += 1
             return
         }
         queuedBytes += frame.count
-        packetOuts.append((frame, ports, inPort))
-        if pacing == nil { pace() }
+        packetOuts.append((frame, ports, inPort, tag))
+        if now && pacing == nil { pace() }
     }
 
     /// Sends what the current millisecond's slice still allows (a slice per millisecond, of
@@ -112,8 +124,11 @@ final class SwitchConnection {
             sentInSlice = 0
         }
         let slice = max(1, packetOutRate / 1000)
+        var tags: [UInt64] = []
+        defer { if !tags.isEmpty { onPacketOutsSent?(tags) } }
         while packetOutHead < packetOuts.count && sentInSlice < slice {
             let p = packetOuts[packetOutHead]
+            if let tag = p.tag { tags.append(tag) }
             queuedBytes -= p.frame.count
             packetOuts[packetOutHead].frame = []
             packetOutHead += 1

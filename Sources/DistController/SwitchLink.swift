@@ -46,6 +46,7 @@ final class SwitchLink: MoveSwitch {
             earlierDropped += old.packetOutsDropped
         }
         connection.onPacketIn = self.connection?.onPacketIn
+        connection.onPacketOutsSent = self.connection?.onPacketOutsSent
         self.connection = connection
         if !tableRead { takeOver(connection) }
         guard !table.rules.isEmpty else {
@@ -94,6 +95,11 @@ final class SwitchLink: MoveSwitch {
         set { connection?.onPacketIn = newValue }
     }
 
+    var onPacketOutsSent: (([UInt64]) -> Void)? {
+        get { connection?.onPacketOutsSent }
+        set { connection?.onPacketOutsSent = newValue }
+    }
+
     /// Kept, and sent if the switch is there (else it gets the rule when it connects).
     /// Returns the FLOW_MOD's xid (0: not sent; a barrier fails then anyway).
     @discardableResult
@@ -109,6 +115,14 @@ final class SwitchLink: MoveSwitch {
             return
         }
         connection.packetOut(frame, port: port, inPort: inPort)
+    }
+
+    func packetOuts(_ batch: [(frame: [UInt8], tag: UInt64?)], port: UInt32) {
+        guard let connection, !connection.closed else {
+            droppedWhileAway += batch.count
+            return
+        }
+        connection.packetOuts(batch, port: port)
     }
 
     func packetOutsSent() -> EventLoopFuture<Void> {

@@ -175,6 +175,27 @@ import Testing
     }
 }
 
+extension PacketOutQueueTests {
+    /// Tags come back as their PACKET_OUTs leave, slice by slice (an opennf-mode Move tells its
+    /// source only what has left: what still waits would be lost with a controller that dies).
+    @Test func tagsComeBackAsTheirPacketOutsLeave() throws {
+        let channel = EmbeddedChannel()
+        let sw = SwitchConnection(channel: channel, log: { _ in })
+        sw.packetOutRate = 2000  // two a millisecond
+        var told: [[UInt64]] = []
+        sw.onPacketOutsSent = { told.append($0) }
+        var batch: [(frame: [UInt8], tag: UInt64?)] = []
+        for i in 0..<5 { batch.append(([UInt8(i)], i == 2 ? nil : UInt64(10 + i))) }
+        sw.packetOuts(batch, port: 2)
+        #expect(told == [[10, 11]])
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(told == [[10, 11], [13]])
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(told == [[10, 11], [13], [14]])
+        #expect(sw.queuedPacketOuts == 0)
+    }
+}
+
 /// A dist Move between instances of different channel versions is refused before it starts.
 @Suite struct ChannelVersionTests {
     @Test func differentVersionsAreRefusedWithBothNames() {

@@ -124,6 +124,7 @@ final class LoopbackSwitch: MoveSwitch {
     var queuedPacketOuts: Int { 0 }
     var packetOutsDropped: Int { 0 }
     var onPacketIn: ((OFPacketIn) -> Bool)?
+    var onPacketOutsSent: (([UInt64]) -> Void)?
     var onDisconnect: (() -> Void)?
     var onConnect: (() -> Void)?
     /// Barriers wait for ``goAway()`` instead of succeeding at once.
@@ -154,6 +155,13 @@ final class LoopbackSwitch: MoveSwitch {
         guard !closed else { return }
         counters.sent(to: "switch", "PACKET_OUT", bytes: 0)
         vnfs[port]?.instance.receive(frame)
+    }
+
+    func packetOuts(_ batch: [(frame: [UInt8], tag: UInt64?)], port: UInt32) {
+        guard !closed else { return }
+        for p in batch { packetOut(p.frame, port: port, inPort: OpenFlow.portController) }
+        let tags = batch.compactMap(\.tag)
+        if !tags.isEmpty { onPacketOutsSent?(tags) }
     }
 
     func packetOutsSent() -> EventLoopFuture<Void> { loop.makeSucceededVoidFuture() }
