@@ -44,16 +44,20 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     @inline(__always)
     public var isEmpty: Bool { head.load(ordering: .relaxed) == tail.load(ordering: .acquiring) }
 
-    /// Consumer side: hands every queued item to `body`, oldest first.
+    /// Consumer side: hands every queued item to `body`, oldest first, each once. An item is
+    /// taken before `body` sees it, so a `body` that drains the ring again (the main lcore's push
+    /// of an event can find the controller gone, and ending its events drains them) takes the
+    /// items after it, and this drain stops there.
     public func drain(_ body: (Element) -> Void) {
-        var h = head.load(ordering: .relaxed)
         let t = tail.load(ordering: .acquiring)
-        while h < t {
+        while true {
+            let h = head.load(ordering: .relaxed)
+            guard h < t else { return }
             let slot = slots + (h & (capacity - 1))
-            if let item = slot.pointee { body(item) }
+            let item = slot.pointee
             slot.pointee = nil
-            h += 1
-            head.store(h, ordering: .releasing)
+            head.store(h + 1, ordering: .releasing)
+            if let item { body(item) }
         }
     }
 }
