@@ -147,6 +147,11 @@ public final class Detector {
     func admits(_ address: IPAddress, at now: UInt64) -> Bool {
         // (index(forKey:): `assets[address] != nil` copied the host's whole record out.)
         if assets.index(forKey: address) != nil { return true }
+        return admitsNew(address, at: now)
+    }
+
+    /// ``admits(_:at:)`` for a host not known.
+    func admitsNew(_ address: IPAddress, at now: UInt64) -> Bool {
         guard assets.count < maxAssets || evictOne() else {
             counters.assetsRefused += 1
             return false
@@ -360,11 +365,6 @@ public final class Detector {
 
     // MARK: - Assets
 
-    /// The asset of the packet's sender, created if new; its VLAN and last-seen time follow the packet.
-    func touch(_ p: DetectionPacket) {
-        withAsset(p) { _ in }
-    }
-
     /// The sender's asset (created if new, VLAN and last-seen time from the packet), changed
     /// in place with one hash lookup.
     @inline(__always)
@@ -375,6 +375,15 @@ public final class Detector {
             &assets[p.source, default: Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)], p, body)
     }
 
+    /// ``withAsset(_:_:)`` for a sender that ``admits(_:at:)`` (nil when it does not): a known
+    /// host is found once, not once to admit it and again to change it.
+    @inline(__always)
+    func withAdmittedAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R? {
+        if let i = assets.index(forKey: p.source) { return Detector.follow(&assets.values[i], p, body) }
+        guard admitsNew(p.source, at: p.timestamp) else { return nil }
+        return withAsset(p, body)
+    }
+
     @inline(__always)
     static func follow<R>(_ asset: inout Asset, _ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
         asset.vlan = p.vlan
@@ -383,11 +392,10 @@ public final class Detector {
     }
 
     func updateService(_ p: DetectionPacket, service: String, application: String) {
-        guard admits(p.source, at: p.timestamp) else { return }
         let port = p.role == .client ? p.destinationPort : p.sourcePort
         let limit = maxEntriesPerHost
         // One lookup: the port's entry changed where it lies, or a new one (nil, true: no room).
-        let (learnt, refused): (ServiceEntry?, Bool) = withAsset(p) { asset in
+        let outcome: (ServiceEntry?, Bool)? = withAdmittedAsset(p) { asset in
             if let i = asset.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
                 return (Self.revise(&asset.services[i], service: service, application: application), false)
             }
@@ -398,6 +406,7 @@ public final class Detector {
             asset.services.insert(entry, at: 0)
             return (entry, false)
         }
+        guard let (learnt, refused) = outcome else { return }
         if refused { counters.entriesRefused += 1 }
         if let learnt { record(p, learnt) }
     }
@@ -450,50 +459,6 @@ public final class Detector {
     }
     static let matchCacheSize = 1024
     var matchCache = [CachedMatch?](repeating: nil, count: Detector.matchCacheSize)
-
-    func match(_ e: inout TCPFingerprint, kind: FingerprintKind) -> Int? {
-        var key = e
-        key.timestamp = e.timestamp == 0 ? 0 : 1  // only "zero or not" takes part in matching
-        let slot = Int(truncatingIfNeeded: key.cacheHash &+ UInt64(kind.index)) & (Detector.matchCacheSize - 1)
-        if let hit = matchCache[slot], hit.kind == kind, hit.fingerprint == key {
-            e.dontFragment = hit.dontFragment
-            return hit.matched
-        }
-        let matched = databases[kind.index]?.match(&e)
-        matchCache[slot] = CachedMatch(kind: kind, fingerprint: key, matched: matched, dontFragment: e.dontFragment)
-        return matched
-    }
-
-    func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
-        guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
-        let matched = match(&e, kind: kind)
-        guard admits(p.source, at: p.timestamp) else { return }
-        let limit = maxEntriesPerHost
-        // nil: known already; else whether a new entry fits (one lookup for both).
-        let fits: Bool? = withAsset(p) { asset in
-            asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) ? nil : asset.os.count < limit
-        }
-        guard let fits else { return }
-        guard fits else {
-            counters.entriesRefused += 1
-            return
-        }
-        let database = databases[kind.index]
-        var text = e.text(uptime: e.timestamp) + ":"
-        if let matched, let signature = database?.signatures[matched] {
-            text += "\(signature.os):\(signature.description)"
-        } else {
-            text += "unknown:unknown"
-        }
-        if e.mss != 0 { text += ":link:\(signatures.linkTypes.name(mss: e.mss))" }
-        if e.timestamp != 0 { text += ":uptime:\(e.timestamp / 360_000)hrs" }
-        assets[p.source]!.os.insert(
-            OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
-        counters.osRecords += 1
-        onRecord?(
-            AssetRecord(
-                asset: p.source.text, vlan: p.vlan, port: p.sourcePort, proto: 6,
-                kind: kind.rawValue, info: text,
-                distance: Int(Detector.normalizedTTL(p.ttl)) - Int(p.ttl), discovered: p.timestamp))
-    }
+    /// The buffer OS records' text is written in (reused: see ``RecordText``).
+    let recordText = RecordText()
 }

@@ -56,11 +56,19 @@ public struct LinkTypes: Sendable {
 
     /// The link name for an MSS, or "unknown-MTU" (p0f's lookup: exact MTU, in a sorted table).
     public func name(mss: UInt16) -> String {
+        let out = RecordText(capacity: 32)
+        write(mss: mss, to: out)
+        return out.string
+    }
+
+    /// Writes ``name(mss:)`` at the end of `out`.
+    func write(mss: UInt16, to out: RecordText) {
         let mtu = Int(mss &+ 40)
         for entry in table {
-            if entry.mtu == mtu { return entry.name }
+            if entry.mtu == mtu { return out.put(entry.name) }
             if mtu < entry.mtu { break }
         }
-        return "unknown-\(mtu)"
+        out.put("unknown-")
+        out.put(mtu)
     }
 }

@@ -21,16 +21,25 @@ public struct TCPQuirks: OptionSet, Sendable, Hashable {
     public static let flowLabel = TCPQuirks(rawValue: 0x4000)  // L: IPv6 flow label set
 
     /// PRADS's letters, in the order it writes them.
-    static let letters: [(TCPQuirks, Character)] = [
-        (.rstAck, "K"), (.seqEqualsAck, "Q"), (.seqZero, "0"), (.past, "P"), (.zeroID, "Z"),
-        (.ipOptions, "I"), (.urgent, "U"), (.x2, "X"), (.ack, "A"), (.t2, "T"), (.flags, "F"),
-        (.data, "D"), (.finAck, "N"), (.flowLabel, "L"), (.broken, "!"),
+    static let letters: [(TCPQuirks, UInt8)] = [
+        (.rstAck, UInt8(ascii: "K")), (.seqEqualsAck, UInt8(ascii: "Q")), (.seqZero, UInt8(ascii: "0")),
+        (.past, UInt8(ascii: "P")), (.zeroID, UInt8(ascii: "Z")),
+        (.ipOptions, UInt8(ascii: "I")), (.urgent, UInt8(ascii: "U")), (.x2, UInt8(ascii: "X")),
+        (.ack, UInt8(ascii: "A")), (.t2, UInt8(ascii: "T")), (.flags, UInt8(ascii: "F")),
+        (.data, UInt8(ascii: "D")), (.finAck, UInt8(ascii: "N")), (.flowLabel, UInt8(ascii: "L")),
+        (.broken, UInt8(ascii: "!")),
     ]
 
     /// The quirks field of a fingerprint: "." when there are none.
     public var text: String {
-        if isEmpty { return "." }
-        return String(TCPQuirks.letters.compactMap { contains($0.0) ? $0.1 : nil })
+        let out = RecordText()
+        write(to: out)
+        return out.string
+    }
+
+    func write(to out: RecordText) {
+        if isEmpty { return out.put(".") }
+        for (quirk, letter) in TCPQuirks.letters where contains(quirk) { out.put(letter) }
     }
 }
 
@@ -97,77 +106,68 @@ public struct TCPFingerprint: Sendable, Equatable {
         return h ^ (h >> 29)
     }
 
-    /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`. (Written as bytes: built
-    /// by string interpolation it cost about 9,000 instructions, at every OS record learnt.)
+    /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`.
     public func text(uptime: UInt32) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        func put(_ s: StaticString) {
-            s.withUTF8Buffer { out.append(contentsOf: $0) }
-        }
-        func put(_ n: Int) {
-            if n < 0 {
-                out.append(UInt8(ascii: "-"))
-                put(-n)
-                return
-            }
-            if n >= 10 { put(n / 10) }
-            out.append(UInt8(ascii: "0") + UInt8(n % 10))
-        }
+        let out = RecordText()
+        write(to: out, uptime: uptime)
+        return out.string
+    }
+
+    /// Writes ``text(uptime:)`` at the end of `out`.
+    func write(to out: RecordText, uptime: UInt32) {
         let wss = Int(windowSize)
         let mssValue = Int(mss)
         if mssValue != 0 && wss != 0 && wss % mssValue == 0 {
-            put("S")
-            put(wss / mssValue)
+            out.put("S")
+            out.put(wss / mssValue)
         } else if wss != 0 && wss % 1460 == 0 {
-            put("S")
-            put(wss / 1460)
+            out.put("S")
+            out.put(wss / 1460)
         } else if mssValue != 0 && wss != 0 && wss % (mssValue + 40) == 0 {
-            put("T")
-            put(wss / (mssValue + 40))
+            out.put("T")
+            out.put(wss / (mssValue + 40))
         } else if wss != 0 && wss % 1500 == 0 {
-            put("T")
-            put(wss / 1500)
+            out.put("T")
+            out.put(wss / 1500)
         } else if wss == 12345 {
-            put("*(12345)")
+            out.put("*(12345)")
         } else {
-            put(wss)
+            out.put(wss)
         }
-        put(":")
-        put(Int(ttl))
-        put(dontFragment ? ":1:" : ":0:")
+        out.put(":")
+        out.put(Int(ttl))
+        out.put(dontFragment ? ":1:" : ":0:")
         if size < TCPFingerprintDatabase.bigPacket {
-            put(Int(size))
+            out.put(Int(size))
         } else {
-            put("*(")
-            put(Int(size))
-            put(")")
+            out.put("*(")
+            out.put(Int(size))
+            out.put(")")
         }
-        put(":")
+        out.put(":")
         let start = out.count
         for i in 0..<options.count {
-            if i > 0 { put(",") }
+            if i > 0 { out.put(",") }
             let option = options[i]
             switch option {
-            case TCPOption.nop: put("N")
+            case TCPOption.nop: out.put("N")
             case TCPOption.windowScale:
-                put("W")
-                put(Int(windowScale))
+                out.put("W")
+                out.put(Int(windowScale))
             case TCPOption.mss:
-                put("M")
-                put(Int(mss))
-            case TCPOption.timestamp: put(uptime == 0 ? "T0" : "T")
-            case TCPOption.sackOK: put("S")
-            case TCPOption.eol: put("E")
+                out.put("M")
+                out.put(Int(mss))
+            case TCPOption.timestamp: out.put(uptime == 0 ? "T0" : "T")
+            case TCPOption.sackOK: out.put("S")
+            case TCPOption.eol: out.put("E")
             default:
-                put("?")
-                put(Int(option))
+                out.put("?")
+                out.put(Int(option))
             }
         }
-        if out.count - start < 2 { put(".") }
-        put(":")
-        out.append(contentsOf: quirks.text.utf8)
-        return String(decoding: out, as: UTF8.self)
+        if out.count - start < 2 { out.put(".") }
+        out.put(":")
+        quirks.write(to: out)
     }
 }
 
