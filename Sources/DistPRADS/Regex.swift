@@ -97,7 +97,7 @@ public final class Regex: @unchecked Sendable {
 
         var handles: Handles { Handles(code: regex.code, data: data, context: context, jit: regex.jit) }
 
-        /// Whether the pattern matches in `subject`; when it does, `captures` gives the groups.
+        /// Whether the pattern matches in `subject`; when it does, ``groupRange(_:in:)`` gives the groups.
         public func matches(_ subject: UnsafeRawBufferPointer) -> Bool {
             let rc = handles.match(subject)
             if Handles.gaveUp(rc) { limitHits += 1 }
@@ -108,16 +108,16 @@ public final class Regex: @unchecked Sendable {
             bytes.withUnsafeBytes { matches($0) }
         }
 
-        /// Group `n` of the last successful match within `subject` (the same bytes), or nil
-        /// when the group did not take part.
-        public func group(_ n: Int, in subject: UnsafeRawBufferPointer) -> [UInt8]? {
+        /// Where group `n` of the last successful match lies in `subject` (the same bytes), or
+        /// nil when the group did not take part or there is no such group.
+        public func groupRange(_ n: Int, in subject: UnsafeRawBufferPointer) -> Range<Int>? {
             let count = Int(pcre2_get_ovector_count_8(data))
             guard n >= 0, n < count, let ovector = pcre2_get_ovector_pointer_8(data) else { return nil }
             let start = ovector[2 * n]
             let end = ovector[2 * n + 1]
             // PCRE2_UNSET is ~0: an unset group.
             guard start != Int.max, start != ~0, start <= end, end <= subject.count else { return nil }
-            return Array(subject[start..<end])
+            return start..<end
         }
     }
 }

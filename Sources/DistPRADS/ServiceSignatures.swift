@@ -89,6 +89,8 @@ public final class ServiceMatcher {
     let handles: [Regex.Handles]
     /// This matcher's scans of its list's prefilter (nil: every signature runs).
     let scanner: ServicePrefilter.Scanner?
+    /// Each signature's application text before its groups are put in (see ``template(_:)``).
+    let templates: [[UInt8]]
 
     /// One matcher per worker: it owns the PCRE2 match state and the prefilter's scratch space.
     /// `prefilter: false` walks every signature (the reference the prefilter is tested against).
@@ -97,6 +99,7 @@ public final class ServiceMatcher {
         self.signatures = signatures
         matchers = signatures.map { Regex.Matcher($0.regex, matchLimit: matchLimit) }
         handles = matchers.map(\.handles)
+        templates = signatures.map(Self.template)
         scanner =
             prefilter
             ? ServicePrefilter.shared(for: signatures.map(\.regex.pattern)).flatMap(ServicePrefilter.Scanner.init) : nil
@@ -134,7 +137,7 @@ public final class ServiceMatcher {
         // (Plain handles: walking the matchers retained and released each of them.)
         let rc = handles[i].match(payload)
         if rc >= 0 {
-            return (signatures[i].service, ServiceMatcher.expand(signatures[i], matcher: matchers[i], subject: payload))
+            return (signatures[i].service, ServiceMatcher.expand(templates[i], matcher: matchers[i], subject: payload))
         }
         if Regex.Handles.gaveUp(rc) { limitHits += 1 }
         return nil
@@ -144,11 +147,9 @@ public final class ServiceMatcher {
         payload.withUnsafeBytes { match($0) }
     }
 
-    /// PRADS's application text: "application[ version][ (info)]", with `$N` replaced by group N
-    /// (an unset group by nothing). Each part is cut to PRADS's lengths (100, 25, 100 bytes) and
-    /// the result to 511 bytes.
-    static func expand(_ signature: ServiceSignature, matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String
-    {
+    /// The text ``expand(_:matcher:subject:)`` fills in: "application[ version][ (info)]", each
+    /// part cut to PRADS's lengths (100, 25, 100 bytes). Made once per signature.
+    static func template(_ signature: ServiceSignature) -> [UInt8] {
         var template = Array(signature.application.utf8.prefix(100))
         if !signature.version.isEmpty {
             template += Array(" ".utf8) + Array(signature.version.utf8.prefix(25))
@@ -156,7 +157,14 @@ public final class ServiceMatcher {
         if !signature.info.isEmpty {
             template += Array(" (".utf8) + Array(signature.info.utf8.prefix(100)) + Array(")".utf8)
         }
+        return template
+    }
+
+    /// PRADS's application text: the signature's template with `$N` replaced by group N of the
+    /// match (an unset group by nothing), cut to 511 bytes.
+    static func expand(_ template: [UInt8], matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String {
         var out: [UInt8] = []
+        out.reserveCapacity(template.count + 64)
         var i = 0
         let limit = 511
         while i < template.count && out.count < limit {
@@ -171,8 +179,7 @@ public final class ServiceMatcher {
                 }
                 // PRADS skips exactly one character after '$' (its number), whatever it was.
                 i += 1
-                let group = matcher.group(n, in: subject) ?? []
-                for byte in group where out.count < limit {
+                for byte in subject[matcher.groupRange(n, in: subject) ?? 0..<0] where out.count < limit {
                     if byte == 0 { break }
                     out.append(byte)
                 }

@@ -124,6 +124,9 @@ public final class FastPath {
         let ownership = self.ownership
         let index = self.index
         let several = ownership.workers > 1
+        // `detect` borrows the detector from this path, which holds it for its life (bound here
+        // by `if let`, it was retained and released at every tracked packet).
+        let detecting = detector != nil
         let seed = table.hashSeed
         var handoffs = false
         var current = eventRule
@@ -182,9 +185,9 @@ public final class FastPath {
         for i in 0..<count where infos[i].hasFlow && (!events || Self.updatesState(verdicts[i])) {
             var entry = 0
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
-            if let detector, outcome == .updated || outcome == .created {
+            if detecting, outcome == .updated || outcome == .created {
                 detect(
-                    detector, frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
+                    frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
                     wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
                     entry: entry, created: outcome == .created, now: stamp(i, now: now), l4: infos[i].l4,
                     tcpFlags: infos[i].tcpFlags)
@@ -240,6 +243,7 @@ public final class FastPath {
     /// ``verdicts`` and the result alike.
     @inlinable @discardableResult
     public func processHandedOff(_ packets: UnsafePointer<HandoffPacket>, count: Int, now: UInt64) -> Bool {
+        let detecting = detector != nil
         let current = eventRule
         let drain = drainFilter
         var events = false
@@ -260,9 +264,9 @@ public final class FastPath {
             let outcome = table.track(
                 probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
                 wireLength: packets[i].packetLength, now: now, index: &entry)
-            if let detector, outcome == .updated || outcome == .created {
+            if detecting, outcome == .updated || outcome == .created {
                 detect(
-                    detector, frame: packets[i].frame, length: Int(packets[i].segmentLength),
+                    frame: packets[i].frame, length: Int(packets[i].segmentLength),
                     wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
                     fromLo: probes[i].fromLo, entry: entry, created: outcome == .created,
                     now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now,
@@ -396,7 +400,7 @@ public final class FastPath {
     /// not known), so that a packet the detection would do nothing with is not decoded again.
     @inlinable
     func detect(
-        _ detector: Detector, frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
+        frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
         fromLo: Bool, entry index: Int, created: Bool, now: UInt64, l4: L4Kind, tcpFlags: UInt8
     ) {
         let entry = table.pointer(at: index)
@@ -427,7 +431,9 @@ public final class FastPath {
         // A flow opened by a SYN+ACK already has its receiver as client (the table does what
         // PRADS's reversal does), so only later reversals swap the roles.
         let alreadyReversed = created && fromLo != entry.pointee.clientIsLo
-        if detector.inspect(&detection.pointee, flow: &state) && !alreadyReversed { entry.pointee.swapRoles() }
+        if detector.unsafelyUnwrapped.inspect(&detection.pointee, flow: &state) && !alreadyReversed {
+            entry.pointee.swapRoles()
+        }
         entry.pointee.inspection = state.check
     }
 
