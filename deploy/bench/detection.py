@@ -2,7 +2,7 @@
 """Detection benchmark: dist-vnf with PRADS detection against Debian's prads on traffic that
 keeps bringing new flows, and against dpdk-testpmd on the same devices, in one invocation.
 
-    deploy/bench/detection.py [--runs 3] [--passes 20] [--seconds 5]
+    deploy/bench/detection.py [--runs 3] [--passes 20] [--memory-passes 8] [--seconds 5]
 
 1. Fresh flows, one pass read from a file: a capture of PASSES copies of mix-a, each copy with
    hosts and flows of its own (deploy/tools/freshtrace.py), so every flow's first packets are
@@ -10,11 +10,15 @@ keeps bringing new flows, and against dpdk-testpmd on the same devices, in one i
    run's time less its start-up, timed on a one-frame capture); dist-vnf reads it once through
    net_pcap into net_null on one worker core, with detection on and off (its rate: the frames
    over the time from its first packet to its last, by the admin socket's counters).
-2. mix-a from memory, as deploy/bench/forwarding.py runs it: net_pcap with infinite_rx into
+2. Fresh flows from memory: a capture of MEMORY_PASSES copies, which net_pcap (infinite_rx)
+   loads into mbufs before dist-vnf starts, as a NIC would have put them there; the rate is
+   taken over the first time round, in which every flow is new. prads has no such mode: its
+   figure stays the one from the file (reading it is a few percent of prads's time).
+3. mix-a from memory, as deploy/bench/forwarding.py runs it: net_pcap with infinite_rx into
    net_null, dist-vnf with detection on and off against testpmd's io forwarding on the same
    devices. After the first pass every flow is known and inspected as far as the limits allow:
    this measures the tracking of known flows more than detection.
-Prints the median of each over the runs and the ratios (targets: at least 10x prads on fresh
+Prints the median of each over the runs, and the median of each run's own ratios (targets: at least 10x prads on fresh
 flows; with detection on, at least 0.6x testpmd on mix-a from memory).
 """
 import argparse
@@ -58,13 +62,18 @@ def admin(path, request):
     return json.loads(data)
 
 
-def dist_single_pass(trace, frames, prefix, detection):
-    """dist-vnf reading `trace` once: frames per second from its first packet to its last."""
+def dist_single_pass(trace, frames, prefix, detection, memory=False):
+    """dist-vnf through `trace` once: frames per second from its first packet to its `frames`th.
+    From the file, or (`memory`) from net_pcap's copy of it in memory (infinite_rx, which loads
+    every frame into an mbuf before it starts: the first time round, every flow is new)."""
     with tempfile.TemporaryDirectory() as d:
         sock = os.path.join(d, 'admin.sock')
-        args = [forwarding.DIST_VNF, '-l', '0-1', '--no-huge', '-m', '1536', '--no-pci', '--file-prefix', prefix,
-                '--vdev', f'net_pcap0,rx_pcap={trace}', '--vdev', 'net_null0,no-rx=1', '--',
-                '--id', 'bench', '--mbuf-size', '9216', '--mbufs', '65535', '--flows', str(1 << 21),
+        # Each frame held takes a 9216-byte mbuf (mix-a has frames of up to 7314 bytes).
+        mbufs, megabytes = (frames + 65536, (frames + 65536) * 9600 // (1 << 20) + 1024) if memory else (65535, 1536)
+        rx = f'rx_pcap={trace},infinite_rx=1' if memory else f'rx_pcap={trace}'
+        args = [forwarding.DIST_VNF, '-l', '0-1', '--no-huge', '-m', str(megabytes), '--no-pci', '--file-prefix', prefix,
+                '--vdev', f'net_pcap0,{rx}', '--vdev', 'net_null0,no-rx=1', '--',
+                '--id', 'bench', '--mbuf-size', '9216', '--mbufs', str(mbufs), '--flows', str(1 << 21),
                 '--admin', sock] + ([] if detection else ['--no-detection'])
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
@@ -92,6 +101,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--passes', type=int, default=20, help='copies of mix-a in the fresh-flow capture')
+    parser.add_argument('--memory-passes', type=int, default=8,
+                        help='copies of mix-a in the fresh-flow capture read from memory (each frame held takes 9.6 kB)')
     parser.add_argument('--seconds', type=int, default=5, help='seconds measured per run from memory, after warm-up')
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix='dist-detection-bench-')
@@ -99,15 +110,21 @@ def main():
     subprocess.run([sys.executable, FRESHTRACE, '--passes', str(options.passes), '--out', fresh], check=True,
                    capture_output=True)
     frames = len(pcapcheck.read_pcap(fresh))
+    held = os.path.join(work, 'fresh-held.pcap')
+    subprocess.run([sys.executable, FRESHTRACE, '--passes', str(options.memory_passes), '--out', held], check=True,
+                   capture_output=True)
+    held_frames = len(pcapcheck.read_pcap(held))
     one = os.path.join(work, 'one.pcap')
     pcapcheck.write_pcap(one, pcapcheck.read_pcap(forwarding.MIX_A)[:1])
     subprocess.run(['cat', fresh], stdout=subprocess.DEVNULL, check=True)  # (in the page cache for all)
-    rows = {k: [] for k in ('prads', 'fresh_on', 'fresh_off', 'mem_on', 'mem_off', 'testpmd')}
+    rows = {k: [] for k in ('prads', 'fresh_on', 'fresh_off', 'held_on', 'held_off', 'mem_on', 'mem_off', 'testpmd')}
     for run in range(options.runs):
         start_up = prads_seconds(one)
         rows['prads'].append(frames / max(1e-3, prads_seconds(fresh) - start_up))
         rows['fresh_on'].append(dist_single_pass(fresh, frames, f'bench-fon{run}', True))
         rows['fresh_off'].append(dist_single_pass(fresh, frames, f'bench-foff{run}', False))
+        rows['held_on'].append(dist_single_pass(held, held_frames, f'bench-hon{run}', True, memory=True))
+        rows['held_off'].append(dist_single_pass(held, held_frames, f'bench-hoff{run}', False, memory=True))
         rows['mem_on'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
                                                    f'bench-det{run}', flows=65536, extra=())[0])
         rows['mem_off'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
@@ -116,12 +133,22 @@ def main():
                                                        f'bench-pmd{run}'))
         print(f'run {run + 1}: ' + ', '.join(f'{k} {v[-1] / 1e6:.3f} Mpps' for k, v in rows.items()), flush=True)
     m = {k: statistics.median(v) for k, v in rows.items()}
+
+    def paired(a, b):
+        """The median of the runs' own ratios: a run's two figures are taken within a minute of
+        each other, so the machine's slow minutes are not set against its fast ones."""
+        return statistics.median(x / y for x, y in zip(rows[a], rows[b]))
+
     print(f'fresh flows ({frames} frames, one pass from the file): prads {m["prads"] / 1e6:.3f} Mpps, dist-vnf '
-          f'detection on {m["fresh_on"] / 1e6:.3f} Mpps ({m["fresh_on"] / m["prads"]:.1f}x prads, target >= 10), '
+          f'detection on {m["fresh_on"] / 1e6:.3f} Mpps ({paired("fresh_on", "prads"):.1f}x prads, target >= 10), '
           f'off {m["fresh_off"] / 1e6:.3f} Mpps')
+    print(f'fresh flows ({held_frames} frames, the first time round from memory): dist-vnf detection on '
+          f'{m["held_on"] / 1e6:.3f} Mpps ({paired("held_on", "prads"):.1f}x prads from the file), '
+          f'off {m["held_off"] / 1e6:.3f} Mpps')
     print(f'mix-a from memory: testpmd {m["testpmd"] / 1e6:.2f} Mpps, dist-vnf detection on {m["mem_on"] / 1e6:.2f} '
-          f'Mpps ({m["mem_on"] / m["testpmd"]:.2f}x testpmd, target >= 0.6), off {m["mem_off"] / 1e6:.2f} Mpps '
-          f'({m["mem_off"] / m["testpmd"]:.2f}x)')
+          f'Mpps ({paired("mem_on", "testpmd"):.2f}x testpmd, target >= 0.6), off {m["mem_off"] / 1e6:.2f} Mpps '
+          f'({paired("mem_off", "testpmd"):.2f}x)')
+    print('(rates: the median of each over the runs; ratios: the median of the runs\' own ratios)')
 
 
 if __name__ == '__main__':
