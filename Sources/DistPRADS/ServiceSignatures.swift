@@ -91,6 +91,9 @@ public final class ServiceMatcher {
     let scanner: ServicePrefilter.Scanner?
     /// Each signature's application text before its groups are put in (see ``template(_:)``).
     let templates: [[UInt8]]
+    /// When every signature of the list is a plain string (``LiteralPattern``), those strings:
+    /// found directly, without the prefilter or PCRE2.
+    let literals: [LiteralPattern]?
 
     /// One matcher per worker: it owns the PCRE2 match state and the prefilter's scratch space.
     /// `prefilter: false` walks every signature (the reference the prefilter is tested against).
@@ -100,19 +103,31 @@ public final class ServiceMatcher {
         matchers = signatures.map { Regex.Matcher($0.regex, matchLimit: matchLimit) }
         handles = matchers.map(\.handles)
         templates = signatures.map(Self.template)
+        let literals = signatures.compactMap { LiteralPattern($0.regex.pattern) }
+        self.literals = prefilter && !signatures.isEmpty && literals.count == signatures.count ? literals : nil
         scanner =
             prefilter
             ? ServicePrefilter.shared(for: signatures.map(\.regex.pattern)).flatMap(ServicePrefilter.Scanner.init) : nil
     }
 
-    /// Whether a prefilter chooses the signatures to run.
-    public var prefiltered: Bool { scanner != nil }
+    /// Whether a prefilter chooses the signatures to run, or they are plain strings found
+    /// without one.
+    public var prefiltered: Bool { scanner != nil || literals != nil }
 
     /// Matches that gave up at the match limit (pathological payloads), over all signatures.
     public private(set) var limitHits = 0
 
     /// The first signature matching `payload`, and its service-info text.
     public func match(_ payload: UnsafeRawBufferPointer) -> (service: String, info: String)? {
+        if let literals {
+            for i in literals.indices {
+                guard let found = literals[i].firstMatch(in: payload) else { continue }
+                // A literal's only group is the whole match.
+                let info = ServiceMatcher.expand(templates[i], subject: payload) { $0 == 0 ? found : nil }
+                return (signatures[i].service, info)
+            }
+            return nil
+        }
         if let scanner, scanner.scan(payload) {
             let words = scanner.candidates
             for w in words.indices {
@@ -137,7 +152,9 @@ public final class ServiceMatcher {
         // (Plain handles: walking the matchers retained and released each of them.)
         let rc = handles[i].match(payload)
         if rc >= 0 {
-            return (signatures[i].service, ServiceMatcher.expand(templates[i], matcher: matchers[i], subject: payload))
+            let matcher = matchers[i]
+            let info = ServiceMatcher.expand(templates[i], subject: payload) { matcher.groupRange($0, in: payload) }
+            return (signatures[i].service, info)
         }
         if Regex.Handles.gaveUp(rc) { limitHits += 1 }
         return nil
@@ -161,8 +178,10 @@ public final class ServiceMatcher {
     }
 
     /// PRADS's application text: the signature's template with `$N` replaced by group N of the
-    /// match (an unset group by nothing), cut to 511 bytes.
-    static func expand(_ template: [UInt8], matcher: Regex.Matcher, subject: UnsafeRawBufferPointer) -> String {
+    /// match (where `group` says it lies in `subject`; an unset group by nothing), cut to 511 bytes.
+    static func expand(
+        _ template: [UInt8], subject: UnsafeRawBufferPointer, group: (Int) -> Range<Int>?
+    ) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(template.count + 64)
         var i = 0
@@ -179,7 +198,7 @@ public final class ServiceMatcher {
                 }
                 // PRADS skips exactly one character after '$' (its number), whatever it was.
                 i += 1
-                for byte in subject[matcher.groupRange(n, in: subject) ?? 0..<0] where out.count < limit {
+                for byte in subject[group(n) ?? 0..<0] where out.count < limit {
                     if byte == 0 { break }
                     out.append(byte)
                 }
