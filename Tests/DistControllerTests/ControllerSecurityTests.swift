@@ -158,7 +158,7 @@ import Testing
             vnfs: [ControllerConfig.VNF(name: "a", host: "127.0.0.1", port: 1, switchPort: 1)],
             openflowPort: 0, northboundPath: path)
         config.openflowTLS = try ControlTLS.server(files)
-        config.switchCertificate = try NIOSSLCertificate(file: dir + "/switch.pem", format: .pem)
+        config.switchCertificate = try NIOSSLCertificate.fromPEMFile(dir + "/switch.pem")[0]
         let controller = try Controller(config: config, log: { _ in })
         let port = "\(try controller.start())"
         defer { controller.shutdown() }

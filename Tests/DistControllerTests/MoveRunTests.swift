@@ -333,7 +333,7 @@ final class LoopbackSwitch: MoveSwitch {
         let run = try DistModeMove(
             id: 10, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
             settle: .milliseconds(10), progress: { _ in })
-        let (report, _, _) = try drive(run) { [sw, b] in sw.targets == [b.switchPort] ? b : nil }
+        let (report, _, _) = try drive(run, dies: { [sw, b] in sw.targets == [b.switchPort] ? b : nil })
         #expect(report.outcome == "aborted")
         #expect(report.reason?.contains("vnf2 went away") == true, "\(report.reason ?? "")")
         #expect(a.requests == ["movePerFlow", "abortMove"])
@@ -349,9 +349,11 @@ final class LoopbackSwitch: MoveSwitch {
         let run = try DistModeMove(
             id: 11, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
             settle: .milliseconds(10), progress: { _ in })
-        let (report, _, _) = try drive(run) { [a, b] in
-            b.instance.notices.contains { $0.type == "incomingStarted" } ? a : nil
-        }
+        let (report, _, _) = try drive(
+            run,
+            dies: { [a, b] in
+                b.instance.notices.contains { $0.type == "incomingStarted" } ? a : nil
+            })
         #expect(report.outcome == "aborted")
         #expect(report.reason?.contains("vnf1 went away") == true, "\(report.reason ?? "")")
         #expect(b.requests == ["abortMove"])
