@@ -45,6 +45,37 @@ import Testing
         }
     }
 
+    /// Random patterns of literal bytes, escapes and metacharacters: whatever is taken for a
+    /// plain string compiles under PCRE2 and matches exactly where PCRE2 does.
+    @Test func whateverIsTakenForAStringIsOneToPCRE2() throws {
+        let pieces = [
+            "a", "b", "\\x61", "\\x6", "\\x{61}", "\\.", "\\-", "\\d", "\\n", "\\", ".", "^", "$", "*", "+", "?",
+            "|", "(", ")", "[", "]", "{", "}", "{2}", "\\x00", " ", "-", "#", "\\Q", "\\E", "\\0", "\u{e9}",
+        ]
+        var random = SystemRandomNumberGenerator()
+        var taken = 0
+        for _ in 0..<5_000 {
+            let pattern = (0..<Int.random(in: 1...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }
+                .joined()
+            guard let literal = LiteralPattern(pattern) else { continue }
+            taken += 1
+            let matcher = Regex.Matcher(try Regex(pattern))
+            for _ in 0..<20 {
+                var subject = (0..<Int.random(in: 0...12, using: &random)).map { _ in
+                    Array("ab.- #\0".utf8).randomElement(using: &random)!
+                }
+                if Bool.random(using: &random) {
+                    subject.insert(contentsOf: literal.bytes, at: Int.random(in: 0...subject.count, using: &random))
+                }
+                subject.withUnsafeBytes { raw in
+                    let expected = matcher.matches(raw) ? matcher.groupRange(0, in: raw) : nil
+                    #expect(literal.firstMatch(in: raw) == expected, "\(pattern) in \(subject)")
+                }
+            }
+        }
+        #expect(taken > 200)
+    }
+
     @Test func aListOfLiteralsNeedsNoPrefilterAndAMixedListKeepsIt() throws {
         let udp = try ServiceSignatureFile.load("/etc/prads/udp-service.sig").signatures
         #expect(ServiceMatcher(udp).literals != nil)
