@@ -92,7 +92,7 @@ public final class ServiceMatcher {
     /// Each signature's application text before its groups are put in (see ``template(_:)``).
     let templates: [[UInt8]]
     /// When every signature of the list is a plain string (``LiteralPattern``), those strings:
-    /// found directly, without the prefilter or PCRE2.
+    /// found directly, without a prefilter (none is compiled) or PCRE2.
     let literals: [LiteralPattern]?
 
     /// One matcher per worker: it owns the PCRE2 match state and the prefilter's scratch space.
@@ -106,7 +106,7 @@ public final class ServiceMatcher {
         let literals = signatures.compactMap { LiteralPattern($0.regex.pattern) }
         self.literals = prefilter && !signatures.isEmpty && literals.count == signatures.count ? literals : nil
         scanner =
-            prefilter
+            prefilter && self.literals == nil
             ? ServicePrefilter.shared(for: signatures.map(\.regex.pattern)).flatMap(ServicePrefilter.Scanner.init) : nil
     }
 
@@ -164,7 +164,7 @@ public final class ServiceMatcher {
         payload.withUnsafeBytes { match($0) }
     }
 
-    /// The text ``expand(_:matcher:subject:)`` fills in: "application[ version][ (info)]", each
+    /// The text ``expand(_:subject:group:)`` fills in: "application[ version][ (info)]", each
     /// part cut to PRADS's lengths (100, 25, 100 bytes). Made once per signature.
     static func template(_ signature: ServiceSignature) -> [UInt8] {
         var template = Array(signature.application.utf8.prefix(100))

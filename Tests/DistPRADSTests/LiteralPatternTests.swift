@@ -78,7 +78,7 @@ import Testing
 
     @Test func aListOfLiteralsNeedsNoPrefilterAndAMixedListKeepsIt() throws {
         let udp = try ServiceSignatureFile.load("/etc/prads/udp-service.sig").signatures
-        #expect(ServiceMatcher(udp).literals != nil)
+        #expect(ServiceMatcher(udp).literals != nil && ServiceMatcher(udp).scanner == nil)
         #expect(ServiceMatcher(udp, prefilter: false).literals == nil)
         let tcp = try ServiceSignatureFile.load("/etc/prads/tcp-service.sig").signatures
         #expect(ServiceMatcher(tcp).literals == nil)
