@@ -106,14 +106,8 @@ public struct TCPFingerprint: Sendable, Equatable {
         return h ^ (h >> 29)
     }
 
-    /// PRADS's text of the fingerprint: `wss:ttl:df:size:options:quirks`.
-    public func text(uptime: UInt32) -> String {
-        let out = RecordText()
-        write(to: out, uptime: uptime)
-        return out.string
-    }
-
-    /// Writes ``text(uptime:)`` at the end of `out`.
+    /// Writes PRADS's text of the fingerprint at the end of `out`:
+    /// `wss:ttl:df:size:options:quirks`.
     func write(to out: RecordText, uptime: UInt32) {
         let wss = Int(windowSize)
         let mssValue = Int(mss)
