@@ -81,15 +81,15 @@ public final class FastPath {
         self.stats = stats
         self.maxBurst = maxBurst
         self.detector = detector
-        infos = .allocate(capacity: maxBurst)
+        infos = CacheLines.allocate(PacketInfo.self, capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
-        probes = .allocate(capacity: maxBurst)
+        probes = CacheLines.allocate(FlowProbe.self, capacity: maxBurst)
         probes.initialize(repeating: FlowProbe(PacketInfo(), seed: 0), count: maxBurst)
-        verdicts = .allocate(capacity: maxBurst)
+        verdicts = CacheLines.allocate(Verdict.self, capacity: maxBurst)
         verdicts.initialize(repeating: .forward, count: maxBurst)
-        owners = .allocate(capacity: maxBurst)
+        owners = CacheLines.allocate(UInt16.self, capacity: maxBurst)
         owners.initialize(repeating: 0, count: maxBurst)
-        detection = .allocate(capacity: 1)
+        detection = CacheLines.allocate(DetectionPacket.self, capacity: 1)
         detection.initialize(
             to: DetectionPacket(
                 frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,

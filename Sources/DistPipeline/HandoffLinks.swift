@@ -65,7 +65,7 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         while size < capacity { size <<= 1 }
         self.capacity = size
         mask = size - 1
-        slots = .allocate(capacity: size)
+        slots = CacheLines.allocate(Element.self, capacity: size)
         indices = .allocate(byteCount: 256, alignment: 64)
         let headStorage = indices.bindMemory(to: UnsafeAtomic<Int>.Storage.self, capacity: 1)
         headStorage.initialize(to: .init(0))

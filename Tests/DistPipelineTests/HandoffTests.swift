@@ -294,3 +294,14 @@ import Testing
         #expect(copies.count >= 32 && copies.allSatisfy { pinned.matches(RedirectTests.key($0)!) })
     }
 }
+
+@Suite struct HandoffRingLayoutTests {
+    /// The slots start on a pair of lines: a 128-byte slot then spans two lines, not three,
+    /// and two neighbouring slots (one being written, one being read) share none.
+    @Test func slotsStartOnALinePair() {
+        let ring = HandoffRing<HandoffPacket>(capacity: 4096)
+        let (items, _) = ring.peek(limit: 1)
+        #expect(UInt(bitPattern: items) % UInt(CacheLines.size) == 0)
+        #expect(MemoryLayout<HandoffPacket>.stride % 64 == 0)
+    }
+}
