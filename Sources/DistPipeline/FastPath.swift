@@ -247,10 +247,11 @@ public final class FastPath {
         let detecting = detector != nil
         let current = eventRule
         let drain = drainFilter
+        let seed = table.hashSeed
         var events = false
         for i in 0..<count {
             verdicts[i] = .forward
-            probes[i] = packets[i].probe
+            probes[i] = packets[i].probe(seed: seed)
             table.prefetchSlot(probes[i])
             if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
                 verdicts[i] = verdict

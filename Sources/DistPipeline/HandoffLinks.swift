@@ -1,43 +1,7 @@
 import Atomics
+import CDistIntrinsics
 import DistFlow
 import DistPacket
-
-/// A packet on its way to the worker that owns its flow, with what the receiver's parse found
-/// that the owner needs (its flow, direction and hash, TCP flags, where its IP header starts),
-/// so that the owner neither parses it again nor reads its buffer's header to find the frame.
-public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
-    public var probe: FlowProbe
-    public var frame: UnsafePointer<UInt8>
-    /// The receiver's handle for the packet (dist-vnf: its mbuf), returned to it untouched.
-    public var packet: OpaquePointer?
-    public var packetLength: UInt32
-    /// Its receive time in seconds as its port stamped it (`.max`: none; detection dates by
-    /// the second: see ``FastPath/stamps``). Seconds, so that the value stays within 128 bytes.
-    public var stampSeconds: UInt32 = .max
-    public var segmentLength: UInt16
-    /// The port it leaves by (the receiver's route).
-    public var port: UInt16
-    public var l3Offset: UInt16
-    /// TCP flags, for a TCP packet.
-    public var tcpFlags: UInt8
-    public var isTCP: Bool
-
-    @inlinable @inline(__always)
-    public init(
-        probe: FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
-        packetLength: UInt32, segmentLength: UInt16, port: UInt16
-    ) {
-        self.probe = probe
-        self.frame = frame
-        self.packet = packet
-        self.packetLength = packetLength
-        self.segmentLength = segmentLength
-        self.port = port
-        l3Offset = info.flowL3Offset
-        tcpFlags = info.tcpFlags
-        isTCP = info.l4 == .tcp
-    }
-}
 
 /// A bounded single-producer single-consumer ring of plain values between two workers, moved in
 /// bursts. The producer writes each item straight into its slot (``stage(_:)``) and makes a
@@ -95,7 +59,14 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
             producerHead.pointee = head.load(ordering: .acquiring)
             if t - producerHead.pointee >= capacity { return false }
         }
-        (slots + (t & mask)).initialize(to: item)
+        let slot = slots + (t & mask)
+        if MemoryLayout<Element>.stride == 64 {
+            // A whole line, written past the caches: the consumer's core read it last, and a
+            // plain store would wait to fetch it back from there first.
+            withUnsafePointer(to: item) { dist_stream_line(slot, $0) }
+        } else {
+            slot.initialize(to: item)
+        }
         staged.pointee += 1
         return true
     }
@@ -105,6 +76,8 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     public func publish() -> Int {
         let n = staged.pointee
         guard n > 0 else { return 0 }
+        // (The release store below does not order the streamed lines before it; the fence does.)
+        if MemoryLayout<Element>.stride == 64 { dist_store_fence() }
         tail.store(tail.load(ordering: .relaxed) + n, ordering: .releasing)
         staged.pointee = 0
         return n

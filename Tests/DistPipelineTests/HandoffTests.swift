@@ -295,13 +295,39 @@ import Testing
     }
 }
 
-@Suite struct HandoffRingLayoutTests {
-    /// The slots start on a pair of lines: a 128-byte slot then spans two lines, not three,
-    /// and two neighbouring slots (one being written, one being read) share none.
-    @Test func slotsStartOnALinePair() {
+@Suite struct HandoffSlotTests {
+    /// The slots start on a pair of lines, and a slot is one line.
+    @Test func aSlotIsOneLineOfItsOwn() {
+        #expect(MemoryLayout<HandoffPacket>.stride == 64)
         let ring = HandoffRing<HandoffPacket>(capacity: 4096)
         let (items, _) = ring.peek(limit: 1)
         #expect(UInt(bitPattern: items) % UInt(CacheLines.size) == 0)
-        #expect(MemoryLayout<HandoffPacket>.stride % 64 == 0)
+    }
+
+    /// The owner's probe of every flow frame of mix-a (IPv4, IPv6, tunnels, VLANs) is the one
+    /// its receiver made: from the slot for an IPv4 flow outside tunnels, from the frame for the
+    /// rest.
+    @Test func theOwnerProbesEveryFrameAsItsReceiverDid() {
+        let seed: UInt64 = 0x1234_5678_9ABC_DEF0
+        var compact = 0
+        var reparsed = 0
+        for frame in FastPathTests.frames {
+            frame.bytes.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                var info = PacketInfo()
+                PacketParser.parse(UnsafeRawPointer(base), length: b.count, into: &info)
+                guard info.hasFlow else { return }
+                let probe = FlowProbe(info, frame: base, seed: seed)
+                let slot = HandoffPacket(
+                    probe: probe, info: info, frame: base, packet: nil, packetLength: UInt32(b.count),
+                    segmentLength: UInt16(b.count), port: 0)
+                let owners = slot.probe(seed: seed)
+                #expect(owners.key == probe.key && owners.hash == probe.hash && owners.fromLo == probe.fromLo)
+                let fits = info.tunnel == .none && probe.key.loAddr.isIPv4Mapped && probe.key.hiAddr.isIPv4Mapped
+                #expect(slot.isCompact == fits)
+                if slot.isCompact { compact += 1 } else { reparsed += 1 }
+            }
+        }
+        #expect(compact > 50_000 && reparsed > 1_000, "mix-a has both kinds")
     }
 }

@@ -1,7 +1,7 @@
 /*
  * CDistIntrinsics: CPU hints and instructions Swift has no spelling for. Header-only, no DPDK:
  * the flow table (which must not import DPDK) uses it to prefetch hash slots and entries a
- * burst ahead, the state codec for its checksum.
+ * burst ahead, the worker handoff to write its ring's slots, the state codec for its checksum.
  */
 #ifndef DIST_INTRINSICS_H
 #define DIST_INTRINSICS_H
@@ -17,6 +17,32 @@ static inline __attribute__((always_inline)) void dist_prefetch_write(const void
 {
     __builtin_prefetch(p, 1, 3);
 }
+
+/**
+ * Writes the 64 bytes at src to the cache line at dst (64-byte aligned) past the caches
+ * (non-temporal stores): the line is not fetched first, which a plain store would do, from
+ * another core's cache when that core read it last. Order them before a later release store
+ * with dist_store_fence.
+ */
+#if defined(__x86_64__)
+#include <emmintrin.h>
+static inline __attribute__((always_inline)) void dist_stream_line(void *dst, const void *src)
+{
+    const __m128i *s = (const __m128i *)src;
+    __m128i *d = (__m128i *)dst;
+    _mm_stream_si128(d, _mm_loadu_si128(s));
+    _mm_stream_si128(d + 1, _mm_loadu_si128(s + 1));
+    _mm_stream_si128(d + 2, _mm_loadu_si128(s + 2));
+    _mm_stream_si128(d + 3, _mm_loadu_si128(s + 3));
+}
+
+/** Orders the non-temporal stores before it ahead of every store after it. */
+static inline __attribute__((always_inline)) void dist_store_fence(void) { _mm_sfence(); }
+#else
+#include <string.h>
+static inline void dist_stream_line(void *dst, const void *src) { memcpy(dst, src, 64); }
+static inline void dist_store_fence(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+#endif
 
 /**
  * CRC-32C (Castagnoli) of n bytes at p, continuing from crc (pass 0xFFFFFFFF first, invert the
