@@ -223,12 +223,14 @@ public final class FastPath {
             return
         }
         for i in 0..<count where verdicts[i] == .handoff {
-            var packet = HandoffPacket(
-                probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
-                packet: packets?[i], packetLength: packetLengths[i],
-                segmentLength: segmentLengths[i], port: port)
-            packet.stampSeconds = stamp(i, now: .max) == .max ? .max : UInt32(clamping: stamps![i] / 1_000_000_000)
-            if !handoff.stage(packet, to: Int(owners[i])) {
+            let seconds = stamp(i, now: .max) == .max ? UInt32.max : UInt32(clamping: stamps![i] / 1_000_000_000)
+            let staged = handoff.stage(to: Int(owners[i])) { slot in
+                HandoffPacket.stream(
+                    probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped, packet: packets?[i],
+                    packetLength: packetLengths[i], segmentLength: segmentLengths[i], port: port,
+                    stampSeconds: seconds, to: slot)
+            }
+            if !staged {
                 // The owner's ring is full: dropped here, as if the port had dropped it (no
                 // state was touched anywhere).
                 stats.pointee.handoffRingFull &+= 1

@@ -54,21 +54,28 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// ``publish()``. False when the ring is full (the item stays the caller's).
     @inlinable @inline(__always)
     public func stage(_ item: Element) -> Bool {
+        guard let slot = reserve() else { return false }
+        slot.initialize(to: item)
+        commit()
+        return true
+    }
+
+    /// Producer side: the slot after what is queued and staged, for the caller to write in
+    /// place and then ``commit()``; nil when the ring is full.
+    @inlinable @inline(__always)
+    public func reserve() -> UnsafeMutablePointer<Element>? {
         let t = tail.load(ordering: .relaxed) + staged.pointee
         if t - producerHead.pointee >= capacity {
             producerHead.pointee = head.load(ordering: .acquiring)
-            if t - producerHead.pointee >= capacity { return false }
+            if t - producerHead.pointee >= capacity { return nil }
         }
-        let slot = slots + (t & mask)
-        if MemoryLayout<Element>.stride == 64 {
-            // A whole line, written past the caches: the consumer's core read it last, and a
-            // plain store would wait to fetch it back from there first.
-            withUnsafePointer(to: item) { dist_stream_line(slot, $0) }
-        } else {
-            slot.initialize(to: item)
-        }
+        return slots + (t & mask)
+    }
+
+    /// Producer side: stages the slot ``reserve()`` gave, now written.
+    @inlinable @inline(__always)
+    public func commit() {
         staged.pointee += 1
-        return true
     }
 
     /// Producer side: makes the staged items visible to the consumer; returns how many.
@@ -76,8 +83,6 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     public func publish() -> Int {
         let n = staged.pointee
         guard n > 0 else { return 0 }
-        // (The release store below does not order the streamed lines before it; the fence does.)
-        if MemoryLayout<Element>.stride == 64 { dist_store_fence() }
         tail.store(tail.load(ordering: .relaxed) + n, ordering: .releasing)
         staged.pointee = 0
         return n
@@ -160,9 +165,25 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
         return ring._withUnsafeGuaranteedRef { $0.stage(item) }
     }
 
+    /// Lets `write` fill worker `owner`'s next slot in place (seen there after the next
+    /// ``flush(stats:)``). False as ``stage(_:to:)`` is, without calling `write`.
+    @inlinable @inline(__always)
+    public func stage(to owner: Int, _ write: (UnsafeMutablePointer<Element>) -> Void) -> Bool {
+        guard owner >= 0, owner < workers, let ring = rings[owner] else { return false }
+        return ring._withUnsafeGuaranteedRef { ring in
+            guard let slot = ring.reserve() else { return false }
+            write(slot)
+            ring.commit()
+            return true
+        }
+    }
+
     /// Publishes what was staged, counting in `stats` what went (handed off).
     @inlinable
     public func flush(stats: UnsafeMutablePointer<WorkerStats>) {
+        // Slots may have been written with non-temporal stores (``HandoffPacket/stream``),
+        // which a release store does not order before it: the fence does.
+        dist_store_fence()
         for owner in 0..<workers {
             guard let ring = rings[owner] else { continue }
             let n = ring._withUnsafeGuaranteedRef { $0.publish() }

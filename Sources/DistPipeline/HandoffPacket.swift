@@ -1,3 +1,4 @@
+import CDistIntrinsics
 import DistFlow
 import DistPacket
 
@@ -66,6 +67,35 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
         tcpFlags = info.tcpFlags
         flags =
             (info.l4 == .tcp ? Flags.tcp : 0) | (probe.fromLo ? Flags.fromLo : 0) | (compact ? Flags.compact : 0)
+    }
+
+    /// Writes what ``init(probe:info:frame:packet:packetLength:segmentLength:port:)`` makes
+    /// (with `stampSeconds`) into `slot` as eight words streamed past the caches: the
+    /// receiver does not wait for the slot's line to come back from the owner's core, which
+    /// read it last. The ring's flush fences them before it publishes the slot.
+    @inlinable @inline(__always)
+    public static func stream(
+        probe: borrowing FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
+        packetLength: UInt32, segmentLength: UInt16, port: UInt16, stampSeconds: UInt32,
+        to slot: UnsafeMutablePointer<HandoffPacket>
+    ) {
+        let lo = probe.key.loAddr
+        let hi = probe.key.hiAddr
+        let compact = probe.key.tunnel == .none && lo.isIPv4Mapped && hi.isIPv4Mapped
+        let flags =
+            (info.l4 == .tcp ? Flags.tcp : 0) | (probe.fromLo ? Flags.fromLo : 0) | (compact ? Flags.compact : 0)
+        // Little-endian words in the order of the stored properties (checked by a test).
+        dist_stream_words(
+            slot,
+            UInt64(UInt(bitPattern: packet)),
+            UInt64(UInt(bitPattern: frame)),
+            probe.hash,
+            lo.lo & 0xFFFF_FFFF | hi.lo << 32,
+            UInt64(probe.key.loPort) | UInt64(probe.key.hiPort) << 16 | UInt64(probe.key.vlanKey) << 32,
+            UInt64(packetLength) | UInt64(stampSeconds) << 32,
+            UInt64(segmentLength) | UInt64(port) << 16 | UInt64(info.flowL3Offset) << 32
+                | UInt64(probe.key.proto) << 48 | UInt64(info.tcpFlags) << 56,
+            UInt64(flags))
     }
 
     public var isTCP: Bool { flags & Flags.tcp != 0 }
