@@ -153,6 +153,7 @@ final class LoopbackSwitch: MoveSwitch {
 
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32) {
         guard !closed else { return }
+        log.append("PACKET_OUT \(port)")
         counters.sent(to: "switch", "PACKET_OUT", bytes: 0)
         vnfs[port]?.instance.receive(frame)
     }
@@ -193,8 +194,17 @@ final class LoopbackSwitch: MoveSwitch {
         return loop.makeSucceededVoidFuture()
     }
 
-    func syncDatapath() -> EventLoopFuture<Void> { loop.makeFailedFuture(ControllerError("no means")) }
-    var syncsDatapath: Bool { false }
+    /// Whether it has a datapath to purge (Open vSwitch's control socket); purges succeed.
+    var purges = false
+    /// The PACKET_OUTs' ports and the purges, in order.
+    var log: [String] = []
+
+    func syncDatapath() -> EventLoopFuture<Void> {
+        guard purges else { return loop.makeFailedFuture(ControllerError("no means")) }
+        log.append("purge")
+        return loop.makeSucceededVoidFuture()
+    }
+    var syncsDatapath: Bool { purges }
 }
 
 /// The controller's Move runs (``DistModeMove``) on an embedded event loop against two VNFs of

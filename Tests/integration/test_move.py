@@ -444,6 +444,8 @@ class MoveTests(unittest.TestCase):
     def test_order_preserving(self):
         report, result = self.moved('op', 'pz,ll,er', 'all')
         self.assertEqual((result['reordered_within_flows'], result['moved_reordered']), (0, 0), result)
+        # The IBC went once the switch's datapath had no flow cached from before phase 1.
+        self.assertIn('datapath-synced-1', [p['name'] for p in report['phases']], report['phases'])
 
     def test_every_guarantee_with_every_optimization(self):
         """NG, LF and OP with each of the eight combinations of PZ, LL and ER: 24 Moves back and
