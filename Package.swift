@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "DistPipeline",
             dependencies: [
-                "DistPacket", "DistFlow", "DistPRADS", "DistState",
+                "DistPacket", "DistFlow", "DistPRADS", "DistState", "CDistIntrinsics",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             // (A FastPath has one owner, its worker; the checks cost a thread-local lookup per

@@ -1,4 +1,5 @@
 import CDPDKShim
+import DistFlow
 import DistPipeline
 
 /// A worker's buffers for one burst, allocated once when it starts: the mbufs, and what the
@@ -14,11 +15,11 @@ struct Burst {
     let stamps: UnsafeMutablePointer<UInt64>?
 
     init(capacity: Int, stamping: Bool = false) {
-        packets = .allocate(capacity: capacity)
-        data = .allocate(capacity: capacity)
-        segmentLengths = .allocate(capacity: capacity)
-        packetLengths = .allocate(capacity: capacity)
-        stamps = stamping ? .allocate(capacity: capacity) : nil
+        packets = CacheLines.allocate(OpaquePointer?.self, capacity: capacity)
+        data = CacheLines.allocate(UnsafePointer<UInt8>?.self, capacity: capacity)
+        segmentLengths = CacheLines.allocate(UInt16.self, capacity: capacity)
+        packetLengths = CacheLines.allocate(UInt32.self, capacity: capacity)
+        stamps = stamping ? CacheLines.allocate(UInt64.self, capacity: capacity) : nil
     }
 
     func deallocate() {

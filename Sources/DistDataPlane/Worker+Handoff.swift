@@ -30,7 +30,7 @@ extension Worker {
     func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, _ burst: Burst) -> Bool {
         // The packets are processed where they lie in the ring; their slots go back after.
         let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
-        // The slots were written on the receiver's core: ask for all their lines at once.
+        // The slots were written on the receiver's core (past its caches): ask for them at once.
         let bytes = UnsafeRawPointer(items)
         for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
             dist_prefetch_read(bytes + offset)

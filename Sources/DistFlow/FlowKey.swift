@@ -192,8 +192,10 @@ public struct FlowProbe: Sendable, BitwiseCopyable {
         return FlowProbe(key: key, hash: key.hashValue64(seed: seed), fromLo: fromLo)
     }
 
-    @inlinable
-    init(key: FlowKey, hash: UInt64, fromLo: Bool) {
+    /// A probe from its parts: `hash` must be `key.hashValue64(seed:)` under the seed of the
+    /// table it probes.
+    @inlinable @inline(__always)
+    public init(key: FlowKey, hash: UInt64, fromLo: Bool) {
         self.key = key
         self.hash = hash
         self.fromLo = fromLo

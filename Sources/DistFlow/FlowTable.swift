@@ -121,14 +121,14 @@ public final class FlowTable {
         self.timeouts = timeouts
         let slotCount = FlowTable.slotCount(for: capacity)
         slotMask = slotCount - 1
-        entries = .allocate(capacity: capacity)
+        entries = CacheLines.allocate(FlowEntry.self, capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
-        slots = .allocate(capacity: slotCount)
+        slots = CacheLines.allocate(UInt64.self, capacity: slotCount)
         slots.initialize(repeating: 0, count: slotCount)
-        freeList = .allocate(capacity: capacity)
+        freeList = CacheLines.allocate(UInt32.self, capacity: capacity)
         // Hand out low positions first: entry i is free-list element capacity-1-i.
         for i in 0..<capacity { freeList[i] = UInt32(capacity - 1 - i) }
-        state = .allocate(capacity: 1)
+        state = CacheLines.allocate(State.self, capacity: 1)
         state.initialize(to: State(freeCount: capacity))
         markOffset = MemoryLayout<FlowEntry>.offset(of: \FlowEntry.markStorage)!
     }

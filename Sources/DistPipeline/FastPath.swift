@@ -81,15 +81,15 @@ public final class FastPath {
         self.stats = stats
         self.maxBurst = maxBurst
         self.detector = detector
-        infos = .allocate(capacity: maxBurst)
+        infos = CacheLines.allocate(PacketInfo.self, capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
-        probes = .allocate(capacity: maxBurst)
+        probes = CacheLines.allocate(FlowProbe.self, capacity: maxBurst)
         probes.initialize(repeating: FlowProbe(PacketInfo(), seed: 0), count: maxBurst)
-        verdicts = .allocate(capacity: maxBurst)
+        verdicts = CacheLines.allocate(Verdict.self, capacity: maxBurst)
         verdicts.initialize(repeating: .forward, count: maxBurst)
-        owners = .allocate(capacity: maxBurst)
+        owners = CacheLines.allocate(UInt16.self, capacity: maxBurst)
         owners.initialize(repeating: 0, count: maxBurst)
-        detection = .allocate(capacity: 1)
+        detection = CacheLines.allocate(DetectionPacket.self, capacity: 1)
         detection.initialize(
             to: DetectionPacket(
                 frame: UnsafeRawBufferPointer(start: nil, count: 0), end: 0,
@@ -223,12 +223,14 @@ public final class FastPath {
             return
         }
         for i in 0..<count where verdicts[i] == .handoff {
-            var packet = HandoffPacket(
-                probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped,
-                packet: packets?[i], packetLength: packetLengths[i],
-                segmentLength: segmentLengths[i], port: port)
-            packet.stampSeconds = stamp(i, now: .max) == .max ? .max : UInt32(clamping: stamps![i] / 1_000_000_000)
-            if !handoff.stage(packet, to: Int(owners[i])) {
+            let seconds = stamp(i, now: .max) == .max ? UInt32.max : UInt32(clamping: stamps![i] / 1_000_000_000)
+            let staged = handoff.stage(to: Int(owners[i])) { slot in
+                HandoffPacket.stream(
+                    probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped, packet: packets?[i],
+                    packetLength: packetLengths[i], segmentLength: segmentLengths[i], port: port,
+                    stampSeconds: seconds, to: slot)
+            }
+            if !staged {
                 // The owner's ring is full: dropped here, as if the port had dropped it (no
                 // state was touched anywhere).
                 stats.pointee.handoffRingFull &+= 1
@@ -247,10 +249,11 @@ public final class FastPath {
         let detecting = detector != nil
         let current = eventRule
         let drain = drainFilter
+        let seed = table.hashSeed
         var events = false
         for i in 0..<count {
             verdicts[i] = .forward
-            probes[i] = packets[i].probe
+            probes[i] = packets[i].probe(seed: seed)
             table.prefetchSlot(probes[i])
             if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
                 verdicts[i] = verdict

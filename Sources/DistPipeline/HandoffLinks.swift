@@ -1,43 +1,7 @@
 import Atomics
+import CDistIntrinsics
 import DistFlow
 import DistPacket
-
-/// A packet on its way to the worker that owns its flow, with what the receiver's parse found
-/// that the owner needs (its flow, direction and hash, TCP flags, where its IP header starts),
-/// so that the owner neither parses it again nor reads its buffer's header to find the frame.
-public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
-    public var probe: FlowProbe
-    public var frame: UnsafePointer<UInt8>
-    /// The receiver's handle for the packet (dist-vnf: its mbuf), returned to it untouched.
-    public var packet: OpaquePointer?
-    public var packetLength: UInt32
-    /// Its receive time in seconds as its port stamped it (`.max`: none; detection dates by
-    /// the second: see ``FastPath/stamps``). Seconds, so that the value stays within 128 bytes.
-    public var stampSeconds: UInt32 = .max
-    public var segmentLength: UInt16
-    /// The port it leaves by (the receiver's route).
-    public var port: UInt16
-    public var l3Offset: UInt16
-    /// TCP flags, for a TCP packet.
-    public var tcpFlags: UInt8
-    public var isTCP: Bool
-
-    @inlinable @inline(__always)
-    public init(
-        probe: FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
-        packetLength: UInt32, segmentLength: UInt16, port: UInt16
-    ) {
-        self.probe = probe
-        self.frame = frame
-        self.packet = packet
-        self.packetLength = packetLength
-        self.segmentLength = segmentLength
-        self.port = port
-        l3Offset = info.flowL3Offset
-        tcpFlags = info.tcpFlags
-        isTCP = info.l4 == .tcp
-    }
-}
 
 /// A bounded single-producer single-consumer ring of plain values between two workers, moved in
 /// bursts. The producer writes each item straight into its slot (``stage(_:)``) and makes a
@@ -65,7 +29,7 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         while size < capacity { size <<= 1 }
         self.capacity = size
         mask = size - 1
-        slots = .allocate(capacity: size)
+        slots = CacheLines.allocate(Element.self, capacity: size)
         indices = .allocate(byteCount: 256, alignment: 64)
         let headStorage = indices.bindMemory(to: UnsafeAtomic<Int>.Storage.self, capacity: 1)
         headStorage.initialize(to: .init(0))
@@ -90,14 +54,28 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// ``publish()``. False when the ring is full (the item stays the caller's).
     @inlinable @inline(__always)
     public func stage(_ item: Element) -> Bool {
+        guard let slot = reserve() else { return false }
+        slot.initialize(to: item)
+        commit()
+        return true
+    }
+
+    /// Producer side: the slot after what is queued and staged, for the caller to write in
+    /// place and then ``commit()``; nil when the ring is full.
+    @inlinable @inline(__always)
+    public func reserve() -> UnsafeMutablePointer<Element>? {
         let t = tail.load(ordering: .relaxed) + staged.pointee
         if t - producerHead.pointee >= capacity {
             producerHead.pointee = head.load(ordering: .acquiring)
-            if t - producerHead.pointee >= capacity { return false }
+            if t - producerHead.pointee >= capacity { return nil }
         }
-        (slots + (t & mask)).initialize(to: item)
+        return slots + (t & mask)
+    }
+
+    /// Producer side: stages the slot ``reserve()`` gave, now written.
+    @inlinable @inline(__always)
+    public func commit() {
         staged.pointee += 1
-        return true
     }
 
     /// Producer side: makes the staged items visible to the consumer; returns how many.
@@ -187,9 +165,25 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
         return ring._withUnsafeGuaranteedRef { $0.stage(item) }
     }
 
+    /// Lets `write` fill worker `owner`'s next slot in place (seen there after the next
+    /// ``flush(stats:)``). False as ``stage(_:to:)`` is, without calling `write`.
+    @inlinable @inline(__always)
+    public func stage(to owner: Int, _ write: (UnsafeMutablePointer<Element>) -> Void) -> Bool {
+        guard owner >= 0, owner < workers, let ring = rings[owner] else { return false }
+        return ring._withUnsafeGuaranteedRef { ring in
+            guard let slot = ring.reserve() else { return false }
+            write(slot)
+            ring.commit()
+            return true
+        }
+    }
+
     /// Publishes what was staged, counting in `stats` what went (handed off).
     @inlinable
     public func flush(stats: UnsafeMutablePointer<WorkerStats>) {
+        // Slots may have been written with non-temporal stores (``HandoffPacket/stream``),
+        // which a release store does not order before it: the fence does.
+        dist_store_fence()
         for owner in 0..<workers {
             guard let ring = rings[owner] else { continue }
             let n = ring._withUnsafeGuaranteedRef { $0.publish() }

@@ -1,4 +1,5 @@
 import Atomics
+import DistFlow
 import DistPRADS
 
 /// A bounded single-producer single-consumer queue from a worker (which never waits: a full
@@ -15,7 +16,7 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         var size = 2
         while size < capacity { size <<= 1 }
         self.capacity = size
-        slots = .allocate(capacity: size)
+        slots = CacheLines.allocate(Element?.self, capacity: size)
         slots.initialize(repeating: nil, count: size)
     }
 

@@ -294,3 +294,80 @@ import Testing
         #expect(copies.count >= 32 && copies.allSatisfy { pinned.matches(RedirectTests.key($0)!) })
     }
 }
+
+@Suite struct HandoffSlotTests {
+    /// The slots start on a pair of lines, and a slot is one line.
+    @Test func aSlotIsOneLineOfItsOwn() {
+        #expect(MemoryLayout<HandoffPacket>.stride == 64)
+        let ring = HandoffRing<HandoffPacket>(capacity: 4096)
+        let (items, _) = ring.peek(limit: 1)
+        #expect(UInt(bitPattern: items) % UInt(CacheLines.size) == 0)
+    }
+
+    /// What the receiver streams into a slot reads back as the value its fields make.
+    @Test func aStreamedSlotReadsAsTheValue() {
+        let ring = HandoffRing<HandoffPacket>(capacity: 64)
+        var checked = 0
+        for frame in FastPathTests.frames.prefix(2_000) {
+            frame.bytes.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                var info = PacketInfo()
+                PacketParser.parse(UnsafeRawPointer(base), length: b.count, into: &info)
+                guard info.hasFlow else { return }
+                let probe = FlowProbe(info, frame: base, seed: 7)
+                let handle = OpaquePointer(bitPattern: 0x1234_5678 + checked)
+                var expected = HandoffPacket(
+                    probe: probe, info: info, frame: base, packet: handle, packetLength: UInt32(b.count) + 4,
+                    segmentLength: UInt16(b.count), port: 3)
+                expected.stampSeconds = UInt32(1_700_000_000 + checked)
+                let slot = ring.reserve()!
+                HandoffPacket.stream(
+                    probe: probe, info: info, frame: base, packet: handle, packetLength: UInt32(b.count) + 4,
+                    segmentLength: UInt16(b.count), port: 3, stampSeconds: expected.stampSeconds, to: slot)
+                let got = slot.pointee
+                #expect(got.packet == expected.packet && got.frame == expected.frame && got.hash == expected.hash)
+                #expect(got.loAddr == expected.loAddr && got.hiAddr == expected.hiAddr)
+                #expect(
+                    got.loPort == expected.loPort && got.hiPort == expected.hiPort && got.vlanKey == expected.vlanKey)
+                #expect(got.packetLength == expected.packetLength && got.stampSeconds == expected.stampSeconds)
+                #expect(got.segmentLength == expected.segmentLength && got.port == expected.port)
+                #expect(
+                    got.l3Offset == expected.l3Offset && got.proto == expected.proto
+                        && got.tcpFlags == expected.tcpFlags)
+                #expect(got.isTCP == expected.isTCP && got.isCompact == expected.isCompact)
+                let a = got.probe(seed: 7)
+                let e = expected.probe(seed: 7)
+                #expect(a.key == e.key && a.hash == e.hash && a.fromLo == e.fromLo)
+                checked += 1
+            }
+        }
+        #expect(checked > 1_500)
+    }
+
+    /// The owner's probe of every flow frame of mix-a (IPv4, IPv6, tunnels, VLANs) is the one
+    /// its receiver made: from the slot for an IPv4 flow outside tunnels, from the frame for the
+    /// rest.
+    @Test func theOwnerProbesEveryFrameAsItsReceiverDid() {
+        let seed: UInt64 = 0x1234_5678_9ABC_DEF0
+        var compact = 0
+        var reparsed = 0
+        for frame in FastPathTests.frames {
+            frame.bytes.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                var info = PacketInfo()
+                PacketParser.parse(UnsafeRawPointer(base), length: b.count, into: &info)
+                guard info.hasFlow else { return }
+                let probe = FlowProbe(info, frame: base, seed: seed)
+                let slot = HandoffPacket(
+                    probe: probe, info: info, frame: base, packet: nil, packetLength: UInt32(b.count),
+                    segmentLength: UInt16(b.count), port: 0)
+                let owners = slot.probe(seed: seed)
+                #expect(owners.key == probe.key && owners.hash == probe.hash && owners.fromLo == probe.fromLo)
+                let fits = info.tunnel == .none && probe.key.loAddr.isIPv4Mapped && probe.key.hiAddr.isIPv4Mapped
+                #expect(slot.isCompact == fits)
+                if slot.isCompact { compact += 1 } else { reparsed += 1 }
+            }
+        }
+        #expect(compact > 50_000 && reparsed > 1_000, "mix-a has both kinds")
+    }
+}

@@ -1,7 +1,7 @@
 /*
  * CDistIntrinsics: CPU hints and instructions Swift has no spelling for. Header-only, no DPDK:
  * the flow table (which must not import DPDK) uses it to prefetch hash slots and entries a
- * burst ahead, the state codec for its checksum.
+ * burst ahead, the worker handoff to write its ring's slots, the state codec for its checksum.
  */
 #ifndef DIST_INTRINSICS_H
 #define DIST_INTRINSICS_H
@@ -17,6 +17,44 @@ static inline __attribute__((always_inline)) void dist_prefetch_write(const void
 {
     __builtin_prefetch(p, 1, 3);
 }
+
+/**
+ * Writes the eight words to the cache line at dst (64-byte aligned) past the caches
+ * (non-temporal stores): the line is not fetched first, which a plain store would do, from
+ * another core's cache when that core read it last. Order them before a later release store
+ * with dist_store_fence.
+ */
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#include <stdint.h>
+static inline __attribute__((always_inline)) void dist_stream_words(
+    void *dst, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4, uint64_t w5, uint64_t w6,
+    uint64_t w7)
+{
+    long long *d = (long long *)dst;
+    _mm_stream_si64(d, (long long)w0);
+    _mm_stream_si64(d + 1, (long long)w1);
+    _mm_stream_si64(d + 2, (long long)w2);
+    _mm_stream_si64(d + 3, (long long)w3);
+    _mm_stream_si64(d + 4, (long long)w4);
+    _mm_stream_si64(d + 5, (long long)w5);
+    _mm_stream_si64(d + 6, (long long)w6);
+    _mm_stream_si64(d + 7, (long long)w7);
+}
+
+/** Orders the non-temporal stores before it ahead of every store after it. */
+static inline __attribute__((always_inline)) void dist_store_fence(void) { _mm_sfence(); }
+#else
+#include <stdint.h>
+static inline void dist_stream_words(
+    void *dst, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4, uint64_t w5, uint64_t w6,
+    uint64_t w7)
+{
+    uint64_t *d = (uint64_t *)dst;
+    d[0] = w0; d[1] = w1; d[2] = w2; d[3] = w3; d[4] = w4; d[5] = w5; d[6] = w6; d[7] = w7;
+}
+static inline void dist_store_fence(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+#endif
 
 /**
  * CRC-32C (Castagnoli) of n bytes at p, continuing from crc (pass 0xFFFFFFFF first, invert the
