@@ -244,6 +244,11 @@ let package = Package(
             path: "Benchmarks/MoveCost"
         ),
         .executableTarget(
+            name: "dist-core-latency",
+            dependencies: ["CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")],
+            path: "Benchmarks/CoreLatency"
+        ),
+        .executableTarget(
             name: "dist-fastpath-bench",
             dependencies: ["DistPipeline", "DistFlow", "DistPacket", "DistPRADS"],
             path: "Benchmarks/FastPath"

@@ -1,5 +1,6 @@
 """dist-vnf's command line: help, and one clear line for every kind of bad argument."""
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -100,3 +101,29 @@ class ControllerCommandLineTests(unittest.TestCase):
             result = subprocess.run(base + args, capture_output=True, text=True, timeout=60)
             self.assertEqual(result.returncode, 64, result.stderr)
             self.assertIn(word, result.stderr)
+
+
+class CoreLatencyTests(unittest.TestCase):
+    """dist-core-latency, which the handoff benchmark runs around each of its runs."""
+
+    def tool(self, *args):
+        path = os.path.join(os.path.dirname(binary()), 'dist-core-latency')
+        return subprocess.run([path, *args], capture_output=True, text=True, timeout=60)
+
+    def test_it_times_a_line_crossing_between_two_cpus(self):
+        if os.cpu_count() < 2:
+            self.skipTest('one CPU')
+        result = self.tool('0', '1', '100')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        m = re.match(r'core-latency (\d+) ns \(CPUs 0 and 1; (\d+) windows of 20 ms: (\d+) to (\d+)\)', result.stdout)
+        self.assertIsNotNone(m, result.stdout)
+        median, windows, low, high = map(int, m.groups())
+        self.assertGreaterEqual(windows, 5)
+        self.assertTrue(0 < low <= median <= high, result.stdout)
+
+    def test_bad_arguments_are_refused(self):
+        for args, code, words in ((['0', '0'], 2, 'two different CPUs'), (['x'], 2, 'usage'),
+                                  (['0', str(os.cpu_count() + 64)], 1, 'cannot run on CPU')):
+            result = self.tool(*args)
+            self.assertEqual(result.returncode, code, (args, result.stderr))
+            self.assertIn(words, result.stderr)

@@ -14,8 +14,10 @@ A two-worker part measures the worker handoff: two RX queues (net_pcap with two 
 files) and two workers. mix-a is split between the queues by flow twice: by each flow's owner
 (no handoff possible), and by a hash unrelated to the owner (about half of each queue's frames
 belong to the other worker and go to it through the handoff ring). Both runs replay the same
-frames in all; only where they arrive differs. The ratio of the two rates is what handoff
-costs; testpmd forwards the second split on two cores as the reference.
+frames in all; only where they arrive differs. The ratio of the two rates of frames sent is
+what handoff costs (a frame a full ring drops was received, not sent: infinite_rx overloads the
+workers without pause, and the faster one's ring to the slower fills); testpmd forwards the
+second split on two cores as the reference.
 
 A further part does the same on a generated trace of 1,000,000 distinct UDP 5-tuples, so that
 dist-vnf holds 1M concurrent flows (its default flow table), and prints the table's memory.
@@ -81,6 +83,19 @@ def testpmd_rates(lines):
 
 def dist_rates(lines):
     return [float(m.group(1)) for line in lines for m in [re.search(r'stats: .*rx-pps (\d+)', line)] if m]
+
+
+def dist_forwarded_rates(lines):
+    """Frames sent per second, from the totals of consecutive statistics lines (the line's rate
+    counts frames received, which with several workers include those a full handoff ring
+    dropped)."""
+    totals = [(int(m.group(1)), int(m.group(2)), float(m.group(3))) for line in lines
+              for m in [re.search(r'stats: rx (\d+) tx (\d+) .*rx-pps (\d+)', line)] if m]
+    rates = []
+    for (rx0, tx0, _), (rx1, tx1, rate) in zip(totals, totals[1:]):
+        if rx1 > rx0:
+            rates.append(rate * (tx1 - tx0) / (rx1 - rx0))
+    return rates
 
 
 def testpmd_rate(trace, samples, mbuf_size, mbufs, memory, prefix):
@@ -163,29 +178,60 @@ def dist_two(traces, samples, prefix):
     args = [DIST_VNF, '--lcores', '0@0,1@0,2@1', '--no-huge', '-m', '3072', '--no-pci', '--file-prefix', prefix,
             *two_queue_args(traces), '--', '--id', 'bench', '--stats-period', '1', '--mbuf-size', '9216',
             '--mbufs', '150000', '--flows', '65536', '--no-detection']
-    rates, out = run_until(args, dist_rates, samples)
+    rates, out = run_until(args, dist_forwarded_rates, samples)
     if not rates:
         sys.exit('dist-vnf printed no rate:\n' + out[-3000:])
     handoff = re.findall(r'handoff (w0 \d+/\d+/\d+ w1 \d+/\d+/\d+)', out)
     return statistics.median(rates), (handoff[-1] if handoff else '')
 
 
+CORE_LATENCY = os.path.join(ROOT, '.build', 'release', 'dist-core-latency')
+
+
+def core_latency():
+    """How long a cache line written on CPU 0 takes to be seen on CPU 1 now, in ns (None without
+    the tool). On a virtual machine it is where the host has the two vCPUs at that moment."""
+    if not os.path.exists(CORE_LATENCY):
+        return None
+    out = subprocess.run([CORE_LATENCY, '0', '1', '300'], capture_output=True, text=True).stdout
+    m = re.search(r'core-latency (\d+) ns', out)
+    return int(m.group(1)) if m else None
+
+
+def placement(latencies):
+    """The cores' placement over a run, from the latencies taken around it: a handed-off frame's
+    cost is mostly cache lines crossing between the cores, so runs compare only within one."""
+    if not latencies or None in latencies:
+        return 'unknown'
+    worst = max(latencies)
+    return 'sharing a cache (<= 50 ns)' if worst <= 50 else 'one socket (<= 150 ns)' if worst <= 150 else 'apart (> 150 ns)'
+
+
 def two_workers(options):
     with tempfile.TemporaryDirectory() as d:
         traces = queue_traces(d)
         print(f'== mix-a on two RX queues and two workers (net_pcap -> net_null), {options.runs} runs each')
-        ratios, costs = [], []
+        ratios, costs, by_placement = [], [], {}
         for run in range(options.runs):
             ref = testpmd_two(traces['crossed'], options.seconds, f'bench-tp2{run}')
+            latencies = [core_latency()]
             alone, _ = dist_two(traces['owned'], options.seconds, f'bench-dvo{run}')
+            latencies.append(core_latency())
             spread, handoff = dist_two(traces['crossed'], options.seconds, f'bench-dvs{run}')
+            latencies.append(core_latency())
             ratios.append(spread / ref)
             costs.append(1 - spread / alone)
+            where = placement(latencies)
+            by_placement.setdefault(where, []).append(costs[-1])
             print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps; dist-vnf each flow at its owner\'s queue {alone / 1e6:.2f} Mpps, '
                   f'half of the flows at the other queue {spread / 1e6:.2f} Mpps (handed off/received/ring full per worker: '
-                  f'{handoff}); handoff costs {100 * (1 - spread / alone):.1f}%')
+                  f'{handoff}); handoff costs {100 * (1 - spread / alone):.1f}%; a line crossed the cores in '
+                  f'{" / ".join(str(x) for x in latencies)} ns before, between and after: {where}')
         print(f'median: handoff costs {100 * statistics.median(costs):.1f}% of the rate (target <= 20%); '
               f'dist-vnf with handoff / testpmd {statistics.median(ratios):.2f}')
+        for where, values in sorted(by_placement.items()):
+            print(f'  cores {where}: handoff costs {100 * statistics.median(values):.1f}% (median of {len(values)} runs: '
+                  f'{", ".join(f"{100 * v:.0f}" for v in values)})')
 
 
 def million_flow_trace(path, count=1_000_000):

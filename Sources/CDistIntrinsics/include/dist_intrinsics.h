@@ -88,4 +88,7 @@ static inline uint32_t dist_crc32c(uint32_t crc, const uint8_t *p, size_t n) { (
 static inline int dist_crc32c_hardware(void) { return 0; }
 #endif
 
+/* Runs the calling thread on `cpu` alone: 0, or -1 if the system refuses (no such CPU). */
+int dist_pin_thread(int cpu);
+
 #endif
