@@ -53,7 +53,10 @@ extension DistModeMove {
     /// Move, as in LF; a purge without a reply falls back on the copies and ``settle``.
     func phaseOneSynced(_ xids: [UInt32]) -> EventLoopFuture<Void> {
         sw.barrier(covering: xids).flatMap {
-            self.sw.datapathCaughtUp { self.report.warnings.append($0) }
+            self.sw.syncDatapath().map { true }.recover { error in
+                self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
+                return false
+            }
         }.flatMap { synced in
             guard synced else { return self.phaseOneSeen() }
             self.phase("datapath-synced")
@@ -125,5 +128,7 @@ extension DistModeMove {
     }
 
     /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
-    func settled() -> EventLoopFuture<Void> { sw.settled(settle) }
+    func settled() -> EventLoopFuture<Void> {
+        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
+    }
 }

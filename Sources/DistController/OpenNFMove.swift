@@ -351,7 +351,7 @@ final class OpenNFMove {
             // (An abort meanwhile failed the waiter: no IBC then.)
             guard self.ibcWaiters[phase] != nil else { return }
             self.sw.packetOut(frame, port: self.src.switchPort)
-            let timeout = self.loop.scheduleTask(in: Self.ibcTimeout) {
+            self.loop.scheduleTask(in: Self.ibcTimeout) {
                 if let p = self.ibcWaiters.removeValue(forKey: phase) {
                     self.report.warnings.append(
                         "the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s"
@@ -359,7 +359,6 @@ final class OpenNFMove {
                     p.succeed(())
                 }
             }
-            promise.futureResult.whenComplete { _ in timeout.cancel() }
         }
         return promise.futureResult
     }
@@ -373,10 +372,16 @@ final class OpenNFMove {
     /// (``DatapathSync``) the cached flows are purged; otherwise, or should the purge fail, time
     /// tells (``settle``).
     func caughtUp(phase: UInt32) -> EventLoopFuture<Void> {
-        sw.datapathCaughtUp { self.report.warnings.append($0) }.flatMap { synced in
-            guard synced else { return self.sw.settled(self.settle) }
+        let settled = {
+            self.settle.nanoseconds > 0
+                ? self.loop.scheduleTask(in: self.settle) {}.futureResult : self.loop.makeSucceededVoidFuture()
+        }
+        guard sw.syncsDatapath else { return settled() }
+        return sw.syncDatapath().map {
             self.phase("datapath-synced-\(phase)")
-            return self.loop.makeSucceededVoidFuture()
+        }.flatMapError { error in
+            self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
+            return settled()
         }
     }
 
