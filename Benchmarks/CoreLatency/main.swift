@@ -11,10 +11,6 @@ import Atomics
 import CDistIntrinsics
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 let arguments = CommandLine.arguments.dropFirst().map { Int($0) }
 guard arguments.allSatisfy({ $0 != nil }), arguments.count <= 3 else {
     FileHandle.standardError.write("usage: dist-core-latency [CPU_A] [CPU_B] [MILLISECONDS]\n".data(using: .utf8)!)
@@ -24,11 +20,7 @@ let cpuA = arguments.count > 0 ? arguments[0]! : 0
 let cpuB = arguments.count > 1 ? arguments[1]! : 1
 let milliseconds = arguments.count > 2 ? arguments[2]! : 500
 
-func nanoseconds() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-}
+func nanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 // Each counter on a line pair of its own (the adjacent-line prefetcher pairs lines).
 let storage = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)

@@ -53,10 +53,7 @@ extension DistModeMove {
     /// Move, as in LF; a purge without a reply falls back on the copies and ``settle``.
     func phaseOneSynced(_ xids: [UInt32]) -> EventLoopFuture<Void> {
         sw.barrier(covering: xids).flatMap {
-            self.sw.syncDatapath().map { true }.recover { error in
-                self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
-                return false
-            }
+            self.sw.datapathCaughtUp { self.report.warnings.append($0) }
         }.flatMap { synced in
             guard synced else { return self.phaseOneSeen() }
             self.phase("datapath-synced")
@@ -128,7 +125,5 @@ extension DistModeMove {
     }
 
     /// Succeeds once the switch's datapath has had ``settle`` to apply the last rule change.
-    func settled() -> EventLoopFuture<Void> {
-        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
-    }
+    func settled() -> EventLoopFuture<Void> { sw.settled(settle) }
 }

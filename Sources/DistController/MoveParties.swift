@@ -95,6 +95,22 @@ extension MoveSwitch {
     func barrier(covering covers: [UInt32] = []) -> EventLoopFuture<Void> {
         barrier(covering: covers, timeout: .seconds(5))
     }
+
+    /// ``syncDatapath()`` where the controller has the means: true once the datapath is up to
+    /// date; false without the means, or when it did not work (`warn` is told why), and then only
+    /// time tells (``settled(_:)``).
+    func datapathCaughtUp(warn: @escaping (String) -> Void) -> EventLoopFuture<Bool> {
+        guard syncsDatapath else { return loop.makeSucceededFuture(false) }
+        return syncDatapath().map { true }.recover { error in
+            warn("the switch's datapath was not brought up to date: \(error)")
+            return false
+        }
+    }
+
+    /// Succeeds once the switch's datapath has had `settle` to apply the last rule change.
+    func settled(_ settle: TimeAmount) -> EventLoopFuture<Void> {
+        settle.nanoseconds > 0 ? loop.scheduleTask(in: settle) {}.futureResult : loop.makeSucceededVoidFuture()
+    }
 }
 
 extension VNFClient: MoveVNF {}

@@ -351,7 +351,7 @@ final class OpenNFMove {
             // (An abort meanwhile failed the waiter: no IBC then.)
             guard self.ibcWaiters[phase] != nil else { return }
             self.sw.packetOut(frame, port: self.src.switchPort)
-            self.loop.scheduleTask(in: Self.ibcTimeout) {
+            let timeout = self.loop.scheduleTask(in: Self.ibcTimeout) {
                 if let p = self.ibcWaiters.removeValue(forKey: phase) {
                     self.report.warnings.append(
                         "the in-band control packet (phase \(phase)) did not come back from \(self.src.name) within 3 s"
@@ -359,6 +359,7 @@ final class OpenNFMove {
                     p.succeed(())
                 }
             }
+            promise.futureResult.whenComplete { _ in timeout.cancel() }
         }
         return promise.futureResult
     }
@@ -372,16 +373,10 @@ final class OpenNFMove {
     /// (``DatapathSync``) the cached flows are purged; otherwise, or should the purge fail, time
     /// tells (``settle``).
     func caughtUp(phase: UInt32) -> EventLoopFuture<Void> {
-        let settled = {
-            self.settle.nanoseconds > 0
-                ? self.loop.scheduleTask(in: self.settle) {}.futureResult : self.loop.makeSucceededVoidFuture()
-        }
-        guard sw.syncsDatapath else { return settled() }
-        return sw.syncDatapath().map {
+        sw.datapathCaughtUp { self.report.warnings.append($0) }.flatMap { synced in
+            guard synced else { return self.sw.settled(self.settle) }
             self.phase("datapath-synced-\(phase)")
-        }.flatMapError { error in
-            self.report.warnings.append("the switch's datapath was not brought up to date: \(error)")
-            return settled()
+            return self.loop.makeSucceededVoidFuture()
         }
     }
 
