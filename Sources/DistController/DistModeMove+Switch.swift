@@ -113,14 +113,24 @@ extension DistModeMove {
         }
     }
 
-    /// LF and redirect-first, after the BARRIER reply: succeeds ``settle`` after the moved
-    /// traffic reaches the destination, or after ``quietAfterUpdate`` without (no such traffic:
-    /// no packet can pass the IBC either). The IBC must be the last packet the source gets of
-    /// them; a BARRIER reply says Open vSwitch's flow table has the new rule, not that its
-    /// datapath applies it: once, packets still went to the source 25 ms after an IBC sent
-    /// 10 ms after the reply, and 6 were lost.
+    /// LF and redirect-first, after the BARRIER reply: succeeds when the IBC may go, as the last
+    /// packet of the moved traffic the source gets. A BARRIER reply says Open vSwitch's flow
+    /// table has the new rule, not that its datapath applies it: a flow it cached before goes
+    /// on the old way until a revalidator gets to it (once, packets still went to the source
+    /// 25 ms after an IBC sent 10 ms after the reply, and 6 were lost; a packet that reaches
+    /// the source after the Move ended there starts its flow again there). Where the controller
+    /// has the switch's control socket the cached flows are purged; otherwise, or should the
+    /// purge fail, ``settle`` after the moved traffic reaches the destination, or after
+    /// ``quietAfterUpdate`` without (no such traffic: no packet can pass the IBC either).
     func switchTrafficArrives() -> EventLoopFuture<Void> {
-        switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap { _ in self.settled()
+        sw.datapathCaughtUp { self.report.warnings.append($0) }.flatMap { synced in
+            if synced {
+                self.phase("datapath-synced")
+                return self.loop.makeSucceededVoidFuture()
+            }
+            return self.switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap {
+                _ in self.settled()
+            }
         }
     }
 

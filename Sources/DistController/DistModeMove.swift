@@ -31,23 +31,24 @@ extension OpenNFMove: MoveRun {}
 /// sends it back, and a reflector rule sends it on to both, through the datapath. Phase two
 /// comes when the source has seen every copy come back (at moveComplete).
 ///
-/// The IBC must not go before the switch's datapath duplicates the traffic: a packet that then
-/// still went to the source alone, after the source's IBC, would be taken there for a copy the
+/// The IBC must not go before the switch's datapath applies the update: in OP, a packet that
+/// still went to the source alone after the source's IBC would be taken there for a copy the
 /// destination processes, and be lost (34 packets were, once, with a fixed 10 ms wait after the
 /// BARRIER reply: a BARRIER says the flow table has the rule, not that Open vSwitch's datapath
-/// cache applies it). Where the controller has the switch's control socket (``DatapathSync``),
-/// the IBC goes once the switch has applied phase 1 (BARRIER) and emptied its datapath's flow
-/// cache. Otherwise the destination says when the copies arrive (over the channel to the
-/// source, which tells the controller: `moveDuplicating`), and the IBC goes ``settle`` after
-/// that; without traffic to copy, after ``copiesTimeout`` (a guess: see ``phaseOneSynced(_:)``).
-/// LF (and redirect-first) wait the same way for the moved traffic to reach the destination
-/// (`moveSwitched`) before the IBC goes to the source: a packet the source got after it could
-/// not follow and was lost; without such traffic, ``quietAfterUpdate`` after the BARRIER reply.
+/// cache applies it); in LF and redirect-first, one that reached the source after the Move
+/// ended there would start its flow again there. Where the controller has the switch's control
+/// socket (``DatapathSync``), the IBC goes once the switch has applied the update (BARRIER) and
+/// emptied its datapath's flow cache. Otherwise the destination says when the switch's packets
+/// arrive (over the channel to the source, which tells the controller: `moveDuplicating` for
+/// OP's copies, `moveSwitched` for the moved traffic), and the IBC goes ``settle`` after that;
+/// without such traffic, after ``copiesTimeout`` (OP: a guess, see ``phaseOneSynced(_:)``) or
+/// ``quietAfterUpdate`` after the BARRIER reply (LF).
 ///
 /// Messages of the controller, whatever the number of flows and packets: movePerFlow and its
 /// ack, moveStateSent, FLOW_MOD (one per direction), then
-/// - LF: BARRIER and its reply, moveSwitched (none without traffic), the IBC PACKET_OUT to the
-///   source and moveComplete (10 with two directions);
+/// - LF: BARRIER and its reply, Open vSwitch's `revalidator/purge` and its reply, the IBC
+///   PACKET_OUT to the source and moveComplete (11 with two directions); without the control
+///   socket moveSwitched (none without traffic) instead of the purge (10);
 /// - NG: BARRIER and its reply, one delPerFlow and its ack (9);
 /// - OP: the reflector's FLOW_MOD, BARRIER and its reply, Open vSwitch's `revalidator/purge`
 ///   and its reply, the IBC PACKET_OUT to the source, moveComplete, one MODIFY of the Move's
@@ -208,8 +209,9 @@ final class DistModeMove: MoveRun {
         order.earlyRelease = spec.optimizations.contains(.er)
         order.redirectFirst = spec.plan == .redirectFirst
         order.patience = patience
-        // OP where the switch's datapath is brought up to date: the copies' arrival says nothing more.
-        order.switchNotice = !(spec.guarantee == .op && sw.syncsDatapath)
+        // Where the switch's datapath is brought up to date, the moved traffic's arrival at the
+        // destination says nothing more.
+        order.switchNotice = !sw.syncsDatapath
         if spec.plan == .redirectFirst { return redirectFirst(order) }
         let stateSent = loop.makePromise(of: MoveNoticeMessage.self)
         self.stateSent = stateSent
@@ -297,8 +299,8 @@ final class DistModeMove: MoveRun {
     /// destination; the IBC to the source says it has had its last packet, and only then does
     /// the state move (nothing is redirected but packets of flows the source does not know).
     /// The controller: movePerFlow and its ack, moveReady, FLOW_MOD per direction, BARRIER and
-    /// its reply, moveSwitched (none without traffic), the IBC PACKET_OUT, moveComplete (10 with
-    /// two directions). MoveTime ends at
+    /// its reply, the purge and its reply (or moveSwitched, as in LF), the IBC PACKET_OUT,
+    /// moveComplete (11 with two directions). MoveTime ends at
     /// moveComplete, when the destination has every state.
     func redirectFirst(_ order: MoveRequest) -> EventLoopFuture<MoveReport> {
         let ready = loop.makePromise(of: MoveNoticeMessage.self)

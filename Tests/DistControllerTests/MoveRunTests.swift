@@ -146,9 +146,26 @@ final class LoopbackSwitch: MoveSwitch {
         let moveRule =
             mod.cookie & SwitchRules.reflectorCookie(0) == 0 && (mod.command == .add || mod.command == .modify)
         if moveRule, case .applyActions(let actions)? = mod.instructions.first {
+            if datapathLag.nanoseconds > 0 && cachedTargets == nil {
+                (cachedTargets, ruleChangedAt) = (targets, loop.now)
+            }
             targets = actions.compactMap { if case .output(let port, _) = $0 { port } else { nil } }
         }
         return UInt32(flowMods.count)
+    }
+
+    /// How long Open vSwitch's datapath goes on forwarding by a flow's cached entry after a rule
+    /// change, for each flow in turn (flow `f` follows the new rule `(f + 1) * datapathLag`
+    /// after it), unless it is purged (``syncDatapath()``); zero: at once.
+    var datapathLag = TimeAmount.zero
+    var cachedTargets: [UInt32]?
+    var ruleChangedAt = NIODeadline.uptimeNanoseconds(0)
+
+    /// The ports a packet of `flow` goes out of now.
+    func targets(flow: Int) -> [UInt32] {
+        guard let cached = cachedTargets else { return targets }
+        if loop.now < ruleChangedAt + datapathLag * Int64(flow + 1) { return cached }
+        return targets
     }
 
     func packetOut(_ frame: [UInt8], port: UInt32, inPort: UInt32) {
@@ -202,6 +219,9 @@ final class LoopbackSwitch: MoveSwitch {
     func syncDatapath() -> EventLoopFuture<Void> {
         guard purges else { return loop.makeFailedFuture(ControllerError("no means")) }
         log.append("purge")
+        counters.sent(to: "switch", "revalidator/purge", bytes: 0)
+        counters.received(from: "switch", "revalidator/purge reply", bytes: 0)
+        cachedTargets = nil
         return loop.makeSucceededVoidFuture()
     }
     var syncsDatapath: Bool { purges }
@@ -226,9 +246,11 @@ final class LoopbackSwitch: MoveSwitch {
     /// their channel carries what they send, notices go to the Move. Returns its report and
     /// every flow's packets as the VNFs forwarded them (A's, then B's). A VNF that `dies` names
     /// is gone from the first millisecond it does so: it takes in, sends and says nothing more,
-    /// and its connection to the controller closes.
+    /// and its connection to the controller closes. The traffic goes on `trafficAfter` ms past
+    /// the Move's end.
     func drive(
-        _ run: DistModeMove, everyMillisecond: (() -> Void)? = nil, dies: (() -> LoopbackVNF?)? = nil
+        _ run: DistModeMove, everyMillisecond: (() -> Void)? = nil, dies: (() -> LoopbackVNF?)? = nil,
+        trafficAfter: Int = 0
     ) throws -> (
         report: MoveReport, forwarded: [[UInt32]], sent: UInt32
     ) {
@@ -236,14 +258,18 @@ final class LoopbackSwitch: MoveSwitch {
         func traffic() {
             for flow in 0..<Self.flows {
                 let p = SampleTraffic.packet(flow: flow, sequence: sent)
-                for port in sw.targets where sw.vnfs[port]?.connected == true { sw.vnfs[port]?.instance.receive(p) }
+                for port in sw.targets(flow: flow) where sw.vnfs[port]?.connected == true {
+                    sw.vnfs[port]?.instance.receive(p)
+                }
             }
             sent += 1
         }
         for _ in 0..<5 { traffic() }
         var report: MoveReport?
         run.run().whenSuccess { report = $0 }
-        for _ in 0..<20_000 where report == nil {
+        var after = trafficAfter
+        for _ in 0..<20_000 where report == nil || after > 0 {
+            if report != nil { after -= 1 }
             if let dead = dies?(), dead.connected {
                 dead.connected = false
                 dead.onDisconnect?()
@@ -310,6 +336,37 @@ final class LoopbackSwitch: MoveSwitch {
         for (flow, seqs) in forwarded.enumerated() {
             #expect(seqs == Array(0..<sent), "flow \(flow)")
         }
+    }
+
+    /// LF (and redirect-first) where the switch's datapath keeps flows' cached entries for a
+    /// while after the rule change (the first flow's traffic reaches the destination long before
+    /// the last one's): the controller purges the datapath before the in-band control packet,
+    /// which is then the last packet of the moved flows at the source. Waiting for the first
+    /// flow's traffic and a settle instead let later packets reach the source after it, where
+    /// they started their flows again.
+    @Test(arguments: ["standard", "redirect-first"])
+    func aLossFreeMovePurgesALaggingDatapathBeforeItsIBC(plan: String) throws {
+        sw.purges = true
+        sw.datapathLag = .milliseconds(10)
+        var spec = try spec("lf")
+        if plan == "redirect-first" { spec.plan = .redirectFirst }
+        let run = try DistModeMove(
+            id: 9, spec: spec, source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        let (report, forwarded, sent) = try drive(run, trafficAfter: 100)
+        #expect(report.outcome == "completed", "\(report.reason ?? "")")
+        #expect(a.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter)).isEmpty)
+        for (flow, seqs) in forwarded.enumerated() {
+            #expect(seqs == Array(0..<sent), "flow \(flow)")
+        }
+        #expect(sw.log == ["purge", "PACKET_OUT 11"], "the purge, then the IBC to the source")
+        let names = report.phases.map(\.name)
+        let synced = try #require(names.firstIndex(of: "datapath-synced"), "\(names)")
+        #expect(synced < (names.firstIndex(of: "ibc-sent") ?? -1), "\(names)")
+        // The purge's request and reply stand for the destination's moveSwitched notice.
+        #expect(report.messageKinds["from vnf1 moveSwitched"] == nil)
+        #expect(report.messageKinds["to switch revalidator/purge"] == 1)
+        #expect(report.messagesSent + report.messagesReceived == 11)
     }
 
     /// NG: the state moves and the switch follows; the source deletes what it moved when told.

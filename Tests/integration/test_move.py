@@ -24,8 +24,9 @@ FRAMES = 6000
 # has packets of moved flows arriving all through it.
 FILTER = 'nw_src=10.0.0.0/8'
 MOVE_AT = 1.5
-# An OP Move's messages at most (see dist_moved).
+# An OP Move's messages at most, and an LF one's (see dist_moved).
 OP_MESSAGES = 14
+LF_MESSAGES = 11
 
 
 def records(path):
@@ -217,8 +218,9 @@ class MoveTests(unittest.TestCase):
         # workers (OP adds its reflector's FLOW_MOD and DELETE, and the datapath's update: a
         # BARRIER and Open vSwitch's revalidator/purge, each with its reply; the switch's
         # reflector makes the in-band control packet's copies for several workers out of one
-        # PACKET_OUT).
-        limit = OP_MESSAGES if guarantee == 'op' else 10
+        # PACKET_OUT; LF and redirect-first have the BARRIER and the purge, each with its reply,
+        # then the IBC).
+        limit = OP_MESSAGES if guarantee == 'op' else LF_MESSAGES
         self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], limit, report)
         self.assertGreater(report['channelFrames'], 0, report)
         if guarantee != 'ng':
@@ -232,7 +234,8 @@ class MoveTests(unittest.TestCase):
         the IBC; the source processes what it got until then and redirects next to nothing."""
         report, result = self.dist_moved('lf', 'pz,er', extra=('--plan', 'redirect-first'))
         self.assertIn('redirect-first', report['move'])
-        self.assertIn('traffic-at-destination', [p['name'] for p in report['phases']], report['phases'])
+        names = [p['name'] for p in report['phases']]
+        self.assertLess(names.index('datapath-synced'), names.index('ibc-sent'), report['phases'])
         # The source had every packet before the switch update, the destination every one
         # after: the moved traffic keeps its order across flows too.
         self.assertEqual(result['moved_reordered'], 0, result)
@@ -248,7 +251,7 @@ class MoveTests(unittest.TestCase):
         self.assertEqual(seen, sorted(seen, reverse=True))
         for p in parts:
             self.assertEqual(p['outcome'], 'completed', p)
-            self.assertLessEqual(p['messages'], 10, p)
+            self.assertLessEqual(p['messages'], LF_MESSAGES, p)
         self.assertEqual(sum(p['states'] for p in parts), report['perFlowStates'])
         self.assertEqual(result['reordered_within_flows'], 0, result)
 
@@ -401,17 +404,18 @@ class MoveTests(unittest.TestCase):
             redirected = sum(v for (n, _), v in vnf1.items() if n == 'dist_vnf_redirected_packets_total')
             self.assertIn(redirected, (report['packetsRedirected'], report['packetsRedirected'] + 1))
         self.assertEqual(report['packetsReleased'], report['packetsRedirected'], report)
-        # The in-band control packet went to the source once the destination got the switch's
-        # packets (the datapath applying the update), not on a guess after the BARRIER.
+        # The in-band control packet went to the source once the switch's datapath had no flow
+        # cached from before the update, not on a guess after the BARRIER.
         names = [p['name'] for p in report['phases']]
-        self.assertIn('traffic-at-destination', names, report['phases'])
-        self.assertLess(names.index('switch-updated'), names.index('ibc-sent'), report['phases'])
-        self.assertLess(names.index('traffic-at-destination'), names.index('ibc-sent'), report['phases'])
+        self.assertIn('datapath-synced', names, report['phases'])
+        self.assertLess(names.index('switch-updated'), names.index('datapath-synced'), report['phases'])
+        self.assertLess(names.index('datapath-synced'), names.index('ibc-sent'), report['phases'])
 
     def test_dist_quiet_flows_wait_briefly_for_the_switch(self):
-        """With no moved traffic for the destination to see, the IBC goes a short wait after the
-        BARRIER reply (60 ms, then the settle), not a quarter of a second after the FLOW_MOD."""
-        bed = self.session('dist-lf-quiet')
+        """Without the switch's control socket, and no moved traffic for the destination to see,
+        the IBC goes a short wait after the BARRIER reply (60 ms, then the settle), not a
+        quarter of a second after the FLOW_MOD."""
+        bed = self.session('dist-lf-quiet', DIST_SWITCH_SYNC='off')
         try:
             replay = self.replay(bed)
             time.sleep(MOVE_AT)
@@ -459,7 +463,7 @@ class MoveTests(unittest.TestCase):
         (its rule after an OP Move drops the switch's last copies) and the destination."""
         reports = self.back_and_forth('dist')
         for guarantee, opt, report in reports:
-            limit = OP_MESSAGES if guarantee == 'op' else 10
+            limit = OP_MESSAGES if guarantee == 'op' else LF_MESSAGES
             self.assertLessEqual(report['messagesSent'] + report['messagesReceived'], limit, (guarantee, opt, report))
 
     def back_and_forth(self, mode):
