@@ -19,7 +19,8 @@
 #                        (198.18.100.I:7400 on VLAN 390I, the switch forwarding by the tag;
 #                        key $DIST_TESTBED_DIR/channel.key, made by up);
 #                        --channel-drop P (paper profile): the delay lines drop P% of it (each
-#                        line what its VNF sends, so every frame runs the chance once).
+#                        line what its VNF sends, so every frame crosses one that drops;
+#                        P% exactly, evenly spread).
 #                        --workers W: worker lcores per VNF (default 1), each with its own
 #                        queue of the VNF's port (net_af_packet qpairs, the kernel's fanout;
 #                        packets a worker does not own go to their owner); W,W2,...: per VNF.

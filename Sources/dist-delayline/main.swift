@@ -1,7 +1,8 @@
 // dist-delayline: the test bed's data-link element. Bridges two interfaces frame by frame
 // (AF_PACKET), holding each frame for a one-way delay and pacing at a rate, in order, per
 // direction; optionally drops a share of the frames of one UDP port (the DiST channel's), to
-// test the channel's recovery. This kernel has no netem; this does what the test bed needs of it.
+// test the channel's recovery: that share exactly, evenly spread, from a start --seed picks.
+// This kernel has no netem; this does what the test bed needs of it.
 //
 //   dist-delayline --a IFACE --b IFACE [--delay-ms 1] [--rate-mbit 100]
 //                  [--drop-percent P --drop-udp-port PORT [--drop-from a|b|both]] [--seed N]
@@ -141,12 +142,13 @@ final class Direction: @unchecked Sendable {
     let lock = NSCondition()
     var queue: [(due: Double, frame: [UInt8])] = []
     var head = 0
-    var state: UInt64
+    /// The share of a frame owed to the drops (``shouldDrop(_:)``), in percent.
+    var dropSum = 0.0
     var forwarded = 0, dropped = 0
     /// Frames the kernel refused to send even after retries (the far side's queue stayed full).
     var sendFailed = 0, sendRetries = 0
 
-    /// Whether this direction drops (frames of the chosen port, by chance) at all.
+    /// Whether this direction drops (its share of the chosen port's frames) at all.
     let drops: Bool
 
     init(from: Int32, to: Int32, options: Options, seed: UInt64, drops: Bool) {
@@ -154,10 +156,17 @@ final class Direction: @unchecked Sendable {
         self.to = to
         self.options = options
         self.drops = drops
-        state = seed
+        // Where in the first 100 % the drops start: the seed, mixed (splitmix64's finalizer).
+        var z = seed &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        dropSum = Double((z ^ (z >> 31)) % 1_000_000) / 10_000
     }
 
-    /// Whether to drop this frame: a UDP datagram to or from the chosen port, by chance.
+    /// Whether to drop this frame: a UDP datagram to or from the chosen port, its share. Each
+    /// such frame adds the share to a sum that drops one every time it passes 100 %: the share
+    /// exactly, spread evenly from a seeded start. So a short exchange (a Move's dozen channel
+    /// frames) loses its share too, which chance would spare one time in three (0.9^12 at 10 %).
     func shouldDrop(_ f: [UInt8]) -> Bool {
         guard drops, let port = options.dropPort, options.dropPercent > 0, f.count >= 14 else { return false }
         var l3 = 14
@@ -176,10 +185,10 @@ final class Direction: @unchecked Sendable {
         let sport = UInt16(f[l4]) << 8 | UInt16(f[l4 + 1])
         let dport = UInt16(f[l4 + 2]) << 8 | UInt16(f[l4 + 3])
         guard sport == port || dport == port else { return false }
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return Double(state % 1_000_000) / 10_000 < options.dropPercent
+        dropSum += options.dropPercent
+        guard dropSum >= 100 else { return false }
+        dropSum -= 100
+        return true
     }
 
     /// Receives one frame with its VLAN tag back in place (from PACKET_AUXDATA); nil on error.
