@@ -123,14 +123,38 @@ extension DistModeMove {
     /// purge fail, ``settle`` after the moved traffic reaches the destination, or after
     /// ``quietAfterUpdate`` without (no such traffic: no packet can pass the IBC either).
     func switchTrafficArrives() -> EventLoopFuture<Void> {
-        sw.datapathCaughtUp { self.report.warnings.append($0) }.flatMap { synced in
-            if synced {
+        datapathSynced().flatMap { synced in
+            switch synced {
+            case .synced:
                 self.phase("datapath-synced")
                 return self.loop.makeSucceededVoidFuture()
+            case .switchAway:
+                // The IBC goes to a switch that is not there; it goes again, after a purge, once
+                // the switch is back with the Move's rules (``sendIBC()``).
+                self.phase("switch-away")
+                return self.loop.makeSucceededVoidFuture()
+            case .notSynced:
+                return self.switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout")
+                    .flatMap { _ in self.settled() }
             }
-            return self.switchTraffic(seen: "traffic-at-destination", unseen: "no-traffic-within-timeout").flatMap {
-                _ in self.settled()
-            }
+        }
+    }
+
+    enum PurgeOutcome { case synced, notSynced, switchAway }
+
+    /// The purge before an LF or redirect-first IBC (``MoveSwitch/datapathCaughtUp(warn:)``).
+    /// A purge that fails as the switch goes away (being restarted, it refuses its control
+    /// socket before the end of its OpenFlow connection is read, hence the short wait) is not
+    /// warned of: the switch is purged once it is back (``sendIBC()``).
+    func datapathSynced() -> EventLoopFuture<PurgeOutcome> {
+        var failure: String?
+        return sw.datapathCaughtUp { failure = $0 }.flatMap { synced in
+            guard let failure else { return self.loop.makeSucceededFuture(synced ? .synced : .notSynced) }
+            return self.loop.scheduleTask(in: Self.switchAwayCheck) {
+                if self.sw.closed { return .switchAway }
+                self.report.warnings.append(failure)
+                return .notSynced
+            }.futureResult
         }
     }
 

@@ -119,6 +119,8 @@ final class DistModeMove: MoveRun {
     /// a Move whose flows were quiet, each part of a split Move among them, then waited about
     /// 0.2 s for nothing, and a split of 15 parts took 4.3 s instead of 1.4.)
     static let quietAfterUpdate = TimeAmount.milliseconds(60)
+    /// How long after a failed purge the controller looks whether the switch is away.
+    static let switchAwayCheck = TimeAmount.milliseconds(50)
 
     init(
         id: UInt64, spec: MoveSpec, source: any MoveVNF, destination: any MoveVNF, switch sw: any MoveSwitch,
@@ -345,8 +347,12 @@ final class DistModeMove: MoveRun {
         phase("ibc-sent")
         sw.onConnect = { [weak self] in
             guard let self, self.completed != nil else { return }
-            self.sw.packetOut(frame, port: self.src.switchPort)
-            self.phase("ibc-sent-again")
+            // (A restarted switch's datapath may keep flows it cached before: purged first.)
+            self.sw.datapathCaughtUp { self.report.warnings.append($0) }.whenComplete { _ in
+                guard self.completed != nil else { return }
+                self.sw.packetOut(frame, port: self.src.switchPort)
+                self.phase("ibc-sent-again")
+            }
         }
     }
 

@@ -216,8 +216,15 @@ final class LoopbackSwitch: MoveSwitch {
     /// The PACKET_OUTs' ports and the purges, in order.
     var log: [String] = []
 
+    /// The switch goes away as the next purge is asked for (being restarted: that purge fails).
+    var awayAtPurge = false
+
     func syncDatapath() -> EventLoopFuture<Void> {
-        guard purges else { return loop.makeFailedFuture(ControllerError("no means")) }
+        if awayAtPurge {
+            awayAtPurge = false
+            goAway()
+        }
+        guard purges, !closed else { return loop.makeFailedFuture(ControllerError("no means")) }
         log.append("purge")
         counters.sent(to: "switch", "revalidator/purge", bytes: 0)
         counters.received(from: "switch", "revalidator/purge reply", bytes: 0)
@@ -491,9 +498,39 @@ final class LoopbackSwitch: MoveSwitch {
         #expect(report.warnings.isEmpty, "\(report.warnings)")
         let phases = report.phases.map(\.name)
         #expect(phases.contains("ibc-sent") && phases.contains("ibc-sent-again"), "\(phases)")
+        expectTheMoveWentThrough(report, forwarded: forwarded, sent: sent)
+    }
+
+    /// The same where the controller purges the switch's datapath: the switch goes away as the
+    /// purge is asked for (it fails, and no warning is due: the switch is away); once it is back
+    /// 100 ms later, the purge comes first, then the in-band control packet.
+    @Test func anLFMoveWhoseSwitchIsAwayAtThePurgePurgesOnceItIsBack() throws {
+        sw.purges = true
+        sw.awayAtPurge = true
+        let run = try DistModeMove(
+            id: 15, spec: spec("lf"), source: a, destination: b, switch: sw, ingressPort: 1,
+            settle: .milliseconds(10), progress: { _ in })
+        var awayFor = 0
+        let (report, forwarded, sent) = try drive(
+            run,
+            everyMillisecond: { [sw] in
+                if sw.closed {
+                    awayFor += 1
+                    if awayFor == 100 { sw.comeBack() }
+                }
+            })
+        #expect(report.outcome == "completed", "\(report.reason ?? "")")
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        let phases = report.phases.map(\.name)
+        #expect(phases.contains("switch-away") && phases.contains("ibc-sent-again"), "\(phases)")
+        #expect(sw.log == ["purge", "PACKET_OUT 11"], "once back: the purge, then the packet")
+        expectTheMoveWentThrough(report, forwarded: forwarded, sent: sent)
+    }
+
+    func expectTheMoveWentThrough(_ report: MoveReport, forwarded: [[UInt32]], sent: UInt32) {
         #expect(a.requests == ["movePerFlow"])
         #expect(!a.instance.notices.contains { $0.counters["ibcMissing"] == 1 }, "the source had its packet")
-        let moved = b.instance.flows(matching: try FlowFilter(parsing: SampleTraffic.filter))
+        let moved = b.instance.flows(matching: try! FlowFilter(parsing: SampleTraffic.filter))
         #expect(moved.count == Self.flows)
         for (flow, seqs) in forwarded.enumerated() {
             #expect(seqs == Array(0..<sent), "flow \(flow)")
