@@ -20,8 +20,9 @@ unit_total=${unit_total:-0}
 if [ "$unit_status" != 0 ] && [ "$unit_failed" = 0 ]; then unit_failed=1; fi
 
 echo "== integration tests (Tests/integration)"
-python3 -m unittest discover -s Tests/integration -p 'test_*.py' -v 2>&1 | tee "$log/integration.txt" | grep -E ' \.\.\. |^(FAIL|ERROR|Ran|OK)'
+python3 deploy/tools/timed_unittest.py Tests/integration 2>&1 | tee "$log/integration.txt" | grep -E ' \.\.\. |^(FAIL|ERROR|Ran|OK)'
 integration_status=${PIPESTATUS[0]}
+sed -n '/^slowest tests:/,/^$/p' "$log/integration.txt"
 integration_total=$(grep -oE '^Ran [0-9]+' "$log/integration.txt" | grep -oE '[0-9]+')
 integration_failed=$(grep -cE ' \.\.\. (FAIL|ERROR)$' "$log/integration.txt")
 integration_skipped=$(grep -cE ' \.\.\. skipped' "$log/integration.txt")
