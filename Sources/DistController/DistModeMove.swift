@@ -178,10 +178,12 @@ final class DistModeMove: MoveRun {
             kill(getpid(), SIGKILL)
         }
         if name == stallAt {
-            // A failure drill: the controller stops for 2 s (its event loop too), as one
-            // descheduled or paging would, while the drill breaks something else.
-            fputs("dist-controller: move \(id): DIST_CONTROLLER_STALL_AT=\(name): stalled for 2 s\n", stderr)
-            usleep(2_000_000)
+            // A failure drill: the controller stops for 1 s (its event loop too), as one
+            // descheduled or paging would, while the drill breaks something else. (Not longer:
+            // the channel between the VNFs gives a Move up after about 2 s without an answer, and
+            // a switch that is away takes the channel with it until the controller is back.)
+            fputs("dist-controller: move \(id): DIST_CONTROLLER_STALL_AT=\(name): stalled for 1 s\n", stderr)
+            usleep(1_000_000)
         }
     }
 
@@ -189,7 +191,7 @@ final class DistModeMove: MoveRun {
     /// reaches that phase of a DiST Move (see the phases in ``MoveReport``), so that the test
     /// bed can show what the VNFs do without it.
     static let dieAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_DIE_AT"]
-    /// Another (`DIST_CONTROLLER_STALL_AT=PHASE`): the controller stalls there for 2 s.
+    /// Another (`DIST_CONTROLLER_STALL_AT=PHASE`): the controller stalls there for 1 s.
     static let stallAt = ProcessInfo.processInfo.environment["DIST_CONTROLLER_STALL_AT"]
 
     /// An error as an `abortMove`'s reason (at most what the southbound takes, whole characters).
