@@ -43,14 +43,18 @@ start)
     echo "ovs: started in $dir (ovsdb-server $(cat "$dir/ovsdb-server.pid"), ovs-vswitchd $(cat "$dir/ovs-vswitchd.pid"))"
     ;;
 stop)
+    # Both at once: each takes one to two seconds to stop.
+    pids=()
     for daemon in ovs-vswitchd ovsdb-server; do
         if [ -e "$dir/$daemon.pid" ]; then
-            pid=$(cat "$dir/$daemon.pid")
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            rm -f "$dir/$daemon.pid"
+            pids+=("$(cat "$dir/$daemon.pid")")
+            kill "${pids[-1]}" 2>/dev/null || true
         fi
     done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    done
+    rm -f "$dir/ovs-vswitchd.pid" "$dir/ovsdb-server.pid"
     echo "ovs: stopped ($dir)"
     ;;
 restart)
