@@ -107,6 +107,8 @@ public final class SocketServer {
         var lastActive: UInt64
         let connectedAt: UInt64
         let tls: TLSSession?
+        /// Its last requests are being read before it is dropped (``salvage(_:_:)``).
+        var salvaging = false
         var waiting: Int { output.count - sent }
         init(now: UInt64, tls: TLSSession?) {
             lastActive = now
@@ -372,6 +374,7 @@ public final class SocketServer {
             } else if n < 0 && errno == EAGAIN {
                 break
             } else {
+                salvage(fd, client)
                 drop(fd)
                 return false
             }
@@ -385,6 +388,36 @@ public final class SocketServer {
         }
         return true
     }
+
+    /// A client whose socket failed on a write has gone (a controller killed, say), but what it
+    /// sent before it went may still wait unread in the socket: its last requests are read and
+    /// handled before it is dropped, their replies going nowhere. (A VNF streams packet events
+    /// to its controller, so a write is what finds the controller gone; its last
+    /// `eventsReleased`, unread, had the VNF process again packets the controller had sent on.)
+    func salvage(_ fd: Int32, _ client: Client) {
+        guard !client.salvaging else { return }
+        client.salvaging = true
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        for _ in 0..<Self.salvageReads {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            if let tls = client.tls {
+                guard let plain = try? tls.received(chunk[0..<n]) else { break }
+                client.input += plain
+            } else {
+                client.input += chunk[0..<n]
+            }
+        }
+        while let (range, after) = try? nextRequest(client.input, from: client.consumed) {
+            client.consumed = after
+            _ = handler(fd, Array(client.input[range]))
+            guard clients[fd] === client else { return }
+        }
+    }
+
+    /// Reads (of 64 kB) at most that ``salvage(_:_:)`` makes of a client that has gone.
+    static let salvageReads = 64
 
     func drop(_ fd: Int32) {
         guard clients.removeValue(forKey: fd) != nil else { return }

@@ -128,6 +128,32 @@ import Testing
         #expect(server.counters.slowDropped == 1)
     }
 
+    /// A client that goes away while the server writes to it (a controller killed while its VNF
+    /// streams packet events to it) may have sent requests the server has not read yet: they
+    /// are handled before it is dropped (a controller's last `eventsReleased` says which kept
+    /// packets went on; processing those again duplicated them).
+    @Test func aClientThatGoesAwayHasItsLastRequestsHandledFirst() throws {
+        let path = AdminTests.temporaryPath()
+        var client: Int32 = -1
+        var handled: [String] = []
+        var handledAtDisconnect: [String]?
+        let server = try SocketServer(.unix(path), framing: .lines(max: 64), tooLarge: []) { fd, request in
+            client = fd
+            handled.append(String(decoding: request, as: UTF8.self))
+            return []
+        }
+        server.onDisconnect = { _ in handledAtDisconnect = handled }
+        let fd = try Self.connectClient(path)
+        Self.writeAll(fd, "hello\n")
+        for _ in 0..<20 where client < 0 { server.poll(timeoutMilliseconds: 5) }
+        #expect(client >= 0)
+        Self.writeAll(fd, "released 1-8\n")
+        close(fd)
+        // The server writes before it reads again: the write finds the client gone.
+        #expect(!server.push(Array("event".utf8), to: client))
+        #expect(handledAtDisconnect == ["hello", "released 1-8"])
+    }
+
     @Test func aUnixPeerOfAnotherUserIsRefused() throws {
         guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
             Issue.record("needs root and setpriv to connect as another user")
