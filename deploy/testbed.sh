@@ -505,8 +505,18 @@ down() {
     for ctl in "$dir"/ovs/ovs-vswitchd*.ctl; do
         [ -S "$ctl" ] && ovs-appctl -t "$ctl" --timeout=5 dpctl/show -s >"$dir/switch-ports.txt" 2>/dev/null || true
     done
-    # All at once: each takes a second or two to stop (tcpdump waits out its capture timeout),
-    # which one after the other made `down` take 15 s.
+    # What is still on its way to the captures (a Move's held packets, the switch's queues)
+    # reaches them first: down waits until they have grown by nothing for a second (5 s at most).
+    local sizes last="" quiet=0
+    for _ in $(seq 1 50); do
+        sizes=$(stat -c %s "$dir"/*.pcap 2>/dev/null | paste -sd, || true)
+        if [ "$sizes" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        [ "$quiet" -ge 10 ] && break
+        last=$sizes
+        sleep 0.1
+    done
+    # Then every process at once: each takes a second or two to stop (tcpdump waits out its
+    # capture timeout), which one after the other made `down` take 15 s.
     local f pids=()
     for f in "$dir"/*.pid; do
         [ -e "$f" ] || continue
