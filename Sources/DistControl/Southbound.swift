@@ -337,6 +337,14 @@ public final class SouthboundService {
         return replies
     }
 
+    /// Whether a request read after its controller went away is still handled: only
+    /// `eventsReleased`, which says which of the packets it raised it sent on (the rest come
+    /// back at ``disconnected(_:drain:)``); anything else would start work for no one.
+    public static func stillCounts(afterTheClientLeft body: [UInt8]) -> Bool {
+        if case .success(.eventsReleased)? = SouthboundRequest.decode(body)?.request { return true }
+        return false
+    }
+
     public static func error(_ id: Int?, _ reason: String) -> [UInt8] {
         SouthboundReply.error(reason: reason).encoded(id: id)
     }

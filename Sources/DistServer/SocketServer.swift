@@ -129,6 +129,10 @@ public final class SocketServer {
     public private(set) var counters = Counters()
     /// Called when a client goes away (closed, or dropped for a bad request).
     public var onDisconnect: ((Int32) -> Void)?
+    /// Which requests of a client that has gone are still handled (``salvage(_:_:)``); nil:
+    /// none. Only what is safe without the client: a request that starts work for it would
+    /// start it for no one.
+    public var salvageable: (([UInt8]) -> Bool)?
     /// Whether a client has work under way here (never closed for idleness, never displaced).
     public var isBusy: ((Int32) -> Bool)?
     public static let maxClients = 64
@@ -390,12 +394,13 @@ public final class SocketServer {
     }
 
     /// A client whose socket failed on a write has gone (a controller killed, say), but what it
-    /// sent before it went may still wait unread in the socket: its last requests are read and
-    /// handled before it is dropped, their replies going nowhere. (A VNF streams packet events
-    /// to its controller, so a write is what finds the controller gone; its last
-    /// `eventsReleased`, unread, had the VNF process again packets the controller had sent on.)
+    /// sent before it went may still wait unread in the socket: its last ``salvageable``
+    /// requests are read and handled before it is dropped, their replies going nowhere. (A VNF
+    /// streams packet events to its controller, so a write is what finds the controller gone;
+    /// its last `eventsReleased`, unread, had the VNF process again packets the controller had
+    /// sent on.)
     func salvage(_ fd: Int32, _ client: Client) {
-        guard !client.salvaging else { return }
+        guard let salvageable, !client.salvaging else { return }
         client.salvaging = true
         var chunk = [UInt8](repeating: 0, count: 65536)
         for _ in 0..<Self.salvageReads {
@@ -411,7 +416,9 @@ public final class SocketServer {
         }
         while let (range, after) = try? nextRequest(client.input, from: client.consumed) {
             client.consumed = after
-            _ = handler(fd, Array(client.input[range]))
+            let request = Array(client.input[range])
+            guard salvageable(request) else { continue }
+            _ = handler(fd, request)
             guard clients[fd] === client else { return }
         }
     }

@@ -35,6 +35,9 @@ extension VNFApp {
                 forwardEvents(to: owner ?? service.eventsOwner)
                 return replies
             }
+            // A controller that went away: which of the packets it had raised it sent on still
+            // counts (see ``controllerLeft(_:)``); nothing else it asked for is started.
+            server.salvageable = SouthboundService.stillCounts(afterTheClientLeft:)
             server.onDisconnect = { [unowned self] client in controllerLeft(client) }
             server.isBusy = { [unowned self] in service.hasWorkUnderWay($0) }
             control = server

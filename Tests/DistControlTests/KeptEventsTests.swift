@@ -109,6 +109,22 @@ import Testing
     }
 
     /// An opennf-mode Move's state in is listed until `endImport`; undone, its flows go.
+    /// Of what a controller sent before it went away, only which packets it sent on still
+    /// counts: a request that starts work (an export, events) is not taken up for no one.
+    @Test func onlyReleasesStillCountOnceTheControllerIsGone() throws {
+        func body(_ object: [String: Any]) throws -> [UInt8] {
+            try JSONSerialization.data(withJSONObject: object).map { $0 }
+        }
+        #expect(
+            SouthboundService.stillCounts(
+                afterTheClientLeft: try body(["type": "eventsReleased", "id": 2, "seqs": [[1, 4]]])))
+        #expect(
+            !SouthboundService.stillCounts(
+                afterTheClientLeft: try body(["type": "getPerFlow", "id": 3, "filter": "nw_src=10.0.0.0/8"])))
+        #expect(!SouthboundService.stillCounts(afterTheClientLeft: try body(["type": "disableEvents", "id": 4])))
+        #expect(!SouthboundService.stillCounts(afterTheClientLeft: Array("not json".utf8)))
+    }
+
     @Test func anImportIsListedUntilItEnds() throws {
         let source = SouthboundService(
             store: PipelineStateStore(try SouthboundTests.pipeline(run: SouthboundTests.frames)))
