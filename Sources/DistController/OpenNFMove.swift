@@ -421,10 +421,10 @@ final class OpenNFMove {
         return dst.acknowledged(.endImport(moveID: id, keep: keep)).map { _ in }
     }
 
-    /// A failure drill's hook (``DistModeMove/dieAt``), at the Move's steps `events-on`,
+    /// A failure drill's hook (``FailureDrill/dieAt``), at the Move's steps `events-on`,
     /// `state-in` and `switch-updated`.
     func phase(_ name: String) {
         report.phases.append(MovePhase(name: name, at: Self.seconds(started, now)))
-        DistModeMove.drill(name, moveID: id)
+        FailureDrill.at(name, moveID: id)
     }
 }
