@@ -21,8 +21,9 @@
 //   DistMetrics    Prometheus metrics (swift-metrics onto swift-prometheus) and their HTTP
 //                  endpoint on SwiftNIO, on a thread of its own. No DPDK.
 //   DistLog        swift-log's handler for the daemons: one line per event, text, logfmt or JSON.
+//   DistAdmin      The admin protocol: one JSON request and reply a line, typed. No I/O.
 //   DistServer     The main lcore's non-blocking socket server (Unix, TCP, TCP with mutual TLS)
-//                  and the admin protocol served on it. No DPDK.
+//                  and the admin socket on it. No DPDK.
 //   CPCRE2         Debian's PCRE2 (libpcre2-dev), the regex engine of PRADS's signatures.
 //   CHyperscan     Debian's Hyperscan (libhyperscan-dev): a signature list's prefilter.
 //   CZstd          Debian's Zstandard (libzstd-dev): the channel's frames of states, compressed.
@@ -84,9 +85,11 @@ let package = Package(
             name: "DistFlow",
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
         ),
+        .target(name: "DistAdmin"),
         .target(
             name: "DistServer",
             dependencies: [
+                "DistAdmin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -151,7 +154,8 @@ let package = Package(
         .executableTarget(
             name: "dist-vnf",
             dependencies: [
-                "DistDataPlane", "DistServer", "DistControl", "DistState", "DistFlow", "DistPacket", "DistPipeline",
+                "DistDataPlane", "DistServer", "DistAdmin", "DistControl", "DistState", "DistFlow", "DistPacket",
+                "DistPipeline",
                 "DistTransfer", "DistChannel", "DistPRADS", "DistMetrics", "DistLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"), .product(name: "Crypto", package: "swift-crypto"),
@@ -176,8 +180,10 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             // Everything in it lives on one event loop (checked at run time); Swift 5 mode spares
-            // NIO's closures the Sendable annotations that would say so again.
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            // NIO's closures the Sendable annotations that would say so again. Its tests drive
+            // its internal parts (the Move's steps against a model switch), so it is built
+            // testable in every configuration: the unit tests run on the release build.
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-enable-testing"])]
         ),
         .executableTarget(
             name: "dist-controller",
@@ -211,7 +217,7 @@ let package = Package(
         .executableTarget(
             name: "dist-fuzz",
             dependencies: [
-                "CFuzzDriver", "DistServer", "DistChannel", "DistControl", "DistFlow", "DistNorthbound", "DistOpenFlow",
+                "CFuzzDriver", "DistAdmin", "DistChannel", "DistControl", "DistFlow", "DistNorthbound", "DistOpenFlow",
                 "DistPacket",
                 "DistPipeline",
                 "DistPRADS", "DistState", "DistTransfer", .product(name: "Crypto", package: "swift-crypto"),
@@ -255,7 +261,7 @@ let package = Package(
         ),
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
-        .testTarget(name: "DistServerTests", dependencies: ["DistServer"]),
+        .testTarget(name: "DistServerTests", dependencies: ["DistServer", "DistAdmin"]),
         .testTarget(name: "DistMetricsTests", dependencies: ["DistMetrics"]),
         .testTarget(
             name: "DistLogTests", dependencies: ["DistLog", .product(name: "Logging", package: "swift-log")]),
@@ -287,7 +293,7 @@ let package = Package(
         .testTarget(
             name: "DistPipelineTests",
             dependencies: [
-                "DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove", "DistServer",
+                "DistPipeline", "DistFlow", "DistPacket", "DistState", "DistMove", "DistServer", "DistAdmin",
                 .product(name: "Atomics", package: "swift-atomics"),
             ]),
     ]

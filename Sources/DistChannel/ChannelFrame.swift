@@ -160,7 +160,7 @@ public struct ChannelFrame: Equatable, Sendable {
     }
 
     /// AES-GCM's 12-byte nonce: four zero bytes, then the transmission counter.
-    static func gcmNonce(_ counter: UInt64) -> [UInt8] {
+    package static func gcmNonce(_ counter: UInt64) -> [UInt8] {
         var bytes: [UInt8] = [0, 0, 0, 0]
         BigEndian.append(counter, count: 8, to: &bytes)
         return bytes
@@ -226,7 +226,7 @@ public struct ChannelCipher {
         opener = GCMContext(key: Self.derive(key, binding.reversed), sealing: false)
     }
 
-    static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
+    package static func derive(_ key: SymmetricKey, _ binding: ChannelFrame.Binding) -> SymmetricKey {
         var info = Array("DiST channel \(ChannelFrame.version)".utf8)
         var salt: [UInt8] = []
         BigEndian.append(binding.sender, count: 8, to: &info)

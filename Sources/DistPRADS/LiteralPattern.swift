@@ -8,13 +8,13 @@
 /// such patterns (Debian's udp-service.sig: DNS answers and syslog priorities) needs neither a
 /// Hyperscan scan nor PCRE2: about 1,000 instructions a payload less, and every UDP payload
 /// within PRADS's limits is matched.
-struct LiteralPattern: Equatable {
-    let bytes: [UInt8]
-    let anchored: Bool
+package struct LiteralPattern: Equatable {
+    package let bytes: [UInt8]
+    package let anchored: Bool
 
     /// The pattern's literal, or nil when it has anything else: a metacharacter, a class escape
     /// (`\d`), an escape other than `\xHH` and an escaped symbol, or nothing to find.
-    init?(_ pattern: String) {
+    package init?(_ pattern: String) {
         var source = Array(pattern.utf8)[...]
         anchored = source.first == UInt8(ascii: "^")
         if anchored { source = source.dropFirst() }
@@ -48,7 +48,7 @@ struct LiteralPattern: Equatable {
     }
 
     /// Where the pattern first occurs in `subject` (PCRE2's group 0), or nil.
-    func firstMatch(in subject: UnsafeRawBufferPointer) -> Range<Int>? {
+    package func firstMatch(in subject: UnsafeRawBufferPointer) -> Range<Int>? {
         guard let base = subject.baseAddress, subject.count >= bytes.count else { return nil }
         return bytes.withUnsafeBytes { needle -> Range<Int>? in
             if anchored {

@@ -12,7 +12,7 @@ import Synchronization
 /// whole walk would have found. A pattern Hyperscan will not compile is reported for every
 /// payload (``always``). Compiled once per list of patterns in a process (``shared(for:)``); a
 /// scan needs scratch space of its own per thread (``Scanner``).
-final class ServicePrefilter: @unchecked Sendable {
+package final class ServicePrefilter: @unchecked Sendable {
     let database: OpaquePointer
     /// The signatures run for every payload, a bit per signature.
     let always: [UInt64]
@@ -100,7 +100,7 @@ final class ServicePrefilter: @unchecked Sendable {
     private static let cache = Mutex<[(patterns: [String], prefilter: ServicePrefilter?)]>([])
 
     /// One thread's scans of a prefilter's database.
-    final class Scanner {
+    package final class Scanner {
         let prefilter: ServicePrefilter
         let scratch: OpaquePointer
         /// The last scan's candidates, a bit per signature: the scanner's own words, so that a

@@ -88,12 +88,12 @@ public final class ServiceMatcher {
     /// The matchers' handles, walked per payload.
     let handles: [Regex.Handles]
     /// This matcher's scans of its list's prefilter (nil: every signature runs).
-    let scanner: ServicePrefilter.Scanner?
+    package let scanner: ServicePrefilter.Scanner?
     /// Each signature's application text before its groups are put in (see ``template(_:)``).
     let templates: [[UInt8]]
     /// When every signature of the list is a plain string (``LiteralPattern``), those strings:
     /// found directly, without a prefilter (none is compiled) or PCRE2.
-    let literals: [LiteralPattern]?
+    package let literals: [LiteralPattern]?
 
     /// One matcher per worker: it owns the PCRE2 match state and the prefilter's scratch space.
     /// `prefilter: false` walks every signature (the reference the prefilter is tested against).

@@ -117,7 +117,7 @@ extension FastPath {
 
     /// The `k` smallest of `values`, in order: a selection first (quickselect, random pivots:
     /// addresses are the traffic's to choose), then a sort of those `k` alone.
-    static func smallest<T: Comparable>(_ k: Int, of values: [T]) -> [T] {
+    package static func smallest<T: Comparable>(_ k: Int, of values: [T]) -> [T] {
         guard values.count > k else { return values.sorted() }
         guard k > 0 else { return [] }
         var a = values

@@ -1,3 +1,5 @@
+import DistAdmin
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,3 +1,4 @@
+import DistAdmin
 import NIOSSL
 
 #if canImport(Glibc)

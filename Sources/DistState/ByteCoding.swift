@@ -44,10 +44,12 @@ struct ByteWriter {
 }
 
 /// Bounds-checked little-endian reader: every read past the end is an error, never a trap.
-struct ByteReader {
+package struct ByteReader {
     let bytes: UnsafeRawBufferPointer
     var offset = 0
     var remaining: Int { bytes.count - offset }
+
+    package init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     @inline(__always)
     mutating func take(_ n: Int) throws(StateCodecError) -> Int {
@@ -80,7 +82,7 @@ struct ByteReader {
         }
         throw .malformed("varint longer than 10 bytes")
     }
-    mutating func string() throws(StateCodecError) -> String {
+    package mutating func string() throws(StateCodecError) -> String {
         let n = Int(try u16())
         let at = try take(n)
         // Decoding repairs what is not UTF-8; the same bytes back mean there was nothing to
@@ -114,7 +116,7 @@ public enum CRC32C {
     }
 
     /// The same, a table lookup a byte (CPUs without the instruction, and the tests' reference).
-    static func bytewise(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func bytewise(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         table.withUnsafeBufferPointer { t in
             for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }

@@ -1,4 +1,5 @@
 import Crypto
+import DistAdmin
 import DistChannel
 import DistControl
 import DistFlow
@@ -7,7 +8,6 @@ import DistOpenFlow
 import DistPRADS
 import DistPacket
 import DistPipeline
-import DistServer
 import DistState
 import DistTransfer
 import Foundation

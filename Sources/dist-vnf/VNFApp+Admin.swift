@@ -1,3 +1,4 @@
+import DistAdmin
 import DistDataPlane
 import DistFlow
 import DistPRADS

@@ -1,5 +1,6 @@
 import Atomics
 import Crypto
+import DistAdmin
 import DistChannel
 import DistControl
 import DistDataPlane

@@ -1,7 +1,7 @@
 import Crypto
 import Testing
 
-@testable import DistChannel
+import DistChannel
 
 /// The channel's AES-256-GCM (OpenSSL, one key schedule per direction) against swift-crypto's,
 /// an implementation of its own: each opens what the other seals, frame after frame.

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import DistPRADS
+import DistPRADS
 
 /// Signatures that are plain strings are found without PCRE2: exactly where PCRE2 finds them.
 @Suite struct LiteralPatternTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import DistPRADS
+import DistPRADS
 
 /// The byte writer asset records' text is built with: it must write what `String` would.
 @Suite struct RecordTextTests {

@@ -5,7 +5,7 @@ import DistState
 import Foundation
 import Testing
 
-@testable import DistPipeline
+import DistPipeline
 
 /// A worker's hosts exported in slices (a late-locking Move's end) are the whole export, in
 /// order, each once, and a slice is never longer than asked.

@@ -1,3 +1,4 @@
+import DistAdmin
 import DistPacket
 import DistPipeline
 import DistServer

@@ -1,3 +1,4 @@
+import DistAdmin
 import DistServer
 import Foundation
 import Testing

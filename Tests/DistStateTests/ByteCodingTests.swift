@@ -2,7 +2,7 @@ import DistPRADS
 import DistPacket
 import Testing
 
-@testable import DistState
+import DistState
 
 /// The codec's checksum and strings: what the CPU computes is CRC-32C as the table computes it,
 /// and a string comes back as it went, or is refused.
