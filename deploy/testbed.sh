@@ -72,6 +72,9 @@ wire_bin=${DIST_WIRE:-$root/.build/release/dist-wire}
 prefix=dtb
 
 say() { echo "testbed: $*"; }
+# Whether a process is still running. A zombie is not: the daemons here are orphans, and this
+# machine's init reaps orphans about every two seconds, so `kill -0` would see each that long.
+running() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 ovs() { "$here/testbed/ovs.sh" "$@"; }
 ovs_env() { eval "$("$here/testbed/ovs.sh" env "$dir/ovs")"; }
 
@@ -459,9 +462,9 @@ restart_controller() {
     [ -e "$dir/up" ] || { say "not up" >&2; exit 1; }
     local pid
     pid=$(cat "$dir/controller.pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && running "$pid"; then
         kill -INT "$pid"
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$dir/controller.sock"
@@ -494,7 +497,7 @@ status() {
         [ -e "$f" ] || continue
         local pid
         pid=$(cat "$f")
-        if kill -0 "$pid" 2>/dev/null; then echo "  $(basename "$f" .pid): running ($pid)"; else echo "  $(basename "$f" .pid): gone"; fi
+        if running "$pid"; then echo "  $(basename "$f" .pid): running ($pid)"; else echo "  $(basename "$f" .pid): gone"; fi
     done
 }
 
@@ -515,8 +518,7 @@ down() {
         last=$sizes
         sleep 0.1
     done
-    # Then every process at once: each takes a second or two to stop (tcpdump waits out its
-    # capture timeout), which one after the other made `down` take 15 s.
+    # Then every process at once.
     local f pids=()
     for f in "$dir"/*.pid; do
         [ -e "$f" ] || continue
@@ -525,7 +527,7 @@ down() {
     done
     local pid
     for pid in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
         kill -9 "$pid" 2>/dev/null || true
     done
     rm -f "$dir"/*.pid

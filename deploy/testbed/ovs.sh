@@ -14,6 +14,8 @@ mode=${3:-}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 export OVS_RUNDIR=$dir OVS_LOGDIR=$dir OVS_DBDIR=$dir
+# Whether a process is still running (a zombie is not: see testbed.sh).
+running() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 case "$command" in
 env)
     echo "export OVS_RUNDIR=$dir OVS_LOGDIR=$dir OVS_DBDIR=$dir"
@@ -43,7 +45,7 @@ start)
     echo "ovs: started in $dir (ovsdb-server $(cat "$dir/ovsdb-server.pid"), ovs-vswitchd $(cat "$dir/ovs-vswitchd.pid"))"
     ;;
 stop)
-    # Both at once: each takes one to two seconds to stop.
+    # Both at once.
     pids=()
     for daemon in ovs-vswitchd ovsdb-server; do
         if [ -e "$dir/$daemon.pid" ]; then
@@ -52,7 +54,7 @@ stop)
         fi
     done
     for pid in "${pids[@]}"; do
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
     done
     rm -f "$dir/ovs-vswitchd.pid" "$dir/ovsdb-server.pid"
     echo "ovs: stopped ($dir)"
@@ -62,7 +64,7 @@ restart)
     # bridges and ports of its database and an empty flow table.
     pid=$(cat "$dir/ovs-vswitchd.pid")
     kill -9 "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do running "$pid" || break; sleep 0.05; done
     rm -f "$dir/ovs-vswitchd.pid"
     vswitchd=ovs-vswitchd
     [ "$mode" = dpdk ] && vswitchd=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
@@ -72,7 +74,7 @@ restart)
     ;;
 status)
     for daemon in ovsdb-server ovs-vswitchd; do
-        if [ -e "$dir/$daemon.pid" ] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null; then
+        if [ -e "$dir/$daemon.pid" ] && running "$(cat "$dir/$daemon.pid")"; then
             echo "$daemon: running ($(cat "$dir/$daemon.pid"))"
         else
             echo "$daemon: not running"
