@@ -118,7 +118,9 @@ class CoreLatencyTests(unittest.TestCase):
         m = re.match(r'core-latency (\d+) ns \(CPUs 0 and 1; (\d+) windows of 20 ms: (\d+) to (\d+)\)', result.stdout)
         self.assertIsNotNone(m, result.stdout)
         median, windows, low, high = map(int, m.groups())
-        self.assertGreaterEqual(windows, 5)
+        # (Five windows fill the 100 ms on an idle machine; under load a window waits for the
+        # other CPU's thread and lasts longer, so fewer fit.)
+        self.assertGreaterEqual(windows, 1)
         self.assertTrue(0 < low <= median <= high, result.stdout)
 
     def test_bad_arguments_are_refused(self):
