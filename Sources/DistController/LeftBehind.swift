@@ -60,8 +60,17 @@ extension Controller {
         let rules = SwitchRules.backToSource(moveID: id, port: source.switchPort)
         let back = sw.flowMod(rules.redirect)
         _ = sw.flowMod(rules.reflector)
-        // (The rules first: the source processes the flows' packets again once it has them back.)
-        sw.barrier(covering: [back]).whenComplete { _ in
+        // The rules first (the source processes the flows' packets again once it has them back),
+        // then the datapath: a flow it cached before them goes on sending the traffic (OP: a
+        // copy of it) to the destination, where, once the Move is given up, a packet would
+        // start its flow again.
+        sw.barrier(covering: [back]).recover { _ in }.flatMap {
+            sw.datapathCaughtUp { self.log("\(source.name): move \(id) out: \($0)") }
+        }.flatMap { synced -> EventLoopFuture<Void> in
+            guard synced else { return sw.settled(.milliseconds(Int64(self.config.settleMilliseconds))) }
+            self.log("\(source.name): move \(id) out, left behind: the switch's datapath purged")
+            return sw.loop.makeSucceededVoidFuture()
+        }.whenComplete { _ in
             _ = source.request(.abortMove(moveID: id, reason: Self.leftBehind))
         }
     }

@@ -21,6 +21,10 @@ from test_move import FILTER, FRAMES, MOVE_AT, TestBed
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402
 
+# What a restarted controller says once the switch's datapath no longer sends a Move it undoes
+# to the destination (it gives the Move up only then).
+PURGED = ("move N out, left behind: the switch's datapath purged",)
+
 
 class DrillTests(unittest.TestCase):
     @classmethod
@@ -95,7 +99,8 @@ class DrillTests(unittest.TestCase):
                                      check=False).stdout)
         self.assertEqual((result['lost'], result['duplicated']), (0, 0), result)
 
-    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at, plan=(), rules=None):
+    def restarted(self, die_at, guarantee, source_says, controller_says, flows_end_at, plan=(), rules=None,
+                  controller_also_says=()):
         """A dist Move (as `plan` says) whose controller is killed at `die_at` and started again
         at once (the source's patience is 30 s): the new controller ends the Move it finds left
         behind, and the checker finds nothing lost or duplicated. `rules`, if given, is called
@@ -112,7 +117,9 @@ class DrillTests(unittest.TestCase):
             self.assertIn(source_says, re.sub(r'move \d+ ', 'move N ', line))
             with open(os.path.join(directory, 'controller.log')) as f:
                 # (Move ids start at random: `move N` stands for any.)
-                self.assertIn(controller_says, re.sub(r'move \d+ ', 'move N ', f.read()))
+                said = re.sub(r'move \d+ ', 'move N ', f.read())
+            for words in (controller_says, *controller_also_says):
+                self.assertIn(words, said)
             if rules:
                 rules(self.switch_flows(directory))
             replay.join()
@@ -135,7 +142,7 @@ class DrillTests(unittest.TestCase):
         """OP left behind while the switch copies the traffic to both: the restarted controller
         sends it back to the source alone, and the source gives the Move up."""
         self.restarted('datapath-synced', 'op', 'aborted (the controller aborted it: left behind',
-                       'move N out, left behind (duplicating)', 'vnf1')
+                       'move N out, left behind (duplicating)', 'vnf1', controller_also_says=PURGED)
 
     def test_restarted_controller_undoes_a_split_moves_part(self):
         """A split OP Move left behind while the switch copies its first part's traffic to both:
@@ -147,7 +154,8 @@ class DrillTests(unittest.TestCase):
             # vnf1 is the switch's port 11, vnf2 its port 12.
             self.assertTrue(all('output:12' not in f and 'output:11' in f for f in parts), parts)
         self.restarted('datapath-synced', 'op', 'aborted (the controller aborted it: left behind',
-                       'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'), rules=sent_back)
+                       'move N out, left behind (duplicating)', 'vnf1', plan=('--split', '16'), rules=sent_back,
+                       controller_also_says=PURGED)
 
     def switch_flows(self, directory):
         """The switch's flow table, a line per rule."""
@@ -209,7 +217,9 @@ class DrillTests(unittest.TestCase):
                 time.sleep(0.2)
             if controller_says:
                 with open(os.path.join(directory, 'controller.log')) as f:
-                    self.assertIn(controller_says, re.sub(r'move \d+ ', 'move N ', f.read()))
+                    said = re.sub(r'move \d+ ', 'move N ', f.read())
+            for words in (controller_says, *controller_also_says):
+                self.assertIn(words, said)
             replay.join()
             self.assertGreater(len(self.flows_at(bed, flows_end_at)), 10)
             self.assertEqual(self.flows_at(bed, other), [])
