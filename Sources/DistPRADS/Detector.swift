@@ -60,9 +60,9 @@ public struct FlowDetection: Sendable, Equatable {
     /// Whether ``Detector/inspect(_:flow:)`` would do nothing with a packet of a known flow,
     /// from what the fast path's own parse says of it: a TCP segment without SYN, FIN or RST
     /// (no fingerprint) whose side is past PRADS's limits (`inspect` false) or already
-    /// identified; a UDP datagram past the limits. Such a packet, most of a long flow's, need
-    /// not be decoded again the way PRADS decodes it. (Anything else, a fragment included, is
-    /// decoded: PRADS reads a fragment's payload as a header.)
+    /// identified; a UDP datagram past the limits; ICMP. Such a packet, most of a long flow's,
+    /// need not be decoded again the way PRADS decodes it. (Anything else, a fragment included,
+    /// is decoded: PRADS reads a fragment's payload as a header.)
     @inlinable
     public func idle(l4: L4Kind, tcpFlags: UInt8, inspect: Bool, fromClient: Bool) -> Bool {
         switch l4 {
@@ -70,6 +70,8 @@ public struct FlowDetection: Sendable, Equatable {
             return tcpFlags & 0x07 == 0
                 && (!inspect || check & (fromClient ? Self.clientDone : Self.serviceDone) != 0)
         case .udp: return !inspect
+        // (PRADS's decoder inspects neither, in a tunnel or not.)
+        case .icmp, .icmpv6: return true
         default: return false
         }
     }

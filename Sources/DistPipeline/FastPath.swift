@@ -186,12 +186,15 @@ public final class FastPath {
         for i in 0..<count where infos[i].hasFlow && (!events || Self.updatesState(verdicts[i])) {
             var entry = 0
             let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
-            if detecting, outcome == .updated || outcome == .created {
+            if detecting,
+                outcome == .created
+                    || (outcome == .updated
+                        && !detectionIdle(entry, fromLo: probes[i].fromLo, l4: infos[i].l4, tcpFlags: infos[i].tcpFlags))
+            {
                 detect(
                     frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
                     wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
-                    entry: entry, created: outcome == .created, now: stamp(i, now: now), l4: infos[i].l4,
-                    tcpFlags: infos[i].tcpFlags)
+                    entry: entry, created: outcome == .created, now: stamp(i, now: now))
             }
         }
         if handoffs {
@@ -268,13 +271,17 @@ public final class FastPath {
             let outcome = table.track(
                 probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
                 wireLength: packets[i].packetLength, now: now, index: &entry)
-            if detecting, outcome == .updated || outcome == .created {
+            let l4: L4Kind = packets[i].isTCP ? .tcp : .none
+            if detecting,
+                outcome == .created
+                    || (outcome == .updated
+                        && !detectionIdle(entry, fromLo: probes[i].fromLo, l4: l4, tcpFlags: packets[i].tcpFlags))
+            {
                 detect(
                     frame: packets[i].frame, length: Int(packets[i].segmentLength),
                     wireLength: Int(packets[i].packetLength), l3Offset: Int(packets[i].l3Offset),
                     fromLo: probes[i].fromLo, entry: entry, created: outcome == .created,
-                    now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now,
-                    l4: packets[i].isTCP ? .tcp : .none, tcpFlags: packets[i].tcpFlags)
+                    now: packets[i].stampSeconds != .max ? UInt64(packets[i].stampSeconds) * 1_000_000_000 : now)
             }
         }
         stats.pointee.handoffReceived &+= UInt64(count)
@@ -399,28 +406,40 @@ public final class FastPath {
         return stamps[i]
     }
 
-    /// Runs the detection on one tracked packet, with the flow's roles and inspection state.
-    /// `l4` and `tcpFlags`: what the fast path's parse found of the flow's transport (`.none`:
-    /// not known), so that a packet the detection would do nothing with is not decoded again.
+    /// Whether the detection would do nothing with this packet of a known flow (see
+    /// ``FlowDetection/idle(l4:tcpFlags:inspect:fromClient:)``): most packets of a long flow.
+    /// Checked inline, so that such a packet costs no call; `l4` and `tcpFlags` are what the
+    /// fast path's parse found of the flow's transport (`.none`: not known).
+    @inlinable @inline(__always)
+    func detectionIdle(_ index: Int, fromLo: Bool, l4: L4Kind, tcpFlags: UInt8) -> Bool {
+        let entry = table.pointer(at: index)
+        let (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo)
+        return FlowDetection(check: entry.pointee.inspection).idle(
+            l4: l4, tcpFlags: tcpFlags, inspect: inspect, fromClient: fromClient)
+    }
+
+    /// Whether a packet of a known flow comes from its client, and whether its direction is
+    /// still within PRADS's inspection limits.
+    @inlinable @inline(__always)
+    static func side(of entry: UnsafeMutablePointer<FlowEntry>, fromLo: Bool) -> (fromClient: Bool, inspect: Bool) {
+        let fromClient = fromLo == entry.pointee.clientIsLo
+        let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
+        let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
+        return (fromClient, packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes))
+    }
+
+    /// Runs the detection on one tracked packet, with the flow's roles and inspection state:
+    /// a new flow's first packet, or one ``detectionIdle(_:fromLo:l4:tcpFlags:)`` says the
+    /// detection has something to do with.
     @usableFromInline @inline(never)
     func detect(
         frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
-        fromLo: Bool, entry index: Int, created: Bool, now: UInt64, l4: L4Kind, tcpFlags: UInt8
+        fromLo: Bool, entry index: Int, created: Bool, now: UInt64
     ) {
         let entry = table.pointer(at: index)
         var fromClient = false
         var inspect = true
-        if !created {
-            fromClient = fromLo == entry.pointee.clientIsLo
-            let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
-            let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
-            inspect = packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes)
-            if FlowDetection(check: entry.pointee.inspection).idle(
-                l4: l4, tcpFlags: tcpFlags, inspect: inspect, fromClient: fromClient)
-            {
-                return
-            }
-        }
+        if !created { (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo) }
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
         guard
             PRADSDecoder.decode(

@@ -23,10 +23,14 @@ import Testing
         #expect(clientKnown.idle(l4: .tcp, tcpFlags: ack, inspect: true, fromClient: true))
         #expect(!clientKnown.idle(l4: .tcp, tcpFlags: ack, inspect: true, fromClient: false))
         #expect(serviceKnown.idle(l4: .tcp, tcpFlags: ack, inspect: true, fromClient: false))
-        // UDP: past the limits; anything else (a fragment PRADS reads as a header) is decoded.
+        // UDP: past the limits. ICMP never (PRADS's decoder inspects none). Anything else (a
+        // fragment PRADS reads as a header, a tunnel it decodes) is decoded.
         #expect(fresh.idle(l4: .udp, tcpFlags: 0, inspect: false, fromClient: true))
         #expect(!fresh.idle(l4: .udp, tcpFlags: 0, inspect: true, fromClient: true))
-        for l4 in [L4Kind.fragment, .icmp, .other, .none] {
+        for l4 in [L4Kind.icmp, .icmpv6] {
+            #expect(fresh.idle(l4: l4, tcpFlags: 0, inspect: true, fromClient: true))
+        }
+        for l4 in [L4Kind.fragment, .other, .none] {
             #expect(!fresh.idle(l4: l4, tcpFlags: 0, inspect: false, fromClient: true))
         }
     }
