@@ -208,6 +208,8 @@ public final class DataPlane: @unchecked Sendable {
 
     /// Bytes held by all flow tables.
     public var flowTableBytes: Int { workers.reduce(0) { $0 + $1.table.memoryBytes } }
+    /// Of ``flowTableBytes``, those on transparent huge pages.
+    public var flowTableHugeBytes: Int { workers.reduce(0) { $0 + $1.table.hugePageBytes } }
 
     /// Starts every worker on its lcore.
     public func launch() throws {

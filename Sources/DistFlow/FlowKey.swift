@@ -78,18 +78,25 @@ public struct FlowKey: Hashable, Sendable, Codable, CustomStringConvertible, Bit
     /// The key of a packet outside any tunnel (see ``canonical(_:frame:)``).
     @inlinable @inline(__always)
     public static func canonical(_ info: PacketInfo) -> (key: FlowKey, fromLo: Bool) {
-        let srcFirst = info.src < info.dst || (info.src == info.dst && info.srcPort <= info.dstPort)
+        canonical(
+            src: info.src, dst: info.dst, srcPort: info.srcPort, dstPort: info.dstPort, proto: info.ipProto,
+            vlanKey: info.vlanKey)
+    }
+
+    /// The key of a packet outside any tunnel, from its header fields.
+    @inlinable @inline(__always)
+    public static func canonical(
+        src: IPAddress, dst: IPAddress, srcPort: UInt16, dstPort: UInt16, proto: UInt8, vlanKey: UInt32
+    ) -> (key: FlowKey, fromLo: Bool) {
+        let srcFirst = src < dst || (src == dst && srcPort <= dstPort)
         if srcFirst {
             return (
-                FlowKey(
-                    loAddr: info.src, hiAddr: info.dst, loPort: info.srcPort, hiPort: info.dstPort,
-                    proto: info.ipProto, vlanKey: info.vlanKey), true
+                FlowKey(loAddr: src, hiAddr: dst, loPort: srcPort, hiPort: dstPort, proto: proto, vlanKey: vlanKey),
+                true
             )
         }
         return (
-            FlowKey(
-                loAddr: info.dst, hiAddr: info.src, loPort: info.dstPort, hiPort: info.srcPort,
-                proto: info.ipProto, vlanKey: info.vlanKey), false
+            FlowKey(loAddr: dst, hiAddr: src, loPort: dstPort, hiPort: srcPort, proto: proto, vlanKey: vlanKey), false
         )
     }
 
@@ -184,6 +191,26 @@ public struct FlowProbe: Sendable, BitwiseCopyable {
         } else {
             self = FlowProbe.tunnelled(info, frame: frame, seed: seed)
         }
+    }
+
+    /// ``init(_:frame:seed:)`` of the parse at `info`, read field by field where it lies: a
+    /// parse just written by the parser, copied whole into a probe's arguments, made the fast
+    /// path wait for the parser's small stores to reach the copy's wide loads.
+    @inlinable @inline(__always)
+    public init(parse info: UnsafePointer<PacketInfo>, frame: UnsafeRawPointer, seed: UInt64) {
+        if _fastPath(info.pointee.tunnel == .none) {
+            (key, fromLo) = FlowKey.canonical(
+                src: info.pointee.src, dst: info.pointee.dst, srcPort: info.pointee.srcPort,
+                dstPort: info.pointee.dstPort, proto: info.pointee.ipProto, vlanKey: info.pointee.vlanKey)
+            hash = key.hashValue64(seed: seed)
+        } else {
+            self = FlowProbe.tunnelled(parse: info, frame: frame, seed: seed)
+        }
+    }
+
+    @inline(never) @usableFromInline
+    static func tunnelled(parse info: UnsafePointer<PacketInfo>, frame: UnsafeRawPointer, seed: UInt64) -> FlowProbe {
+        tunnelled(info.pointee, frame: frame, seed: seed)
     }
 
     @inline(never) @usableFromInline

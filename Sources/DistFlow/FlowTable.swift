@@ -76,6 +76,10 @@ public final class FlowTable {
     public let capacity: Int
     @usableFromInline let entries: UnsafeMutablePointer<FlowEntry>
     @usableFromInline let slots: UnsafeMutablePointer<UInt64>
+    /// Where ``entries`` and ``slots`` lie: on huge pages where the kernel has them, since the
+    /// fast path reads them at random.
+    let entryPages: HugePages
+    let slotPages: HugePages
     @usableFromInline let slotMask: Int
     @usableFromInline let freeList: UnsafeMutablePointer<UInt32>
     @usableFromInline let markOffset: Int
@@ -121,9 +125,11 @@ public final class FlowTable {
         self.timeouts = timeouts
         let slotCount = FlowTable.slotCount(for: capacity)
         slotMask = slotCount - 1
-        entries = CacheLines.allocate(FlowEntry.self, capacity: capacity)
+        entryPages = HugePages(byteCount: capacity * MemoryLayout<FlowEntry>.stride)
+        entries = entryPages.bind(to: FlowEntry.self, capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
-        slots = CacheLines.allocate(UInt64.self, capacity: slotCount)
+        slotPages = HugePages(byteCount: slotCount * MemoryLayout<UInt64>.stride)
+        slots = slotPages.bind(to: UInt64.self, capacity: slotCount)
         slots.initialize(repeating: 0, count: slotCount)
         freeList = CacheLines.allocate(UInt32.self, capacity: capacity)
         // Hand out low positions first: entry i is free-list element capacity-1-i.
@@ -135,8 +141,8 @@ public final class FlowTable {
 
     deinit {
         entries.deinitialize(count: capacity)
-        entries.deallocate()
-        slots.deallocate()
+        entryPages.deallocate()
+        slotPages.deallocate()
         freeList.deallocate()
         state.deallocate()
     }
@@ -146,6 +152,12 @@ public final class FlowTable {
 
     public var memoryBytes: Int { FlowTable.memoryBytes(capacity: capacity) }
 
+    /// Bytes of the entries and slots the kernel backs with huge pages (see ``HugePages``).
+    public var hugePageBytes: Int { entryPages.hugeBytes + slotPages.hugeBytes }
+
+    /// Whether the kernel may back both the entries and the slots with huge pages.
+    public var hugePagesEligible: Bool { entryPages.eligible && slotPages.eligible }
+
     // MARK: - The fast path
 
     /// Finds or creates the flow of a parsed packet (which must have `hasFlow`, outside any
@@ -154,29 +166,32 @@ public final class FlowTable {
     /// when full).
     @inlinable
     public func track(_ info: PacketInfo, wireLength: UInt32, now: UInt64, index: inout Int) -> TrackOutcome {
-        track(info, probe: FlowProbe(info, seed: hashSeed), wireLength: wireLength, now: now, index: &index)
+        track(
+            probe: FlowProbe(info, seed: hashSeed), tcpFlags: info.l4 == .tcp ? info.tcpFlags : nil,
+            wireLength: wireLength, now: now, index: &index)
     }
 
     /// ``track(_:wireLength:now:index:)`` with the key and hash already computed (by a burst's
-    /// first pass, which also prefetched the slot and entry).
-    @inlinable @inline(__always)
-    public func track(
-        _ info: borrowing PacketInfo, probe: borrowing FlowProbe, wireLength: UInt32, now: UInt64,
-        index: inout Int
-    ) -> TrackOutcome {
-        track(
-            probe: probe, tcpFlags: info.l4 == .tcp ? info.tcpFlags : nil, wireLength: wireLength, now: now,
-            index: &index)
-    }
-
-    /// ``track(_:probe:wireLength:now:index:)`` given only what it reads of a parse: the TCP flags
-    /// (nil for other transports). A packet another worker parsed comes with no more than this.
+    /// first pass, which also prefetched the slot and entry), given only what it reads of the
+    /// parse: the TCP flags (nil for other transports).
     @inlinable
     public func track(
-        probe: borrowing FlowProbe, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
+        probe: FlowProbe, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
         index: inout Int
     ) -> TrackOutcome {
-        let h = probe.hash
+        withUnsafePointer(to: probe) {
+            track(probeAt: $0, tcpFlags: tcpFlags, wireLength: wireLength, now: now, index: &index)
+        }
+    }
+
+    /// ``track(probe:tcpFlags:wireLength:now:index:)`` of the probe at `probe`, read where it lies
+    /// (a burst's probes: passed by value, each was copied for the call).
+    @inlinable
+    public func track(
+        probeAt probe: UnsafePointer<FlowProbe>, tcpFlags: UInt8?, wireLength: UInt32, now: UInt64,
+        index: inout Int
+    ) -> TrackOutcome {
+        let h = probe.pointee.hash
         let tag = h >> 32
         var slot = Int(truncatingIfNeeded: h) & slotMask
         while true {
@@ -184,7 +199,7 @@ public final class FlowTable {
             if value == 0 { break }
             if value >> 32 == tag {
                 let e = Int(truncatingIfNeeded: value & 0xFFFF_FFFF) - 1
-                if entries[e].key == probe.key {
+                if entries[e].key == probe.pointee.key {
                     index = e
                     // A moving flow is still updated: the caller decided by its mark (a packet
                     // redirected is never tracked), so a packet here was judged before the mark
@@ -195,7 +210,7 @@ public final class FlowTable {
                         state.pointee.counters.markedPackets &+= 1
                         return .marked
                     }
-                    update(e, tcpFlags: tcpFlags, fromLo: probe.fromLo, wireLength: wireLength, now: now)
+                    update(e, tcpFlags: tcpFlags, fromLo: probe.pointee.fromLo, wireLength: wireLength, now: now)
                     return .updated
                 }
             }
@@ -210,12 +225,13 @@ public final class FlowTable {
         let e = Int(freeList[state.pointee.freeCount])
         // The client is the sender of the first packet seen, unless that packet is a SYN-ACK.
         let synAck = tcpFlags.map { $0 & 0x12 == 0x12 } ?? false
-        let clientIsLo = synAck ? !probe.fromLo : probe.fromLo
-        entries[e] = FlowEntry(key: probe.key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
+        let clientIsLo = synAck ? !probe.pointee.fromLo : probe.pointee.fromLo
+        entries[e] = FlowEntry(
+            key: probe.pointee.key, hash: UInt32(truncatingIfNeeded: h), clientIsLo: clientIsLo, now: now)
         slots[slot] = tag << 32 | UInt64(e + 1)
         state.pointee.counters.created &+= 1
         index = e
-        update(e, tcpFlags: tcpFlags, fromLo: probe.fromLo, wireLength: wireLength, now: now)
+        update(e, tcpFlags: tcpFlags, fromLo: probe.pointee.fromLo, wireLength: wireLength, now: now)
         return .created
     }
 

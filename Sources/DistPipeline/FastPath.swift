@@ -149,7 +149,7 @@ public final class FastPath {
                     events = true
                     continue
                 }
-                probes[i] = FlowProbe(infos[i], frame: data[i].unsafelyUnwrapped, seed: seed)
+                probes[i] = FlowProbe(parse: infos + i, frame: data[i].unsafelyUnwrapped, seed: seed)
                 if let rule = current, rule.cutsAtMarker,
                     let verdict = markerVerdict(
                         UnsafeRawBufferPointer(start: data[i], count: Int(segmentLengths[i])),
@@ -171,7 +171,9 @@ public final class FastPath {
                     }
                 }
                 table.prefetchSlot(probes[i])
-                if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
+                // (Tested first: the call's argument is a copy of the key just written.)
+                if current != nil || drain != nil, let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain)
+                {
                     verdicts[i] = verdict
                     events = true
                 }
@@ -185,7 +187,9 @@ public final class FastPath {
         }
         for i in 0..<count where infos[i].hasFlow && (!events || Self.updatesState(verdicts[i])) {
             var entry = 0
-            let outcome = table.track(infos[i], probe: probes[i], wireLength: packetLengths[i], now: now, index: &entry)
+            let outcome = table.track(
+                probeAt: probes + i, tcpFlags: infos[i].l4 == .tcp ? infos[i].tcpFlags : nil,
+                wireLength: packetLengths[i], now: now, index: &entry)
             if detecting,
                 outcome == .created
                     || (outcome == .updated
@@ -269,7 +273,7 @@ public final class FastPath {
         for i in 0..<count where !events || Self.updatesState(verdicts[i]) {
             var entry = 0
             let outcome = table.track(
-                probe: probes[i], tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
+                probeAt: probes + i, tcpFlags: packets[i].isTCP ? packets[i].tcpFlags : nil,
                 wireLength: packets[i].packetLength, now: now, index: &entry)
             let l4: L4Kind = packets[i].isTCP ? .tcp : .none
             if detecting,

@@ -226,9 +226,10 @@ final class VNFApp {
                     + "MTU \(options.channelMTU ?? 9000)")
         }
         let flowMiB = Double(plane.flowTableBytes) / 1_048_576
+        let hugeMiB = Double(plane.flowTableHugeBytes) / 1_048_576
         emit(
             "[\(name)] flow tables: \(String(format: "%.1f", flowMiB)) MiB in all (\(MemoryLayout<FlowEntry>.stride) "
-                + "bytes per flow entry, fixed at start)"
+                + "bytes per flow entry, fixed at start), \(String(format: "%.1f", hugeMiB)) MiB of it on huge pages"
         )
     }
 
