@@ -3,7 +3,7 @@
 ///
 /// Offsets are from the first byte of the frame. Addresses are 128-bit big-endian numbers;
 /// IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`) so one key type serves both families.
-public struct PacketInfo: Sendable {
+public struct PacketInfo: Sendable, Equatable {
     /// The network layer found (after any VLAN tags).
     public var l3: L3Kind = .none
     /// The transport layer found inside the IP packet.

@@ -15,6 +15,68 @@ public enum PacketParser {
     /// Parses `length` bytes at `base` into `info` (which is fully overwritten).
     @inlinable
     public static func parse(_ base: UnsafeRawPointer, length: Int, into info: inout PacketInfo) {
+        if _fastPath(parseCommon(base, length: length, into: &info)) { return }
+        parseAny(base, length: length, into: &info)
+    }
+
+    /// The most common frame in one straight pass: untagged Ethernet, IPv4 without options
+    /// and not a fragment, carrying TCP or UDP whose header is whole and whose lengths agree
+    /// with the IP header's. It fills `info` as ``parseAny(_:length:into:)`` does for such a
+    /// frame (checked on every frame of mix-a and by the parser's fuzz target), with a third
+    /// of its instructions; false for any other frame, with `info` untouched.
+    @inlinable @inline(__always)
+    package static func parseCommon(_ base: UnsafeRawPointer, length: Int, into info: inout PacketInfo) -> Bool {
+        guard length >= 42, base.be16(12) == 0x0800, base.load(fromByteOffset: 14, as: UInt8.self) == 0x45 else {
+            return false
+        }
+        let totalLength = Int(base.be16(16))
+        // Neither more fragments nor an offset (don't-fragment may be set).
+        guard totalLength >= 28, 14 + totalLength <= length, base.be16(20) & 0x3FFF == 0 else { return false }
+        let proto = base.load(fromByteOffset: 23, as: UInt8.self)
+        let available = totalLength - 20
+        let l4: L4Kind
+        let payloadOffset: Int
+        let payloadLength: Int
+        var tcpFlags: UInt8 = 0
+        if proto == 6 {
+            guard available >= 20 else { return false }
+            let dataOffset = Int(base.load(fromByteOffset: 46, as: UInt8.self) >> 4) * 4
+            guard dataOffset >= 20, dataOffset <= available else { return false }
+            l4 = .tcp
+            tcpFlags = base.load(fromByteOffset: 47, as: UInt8.self)
+            payloadOffset = 34 + dataOffset
+            payloadLength = available - dataOffset
+        } else if proto == 17 {
+            let udpLength = Int(base.be16(38))
+            guard udpLength >= 8, udpLength <= available else { return false }
+            l4 = .udp
+            payloadOffset = 42
+            payloadLength = udpLength - 8
+        } else {
+            return false
+        }
+        info = PacketInfo()
+        info.l3 = .ipv4
+        info.l4 = l4
+        info.etherType = 0x0800
+        info.l3Offset = 14
+        info.l4Offset = 34
+        info.payloadOffset = UInt16(truncatingIfNeeded: payloadOffset)
+        info.payloadLength = UInt16(truncatingIfNeeded: payloadLength)
+        info.ipProto = proto
+        info.ttl = base.load(fromByteOffset: 22, as: UInt8.self)
+        info.ipLength = UInt16(truncatingIfNeeded: totalLength)
+        info.src = IPAddress(ipv4: base.be32(26))
+        info.dst = IPAddress(ipv4: base.be32(30))
+        info.srcPort = base.be16(34)
+        info.dstPort = base.be16(36)
+        info.tcpFlags = tcpFlags
+        return true
+    }
+
+    /// Parses any frame (see ``parse(_:length:into:)``).
+    @inlinable
+    package static func parseAny(_ base: UnsafeRawPointer, length: Int, into info: inout PacketInfo) {
         info = PacketInfo()
         guard length >= 14 else {
             info.issue = .truncatedEthernet

@@ -48,9 +48,22 @@ enum Targets {
     static let packet = FuzzTarget(
         name: "packet", about: "a frame through the fast path and PRADS detection",
         run: { bytes in
+            checkCommonParse(bytes)
             let frame = PcapFile.Frame(seconds: 1, fraction: 0, originalLength: UInt32(bytes.count), bytes: bytes)
             fastPath.process(frames: [frame, frame])
         }, seeds: { traceFrames(64) })
+
+    /// The parser's straight pass for common frames gives what its general walk gives.
+    static func checkCommonParse(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var common = PacketInfo()
+            guard PacketParser.parseCommon(base, length: raw.count, into: &common) else { return }
+            var any = PacketInfo()
+            PacketParser.parseAny(base, length: raw.count, into: &any)
+            if common != any { fatalError("the parser's two passes disagree on a frame of \(raw.count) bytes") }
+        }
+    }
 
     nonisolated(unsafe) static let fastPath: FastPath = {
         let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
