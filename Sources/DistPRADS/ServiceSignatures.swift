@@ -218,7 +218,7 @@ public final class ServiceMatcher {
 /// PRADS's built-in port names, used when no signature matches a flow's payload
 /// ("unknown:@https"). Protocol 6 is TCP, 17 UDP.
 public enum KnownPorts {
-    static let table: [(proto: UInt8, port: UInt16, name: String)] = [
+    package static let table: [(proto: UInt8, port: UInt16, name: String)] = [
         (6, 20, "@ftp-data"), (6, 21, "@ftp"), (6, 22, "@ssh"), (6, 25, "@smtp"), (17, 53, "@domain"),
         (6, 80, "@www"), (6, 110, "@pop3"), (6, 111, "@sunrpc"), (17, 111, "@sunrpc"), (6, 113, "@auth"),
         (6, 115, "@sftp"), (6, 119, "@nntp"), (17, 123, "@ntp"), (6, 143, "@imap2"), (6, 161, "@snmp"),
@@ -236,8 +236,13 @@ public enum KnownPorts {
         return (entries.map(\.0), entries.map(\.1))
     }()
 
+    /// The highest port the table names. Most ports looked up are above it (a client's own,
+    /// which PRADS tries first), and go without a search.
+    static let highestPort: UInt16 = table.map(\.port).max() ?? 0
+
     /// The name of a well-known port for a protocol, if PRADS knows one.
     public static func name(proto: UInt8, port: UInt16) -> String? {
+        guard port <= highestPort else { return nil }
         let key = UInt32(proto) << 16 | UInt32(port)
         let keys = sorted.keys
         var low = 0

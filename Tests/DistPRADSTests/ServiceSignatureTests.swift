@@ -106,4 +106,20 @@ import Testing
             #expect(KnownPorts.name(proto: proto, port: port) == nil)
         }
     }
+
+    @Test func everyPortIsNamedAsPRADSsTableSays() {
+        // A linear scan of PRADS's list against the lookup, for every port of TCP and UDP.
+        let list = KnownPorts.table
+        var named = 0
+        for proto: UInt8 in [6, 17] {
+            for port in 0...UInt16.max {
+                let expected = list.first { $0.proto == proto && $0.port == port }?.name
+                if KnownPorts.name(proto: proto, port: port) != expected {
+                    Issue.record("\(proto)/\(port): \(String(describing: KnownPorts.name(proto: proto, port: port)))")
+                }
+                if expected != nil { named += 1 }
+            }
+        }
+        #expect(named == list.count)
+    }
 }
