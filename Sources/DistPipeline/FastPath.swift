@@ -262,7 +262,8 @@ public final class FastPath {
             verdicts[i] = .forward
             probes[i] = packets[i].probe(seed: seed)
             table.prefetchSlot(probes[i])
-            if let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
+            // (Tested first, as in `process`: the call's argument is a copy of the key just written.)
+            if current != nil || drain != nil, let verdict = ruleVerdict(probes[i].key, rule: current, drain: drain) {
                 verdicts[i] = verdict
                 events = true
             }
