@@ -16,16 +16,17 @@ extension Detector {
 
     /// PRADS's OS fingerprinting of a SYN, SYN+ACK, RST, FIN or stray ACK: a host's first
     /// sighting of each (kind, matched signature) is an entry and a record.
-    func fingerprint(_ p: DetectionPacket, kind: FingerprintKind) {
-        guard var e = TCPFingerprint.measure(p, kind: kind) else { return }
+    func fingerprint(_ p: inout DetectionPacket, kind: FingerprintKind) {
+        guard var e = TCPFingerprint.measure(&p, kind: kind) else { return }
         let matched = match(&e, kind: kind)
         let limit = maxEntriesPerHost
+        let (port, ttl) = (p.sourcePort, p.ttl)
         // The entry is added in the same lookup that finds it new (nil: not admitted).
         let learnt: OSLearnt? = withAdmittedAsset(p) { asset in
             guard !asset.os.contains(where: { $0.kind == kind && $0.signature == matched }) else { return .known }
             guard asset.os.count < limit else { return .refused }
             let text = osText(e, kind: kind, matched: matched)
-            asset.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: p.sourcePort, ttl: p.ttl), at: 0)
+            asset.os.insert(OSEntry(kind: kind, signature: matched, text: text, port: port, ttl: ttl), at: 0)
             return .new(text)
         }
         switch learnt {

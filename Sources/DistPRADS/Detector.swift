@@ -236,14 +236,16 @@ public final class Detector {
         }
     }
 
+    /// (The packet goes on by address, `inout`, to the calls that read it: passed as a borrow of
+    /// this `inout` it was copied, 138 bytes by `memcpy`, for every call.)
     func tcp(_ p: inout DetectionPacket, flow: inout FlowDetection) -> Bool {
         let flags = p.frame[p.l4 + 13]
         if flags & 0x02 != 0 {
             if flags & 0x10 == 0 {
-                fingerprint(p, kind: .syn)
+                fingerprint(&p, kind: .syn)
                 return false
             }
-            fingerprint(p, kind: .synAck)
+            fingerprint(&p, kind: .synAck)
             if p.role != .server {
                 reverse(&p, flow: &flow)
                 return true
@@ -252,16 +254,16 @@ public final class Detector {
         }
         switch p.role {
         case .client:
-            if p.inspect && flow.check & FlowDetection.clientDone == 0 { tcpClient(p, flow: &flow) }
+            if p.inspect && flow.check & FlowDetection.clientDone == 0 { tcpClient(&p, flow: &flow) }
         case .server:
-            if p.inspect && flow.check & FlowDetection.serviceDone == 0 { tcpServer(p, flow: &flow) }
+            if p.inspect && flow.check & FlowDetection.serviceDone == 0 { tcpServer(&p, flow: &flow) }
         case .none:
             return false
         }
         if flags & 0x01 != 0 {
-            fingerprint(p, kind: .fin)
+            fingerprint(&p, kind: .fin)
         } else if flags & 0x04 != 0 {
-            fingerprint(p, kind: .rst)
+            fingerprint(&p, kind: .rst)
         }
         return false
     }
@@ -271,41 +273,43 @@ public final class Detector {
         p.role = p.role == .client ? .server : .client
     }
 
-    func payload(_ p: DetectionPacket, limit: Int?) -> UnsafeRawBufferPointer {
+    @inline(__always)
+    func payload(_ p: borrowing DetectionPacket, limit: Int?) -> UnsafeRawBufferPointer {
         guard p.payloadLength > 0, p.payload < p.caplen else { return UnsafeRawBufferPointer(rebasing: p.frame[0..<0]) }
         // (PRADS reads an inner packet's payload past the frame's end, where its capture buffer
         // holds whatever it holds: only the frame's own bytes are read here.)
-        let length = min(limit.map { min($0, p.payloadLength) } ?? p.payloadLength, p.caplen - p.payload)
+        let payloadLength = p.payloadLength
+        let length = min(limit.map { min($0, payloadLength) } ?? payloadLength, p.caplen - p.payload)
         return UnsafeRawBufferPointer(rebasing: p.frame[p.payload..<(p.payload + length)])
     }
 
-    func tcpServer(_ p: DetectionPacket, flow: inout FlowDetection) {
+    func tcpServer(_ p: inout DetectionPacket, flow: inout FlowDetection) {
         guard p.payloadLength >= 10 else { return }
         counters.regexRuns &+= 1
         if let (service, info) = tcpServiceMatcher.match(payload(p, limit: Self.tcpInspectLimit)) {
-            updateService(p, service: service, application: info)
+            updateService(&p, service: service, application: info)
             flow.check |= FlowDetection.serviceDone
             return
         }
         if flow.check & FlowDetection.serviceUnknownSet == 0, let name = KnownPorts.name(proto: 6, port: p.sourcePort) {
-            updateService(p, service: "unknown", application: name)
+            updateService(&p, service: "unknown", application: name)
             flow.check |= FlowDetection.serviceUnknownSet
         }
     }
 
-    func tcpClient(_ p: DetectionPacket, flow: inout FlowDetection) {
+    func tcpClient(_ p: inout DetectionPacket, flow: inout FlowDetection) {
         guard p.payloadLength >= 10 else { return }
         counters.regexRuns &+= 1
         // PRADS reads 600 bytes of IPv4 client payloads and all of IPv6 ones.
         if let (service, info) = tcpClientMatcher.match(payload(p, limit: p.v6 ? nil : Self.tcpInspectLimit)) {
-            updateService(p, service: service, application: info)
+            updateService(&p, service: service, application: info)
             flow.check |= FlowDetection.clientDone
             return
         }
         if flow.check & FlowDetection.clientUnknownSet == 0,
             let name = KnownPorts.name(proto: 6, port: p.destinationPort)
         {
-            updateService(p, service: "unknown", application: name)
+            updateService(&p, service: "unknown", application: name)
             flow.check |= FlowDetection.clientUnknownSet
         }
     }
@@ -322,7 +326,7 @@ public final class Detector {
         if !p.v6 {
             counters.regexRuns &+= 1
             if let (service, info) = udpServiceMatcher.match(payload(p, limit: nil)) {
-                updateService(p, service: service, application: info)
+                updateService(&p, service: service, application: info)
                 flow.check |= FlowDetection.serviceDone
                 return false
             }
@@ -360,7 +364,7 @@ public final class Detector {
                 })
         else { return false }
         if reversed { reverse(&p, flow: &flow) }
-        updateService(p, service: "unknown", application: name)
+        updateService(&p, service: "unknown", application: name)
         flow.check |= bit
         return reversed
     }
@@ -370,41 +374,42 @@ public final class Detector {
     /// The sender's asset (created if new, VLAN and last-seen time from the packet), changed
     /// in place with one hash lookup.
     @inline(__always)
-    func withAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
+    func withAsset<R>(_ p: borrowing DetectionPacket, _ body: (inout Asset) -> R) -> R {
         // (The default is built only for a new host: built first, it was copied and destroyed
         // at every call.)
-        Detector.follow(
-            &assets[p.source, default: Asset(vlan: p.vlan, firstSeen: p.timestamp, lastSeen: p.timestamp)], p, body)
+        let (vlan, seen) = (p.vlan, p.timestamp)
+        return Detector.follow(&assets[p.source, default: Asset(vlan: vlan, firstSeen: seen, lastSeen: seen)], p, body)
     }
 
     /// ``withAsset(_:_:)`` for a sender that ``admits(_:at:)`` (nil when it does not): a known
     /// host is found once, not once to admit it and again to change it.
     @inline(__always)
-    func withAdmittedAsset<R>(_ p: DetectionPacket, _ body: (inout Asset) -> R) -> R? {
+    func withAdmittedAsset<R>(_ p: borrowing DetectionPacket, _ body: (inout Asset) -> R) -> R? {
         if let i = assets.index(forKey: p.source) { return Detector.follow(&assets.values[i], p, body) }
         guard admitsNew(p.source, at: p.timestamp) else { return nil }
         return withAsset(p, body)
     }
 
     @inline(__always)
-    static func follow<R>(_ asset: inout Asset, _ p: DetectionPacket, _ body: (inout Asset) -> R) -> R {
+    static func follow<R>(_ asset: inout Asset, _ p: borrowing DetectionPacket, _ body: (inout Asset) -> R) -> R {
         asset.vlan = p.vlan
         asset.lastSeen = p.timestamp
         return body(&asset)
     }
 
-    func updateService(_ p: DetectionPacket, service: String, application: String) {
+    func updateService(_ p: inout DetectionPacket, service: String, application: String) {
         let port = p.role == .client ? p.destinationPort : p.sourcePort
+        let (proto, server, ttl) = (p.proto, p.role == .server, p.ttl)
         let limit = maxEntriesPerHost
         // One lookup: the port's entry changed where it lies, or a new one (nil, true: no room).
         let outcome: (ServiceEntry?, Bool)? = withAdmittedAsset(p) { asset in
-            if let i = asset.services.firstIndex(where: { $0.port == port && $0.proto == p.proto }) {
+            if let i = asset.services.firstIndex(where: { $0.port == port && $0.proto == proto }) {
                 return (Self.revise(&asset.services[i], service: service, application: application), false)
             }
             guard asset.services.count < limit else { return (nil, true) }
             let entry = ServiceEntry(
-                port: port, proto: p.proto, service: service, application: application,
-                server: p.role == .server, attempts: 0, ttl: p.ttl)
+                port: port, proto: proto, service: service, application: application,
+                server: server, attempts: 0, ttl: ttl)
             asset.services.insert(entry, at: 0)
             return (entry, false)
         }
@@ -436,7 +441,7 @@ public final class Detector {
         return entry
     }
 
-    func record(_ p: DetectionPacket, _ entry: ServiceEntry) {
+    func record(_ p: borrowing DetectionPacket, _ entry: ServiceEntry) {
         if entry.server { counters.serverRecords += 1 } else { counters.clientRecords += 1 }
         onRecord?(
             AssetRecord(

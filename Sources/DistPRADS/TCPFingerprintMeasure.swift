@@ -2,7 +2,7 @@ import DistPacket
 
 extension TCPFingerprint {
     /// The packet's fingerprint (p0f's measurements), or nil where PRADS gives up on the packet.
-    static func measure(_ p: DetectionPacket, kind: FingerprintKind) -> TCPFingerprint? {
+    static func measure(_ p: inout DetectionPacket, kind: FingerprintKind) -> TCPFingerprint? {
         let f = p.frame
         var e = TCPFingerprint()
         var end = p.end
