@@ -53,7 +53,10 @@ extension FastPath {
         // A flow opened by a SYN+ACK already has its receiver as client (the table does what
         // PRADS's reversal does), so only later reversals swap the roles.
         let alreadyReversed = created && fromLo != entry.pointee.clientIsLo
-        if detector.unsafelyUnwrapped.inspect(&detection.pointee, flow: &state) && !alreadyReversed {
+        let reversed = inspector.unsafelyUnwrapped._withUnsafeGuaranteedRef {
+            $0.inspect(&detection.pointee, flow: &state)
+        }
+        if reversed && !alreadyReversed {
             entry.pointee.swapRoles()
         }
         entry.pointee.inspection = state.check

@@ -22,6 +22,9 @@ public final class FastPath {
     @usableFromInline let detection: UnsafeMutablePointer<DetectionPacket>
     /// The network function: PRADS detection on every tracked packet (nil: forwarding only).
     public let detector: Detector?
+    /// ``detector``, for the calls the fast path makes to it without retaining and releasing it
+    /// around each (this path holds it for its life).
+    @usableFromInline let inspector: Unmanaged<Detector>?
     /// The event rule in force (OpenNF's enableEvents), set between bursts by the worker.
     public var eventRule: EventRule?
     /// While a worker's held packets drain (see ``HoldQueue``): the filter of the rule that held
@@ -81,6 +84,7 @@ public final class FastPath {
         self.stats = stats
         self.maxBurst = maxBurst
         self.detector = detector
+        inspector = detector.map { Unmanaged.passUnretained($0) }
         infos = CacheLines.allocate(PacketInfo.self, capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = CacheLines.allocate(FlowProbe.self, capacity: maxBurst)
