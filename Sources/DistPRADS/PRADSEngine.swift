@@ -34,6 +34,37 @@ public enum PRADSDecoder {
         }
     }
 
+    /// What ``decode(_:wireLength:timestamp:into:)`` gives for a frame whose parse `info` is of a
+    /// plain packet (``isPlain(_:)``), from that parse instead of a second walk of the frame.
+    @inlinable
+    public static func decode(
+        _ frame: UnsafeRawBufferPointer, plain info: UnsafePointer<PacketInfo>, wireLength: Int, timestamp: UInt64,
+        into p: inout DetectionPacket
+    ) {
+        let end = min(wireLength <= snapLength ? wireLength : snapLength, frame.count)
+        p = DetectionPacket(frame: frame, end: end, timestamp: timestamp, vlan: 0, l3: 14)
+        p.source = info.pointee.src
+        p.destination = info.pointee.dst
+        p.ttl = info.pointee.ttl
+        p.ipPayloadBytes = Int(info.pointee.ipLength) - 20
+        p.l4 = 34
+        p.proto = info.pointee.ipProto
+        p.sourcePort = info.pointee.srcPort
+        p.destinationPort = info.pointee.dstPort
+        p.payload = Int(info.pointee.payloadOffset)
+        p.payloadLength = frame.count - p.payload
+    }
+
+    /// Whether a parse is of a plain packet, one PRADS decodes as the fast path's parser does:
+    /// untagged Ethernet, IPv4 with a 20-byte header, not a fragment, not a tunnel, and a whole
+    /// TCP or UDP header that agrees with the IP header's lengths (no parse issue).
+    @inlinable
+    public static func isPlain(_ info: UnsafePointer<PacketInfo>) -> Bool {
+        info.pointee.l3 == .ipv4 && info.pointee.vlanCount == 0 && info.pointee.l4Offset == 34
+            && info.pointee.issue == .none && info.pointee.fragment == .none && info.pointee.tunnel == .none
+            && (info.pointee.l4 == .tcp || info.pointee.l4 == .udp)
+    }
+
     @usableFromInline static func address(_ f: UnsafeRawBufferPointer, _ o: Int, v6: Bool) -> IPAddress {
         if !v6 { return IPAddress(ipv4: BigEndian.uint32(f, at: o)) }
         let hi = UInt64(BigEndian.uint32(f, at: o)) << 32 | UInt64(BigEndian.uint32(f, at: o + 4))

@@ -29,22 +29,29 @@ extension FastPath {
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state:
     /// a new flow's first packet, or one ``detectionIdle(_:fromLo:l4:tcpFlags:)`` says the
-    /// detection has something to do with.
+    /// detection has something to do with. `parse`: the fast path's parse of it, if at hand (a
+    /// plain packet's then spares PRADS's decoding a second walk of the frame).
     @usableFromInline @inline(never)
     func detect(
         frame: UnsafePointer<UInt8>, length: Int, wireLength: Int, l3Offset: Int,
-        fromLo: Bool, entry index: Int, created: Bool, now: UInt64
+        fromLo: Bool, entry index: Int, created: Bool, now: UInt64, parse: UnsafePointer<PacketInfo>? = nil
     ) {
         let entry = table.pointer(at: index)
         var fromClient = false
         var inspect = true
         if !created { (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo) }
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
-        guard
+        let decoded: Bool
+        if let parse, PRADSDecoder.isPlain(parse) {
             PRADSDecoder.decode(
-                bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee),
-            detection.pointee.l3 == l3Offset  // the IP packet this flow is about (a tunnel in a tunnel: not)
-        else { return }
+                bytes, plain: parse, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee)
+            decoded = true
+        } else {
+            decoded = PRADSDecoder.decode(
+                bytes, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee)
+        }
+        // The IP packet this flow is about (a tunnel in a tunnel: not).
+        guard decoded, detection.pointee.l3 == l3Offset else { return }
         if !created {
             detection.pointee.role = fromClient ? .client : .server
             detection.pointee.inspect = inspect

@@ -202,7 +202,7 @@ public final class FastPath {
                 detect(
                     frame: data[i].unsafelyUnwrapped, length: Int(segmentLengths[i]),
                     wireLength: Int(packetLengths[i]), l3Offset: Int(infos[i].flowL3Offset), fromLo: probes[i].fromLo,
-                    entry: entry, created: outcome == .created, now: stamp(i, now: now))
+                    entry: entry, created: outcome == .created, now: stamp(i, now: now), parse: infos + i)
             }
         }
         if handoffs {
