@@ -35,7 +35,8 @@ public enum PRADSDecoder {
     }
 
     /// What ``decode(_:wireLength:timestamp:into:)`` gives for a frame whose parse `info` is of a
-    /// plain packet (``isPlain(_:)``), from that parse instead of a second walk of the frame.
+    /// plain packet (``PacketInfo/isPlain``: PRADS decodes such a frame as the fast path's
+    /// parser does), from that parse instead of a second walk of the frame.
     @inlinable
     public static func decode(
         _ frame: UnsafeRawBufferPointer, plain info: UnsafePointer<PacketInfo>, wireLength: Int, timestamp: UInt64,
@@ -53,16 +54,6 @@ public enum PRADSDecoder {
         p.destinationPort = info.pointee.dstPort
         p.payload = Int(info.pointee.payloadOffset)
         p.payloadLength = frame.count - p.payload
-    }
-
-    /// Whether a parse is of a plain packet, one PRADS decodes as the fast path's parser does:
-    /// untagged Ethernet, IPv4 with a 20-byte header, not a fragment, not a tunnel, and a whole
-    /// TCP or UDP header that agrees with the IP header's lengths (no parse issue).
-    @inlinable
-    public static func isPlain(_ info: UnsafePointer<PacketInfo>) -> Bool {
-        info.pointee.l3 == .ipv4 && info.pointee.vlanCount == 0 && info.pointee.l4Offset == 34
-            && info.pointee.issue == .none && info.pointee.fragment == .none && info.pointee.tunnel == .none
-            && (info.pointee.l4 == .tcp || info.pointee.l4 == .udp)
     }
 
     @usableFromInline static func address(_ f: UnsafeRawBufferPointer, _ o: Int, v6: Bool) -> IPAddress {

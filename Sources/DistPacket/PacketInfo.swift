@@ -67,6 +67,14 @@ public struct PacketInfo: Sendable, Equatable {
 
     /// True when the frame carries an IP header whole, so it belongs to a flow.
     @inlinable public var hasFlow: Bool { l3 == .ipv4 || l3 == .ipv6 }
+
+    /// True for the parse of a plain packet, what ``PacketParser`` takes in one straight pass:
+    /// untagged Ethernet, IPv4 with a 20-byte header, not a fragment, not a tunnel, and a whole
+    /// TCP or UDP header that agrees with the IP header's lengths (no issue).
+    @inlinable public var isPlain: Bool {
+        l3 == .ipv4 && vlanCount == 0 && l4Offset == 34 && issue == .none && fragment == .none && tunnel == .none
+            && (l4 == .tcp || l4 == .udp)
+    }
 }
 
 /// A 128-bit address, big-endian number order (so comparisons follow the textual order).

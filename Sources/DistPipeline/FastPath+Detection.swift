@@ -42,7 +42,7 @@ extension FastPath {
         if !created { (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo) }
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
         let decoded: Bool
-        if let parse, PRADSDecoder.isPlain(parse) {
+        if let parse, parse.pointee.isPlain {
             PRADSDecoder.decode(
                 bytes, plain: parse, wireLength: wireLength, timestamp: now / 1_000_000_000, into: &detection.pointee)
             decoded = true

@@ -37,7 +37,7 @@ import Testing
     @Test func aPlainPacketFromItsParseIsWhatPRADSDecodes() {
         var plain = 0
         Self.eachParse { n, frame, raw, info in
-            guard PRADSDecoder.isPlain(info) else { return }
+            guard info.pointee.isPlain else { return }
             plain += 1
             // Wire lengths above, at and below PRADS's snap length, and the captured length.
             let wire = [frame.bytes.count, Int(frame.originalLength), 1604, 3000][n % 4]
@@ -58,7 +58,7 @@ import Testing
                 p.tunnel != .none || p.vlanCount > 0 || p.fragment != .none || p.issue != .none
                     || p.l3 != .ipv4 || p.l4Offset != 34
             else { return }
-            #expect(!PRADSDecoder.isPlain(info))
+            #expect(!info.pointee.isPlain)
             if p.tunnel != .none { kinds.insert("tunnel") }
             if p.l3 == .ipv6 { kinds.insert("ipv6") }
         }
