@@ -260,7 +260,7 @@ let package = Package(
             path: "Benchmarks/FastPath"
         ),
         .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
-        .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket"]),
+        .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket", "CDistIntrinsics"]),
         .testTarget(name: "DistServerTests", dependencies: ["DistServer", "DistAdmin"]),
         .testTarget(name: "DistMetricsTests", dependencies: ["DistMetrics"]),
         .testTarget(

@@ -42,8 +42,13 @@ extension Worker {
             let port = run[0].port
             var n = 0
             while start + n < taken && run[n].port == port {
-                // The receiver's core wrote the mbuf last; sending it reads and frees it here.
-                dist_prefetch_write(UnsafeRawPointer(run[n].packet))
+                // The receiver's core wrote the mbuf's two header lines last. Sending reads both
+                // (freeing it reads the second), and a receive here reuses it and writes both:
+                // asked for exclusive now, each crosses once and before it is waited for.
+                if let mbuf = UnsafeRawPointer(run[n].packet) {
+                    dist_prefetch_write(mbuf)
+                    dist_prefetch_write(mbuf + 64)
+                }
                 burst.packets[n] = run[n].packet
                 burst.data[n] = run[n].frame
                 burst.segmentLengths[n] = run[n].segmentLength
