@@ -140,6 +140,7 @@ public final class Worker: @unchecked Sendable {
         _ = routeList.initialize(from: routes)
         defer { routeList.deallocate() }
         let fastPath = self.fastPath
+        let handoff = self.handoff
         // (Read once: the loop below looks at both every round.)
         let (controlMailbox, transferMailbox) = (mailboxes[0], mailboxes[1])
         let queue = self.queue
@@ -159,10 +160,9 @@ public final class Worker: @unchecked Sendable {
             var full = false
             if let link { received = deliver(link, burst) }
             // What other workers handed over came in before this round's own packets: taken first.
-            for ring in handoff.incoming where !ring.isEmpty {
-                received = true
-                if receiveHandoffs(ring, burst) { full = true }
-            }
+            let (handed, more) = handoff.forEachPending { receiveHandoffs($0, burst) }
+            if handed { received = true }
+            if more { full = true }
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, burst.packets, Worker.burstSize)
                 if n == 0 { continue }

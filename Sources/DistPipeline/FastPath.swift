@@ -40,7 +40,12 @@ public final class FastPath {
     public var ownership = FlowOwnership(workers: 1)
     public var index = 0
     /// This worker's ends of the worker handoff (with several workers).
-    public var handoff: HandoffLinks<HandoffPacket>?
+    public var handoff: HandoffLinks<HandoffPacket>? {
+        didSet { handoffLinks = handoff.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``handoff``, held by it, for the per-burst path: a retain and release there cost an
+    /// atomic write each, on a line another worker's links may share.
+    @usableFromInline var handoffLinks: Unmanaged<HandoffLinks<HandoffPacket>>?
     /// Each packet's receive time (ns since the epoch; `.max`: none) as its port stamped it, for the
     /// burst being processed: detection then dates what it learns by the packets, as PRADS reading
     /// a capture does (nil: by the clock). See ``stamp(_:now:)``.
@@ -229,10 +234,23 @@ public final class FastPath {
         count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>, segmentLengths: UnsafePointer<UInt16>,
         packetLengths: UnsafePointer<UInt32>, packets: UnsafePointer<OpaquePointer?>?, port: UInt16
     ) {
-        guard let handoff else {
+        guard let links = handoffLinks else {
             for i in 0..<count where verdicts[i] == .handoff { verdicts[i] = .discard }
             return
         }
+        links._withUnsafeGuaranteedRef { handoff in
+            stage(
+                handoff, count: count, data: data, segmentLengths: segmentLengths, packetLengths: packetLengths,
+                packets: packets, port: port)
+        }
+    }
+
+    @inline(__always) @usableFromInline
+    func stage(
+        _ handoff: HandoffLinks<HandoffPacket>, count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>,
+        segmentLengths: UnsafePointer<UInt16>, packetLengths: UnsafePointer<UInt32>,
+        packets: UnsafePointer<OpaquePointer?>?, port: UInt16
+    ) {
         for i in 0..<count where verdicts[i] == .handoff {
             let seconds = stamp(i, now: .max) == .max ? UInt32.max : UInt32(clamping: stamps![i] / 1_000_000_000)
             let staged = handoff.stage(to: Int(owners[i])) { slot in

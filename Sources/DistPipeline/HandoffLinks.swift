@@ -134,6 +134,11 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The ring to each worker (nil at this worker's own index).
     @usableFromInline let rings: UnsafeMutablePointer<Unmanaged<HandoffRing<Element>>?>
     @usableFromInline let workers: Int
+    /// ``incoming``, read without touching the rings' reference counts: a ring's count sits on
+    /// the cache line of the fields its producer reads at every burst, so a retain on the
+    /// consumer's core would pull that line away from the producer's at every round.
+    @usableFromInline let sources: UnsafeMutablePointer<Unmanaged<HandoffRing<Element>>>
+    @usableFromInline let sourceCount: Int
 
     init(outgoing: [HandoffRing<Element>?], incoming: [HandoffRing<Element>]) {
         self.outgoing = outgoing
@@ -141,9 +146,31 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
         workers = outgoing.count
         rings = .allocate(capacity: max(1, outgoing.count))
         for (i, ring) in outgoing.enumerated() { (rings + i).initialize(to: ring.map { Unmanaged.passUnretained($0) }) }
+        sourceCount = incoming.count
+        sources = .allocate(capacity: max(1, incoming.count))
+        for (i, ring) in incoming.enumerated() { (sources + i).initialize(to: Unmanaged.passUnretained(ring)) }
     }
 
-    deinit { rings.deallocate() }
+    deinit {
+        rings.deallocate()
+        sources.deallocate()
+    }
+
+    /// Calls `body` with each ring from another worker that holds packets (without retaining
+    /// it: see ``sources``); returns whether any did, and whether `body` said true for any.
+    @inlinable @inline(__always)
+    public func forEachPending(_ body: (HandoffRing<Element>) -> Bool) -> (any: Bool, more: Bool) {
+        var any = false
+        var more = false
+        for i in 0..<sourceCount {
+            sources[i]._withUnsafeGuaranteedRef { ring in
+                guard !ring.isEmpty else { return }
+                any = true
+                if body(ring) { more = true }
+            }
+        }
+        return (any, more)
+    }
 
     /// The links of `workers` workers, each pair joined by a ring of `capacity` each way.
     public static func mesh(workers: Int, capacity: Int) -> [HandoffLinks<Element>] {

@@ -196,6 +196,34 @@ import Testing
         #expect(queued == 8)
     }
 
+    @Test func theOwnerVisitsOnlyRingsThatHoldPackets() {
+        // Three workers; worker 2 is handed items by worker 0 alone. The owner's round visits
+        // that ring only, and says whether any held packets and whether more than were taken.
+        let links = HandoffLinks<Int>.mesh(workers: 3, capacity: 8)
+        var visited: [ObjectIdentifier] = []
+        #expect(
+            links[2].forEachPending { _ in
+                Issue.record("an empty ring visited")
+                return false
+            } == (false, false))
+        #expect(links[0].stage(7, to: 2) && links[0].stage(8, to: 2))
+        let stats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
+        defer { stats.deallocate() }
+        stats.initialize(to: WorkerStats())
+        links[0].flush(stats: stats)
+        let fromZero = links[2].incoming[0]
+        let (any, more) = links[2].forEachPending { ring in
+            visited.append(ObjectIdentifier(ring))
+            let (items, n) = ring.peek(limit: 1)
+            #expect(n == 1 && items[0] == 7)
+            ring.consume(n)
+            return true
+        }
+        #expect(any && more && visited == [ObjectIdentifier(fromZero)])
+        // One item left: visited again, and nothing said more waited this time.
+        #expect(links[2].forEachPending { $0.peek(limit: 4).count == 4 } == (true, false))
+    }
+
     static let filter = try! FlowFilter(parsing: "nw_src=192.168.1.0/24")
 
     /// The filter's frames, split by owner under two workers.
