@@ -46,8 +46,8 @@ extension Worker {
                 // (freeing it reads the second), and a receive here reuses it and writes both:
                 // asked for exclusive now, each crosses once and before it is waited for.
                 if let mbuf = UnsafeRawPointer(run[n].packet) {
-                    dist_prefetch_write(mbuf)
-                    dist_prefetch_write(mbuf + 64)
+                    dist_prefetch_exclusive(mbuf)
+                    dist_prefetch_exclusive(mbuf + 64)
                 }
                 burst.packets[n] = run[n].packet
                 burst.data[n] = run[n].frame

@@ -16,8 +16,8 @@ import Testing
         let line = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
         defer { line.deallocate() }
         line.storeBytes(of: 42, as: Int.self)
-        dist_prefetch_write(line)
-        dist_prefetch_write(line + 64)
+        dist_prefetch_exclusive(line)
+        dist_prefetch_exclusive(line + 64)
         #expect(line.load(as: Int.self) == 42)
     }
 }
