@@ -16,6 +16,7 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_memcpy.h>
 #include <rte_mempool.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_prefetch.h>
 #include <rte_thash.h>
 
@@ -50,10 +51,17 @@ uint64_t dist_tsc(void) { return rte_rdtsc(); }
 uint64_t dist_tsc_hz(void) { return rte_get_tsc_hz(); }
 
 struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, unsigned cache,
-                                             uint16_t data_room, int socket)
+                                             uint16_t data_room, int socket, const char *ops)
 {
-    return rte_pktmbuf_pool_create(name, count, cache, 0, data_room, socket);
+    return rte_pktmbuf_pool_create_by_ops(name, count, cache, 0, data_room, socket, ops);
 }
+
+const char *dist_mempool_ops_name(const struct rte_mempool *mp)
+{
+    return rte_mempool_get_ops(mp->ops_index)->name;
+}
+
+const char *dist_mbuf_user_pool_ops(void) { return rte_eal_mbuf_user_pool_ops(); }
 
 unsigned dist_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 unsigned dist_mempool_in_use(const struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }

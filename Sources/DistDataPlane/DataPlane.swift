@@ -91,9 +91,7 @@ public final class DataPlane: @unchecked Sendable {
         let queues = UInt16(lcores.count)
         var found = try Self.ports(queues: queues)
         let count = Self.poolSize(config, ports: found.count, queues: queues)
-        pool = try PacketPool(
-            name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom,
-            socket: EAL.socket(of: lcores[0]), cacheSize: Self.poolCache)
+        pool = try Self.pool(count: count, config: config, socket: EAL.socket(of: lcores[0]), workers: lcores.count)
         slotStride = (MemoryLayout<WorkerStats>.stride + 63) & ~63
         slots = UnsafeMutableRawPointer.allocate(byteCount: slotStride * lcores.count, alignment: 64)
         ownership = FlowOwnership(workers: lcores.count)
@@ -111,6 +109,20 @@ public final class DataPlane: @unchecked Sendable {
         try start(&found, queues: queues, routes: routes)
         ports = found
         if config.captureTime && found.contains(where: \.timestamps) { for w in workers { w.stamping = true } }
+    }
+
+    /// The mbuf pool, with the handler ``PacketPool/handler(workers:user:)`` picks, or EAL's
+    /// when that one cannot be had (its driver not loaded).
+    static func pool(count: UInt32, config: DataPlaneConfig, socket: Int32, workers: Int) throws -> PacketPool {
+        if let ops = PacketPool.handler(workers: workers, user: PacketPool.userOps),
+            let pool = try? PacketPool(
+                name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom, socket: socket,
+                cacheSize: poolCache, ops: ops)
+        {
+            return pool
+        }
+        return try PacketPool(
+            name: "dist_mbufs", count: count, dataRoom: config.mbufDataRoom, socket: socket, cacheSize: poolCache)
     }
 
     /// Per-lcore mbuf cache of the pool.

@@ -176,7 +176,7 @@ final class VNFApp {
     func describe(_ signatures: PRADSSignatures?, _ warnings: [SignatureFileError]) {
         emit(
             "[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs "
-                + "of \(plane.pool.dataRoom - 128) bytes"
+                + "of \(plane.pool.dataRoom - 128) bytes (mempool handler \(plane.pool.ops))"
         )
         for port in plane.ports {
             let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]

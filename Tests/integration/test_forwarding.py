@@ -82,8 +82,10 @@ def forward(testcase, trace, workers=1, sig=signal.SIGINT, eal=EAL):
 
 class ForwardingTests(unittest.TestCase):
     def test_mix_a_comes_out_whole_in_order_with_every_flow_counted(self):
-        final, _ = forward(self, MIX_A)
+        final, vnf = forward(self, MIX_A)
         self.assertEqual(final['rx_packets'], 54981)
+        # One worker frees what it received: EAL's own handler.
+        self.assertIn('(mempool handler ring_mp_mc)', vnf.output())
         self.assertEqual(final['flows']['created'], 5523)
 
     def test_synthetic_edge_cases_are_forwarded_and_counted_by_reason(self):
@@ -103,6 +105,16 @@ class ForwardingTests(unittest.TestCase):
         write_pcap(path, synthetic_frames())
         final, vnf = forward(self, path, workers=2)
         self.assertIn('worker 1 on lcore 2', vnf.output())
+        # Mbufs received on one core and freed on another: the pool's free ones in a stack.
+        self.assertIn('(mempool handler stack)', vnf.output())
+
+    def test_the_pool_keeps_the_mempool_handler_the_user_gave(self):
+        vnf = VNF(['--lcores', '0@0,1@1,2@1', '--no-huge', '-m', '512', '--no-pci', '--mbuf-pool-ops-name',
+                   'ring_mp_mc', '--vdev', 'net_null0'], ['--flows', '4096'])
+        code = vnf.stop()
+        self.assertEqual(code, 0, vnf.output())
+        self.assertIn('2 worker(s)', vnf.output())
+        self.assertIn('(mempool handler ring_mp_mc)', vnf.output())
 
     def test_what_was_handed_off_is_sent_when_the_vnf_stops(self):
         """Worker 0 receives frames of flows worker 1 owns, without pause, until a stop: every

@@ -43,9 +43,14 @@ uint64_t dist_tsc_hz(void);
 
 /* ---- mempools and mbufs ----------------------------------------------------------- */
 
-/** rte_pktmbuf_pool_create. NULL on failure with dist_errno() set. */
+/** rte_pktmbuf_pool_create_by_ops (ops NULL: EAL's choice, --mbuf-pool-ops-name or the
+ * platform's). NULL on failure with dist_errno() set. */
 struct rte_mempool *dist_pktmbuf_pool_create(const char *name, unsigned count, unsigned cache,
-                                             uint16_t data_room, int socket);
+                                             uint16_t data_room, int socket, const char *ops);
+/** The pool's mempool handler ("ring_mp_mc", "stack", ...). */
+const char *dist_mempool_ops_name(const struct rte_mempool *mp);
+/** The handler given to EAL with --mbuf-pool-ops-name, or NULL. */
+const char *dist_mbuf_user_pool_ops(void);
 unsigned dist_mempool_avail(const struct rte_mempool *mp);
 unsigned dist_mempool_in_use(const struct rte_mempool *mp);
 
