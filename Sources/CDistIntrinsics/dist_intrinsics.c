@@ -1,6 +1,6 @@
 /* Everything in CDistIntrinsics is static inline in include/dist_intrinsics.h, but for
  * dist_pin_thread, which needs _GNU_SOURCE (Swift's Glibc does not show pthread_setaffinity_np),
- * and the CPU feature dist_prefetch_write reads. */
+ * and the CPU feature dist_prefetch_exclusive reads. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>

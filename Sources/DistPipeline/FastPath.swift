@@ -43,8 +43,8 @@ public final class FastPath {
     public var handoff: HandoffLinks<HandoffPacket>? {
         didSet { handoffLinks = handoff.map { Unmanaged.passUnretained($0) } }
     }
-    /// ``handoff``, held by it, for the per-burst path: a retain and release there cost an
-    /// atomic write each, on a line another worker's links may share.
+    /// ``handoff``, held by it, for the per-burst path, which then takes no retain and release
+    /// (an atomic write each, every burst that hands a packet off).
     @usableFromInline var handoffLinks: Unmanaged<HandoffLinks<HandoffPacket>>?
     /// Each packet's receive time (ns since the epoch; `.max`: none) as its port stamped it, for the
     /// burst being processed: detection then dates what it learns by the packets, as PRADS reading
@@ -245,6 +245,7 @@ public final class FastPath {
         }
     }
 
+    /// ``stageHandoffs(count:data:segmentLengths:packetLengths:packets:port:)`` on `handoff`.
     @inline(__always) @usableFromInline
     func stage(
         _ handoff: HandoffLinks<HandoffPacket>, count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>,
