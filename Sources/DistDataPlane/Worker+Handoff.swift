@@ -15,11 +15,7 @@ extension Worker {
         for _ in 0..<100_000 {
             // Read before the rings: once it says none receives, what the rings hold is all.
             let others = receiving.load(ordering: .acquiring)
-            var any = false
-            for ring in handoff.incoming where !ring.isEmpty {
-                any = true
-                _ = receiveHandoffs(ring, burst)
-            }
+            let (any, _) = handoff.forEachPending { receiveHandoffs($0, burst) }
             if others <= 0 && !any { return }
             if !any { usleep(10) }
         }
