@@ -70,6 +70,8 @@ public final class DataPlane: @unchecked Sendable {
     public private(set) var channelTxQueue: UInt16?
     /// The port the channel's frames leave by (``DataPlaneConfig/channelPort``).
     public private(set) var channelPort: UInt16 = 0
+    /// Packets each ring between two workers holds (``HandoffRingSize``).
+    public let handoffRingCapacity: Int
     private var portsStarted = false
 
     /// Sets the data plane up after ``EAL/initialize(arguments:)``: finds the ports and worker
@@ -97,11 +99,18 @@ public final class DataPlane: @unchecked Sendable {
         ownership = FlowOwnership(workers: lcores.count)
 
         let routes = Route.pairs(portCount: UInt16(found.count))
-        let mesh = HandoffLinks<HandoffPacket>.mesh(workers: lcores.count, capacity: Worker.handoffRingSize)
+        let inPortRings = found.count * Int(queues) * (Int(config.rxDescriptors) + Int(config.txDescriptors))
+        // (What the default pool added for the handoff rings is theirs, not the transfer rings'.)
+        let handoffReserve = config.mbufs > 0 ? 0 : HandoffRingSize.reserve(workers: lcores.count)
         let transferRing = TransferRingSize.capacity(
-            pool: Int(count),
-            inPortRings: found.count * Int(queues) * (Int(config.rxDescriptors) + Int(config.txDescriptors)),
+            pool: Int(count) - handoffReserve, inPortRings: inPortRings, workers: lcores.count)
+        handoffRingCapacity = HandoffRingSize.capacity(
+            spare: HandoffRingSize.spare(
+                pool: Int(count), inPortRings: inPortRings,
+                transferRings: config.transferLcore ? transferRing * lcores.count : 0,
+                lcores: lcores.count + (config.transferLcore ? 2 : 1), cache: Int(Self.poolCache) * 3 / 2),
             workers: lcores.count)
+        let mesh = HandoffLinks<HandoffPacket>.mesh(workers: lcores.count, capacity: handoffRingCapacity)
         for (i, lcore) in lcores.enumerated() {
             workers.append(makeWorker(i, lcore: lcore, routes: routes, handoff: mesh[i], transferRing: transferRing))
         }
@@ -148,13 +157,15 @@ public final class DataPlane: @unchecked Sendable {
         return found
     }
 
-    /// mbufs in the pool: as configured, or what every queue's descriptors, the lcores' caches
-    /// and bursts in flight hold, with room to spare.
+    /// mbufs in the pool: as configured, or what every queue's descriptors, the lcores' caches,
+    /// bursts in flight and the handoff rings (``HandoffRingSize/reserve(workers:)``) hold, with
+    /// room to spare.
     static func poolSize(_ config: DataPlaneConfig, ports: Int, queues: UInt16) -> UInt32 {
         let needed =
             UInt32(ports) * UInt32(queues)
             * (UInt32(config.rxDescriptors) + UInt32(config.txDescriptors) + UInt32(Worker.burstSize))
             + UInt32(queues) * poolCache + UInt32(config.txDescriptors) + 2048
+            + UInt32(HandoffRingSize.reserve(workers: Int(queues)))
         return config.mbufs > 0 ? config.mbufs : max(8191, needed)
     }
 

@@ -63,7 +63,6 @@ public final class Worker: @unchecked Sendable {
     /// Worker handoff: the rings to and from every other worker (a constant: read per packet
     /// without an exclusivity check).
     let handoff: HandoffLinks<HandoffPacket>
-    public static let handoffRingSize = 4096
     /// How many workers still receive from their ports (each takes one off as it stops); with
     /// several workers, a stopping worker serves its incoming rings until this is zero.
     var receiving: UnsafeAtomic<Int>?

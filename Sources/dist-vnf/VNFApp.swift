@@ -177,6 +177,7 @@ final class VNFApp {
         emit(
             "[\(name)] \(plane.ports.count) port(s), \(plane.workers.count) worker(s), pool \(plane.pool.count) mbufs "
                 + "of \(plane.pool.dataRoom - 128) bytes (mempool handler \(plane.pool.ops))"
+                + (plane.workers.count > 1 ? ", handoff rings of \(plane.handoffRingCapacity) packets" : "")
         )
         for port in plane.ports {
             let route = Route.pairs(portCount: UInt16(plane.ports.count))[Int(port.id)]

@@ -2,6 +2,7 @@
 
 Set DIST_EXTRA_PCAPS=/a.pcap:/b.pcap to run the same checks on your own captures."""
 import os
+import re
 import signal
 import tempfile
 import unittest
@@ -115,6 +116,24 @@ class ForwardingTests(unittest.TestCase):
         self.assertEqual(code, 0, vnf.output())
         self.assertIn('2 worker(s)', vnf.output())
         self.assertIn('(mempool handler ring_mp_mc)', vnf.output())
+
+    def test_the_handoff_rings_cannot_empty_the_pool(self):
+        """Four workers on two ports (the README's `-l 0-4`), default pool: every ring between
+        workers full at once still leaves the ports' descriptors, the rings to the transfer
+        lcore and the lcores' caches their mbufs, so a late worker cannot stop the others'
+        queues from receiving."""
+        vnf = VNF(['--lcores', '0@0,1@1,2@1,3@0,4@1', '--no-huge', '-m', '512', '--no-pci',
+                   '--vdev', 'net_null0,no-rx=1', '--vdev', 'net_null1,no-rx=1'], ['--flows', '4096'])
+        code = vnf.stop()
+        self.assertEqual(code, 0, vnf.output())
+        m = re.search(r'4 worker\(s\), pool (\d+) mbufs .*, handoff rings of (\d+) packets', vnf.output())
+        self.assertIsNotNone(m, vnf.output())
+        pool, ring = int(m.group(1)), int(m.group(2))
+        in_port_rings = 2 * 4 * (1024 + 1024)
+        transfer = 4 * 512
+        caches = 6 * (384 + 32)
+        self.assertGreaterEqual(ring, 256)
+        self.assertLessEqual(12 * ring, pool - in_port_rings - transfer - caches)
 
     def test_what_was_handed_off_is_sent_when_the_vnf_stops(self):
         """Worker 0 receives frames of flows worker 1 owns, without pause, until a stop: every
