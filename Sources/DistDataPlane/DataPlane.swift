@@ -114,6 +114,9 @@ public final class DataPlane: @unchecked Sendable {
         for (i, lcore) in lcores.enumerated() {
             workers.append(makeWorker(i, lcore: lcore, routes: routes, handoff: mesh[i], transferRing: transferRing))
         }
+        if lcores.count > 1 && found.contains(where: { Port.copyingReceiveDrivers.contains($0.driver) }) {
+            for w in workers { w.warmsReceiveBuffers = true }
+        }
         receiving.store(lcores.count, ordering: .relaxed)
         try start(&found, queues: queues, routes: routes)
         ports = found

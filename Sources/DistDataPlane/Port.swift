@@ -59,6 +59,11 @@ public struct Port: Sendable {
     /// vhost): the peer reads only as many queues as it has.
     public static let pairedQueueDrivers: Set<String> = ["net_memif", "net_virtio_user", "net_vhost", "net_virtio"]
 
+    /// Drivers that copy each received frame into its mbuf on the receiving lcore (from a
+    /// capture file, the kernel's packet ring): the frame's lines are written by the core that
+    /// receives, where a NIC or a vhost-user peer writes them itself.
+    public static let copyingReceiveDrivers: Set<String> = ["net_pcap", "net_af_packet"]
+
     /// Configures `queues` RX and `txQueues` (default as many) TX queues on `pool` and starts the port.
     public mutating func start(
         queues: UInt16, txQueues: UInt16? = nil, rxDescriptors: UInt16, txDescriptors: UInt16, pool: PacketPool,

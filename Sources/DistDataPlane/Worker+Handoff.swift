@@ -21,6 +21,44 @@ extension Worker {
         }
     }
 
+    /// Asks for the slots of up to a burst of what `ring` holds, to be read a little later
+    /// (they were written on the other worker's core, past its caches). Returns false.
+    @inline(__always)
+    static func askForSlots(_ ring: HandoffRing<HandoffPacket>) -> Bool {
+        let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
+        let bytes = UnsafeRawPointer(items)
+        for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
+            dist_prefetch_read(bytes + offset)
+        }
+        return false
+    }
+
+    /// Asks for the mbufs of up to a burst of what `ring` holds, exclusive: the receiver's core
+    /// wrote their two header lines last; sending reads both (freeing reads the second), and a
+    /// receive here reuses them and writes both. With `frames`, the lines of the frame too (up
+    /// to ``warmedFrameBytes``), which a receive that copies frames here writes next. Returns
+    /// false.
+    @inline(__always)
+    static func askForPackets(_ ring: HandoffRing<HandoffPacket>, frames: Bool) -> Bool {
+        let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
+        for i in 0..<taken {
+            guard let mbuf = UnsafeRawPointer(items[i].packet) else { continue }
+            dist_prefetch_exclusive(mbuf)
+            dist_prefetch_exclusive(mbuf + 64)
+            if frames {
+                let frame = UnsafeRawPointer(items[i].frame)
+                for offset in stride(from: 0, to: min(Int(items[i].segmentLength), warmedFrameBytes), by: 64) {
+                    dist_prefetch_exclusive(frame + offset)
+                }
+            }
+        }
+        return false
+    }
+
+    /// Most of a frame ``askForPackets(_:frames:)`` asks for: the next frame received into the
+    /// mbuf has a length of its own, and three in four of mix-a's fit in four lines.
+    static let warmedFrameBytes = 256
+
     /// Processes and forwards up to a burst of the packets another worker handed this one (it
     /// owns their flows); returns whether more than a burst was waiting.
     func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, _ burst: Burst) -> Bool {

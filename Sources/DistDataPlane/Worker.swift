@@ -66,6 +66,10 @@ public final class Worker: @unchecked Sendable {
     /// How many workers still receive from their ports (each takes one off as it stops); with
     /// several workers, a stopping worker serves its incoming rings until this is zero.
     var receiving: UnsafeAtomic<Int>?
+    /// Whether this worker's ports copy received frames into mbufs on its own core
+    /// (``Port/copyingReceiveDrivers``): a handed-off packet's mbuf, freed here, is reused by
+    /// this worker's next receive, which then writes the frame's lines the other core wrote.
+    var warmsReceiveBuffers = false
     /// Packets held by a `buffer`, `hold` or `gate` event rule, in arrival order, until the
     /// rule goes: copied out of their mbufs, so that a hold of a second or more (a Move over a
     /// lossy channel) cannot drain the pool the port receives into, the Move's own frames
@@ -158,20 +162,28 @@ public final class Worker: @unchecked Sendable {
             var received = false
             var full = false
             if let link { received = deliver(link, burst) }
-            // What other workers handed over came in before this round's own packets: taken first.
-            let (handed, more) = handoff.forEachPending { receiveHandoffs($0, burst) }
-            if handed { received = true }
-            if more { full = true }
+            // What other workers handed over is taken in after this round's own packets, its
+            // lines asked for before: its slots now, its mbufs once the first own burst is in
+            // (each then crosses from the other core while this one works).
+            var (handed, _) = handoff.forEachPending { Worker.askForSlots($0) }
             for route in routeList {
                 let n = dist_rx_burst(route.rx, queue, burst.packets, Worker.burstSize)
                 if n == 0 { continue }
                 received = true
                 if n == Worker.burstSize { full = true }
+                if handed {
+                    let warm = warmsReceiveBuffers
+                    _ = handoff.forEachPending { Worker.askForPackets($0, frames: warm) }
+                    handed = false
+                }
                 burst.readMeta(Int(n))
                 let events = burst.process(Int(n), through: fastPath, now: clock.now(), port: route.tx)
                 let keep = events ? sortOut(burst, count: Int(n), port: route.tx) : n
                 transmit(burst.packets, count: keep, port: route.tx)
             }
+            let (took, more) = handoff.forEachPending { receiveHandoffs($0, burst) }
+            if took { received = true }
+            if more { full = true }
             // The mailboxes are looked at every round (a relaxed load each): a control-plane
             // request waits for one burst at most, however rounds are paced.
             if let (served, before) = controlMailbox.serve(fastPath) {
