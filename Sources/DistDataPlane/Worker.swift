@@ -228,9 +228,17 @@ public final class Worker: @unchecked Sendable {
     /// per their verdict, and packs the packets to forward at the front. Returns how many.
     func sortOut(_ burst: Burst, count: Int, port: UInt16) -> UInt16 {
         let packets = burst.packets
+        let verdicts = fastPath.verdicts
         var keep = 0
         for i in 0..<count {
-            let verdict = fastPath.verdicts[i]
+            let verdict = verdicts[i]
+            // Most packets of a burst with events simply go on (those of a burst with handed-off
+            // packets in it, above all): tested first.
+            if verdict == .forward {
+                packets[keep] = packets[i]
+                keep += 1
+                continue
+            }
             // Staged for its owner by the fast path.
             if verdict == .handoff { continue }
             if verdict == .divert || verdict == .redirect {
