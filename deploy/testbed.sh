@@ -99,7 +99,7 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fas
     return 1
 }
 
-hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 320 MB (384 with several
+hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 320 MB (448 with several
     # workers: the pool then spares room for the handoff rings), dist-wire 256 and 128
     local free total
     free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
@@ -334,7 +334,7 @@ up() {
         # Rings of 4,096: a source redirecting everything mid-Move shares CPU 0 with the other
         # VNF and the recorder, and at 75,000 pps a 1,024 ring filled while it waited for it.
         local rings=()
-        [ "$switch" = dpdk ] && eal=(--in-memory --single-file-segments -m $((n > 1 ? 384 : 320))
+        [ "$switch" = dpdk ] && eal=(--in-memory --single-file-segments -m $((n > 1 ? 448 : 320))
             --vdev "net_virtio_user0,path=$dir/vnf$i.vhost,server=1,queues=$n,queue_size=4096") && rings=(--rxd 4096 --txd 4096)
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \

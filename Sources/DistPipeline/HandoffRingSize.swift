@@ -11,9 +11,11 @@ public enum HandoffRingSize {
     public static let largest = 4096
     /// Below this a ring drops whenever an owner is late by a burst or two.
     public static let smallest = 64
-    /// What the default pool adds for each worker's incoming rings, together (a worker's rings
-    /// share it).
-    public static let reservePerWorker = 2048
+    /// What the default pool adds for each worker's incoming rings, together: a worker's rings
+    /// share it (one ring of 4,096 with two workers, three of 1,024 with four). Two workers
+    /// sharing a CPU, as on the test bed, fill a ring of 2,048 while the other waits for its
+    /// turn.
+    public static let reservePerWorker = 4096
 
     /// mbufs the default pool adds for the handoff rings of `workers` workers (none with one:
     /// there are no rings).
@@ -21,13 +23,14 @@ public enum HandoffRingSize {
         workers > 1 ? workers * reservePerWorker : 0
     }
 
-    /// A power of two from ``smallest`` to ``largest``: the largest such that every ring between
-    /// `workers` workers, full at once, takes at most `spare` mbufs (``smallest`` if even that
-    /// does not fit).
+    /// A power of two from ``smallest`` to ``largest``: the largest such that a worker's rings
+    /// together hold at most ``reservePerWorker`` and every ring between `workers` workers, full
+    /// at once, takes at most `spare` mbufs (``smallest`` if even that does not fit).
     public static func capacity(spare: Int, workers: Int) -> Int {
-        let rings = max(1, workers * (workers - 1))
+        let sources = max(1, workers - 1)
+        let rings = max(1, workers * sources)
         var size = smallest
-        while size * 2 <= min(largest, max(0, spare) / rings) { size *= 2 }
+        while size * 2 <= min(largest, reservePerWorker / sources, max(0, spare) / rings) { size *= 2 }
         return size
     }
 

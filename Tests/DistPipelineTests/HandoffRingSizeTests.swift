@@ -22,7 +22,7 @@ import Testing
         let spare = HandoffRingSize.spare(
             pool: pool, inPortRings: inPortRings, transferRings: transfer, lcores: 6, cache: 384)
         let ring = HandoffRingSize.capacity(spare: spare, workers: 4)
-        #expect(ring == 512)
+        #expect(ring == 1024)
         #expect(12 * ring <= spare)
         // Without the pool's reserve the same rings would not fit.
         #expect(12 * ring > spare - HandoffRingSize.reserve(workers: 4))
@@ -32,7 +32,7 @@ import Testing
         let (pool, inPortRings, transfer) = Self.defaults(workers: 2, ports: 2)
         let spare = HandoffRingSize.spare(
             pool: pool, inPortRings: inPortRings, transferRings: transfer, lcores: 4, cache: 384)
-        #expect(HandoffRingSize.capacity(spare: spare, workers: 2) == 2048)
+        #expect(HandoffRingSize.capacity(spare: spare, workers: 2) == 4096)
         // The forwarding benchmark's pool of 150,000 mbufs: the longest ring.
         #expect(HandoffRingSize.capacity(spare: 150_000 - 8192 - 3 * 416, workers: 2) == 4096)
     }
@@ -45,8 +45,11 @@ import Testing
                 #expect(c & (c - 1) == 0)
                 #expect((HandoffRingSize.smallest...HandoffRingSize.largest).contains(c))
                 #expect(c == HandoffRingSize.smallest || c * workers * (workers - 1) <= spare)
-                // The largest that fits: twice as long would not (or is past the largest).
-                #expect(c == HandoffRingSize.largest || 2 * c * workers * (workers - 1) > spare)
+                #expect(c == HandoffRingSize.smallest || c * (workers - 1) <= HandoffRingSize.reservePerWorker)
+                // The largest that fits: twice as long would not (or is past a bound).
+                #expect(
+                    c == HandoffRingSize.largest || 2 * c * (workers - 1) > HandoffRingSize.reservePerWorker
+                        || 2 * c * workers * (workers - 1) > spare)
             }
         }
         #expect(HandoffRingSize.reserve(workers: 1) == 0)
