@@ -26,22 +26,34 @@ extension Worker {
     @inline(__always)
     static func askForSlots(_ ring: HandoffRing<HandoffPacket>) -> Bool {
         let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
-        let bytes = UnsafeRawPointer(items)
-        for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
-            dist_prefetch_read(bytes + offset)
-        }
+        askForSlots(items, count: taken)
         return false
     }
 
-    /// Asks for the mbufs of up to a burst of what `ring` holds, exclusive: the receiver's core
-    /// wrote their two header lines last; sending reads both (freeing reads the second), and a
-    /// receive here reuses them and writes both. With `frames`, the lines of the frame too (up
-    /// to ``warmedFrameBytes``), which a receive that copies frames here writes next. Returns
-    /// false.
+    @inline(__always)
+    static func askForSlots(_ items: UnsafePointer<HandoffPacket>, count: Int) {
+        let bytes = UnsafeRawPointer(items)
+        for offset in stride(from: 0, to: count * MemoryLayout<HandoffPacket>.stride, by: 64) {
+            dist_prefetch_read(bytes + offset)
+        }
+    }
+
+    /// Asks for the mbufs of up to a burst of what `ring` holds (see
+    /// ``askForPackets(_:count:frames:)``). Returns false.
     @inline(__always)
     static func askForPackets(_ ring: HandoffRing<HandoffPacket>, frames: Bool) -> Bool {
         let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
-        for i in 0..<taken {
+        askForPackets(items, count: taken, frames: frames)
+        return false
+    }
+
+    /// Asks for the mbufs of `count` handed-off packets, exclusive: the receiver's core wrote
+    /// their two header lines last; sending reads both (freeing reads the second), and a
+    /// receive here reuses them and writes both. With `frames`, the lines of the frame too (up
+    /// to ``warmedFrameBytes``), which a receive that copies frames here writes next.
+    @inline(__always)
+    static func askForPackets(_ items: UnsafePointer<HandoffPacket>, count: Int, frames: Bool) {
+        for i in 0..<count {
             guard let mbuf = UnsafeRawPointer(items[i].packet) else { continue }
             dist_prefetch_exclusive(mbuf)
             dist_prefetch_exclusive(mbuf + 64)
@@ -52,23 +64,21 @@ extension Worker {
                 }
             }
         }
-        return false
     }
 
-    /// Most of a frame ``askForPackets(_:frames:)`` asks for: the next frame received into the
-    /// mbuf has a length of its own, and three in four of mix-a's fit in four lines.
-    static let warmedFrameBytes = 256
+    /// Most of a frame ``askForPackets(_:count:frames:)`` asks for: the next frame received into
+    /// the mbuf has a length of its own, and three in four of mix-a's fit in four lines.
+    static var warmedFrameBytes: Int { 256 }
 
     /// Processes and forwards up to a burst of the packets another worker handed this one (it
     /// owns their flows); returns whether more than a burst was waiting.
     func receiveHandoffs(_ ring: HandoffRing<HandoffPacket>, _ burst: Burst) -> Bool {
         // The packets are processed where they lie in the ring; their slots go back after.
         let (items, taken) = ring.peek(limit: Int(Worker.burstSize))
-        // The slots were written on the receiver's core (past its caches): ask for them at once.
-        let bytes = UnsafeRawPointer(items)
-        for offset in stride(from: 0, to: taken * MemoryLayout<HandoffPacket>.stride, by: 64) {
-            dist_prefetch_read(bytes + offset)
-        }
+        // Asked for again: the round asked for what it saw as it began (these then hit); what
+        // came after, or at a stop, is asked for only now.
+        Worker.askForSlots(items, count: taken)
+        Worker.askForPackets(items, count: taken, frames: false)
         var start = 0
         while start < taken {
             // One port's run at a time (they leave by the port their receiver routed them to).
@@ -76,13 +86,6 @@ extension Worker {
             let port = run[0].port
             var n = 0
             while start + n < taken && run[n].port == port {
-                // The receiver's core wrote the mbuf's two header lines last. Sending reads both
-                // (freeing it reads the second), and a receive here reuses it and writes both:
-                // asked for exclusive now, each crosses once and before it is waited for.
-                if let mbuf = UnsafeRawPointer(run[n].packet) {
-                    dist_prefetch_exclusive(mbuf)
-                    dist_prefetch_exclusive(mbuf + 64)
-                }
                 burst.packets[n] = run[n].packet
                 burst.data[n] = run[n].frame
                 burst.segmentLengths[n] = run[n].segmentLength
