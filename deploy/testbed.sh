@@ -29,9 +29,10 @@
 #                        (dist-vnf's net_virtio_user in server mode, a socket in the state
 #                        directory, W queues); dist-wire replays into the switch's port 1 and
 #                        records its port 2 and mirrors of what it sends each VNF, all on
-#                        vhost-user ports. Needs 2 MB hugepages (up reserves them when fewer
-#                        than 1,200 are free, down gives back what it reserved); profile none
-#                        only. docs/testbed-dpdk.md says why.
+#                        vhost-user ports. Needs 2 MB hugepages (up reserves what its
+#                        processes need when fewer are free, by the VNFs' worker counts; down
+#                        gives back what it reserved); profile none only. docs/testbed-dpdk.md
+#                        says why.
 #   replay PCAP PPS      replays a capture at PPS frames/s (tcpreplay from the source namespace;
 #                        DPDK switch: dist-wire replay)
 #   move ARGS...         distctl move ARGS (e.g. --from vnf1 --to vnf2 --filter nw_src=10.0.0.0/8)
@@ -99,14 +100,27 @@ proxy() {  # proxy NAME LISTEN TARGET: a control-link delay proxy (paper and fas
     return 1
 }
 
-hugepages() {  # enough free 2 MB pages: the switch 1 GB (its jumbo mbufs), each VNF 320 MB (448 with several
-    # workers: the pool then spares room for the handoff rings), dist-wire 256 and 128
-    local free total
+vnf_workers() {  # vnf_workers I WORKERS: VNF I's worker count (one count for all, or one per VNF)
+    local counts=(${2//,/ })
+    echo "${counts[$(( ($1 - 1) < ${#counts[@]} ? $1 - 1 : ${#counts[@]} - 1 ))]}"
+}
+
+vnf_megabytes() {  # vnf_megabytes W: a VNF's DPDK memory on the DPDK switch, for W workers. Its
+    # pool of 12 kB mbufs fills 4,096 RX and TX descriptors a queue, and with several workers the
+    # handoff rings' 4,096 a worker (about 12.6 MB a worker for each), besides the caches.
+    [ "$1" -gt 1 ] && echo $((160 * $1 + 160)) || echo 320
+}
+
+hugepages() {  # hugepages VNFS WORKERS: enough free 2 MB pages for the switch (1 GB: its jumbo
+    # mbufs), dist-wire (256 and 128 MB) and each VNF (vnf_megabytes)
+    local free total megabytes=$((1024 + 384)) i need
+    for i in $(seq 1 "$1"); do megabytes=$((megabytes + $(vnf_megabytes "$(vnf_workers "$i" "$2")"))); done
+    need=$((megabytes / 2 + 48))
     free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
     total=$(awk '/^HugePages_Total/ {print $2}' /proc/meminfo)
-    [ "$free" -ge 1200 ] && return 0
+    [ "$free" -ge "$need" ] && return 0
     echo "$total" >"$dir/hugepages"
-    "$root/hugepage-setup.sh" $((total - free + 1200)) >/dev/null
+    "$root/hugepage-setup.sh" $((total - free + need)) >/dev/null
 }
 
 record() {  # record N: dist-wire records the sink and, mirrored, what the switch sends each VNF
@@ -208,7 +222,7 @@ up() {
     echo "$switch" >"$dir/switch"
     # A failure half way leaves nothing behind.
     trap 'say "up failed at line $LINENO ($BASH_COMMAND); cleaning up" >&2; down >/dev/null' ERR
-    [ "$switch" = dpdk ] && hugepages
+    [ "$switch" = dpdk ] && hugepages "$vnfs" "$workers"
     if [ "$switch" = kernel ]; then
         for ns in src sink; do ip netns add "$prefix-$ns"; ip netns exec "$prefix-$ns" ip link set lo up; done
         link src0 "$prefix-src" "$prefix-src"
@@ -321,8 +335,8 @@ up() {
         # yields it when idle (OVS, tcpreplay and the other VNF share them).
         # The transfer lcore (2) shares the main lcore's CPU: both are idle but for a Move.
         # With several workers, worker k takes CPU (i + k) % 2.
-        local counts=(${workers//,/ }) n
-        n=${counts[$(( (i - 1) < ${#counts[@]} ? i - 1 : ${#counts[@]} - 1 ))]}
+        local n
+        n=$(vnf_workers "$i" "$workers")
         local cores="0@$((i % 2))" k
         for k in $(seq 1 "$n"); do cores="$cores,$k@$(((i + k) % 2))"; done
         cores="$cores,$((n + 1))@$((i % 2))"
@@ -334,7 +348,7 @@ up() {
         # Rings of 4,096: a source redirecting everything mid-Move shares CPU 0 with the other
         # VNF and the recorder, and at 75,000 pps a 1,024 ring filled while it waited for it.
         local rings=()
-        [ "$switch" = dpdk ] && eal=(--in-memory --single-file-segments -m $((n > 1 ? 448 : 320))
+        [ "$switch" = dpdk ] && eal=(--in-memory --single-file-segments -m "$(vnf_megabytes "$n")"
             --vdev "net_virtio_user0,path=$dir/vnf$i.vhost,server=1,queues=$n,queue_size=4096") && rings=(--rxd 4096 --txd 4096)
         ip netns exec "$prefix-vnf$i" "$vnf_bin" --lcores "$cores" "${eal[@]}" --no-pci --file-prefix "$prefix-vnf$i" \
             -- --id "vnf$i" --flows "$flows" --mbuf-size 12288 --idle-sleep 50 "${rings[@]}" \

@@ -339,11 +339,15 @@ class DPDKTestBedTests(unittest.TestCase):
             self.skipTest('this kernel offers no 2 MB hugepages to reserve: the DPDK test bed cannot run here')
         self.dir = tempfile.mkdtemp(prefix='dist-testbed-dpdk-')
 
-    def test_a_move_at_20000_pps_loses_nothing_and_down_leaves_nothing(self):
+    def test_a_move_from_four_workers_to_one_loses_nothing_and_down_leaves_nothing(self):
+        # (Four workers at vnf1: its pool of 12 kB mbufs, with the handoff rings' share, needs the
+        # memory up gives a VNF by its worker count.)
         from support import MIX_A
         pages = self.hugepages()
         try:
-            self.assertIn('switch br0 (dpdk)', self.run_testbed('up', '--switch', 'dpdk').stdout)
+            self.assertIn('switch br0 (dpdk)', self.run_testbed('up', '--switch', 'dpdk', '--workers', '4,1').stdout)
+            with open(os.path.join(self.dir, 'vnf1.log')) as f:
+                self.assertIn('4 worker(s)', f.read())
             replay = threading.Thread(target=self.run_testbed, args=('replay', MIX_A, '20000'))
             replay.start()
             time.sleep(1.2)
@@ -352,11 +356,15 @@ class DPDKTestBedTests(unittest.TestCase):
             replay.join()
             with open(os.path.join(self.dir, 'replay.log')) as f:
                 self.assertIn('sent 54981 frames', f.read())
-            verdict = self.run_testbed('check', MIX_A, check=False).stdout
+            # (Order is not judged: the switch regroups frames of one flow that fall in two megaflows,
+            # IP fragments say, on their way from a VNF to the sink, where the checker has no
+            # reference: docs/testbed-dpdk.md, Known limits. With or without a Move.)
+            verdict = self.run_testbed('check', MIX_A, '--order', 'none', check=False).stdout
         finally:
             self.run_testbed('down')
         self.assertRegex(move.stdout, r'Outcome\s+\|\s+completed')
         self.assertIn('sent=54981 received=54981 lost=0 duplicated=0 extra=0', verdict)
+        self.assertIn('verdict=PASS', verdict)
         # What up made is gone: namespaces, links, sockets, the switch, the hugepages it reserved.
         self.assertNotIn('dtb-', subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True).stdout)
         self.assertNotIn('dtb-', subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout)
