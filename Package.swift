@@ -5,7 +5,7 @@
 //
 // Module map (one concept each; only DistDataPlane and the executable touch DPDK):
 //   CDPDKShim      C wrappers for what Swift cannot import from DPDK (EAL, ports, mbufs).
-//   CDistIntrinsics  Header-only CPU hints (prefetch) Swift cannot spell. No DPDK.
+//   CDistIntrinsics  CPU hints (prefetch) Swift cannot spell, the address hash key. No DPDK.
 //   CDistCipher    AES-256-GCM with a kept key schedule (OpenSSL's libcrypto) for the channel.
 //   DistPacket     Frame parsing: Ethernet/VLAN/ARP/IPv4/IPv6/TCP/UDP/ICMP. No DPDK.
 //   DistFlow       Per-worker flow table with per-flow atomic Move marks. No DPDK.
@@ -80,7 +80,7 @@ let package = Package(
         ),
         .target(name: "CDistIntrinsics"),
         .target(name: "CDistCipher", linkerSettings: [.linkedLibrary("crypto")]),
-        .target(name: "DistPacket"),
+        .target(name: "DistPacket", dependencies: ["CDistIntrinsics"]),
         .target(
             name: "DistFlow",
             dependencies: ["DistPacket", "CDistIntrinsics", .product(name: "Atomics", package: "swift-atomics")]
@@ -259,7 +259,7 @@ let package = Package(
             dependencies: ["DistPipeline", "DistFlow", "DistPacket", "DistPRADS"],
             path: "Benchmarks/FastPath"
         ),
-        .testTarget(name: "DistPacketTests", dependencies: ["DistPacket"]),
+        .testTarget(name: "DistPacketTests", dependencies: ["DistPacket", "CDistIntrinsics"]),
         .testTarget(name: "DistFlowTests", dependencies: ["DistFlow", "DistPacket", "CDistIntrinsics"]),
         .testTarget(name: "DistServerTests", dependencies: ["DistServer", "DistAdmin"]),
         .testTarget(name: "DistMetricsTests", dependencies: ["DistMetrics"]),

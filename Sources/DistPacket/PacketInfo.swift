@@ -1,3 +1,5 @@
+import CDistIntrinsics
+
 /// What the parser learned about one frame. Filled in place by ``PacketParser/parse(_:length:into:)``
 /// so that the fast path reuses one value per worker and allocates nothing.
 ///
@@ -103,12 +105,13 @@ public struct IPAddress: Hashable, Comparable, Sendable, Codable, BitwiseCopyabl
     }
 
     /// The hash a `Dictionary` or `Set` of addresses takes (a detector's hosts: a lookup at
-    /// every inspected packet): two 64x64->128 multiplies with the collection's seed in each,
-    /// the flow table's mixing (``FlowKey/hashValue64(seed:)``), rather than SipHash through a
-    /// `Hasher` (about 120 instructions a lookup). The seed is Swift's, random per process and
-    /// per collection, so traffic cannot be made of addresses that collide.
-    @inlinable public func _rawHashValue(seed: Int) -> Int {
-        let s = UInt64(UInt(bitPattern: seed))
+    /// every inspected packet): two 64x64->128 multiplies, the flow table's mixing
+    /// (``FlowKey/hashValue64(seed:)``), rather than SipHash through a `Hasher` (about 120
+    /// instructions a lookup). Keyed by a secret of the process (`dist_address_hash_key`) and
+    /// the collection's seed (its storage's address), so traffic cannot be made of addresses
+    /// that collide.
+    @inlinable @inline(__always) public func _rawHashValue(seed: Int) -> Int {
+        let s = UInt64(UInt(bitPattern: seed)) ^ dist_address_hash_key()
         let a = (hi ^ 0xA076_1D64_78BD_642F ^ s).multipliedFullWidth(by: lo ^ 0xE703_7ED1_A0B4_28DB)
         let b = (a.high ^ a.low ^ 0x8EBC_6AF0_9C88_C6E3).multipliedFullWidth(by: s ^ 0x5899_65CC_7537_4CC3)
         return Int(truncatingIfNeeded: b.high ^ b.low)

@@ -1,5 +1,10 @@
+import CDistIntrinsics
 import DistPacket
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The hash dictionaries and sets of addresses take (`IPAddress._rawHashValue(seed:)`): a
 /// detector's hosts are looked up with it at every inspected packet, and spoofed sources must not
@@ -12,6 +17,16 @@ struct IPAddressHashTests {
         let addresses = (0..<1000).map { IPAddress(ipv4: 0xC612_0000 | UInt32($0)) }
         let moved = addresses.filter { $0._rawHashValue(seed: 7) != $0._rawHashValue(seed: 8) }
         #expect(moved.count == addresses.count)
+    }
+
+    /// The collection's seed is only its storage's address: the hash takes a secret of the
+    /// process besides (but where Swift's hashing is made deterministic, for repeatable runs).
+    @Test func theHashTakesASecretOfTheProcess() {
+        if getenv("SWIFT_DETERMINISTIC_HASHING") == nil {
+            #expect(dist_address_hash_key() != 0)
+        } else {
+            #expect(dist_address_hash_key() == 0)
+        }
     }
 
     /// Consecutive IPv4 addresses, and IPv6 addresses that differ only in their upper half,

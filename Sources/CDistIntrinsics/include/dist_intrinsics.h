@@ -114,4 +114,15 @@ static inline int dist_crc32c_hardware(void) { return 0; }
 /* Runs the calling thread on `cpu` alone: 0, or -1 if the system refuses (no such CPU). */
 int dist_pin_thread(int cpu);
 
+#include <stdint.h>
+/* Set before main: random per process, 0 with SWIFT_DETERMINISTIC_HASHING (runs that must repeat). */
+extern uint64_t dist_address_hash_secret;
+
+/**
+ * The secret every hash of an address takes (IPAddress's, for the dictionaries of hosts), beside
+ * the collection's own seed, which is only its storage's address: a plain load, where a Swift
+ * global initialised at random is a call and a check each time.
+ */
+static inline __attribute__((always_inline)) uint64_t dist_address_hash_key(void) { return dist_address_hash_secret; }
+
 #endif
