@@ -106,7 +106,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, Codable, BitwiseCopyabl
 
     /// The hash a `Dictionary` or `Set` of addresses takes (a detector's hosts: a lookup at
     /// every inspected packet): two 64x64->128 multiplies, the flow table's mixing
-    /// (``FlowKey/hashValue64(seed:)``), rather than SipHash through a `Hasher` (about 120
+    /// (DistFlow's `FlowKey.hashValue64(seed:)`), rather than SipHash through a `Hasher` (about 120
     /// instructions a lookup). Keyed by a secret of the process (`dist_address_hash_key`) and
     /// the collection's seed (its storage's address), so traffic cannot be made of addresses
     /// that collide.
