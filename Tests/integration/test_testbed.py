@@ -339,15 +339,16 @@ class DPDKTestBedTests(unittest.TestCase):
             self.skipTest('this kernel offers no 2 MB hugepages to reserve: the DPDK test bed cannot run here')
         self.dir = tempfile.mkdtemp(prefix='dist-testbed-dpdk-')
 
-    def test_a_move_from_four_workers_to_one_loses_nothing_and_down_leaves_nothing(self):
-        # (Four workers at vnf1: its pool of 12 kB mbufs, with the handoff rings' share, needs the
-        # memory up gives a VNF by its worker count.)
+    def test_a_move_between_vnfs_of_four_workers_loses_nothing_and_down_leaves_nothing(self):
+        # (Four workers at each VNF: their pools of 12 kB mbufs, with the handoff rings' share,
+        # need the hugepages up reserves by the VNFs' worker counts.)
         from support import MIX_A
         pages = self.hugepages()
         try:
-            self.assertIn('switch br0 (dpdk)', self.run_testbed('up', '--switch', 'dpdk', '--workers', '4,1').stdout)
-            with open(os.path.join(self.dir, 'vnf1.log')) as f:
-                self.assertIn('4 worker(s)', f.read())
+            self.assertIn('switch br0 (dpdk)', self.run_testbed('up', '--switch', 'dpdk', '--workers', '4').stdout)
+            for vnf in ('vnf1', 'vnf2'):
+                with open(os.path.join(self.dir, f'{vnf}.log')) as f:
+                    self.assertIn('4 worker(s)', f.read())
             replay = threading.Thread(target=self.run_testbed, args=('replay', MIX_A, '20000'))
             replay.start()
             time.sleep(1.2)
