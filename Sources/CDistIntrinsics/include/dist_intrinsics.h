@@ -1,7 +1,9 @@
 /*
- * CDistIntrinsics: CPU hints and instructions Swift has no spelling for. Header-only, no DPDK:
- * the flow table (which must not import DPDK) uses it to prefetch hash slots and entries a
- * burst ahead, the worker handoff to write its ring's slots, the state codec for its checksum.
+ * CDistIntrinsics: CPU hints and instructions Swift has no spelling for, no DPDK: the flow table
+ * (which must not import DPDK) uses it to prefetch hash slots and entries a burst ahead, the
+ * worker handoff to write its ring's slots, the state codec for its checksum, the address hash
+ * for its secret. Static inline here, but for what dist_intrinsics.c sets before main (the CPU's
+ * features, the secret) and the CPU pinning call.
  */
 #ifndef DIST_INTRINSICS_H
 #define DIST_INTRINSICS_H
