@@ -104,12 +104,14 @@ extension TCPFingerprint {
                 at += 9
             default:
                 guard fits(1) else { break parsing }
-                e.options.append(kind)
                 let optionLength = Int(byte(at)) - 1
+                // An option whose length byte is 0 or past 33 is broken and not listed (p0f
+                // writes its kind in the next place but does not count it).
                 guard optionLength <= 32, optionLength >= 0 else {
                     e.quirks.insert(.broken)
                     break parsing
                 }
+                e.options.append(kind)
                 remaining -= optionLength
                 at += optionLength
             }

@@ -100,6 +100,21 @@ import Testing
         #expect(vendors.vendor(of: [0x01, 0x50, 0xC2, 0x99, 0x10, 0x05]) == nil)
     }
 
+    /// A SYN whose options are an EOL and then an option of length 0 (tcpdump's test captures
+    /// have such): Debian's prads logs `E.` with the quirks `P!`; the broken option is not listed.
+    @Test func anOptionOfBadLengthIsNotListed() throws {
+        let frame: [UInt8] =
+            [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]
+            + [0x45, 0, 0, 48, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]
+            + [0x9C, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x70, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]
+            + [0x00, 0x10, 0x00, 0x01, 0x01, 0x01, 0x01, 0x01]
+        let engine = PRADSEngine(signatures: try PRADSSignatures.load(directory: "/etc/prads"))
+        var records: [String] = []
+        engine.onRecord = { records.append("\($0.asset),\($0.port),\($0.kind),[\($0.info)]") }
+        engine.process(frame: frame, timestamp: 1_600_000_000)
+        #expect(records == ["198.18.0.1,40000,SYN,[65535:64:1:48:E.:P!:unknown:unknown]"])
+    }
+
     /// Found by the fuzzer (`signatures`): an option value of twenty digits overflowed.
     @Test func anOptionValueTooLongIsAnError() {
         let (db, errors) = TCPFingerprintDatabase.parse(
