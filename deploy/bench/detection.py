@@ -17,7 +17,9 @@ keeps bringing new flows, and against dpdk-testpmd on the same devices, in one i
 3. mix-a from memory, as deploy/bench/forwarding.py runs it: net_pcap with infinite_rx into
    net_null, dist-vnf with detection on and off against testpmd's io forwarding on the same
    devices. After the first pass every flow is known and inspected as far as the limits allow:
-   this measures the tracking of known flows more than detection.
+   this measures the tracking of known flows more than detection. testpmd runs before, between
+   and after the two (and each run's last testpmd is the next run's first): each dist-vnf figure
+   is set against the mean of the testpmd runs either side of it.
 Prints the median of each over the runs, and the median of each run's own ratios (targets: at least 10x prads on fresh
 flows; with detection on, at least 0.6x testpmd on mix-a from memory).
 """
@@ -118,6 +120,12 @@ def main():
     pcapcheck.write_pcap(one, pcapcheck.read_pcap(forwarding.MIX_A)[:1])
     subprocess.run(['cat', fresh], stdout=subprocess.DEVNULL, check=True)  # (in the page cache for all)
     rows = {k: [] for k in ('prads', 'fresh_on', 'fresh_off', 'held_on', 'held_off', 'mem_on', 'mem_off', 'testpmd')}
+    testpmd = []  # every testpmd run in turn
+    around = {'mem_on': [], 'mem_off': []}  # for each dist-vnf run, the testpmd runs either side
+
+    def testpmd_rate(prefix):
+        return forwarding.testpmd_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536, prefix)
+
     for run in range(options.runs):
         start_up = prads_seconds(one)
         rows['prads'].append(frames / max(1e-3, prads_seconds(fresh) - start_up))
@@ -125,19 +133,29 @@ def main():
         rows['fresh_off'].append(dist_single_pass(fresh, frames, f'bench-foff{run}', False))
         rows['held_on'].append(dist_single_pass(held, held_frames, f'bench-hon{run}', True, memory=True))
         rows['held_off'].append(dist_single_pass(held, held_frames, f'bench-hoff{run}', False, memory=True))
+        # testpmd, detection on, testpmd, detection off, testpmd (the last is the next run's
+        # first): each dist-vnf figure is set against the mean of the testpmd runs either side
+        # of it, so that a machine speeding up or slowing down over the minute favours neither.
+        if not testpmd:
+            testpmd.append(testpmd_rate(f'bench-pmd{run}a'))
         rows['mem_on'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
                                                    f'bench-det{run}', flows=65536, extra=())[0])
+        testpmd.append(testpmd_rate(f'bench-pmd{run}b'))
         rows['mem_off'].append(forwarding.dist_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
                                                     f'bench-nodet{run}', flows=65536)[0])
-        rows['testpmd'].append(forwarding.testpmd_rate(forwarding.MIX_A, options.seconds, 9216, 65535, 1536,
-                                                       f'bench-pmd{run}'))
-        print(f'run {run + 1}: ' + ', '.join(f'{k} {v[-1] / 1e6:.3f} Mpps' for k, v in rows.items()), flush=True)
+        testpmd.append(testpmd_rate(f'bench-pmd{run}c'))
+        rows['testpmd'].append(statistics.mean(testpmd[-3:]))
+        around['mem_on'].append(statistics.mean(testpmd[-3:-1]))
+        around['mem_off'].append(statistics.mean(testpmd[-2:]))
+        print(f'run {run + 1}: ' + ', '.join(f'{k} {v[-1] / 1e6:.3f} Mpps' for k, v in rows.items())
+              + ' (testpmd: ' + ', '.join(f'{t / 1e6:.2f}' for t in testpmd[-3:]) + ')', flush=True)
     m = {k: statistics.median(v) for k, v in rows.items()}
 
     def paired(a, b):
         """The median of the runs' own ratios: a run's two figures are taken within a minute of
-        each other, so the machine's slow minutes are not set against its fast ones."""
-        return statistics.median(x / y for x, y in zip(rows[a], rows[b]))
+        each other, so the machine's slow minutes are not set against its fast ones (against
+        testpmd: the mean of the testpmd runs just before and just after)."""
+        return statistics.median(x / y for x, y in zip(rows[a], around[a] if b == 'testpmd' else rows[b]))
 
     print(f'fresh flows ({frames} frames, one pass from the file): prads {m["prads"] / 1e6:.3f} Mpps, dist-vnf '
           f'detection on {m["fresh_on"] / 1e6:.3f} Mpps ({paired("fresh_on", "prads"):.1f}x prads, target >= 10), '
