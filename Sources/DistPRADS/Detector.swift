@@ -84,7 +84,9 @@ public struct FlowDetection: Sendable, Equatable {
 /// The fast path calls ``inspect(_:flow:)`` with the packet and its flow's ``FlowDetection``;
 /// nothing is allocated unless a packet teaches something new (a record), and a flow's
 /// payloads are matched only within PRADS's limits (10 packets, 500 kB per direction, 600
-/// bytes of each TCP payload), so the cost per packet stays bounded.
+/// bytes of each TCP payload), so the cost per packet stays bounded. (prads 0.3.3 computes the
+/// first two and ignores them: it matches every packet of a flow whose service is not known
+/// yet. Without them, detection on fresh flows took 1,426 instructions a frame against 925.)
 ///
 /// Lock-free by design: each worker owns its own Detector, so each keeps its own asset table;
 /// records flow to one log writer, which merges the views (see `AssetView`).
