@@ -15,7 +15,8 @@ files) and two workers. mix-a is split between the queues by flow twice: by each
 (no handoff possible), and by a hash unrelated to the owner (about half of each queue's frames
 belong to the other worker and go to it through the handoff ring). Both runs replay the same
 frames in all; only where they arrive differs. The ratio of the two rates of frames sent is
-what handoff costs (a frame a full ring drops was received, not sent: infinite_rx overloads the
+what handoff costs (each run with handoff against the mean of the runs without it just before
+and just after) (a frame a full ring drops was received, not sent: infinite_rx overloads the
 workers without pause, and the faster one's ring to the slower fills); testpmd forwards the
 second split on two cores as the reference.
 
@@ -212,18 +213,24 @@ def two_workers(options):
         traces = queue_traces(d)
         print(f'== mix-a on two RX queues and two workers (net_pcap -> net_null), {options.runs} runs each')
         ratios, costs, by_placement = [], [], {}
+        # Each run with handoff is set against the mean of the runs without it just before and
+        # just after (the last one opens the next run), so that a host speeding up or slowing
+        # down over the minute favours neither.
+        owned = [dist_two(traces['owned'], options.seconds, 'bench-dvo')[0]]
         for run in range(options.runs):
             ref = testpmd_two(traces['crossed'], options.seconds, f'bench-tp2{run}')
             latencies = [core_latency()]
-            alone, _ = dist_two(traces['owned'], options.seconds, f'bench-dvo{run}')
-            latencies.append(core_latency())
             spread, handoff = dist_two(traces['crossed'], options.seconds, f'bench-dvs{run}')
             latencies.append(core_latency())
+            owned.append(dist_two(traces['owned'], options.seconds, f'bench-dvo{run}')[0])
+            latencies.append(core_latency())
+            alone = (owned[-2] + owned[-1]) / 2
             ratios.append(spread / ref)
             costs.append(1 - spread / alone)
             where = placement(latencies)
             by_placement.setdefault(where, []).append(costs[-1])
-            print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps; dist-vnf each flow at its owner\'s queue {alone / 1e6:.2f} Mpps, '
+            print(f'run {run + 1}: testpmd {ref / 1e6:.2f} Mpps; dist-vnf each flow at its owner\'s queue {alone / 1e6:.2f} Mpps '
+                  f'(the mean of {owned[-2] / 1e6:.2f} before and {owned[-1] / 1e6:.2f} after), '
                   f'half of the flows at the other queue {spread / 1e6:.2f} Mpps (handed off/received/ring full per worker: '
                   f'{handoff}); handoff costs {100 * (1 - spread / alone):.1f}%; a line crossed the cores in '
                   f'{" / ".join(str(x) for x in latencies)} ns before, between and after: {where}')
