@@ -21,6 +21,8 @@ public struct DataPlaneConfig: Sendable {
     public var arp = false
     /// Hosts each worker's detection keeps (see ``Detector/maxAssets``).
     public var maxHostsPerWorker = 1 << 20
+    /// How far into each direction of a flow detection matches payloads.
+    public var inspection = InspectionLimit.standard
     /// Workers give their CPU up (sched_yield) after a poll round that found nothing: for hosts
     /// where lcores share CPUs with other busy threads (the one-machine test bed). Off: pure
     /// busy polling, as on dedicated cores.
@@ -182,7 +184,7 @@ public final class DataPlane: @unchecked Sendable {
         let records = RecordRing()
         var detector: Detector?
         if let signatures = config.signatures {
-            detector = Detector(signatures: signatures)
+            detector = Detector(signatures: signatures, inspection: config.inspection)
             detector?.arp = config.arp
             detector?.maxAssets = config.maxHostsPerWorker
             detector?.onRecord = { records.push($0) }

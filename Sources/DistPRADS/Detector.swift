@@ -84,9 +84,7 @@ public struct FlowDetection: Sendable, Equatable {
 /// The fast path calls ``inspect(_:flow:)`` with the packet and its flow's ``FlowDetection``;
 /// nothing is allocated unless a packet teaches something new (a record), and a flow's
 /// payloads are matched only within PRADS's limits (10 packets, 500 kB per direction, 600
-/// bytes of each TCP payload), so the cost per packet stays bounded. (prads 0.3.3 computes the
-/// first two and ignores them: it matches every packet of a flow whose service is not known
-/// yet. Without them, detection on fresh flows took 1,426 instructions a frame against 925.)
+/// bytes of each TCP payload: see ``InspectionLimit``), so the cost per packet stays bounded.
 ///
 /// Lock-free by design: each worker owns its own Detector, so each keeps its own asset table;
 /// records flow to one log writer, which merges the views (see `AssetView`).
@@ -109,12 +107,14 @@ public final class Detector {
     public var arp = false
 
     static let tcpInspectLimit = 600
-    public static let inspectPackets = 10
-    public static let inspectBytes = 500_000
     static let maxServiceAttempts = 200
+    /// How far into each direction of a flow its payloads are matched (the caller applies it:
+    /// ``DetectionPacket/inspect``).
+    public let inspection: InspectionLimit
 
-    public init(signatures: PRADSSignatures) {
+    public init(signatures: PRADSSignatures, inspection: InspectionLimit = .standard) {
         self.signatures = signatures
+        self.inspection = inspection
         tcpServiceMatcher = ServiceMatcher(signatures.tcpServices)
         tcpClientMatcher = ServiceMatcher(signatures.tcpClients)
         udpServiceMatcher = ServiceMatcher(signatures.udpServices)

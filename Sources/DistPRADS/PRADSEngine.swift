@@ -131,8 +131,8 @@ public final class PRADSEngine {
         set { detector.onRecord = newValue }
     }
 
-    public init(signatures: PRADSSignatures) {
-        detector = Detector(signatures: signatures)
+    public init(signatures: PRADSSignatures, inspection: InspectionLimit = .standard) {
+        detector = Detector(signatures: signatures, inspection: inspection)
     }
 
     struct ConnectionKey: Hashable {
@@ -174,11 +174,13 @@ public final class PRADSEngine {
             if fromClient {
                 c.clientPackets += 1
                 c.clientBytes += p.ipPayloadBytes
-                p.inspect = c.clientPackets <= Detector.inspectPackets && c.clientBytes <= Detector.inspectBytes
+                p.inspect = detector.inspection.allows(
+                    packets: UInt64(clamping: c.clientPackets), bytes: UInt64(clamping: c.clientBytes))
             } else {
                 c.serverPackets += 1
                 c.serverBytes += p.ipPayloadBytes
-                p.inspect = c.serverPackets <= Detector.inspectPackets && c.serverBytes <= Detector.inspectBytes
+                p.inspect = detector.inspection.allows(
+                    packets: UInt64(clamping: c.serverPackets), bytes: UInt64(clamping: c.serverBytes))
             }
         } else {
             // PRADS gives the first packet of a connection no role.

@@ -12,7 +12,7 @@ extension FastPath {
     @inlinable @inline(__always)
     func detectionIdle(_ index: Int, fromLo: Bool, l4: L4Kind, tcpFlags: UInt8) -> Bool {
         let entry = table.pointer(at: index)
-        let (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo)
+        let (fromClient, inspect) = side(of: entry, fromLo: fromLo)
         return FlowDetection(check: entry.pointee.inspection).idle(
             l4: l4, tcpFlags: tcpFlags, inspect: inspect, fromClient: fromClient)
     }
@@ -20,11 +20,11 @@ extension FastPath {
     /// Whether a packet of a known flow comes from its client, and whether its direction is
     /// still within PRADS's inspection limits.
     @inlinable @inline(__always)
-    static func side(of entry: UnsafeMutablePointer<FlowEntry>, fromLo: Bool) -> (fromClient: Bool, inspect: Bool) {
+    func side(of entry: UnsafeMutablePointer<FlowEntry>, fromLo: Bool) -> (fromClient: Bool, inspect: Bool) {
         let fromClient = fromLo == entry.pointee.clientIsLo
         let packets = fromClient ? entry.pointee.packetsToServer : entry.pointee.packetsToClient
         let bytes = fromClient ? entry.pointee.bytesToServer : entry.pointee.bytesToClient
-        return (fromClient, packets <= UInt64(Detector.inspectPackets) && bytes <= UInt64(Detector.inspectBytes))
+        return (fromClient, inspection.allows(packets: packets, bytes: bytes))
     }
 
     /// Runs the detection on one tracked packet, with the flow's roles and inspection state:
@@ -39,7 +39,7 @@ extension FastPath {
         let entry = table.pointer(at: index)
         var fromClient = false
         var inspect = true
-        if !created { (fromClient, inspect) = Self.side(of: entry, fromLo: fromLo) }
+        if !created { (fromClient, inspect) = side(of: entry, fromLo: fromLo) }
         let bytes = UnsafeRawBufferPointer(start: frame, count: length)
         let decoded: Bool
         if let parse, parse.pointee.isPlain {

@@ -25,6 +25,8 @@ public final class FastPath {
     /// ``detector``, for the calls the fast path makes to it without retaining and releasing it
     /// around each (this path holds it for its life).
     @usableFromInline let inspector: Unmanaged<Detector>?
+    /// ``detector``'s inspection limit (standard without one), where the per-packet gate reads it.
+    @usableFromInline let inspection: InspectionLimit
     /// The event rule in force (OpenNF's enableEvents), set between bursts by the worker.
     public var eventRule: EventRule?
     /// While a worker's held packets drain (see ``HoldQueue``): the filter of the rule that held
@@ -90,6 +92,7 @@ public final class FastPath {
         self.maxBurst = maxBurst
         self.detector = detector
         inspector = detector.map { Unmanaged.passUnretained($0) }
+        inspection = detector?.inspection ?? .standard
         infos = CacheLines.allocate(PacketInfo.self, capacity: maxBurst)
         infos.initialize(repeating: PacketInfo(), count: maxBurst)
         probes = CacheLines.allocate(FlowProbe.self, capacity: maxBurst)

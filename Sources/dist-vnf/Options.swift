@@ -1,6 +1,7 @@
 import DistDataPlane
 import DistFlow
 import DistLog
+import DistPRADS
 import DistServer
 import DistTransfer
 import Logging
@@ -76,6 +77,10 @@ struct Options {
                                  by the clock; a port that cannot stamp: the clock, and a warning
           --max-hosts N          hosts each worker's detection keeps (default: 1048576); beyond,
                                  a new host replaces the host learnt longest ago and not seen since
+          --inspect-packets N    packets of each direction of a flow whose payloads are matched
+                                 against service signatures, within its first 500 kB (default:
+                                 10, PRADS's MAX_PKT_CHECK); 0: every packet of a flow whose
+                                 service is not known yet, as prads 0.3.3 does (slower)
           --mbufs N              mbufs in the packet pool (default: sized from ports and queues;
                                  net_pcap with infinite_rx=1 needs one per frame of its file)
           --mbuf-size BYTES      largest frame held in one mbuf (default: 2048; 9216 for jumbo)
@@ -342,6 +347,9 @@ extension DataPlaneConfig {
         case "--arp": arp = true
         case "--capture-time": captureTime = true
         case "--max-hosts": maxHostsPerWorker = try reader.integer(argument, 16...(1 << 26))
+        case "--inspect-packets":
+            let packets = try reader.integer(argument, 0...1_000_000)
+            inspection = packets == 0 ? .unlimited : InspectionLimit(packets: UInt64(packets), bytes: 500_000)
         case "--idle-yield": idleYield = true
         case "--idle-sleep":
             let text = try reader.value(argument)

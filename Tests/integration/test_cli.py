@@ -42,6 +42,7 @@ class CommandLineTests(unittest.TestCase):
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--metrics', 'nowhere']), '--metrics', 'HOST:PORT', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--mbuf-size', '99999999']), '--mbuf-size', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--idle-sleep', '0']), '--idle-sleep', "'0'", code=2)
+        self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--inspect-packets', '-1']), '--inspect-packets', code=2)
         self.assertOneLineError(run(['-l', '0-1'] + BASE + ['--', '--channel-compression', 'fast']),
                                 '--channel-compression', "'fast'", code=2)
         # A channel frame is built in one mbuf: 9000 bytes do not fit the default 2048.

@@ -88,12 +88,25 @@ def service_packets(c, s, ip, ports=40000):
 
 
 def service_frames():
-    """A capture of our own: banners and handshakes PRADS has signatures and fingerprints for,
-    and a SYN of another client whose options an EOL and an option of length 0 break (tcpdump's test captures
-    have such: PRADS lists `E.`, not the broken option, with the quirks P and !)."""
-    client, server = [198, 18, 0, 10], [198, 18, 0, 20]
-    broken = ipv4(6, [198, 18, 0, 11], server, tcp_with_options(40007, 80, 0x02, bytes([0, 16, 0, 1, 1, 1, 1, 1])))
-    return [eth(0x0800) + p for _, p in service_packets(client, server, ipv4)] + [eth(0x0800) + broken]
+    """A capture of our own: banners and handshakes PRADS has signatures and fingerprints for."""
+    return [eth(0x0800) + p for _, p in service_packets([198, 18, 0, 10], [198, 18, 0, 20], ipv4)]
+
+
+def broken_options_frame():
+    """A SYN whose options an EOL and an option of length 0 break (tcpdump's test captures have
+    such): PRADS lists `E.`, not the broken option, with the quirks P and !."""
+    options = bytes([0, 16, 0, 1, 1, 1, 1, 1])
+    return eth(0x0800) + ipv4(6, [198, 18, 0, 11], [198, 18, 0, 20], tcp_with_options(40007, 80, 0x02, options))
+
+
+def late_banner_frames(before=10):
+    """An SSH server that sends `before` packets of payload no signature matches before its
+    banner: its 12th packet, SYN+ACK first, past PRADS's MAX_PKT_CHECK of 10."""
+    c, s = [198, 18, 0, 30], [198, 18, 0, 40]
+    frames = [ipv4(6, c, s, tcp(40000, 22, 0x02)), ipv4(6, s, c, tcp(22, 40000, 0x12)), ipv4(6, c, s, tcp(40000, 22, 0x10))]
+    frames += [ipv4(6, s, c, tcp(22, 40000, 0x18, b'x' * 40)) for _ in range(before)]
+    frames.append(ipv4(6, s, c, tcp(22, 40000, 0x18, b'SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n')))
+    return [eth(0x0800) + f for f in frames]
 
 
 def tunnel_frames():
@@ -164,10 +177,23 @@ class DetectionParityTests(unittest.TestCase):
 
     def test_a_capture_of_our_own_matches_prads(self):
         path = os.path.join(tempfile.mkdtemp(), 'services.pcap')
-        write_pcap(path, service_frames())
+        write_pcap(path, service_frames() + [broken_options_frame()])
         report, _ = self.parity(path)
         self.assertIn('precision=1.0000', report)
         self.assertIn('recall=1.0000', report)
+
+    def test_with_no_inspection_limit_a_late_banner_is_learnt_as_prads_learns_it(self):
+        # prads 0.3.3 counts MAX_PKT_CHECK and ignores it; dist-vnf applies it unless told
+        # --inspect-packets 0.
+        path = os.path.join(tempfile.mkdtemp(), 'late.pcap')
+        write_pcap(path, late_banner_frames())
+        for app, complete in (((), False), (('--inspect-packets', '0'), True)):
+            d = tempfile.mkdtemp(prefix='dist-detect-')
+            reference = prads_log(path, d)
+            candidate, _, _ = dist_log(self, path, d, app)
+            code, report = check(reference, candidate)
+            self.assertEqual(code == 0, complete, report)
+            self.assertEqual('OpenSSH 8.4p1' in open(candidate).read(), complete, report)
 
     def test_tunnelled_hosts_match_prads(self):
         # dist-vnf tracks and inspects each flow inside a tunnel; PRADS fingerprints the hosts
