@@ -16,7 +16,7 @@ import time
 import unittest
 
 from support import MIX_A, ROOT, admin_request, write_pcap
-from test_move import FILTER, FRAMES, MOVE_AT, TestBed
+from movebed import FILTER, FRAMES, MOVE_AT, TestBed
 
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tools'))
 import pcapcheck  # noqa: E402
