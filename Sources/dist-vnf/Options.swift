@@ -349,7 +349,7 @@ extension DataPlaneConfig {
         case "--max-hosts": maxHostsPerWorker = try reader.integer(argument, 16...(1 << 26))
         case "--inspect-packets":
             let packets = try reader.integer(argument, 0...1_000_000)
-            inspection = packets == 0 ? .unlimited : InspectionLimit(packets: UInt64(packets), bytes: 500_000)
+            inspection = packets == 0 ? .unlimited : InspectionLimit(packets: UInt64(packets), bytes: InspectionLimit.standard.bytes)
         case "--idle-yield": idleYield = true
         case "--idle-sleep":
             let text = try reader.value(argument)

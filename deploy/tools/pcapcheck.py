@@ -58,26 +58,39 @@ def read_pcap(path):
 
 def read_pcap_records(path):
     """(timestamp in seconds, frame) of a classic pcap file, µs or ns resolution."""
+    return [(t, frame) for t, frame, _ in read_pcap_file(path)[1]]
+
+
+# A classic pcap file's magic: byte order and the unit of its sub-second stamps.
+PCAP_MAGICS = {b'\xd4\xc3\xb2\xa1': ('<', 1e-6), b'\x4d\x3c\xb2\xa1': ('<', 1e-9),
+               b'\xa1\xb2\xc3\xd4': ('>', 1e-6), b'\xa1\xb2\x3c\x4d': ('>', 1e-9)}
+
+
+def read_pcap_file(path, whole=True):
+    """(link type, [(timestamp in seconds, frame, length on the wire)]) of a classic pcap file,
+    either byte order, µs or ns resolution. A record that runs past the end of the file is an
+    error, or (whole=False) where reading stops."""
     with open(path, 'rb') as f:
         data = f.read()
     if len(data) < 24:
         raise ValueError(f'{path}: shorter than a pcap header')
-    magic = data[:4]
-    order = '<' if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
-    if magic not in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1', b'\xa1\xb2\xc3\xd4', b'\xa1\xb2\x3c\x4d'):
+    if data[:4] not in PCAP_MAGICS:
         raise ValueError(f'{path}: not a classic pcap file (pcapng is not read)')
-    scale = 1e-9 if magic in (b'\x4d\x3c\xb2\xa1', b'\xa1\xb2\x3c\x4d') else 1e-6
+    order, scale = PCAP_MAGICS[data[:4]]
+    link = struct.unpack_from(order + 'I', data, 20)[0] & 0xFFFF
     record = struct.Struct(order + 'IIII')
     out = []
     pos = 24
     while pos + 16 <= len(data):
-        sec, frac, caplen, _ = record.unpack_from(data, pos)
+        sec, frac, caplen, wire = record.unpack_from(data, pos)
         pos += 16
         if pos + caplen > len(data):
+            if not whole:
+                break
             raise ValueError(f'{path}: record {len(out)} runs past the end of the file')
-        out.append((sec + frac * scale, data[pos:pos + caplen]))
+        out.append((sec + frac * scale, data[pos:pos + caplen], wire))
         pos += caplen
-    return out
+    return link, out
 
 
 IBC_MARK = b'DiST-IBC'

@@ -11,11 +11,13 @@ apart in time, as they were. Frames longer than --max-frame bytes are left out (
 holds one frame in one segment). Prints what it took.
 """
 import argparse
+import os
 import struct
 import sys
 
-MAGICS = {b'\xd4\xc3\xb2\xa1': ('<', 1e6), b'\xa1\xb2\xc3\xd4': ('>', 1e6),
-          b'\x4d\x3c\xb2\xa1': ('<', 1e9), b'\xa1\xb2\x3c\x4d': ('>', 1e9)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcapcheck import read_pcap_file  # noqa: E402
+
 ETHERNET = 1
 MAX_GAP = 3600.0
 
@@ -23,22 +25,11 @@ MAX_GAP = 3600.0
 def frames_of(path):
     """(seconds, frame, wire length) of each record of an Ethernet pcap file; [] for any
     other file."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    if len(data) < 24 or data[:4] not in MAGICS:
+    try:
+        link, records = read_pcap_file(path, whole=False)
+    except (OSError, ValueError):
         return []
-    order, per_second = MAGICS[data[:4]]
-    if struct.unpack(order + 'I', data[20:24])[0] & 0xFFFF != ETHERNET:
-        return []
-    records, offset = [], 24
-    while offset + 16 <= len(data):
-        seconds, fraction, captured, wire = struct.unpack(order + 'IIII', data[offset:offset + 16])
-        if offset + 16 + captured > len(data):
-            break
-        frame = data[offset + 16:offset + 16 + captured]
-        records.append((seconds + fraction / per_second, frame, max(wire, captured)))
-        offset += 16 + captured
-    return records
+    return [(t, frame, max(wire, len(frame))) for t, frame, wire in records] if link == ETHERNET else []
 
 
 def main():
