@@ -248,28 +248,33 @@ public final class FastPath {
         }
     }
 
-    /// ``stageHandoffs(count:data:segmentLengths:packetLengths:packets:port:)`` on `handoff`.
+    /// ``stageHandoffs(count:data:segmentLengths:packetLengths:packets:port:)`` on `handoff`: each
+    /// packet written into the next slot of its owner's ring, the rings' indices looked at once
+    /// for the burst.
     @inline(__always) @usableFromInline
     func stage(
         _ handoff: HandoffLinks<HandoffPacket>, count: Int, data: UnsafePointer<UnsafePointer<UInt8>?>,
         segmentLengths: UnsafePointer<UInt16>, packetLengths: UnsafePointer<UInt32>,
         packets: UnsafePointer<OpaquePointer?>?, port: UInt16
     ) {
+        let stamps = self.stamps
+        handoff.open(wanted: count)
         for i in 0..<count where verdicts[i] == .handoff {
-            let seconds = stamp(i, now: .max) == .max ? UInt32.max : UInt32(clamping: stamps![i] / 1_000_000_000)
-            let staged = handoff.stage(to: Int(owners[i])) { slot in
-                HandoffPacket.stream(
-                    probe: probes[i], info: infos[i], frame: data[i].unsafelyUnwrapped, packet: packets?[i],
-                    packetLength: packetLengths[i], segmentLength: segmentLengths[i], port: port,
-                    stampSeconds: seconds, to: slot)
-            }
-            if !staged {
+            guard let slot = handoff.slot(for: Int(owners[i])) else {
                 // The owner's ring is full: dropped here, as if the port had dropped it (no
                 // state was touched anywhere).
                 stats.pointee.handoffRingFull &+= 1
                 verdicts[i] = .discard
+                continue
             }
+            var seconds = UInt32.max
+            if let stamps, stamps[i] != .max { seconds = UInt32(clamping: stamps[i] / 1_000_000_000) }
+            HandoffPacket.stream(
+                probe: probes + i, info: infos + i, frame: data[i].unsafelyUnwrapped, packet: packets?[i],
+                packetLength: packetLengths[i], segmentLength: segmentLengths[i], port: port,
+                stampSeconds: seconds, to: slot)
         }
+        handoff.close()
     }
 
     /// Processes `count` packets other workers handed this one (``Verdict/handoff``): it owns

@@ -78,6 +78,53 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
         staged.pointee += 1
     }
 
+    /// Producer side: up to `wanted` free slots after what is queued and staged, to be filled in
+    /// order (``Window/take()``) and staged together (``commit(_:)``): a burst looks at the
+    /// indices once, not once a packet. The consumer's head is reloaded only when the copy of
+    /// it says there is less room than wanted.
+    @inlinable @inline(__always)
+    public func window(wanted: Int) -> Window {
+        let t = tail.load(ordering: .relaxed) &+ staged.pointee
+        if capacity &- (t &- producerHead.pointee) < wanted {
+            producerHead.pointee = head.load(ordering: .acquiring)
+        }
+        return Window(slots: slots, mask: mask, next: t, end: producerHead.pointee &+ capacity)
+    }
+
+    /// Producer side: stages what was written into the slots `window` gave.
+    @inlinable @inline(__always)
+    public func commit(_ window: Window) {
+        staged.pointee = window.next &- tail.load(ordering: .relaxed)
+    }
+
+    /// Free slots of a ring, taken in order (see ``HandoffRing/window(wanted:)``).
+    public struct Window {
+        @usableFromInline let slots: UnsafeMutablePointer<Element>?
+        @usableFromInline let mask: Int
+        @usableFromInline var next: Int
+        @usableFromInline let end: Int
+
+        @inlinable @inline(__always)
+        init(slots: UnsafeMutablePointer<Element>?, mask: Int, next: Int, end: Int) {
+            self.slots = slots
+            self.mask = mask
+            self.next = next
+            self.end = end
+        }
+
+        /// A window with no room (the ring to a worker's own index).
+        @usableFromInline static var closed: Window { Window(slots: nil, mask: 0, next: 0, end: 0) }
+
+        /// The next free slot, or nil when the window is full.
+        @inlinable @inline(__always)
+        public mutating func take() -> UnsafeMutablePointer<Element>? {
+            guard next < end else { return nil }
+            let slot = slots.unsafelyUnwrapped + (next & mask)
+            next &+= 1
+            return slot
+        }
+    }
+
     /// Producer side: makes the staged items visible to the consumer; returns how many.
     @inlinable @inline(__always) @discardableResult
     public func publish() -> Int {
@@ -139,6 +186,9 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
     /// consumer's core would pull that line away from the producer's at every round.
     @usableFromInline let sources: UnsafeMutablePointer<Unmanaged<HandoffRing<Element>>>
     @usableFromInline let sourceCount: Int
+    /// The open window on each ring to another worker, while a burst is staged
+    /// (``open(wanted:)``).
+    @usableFromInline let windows: UnsafeMutablePointer<HandoffRing<Element>.Window>
 
     init(outgoing: [HandoffRing<Element>?], incoming: [HandoffRing<Element>]) {
         self.outgoing = outgoing
@@ -149,11 +199,14 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
         sourceCount = incoming.count
         sources = .allocate(capacity: max(1, incoming.count))
         for (i, ring) in incoming.enumerated() { (sources + i).initialize(to: Unmanaged.passUnretained(ring)) }
+        windows = .allocate(capacity: max(1, outgoing.count))
+        windows.initialize(repeating: .closed, count: max(1, outgoing.count))
     }
 
     deinit {
         rings.deallocate()
         sources.deallocate()
+        windows.deallocate()
     }
 
     /// Calls `body` with each ring from another worker that holds packets (without retaining
@@ -192,16 +245,32 @@ public final class HandoffLinks<Element: BitwiseCopyable>: @unchecked Sendable {
         return ring._withUnsafeGuaranteedRef { $0.stage(item) }
     }
 
-    /// Lets `write` fill worker `owner`'s next slot in place (seen there after the next
-    /// ``flush(stats:)``). False as ``stage(_:to:)`` is, without calling `write`.
+    /// Opens a window on the ring to each other worker, for a burst of up to `wanted` packets:
+    /// ``slot(for:)`` then hands out slots to fill in place, and ``close()`` stages them (seen
+    /// by their owners after the next ``flush(stats:)``).
     @inlinable @inline(__always)
-    public func stage(to owner: Int, _ write: (UnsafeMutablePointer<Element>) -> Void) -> Bool {
-        guard owner >= 0, owner < workers, let ring = rings[owner] else { return false }
-        return ring._withUnsafeGuaranteedRef { ring in
-            guard let slot = ring.reserve() else { return false }
-            write(slot)
-            ring.commit()
-            return true
+    public func open(wanted: Int) {
+        for owner in 0..<workers {
+            guard let ring = rings[owner] else { continue }
+            windows[owner] = ring._withUnsafeGuaranteedRef { $0.window(wanted: wanted) }
+        }
+    }
+
+    /// The next free slot of worker `owner`'s ring in the open window; nil when the ring is
+    /// full (the packet stays the caller's, to drop and count as ``WorkerStats/handoffRingFull``)
+    /// or `owner` is no other worker.
+    @inlinable @inline(__always)
+    public func slot(for owner: Int) -> UnsafeMutablePointer<Element>? {
+        guard owner >= 0, owner < workers else { return nil }
+        return windows[owner].take()
+    }
+
+    /// Stages what was written into the slots of the open windows.
+    @inlinable @inline(__always)
+    public func close() {
+        for owner in 0..<workers {
+            guard let ring = rings[owner] else { continue }
+            ring._withUnsafeGuaranteedRef { $0.commit(windows[owner]) }
         }
     }
 

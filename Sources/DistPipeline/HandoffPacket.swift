@@ -52,8 +52,7 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
         self.packet = packet
         self.frame = frame
         hash = probe.hash
-        let compact =
-            probe.key.tunnel == .none && probe.key.loAddr.isIPv4Mapped && probe.key.hiAddr.isIPv4Mapped
+        let compact = Self.isCompact(l3: info.l3, tunnel: info.tunnel)
         loAddr = UInt32(truncatingIfNeeded: probe.key.loAddr.lo)
         hiAddr = UInt32(truncatingIfNeeded: probe.key.hiAddr.lo)
         loPort = probe.key.loPort
@@ -69,32 +68,42 @@ public struct HandoffPacket: @unchecked Sendable, BitwiseCopyable {
             (info.l4 == .tcp ? Flags.tcp : 0) | (probe.fromLo ? Flags.fromLo : 0) | (compact ? Flags.compact : 0)
     }
 
+    /// Whether the key of a flow so parsed fits the slot: an IPv4 packet outside tunnels, whose
+    /// key is its two addresses (mapped), ports, protocol and VLANs.
+    @inlinable @inline(__always)
+    static func isCompact(l3: L3Kind, tunnel: TunnelKind) -> Bool {
+        l3 == .ipv4 && tunnel == .none
+    }
+
     /// Writes what ``init(probe:info:frame:packet:packetLength:segmentLength:port:)`` makes
-    /// (with `stampSeconds`) into `slot` as eight words streamed past the caches: the
-    /// receiver does not wait for the slot's line to come back from the owner's core, which
-    /// read it last. The ring's flush fences them before it publishes the slot.
+    /// (with `stampSeconds`) of the probe and parse where they lie into `slot`, as eight words
+    /// streamed past the caches: the receiver does not wait for the slot's line to come back
+    /// from the owner's core, which read it last. The ring's flush fences them before it
+    /// publishes the slot.
     @inlinable @inline(__always)
     public static func stream(
-        probe: borrowing FlowProbe, info: borrowing PacketInfo, frame: UnsafePointer<UInt8>, packet: OpaquePointer?,
-        packetLength: UInt32, segmentLength: UInt16, port: UInt16, stampSeconds: UInt32,
+        probe: UnsafePointer<FlowProbe>, info: UnsafePointer<PacketInfo>, frame: UnsafePointer<UInt8>,
+        packet: OpaquePointer?, packetLength: UInt32, segmentLength: UInt16, port: UInt16, stampSeconds: UInt32,
         to slot: UnsafeMutablePointer<HandoffPacket>
     ) {
-        let lo = probe.key.loAddr
-        let hi = probe.key.hiAddr
-        let compact = probe.key.tunnel == .none && lo.isIPv4Mapped && hi.isIPv4Mapped
+        let tunnel = info.pointee.tunnel
+        let compact = isCompact(l3: info.pointee.l3, tunnel: tunnel)
+        let l3Offset = tunnel == .none ? info.pointee.l3Offset : info.pointee.innerL3Offset
         let flags =
-            (info.l4 == .tcp ? Flags.tcp : 0) | (probe.fromLo ? Flags.fromLo : 0) | (compact ? Flags.compact : 0)
+            (info.pointee.l4 == .tcp ? Flags.tcp : 0) | (probe.pointee.fromLo ? Flags.fromLo : 0)
+            | (compact ? Flags.compact : 0)
         // Little-endian words in the order of the stored properties (checked by a test).
         dist_stream_words(
             slot,
             UInt64(UInt(bitPattern: packet)),
             UInt64(UInt(bitPattern: frame)),
-            probe.hash,
-            lo.lo & 0xFFFF_FFFF | hi.lo << 32,
-            UInt64(probe.key.loPort) | UInt64(probe.key.hiPort) << 16 | UInt64(probe.key.vlanKey) << 32,
+            probe.pointee.hash,
+            probe.pointee.key.loAddr.lo & 0xFFFF_FFFF | probe.pointee.key.hiAddr.lo << 32,
+            UInt64(probe.pointee.key.loPort) | UInt64(probe.pointee.key.hiPort) << 16
+                | UInt64(probe.pointee.key.vlanKey) << 32,
             UInt64(packetLength) | UInt64(stampSeconds) << 32,
-            UInt64(segmentLength) | UInt64(port) << 16 | UInt64(info.flowL3Offset) << 32
-                | UInt64(probe.key.proto) << 48 | UInt64(info.tcpFlags) << 56,
+            UInt64(segmentLength) | UInt64(port) << 16 | UInt64(l3Offset) << 32
+                | UInt64(probe.pointee.key.proto) << 48 | UInt64(info.pointee.tcpFlags) << 56,
             UInt64(flags))
     }
 
