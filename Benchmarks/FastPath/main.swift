@@ -10,6 +10,10 @@
 // worker 1 processes them. On one thread: it counts the handoff's instructions, not the cache
 // lines that cross cores.
 //
+// --owned: the same two workers, each receiving only the frames of the flows it owns (worker 0
+// first, then worker 1, every pass): what --handoff is set against, two workers without a
+// handoff.
+//
 // Prints frames processed, nanoseconds and instructions-worthy figures per frame. Under
 // `valgrind --tool=callgrind` the instruction count per frame is stable whatever the load on
 // the machine: deploy/bench/fastpath-instructions.sh runs it that way.
@@ -21,11 +25,13 @@ import Foundation
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: dist-fastpath-bench TRACE.pcap [PASSES]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: dist-fastpath-bench TRACE.pcap [PASSES] [--handoff | --owned] [--detection]\n".utf8))
     exit(2)
 }
 let passes = arguments.count > 2 ? max(1, Int(arguments[2]) ?? 10) : 10
 let handoff = arguments.contains("--handoff")
+let owned = arguments.contains("--owned")
 let detection = arguments.contains("--detection")
 let file: PcapFile
 do {
@@ -35,15 +41,27 @@ do {
     exit(1)
 }
 
-// Frames laid out back to back in one buffer, as mbufs would hold them.
-let count = file.frames.count
-let total = file.frames.reduce(0) { $0 + $1.bytes.count }
+// Frames laid out back to back in one buffer, as mbufs would hold them; with --owned, worker 0's
+// first (and every frame without a flow), then worker 1's from `split` on.
+let ownership = FlowOwnership(workers: 2)
+func ownedByWorker1(_ frame: PcapFile.Frame) -> Bool {
+    frame.bytes.withUnsafeBufferPointer { b in
+        var info = PacketInfo()
+        guard let base = b.baseAddress else { return false }
+        PacketParser.parse(UnsafeRawPointer(base), length: b.count, into: &info)
+        return info.hasFlow && ownership.owner(of: FlowProbe(info, frame: base, seed: 0).key) == 1
+    }
+}
+let laidOut = owned ? file.frames.filter { !ownedByWorker1($0) } + file.frames.filter(ownedByWorker1) : file.frames
+let split = owned ? file.frames.filter { !ownedByWorker1($0) }.count : laidOut.count
+let count = laidOut.count
+let total = laidOut.reduce(0) { $0 + $1.bytes.count }
 let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 64)
 let data = UnsafeMutablePointer<UnsafePointer<UInt8>?>.allocate(capacity: max(count, 1))
 let segmentLengths = UnsafeMutablePointer<UInt16>.allocate(capacity: max(count, 1))
 let packetLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: max(count, 1))
 var offset = 0
-for (i, frame) in file.frames.enumerated() {
+for (i, frame) in laidOut.enumerated() {
     frame.bytes.withUnsafeBytes { (buffer + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     data[i] = UnsafePointer((buffer + offset).assumingMemoryBound(to: UInt8.self))
     segmentLengths[i] = UInt16(truncatingIfNeeded: min(frame.bytes.count, 65535))
@@ -68,10 +86,10 @@ let ownerStats = UnsafeMutablePointer<WorkerStats>.allocate(capacity: 1)
 ownerStats.initialize(to: WorkerStats())
 let owner = FastPath(table: FlowTable(capacity: 1 << 20), stats: ownerStats)
 let links = HandoffLinks<HandoffPacket>.mesh(workers: 2, capacity: 4096)
-if handoff {
-    fastPath.ownership = FlowOwnership(workers: 2)
+if handoff || owned {
+    fastPath.ownership = ownership
     fastPath.handoff = links[0]
-    owner.ownership = fastPath.ownership
+    owner.ownership = ownership
     owner.index = 1
     owner.handoff = links[1]
 }
@@ -81,7 +99,16 @@ var now: UInt64 = 1_000_000_000
 for _ in 0..<passes {
     var i = 0
     while i < count {
-        let n = min(32, count - i)
+        if i >= split {
+            let n = min(32, count - i)
+            owner.process(
+                count: n, data: data + i, segmentLengths: segmentLengths + i, packetLengths: packetLengths + i,
+                now: now)
+            i += n
+            now &+= 1000
+            continue
+        }
+        let n = min(32, split - i)
         let events = fastPath.process(
             count: n, data: data + i, segmentLengths: segmentLengths + i,
             packetLengths: packetLengths + i, now: now)
@@ -98,7 +125,7 @@ for _ in 0..<passes {
 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
 let frames = Double(count * passes)
 print(
-    "frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets) "
+    "frames \(count * passes) passes \(passes) flows \(table.count + owner.table.count) rx \(stats.pointee.rxPackets + ownerStats.pointee.rxPackets) "
         + "handed_off \(stats.pointee.handedOff)"
 )
 print(String(format: "ns_per_frame %.1f mpps %.2f", elapsed / frames, frames / elapsed * 1e3))

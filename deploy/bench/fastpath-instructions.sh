@@ -26,6 +26,9 @@ high=$(count 12)
 handed=$("$work/bench" "$trace" 1 --handoff | sed -n 's/.*handed_off \([0-9]*\).*/\1/p')
 handoff_low=$(count 2 --handoff)
 handoff_high=$(count 12 --handoff)
+# The same two workers, each receiving only its own flows' frames: the handoff's reference.
+owned_low=$(count 2 --owned)
+owned_high=$(count 12 --owned)
 # Instructions spent in the allocator and in reference counting, per frame: both must be 0.
 runtime() {
     callgrind_annotate --threshold=100 "$work/cg.$1" 2>/dev/null \
@@ -37,5 +40,8 @@ frames = $frames * 10
 print(f'instructions_per_frame {($high - $low) / frames:.1f}')
 print(f'allocator_and_refcount_instructions_per_frame {($(runtime 12) - $(runtime 2)) / frames:.2f}')
 extra = ($handoff_high - $handoff_low) - ($high - $low)
-print(f'two workers: {$handed} of {$frames} frames handed off; instructions per handed-off frame, over its own processing: {extra / ($handed * 10):.1f}')"
+print(f'two workers: {$handed} of {$frames} frames handed off; instructions per handed-off frame, over its own processing: {extra / ($handed * 10):.1f}')
+owned, crossed = ($owned_high - $owned_low) / frames, ($handoff_high - $handoff_low) / frames
+print(f'two workers, each frame at its owner: {owned:.1f} instructions a frame; with those handed off: {crossed:.1f} '
+      f'(handoff costs {100 * (1 - owned / crossed):.1f}% of the rate, if time went by instructions)')"
 rm -rf "$work"
