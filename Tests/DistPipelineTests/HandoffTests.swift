@@ -144,6 +144,52 @@ import Testing
         #expect(s[0].handoffRingFull == 0 && s[1].handoffRingFull == 0)
     }
 
+    /// The key the fast path makes of a frame's flow (a tunnelled flow's included).
+    static func probeKey(_ frame: [UInt8]) -> FlowKey {
+        frame.withUnsafeBufferPointer { b in
+            var info = PacketInfo()
+            PacketParser.parse(UnsafeRawPointer(b.baseAddress!), length: b.count, into: &info)
+            return FlowProbe(info, frame: b.baseAddress!, seed: 0).key
+        }
+    }
+
+    @Test func aBurstForSeveralOwnersReachesEachInOrder() throws {
+        // Four workers, every frame received by worker 0 in bursts of 32, so that one burst
+        // stages packets for three owners: each owner takes exactly its flows' frames, in the
+        // order received, and keeps the state one worker would.
+        let four = Instance(workers: 4)
+        var expected: [[[UInt8]]] = Array(repeating: [], count: 4)
+        var taken: [[[UInt8]]] = Array(repeating: [], count: 4)
+        var start = 0
+        while start < Self.frames.count {
+            let burst = Array(Self.frames[start..<min(start + 32, Self.frames.count)])
+            let verdicts = four.burst(burst, at: 0, now: UInt64(1_000 + start))
+            for (frame, verdict) in zip(burst, verdicts) where verdict == .handoff {
+                expected[four.ownership.owner(of: Self.probeKey(frame))].append(frame)
+            }
+            for w in 1..<4 { taken[w] += four.taken(at: w, now: UInt64(1_000 + start)).map(\.frame) }
+            start += 32
+        }
+        for w in 1..<4 {
+            #expect(taken[w].count > 500 && taken[w] == expected[w], "worker \(w)")
+        }
+        #expect(four.stats[0].pointee.handoffRingFull == 0)
+        let one = Instance(workers: 1)
+        start = 0
+        while start < Self.frames.count {
+            _ = one.burst(
+                Array(Self.frames[start..<min(start + 32, Self.frames.count)]), at: 0, now: UInt64(1_000 + start))
+            start += 32
+        }
+        let a = one.flows
+        let b = four.flows
+        #expect(a.count == b.count)
+        for (key, single) in a {
+            let e = try #require(b[key]?.entry)
+            #expect(e.packetsToServer == single.entry.packetsToServer && e.bytesToClient == single.entry.bytesToClient)
+        }
+    }
+
     @Test func aFullHandoffRingIsCountedAndTouchesNoState() throws {
         let two = Instance(workers: 2, ringCapacity: 4)
         let theirs = Self.frames.filter { RedirectTests.key($0).map { two.ownership.owner(of: $0) == 1 } ?? false }
