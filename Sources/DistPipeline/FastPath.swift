@@ -257,6 +257,7 @@ public final class FastPath {
         segmentLengths: UnsafePointer<UInt16>, packetLengths: UnsafePointer<UInt32>,
         packets: UnsafePointer<OpaquePointer?>?, port: UInt16
     ) {
+        // (Read once: a class property is loaded again at every packet.)
         let stamps = self.stamps
         handoff.open(wanted: count)
         for i in 0..<count where verdicts[i] == .handoff {

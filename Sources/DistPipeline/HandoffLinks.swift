@@ -54,28 +54,11 @@ public final class HandoffRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// ``publish()``. False when the ring is full (the item stays the caller's).
     @inlinable @inline(__always)
     public func stage(_ item: Element) -> Bool {
-        guard let slot = reserve() else { return false }
+        var window = window(wanted: 1)
+        guard let slot = window.take() else { return false }
         slot.initialize(to: item)
-        commit()
+        commit(window)
         return true
-    }
-
-    /// Producer side: the slot after what is queued and staged, for the caller to write in
-    /// place and then ``commit()``; nil when the ring is full.
-    @inlinable @inline(__always)
-    public func reserve() -> UnsafeMutablePointer<Element>? {
-        let t = tail.load(ordering: .relaxed) + staged.pointee
-        if t - producerHead.pointee >= capacity {
-            producerHead.pointee = head.load(ordering: .acquiring)
-            if t - producerHead.pointee >= capacity { return nil }
-        }
-        return slots + (t & mask)
-    }
-
-    /// Producer side: stages the slot ``reserve()`` gave, now written.
-    @inlinable @inline(__always)
-    public func commit() {
-        staged.pointee += 1
     }
 
     /// Producer side: up to `wanted` free slots after what is queued and staged, to be filled in

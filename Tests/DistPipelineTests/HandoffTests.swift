@@ -428,7 +428,8 @@ import Testing
                     probe: probe, info: info, frame: base, packet: handle, packetLength: UInt32(b.count) + 4,
                     segmentLength: UInt16(b.count), port: 3)
                 expected.stampSeconds = UInt32(1_700_000_000 + checked)
-                let slot = ring.reserve()!
+                var window = ring.window(wanted: 1)
+                let slot = window.take()!
                 withUnsafePointer(to: probe) { probe in
                     withUnsafePointer(to: info) { info in
                         HandoffPacket.stream(
