@@ -15,8 +15,10 @@ log=$(mktemp -d)
 # again (a debug build of everything, as `swift test` makes, took nine minutes more).
 echo "== unit tests (swift build -c release --build-tests; the tests bundle)"
 if swift build -c release --build-tests >"$log/unit-build.txt" 2>&1; then
-    .build/release/distPackageTests.xctest --testing-library swift-testing 2>&1 | tee "$log/unit.txt" \
-        | grep -E '^(✘|✔ Suite|✔ Test run|✘ Test run)|error:'
+    # (swift-testing colours its lines even into a pipe: the colours go, so that the patterns
+    # here and below match from the line's start.)
+    .build/release/distPackageTests.xctest --testing-library swift-testing 2>&1 | sed 's/\x1b\[[0-9;]*m//g' \
+        | tee "$log/unit.txt" | grep -E '^(✘|✔ Suite|✔ Test run|✘ Test run)|error:'
     unit_status=${PIPESTATUS[0]}
 else
     grep -E 'error:' "$log/unit-build.txt" | head -40 | tee "$log/unit.txt"
