@@ -52,8 +52,10 @@ func ownedByWorker1(_ frame: PcapFile.Frame) -> Bool {
         return info.hasFlow && ownership.owner(of: FlowProbe(info, frame: base, seed: 0).key) == 1
     }
 }
-let laidOut = owned ? file.frames.filter { !ownedByWorker1($0) } + file.frames.filter(ownedByWorker1) : file.frames
-let split = owned ? file.frames.filter { !ownedByWorker1($0) }.count : laidOut.count
+let worker1 = owned ? file.frames.map(ownedByWorker1) : []
+let worker0Frames = owned ? zip(file.frames, worker1).filter { !$0.1 }.map(\.0) : file.frames
+let laidOut = owned ? worker0Frames + zip(file.frames, worker1).filter(\.1).map(\.0) : file.frames
+let split = worker0Frames.count
 let count = laidOut.count
 let total = laidOut.reduce(0) { $0 + $1.bytes.count }
 let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 64)
